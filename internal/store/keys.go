@@ -1,0 +1,137 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// SigningKey is a token signing key as stored (private key in PKCS#8 PEM).
+type SigningKey struct {
+	KID        string
+	Alg        string
+	PrivatePEM []byte
+	CreatedAt  time.Time
+	RetiredAt  *time.Time
+}
+
+// InsertSigningKey stores a new key. Errors: ErrConflict.
+func (s *Store) InsertSigningKey(ctx context.Context, k SigningKey) error {
+	if _, err := s.exec(ctx, `INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)`, k.KID, k.Alg, string(k.PrivatePEM), ms(k.CreatedAt)); err != nil {
+		return fmt.Errorf("insert signing key: %w", err)
+	}
+	return nil
+}
+
+// RetireSigningKeys marks every active key except keep as retired at t.
+func (s *Store) RetireSigningKeys(ctx context.Context, keep string, t time.Time) error {
+	if _, err := s.exec(ctx, `UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL AND kid <> ?`, ms(t), keep); err != nil {
+		return fmt.Errorf("retire signing keys: %w", err)
+	}
+	return nil
+}
+
+// ListSigningKeys returns keys retired after since (and all active ones), newest first.
+func (s *Store) ListSigningKeys(ctx context.Context, since time.Time) ([]SigningKey, error) {
+	rows, err := s.query(ctx, `SELECT kid, alg, private_pem, created_at, retired_at FROM signing_keys WHERE retired_at IS NULL OR retired_at > ? ORDER BY created_at DESC, kid`, ms(since))
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", err)
+	}
+	defer rows.Close()
+	var out []SigningKey
+	for rows.Next() {
+		var k SigningKey
+		var pem string
+		var created int64
+		var retired sql.NullInt64
+		if err := rows.Scan(&k.KID, &k.Alg, &pem, &created, &retired); err != nil {
+			return nil, fmt.Errorf("list signing keys: %w", err)
+		}
+		k.PrivatePEM, k.CreatedAt = []byte(pem), fromMS(created)
+		if retired.Valid {
+			t := fromMS(retired.Int64)
+			k.RetiredAt = &t
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// RevokeToken records a revoked token id until its expiry. Revoking twice is fine.
+func (s *Store) RevokeToken(ctx context.Context, jti string, expiresAt, at time.Time) error {
+	if _, err := s.exec(ctx, `INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, jti, ms(expiresAt), ms(at)); err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	return nil
+}
+
+// RevokedSince lists token ids revoked at or after t that have not expired by now.
+func (s *Store) RevokedSince(ctx context.Context, t, now time.Time) ([]string, error) {
+	rows, err := s.query(ctx, `SELECT jti FROM revoked_tokens WHERE revoked_at >= ? AND expires_at > ?`, ms(t), ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("revoked tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var jti string
+		if err := rows.Scan(&jti); err != nil {
+			return nil, fmt.Errorf("revoked tokens: %w", err)
+		}
+		out = append(out, jti)
+	}
+	return out, rows.Err()
+}
+
+// IsRevoked reports whether the token id was revoked.
+func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
+	var n int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM revoked_tokens WHERE jti = ?`, jti).Scan(&n); err != nil {
+		return false, fmt.Errorf("is revoked: %w", s.mapErr(err))
+	}
+	return n > 0, nil
+}
+
+// AuditEvent is one row of the audit trail: every write and every denial.
+type AuditEvent struct {
+	ProjectID     string
+	At            time.Time
+	RequestID     string
+	PrincipalKind string
+	PrincipalID   string
+	Action        string
+	Resource      string
+	Outcome       string // "allowed", "denied", "error"
+	Detail        string
+}
+
+// InsertAudit appends an audit event.
+func (s *Store) InsertAudit(ctx context.Context, e AuditEvent) error {
+	_, err := s.exec(ctx, `INSERT INTO audit_events (project_id, at, request_id, principal_kind, principal_id, action, resource, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ProjectID, ms(e.At), e.RequestID, e.PrincipalKind, e.PrincipalID, e.Action, e.Resource, e.Outcome, e.Detail)
+	if err != nil {
+		return fmt.Errorf("insert audit: %w", err)
+	}
+	return nil
+}
+
+// ListAudit returns the project's latest audit events, newest first.
+func (s *Store) ListAudit(ctx context.Context, projectID string, limit int) ([]AuditEvent, error) {
+	rows, err := s.query(ctx, fmt.Sprintf(`SELECT project_id, at, request_id, principal_kind, principal_id, action, resource, outcome, detail FROM audit_events WHERE project_id = ? ORDER BY id DESC LIMIT %d`, limit), projectID)
+	if err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEvent
+	for rows.Next() {
+		var e AuditEvent
+		var at int64
+		if err := rows.Scan(&e.ProjectID, &at, &e.RequestID, &e.PrincipalKind, &e.PrincipalID, &e.Action, &e.Resource, &e.Outcome, &e.Detail); err != nil {
+			return nil, fmt.Errorf("list audit: %w", err)
+		}
+		e.At = fromMS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
