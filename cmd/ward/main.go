@@ -1,0 +1,55 @@
+// Command ward is Ward's single binary: serve the API, or administer the
+// database (create projects, rotate signing keys).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+const usage = `usage: ward <command> [flags]
+
+commands:
+  serve                     run the server (SQLite in ./ward-data by default)
+  admin create-project      create a project with a full-access admin client
+  admin rotate-keys         add a new token signing key and retire the old ones
+  version                   print the version
+
+Run "ward <command> -h" for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "ward:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:])
+	case "admin":
+		return admin(ctx, args[1:])
+	case "version", "--version", "-v":
+		fmt.Println(version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/server"
+	"github.com/wardhealth/ward/internal/store"
+	"github.com/wardhealth/ward/internal/tokens"
+)
+
+// services are the long-lived parts built from config.
+type services struct {
+	store   *store.Store
+	iam     *iam.Service
+	keys    *tokens.Keys
+	revoked *tokens.Revocations
+}
+
+func open(ctx context.Context, c config) (*services, error) {
+	st, err := store.Open(ctx, c.dsn())
+	if err != nil {
+		return nil, err
+	}
+	keys, err := tokens.LoadKeys(ctx, st, time.Now)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	revoked, err := tokens.LoadRevocations(ctx, st, time.Now)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &services{store: st, iam: iam.New(st, c.PublicURL+"/invite/", time.Now), keys: keys, revoked: revoked}, nil
+}
+
+func serve(ctx context.Context, args []string) error {
+	c, err := parseConfig("serve", args)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	svc, err := open(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer svc.store.Close()
+	if err := bootstrap(ctx, c, svc); err != nil {
+		return err
+	}
+	issuer := auth.NewIssuer(svc.keys.Ring, c.PublicURL, c.PublicURL, time.Now)
+	verifier := auth.NewVerifier(svc.keys.Ring, c.PublicURL, []string{c.PublicURL}, svc.revoked, time.Now)
+	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
+		TokenTTL: c.TokenTTL, Version: version}, server.Deps{Log: log, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
+		Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now})
+
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	go background(ctx, log, svc)
+	log.Info("ward listening", "addr", ln.Addr().String(), "public_url", c.PublicURL, "database", string(svc.store.Dialect()))
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// background keeps replicas in step: revocations and rotated keys made
+// elsewhere are picked up within a second or a minute.
+func background(ctx context.Context, log *slog.Logger, svc *services) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := svc.revoked.Sync(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("sync revocations", "err", err)
+		}
+		if n++; n%60 == 0 {
+			svc.keys.Refresh(ctx, time.Minute)
+		}
+	}
+}
+
+// credentialsFile is what bootstrap writes to admin-credentials.json.
+type credentialsFile struct {
+	iam.AdminCredentials
+	TokenURL      string `json:"tokenUrl"`
+	ProjectAPIURL string `json:"projectApiUrl"`
+	FHIRAPIURL    string `json:"fhirApiUrl"`
+}
+
+// bootstrap creates the first project and admin client on first start and
+// prints its credentials once.
+func bootstrap(ctx context.Context, c config, svc *services) error {
+	creds, created, err := svc.iam.Bootstrap(ctx)
+	if err != nil || !created {
+		return err
+	}
+	out := credentialsFile{AdminCredentials: creds, TokenURL: c.PublicURL + "/oauth/token",
+		ProjectAPIURL: c.PublicURL + "/v1", FHIRAPIURL: c.PublicURL + "/fhir"}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	path := filepath.Join(c.DataDir, "admin-credentials.json")
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	fmt.Printf("First start: created project and admin client (also saved to %s, mode 0600):\n%s\n", path, b)
+	return nil
+}

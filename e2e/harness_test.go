@@ -1,0 +1,199 @@
+// Package e2e starts real `ward serve` processes (SQLite, and PostgreSQL)
+// and drives them over loopback HTTP with real clients: Go's net/http here,
+// and the published @oystehr/sdk through node's test runner.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wardhealth/ward/internal/store/storetest"
+)
+
+var wardBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ward-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	wardBin = filepath.Join(dir, "ward")
+	build := exec.Command("go", "build", "-o", wardBin, "../cmd/ward")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build ward:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// creds is admin-credentials.json.
+type creds struct {
+	ProjectID     string `json:"projectId"`
+	ClientID      string `json:"clientId"`
+	ClientSecret  string `json:"clientSecret"`
+	TokenURL      string `json:"tokenUrl"`
+	ProjectAPIURL string `json:"projectApiUrl"`
+	FHIRAPIURL    string `json:"fhirApiUrl"`
+}
+
+// ward is one running server.
+type ward struct {
+	URL     string
+	DataDir string
+	DB      string // --database value ("" for SQLite)
+	Admin   creds
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startWard runs `ward serve` on a fresh database of the backend and waits
+// for /healthz.
+func startWard(t *testing.T, backend storetest.Backend) *ward {
+	t.Helper()
+	w := &ward{DataDir: t.TempDir(), log: &bytes.Buffer{}}
+	if backend.Name == "postgres" {
+		w.DB = backend.DSN(t)
+	}
+	addr := freeAddr(t)
+	w.URL = "http://" + addr
+	args := []string{"serve", "--addr", addr, "--data-dir", w.DataDir}
+	if w.DB != "" {
+		args = append(args, "--database", w.DB)
+	}
+	w.cmd = exec.Command(wardBin, args...)
+	w.cmd.Stdout, w.cmd.Stderr = w.log, w.log
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = w.cmd.Process.Kill()
+		_ = w.cmd.Wait()
+		if t.Failed() {
+			t.Logf("ward output:\n%s", w.log.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(w.URL + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ward did not become healthy: %v\n%s", err, w.log.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+	b, err := os.ReadFile(filepath.Join(w.DataDir, "admin-credentials.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &w.Admin); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(filepath.Join(w.DataDir, "admin-credentials.json"))
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("admin-credentials.json mode = %v, want 0600", fi.Mode().Perm())
+	}
+	if !strings.Contains(w.log.String(), w.Admin.ClientSecret) {
+		t.Error("first start did not print the admin credentials")
+	}
+	return w
+}
+
+// admin runs `ward admin ...` against the same database.
+func (w *ward) admin(t *testing.T, args ...string) []byte {
+	t.Helper()
+	full := append(args, "--data-dir", w.DataDir, "--public-url", w.URL)
+	if w.DB != "" {
+		full = append(full, "--database", w.DB)
+	}
+	out, err := exec.Command(wardBin, append([]string{"admin"}, full...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ward admin %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+// createProject adds a project with `ward admin create-project`.
+func (w *ward) createProject(t *testing.T, name string) creds {
+	t.Helper()
+	var c creds
+	if err := json.Unmarshal(w.admin(t, "create-project", "--name", name), &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// token gets an access token with client credentials.
+func (w *ward) token(t *testing.T, c creds) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"grant_type":"client_credentials","client_id":%q,"client_secret":%q}`, c.ClientID, c.ClientSecret)
+	res, err := http.Post(w.URL+"/oauth/token", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != 200 {
+		t.Fatalf("token: %d %v", res.StatusCode, err)
+	}
+	return out.AccessToken
+}
+
+// nodeTest runs node's test runner on a file with the SDK installed.
+func nodeTest(t *testing.T, file string, env map[string]string) {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("node is required in CI")
+		}
+		t.Skip("node not installed (not CI, so skipping)")
+	}
+	if _, err := os.Stat("node_modules/@oystehr/sdk"); err != nil {
+		npm := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		if out, err := npm.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci: %v\n%s", err, out)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", file)
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	t.Logf("node --test %s:\n%s", file, out)
+	if err != nil {
+		t.Fatalf("node tests failed: %v", err)
+	}
+}

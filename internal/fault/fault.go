@@ -1,0 +1,87 @@
+// Package fault names the errors that reach API clients. Capabilities wrap
+// them with a message that is safe to show; the server maps each kind to one
+// HTTP status in one place. Any other error is internal: logged, never sent.
+package fault
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// The kinds. Test with errors.Is.
+var (
+	ErrInvalid      = errors.New("invalid request")
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrForbidden    = errors.New("forbidden")
+	ErrNotFound     = errors.New("not found")
+	ErrConflict     = errors.New("conflict")
+	ErrPrecondition = errors.New("precondition failed")
+	ErrTooLarge     = errors.New("too large")
+	ErrUnavailable  = errors.New("unavailable")
+	ErrNotSupported = errors.New("not supported")
+)
+
+// Error is a client-safe message of one kind, optionally wrapping a cause
+// that is for logs only.
+type Error struct {
+	kind  error
+	msg   string
+	cause error
+}
+
+func (e *Error) Error() string { return e.msg }
+
+// Unwrap exposes the kind and the cause to errors.Is / errors.As.
+func (e *Error) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}
+
+func newf(kind error, format string, args ...any) error {
+	return &Error{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+func Invalid(format string, args ...any) error      { return newf(ErrInvalid, format, args...) }
+func Unauthorized(format string, args ...any) error { return newf(ErrUnauthorized, format, args...) }
+func Forbidden(format string, args ...any) error    { return newf(ErrForbidden, format, args...) }
+func NotFound(format string, args ...any) error     { return newf(ErrNotFound, format, args...) }
+func Conflict(format string, args ...any) error     { return newf(ErrConflict, format, args...) }
+func TooLarge(format string, args ...any) error     { return newf(ErrTooLarge, format, args...) }
+func NotSupported(format string, args ...any) error { return newf(ErrNotSupported, format, args...) }
+
+// Wrap gives cause a client-safe message of a kind; cause stays in logs.
+func Wrap(kind error, cause error, format string, args ...any) error {
+	return &Error{kind: kind, msg: fmt.Sprintf(format, args...), cause: cause}
+}
+
+var statuses = []struct {
+	kind   error
+	status int
+}{
+	{ErrInvalid, http.StatusBadRequest},
+	{ErrUnauthorized, http.StatusUnauthorized},
+	{ErrForbidden, http.StatusForbidden},
+	{ErrNotFound, http.StatusNotFound},
+	{ErrConflict, http.StatusConflict},
+	{ErrPrecondition, http.StatusPreconditionFailed},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge},
+	{ErrUnavailable, http.StatusServiceUnavailable},
+	{ErrNotSupported, http.StatusNotImplemented},
+}
+
+// Public returns the HTTP status and client-safe message for err. Errors that
+// are not a *Error are internal: 500 and a generic message.
+func Public(err error) (status int, msg string) {
+	var fe *Error
+	if errors.As(err, &fe) {
+		for _, s := range statuses {
+			if errors.Is(fe.kind, s.kind) {
+				return s.status, fe.msg
+			}
+		}
+	}
+	return http.StatusInternalServerError, "internal server error"
+}

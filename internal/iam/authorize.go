@@ -1,0 +1,149 @@
+package iam
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/policy"
+	"github.com/wardhealth/ward/internal/store"
+)
+
+// policyCache keeps each principal's compiled policy. Any IAM change in a
+// project bumps that project's generation, so the next request recompiles.
+type policyCache struct {
+	mu      sync.RWMutex
+	gen     map[string]uint64 // project id -> generation
+	entries map[cacheKey]cacheEntry
+}
+
+type cacheKey struct{ project, kind, id string }
+
+type cacheEntry struct {
+	gen uint64
+	set *policy.Set
+}
+
+func newPolicyCache() *policyCache {
+	return &policyCache{gen: map[string]uint64{}, entries: map[cacheKey]cacheEntry{}}
+}
+
+func (c *policyCache) get(k cacheKey) (*policy.Set, uint64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	g := c.gen[k.project]
+	e, ok := c.entries[k]
+	return e.set, g, ok && e.gen == g
+}
+
+func (c *policyCache) put(k cacheKey, gen uint64, set *policy.Set) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen[k.project] == gen { // a change raced the load: do not cache stale
+		c.entries[k] = cacheEntry{gen: gen, set: set}
+	}
+}
+
+// invalidate drops every cached policy of the project.
+func (c *policyCache) invalidate(project string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen[project]++
+	for k := range c.entries {
+		if k.project == project {
+			delete(c.entries, k)
+		}
+	}
+}
+
+// Invalidate forgets the project's compiled policies (after a change made by
+// another replica, or outside this Service).
+func (s *Service) Invalidate(projectID string) { s.cache.invalidate(projectID) }
+
+// PolicySet returns the principal's current effective policy: inline policy
+// merged with every role's, compiled once and cached until a change.
+func (s *Service) PolicySet(ctx context.Context, p auth.Principal) (*policy.Set, error) {
+	k := cacheKey{p.ProjectID, string(p.Kind), p.ID}
+	if set, _, ok := s.cache.get(k); ok {
+		return set, nil
+	}
+	_, gen, _ := s.cache.get(k)
+	inline, err := s.inlinePolicy(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	roleIDs, err := s.store.RolesOf(ctx, p.ProjectID, holderOf(p.Kind, p.ID))
+	if err != nil {
+		return nil, err
+	}
+	set, err := s.compile(ctx, p.ProjectID, inline, roleIDs)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.put(k, gen, set)
+	return set, nil
+}
+
+func (s *Service) inlinePolicy(ctx context.Context, p auth.Principal) ([]byte, error) {
+	switch p.Kind {
+	case auth.KindM2M:
+		c, err := s.store.GetM2M(ctx, p.ProjectID, p.ID)
+		if err != nil {
+			return nil, storeErr(err, "M2M client")
+		}
+		return c.AccessPolicy, nil
+	case auth.KindDeveloper:
+		d, err := s.store.GetDeveloper(ctx, p.ProjectID, p.ID)
+		if err != nil {
+			return nil, storeErr(err, "developer")
+		}
+		return d.AccessPolicy, nil
+	}
+	return nil, fault.Forbidden("principal kind %q has no policy in this project", p.Kind)
+}
+
+// compile builds a Set from an inline policy and role ids.
+func (s *Service) compile(ctx context.Context, projectID string, inline []byte, roleIDs []string) (*policy.Set, error) {
+	var sources []policy.Source
+	if inline != nil {
+		doc, err := policy.Parse(inline)
+		if err != nil {
+			return nil, fmt.Errorf("stored inline policy: %w", err)
+		}
+		sources = append(sources, policy.Source{Kind: "inline", Doc: doc})
+	}
+	roles, err := s.store.RolesByID(ctx, projectID, roleIDs)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range roles {
+		doc, err := policy.Parse(r.AccessPolicy)
+		if err != nil {
+			return nil, fmt.Errorf("stored policy of role %s: %w", r.ID, err)
+		}
+		sources = append(sources, policy.Source{Kind: "role", ID: r.ID, Name: r.Name, Doc: doc})
+	}
+	return policy.Compile(sources...), nil
+}
+
+// Authorize allows the request or returns a Forbidden fault naming the
+// missing action and resource. The returned decision carries any FHIR
+// conditions the caller must apply.
+func (s *Service) Authorize(ctx context.Context, p auth.Principal, action, resource string) (policy.Decision, error) {
+	set, err := s.PolicySet(ctx, p)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	d := set.Decide(action, resource)
+	if !d.Allowed {
+		return d, fault.Forbidden("access denied: this principal is not allowed %s on %s", action, resource)
+	}
+	return d, nil
+}
+
+// holderOf is the store key of a principal.
+func holderOf(kind auth.Kind, id string) store.Holder {
+	return store.Holder{Kind: string(kind), ID: id}
+}

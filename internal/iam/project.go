@@ -1,0 +1,119 @@
+package iam
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/store"
+)
+
+// Project is the wire shape of a project.
+type Project struct {
+	ID                 string    `json:"id"`
+	Name               string    `json:"name"`
+	Description        string    `json:"description"`
+	SignupEnabled      bool      `json:"signupEnabled"`
+	Sandbox            bool      `json:"sandbox"`
+	DefaultPatientRole *RoleStub `json:"defaultPatientRole,omitempty"`
+	DefaultSSOUserRole *RoleStub `json:"defaultSSOUserRole,omitempty"`
+	FHIRVersion        string    `json:"fhirVersion"`
+}
+
+// ProjectUpdate is the body of PATCH /project. A role id of null clears it.
+type ProjectUpdate struct {
+	Name                 *string         `json:"name"`
+	Description          *string         `json:"description"`
+	SignupEnabled        *bool           `json:"signupEnabled"`
+	DefaultPatientRoleID json.RawMessage `json:"defaultPatientRoleId"`
+	DefaultSSOUserRoleID json.RawMessage `json:"defaultSSOUserRoleId"`
+}
+
+func (s *Service) projectOut(ctx context.Context, st *store.Store, p store.Project) (Project, error) {
+	out := Project{ID: p.ID, Name: p.Name, Description: p.Description, SignupEnabled: p.SignupEnabled, Sandbox: p.Sandbox, FHIRVersion: "r4"}
+	for _, r := range []struct {
+		id  string
+		dst **RoleStub
+	}{{p.DefaultPatientRoleID, &out.DefaultPatientRole}, {p.DefaultSSOUserRoleID, &out.DefaultSSOUserRole}} {
+		if r.id == "" {
+			continue
+		}
+		stubs, err := checkRoles(ctx, st, p.ID, []string{r.id})
+		if err != nil {
+			continue // the role is gone; show no default
+		}
+		*r.dst = &stubs[0]
+	}
+	return out, nil
+}
+
+// GetProject returns the project.
+func (s *Service) GetProject(ctx context.Context, id string) (Project, error) {
+	p, err := s.store.GetProject(ctx, id)
+	if err != nil {
+		return Project{}, storeErr(err, "project "+id)
+	}
+	return s.projectOut(ctx, s.store, p)
+}
+
+// optionalID reads a JSON string-or-null field: (nil, false) when absent.
+func optionalID(raw json.RawMessage, field string) (string, bool, error) {
+	if raw == nil {
+		return "", false, nil
+	}
+	if string(raw) == "null" {
+		return "", true, nil
+	}
+	var id string
+	if err := json.Unmarshal(raw, &id); err != nil {
+		return "", false, fault.Invalid("%s must be a role id or null", field)
+	}
+	return id, true, nil
+}
+
+// UpdateProject changes the fields set in in.
+func (s *Service) UpdateProject(ctx context.Context, id string, in ProjectUpdate) (Project, error) {
+	var out Project
+	err := s.store.WithTx(ctx, func(tx *store.Tx) error {
+		p, err := tx.GetProject(ctx, id)
+		if err != nil {
+			return storeErr(err, "project "+id)
+		}
+		if in.Name != nil {
+			if p.Name, err = validName(in.Name, "project"); err != nil {
+				return err
+			}
+		}
+		if in.Description != nil {
+			p.Description = *in.Description
+		}
+		if in.SignupEnabled != nil {
+			p.SignupEnabled = *in.SignupEnabled
+		}
+		for _, f := range []struct {
+			raw   json.RawMessage
+			name  string
+			field *string
+		}{{in.DefaultPatientRoleID, "defaultPatientRoleId", &p.DefaultPatientRoleID}, {in.DefaultSSOUserRoleID, "defaultSSOUserRoleId", &p.DefaultSSOUserRoleID}} {
+			roleID, set, err := optionalID(f.raw, f.name)
+			if err != nil {
+				return err
+			}
+			if !set {
+				continue
+			}
+			if roleID != "" {
+				if _, err := checkRoles(ctx, &tx.Store, id, []string{roleID}); err != nil {
+					return fault.Invalid("%s: role %q does not exist in this project", f.name, roleID)
+				}
+			}
+			*f.field = roleID
+		}
+		if err := tx.UpdateProject(ctx, p); err != nil {
+			return err
+		}
+		out, err = s.projectOut(ctx, &tx.Store, p)
+		return err
+	})
+	return out, err
+}

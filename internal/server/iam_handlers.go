@@ -1,0 +1,104 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/wardhealth/ward/internal/iam"
+)
+
+func (s *Server) listRoles(w http.ResponseWriter, r *http.Request, c call) error {
+	roles, err := s.iam.ListRoles(r.Context(), c.p.ProjectID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, roles)
+	return nil
+}
+
+func (s *Server) createRole(w http.ResponseWriter, r *http.Request, c call) error {
+	var in iam.RoleInput
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	role, err := s.iam.CreateRole(r.Context(), c.p.ProjectID, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, role)
+	return nil
+}
+
+func (s *Server) getRole(w http.ResponseWriter, r *http.Request, c call) error {
+	role, err := s.iam.GetRole(r.Context(), c.p.ProjectID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, role)
+	return nil
+}
+
+func (s *Server) updateRole(w http.ResponseWriter, r *http.Request, c call) error {
+	var in iam.RoleInput
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	role, err := s.iam.UpdateRole(r.Context(), c.p.ProjectID, r.PathValue("id"), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, role)
+	return nil
+}
+
+func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request, c call) error {
+	if err := s.iam.DeleteRole(r.Context(), c.p.ProjectID, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) explain(w http.ResponseWriter, r *http.Request, c call) error {
+	var in iam.ExplainRequest
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	out, err := s.iam.Explain(r.Context(), c.p.ProjectID, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getProject(w http.ResponseWriter, r *http.Request, c call) error {
+	p, err := s.iam.GetProject(r.Context(), c.p.ProjectID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (s *Server) updateProject(w http.ResponseWriter, r *http.Request, c call) error {
+	var in iam.ProjectUpdate
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	p, err := s.iam.UpdateProject(r.Context(), c.p.ProjectID, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (s *Server) version(w http.ResponseWriter, r *http.Request, _ call) error {
+	writeJSON(w, http.StatusOK, map[string]string{"api": "project", "version": s.cfg.Version, "environment": "production"})
+	return nil
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request, _ call) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}

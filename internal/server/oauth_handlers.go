@@ -1,0 +1,181 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+)
+
+// oauthError is RFC 6749 §5.2, plus message/code so the SDK's error parser
+// also reads it.
+func oauthError(w http.ResponseWriter, status int, code, desc string) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="ward"`)
+	}
+	writeJSON(w, status, map[string]any{"error": code, "error_description": desc, "message": desc, "code": status})
+}
+
+// oauthForm reads an OAuth request: form-encoded (the standard) or JSON
+// (what Oystehr's token endpoint takes).
+func oauthForm(r *http.Request) (url.Values, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, fault.TooLarge("request body is too large")
+		}
+		return nil, fault.Invalid("could not read the request body")
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/json" {
+		var m map[string]any
+		if err := json.Unmarshal(body, &m); err != nil {
+			return nil, fault.Invalid("request body: %s", jsonProblem(err))
+		}
+		v := url.Values{}
+		for k, val := range m {
+			s, ok := val.(string)
+			if !ok {
+				return nil, fault.Invalid("%s must be a string", k)
+			}
+			v.Set(k, s)
+		}
+		return v, nil
+	}
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, fault.Invalid("the body is not valid form encoding")
+	}
+	return v, nil
+}
+
+// clientCredentials reads client_id/secret from HTTP Basic or the body.
+func clientCredentials(r *http.Request, form url.Values) (id, secret string) {
+	if u, p, ok := r.BasicAuth(); ok {
+		uid, err1 := url.QueryUnescape(u)
+		psec, err2 := url.QueryUnescape(p)
+		if err1 == nil && err2 == nil {
+			return uid, psec
+		}
+		return u, p
+	}
+	return form.Get("client_id"), form.Get("client_secret")
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request, _ call) error {
+	form, err := oauthForm(r)
+	if err != nil {
+		status, msg := fault.Public(err)
+		oauthError(w, status, "invalid_request", msg)
+		return nil
+	}
+	switch form.Get("grant_type") {
+	case "client_credentials":
+	case "":
+		oauthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
+		return nil
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be client_credentials")
+		return nil
+	}
+	id, secret := clientCredentials(r, form)
+	p, err := s.iam.AuthenticateClient(r.Context(), id, secret)
+	if err != nil {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "invalid client credentials")
+		return nil
+	}
+	// The audience is accepted for Oystehr compatibility; Ward's tokens are
+	// always for Ward itself.
+	tok, claims, err := s.issuer.Issue(r.Context(), p, s.cfg.TokenTTL)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access_token": tok, "token_type": "Bearer", "expires_in": int(claims.ExpiresAt.Sub(s.now()).Seconds() + 0.5),
+	})
+	return nil
+}
+
+// oauthCaller authenticates the caller of introspect/revoke: client
+// credentials, or a bearer token of Ward's.
+func (s *Server) oauthCaller(r *http.Request, form url.Values) (auth.Principal, bool) {
+	if tok, ok := bearer(r); ok {
+		p, err := s.verify(r.Context(), tok)
+		return p, err == nil
+	}
+	id, secret := clientCredentials(r, form)
+	p, err := s.iam.AuthenticateClient(r.Context(), id, secret)
+	return p, err == nil
+}
+
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request, _ call) error {
+	form, err := oauthForm(r)
+	if err != nil {
+		status, msg := fault.Public(err)
+		oauthError(w, status, "invalid_request", msg)
+		return nil
+	}
+	caller, ok := s.oauthCaller(r, form)
+	if !ok {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "introspection needs client credentials or a bearer token")
+		return nil
+	}
+	tok := strings.TrimSpace(form.Get("token"))
+	if tok == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "token is required")
+		return nil
+	}
+	p, err := s.verify(r.Context(), tok)
+	// Tokens of other projects are reported inactive: no cross-tenant probing.
+	active := err == nil && (p.ProjectID == caller.ProjectID || (p.Kind == auth.KindDeveloper && p.ID == caller.ID))
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, auth.Introspection(p, s.cfg.PublicURL, active))
+	return nil
+}
+
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request, _ call) error {
+	form, err := oauthForm(r)
+	if err != nil {
+		status, msg := fault.Public(err)
+		oauthError(w, status, "invalid_request", msg)
+		return nil
+	}
+	caller, ok := s.oauthCaller(r, form)
+	if !ok {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "revocation needs client credentials or a bearer token")
+		return nil
+	}
+	if hint := form.Get("token_type_hint"); hint != "" && hint != "access_token" && hint != "refresh_token" {
+		oauthError(w, http.StatusBadRequest, "unsupported_token_type", "token_type_hint must be access_token or refresh_token")
+		return nil
+	}
+	tok := strings.TrimSpace(form.Get("token"))
+	if tok == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "token is required")
+		return nil
+	}
+	// RFC 7009: answer 200 whether or not the token was valid. A caller may
+	// revoke its own tokens and the tokens of its own client.
+	if p, err := s.verify(r.Context(), tok); err == nil && p.ProjectID == caller.ProjectID && p.ID == caller.ID {
+		if err := s.revoked.Revoke(r.Context(), p.TokenID, p.ExpiresAt); err != nil {
+			return err
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request, _ call) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, err := w.Write(s.keys.Ring().JWKS())
+	return err
+}

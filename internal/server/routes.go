@@ -1,0 +1,124 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+)
+
+// call is what the gate hands a handler: who is calling, in which project.
+type call struct {
+	p auth.Principal // ProjectID is resolved (header for developers)
+}
+
+// route declares an endpoint and the action and resource it needs. Every
+// non-public route goes through the policy gate; public ones say so.
+type route struct {
+	method, path string
+	action       string                       // catalog action, e.g. "IAM:GetRole"
+	resource     func(r *http.Request) string // e.g. "IAM:Role:<id>"
+	public       bool                         // no token, no policy (health, discovery, OAuth)
+	authOnly     bool                         // a valid token suffices (e.g. introspection of self)
+	handle       func(w http.ResponseWriter, r *http.Request, c call) error
+}
+
+func fixed(res string) func(*http.Request) string { return func(*http.Request) string { return res } }
+
+func withID(prefix string) func(*http.Request) string {
+	return func(r *http.Request) string { return prefix + r.PathValue("id") }
+}
+
+func notFound(r *http.Request) error {
+	return fault.NotFound("no such endpoint: %s %s", r.Method, r.URL.Path)
+}
+
+func (s *Server) routes() []route {
+	return []route{
+		{method: "GET", path: "/healthz", public: true, handle: s.health},
+		{method: "GET", path: "/.well-known/jwks.json", public: true, handle: s.jwks},
+		{method: "POST", path: "/oauth/token", public: true, handle: s.token},
+		{method: "POST", path: "/oauth/introspect", public: true, handle: s.introspect},
+		{method: "POST", path: "/oauth/revoke", public: true, handle: s.revoke},
+		{method: "GET", path: "/v1/version", public: true, handle: s.version},
+
+		{method: "GET", path: "/v1/project", action: "Project:GetProjectInfo", resource: fixed("Project:Settings"), handle: s.getProject},
+		{method: "PATCH", path: "/v1/project", action: "Project:UpdateProjectInfo", resource: fixed("Project:Settings"), handle: s.updateProject},
+
+		{method: "GET", path: "/v1/iam/role", action: "IAM:ListAllRoles", resource: fixed("IAM:Role:*"), handle: s.listRoles},
+		{method: "POST", path: "/v1/iam/role", action: "IAM:CreateRole", resource: fixed("IAM:Role:*"), handle: s.createRole},
+		{method: "GET", path: "/v1/iam/role/{id}", action: "IAM:GetRole", resource: withID("IAM:Role:"), handle: s.getRole},
+		{method: "PATCH", path: "/v1/iam/role/{id}", action: "IAM:UpdateRole", resource: withID("IAM:Role:"), handle: s.updateRole},
+		{method: "DELETE", path: "/v1/iam/role/{id}", action: "IAM:DeleteRole", resource: withID("IAM:Role:"), handle: s.deleteRole},
+		// Explaining reads role policies, so it needs what listing roles needs.
+		{method: "POST", path: "/v1/iam/explain", action: "IAM:ListAllRoles", resource: fixed("IAM:Role:*"), handle: s.explain},
+
+		{method: "GET", path: "/v1/m2m", action: "IAM:ListAllM2MClients", resource: fixed("IAM:M2MClient:*"), handle: s.listM2M},
+		{method: "GET", path: "/v1/m2m/v2/list", action: "IAM:ListAllM2MClients", resource: fixed("IAM:M2MClient:*"), handle: s.listM2MV2},
+		{method: "POST", path: "/v1/m2m", action: "IAM:CreateM2MClient", resource: fixed("IAM:M2MClient:*"), handle: s.createM2M},
+		{method: "GET", path: "/v1/m2m/me", action: "IAM:GetM2MClient", resource: nil, handle: s.me},
+		{method: "GET", path: "/v1/m2m/{id}", action: "IAM:GetM2MClient", resource: withID("IAM:M2MClient:"), handle: s.getM2M},
+		{method: "PATCH", path: "/v1/m2m/{id}", action: "IAM:UpdateM2MClient", resource: withID("IAM:M2MClient:"), handle: s.updateM2M},
+		{method: "DELETE", path: "/v1/m2m/{id}", action: "IAM:DeleteM2MClient", resource: withID("IAM:M2MClient:"), handle: s.deleteM2M},
+		{method: "POST", path: "/v1/m2m/{id}/rotate-secret", action: "IAM:RotateM2MClientSecret", resource: withID("IAM:M2MClient:"), handle: s.rotateM2M},
+
+		{method: "GET", path: "/v1/developer", action: "IAM:ListAllDevelopers", resource: fixed("IAM:Developer:*"), handle: s.listDevelopers},
+		{method: "GET", path: "/v1/developer/v2/list", action: "IAM:ListAllDevelopers", resource: fixed("IAM:Developer:*"), handle: s.listDevelopersV2},
+		{method: "POST", path: "/v1/developer/invite", action: "IAM:InviteDeveloper", resource: fixed("IAM:Developer:*"), handle: s.inviteDeveloper},
+		{method: "GET", path: "/v1/developer/{id}", action: "IAM:GetDeveloper", resource: withID("IAM:Developer:"), handle: s.getDeveloper},
+		{method: "PATCH", path: "/v1/developer/{id}", action: "IAM:UpdateDeveloper", resource: withID("IAM:Developer:"), handle: s.updateDeveloper},
+		{method: "DELETE", path: "/v1/developer/{id}", action: "IAM:RemoveDeveloper", resource: withID("IAM:Developer:"), handle: s.removeDeveloper},
+	}
+}
+
+// gate authenticates, resolves the project, checks the route's action on
+// its resource, runs the handler and audits writes and denials.
+func (s *Server) gate(rt route) http.Handler {
+	if !rt.public && rt.action == "" && !rt.authOnly {
+		panic(fmt.Sprintf("route %s %s declares no action", rt.method, rt.path))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.public {
+			if err := rt.handle(w, r, call{}); err != nil {
+				s.writeError(w, r, err)
+			}
+			return
+		}
+		p, err := s.authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			s.writeError(w, r, err)
+			return
+		}
+		resource := ""
+		if rt.resource != nil {
+			resource = rt.resource(r)
+		} else {
+			resource = selfResource(p)
+		}
+		if !rt.authOnly {
+			if _, err := s.iam.Authorize(r.Context(), p, rt.action, resource); err != nil {
+				s.audit(r, p, rt.action, resource, "denied", err.Error())
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		sw, _ := w.(*statusWriter)
+		if err := rt.handle(w, r, call{p: p}); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if r.Method != http.MethodGet && (sw == nil || sw.status < 400) {
+			s.audit(r, p, rt.action, resource, "allowed", "")
+		}
+	})
+}
+
+// selfResource names the caller itself, for /m2m/me.
+func selfResource(p auth.Principal) string {
+	if p.Kind == auth.KindM2M {
+		return "IAM:M2MClient:" + p.ID
+	}
+	return "IAM:Developer:" + p.ID
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every Ward test: vet, unit and store suites on SQLite and PostgreSQL,
+# end-to-end tests with the real @oystehr/sdk, and short fuzz runs.
+# Installs or starts what the tests need (PostgreSQL, npm packages) itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+# PostgreSQL: use $WARD_TEST_POSTGRES, else the local server, started if needed.
+export WARD_TEST_POSTGRES="${WARD_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  say "starting PostgreSQL"
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  cluster=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+  pg_ctlcluster --skip-systemctl-redirect "$cluster" main start || true
+  for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+fi
+
+# Node and the SDK for the end-to-end tests.
+if ! command -v node >/dev/null 2>&1; then
+  say "installing Node.js"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+say "npm ci (e2e)"
+(cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+
+say "go vet"
+go vet ./...
+unformatted=$(gofmt -l cmd internal e2e)
+if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted"; exit 1; fi
+
+say "go test"
+go test -count=1 -timeout 20m ./...
+
+say "fuzz (short)"
+fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-10s}" "$1"; }
+fuzz ./internal/policy FuzzParse
+fuzz ./internal/policy FuzzDecide
+fuzz ./internal/auth FuzzVerify
+
+if [ -f bench/go.mod ]; then
+  say "bench module builds"
+  (cd bench && go vet ./...)
+fi
+say "all tests passed"
