@@ -11,6 +11,7 @@ import (
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/store"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Developer is the wire shape of a developer in a project.
@@ -216,4 +217,31 @@ func (s *Service) DeveloperMember(ctx context.Context, projectID, developerID st
 		return fault.Forbidden("this developer is not a member of project %s", projectID)
 	}
 	return nil
+}
+
+// MinPasswordLength is the shortest password a developer may choose.
+const MinPasswordLength = 12
+
+// AcceptInvitation consumes a one-time invitation link and sets the
+// developer's password (bcrypt). Errors: NotFound for an unknown, used or
+// expired link; Invalid for a weak password.
+func (s *Service) AcceptInvitation(ctx context.Context, token, password string) (Developer, error) {
+	if len(password) < MinPasswordLength || len(password) > 72 {
+		return Developer{}, fault.Invalid("the password must be %d to 72 characters long", MinPasswordLength)
+	}
+	gone := fault.NotFound("this invitation link is unknown, expired or already used")
+	hash := auth.HashSecret(token)
+	d, err := s.store.FindInvitation(ctx, hash)
+	if err != nil || s.now().After(d.InvitationExpiresAt) {
+		return Developer{}, gone
+	}
+	pw, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return Developer{}, fmt.Errorf("hash password: %w", err)
+	}
+	if err := s.store.AcceptInvitation(ctx, d.ProjectID, d.ID, hash, string(pw)); err != nil {
+		return Developer{}, gone
+	}
+	s.cache.invalidate(d.ProjectID)
+	return s.GetDeveloper(ctx, d.ProjectID, d.ID)
 }

@@ -42,6 +42,9 @@ func (s *Server) routes() []route {
 		{method: "POST", path: "/oauth/introspect", public: true, handle: s.introspect},
 		{method: "POST", path: "/oauth/revoke", public: true, handle: s.revoke},
 		{method: "GET", path: "/v1/version", public: true, handle: s.version},
+		// The one-time token in the path is the credential.
+		{method: "GET", path: "/invite/{token}", public: true, handle: s.invitePage},
+		{method: "POST", path: "/invite/{token}", public: true, handle: s.acceptInvite},
 
 		{method: "GET", path: "/v1/project", action: "Project:GetProjectInfo", resource: fixed("Project:Settings"), handle: s.getProject},
 		{method: "PATCH", path: "/v1/project", action: "Project:UpdateProjectInfo", resource: fixed("Project:Settings"), handle: s.updateProject},

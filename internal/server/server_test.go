@@ -264,3 +264,10 @@ func TestEveryRouteNamesItsAction(t *testing.T) {
 		}
 	}
 }
+
+func decodeMap(res *http.Response) map[string]any {
+	var out map[string]any
+	b, _ := io.ReadAll(res.Body)
+	_ = json.Unmarshal(b, &out)
+	return out
+}

@@ -114,3 +114,37 @@ func (s *Store) RemoveDeveloper(ctx context.Context, projectID, id string) error
 	res, err := s.exec(ctx, `DELETE FROM project_developers WHERE project_id = ? AND developer_id = ?`, projectID, id)
 	return affectedOne(res, err, "remove developer")
 }
+
+// FindInvitation returns the membership whose invitation hash matches.
+// Errors: ErrNotFound.
+func (s *Store) FindInvitation(ctx context.Context, invitationHash string) (Developer, error) {
+	d, err := scanDeveloper(s.queryRow(ctx, developerSelect+` WHERE pd.invitation_hash = ?`, invitationHash))
+	if err != nil {
+		return Developer{}, fmt.Errorf("find invitation: %w", s.mapErr(err))
+	}
+	return d, nil
+}
+
+// AcceptInvitation clears the invitation (so the link works once) and sets
+// the account's password hash. Errors: ErrNotFound if already used.
+func (s *Store) AcceptInvitation(ctx context.Context, projectID, developerID, invitationHash, passwordHash string) error {
+	res, err := s.exec(ctx, `UPDATE project_developers SET invitation_hash = NULL, invitation_expires_at = NULL WHERE project_id = ? AND developer_id = ? AND invitation_hash = ?`,
+		projectID, developerID, invitationHash)
+	if err := affectedOne(res, err, "accept invitation"); err != nil {
+		return err
+	}
+	if _, err := s.exec(ctx, `UPDATE developers SET password_hash = ? WHERE id = ?`, passwordHash, developerID); err != nil {
+		return fmt.Errorf("accept invitation: %w", err)
+	}
+	return nil
+}
+
+// DeveloperPasswordHash returns an account's password hash ("" if unset).
+// Errors: ErrNotFound.
+func (s *Store) DeveloperPasswordHash(ctx context.Context, developerID string) (string, error) {
+	var h string
+	if err := s.queryRow(ctx, `SELECT password_hash FROM developers WHERE id = ?`, developerID).Scan(&h); err != nil {
+		return "", fmt.Errorf("developer password: %w", s.mapErr(err))
+	}
+	return h, nil
+}
