@@ -87,8 +87,8 @@ func serve(ctx context.Context, args []string) error {
 	return nil
 }
 
-// background keeps replicas in step: revocations and rotated keys made
-// elsewhere are picked up within a second or a minute.
+// background keeps replicas in step: revocations and policy changes made
+// elsewhere are picked up within a second, rotated keys within a minute.
 func background(ctx context.Context, log *slog.Logger, svc *services) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -101,6 +101,9 @@ func background(ctx context.Context, log *slog.Logger, svc *services) {
 		}
 		if err := svc.revoked.Sync(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("sync revocations", "err", err)
+		}
+		if err := svc.iam.SyncPolicies(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("sync policies", "err", err)
 		}
 		if n++; n%60 == 0 {
 			svc.keys.Refresh(ctx, time.Minute)

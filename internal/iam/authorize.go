@@ -3,6 +3,7 @@ package iam
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/wardhealth/ward/internal/auth"
@@ -58,9 +59,35 @@ func (c *policyCache) invalidate(project string) {
 	}
 }
 
-// Invalidate forgets the project's compiled policies (after a change made by
-// another replica, or outside this Service).
-func (s *Service) Invalidate(projectID string) { s.cache.invalidate(projectID) }
+// changed drops the project's compiled policies here at once and tells other
+// replicas through the store's policy epoch (see SyncPolicies).
+func (s *Service) changed(ctx context.Context, projectID string) {
+	s.cache.invalidate(projectID)
+	if err := s.store.BumpPolicyEpoch(context.WithoutCancel(ctx), projectID); err != nil {
+		// The change itself is committed; only other replicas may lag until
+		// the next successful bump.
+		slog.WarnContext(ctx, "bump policy epoch", "err", err, "project", projectID)
+	}
+}
+
+// SyncPolicies drops compiled policies of projects whose epoch moved since
+// the last call: changes made by other replicas (or `ward admin`). Call it
+// periodically; a replica's own changes apply without it.
+func (s *Service) SyncPolicies(ctx context.Context) error {
+	epochs, err := s.store.PolicyEpochs(ctx)
+	if err != nil {
+		return err
+	}
+	s.epochMu.Lock()
+	defer s.epochMu.Unlock()
+	for project, e := range epochs {
+		if s.epochs != nil && s.epochs[project] != e {
+			s.cache.invalidate(project)
+		}
+	}
+	s.epochs = epochs
+	return nil
+}
 
 // PolicySet returns the principal's current effective policy: inline policy
 // merged with every role's, compiled once and cached until a change.

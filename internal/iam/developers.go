@@ -191,7 +191,7 @@ func (s *Service) UpdateDeveloper(ctx context.Context, projectID, id string, in 
 	if err != nil {
 		return Developer{}, err
 	}
-	s.cache.invalidate(projectID)
+	s.changed(ctx, projectID)
 	out, err := s.GetDeveloper(ctx, projectID, id)
 	out.Warnings = warnings
 	return out, err
@@ -202,7 +202,7 @@ func (s *Service) RemoveDeveloper(ctx context.Context, projectID, id string) err
 	if err := s.store.RemoveDeveloper(ctx, projectID, id); err != nil {
 		return storeErr(err, "developer "+id)
 	}
-	s.cache.invalidate(projectID)
+	s.changed(ctx, projectID)
 	return nil
 }
 
@@ -242,6 +242,6 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, password string) 
 	if err := s.store.AcceptInvitation(ctx, d.ProjectID, d.ID, hash, string(pw)); err != nil {
 		return Developer{}, gone
 	}
-	s.cache.invalidate(d.ProjectID)
+	s.changed(ctx, d.ProjectID)
 	return s.GetDeveloper(ctx, d.ProjectID, d.ID)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,6 +21,9 @@ type Service struct {
 	store *store.Store
 	now   func() time.Time
 	cache *policyCache
+	// epochs are the policy epochs last seen by SyncPolicies.
+	epochMu sync.Mutex
+	epochs  map[string]int64
 	// InvitationBase is the URL prefix of developer invitation links.
 	invitationBase string
 }

@@ -187,7 +187,7 @@ func (s *Service) UpdateM2M(ctx context.Context, projectID, id string, in M2MInp
 		return nil
 	})
 	if err == nil {
-		s.cache.invalidate(projectID)
+		s.changed(ctx, projectID)
 	}
 	return out, err
 }
@@ -202,7 +202,7 @@ func (s *Service) DeleteM2M(ctx context.Context, projectID, id string) error {
 	if err := s.store.DeleteM2M(ctx, projectID, id); err != nil {
 		return storeErr(err, "M2M client "+id)
 	}
-	s.cache.invalidate(projectID)
+	s.changed(ctx, projectID)
 	return nil
 }
 

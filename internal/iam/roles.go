@@ -127,7 +127,7 @@ func (s *Service) UpdateRole(ctx context.Context, projectID, id string, in RoleI
 	if err := s.store.UpdateRole(ctx, r); err != nil {
 		return Role{}, storeErr(err, fmt.Sprintf("a role named %q", r.Name))
 	}
-	s.cache.invalidate(projectID)
+	s.changed(ctx, projectID)
 	out := roleOut(r)
 	out.Warnings = warnings
 	return out, nil
@@ -165,7 +165,7 @@ func (s *Service) DeleteRole(ctx context.Context, projectID, id string) error {
 		return storeErr(tx.DeleteRole(ctx, projectID, id), "role "+id)
 	})
 	if err == nil {
-		s.cache.invalidate(projectID)
+		s.changed(ctx, projectID)
 	}
 	return err
 }

@@ -1,0 +1,100 @@
+package iam_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/store/storetest"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// Two Services on one database stand for two replicas: a role edit on one
+// reaches the other's next request after SyncPolicies, and at once on itself.
+func TestPolicyChangesReachOtherReplicas(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := storetest.Open(t, b)
+			a := iam.New(st, "http://x/invite/", time.Now)
+			other := iam.New(st, "http://x/invite/", time.Now)
+			creds, err := a.CreateProject(ctx, "p")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := other.SyncPolicies(ctx); err != nil {
+				t.Fatal(err)
+			}
+			readRoles := json.RawMessage(`{"rule":[{"resource":"IAM:Role:*","action":"IAM:ListAllRoles","effect":"Allow"}]}`)
+			role, err := a.CreateRole(ctx, creds.ProjectID, iam.RoleInput{Name: ptr("r"), AccessPolicy: readRoles})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := a.CreateM2M(ctx, creds.ProjectID, iam.M2MInput{Name: ptr("c"), Roles: &[]string{role.ID}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := auth.Principal{ProjectID: creds.ProjectID, Kind: auth.KindM2M, ID: c.ID}
+			for _, s := range []*iam.Service{a, other} {
+				if _, err := s.Authorize(ctx, p, "IAM:ListAllRoles", "IAM:Role:*"); err != nil {
+					t.Fatalf("before the change: %v", err)
+				}
+			}
+			if _, err := a.UpdateRole(ctx, creds.ProjectID, role.ID, iam.RoleInput{AccessPolicy: json.RawMessage(`{"rule":[]}`)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Authorize(ctx, p, "IAM:ListAllRoles", "IAM:Role:*"); !errors.Is(err, fault.ErrForbidden) {
+				t.Fatalf("same replica after the change: %v, want forbidden", err)
+			}
+			if err := other.SyncPolicies(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := other.Authorize(ctx, p, "IAM:ListAllRoles", "IAM:Role:*"); !errors.Is(err, fault.ErrForbidden) {
+				t.Fatalf("other replica after sync: %v, want forbidden", err)
+			}
+		})
+	}
+}
+
+func TestRoleDeletionNamesHolders(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.Open(t, storetest.Backends()[0])
+	s := iam.New(st, "http://x/invite/", time.Now)
+	creds, _ := s.CreateProject(ctx, "p")
+	role, _ := s.CreateRole(ctx, creds.ProjectID, iam.RoleInput{Name: ptr("held")})
+	c, _ := s.CreateM2M(ctx, creds.ProjectID, iam.M2MInput{Name: ptr("holder-client"), Roles: &[]string{role.ID}})
+	err := s.DeleteRole(ctx, creds.ProjectID, role.ID)
+	if !errors.Is(err, fault.ErrConflict) {
+		t.Fatalf("delete held role: %v", err)
+	}
+	for _, want := range []string{c.ID, "holder-client", `"held"`} {
+		if !contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	if _, err := s.UpdateProject(ctx, creds.ProjectID, iam.ProjectUpdate{DefaultPatientRoleID: json.RawMessage(`"` + role.ID + `"`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateM2M(ctx, creds.ProjectID, c.ID, iam.M2MInput{Roles: &[]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.DeleteRole(ctx, creds.ProjectID, role.ID)
+	if !errors.Is(err, fault.ErrConflict) || !contains(err.Error(), "default patient role") {
+		t.Fatalf("delete default patient role: %v", err)
+	}
+	if _, err := s.UpdateProject(ctx, creds.ProjectID, iam.ProjectUpdate{DefaultPatientRoleID: json.RawMessage(`null`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRole(ctx, creds.ProjectID, role.ID); err != nil {
+		t.Fatalf("delete unused role: %v", err)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,0 +1,278 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Resource is one version of a FHIR resource as stored.
+type Resource struct {
+	ProjectID   string
+	Type        string
+	ID          string
+	VersionID   int64
+	LastUpdated time.Time
+	Deleted     bool
+	Method      string // history only: POST, PUT, PATCH or DELETE
+	Content     []byte // the resource JSON, with id and meta filled in
+}
+
+// IndexRow is one search index value of a resource. Kind picks the table:
+// token, string, reference, date, number (also quantity) or uri.
+type IndexRow struct {
+	Param string
+	Kind  string
+	// token: System, Code, Display; string: Value (normalised), Exact.
+	System, Code, Display string
+	Value, Exact          string
+	// reference: RefType, RefID, URL.
+	RefType, RefID, URL string
+	// date: Low and High in unix ms.
+	Low, High int64
+	// number and quantity: Number with System/Code for the unit.
+	Number float64
+	// uri
+	URI string
+}
+
+const resourceCols = `project_id, resource_type, id, version_id, last_updated, deleted, content`
+
+func scanResource(row interface{ Scan(...any) error }) (Resource, error) {
+	var r Resource
+	var updated int64
+	var content string
+	if err := row.Scan(&r.ProjectID, &r.Type, &r.ID, &r.VersionID, &updated, &r.Deleted, &content); err != nil {
+		return Resource{}, err
+	}
+	r.LastUpdated, r.Content = fromMS(updated), []byte(content)
+	return r, nil
+}
+
+// GetResource returns the current version, deleted or not. Errors: ErrNotFound.
+func (s *Store) GetResource(ctx context.Context, projectID, typ, id string) (Resource, error) {
+	r, err := scanResource(s.queryRow(ctx, `SELECT `+resourceCols+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND id = ?`, projectID, typ, id))
+	if err != nil {
+		return Resource{}, fmt.Errorf("get resource: %w", s.mapErr(err))
+	}
+	return r, nil
+}
+
+// GetResources returns the current, undeleted versions of ids (any order).
+func (s *Store) GetResources(ctx context.Context, projectID, typ string, ids []string) ([]Resource, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := []any{projectID, typ}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return s.resources(ctx, `SELECT `+resourceCols+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND NOT deleted AND id IN (`+placeholders(len(ids))+`)`, args...)
+}
+
+func (s *Store) resources(ctx context.Context, q string, args ...any) ([]Resource, error) {
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read resources: %w", err)
+	}
+	defer rows.Close()
+	var out []Resource
+	for rows.Next() {
+		r, err := scanResource(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read resources: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// GetVersion returns one version from history. Errors: ErrNotFound.
+func (s *Store) GetVersion(ctx context.Context, projectID, typ, id string, version int64) (Resource, error) {
+	r, err := scanResource(s.queryRow(ctx, `SELECT `+resourceCols+` FROM fhir_history WHERE project_id = ? AND resource_type = ? AND id = ? AND version_id = ?`, projectID, typ, id, version))
+	if err != nil {
+		return Resource{}, fmt.Errorf("get version: %w", s.mapErr(err))
+	}
+	return r, nil
+}
+
+// PutResource writes a new version: the current row, its history row, its
+// index rows (replacing the old ones) and an outbox row, all in the caller's
+// transaction. r.Method names the interaction (POST, PUT, PATCH, DELETE).
+func (tx *Tx) PutResource(ctx context.Context, r Resource, index []IndexRow) error {
+	upd := ms(r.LastUpdated)
+	if r.VersionID == 1 {
+		if _, err := tx.exec(ctx, `INSERT INTO fhir_resources (`+resourceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			r.ProjectID, r.Type, r.ID, r.VersionID, upd, r.Deleted, string(r.Content)); err != nil {
+			return fmt.Errorf("insert resource: %w", err)
+		}
+	} else {
+		res, err := tx.exec(ctx, `UPDATE fhir_resources SET version_id = ?, last_updated = ?, deleted = ?, content = ? WHERE project_id = ? AND resource_type = ? AND id = ? AND version_id = ?`,
+			r.VersionID, upd, r.Deleted, string(r.Content), r.ProjectID, r.Type, r.ID, r.VersionID-1)
+		if err := affectedOne(res, err, "update resource"); err != nil {
+			// Someone else wrote a version in between: the caller's If-Match
+			// or read-modify-write is stale.
+			return fmt.Errorf("%w: version %d of %s/%s is no longer current", ErrConflict, r.VersionID-1, r.Type, r.ID)
+		}
+	}
+	if _, err := tx.exec(ctx, `INSERT INTO fhir_history (project_id, resource_type, id, version_id, last_updated, deleted, method, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ProjectID, r.Type, r.ID, r.VersionID, upd, r.Deleted, r.Method, string(r.Content)); err != nil {
+		return fmt.Errorf("insert history: %w", err)
+	}
+	if err := tx.replaceIndex(ctx, r.ProjectID, r.Type, r.ID, index); err != nil {
+		return err
+	}
+	interaction := map[string]string{"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}[r.Method]
+	if r.VersionID == 1 && r.Method == "PUT" {
+		interaction = "create"
+	}
+	if _, err := tx.exec(ctx, `INSERT INTO outbox (project_id, resource_type, id, version_id, interaction, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		r.ProjectID, r.Type, r.ID, r.VersionID, interaction, upd); err != nil {
+		return fmt.Errorf("insert outbox: %w", err)
+	}
+	return nil
+}
+
+var indexTables = []string{"fhir_idx_token", "fhir_idx_string", "fhir_idx_reference", "fhir_idx_date", "fhir_idx_number", "fhir_idx_uri"}
+
+// replaceIndex deletes a resource's index rows and inserts rows, batched per
+// table to keep round trips few.
+func (tx *Tx) replaceIndex(ctx context.Context, projectID, typ, id string, rows []IndexRow) error {
+	for _, t := range indexTables {
+		if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE project_id = ? AND resource_type = ? AND id = ?`, projectID, typ, id); err != nil {
+			return fmt.Errorf("clear index: %w", err)
+		}
+	}
+	type batch struct {
+		cols string
+		n    int
+		args []any
+	}
+	batches := map[string]*batch{}
+	add := func(table, cols string, n int, vals ...any) {
+		b := batches[table]
+		if b == nil {
+			b = &batch{cols: cols, n: n}
+			batches[table] = b
+		}
+		b.args = append(b.args, projectID, typ, id)
+		b.args = append(b.args, vals...)
+	}
+	for _, r := range rows {
+		switch r.Kind {
+		case "token":
+			add("fhir_idx_token", "param, system, code, display", 7, r.Param, r.System, r.Code, r.Display)
+		case "string":
+			add("fhir_idx_string", "param, value, exact", 6, r.Param, r.Value, r.Exact)
+		case "reference":
+			add("fhir_idx_reference", "param, ref_type, ref_id, url", 7, r.Param, r.RefType, r.RefID, r.URL)
+		case "date":
+			add("fhir_idx_date", "param, low, high", 6, r.Param, r.Low, r.High)
+		case "number", "quantity":
+			add("fhir_idx_number", "param, value, system, code", 7, r.Param, r.Number, r.System, r.Code)
+		case "uri":
+			add("fhir_idx_uri", "param, uri", 5, r.Param, r.URI)
+		}
+	}
+	for table, b := range batches {
+		// Stay well under SQLite's 32766 bound parameters per statement.
+		per := 900 / b.n
+		for start := 0; start < len(b.args); start += per * b.n {
+			end := min(start+per*b.n, len(b.args))
+			chunk := b.args[start:end]
+			rowsN := len(chunk) / b.n
+			ph := "(" + placeholders(b.n) + ")"
+			values := strings.TrimSuffix(strings.Repeat(ph+",", rowsN), ",")
+			if _, err := tx.exec(ctx, `INSERT INTO `+table+` (project_id, resource_type, id, `+b.cols+`) VALUES `+values, chunk...); err != nil {
+				return fmt.Errorf("write index %s: %w", table, err)
+			}
+		}
+	}
+	return nil
+}
+
+// HistoryFilter selects history rows: a whole project, a type, or one resource.
+type HistoryFilter struct {
+	Type, ID string
+	Since    time.Time // zero: no bound
+	At       time.Time // zero: no bound; else versions current at that time are not computed, only last_updated <= At
+	Count    int
+	Offset   int
+}
+
+// History returns versions newest first and the total count.
+func (s *Store) History(ctx context.Context, projectID string, f HistoryFilter) ([]Resource, int, error) {
+	where := []string{"project_id = ?"}
+	args := []any{projectID}
+	if f.Type != "" {
+		where = append(where, "resource_type = ?")
+		args = append(args, f.Type)
+	}
+	if f.ID != "" {
+		where = append(where, "id = ?")
+		args = append(args, f.ID)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "last_updated >= ?")
+		args = append(args, ms(f.Since))
+	}
+	if !f.At.IsZero() {
+		where = append(where, "last_updated <= ?")
+		args = append(args, ms(f.At))
+	}
+	w := strings.Join(where, " AND ")
+	var total int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM fhir_history WHERE `+w, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count history: %w", s.mapErr(err))
+	}
+	q := `SELECT project_id, resource_type, id, version_id, last_updated, deleted, method, content FROM fhir_history WHERE ` + w +
+		fmt.Sprintf(` ORDER BY last_updated DESC, version_id DESC, id LIMIT %d OFFSET %d`, f.Count, f.Offset)
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("history: %w", err)
+	}
+	defer rows.Close()
+	var out []Resource
+	for rows.Next() {
+		var r Resource
+		var updated int64
+		var content string
+		if err := rows.Scan(&r.ProjectID, &r.Type, &r.ID, &r.VersionID, &updated, &r.Deleted, &r.Method, &content); err != nil {
+			return nil, 0, fmt.Errorf("history: %w", err)
+		}
+		r.LastUpdated, r.Content = fromMS(updated), []byte(content)
+		out = append(out, r)
+	}
+	return out, total, rows.Err()
+}
+
+// OutboxEvent is a committed change waiting for its consumers.
+type OutboxEvent struct {
+	Seq         int64
+	ProjectID   string
+	Type, ID    string
+	VersionID   int64
+	Interaction string // create, update, delete
+	CreatedAt   time.Time
+}
+
+// OutboxAfter lists events after seq, oldest first.
+func (s *Store) OutboxAfter(ctx context.Context, seq int64, limit int) ([]OutboxEvent, error) {
+	rows, err := s.query(ctx, fmt.Sprintf(`SELECT seq, project_id, resource_type, id, version_id, interaction, created_at FROM outbox WHERE seq > ? ORDER BY seq LIMIT %d`, limit), seq)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxEvent
+	for rows.Next() {
+		var e OutboxEvent
+		var at int64
+		if err := rows.Scan(&e.Seq, &e.ProjectID, &e.Type, &e.ID, &e.VersionID, &e.Interaction, &at); err != nil {
+			return nil, fmt.Errorf("outbox: %w", err)
+		}
+		e.CreatedAt = fromMS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
