@@ -1,0 +1,16 @@
+// Package schema holds the FHIR R4 (4.0.1) structure model and validates resources against it.
+//
+// The model is generated from the specification's own StructureDefinitions (the snapshots in the
+// npm package hl7.fhir.r4.examples@4.0.1, CC0-1.0) into r4.json.gz, which is embedded and indexed
+// on first use. To regenerate it, fetch the package and run go generate here:
+//
+//	cd $(mktemp -d) && npm pack hl7.fhir.r4.examples@4.0.1 && tar xzf hl7.fhir.r4.examples-4.0.1.tgz
+//	cd internal/fhir/schema && FHIR_PKG=<that dir>/package go generate
+//
+// Validate checks structure (known elements, cardinality, arrays versus single values, required
+// elements, nested and contained resources) and primitive values (JSON types and the spec's
+// formats). It does not evaluate invariants (FHIRPath constraints), terminology bindings,
+// reference targets or profiles: those need more than the base structure.
+package schema
+
+//go:generate go run ./internal/gen -pkg=$FHIR_PKG
