@@ -40,6 +40,8 @@ fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-10s}" "$1"; }
 fuzz ./internal/policy FuzzParse
 fuzz ./internal/policy FuzzDecide
 fuzz ./internal/auth FuzzVerify
+fuzz ./internal/fhir/schema FuzzValidate
+fuzz ./internal/fhir/search FuzzParseQuery
 
 if [ -f bench/go.mod ]; then
   say "bench module builds"

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/server"
 	"github.com/wardhealth/ward/internal/store"
@@ -61,9 +62,11 @@ func serve(ctx context.Context, args []string) error {
 	}
 	issuer := auth.NewIssuer(svc.keys.Ring, c.PublicURL, c.PublicURL, time.Now)
 	verifier := auth.NewVerifier(svc.keys.Ring, c.PublicURL, []string{c.PublicURL}, svc.revoked, time.Now)
+	fhirSvc := fhir.New(svc.store, svc.iam, fhir.Config{DefaultCount: 20, MaxCount: 1000}, time.Now)
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TokenTTL: c.TokenTTL, Version: version}, server.Deps{Log: log, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
-		Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now})
+		Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
+		FHIR: fhir.NewHandler(fhirSvc, c.PublicURL+"/fhir", log)})
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/tokens"
@@ -32,6 +33,7 @@ type Server struct {
 	revoked  *tokens.Revocations
 	issuer   *auth.Issuer
 	verifier *auth.Verifier
+	fhir     *fhir.Handler
 	now      func() time.Time
 	mux      *http.ServeMux
 }
@@ -45,15 +47,21 @@ type Deps struct {
 	Revoked  *tokens.Revocations
 	Issuer   *auth.Issuer
 	Verifier *auth.Verifier
+	FHIR     *fhir.Handler
 	Now      func() time.Time
 }
 
 // New builds the server and its routes.
 func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg, log: d.Log, store: d.Store, iam: d.IAM, keys: d.Keys, revoked: d.Revoked,
-		issuer: d.Issuer, verifier: d.Verifier, now: d.Now, mux: http.NewServeMux()}
+		issuer: d.Issuer, verifier: d.Verifier, fhir: d.FHIR, now: d.Now, mux: http.NewServeMux()}
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
+	}
+	if s.fhir != nil {
+		base := s.fhir.Path()
+		s.mux.HandleFunc(base, s.fhirGate)
+		s.mux.HandleFunc(base+"/", s.fhirGate)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFound(r))

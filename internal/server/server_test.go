@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/store/storetest"
 	"github.com/wardhealth/ward/internal/tokens"
@@ -49,7 +50,8 @@ func newTestServer(t *testing.T) *testServer {
 	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, TokenTTL: time.Hour, Version: "test"},
 		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Keys: keys, Revoked: revoked,
 			Issuer:   auth.NewIssuer(keys.Ring, testURL, testURL, time.Now),
-			Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now), Now: time.Now})
+			Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now), Now: time.Now,
+			FHIR: fhir.NewHandler(fhir.New(st, svc, fhir.Config{}, time.Now), testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))})
 	ts := &testServer{Server: httptest.NewServer(srv.Handler()), keys: keys, admin: admin}
 	t.Cleanup(ts.Close)
 	ts.token = ts.clientToken(t, admin.ClientID, admin.ClientSecret)

@@ -132,7 +132,12 @@ func (s *Store) Close() error {
 }
 
 // WithTx runs fn in one transaction on the writer and commits if fn returns nil.
+// Inside a transaction it joins it: the outer transaction commits or rolls
+// back everything (a FHIR transaction bundle runs many writes this way).
 func (s *Store) WithTx(ctx context.Context, fn func(tx *Tx) error) error {
+	if _, inTx := s.q.(*sql.Tx); inTx {
+		return fn(&Tx{Store: *s})
+	}
 	sqlTx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return s.mapErr(fmt.Errorf("begin: %w", err))

@@ -1,0 +1,260 @@
+package fhir
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir/search"
+	"github.com/wardhealth/ward/internal/store"
+)
+
+// inBundle is the request Bundle shape.
+type inBundle struct {
+	ResourceType string    `json:"resourceType"`
+	Type         string    `json:"type"`
+	Entry        []inEntry `json:"entry"`
+}
+
+type inEntry struct {
+	FullURL  string          `json:"fullUrl"`
+	Resource json.RawMessage `json:"resource"`
+	Request  *struct {
+		Method      string `json:"method"`
+		URL         string `json:"url"`
+		IfMatch     string `json:"ifMatch"`
+		IfNoneExist string `json:"ifNoneExist"`
+	} `json:"request"`
+}
+
+// maxEntries bounds one batch or transaction.
+const maxEntries = 1000
+
+// bundle runs a batch (entries independent) or a transaction (all or
+// nothing, in one database transaction, urn:uuid references rewritten).
+func (h *Handler) bundle(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in inBundle
+	if err := json.Unmarshal(body, &in); err != nil {
+		return fault.Invalid("the body must be a Bundle: %s", jsonErr(err))
+	}
+	if in.ResourceType != "Bundle" || (in.Type != "batch" && in.Type != "transaction") {
+		return fault.Invalid("POST to the base takes a Bundle of type batch or transaction")
+	}
+	if len(in.Entry) > maxEntries {
+		return fault.TooLarge("a bundle may hold at most %d entries", maxEntries)
+	}
+	for i, e := range in.Entry {
+		if e.Request == nil || e.Request.Method == "" || e.Request.URL == "" {
+			return fault.Invalid("Bundle.entry[%d].request needs a method and a url", i)
+		}
+	}
+	out := bundle{ResourceType: "Bundle", ID: newID(), Type: in.Type + "-response", Entry: make([]bundleEntry, len(in.Entry))}
+	if in.Type == "batch" {
+		for i, e := range in.Entry {
+			out.Entry[i] = h.entry(r.Context(), h.svc, p, e).bundleEntry
+		}
+		writeFHIR(w, http.StatusOK, out)
+		return nil
+	}
+	err = h.svc.store.WithTx(r.Context(), func(tx *store.Tx) error {
+		txSvc := *h.svc
+		txSvc.store = &tx.Store
+		entries := rewriteUUIDs(in.Entry)
+		for _, i := range transactionOrder(entries) {
+			res := h.entry(r.Context(), &txSvc, p, entries[i])
+			if res.err != nil {
+				return fmt.Errorf("Bundle.entry[%d] (%s %s): %w", i, entries[i].Request.Method, entries[i].Request.URL, res.err)
+			}
+			out.Entry[i] = res.bundleEntry
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeFHIR(w, http.StatusOK, out)
+	return nil
+}
+
+// transactionOrder is DELETE, POST, PUT/PATCH, then GET (R4 http.html).
+func transactionOrder(entries []inEntry) []int {
+	rank := map[string]int{"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+	idx := make([]int, len(entries))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		return rank[strings.ToUpper(entries[idx[a]].Request.Method)] < rank[strings.ToUpper(entries[idx[b]].Request.Method)]
+	})
+	return idx
+}
+
+// rewriteUUIDs gives each POST entry with a urn:uuid fullUrl its id up
+// front and replaces references to it everywhere in the bundle.
+func rewriteUUIDs(entries []inEntry) []inEntry {
+	repl := []string{}
+	out := make([]inEntry, len(entries))
+	copy(out, entries)
+	ids := map[int]string{}
+	for i, e := range out {
+		if strings.EqualFold(e.Request.Method, "POST") && strings.HasPrefix(e.FullURL, "urn:uuid:") {
+			typ := strings.Trim(strings.SplitN(e.Request.URL, "?", 2)[0], "/")
+			id := newID()
+			ids[i] = id
+			repl = append(repl, `"`+e.FullURL+`"`, `"`+typ+"/"+id+`"`)
+		}
+	}
+	r := strings.NewReplacer(repl...)
+	for i := range out {
+		if len(repl) > 0 && out[i].Resource != nil {
+			out[i].Resource = json.RawMessage(r.Replace(string(out[i].Resource)))
+		}
+		if id, ok := ids[i]; ok {
+			out[i].FullURL = "assigned:" + id
+		}
+	}
+	return out
+}
+
+// entryResult is a response entry, or the error that fails a transaction.
+type entryResult struct {
+	bundleEntry
+	err error
+}
+
+// entry performs one bundle entry with svc (tx-bound in a transaction).
+func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e inEntry) entryResult {
+	method := strings.ToUpper(e.Request.Method)
+	raw := strings.TrimPrefix(e.Request.URL, h.base)
+	path, query, _ := strings.Cut(strings.Trim(raw, "/"), "?")
+	seg := strings.Split(path, "/")
+	fail := func(err error) entryResult {
+		status, oo := errorOutcome(h.log, &http.Request{}, err)
+		b, _ := json.Marshal(oo)
+		return entryResult{bundleEntry{Response: &entryResponse{Status: fmt.Sprintf("%d %s", status, http.StatusText(status)), Outcome: b}}, err}
+	}
+	ok := func(status int, res Resource, withBody bool) entryResult {
+		be := bundleEntry{FullURL: h.fullURL(res), Response: &entryResponse{Status: fmt.Sprintf("%d %s", status, http.StatusText(status)),
+			Location: fmt.Sprintf("%s/%s/_history/%d", res.Type, res.ID, res.VersionID), Etag: fmt.Sprintf(`W/"%d"`, res.VersionID),
+			LastModified: res.LastUpdated.UTC().Format("2006-01-02T15:04:05.000Z07:00")}}
+		if withBody {
+			be.Resource = res.Content
+		}
+		return entryResult{bundleEntry: be}
+	}
+	switch {
+	case method == "POST" && len(seg) == 1:
+		var res Resource
+		var created bool
+		var err error
+		if id, assigned := strings.CutPrefix(e.FullURL, "assigned:"); assigned {
+			res, err = svc.createWithID(ctx, p, seg[0], id, e.Resource)
+			created = err == nil
+		} else {
+			res, created, err = svc.Create(ctx, p, seg[0], e.Resource, e.Request.IfNoneExist)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if created {
+			return ok(http.StatusCreated, res, true)
+		}
+		return ok(http.StatusOK, res, true)
+	case method == "PUT" && len(seg) == 2:
+		res, created, err := svc.Update(ctx, p, seg[0], seg[1], e.Resource, e.Request.IfMatch)
+		if err != nil {
+			return fail(err)
+		}
+		if created {
+			return ok(http.StatusCreated, res, true)
+		}
+		return ok(http.StatusOK, res, true)
+	case method == "PATCH" && len(seg) == 2:
+		ops, err := patchBody(e.Resource)
+		if err != nil {
+			return fail(err)
+		}
+		res, err := svc.Patch(ctx, p, seg[0], seg[1], ops, e.Request.IfMatch)
+		if err != nil {
+			return fail(err)
+		}
+		return ok(http.StatusOK, res, true)
+	case method == "DELETE" && len(seg) == 2:
+		if err := svc.Delete(ctx, p, seg[0], seg[1]); err != nil {
+			return fail(err)
+		}
+		return entryResult{bundleEntry: bundleEntry{Response: &entryResponse{Status: "204 No Content"}}}
+	case method == "GET" && len(seg) == 2:
+		res, err := svc.Read(ctx, p, seg[0], seg[1])
+		if err != nil {
+			return fail(err)
+		}
+		return ok(http.StatusOK, res, true)
+	case method == "GET" && len(seg) == 1:
+		vals, err := url.ParseQuery(query)
+		if err != nil {
+			return fail(fault.Invalid("the entry's query is not valid"))
+		}
+		q, err := search.ParseQuery(seg[0], vals, false)
+		if err != nil {
+			return fail(searchErr(err))
+		}
+		page, err := svc.Search(ctx, p, q)
+		if err != nil {
+			return fail(err)
+		}
+		b, _ := json.Marshal(h.searchBundle(page))
+		return entryResult{bundleEntry: bundleEntry{Resource: b, Response: &entryResponse{Status: "200 OK"}}}
+	}
+	return fail(fault.Invalid("unsupported bundle entry %s %s", method, e.Request.URL))
+}
+
+// patchBody reads a PATCH entry: a Binary holding a base64 JSON Patch (what
+// the SDK sends), or a bare JSON Patch array.
+func patchBody(raw json.RawMessage) ([]byte, error) {
+	if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) {
+		return raw, nil
+	}
+	var bin struct {
+		ResourceType string `json:"resourceType"`
+		ContentType  string `json:"contentType"`
+		Data         string `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &bin); err != nil || bin.ResourceType != "Binary" {
+		return nil, fault.Invalid("a PATCH entry's resource must be a Binary holding a JSON Patch")
+	}
+	ops, err := base64.StdEncoding.DecodeString(bin.Data)
+	if err != nil {
+		return nil, fault.Invalid("the Binary's data is not base64")
+	}
+	return ops, nil
+}
+
+// createWithID creates a resource at an id chosen up front (transaction
+// entries referenced by urn:uuid).
+func (s *Service) createWithID(ctx context.Context, p auth.Principal, typ, id string, body []byte) (Resource, error) {
+	if err := checkType(typ); err != nil {
+		return Resource{}, err
+	}
+	a, err := s.decide(ctx, p, "FHIR:Create", typ, "")
+	if err != nil {
+		return Resource{}, err
+	}
+	m, err := validate(body, typ)
+	if err != nil {
+		return Resource{}, err
+	}
+	return s.write(ctx, p, typ, id, m, "POST", 0, false, a)
+}

@@ -1,0 +1,249 @@
+package fhir
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir/search"
+	"github.com/wardhealth/ward/internal/store"
+)
+
+// ErrGone is a read of a deleted resource (410).
+var ErrGone = errors.New("gone")
+
+// Read returns the current version. Errors: NotFound, Gone, Forbidden.
+func (s *Service) Read(ctx context.Context, p auth.Principal, typ, id string) (Resource, error) {
+	if err := checkType(typ); err != nil {
+		return Resource{}, err
+	}
+	if err := s.requireCovered(ctx, p, "FHIR:Read", typ, id); err != nil {
+		return Resource{}, err
+	}
+	r, err := s.store.GetResource(ctx, p.ProjectID, typ, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Resource{}, fault.NotFound("%s/%s is not known", typ, id)
+	}
+	if err != nil {
+		return Resource{}, err
+	}
+	if r.Deleted {
+		return fromStore(r), fault.Wrap(fault.ErrNotFound, ErrGone, "%s/%s was deleted", typ, id)
+	}
+	return fromStore(r), nil
+}
+
+// VRead returns one version.
+func (s *Service) VRead(ctx context.Context, p auth.Principal, typ, id, vid string) (Resource, error) {
+	if err := checkType(typ); err != nil {
+		return Resource{}, err
+	}
+	if err := s.requireCovered(ctx, p, "FHIR:Read", typ, id); err != nil {
+		return Resource{}, err
+	}
+	v, err := strconv.ParseInt(vid, 10, 64)
+	if err != nil || v < 1 {
+		return Resource{}, fault.NotFound("%s/%s has no version %q", typ, id, vid)
+	}
+	r, err := s.store.GetVersion(ctx, p.ProjectID, typ, id, v)
+	if errors.Is(err, store.ErrNotFound) {
+		return Resource{}, fault.NotFound("%s/%s has no version %d", typ, id, v)
+	}
+	if err != nil {
+		return Resource{}, err
+	}
+	if r.Deleted {
+		return fromStore(r), fault.Wrap(fault.ErrNotFound, ErrGone, "version %d of %s/%s is a deletion", v, typ, id)
+	}
+	return fromStore(r), nil
+}
+
+// Create stores a new resource with a server-assigned id. With ifNoneExist
+// (a search query) an existing single match is returned instead (created
+// false); several matches are a 412.
+func (s *Service) Create(ctx context.Context, p auth.Principal, typ string, body []byte, ifNoneExist string) (Resource, bool, error) {
+	if err := checkType(typ); err != nil {
+		return Resource{}, false, err
+	}
+	a, err := s.decide(ctx, p, "FHIR:Create", typ, "")
+	if err != nil {
+		return Resource{}, false, err
+	}
+	m, err := validate(body, typ)
+	if err != nil {
+		return Resource{}, false, err
+	}
+	if ifNoneExist != "" {
+		found, err := s.conditionalMatches(ctx, p, typ, ifNoneExist)
+		if err != nil {
+			return Resource{}, false, err
+		}
+		switch len(found) {
+		case 0:
+		case 1:
+			return found[0], false, nil
+		default:
+			return Resource{}, false, fault.Wrap(fault.ErrPrecondition, nil, "If-None-Exist matched %d resources; it must match at most one", len(found))
+		}
+	}
+	r, err := s.write(ctx, p, typ, newID(), m, "POST", 0, false, a)
+	return r, err == nil, err
+}
+
+// conditionalMatches runs a conditional interaction's search as the caller.
+func (s *Service) conditionalMatches(ctx context.Context, p auth.Principal, typ, query string) ([]Resource, error) {
+	vals, err := url.ParseQuery(strings.TrimPrefix(query, typ+"?"))
+	if err != nil {
+		return nil, fault.Invalid("the condition %q is not a valid search", query)
+	}
+	q, err := search.ParseQuery(typ, vals, false)
+	if err != nil {
+		return nil, searchErr(err)
+	}
+	q.Count = 2
+	page, err := s.search(ctx, p, q, false)
+	if err != nil {
+		return nil, err
+	}
+	return page.Matches, nil
+}
+
+// Update replaces a resource, creating it at that id if it does not exist.
+// ifMatch is the version the client expects ("" for none): a mismatch is 412.
+func (s *Service) Update(ctx context.Context, p auth.Principal, typ, id string, body []byte, ifMatch string) (Resource, bool, error) {
+	if err := checkType(typ); err != nil {
+		return Resource{}, false, err
+	}
+	if err := checkID(id); err != nil {
+		return Resource{}, false, err
+	}
+	m, err := validate(body, typ)
+	if err != nil {
+		return Resource{}, false, err
+	}
+	if bid, _ := m["id"].(string); bid != id {
+		return Resource{}, false, fault.Invalid("the resource's id %q does not match the URL's %q", bid, id)
+	}
+	expect, err := parseIfMatch(ifMatch)
+	if err != nil {
+		return Resource{}, false, err
+	}
+	cur, err := s.store.GetResource(ctx, p.ProjectID, typ, id)
+	exists := err == nil && !cur.Deleted
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Resource{}, false, err
+	}
+	var a access
+	if exists {
+		if err := s.requireCovered(ctx, p, "FHIR:Update", typ, id); err != nil {
+			return Resource{}, false, err
+		}
+		if a, err = s.decide(ctx, p, "FHIR:Update", typ, id); err != nil {
+			return Resource{}, false, err
+		}
+	} else if a, err = s.decide(ctx, p, "FHIR:Create", typ, ""); err != nil {
+		return Resource{}, false, err
+	}
+	r, err := s.write(ctx, p, typ, id, m, "PUT", expect, true, a)
+	return r, err == nil && !exists, err
+}
+
+func parseIfMatch(h string) (int64, error) {
+	if h == "" {
+		return 0, nil
+	}
+	v := strings.TrimPrefix(strings.TrimSpace(h), "W/")
+	v = strings.Trim(v, `"`)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fault.Invalid(`If-Match must be a version ETag such as W/"3"`)
+	}
+	return n, nil
+}
+
+// Delete marks a resource deleted (history kept). Deleting a missing or
+// already deleted resource succeeds.
+func (s *Service) Delete(ctx context.Context, p auth.Principal, typ, id string) error {
+	if err := checkType(typ); err != nil {
+		return err
+	}
+	if err := s.requireCovered(ctx, p, "FHIR:Delete", typ, id); err != nil {
+		return err
+	}
+	return s.store.WithTx(ctx, func(tx *store.Tx) error {
+		cur, err := tx.GetResource(ctx, p.ProjectID, typ, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil || cur.Deleted {
+			return err
+		}
+		return tx.PutResource(ctx, store.Resource{ProjectID: p.ProjectID, Type: typ, ID: id, VersionID: cur.VersionID + 1,
+			LastUpdated: s.now(), Deleted: true, Method: "DELETE", Content: cur.Content}, nil)
+	})
+}
+
+// write stores a new version of m in one transaction: checking the expected
+// version, stamping meta, indexing, and (with a conditional access) checking
+// that the new content still falls inside the caller's conditions.
+func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m map[string]any, method string, expect int64, allowCreate bool, a access) (Resource, error) {
+	var out store.Resource
+	err := s.store.WithTx(ctx, func(tx *store.Tx) error {
+		version := int64(1)
+		cur, err := tx.GetResource(ctx, p.ProjectID, typ, id)
+		switch {
+		case err == nil:
+			version = cur.VersionID + 1
+			if method == "POST" {
+				return fault.Conflict("%s/%s already exists", typ, id)
+			}
+		case errors.Is(err, store.ErrNotFound):
+			if !allowCreate && method != "POST" {
+				return fault.NotFound("%s/%s is not known", typ, id)
+			}
+		default:
+			return err
+		}
+		if expect != 0 && (err != nil || cur.VersionID != expect) {
+			return fault.Wrap(fault.ErrPrecondition, nil, "version conflict: If-Match names version %d but %s/%s is at version %d", expect, typ, id, version-1)
+		}
+		now := s.now()
+		stamp(m, id, version, now)
+		content, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		rows, err := index(typ, m)
+		if err != nil {
+			return err
+		}
+		out = store.Resource{ProjectID: p.ProjectID, Type: typ, ID: id, VersionID: version, LastUpdated: now, Method: method, Content: content}
+		if err := tx.PutResource(ctx, out, rows); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return fault.Conflict("%s/%s was changed concurrently; retry", typ, id)
+			}
+			return err
+		}
+		if a.allowed != nil {
+			// The new content must still be inside the caller's conditions.
+			matched, _, err := tx.Search(ctx, store.SearchRequest{ProjectID: p.ProjectID, Query: &search.Query{ResourceType: typ},
+				Allowed: a.allowed, IDs: []string{id}, Count: 1, Now: now})
+			if err != nil {
+				return err
+			}
+			if len(matched) == 0 {
+				return fault.Forbidden("access denied: the resource would fall outside the conditions of the policy that allows this write")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Resource{}, err
+	}
+	return fromStore(out), nil
+}

@@ -1,0 +1,54 @@
+package fhir
+
+import (
+	"net/http"
+	"sync"
+
+	"github.com/wardhealth/ward/internal/fhir/search"
+)
+
+// capability is built once: it depends only on the registry.
+var capabilityOnce = sync.OnceValue(buildCapability)
+
+func buildCapability() map[string]any {
+	interactions := []map[string]string{}
+	for _, code := range []string{"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"} {
+		interactions = append(interactions, map[string]string{"code": code})
+	}
+	var resources []map[string]any
+	for _, typ := range search.ResourceTypes() {
+		var params []map[string]string
+		for _, p := range search.Params(typ) {
+			if p.Type == "composite" || p.Type == "special" {
+				continue // not indexed yet: listing them would be untrue
+			}
+			params = append(params, map[string]string{"name": p.Name, "type": p.Type})
+		}
+		resources = append(resources, map[string]any{
+			"type": typ, "interaction": interactions, "versioning": "versioned", "readHistory": true,
+			"updateCreate": true, "conditionalCreate": true, "conditionalUpdate": false, "conditionalDelete": "not-supported",
+			"searchInclude": []string{"*"}, "searchRevInclude": []string{"*"}, "searchParam": params,
+		})
+	}
+	return map[string]any{
+		"resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-22", "kind": "instance",
+		"software":    map[string]string{"name": "Ward"},
+		"fhirVersion": "4.0.1", "format": []string{"json"}, "patchFormat": []string{"application/json-patch+json"},
+		"rest": []map[string]any{{
+			"mode": "server", "resource": resources,
+			"interaction": []map[string]string{{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}},
+			"security":    map[string]any{"description": "OAuth2 bearer tokens from /oauth/token; every interaction is checked against the caller's access policy."},
+		}},
+	}
+}
+
+func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) error {
+	cs := capabilityOnce()
+	out := make(map[string]any, len(cs)+1)
+	for k, v := range cs {
+		out[k] = v
+	}
+	out["implementation"] = map[string]string{"description": "Ward FHIR R4 API", "url": h.base}
+	writeFHIR(w, http.StatusOK, out)
+	return nil
+}

@@ -1,0 +1,80 @@
+package fhir
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/wardhealth/ward/internal/fault"
+)
+
+// outcomeIssue is one OperationOutcome.issue.
+type outcomeIssue struct {
+	Severity    string   `json:"severity"`
+	Code        string   `json:"code"`
+	Details     *text    `json:"details,omitempty"`
+	Diagnostics string   `json:"diagnostics,omitempty"`
+	Expression  []string `json:"expression,omitempty"`
+}
+
+type text struct {
+	Text string `json:"text"`
+}
+
+type operationOutcome struct {
+	ResourceType string         `json:"resourceType"`
+	Issue        []outcomeIssue `json:"issue"`
+}
+
+func outcome(severity, code, msg string) operationOutcome {
+	return operationOutcome{ResourceType: "OperationOutcome", Issue: []outcomeIssue{{Severity: severity, Code: code, Details: &text{msg}}}}
+}
+
+// errorOutcome maps err to a status and an OperationOutcome, in one place.
+// Internal causes are logged, never sent.
+func errorOutcome(log *slog.Logger, r *http.Request, err error) (int, operationOutcome) {
+	var inv *InvalidResource
+	if errors.As(err, &inv) {
+		oo := operationOutcome{ResourceType: "OperationOutcome"}
+		for _, is := range inv.Issues {
+			code := is.Code
+			if code == "" {
+				code = "invalid"
+			}
+			oo.Issue = append(oo.Issue, outcomeIssue{Severity: "error", Code: code, Details: &text{is.Expression + ": " + is.Message}, Expression: []string{is.Expression}})
+		}
+		return http.StatusBadRequest, oo
+	}
+	var un *unprocessable
+	if errors.As(err, &un) {
+		return http.StatusUnprocessableEntity, outcome("error", "processing", un.msg)
+	}
+	if errors.Is(err, ErrGone) {
+		_, msg := fault.Public(err)
+		return http.StatusGone, outcome("error", "deleted", msg)
+	}
+	status, msg := fault.Public(err)
+	code := map[int]string{400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 409: "conflict",
+		412: "conflict", 413: "too-costly", 501: "not-supported", 503: "transient"}[status]
+	if code == "" {
+		code = "exception"
+	}
+	if status >= 500 {
+		log.ErrorContext(r.Context(), "fhir request failed", "err", err, "path", r.URL.Path)
+	}
+	return status, outcome("error", code, msg)
+}
+
+// writeResource sends FHIR JSON with a status.
+func writeFHIR(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/fhir+json; charset=utf-8")
+	w.WriteHeader(status)
+	switch b := v.(type) {
+	case nil:
+	case []byte:
+		_, _ = w.Write(b)
+	default:
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}

@@ -1,0 +1,366 @@
+package fhir
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir/search"
+)
+
+// Handler serves the FHIR REST API under a base path for authenticated
+// principals; the server authenticates and hands over the principal.
+type Handler struct {
+	svc  *Service
+	base string // public base URL, e.g. http://127.0.0.1:8080/fhir
+	path string // base path, e.g. /fhir
+	log  *slog.Logger
+}
+
+// NewHandler returns the REST handler for svc at publicBase (its URL path is
+// the mount point).
+func NewHandler(svc *Service, publicBase string, log *slog.Logger) *Handler {
+	u, _ := url.Parse(publicBase)
+	return &Handler{svc: svc, base: strings.TrimSuffix(publicBase, "/"), path: strings.TrimSuffix(u.Path, "/"), log: log}
+}
+
+// Path is the mount point.
+func (h *Handler) Path() string { return h.path }
+
+// Fail writes err as an OperationOutcome (for errors before ServeFHIR, such
+// as authentication).
+func (h *Handler) Fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, oo := errorOutcome(h.log, r, err)
+	writeFHIR(w, status, oo)
+}
+
+// ServeFHIR routes one FHIR request for principal p.
+func (h *Handler) ServeFHIR(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	if err := h.route(w, r, p); err != nil {
+		h.Fail(w, r, err)
+	}
+}
+
+func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, h.path), "/")
+	var seg []string
+	if rest != "" {
+		seg = strings.Split(rest, "/")
+	}
+	m := r.Method
+	switch {
+	case len(seg) == 0 && m == http.MethodPost:
+		return h.bundle(w, r, p)
+	case len(seg) == 1 && seg[0] == "metadata" && m == http.MethodGet:
+		return h.metadata(w, r)
+	case len(seg) == 1 && seg[0] == "_history" && m == http.MethodGet:
+		return h.history(w, r, p, "", "")
+	case len(seg) == 1 && m == http.MethodGet:
+		return h.search(w, r, p, seg[0], r.URL.Query())
+	case len(seg) == 2 && seg[1] == "_search" && m == http.MethodPost:
+		vals, err := formValues(r)
+		if err != nil {
+			return err
+		}
+		return h.search(w, r, p, seg[0], vals)
+	case len(seg) == 1 && m == http.MethodPost:
+		return h.create(w, r, p, seg[0])
+	case len(seg) == 2 && seg[1] == "_history" && m == http.MethodGet:
+		return h.history(w, r, p, seg[0], "")
+	case len(seg) == 2 && m == http.MethodGet:
+		res, err := h.svc.Read(r.Context(), p, seg[0], seg[1])
+		if err != nil {
+			return err
+		}
+		return h.sendResource(w, r, http.StatusOK, res)
+	case len(seg) == 2 && m == http.MethodPut:
+		return h.update(w, r, p, seg[0], seg[1])
+	case len(seg) == 2 && m == http.MethodPatch:
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		res, err := h.svc.Patch(r.Context(), p, seg[0], seg[1], body, r.Header.Get("If-Match"))
+		if err != nil {
+			return err
+		}
+		return h.sendWrite(w, r, http.StatusOK, res)
+	case len(seg) == 2 && m == http.MethodDelete:
+		if err := h.svc.Delete(r.Context(), p, seg[0], seg[1]); err != nil {
+			return err
+		}
+		writeFHIR(w, http.StatusOK, outcome("information", "informational", fmt.Sprintf("%s/%s deleted", seg[0], seg[1])))
+		return nil
+	case len(seg) == 3 && seg[2] == "_history" && m == http.MethodGet:
+		return h.history(w, r, p, seg[0], seg[1])
+	case len(seg) == 4 && seg[2] == "_history" && m == http.MethodGet:
+		res, err := h.svc.VRead(r.Context(), p, seg[0], seg[1], seg[3])
+		if err != nil {
+			return err
+		}
+		return h.sendResource(w, r, http.StatusOK, res)
+	}
+	return fault.NotFound("no FHIR interaction %s %s", m, r.URL.Path)
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, fault.TooLarge("the request body is larger than the limit of %d bytes", tooBig.Limit)
+		}
+		return nil, fault.Invalid("could not read the request body")
+	}
+	return b, nil
+}
+
+// formValues merges the URL query and a form body (POST _search).
+func formValues(r *http.Request) (url.Values, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, fault.Invalid("the _search body must be application/x-www-form-urlencoded")
+	}
+	for k, v := range r.URL.Query() {
+		vals[k] = append(vals[k], v...)
+	}
+	return vals, nil
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, p auth.Principal, typ string) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	res, created, err := h.svc.Create(r.Context(), p, typ, body, r.Header.Get("If-None-Exist"))
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return h.sendWrite(w, r, status, res)
+}
+
+func (h *Handler) update(w http.ResponseWriter, r *http.Request, p auth.Principal, typ, id string) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	res, created, err := h.svc.Update(r.Context(), p, typ, id, body, r.Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return h.sendWrite(w, r, status, res)
+}
+
+// setVersionHeaders sets ETag and Last-Modified for a resource version.
+func setVersionHeaders(w http.ResponseWriter, res Resource) {
+	w.Header().Set("ETag", fmt.Sprintf(`W/"%d"`, res.VersionID))
+	w.Header().Set("Last-Modified", res.LastUpdated.UTC().Format(http.TimeFormat))
+}
+
+func (h *Handler) sendResource(w http.ResponseWriter, r *http.Request, status int, res Resource) error {
+	setVersionHeaders(w, res)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && inm == w.Header().Get("ETag") {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	writeFHIR(w, status, res.Content)
+	return nil
+}
+
+// sendWrite answers a create/update/patch, honouring Prefer: return=.
+func (h *Handler) sendWrite(w http.ResponseWriter, r *http.Request, status int, res Resource) error {
+	setVersionHeaders(w, res)
+	w.Header().Set("Location", fmt.Sprintf("%s/%s/%s/_history/%d", h.base, res.Type, res.ID, res.VersionID))
+	switch preferReturn(r) {
+	case "minimal":
+		w.WriteHeader(status)
+	case "OperationOutcome":
+		writeFHIR(w, status, outcome("information", "informational", fmt.Sprintf("%s/%s version %d stored", res.Type, res.ID, res.VersionID)))
+	default:
+		writeFHIR(w, status, res.Content)
+	}
+	return nil
+}
+
+func preferReturn(r *http.Request) string {
+	for _, part := range strings.Split(r.Header.Get("Prefer"), ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && k == "return" {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
+}
+
+func preferLenient(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Prefer"), "handling=lenient")
+}
+
+func (h *Handler) search(w http.ResponseWriter, r *http.Request, p auth.Principal, typ string, vals url.Values) error {
+	if err := checkType(typ); err != nil {
+		return err
+	}
+	for _, k := range []string{"_format", "_pretty"} {
+		delete(vals, k)
+	}
+	q, err := search.ParseQuery(typ, vals, preferLenient(r))
+	if err != nil {
+		return searchErr(err)
+	}
+	page, err := h.svc.Search(r.Context(), p, q)
+	if err != nil {
+		return err
+	}
+	writeFHIR(w, http.StatusOK, h.searchBundle(page))
+	return nil
+}
+
+func (h *Handler) history(w http.ResponseWriter, r *http.Request, p auth.Principal, typ, id string) error {
+	hp, err := ParseHistoryParams(r.URL.Query().Get, h.svc.cfg.DefaultCount, h.svc.cfg.MaxCount)
+	if err != nil {
+		return err
+	}
+	rows, total, err := h.svc.History(r.Context(), p, typ, id, hp)
+	if err != nil {
+		return err
+	}
+	writeFHIR(w, http.StatusOK, h.historyBundle(r, typ, id, hp, rows, total))
+	return nil
+}
+
+// bundleEntry and bundle are the response Bundle shapes.
+type bundleEntry struct {
+	FullURL  string          `json:"fullUrl,omitempty"`
+	Resource json.RawMessage `json:"resource,omitempty"`
+	Search   *entrySearch    `json:"search,omitempty"`
+	Request  *entryRequest   `json:"request,omitempty"`
+	Response *entryResponse  `json:"response,omitempty"`
+}
+
+type entrySearch struct {
+	Mode string `json:"mode"`
+}
+
+type entryRequest struct {
+	Method string `json:"method"`
+	URL    string `json:"url"`
+}
+
+type entryResponse struct {
+	Status       string          `json:"status"`
+	Location     string          `json:"location,omitempty"`
+	Etag         string          `json:"etag,omitempty"`
+	LastModified string          `json:"lastModified,omitempty"`
+	Outcome      json.RawMessage `json:"outcome,omitempty"`
+}
+
+type bundleLink struct {
+	Relation string `json:"relation"`
+	URL      string `json:"url"`
+}
+
+type bundle struct {
+	ResourceType string        `json:"resourceType"`
+	ID           string        `json:"id,omitempty"`
+	Type         string        `json:"type"`
+	Total        *int          `json:"total,omitempty"`
+	Link         []bundleLink  `json:"link,omitempty"`
+	Entry        []bundleEntry `json:"entry"`
+}
+
+func (h *Handler) fullURL(res Resource) string { return h.base + "/" + res.Type + "/" + res.ID }
+
+func (h *Handler) searchBundle(page Page) bundle {
+	b := bundle{ResourceType: "Bundle", ID: newID(), Type: "searchset", Entry: []bundleEntry{}}
+	if page.Total >= 0 {
+		t := page.Total
+		b.Total = &t
+	}
+	q := *page.Query
+	q.Count = page.Count
+	link := func(rel string, offset int) {
+		q.Offset = offset
+		b.Link = append(b.Link, bundleLink{Relation: rel, URL: h.base + "/" + q.ResourceType + "?" + q.Encode()})
+	}
+	link("self", page.Offset)
+	if page.Count > 0 && len(page.Matches) == page.Count && (page.Total < 0 || page.Offset+page.Count < page.Total) {
+		link("next", page.Offset+page.Count)
+	}
+	if page.Offset > 0 {
+		link("previous", max(0, page.Offset-page.Count))
+	}
+	for _, res := range page.Matches {
+		b.Entry = append(b.Entry, bundleEntry{FullURL: h.fullURL(res), Resource: res.Content, Search: &entrySearch{Mode: "match"}})
+	}
+	for _, res := range page.Included {
+		b.Entry = append(b.Entry, bundleEntry{FullURL: h.fullURL(res), Resource: res.Content, Search: &entrySearch{Mode: "include"}})
+	}
+	if page.Query.Summary == "count" {
+		b.Entry = nil
+	}
+	return b
+}
+
+func (h *Handler) historyBundle(r *http.Request, typ, id string, hp HistoryParams, rows []Resource, total int) bundle {
+	b := bundle{ResourceType: "Bundle", ID: newID(), Type: "history", Total: &total, Entry: []bundleEntry{}}
+	self := h.base
+	for _, s := range []string{typ, id} {
+		if s != "" {
+			self += "/" + s
+		}
+	}
+	self += "/_history"
+	mk := func(offset int) string {
+		v := url.Values{"_count": {strconv.Itoa(hp.Count)}}
+		if offset > 0 {
+			v.Set("_offset", strconv.Itoa(offset))
+		}
+		return self + "?" + v.Encode()
+	}
+	b.Link = append(b.Link, bundleLink{Relation: "self", URL: mk(hp.Offset)})
+	if hp.Offset+len(rows) < total && len(rows) > 0 {
+		b.Link = append(b.Link, bundleLink{Relation: "next", URL: mk(hp.Offset + len(rows))})
+	}
+	for _, res := range rows {
+		e := bundleEntry{FullURL: h.fullURL(res), Request: &entryRequest{Method: res.Method, URL: res.Type + "/" + res.ID},
+			Response: &entryResponse{Status: "200 OK", Etag: fmt.Sprintf(`W/"%d"`, res.VersionID), LastModified: res.LastUpdated.UTC().Format("2006-01-02T15:04:05.000Z07:00")}}
+		switch {
+		case res.Deleted:
+			e.Response.Status = "204 No Content"
+		case res.Method == "POST":
+			e.Response.Status = "201 Created"
+			e.Resource = res.Content
+		default:
+			e.Resource = res.Content
+		}
+		if res.Method == "PATCH" {
+			e.Request.Method = "PATCH"
+		}
+		if res.Method == "PUT" || res.Method == "PATCH" || res.Method == "DELETE" {
+			e.Request.URL = res.Type + "/" + res.ID
+		} else {
+			e.Request.URL = res.Type
+		}
+		b.Entry = append(b.Entry, e)
+	}
+	return b
+}

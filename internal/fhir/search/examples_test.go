@@ -1,0 +1,109 @@
+package search
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// decodeResource decodes FHIR JSON the way the server does: numbers stay
+// json.Number so that decimals keep their precision.
+func decodeResource(t testing.TB, data []byte) map[string]any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return m
+}
+
+// TestExtractAllExamples runs Extract over every example of the R4
+// examples package (and every resource inside example Bundles) when
+// WARD_FHIR_EXAMPLES names the extracted package directory; see
+// internal/gen for how to fetch it.
+func TestExtractAllExamples(t *testing.T) {
+	dir := os.Getenv("WARD_FHIR_EXAMPLES")
+	if dir == "" {
+		t.Skip("WARD_FHIR_EXAMPLES not set")
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples in %s: %v", dir, err)
+	}
+	resources, values := 0, 0
+	for _, f := range files {
+		base := filepath.Base(f)
+		if base == "package.json" || strings.HasPrefix(base, "ig-") || strings.HasPrefix(base, ".") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, res := range withEntries(decodeResource(t, data)) {
+			rt, _ := res["resourceType"].(string)
+			if !IsResourceType(rt) {
+				continue // Parameters and other non-persistable types
+			}
+			vals, err := Extract(rt, res)
+			if err != nil {
+				t.Errorf("%s: %v", base, err)
+			}
+			resources++
+			values += len(vals)
+		}
+	}
+	t.Logf("%d resources, %d index values", resources, values)
+}
+
+// withEntries returns r and, for a Bundle, the resources of its entries.
+func withEntries(r map[string]any) []map[string]any {
+	out := []map[string]any{r}
+	entries, _ := r["entry"].([]any)
+	for _, e := range entries {
+		em, _ := e.(map[string]any)
+		if res, ok := em["resource"].(map[string]any); ok {
+			out = append(out, withEntries(res)...)
+		}
+	}
+	return out
+}
+
+// TestExtractCommittedExamples runs every parameter of each committed
+// sample (and of the resources inside its Bundles) so that each compiled
+// expression meets real data on every run, not only with the full package.
+func TestExtractCommittedExamples(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "examples", "*.json"))
+	if err != nil || len(files) < 40 {
+		t.Fatalf("want at least 40 samples, got %d (%v)", len(files), err)
+	}
+	types := map[string]bool{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, res := range withEntries(decodeResource(t, data)) {
+			rt, _ := res["resourceType"].(string)
+			if rt == "Parameters" { // not a stored type; see ResourceTypes
+				continue
+			}
+			vals, err := Extract(rt, res)
+			if err != nil {
+				t.Errorf("%s (%s): %v", f, rt, err)
+			}
+			if _, hasID := res["id"]; hasID && len(vals) == 0 { // _id at least
+				t.Errorf("%s (%s): no index values", f, rt)
+			}
+			types[rt] = true
+		}
+	}
+	if len(types) < 25 {
+		t.Errorf("samples cover %d resource types, want at least 25", len(types))
+	}
+}

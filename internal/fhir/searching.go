@@ -1,0 +1,179 @@
+package fhir
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir/search"
+	"github.com/wardhealth/ward/internal/store"
+)
+
+// searchErr turns a query parse error into a 400 naming the parameter.
+func searchErr(err error) error {
+	var qe *search.Error
+	if errors.As(err, &qe) {
+		return fault.Invalid("%v", qe)
+	}
+	if errors.Is(err, search.ErrInvalidQuery) {
+		return fault.Invalid("%v", err)
+	}
+	return err
+}
+
+// Page is one page of search results.
+type Page struct {
+	Query    *search.Query
+	Matches  []Resource
+	Included []Resource
+	Total    int // -1 when not counted
+	Offset   int
+	Count    int
+}
+
+// Search runs a parsed query as p: FHIR:Search on the type, results limited
+// to what the policy's conditions allow (inside the SQL, so totals hold),
+// includes limited to what p may read.
+func (s *Service) Search(ctx context.Context, p auth.Principal, q *search.Query) (Page, error) {
+	if err := checkType(q.ResourceType); err != nil {
+		return Page{}, err
+	}
+	if err := supported(q); err != nil {
+		return Page{}, err
+	}
+	return s.search(ctx, p, q, q.Total != "none")
+}
+
+// supported refuses parameters the index does not hold yet, rather than
+// answering them with an empty (wrong) result.
+func supported(q *search.Query) error {
+	for _, c := range q.Clauses {
+		for c != nil {
+			if c.Param != nil && (c.Param.Type == "composite" || c.Param.Type == "special") {
+				return fault.Invalid("search parameter %q (%s) is not supported yet", c.Param.Name, c.Param.Type)
+			}
+			if c.Reverse != nil {
+				c = c.Reverse.Clause
+				continue
+			}
+			c = c.Chain
+		}
+	}
+	return nil
+}
+
+func (s *Service) search(ctx context.Context, p auth.Principal, q *search.Query, total bool) (Page, error) {
+	a, err := s.decide(ctx, p, "FHIR:Search", q.ResourceType, "")
+	if err != nil {
+		return Page{}, err
+	}
+	count := q.Count
+	switch {
+	case count < 0:
+		count = s.cfg.DefaultCount
+	case count > s.cfg.MaxCount:
+		count = s.cfg.MaxCount
+	}
+	if q.Summary == "count" {
+		count, total = 0, true
+	}
+	rows, n, err := s.store.Search(ctx, store.SearchRequest{ProjectID: p.ProjectID, Query: q, Allowed: a.allowed,
+		Count: count, Offset: q.Offset, Total: total, Now: s.now()})
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Query: q, Total: n, Offset: q.Offset, Count: count}
+	for _, r := range rows {
+		page.Matches = append(page.Matches, fromStore(r))
+	}
+	if page.Included, err = s.includes(ctx, p, q, page.Matches); err != nil {
+		return Page{}, err
+	}
+	return page, nil
+}
+
+// includes resolves _include and _revinclude (one level, plus one :iterate
+// round), reading each target type as the caller: a type the caller may not
+// search is left out, and conditions apply, so nothing leaks.
+func (s *Service) includes(ctx context.Context, p auth.Principal, q *search.Query, matches []Resource) ([]Resource, error) {
+	if len(matches) == 0 || (len(q.Include) == 0 && len(q.RevInclude) == 0) {
+		return nil, nil
+	}
+	seen := map[string]bool{}
+	for _, m := range matches {
+		seen[m.Type+"/"+m.ID] = true
+	}
+	var out []Resource
+	frontier := matches
+	for round := 0; round < 2 && len(frontier) > 0; round++ {
+		var next []Resource
+		byType := map[string][]string{} // target type -> ids to fetch
+		for _, inc := range q.Include {
+			if round > 0 && !inc.Iterate {
+				continue
+			}
+			refs, err := s.store.ReferencesFrom(ctx, p.ProjectID, idsOf(frontier, inc.Type), inc.Type, inc.Param)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range refs {
+				if inc.Target != "" && r.RefType != inc.Target {
+					continue
+				}
+				byType[r.RefType] = append(byType[r.RefType], r.RefID)
+			}
+		}
+		for _, inc := range q.RevInclude {
+			if round > 0 && !inc.Iterate {
+				continue
+			}
+			for typ, ids := range groupIDs(frontier) {
+				src, err := s.store.ReferencesTo(ctx, p.ProjectID, inc.Type, inc.Param, typ, ids)
+				if err != nil {
+					return nil, err
+				}
+				byType[inc.Type] = append(byType[inc.Type], src...)
+			}
+		}
+		for typ, ids := range byType {
+			if typ == "" || !search.IsResourceType(typ) {
+				continue
+			}
+			a, err := s.decide(ctx, p, "FHIR:Read", typ, "")
+			if err != nil {
+				continue // not readable as a type: include nothing of it
+			}
+			slices.Sort(ids)
+			ids = slices.Compact(ids)
+			rows, _, err := s.store.Search(ctx, store.SearchRequest{ProjectID: p.ProjectID, Query: &search.Query{ResourceType: typ},
+				Allowed: a.allowed, IDs: ids, Count: s.cfg.MaxCount, Now: s.now()})
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range rows {
+				if k := r.Type + "/" + r.ID; !seen[k] {
+					seen[k] = true
+					out = append(out, fromStore(r))
+					next = append(next, fromStore(r))
+				}
+			}
+		}
+		frontier = next
+	}
+	return out, nil
+}
+
+// idsOf lists the ids of resources of typ ("*" for all types).
+func idsOf(rs []Resource, typ string) map[string][]string {
+	out := map[string][]string{}
+	for _, r := range rs {
+		if typ == "*" || typ == r.Type {
+			out[r.Type] = append(out[r.Type], r.ID)
+		}
+	}
+	return out
+}
+
+func groupIDs(rs []Resource) map[string][]string { return idsOf(rs, "*") }

@@ -1,0 +1,210 @@
+// Package fhir is Ward's FHIR R4 REST capability: validation, versions,
+// history, search, batch and transaction, each interaction checked against
+// the caller's access policy.
+package fhir
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir/schema"
+	"github.com/wardhealth/ward/internal/fhir/search"
+	"github.com/wardhealth/ward/internal/policy"
+	"github.com/wardhealth/ward/internal/store"
+)
+
+// Authorizer decides one action on one resource for a principal.
+// iam.Service implements it.
+type Authorizer interface {
+	Authorize(ctx context.Context, p auth.Principal, action, resource string) (policy.Decision, error)
+}
+
+// Config holds the FHIR API's limits.
+type Config struct {
+	DefaultCount int // _count when absent
+	MaxCount     int // largest _count honoured
+}
+
+// Service is the FHIR capability.
+type Service struct {
+	store *store.Store
+	authz Authorizer
+	cfg   Config
+	now   func() time.Time
+}
+
+// New returns a Service.
+func New(st *store.Store, authz Authorizer, cfg Config, now func() time.Time) *Service {
+	if cfg.DefaultCount <= 0 {
+		cfg.DefaultCount = 20
+	}
+	if cfg.MaxCount <= 0 {
+		cfg.MaxCount = 1000
+	}
+	return &Service{store: st, authz: authz, cfg: cfg, now: now}
+}
+
+// Resource is a decoded resource plus its stored version data.
+type Resource struct {
+	Type        string
+	ID          string
+	VersionID   int64
+	LastUpdated time.Time
+	Deleted     bool
+	Method      string // history entries: the interaction that made the version
+	Content     []byte
+}
+
+func fromStore(r store.Resource) Resource {
+	return Resource{Type: r.Type, ID: r.ID, VersionID: r.VersionID, LastUpdated: r.LastUpdated, Deleted: r.Deleted, Content: r.Content}
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+// checkType refuses unknown resource types with a FHIR-style message.
+func checkType(typ string) error {
+	if !schema.IsResourceType(typ) {
+		return fault.NotFound("unknown resource type %q", typ)
+	}
+	return nil
+}
+
+func checkID(id string) error {
+	if !idPattern.MatchString(id) {
+		return fault.Invalid("invalid resource id %q: use 1-64 letters, digits, '-' and '.'", id)
+	}
+	return nil
+}
+
+// decode reads a resource body into a map, keeping numbers as written.
+func decode(body []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, fault.Invalid("the body is not a JSON object: %s", jsonErr(err))
+	}
+	if dec.More() {
+		return nil, fault.Invalid("the body has data after the JSON object")
+	}
+	return m, nil
+}
+
+func jsonErr(err error) string {
+	if err == nil {
+		return "null"
+	}
+	var syn *json.SyntaxError
+	if ok := asSyntax(err, &syn); ok {
+		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
+	}
+	return "invalid JSON"
+}
+
+func asSyntax(err error, target **json.SyntaxError) bool {
+	se, ok := err.(*json.SyntaxError)
+	if ok {
+		*target = se
+	}
+	return ok
+}
+
+// validate checks a resource against the R4 definitions.
+func validate(body []byte, wantType string) (map[string]any, error) {
+	m, err := decode(body)
+	if err != nil {
+		return nil, err
+	}
+	typ, issues, err := schema.Validate(body)
+	if err != nil {
+		return nil, fault.Invalid("the body is not a JSON object")
+	}
+	if wantType != "" && typ != wantType {
+		return nil, fault.Invalid("resourceType %q does not match the URL's %s", typ, wantType)
+	}
+	var errs []schema.Issue
+	for _, is := range issues {
+		if is.Severity == "error" {
+			errs = append(errs, is)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, &InvalidResource{Issues: errs}
+	}
+	return m, nil
+}
+
+// InvalidResource is a 400 whose OperationOutcome lists every problem.
+type InvalidResource struct{ Issues []schema.Issue }
+
+func (e *InvalidResource) Error() string {
+	if len(e.Issues) == 1 {
+		return e.Issues[0].Expression + ": " + e.Issues[0].Message
+	}
+	return fmt.Sprintf("%s: %s (and %d more problems)", e.Issues[0].Expression, e.Issues[0].Message, len(e.Issues)-1)
+}
+
+func (e *InvalidResource) Unwrap() error { return fault.ErrInvalid }
+
+// index turns search extraction into store index rows.
+func index(typ string, m map[string]any) ([]store.IndexRow, error) {
+	vals, err := search.Extract(typ, m)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", typ, err)
+	}
+	rows := make([]store.IndexRow, 0, len(vals))
+	for _, v := range vals {
+		r := store.IndexRow{Param: v.Param, Kind: v.Type}
+		switch v.Type {
+		case "string":
+			r.Value, r.Exact = v.String, v.Exact
+		case "token":
+			r.System, r.Code, r.Display = v.System, v.Code, v.Display
+		case "reference":
+			r.RefType, r.RefID, r.URL = v.RefType, v.RefID, v.RefURL
+			if v.RefID == "" && v.Code != "" {
+				// Reference.identifier, for :identifier searches.
+				r.URL = "identifier:" + v.System + "|" + v.Code
+			}
+		case "date":
+			r.Low, r.High = v.Low, v.High
+		case "number", "quantity":
+			r.Number, r.System, r.Code = v.Number, v.System, v.Unit
+		case "uri":
+			r.URI = v.URI
+		default:
+			continue
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// stamp sets id and meta.versionId/lastUpdated, keeping other meta.
+func stamp(m map[string]any, id string, version int64, at time.Time) {
+	m["id"] = id
+	meta, _ := m["meta"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	meta["versionId"] = fmt.Sprint(version)
+	meta["lastUpdated"] = at.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	m["meta"] = meta
+}
+
+func newID() string { return uuid.NewString() }
+
+// resourceName is the policy resource of one instance or a whole type.
+func resourceName(typ, id string) string {
+	if id == "" {
+		id = "*"
+	}
+	return "FHIR:" + typ + ":" + id
+}

@@ -1,0 +1,36 @@
+package server
+
+import (
+	"github.com/wardhealth/ward/internal/auth"
+	"net/http"
+	"strings"
+)
+
+// fhirGate authenticates FHIR requests (the capability statement is
+// public) and hands them to the FHIR handler, which checks each
+// interaction's action itself (a batch holds many). Errors are
+// OperationOutcomes; writes and denials are audited.
+func (s *Server) fhirGate(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && strings.TrimSuffix(r.URL.Path, "/") == s.fhir.Path()+"/metadata" {
+		s.fhir.ServeFHIR(w, r, auth.Principal{})
+		return
+	}
+	p, err := s.authenticate(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		s.fhir.Fail(w, r, err)
+		return
+	}
+	s.fhir.ServeFHIR(w, r, p)
+	sw, _ := w.(*statusWriter)
+	if sw == nil {
+		return
+	}
+	action := "FHIR:" + r.Method
+	switch {
+	case sw.status == http.StatusForbidden:
+		s.audit(r, p, action, r.URL.Path, "denied", "")
+	case r.Method != http.MethodGet && sw.status < 400 && !strings.HasSuffix(r.URL.Path, "/_search"):
+		s.audit(r, p, action, r.URL.Path, "allowed", "")
+	}
+}

@@ -1,0 +1,482 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wardhealth/ward/internal/fhir/search"
+)
+
+// SearchRequest is one page of a FHIR search in a project.
+type SearchRequest struct {
+	ProjectID string
+	Query     *search.Query
+	// Allowed, when not nil, restricts results to resources matching at
+	// least one of these queries (policy conditions): applied inside the SQL
+	// so totals and paging stay right. An empty non-nil slice matches nothing.
+	Allowed []*search.Query
+	// Hidden ids are never returned (single-id Deny rules).
+	Hidden []string
+	// IDs, when not nil, restricts results to these ids (includes).
+	IDs    []string
+	Count  int
+	Offset int
+	Total  bool // also count every match
+	Now    time.Time
+}
+
+// Search returns the page of current, undeleted resources matching req and,
+// if asked, the total. Errors: ErrInvalid-free: the query was parsed before.
+func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int, error) {
+	p := &planner{now: ms(req.Now)}
+	where := p.resourceWhere("r", req.ProjectID, req.Query.ResourceType, req.Query)
+	if req.Allowed != nil {
+		var alts []string
+		for _, q := range req.Allowed {
+			alts = append(alts, "("+p.clausesSQL("r", req.ProjectID, q)+")")
+		}
+		if len(alts) == 0 {
+			alts = []string{"1=0"}
+		}
+		where += " AND (" + strings.Join(alts, " OR ") + ")"
+	}
+	if len(req.Hidden) > 0 {
+		where += " AND r.id NOT IN (" + p.list(req.Hidden) + ")"
+	}
+	if req.IDs != nil {
+		if len(req.IDs) == 0 {
+			return nil, 0, nil
+		}
+		where += " AND r.id IN (" + p.list(req.IDs) + ")"
+	}
+	total := -1
+	if req.Total {
+		q, args := p.finish(`SELECT COUNT(*) FROM fhir_resources r WHERE ` + where)
+		if err := s.queryRow(ctx, q, args...).Scan(&total); err != nil {
+			return nil, 0, fmt.Errorf("count search: %w", s.mapErr(err))
+		}
+	}
+	if req.Count == 0 {
+		return nil, total, nil
+	}
+	order := p.orderBy(req.ProjectID, req.Query)
+	q, args := p.finish(`SELECT ` + prefixCols("r", resourceCols) + ` FROM fhir_resources r WHERE ` + where + ` ORDER BY ` + order +
+		fmt.Sprintf(` LIMIT %d OFFSET %d`, req.Count, req.Offset))
+	out, err := s.resources(ctx, q, args...)
+	return out, total, err
+}
+
+func prefixCols(alias, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i, c := range parts {
+		parts[i] = alias + "." + c
+	}
+	return strings.Join(parts, ", ")
+}
+
+// planner turns parsed FHIR searches into SQL. Fragments are built in any
+// order, so each argument is a numbered marker until finish puts the ?s and
+// the arguments in the order they appear.
+type planner struct {
+	vals []any
+	n    int // alias counter
+	now  int64
+}
+
+func (p *planner) arg(v any) string {
+	p.vals = append(p.vals, v)
+	return "\x01" + strconv.Itoa(len(p.vals)-1) + "\x01"
+}
+
+// finish replaces markers with ? and returns the arguments in order.
+func (p *planner) finish(q string) (string, []any) {
+	var b strings.Builder
+	var args []any
+	for {
+		i := strings.IndexByte(q, 1)
+		if i < 0 {
+			b.WriteString(q)
+			return b.String(), args
+		}
+		j := strings.IndexByte(q[i+1:], 1)
+		n, _ := strconv.Atoi(q[i+1 : i+1+j])
+		b.WriteString(q[:i])
+		b.WriteByte('?')
+		args = append(args, p.vals[n])
+		q = q[i+1+j+1:]
+	}
+}
+
+func (p *planner) list(ids []string) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = p.arg(id)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (p *planner) alias(prefix string) string {
+	p.n++
+	return fmt.Sprintf("%s%d", prefix, p.n)
+}
+
+// resourceWhere selects current resources of a type in a project plus q's clauses.
+func (p *planner) resourceWhere(r, projectID, typ string, q *search.Query) string {
+	w := r + ".project_id = " + p.arg(projectID) + " AND " + r + ".resource_type = " + p.arg(typ) + " AND NOT " + r + ".deleted"
+	if q != nil && len(q.Clauses) > 0 {
+		w += " AND " + p.clausesSQL(r, projectID, q)
+	}
+	return w
+}
+
+// clausesSQL ANDs the clauses of q about the resource aliased r.
+func (p *planner) clausesSQL(r, projectID string, q *search.Query) string {
+	if len(q.Clauses) == 0 {
+		return "1=1"
+	}
+	parts := make([]string, 0, len(q.Clauses))
+	for _, c := range q.Clauses {
+		parts = append(parts, p.clause(r, projectID, q.ResourceType, c))
+	}
+	return strings.Join(parts, " AND ")
+}
+
+var kindTable = map[string]string{
+	"token": "fhir_idx_token", "string": "fhir_idx_string", "reference": "fhir_idx_reference",
+	"date": "fhir_idx_date", "number": "fhir_idx_number", "quantity": "fhir_idx_number", "uri": "fhir_idx_uri",
+}
+
+// clause is one parameter: its values ORed.
+func (p *planner) clause(r, projectID, typ string, c *search.Clause) string {
+	if c.Reverse != nil {
+		return p.has(r, projectID, typ, c)
+	}
+	name := c.Param.Name
+	switch name {
+	case "_id":
+		return p.or(c, func(v search.Cond) string { return r + ".id = " + p.arg(v.Text) })
+	case "_lastUpdated":
+		if c.Modifier == "missing" {
+			return boolSQL(!c.Values[0].Missing)
+		}
+		return p.or(c, func(v search.Cond) string {
+			return dateCompare(p, v, r+".last_updated", r+".last_updated+1")
+		})
+	}
+	table := kindTable[c.Param.Type]
+	if table == "" {
+		return "1=0" // special/composite parameters are refused at parse time
+	}
+	// Each value is a set of ids from the index table, computed once (IN,
+	// not a correlated EXISTS, so the planner scans the index once).
+	exists := func(cond string) string {
+		a := p.alias("i")
+		return r + ".id IN (SELECT " + a + ".id FROM " + table + " " + a + " WHERE " + a + ".project_id = " + p.arg(projectID) +
+			" AND " + a + ".resource_type = " + p.arg(typ) + " AND " + a + ".param = " + p.arg(name) +
+			strings.ReplaceAll(cond, "$.", a+".") + ")"
+	}
+	if c.Modifier == "missing" {
+		if c.Values[0].Missing {
+			return "NOT (" + exists("") + ")"
+		}
+		return exists("")
+	}
+	if c.Chain != nil {
+		return exists(" AND $.ref_type = " + p.arg(c.TargetType) + " AND $.ref_id IN (" + p.subSelect(projectID, c.TargetType, c.Chain) + ")")
+	}
+	if c.Modifier == "not" {
+		return "NOT (" + p.or(c, func(v search.Cond) string { return exists(" AND " + p.value(c, v)) }) + ")"
+	}
+	return p.or(c, func(v search.Cond) string { return exists(" AND " + p.value(c, v)) })
+}
+
+// subSelect selects ids of current typ resources matching one clause.
+func (p *planner) subSelect(projectID, typ string, c *search.Clause) string {
+	a := p.alias("c")
+	w := p.resourceWhere(a, projectID, typ, nil)
+	return "SELECT " + a + ".id FROM fhir_resources " + a + " WHERE " + w + " AND " + p.clause(a, projectID, typ, c)
+}
+
+// has is _has:Type:ref:param=value: a Type resource referencing r matches.
+func (p *planner) has(r, projectID, typ string, c *search.Clause) string {
+	h := p.alias("h")
+	return r + ".id IN (SELECT " + h + ".ref_id FROM fhir_idx_reference " + h + " WHERE " + h + ".project_id = " + p.arg(projectID) +
+		" AND " + h + ".resource_type = " + p.arg(c.Reverse.Type) + " AND " + h + ".param = " + p.arg(c.Reverse.Ref.Name) +
+		" AND " + h + ".ref_type = " + p.arg(typ) + " AND " + h + ".id IN (" + p.subSelect(projectID, c.Reverse.Type, c.Reverse.Clause) + "))"
+}
+
+func (p *planner) or(c *search.Clause, f func(search.Cond) string) string {
+	parts := make([]string, 0, len(c.Values))
+	for _, v := range c.Values {
+		parts = append(parts, f(v))
+	}
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return "(" + strings.Join(parts, " OR ") + ")"
+}
+
+func boolSQL(b bool) string {
+	if b {
+		return "1=1"
+	}
+	return "1=0"
+}
+
+// value is the condition on one index row ($. stands for its alias).
+func (p *planner) value(c *search.Clause, v search.Cond) string {
+	switch c.Param.Type {
+	case "string":
+		switch c.Modifier {
+		case "exact":
+			return "$.exact = " + p.arg(v.Text)
+		case "contains":
+			return "$.value LIKE " + p.arg("%"+likeEscape(v.String)+"%") + " ESCAPE '!'"
+		}
+		return "$.value LIKE " + p.arg(likeEscape(v.String)+"%") + " ESCAPE '!'"
+	case "token":
+		if c.Modifier == "text" {
+			return "LOWER($.display) LIKE " + p.arg("%"+likeEscape(strings.ToLower(v.Text))+"%") + " ESCAPE '!'"
+		}
+		w := "$.code = " + p.arg(v.Code)
+		if v.HasSystem {
+			w += " AND $.system = " + p.arg(v.System)
+			if v.Code == "" {
+				w = "$.system = " + p.arg(v.System)
+			}
+		}
+		return w
+	case "reference":
+		if c.Modifier == "identifier" {
+			return "$.url = " + p.arg("identifier:"+v.System+"|"+v.Code)
+		}
+		if v.RefURL != "" && v.RefID == "" {
+			return "$.url = " + p.arg(v.RefURL)
+		}
+		w := "$.ref_id = " + p.arg(v.RefID)
+		if t := firstNonEmpty(v.RefType, c.TargetType); t != "" {
+			w += " AND $.ref_type = " + p.arg(t)
+		}
+		return w
+	case "date":
+		return dateCompare(p, v, "$.low", "$.high")
+	case "number", "quantity":
+		w := numberCompare(p, v)
+		if c.Param.Type == "quantity" {
+			if v.HasSystem && v.System != "" {
+				w += " AND $.system = " + p.arg(v.System)
+			}
+			if v.Code != "" {
+				w += " AND $.code = " + p.arg(v.Code)
+			}
+		}
+		return w
+	case "uri":
+		switch c.Modifier {
+		case "below":
+			return "$.uri LIKE " + p.arg(likeEscape(v.Text)+"%") + " ESCAPE '!'"
+		case "above":
+			return p.arg(v.Text) + " LIKE " + likeConcat("$.uri")
+		}
+		return "$.uri = " + p.arg(v.Text)
+	}
+	return "1=0"
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// likeEscape escapes LIKE wildcards with '!'.
+func likeEscape(s string) string {
+	return strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(s)
+}
+
+// likeConcat is "col || '%'", the same in both dialects.
+func likeConcat(col string) string { return col + " || '%'" }
+
+// dateCompare compares the search range of v with an indexed [lo, hi) range,
+// as the search package documents for each prefix.
+func dateCompare(p *planner, v search.Cond, lo, hi string) string {
+	sLo, sHi := v.Low, v.High
+	eq := "(" + lo + " >= " + p.arg(sLo) + " AND " + hi + " <= " + p.arg(sHi) + ")"
+	switch v.Prefix {
+	case search.Ne:
+		return "NOT " + eq
+	case search.Gt:
+		return hi + " > " + p.arg(sHi)
+	case search.Lt:
+		return lo + " < " + p.arg(sLo)
+	case search.Ge:
+		return "(" + hi + " > " + p.arg(sHi) + " OR " + eq + ")"
+	case search.Le:
+		return "(" + lo + " < " + p.arg(sLo) + " OR " + eq + ")"
+	case search.Sa:
+		return lo + " >= " + p.arg(sHi)
+	case search.Eb:
+		return hi + " <= " + p.arg(sLo)
+	case search.Ap:
+		aLo, aHi := search.ApproxDate(sLo, sHi, p.now)
+		return "(" + lo + " < " + p.arg(aHi) + " AND " + hi + " > " + p.arg(aLo) + ")"
+	}
+	return eq
+}
+
+// numberCompare compares an indexed point value with v: eq/ne/ap use v's
+// implicit precision range, the order prefixes the value itself.
+func numberCompare(p *planner, v search.Cond) string {
+	n := v.Number
+	switch v.Prefix {
+	case search.Gt, search.Sa:
+		return "$.value > " + p.arg(n)
+	case search.Lt, search.Eb:
+		return "$.value < " + p.arg(n)
+	case search.Ge:
+		return "$.value >= " + p.arg(n)
+	case search.Le:
+		return "$.value <= " + p.arg(n)
+	case search.Ap:
+		lo, hi := search.ApproxNumber(n)
+		return "($.value >= " + p.arg(lo) + " AND $.value <= " + p.arg(hi) + ")"
+	}
+	lo, hi, err := search.NumberRange(v.Text)
+	if err != nil {
+		lo, hi = n, n
+	}
+	in := "($.value >= " + p.arg(lo) + " AND $.value < " + p.arg(hi) + ")"
+	if v.Prefix == search.Ne {
+		return "NOT " + in
+	}
+	return in
+}
+
+// orderBy renders _sort (default: last updated, newest first), id last so
+// pages are stable.
+func (p *planner) orderBy(projectID string, q *search.Query) string {
+	var parts []string
+	for _, k := range q.Sort {
+		dir, agg := "ASC", "MIN"
+		if k.Desc {
+			dir, agg = "DESC", "MAX"
+		}
+		switch k.Param {
+		case "_id":
+			parts = append(parts, "r.id "+dir)
+			continue
+		case "_lastUpdated":
+			parts = append(parts, "r.last_updated "+dir)
+			continue
+		}
+		prm, ok := search.Lookup(q.ResourceType, k.Param)
+		if !ok {
+			continue
+		}
+		col := map[string]string{"string": "value", "token": "code", "reference": "ref_id", "date": "low", "number": "value", "quantity": "value", "uri": "uri"}[prm.Type]
+		table := kindTable[prm.Type]
+		if col == "" || table == "" {
+			continue
+		}
+		a := p.alias("s")
+		// Resources without the value sort last in both directions.
+		sub := "(SELECT " + agg + "(" + a + "." + col + ") FROM " + table + " " + a + " WHERE " + a + ".project_id = r.project_id AND " +
+			a + ".resource_type = r.resource_type AND " + a + ".id = r.id AND " + a + ".param = " + p.arg(k.Param) + ")"
+		parts = append(parts, "CASE WHEN "+sub+" IS NULL THEN 1 ELSE 0 END", sub+" "+dir)
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "r.last_updated DESC")
+	}
+	return strings.Join(append(parts, "r.id ASC"), ", ")
+}
+
+// Ref is one reference found in the index.
+type Ref struct {
+	RefType, RefID string
+}
+
+// ReferencesFrom lists the references that resources (type -> ids) hold in
+// param ("*" for every reference parameter).
+func (s *Store) ReferencesFrom(ctx context.Context, projectID string, ids map[string][]string, typ, param string) ([]Ref, error) {
+	var out []Ref
+	for t, list := range ids {
+		if len(list) == 0 {
+			continue
+		}
+		q := `SELECT DISTINCT ref_type, ref_id FROM fhir_idx_reference WHERE project_id = ? AND resource_type = ? AND ref_id <> '' AND id IN (` + placeholders(len(list)) + `)`
+		args := []any{projectID, t}
+		for _, id := range list {
+			args = append(args, id)
+		}
+		if param != "*" {
+			q += ` AND param = ?`
+			args = append(args, param)
+		}
+		rows, err := s.query(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("references from: %w", err)
+		}
+		for rows.Next() {
+			var r Ref
+			if err := rows.Scan(&r.RefType, &r.RefID); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("references from: %w", err)
+			}
+			out = append(out, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ReferencesTo lists the ids of srcType resources whose param ("*" for any)
+// points at one of targetType/ids.
+func (s *Store) ReferencesTo(ctx context.Context, projectID, srcType, param, targetType string, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	q := `SELECT DISTINCT id FROM fhir_idx_reference WHERE project_id = ? AND ref_type = ? AND ref_id IN (` + placeholders(len(ids)) + `)`
+	args := []any{projectID, targetType}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	if srcType != "*" {
+		q += ` AND resource_type = ?`
+		args = append(args, srcType)
+	}
+	if param != "*" {
+		q += ` AND param = ?`
+		args = append(args, param)
+	}
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("references to: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("references to: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// Analyze refreshes the planner's statistics. Call it after a bulk load:
+// until autovacuum runs, PostgreSQL plans nested searches blind (minutes
+// instead of milliseconds on a freshly loaded data set).
+func (s *Store) Analyze(ctx context.Context) error {
+	if _, err := s.write.ExecContext(ctx, `ANALYZE`); err != nil {
+		return fmt.Errorf("analyze: %w", err)
+	}
+	return nil
+}
