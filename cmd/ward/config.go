@@ -16,6 +16,7 @@ type config struct {
 	Database       string
 	PublicURL      string
 	MaxBodyBytes   int64
+	MaxResponse    int
 	RequestTimeout time.Duration
 	TokenTTL       time.Duration
 }
@@ -35,6 +36,7 @@ func parseConfig(name string, args []string) (config, error) {
 	fs.StringVar(&c.Database, "database", env("WARD_DATABASE", ""), "postgres://... URL; empty means SQLite in the data directory (WARD_DATABASE)")
 	fs.StringVar(&c.PublicURL, "public-url", env("WARD_PUBLIC_URL", ""), "URL clients reach Ward at; default http://<addr> (WARD_PUBLIC_URL)")
 	maxBody := fs.Int64("max-body-bytes", 6<<20, "request body limit in bytes (WARD_MAX_BODY_BYTES)")
+	fs.IntVar(&c.MaxResponse, "max-response-bytes", 6<<20, "largest FHIR search response in bytes")
 	timeout := fs.Duration("request-timeout", 30*time.Second, "per-request deadline (WARD_REQUEST_TIMEOUT)")
 	ttl := fs.Duration("token-ttl", time.Hour, "access token lifetime (WARD_TOKEN_TTL)")
 	if v, ok := os.LookupEnv("WARD_MAX_BODY_BYTES"); ok {

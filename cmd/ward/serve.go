@@ -62,7 +62,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	issuer := auth.NewIssuer(svc.keys.Ring, c.PublicURL, c.PublicURL, time.Now)
 	verifier := auth.NewVerifier(svc.keys.Ring, c.PublicURL, []string{c.PublicURL}, svc.revoked, time.Now)
-	fhirSvc := fhir.New(svc.store, svc.iam, fhir.Config{DefaultCount: 20, MaxCount: 1000}, time.Now)
+	fhirSvc := fhir.New(svc.store, svc.iam, fhir.Config{DefaultCount: 20, MaxCount: 1000, MaxResponseBytes: c.MaxResponse}, time.Now)
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TokenTTL: c.TokenTTL, Version: version}, server.Deps{Log: log, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
 		Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,

@@ -226,11 +226,21 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return searchErr(err)
 	}
+	if q.Summary == "true" {
+		return fault.Invalid("_summary=true is not supported yet; use _elements to choose the elements, or _summary=data, text or count")
+	}
 	page, err := h.svc.Search(r.Context(), p, q)
 	if err != nil {
 		return err
 	}
-	writeFHIR(w, http.StatusOK, h.searchBundle(page))
+	b, err := json.Marshal(h.searchBundle(page))
+	if err != nil {
+		return err
+	}
+	if limit := h.svc.cfg.MaxResponseBytes; limit > 0 && len(b) > limit {
+		return fault.TooLarge("the search result is %d bytes, over the %d byte limit: ask for fewer results with _count or fewer elements with _elements", len(b), limit)
+	}
+	writeFHIR(w, http.StatusOK, b)
 	return nil
 }
 
@@ -309,7 +319,7 @@ func (h *Handler) searchBundle(page Page) bundle {
 		link("previous", max(0, page.Offset-page.Count))
 	}
 	for _, res := range page.Matches {
-		b.Entry = append(b.Entry, bundleEntry{FullURL: h.fullURL(res), Resource: res.Content, Search: &entrySearch{Mode: "match"}})
+		b.Entry = append(b.Entry, bundleEntry{FullURL: h.fullURL(res), Resource: subset(res.Content, page.Query), Search: &entrySearch{Mode: "match"}})
 	}
 	for _, res := range page.Included {
 		b.Entry = append(b.Entry, bundleEntry{FullURL: h.fullURL(res), Resource: res.Content, Search: &entrySearch{Mode: "include"}})

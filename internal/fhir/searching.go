@@ -79,8 +79,12 @@ func (s *Service) search(ctx context.Context, p auth.Principal, q *search.Query,
 	if q.Summary == "count" {
 		count, total = 0, true
 	}
+	hidden, err := s.hidden(ctx, p, q.ResourceType)
+	if err != nil {
+		return Page{}, err
+	}
 	rows, n, err := s.store.Search(ctx, store.SearchRequest{ProjectID: p.ProjectID, Query: q, Allowed: a.allowed,
-		Count: count, Offset: q.Offset, Total: total, Now: s.now()})
+		Hidden: hidden, Count: count, Offset: q.Offset, Total: total, Now: s.now()})
 	if err != nil {
 		return Page{}, err
 	}
@@ -147,8 +151,12 @@ func (s *Service) includes(ctx context.Context, p auth.Principal, q *search.Quer
 			}
 			slices.Sort(ids)
 			ids = slices.Compact(ids)
+			hidden, err := s.hidden(ctx, p, typ)
+			if err != nil {
+				return nil, err
+			}
 			rows, _, err := s.store.Search(ctx, store.SearchRequest{ProjectID: p.ProjectID, Query: &search.Query{ResourceType: typ},
-				Allowed: a.allowed, IDs: ids, Count: s.cfg.MaxCount, Now: s.now()})
+				Allowed: a.allowed, Hidden: hidden, IDs: ids, Count: s.cfg.MaxCount, Now: s.now()})
 			if err != nil {
 				return nil, err
 			}
@@ -177,3 +185,13 @@ func idsOf(rs []Resource, typ string) map[string][]string {
 }
 
 func groupIDs(rs []Resource) map[string][]string { return idsOf(rs, "*") }
+
+// hidden lists the ids of typ that a Deny rule on the single id keeps from
+// the caller's reads: searches and includes leave them out in the query.
+func (s *Service) hidden(ctx context.Context, p auth.Principal, typ string) ([]string, error) {
+	set, err := s.authz.PolicySet(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return set.DeniedIDs("FHIR:Read", "FHIR:"+typ), nil
+}

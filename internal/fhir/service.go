@@ -24,12 +24,17 @@ import (
 // iam.Service implements it.
 type Authorizer interface {
 	Authorize(ctx context.Context, p auth.Principal, action, resource string) (policy.Decision, error)
+	// PolicySet is the principal's compiled policy (for the ids its Deny
+	// rules hide from searches).
+	PolicySet(ctx context.Context, p auth.Principal) (*policy.Set, error)
 }
 
 // Config holds the FHIR API's limits.
 type Config struct {
 	DefaultCount int // _count when absent
 	MaxCount     int // largest _count honoured
+	// MaxResponseBytes bounds a search response (0: no limit); Oystehr's is 6 MB.
+	MaxResponseBytes int
 }
 
 // Service is the FHIR capability.

@@ -1,5 +1,10 @@
 package policy
 
+import (
+	"slices"
+	"strings"
+)
+
 // Decision is the answer to one (action, resource) request.
 type Decision struct {
 	Allowed bool
@@ -147,4 +152,31 @@ func sameConditions(a, b []Condition) bool {
 		}
 	}
 	return true
+}
+
+// DeniedIDs lists the ids of typ ("FHIR:Patient") that a rule on that exact
+// id denies for action, so a search can leave them out inside its query
+// (a Deny on one resource hides it). Sorted.
+func (s *Set) DeniedIDs(action, typ string) []string {
+	id, ok := actionIDs[action]
+	if !ok || s.actions[id] == nil {
+		return nil
+	}
+	ai := s.actions[id]
+	svc, rest, _ := strings.Cut(typ, ":")
+	if svc != ai.service || ai.z3 != nil {
+		return nil
+	}
+	ti := ai.types[rest]
+	if ti == nil {
+		return nil
+	}
+	var out []string
+	for rid, v := range ti.exact {
+		if v.deny != nil {
+			out = append(out, rid)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

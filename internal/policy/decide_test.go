@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -208,5 +209,22 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { s.Decide(r.action, r.resource) }); n != 0 {
 			t.Errorf("Decide(%s, %s) allocates %.0f times", r.action, r.resource, n)
 		}
+	}
+}
+
+func TestDeniedIDs(t *testing.T) {
+	doc, err := Parse([]byte(`{"rule":[
+		{"resource":"FHIR:Patient:*","action":["FHIR:Read","FHIR:Search"],"effect":"Allow"},
+		{"resource":["FHIR:Patient:b","FHIR:Patient:a"],"action":"FHIR:Read","effect":"Deny"},
+		{"resource":"FHIR:Observation:c","action":"FHIR:Read","effect":"Deny"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Compile(Source{Kind: "inline", Doc: doc})
+	if got := s.DeniedIDs("FHIR:Read", "FHIR:Patient"); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("DeniedIDs = %v", got)
+	}
+	if got := s.DeniedIDs("FHIR:Search", "FHIR:Patient"); got != nil {
+		t.Fatalf("DeniedIDs for search = %v", got)
 	}
 }

@@ -1,0 +1,108 @@
+package fhir
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/store/storetest"
+)
+
+// restFixture serves the FHIR handler as the admin of a fresh project.
+func restFixture(t *testing.T, cfg Config) *httptest.Server {
+	t.Helper()
+	ctx := context.Background()
+	st := storetest.Open(t, storetest.Backends()[0])
+	authz := iam.New(st, "http://x/invite/", time.Now)
+	creds, err := authz.CreateProject(ctx, "rest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := st.GetM2MByClientID(ctx, creds.ClientID)
+	p := auth.Principal{ProjectID: creds.ProjectID, Kind: auth.KindM2M, ID: c.ID}
+	h := NewHandler(New(st, authz, cfg, time.Now), "http://ward.test/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeFHIR(w, r, p) }))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func call(t *testing.T, ts *httptest.Server, method, path, body string, headers ...string) (*http.Response, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(res.Body)
+	_ = json.Unmarshal(b, &out)
+	return res, out
+}
+
+func TestREST(t *testing.T) {
+	ts := restFixture(t, Config{MaxResponseBytes: 4000})
+	res, p := call(t, ts, "POST", "/fhir/Patient", `{"resourceType":"Patient","name":[{"family":"Rest","given":["A"]}],"gender":"female","birthDate":"2000-01-01"}`)
+	if res.StatusCode != 201 || res.Header.Get("ETag") != `W/"1"` || !strings.HasPrefix(res.Header.Get("Location"), "http://ward.test/fhir/Patient/") {
+		t.Fatalf("create: %d %v %v", res.StatusCode, res.Header, p)
+	}
+	id := p["id"].(string)
+	cases := []struct {
+		name, method, path, body string
+		headers                  []string
+		status                   int
+		check                    func(map[string]any) bool
+	}{
+		{"read", "GET", "/fhir/Patient/" + id, "", nil, 200, func(m map[string]any) bool { return m["gender"] == "female" }},
+		{"not modified", "GET", "/fhir/Patient/" + id, "", []string{"If-None-Match", `W/"1"`}, 304, nil},
+		{"unknown type", "GET", "/fhir/Patientx/1", "", nil, 404, func(m map[string]any) bool { return m["resourceType"] == "OperationOutcome" }},
+		{"body type mismatch", "POST", "/fhir/Patient", `{"resourceType":"Observation"}`, nil, 400, nil},
+		{"update id mismatch", "PUT", "/fhir/Patient/" + id, `{"resourceType":"Patient","id":"other"}`, nil, 400, nil},
+		{"stale If-Match", "PUT", "/fhir/Patient/" + id, `{"resourceType":"Patient","id":"` + id + `"}`, []string{"If-Match", `W/"7"`}, 412, nil},
+		{"return=minimal", "PUT", "/fhir/Patient/" + id, `{"resourceType":"Patient","id":"` + id + `","gender":"female","name":[{"family":"Rest"}]}`, []string{"Prefer", "return=minimal"}, 200, func(m map[string]any) bool { return m == nil }},
+		{"update as create", "PUT", "/fhir/Patient/chosen-id", `{"resourceType":"Patient","id":"chosen-id"}`, nil, 201, nil},
+		{"conditional create finds one", "POST", "/fhir/Patient", `{"resourceType":"Patient"}`, []string{"If-None-Exist", "_id=" + id}, 200, func(m map[string]any) bool { return m["id"] == id }},
+		{"_elements", "GET", "/fhir/Patient?_id=" + id + "&_elements=gender", "", nil, 200, func(m map[string]any) bool {
+			r := m["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
+			return r["gender"] == "female" && r["name"] == nil && strings.Contains(mustJSON(r["meta"]), "SUBSETTED")
+		}},
+		{"lenient ignores unknown", "GET", "/fhir/Patient?_id=" + id + "&bogus=1", "", []string{"Prefer", "handling=lenient"}, 200, func(m map[string]any) bool { return m["total"] == float64(1) }},
+		{"strict refuses unknown", "GET", "/fhir/Patient?bogus=1", "", nil, 400, func(m map[string]any) bool { return strings.Contains(mustJSON(m), "bogus") }},
+		{"bad date value", "GET", "/fhir/Patient?birthdate=2020-13", "", nil, 400, func(m map[string]any) bool { return strings.Contains(mustJSON(m), "birthdate") }},
+		{"composite refused", "GET", "/fhir/Observation?code-value-quantity=x$5", "", nil, 400, nil},
+		{"response too large", "GET", "/fhir/Patient?_count=50", "", nil, 413, func(m map[string]any) bool { return strings.Contains(mustJSON(m), "_count") }},
+		{"bad patch", "PATCH", "/fhir/Patient/" + id, `[{"op":"remove","path":"/nope"}]`, nil, 422, nil},
+		{"history paging", "GET", "/fhir/Patient/" + id + "/_history?_count=1%20%20%20", "", nil, 200, func(m map[string]any) bool {
+			return m["total"] == float64(2) && len(m["entry"].([]any)) == 1
+		}},
+		{"delete", "DELETE", "/fhir/Patient/" + id, "", nil, 200, nil},
+		{"read deleted", "GET", "/fhir/Patient/" + id, "", nil, 410, nil},
+		{"vread before delete", "GET", "/fhir/Patient/" + id + "/_history/1", "", nil, 200, nil},
+	}
+	// Enough patients that an unbounded page passes 4,000 bytes.
+	for i := 0; i < 30; i++ {
+		call(t, ts, "POST", "/fhir/Patient", `{"resourceType":"Patient","name":[{"family":"Filler","given":["Some","Longer","Names"]}]}`)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, body := call(t, ts, c.method, c.path, c.body, c.headers...)
+			if res.StatusCode != c.status || (c.check != nil && !c.check(body)) {
+				t.Fatalf("%d %v", res.StatusCode, body)
+			}
+		})
+	}
+}
+
+func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
