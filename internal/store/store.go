@@ -52,6 +52,7 @@ type Store struct {
 	read    *sql.DB // SQLite: a reader pool; Postgres: the same pool as write
 	q       querier
 	now     func() time.Time
+	group   *groupCommitter // SQLite: the single writer sharing commits
 }
 
 // Tx is a Store bound to one transaction.
@@ -102,7 +103,9 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		read.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return &Store{dialect: SQLite, write: write, read: read, q: read, now: time.Now}, nil
+	s := &Store{dialect: SQLite, write: write, read: read, q: read, now: time.Now}
+	s.startGroupCommit()
+	return s, nil
 }
 
 func openPostgres(ctx context.Context, dsn string) (*Store, error) {
@@ -124,6 +127,7 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 
 // Close releases the connections.
 func (s *Store) Close() error {
+	s.stopGroupCommit()
 	err := s.write.Close()
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())
@@ -137,6 +141,9 @@ func (s *Store) Close() error {
 func (s *Store) WithTx(ctx context.Context, fn func(tx *Tx) error) error {
 	if _, inTx := s.q.(*sql.Tx); inTx {
 		return fn(&Tx{Store: *s})
+	}
+	if s.group != nil {
+		return s.submit(ctx, fn)
 	}
 	sqlTx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {

@@ -24,6 +24,7 @@ var suite = []struct {
 	{"signing keys and revocation", testKeys},
 	{"transaction rollback", testRollback},
 	{"concurrent writers", testConcurrentWrites},
+	{"a failing transaction among concurrent ones", testFailingAmongConcurrent},
 	{"use after close", testUseAfterClose},
 }
 
@@ -301,5 +302,45 @@ func testUseAfterClose(t *testing.T, s *store.Store) {
 	s.Close()
 	if _, err := s.GetProject(context.Background(), "p1"); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("after close: got %v, want ErrClosed", err)
+	}
+}
+
+// Concurrent transactions may share one commit (SQLite group commit): a
+// failing one must undo only its own writes, and the others must all land.
+func testFailingAmongConcurrent(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	mkProject(t, s, "p1")
+	const n = 60
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = s.WithTx(ctx, func(tx *store.Tx) error {
+				if err := tx.CreateRole(ctx, store.Role{ProjectID: "p1", ID: fmt.Sprint("r", i), Name: fmt.Sprint("role ", i), AccessPolicy: []byte(`{}`), CreatedAt: t0, UpdatedAt: t0}); err != nil {
+					return err
+				}
+				if i%3 == 0 {
+					return fmt.Errorf("refused %d", i)
+				}
+				return nil
+			})
+		}(i)
+	}
+	wg.Wait()
+	roles, err := s.ListRoles(ctx, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, r := range roles {
+		have[r.ID] = true
+	}
+	for i := 0; i < n; i++ {
+		id := fmt.Sprint("r", i)
+		if failed := i%3 == 0; failed != (errs[i] != nil) || failed == have[id] {
+			t.Fatalf("transaction %d: err %v, role stored %v", i, errs[i], have[id])
+		}
 	}
 }
