@@ -1,8 +1,8 @@
 package policy
 
 import (
-	"slices"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
