@@ -26,7 +26,7 @@ func buildCapability() map[string]any {
 		}
 		resources = append(resources, map[string]any{
 			"type": typ, "interaction": interactions, "versioning": "versioned", "readHistory": true,
-			"updateCreate": true, "conditionalCreate": true, "conditionalUpdate": false, "conditionalDelete": "not-supported",
+			"updateCreate": true, "conditionalCreate": true, "conditionalUpdate": true, "conditionalDelete": "single",
 			"searchInclude": []string{"*"}, "searchRevInclude": []string{"*"}, "searchParam": params,
 		})
 	}

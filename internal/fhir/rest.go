@@ -73,6 +73,22 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal
 		return h.search(w, r, p, seg[0], vals)
 	case len(seg) == 1 && m == http.MethodPost:
 		return h.create(w, r, p, seg[0])
+	case len(seg) == 1 && m == http.MethodPut && r.URL.RawQuery != "":
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		res, created, err := h.svc.ConditionalUpdate(r.Context(), p, seg[0], r.URL.RawQuery, body, r.Header.Get("If-Match"))
+		if err != nil {
+			return err
+		}
+		return h.sendWrite(w, r, map[bool]int{true: http.StatusCreated, false: http.StatusOK}[created], res)
+	case len(seg) == 1 && m == http.MethodDelete && r.URL.RawQuery != "":
+		if err := h.svc.ConditionalDelete(r.Context(), p, seg[0], r.URL.RawQuery); err != nil {
+			return err
+		}
+		writeFHIR(w, http.StatusOK, outcome("information", "informational", "conditional delete done"))
+		return nil
 	case len(seg) == 2 && seg[1] == "_history" && m == http.MethodGet:
 		return h.history(w, r, p, seg[0], "")
 	case len(seg) == 2 && m == http.MethodGet:

@@ -87,6 +87,11 @@ func TestREST(t *testing.T) {
 		{"history paging", "GET", "/fhir/Patient/" + id + "/_history?_count=1%20%20%20", "", nil, 200, func(m map[string]any) bool {
 			return m["total"] == float64(2) && len(m["entry"].([]any)) == 1
 		}},
+		{"conditional update, one match", "PUT", "/fhir/Patient?_id=chosen-id", `{"resourceType":"Patient","gender":"male"}`, nil, 200, func(m map[string]any) bool { return m["id"] == "chosen-id" && m["gender"] == "male" }},
+		{"conditional update, no match creates", "PUT", "/fhir/Patient?identifier=urn:x|42", `{"resourceType":"Patient","identifier":[{"system":"urn:x","value":"42"}]}`, nil, 201, nil},
+		{"conditional update, many match", "PUT", "/fhir/Patient?family=filler", `{"resourceType":"Patient"}`, nil, 412, nil},
+		{"conditional delete, many match", "DELETE", "/fhir/Patient?family=filler", "", nil, 412, nil},
+		{"conditional delete, one match", "DELETE", "/fhir/Patient?identifier=urn:x|42", "", nil, 200, nil},
 		{"delete", "DELETE", "/fhir/Patient/" + id, "", nil, 200, nil},
 		{"read deleted", "GET", "/fhir/Patient/" + id, "", nil, 410, nil},
 		{"vread before delete", "GET", "/fhir/Patient/" + id + "/_history/1", "", nil, 200, nil},

@@ -213,3 +213,6 @@ func resourceName(typ, id string) string {
 	}
 	return "FHIR:" + typ + ":" + id
 }
+
+// marshal encodes a decoded resource (json.Number values keep their text).
+func marshal(m map[string]any) ([]byte, error) { return json.Marshal(m) }

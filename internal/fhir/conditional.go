@@ -1,0 +1,64 @@
+package fhir
+
+import (
+	"context"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+)
+
+// ConditionalUpdate is PUT [type]?query: no match creates (at the body's id
+// or a new one), one match updates it, several are a 412.
+func (s *Service) ConditionalUpdate(ctx context.Context, p auth.Principal, typ, query string, body []byte, ifMatch string) (Resource, bool, error) {
+	if err := checkType(typ); err != nil {
+		return Resource{}, false, err
+	}
+	found, err := s.conditionalMatches(ctx, p, typ, query)
+	if err != nil {
+		return Resource{}, false, err
+	}
+	m, err := decode(body)
+	if err != nil {
+		return Resource{}, false, err
+	}
+	bodyID, _ := m["id"].(string)
+	switch len(found) {
+	case 0:
+		if bodyID == "" {
+			return s.Create(ctx, p, typ, body, "")
+		}
+		return s.Update(ctx, p, typ, bodyID, body, ifMatch)
+	case 1:
+		id := found[0].ID
+		if bodyID != "" && bodyID != id {
+			return Resource{}, false, fault.Invalid("the resource's id %q differs from the id %q its condition matched", bodyID, id)
+		}
+		if bodyID == "" {
+			m["id"] = id
+			if body, err = marshal(m); err != nil {
+				return Resource{}, false, err
+			}
+		}
+		return s.Update(ctx, p, typ, id, body, ifMatch)
+	}
+	return Resource{}, false, fault.Wrap(fault.ErrPrecondition, nil, "the condition matched %d resources; a conditional update needs at most one", len(found))
+}
+
+// ConditionalDelete is DELETE [type]?query: it deletes the one match (none
+// is fine); several matches are a 412.
+func (s *Service) ConditionalDelete(ctx context.Context, p auth.Principal, typ, query string) error {
+	if err := checkType(typ); err != nil {
+		return err
+	}
+	found, err := s.conditionalMatches(ctx, p, typ, query)
+	if err != nil {
+		return err
+	}
+	switch len(found) {
+	case 0:
+		return nil
+	case 1:
+		return s.Delete(ctx, p, typ, found[0].ID)
+	}
+	return fault.Wrap(fault.ErrPrecondition, nil, "the condition matched %d resources; a conditional delete needs at most one", len(found))
+}
