@@ -2,6 +2,7 @@ package iam
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -117,14 +118,20 @@ func (s *Service) inlinePolicy(ctx context.Context, p auth.Principal) ([]byte, e
 	switch p.Kind {
 	case auth.KindM2M:
 		c, err := s.store.GetM2M(ctx, p.ProjectID, p.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fault.Unauthorized("the client of this token no longer exists")
+		}
 		if err != nil {
-			return nil, storeErr(err, "M2M client")
+			return nil, err
 		}
 		return c.AccessPolicy, nil
 	case auth.KindDeveloper:
 		d, err := s.store.GetDeveloper(ctx, p.ProjectID, p.ID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && d.InvitationHash != "") {
+			return nil, fault.Forbidden("this developer is not a member of project %s", p.ProjectID)
+		}
 		if err != nil {
-			return nil, storeErr(err, "developer")
+			return nil, err
 		}
 		return d.AccessPolicy, nil
 	}

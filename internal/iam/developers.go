@@ -206,19 +206,6 @@ func (s *Service) RemoveDeveloper(ctx context.Context, projectID, id string) err
 	return nil
 }
 
-// DeveloperMember checks that a developer belongs to the project their
-// request names. Errors: Forbidden.
-func (s *Service) DeveloperMember(ctx context.Context, projectID, developerID string) error {
-	if projectID == "" {
-		return fault.Invalid("developer tokens need the x-oystehr-project-id header")
-	}
-	d, err := s.store.GetDeveloper(ctx, projectID, developerID)
-	if err != nil || d.InvitationHash != "" {
-		return fault.Forbidden("this developer is not a member of project %s", projectID)
-	}
-	return nil
-}
-
 // MinPasswordLength is the shortest password a developer may choose.
 const MinPasswordLength = 12
 

@@ -239,14 +239,6 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret strin
 	return auth.Principal{ProjectID: c.ProjectID, Kind: auth.KindM2M, ID: c.ID, ClientID: c.ClientID}, nil
 }
 
-// M2MExists reports whether the principal of an M2M token still exists.
-func (s *Service) M2MExists(ctx context.Context, projectID, id string) error {
-	if _, err := s.store.GetM2M(ctx, projectID, id); err != nil {
-		return fault.Unauthorized("the client of this token no longer exists")
-	}
-	return nil
-}
-
 // Me returns the calling client, hidden execution-role clients included.
 func (s *Service) Me(ctx context.Context, p auth.Principal) (M2M, error) {
 	c, err := s.store.GetM2M(ctx, p.ProjectID, p.ID)

@@ -43,19 +43,19 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 	header := projectHeader(r)
 	switch p.Kind {
 	case auth.KindDeveloper:
-		if err := s.iam.DeveloperMember(r.Context(), header, p.ID); err != nil {
-			return auth.Principal{}, err
+		if header == "" {
+			return auth.Principal{}, fault.Invalid("developer tokens need the x-oystehr-project-id header")
 		}
 		p.ProjectID = header
 	default:
 		if header != "" && header != p.ProjectID {
 			return auth.Principal{}, fault.Forbidden("this token belongs to another project than %s", header)
 		}
-		if p.Kind == auth.KindM2M {
-			if err := s.iam.M2MExists(r.Context(), p.ProjectID, p.ID); err != nil {
-				return auth.Principal{}, err
-			}
-		}
+	}
+	// Loading the (cached) policy proves the principal still exists and, for
+	// developers, is a member of the project: no extra query per request.
+	if _, err := s.iam.PolicySet(r.Context(), p); err != nil {
+		return auth.Principal{}, err
 	}
 	return p, nil
 }
