@@ -22,15 +22,8 @@ func TestAuthorization(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			st := storetest.Open(t, b)
-			authz := iam.New(st, "http://x/invite/", time.Now)
-			creds, err := authz.CreateProject(ctx, "authz")
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, _ := st.GetM2MByClientID(ctx, creds.ClientID)
-			admin := auth.Principal{ProjectID: creds.ProjectID, Kind: auth.KindM2M, ID: c.ID}
-			svc := New(st, authz, Config{}, time.Now)
+			f := newFixture(t, b, Config{})
+			svc, authz, admin := f.svc, f.authz, f.admin
 			put := func(body string) {
 				var m map[string]any
 				_ = json.Unmarshal([]byte(body), &m)
@@ -49,11 +42,11 @@ func TestAuthorization(t *testing.T) {
 			}
 			principal := func(policy string) auth.Principal {
 				name := "c" + time.Now().Format("150405.000000000")
-				m, err := authz.CreateM2M(ctx, creds.ProjectID, iam.M2MInput{Name: &name, AccessPolicy: json.RawMessage(policy)})
+				m, err := authz.CreateM2M(ctx, admin.ProjectID, iam.M2MInput{Name: &name, AccessPolicy: json.RawMessage(policy)})
 				if err != nil {
 					t.Fatalf("policy %s: %v", policy, err)
 				}
-				return auth.Principal{ProjectID: creds.ProjectID, Kind: auth.KindM2M, ID: m.ID}
+				return auth.Principal{ProjectID: admin.ProjectID, Kind: auth.KindM2M, ID: m.ID}
 			}
 			searchIDs := func(p auth.Principal, typ, query string) ([]string, int, error) {
 				page, err := svc.Search(ctx, p, mustQuery(t, typ, query))

@@ -3,10 +3,7 @@ package fhir
 import (
 	"context"
 	"testing"
-	"time"
 
-	"github.com/wardhealth/ward/internal/auth"
-	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
 
@@ -17,15 +14,8 @@ func BenchmarkCreateParallel(b *testing.B) {
 	for _, backend := range storetest.Backends() {
 		b.Run(backend.Name, func(b *testing.B) {
 			ctx := context.Background()
-			st := storetest.Open(b, backend)
-			authz := iam.New(st, "http://x/invite/", time.Now)
-			creds, err := authz.CreateProject(ctx, "bench")
-			if err != nil {
-				b.Fatal(err)
-			}
-			c, _ := st.GetM2MByClientID(ctx, creds.ClientID)
-			p := auth.Principal{ProjectID: creds.ProjectID, Kind: auth.KindM2M, ID: c.ID}
-			svc := New(st, authz, Config{}, time.Now)
+			f := newFixture(b, backend, Config{})
+			svc, p := f.svc, f.admin
 			body := []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2024-05-01T10:00:00Z","valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`)
 			b.SetParallelism(16)
 			b.ResetTimer()

@@ -1,7 +1,6 @@
 package fhir
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -9,26 +8,16 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/wardhealth/ward/internal/auth"
-	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
 
 // restFixture serves the FHIR handler as the admin of a fresh project.
 func restFixture(t *testing.T, cfg Config) *httptest.Server {
 	t.Helper()
-	ctx := context.Background()
-	st := storetest.Open(t, storetest.Backends()[0])
-	authz := iam.New(st, "http://x/invite/", time.Now)
-	creds, err := authz.CreateProject(ctx, "rest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := st.GetM2MByClientID(ctx, creds.ClientID)
-	p := auth.Principal{ProjectID: creds.ProjectID, Kind: auth.KindM2M, ID: c.ID}
-	h := NewHandler(New(st, authz, cfg, time.Now), "http://ward.test/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f := newFixture(t, storetest.Backends()[0], cfg)
+	p := f.admin
+	h := NewHandler(f.svc, "http://ward.test/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeFHIR(w, r, p) }))
 	t.Cleanup(ts.Close)
 	return ts

@@ -12,7 +12,6 @@ import (
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fhir/search"
-	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
 
@@ -176,19 +175,8 @@ func searchCases() []searchCase {
 // searchFixture loads the data set once per backend.
 func searchFixture(t *testing.T, b storetest.Backend) (*Service, auth.Principal, *dataset) {
 	t.Helper()
-	ctx := context.Background()
-	st := storetest.Open(t, b)
-	authz := iam.New(st, "http://x/invite/", time.Now)
-	creds, err := authz.CreateProject(ctx, "search")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := st.GetM2MByClientID(ctx, creds.ClientID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := auth.Principal{ProjectID: creds.ProjectID, Kind: auth.KindM2M, ID: c.ID}
-	svc := New(st, authz, Config{DefaultCount: 20, MaxCount: 1000}, time.Now)
+	f := newFixture(t, b, Config{DefaultCount: 20, MaxCount: 1000})
+	svc, p := f.svc, f.admin
 	d := generate(1000)
 	start := time.Now()
 	d.load(t, svc, p)

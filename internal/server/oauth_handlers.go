@@ -116,21 +116,30 @@ func (s *Server) oauthCaller(r *http.Request, form url.Values) (auth.Principal, 
 	return p, err == nil
 }
 
-func (s *Server) introspect(w http.ResponseWriter, r *http.Request, _ call) error {
+// tokenRequest reads an introspection or revocation request: the form, the
+// authenticated caller and the token it is about. On failure it has
+// answered with the OAuth error and ok is false.
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, what string) (form url.Values, caller auth.Principal, tok string, ok bool) {
 	form, err := oauthForm(r)
 	if err != nil {
 		status, msg := fault.Public(err)
 		oauthError(w, status, "invalid_request", msg)
-		return nil
+		return nil, caller, "", false
 	}
-	caller, ok := s.oauthCaller(r, form)
-	if !ok {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "introspection needs client credentials or a bearer token")
-		return nil
+	if caller, ok = s.oauthCaller(r, form); !ok {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", what+" needs client credentials or a bearer token")
+		return nil, caller, "", false
 	}
-	tok := strings.TrimSpace(form.Get("token"))
-	if tok == "" {
+	if tok = strings.TrimSpace(form.Get("token")); tok == "" {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "token is required")
+		return nil, caller, "", false
+	}
+	return form, caller, tok, true
+}
+
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request, _ call) error {
+	_, caller, tok, ok := s.tokenRequest(w, r, "introspection")
+	if !ok {
 		return nil
 	}
 	p, err := s.verify(r.Context(), tok)
@@ -142,24 +151,12 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request, _ call) erro
 }
 
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request, _ call) error {
-	form, err := oauthForm(r)
-	if err != nil {
-		status, msg := fault.Public(err)
-		oauthError(w, status, "invalid_request", msg)
-		return nil
-	}
-	caller, ok := s.oauthCaller(r, form)
+	form, caller, tok, ok := s.tokenRequest(w, r, "revocation")
 	if !ok {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "revocation needs client credentials or a bearer token")
 		return nil
 	}
 	if hint := form.Get("token_type_hint"); hint != "" && hint != "access_token" && hint != "refresh_token" {
 		oauthError(w, http.StatusBadRequest, "unsupported_token_type", "token_type_hint must be access_token or refresh_token")
-		return nil
-	}
-	tok := strings.TrimSpace(form.Get("token"))
-	if tok == "" {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "token is required")
 		return nil
 	}
 	// RFC 7009: answer 200 whether or not the token was valid. A caller may

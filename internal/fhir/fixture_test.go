@@ -1,0 +1,36 @@
+package fhir
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/store/storetest"
+)
+
+// fixture is a fresh store on one backend with a project, its full-access
+// admin principal, the IAM service and a FHIR service over them.
+type fixture struct {
+	svc   *Service
+	authz *iam.Service
+	admin auth.Principal
+}
+
+func newFixture(t testing.TB, b storetest.Backend, cfg Config) fixture {
+	t.Helper()
+	ctx := context.Background()
+	st := storetest.Open(t, b)
+	authz := iam.New(st, "http://x/invite/", time.Now)
+	creds, err := authz.CreateProject(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.GetM2MByClientID(ctx, creds.ClientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixture{svc: New(st, authz, cfg, time.Now), authz: authz,
+		admin: auth.Principal{ProjectID: creds.ProjectID, Kind: auth.KindM2M, ID: c.ID}}
+}
