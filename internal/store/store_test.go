@@ -26,6 +26,8 @@ var suite = []struct {
 	{"concurrent writers", testConcurrentWrites},
 	{"a failing transaction among concurrent ones", testFailingAmongConcurrent},
 	{"use after close", testUseAfterClose},
+	{"z3 buckets and objects", testZ3},
+	{"zambdas, secrets, logs and ticks", testZambdas},
 }
 
 func TestStore(t *testing.T) {
