@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,38 +79,8 @@ func startWard(t *testing.T, backend storetest.Backend) *ward {
 	if backend.Name == "postgres" {
 		w.DB = backend.DSN(t)
 	}
-	addr := freeAddr(t)
-	w.URL = "http://" + addr
-	args := []string{"serve", "--addr", addr, "--data-dir", w.DataDir}
-	if w.DB != "" {
-		args = append(args, "--database", w.DB)
-	}
-	w.cmd = exec.Command(wardBin, args...)
-	w.cmd.Stdout, w.cmd.Stderr = w.log, w.log
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = w.cmd.Process.Kill()
-		_ = w.cmd.Wait()
-		if t.Failed() {
-			t.Logf("ward output:\n%s", w.log.String())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get(w.URL + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ward did not become healthy: %v\n%s", err, w.log.String())
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, bounded by the deadline
-	}
+	w.URL = "http://" + freeAddr(t)
+	w.launch(t)
 	b, err := os.ReadFile(filepath.Join(w.DataDir, "admin-credentials.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +96,54 @@ func startWard(t *testing.T, backend storetest.Backend) *ward {
 		t.Error("first start did not print the admin credentials")
 	}
 	return w
+}
+
+// launch starts `ward serve` on w's address, data directory and database,
+// and waits for /healthz. A test may kill9 and launch again: the restart
+// sees the same data.
+func (w *ward) launch(t *testing.T) {
+	t.Helper()
+	addr := strings.TrimPrefix(w.URL, "http://")
+	args := []string{"serve", "--addr", addr, "--data-dir", w.DataDir}
+	if w.DB != "" {
+		args = append(args, "--database", w.DB)
+	}
+	cmd := exec.Command(wardBin, args...)
+	cmd.Stdout, cmd.Stderr = w.log, w.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.cmd = cmd
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("ward output:\n%s", w.log.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(w.URL + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ward did not become healthy: %v\n%s", err, w.log.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+}
+
+// kill9 kills the server the way a power cut would: no shutdown code runs.
+func (w *ward) kill9(t *testing.T) {
+	t.Helper()
+	if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.cmd.Wait()
 }
 
 // admin runs `ward admin ...` against the same database.

@@ -42,6 +42,7 @@ fuzz ./internal/policy FuzzDecide
 fuzz ./internal/auth FuzzVerify
 fuzz ./internal/fhir/schema FuzzValidate
 fuzz ./internal/fhir/search FuzzParseQuery
+fuzz ./internal/z3 FuzzCleanPath
 
 if [ -f bench/go.mod ]; then
   say "bench module builds"

@@ -19,6 +19,22 @@ type config struct {
 	MaxResponse    int
 	RequestTimeout time.Duration
 	TokenTTL       time.Duration
+
+	// Z3: where object bytes go ("" = files under DataDir/z3, or an
+	// s3://bucket/prefix?endpoint=...&region=...&path-style=true URL with the
+	// keys in WARD_Z3_S3_ACCESS_KEY and WARD_Z3_S3_SECRET_KEY), presigned URL
+	// lifetime, largest object, deadline of one upload or download.
+	Z3Backend       string
+	Z3URLTTL        time.Duration
+	MaxObjectBytes  int64
+	TransferTimeout time.Duration
+
+	// Zambdas: the 32-byte key that encrypts secrets at rest (base64; empty:
+	// a key file made once in the data directory, fine for one server; give
+	// every replica the same WARD_SECRETS_KEY on PostgreSQL), and where
+	// workers unpack code (default DataDir/functions).
+	SecretsKey string
+	WorkDir    string
 }
 
 // parseConfig reads flags; an environment variable sets a flag's default.
@@ -39,14 +55,23 @@ func parseConfig(name string, args []string) (config, error) {
 	fs.IntVar(&c.MaxResponse, "max-response-bytes", 6<<20, "largest FHIR search response in bytes")
 	timeout := fs.Duration("request-timeout", 30*time.Second, "per-request deadline (WARD_REQUEST_TIMEOUT)")
 	ttl := fs.Duration("token-ttl", time.Hour, "access token lifetime (WARD_TOKEN_TTL)")
-	if v, ok := os.LookupEnv("WARD_MAX_BODY_BYTES"); ok {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			return c, fmt.Errorf("WARD_MAX_BODY_BYTES must be a positive number of bytes")
+	fs.StringVar(&c.Z3Backend, "z3-backend", env("WARD_Z3_BACKEND", ""), "Z3 bytes: empty for files in the data directory, or s3://bucket/prefix?endpoint=URL&region=R&path-style=true (WARD_Z3_BACKEND)")
+	fs.StringVar(&c.WorkDir, "work-dir", env("WARD_WORK_DIR", ""), "where zambda code is unpacked and run; default <data-dir>/functions (WARD_WORK_DIR)")
+	c.SecretsKey = os.Getenv("WARD_SECRETS_KEY") // never a flag: it would show in process lists
+	urlTTL := fs.Duration("z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs (WARD_Z3_URL_TTL)")
+	maxObject := fs.Int64("max-object-bytes", 5<<30, "largest Z3 object in bytes (WARD_MAX_OBJECT_BYTES)")
+	transfer := fs.Duration("transfer-timeout", time.Hour, "deadline of one presigned upload or download (WARD_TRANSFER_TIMEOUT)")
+	for key, dst := range map[string]*int64{"WARD_MAX_BODY_BYTES": maxBody, "WARD_MAX_OBJECT_BYTES": maxObject} {
+		if v, ok := os.LookupEnv(key); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				return c, fmt.Errorf("%s must be a positive number of bytes", key)
+			}
+			*dst = n
 		}
-		*maxBody = n
 	}
-	for key, dst := range map[string]*time.Duration{"WARD_REQUEST_TIMEOUT": timeout, "WARD_TOKEN_TTL": ttl} {
+	for key, dst := range map[string]*time.Duration{"WARD_REQUEST_TIMEOUT": timeout, "WARD_TOKEN_TTL": ttl,
+		"WARD_Z3_URL_TTL": urlTTL, "WARD_TRANSFER_TIMEOUT": transfer} {
 		if v, ok := os.LookupEnv(key); ok {
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
@@ -59,6 +84,10 @@ func parseConfig(name string, args []string) (config, error) {
 		return c, err
 	}
 	c.MaxBodyBytes, c.RequestTimeout, c.TokenTTL = *maxBody, *timeout, *ttl
+	c.Z3URLTTL, c.MaxObjectBytes, c.TransferTimeout = *urlTTL, *maxObject, *transfer
+	if c.WorkDir == "" {
+		c.WorkDir = filepath.Join(c.DataDir, "functions")
+	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Addr
 	}

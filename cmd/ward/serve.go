@@ -18,6 +18,7 @@ import (
 	"github.com/wardhealth/ward/internal/server"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/tokens"
+	"github.com/wardhealth/ward/internal/z3"
 )
 
 // services are the long-lived parts built from config.
@@ -63,10 +64,20 @@ func serve(ctx context.Context, args []string) error {
 	issuer := auth.NewIssuer(svc.keys.Ring, c.PublicURL, c.PublicURL, time.Now)
 	verifier := auth.NewVerifier(svc.keys.Ring, c.PublicURL, []string{c.PublicURL}, svc.revoked, time.Now)
 	fhirSvc := fhir.New(svc.store, svc.iam, fhir.Config{DefaultCount: 20, MaxCount: 1000, MaxResponseBytes: c.MaxResponse}, time.Now)
+	blobs, err := openBlobs(ctx, c)
+	if err != nil {
+		return fmt.Errorf("z3 storage: %w", err)
+	}
+	z3Svc, err := z3.New(ctx, z3.Config{PublicURL: c.PublicURL, URLTTL: c.Z3URLTTL, MaxObjectBytes: c.MaxObjectBytes},
+		svc.store, blobs, time.Now, log)
+	if err != nil {
+		return err
+	}
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
-		TokenTTL: c.TokenTTL, Version: version}, server.Deps{Log: log, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
-		Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
-		FHIR: fhir.NewHandler(fhirSvc, c.PublicURL+"/fhir", log)})
+		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version},
+		server.Deps{Log: log, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
+			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
+			FHIR: fhir.NewHandler(fhirSvc, c.PublicURL+"/fhir", log), Z3: z3Svc})
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/wardhealth/ward/internal/z3"
 )
 
 type ctxKey int
@@ -52,10 +55,16 @@ func (s *Server) outer(next http.Handler) http.Handler {
 			id = uuid.NewString()
 		}
 		w.Header().Set("x-oystehr-request-id", id)
-		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), requestIDKey, id), s.cfg.RequestTimeout)
+		timeout, transfer := s.cfg.RequestTimeout, strings.HasPrefix(r.URL.Path, z3.SignedPrefix)
+		if transfer {
+			timeout = s.cfg.TransferTimeout
+		}
+		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), requestIDKey, id), timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		if !transfer {
+			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		}
 		cors(w, r)
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
@@ -72,8 +81,36 @@ func (s *Server) outer(next http.Handler) http.Handler {
 			sw.WriteHeader(http.StatusNoContent)
 			return
 		}
+		// The mux would clean "a//b" or "a/../b" and redirect; an object
+		// path like that is refused instead, with the reason.
+		if err := uncleanZ3Path(r.URL.Path); err != nil {
+			s.writeError(sw, r, err)
+			return
+		}
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// uncleanZ3Path checks the object path of a /v1/z3 or presigned request.
+func uncleanZ3Path(p string) error {
+	var rest string
+	switch {
+	case strings.HasPrefix(p, "/v1/z3/"):
+		rest = p[len("/v1/z3/"):]
+	case strings.HasPrefix(p, z3.SignedPrefix):
+		rest = p[len(z3.SignedPrefix):]
+		if _, after, ok := strings.Cut(rest, "/"); ok {
+			rest = after // past the project id
+		}
+	default:
+		return nil
+	}
+	_, objectPath, ok := strings.Cut(rest, "/")
+	if !ok {
+		return nil
+	}
+	_, _, err := z3.CleanPath(objectPath)
+	return err
 }
 
 // cors lets browser apps call Ward with the SDK's headers.

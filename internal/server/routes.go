@@ -21,7 +21,10 @@ type route struct {
 	resource     func(r *http.Request) string // e.g. "IAM:Role:<id>"
 	public       bool                         // no token, no policy (health, discovery, OAuth)
 	authOnly     bool                         // a valid token suffices (e.g. introspection of self)
-	handle       func(w http.ResponseWriter, r *http.Request, c call) error
+	// authz, when set, names the action and resource from the request
+	// itself (Z3: the body's action, paths that must be checked first).
+	authz  func(r *http.Request) (action, resource string, err error)
+	handle func(w http.ResponseWriter, r *http.Request, c call) error
 }
 
 func fixed(res string) func(*http.Request) string { return func(*http.Request) string { return res } }
@@ -78,7 +81,7 @@ func (s *Server) routes() []route {
 // gate authenticates, resolves the project, checks the route's action on
 // its resource, runs the handler and audits writes and denials.
 func (s *Server) gate(rt route) http.Handler {
-	if !rt.public && rt.action == "" && !rt.authOnly {
+	if !rt.public && rt.action == "" && rt.authz == nil && !rt.authOnly {
 		panic(fmt.Sprintf("route %s %s declares no action", rt.method, rt.path))
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -94,15 +97,21 @@ func (s *Server) gate(rt route) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		resource := ""
-		if rt.resource != nil {
+		action, resource := rt.action, ""
+		switch {
+		case rt.authz != nil:
+			if action, resource, err = rt.authz(r); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		case rt.resource != nil:
 			resource = rt.resource(r)
-		} else {
+		default:
 			resource = selfResource(p)
 		}
 		if !rt.authOnly {
-			if _, err := s.iam.Authorize(r.Context(), p, rt.action, resource); err != nil {
-				s.audit(r, p, rt.action, resource, "denied", err.Error())
+			if _, err := s.iam.Authorize(r.Context(), p, action, resource); err != nil {
+				s.audit(r, p, action, resource, "denied", err.Error())
 				s.writeError(w, r, err)
 				return
 			}
@@ -113,7 +122,7 @@ func (s *Server) gate(rt route) http.Handler {
 			return
 		}
 		if r.Method != http.MethodGet && (sw == nil || sw.status < 400) {
-			s.audit(r, p, rt.action, resource, "allowed", "")
+			s.audit(r, p, action, resource, "allowed", "")
 		}
 	})
 }

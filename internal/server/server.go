@@ -12,6 +12,7 @@ import (
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/tokens"
+	"github.com/wardhealth/ward/internal/z3"
 )
 
 // Config is the server's tunables.
@@ -19,8 +20,11 @@ type Config struct {
 	PublicURL      string        // e.g. http://127.0.0.1:8080, no trailing slash
 	MaxBodyBytes   int64         // request body limit
 	RequestTimeout time.Duration // per-request deadline
-	TokenTTL       time.Duration // lifetime of access tokens
-	Version        string
+	// TransferTimeout is the deadline of a presigned Z3 upload or download,
+	// whose body is not bound by MaxBodyBytes (Z3 has its own object limit).
+	TransferTimeout time.Duration
+	TokenTTL        time.Duration // lifetime of access tokens
+	Version         string
 }
 
 // Server is Ward's HTTP API.
@@ -34,6 +38,7 @@ type Server struct {
 	issuer   *auth.Issuer
 	verifier *auth.Verifier
 	fhir     *fhir.Handler
+	z3       *z3.Service
 	now      func() time.Time
 	mux      *http.ServeMux
 }
@@ -48,14 +53,19 @@ type Deps struct {
 	Issuer   *auth.Issuer
 	Verifier *auth.Verifier
 	FHIR     *fhir.Handler
+	Z3       *z3.Service // nil: no /z3 endpoints
 	Now      func() time.Time
 }
 
 // New builds the server and its routes.
 func New(cfg Config, d Deps) *Server {
+	if cfg.TransferTimeout <= 0 {
+		cfg.TransferTimeout = time.Hour
+	}
 	s := &Server{cfg: cfg, log: d.Log, store: d.Store, iam: d.IAM, keys: d.Keys, revoked: d.Revoked,
-		issuer: d.Issuer, verifier: d.Verifier, fhir: d.FHIR, now: d.Now, mux: http.NewServeMux()}
-	for _, rt := range s.routes() {
+		issuer: d.Issuer, verifier: d.Verifier, fhir: d.FHIR, z3: d.Z3, now: d.Now, mux: http.NewServeMux()}
+	all := append(s.routes(), s.z3Routes()...)
+	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
 	}
 	if s.fhir != nil {
