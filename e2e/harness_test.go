@@ -59,6 +59,7 @@ type ward struct {
 	Admin   creds
 	cmd     *exec.Cmd
 	log     *bytes.Buffer
+	flags   []string // extra `ward serve` flags
 }
 
 func freeAddr(t *testing.T) string {
@@ -75,7 +76,13 @@ func freeAddr(t *testing.T) string {
 // for /healthz.
 func startWard(t *testing.T, backend storetest.Backend) *ward {
 	t.Helper()
-	w := &ward{DataDir: t.TempDir(), log: &bytes.Buffer{}}
+	return startWardWith(t, backend)
+}
+
+// startWardWith is startWard with extra `ward serve` flags.
+func startWardWith(t *testing.T, backend storetest.Backend, flags ...string) *ward {
+	t.Helper()
+	w := &ward{DataDir: t.TempDir(), log: &bytes.Buffer{}, flags: flags}
 	if backend.Name == "postgres" {
 		w.DB = backend.DSN(t)
 	}
@@ -108,6 +115,7 @@ func (w *ward) launch(t *testing.T) {
 	if w.DB != "" {
 		args = append(args, "--database", w.DB)
 	}
+	args = append(args, w.flags...)
 	cmd := exec.Command(wardBin, args...)
 	cmd.Stdout, cmd.Stderr = w.log, w.log
 	if err := cmd.Start(); err != nil {

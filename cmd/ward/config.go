@@ -35,6 +35,13 @@ type config struct {
 	// workers unpack code (default DataDir/functions).
 	SecretsKey string
 	WorkDir    string
+
+	// Subscriptions: attempts before a subscription goes to error, and the
+	// first and longest delay between attempts (defaults: 30, 1s, 1h: about
+	// a day of retries).
+	SubMaxAttempts int
+	SubRetryBase   time.Duration
+	SubRetryMax    time.Duration
 }
 
 // parseConfig reads flags; an environment variable sets a flag's default.
@@ -58,6 +65,9 @@ func parseConfig(name string, args []string) (config, error) {
 	fs.StringVar(&c.Z3Backend, "z3-backend", env("WARD_Z3_BACKEND", ""), "Z3 bytes: empty for files in the data directory, or s3://bucket/prefix?endpoint=URL&region=R&path-style=true (WARD_Z3_BACKEND)")
 	fs.StringVar(&c.WorkDir, "work-dir", env("WARD_WORK_DIR", ""), "where zambda code is unpacked and run; default <data-dir>/functions (WARD_WORK_DIR)")
 	c.SecretsKey = os.Getenv("WARD_SECRETS_KEY") // never a flag: it would show in process lists
+	fs.IntVar(&c.SubMaxAttempts, "subscription-max-attempts", 30, "delivery attempts before a subscription goes to error")
+	subBase := fs.Duration("subscription-retry-base", time.Second, "first delay between subscription delivery attempts (WARD_SUBSCRIPTION_RETRY_BASE)")
+	subMax := fs.Duration("subscription-retry-max", time.Hour, "longest delay between subscription delivery attempts (WARD_SUBSCRIPTION_RETRY_MAX)")
 	urlTTL := fs.Duration("z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs (WARD_Z3_URL_TTL)")
 	maxObject := fs.Int64("max-object-bytes", 5<<30, "largest Z3 object in bytes (WARD_MAX_OBJECT_BYTES)")
 	transfer := fs.Duration("transfer-timeout", time.Hour, "deadline of one presigned upload or download (WARD_TRANSFER_TIMEOUT)")
@@ -71,7 +81,8 @@ func parseConfig(name string, args []string) (config, error) {
 		}
 	}
 	for key, dst := range map[string]*time.Duration{"WARD_REQUEST_TIMEOUT": timeout, "WARD_TOKEN_TTL": ttl,
-		"WARD_Z3_URL_TTL": urlTTL, "WARD_TRANSFER_TIMEOUT": transfer} {
+		"WARD_Z3_URL_TTL": urlTTL, "WARD_TRANSFER_TIMEOUT": transfer,
+		"WARD_SUBSCRIPTION_RETRY_BASE": subBase, "WARD_SUBSCRIPTION_RETRY_MAX": subMax} {
 		if v, ok := os.LookupEnv(key); ok {
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
@@ -85,6 +96,7 @@ func parseConfig(name string, args []string) (config, error) {
 	}
 	c.MaxBodyBytes, c.RequestTimeout, c.TokenTTL = *maxBody, *timeout, *ttl
 	c.Z3URLTTL, c.MaxObjectBytes, c.TransferTimeout = *urlTTL, *maxObject, *transfer
+	c.SubRetryBase, c.SubRetryMax = *subBase, *subMax
 	if c.WorkDir == "" {
 		c.WorkDir = filepath.Join(c.DataDir, "functions")
 	}

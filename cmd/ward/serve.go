@@ -17,6 +17,7 @@ import (
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/server"
 	"github.com/wardhealth/ward/internal/store"
+	"github.com/wardhealth/ward/internal/subscription"
 	"github.com/wardhealth/ward/internal/tokens"
 	"github.com/wardhealth/ward/internal/z3"
 )
@@ -73,11 +74,15 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	fhirHandler := fhir.NewHandler(fhirSvc, c.PublicURL+"/fhir", log)
+	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
+		fhirSvc, nil, time.Now, log)
+	subs.Register(fhirHandler)
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version},
 		server.Deps{Log: log, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
 			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
-			FHIR: fhir.NewHandler(fhirSvc, c.PublicURL+"/fhir", log), Z3: z3Svc})
+			FHIR: fhirHandler, Z3: z3Svc})
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -85,6 +90,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	go background(ctx, log, svc)
+	go subs.Run(ctx)
 	log.Info("ward listening", "addr", ln.Addr().String(), "public_url", c.PublicURL, "database", string(svc.store.Dialect()))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

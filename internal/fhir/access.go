@@ -88,3 +88,9 @@ func (s *Service) requireCovered(ctx context.Context, p auth.Principal, action, 
 	}
 	return nil
 }
+
+// Require checks action on the stored resource typ/id for p, rule
+// conditions included: for operations built on FHIR resources.
+func (s *Service) Require(ctx context.Context, p auth.Principal, action, typ, id string) error {
+	return s.requireCovered(ctx, p, action, typ, id)
+}

@@ -23,7 +23,23 @@ type Handler struct {
 	base string // public base URL, e.g. http://127.0.0.1:8080/fhir
 	path string // base path, e.g. /fhir
 	log  *slog.Logger
+	ops  map[string]Operation // "Type/$name" -> instance operation
 }
+
+// Operation serves an instance-level operation, GET or POST
+// [base]/[type]/[id]/$[name]. It checks its own access.
+type Operation func(w http.ResponseWriter, r *http.Request, p auth.Principal, id string) error
+
+// Operation registers an instance operation ("$events" on "Subscription").
+func (h *Handler) Operation(typ, name string, op Operation) {
+	if h.ops == nil {
+		h.ops = map[string]Operation{}
+	}
+	h.ops[typ+"/"+name] = op
+}
+
+// Base is the public base URL.
+func (h *Handler) Base() string { return h.base }
 
 // NewHandler returns the REST handler for svc at publicBase (its URL path is
 // the mount point).
@@ -117,6 +133,12 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal
 		return nil
 	case len(seg) == 3 && seg[2] == "_history" && m == http.MethodGet:
 		return h.history(w, r, p, seg[0], seg[1])
+	case len(seg) == 3 && strings.HasPrefix(seg[2], "$") && (m == http.MethodGet || m == http.MethodPost):
+		op := h.ops[seg[0]+"/"+seg[2]]
+		if op == nil {
+			return fault.NotSupported("operation %s is not supported on %s", seg[2], seg[0])
+		}
+		return op(w, r, p, seg[1])
 	case len(seg) == 4 && seg[2] == "_history" && m == http.MethodGet:
 		res, err := h.svc.VRead(r.Context(), p, seg[0], seg[1], seg[3])
 		if err != nil {

@@ -43,7 +43,25 @@ type Service struct {
 	authz Authorizer
 	cfg   Config
 	now   func() time.Time
+	hooks map[string]WriteHook
 }
+
+// WriteHook checks or adjusts a resource of one type before each write
+// (create, update, patch, bundle entries), inside the write's transaction;
+// an error refuses the write. Subscriptions use it to validate criteria and
+// set their status.
+type WriteHook func(ctx context.Context, tx *store.Tx, p auth.Principal, id string, m map[string]any) error
+
+// OnWrite registers the hook for typ. Call before serving.
+func (s *Service) OnWrite(typ string, h WriteHook) {
+	if s.hooks == nil {
+		s.hooks = map[string]WriteHook{}
+	}
+	s.hooks[typ] = h
+}
+
+// Store is the service's store, for capabilities built on FHIR data.
+func (s *Service) Store() *store.Store { return s.store }
 
 // New returns a Service.
 func New(st *store.Store, authz Authorizer, cfg Config, now func() time.Time) *Service {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 
@@ -250,4 +251,43 @@ func (s *Service) Me(ctx context.Context, p auth.Principal) (M2M, error) {
 		return M2M{}, err
 	}
 	return m2mOut(c, stubs), nil
+}
+
+// ExecutionRoleClient returns the hidden M2M client that acts for zambdas
+// with the execution role roleID, creating it on first use (seed 000: one
+// client per role, shared by every zambda with that role). It holds the
+// role and nothing else, so editing the role changes what it may do.
+func (s *Service) ExecutionRoleClient(ctx context.Context, projectID, roleID string) (store.M2MClient, error) {
+	c, err := s.store.GetExecutionRoleClient(ctx, projectID, roleID)
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return store.M2MClient{}, err
+	}
+	// No secret is ever handed out: Ward issues its tokens directly.
+	unusable, err := auth.NewSecret()
+	if err != nil {
+		return store.M2MClient{}, err
+	}
+	c = store.M2MClient{ProjectID: projectID, ID: newID(), ClientID: newClientID(), SecretHash: auth.HashSecret(unusable),
+		Name: "execution role " + roleID, ExecutionRoleID: roleID, CreatedAt: s.now()}
+	err = s.store.WithTx(ctx, func(tx *store.Tx) error {
+		if _, err := checkRoles(ctx, &tx.Store, projectID, []string{roleID}); err != nil {
+			return err
+		}
+		if err := tx.CreateM2M(ctx, c); err != nil {
+			return err
+		}
+		return tx.SetRoles(ctx, projectID, holderOf(auth.KindM2M, c.ID), []string{roleID})
+	})
+	if errors.Is(err, store.ErrConflict) {
+		// Another request or replica created it first: use that one.
+		return s.store.GetExecutionRoleClient(ctx, projectID, roleID)
+	}
+	if err != nil {
+		return store.M2MClient{}, err
+	}
+	s.changed(ctx, projectID)
+	return c, nil
 }

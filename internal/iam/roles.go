@@ -156,8 +156,27 @@ func (s *Service) DeleteRole(ctx context.Context, projectID, id string) error {
 		if err != nil {
 			return err
 		}
+		var execClient string
 		for _, h := range holders {
+			if h.Kind == "m2m" {
+				if c, err := tx.GetM2M(ctx, projectID, h.ID); err == nil && c.ExecutionRoleID == id {
+					execClient = c.ID // goes with the role once no zambda uses it
+					continue
+				}
+			}
 			uses = append(uses, describeHolder(ctx, &tx.Store, projectID, h))
+		}
+		zs, err := tx.ZambdasWithRole(ctx, projectID, id)
+		if err != nil {
+			return err
+		}
+		for _, z := range zs {
+			uses = append(uses, fmt.Sprintf("zambda %s (%s) as its execution role", z.Name, z.ID))
+		}
+		if len(uses) == 0 && execClient != "" {
+			if err := tx.DeleteM2M(ctx, projectID, execClient); err != nil {
+				return err
+			}
 		}
 		if len(uses) > 0 {
 			return fault.Conflict("role %q (%s) is in use and cannot be deleted; it is held by: %s. Remove it from them first.", r.Name, id, strings.Join(uses, "; "))

@@ -1,0 +1,324 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// SubOwner is the principal who last wrote a Subscription: deliveries only
+// carry what that principal may read.
+type SubOwner struct {
+	Kind, ID, ClientID string
+}
+
+// SetSubOwner records the owner of a subscription.
+func (s *Store) SetSubOwner(ctx context.Context, projectID, subID string, o SubOwner) error {
+	_, err := s.exec(ctx, `INSERT INTO sub_owners (project_id, subscription_id, principal_kind, principal_id, client_id) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (project_id, subscription_id) DO UPDATE SET principal_kind = excluded.principal_kind,
+		principal_id = excluded.principal_id, client_id = excluded.client_id`, projectID, subID, o.Kind, o.ID, o.ClientID)
+	if err != nil {
+		return fmt.Errorf("set subscription owner: %w", err)
+	}
+	return nil
+}
+
+// GetSubOwner returns a subscription's owner. Errors: ErrNotFound.
+func (s *Store) GetSubOwner(ctx context.Context, projectID, subID string) (SubOwner, error) {
+	var o SubOwner
+	if err := s.queryRow(ctx, `SELECT principal_kind, principal_id, client_id FROM sub_owners WHERE project_id = ? AND subscription_id = ?`,
+		projectID, subID).Scan(&o.Kind, &o.ID, &o.ClientID); err != nil {
+		return SubOwner{}, fmt.Errorf("subscription owner: %w", s.mapErr(err))
+	}
+	return o, nil
+}
+
+// Delivery is one event for one subscription.
+type Delivery struct {
+	ID             int64
+	ProjectID      string
+	SubscriptionID string
+	EventSeq       int64
+	Type, ResID    string
+	VersionID      int64
+	Interaction    string
+	Status         string // pending, delivered, failed
+	Attempts       int
+	NextAttemptAt  time.Time
+	LastError      string
+	CreatedAt      time.Time
+	DeliveredAt    time.Time
+}
+
+const deliveryCols = `id, project_id, subscription_id, event_seq, resource_type, resource_id, version_id, interaction, status, attempts,
+	next_attempt_at, last_error, created_at, delivered_at`
+
+func scanDelivery(row interface{ Scan(...any) error }) (Delivery, error) {
+	var d Delivery
+	var next, created, delivered int64
+	if err := row.Scan(&d.ID, &d.ProjectID, &d.SubscriptionID, &d.EventSeq, &d.Type, &d.ResID, &d.VersionID, &d.Interaction, &d.Status,
+		&d.Attempts, &next, &d.LastError, &created, &delivered); err != nil {
+		return Delivery{}, err
+	}
+	d.NextAttemptAt, d.CreatedAt = fromMS(next), fromMS(created)
+	if delivered != 0 {
+		d.DeliveredAt = fromMS(delivered)
+	}
+	return d, nil
+}
+
+// MatchOutbox takes up to limit unmatched outbox events (on PostgreSQL,
+// locked so concurrent matchers take different ones), lets match turn them
+// into deliveries with the transaction at hand, stores those and marks the
+// events matched, all in one transaction: an event is matched exactly once,
+// even across a crash. It returns how many events it took.
+func (s *Store) MatchOutbox(ctx context.Context, limit int, match func(tx *Tx, events []OutboxEvent) ([]Delivery, error)) (int, error) {
+	n := 0
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		lock := ""
+		if s.dialect == Postgres {
+			lock = ` FOR UPDATE SKIP LOCKED`
+		}
+		rows, err := tx.query(ctx, fmt.Sprintf(`SELECT seq, project_id, resource_type, id, version_id, interaction, created_at FROM outbox
+			WHERE matched = 0 ORDER BY seq LIMIT %d%s`, limit, lock))
+		if err != nil {
+			return fmt.Errorf("match outbox: %w", err)
+		}
+		var events []OutboxEvent
+		for rows.Next() {
+			var e OutboxEvent
+			var at int64
+			if err := rows.Scan(&e.Seq, &e.ProjectID, &e.Type, &e.ID, &e.VersionID, &e.Interaction, &at); err != nil {
+				rows.Close()
+				return fmt.Errorf("match outbox: %w", err)
+			}
+			e.CreatedAt = fromMS(at)
+			events = append(events, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("match outbox: %w", err)
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		deliveries, err := match(tx, events)
+		if err != nil {
+			return err
+		}
+		for _, d := range deliveries {
+			if _, err := tx.exec(ctx, `INSERT INTO sub_deliveries (project_id, subscription_id, event_seq, resource_type, resource_id, version_id,
+				interaction, status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING`,
+				d.ProjectID, d.SubscriptionID, d.EventSeq, d.Type, d.ResID, d.VersionID, d.Interaction, ms(d.NextAttemptAt), ms(d.CreatedAt)); err != nil {
+				return fmt.Errorf("insert delivery: %w", err)
+			}
+		}
+		args := make([]any, len(events))
+		for i, e := range events {
+			args[i] = e.Seq
+		}
+		if _, err := tx.exec(ctx, `UPDATE outbox SET matched = 1 WHERE seq IN (`+placeholders(len(events))+`)`, args...); err != nil {
+			return fmt.Errorf("mark outbox: %w", err)
+		}
+		n = len(events)
+		return nil
+	})
+	return n, err
+}
+
+// ClaimDeliveries leases up to limit due deliveries of active subscriptions
+// for lease. Per subscription and resource only the oldest pending version
+// is due, so a resource's events arrive in order.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int, active func(projectID, subID string) bool) ([]Delivery, error) {
+	var out []Delivery
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		lock := ""
+		if s.dialect == Postgres {
+			lock = ` FOR UPDATE SKIP LOCKED`
+		}
+		rows, err := tx.query(ctx, fmt.Sprintf(`SELECT `+deliveryCols+` FROM sub_deliveries d
+			WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND d.lease_until <= ?
+			AND NOT EXISTS (SELECT 1 FROM sub_deliveries o WHERE o.subscription_id = d.subscription_id AND o.resource_type = d.resource_type
+				AND o.resource_id = d.resource_id AND o.status = 'pending' AND (o.version_id < d.version_id OR o.version_id = d.version_id AND o.id < d.id))
+			ORDER BY d.id LIMIT %d%s`, limit*4, lock), ms(now), ms(now))
+		if err != nil {
+			return fmt.Errorf("claim deliveries: %w", err)
+		}
+		var ids []any
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("claim deliveries: %w", err)
+			}
+			if len(out) < limit && active(d.ProjectID, d.SubscriptionID) {
+				out = append(out, d)
+				ids = append(ids, d.ID)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("claim deliveries: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		_, err = tx.exec(ctx, `UPDATE sub_deliveries SET lease_until = ? WHERE id IN (`+placeholders(len(ids))+`)`,
+			append([]any{ms(now.Add(lease))}, ids...)...)
+		if err != nil {
+			return fmt.Errorf("claim deliveries: %w", err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Attempt is one try at a delivery.
+type Attempt struct {
+	At         time.Time
+	StatusCode int // 0: no HTTP answer
+	Error      string
+	Duration   time.Duration
+}
+
+// FinishAttempt records an attempt and the delivery's new state: status
+// "delivered", "pending" (retry at next) or "failed" (given up).
+func (s *Store) FinishAttempt(ctx context.Context, d Delivery, a Attempt, status string, next time.Time) error {
+	return s.WithTx(ctx, func(tx *Tx) error {
+		attempt := d.Attempts + 1
+		if _, err := tx.exec(ctx, `INSERT INTO sub_attempts (delivery_id, attempt, at, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`, d.ID, attempt, ms(a.At), a.StatusCode, clipText(a.Error), a.Duration.Milliseconds()); err != nil {
+			return fmt.Errorf("record attempt: %w", err)
+		}
+		delivered := int64(0)
+		if status == "delivered" {
+			delivered = ms(a.At)
+		}
+		_, err := tx.exec(ctx, `UPDATE sub_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = 0, last_error = ?,
+			delivered_at = ? WHERE id = ?`, status, attempt, ms(next), clipText(a.Error), delivered, d.ID)
+		if err != nil {
+			return fmt.Errorf("finish delivery: %w", err)
+		}
+		return nil
+	})
+}
+
+func clipText(s string) string {
+	if len(s) > 500 {
+		return s[:500] + "..."
+	}
+	return s
+}
+
+// Deliveries lists a subscription's deliveries, newest first.
+func (s *Store) Deliveries(ctx context.Context, projectID, subID string, limit int) ([]Delivery, error) {
+	rows, err := s.query(ctx, fmt.Sprintf(`SELECT `+deliveryCols+` FROM sub_deliveries WHERE project_id = ? AND subscription_id = ?
+		ORDER BY id DESC LIMIT %d`, limit), projectID, subID)
+	if err != nil {
+		return nil, fmt.Errorf("deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("deliveries: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Attempts lists the attempts of deliveries, by delivery id.
+func (s *Store) Attempts(ctx context.Context, ids []int64) (map[int64][]Attempt, error) {
+	out := map[int64][]Attempt{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.query(ctx, `SELECT delivery_id, at, status_code, error, duration_ms FROM sub_attempts WHERE delivery_id IN (`+
+		placeholders(len(ids))+`) ORDER BY delivery_id, attempt`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("attempts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, at, dur int64
+		var a Attempt
+		if err := rows.Scan(&id, &at, &a.StatusCode, &a.Error, &dur); err != nil {
+			return nil, fmt.Errorf("attempts: %w", err)
+		}
+		a.At, a.Duration = fromMS(at), time.Duration(dur)*time.Millisecond
+		out[id] = append(out[id], a)
+	}
+	return out, rows.Err()
+}
+
+// Replay puts a subscription's deliveries from the event sequence number
+// fromSeq on (0: all failed ones) back in the queue, due now. It returns
+// how many.
+func (s *Store) Replay(ctx context.Context, projectID, subID string, fromSeq int64, now time.Time) (int64, error) {
+	where := `project_id = ? AND subscription_id = ? AND status = 'failed'`
+	args := []any{ms(now), projectID, subID}
+	if fromSeq > 0 {
+		where = `project_id = ? AND subscription_id = ? AND event_seq >= ?`
+		args = append(args, fromSeq)
+	}
+	res, err := s.exec(ctx, `UPDATE sub_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_until = 0 WHERE `+where, args...)
+	if err != nil {
+		return 0, fmt.Errorf("replay: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// CountDeliveries counts a subscription's deliveries by status.
+func (s *Store) CountDeliveries(ctx context.Context, projectID, subID string) (map[string]int64, error) {
+	rows, err := s.query(ctx, `SELECT status, COUNT(*) FROM sub_deliveries WHERE project_id = ? AND subscription_id = ? GROUP BY status`, projectID, subID)
+	if err != nil {
+		return nil, fmt.Errorf("count deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count deliveries: %w", err)
+		}
+		out[strings.ToLower(st)] = n
+	}
+	return out, rows.Err()
+}
+
+// HasUnmatched reports whether the outbox holds events the matcher has not
+// taken, with one indexed read (no transaction, so idle polling is cheap).
+func (s *Store) HasUnmatched(ctx context.Context) (bool, error) {
+	var one int
+	err := s.queryRow(ctx, `SELECT 1 FROM outbox WHERE matched = 0 LIMIT 1`).Scan(&one)
+	if err = s.mapErr(err); err != nil {
+		if isNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("outbox: %w", err)
+	}
+	return true, nil
+}
+
+// HasDueDeliveries reports whether a pending delivery is due, likewise.
+func (s *Store) HasDueDeliveries(ctx context.Context, now time.Time) (bool, error) {
+	var one int
+	err := s.queryRow(ctx, `SELECT 1 FROM sub_deliveries WHERE status = 'pending' AND next_attempt_at <= ? AND lease_until <= ? LIMIT 1`,
+		ms(now), ms(now)).Scan(&one)
+	if err = s.mapErr(err); err != nil {
+		if isNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("deliveries: %w", err)
+	}
+	return true, nil
+}

@@ -1,0 +1,546 @@
+// Package subscription delivers FHIR Subscriptions (R4 rest-hook, and
+// Oystehr's zapehr-lambda: endpoints that run a zambda) without losing
+// events.
+//
+// The FHIR API writes an outbox row with every change, in the change's
+// transaction. A matcher turns unmatched outbox rows into delivery rows,
+// one per (subscription, event), evaluating each subscription's criteria
+// with the FHIR search engine itself, and marks the rows matched, all in
+// one transaction. Dispatchers lease due deliveries (PostgreSQL: FOR UPDATE
+// SKIP LOCKED, so replicas share the work), deliver them, and record every
+// attempt; failures are retried with exponential backoff and jitter, and
+// after the last attempt the subscription goes to status "error" with its
+// events kept for replay. Delivery is at least once, in order per
+// subscription and resource.
+package subscription
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir"
+	"github.com/wardhealth/ward/internal/fhir/search"
+	"github.com/wardhealth/ward/internal/store"
+)
+
+// Extensions Ward reads on a Subscription.
+const (
+	// TriggerExt limits the events: valueString create, update or delete
+	// (Oystehr's; repeatable). Without it, create and update trigger.
+	TriggerExt    = "http://zapehr.com/fhir/extension/SubscriptionTriggerEvent"
+	oldTriggerExt = "http://zapehr.com/fhir/r4/extension/SubscriptionTriggerEvent"
+	// MethodExt picks how a resource is sent: valueCode "POST" (the default:
+	// the bare resource to the endpoint, as seed 004's handlers expect) or
+	// "PUT" (to [endpoint]/[type]/[id], as the R4 spec describes).
+	MethodExt = "https://ward.health/fhir/StructureDefinition/subscription-method"
+	// SecretExt, valueString, makes Ward sign each delivery the Standard
+	// Webhooks way (webhook-id, webhook-timestamp, webhook-signature).
+	SecretExt = "https://ward.health/fhir/StructureDefinition/subscription-secret"
+	// LambdaPrefix is an endpoint that names a zambda.
+	LambdaPrefix = "zapehr-lambda:"
+)
+
+// Config is the dispatcher's tunables.
+type Config struct {
+	MaxAttempts int           // attempts before the subscription goes to error; default 30 (about 24 h with the defaults)
+	RetryBase   time.Duration // first retry delay, doubled each time; default 1 s
+	RetryMax    time.Duration // longest delay between attempts; default 1 h
+	Timeout     time.Duration // one HTTP delivery; default 10 s
+	Workers     int           // deliveries in flight per replica; default 16
+	Poll        time.Duration // how often idle loops look for work; default 20 ms
+}
+
+func (c *Config) defaults() {
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 30
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = time.Hour
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = 16
+	}
+	if c.Poll <= 0 {
+		c.Poll = 20 * time.Millisecond
+	}
+}
+
+// ZambdaRunner runs a subscription zambda with the resource JSON as its
+// event body; the zambda service implements it.
+type ZambdaRunner interface {
+	RunSubscription(ctx context.Context, projectID, zambdaID string, body []byte) (status int, err error)
+}
+
+// Service is the subscription machinery.
+type Service struct {
+	cfg     Config
+	fhir    *fhir.Service
+	st      *store.Store
+	client  *http.Client
+	zambdas ZambdaRunner
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// New builds the service and registers its checks on Subscription writes.
+func New(cfg Config, fhirSvc *fhir.Service, zambdas ZambdaRunner, now func() time.Time, log *slog.Logger) *Service {
+	cfg.defaults()
+	s := &Service{cfg: cfg, fhir: fhirSvc, st: fhirSvc.Store(), zambdas: zambdas, now: now, log: log,
+		client: &http.Client{Timeout: cfg.Timeout}}
+	fhirSvc.OnWrite("Subscription", s.checkWrite)
+	return s
+}
+
+// sub is a parsed Subscription.
+type sub struct {
+	ID       string
+	Status   string
+	Criteria *search.Query
+	Type     string
+	Triggers map[string]bool
+	End      time.Time
+	Endpoint string
+	Payload  string
+	Headers  [][2]string
+	Method   string
+	Secret   string
+}
+
+func str(m map[string]any, k string) string { v, _ := m[k].(string); return v }
+
+// parse reads the fields Ward acts on; a problem is a 400 naming the element.
+func parse(m map[string]any) (sub, error) {
+	sb := sub{ID: str(m, "id"), Status: str(m, "status"), Triggers: map[string]bool{}, Method: "POST"}
+	crit := str(m, "criteria")
+	typ, q, _ := strings.Cut(crit, "?")
+	if crit == "" || !search.IsResourceType(typ) {
+		return sb, fault.Invalid("Subscription.criteria must be a search such as Patient?family=Smith, not %q", clip(crit))
+	}
+	vals, err := url.ParseQuery(q)
+	if err != nil {
+		return sb, fault.Invalid("Subscription.criteria %q is not a valid query string", clip(crit))
+	}
+	if sb.Criteria, err = search.ParseQuery(typ, vals, false); err != nil {
+		return sb, fault.Invalid("Subscription.criteria: %v", err)
+	}
+	sb.Type = typ
+	ch, _ := m["channel"].(map[string]any)
+	if ch == nil || str(ch, "type") != "rest-hook" {
+		return sb, fault.Invalid("Subscription.channel.type: Ward delivers rest-hook subscriptions only")
+	}
+	sb.Endpoint, sb.Payload = str(ch, "endpoint"), str(ch, "payload")
+	if strings.HasPrefix(sb.Endpoint, LambdaPrefix) {
+		if strings.TrimPrefix(sb.Endpoint, LambdaPrefix) == "" {
+			return sb, fault.Invalid("Subscription.channel.endpoint: name a zambda after %q", LambdaPrefix)
+		}
+	} else if u, err := url.Parse(sb.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return sb, fault.Invalid("Subscription.channel.endpoint must be an http(s) URL or %s<zambdaId>, not %q", LambdaPrefix, clip(sb.Endpoint))
+	}
+	if hs, ok := ch["header"].([]any); ok {
+		for _, h := range hs {
+			name, value, ok := strings.Cut(fmt.Sprint(h), ":")
+			if !ok || strings.TrimSpace(name) == "" {
+				return sb, fault.Invalid("Subscription.channel.header entries are \"Name: value\", not %q", clip(fmt.Sprint(h)))
+			}
+			sb.Headers = append(sb.Headers, [2]string{strings.TrimSpace(name), strings.TrimSpace(value)})
+		}
+	}
+	if end := str(m, "end"); end != "" {
+		t, err := time.Parse(time.RFC3339, end)
+		if err != nil {
+			return sb, fault.Invalid("Subscription.end must be an instant with a time zone, not %q", end)
+		}
+		sb.End = t
+	}
+	exts, _ := m["extension"].([]any)
+	exts = append(exts, chExtensions(ch)...)
+	for _, e := range exts {
+		em, _ := e.(map[string]any)
+		switch str(em, "url") {
+		case TriggerExt, oldTriggerExt:
+			ev := str(em, "valueString")
+			if ev == "" {
+				ev = str(em, "valueCode")
+			}
+			if ev != "create" && ev != "update" && ev != "delete" {
+				return sb, fault.Invalid("the SubscriptionTriggerEvent extension takes create, update or delete, not %q", clip(ev))
+			}
+			sb.Triggers[ev] = true
+		case MethodExt:
+			sb.Method = strings.ToUpper(str(em, "valueCode"))
+			if sb.Method != "POST" && sb.Method != "PUT" {
+				return sb, fault.Invalid("the subscription-method extension takes POST or PUT, not %q", clip(sb.Method))
+			}
+		case SecretExt:
+			sb.Secret = str(em, "valueString")
+		}
+	}
+	if len(sb.Triggers) == 0 {
+		sb.Triggers["create"], sb.Triggers["update"] = true, true
+	}
+	return sb, nil
+}
+
+func chExtensions(ch map[string]any) []any {
+	exts, _ := ch["extension"].([]any)
+	return exts
+}
+
+func clip(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "..."
+	}
+	return s
+}
+
+// checkWrite runs inside every Subscription write: it validates what Ward
+// acts on, moves "requested" to "active" (or "off" past its end), requeues
+// failed deliveries when a client resumes an errored subscription, and
+// records the writer, whose read access deliveries are checked against.
+func (s *Service) checkWrite(ctx context.Context, tx *store.Tx, p auth.Principal, id string, m map[string]any) error {
+	m["id"] = id
+	sb, err := parse(m)
+	if err != nil {
+		return err
+	}
+	if p.Kind == fhir.KindSystem {
+		return nil
+	}
+	switch sb.Status {
+	case "requested", "active":
+		m["status"] = "active"
+		delete(m, "error")
+		if !sb.End.IsZero() && !sb.End.After(s.now()) {
+			m["status"] = "off"
+		}
+		if prev, err := tx.GetResource(ctx, p.ProjectID, "Subscription", id); err == nil && !prev.Deleted {
+			var old map[string]any
+			if json.Unmarshal(prev.Content, &old) == nil && str(old, "status") == "error" {
+				if _, err := tx.Replay(ctx, p.ProjectID, id, 0, s.now()); err != nil {
+					return err
+				}
+			}
+		}
+	case "off", "error":
+	default:
+		return fault.Invalid("Subscription.status must be requested, active, off or error, not %q", clip(sb.Status))
+	}
+	return tx.SetSubOwner(ctx, p.ProjectID, id, store.SubOwner{Kind: string(p.Kind), ID: p.ID, ClientID: p.ClientID})
+}
+
+// Run matches and delivers until ctx ends.
+func (s *Service) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.matchLoop(ctx) }()
+	go func() { defer wg.Done(); s.deliverLoop(ctx) }()
+	wg.Wait()
+}
+
+func (s *Service) idle(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(s.cfg.Poll):
+		return true
+	}
+}
+
+func (s *Service) matchLoop(ctx context.Context) {
+	for {
+		n, err := s.MatchOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "subscription matcher", "err", err)
+		}
+		if n == 0 || err != nil {
+			if !s.idle(ctx) {
+				return
+			}
+		}
+	}
+}
+
+// matchBatch bounds the events one matcher transaction takes.
+const matchBatch = 200
+
+// MatchOnce turns one batch of outbox events into deliveries.
+func (s *Service) MatchOnce(ctx context.Context) (int, error) {
+	if work, err := s.st.HasUnmatched(ctx); err != nil || !work {
+		return 0, err
+	}
+	return s.st.MatchOutbox(ctx, matchBatch, func(tx *store.Tx, events []store.OutboxEvent) ([]store.Delivery, error) {
+		now := s.now()
+		subs := map[string][]sub{} // project -> active subscriptions
+		var out []store.Delivery
+		for _, e := range events {
+			list, ok := subs[e.ProjectID]
+			if !ok {
+				var err error
+				if list, err = s.active(ctx, tx, e.ProjectID, now); err != nil {
+					return nil, err
+				}
+				subs[e.ProjectID] = list
+			}
+			for _, sb := range list {
+				if sb.Type != e.Type || !sb.Triggers[e.Interaction] {
+					continue
+				}
+				if e.Interaction != "delete" {
+					hit, err := s.matches(ctx, tx, e, sb, now)
+					if err != nil {
+						return nil, err
+					}
+					if !hit {
+						continue
+					}
+				}
+				out = append(out, store.Delivery{ProjectID: e.ProjectID, SubscriptionID: sb.ID, EventSeq: e.Seq, Type: e.Type, ResID: e.ID,
+					VersionID: e.VersionID, Interaction: e.Interaction, NextAttemptAt: now, CreatedAt: now})
+			}
+		}
+		return out, nil
+	})
+}
+
+// active loads the project's active subscriptions.
+func (s *Service) active(ctx context.Context, tx *store.Tx, projectID string, now time.Time) ([]sub, error) {
+	q, err := search.ParseQuery("Subscription", url.Values{"status": {"active"}}, false)
+	if err != nil {
+		return nil, err
+	}
+	rows, _, err := tx.Search(ctx, store.SearchRequest{ProjectID: projectID, Query: q, Count: 10000, Now: now})
+	if err != nil {
+		return nil, err
+	}
+	var out []sub
+	for _, r := range rows {
+		var m map[string]any
+		if json.Unmarshal(r.Content, &m) != nil {
+			continue
+		}
+		sb, err := parse(m)
+		if err != nil || !sb.End.IsZero() && !sb.End.After(now) {
+			continue
+		}
+		out = append(out, sb)
+	}
+	return out, nil
+}
+
+// matches evaluates the criteria on the event's resource with the search
+// engine: the same query the FHIR API would run, limited to this id.
+func (s *Service) matches(ctx context.Context, tx *store.Tx, e store.OutboxEvent, sb sub, now time.Time) (bool, error) {
+	if len(sb.Criteria.Clauses) == 0 {
+		return true, nil
+	}
+	q := *sb.Criteria
+	q.Sort, q.Count, q.Offset = nil, 1, 0
+	rows, _, err := tx.Search(ctx, store.SearchRequest{ProjectID: e.ProjectID, Query: &q, IDs: []string{e.ID}, Count: 1, Now: now})
+	if err != nil {
+		return false, err
+	}
+	return len(rows) == 1, nil
+}
+
+func (s *Service) deliverLoop(ctx context.Context) {
+	sem := make(chan struct{}, s.cfg.Workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		free := cap(sem) - len(sem)
+		var batch []store.Delivery
+		var err error
+		due, _ := s.st.HasDueDeliveries(ctx, s.now())
+		if free > 0 && due {
+			batch, err = s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Timeout+30*time.Second, free, s.activeCheck(ctx))
+			if err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "subscription dispatcher", "err", err)
+			}
+		}
+		for _, d := range batch {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func(d store.Delivery) {
+				defer func() { <-sem; wg.Done() }()
+				s.deliver(context.WithoutCancel(ctx), d)
+			}(d)
+		}
+		if len(batch) == 0 {
+			if !s.idle(ctx) {
+				return
+			}
+		}
+	}
+}
+
+// activeCheck answers, per claim round, whether a subscription is active.
+func (s *Service) activeCheck(ctx context.Context) func(projectID, subID string) bool {
+	seen := map[string]bool{}
+	return func(projectID, subID string) bool {
+		k := projectID + "/" + subID
+		if v, ok := seen[k]; ok {
+			return v
+		}
+		r, err := s.st.GetResource(ctx, projectID, "Subscription", subID)
+		ok := false
+		if err == nil && !r.Deleted {
+			var m map[string]any
+			if json.Unmarshal(r.Content, &m) == nil && str(m, "status") == "active" {
+				ok = true
+			}
+		}
+		seen[k] = ok
+		return ok
+	}
+}
+
+// backoff is the delay before attempt n+1: doubling from RetryBase up to
+// RetryMax, with full jitter in its upper half so retries of many
+// deliveries spread out.
+func (s *Service) backoff(attempts int) time.Duration {
+	d := s.cfg.RetryBase << min(attempts-1, 30)
+	if d <= 0 || d > s.cfg.RetryMax {
+		d = s.cfg.RetryMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// deliver makes one attempt and records it.
+func (s *Service) deliver(ctx context.Context, d store.Delivery) {
+	start := s.now()
+	code, skip, err := s.send(ctx, d)
+	a := store.Attempt{At: start, StatusCode: code, Duration: s.now().Sub(start)}
+	status, next := "delivered", s.now()
+	switch {
+	case skip != "":
+		status, a.Error = "skipped", skip
+	case err != nil:
+		a.Error = err.Error()
+		status, next = "pending", s.now().Add(s.backoff(d.Attempts+1))
+		if d.Attempts+1 >= s.cfg.MaxAttempts {
+			status = "failed"
+		}
+	}
+	if err := s.st.FinishAttempt(ctx, d, a, status, next); err != nil {
+		s.log.WarnContext(ctx, "subscription: record attempt", "err", err, "delivery", d.ID)
+		return
+	}
+	if status == "failed" {
+		msg := fmt.Sprintf("delivery failed %d times; last error: %s. Pending events are kept: set status to requested to resume.", d.Attempts+1, clip(a.Error))
+		_, err := s.fhir.SystemUpdate(ctx, d.ProjectID, "Subscription", d.SubscriptionID, func(m map[string]any) error {
+			m["status"], m["error"] = "error", msg
+			return nil
+		})
+		if err != nil {
+			s.log.WarnContext(ctx, "subscription: set error status", "err", err, "subscription", d.SubscriptionID)
+		}
+	}
+}
+
+// send delivers d once: the HTTP status (0 if none), a reason to skip it
+// for good, or an error to retry.
+func (s *Service) send(ctx context.Context, d store.Delivery) (int, string, error) {
+	r, err := s.st.GetResource(ctx, d.ProjectID, "Subscription", d.SubscriptionID)
+	if err != nil || r.Deleted {
+		return 0, "the subscription was deleted", nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(r.Content, &m); err != nil {
+		return 0, "", err
+	}
+	sb, err := parse(m)
+	if err != nil {
+		return 0, "the subscription is no longer valid: " + err.Error(), nil
+	}
+	owner, err := s.st.GetSubOwner(ctx, d.ProjectID, d.SubscriptionID)
+	if err != nil {
+		return 0, "the subscription has no recorded owner", nil
+	}
+	p := auth.Principal{ProjectID: d.ProjectID, Kind: auth.Kind(owner.Kind), ID: owner.ID, ClientID: owner.ClientID}
+	var body []byte
+	if d.Interaction != "delete" {
+		// The owner's read access, checked now: a subscriber never receives
+		// what it may not read.
+		res, err := s.fhir.VRead(ctx, p, d.Type, d.ResID, fmt.Sprint(d.VersionID))
+		switch {
+		case errors.Is(err, fault.ErrForbidden), errors.Is(err, fault.ErrUnauthorized):
+			return 0, "the subscription's owner may not read " + d.Type + "/" + d.ResID, nil
+		case errors.Is(err, fault.ErrNotFound):
+			return 0, "the resource version is gone", nil
+		case err != nil:
+			return 0, "", err
+		}
+		body = res.Content
+	}
+	if strings.HasPrefix(sb.Endpoint, LambdaPrefix) {
+		if s.zambdas == nil {
+			return 0, "", errors.New("zambda subscriptions are not available on this server")
+		}
+		if body == nil {
+			return 0, "delete events carry no resource for a zambda", nil
+		}
+		code, err := s.zambdas.RunSubscription(ctx, d.ProjectID, strings.TrimPrefix(sb.Endpoint, LambdaPrefix), body)
+		if err == nil && (code < 200 || code > 299) {
+			err = fmt.Errorf("the zambda answered %d", code)
+		}
+		return code, "", err
+	}
+	return s.post(ctx, d, sb, body)
+}
+
+// post sends one rest-hook request.
+func (s *Service) post(ctx context.Context, d store.Delivery, sb sub, resource []byte) (int, string, error) {
+	method, target, payload := http.MethodPost, sb.Endpoint, []byte(nil)
+	if sb.Payload != "" && resource != nil {
+		payload = resource
+		if sb.Method == "PUT" {
+			method, target = http.MethodPut, strings.TrimRight(sb.Endpoint, "/")+"/"+d.Type+"/"+d.ResID
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, bytesReader(payload))
+	if err != nil {
+		return 0, "the endpoint is not a valid URL", nil
+	}
+	if payload != nil {
+		ct := sb.Payload
+		if ct == "application/json" || ct == "application/fhir+json" {
+			req.Header.Set("Content-Type", ct)
+		} else {
+			req.Header.Set("Content-Type", "application/fhir+json")
+		}
+	}
+	for _, h := range sb.Headers {
+		req.Header.Add(h[0], h[1])
+	}
+	req.Header.Set("X-Ward-Subscription", sb.ID)
+	req.Header.Set("X-Ward-Event", d.Interaction+" "+d.Type+"/"+d.ResID+"/_history/"+fmt.Sprint(d.VersionID))
+	if sb.Secret != "" {
+		sign(req, sb.Secret, fmt.Sprint(d.ID), s.now(), payload)
+	}
+	res, err := s.client.Do(req)
+	if err != nil {
+		return 0, "", fmt.Errorf("%s %s: %w", method, target, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		return res.StatusCode, "", fmt.Errorf("%s %s answered %d", method, target, res.StatusCode)
+	}
+	return res.StatusCode, "", nil
+}
