@@ -43,6 +43,8 @@ fuzz ./internal/auth FuzzVerify
 fuzz ./internal/fhir/schema FuzzValidate
 fuzz ./internal/fhir/search FuzzParseQuery
 fuzz ./internal/z3 FuzzCleanPath
+fuzz ./internal/zambda/codezip FuzzUnpack
+fuzz ./internal/zambda/schedule FuzzParse
 
 if [ -f bench/go.mod ]; then
   say "bench module builds"

@@ -20,6 +20,8 @@ import (
 	"github.com/wardhealth/ward/internal/subscription"
 	"github.com/wardhealth/ward/internal/tokens"
 	"github.com/wardhealth/ward/internal/z3"
+	"github.com/wardhealth/ward/internal/zambda"
+	"github.com/wardhealth/ward/internal/zambda/runtime"
 )
 
 // services are the long-lived parts built from config.
@@ -74,15 +76,29 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	key, err := secretsKey(c)
+	if err != nil {
+		return err
+	}
+	sealer, err := zambda.NewSealer(key)
+	if err != nil {
+		return err
+	}
+	pool, err := runtime.New(runtime.Config{WorkDir: filepath.Join(c.WorkDir, "run"), Logger: log})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	zambdas := zambda.New(zambda.Config{WorkDir: c.WorkDir}, svc.store, svc.iam, z3Svc, issuer, pool, sealer, time.Now, log)
 	fhirHandler := fhir.NewHandler(fhirSvc, c.PublicURL+"/fhir", log)
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
-		fhirSvc, nil, time.Now, log)
+		fhirSvc, zambdas, time.Now, log)
 	subs.Register(fhirHandler)
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version},
 		server.Deps{Log: log, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
 			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc})
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas})
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -91,6 +107,7 @@ func serve(ctx context.Context, args []string) error {
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	go background(ctx, log, svc)
 	go subs.Run(ctx)
+	go zambdas.NewCron().Run(ctx)
 	log.Info("ward listening", "addr", ln.Addr().String(), "public_url", c.PublicURL, "database", string(svc.store.Dialect()))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -13,6 +13,7 @@ import (
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/tokens"
 	"github.com/wardhealth/ward/internal/z3"
+	"github.com/wardhealth/ward/internal/zambda"
 )
 
 // Config is the server's tunables.
@@ -39,6 +40,7 @@ type Server struct {
 	verifier *auth.Verifier
 	fhir     *fhir.Handler
 	z3       *z3.Service
+	zambda   *zambda.Service
 	now      func() time.Time
 	mux      *http.ServeMux
 }
@@ -53,7 +55,8 @@ type Deps struct {
 	Issuer   *auth.Issuer
 	Verifier *auth.Verifier
 	FHIR     *fhir.Handler
-	Z3       *z3.Service // nil: no /z3 endpoints
+	Z3       *z3.Service     // nil: no /z3 endpoints
+	Zambda   *zambda.Service // nil: no /zambda and /secret endpoints
 	Now      func() time.Time
 }
 
@@ -63,8 +66,8 @@ func New(cfg Config, d Deps) *Server {
 		cfg.TransferTimeout = time.Hour
 	}
 	s := &Server{cfg: cfg, log: d.Log, store: d.Store, iam: d.IAM, keys: d.Keys, revoked: d.Revoked,
-		issuer: d.Issuer, verifier: d.Verifier, fhir: d.FHIR, z3: d.Z3, now: d.Now, mux: http.NewServeMux()}
-	all := append(s.routes(), s.z3Routes()...)
+		issuer: d.Issuer, verifier: d.Verifier, fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux()}
+	all := append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
 	}

@@ -376,3 +376,14 @@ func (s *Store) Ticks(ctx context.Context, projectID, zambdaID string) ([]Tick, 
 	}
 	return out, rows.Err()
 }
+
+// ZambdaProject returns the project of the function with this id (ids are
+// globally unique), for public calls by id without a project header.
+// Errors: ErrNotFound.
+func (s *Store) ZambdaProject(ctx context.Context, id string) (string, error) {
+	var p string
+	if err := s.queryRow(ctx, `SELECT project_id FROM zambdas WHERE id = ?`, id).Scan(&p); err != nil {
+		return "", fmt.Errorf("zambda project: %w", s.mapErr(err))
+	}
+	return p, nil
+}

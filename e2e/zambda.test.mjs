@@ -1,0 +1,163 @@
+// Zambdas end to end: the published @oystehr/sdk deploys and runs functions
+// on a real `ward serve` (started by e2e/zambda_test.go, which also builds
+// the code zips and passes their paths).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Oystehr from '@oystehr/sdk';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set: run this through e2e/zambda_test.go`);
+  return v;
+};
+const base = env('WARD_URL');
+const projectId = env('WARD_PROJECT_ID');
+
+async function token(clientId, clientSecret) {
+  const res = await fetch(`${base}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }),
+  });
+  assert.equal(res.status, 200);
+  return (await res.json()).access_token;
+}
+const services = { projectApiUrl: `${base}/v1`, fhirApiUrl: `${base}/fhir` };
+const sdk = (accessToken) => new Oystehr({ accessToken, services, retry: { retries: 0 } });
+
+async function rejects(promise, code, messagePart) {
+  await assert.rejects(promise, (err) => {
+    assert.equal(err.code, code, `want code ${code}, got ${err.code}: ${err.message}`);
+    if (messagePart) assert.match(String(err.message), messagePart);
+    return true;
+  });
+}
+
+const adminToken = await token(env('WARD_A_CLIENT_ID'), env('WARD_A_CLIENT_SECRET'));
+const admin = sdk(adminToken);
+const suffix = Math.random().toString(36).slice(2, 8);
+const zip = (name) => readFileSync(env(name));
+const sha = (buf) => createHash('sha256').update(buf).digest('hex');
+
+async function deploy(fields, zipEnv) {
+  const z = await admin.zambda.create(fields);
+  assert.equal(z.status, 'Draft');
+  assert.equal(z.fileInfo, undefined);
+  const bytes = zip(zipEnv);
+  await admin.zambda.uploadFile({ id: z.id, file: new Blob([bytes], { type: 'application/zip' }), filename: `${fields.name}.zip` });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const got = await admin.zambda.get({ id: z.id });
+    if (got.status === 'Active') {
+      assert.equal(got.fileInfo.checksum, sha(bytes));
+      assert.equal(got.fileInfo.size, bytes.length);
+      assert.equal(got.fileInfo.name, `${fields.name}.zip`);
+      return got;
+    }
+    assert.notEqual(got.status, 'Failed', `activation failed: ${got.statusReason}`);
+    assert.ok(Date.now() < deadline, `still ${got.status}`);
+    await new Promise((r) => setTimeout(r, 50)); // polling interval, bounded by the deadline
+  }
+}
+
+test('execution roles, secrets and the event, as seed 000 describes', async () => {
+  const role = await admin.role.create({
+    name: `zambda-reader-${suffix}`,
+    accessPolicy: { rule: [{ resource: 'FHIR:Patient:*', action: ['FHIR:Search', 'FHIR:Read'], effect: 'Allow' }] },
+  });
+  await admin.secret.set({ name: 'GREETING', value: 'hello from a secret' });
+  const fn = await deploy({ name: `probe-${suffix}`, runtime: 'nodejs20.x', executionRoleId: role.id }, 'WARD_ZIP_PROBE');
+  assert.equal(fn.executionRoleId, role.id);
+  assert.equal(fn.memorySize, 1024);
+  assert.equal(fn.timeoutInSeconds, 27);
+
+  const run = async () => (await admin.zambda.execute({ id: fn.id, fhirBase: `${base}/fhir`, mode: 'probe' })).output;
+  let out = await run();
+  assert.deepEqual(out.body, { fhirBase: `${base}/fhir`, mode: 'probe' });
+  assert.equal(out.greeting, 'hello from a secret');
+  assert.equal(out.auth, `Bearer ${adminToken}`);
+  assert.equal(out.hasToken, true);
+  assert.equal(out.search, 200, 'the role allows searching Patients');
+  assert.equal(out.create, 403, 'the role does not allow creating');
+
+  // The hidden client does not show in /m2m.
+  assert.ok(!(await admin.m2m.list()).some((c) => c.name.startsWith('execution role')));
+
+  // Editing the role changes what the next invocation's token may do.
+  await admin.role.update({ roleId: role.id, accessPolicy: { rule: [{ resource: 'FHIR:Patient:*', action: ['FHIR:Search', 'FHIR:Read', 'FHIR:Create'], effect: 'Allow' }] } });
+  out = await run();
+  assert.equal(out.create, 201, 'the edited role allows creating');
+
+  // Deleting a role in use is refused, naming the zambda.
+  await rejects(admin.role.delete({ roleId: role.id }), 409, new RegExp(`probe-${suffix}`));
+
+  // No role, no token.
+  const updated = await admin.zambda.update({ id: fn.id, executionRoleId: null });
+  assert.equal(updated.executionRoleId, null);
+  out = await run();
+  assert.equal(out.hasToken, false);
+  await admin.role.delete({ roleId: role.id });
+});
+
+test('execute-public serves http_open zambdas by name and refuses http_auth ones', async () => {
+  const open = await deploy({ name: `open-${suffix}`, runtime: 'nodejs22.x', triggerMethod: 'http_open' }, 'WARD_ZIP_PROBE');
+  const anonymous = new Oystehr({ projectId, services, retry: { retries: 0 } });
+  const res = await anonymous.zambda.executePublic({ id: open.name, mode: 'echo', x: 1 });
+  assert.equal(res.status, 200);
+  assert.deepEqual(res.output, { mode: 'echo', x: 1 });
+
+  const closed = await deploy({ name: `closed-${suffix}`, runtime: 'nodejs20.x' }, 'WARD_ZIP_PROBE');
+  await rejects(anonymous.zambda.executePublic({ id: closed.name, mode: 'echo' }), 403, /not public/);
+  await rejects(admin.zambda.create({ name: `slow-http-${suffix}`, runtime: 'nodejs20.x', timeoutInSeconds: 60 }), 400, /at most 27/);
+  await rejects(admin.zambda.create({ name: `bad name ${suffix}`, runtime: 'nodejs20.x' }), 400, /A-Z a-z 0-9/);
+  await rejects(admin.zambda.create({ name: `py-${suffix}`, runtime: 'python3.13' }), 400, /not available/);
+  await rejects(admin.zambda.create({ name: `open-${suffix}`, runtime: 'nodejs20.x' }), 409, /already exists/);
+});
+
+test('failures are distinct and clear, and the next invocation works', async () => {
+  const fn = await deploy({ name: `faulty-${suffix}`, runtime: 'nodejs20.x', memorySize: 128, timeoutInSeconds: 2 }, 'WARD_ZIP_PROBE');
+  // Ward's failure codes (output.code; the HTTP status is 500, 502, 504 or
+  // 413): distinct from HTTP statuses so the SDK does not retry a run.
+  const cases = [
+    ['throw', 4210, /threw.*boom/],
+    ['crash', 4211, /exit/i],
+    ['hang', 4212, /timed out after 2 s/],
+    ['oom', 4213, /memory/i],
+    ['big', 4214, /6 MiB/],
+  ];
+  for (const [mode, code, message] of cases) {
+    await rejects(admin.zambda.execute({ id: fn.id, mode }), code, message);
+    const ok = await admin.zambda.execute({ id: fn.id, mode: 'echo', after: mode });
+    assert.deepEqual(ok.output, { mode: 'echo', after: mode }, `works again after ${mode}`);
+  }
+  // A handler's own error status and body reach the caller.
+  await rejects(admin.zambda.execute({ id: fn.id, mode: 'teapot' }), 418, /short and stout/);
+});
+
+test('logs: streams, search and paging', async () => {
+  const fn = await deploy({ name: `logger-${suffix}`, runtime: 'nodejs20.x' }, 'WARD_ZIP_PROBE');
+  await admin.zambda.execute({ id: fn.id, mode: 'log', line: `needle-${suffix}` });
+  await admin.zambda.execute({ id: fn.id, mode: 'echo' });
+  const { logStreams } = await admin.zambdaLogStream.list({ id: fn.id });
+  assert.ok(logStreams.length >= 1);
+  assert.match(logStreams[0].logStreamName, /^\d{4}\/\d{2}\/\d{2}\/\[\$LATEST\]/);
+  const found = await admin.zambdaLogStream.search({ id: fn.id, filter: `needle-${suffix}` });
+  assert.equal(found.logEvents.length, 1);
+  assert.match(found.logEvents[0].message, new RegExp(`needle-${suffix}`));
+  const all = await admin.zambdaLogStream.get({ id: fn.id, logStreamName: logStreams[0].logStreamName });
+  const messages = all.logEvents.map((e) => e.message);
+  assert.ok(messages.some((m) => m.startsWith('START RequestId:')));
+  assert.ok(messages.some((m) => m.startsWith('REPORT RequestId:')));
+  const next = await admin.zambdaLogStream.get({ id: fn.id, logStreamName: logStreams[0].logStreamName, nextToken: all.nextForwardToken });
+  assert.equal(next.logEvents.length, 0, 'nothing after the last line yet');
+});
+
+test('a Go function built with aws-lambda-go runs as provided.al2023', async () => {
+  const fn = await deploy({ name: `golang-${suffix}`, runtime: 'provided.al2023' }, 'WARD_ZIP_GO');
+  const res = await admin.zambda.execute({ id: fn.id, hello: 'go' });
+  assert.equal(res.status, 200);
+  assert.deepEqual(res.output.echo, { hello: 'go' });
+  assert.equal(res.output.runtime, 'go');
+});

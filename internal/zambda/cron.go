@@ -1,0 +1,140 @@
+package zambda
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/wardhealth/ward/internal/store"
+	"github.com/wardhealth/ward/internal/zambda/schedule"
+)
+
+// Cron runs scheduled zambdas. Every replica runs one; each tick is claimed
+// in the database by (function, scheduled time), so exactly one replica
+// runs it. A replica only looks back catchUp for ticks it has not seen, so
+// a restart runs the tick it missed but not a day's worth of them.
+type Cron struct {
+	svc      *Service
+	mu       sync.Mutex
+	seen     map[string]time.Time // zambda id -> last tick time considered
+	running  sync.WaitGroup
+	interval time.Duration
+}
+
+const catchUp = time.Minute
+
+// NewCron makes the scheduler; Run drives it.
+func (s *Service) NewCron() *Cron {
+	return &Cron{svc: s, seen: map[string]time.Time{}, interval: time.Second}
+}
+
+// Run checks for due ticks every second until ctx ends, then waits for the
+// runs it started.
+func (c *Cron) Run(ctx context.Context) {
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	for {
+		c.Check(ctx)
+		select {
+		case <-ctx.Done():
+			c.running.Wait()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Check claims and starts every tick due now.
+func (c *Cron) Check(ctx context.Context) {
+	s := c.svc
+	zs, err := s.st.ListZambdas(ctx, "", "cron")
+	if err != nil {
+		s.log.WarnContext(ctx, "cron: list zambdas", "err", err)
+		return
+	}
+	now := s.now()
+	for _, z := range zs {
+		if z.Status != "Active" || z.Schedule == nil {
+			continue
+		}
+		var sc Schedule
+		if err := json.Unmarshal(z.Schedule, &sc); err != nil {
+			continue
+		}
+		expr, err := schedule.Parse(sc.Expression)
+		if err != nil {
+			continue
+		}
+		anchor := z.CreatedAt
+		if sc.Start != nil {
+			anchor = *sc.Start
+		}
+		c.mu.Lock()
+		from, ok := c.seen[z.ID]
+		if !ok || from.Before(now.Add(-catchUp)) {
+			from = now.Add(-catchUp)
+		}
+		c.mu.Unlock()
+		last := from
+		for tick := expr.NextFrom(anchor, from); !tick.IsZero() && !tick.After(now); tick = expr.NextFrom(anchor, tick) {
+			last = tick
+			if sc.Start != nil && tick.Before(*sc.Start) || sc.End != nil && tick.After(*sc.End) {
+				continue
+			}
+			won, err := s.st.ClaimTick(ctx, z.ProjectID, z.ID, tick, s.cfg.ReplicaID, now)
+			if err != nil {
+				s.log.WarnContext(ctx, "cron: claim", "zambda", z.ID, "err", err)
+				last = tick.Add(-time.Nanosecond) // try this tick again next time
+				break
+			}
+			if won {
+				c.running.Add(1)
+				go func(z store.Zambda, tick time.Time, retries int) {
+					defer c.running.Done()
+					c.runTick(ctx, z, tick, retries)
+				}(z, tick, maxRetries(sc))
+			}
+		}
+		c.mu.Lock()
+		c.seen[z.ID] = last
+		c.mu.Unlock()
+	}
+}
+
+func maxRetries(sc Schedule) int {
+	if sc.RetryPolicy != nil && sc.RetryPolicy.MaximumRetryAttempts != nil {
+		return min(max(*sc.RetryPolicy.MaximumRetryAttempts, 0), 185)
+	}
+	return 0
+}
+
+// runTick invokes the function (event body null, as contract 4.3 infers),
+// retrying a failed run with backoff up to the schedule's retry policy.
+func (c *Cron) runTick(ctx context.Context, z store.Zambda, tick time.Time, retries int) {
+	s := c.svc
+	outcome := ""
+	for attempt := 0; ; attempt++ {
+		out, err := s.Execute(ctx, z.ProjectID, Call{IDOrName: z.ID, Trigger: "cron", RequestID: fmt.Sprintf("cron-%s-%d-%d", z.ID[:8], tick.Unix(), attempt)})
+		switch {
+		case err != nil:
+			outcome = "error: " + clipErr(err)
+		case out.Status >= 400:
+			outcome = fmt.Sprintf("status %d: %s", out.Status, failureMessage(out))
+		default:
+			outcome = fmt.Sprintf("status %d", out.Status)
+		}
+		if err == nil && out.Status < 500 || attempt >= retries {
+			break
+		}
+		select {
+		case <-time.After(time.Duration(1<<min(attempt, 6)) * time.Second):
+		case <-ctx.Done():
+			return
+		}
+	}
+	if err := s.st.TickOutcome(ctx, z.ProjectID, z.ID, tick, outcome); err != nil {
+		s.log.WarnContext(ctx, "cron: outcome", "zambda", z.ID, "err", err)
+	}
+}
