@@ -263,4 +263,3 @@ func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request, c call) er
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-

@@ -29,7 +29,7 @@ type Schedule struct {
 }
 
 type cron struct {
-	min, hour, month uint64   // bit i set: value i allowed
+	min, hour, month uint64    // bit i set: value i allowed
 	years            [4]uint64 // bit (y-1970) set
 	dom              uint64    // days 1-31
 	domQ, domL       bool      // "?", "L"
