@@ -132,6 +132,9 @@ func startWard(ctx context.Context, o options) (*ward, error) {
 	}
 	addr := freePort()
 	args := []string{"serve", "--addr", addr, "--data-dir", dir}
+	if d := os.Getenv("WARD_DEBUG_ADDR"); d != "" {
+		args = append(args, "--debug-addr", d)
+	}
 	if o.db == "postgres" {
 		dsn, err := freshPostgres(ctx)
 		if err != nil {

@@ -105,6 +105,9 @@ func serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	if c.DebugAddr != "" {
+		go serveDebug(c.DebugAddr, log)
+	}
 	go background(ctx, log, svc)
 	go subs.Run(ctx)
 	go zambdas.NewCron().Run(ctx)

@@ -222,7 +222,16 @@ func stamp(m map[string]any, id string, version int64, at time.Time) {
 	m["meta"] = meta
 }
 
-func newID() string { return uuid.NewString() }
+// newID is a time-ordered UUID (version 7): consecutive creates sort
+// together in every index keyed by id, so a group of writes touches a few
+// index pages instead of one page per index per write.
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
 
 // resourceName is the policy resource of one instance or a whole type.
 func resourceName(typ, id string) string {

@@ -120,7 +120,9 @@ func (tx *Tx) PutResource(ctx context.Context, r Resource, index []IndexRow) err
 		r.ProjectID, r.Type, r.ID, r.VersionID, upd, r.Deleted, r.Method, string(r.Content)); err != nil {
 		return fmt.Errorf("insert history: %w", err)
 	}
-	if err := tx.replaceIndex(ctx, r.ProjectID, r.Type, r.ID, index); err != nil {
+	// Version 1 of an id has no index rows yet (the INSERT above proved
+	// the id new): skip the six DELETEs.
+	if err := tx.replaceIndex(ctx, r.ProjectID, r.Type, r.ID, index, r.VersionID == 1); err != nil {
 		return err
 	}
 	interaction := map[string]string{"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}[r.Method]
@@ -138,8 +140,11 @@ var indexTables = []string{"fhir_idx_token", "fhir_idx_string", "fhir_idx_refere
 
 // replaceIndex deletes a resource's index rows and inserts rows, batched per
 // table to keep round trips few.
-func (tx *Tx) replaceIndex(ctx context.Context, projectID, typ, id string, rows []IndexRow) error {
+func (tx *Tx) replaceIndex(ctx context.Context, projectID, typ, id string, rows []IndexRow, fresh bool) error {
 	for _, t := range indexTables {
+		if fresh {
+			break
+		}
 		if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE project_id = ? AND resource_type = ? AND id = ?`, projectID, typ, id); err != nil {
 			return fmt.Errorf("clear index: %w", err)
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -81,9 +82,10 @@ func prefixCols(alias, cols string) string {
 // order, so each argument is a numbered marker until finish puts the ?s and
 // the arguments in the order they appear.
 type planner struct {
-	vals []any
-	n    int // alias counter
-	now  int64
+	vals      []any
+	n         int // alias counter
+	now       int64
+	correlate bool // index-table tests as correlated EXISTS (not the driving clause)
 }
 
 func (p *planner) arg(v any) string {
@@ -137,11 +139,54 @@ func (p *planner) clausesSQL(r, projectID string, q *search.Query) string {
 	if len(q.Clauses) == 0 {
 		return "1=1"
 	}
-	parts := make([]string, 0, len(q.Clauses))
-	for _, c := range q.Clauses {
-		parts = append(parts, p.clause(r, projectID, q.ResourceType, c))
+	// The most selective-looking clause drives (its ids are looked up by
+	// primary key); the others are checked per candidate with correlated
+	// EXISTS on the index tables' (project, type, id) index. Without
+	// statistics SQLite would otherwise build an ephemeral set from every
+	// clause on every query, thousands of rows for a common code.
+	order := make([]int, len(q.Clauses))
+	for i := range order {
+		order[i] = i
 	}
+	sort.SliceStable(order, func(a, b int) bool { return selectivity(q.Clauses[order[a]]) < selectivity(q.Clauses[order[b]]) })
+	parts := make([]string, 0, len(q.Clauses))
+	saved := p.correlate
+	for n, i := range order {
+		p.correlate = n > 0
+		parts = append(parts, p.clause(r, projectID, q.ResourceType, q.Clauses[i]))
+	}
+	p.correlate = saved
 	return strings.Join(parts, " AND ")
+}
+
+// selectivity ranks a clause by how few resources it likely matches
+// (lower first): ids and references name one thing; tokens with a system
+// are specific; dates and numbers are ranges; negations match most.
+func selectivity(c *search.Clause) int {
+	switch {
+	case c.Reverse != nil || c.Chain != nil || c.Param == nil:
+		return 6
+	case c.Param.Name == "_id":
+		return 0
+	case c.Modifier == "not" || c.Modifier == "missing":
+		return 9
+	}
+	switch c.Param.Type {
+	case "reference":
+		return 1
+	case "token":
+		for _, v := range c.Values {
+			if !v.HasSystem || v.System == "" {
+				return 4 // a bare code such as status=final
+			}
+		}
+		return 2
+	case "uri", "string":
+		return 3
+	case "number", "quantity":
+		return 5
+	}
+	return 7 // dates and _lastUpdated: ranges
 }
 
 var kindTable = map[string]string{
@@ -172,8 +217,14 @@ func (p *planner) clause(r, projectID, typ string, c *search.Clause) string {
 	}
 	// Each value is a set of ids from the index table, computed once (IN,
 	// not a correlated EXISTS, so the planner scans the index once).
+	correlate := p.correlate
 	exists := func(cond string) string {
 		a := p.alias("i")
+		if correlate {
+			return "EXISTS (SELECT 1 FROM " + table + " " + a + " WHERE " + a + ".project_id = " + r + ".project_id AND " +
+				a + ".resource_type = " + r + ".resource_type AND " + a + ".id = " + r + ".id AND " + a + ".param = " + p.arg(name) +
+				strings.ReplaceAll(cond, "$.", a+".") + ")"
+		}
 		return r + ".id IN (SELECT " + a + ".id FROM " + table + " " + a + " WHERE " + a + ".project_id = " + p.arg(projectID) +
 			" AND " + a + ".resource_type = " + p.arg(typ) + " AND " + a + ".param = " + p.arg(name) +
 			strings.ReplaceAll(cond, "$.", a+".") + ")"
@@ -195,6 +246,9 @@ func (p *planner) clause(r, projectID, typ string, c *search.Clause) string {
 
 // subSelect selects ids of current typ resources matching one clause.
 func (p *planner) subSelect(projectID, typ string, c *search.Clause) string {
+	saved := p.correlate
+	p.correlate = false
+	defer func() { p.correlate = saved }()
 	a := p.alias("c")
 	w := p.resourceWhere(a, projectID, typ, nil)
 	return "SELECT " + a + ".id FROM fhir_resources " + a + " WHERE " + w + " AND " + p.clause(a, projectID, typ, c)
@@ -359,6 +413,15 @@ func numberCompare(p *planner, v search.Cond) string {
 // orderBy renders _sort (default: last updated, newest first), id last so
 // pages are stable.
 func (p *planner) orderBy(projectID string, q *search.Query) string {
+	// With clauses, the matching ids come from the index tables and are
+	// few: "+" keeps SQLite from walking every resource of the type in
+	// last_updated order (its index) and testing each against them, which
+	// is what it does without statistics. Without clauses, that index is
+	// the right plan.
+	lu := "r.last_updated"
+	if len(q.Clauses) > 0 {
+		lu = "+r.last_updated"
+	}
 	var parts []string
 	for _, k := range q.Sort {
 		dir, agg := "ASC", "MIN"
@@ -370,7 +433,7 @@ func (p *planner) orderBy(projectID string, q *search.Query) string {
 			parts = append(parts, "r.id "+dir)
 			continue
 		case "_lastUpdated":
-			parts = append(parts, "r.last_updated "+dir)
+			parts = append(parts, lu+" "+dir)
 			continue
 		}
 		prm, ok := search.Lookup(q.ResourceType, k.Param)
@@ -389,7 +452,7 @@ func (p *planner) orderBy(projectID string, q *search.Query) string {
 		parts = append(parts, "CASE WHEN "+sub+" IS NULL THEN 1 ELSE 0 END", sub+" "+dir)
 	}
 	if len(parts) == 0 {
-		parts = append(parts, "r.last_updated DESC")
+		parts = append(parts, lu+" DESC")
 	}
 	return strings.Join(append(parts, "r.id ASC"), ", ")
 }

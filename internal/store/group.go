@@ -83,6 +83,9 @@ func (s *Store) submit(ctx context.Context, fn func(tx *Tx) error) error {
 
 func (s *Store) runGroup(batch []*txRequest) {
 	results := make([]error, len(batch))
+	// Between groups the writer's connection is free: prepare what the
+	// last groups ran unprepared.
+	s.wstmts.prepareWanted(context.Background())
 	sqlTx, err := s.write.BeginTx(context.Background(), nil)
 	if err != nil {
 		for _, r := range batch {

@@ -53,6 +53,8 @@ type Store struct {
 	q       querier
 	now     func() time.Time
 	group   *groupCommitter // SQLite: the single writer sharing commits
+	wstmts  *stmtCache      // SQLite: statements prepared on the writer
+	rstmts  *stmtCache      // SQLite: statements prepared on the readers
 }
 
 // Tx is a Store bound to one transaction.
@@ -87,23 +89,30 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	}
 	// WAL with synchronous=FULL: every acknowledged commit is on disk.
 	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)"
-	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
+	// A large page cache on the writer: a group commit of many writes
+	// dirties many index pages, and a small cache spills them to the WAL
+	// (extra writes) before the commit. Savepoint journals (one per write
+	// in a group) stay in memory rather than in a temporary file.
+	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=cache_size(-65536)&_pragma=temp_store(memory)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	write.SetMaxOpenConns(1) // SQLite has one writer; queue in Go rather than on the file lock
-	read, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
+	read, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)&_pragma=cache_size(-16384)")
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	read.SetMaxOpenConns(8)
+	read.SetMaxIdleConns(8) // keep them: opening one re-reads the schema
+	read.SetConnMaxIdleTime(0)
 	if err := write.PingContext(ctx); err != nil {
 		write.Close()
 		read.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	s := &Store{dialect: SQLite, write: write, read: read, q: read, now: time.Now}
+	s := &Store{dialect: SQLite, write: write, read: read, q: read, now: time.Now,
+		wstmts: newStmtCache(write), rstmts: newStmtCache(read)}
 	s.startGroupCommit()
 	return s, nil
 }
@@ -128,6 +137,10 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 // Close releases the connections.
 func (s *Store) Close() error {
 	s.stopGroupCommit()
+	if s.wstmts != nil {
+		s.wstmts.close()
+		s.rstmts.close()
+	}
 	err := s.write.Close()
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())
@@ -190,17 +203,58 @@ func (s *Store) bind(query string) string {
 }
 
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if _, inTx := s.q.(*sql.Tx); !inTx && s.group != nil {
+		// A lone statement on SQLite shares a commit (and its fsync) with
+		// the other writers, rather than taking the writer for its own.
+		var res sql.Result
+		err := s.submit(ctx, func(tx *Tx) error {
+			var err error
+			res, err = tx.exec(ctx, query, args...)
+			return err
+		})
+		return res, err
+	}
+	if tx, ok := s.q.(*sql.Tx); ok && s.wstmts != nil {
+		if st := s.wstmts.get(query); st != nil {
+			res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+			return res, s.mapErr(err)
+		}
+		s.wstmts.want(query)
+	}
 	res, err := s.writer().ExecContext(ctx, s.bind(query), args...)
 	return res, s.mapErr(err)
 }
 
 func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := s.stmt(ctx, query); st != nil {
+		rows, err := st.QueryContext(ctx, args...)
+		return rows, s.mapErr(err)
+	}
 	rows, err := s.q.QueryContext(ctx, s.bind(query), args...)
 	return rows, s.mapErr(err)
 }
 
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := s.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return s.q.QueryRowContext(ctx, s.bind(query), args...)
+}
+
+// stmt returns a cached prepared statement for query where this dialect
+// keeps them (SQLite), bound to the transaction when there is one.
+func (s *Store) stmt(ctx context.Context, query string) *sql.Stmt {
+	if s.rstmts == nil {
+		return nil
+	}
+	if tx, ok := s.q.(*sql.Tx); ok {
+		if st := s.wstmts.get(query); st != nil {
+			return tx.StmtContext(ctx, st)
+		}
+		s.wstmts.want(query)
+		return nil
+	}
+	return s.rstmts.prepared(ctx, query)
 }
 
 // mapErr turns driver errors into the package's named errors.
