@@ -32,7 +32,7 @@ type SearchRequest struct {
 // Search returns the page of current, undeleted resources matching req and,
 // if asked, the total. Errors: ErrInvalid-free: the query was parsed before.
 func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int, error) {
-	p := &planner{now: ms(req.Now)}
+	p := &planner{now: ms(req.Now), dialect: s.dialect}
 	where := p.resourceWhere("r", req.ProjectID, req.Query.ResourceType, req.Query)
 	if req.Allowed != nil {
 		var alts []string
@@ -53,20 +53,33 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 		}
 		where += " AND r.id IN (" + p.list(req.IDs) + ")"
 	}
-	total := -1
-	if req.Total {
+	count := func() (int, error) {
+		total := 0
 		q, args := p.finish(`SELECT COUNT(*) FROM fhir_resources r WHERE ` + where)
 		if err := s.queryRow(ctx, q, args...).Scan(&total); err != nil {
-			return nil, 0, fmt.Errorf("count search: %w", s.mapErr(err))
+			return 0, fmt.Errorf("count search: %w", s.mapErr(err))
 		}
+		return total, nil
 	}
 	if req.Count == 0 {
-		return nil, total, nil
+		if !req.Total {
+			return nil, -1, nil
+		}
+		total, err := count()
+		return nil, total, err
 	}
 	order := p.orderBy(req.ProjectID, req.Query)
 	q, args := p.finish(`SELECT ` + prefixCols("r", resourceCols) + ` FROM fhir_resources r WHERE ` + where + ` ORDER BY ` + order +
 		fmt.Sprintf(` LIMIT %d OFFSET %d`, req.Count, req.Offset))
 	out, err := s.resources(ctx, q, args...)
+	if err != nil || !req.Total {
+		return out, -1, err
+	}
+	if req.Offset == 0 && len(out) < req.Count {
+		// A first page that is not full holds every match: no COUNT.
+		return out, len(out), nil
+	}
+	total, err := count()
 	return out, total, err
 }
 
@@ -86,6 +99,7 @@ type planner struct {
 	n         int // alias counter
 	now       int64
 	correlate bool // index-table tests as correlated EXISTS (not the driving clause)
+	dialect   Dialect
 }
 
 func (p *planner) arg(v any) string {
@@ -289,6 +303,12 @@ func (p *planner) value(c *search.Clause, v search.Cond) string {
 			return "$.exact = " + p.arg(v.Text)
 		case "contains":
 			return "$.value LIKE " + p.arg("%"+likeEscape(v.String)+"%") + " ESCAPE '!'"
+		}
+		if p.dialect == SQLite {
+			// A prefix as a range on the (binary) index: SQLite's LIKE is
+			// case-insensitive and so cannot use it. Values are stored
+			// normalised, so the range finds the same rows.
+			return "$.value >= " + p.arg(v.String) + " AND $.value < " + p.arg(v.String+"\U0010FFFF")
 		}
 		return "$.value LIKE " + p.arg(likeEscape(v.String)+"%") + " ESCAPE '!'"
 	case "token":
