@@ -250,6 +250,9 @@ func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m
 	if err != nil {
 		return Resource{}, err
 	}
+	if s.committed != nil {
+		s.committed()
+	}
 	return fromStore(out), nil
 }
 

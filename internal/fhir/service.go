@@ -44,7 +44,14 @@ type Service struct {
 	cfg   Config
 	now   func() time.Time
 	hooks map[string]WriteHook
+	// committed, if set, runs after every committed write (to wake the
+	// subscription matcher instead of waiting for its next poll).
+	committed func()
 }
+
+// OnCommit registers fn to run after each committed write; it must not
+// block. Call before serving.
+func (s *Service) OnCommit(fn func()) { s.committed = fn }
 
 // WriteHook checks or adjusts a resource of one type before each write
 // (create, update, patch, bundle entries), inside the write's transaction;

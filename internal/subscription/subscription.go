@@ -58,7 +58,7 @@ type Config struct {
 	RetryMax    time.Duration // longest delay between attempts; default 1 h
 	Timeout     time.Duration // one HTTP delivery; default 10 s
 	Workers     int           // deliveries in flight per replica; default 16
-	Poll        time.Duration // how often idle loops look for work; default 20 ms
+	Poll        time.Duration // how often idle loops look for work (writes on this replica wake them at once); default 100 ms
 }
 
 func (c *Config) defaults() {
@@ -78,7 +78,7 @@ func (c *Config) defaults() {
 		c.Workers = 16
 	}
 	if c.Poll <= 0 {
-		c.Poll = 20 * time.Millisecond
+		c.Poll = 100 * time.Millisecond
 	}
 }
 
@@ -97,14 +97,17 @@ type Service struct {
 	zambdas ZambdaRunner
 	now     func() time.Time
 	log     *slog.Logger
+	matchC  chan struct{} // a write committed: match now
+	sendC   chan struct{} // deliveries were queued: send now
 }
 
 // New builds the service and registers its checks on Subscription writes.
 func New(cfg Config, fhirSvc *fhir.Service, zambdas ZambdaRunner, now func() time.Time, log *slog.Logger) *Service {
 	cfg.defaults()
 	s := &Service{cfg: cfg, fhir: fhirSvc, st: fhirSvc.Store(), zambdas: zambdas, now: now, log: log,
-		client: &http.Client{Timeout: cfg.Timeout}}
+		client: &http.Client{Timeout: cfg.Timeout}, matchC: make(chan struct{}, 1), sendC: make(chan struct{}, 1)}
 	fhirSvc.OnWrite("Subscription", s.checkWrite)
+	fhirSvc.OnCommit(func() { kick(s.matchC) })
 	return s
 }
 
@@ -254,11 +257,25 @@ func (s *Service) Run(ctx context.Context) {
 	wg.Wait()
 }
 
-func (s *Service) idle(ctx context.Context) bool {
+// kick wakes a loop without blocking (one pending wake-up is enough).
+func kick(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// idle waits for a wake-up or the poll interval (other replicas' writes
+// and retries that fall due are only seen by polling).
+func (s *Service) idle(ctx context.Context, wake chan struct{}) bool {
+	t := time.NewTimer(s.cfg.Poll)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-time.After(s.cfg.Poll):
+	case <-wake:
+		return true
+	case <-t.C:
 		return true
 	}
 }
@@ -269,8 +286,11 @@ func (s *Service) matchLoop(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "subscription matcher", "err", err)
 		}
+		if n > 0 {
+			kick(s.sendC)
+		}
 		if n == 0 || err != nil {
-			if !s.idle(ctx) {
+			if !s.idle(ctx, s.matchC) {
 				return
 			}
 		}
@@ -383,7 +403,7 @@ func (s *Service) deliverLoop(ctx context.Context) {
 			}(d)
 		}
 		if len(batch) == 0 {
-			if !s.idle(ctx) {
+			if !s.idle(ctx, s.sendC) {
 				return
 			}
 		}
