@@ -57,7 +57,7 @@ type Config struct {
 	RetryBase   time.Duration // first retry delay, doubled each time; default 1 s
 	RetryMax    time.Duration // longest delay between attempts; default 1 h
 	Timeout     time.Duration // one HTTP delivery; default 10 s
-	Workers     int           // deliveries in flight per replica; default 16
+	Workers     int           // deliveries in flight per replica; default 32
 	Poll        time.Duration // how often idle loops look for work (writes on this replica wake them at once); default 100 ms
 }
 
@@ -75,7 +75,7 @@ func (c *Config) defaults() {
 		c.Timeout = 10 * time.Second
 	}
 	if c.Workers <= 0 {
-		c.Workers = 16
+		c.Workers = 32
 	}
 	if c.Poll <= 0 {
 		c.Poll = 100 * time.Millisecond
@@ -105,7 +105,8 @@ type Service struct {
 func New(cfg Config, fhirSvc *fhir.Service, zambdas ZambdaRunner, now func() time.Time, log *slog.Logger) *Service {
 	cfg.defaults()
 	s := &Service{cfg: cfg, fhir: fhirSvc, st: fhirSvc.Store(), zambdas: zambdas, now: now, log: log,
-		client: &http.Client{Timeout: cfg.Timeout}, matchC: make(chan struct{}, 1), sendC: make(chan struct{}, 1)}
+		client: &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Workers,
+			IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: cfg.Timeout}}, matchC: make(chan struct{}, 1), sendC: make(chan struct{}, 1)}
 	fhirSvc.OnWrite("Subscription", s.checkWrite)
 	fhirSvc.OnCommit(func() { kick(s.matchC) })
 	return s
@@ -398,7 +399,7 @@ func (s *Service) deliverLoop(ctx context.Context) {
 			sem <- struct{}{}
 			wg.Add(1)
 			go func(d store.Delivery) {
-				defer func() { <-sem; wg.Done() }()
+				defer func() { <-sem; wg.Done(); kick(s.sendC) }() // a free slot: claim more
 				s.deliver(context.WithoutCancel(ctx), d)
 			}(d)
 		}
