@@ -82,8 +82,14 @@ test('execution roles, secrets and the event, as seed 000 describes', async () =
   assert.equal(out.search, 200, 'the role allows searching Patients');
   assert.equal(out.create, 403, 'the role does not allow creating');
 
-  // The hidden client does not show in /m2m.
-  assert.ok(!(await admin.m2m.list()).some((c) => c.name.startsWith('execution role')));
+  // The hidden client does not show in /m2m unless asked for, and cannot be
+  // rotated or deleted by hand.
+  assert.ok(!(await admin.m2m.list()).some((c) => c.executionRoleId));
+  const listed = await (await fetch(`${base}/v1/m2m?includeExecutionRoleClients=true`, { headers: { authorization: `Bearer ${adminToken}` } })).json();
+  const hidden = listed.find((c) => c.executionRoleId === role.id);
+  assert.ok(hidden, 'the execution role client is listed when asked for');
+  await rejects(admin.m2m.rotateSecret({ id: hidden.id }), 404);
+  await rejects(admin.m2m.delete({ id: hidden.id }), 404);
 
   // Editing the role changes what the next invocation's token may do.
   await admin.role.update({ roleId: role.id, accessPolicy: { rule: [{ resource: 'FHIR:Patient:*', action: ['FHIR:Search', 'FHIR:Read', 'FHIR:Create'], effect: 'Allow' }] } });

@@ -24,6 +24,8 @@ type M2M struct {
 	AccessPolicy json.RawMessage `json:"accessPolicy,omitempty"`
 	Roles        []RoleStub      `json:"roles"`
 	Warnings     []string        `json:"warnings,omitempty"`
+	// ExecutionRoleID marks a zambda execution role's hidden client.
+	ExecutionRoleID string `json:"executionRoleId,omitempty"`
 }
 
 // M2MInput creates or (nil fields left alone) updates a client.
@@ -41,7 +43,7 @@ func m2mOut(c store.M2MClient, roles []RoleStub) M2M {
 		roles = []RoleStub{}
 	}
 	return M2M{ID: c.ID, ClientID: c.ClientID, Profile: "Device/" + c.ID, JWKSURL: c.JWKSURL, Name: c.Name,
-		Description: c.Description, AccessPolicy: c.AccessPolicy, Roles: roles}
+		Description: c.Description, AccessPolicy: c.AccessPolicy, Roles: roles, ExecutionRoleID: c.ExecutionRoleID}
 }
 
 func validJWKSURL(u *string) (string, error) {

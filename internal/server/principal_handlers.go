@@ -12,7 +12,9 @@ import (
 )
 
 func (s *Server) listM2M(w http.ResponseWriter, r *http.Request, c call) error {
-	clients, err := s.iam.ListM2M(r.Context(), c.p.ProjectID, store.M2MFilter{})
+	// Execution-role clients (zambdas' hidden clients) show only when asked.
+	hidden := r.URL.Query().Get("includeExecutionRoleClients") == "true"
+	clients, err := s.iam.ListM2M(r.Context(), c.p.ProjectID, store.M2MFilter{IncludeHidden: hidden})
 	if err != nil {
 		return err
 	}
