@@ -148,6 +148,11 @@ func background(ctx context.Context, log *slog.Logger, svc *services) {
 		if n++; n%60 == 0 {
 			svc.keys.Refresh(ctx, time.Minute)
 		}
+		if n%5 == 0 {
+			if err := svc.store.AnalyzeStale(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("refresh planner statistics", "err", err)
+			}
+		}
 	}
 }
 

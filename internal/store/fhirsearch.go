@@ -563,3 +563,38 @@ func (s *Store) Analyze(ctx context.Context) error {
 	}
 	return nil
 }
+
+// AnalyzeStale refreshes PostgreSQL's planner statistics of tables that
+// changed a lot since their last ANALYZE. On a fresh or fast-growing
+// database autovacuum can lag by minutes, and without statistics search
+// plans go wrong by orders of magnitude (a 0.3 ms search took 700 ms).
+// SQLite needs nothing: its queries carry their own plan hints.
+func (s *Store) AnalyzeStale(ctx context.Context) error {
+	if s.dialect != Postgres {
+		return nil
+	}
+	rows, err := s.write.QueryContext(ctx, `SELECT relname FROM pg_stat_user_tables
+		WHERE schemaname = current_schema() AND n_mod_since_analyze > GREATEST(500, n_live_tup / 5)`)
+	if err != nil {
+		return fmt.Errorf("analyze: %w", err)
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return fmt.Errorf("analyze: %w", err)
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	for _, t := range tables {
+		if _, err := s.write.ExecContext(ctx, `ANALYZE `+pgIdent(t)); err != nil {
+			return fmt.Errorf("analyze %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// pgIdent quotes a PostgreSQL identifier.
+func pgIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
