@@ -1,68 +1,105 @@
 // Package schedule parses AWS EventBridge schedule expressions, as cron
-// zambdas use them, and computes their fire times in UTC:
+// zambdas use them, and computes their fire times:
 //
 //	cron(Minutes Hours Day-of-month Month Day-of-week Year)
 //	rate(5 minutes)   rate(1 hour)   rate(2 days)
 //	at(2026-12-01T09:00:00)
 //
 // Cron fields take * , - / and names (JAN-DEC, SUN-SAT; day-of-week 1-7 is
-// SUN-SAT); exactly one of day-of-month and day-of-week is ?; day-of-month
-// also takes L (last day), LW (last weekday) and nW (weekday nearest the
-// nth); day-of-week takes L (Saturday), nL (last such day of the month)
-// and n#k (kth such day of the month).
+// SUN-SAT); exactly one of day-of-month and day-of-week is ?. Day-of-month
+// also takes L (last day), LW (last weekday) and nW (the weekday nearest
+// the nth, within the month); day-of-week takes L (Saturday, the last day
+// of the week), nL (the last such day of the month) and n#k (the kth such
+// day of the month). Ranges may wrap (FRI-MON, 22-2), as in Quartz, which
+// EventBridge cron follows.
+//
+// Times are UTC unless Schedule.In names a zone; then cron and at read the
+// zone's wall clock, and daylight saving works as in EventBridge Scheduler:
+// a wall time the clock skips does not fire, one it repeats fires once.
 package schedule
 
 import (
+	"errors"
 	"fmt"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Schedule is a parsed expression.
+// ErrInvalid matches every parse error (errors.Is); the *Error says what.
+var ErrInvalid = errors.New("invalid schedule expression")
+
+// Error is an expression the user must fix; the message names the field
+// and the value.
+type Error struct {
+	Field int // 1-6 for a cron field, 0 for the expression as a whole
+	Msg   string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Is makes errors.Is(err, ErrInvalid) true for every *Error.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(format string, args ...any) error {
+	return &Error{Msg: fmt.Sprintf(format, args...)}
+}
+
+type kind uint8
+
+const (
+	kindNone kind = iota
+	kindCron
+	kindRate
+	kindAt
+)
+
+// Schedule is a parsed expression. The zero Schedule never fires.
 type Schedule struct {
-	text string
-	kind byte // 'c' cron, 'r' rate, 'a' at
+	kind kind
+	cron cron
 	rate time.Duration
-	at   time.Time
-	c    cron
+	unit int       // index in rateUnits, as written
+	at   time.Time // wall clock, in UTC fields
+	loc  *time.Location
 }
 
-type cron struct {
-	min, hour, month uint64    // bit i set: value i allowed
-	years            [4]uint64 // bit (y-1970) set
-	dom              uint64    // days 1-31
-	domQ, domL       bool      // "?", "L"
-	domLW            bool
-	domW             int // nW: weekday nearest n (0: none)
-	dow              uint64
-	dowQ             bool
-	dowLast          int // nL: last weekday n of the month (1-7), 0: none
-	dowNth           [2]int
-}
+// maxRate keeps anchor + k*period arithmetic within time.Duration.
+const maxRate = 100 * 365 * 24 * time.Hour
 
-// String returns the expression as given.
-func (s Schedule) String() string { return s.text }
-
-const maxYear = 2199
-
-// Parse reads an expression; errors name the field and the value.
+// Parse reads an expression. Names and units may be in any case and
+// spacing is free; String gives the canonical form.
 func Parse(expr string) (Schedule, error) {
 	e := strings.TrimSpace(expr)
-	switch {
-	case strings.HasPrefix(e, "rate(") && strings.HasSuffix(e, ")"):
-		return parseRate(e)
-	case strings.HasPrefix(e, "cron(") && strings.HasSuffix(e, ")"):
-		c, err := parseCron(e[5 : len(e)-1])
-		return Schedule{text: e, kind: 'c', c: c}, err
-	case strings.HasPrefix(e, "at(") && strings.HasSuffix(e, ")"):
-		t, err := time.Parse("2006-01-02T15:04:05", e[3:len(e)-1])
-		if err != nil {
-			return Schedule{}, fmt.Errorf("at(...) takes yyyy-mm-ddThh:mm:ss, not %q", e[3:len(e)-1])
+	body := func(prefix string) (string, bool) {
+		if strings.HasPrefix(e, prefix) && strings.HasSuffix(e, ")") {
+			return strings.TrimSpace(e[len(prefix) : len(e)-1]), true
 		}
-		return Schedule{text: e, kind: 'a', at: t.UTC()}, nil
+		return "", false
 	}
-	return Schedule{}, fmt.Errorf("%q is not a schedule: write cron(Minutes Hours Day-of-month Month Day-of-week Year), rate(5 minutes) or at(yyyy-mm-ddThh:mm:ss)", clip(expr))
+	if b, ok := body("cron("); ok {
+		c, err := parseCron(b)
+		if err != nil {
+			return Schedule{}, err
+		}
+		return Schedule{kind: kindCron, cron: c}, nil
+	}
+	if b, ok := body("rate("); ok {
+		d, unit, err := parseRate(b)
+		if err != nil {
+			return Schedule{}, err
+		}
+		return Schedule{kind: kindRate, rate: d, unit: unit}, nil
+	}
+	if b, ok := body("at("); ok {
+		t, err := time.Parse("2006-01-02T15:04:05", b)
+		if err != nil {
+			return Schedule{}, invalid("at(...) takes a date and time as yyyy-mm-ddThh:mm:ss, not %q", clip(b))
+		}
+		return Schedule{kind: kindAt, at: t}, nil
+	}
+	return Schedule{}, invalid("%q is not a schedule expression: write cron(Minutes Hours Day-of-month Month Day-of-week Year), rate(5 minutes) or at(yyyy-mm-ddThh:mm:ss)", clip(expr))
 }
 
 func clip(s string) string {
@@ -72,302 +109,146 @@ func clip(s string) string {
 	return s
 }
 
-func parseRate(e string) (Schedule, error) {
-	fields := strings.Fields(e[5 : len(e)-1])
-	if len(fields) != 2 {
-		return Schedule{}, fmt.Errorf("rate(...) takes a value and a unit, e.g. rate(5 minutes), not %q", e)
+var rateUnits = [...]struct {
+	name string
+	d    time.Duration
+}{{"minute", time.Minute}, {"hour", time.Hour}, {"day", 24 * time.Hour}}
+
+// parseRate reads "value unit"; AWS wants the singular exactly when the
+// value is 1, so "rate(1 minutes)" and "rate(5 minute)" are refused.
+func parseRate(b string) (time.Duration, int, error) {
+	f := strings.Fields(b)
+	if len(f) != 2 {
+		return 0, 0, invalid("rate(...) takes a value and a unit, e.g. rate(5 minutes), not rate(%s)", clip(b))
 	}
-	n, err := strconv.Atoi(fields[0])
-	if err != nil || n <= 0 {
-		return Schedule{}, fmt.Errorf("rate value must be a positive whole number, not %q", fields[0])
+	n, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || n <= 0 || !isDigits(f[0]) {
+		return 0, 0, invalid("the rate value must be a positive whole number, not %q", clip(f[0]))
 	}
-	units := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}
-	unit := fields[1]
-	base := strings.TrimSuffix(unit, "s")
-	d, ok := units[base]
-	if !ok {
-		return Schedule{}, fmt.Errorf("rate unit must be minute(s), hour(s) or day(s), not %q", unit)
-	}
-	if (n == 1) != (unit == base) {
-		want := base
-		if n != 1 {
-			want += "s"
+	unit := strings.ToLower(f[1])
+	for i, u := range rateUnits {
+		if unit != u.name && unit != u.name+"s" {
+			continue
 		}
-		return Schedule{}, fmt.Errorf("rate(%d %s): write rate(%d %s)", n, unit, n, want)
-	}
-	return Schedule{text: e, kind: 'r', rate: time.Duration(n) * d}, nil
-}
-
-var (
-	monthNames = map[string]int{"JAN": 1, "FEB": 2, "MAR": 3, "APR": 4, "MAY": 5, "JUN": 6, "JUL": 7, "AUG": 8, "SEP": 9, "OCT": 10, "NOV": 11, "DEC": 12}
-	dayNames   = map[string]int{"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
-	fieldNames = [6]string{"minutes", "hours", "day-of-month", "month", "day-of-week", "year"}
-)
-
-type bounds struct {
-	lo, hi int
-	names  map[string]int
-}
-
-var fieldBounds = [6]bounds{{0, 59, nil}, {0, 23, nil}, {1, 31, nil}, {1, 12, monthNames}, {1, 7, dayNames}, {1970, maxYear, nil}}
-
-func fieldErr(i int, format string, args ...any) error {
-	return fmt.Errorf("cron field %d (%s): %s", i+1, fieldNames[i], fmt.Sprintf(format, args...))
-}
-
-func parseCron(body string) (cron, error) {
-	var c cron
-	f := strings.Fields(body)
-	if len(f) != 6 {
-		return c, fmt.Errorf("cron(...) takes 6 fields (Minutes Hours Day-of-month Month Day-of-week Year), not %d", len(f))
-	}
-	var err error
-	if c.min, err = parseSet(f[0], 0); err != nil {
-		return c, err
-	}
-	if c.hour, err = parseSet(f[1], 1); err != nil {
-		return c, err
-	}
-	if c.month, err = parseSet(f[3], 3); err != nil {
-		return c, err
-	}
-	if err := c.parseYears(f[5]); err != nil {
-		return c, err
-	}
-	if err := c.parseDOM(f[2]); err != nil {
-		return c, err
-	}
-	if err := c.parseDOW(f[4]); err != nil {
-		return c, err
-	}
-	if c.domQ == c.dowQ {
-		return c, fmt.Errorf("cron: exactly one of day-of-month and day-of-week must be ?, e.g. cron(0 9 ? * MON *) or cron(0 9 1 * ? *)")
-	}
-	return c, nil
-}
-
-// value reads one number or name of field i.
-func value(s string, i int) (int, error) {
-	b := fieldBounds[i]
-	if v, ok := b.names[strings.ToUpper(s)]; ok {
-		return v, nil
-	}
-	v, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, fieldErr(i, "%q is not a number", s)
-	}
-	if v < b.lo || v > b.hi {
-		return 0, fieldErr(i, "%d is out of range %d-%d", v, b.lo, b.hi)
-	}
-	return v, nil
-}
-
-// parseSet reads * , - / for fields up to 64 values (not years).
-func parseSet(s string, i int) (uint64, error) {
-	var set uint64
-	err := eachRange(s, i, func(v int) { set |= 1 << uint(v) })
-	return set, err
-}
-
-func eachRange(s string, i int, add func(int)) error {
-	b := fieldBounds[i]
-	for _, part := range strings.Split(s, ",") {
-		step := 1
-		if base, st, ok := strings.Cut(part, "/"); ok {
-			n, err := strconv.Atoi(st)
-			if err != nil || n <= 0 {
-				return fieldErr(i, "the increment in %q must be a positive number", part)
-			}
-			step, part = n, base
+		if want := unitName(u.name, n); unit != want {
+			return 0, 0, invalid("rate(%d %s): write rate(%d %s)", n, f[1], n, want)
 		}
-		lo, hi := b.lo, b.hi
-		switch {
-		case part == "*":
-		case strings.Contains(part, "-"):
-			a, z, _ := strings.Cut(part, "-")
-			var err error
-			if lo, err = value(a, i); err != nil {
-				return err
-			}
-			if hi, err = value(z, i); err != nil {
-				return err
-			}
-			if lo > hi {
-				return fieldErr(i, "range %q runs backwards", part)
-			}
-		default:
-			v, err := value(part, i)
-			if err != nil {
-				return err
-			}
-			lo = v
-			if step == 1 {
-				hi = v
-			}
+		if n > int64(maxRate/u.d) {
+			return 0, 0, invalid("rate(%d %s) is longer than the longest rate, 100 years", n, unit)
 		}
-		for v := lo; v <= hi; v += step {
-			add(v)
+		return time.Duration(n) * u.d, i, nil
+	}
+	return 0, 0, invalid("the rate unit must be minute(s), hour(s) or day(s), not %q", clip(f[1]))
+}
+
+func unitName(base string, n int64) string {
+	if n == 1 {
+		return base
+	}
+	return base + "s"
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
 		}
 	}
-	return nil
+	return s != ""
 }
 
-func (c *cron) parseYears(s string) error {
-	return eachRange(s, 5, func(y int) { c.years[(y-1970)/64] |= 1 << uint((y-1970)%64) })
-}
-
-func (c *cron) yearOK(y int) bool {
-	if y < 1970 || y > maxYear {
-		return false
+// String returns the canonical expression: single spaces, upper-case
+// names, numbers without leading zeros. Parse(s.String()) is s.
+func (s Schedule) String() string {
+	switch s.kind {
+	case kindCron:
+		return "cron(" + strings.Join(s.cron.text[:], " ") + ")"
+	case kindRate:
+		u := rateUnits[s.unit]
+		n := int64(s.rate / u.d)
+		return fmt.Sprintf("rate(%d %s)", n, unitName(u.name, n))
+	case kindAt:
+		return "at(" + s.at.Format("2006-01-02T15:04:05") + ")"
 	}
-	return c.years[(y-1970)/64]&(1<<uint((y-1970)%64)) != 0
+	return ""
 }
 
-func (c *cron) parseDOM(s string) error {
-	switch {
-	case s == "?":
-		c.domQ = true
-	case s == "L":
-		c.domL = true
-	case s == "LW":
-		c.domLW = true
-	case strings.HasSuffix(s, "W"):
-		v, err := value(strings.TrimSuffix(s, "W"), 2)
-		if err != nil {
-			return err
-		}
-		c.domW = v
-	default:
-		var err error
-		c.dom, err = parseSet(s, 2)
-		return err
-	}
-	return nil
+// In returns the schedule read in loc's wall clock (nil means UTC). Rate
+// schedules count elapsed time and do not change.
+func (s Schedule) In(loc *time.Location) Schedule {
+	s.loc = loc
+	return s
 }
 
-func (c *cron) parseDOW(s string) error {
-	switch {
-	case s == "?":
-		c.dowQ = true
-	case s == "L":
-		c.dow = 1 << 7 // Saturday, the last day of the week
-	case strings.HasSuffix(s, "L"):
-		v, err := value(strings.TrimSuffix(s, "L"), 4)
-		if err != nil {
-			return err
-		}
-		c.dowLast = v
-	case strings.Contains(s, "#"):
-		d, k, _ := strings.Cut(s, "#")
-		v, err := value(d, 4)
-		if err != nil {
-			return err
-		}
-		n, err := strconv.Atoi(k)
-		if err != nil || n < 1 || n > 5 {
-			return fieldErr(4, "in %q the week number after # must be 1-5", s)
-		}
-		c.dowNth = [2]int{v, n}
-	default:
-		var err error
-		c.dow, err = parseSet(s, 4)
-		return err
+// Location is the zone the schedule reads its wall clock in.
+func (s Schedule) Location() *time.Location {
+	if s.loc == nil {
+		return time.UTC
 	}
-	return nil
+	return s.loc
 }
 
-func daysIn(y int, m time.Month) int { return time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day() }
-
-// dayOK reports whether the date matches the day-of-month / day-of-week rule.
-func (c *cron) dayOK(t time.Time) bool {
-	y, m, d := t.Date()
-	last := daysIn(y, m)
-	wd := int(t.Weekday()) + 1 // 1 = Sunday
-	if !c.domQ {
-		switch {
-		case c.domL:
-			return d == last
-		case c.domLW:
-			return d == nearestWeekday(y, m, last, last)
-		case c.domW > 0:
-			return d == nearestWeekday(y, m, min(c.domW, last), last)
-		default:
-			return c.dom&(1<<uint(d)) != 0
-		}
+// Period is a rate schedule's interval (0 for cron and at).
+func (s Schedule) Period() time.Duration {
+	if s.kind == kindRate {
+		return s.rate
 	}
-	switch {
-	case c.dowLast > 0:
-		return wd == c.dowLast && d+7 > last
-	case c.dowNth[0] > 0:
-		return wd == c.dowNth[0] && (d-1)/7+1 == c.dowNth[1]
-	default:
-		return c.dow&(1<<uint(wd)) != 0
-	}
+	return 0
 }
 
-// nearestWeekday is the weekday nearest day n of the month, not crossing
-// into another month (Quartz/EventBridge "W").
-func nearestWeekday(y int, m time.Month, n, last int) int {
-	switch time.Date(y, m, n, 0, 0, 0, 0, time.UTC).Weekday() {
-	case time.Saturday:
-		if n == 1 {
-			return 3 // Monday the 3rd
-		}
-		return n - 1
-	case time.Sunday:
-		if n == last {
-			return n - 2
-		}
-		return n + 1
-	}
-	return n
-}
-
-// Next returns the first fire time strictly after after (zero when there
-// is none). A rate schedule counts from after itself; use NextFrom.
+// Next returns the first fire time strictly after after, or the zero time
+// when there is none (a past at(), a cron whose years are over). A rate
+// schedule counts from after itself; callers that need the same ticks on
+// every replica use NextFrom.
 func (s Schedule) Next(after time.Time) time.Time { return s.NextFrom(after, after) }
 
-// NextFrom returns the first fire time strictly after after. Rate ticks are
-// anchor + k*period (k >= 1), so every replica computes the same ticks.
+// NextFrom is Next with rate ticks laid on a fixed grid: anchor + k*period
+// for the smallest k >= 0 that falls strictly after after. The caller
+// passes a time every replica agrees on (the start date, or the function's
+// creation), so all replicas compute identical tick times. As in
+// EventBridge Scheduler the anchor itself is the first tick. Cron and at
+// ignore the anchor. Times come back in the schedule's Location.
 func (s Schedule) NextFrom(anchor, after time.Time) time.Time {
-	after = after.UTC()
+	var t time.Time
 	switch s.kind {
-	case 'r':
-		anchor = anchor.UTC()
-		if after.Before(anchor) {
-			return anchor.Add(s.rate)
+	case kindRate:
+		t = gridNext(anchor, after, s.rate)
+	case kindAt:
+		if at := instantOrNormal(s.at, s.Location()); at.After(after) {
+			t = at
 		}
-		k := after.Sub(anchor)/s.rate + 1
-		return anchor.Add(k * s.rate)
-	case 'a':
-		if s.at.After(after) {
-			return s.at
-		}
-		return time.Time{}
-	case 'c':
-		return s.c.next(after)
+	case kindCron:
+		t = s.cron.next(after, s.Location())
 	}
-	return time.Time{}
+	if t.IsZero() {
+		return t
+	}
+	return t.In(s.Location())
 }
 
-func (c *cron) next(after time.Time) time.Time {
-	t := after.Truncate(time.Minute).Add(time.Minute)
-	for t.Year() <= maxYear {
-		y, m, _ := t.Date()
-		switch {
-		case !c.yearOK(y):
-			t = time.Date(y+1, 1, 1, 0, 0, 0, 0, time.UTC)
-		case c.month&(1<<uint(m)) == 0:
-			t = time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
-		case !c.dayOK(t):
-			t = time.Date(y, m, t.Day()+1, 0, 0, 0, 0, time.UTC)
-		case c.hour&(1<<uint(t.Hour())) == 0:
-			t = t.Truncate(time.Hour).Add(time.Hour)
-		case c.min&(1<<uint(t.Minute())) == 0:
-			t = t.Add(time.Minute)
-		default:
-			return t
-		}
+// gridNext is the first anchor + k*p (k >= 0) after after.
+func gridNext(anchor, after time.Time, p time.Duration) time.Time {
+	if after.Before(anchor) {
+		return anchor
 	}
-	return time.Time{}
+	if d := after.Sub(anchor); d < maxDuration-p {
+		return anchor.Add((d/p + 1) * p)
+	}
+	// Far apart (Sub saturates past 292 years): exact integer arithmetic.
+	ns := func(t time.Time) *big.Int {
+		v := big.NewInt(t.Unix())
+		v.Mul(v, big.NewInt(int64(time.Second)))
+		return v.Add(v, big.NewInt(int64(t.Nanosecond())))
+	}
+	off := new(big.Int).Sub(ns(after), ns(anchor))
+	off.Quo(off, big.NewInt(int64(p)))
+	off.Add(off, big.NewInt(1))
+	off.Mul(off, big.NewInt(int64(p)))
+	sec, nsec := new(big.Int).QuoRem(off, big.NewInt(int64(time.Second)), new(big.Int))
+	if !sec.IsInt64() || sec.Int64() > 1<<62 {
+		return time.Time{}
+	}
+	return time.Unix(anchor.Unix()+sec.Int64(), int64(anchor.Nanosecond())+nsec.Int64())
 }
+
+const maxDuration = time.Duration(1<<63 - 1)
