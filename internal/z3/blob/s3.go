@@ -172,4 +172,3 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(key string, size i
 	}
 	return nil
 }
-
