@@ -1,68 +1,292 @@
 package runtime
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// maxLogBytes bounds what one invocation's log keeps.
-const maxLogBytes = 256 << 10
-
-// answer is what the worker posted for an invocation.
-type answer struct {
-	id      string
-	payload []byte
-	errBody []byte // /error or /init/error body
-	init    bool
-	tooBig  bool
-}
-
-type job struct {
-	inv Invocation
-	arn string
-}
-
-// worker is one process and its Runtime API server.
+// worker is one function process and the Runtime API server it talks to.
 type worker struct {
-	fn       Function
-	cmd      *exec.Cmd
-	srv      *http.Server
-	jobs     chan job    // handed to the worker's GET /next
-	answers  chan answer // from its POSTs
-	ready    chan struct{}
-	readyAt  time.Time
-	started  time.Time
-	dead     chan struct{}
-	exitErr  error
-	lastUsed time.Time
-	maxOut   int
+	fn      Function // the settings it was started with
+	name    string   // fn.Name, or the Key when unnamed: for messages
+	arn     string
+	maxOut  int
+	cmd     *exec.Cmd
+	pid     int
+	srv     *http.Server
+	logs    *capture
+	started time.Time
 
-	logMu    sync.Mutex
-	logs     []LogLine
-	logBytes int
-	partial  [2][]byte
-	pipes    [2]*os.File
-	head     []byte // first and last bytes of stderr, to tell an
-	tail     []byte // out-of-memory death from a crash
-	current  string // request id in flight
-	curMu    sync.Mutex
+	ready   chan struct{} // closed by the first GET /next
+	readyAt time.Time     // written before ready is closed
+	jobs    chan *call    // hands an invocation to a waiting GET /next
+	initErr chan answer   // POST /init/error (buffered 1)
+
+	mu  sync.Mutex
+	cur *call // the invocation in flight, nil between invocations
+
+	dead  chan struct{} // closed once the process has exited and its output is read
+	state *os.ProcessState
+	// killedBy is why Ward killed the process (0: it was not Ward); read
+	// after dead, to tell Ward's kills from the kernel's.
+	killedBy atomic.Int32
 	killOnce sync.Once
+
+	lastUsed time.Time // guarded by Pool.mu
+}
+
+// kill reasons, stored in worker.killedBy.
+const (
+	killTimeout int32 = iota + 1
+	killCanceled
+	killReplaced // after a failure, a stale config, or idleness
+	killClosed
+)
+
+func isNode(rt string) bool { return rt == "nodejs20.x" || rt == "nodejs22.x" }
+
+func isProvided(rt string) bool { return rt == "provided.al2023" || rt == "provided" }
+
+// argv is the command that runs fn.
+func (p *Pool) argv(fn Function) ([]string, error) {
+	switch {
+	case isNode(fn.Runtime):
+		if p.cfg.NodePath == "" {
+			return nil, newError(KindNoRuntime, "runtime %s needs Node.js, which is not installed on this server (no node on its PATH): install Node.js 20 or later, or set the path to node in Ward's config", fn.Runtime)
+		}
+		// V8 stops at its heap limit with a clear message; leave a quarter
+		// of the memory for everything outside the JS heap.
+		heap := max(fn.MemoryMB*3/4, 64)
+		return []string{p.cfg.NodePath, "--max-old-space-size=" + strconv.Itoa(heap), p.bootstrap}, nil
+	case isProvided(fn.Runtime):
+		return []string{filepath.Join(fn.CodeDir, "bootstrap")}, nil
+	}
+	return nil, newError(KindNoRuntime, "runtime %q is not supported: use nodejs20.x, nodejs22.x, provided.al2023 or provided", fn.Runtime)
+}
+
+// reserved variables are the runtime's own: the function's Env cannot
+// replace them (as on Lambda).
+func reserved(k string) bool {
+	return k == "_HANDLER" || k == "LAMBDA_TASK_ROOT" || k == "LAMBDA_RUNTIME_DIR" || strings.HasPrefix(k, "AWS_LAMBDA_")
+}
+
+// env builds the worker's environment from scratch: nothing of Ward's own
+// leaks (no secrets, no database paths, no NODE_EXTRA_CA_CERTS, which alone
+// costs Node ~50 ms at start).
+func env(fn Function, api, scratch string) ([]string, error) {
+	handler := fn.Handler
+	if handler == "" {
+		handler = "index.index"
+	}
+	base := [][2]string{
+		{"PATH", "/usr/local/bin:/usr/bin:/bin"},
+		{"HOME", scratch},
+		{"TMPDIR", scratch},
+		{"LANG", "C.UTF-8"},
+		{"TZ", "UTC"},
+	}
+	if isProvided(fn.Runtime) {
+		// Go functions (aws-lambda-go) then collect garbage harder near
+		// the limit instead of dying at it.
+		base = append(base, [2]string{"GOMEMLIMIT", strconv.Itoa(fn.MemoryMB*9/10) + "MiB"})
+	}
+	out := make([]string, 0, len(base)+len(fn.Env)+8)
+	for _, kv := range base {
+		if _, ok := fn.Env[kv[0]]; !ok {
+			out = append(out, kv[0]+"="+kv[1])
+		}
+	}
+	for k, v := range fn.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return nil, fmt.Errorf("zambda %s: environment variable %q: names cannot be empty or hold '=' or NUL, values cannot hold NUL", fn.Name, k)
+		}
+		if !reserved(k) {
+			out = append(out, k+"="+v)
+		}
+	}
+	return append(out,
+		"AWS_LAMBDA_RUNTIME_API="+api,
+		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
+		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemoryMB),
+		"AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(int(fn.Timeout/time.Second)),
+		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"LAMBDA_TASK_ROOT="+fn.CodeDir,
+		"_HANDLER="+handler,
+	), nil
+}
+
+// start launches a worker for fn. It is ready once its first GET /next
+// arrives; run waits for that.
+func (p *Pool) start(fn Function, scratch string) (*worker, error) {
+	argv, err := p.argv(fn)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("zambda runtime api listener: %w", err)
+	}
+	w := &worker{fn: fn, name: fn.Name, maxOut: p.cfg.MaxOutputBytes,
+		arn:   "arn:aws:lambda:local:000000000000:function:" + fn.Name,
+		ready: make(chan struct{}), jobs: make(chan *call), initErr: make(chan answer, 1), dead: make(chan struct{})}
+	if w.name == "" {
+		w.name = fn.Key
+	}
+	w.srv = &http.Server{Handler: w.api(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)}
+	go func() { _ = w.srv.Serve(ln) }()
+	fail := func(err error) (*worker, error) {
+		_ = w.srv.Close()
+		return nil, err
+	}
+
+	vars, err := env(fn, ln.Addr().String(), scratch)
+	if err != nil {
+		return fail(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return fail(fmt.Errorf("zambda worker pipe: %w", err))
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return fail(fmt.Errorf("zambda worker pipe: %w", err))
+	}
+	newCmd := func(trace bool) *exec.Cmd {
+		return &exec.Cmd{Path: argv[0], Args: argv, Env: vars, Dir: fn.CodeDir, Stdout: outW, Stderr: errW,
+			// Its own process group, so kills reach its children too.
+			SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Ptrace: trace}}
+	}
+	w.started = time.Now()
+	cmd, err := p.startLimited(newCmd, uint64(fn.MemoryMB+64)<<20)
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.ENOEXEC) {
+			e := newError(KindInit, "zambda %s cannot start: %v: a %s function needs an executable file named bootstrap at the zip's root (for Go: GOOS=linux GOARCH=%s CGO_ENABLED=0 go build -o bootstrap)", w.name, err, fn.Runtime, goruntime.GOARCH)
+			e.ErrorType = "Runtime.InvalidEntrypoint"
+			return fail(e)
+		}
+		return fail(fmt.Errorf("zambda %s: start worker: %w", w.name, err))
+	}
+	w.cmd, w.pid = cmd, cmd.Process.Pid
+	if w.logs, err = newCapture(outR, errR); err != nil {
+		w.kill(killReplaced)
+		_ = cmd.Wait()
+		outR.Close()
+		errR.Close()
+		return fail(fmt.Errorf("zambda worker output: %w", err))
+	}
+	go w.wait()
+	return w, nil
+}
+
+// startLimited starts cmd with its memory limit in place before the program
+// runs its first instruction.
+//
+// Linux has no way to give a child its own rlimits at fork through
+// os/exec, and setting them on the child after Start races with the child.
+// So the child starts traced (PTRACE_TRACEME): the kernel stops it right
+// after execve, Ward sets RLIMIT_DATA (private writable memory: heap, brk,
+// anonymous mmaps; not RLIMIT_AS, which the Go runtime's and V8's large,
+// untouched address reservations would trip) and RLIMIT_CORE (no core dump
+// when Node aborts on OOM), then detaches and the child runs. Where ptrace
+// is not allowed (some seccomp profiles), the limits are set right after
+// Start instead: a short window, and a best effort.
+func (p *Pool) startLimited(newCmd func(trace bool) *exec.Cmd, dataLimit uint64) (*exec.Cmd, error) {
+	if !p.noPtrace.Load() {
+		cmd := newCmd(true)
+		err := startTraced(cmd, dataLimit)
+		if err == nil || !errors.Is(err, syscall.EPERM) {
+			return cmd, err
+		}
+		// Maybe ptrace is not allowed here: try without, and stop trying
+		// ptrace if that works.
+		cmd = newCmd(false)
+		if err := cmd.Start(); err != nil {
+			return cmd, err
+		}
+		p.noPtrace.Store(true)
+		p.log.Warn("zambda runtime: ptrace is not allowed here, so memory limits are set just after each worker starts", "err", err)
+		setLimits(cmd.Process.Pid, dataLimit)
+		return cmd, nil
+	}
+	cmd := newCmd(false)
+	if err := cmd.Start(); err != nil {
+		return cmd, err
+	}
+	setLimits(cmd.Process.Pid, dataLimit)
+	return cmd, nil
+}
+
+func startTraced(cmd *exec.Cmd, dataLimit uint64) error {
+	// The tracer is the thread that forked the child; ptrace calls must
+	// come from it.
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	pid := cmd.Process.Pid
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
+		if !errors.Is(err, unix.EINTR) {
+			if err != nil {
+				_ = unix.Kill(pid, unix.SIGKILL)
+				return fmt.Errorf("wait for the traced worker: %w", err)
+			}
+			break
+		}
+	}
+	if !ws.Stopped() {
+		// Gone before its first instruction, and already reaped by Wait4.
+		_ = cmd.Process.Release()
+		return fmt.Errorf("the worker ended at exec (wait status %#x)", uint32(ws))
+	}
+	setLimits(pid, dataLimit)
+	if err := unix.PtraceDetach(pid); err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		return fmt.Errorf("detach the worker: %w", err)
+	}
+	return nil
+}
+
+func setLimits(pid int, data uint64) {
+	_ = unix.Prlimit(pid, unix.RLIMIT_DATA, &unix.Rlimit{Cur: data, Max: data}, nil)
+	_ = unix.Prlimit(pid, unix.RLIMIT_CORE, &unix.Rlimit{}, nil)
+}
+
+// wait reaps the process, collects its last output, and shuts its API.
+func (w *worker) wait() {
+	_ = w.cmd.Wait()
+	w.state = w.cmd.ProcessState
+	// Children it left in its group die with it.
+	_ = syscall.Kill(-w.pid, syscall.SIGKILL)
+	// What it wrote before exiting is in the pipes by now.
+	w.logs.close()
+	_ = w.srv.Close()
+	close(w.dead)
 }
 
 func (w *worker) exited() bool {
@@ -74,465 +298,65 @@ func (w *worker) exited() bool {
 	}
 }
 
-// kill ends the worker's whole process group and its API server.
-func (w *worker) kill() {
+// kill ends the worker's whole process group; the first reason sticks.
+func (w *worker) kill(reason int32) {
 	w.killOnce.Do(func() {
-		if w.cmd.Process != nil {
-			_ = syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
-		}
-		_ = w.srv.Close()
+		w.killedBy.Store(reason)
+		_ = syscall.Kill(-w.pid, syscall.SIGKILL)
 	})
 }
 
-// env builds the worker's environment from scratch.
-func (p *Pool) env(fn Function, api, scratch string) []string {
-	handler := fn.Handler
-	if handler == "" {
-		handler = "index.index"
-	}
-	env := map[string]string{
-		"PATH":                            "/usr/local/bin:/usr/bin:/bin",
-		"HOME":                            scratch,
-		"TMPDIR":                          scratch,
-		"LANG":                            "C.UTF-8",
-		"TZ":                              "UTC",
-		"AWS_LAMBDA_RUNTIME_API":          api,
-		"AWS_LAMBDA_FUNCTION_NAME":        fn.Name,
-		"AWS_LAMBDA_FUNCTION_VERSION":     "$LATEST",
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(fn.MemoryMB),
-		"AWS_REGION":                      "local",
-		"LAMBDA_TASK_ROOT":                fn.CodeDir,
-		"_HANDLER":                        handler,
-	}
-	if !isNode(fn.Runtime) {
-		// Go functions keep their heap under the limit rather than dying.
-		env["GOMEMLIMIT"] = strconv.Itoa(fn.MemoryMB*9/10) + "MiB"
-	}
-	for k, v := range fn.Env {
-		env[k] = v
-	}
-	out := make([]string, 0, len(env))
-	for k, v := range env {
-		out = append(out, k+"="+v)
-	}
-	return out
-}
-
-func isNode(rt string) bool { return strings.HasPrefix(rt, "nodejs") }
-
-// start launches a worker for fn; it is ready when its first GET /next
-// arrives.
-func (p *Pool) start(fn Function) (*worker, error) {
-	var argv []string
-	switch {
-	case isNode(fn.Runtime):
-		if p.cfg.NodePath == "" {
-			return nil, &Error{Kind: KindNoRuntime, Message: fmt.Sprintf("runtime %s needs Node.js, which is not installed on this server", fn.Runtime)}
+// maxRSS is the process's peak resident memory in KiB: VmHWM while it
+// lives, the kernel's rusage once it is gone.
+func (w *worker) maxRSS() int64 {
+	if w.exited() {
+		if ru, ok := w.state.SysUsage().(*syscall.Rusage); ok {
+			return ru.Maxrss
 		}
-		heap := fn.MemoryMB * 3 / 4
-		argv = []string{p.cfg.NodePath, "--max-old-space-size=" + strconv.Itoa(max(heap, 32)), p.bootstrap}
-	case fn.Runtime == "provided.al2023" || fn.Runtime == "provided":
-		argv = []string{filepath.Join(fn.CodeDir, "bootstrap")}
-	default:
-		return nil, &Error{Kind: KindNoRuntime, Message: fmt.Sprintf("runtime %q is not supported", fn.Runtime)}
+		return 0
 	}
-	scratch := filepath.Join(p.cfg.WorkDir, "tmp", safeName(fn.Key))
-	if err := os.MkdirAll(scratch, 0o700); err != nil {
-		return nil, fmt.Errorf("worker scratch dir: %w", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("runtime api listener: %w", err)
-	}
-	w := &worker{fn: fn, jobs: make(chan job), answers: make(chan answer, 1), ready: make(chan struct{}),
-		dead: make(chan struct{}), maxOut: p.cfg.MaxOutputBytes, started: time.Now()}
-	w.srv = &http.Server{Handler: w.api(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = w.srv.Serve(ln) }()
-
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = fn.CodeDir
-	cmd.Env = p.env(fn, ln.Addr().String(), scratch)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		_ = w.srv.Close()
-		return nil, err
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		_ = w.srv.Close()
-		return nil, err
-	}
-	w.cmd = cmd
-	if err := cmd.Start(); err != nil {
-		_ = w.srv.Close()
-		if errors.Is(err, os.ErrPermission) || errors.Is(err, os.ErrNotExist) {
-			return nil, &Error{Kind: KindInit, ErrorType: "Runtime.InvalidEntrypoint",
-				Message: fmt.Sprintf("cannot start the function: %v (a provided runtime needs an executable file named bootstrap at the zip's root)", err)}
-		}
-		return nil, fmt.Errorf("start worker: %w", err)
-	}
-	if !isNode(fn.Runtime) {
-		// The data-segment limit (private writable memory, Linux >= 4.7):
-		// the kernel refuses allocations past it. Not RLIMIT_AS: the Go
-		// runtime reserves large, unused address ranges at start. Set just
-		// after start, while the binary is still loading. Node is limited
-		// through its heap size instead.
-		lim := uint64(fn.MemoryMB+64) << 20
-		_ = unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_DATA, &unix.Rlimit{Cur: lim, Max: lim}, nil)
-	}
-	w.pipes = [2]*os.File{stdout.(*os.File), stderr.(*os.File)}
-	var readers sync.WaitGroup
-	readers.Add(2)
-	go func() { defer readers.Done(); w.read(0, stdout) }()
-	go func() { defer readers.Done(); w.read(1, stderr) }()
-	go func() {
-		readers.Wait()
-		w.exitErr = cmd.Wait()
-		close(w.dead)
-		_ = w.srv.Close()
-	}()
-	return w, nil
-}
-
-func safeName(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
-}
-
-var streamNames = [2]string{"stdout", "stderr"}
-
-// read turns a pipe into log lines.
-func (w *worker) read(i int, r io.Reader) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			w.logMu.Lock()
-			data := append(w.partial[i], buf[:n]...)
-			for {
-				nl := bytes.IndexByte(data, '\n')
-				if nl < 0 {
-					break
-				}
-				w.addLine(i, string(data[:nl]))
-				data = data[nl+1:]
-			}
-			w.partial[i] = append([]byte(nil), data...)
-			if i == 1 {
-				if len(w.head) < 4096 {
-					w.head = append(w.head, buf[:min(n, 4096-len(w.head))]...)
-				}
-				w.tail = append(w.tail, buf[:n]...)
-				if len(w.tail) > 4096 {
-					w.tail = w.tail[len(w.tail)-4096:]
-				}
-			}
-			w.logMu.Unlock()
-		}
-		if err != nil {
-			w.logMu.Lock()
-			if len(w.partial[i]) > 0 {
-				w.addLine(i, string(w.partial[i]))
-				w.partial[i] = nil
-			}
-			w.logMu.Unlock()
-			return
-		}
-	}
-}
-
-// addLine keeps a line; logMu is held.
-func (w *worker) addLine(i int, text string) {
-	if w.logBytes > maxLogBytes {
-		return
-	}
-	w.logBytes += len(text)
-	if w.logBytes > maxLogBytes {
-		text = "[log truncated: more than 256 KiB in one invocation]"
-	}
-	w.logs = append(w.logs, LogLine{Time: time.Now(), Stream: streamNames[i], Text: text})
-}
-
-// drain (TIOCINQ is FIONREAD: bytes waiting in the pipe) waits until the worker's pipes are empty and the readers have
-// taken what was in them: a worker answers after writing its logs, and
-// Linux pipe writes are complete when they return, so what it logged for
-// this invocation is in the pipe (or read) by now. Bounded, in case the
-// worker keeps writing after answering.
-func (w *worker) drain() {
-	deadline := time.Now().Add(50 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		pending := 0
-		for _, f := range w.pipes {
-			if rc, err := f.SyscallConn(); err == nil {
-				_ = rc.Control(func(fd uintptr) {
-					if n, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ); err == nil {
-						pending += n
-					}
-				})
-			}
-		}
-		if pending == 0 {
-			// The readers may hold bytes they have read but not split yet:
-			// taking the lock waits for them.
-			w.logMu.Lock()
-			w.logMu.Unlock() //nolint:staticcheck // an empty critical section is the point
-			return
-		}
-		time.Sleep(50 * time.Microsecond)
-	}
-}
-
-// takeLogs returns the lines since the last call, flushing partial lines.
-func (w *worker) takeLogs() []LogLine {
-	w.drain()
-	w.logMu.Lock()
-	defer w.logMu.Unlock()
-	for i := range w.partial {
-		if len(w.partial[i]) > 0 {
-			w.addLine(i, string(w.partial[i]))
-			w.partial[i] = nil
-		}
-	}
-	out := w.logs
-	w.logs, w.logBytes = nil, 0
-	return out
-}
-
-// api is the Runtime API one worker talks to.
-func (w *worker) api() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", func(rw http.ResponseWriter, r *http.Request) {
-		select {
-		case <-w.ready:
-		default:
-			w.readyAt = time.Now()
-			close(w.ready)
-		}
-		select {
-		case j := <-w.jobs:
-			h := rw.Header()
-			h.Set("Lambda-Runtime-Aws-Request-Id", j.inv.RequestID)
-			h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(j.inv.Deadline.UnixMilli(), 10))
-			h.Set("Lambda-Runtime-Invoked-Function-Arn", j.arn)
-			h.Set("Lambda-Runtime-Trace-Id", "Root="+j.inv.RequestID)
-			h.Set("Content-Type", "application/json")
-			_, _ = rw.Write(j.inv.Payload)
-		case <-r.Context().Done():
-		}
-	})
-	post := func(kind string) http.HandlerFunc {
-		return func(rw http.ResponseWriter, r *http.Request) {
-			id := r.PathValue("id")
-			w.curMu.Lock()
-			cur := w.current
-			w.curMu.Unlock()
-			if kind != "init" && id != cur {
-				http.Error(rw, `{"errorMessage":"unknown request id","errorType":"InvalidRequestID"}`, http.StatusBadRequest)
-				return
-			}
-			body, err := io.ReadAll(io.LimitReader(r.Body, int64(w.maxOut)+1))
-			if err != nil {
-				http.Error(rw, `{"errorMessage":"could not read the body"}`, http.StatusBadRequest)
-				return
-			}
-			a := answer{id: id, init: kind == "init"}
-			switch {
-			case len(body) > w.maxOut:
-				a.tooBig = true
-			case kind == "response":
-				a.payload = body
-			default:
-				a.errBody = body
-			}
-			select {
-			case w.answers <- a:
-			default: // an answer is already waiting: this one is a protocol error
-			}
-			if a.tooBig {
-				http.Error(rw, `{"errorMessage":"response too large","errorType":"Function.ResponseSizeTooLarge"}`, http.StatusRequestEntityTooLarge)
-				return
-			}
-			rw.WriteHeader(http.StatusAccepted)
-		}
-	}
-	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", post("response"))
-	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", post("error"))
-	mux.HandleFunc("POST /2018-06-01/runtime/init/error", post("init"))
-	return mux
-}
-
-// Invoke runs one invocation of fn, on a warm worker if one is idle.
-func (p *Pool) Invoke(ctx context.Context, fn Function, inv Invocation) (Result, error) {
-	f := p.fn(fn)
-	wait := p.cfg.QueueWait
-	if until := time.Until(inv.Deadline); until < wait {
-		wait = until
-	}
-	timer := time.NewTimer(max(wait, 0))
-	select {
-	case f.slots <- struct{}{}:
-		timer.Stop()
-	case <-timer.C:
-		return Result{}, &Error{Kind: KindBusy, Message: fmt.Sprintf("zambda %s is running %d invocations, its limit: try again shortly", fn.Name, cap(f.slots))}
-	case <-ctx.Done():
-		timer.Stop()
-		return Result{}, ctx.Err()
-	}
-	defer func() { <-f.slots }()
-
-	res := Result{}
-	w := p.takeIdle(f)
-	if w == nil {
-		var err error
-		if w, err = p.start(fn); err != nil {
-			return res, err
-		}
-		res.Cold = true
-	}
-	res, keep, err := p.run(ctx, w, inv, res)
-	if keep {
-		p.putIdle(f, w)
-	} else {
-		w.kill()
-	}
-	return res, err
-}
-
-// run hands inv to w and waits for its answer, its death or the deadline.
-func (p *Pool) run(ctx context.Context, w *worker, inv Invocation, res Result) (Result, bool, error) {
-	start := time.Now()
-	deadline := time.NewTimer(time.Until(inv.Deadline))
-	defer deadline.Stop()
-	w.curMu.Lock()
-	w.current = inv.RequestID
-	w.curMu.Unlock()
-	arn := "arn:aws:lambda:local:000000000000:function:" + w.fn.Name
-	finish := func() {
-		res.Duration = time.Since(start)
-		res.Logs = w.takeLogs()
-		res.MaxRSSKB = peakRSS(w.cmd.Process.Pid)
-	}
-	timeout := func() (Result, bool, error) {
-		w.kill()
-		finish()
-		return res, false, &Error{Kind: KindTimeout, Message: fmt.Sprintf("zambda %s timed out after %s", w.fn.Name, fmtSeconds(w.fn.Timeout))}
-	}
-	// Hand the job over; a cold worker takes it once it has loaded.
-	select {
-	case w.jobs <- job{inv: inv, arn: arn}:
-	case a := <-w.answers:
-		finish()
-		return res, false, initError(w, a)
-	case <-w.dead:
-		finish()
-		return res, false, w.deathError()
-	case <-deadline.C:
-		return timeout()
-	case <-ctx.Done():
-		finish()
-		return res, false, ctx.Err()
-	}
-	if res.Cold {
-		res.InitDuration = w.readyAt.Sub(w.started)
-		start = time.Now()
-	}
-	select {
-	case a := <-w.answers:
-		finish()
-		switch {
-		case a.init:
-			return res, false, initError(w, a)
-		case a.tooBig:
-			return res, false, &Error{Kind: KindTooLarge, Message: fmt.Sprintf("zambda %s returned more than the 6 MiB limit (%d bytes): return less, or write it to Z3 and return a link", w.fn.Name, w.maxOut)}
-		case a.errBody != nil:
-			var e struct {
-				ErrorMessage string `json:"errorMessage"`
-				ErrorType    string `json:"errorType"`
-			}
-			_ = json.Unmarshal(a.errBody, &e)
-			if e.ErrorType == "" {
-				e.ErrorType = "Error"
-			}
-			// A handled error leaves the worker sound: keep it.
-			return res, true, &Error{Kind: KindHandler, ErrorType: e.ErrorType, Message: fmt.Sprintf("zambda %s threw %s: %s", w.fn.Name, e.ErrorType, e.ErrorMessage)}
-		}
-		res.Payload = a.payload
-		return res, true, nil
-	case <-w.dead:
-		finish()
-		return res, false, w.deathError()
-	case <-deadline.C:
-		return timeout()
-	case <-ctx.Done():
-		finish()
-		return res, false, ctx.Err()
-	}
-}
-
-func initError(w *worker, a answer) error {
-	var e struct {
-		ErrorMessage string `json:"errorMessage"`
-		ErrorType    string `json:"errorType"`
-	}
-	_ = json.Unmarshal(a.errBody, &e)
-	return &Error{Kind: KindInit, ErrorType: e.ErrorType, Message: fmt.Sprintf("zambda %s failed to load: %s", w.fn.Name, e.ErrorMessage)}
-}
-
-// deathError explains an exit without an answer.
-func (w *worker) deathError() error {
-	w.logMu.Lock()
-	tail := string(w.head) + string(w.tail)
-	w.logMu.Unlock()
-	for _, sign := range []string{"heap out of memory", "Allocation failed", "out of memory", "cannot allocate memory"} {
-		if strings.Contains(tail, sign) {
-			return &Error{Kind: KindOOM, Message: fmt.Sprintf("zambda %s ran out of memory (memorySize %d MB): raise memorySize or use less", w.fn.Name, w.fn.MemoryMB)}
-		}
-	}
-	how := "exited"
-	var ee *exec.ExitError
-	if errors.As(w.exitErr, &ee) {
-		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
-			how = "was killed by signal " + st.Signal().String()
-			if st.Signal() == syscall.SIGKILL {
-				// Not Ward's kill (timeouts are told apart before): the
-				// kernel's out-of-memory killer.
-				return &Error{Kind: KindOOM, Message: fmt.Sprintf("zambda %s ran out of memory (memorySize %d MB): raise memorySize or use less", w.fn.Name, w.fn.MemoryMB)}
-			}
-		} else {
-			how = fmt.Sprintf("exited with code %d", ee.ExitCode())
-		}
-	} else if w.exitErr == nil {
-		how = "exited with code 0"
-	}
-	return &Error{Kind: KindCrash, Message: fmt.Sprintf("zambda %s's process %s before answering", w.fn.Name, how)}
-}
-
-func fmtSeconds(d time.Duration) string {
-	if d%time.Second == 0 {
-		return fmt.Sprintf("%d s", int(d/time.Second))
-	}
-	return d.String()
-}
-
-// peakRSS reads the process's high-water resident set (KiB), 0 if gone.
-func peakRSS(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(w.pid) + "/status")
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return n
-		}
+	_, rest, ok := strings.Cut(string(b), "VmHWM:")
+	if !ok {
+		return 0
 	}
-	return 0
+	rest, _, _ = strings.Cut(rest, "kB")
+	n, _ := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+	return n
+}
+
+// deathError explains an exit without an answer. oom: its stderr said so.
+func (w *worker) deathError(oom, loading bool) error {
+	when := "before answering"
+	if loading {
+		when = "while loading, before it asked for its first event"
+	}
+	st := w.state
+	if oom {
+		return w.oomError()
+	}
+	if st == nil {
+		return newError(KindCrash, "zambda %s's process ended %s", w.name, when)
+	}
+	ws, _ := st.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		if ws.Signal() == syscall.SIGKILL {
+			// Ward's own kills are told apart before this, so this is the
+			// kernel's out-of-memory killer (or a kill from outside).
+			return w.oomError()
+		}
+		return newError(KindCrash, "zambda %s's process was killed by signal %d (%s) %s: see its logs", w.name, int(ws.Signal()), unix.SignalName(ws.Signal()), when)
+	}
+	hint := ""
+	if ws.ExitStatus() == 0 {
+		hint = " (did it return from main, or call process.exit, without answering?)"
+	}
+	return newError(KindCrash, "zambda %s's process exited with code %d %s%s: see its logs", w.name, ws.ExitStatus(), when, hint)
+}
+
+func (w *worker) oomError() error {
+	return newError(KindOOM, "zambda %s ran out of memory (memorySize %d MB): raise its memorySize or make it use less", w.name, w.fn.MemoryMB)
 }
