@@ -141,13 +141,16 @@ function run(handler, event, context) {
 }
 
 let current = null; // the request id in flight
+let loaded = false;
 
 // Errors nobody awaited fail the invocation in flight (or the init), as
-// on Lambda; Ward then replaces this process.
+// on Lambda; Ward then replaces this process. Between invocations there is
+// nothing to fail: log and exit.
 async function fatal(e, type) {
   try {
     if (current) await postError('/invocation/' + encodeURIComponent(current) + '/error', e, type, 'ERROR\tUncaught Exception');
-    else await postError('/init/error', e, type, 'ERROR\tUncaught Exception');
+    else if (!loaded) await postError('/init/error', e, type, 'ERROR\tUncaught Exception');
+    else process.stderr.write('ERROR\tUncaught Exception\t' + JSON.stringify(errorJSON(e, type)) + '\n');
   } finally {
     process.exit(1);
   }
@@ -159,6 +162,7 @@ process.on('unhandledRejection', (e) => fatal(e instanceof Error ? e : new Error
   let handler;
   try {
     handler = await load();
+    loaded = true;
   } catch (e) {
     await postError('/init/error', e, undefined, 'ERROR\tInit Error');
     process.exit(1);

@@ -170,9 +170,15 @@ func (p *Pool) Close() error {
 // starts clean. The Result carries the logs and timings in every case.
 func (p *Pool) Invoke(ctx context.Context, fn Function, inv Invocation) (Result, error) {
 	invoked := time.Now()
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("zambda %s: %w", fn.Name, err)
+	}
 	fn, err := p.normalize(fn)
 	if err != nil {
 		return Result{}, err
+	}
+	if len(inv.Payload) == 0 {
+		inv.Payload = []byte("{}") // as the AWS CLI sends without a payload
 	}
 	deadline := inv.Deadline
 	if deadline.IsZero() {

@@ -69,10 +69,12 @@ func (p *Pool) argv(fn Function) ([]string, error) {
 		if p.cfg.NodePath == "" {
 			return nil, newError(KindNoRuntime, "runtime %s needs Node.js, which is not installed on this server (no node on its PATH): install Node.js 20 or later, or set the path to node in Ward's config", fn.Runtime)
 		}
-		// V8 stops at its heap limit with a clear message; leave a quarter
-		// of the memory for everything outside the JS heap.
-		heap := max(fn.MemoryMB*3/4, 64)
-		return []string{p.cfg.NodePath, "--max-old-space-size=" + strconv.Itoa(heap), p.bootstrap}, nil
+		// No V8 flags (--max-old-space-size): any flag changes V8's flag
+		// hash, so Node can no longer use the code cache of its built-in
+		// modules, and a cold start costs 10-20 ms more. RLIMIT_DATA bounds
+		// the heap instead; V8 then fails with "JavaScript heap out of
+		// memory" at the limit, after a last-resort GC.
+		return []string{p.cfg.NodePath, p.bootstrap}, nil
 	case isProvided(fn.Runtime):
 		return []string{filepath.Join(fn.CodeDir, "bootstrap")}, nil
 	}
@@ -182,6 +184,9 @@ func (p *Pool) start(fn Function, scratch string) (*worker, error) {
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		if isNode(fn.Runtime) {
+			return fail(newError(KindNoRuntime, "runtime %s: cannot start Node.js at %s: %v", fn.Runtime, p.cfg.NodePath, err))
+		}
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.ENOEXEC) {
 			e := newError(KindInit, "zambda %s cannot start: %v: a %s function needs an executable file named bootstrap at the zip's root (for Go: GOOS=linux GOARCH=%s CGO_ENABLED=0 go build -o bootstrap)", w.name, err, fn.Runtime, goruntime.GOARCH)
 			e.ErrorType = "Runtime.InvalidEntrypoint"

@@ -1,0 +1,100 @@
+// Package runtime runs zambdas as worker processes that speak the AWS Lambda
+// Runtime API to Ward: binaries built with github.com/aws/aws-lambda-go
+// ("provided" runtimes) run unchanged, and Node.js functions run under
+// Ward's own small bootstrap, embedded in the binary.
+//
+// # Use
+//
+//	pool, err := runtime.New(runtime.Config{WorkDir: dir, Logger: log})
+//	defer pool.Close()
+//	res, err := pool.Invoke(ctx, runtime.Function{
+//		Key: id + "@" + zipSHA256, Name: "hello", Runtime: "nodejs20.x",
+//		CodeDir: unpacked, MemoryMB: 256, Timeout: 10 * time.Second,
+//	}, runtime.Invocation{RequestID: reqID, Payload: event})
+//
+// Invoke returns the handler's raw response in Result.Payload, and in every
+// case (failures too) the invocation's log lines and timings. A failure is
+// an *Error whose Kind says what happened: KindHandler (the handler threw or
+// returned an error: Error.ErrorType and the message are the function's),
+// KindInit, KindCrash, KindTimeout, KindOOM, KindTooLarge, KindBusy,
+// KindNoRuntime. errors.Is(err, runtime.ErrTimeout) (or KindTimeout) works
+// too. Messages are written for the function's author. Besides these: a
+// canceled ctx (wrapped), ErrClosed, and errors for invalid settings.
+//
+// # Workers
+//
+// A worker is one process plus a Runtime API server on its own loopback
+// listener (127.0.0.1:0), passed as AWS_LAMBDA_RUNTIME_API. It serves one
+// invocation at a time: GET /2018-06-01/runtime/invocation/next gets the
+// event (with Lambda-Runtime-Aws-Request-Id, -Deadline-Ms,
+// -Invoked-Function-Arn, -Trace-Id), and the worker answers with POST
+// /invocation/{id}/response or /invocation/{id}/error, or /init/error if it
+// cannot load. Idle workers stay warm for the same Function.Key and
+// settings and are killed after Config.IdleTimeout. After any failure the
+// worker is killed, so the next invocation starts on a fresh process. Up to
+// Function.Concurrency invocations of a Key run at once; past that Invoke
+// waits up to Config.QueueWait (never past the deadline), then fails with
+// KindBusy.
+//
+// Node functions: "file.export" handlers (default index.index, falling back
+// to the handler export); CommonJS, or ESM (.mjs, "type": "module", ESM
+// syntax in .js) through import(); async, sync and callback-style handlers;
+// a Lambda-like context. provided and provided.al2023 run the executable
+// CodeDir/bootstrap.
+//
+// The environment is built from scratch: PATH, HOME and TMPDIR (a private
+// scratch dir per Key under WorkDir), LANG=C.UTF-8, TZ=UTC, the AWS_LAMBDA_*
+// variables, LAMBDA_TASK_ROOT, _HANDLER, GOMEMLIMIT for provided runtimes,
+// then Function.Env (which cannot replace the AWS_LAMBDA_* ones). Nothing
+// of Ward's own environment is passed on. The working directory is CodeDir;
+// each worker has its own process group, and kills take the whole group.
+//
+// # Limits
+//
+// Timeout: at the deadline (Invocation.Deadline, or an earlier ctx
+// deadline) the process group gets SIGKILL.
+//
+// Memory: every worker runs with RLIMIT_DATA = MemoryMB + 64 MiB (and
+// RLIMIT_CORE = 0). RLIMIT_DATA counts private writable memory (heap, brk,
+// anonymous mappings, thread stacks), not address space that is only
+// reserved, which V8 and the Go runtime reserve in large amounts (so
+// RLIMIT_AS would not do). To have the limit in place before the program
+// runs, the child starts under PTRACE_TRACEME: the kernel stops it right
+// after execve, Ward sets the limits with prlimit and detaches; where ptrace
+// is refused, the limits are set just after the start instead (a race,
+// logged once). cgroups would be better but are rarely writable where Ward
+// runs. Node gets no --max-old-space-size: any V8 flag stops Node from using
+// the code cache of its built-in modules (10-20 ms more per cold start), and
+// at the rlimit V8 stops with "JavaScript heap out of memory" anyway.
+// provided functions also get GOMEMLIMIT at 90% of MemoryMB.
+//
+// Out-of-memory detection: a worker that dies without answering is
+// KindOOM when its stderr during this invocation carried a runtime's
+// out-of-memory message (V8's "JavaScript heap out of memory" or "Fatal
+// process out of memory", Go's "runtime: out of memory", std::bad_alloc,
+// MemoryError), or when it was killed by a SIGKILL that Ward did not send
+// (the kernel's OOM killer). A Node "Array buffer allocation failed" error
+// (Buffers live outside the JS heap) is KindOOM too.
+//
+// Output: a response over Config.MaxOutputBytes (6 MiB) is refused with 413
+// to the worker and KindTooLarge to the caller. Bodies the worker posts are
+// read up to that size plus one byte, never more.
+//
+// Logs: stdout and stderr are read as they come and split into lines
+// (longer than 16 KiB: split), at most 256 KiB per invocation, then one
+// "[truncated]" line. They are attributed without sleeping: the worker
+// writes, then answers, so when the answer arrives its lines are in the
+// pipe; Invoke reads the pipes until they are empty (the readers only read
+// under the same lock, so no byte is in between). Node writes to a full
+// pipe asynchronously by default, so the bootstrap makes its stdout and
+// stderr blocking (and waits for them to drain before it posts, where that
+// is not possible). Lines between two pipes are ordered as read.
+//
+// # Not a sandbox
+//
+// Workers run as Ward's user: they can read what Ward can read (CodeDir is
+// not made read-only here; the code store should hand over files Ward does
+// not need to protect), signal Ward's other workers, and reach other
+// workers' loopback Runtime API ports. Isolating tenants from each other
+// needs a separate user, namespaces or containers around the worker.
+package runtime
