@@ -12,6 +12,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	// testdata/golambda is built with aws-lambda-go; go mod tidy skips
+	// testdata, so this import keeps the module in go.mod.
+	_ "github.com/aws/aws-lambda-go/lambdacontext"
 )
 
 // built holds the Go test binaries (testdata/golambda as bootstrap,

@@ -350,3 +350,17 @@ exports.index = async () => { const f = path.join(os.tmpdir(), 'n'); const n = f
 		}
 	}
 }
+
+func TestNodeInitTimeout(t *testing.T) {
+	needNode(t)
+	p := newPool(t, Config{})
+	fn := nodeFn(t, "slowload", map[string]string{"index.js": "console.log('loading forever'); for (;;) {}"})
+	fn.Timeout = time.Second
+	res, err := invoke(t, p, fn, `{}`)
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "timed out after 1 s while loading") {
+		t.Fatalf("err = %v", err)
+	}
+	if !logged(res.Logs, "stdout", "loading forever") {
+		t.Errorf("logs = %+v", res.Logs)
+	}
+}

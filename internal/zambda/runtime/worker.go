@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,11 @@ type worker struct {
 	killOnce sync.Once
 
 	lastUsed time.Time // guarded by Pool.mu
+
+	// /proc/<pid>/status, for maxRSS; the buffer is the invocation in
+	// flight's (one at a time).
+	status    *os.File
+	statusBuf []byte
 }
 
 // kill reasons, stored in worker.killedBy.
@@ -202,6 +208,9 @@ func (p *Pool) start(fn Function, scratch string) (*worker, error) {
 		errR.Close()
 		return fail(fmt.Errorf("zambda worker output: %w", err))
 	}
+	if f, err := os.Open("/proc/" + strconv.Itoa(w.pid) + "/status"); err == nil {
+		w.status, w.statusBuf = f, make([]byte, 4096)
+	}
 	go w.wait()
 	return w, nil
 }
@@ -291,6 +300,9 @@ func (w *worker) wait() {
 	// What it wrote before exiting is in the pipes by now.
 	w.logs.close()
 	_ = w.srv.Close()
+	if w.status != nil {
+		_ = w.status.Close() // a maxRSS reading it now gets an error, then 0
+	}
 	close(w.dead)
 }
 
@@ -312,7 +324,8 @@ func (w *worker) kill(reason int32) {
 }
 
 // maxRSS is the process's peak resident memory in KiB: VmHWM while it
-// lives, the kernel's rusage once it is gone.
+// lives (from a /proc status file kept open: reopening it each time costs
+// more than the read), the kernel's rusage once it is gone.
 func (w *worker) maxRSS() int64 {
 	if w.exited() {
 		if ru, ok := w.state.SysUsage().(*syscall.Rusage); ok {
@@ -320,17 +333,17 @@ func (w *worker) maxRSS() int64 {
 		}
 		return 0
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(w.pid) + "/status")
-	if err != nil {
+	if w.status == nil {
 		return 0
 	}
-	_, rest, ok := strings.Cut(string(b), "VmHWM:")
+	n, _ := w.status.ReadAt(w.statusBuf, 0)
+	_, rest, ok := bytes.Cut(w.statusBuf[:n], []byte("VmHWM:"))
 	if !ok {
 		return 0
 	}
-	rest, _, _ = strings.Cut(rest, "kB")
-	n, _ := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
-	return n
+	rest, _, _ = bytes.Cut(rest, []byte("kB"))
+	kb, _ := strconv.ParseInt(string(bytes.TrimSpace(rest)), 10, 64)
+	return kb
 }
 
 // deathError explains an exit without an answer. oom: its stderr said so.
