@@ -323,7 +323,7 @@ func TestConcurrencyLimit(t *testing.T) {
 
 	// The wait for a slot never outlasts the invocation's deadline.
 	_, err := p.Invoke(context.Background(), fn, Invocation{Payload: []byte(`{}`), Deadline: time.Now().Add(100 * time.Millisecond)})
-	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "already running 1 invocations") {
+	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "at its limit of 1 invocations at once") {
 		t.Fatalf("past the limit: %v", err)
 	}
 	// One that waits long enough gets the slot when it frees up.

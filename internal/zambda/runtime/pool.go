@@ -205,7 +205,7 @@ func (p *Pool) acquire(ctx context.Context, fn Function, slots chan struct{}, de
 	case slots <- struct{}{}:
 		return nil
 	case <-t.C:
-		return newError(KindBusy, "zambda %s is already running %d invocations, its concurrency limit: try again shortly", fn.Name, cap(slots))
+		return newError(KindBusy, "zambda %s is busy: it is at its limit of %d invocations at once; try again shortly", fn.Name, cap(slots))
 	case <-ctx.Done():
 		return fmt.Errorf("zambda %s: waiting for a free slot: %w", fn.Name, ctx.Err())
 	}
