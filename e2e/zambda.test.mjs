@@ -146,7 +146,13 @@ test('logs: streams, search and paging', async () => {
   const fn = await deploy({ name: `logger-${suffix}`, runtime: 'nodejs20.x' }, 'WARD_ZIP_PROBE');
   await admin.zambda.execute({ id: fn.id, mode: 'log', line: `needle-${suffix}` });
   await admin.zambda.execute({ id: fn.id, mode: 'echo' });
-  const { logStreams } = await admin.zambdaLogStream.list({ id: fn.id });
+  // Logs are stored just after the answer: poll briefly.
+  let logStreams = [];
+  for (const deadline = Date.now() + 5000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+    ({ logStreams } = await admin.zambdaLogStream.list({ id: fn.id }));
+    const hits = await admin.zambdaLogStream.search({ id: fn.id, filter: 'REPORT' });
+    if (logStreams.length >= 1 && hits.logEvents.length >= 2) break;
+  }
   assert.ok(logStreams.length >= 1);
   assert.match(logStreams[0].logStreamName, /^\d{4}\/\d{2}\/\d{2}\/\[\$LATEST\]/);
   const found = await admin.zambdaLogStream.search({ id: fn.id, filter: `needle-${suffix}` });

@@ -90,6 +90,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	defer pool.Close()
 	zambdas := zambda.New(zambda.Config{WorkDir: c.WorkDir}, svc.store, svc.iam, z3Svc, issuer, pool, sealer, time.Now, log)
+	defer zambdas.Flush() // before the store closes
 	fhirHandler := fhir.NewHandler(fhirSvc, c.PublicURL+"/fhir", log)
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
 		fhirSvc, zambdas, time.Now, log)

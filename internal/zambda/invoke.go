@@ -125,7 +125,13 @@ func (s *Service) Execute(ctx context.Context, projectID string, c Call) (Outcom
 	start := s.now()
 	res, runErr := s.run.Invoke(ctx, fn, runtime.Invocation{RequestID: c.RequestID, Payload: payload, Deadline: start.Add(timeout)})
 	out := s.outcome(z, res, runErr)
-	s.writeLogs(ctx, z, c.RequestID, start, res, runErr, out)
+	// Logs are stored after the answer: the caller does not wait for their
+	// commit (a durable write), and a crash may lose the last lines.
+	s.logsWG.Add(1)
+	go func() {
+		defer s.logsWG.Done()
+		s.writeLogs(context.WithoutCancel(ctx), z, c.RequestID, start, res, runErr, out)
+	}()
 	return out, nil
 }
 

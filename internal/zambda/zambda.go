@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,7 +66,11 @@ type Service struct {
 	log    *slog.Logger
 	seq    atomic.Int64 // log line sequence, unique within this replica
 	code   *codeCache
+	logsWG sync.WaitGroup // log writes in flight
 }
+
+// Flush waits for the log writes of finished invocations (for shutdown).
+func (s *Service) Flush() { s.logsWG.Wait() }
 
 // New builds the service and registers for code uploads with Z3.
 func New(cfg Config, st *store.Store, iamSvc *iam.Service, z3Svc *z3.Service, issuer *auth.Issuer, run Invoker,
