@@ -20,6 +20,7 @@ import (
 	"github.com/wardhealth/ward/internal/subscription"
 	"github.com/wardhealth/ward/internal/tokens"
 	"github.com/wardhealth/ward/internal/z3"
+	"github.com/wardhealth/ward/internal/z3/blob"
 	"github.com/wardhealth/ward/internal/zambda"
 	"github.com/wardhealth/ward/internal/zambda/runtime"
 )
@@ -70,6 +71,9 @@ func serve(ctx context.Context, args []string) error {
 	blobs, err := openBlobs(ctx, c)
 	if err != nil {
 		return fmt.Errorf("z3 storage: %w", err)
+	}
+	if fs, ok := blobs.(*blob.FS); ok {
+		go sweepPartialUploads(ctx, log, fs)
 	}
 	z3Svc, err := z3.New(ctx, z3.Config{PublicURL: c.PublicURL, URLTTL: c.Z3URLTTL, MaxObjectBytes: c.MaxObjectBytes},
 		svc.store, blobs, time.Now, log)
@@ -126,6 +130,26 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// sweepPartialUploads removes, every 10 minutes, the temporary files of
+// uploads a crash interrupted more than an hour ago (never served: an
+// object's bytes are renamed into place only when complete).
+func sweepPartialUploads(ctx context.Context, log *slog.Logger, fs *blob.FS) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := fs.SweepTemp(time.Hour); err != nil {
+			log.Warn("z3: sweep partial uploads", "err", err)
+		} else if n > 0 {
+			log.Info("z3: removed partial uploads", "count", n)
+		}
+	}
 }
 
 // background keeps replicas in step: revocations and policy changes made
