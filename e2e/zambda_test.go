@@ -115,9 +115,6 @@ func (w *ward) deployZambda(t *testing.T, token, spec, zipPath string) string {
 // TestCronTwoReplicas runs a rate(1 minute) zambda on two servers sharing
 // one PostgreSQL (and one data directory for Z3): each tick runs once.
 func TestCronTwoReplicas(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for two real minute ticks")
-	}
 	var pg storetest.Backend
 	for _, b := range storetest.Backends() {
 		if b.Name == "postgres" {
