@@ -1,0 +1,161 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The machine is shared (other agents build and test on the same two
+// cores), so each scenario records where the CPU went during its measured
+// window: the server under test, this load generator, PostgreSQL's
+// processes, and everything else. "Other" is the interference.
+
+// clockTicks is USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100
+
+// cpuShare is CPU use in cores (CPU-seconds per second of the window).
+type cpuShare struct {
+	Server   float64 `json:"server"`
+	LoadGen  float64 `json:"loadGenerator"`
+	Postgres float64 `json:"postgres"`
+	Busy     float64 `json:"machineBusy"`
+	Other    float64 `json:"other"`
+	// ServerMicros is server CPU per measured request, filled by the
+	// report (it needs the request count).
+	ServerMicros float64 `json:"serverMicrosPerRequest"`
+}
+
+type cpuSample struct {
+	server, self, busy float64            // seconds
+	postgres           map[string]float64 // seconds, by pid
+}
+
+type cpuMeter struct {
+	pid     int
+	started bool
+	at      cpuSample
+}
+
+func (m *cpuMeter) start(p *proc) {
+	if p == nil {
+		return
+	}
+	m.pid, m.started = p.pid(), true
+	m.at = m.sample()
+}
+
+func (m *cpuMeter) sample() cpuSample {
+	return cpuSample{server: procCPU(strconv.Itoa(m.pid)), self: procCPU("self"), postgres: commCPU("postgres"), busy: machineBusy()}
+}
+
+// stop returns the shares since start over elapsed wall time.
+func (m *cpuMeter) stop(elapsed time.Duration) cpuShare {
+	if !m.started || elapsed <= 0 {
+		return cpuShare{}
+	}
+	now := m.sample()
+	sec := elapsed.Seconds()
+	s := cpuShare{
+		Server:   (now.server - m.at.server) / sec,
+		LoadGen:  (now.self - m.at.self) / sec,
+		Postgres: commDelta(m.at.postgres, now.postgres) / sec,
+		Busy:     (now.busy - m.at.busy) / sec,
+	}
+	s.Other = max(0, s.Busy-s.Server-s.LoadGen-s.Postgres)
+	return s
+}
+
+// procCPU is a process's user+system CPU seconds, all threads included.
+func procCPU(pid string) float64 {
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which may hold spaces: state is
+	// [0], utime [11], stime [12].
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	k, _ := strconv.ParseFloat(f[12], 64)
+	return (u + k) / clockTicks
+}
+
+// commCPU is procCPU of every process named comm, by pid (PostgreSQL runs
+// one backend per connection).
+func commCPU(comm string) map[string]float64 {
+	out := map[string]float64{}
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "comm"))
+		if err != nil || strings.TrimSpace(string(b)) != comm {
+			continue
+		}
+		out[d.Name()] = procCPU(d.Name())
+	}
+	return out
+}
+
+// commDelta is the CPU the processes alive at the end used since the
+// start (all of it for those that started in between). A process that
+// exited in between is lost, so this is a lower bound.
+func commDelta(start, end map[string]float64) float64 {
+	total := 0.0
+	for pid, t := range end {
+		total += max(0, t-start[pid])
+	}
+	return total
+}
+
+// machineBusy is the CPU seconds all cores spent not idle since boot.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var total, idle float64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseFloat(v, 64)
+		if i >= 8 { // guest time is already counted in user
+			break
+		}
+		total += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	return (total - idle) / clockTicks
+}
+
+// loadAvg is /proc/loadavg's first three fields.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
