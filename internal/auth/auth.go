@@ -24,6 +24,10 @@ const (
 	KindDeveloper Kind = "developer"
 	KindUser      Kind = "user"
 	KindM2M       Kind = "m2m"
+	// KindRole is a caller known only by the role it acts as: a bearer
+	// token Ward did not issue, accepted by a project's authorizer
+	// function. Ward never signs tokens of this kind.
+	KindRole Kind = "role"
 )
 
 // valid reports whether k is one of the known kinds; anything else in a
@@ -50,7 +54,18 @@ type Principal struct {
 	// reports them.
 	IssuedAt time.Time
 	Audience string
+	// Patient is the SMART launch context: the id of the Patient that
+	// patient/ scopes confine the token to.
+	Patient string
+	// FHIRUser is the profile resource of a user ("Patient/123"), for
+	// openid fhirUser and user/ scopes.
+	FHIRUser string
 }
+
+// Scoped reports whether SMART scopes narrow what this principal may do
+// through the FHIR API. Tokens issued without scopes (Oystehr-style M2M and
+// developer tokens) are governed by their access policy alone.
+func (p Principal) Scoped() bool { return len(p.Scopes) > 0 }
 
 // Sentinel errors. Every rejection of a token wraps ErrInvalidToken with a
 // reason that is safe to show to the client: it never quotes the token.
@@ -92,6 +107,12 @@ func Introspection(p Principal, issuer string, active bool) map[string]any {
 	}
 	if p.ProjectID != "" {
 		m["project"] = p.ProjectID
+	}
+	if p.Patient != "" {
+		m["patient"] = p.Patient
+	}
+	if p.FHIRUser != "" {
+		m["fhirUser"] = p.FHIRUser
 	}
 	return m
 }

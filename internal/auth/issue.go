@@ -25,6 +25,8 @@ type tokenClaims struct {
 	Kind     Kind   `json:"https://ward.dev/kind"`
 	ClientID string `json:"client_id,omitempty"`
 	Scope    string `json:"scope,omitempty"`
+	Patient  string `json:"patient,omitempty"`
+	FHIRUser string `json:"fhirUser,omitempty"`
 }
 
 // Issuer signs access tokens with the current signing key of the ring.
@@ -78,6 +80,8 @@ func (i *Issuer) Issue(ctx context.Context, p Principal, ttl time.Duration) (str
 		Kind:     p.Kind,
 		ClientID: p.ClientID,
 		Scope:    strings.Join(p.Scopes, " "),
+		Patient:  p.Patient,
+		FHIRUser: p.FHIRUser,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
 	t.Header["kid"] = ring.signing.ID

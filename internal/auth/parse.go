@@ -104,6 +104,8 @@ func (v *Verifier) principal(c *tokenClaims) (Principal, error) {
 		TokenID:   c.ID,
 		ExpiresAt: c.ExpiresAt.Time,
 		IssuedAt:  c.IssuedAt.Time,
+		Patient:   c.Patient,
+		FHIRUser:  c.FHIRUser,
 	}
 	if s := strings.Fields(c.Scope); len(s) > 0 {
 		p.Scopes = s

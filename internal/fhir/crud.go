@@ -25,7 +25,12 @@ func (s *Service) Read(ctx context.Context, p auth.Principal, typ, id string) (R
 	if err := s.requireCovered(ctx, p, "FHIR:Read", typ, id); err != nil {
 		return Resource{}, err
 	}
-	r, err := s.store.GetResource(ctx, p.ProjectID, typ, id)
+	return s.current(ctx, p.ProjectID, typ, id)
+}
+
+// current returns the current version, unchecked: callers decide first.
+func (s *Service) current(ctx context.Context, projectID, typ, id string) (Resource, error) {
+	r, err := s.store.GetResource(ctx, projectID, typ, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return Resource{}, fault.NotFound("%s/%s is not known", typ, id)
 	}

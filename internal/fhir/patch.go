@@ -23,10 +23,11 @@ type patchOp struct {
 // Patch applies a JSON Patch to the current version and stores the result
 // as a new version (validated like an update). ifMatch as in Update.
 func (s *Service) Patch(ctx context.Context, p auth.Principal, typ, id string, ops []byte, ifMatch string) (Resource, error) {
-	cur, err := s.Read(ctx, p, typ, id)
-	if err != nil {
+	if err := checkType(typ); err != nil {
 		return Resource{}, err
 	}
+	// Patch needs FHIR:Update only (SMART's u covers it; write access does
+	// not imply read access), so the current version is read unchecked.
 	a, err := s.decide(ctx, p, "FHIR:Update", typ, id)
 	if err != nil {
 		return Resource{}, err
@@ -35,6 +36,10 @@ func (s *Service) Patch(ctx context.Context, p auth.Principal, typ, id string, o
 		if err == nil {
 			err = fault.Forbidden("access denied: FHIR:Update on %s is allowed only for resources matching the policy's conditions", resourceName(typ, id))
 		}
+		return Resource{}, err
+	}
+	cur, err := s.current(ctx, p.ProjectID, typ, id)
+	if err != nil {
 		return Resource{}, err
 	}
 	expect, err := parseIfMatch(ifMatch)

@@ -98,6 +98,16 @@ func (s *Service) PolicySet(ctx context.Context, p auth.Principal) (*policy.Set,
 		return set, nil
 	}
 	_, gen, _ := s.cache.get(k)
+	if p.Kind == auth.KindRole {
+		// A foreign token accepted by the project's authorizer acts as
+		// exactly one role: no inline policy, no holder row.
+		set, err := s.compile(ctx, p.ProjectID, nil, []string{p.ID})
+		if err != nil {
+			return nil, err
+		}
+		s.cache.put(k, gen, set)
+		return set, nil
+	}
 	inline, err := s.inlinePolicy(ctx, p)
 	if err != nil {
 		return nil, err
