@@ -46,6 +46,10 @@ type config struct {
 	SubMaxAttempts int
 	SubRetryBase   time.Duration
 	SubRetryMax    time.Duration
+
+	// AuthorizerCacheTTL is the longest an authorizer function's decision
+	// on a foreign token is reused (never beyond the token's exp).
+	AuthorizerCacheTTL time.Duration
 }
 
 // parseConfig reads flags; an environment variable sets a flag's default.
@@ -76,6 +80,7 @@ func parseConfig(name string, args []string) (config, error) {
 	urlTTL := fs.Duration("z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs (WARD_Z3_URL_TTL)")
 	maxObject := fs.Int64("max-object-bytes", 5<<30, "largest Z3 object in bytes (WARD_MAX_OBJECT_BYTES)")
 	transfer := fs.Duration("transfer-timeout", time.Hour, "deadline of one presigned upload or download (WARD_TRANSFER_TIMEOUT)")
+	authzTTL := fs.Duration("authorizer-cache-ttl", 5*time.Minute, "longest reuse of an authorizer function's decision (WARD_AUTHORIZER_CACHE_TTL)")
 	for key, dst := range map[string]*int64{"WARD_MAX_BODY_BYTES": maxBody, "WARD_MAX_OBJECT_BYTES": maxObject} {
 		if v, ok := os.LookupEnv(key); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -87,7 +92,7 @@ func parseConfig(name string, args []string) (config, error) {
 	}
 	for key, dst := range map[string]*time.Duration{"WARD_REQUEST_TIMEOUT": timeout, "WARD_TOKEN_TTL": ttl,
 		"WARD_Z3_URL_TTL": urlTTL, "WARD_TRANSFER_TIMEOUT": transfer,
-		"WARD_SUBSCRIPTION_RETRY_BASE": subBase, "WARD_SUBSCRIPTION_RETRY_MAX": subMax} {
+		"WARD_SUBSCRIPTION_RETRY_BASE": subBase, "WARD_SUBSCRIPTION_RETRY_MAX": subMax, "WARD_AUTHORIZER_CACHE_TTL": authzTTL} {
 		if v, ok := os.LookupEnv(key); ok {
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
@@ -102,6 +107,7 @@ func parseConfig(name string, args []string) (config, error) {
 	c.MaxBodyBytes, c.RequestTimeout, c.TokenTTL = *maxBody, *timeout, *ttl
 	c.Z3URLTTL, c.MaxObjectBytes, c.TransferTimeout = *urlTTL, *maxObject, *transfer
 	c.SubRetryBase, c.SubRetryMax = *subBase, *subMax
+	c.AuthorizerCacheTTL = *authzTTL
 	if c.WorkDir == "" {
 		c.WorkDir = filepath.Join(c.DataDir, "functions")
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/server"
+	"github.com/wardhealth/ward/internal/smart/authorizer"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/subscription"
 	"github.com/wardhealth/ward/internal/tokens"
@@ -99,11 +100,18 @@ func serve(ctx context.Context, args []string) error {
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
 		fhirSvc, zambdas, time.Now, log)
 	subs.Register(fhirHandler)
+	authz := authorizer.New(func(ctx context.Context, projectID, zambdaID string, in authorizer.Input, timeout time.Duration) ([]byte, error) {
+		return zambdas.RunAuthorizer(ctx, projectID, zambdaID, zambda.AuthorizerEvent{DatastoreEndpoint: in.DatastoreEndpoint,
+			OperationName: in.OperationName, BearerToken: in.BearerToken}, timeout)
+	}, authorizer.Config{TTL: c.AuthorizerCacheTTL, Logger: log, RoleExists: func(ctx context.Context, projectID, roleID string) (bool, error) {
+		roles, err := svc.store.RolesByID(ctx, projectID, []string{roleID})
+		return len(roles) == 1, err
+	}})
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version},
 		server.Deps{Log: log, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
 			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas})
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz})
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // The kinds. Test with errors.Is.
@@ -20,6 +21,7 @@ var (
 	ErrTooLarge     = errors.New("too large")
 	ErrUnavailable  = errors.New("unavailable")
 	ErrNotSupported = errors.New("not supported")
+	ErrTooMany      = errors.New("too many requests")
 )
 
 // Error is a client-safe message of one kind, optionally wrapping a cause
@@ -52,6 +54,31 @@ func Conflict(format string, args ...any) error     { return newf(ErrConflict, f
 func TooLarge(format string, args ...any) error     { return newf(ErrTooLarge, format, args...) }
 func NotSupported(format string, args ...any) error { return newf(ErrNotSupported, format, args...) }
 
+// TooMany refuses a request over a rate limit; retryAfter is how long the
+// client should wait (see RetryAfter).
+func TooMany(retryAfter time.Duration, format string, args ...any) error {
+	return &tooMany{err: &Error{kind: ErrTooMany, msg: fmt.Sprintf(format, args...)}, after: retryAfter}
+}
+
+type tooMany struct {
+	err   *Error
+	after time.Duration
+}
+
+func (e *tooMany) Error() string { return e.err.Error() }
+func (e *tooMany) Unwrap() error { return e.err }
+
+// RetryAfter is the wait a TooMany error asks for, in whole seconds rounded
+// up (at least 1), for a Retry-After header; 0 for any other error.
+func RetryAfter(err error) int {
+	var t *tooMany
+	if !errors.As(err, &t) {
+		return 0
+	}
+	secs := int((t.after + time.Second - 1) / time.Second)
+	return max(secs, 1)
+}
+
 // Wrap gives cause a client-safe message of a kind; cause stays in logs.
 func Wrap(kind error, cause error, format string, args ...any) error {
 	return &Error{kind: kind, msg: fmt.Sprintf(format, args...), cause: cause}
@@ -70,6 +97,7 @@ var statuses = []struct {
 	{ErrTooLarge, http.StatusRequestEntityTooLarge},
 	{ErrUnavailable, http.StatusServiceUnavailable},
 	{ErrNotSupported, http.StatusNotImplemented},
+	{ErrTooMany, http.StatusTooManyRequests},
 }
 
 // Public returns the HTTP status and client-safe message for err. Errors that

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 )
 
 func TestPublic(t *testing.T) {
@@ -19,6 +20,7 @@ func TestPublic(t *testing.T) {
 		{Wrap(ErrUnavailable, secret, "database unavailable"), http.StatusServiceUnavailable, "database unavailable"},
 		{secret, http.StatusInternalServerError, "internal server error"},
 		{Forbidden("missing IAM:GetRole on IAM:Role:1"), http.StatusForbidden, "missing IAM:GetRole on IAM:Role:1"},
+		{fmt.Errorf("login: %w", TooMany(90*time.Second, "too many attempts")), http.StatusTooManyRequests, "too many attempts"},
 	}
 	for _, c := range cases {
 		status, msg := Public(c.err)
@@ -28,5 +30,26 @@ func TestPublic(t *testing.T) {
 	}
 	if !errors.Is(Wrap(ErrUnavailable, secret, "x"), secret) {
 		t.Error("Wrap loses its cause")
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	cases := []struct {
+		err  error
+		want int
+	}{
+		{TooMany(90*time.Second, "x"), 90},
+		{fmt.Errorf("wrapped: %w", TooMany(1500*time.Millisecond, "x")), 2},
+		{TooMany(0, "x"), 1},
+		{Invalid("x"), 0},
+		{errors.New("x"), 0},
+	}
+	for _, c := range cases {
+		if got := RetryAfter(c.err); got != c.want {
+			t.Errorf("RetryAfter(%v) = %d, want %d", c.err, got, c.want)
+		}
+	}
+	if !errors.Is(TooMany(time.Second, "x"), ErrTooMany) {
+		t.Error("TooMany is not ErrTooMany")
 	}
 }

@@ -144,6 +144,15 @@ func (s *Service) inlinePolicy(ctx context.Context, p auth.Principal) ([]byte, e
 			return nil, err
 		}
 		return d.AccessPolicy, nil
+	case auth.KindUser:
+		u, err := s.store.GetUser(ctx, p.ProjectID, p.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fault.Unauthorized("the user of this token no longer exists")
+		}
+		if err != nil {
+			return nil, err
+		}
+		return u.AccessPolicy, nil
 	}
 	return nil, fault.Forbidden("principal kind %q has no policy in this project", p.Kind)
 }

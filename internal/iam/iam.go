@@ -26,6 +26,9 @@ type Service struct {
 	epochs  map[string]int64
 	// InvitationBase is the URL prefix of developer invitation links.
 	invitationBase string
+	// acct holds the hooks and login state of users and applications
+	// (login.go); its zero value works.
+	acct accounts
 }
 
 // New returns a Service on st. invitationBase is the public URL that

@@ -3,6 +3,7 @@ package iam
 import (
 	"context"
 	"encoding/json"
+	"strings"
 
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/store"
@@ -18,6 +19,11 @@ type Project struct {
 	DefaultPatientRole *RoleStub `json:"defaultPatientRole,omitempty"`
 	DefaultSSOUserRole *RoleStub `json:"defaultSSOUserRole,omitempty"`
 	FHIRVersion        string    `json:"fhirVersion"`
+	// AuthorizerZambdaID is the function that validates bearer tokens from
+	// an outside identity provider (SMART "HealthLake mode"); issuers
+	// limits it to JWTs of those issuers.
+	AuthorizerZambdaID string   `json:"authorizerZambdaId,omitempty"`
+	AuthorizerIssuers  []string `json:"authorizerIssuers,omitempty"`
 }
 
 // ProjectUpdate is the body of PATCH /project. A role id of null clears it.
@@ -27,10 +33,14 @@ type ProjectUpdate struct {
 	SignupEnabled        *bool           `json:"signupEnabled"`
 	DefaultPatientRoleID json.RawMessage `json:"defaultPatientRoleId"`
 	DefaultSSOUserRoleID json.RawMessage `json:"defaultSSOUserRoleId"`
+	// AuthorizerZambdaID: a zambda id or name, or null to remove it.
+	AuthorizerZambdaID json.RawMessage `json:"authorizerZambdaId"`
+	AuthorizerIssuers  *[]string       `json:"authorizerIssuers"`
 }
 
 func (s *Service) projectOut(ctx context.Context, st *store.Store, p store.Project) (Project, error) {
-	out := Project{ID: p.ID, Name: p.Name, Description: p.Description, SignupEnabled: p.SignupEnabled, Sandbox: p.Sandbox, FHIRVersion: "r4"}
+	out := Project{ID: p.ID, Name: p.Name, Description: p.Description, SignupEnabled: p.SignupEnabled, Sandbox: p.Sandbox, FHIRVersion: "r4",
+		AuthorizerZambdaID: p.AuthorizerZambdaID, AuthorizerIssuers: strings.Fields(p.AuthorizerIssuers)}
 	for _, r := range []struct {
 		id  string
 		dst **RoleStub
@@ -108,6 +118,21 @@ func (s *Service) UpdateProject(ctx context.Context, id string, in ProjectUpdate
 				}
 			}
 			*f.field = roleID
+		}
+		zid, set, err := optionalID(in.AuthorizerZambdaID, "authorizerZambdaId")
+		if err != nil {
+			return err
+		}
+		if set {
+			p.AuthorizerZambdaID = zid
+		}
+		if in.AuthorizerIssuers != nil {
+			for _, iss := range *in.AuthorizerIssuers {
+				if iss == "" || strings.ContainsAny(iss, " \t\r\n") || len(iss) > 512 {
+					return fault.Invalid("authorizerIssuers: %q is not an issuer URL", iss)
+				}
+			}
+			p.AuthorizerIssuers = strings.Join(*in.AuthorizerIssuers, " ")
 		}
 		if err := tx.UpdateProject(ctx, p); err != nil {
 			return err

@@ -203,6 +203,10 @@ func describeHolder(ctx context.Context, st *store.Store, projectID string, h st
 		if d, err := st.GetDeveloper(ctx, projectID, h.ID); err == nil {
 			return fmt.Sprintf("developer %s (%s)", h.ID, d.Email)
 		}
+	case "user":
+		if u, err := st.GetUser(ctx, projectID, h.ID); err == nil {
+			return fmt.Sprintf("user %s (%s)", h.ID, firstNonEmpty(u.Email, u.PhoneNumber, u.Name))
+		}
 	}
 	return h.Kind + " " + h.ID
 }

@@ -1,9 +1,12 @@
 package server
 
 import (
-	"github.com/wardhealth/ward/internal/auth"
+	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
 )
 
 // fhirGate authenticates FHIR requests (the capability statement is
@@ -16,6 +19,14 @@ func (s *Server) fhirGate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.authenticate(r)
+	if err != nil && errors.Is(err, fault.ErrUnauthorized) {
+		// A token Ward did not issue may be the project's to validate.
+		if tok, ok := bearer(r); ok {
+			if fp, handled, ferr := s.foreignPrincipal(r, tok); handled {
+				p, err = fp, ferr
+			}
+		}
+	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		s.fhir.Fail(w, r, err)

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"encoding/json"
 	"net/http"
 
+	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/iam"
 )
 
@@ -85,10 +87,23 @@ func (s *Server) updateProject(w http.ResponseWriter, r *http.Request, c call) e
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
+	var zid string
+	if json.Unmarshal(in.AuthorizerZambdaID, &zid) == nil && zid != "" {
+		// Store the function's id, whichever of id or name was given.
+		if s.zambda == nil {
+			return fault.Invalid("authorizerZambdaId: zambdas are not enabled on this server")
+		}
+		f, err := s.zambda.Get(r.Context(), c.p.ProjectID, zid)
+		if err != nil {
+			return fault.Invalid("authorizerZambdaId: %v", err)
+		}
+		in.AuthorizerZambdaID, _ = json.Marshal(f.ID)
+	}
 	p, err := s.iam.UpdateProject(r.Context(), c.p.ProjectID, in)
 	if err != nil {
 		return err
 	}
+	s.authorizers.forget(c.p.ProjectID)
 	writeJSON(w, http.StatusOK, p)
 	return nil
 }

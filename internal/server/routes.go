@@ -38,7 +38,7 @@ func notFound(r *http.Request) error {
 }
 
 func (s *Server) routes() []route {
-	return []route{
+	return append([]route{
 		{method: "GET", path: "/healthz", public: true, handle: s.health},
 		{method: "GET", path: "/.well-known/jwks.json", public: true, handle: s.jwks},
 		{method: "POST", path: "/oauth/token", public: true, handle: s.token},
@@ -75,7 +75,7 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/v1/developer/{id}", action: "IAM:GetDeveloper", resource: withID("IAM:Developer:"), handle: s.getDeveloper},
 		{method: "PATCH", path: "/v1/developer/{id}", action: "IAM:UpdateDeveloper", resource: withID("IAM:Developer:"), handle: s.updateDeveloper},
 		{method: "DELETE", path: "/v1/developer/{id}", action: "IAM:RemoveDeveloper", resource: withID("IAM:Developer:"), handle: s.removeDeveloper},
-	}
+	}, s.userRoutes()...)
 }
 
 // gate authenticates, resolves the project, checks the route's action on

@@ -10,6 +10,7 @@ import (
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/smart/authorizer"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/tokens"
 	"github.com/wardhealth/ward/internal/z3"
@@ -43,6 +44,10 @@ type Server struct {
 	zambda   *zambda.Service
 	now      func() time.Time
 	mux      *http.ServeMux
+	// authorizer validates foreign bearer tokens on the FHIR API; nil
+	// when zambdas are off.
+	authorizer  *authorizer.Authorizer
+	authorizers projectAuthorizers
 }
 
 // Deps are the services the server calls.
@@ -57,7 +62,10 @@ type Deps struct {
 	FHIR     *fhir.Handler
 	Z3       *z3.Service     // nil: no /z3 endpoints
 	Zambda   *zambda.Service // nil: no /zambda and /secret endpoints
-	Now      func() time.Time
+	// Authorizer validates bearer tokens Ward did not issue with the
+	// project's authorizer function; nil: such tokens are refused.
+	Authorizer *authorizer.Authorizer
+	Now        func() time.Time
 }
 
 // New builds the server and its routes.
@@ -66,7 +74,7 @@ func New(cfg Config, d Deps) *Server {
 		cfg.TransferTimeout = time.Hour
 	}
 	s := &Server{cfg: cfg, log: d.Log, store: d.Store, iam: d.IAM, keys: d.Keys, revoked: d.Revoked,
-		issuer: d.Issuer, verifier: d.Verifier, fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux()}
+		issuer: d.Issuer, verifier: d.Verifier, fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
 	all := append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))

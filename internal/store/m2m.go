@@ -19,17 +19,18 @@ type M2MClient struct {
 	Description     string
 	AccessPolicy    []byte // nil when the client has no inline policy
 	JWKSURL         string
+	JWKS            string // an inline JWKS (JSON), for private_key_jwt without a URL
 	ExecutionRoleID string
 	CreatedAt       time.Time
 }
 
-const m2mCols = `project_id, id, client_id, secret_hash, name, description, access_policy, jwks_url, execution_role_id, created_at`
+const m2mCols = `project_id, id, client_id, secret_hash, name, description, access_policy, jwks_url, jwks, execution_role_id, created_at`
 
 func scanM2M(row interface{ Scan(...any) error }) (M2MClient, error) {
 	var c M2MClient
 	var policy, execRole sql.NullString
 	var created int64
-	if err := row.Scan(&c.ProjectID, &c.ID, &c.ClientID, &c.SecretHash, &c.Name, &c.Description, &policy, &c.JWKSURL, &execRole, &created); err != nil {
+	if err := row.Scan(&c.ProjectID, &c.ID, &c.ClientID, &c.SecretHash, &c.Name, &c.Description, &policy, &c.JWKSURL, &c.JWKS, &execRole, &created); err != nil {
 		return M2MClient{}, err
 	}
 	if policy.Valid {
@@ -45,8 +46,8 @@ func nullBytes(b []byte) sql.NullString {
 
 // CreateM2M inserts c. Errors: ErrConflict.
 func (s *Store) CreateM2M(ctx context.Context, c M2MClient) error {
-	_, err := s.exec(ctx, `INSERT INTO m2m_clients (`+m2mCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ProjectID, c.ID, c.ClientID, c.SecretHash, c.Name, c.Description, nullBytes(c.AccessPolicy), c.JWKSURL, nullString(c.ExecutionRoleID), ms(c.CreatedAt))
+	_, err := s.exec(ctx, `INSERT INTO m2m_clients (`+m2mCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ProjectID, c.ID, c.ClientID, c.SecretHash, c.Name, c.Description, nullBytes(c.AccessPolicy), c.JWKSURL, c.JWKS, nullString(c.ExecutionRoleID), ms(c.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create m2m client: %w", err)
 	}
@@ -151,8 +152,8 @@ func (s *Store) ListM2M(ctx context.Context, projectID string, f M2MFilter) ([]M
 
 // UpdateM2M overwrites name, description, policy and jwks url. Errors: ErrNotFound.
 func (s *Store) UpdateM2M(ctx context.Context, c M2MClient) error {
-	res, err := s.exec(ctx, `UPDATE m2m_clients SET name = ?, description = ?, access_policy = ?, jwks_url = ? WHERE project_id = ? AND id = ?`,
-		c.Name, c.Description, nullBytes(c.AccessPolicy), c.JWKSURL, c.ProjectID, c.ID)
+	res, err := s.exec(ctx, `UPDATE m2m_clients SET name = ?, description = ?, access_policy = ?, jwks_url = ?, jwks = ? WHERE project_id = ? AND id = ?`,
+		c.Name, c.Description, nullBytes(c.AccessPolicy), c.JWKSURL, c.JWKS, c.ProjectID, c.ID)
 	return affectedOne(res, err, "update m2m client")
 }
 

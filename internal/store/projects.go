@@ -16,16 +16,22 @@ type Project struct {
 	Sandbox              bool
 	DefaultPatientRoleID string
 	DefaultSSOUserRoleID string
-	CreatedAt            time.Time
+	// AuthorizerZambdaID names the function that validates bearer tokens
+	// Ward did not issue (SMART "authorizer", HealthLake's IdP Lambda);
+	// AuthorizerIssuers, space-separated, limits it to JWTs from those
+	// issuers (empty: any foreign token).
+	AuthorizerZambdaID string
+	AuthorizerIssuers  string
+	CreatedAt          time.Time
 }
 
-const projectCols = `id, name, description, signup_enabled, sandbox, default_patient_role_id, default_sso_user_role_id, created_at`
+const projectCols = `id, name, description, signup_enabled, sandbox, default_patient_role_id, default_sso_user_role_id, authorizer_zambda_id, authorizer_issuers, created_at`
 
 func scanProject(row interface{ Scan(...any) error }) (Project, error) {
 	var p Project
 	var patient, sso sql.NullString
 	var created int64
-	if err := row.Scan(&p.ID, &p.Name, &p.Description, &p.SignupEnabled, &p.Sandbox, &patient, &sso, &created); err != nil {
+	if err := row.Scan(&p.ID, &p.Name, &p.Description, &p.SignupEnabled, &p.Sandbox, &patient, &sso, &p.AuthorizerZambdaID, &p.AuthorizerIssuers, &created); err != nil {
 		return Project{}, err
 	}
 	p.DefaultPatientRoleID, p.DefaultSSOUserRoleID, p.CreatedAt = patient.String, sso.String, fromMS(created)
@@ -34,8 +40,9 @@ func scanProject(row interface{ Scan(...any) error }) (Project, error) {
 
 // CreateProject inserts p. Errors: ErrConflict if the id exists.
 func (s *Store) CreateProject(ctx context.Context, p Project) error {
-	_, err := s.exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.ID, p.Name, p.Description, p.SignupEnabled, p.Sandbox, nullString(p.DefaultPatientRoleID), nullString(p.DefaultSSOUserRoleID), ms(p.CreatedAt))
+	_, err := s.exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, p.Name, p.Description, p.SignupEnabled, p.Sandbox, nullString(p.DefaultPatientRoleID), nullString(p.DefaultSSOUserRoleID),
+		p.AuthorizerZambdaID, p.AuthorizerIssuers, ms(p.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create project: %w", err)
 	}
@@ -71,8 +78,10 @@ func (s *Store) ListProjects(ctx context.Context) ([]Project, error) {
 
 // UpdateProject overwrites the mutable fields of p. Errors: ErrNotFound.
 func (s *Store) UpdateProject(ctx context.Context, p Project) error {
-	res, err := s.exec(ctx, `UPDATE projects SET name = ?, description = ?, signup_enabled = ?, default_patient_role_id = ?, default_sso_user_role_id = ? WHERE id = ?`,
-		p.Name, p.Description, p.SignupEnabled, nullString(p.DefaultPatientRoleID), nullString(p.DefaultSSOUserRoleID), p.ID)
+	res, err := s.exec(ctx, `UPDATE projects SET name = ?, description = ?, signup_enabled = ?, default_patient_role_id = ?, default_sso_user_role_id = ?,
+		authorizer_zambda_id = ?, authorizer_issuers = ? WHERE id = ?`,
+		p.Name, p.Description, p.SignupEnabled, nullString(p.DefaultPatientRoleID), nullString(p.DefaultSSOUserRoleID),
+		p.AuthorizerZambdaID, p.AuthorizerIssuers, p.ID)
 	return affectedOne(res, err, "update project")
 }
 

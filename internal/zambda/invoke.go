@@ -62,31 +62,12 @@ func failure(status int, format string, args ...any) Outcome {
 // before the function runs (no such function, not public, no code) are
 // returned as errors; what happens inside the run is an Outcome.
 func (s *Service) Execute(ctx context.Context, projectID string, c Call) (Outcome, error) {
-	z, err := s.st.GetZambda(ctx, projectID, c.IDOrName)
+	z, dir, secrets, err := s.load(ctx, projectID, c.IDOrName)
 	if err != nil {
-		return Outcome{}, notFound(err, c.IDOrName)
+		return Outcome{}, err
 	}
 	if c.Public && z.TriggerMethod != "http_open" {
 		return Outcome{}, fault.Forbidden("zambda %q is not public (triggerMethod %s): call /zambda/%s/execute with a token", z.Name, z.TriggerMethod, z.ID)
-	}
-	if z.Status != "Active" {
-		reason := ""
-		if z.StatusReason != "" {
-			reason = ": " + z.StatusReason
-		}
-		return Outcome{}, fault.Conflict("zambda %q cannot run: its status is %s%s; upload its code with s3-upload", z.Name, z.Status, reason)
-	}
-	obj, err := s.z3.Get(ctx, projectID, CodeBucket, z.CodePath)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("zambda %s code: %w", z.ID, err)
-	}
-	dir, err := s.code.dir(ctx, obj)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("zambda %s code: %w", z.ID, err)
-	}
-	secrets, err := s.secretValues(ctx, projectID)
-	if err != nil {
-		return Outcome{}, err
 	}
 	if c.RequestID == "" {
 		c.RequestID = uuid.NewString()
@@ -120,19 +101,92 @@ func (s *Service) Execute(ctx context.Context, projectID string, c Call) (Outcom
 	if err != nil {
 		return Outcome{}, fmt.Errorf("event: %w", err)
 	}
+	res, runErr := s.invoke(ctx, z, dir, c.RequestID, payload, timeout)
+	return s.outcome(z, res, runErr), nil
+}
+
+// load finds an active function, its unpacked code and the project's
+// secrets. Errors are client-facing faults or internal errors.
+func (s *Service) load(ctx context.Context, projectID, idOrName string) (store.Zambda, string, map[string]string, error) {
+	z, err := s.st.GetZambda(ctx, projectID, idOrName)
+	if err != nil {
+		return store.Zambda{}, "", nil, notFound(err, idOrName)
+	}
+	if z.Status != "Active" {
+		reason := ""
+		if z.StatusReason != "" {
+			reason = ": " + z.StatusReason
+		}
+		return store.Zambda{}, "", nil, fault.Conflict("zambda %q cannot run: its status is %s%s; upload its code with s3-upload", z.Name, z.Status, reason)
+	}
+	obj, err := s.z3.Get(ctx, projectID, CodeBucket, z.CodePath)
+	if err != nil {
+		return store.Zambda{}, "", nil, fmt.Errorf("zambda %s code: %w", z.ID, err)
+	}
+	dir, err := s.code.dir(ctx, obj)
+	if err != nil {
+		return store.Zambda{}, "", nil, fmt.Errorf("zambda %s code: %w", z.ID, err)
+	}
+	secrets, err := s.secretValues(ctx, projectID)
+	if err != nil {
+		return store.Zambda{}, "", nil, err
+	}
+	return z, dir, secrets, nil
+}
+
+// invoke runs the function once with payload as its event and stores its
+// logs in the background.
+func (s *Service) invoke(ctx context.Context, z store.Zambda, dir, requestID string, payload []byte, timeout time.Duration) (runtime.Result, error) {
 	fn := runtime.Function{Key: z.ID + "@" + z.FileChecksum, Name: z.Name, Runtime: z.Runtime, CodeDir: dir, Handler: "index.index",
-		MemoryMB: z.MemorySize, Timeout: timeout}
+		MemoryMB: z.MemorySize, Timeout: time.Duration(z.TimeoutSeconds) * time.Second}
 	start := s.now()
-	res, runErr := s.run.Invoke(ctx, fn, runtime.Invocation{RequestID: c.RequestID, Payload: payload, Deadline: start.Add(timeout)})
+	res, runErr := s.run.Invoke(ctx, fn, runtime.Invocation{RequestID: requestID, Payload: payload, Deadline: start.Add(timeout)})
 	out := s.outcome(z, res, runErr)
 	// Logs are stored after the answer: the caller does not wait for their
 	// commit (a durable write), and a crash may lose the last lines.
 	s.logsWG.Add(1)
 	go func() {
 		defer s.logsWG.Done()
-		s.writeLogs(context.WithoutCancel(ctx), z, c.RequestID, start, res, runErr, out)
+		s.writeLogs(context.WithoutCancel(ctx), z, requestID, start, res, runErr, out)
 	}()
-	return out, nil
+	return res, runErr
+}
+
+// AuthorizerEvent is what a token authorizer function receives: the
+// HealthLake IdP Lambda input, plus the project's secrets (which hold the
+// outside identity provider's credentials) and a request context.
+type AuthorizerEvent struct {
+	DatastoreEndpoint string            `json:"datastoreEndpoint"`
+	OperationName     string            `json:"operationName"`
+	BearerToken       string            `json:"bearerToken"`
+	Secrets           map[string]string `json:"secrets"`
+	RequestContext    map[string]any    `json:"requestContext"`
+}
+
+// RunAuthorizer runs a token authorizer function with the event as its
+// raw Lambda event and returns the handler's raw answer. The deadline is
+// the lesser of timeout and the function's own; a function that fails in
+// any way is an error (the caller fails closed).
+func (s *Service) RunAuthorizer(ctx context.Context, projectID, idOrName string, ev AuthorizerEvent, timeout time.Duration) ([]byte, error) {
+	z, dir, secrets, err := s.load(ctx, projectID, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	requestID := uuid.NewString()
+	ev.Secrets = secrets
+	ev.RequestContext = map[string]any{"requestId": requestID, "zambdaId": z.ID, "zambdaName": z.Name, "projectId": projectID, "trigger": "authorizer"}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("event: %w", err)
+	}
+	if own := time.Duration(z.TimeoutSeconds) * time.Second; own < timeout {
+		timeout = own
+	}
+	res, err := s.invoke(ctx, z, dir, requestID, payload, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("%s", failureMessage(runFailure(z, err)))
+	}
+	return res.Payload, nil
 }
 
 // outcome maps the run to the execute answer.

@@ -1,0 +1,384 @@
+package iam
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/store"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// DefaultPasswordCost is the bcrypt cost of new password hashes (about a
+// quarter of a second per hash on current hardware).
+const DefaultPasswordCost = 12
+
+// maxPasswordBytes is bcrypt's limit: longer input would be cut silently.
+const maxPasswordBytes = 72
+
+// Login throttling: after this many failures within loginWindow, further
+// attempts for the account (or from the address) are refused until the
+// window ends.
+const (
+	loginWindow        = 15 * time.Minute
+	maxAccountFailures = 5
+	maxIPFailures      = 20
+	// maxThrottleKeys bounds each throttle map; past it, expired entries
+	// are swept and, if still full, arbitrary ones dropped.
+	maxThrottleKeys = 100_000
+)
+
+// accounts is the Service state for users, applications and logins. The
+// zero value works: no hooks, DefaultPasswordCost, an empty throttle.
+type accounts struct {
+	mu       sync.Mutex
+	revoker  TokenRevoker
+	profiles ProfileWriter
+	cost     int    // bcrypt cost; 0 means DefaultPasswordCost
+	dummy    []byte // a hash at cost, compared when an account is unknown
+	throttle throttle
+}
+
+// SetPasswordCost sets the bcrypt cost of new password hashes (tests use
+// bcrypt.MinCost). Out-of-range costs are refused.
+func (s *Service) SetPasswordCost(cost int) error {
+	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
+		return fmt.Errorf("bcrypt cost %d is outside %d..%d", cost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	s.acct.mu.Lock()
+	defer s.acct.mu.Unlock()
+	s.acct.cost, s.acct.dummy = cost, nil
+	return nil
+}
+
+func (s *Service) passwordCost() int {
+	s.acct.mu.Lock()
+	defer s.acct.mu.Unlock()
+	if s.acct.cost == 0 {
+		return DefaultPasswordCost
+	}
+	return s.acct.cost
+}
+
+// dummyHash is a hash at the current cost that no password matches
+// (its password is random and forgotten), so an unknown account costs a
+// login as much time as a known one.
+func (s *Service) dummyHash() ([]byte, error) {
+	s.acct.mu.Lock()
+	cost, h := s.acct.cost, s.acct.dummy
+	s.acct.mu.Unlock()
+	if h != nil {
+		return h, nil
+	}
+	if cost == 0 {
+		cost = DefaultPasswordCost
+	}
+	random, err := auth.NewSecret()
+	if err != nil {
+		random = "ward dummy password, never set on any account"
+	}
+	h, err = bcrypt.GenerateFromPassword([]byte(random), cost)
+	if err != nil {
+		return nil, fmt.Errorf("dummy password hash: %w", err)
+	}
+	s.acct.mu.Lock()
+	if s.acct.cost == 0 && cost == DefaultPasswordCost || s.acct.cost == cost {
+		s.acct.dummy = h // unless the cost changed meanwhile
+	}
+	s.acct.mu.Unlock()
+	return h, nil
+}
+
+// checkPassword enforces the password rules for a new password.
+func checkPassword(password string) error {
+	if len(password) < MinPasswordLength || len(password) > maxPasswordBytes {
+		return fault.Invalid("the password must be %d to %d characters long", MinPasswordLength, maxPasswordBytes)
+	}
+	return nil
+}
+
+// hashPassword checks and hashes a new password at the current cost.
+func (s *Service) hashPassword(password string) (string, error) {
+	if err := checkPassword(password); err != nil {
+		return "", err
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), s.passwordCost())
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+// passwordMatches compares password with hash, or with the dummy hash when
+// hash is "" (unknown account, no password yet), so both take as long.
+func (s *Service) passwordMatches(hash, password string) (bool, error) {
+	h := []byte(hash)
+	if hash == "" {
+		var err error
+		if h, err = s.dummyHash(); err != nil {
+			return false, err
+		}
+	}
+	if len(password) > maxPasswordBytes {
+		// Compare anyway (same time), then refuse: bcrypt ignores the rest.
+		_ = bcrypt.CompareHashAndPassword(h, []byte(password[:maxPasswordBytes]))
+		return false, nil
+	}
+	return bcrypt.CompareHashAndPassword(h, []byte(password)) == nil && hash != "", nil
+}
+
+var errWrongCredentials = fault.Unauthorized("wrong email or password")
+
+// LoginUser checks a user's email and password in a project. ip is the
+// client address for throttling ("" skips the per-address limit).
+// Errors: Unauthorized("wrong email or password") for any wrong credential
+// (unknown email, no password yet, wrong password); TooMany after too many
+// failures for the account or the address (see fault.RetryAfter).
+func (s *Service) LoginUser(ctx context.Context, projectID, email, password, ip string) (User, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	account := "user\x00" + projectID + "\x00" + email
+	if err := s.acct.throttle.attempt(s.now(), account, ip); err != nil {
+		return User{}, err
+	}
+	u, err := s.store.GetUserByEmail(ctx, projectID, email)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.acct.throttle.forgive(account, ip)
+		return User{}, err
+	}
+	hash := u.PasswordHash
+	if err != nil || u.InvitationHash != "" {
+		hash = ""
+	}
+	if ok, err := s.passwordMatches(hash, password); err != nil || !ok || email == "" {
+		if err != nil {
+			s.acct.throttle.forgive(account, ip)
+			return User{}, err
+		}
+		return User{}, errWrongCredentials
+	}
+	s.acct.throttle.succeeded(account, ip)
+	s.upgradeUserHash(ctx, u, password)
+	roles, err := roleStubs(ctx, s.store, projectID, holderOf(auth.KindUser, u.ID))
+	if err != nil {
+		return User{}, err
+	}
+	return userOut(u, roles), nil
+}
+
+// upgradeUserHash rehashes a password stored at another cost than the
+// current one, after a successful login (the only time it is known).
+func (s *Service) upgradeUserHash(ctx context.Context, u store.User, password string) {
+	cost, err := bcrypt.Cost([]byte(u.PasswordHash))
+	if err != nil || cost == s.passwordCost() {
+		return
+	}
+	h, err := s.hashPassword(password)
+	if err != nil {
+		return // e.g. an old password shorter than today's minimum: keep it
+	}
+	if err := s.store.SetUserPassword(ctx, u.ProjectID, u.ID, h); err != nil {
+		slog.WarnContext(ctx, "rehash user password", "err", err, "user", u.ID)
+	}
+}
+
+// LoginDeveloper checks a developer account's email and password and
+// returns its id; the project comes later, from the request header.
+// Errors as LoginUser.
+func (s *Service) LoginDeveloper(ctx context.Context, email, password, ip string) (string, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	account := "developer\x00" + email
+	if err := s.acct.throttle.attempt(s.now(), account, ip); err != nil {
+		return "", err
+	}
+	var hash string
+	id, err := s.store.GetDeveloperAccountByEmail(ctx, email)
+	if err == nil {
+		hash, err = s.store.DeveloperPasswordHash(ctx, id)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.acct.throttle.forgive(account, ip)
+		return "", err
+	}
+	if err != nil {
+		hash = ""
+	}
+	if ok, err := s.passwordMatches(hash, password); err != nil || !ok || email == "" {
+		if err != nil {
+			s.acct.throttle.forgive(account, ip)
+			return "", err
+		}
+		return "", errWrongCredentials
+	}
+	s.acct.throttle.succeeded(account, ip)
+	return id, nil
+}
+
+// SignUpPatient registers a patient user by themselves: only where the
+// project has signupEnabled, with the project's default patient role.
+// resource is the Patient to create as the profile (through the
+// ProfileWriter). Errors: Forbidden (signup off), Conflict (no default
+// patient role; email taken), Invalid, NotSupported (no ProfileWriter).
+func (s *Service) SignUpPatient(ctx context.Context, projectID, email, password string, resource json.RawMessage) (User, error) {
+	p, err := s.store.GetProject(ctx, projectID)
+	if err != nil {
+		return User{}, storeErr(err, "project "+projectID)
+	}
+	if !p.SignupEnabled {
+		return User{}, fault.Forbidden("self-registration is not enabled for this project")
+	}
+	if p.DefaultPatientRoleID == "" {
+		return User{}, fault.Conflict("self-registration needs the project's default patient role: set defaultPatientRoleId on the project")
+	}
+	email, err = normalEmail(email)
+	if err != nil {
+		return User{}, err
+	}
+	_, name, err := profileResource(resource, "Patient")
+	if err != nil {
+		return User{}, err
+	}
+	pw, err := s.hashPassword(password)
+	if err != nil {
+		return User{}, err
+	}
+	u := store.User{ProjectID: projectID, ID: newID(), Email: email, Name: firstNonEmpty(name, email), AuthMethod: AuthMethodEmail,
+		PasswordHash: pw, CreatedAt: s.now()}
+	return s.insertUser(ctx, newUser{u: u, roles: []string{p.DefaultPatientRoleID}, resource: resource})
+}
+
+// throttle counts failed logins per account and per client address in
+// fixed windows. An attempt counts as a failure from its start (so
+// parallel guesses cannot overrun the limit) and is forgiven on success.
+type throttle struct {
+	mu       sync.Mutex
+	accounts map[string]failures
+	ips      map[string]failures
+}
+
+type failures struct {
+	n     int
+	since time.Time // the window's first failure
+}
+
+// ipKey groups IPv6 addresses by /64, the block one client usually has.
+func ipKey(ip string) string {
+	parsed := net.ParseIP(strings.TrimSpace(ip))
+	if parsed == nil {
+		return ip
+	}
+	if parsed.To4() == nil {
+		return parsed.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return parsed.String()
+}
+
+// attempt refuses the attempt if the account or the address is over its
+// limit, and otherwise counts it as a failure until succeeded or forgive.
+func (t *throttle) attempt(now time.Time, account, ip string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.accounts == nil {
+		t.accounts, t.ips = map[string]failures{}, map[string]failures{}
+	}
+	var wait time.Duration
+	check := func(m map[string]failures, key string, limit int) {
+		f, ok := m[key]
+		if ok && now.Sub(f.since) >= loginWindow {
+			delete(m, key)
+			return
+		}
+		if ok && f.n >= limit {
+			wait = max(wait, f.since.Add(loginWindow).Sub(now))
+		}
+	}
+	check(t.accounts, account, maxAccountFailures)
+	if ip != "" {
+		ip = ipKey(ip)
+		check(t.ips, ip, maxIPFailures)
+	}
+	if wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		return fault.TooMany(wait, "too many failed login attempts: try again in %d seconds", secs)
+	}
+	count(t.accounts, account, now)
+	if ip != "" {
+		count(t.ips, ip, now)
+	}
+	return nil
+}
+
+func count(m map[string]failures, key string, now time.Time) {
+	f, ok := m[key]
+	if !ok {
+		if len(m) >= maxThrottleKeys {
+			sweep(m, now)
+		}
+		f.since = now
+	}
+	f.n++
+	m[key] = f
+}
+
+// sweep drops expired windows and, if the map is still full, a tenth of
+// the entries (arbitrary ones: map order is random).
+func sweep(m map[string]failures, now time.Time) {
+	for k, f := range m {
+		if now.Sub(f.since) >= loginWindow {
+			delete(m, k)
+		}
+	}
+	drop := len(m) - maxThrottleKeys*9/10
+	for k := range m {
+		if drop <= 0 {
+			break
+		}
+		delete(m, k)
+		drop--
+	}
+}
+
+// succeeded resets the account's failures and takes back the address's
+// count for this attempt.
+func (t *throttle) succeeded(account, ip string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.accounts, account)
+	t.uncount(ip)
+}
+
+// forgive takes back an attempt that failed for a reason other than the
+// credentials (a database error).
+func (t *throttle) forgive(account, ip string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f, ok := t.accounts[account]; ok {
+		if f.n--; f.n <= 0 {
+			delete(t.accounts, account)
+		} else {
+			t.accounts[account] = f
+		}
+	}
+	t.uncount(ip)
+}
+
+func (t *throttle) uncount(ip string) {
+	if ip == "" {
+		return
+	}
+	key := ipKey(ip)
+	if f, ok := t.ips[key]; ok {
+		if f.n--; f.n <= 0 {
+			delete(t.ips, key)
+		} else {
+			t.ips[key] = f
+		}
+	}
+}

@@ -1,0 +1,317 @@
+package server
+
+import (
+	"encoding/base64"
+	"html/template"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/store"
+)
+
+// userRoutes are the users and applications of a project, and the page
+// where an invited user sets a password.
+func (s *Server) userRoutes() []route {
+	app, apps := withID("App:Application:"), fixed("App:Application:*")
+	user, users := withID("App:User:"), fixed("App:User:*")
+	return []route{
+		{method: "GET", path: "/v1/application", action: "App:ListAllApplications", resource: apps, handle: s.listApplications},
+		{method: "POST", path: "/v1/application", action: "App:CreateApplication", resource: apps, handle: s.createApplication},
+		{method: "GET", path: "/v1/application/{id}", action: "App:GetApplication", resource: app, handle: s.getApplication},
+		{method: "PATCH", path: "/v1/application/{id}", action: "App:UpdateApplication", resource: app, handle: s.updateApplication},
+		{method: "DELETE", path: "/v1/application/{id}", action: "App:DeleteApplication", resource: app, handle: s.deleteApplication},
+		{method: "POST", path: "/v1/application/{id}/rotate-secret", action: "App:RotateApplicationSecret", resource: app, handle: s.rotateApplication},
+		{method: "POST", path: "/v1/application/{id}/revoke-refresh-token", action: "App:RevokeRefreshToken", resource: app, handle: s.revokeApplicationToken(true)},
+		{method: "POST", path: "/v1/application/{id}/revoke-access-token", action: "App:RevokeAccessToken", resource: app, handle: s.revokeApplicationToken(false)},
+
+		{method: "GET", path: "/v1/user", action: "App:ListAllUsers", resource: users, handle: s.listUsers},
+		{method: "GET", path: "/v1/user/v2/list", action: "App:ListAllUsers", resource: users, handle: s.listUsersV2},
+		{method: "POST", path: "/v1/user/invite", action: "App:CreateUser", resource: users, handle: s.inviteUser},
+		// Any user may read itself; the action names what it amounts to.
+		{method: "GET", path: "/v1/user/me", action: "App:GetUser", authOnly: true, handle: s.userMe},
+		{method: "GET", path: "/v1/user/{id}", action: "App:GetUser", resource: user, handle: s.getUser},
+		{method: "PATCH", path: "/v1/user/{id}", action: "App:UpdateUser", resource: user, handle: s.updateUser},
+		{method: "DELETE", path: "/v1/user/{id}", action: "App:DeleteUser", resource: user, handle: s.deleteUser},
+
+		// The one-time token in the path is the credential.
+		{method: "GET", path: "/user-invite/{token}", public: true, handle: s.userInvitePage},
+		{method: "POST", path: "/user-invite/{token}", public: true, handle: s.acceptUserInvite},
+	}
+}
+
+func (s *Server) listApplications(w http.ResponseWriter, r *http.Request, c call) error {
+	apps, err := s.iam.ListApplications(r.Context(), c.p.ProjectID)
+	if err != nil {
+		return err
+	}
+	type item struct {
+		ID          string `json:"id"`
+		Name        string `json:"name"`
+		ClientID    string `json:"clientId"`
+		Description string `json:"description,omitempty"`
+	}
+	out := make([]item, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, item{ID: a.ID, Name: a.Name, ClientID: a.ClientID, Description: a.Description})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) createApplication(w http.ResponseWriter, r *http.Request, c call) error {
+	var in iam.ApplicationInput
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	a, err := s.iam.CreateApplication(r.Context(), c.p.ProjectID, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
+
+func (s *Server) getApplication(w http.ResponseWriter, r *http.Request, c call) error {
+	a, err := s.iam.GetApplication(r.Context(), c.p.ProjectID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
+
+func (s *Server) updateApplication(w http.ResponseWriter, r *http.Request, c call) error {
+	var in iam.ApplicationInput
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	a, err := s.iam.UpdateApplication(r.Context(), c.p.ProjectID, r.PathValue("id"), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
+
+func (s *Server) deleteApplication(w http.ResponseWriter, r *http.Request, c call) error {
+	if err := s.iam.DeleteApplication(r.Context(), c.p.ProjectID, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) rotateApplication(w http.ResponseWriter, r *http.Request, c call) error {
+	secret, err := s.iam.RotateApplicationSecret(r.Context(), c.p.ProjectID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"secret": secret})
+	return nil
+}
+
+func (s *Server) revokeApplicationToken(refresh bool) func(http.ResponseWriter, *http.Request, call) error {
+	return func(w http.ResponseWriter, r *http.Request, c call) error {
+		var in struct {
+			Token string `json:"token"`
+		}
+		if err := decodeJSON(r, &in); err != nil {
+			return err
+		}
+		if err := s.iam.RevokeApplicationToken(r.Context(), c.p.ProjectID, r.PathValue("id"), in.Token, refresh); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"message": "token revoked"})
+		return nil
+	}
+}
+
+// userItem is a user in lists.
+type userItem struct {
+	ID      string  `json:"id"`
+	Name    string  `json:"name"`
+	Email   *string `json:"email"`
+	Profile string  `json:"profile"`
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c call) error {
+	users, _, err := s.iam.ListUsers(r.Context(), c.p.ProjectID, store.UserFilter{})
+	if err != nil {
+		return err
+	}
+	out := make([]userItem, 0, len(users))
+	for _, u := range users {
+		out = append(out, userItem{ID: u.ID, Name: u.Name, Email: u.Email, Profile: u.Profile})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) listUsersV2(w http.ResponseWriter, r *http.Request, c call) error {
+	f := store.UserFilter{Name: query(r, "name"), Email: query(r, "email"), ID: query(r, "id"), Profile: query(r, "profile"),
+		RoleID: query(r, "roleId"), Limit: 20}
+	switch sort := store.UserSort(query(r, "sort")); sort {
+	case "":
+	case store.UserSortID, store.UserSortName, store.UserSortEmail, store.UserSortPhone, store.UserSortCreatedAt:
+		f.Sort = sort
+	default:
+		return fault.Invalid("sort must be id, name, email, phoneNumber or createdAt")
+	}
+	switch strings.ToLower(query(r, "sortOrder")) {
+	case "", "asc":
+	case "desc":
+		f.Descending = true
+	default:
+		return fault.Invalid("sortOrder must be asc or desc")
+	}
+	if v := query(r, "limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return fault.Invalid("limit must be a whole number from 1 to 100")
+		}
+		f.Limit = n
+	}
+	if v := query(r, "cursor"); v != "" {
+		bad := fault.Invalid("cursor is not one this server issued for this sort")
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		key, _, found := strings.Cut(string(b), "\x00")
+		if err != nil || !found {
+			return bad
+		}
+		if _, err := strconv.ParseInt(key, 10, 64); f.Sort == store.UserSortCreatedAt && err != nil {
+			return bad
+		}
+		f.After = string(b)
+	}
+	users, next, err := s.iam.ListUsers(r.Context(), c.p.ProjectID, f)
+	if err != nil {
+		return err
+	}
+	var page listPage[userItem]
+	page.Data = make([]userItem, 0, len(users))
+	for _, u := range users {
+		page.Data = append(page.Data, userItem{ID: u.ID, Name: u.Name, Email: u.Email, Profile: u.Profile})
+	}
+	if next != "" {
+		cur := base64.RawURLEncoding.EncodeToString([]byte(next))
+		page.Metadata.NextCursor = &cur
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (s *Server) inviteUser(w http.ResponseWriter, r *http.Request, c call) error {
+	var in iam.UserInvite
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	inv, err := s.iam.InviteUser(r.Context(), c.p.ProjectID, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, inv)
+	return nil
+}
+
+func (s *Server) userMe(w http.ResponseWriter, r *http.Request, c call) error {
+	u, err := s.iam.UserMe(r.Context(), c.p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c call) error {
+	u, err := s.iam.GetUser(r.Context(), c.p.ProjectID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c call) error {
+	var in iam.UserUpdate
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	u, err := s.iam.UpdateUser(r.Context(), c.p.ProjectID, r.PathValue("id"), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c call) error {
+	if err := s.iam.DeleteUser(r.Context(), c.p.ProjectID, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// userInvitePage is the developer invitation page's twin for users: a
+// plain form, no script.
+var userInvitePage = template.Must(template.New("user-invite").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Set your password - Ward</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 28rem; margin: 4rem auto">
+<h1>Set your password</h1>
+{{if .Error}}<p role="alert" style="color: #a00">{{.Error}}</p>{{end}}
+{{if .Done}}<p>Your account is ready. You can close this page and sign in to the application.</p>{{else}}
+<form method="post">
+<label>Choose a password (at least {{.Min}} characters)<br>
+<input type="password" name="password" minlength="{{.Min}}" maxlength="72" required autocomplete="new-password"></label>
+<p><button type="submit">Accept the invitation</button></p>
+</form>{{end}}
+</body></html>
+`))
+
+func (s *Server) userInvitePage(w http.ResponseWriter, r *http.Request, _ call) error {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer") // the URL holds the invitation token
+	return userInvitePage.Execute(w, invitePageData{Min: iam.MinPasswordLength})
+}
+
+// acceptUserInvite takes a form post (the page) or JSON {password} (scripts).
+func (s *Server) acceptUserInvite(w http.ResponseWriter, r *http.Request, _ call) error {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var password string
+	if ct == "application/json" {
+		var in struct {
+			Password string `json:"password"`
+		}
+		if err := decodeJSON(r, &in); err != nil {
+			return err
+		}
+		password = in.Password
+	} else {
+		if err := r.ParseForm(); err != nil {
+			return decodeJSON(r, &struct{}{}) // reports an oversize body as 413
+		}
+		password = r.PostForm.Get("password")
+	}
+	u, err := s.iam.AcceptUserInvitation(r.Context(), r.PathValue("token"), password)
+	if ct == "application/json" {
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, u)
+		return nil
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	if err != nil {
+		status, msg := fault.Public(err)
+		w.WriteHeader(status)
+		return userInvitePage.Execute(w, invitePageData{Error: msg, Min: iam.MinPasswordLength})
+	}
+	return userInvitePage.Execute(w, invitePageData{Done: true})
+}
