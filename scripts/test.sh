@@ -61,6 +61,9 @@ fuzz ./internal/fhir/search FuzzParseQuery
 fuzz ./internal/z3 FuzzCleanPath
 fuzz ./internal/zambda/codezip FuzzUnpack
 fuzz ./internal/zambda/schedule FuzzParse
+fuzz ./internal/smart/scope FuzzParse
+fuzz ./internal/smart/clientauth FuzzVerify
+fuzz ./internal/smart/clientauth FuzzParseJWKS
 
 if [ -f bench/go.mod ]; then
   say "bench module builds"
