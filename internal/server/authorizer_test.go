@@ -66,7 +66,7 @@ func TestForeignTokens(t *testing.T) {
 		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Keys: keys, Revoked: revoked,
 			Issuer:   auth.NewIssuer(keys.Ring, testURL, testURL, time.Now),
 			Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now), Now: time.Now,
-			FHIR:     fhir.NewHandler(fhirSvc, testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil))), Authorizer: authz})
+			FHIR: fhir.NewHandler(fhirSvc, testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil))), Authorizer: authz})
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	adminP := auth.Principal{ProjectID: admin.ProjectID, Kind: auth.KindM2M}
