@@ -100,6 +100,7 @@ func serve(ctx context.Context, args []string) error {
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
 		fhirSvc, zambdas, time.Now, log)
 	subs.Register(fhirHandler)
+	svc.iam.SetProfileWriter(profileWriter{fhirSvc})
 	authz := authorizer.New(func(ctx context.Context, projectID, zambdaID string, in authorizer.Input, timeout time.Duration) ([]byte, error) {
 		return zambdas.RunAuthorizer(ctx, projectID, zambdaID, zambda.AuthorizerEvent{DatastoreEndpoint: in.DatastoreEndpoint,
 			OperationName: in.OperationName, BearerToken: in.BearerToken}, timeout)
@@ -219,4 +220,15 @@ func bootstrap(ctx context.Context, c config, svc *services) error {
 	}
 	fmt.Printf("First start: created project and admin client (also saved to %s, mode 0600):\n%s\n", path, b)
 	return nil
+}
+
+// profileWriter creates invited users' Patient or Practitioner resources.
+type profileWriter struct{ fhir *fhir.Service }
+
+func (w profileWriter) CreateProfile(ctx context.Context, projectID string, resource json.RawMessage) (string, error) {
+	r, err := w.fhir.SystemCreate(ctx, projectID, resource)
+	if err != nil {
+		return "", err
+	}
+	return r.Type + "/" + r.ID, nil
 }

@@ -289,3 +289,23 @@ func (s *Service) SystemUpdate(ctx context.Context, projectID, typ, id string, m
 	}
 	return s.write(ctx, auth.Principal{ProjectID: projectID, Kind: KindSystem}, typ, id, m, "PUT", cur.VersionID, false, access{})
 }
+
+// SystemCreate stores a new resource of the type its resourceType names,
+// without a caller's policy: for resources Ward creates on its own behalf
+// (a user's profile on invitation).
+func (s *Service) SystemCreate(ctx context.Context, projectID string, body []byte) (Resource, error) {
+	var head struct {
+		ResourceType string `json:"resourceType"`
+	}
+	if err := json.Unmarshal(body, &head); err != nil || head.ResourceType == "" {
+		return Resource{}, fault.Invalid("the resource must be a JSON object with a resourceType")
+	}
+	if err := checkType(head.ResourceType); err != nil {
+		return Resource{}, err
+	}
+	m, err := validate(body, head.ResourceType)
+	if err != nil {
+		return Resource{}, err
+	}
+	return s.write(ctx, auth.Principal{ProjectID: projectID, Kind: KindSystem}, head.ResourceType, newID(), m, "POST", 0, false, access{})
+}
