@@ -1,16 +1,22 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/smart/clientauth"
+	"github.com/wardhealth/ward/internal/smart/scope"
+	"github.com/wardhealth/ward/internal/store"
 )
 
 // oauthError is RFC 6749 §5.2, plus message/code so the SDK's error parser
@@ -85,23 +91,94 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ call) error {
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be client_credentials")
 		return nil
 	}
-	id, secret := clientCredentials(r, form)
-	p, err := s.iam.AuthenticateClient(r.Context(), id, secret)
-	if err != nil {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "invalid client credentials")
-		return nil
+	ttl := s.cfg.TokenTTL
+	var p auth.Principal
+	if at := form.Get("client_assertion_type"); at != "" || form.Get("client_assertion") != "" {
+		// SMART Backend Services: private_key_jwt (RFC 7523).
+		if at != clientauth.AssertionType {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "client_assertion_type must be "+clientauth.AssertionType)
+			return nil
+		}
+		id, err := s.assertions.Verify(r.Context(), form.Get("client_assertion"), s.cfg.PublicURL+"/oauth/token")
+		if err != nil {
+			if errors.Is(err, clientauth.ErrInvalidClient) {
+				oauthError(w, http.StatusUnauthorized, "invalid_client", err.Error())
+				return nil
+			}
+			return err
+		}
+		c, err := s.store.GetM2MByClientID(r.Context(), id)
+		if err != nil {
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client")
+			return nil
+		}
+		p = auth.Principal{ProjectID: c.ProjectID, Kind: auth.KindM2M, ID: c.ID, ClientID: c.ClientID}
+		if ttl > 5*time.Minute {
+			ttl = 5 * time.Minute // the SMART recommendation for backend services
+		}
+	} else {
+		id, secret := clientCredentials(r, form)
+		var err error
+		if p, err = s.iam.AuthenticateClient(r.Context(), id, secret); err != nil {
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "invalid client credentials")
+			return nil
+		}
+	}
+	// Requested SMART scopes narrow the token; none leaves it governed by
+	// the client's policy alone (Oystehr's tokens carry no scope).
+	if sc := strings.TrimSpace(form.Get("scope")); sc != "" {
+		set, err := scope.Parse(sc)
+		if err != nil {
+			oauthError(w, http.StatusBadRequest, "invalid_scope", err.Error())
+			return nil
+		}
+		if set.HasContext("patient") || set.HasContext("user") {
+			oauthError(w, http.StatusBadRequest, "invalid_scope", "client credentials grant system/ scopes only")
+			return nil
+		}
+		p.Scopes = set.Strings()
 	}
 	// The audience is accepted for Oystehr compatibility; Ward's tokens are
 	// always for Ward itself.
-	tok, claims, err := s.issuer.Issue(r.Context(), p, s.cfg.TokenTTL)
+	tok, claims, err := s.issuer.Issue(r.Context(), p, ttl)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{
+	out := map[string]any{
 		"access_token": tok, "token_type": "Bearer", "expires_in": int(claims.ExpiresAt.Sub(s.now()).Seconds() + 0.5),
-	})
+	}
+	if len(p.Scopes) > 0 {
+		out["scope"] = strings.Join(p.Scopes, " ")
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// assertionClient looks up backend-service clients for clientauth.
+func (s *Server) assertionClient(ctx context.Context, clientID string) (clientauth.Client, error) {
+	c, err := s.store.GetM2MByClientID(ctx, clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return clientauth.Client{}, fmt.Errorf("%w: %s", clientauth.ErrUnknownClient, clientID)
+	}
+	if err != nil {
+		return clientauth.Client{}, err
+	}
+	out := clientauth.Client{ID: c.ClientID, JWKSURL: c.JWKSURL}
+	if c.JWKS != "" {
+		out.JWKS = []byte(c.JWKS)
+	}
+	return out, nil
+}
+
+// storeReplay keeps assertion jtis in the database, shared by replicas.
+type storeReplay struct {
+	st  *store.Store
+	now func() time.Time
+}
+
+func (r storeReplay) Use(ctx context.Context, iss, jti string, exp time.Time) (bool, error) {
+	return r.st.UseAssertionJTI(ctx, iss, jti, exp, r.now())
 }
 
 // oauthCaller authenticates the caller of introspect/revoke: client

@@ -11,6 +11,7 @@ import (
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
+	"github.com/wardhealth/ward/internal/smart/clientauth"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/tokens"
 	"github.com/wardhealth/ward/internal/z3"
@@ -48,6 +49,8 @@ type Server struct {
 	// when zambdas are off.
 	authorizer  *authorizer.Authorizer
 	authorizers projectAuthorizers
+	// assertions verifies private_key_jwt client assertions.
+	assertions *clientauth.Verifier
 }
 
 // Deps are the services the server calls.
@@ -75,6 +78,11 @@ func New(cfg Config, d Deps) *Server {
 	}
 	s := &Server{cfg: cfg, log: d.Log, store: d.Store, iam: d.IAM, keys: d.Keys, revoked: d.Revoked,
 		issuer: d.Issuer, verifier: d.Verifier, fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
+	av, err := clientauth.New(clientauth.Config{Lookup: s.assertionClient, Replay: storeReplay{st: d.Store, now: d.Now}, Now: d.Now, Logger: d.Log})
+	if err != nil {
+		panic(err) // only a programming error: both are set above
+	}
+	s.assertions = av
 	all := append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))

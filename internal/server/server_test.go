@@ -16,6 +16,7 @@ import (
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
 	"github.com/wardhealth/ward/internal/tokens"
 )
@@ -28,6 +29,8 @@ type testServer struct {
 	keys  *tokens.Keys
 	admin iam.AdminCredentials
 	token string
+	st    *store.Store
+	iam   *iam.Service
 }
 
 func newTestServer(t *testing.T) *testServer {
@@ -52,7 +55,7 @@ func newTestServer(t *testing.T) *testServer {
 			Issuer:   auth.NewIssuer(keys.Ring, testURL, testURL, time.Now),
 			Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now), Now: time.Now,
 			FHIR: fhir.NewHandler(fhir.New(st, svc, fhir.Config{}, time.Now), testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))})
-	ts := &testServer{Server: httptest.NewServer(srv.Handler()), keys: keys, admin: admin}
+	ts := &testServer{Server: httptest.NewServer(srv.Handler()), keys: keys, admin: admin, st: st, iam: svc}
 	t.Cleanup(ts.Close)
 	ts.token = ts.clientToken(t, admin.ClientID, admin.ClientSecret)
 	return ts

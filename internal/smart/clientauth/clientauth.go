@@ -182,10 +182,8 @@ func (v *Verifier) verify(ctx context.Context, assertion, tokenURL string) (stri
 		// The library fails on an alg it does not know before we can look;
 		// name the alg problem rather than calling the JWT malformed.
 		if tok != nil && tok.Header != nil {
-			if alg, ok := tok.Header["alg"].(string); ok {
-				if _, ok := lookupAlg(alg); !ok {
-					return "", unsupportedAlg(alg)
-				}
+			if _, err := checkAlg(tok.Header); err != nil {
+				return "", err
 			}
 		}
 		return "", &Error{Reason: "client assertion is not a well-formed JWT", cause: err}
@@ -320,6 +318,18 @@ func unsupportedAlg(alg string) *Error {
 	return reject("client assertion alg %q is not supported; use RS384 or ES384", alg)
 }
 
+func checkAlg(hdr map[string]any) (algSpec, error) {
+	name, _ := hdr["alg"].(string)
+	if name == "" {
+		return algSpec{}, reject("client assertion header has no alg")
+	}
+	alg, ok := lookupAlg(name)
+	if !ok {
+		return algSpec{}, unsupportedAlg(name)
+	}
+	return alg, nil
+}
+
 type header struct {
 	algName string
 	alg     algSpec
@@ -329,12 +339,11 @@ type header struct {
 
 func checkHeader(hdr map[string]any) (header, error) {
 	var h header
-	algName, _ := hdr["alg"].(string)
-	alg, ok := lookupAlg(algName)
-	if !ok {
-		return h, unsupportedAlg(algName)
+	alg, err := checkAlg(hdr)
+	if err != nil {
+		return h, err
 	}
-	h.algName, h.alg = algName, alg
+	h.algName, h.alg = hdr["alg"].(string), alg
 	if _, ok := hdr["crit"]; ok {
 		// RFC 7515 4.1.11: we understand no extensions, so must refuse.
 		return h, reject("client assertion header has crit, which is not supported")

@@ -46,6 +46,7 @@ type cacheEntry struct {
 	keys    *KeySet // nil: nothing cached
 	expires time.Time
 	fetched time.Time // start of the last fetch, for minRefetchInterval
+	failed  error     // of the last fetch, repeated for minRefetchInterval
 }
 
 func newJWKSCache(client *http.Client, timeout time.Duration, now func() time.Time, log *slog.Logger) *jwksCache {
@@ -61,6 +62,13 @@ func (c *jwksCache) get(ctx context.Context, url string) (set *KeySet, fetched b
 	if e != nil && e.keys != nil && now.Before(e.expires) {
 		c.mu.Unlock()
 		return e.keys, false, nil
+	}
+	if e != nil && e.failed != nil && now.Sub(e.fetched) < minRefetchInterval {
+		// A broken JWKS URL must not cost a request (and up to the fetch
+		// timeout) per assertion that names its client.
+		err := e.failed
+		c.mu.Unlock()
+		return nil, false, err
 	}
 	c.mu.Unlock()
 	set, err = c.fetch(ctx, url)
@@ -120,18 +128,20 @@ func (c *jwksCache) fetch(ctx context.Context, url string) (*KeySet, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 		defer cancel()
 		set, ttl, err := c.download(fctx, url)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		e := c.entry(url)
+		e.failed = err
 		if err != nil {
+			// Keys cached earlier stay until their own expiry.
 			c.log.WarnContext(ctx, "client JWKS fetch failed", "url", url, "error", err)
 			return nil, err
 		}
-		c.mu.Lock()
-		e := c.entry(url)
 		if ttl > 0 {
 			e.keys, e.expires = set, start.Add(ttl) // from the start: conservative
 		} else {
 			e.keys, e.expires = nil, time.Time{}
 		}
-		c.mu.Unlock()
 		return set, nil
 	})
 	select {

@@ -238,3 +238,47 @@ func TestCacheTTL(t *testing.T) {
 		}
 	}
 }
+
+// A failing JWKS URL is retried at most once per 10 s, not per assertion.
+func TestJWKSFailureNotHammered(t *testing.T) {
+	k := keys()
+	f := newURLFixture(t, nil, "", 0)
+	f.srv.mu.Lock()
+	f.srv.handler = func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down", http.StatusServiceUnavailable) }
+	f.srv.mu.Unlock()
+	for range 5 {
+		checkRejected(t, "", f.verify(t, "rsa-1", k.rsa), "HTTP status 503")
+	}
+	f.wantHits(t, 1)
+
+	f.clk.Advance(10 * time.Second)
+	f.srv.mu.Lock()
+	f.srv.handler = nil
+	f.srv.mu.Unlock()
+	f.srv.set(standardJWKS(), "")
+	if err := f.verify(t, "rsa-1", k.rsa); err != nil {
+		t.Fatalf("after the server recovered: %v", err)
+	}
+	f.wantHits(t, 2)
+}
+
+// A caller giving up is not the client's fault: the error is the
+// context's, not invalid_client, and comes at once.
+func TestJWKSCallerCancels(t *testing.T) {
+	k := keys()
+	f := newURLFixture(t, standardJWKS(), "", time.Second)
+	f.srv.mu.Lock()
+	f.srv.block = true
+	f.srv.mu.Unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	a := sign(t, jwt.SigningMethodRS384, k.rsa, map[string]any{"kid": "rsa-1"}, claimsFor("c", f.clk.Now()))
+	start := time.Now()
+	_, err := f.v.Verify(ctx, a, testTokenURL)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrInvalidClient) {
+		t.Fatalf("got %v, want the context's error", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("returned after %v", d)
+	}
+}

@@ -72,7 +72,7 @@ func TestParseJWKS(t *testing.T) {
 		{"KEYS is not keys", []byte(`{"KEYS":[]}`), 0, `"keys" array`},
 		{"empty", []byte(`{"keys":[]}`), 0, `no RSA or EC key for use "sig"`},
 		{"only encryption keys", jwksOf(rsaKey(func(m map[string]any) { m["use"] = "enc" })), 0, "no RSA or EC key"},
-		{"no kty", jwksOf(map[string]any{"kid": "x"}), 0, "key 0: no kty"},
+		{"no kty", jwksOf(map[string]any{"kid": "x"}), 0, `key 0 (kid "x"): no kty`},
 		{"no kid", jwksOf(rsaKey(func(m map[string]any) { delete(m, "kid") })), 0, "no kid"},
 		{"kid not a string", jwksOf(rsaKey(func(m map[string]any) { m["kid"] = 7 })), 0, "kid must be a string"},
 		{"weak RSA", jwksOf(rsaJWK("w", &weak.PublicKey)), 0, `key 0 (kid "w"): RSA modulus has 1024 bits`},

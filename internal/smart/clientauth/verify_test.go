@@ -113,6 +113,7 @@ func TestVerify(t *testing.T) {
 		{name: "PS384", method: jwt.SigningMethodPS384, want: `alg "PS384" is not supported`},
 		{name: "alg unknown to the library",
 			raw: b64u([]byte(`{"alg":"XX999","kid":"rsa-1"}`)) + "." + b64u([]byte(`{}`)) + ".c2ln", want: `alg "XX999" is not supported`},
+		{name: "no alg", raw: b64u([]byte(`{"kid":"rsa-1"}`)) + "." + b64u([]byte(`{}`)) + ".c2ln", want: "no alg"},
 		{name: "not a JWT", raw: "not-a-jwt", want: "not a well-formed JWT"},
 		{name: "four segments", raw: "a.b.c.d", want: "not a well-formed JWT"},
 		{name: "empty", raw: "", want: "empty"},

@@ -1,0 +1,97 @@
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/wardhealth/ward/internal/iam"
+)
+
+// TestBackendServices: an M2M client with a jwksUrl gets a system/ token
+// for a private_key_jwt assertion signed with ES384; replays, a wrong aud,
+// an expired assertion and an unknown kid are invalid_client.
+func TestBackendServices(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := context.Background()
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := func(b *big.Int) string { return base64.RawURLEncoding.EncodeToString(b.FillBytes(make([]byte, 48))) }
+	jwks, _ := json.Marshal(map[string]any{"keys": []any{map[string]any{"kty": "EC", "crv": "P-384", "kid": "k1", "use": "sig",
+		"x": pad(key.X), "y": pad(key.Y)}}})
+	keySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(jwks)
+	}))
+	defer keySrv.Close()
+	svc := ts.iam
+	name, u := "backend", keySrv.URL
+	m, err := svc.CreateM2M(ctx, ts.admin.ProjectID, iam.M2MInput{Name: &name, JWKSURL: &u,
+		AccessPolicy: json.RawMessage(`{"rule":[{"resource":"FHIR:*","action":"FHIR:*","effect":"Allow"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenURL := testURL + "/oauth/token"
+	assertion := func(kid, aud string, exp time.Time, jti string) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodES384, jwt.MapClaims{"iss": m.ClientID, "sub": m.ClientID, "aud": aud,
+			"exp": exp.Unix(), "jti": jti})
+		tok.Header["kid"] = kid
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	post := func(a string) (int, map[string]any) {
+		res, err := http.PostForm(ts.URL+"/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"system/Patient.rs"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		json.NewDecoder(res.Body).Decode(&out)
+		return res.StatusCode, out
+	}
+	soon := time.Now().Add(4 * time.Minute)
+	good := assertion("k1", tokenURL, soon, "jti-1")
+	status, out := post(good)
+	if status != 200 || out["scope"] != "system/Patient.rs" {
+		t.Fatalf("valid assertion: %d %v", status, out)
+	}
+	tok := out["access_token"].(string)
+	if st, _ := ts.do(t, "GET", "/fhir/Patient?_count=1", tok, ""); st != 200 {
+		t.Fatalf("search with system/Patient.rs: %d", st)
+	}
+	if st, _ := ts.do(t, "GET", "/fhir/Observation?_count=1", tok, ""); st != 403 {
+		t.Fatalf("search outside the scope: %d", st)
+	}
+	for name, a := range map[string]string{
+		"replayed jti": good,
+		"wrong aud":    assertion("k1", testURL+"/other", soon, "jti-2"),
+		"expired":      assertion("k1", tokenURL, time.Now().Add(-time.Minute), "jti-3"),
+		"too long":     assertion("k1", tokenURL, time.Now().Add(time.Hour), "jti-4"),
+		"unknown kid":  assertion("k2", tokenURL, soon, "jti-5"),
+	} {
+		status, out := post(a)
+		if status != 401 || out["error"] != "invalid_client" {
+			t.Errorf("%s: %d %v", name, status, out)
+		}
+		if desc, _ := out["error_description"].(string); strings.TrimSpace(desc) == "" {
+			t.Errorf("%s: no reason given", name)
+		}
+	}
+}
