@@ -1,9 +1,8 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
-	"html/template"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -256,62 +255,12 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c call) erro
 	return nil
 }
 
-// userInvitePage is the developer invitation page's twin for users: a
-// plain form, no script.
-var userInvitePage = template.Must(template.New("user-invite").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Set your password - Ward</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 28rem; margin: 4rem auto">
-<h1>Set your password</h1>
-{{if .Error}}<p role="alert" style="color: #a00">{{.Error}}</p>{{end}}
-{{if .Done}}<p>Your account is ready. You can close this page and sign in to the application.</p>{{else}}
-<form method="post">
-<label>Choose a password (at least {{.Min}} characters)<br>
-<input type="password" name="password" minlength="{{.Min}}" maxlength="72" required autocomplete="new-password"></label>
-<p><button type="submit">Accept the invitation</button></p>
-</form>{{end}}
-</body></html>
-`))
-
 func (s *Server) userInvitePage(w http.ResponseWriter, r *http.Request, _ call) error {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer") // the URL holds the invitation token
-	return userInvitePage.Execute(w, invitePageData{Min: iam.MinPasswordLength})
+	return showInvitePage(w, userInvite)
 }
 
-// acceptUserInvite takes a form post (the page) or JSON {password} (scripts).
 func (s *Server) acceptUserInvite(w http.ResponseWriter, r *http.Request, _ call) error {
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	var password string
-	if ct == "application/json" {
-		var in struct {
-			Password string `json:"password"`
-		}
-		if err := decodeJSON(r, &in); err != nil {
-			return err
-		}
-		password = in.Password
-	} else {
-		if err := r.ParseForm(); err != nil {
-			return decodeJSON(r, &struct{}{}) // reports an oversize body as 413
-		}
-		password = r.PostForm.Get("password")
-	}
-	u, err := s.iam.AcceptUserInvitation(r.Context(), r.PathValue("token"), password)
-	if ct == "application/json" {
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, u)
-		return nil
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	if err != nil {
-		status, msg := fault.Public(err)
-		w.WriteHeader(status)
-		return userInvitePage.Execute(w, invitePageData{Error: msg, Min: iam.MinPasswordLength})
-	}
-	return userInvitePage.Execute(w, invitePageData{Done: true})
+	return acceptWithPassword(w, r, userInvite, func(ctx context.Context, token, password string) (any, error) {
+		return s.iam.AcceptUserInvitation(ctx, token, password)
+	})
 }
