@@ -4,9 +4,11 @@ go 1.26.8
 
 require (
 	github.com/aws/aws-lambda-go v1.55.1
+	golang.org/x/oauth2 v0.38.0
 	golang.org/x/sync v0.24.0
 	golang.org/x/sys v0.49.0
 )
+
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

@@ -51,6 +51,10 @@ func NewHandler(svc *Service, publicBase string, log *slog.Logger) *Handler {
 // Path is the mount point.
 func (h *Handler) Path() string { return h.path }
 
+// Service is the FHIR service behind the handler, for callers that act on
+// resources outside a FHIR request (the SMART patient picker).
+func (h *Handler) Service() *Service { return h.svc }
+
 // Fail writes err as an OperationOutcome (for errors before ServeFHIR, such
 // as authentication).
 func (h *Handler) Fail(w http.ResponseWriter, r *http.Request, err error) {

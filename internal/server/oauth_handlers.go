@@ -84,11 +84,15 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ call) error {
 	}
 	switch form.Get("grant_type") {
 	case "client_credentials":
+	case "authorization_code":
+		return s.tokenFromCode(w, r, form)
+	case "refresh_token":
+		return s.tokenFromRefresh(w, r, form)
 	case "":
 		oauthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
 		return nil
 	default:
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be client_credentials")
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be client_credentials, authorization_code or refresh_token")
 		return nil
 	}
 	ttl := s.cfg.TokenTTL
@@ -189,8 +193,14 @@ func (s *Server) oauthCaller(r *http.Request, form url.Values) (auth.Principal, 
 		return p, err == nil
 	}
 	id, secret := clientCredentials(r, form)
-	p, err := s.iam.AuthenticateClient(r.Context(), id, secret)
-	return p, err == nil
+	if p, err := s.iam.AuthenticateClient(r.Context(), id, secret); err == nil {
+		return p, true
+	}
+	// A SMART application (RFC 7009 lets a public client name itself).
+	if app, projectID, ok := s.appClient(r.Context(), r, form); ok {
+		return auth.Principal{ProjectID: projectID, ClientID: app.ClientID}, true
+	}
+	return auth.Principal{}, false
 }
 
 // tokenRequest reads an introspection or revocation request: the form, the
@@ -238,8 +248,18 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request, _ call) error {
 	}
 	// RFC 7009: answer 200 whether or not the token was valid. A caller may
 	// revoke its own tokens and the tokens of its own client.
-	if p, err := s.verify(r.Context(), tok); err == nil && p.ProjectID == caller.ProjectID && p.ID == caller.ID {
-		if err := s.revoked.Revoke(r.Context(), p.TokenID, p.ExpiresAt); err != nil {
+	p, err := s.verify(r.Context(), tok)
+	switch {
+	case err == nil:
+		own := p.ProjectID == caller.ProjectID && (p.ID == caller.ID || (caller.ID == "" && p.ClientID == caller.ClientID))
+		if own {
+			if err := s.revoked.Revoke(r.Context(), p.TokenID, p.ExpiresAt); err != nil {
+				return err
+			}
+		}
+	case caller.ProjectID != "":
+		// Not an access token: a refresh token revokes its whole grant.
+		if _, err := s.store.RevokeRefreshToken(r.Context(), caller.ProjectID, secretHash("refresh", tok), s.now()); err != nil {
 			return err
 		}
 	}
@@ -252,4 +272,21 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request, _ call) error {
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, err := w.Write(s.keys.Ring().JWKS())
 	return err
+}
+
+// appTokenRevoker revokes tokens of an application's users for the
+// Project API (/application/{id}/revoke-*-token).
+type appTokenRevoker struct{ s *Server }
+
+func (a appTokenRevoker) RevokeRefreshToken(ctx context.Context, projectID, clientID, token string) error {
+	_, err := a.s.store.RevokeRefreshToken(ctx, projectID, secretHash("refresh", token), a.s.now())
+	return err
+}
+
+func (a appTokenRevoker) RevokeAccessToken(ctx context.Context, projectID, clientID, token string) error {
+	p, err := a.s.verify(ctx, token)
+	if err != nil || p.ProjectID != projectID || p.ClientID != clientID {
+		return nil // as RFC 7009: an invalid or foreign token is not an error
+	}
+	return a.s.revoked.Revoke(ctx, p.TokenID, p.ExpiresAt)
 }

@@ -44,6 +44,12 @@ func (s *Server) routes() []route {
 		{method: "POST", path: "/oauth/token", public: true, handle: s.token},
 		{method: "POST", path: "/oauth/introspect", public: true, handle: s.introspect},
 		{method: "POST", path: "/oauth/revoke", public: true, handle: s.revoke},
+		// SMART App Launch: discovery and the authorization endpoint (its
+		// login form is the credential check).
+		{method: "GET", path: "/.well-known/smart-configuration", public: true, handle: s.smartConfiguration},
+		{method: "GET", path: "/.well-known/openid-configuration", public: true, handle: s.openIDConfiguration},
+		{method: "GET", path: "/oauth/authorize", public: true, handle: s.authorize},
+		{method: "POST", path: "/oauth/authorize", public: true, handle: s.authorize},
 		{method: "GET", path: "/v1/version", public: true, handle: s.version},
 		// The one-time token in the path is the credential.
 		{method: "GET", path: "/invite/{token}", public: true, handle: s.invitePage},

@@ -83,6 +83,9 @@ func New(cfg Config, d Deps) *Server {
 		panic(err) // only a programming error: both are set above
 	}
 	s.assertions = av
+	if d.IAM != nil {
+		d.IAM.SetTokenRevoker(appTokenRevoker{s})
+	}
 	all := append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
@@ -91,6 +94,9 @@ func New(cfg Config, d Deps) *Server {
 		base := s.fhir.Path()
 		s.mux.HandleFunc(base, s.fhirGate)
 		s.mux.HandleFunc(base+"/", s.fhirGate)
+		// SMART discovery is also at the FHIR base (App Launch 2 §conformance).
+		s.mux.Handle("GET "+base+"/.well-known/smart-configuration", s.gate(route{public: true, handle: s.smartConfiguration}))
+		s.mux.Handle("GET "+base+"/.well-known/openid-configuration", s.gate(route{public: true, handle: s.openIDConfiguration}))
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFound(r))

@@ -1,0 +1,432 @@
+package e2e
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"math/big"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/wardhealth/ward/internal/store/storetest"
+)
+
+// TestSMARTAppLaunch drives Ward's SMART authorization server with
+// golang.org/x/oauth2: discovery, authorization code + PKCE S256 through
+// the login page, a patient/*.rs token confined to the user's own
+// compartment, openid fhirUser, refresh with rotation and reuse detection,
+// and a practitioner who picks the patient.
+func TestSMARTAppLaunch(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { testSMARTAppLaunch(t, b) })
+	}
+}
+
+const smartCallback = "http://127.0.0.1:9/callback" // never contacted: the test reads the redirect
+
+// noRedirect is a browser that stops at the first redirect, so the test
+// can read the code the authorization server sends back.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func testSMARTAppLaunch(t *testing.T, b storetest.Backend) {
+	w := startWard(t, b)
+	admin := w.token(t, w.Admin)
+	ctx := context.Background()
+
+	// Two patients with one Observation each.
+	ids := map[string]string{}
+	for _, name := range []string{"Alice", "Bob"} {
+		st, p := w.fhirDo(t, admin, "POST", "Patient", patient(name))
+		if st != 201 {
+			t.Fatalf("create patient: %d %v", st, p)
+		}
+		ids[name] = p["id"].(string)
+		st, o := w.fhirDo(t, admin, "POST", "Observation", map[string]any{"resourceType": "Observation", "status": "final",
+			"code":    map[string]any{"text": "weight of " + name},
+			"subject": map[string]any{"reference": "Patient/" + ids[name]}})
+		if st != 201 {
+			t.Fatalf("create observation: %d %v", st, o)
+		}
+	}
+	st, prac := w.fhirDo(t, admin, "POST", "Practitioner", map[string]any{"resourceType": "Practitioner", "name": []any{map[string]any{"family": "Who"}}})
+	if st != 201 {
+		t.Fatalf("create practitioner: %d", st)
+	}
+
+	// The users' policy reads everything; SMART scopes must narrow it.
+	var role struct{ ID string }
+	if st := w.api(t, admin, "POST", "/iam/role", `{"name":"smart-reader","accessPolicy":{"rule":[{"resource":["FHIR:*"],"action":["FHIR:Read","FHIR:Search"],"effect":"Allow"}]}}`, &role); st != 201 && st != 200 {
+		t.Fatalf("create role: %d", st)
+	}
+	var app struct {
+		ID       string `json:"id"`
+		ClientID string `json:"clientId"`
+	}
+	if st := w.api(t, admin, "POST", "/application", fmt.Sprintf(`{"name":"Smart app","allowedCallbackUrls":[%q],"refreshTokenEnabled":true}`, smartCallback), &app); st >= 300 {
+		t.Fatalf("create application: %d", st)
+	}
+	const password = "correct horse battery staple"
+	invite := func(email, profile string) {
+		var inv struct {
+			InvitationURL string `json:"invitationUrl"`
+		}
+		body := fmt.Sprintf(`{"applicationId":%q,"email":%q,"profile":%q,"roles":[%q]}`, app.ID, email, profile, role.ID)
+		if st := w.api(t, admin, "POST", "/user/invite", body, &inv); st >= 300 {
+			t.Fatalf("invite %s: %d", email, st)
+		}
+		res, err := http.Post(inv.InvitationURL, "application/json", strings.NewReader(fmt.Sprintf(`{"password":%q}`, password)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("accept invitation: %d", res.StatusCode)
+		}
+	}
+	invite("alice@example.org", "Patient/"+ids["Alice"])
+	invite("dr.who@example.org", "Practitioner/"+prac["id"].(string))
+
+	// Discovery at the FHIR base, as a SMART client starts.
+	var disc struct {
+		AuthorizationEndpoint string   `json:"authorization_endpoint"`
+		TokenEndpoint         string   `json:"token_endpoint"`
+		Challenge             []string `json:"code_challenge_methods_supported"`
+		Capabilities          []string `json:"capabilities"`
+		Issuer                string   `json:"issuer"`
+		JWKSURI               string   `json:"jwks_uri"`
+	}
+	getJSON(t, w.URL+"/fhir/.well-known/smart-configuration", &disc)
+	if disc.AuthorizationEndpoint != w.URL+"/oauth/authorize" || strings.Join(disc.Challenge, ",") != "S256" {
+		t.Fatalf("smart-configuration: %+v", disc)
+	}
+	var oidc struct {
+		Issuer string `json:"issuer"`
+	}
+	getJSON(t, w.URL+"/.well-known/openid-configuration", &oidc)
+	if oidc.Issuer != w.URL {
+		t.Errorf("openid-configuration issuer = %q", oidc.Issuer)
+	}
+
+	conf := &oauth2.Config{ClientID: app.ClientID, RedirectURL: smartCallback,
+		Endpoint: oauth2.Endpoint{AuthURL: disc.AuthorizationEndpoint, TokenURL: disc.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
+		Scopes:   []string{"launch/patient", "openid", "fhirUser", "offline_access", "patient/*.rs"}}
+	aud := oauth2.SetAuthURLParam("aud", w.URL+"/fhir")
+
+	// Without PKCE the request goes back to the app with an error.
+	loc := browse(t, conf.AuthCodeURL("s0", aud), nil)
+	if loc.Query().Get("error") != "invalid_request" || loc.Query().Get("state") != "s0" {
+		t.Fatalf("authorize without PKCE: %s", loc)
+	}
+
+	// A wrong password shows the page again; the right one returns a code.
+	verifier := oauth2.GenerateVerifier()
+	authURL := conf.AuthCodeURL("s1", aud, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", "n-1"))
+	if st, body := loginForm(t, authURL, "alice@example.org", "wrong password!", "allow"); st != 401 || !strings.Contains(body, "wrong email or password") {
+		t.Fatalf("wrong password: %d %s", st, body)
+	}
+	code := login(t, authURL, "alice@example.org", password, "s1")
+
+	// A verifier that does not match the challenge fails, and burns the code.
+	if _, err := conf.Exchange(ctx, code, oauth2.VerifierOption(oauth2.GenerateVerifier())); oauthCode(err) != "invalid_grant" {
+		t.Fatalf("exchange with the wrong verifier: %v", err)
+	}
+	code = login(t, authURL, "alice@example.org", password, "s1")
+	tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conf.Exchange(ctx, code, oauth2.VerifierOption(verifier)); oauthCode(err) != "invalid_grant" {
+		t.Fatalf("a code works once: %v", err)
+	}
+	if tok.Extra("patient") != ids["Alice"] || tok.RefreshToken == "" || !strings.Contains(fmt.Sprint(tok.Extra("scope")), "patient/*.rs") {
+		t.Fatalf("token response: patient=%v refresh=%q scope=%v", tok.Extra("patient"), tok.RefreshToken, tok.Extra("scope"))
+	}
+	idt := verifyIDToken(t, w.URL, disc.JWKSURI, fmt.Sprint(tok.Extra("id_token")))
+	if fmt.Sprint(idt["aud"]) != "["+app.ClientID+"]" || idt["fhirUser"] != w.URL+"/fhir/Patient/"+ids["Alice"] || idt["nonce"] != "n-1" || idt["iss"] != w.URL {
+		t.Fatalf("id_token claims: %v", idt)
+	}
+
+	// patient/*.rs: own Patient and Observations only, totals included.
+	at := tok.AccessToken
+	if st, _ := w.fhirDo(t, at, "GET", "Patient/"+ids["Alice"], nil); st != 200 {
+		t.Errorf("read own Patient: %d", st)
+	}
+	if st, _ := w.fhirDo(t, at, "GET", "Patient/"+ids["Bob"], nil); st != 403 {
+		t.Errorf("read another patient: %d, want 403", st)
+	}
+	if st, bundle := w.fhirDo(t, at, "GET", "Observation?_total=accurate", nil); st != 200 || bundle["total"] != float64(1) {
+		t.Errorf("search Observations: %d total=%v, want 1 (Alice's)", st, bundle["total"])
+	}
+	if st, _ := w.fhirDo(t, at, "POST", "Observation", map[string]any{"resourceType": "Observation", "status": "final",
+		"code": map[string]any{"text": "x"}, "subject": map[string]any{"reference": "Patient/" + ids["Alice"]}}); st != 403 {
+		t.Errorf("create with .rs scopes: %d, want 403", st)
+	}
+
+	// Introspection reports the SMART fields.
+	var intro map[string]any
+	postForm(t, w.URL+"/oauth/introspect", admin, url.Values{"token": {at}}, &intro)
+	if intro["active"] != true || intro["patient"] != ids["Alice"] || intro["client_id"] != app.ClientID || !strings.Contains(fmt.Sprint(intro["scope"]), "patient/*.rs") {
+		t.Errorf("introspection: %v", intro)
+	}
+
+	// Refresh once (rotation), then the old refresh token is refused and
+	// the whole grant dies with it.
+	old := tok.RefreshToken
+	fresh, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: old}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.RefreshToken == "" || fresh.RefreshToken == old || fresh.Extra("patient") != ids["Alice"] {
+		t.Fatalf("refreshed: refresh=%q patient=%v", fresh.RefreshToken, fresh.Extra("patient"))
+	}
+	if st, _ := w.fhirDo(t, fresh.AccessToken, "GET", "Patient/"+ids["Alice"], nil); st != 200 {
+		t.Errorf("read with the refreshed token: %d", st)
+	}
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: old}).Token(); oauthCode(err) != "invalid_grant" {
+		t.Fatalf("reused refresh token: %v", err)
+	}
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: fresh.RefreshToken}).Token(); oauthCode(err) != "invalid_grant" {
+		t.Fatalf("after reuse, the rotated refresh token must be revoked too: %v", err)
+	}
+
+	// Deny sends access_denied back.
+	if loc := submit(t, authURL, "alice@example.org", password, "deny"); loc.Query().Get("error") != "access_denied" {
+		t.Errorf("deny: %s", loc)
+	}
+
+	// A practitioner picks the patient.
+	verifier = oauth2.GenerateVerifier()
+	authURL = conf.AuthCodeURL("s2", aud, oauth2.S256ChallengeOption(verifier))
+	st, page := loginForm(t, authURL, "dr.who@example.org", password, "allow")
+	if st != 200 || !strings.Contains(page, "Choose a patient") || !strings.Contains(page, ids["Bob"]) {
+		t.Fatalf("picker: %d %s", st, page)
+	}
+	fields := hiddenFields(page)
+	fields.Set("patient", ids["Bob"])
+	loc = post(t, w.URL+"/oauth/authorize", fields)
+	tok, err = conf.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("practitioner exchange: %v (redirect %s)", err, loc)
+	}
+	if tok.Extra("patient") != ids["Bob"] {
+		t.Fatalf("picked patient = %v", tok.Extra("patient"))
+	}
+	if st, _ := w.fhirDo(t, tok.AccessToken, "GET", "Patient/"+ids["Bob"], nil); st != 200 {
+		t.Errorf("practitioner reads the picked patient: %d", st)
+	}
+	if st, _ := w.fhirDo(t, tok.AccessToken, "GET", "Patient/"+ids["Alice"], nil); st != 403 {
+		t.Errorf("practitioner reads another patient with patient/ scopes: %d, want 403", st)
+	}
+
+	// The Project API revokes an application's access token; the OAuth
+	// revocation endpoint takes its refresh token (public client by id).
+	if st := w.api(t, admin, "POST", "/application/"+app.ID+"/revoke-access-token", fmt.Sprintf(`{"token":%q}`, tok.AccessToken), nil); st != 200 {
+		t.Fatalf("revoke-access-token: %d", st)
+	}
+	if st, _ := w.fhirDo(t, tok.AccessToken, "GET", "Patient/"+ids["Bob"], nil); st != 401 {
+		t.Errorf("revoked access token: %d, want 401", st)
+	}
+	res, err := http.PostForm(w.URL+"/oauth/revoke", url.Values{"client_id": {app.ClientID}, "token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("revoke refresh token: %d", res.StatusCode)
+	}
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); oauthCode(err) != "invalid_grant" {
+		t.Fatalf("revoked refresh token: %v", err)
+	}
+}
+
+func getJSON(t *testing.T, u string, out any) {
+	t.Helper()
+	res, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", u, res.StatusCode)
+	}
+	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func postForm(t *testing.T, u, bearer string, form url.Values, out any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// browse follows an authorization URL that should redirect at once.
+func browse(t *testing.T, u string, _ url.Values) *url.URL {
+	t.Helper()
+	res, err := noRedirect.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("GET %s: %d, want a redirect", u, res.StatusCode)
+	}
+	loc, err := url.Parse(res.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
+
+func hiddenFields(page string) url.Values {
+	v := url.Values{}
+	for _, m := range hiddenRE.FindAllStringSubmatch(page, -1) {
+		v.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+	}
+	return v
+}
+
+// loginForm opens the login page and submits it as a browser would; it
+// returns the status and page of the answer when it is not a redirect.
+func loginForm(t *testing.T, authURL, email, password, action string) (int, string) {
+	t.Helper()
+	res, err := noRedirect.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(page), `<form method="post"`) {
+		t.Fatalf("login page: %d %s", res.StatusCode, page)
+	}
+	form := hiddenFields(string(page))
+	form.Set("email", email)
+	form.Set("password", password)
+	form.Set("action", action)
+	target := authURL[:strings.Index(authURL, "?")]
+	res, err = noRedirect.PostForm(target, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode == http.StatusSeeOther {
+		return res.StatusCode, res.Header.Get("Location")
+	}
+	return res.StatusCode, string(body)
+}
+
+func submit(t *testing.T, authURL, email, password, action string) *url.URL {
+	t.Helper()
+	st, loc := loginForm(t, authURL, email, password, action)
+	if st != http.StatusSeeOther {
+		t.Fatalf("login: %d %s", st, loc)
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(loc, smartCallback+"?") {
+		t.Fatalf("redirected to %s", loc)
+	}
+	return u
+}
+
+// login signs in and returns the authorization code (state checked).
+func login(t *testing.T, authURL, email, password, state string) string {
+	t.Helper()
+	loc := submit(t, authURL, email, password, "allow")
+	if loc.Query().Get("state") != state || loc.Query().Get("code") == "" {
+		t.Fatalf("redirect: %s", loc)
+	}
+	return loc.Query().Get("code")
+}
+
+func post(t *testing.T, u string, form url.Values) *url.URL {
+	t.Helper()
+	res, err := noRedirect.PostForm(u, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST %s: %d %s", u, res.StatusCode, body)
+	}
+	loc, _ := url.Parse(res.Header.Get("Location"))
+	return loc
+}
+
+func oauthCode(err error) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		return re.ErrorCode
+	}
+	return fmt.Sprint(err)
+}
+
+// verifyIDToken checks an id_token's RS256 signature against the server's
+// JWKS and its issuer, and returns its claims.
+func verifyIDToken(t *testing.T, issuer, jwksURL, tok string) map[string]any {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("id_token is not a JWS: %q", tok)
+	}
+	var hdr struct{ Alg, Kid string }
+	raw, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	if err := json.Unmarshal(raw, &hdr); err != nil || hdr.Alg != "RS256" {
+		t.Fatalf("id_token header %s: %v", raw, err)
+	}
+	var set struct {
+		Keys []struct{ Kid, N, E string }
+	}
+	getJSON(t, jwksURL, &set)
+	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	ok := false
+	for _, k := range set.Keys {
+		if k.Kid != hdr.Kid {
+			continue
+		}
+		n, _ := base64.RawURLEncoding.DecodeString(k.N)
+		e, _ := base64.RawURLEncoding.DecodeString(k.E)
+		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+		ok = rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig) == nil
+	}
+	if !ok {
+		t.Fatal("id_token signature does not verify with the server's JWKS")
+	}
+	var claims map[string]any
+	raw, _ = base64.RawURLEncoding.DecodeString(parts[1])
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		t.Fatal(err)
+	}
+	if claims["iss"] != issuer {
+		t.Errorf("id_token iss = %v, want %s", claims["iss"], issuer)
+	}
+	return claims
+}

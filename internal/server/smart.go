@@ -1,0 +1,693 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir/search"
+	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/smart/scope"
+	"github.com/wardhealth/ward/internal/store"
+)
+
+// SMART App Launch: discovery, the authorization endpoint with its login,
+// consent and patient-picker pages (plain HTML forms, no script), and the
+// authorization_code and refresh_token grants of the token endpoint.
+
+const (
+	codeTTL        = time.Minute      // an authorization code is exchanged at once
+	interactionTTL = 10 * time.Minute // the patient picker between login and code
+	offlineTTL     = 30 * 24 * time.Hour
+	onlineTTL      = 12 * time.Hour
+)
+
+// smartGrant is what the user consented to: stored under an authorization
+// code, then under each refresh token of the grant.
+type smartGrant struct {
+	ProjectID   string   `json:"project"`
+	UserID      string   `json:"user"`
+	ClientID    string   `json:"client"`
+	RedirectURI string   `json:"redirectUri"`
+	Challenge   string   `json:"challenge,omitempty"`
+	Scopes      []string `json:"scopes"`
+	Patient     string   `json:"patient,omitempty"`
+	FHIRUser    string   `json:"fhirUser,omitempty"` // "Patient/123"
+	Nonce       string   `json:"nonce,omitempty"`
+	AuthTime    int64    `json:"authTime"`
+	State       string   `json:"state,omitempty"` // only while the patient is picked
+}
+
+func (g smartGrant) has(sc string) bool {
+	for _, s := range g.Scopes {
+		if s == sc {
+			return true
+		}
+	}
+	return false
+}
+
+// secretHash names a one-time credential in the database; namespace keeps
+// codes and picker interactions apart.
+func secretHash(namespace, secret string) string {
+	sum := sha256.Sum256([]byte(namespace + "\x00" + secret))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func randomToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// fhirBaseURL is the SMART audience: the FHIR base clients send as aud.
+func (s *Server) fhirBaseURL() string {
+	if s.fhir == nil {
+		return s.cfg.PublicURL + "/fhir"
+	}
+	return s.fhir.Base()
+}
+
+var smartScopesSupported = []string{"openid", "fhirUser", "launch/patient", "offline_access", "online_access",
+	"patient/*.cruds", "user/*.cruds", "system/*.cruds", "patient/*.read", "patient/*.write", "user/*.read", "user/*.write",
+	"system/*.read", "system/*.write"}
+
+// smartConfiguration is GET .well-known/smart-configuration (App Launch
+// 2.x §conformance), served at the root and at the FHIR base.
+func (s *Server) smartConfiguration(w http.ResponseWriter, r *http.Request, _ call) error {
+	u := s.cfg.PublicURL
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                           u,
+		"jwks_uri":                                         u + "/.well-known/jwks.json",
+		"authorization_endpoint":                           u + "/oauth/authorize",
+		"token_endpoint":                                   u + "/oauth/token",
+		"introspection_endpoint":                           u + "/oauth/introspect",
+		"revocation_endpoint":                              u + "/oauth/revoke",
+		"grant_types_supported":                            []string{"authorization_code", "client_credentials", "refresh_token"},
+		"response_types_supported":                         []string{"code"},
+		"code_challenge_methods_supported":                 []string{"S256"},
+		"token_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"token_endpoint_auth_signing_alg_values_supported": []string{"RS384", "ES384"},
+		"scopes_supported":                                 smartScopesSupported,
+		"capabilities": []string{"launch-standalone", "authorize-post", "client-public", "client-confidential-symmetric",
+			"client-confidential-asymmetric", "sso-openid-connect", "context-standalone-patient", "permission-offline",
+			"permission-online", "permission-patient", "permission-user", "permission-v1", "permission-v2"},
+	})
+	return nil
+}
+
+// openIDConfiguration is OpenID Connect discovery for the same server.
+func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request, _ call) error {
+	u := s.cfg.PublicURL
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                u,
+		"jwks_uri":                              u + "/.well-known/jwks.json",
+		"authorization_endpoint":                u + "/oauth/authorize",
+		"token_endpoint":                        u + "/oauth/token",
+		"introspection_endpoint":                u + "/oauth/introspect",
+		"revocation_endpoint":                   u + "/oauth/revoke",
+		"response_types_supported":              []string{"code"},
+		"grant_types_supported":                 []string{"authorization_code", "client_credentials", "refresh_token"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": []string{auth.AlgRS256},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"code_challenge_methods_supported":      []string{"S256"},
+		"scopes_supported":                      smartScopesSupported,
+		"claims_supported":                      []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "fhirUser"},
+	})
+	return nil
+}
+
+// authzRequest is an authorization request's parameters (GET query or
+// POST form), carried through the login page in hidden fields.
+type authzRequest struct {
+	ResponseType, ClientID, RedirectURI, Scope, State, Aud, Challenge, Method, Nonce, Launch string
+}
+
+func readAuthzRequest(v url.Values) authzRequest {
+	q := authzRequest{ResponseType: v.Get("response_type"), ClientID: v.Get("client_id"), RedirectURI: v.Get("redirect_uri"),
+		Scope: v.Get("scope"), State: v.Get("state"), Aud: v.Get("aud"), Challenge: v.Get("code_challenge"),
+		Method: v.Get("code_challenge_method"), Nonce: v.Get("nonce"), Launch: v.Get("launch")}
+	if q.Aud == "" {
+		q.Aud = v.Get("resource") // RFC 8707's name, a synonym in SMART 2
+	}
+	return q
+}
+
+func (q authzRequest) fields() []hiddenField {
+	return []hiddenField{{"response_type", q.ResponseType}, {"client_id", q.ClientID}, {"redirect_uri", q.RedirectURI},
+		{"scope", q.Scope}, {"state", q.State}, {"aud", q.Aud}, {"code_challenge", q.Challenge},
+		{"code_challenge_method", q.Method}, {"nonce", q.Nonce}}
+}
+
+type hiddenField struct{ Name, Value string }
+
+// check validates what may only be reported to a registered redirect URI:
+// it returns the OAuth error code and description, or "" when valid.
+func (s *Server) checkAuthzRequest(q authzRequest) (string, string) {
+	switch {
+	case q.ResponseType != "code":
+		return "unsupported_response_type", "response_type must be code"
+	case q.Launch != "":
+		return "invalid_request", "EHR launch is not supported: use a standalone launch (scope launch/patient)"
+	case q.Challenge == "" || q.Method != "S256":
+		return "invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256"
+	case len(q.Challenge) != 43:
+		return "invalid_request", "code_challenge must be the base64url SHA-256 of the code_verifier (43 characters)"
+	case strings.TrimSuffix(q.Aud, "/") != s.fhirBaseURL():
+		return "invalid_request", "aud must be this server's FHIR base URL, " + s.fhirBaseURL()
+	case strings.TrimSpace(q.Scope) == "":
+		return "invalid_scope", "scope is required"
+	}
+	set, err := scope.Parse(q.Scope)
+	if err != nil {
+		return "invalid_scope", err.Error()
+	}
+	if set.HasContext("system") {
+		return "invalid_scope", "system/ scopes are for backend services (client_credentials), not user login"
+	}
+	return "", ""
+}
+
+// redirectWith sends the browser back to the application with params
+// added to its redirect URI (which may hold a query of its own).
+func redirectWith(w http.ResponseWriter, r *http.Request, redirectURI string, params url.Values) {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		http.Error(w, "bad redirect_uri", http.StatusBadRequest)
+		return
+	}
+	q := u.Query()
+	for k, v := range params {
+		q[k] = v
+	}
+	u.RawQuery = q.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+}
+
+func redirectError(w http.ResponseWriter, r *http.Request, q authzRequest, code, desc string) {
+	v := url.Values{"error": {code}, "error_description": {desc}}
+	if q.State != "" {
+		v.Set("state", q.State)
+	}
+	redirectWith(w, r, q.RedirectURI, v)
+}
+
+// authorize is the SMART authorization endpoint, GET and POST. The first
+// request shows the login and consent page; its form posts back here with
+// action=allow (credentials) or action=deny. A user whose profile is not a
+// Patient then picks the patient when launch/patient was asked for.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, _ call) error {
+	if err := r.ParseForm(); err != nil {
+		return errorPage(w, http.StatusBadRequest, "The request is not valid form encoding.")
+	}
+	if r.Method == http.MethodPost && r.PostForm.Get("interaction") != "" {
+		return s.pickPatient(w, r)
+	}
+	q := readAuthzRequest(r.Form)
+	app, projectID, err := s.iam.ApplicationByClientID(r.Context(), q.ClientID)
+	if errors.Is(err, fault.ErrNotFound) {
+		return errorPage(w, http.StatusBadRequest, "Unknown application: check the client_id.")
+	}
+	if err != nil {
+		return err
+	}
+	// Never redirect to an unregistered URI (an open redirector).
+	if q.RedirectURI == "" || !app.AllowsRedirect(q.RedirectURI) {
+		return errorPage(w, http.StatusBadRequest, "The redirect_uri is not one of the application's allowed callback URLs.")
+	}
+	if code, desc := s.checkAuthzRequest(q); code != "" {
+		redirectError(w, r, q, code, desc)
+		return nil
+	}
+	set, _ := scope.Parse(q.Scope) // checked above
+	page := loginPageData{App: app.Name, Request: q.fields(), Scopes: describeScopes(set)}
+	switch r.PostForm.Get("action") {
+	case "":
+		return render(w, http.StatusOK, loginPage, page)
+	case "deny":
+		redirectError(w, r, q, "access_denied", "the user declined")
+		return nil
+	case "allow":
+	default:
+		return errorPage(w, http.StatusBadRequest, "Unknown action.")
+	}
+	u, err := s.iam.LoginUser(r.Context(), projectID, r.PostForm.Get("email"), r.PostForm.Get("password"), clientIP(r))
+	if err != nil {
+		status, msg := fault.Public(err)
+		if status >= 500 {
+			return err
+		}
+		if ra := fault.RetryAfter(err); ra > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(ra))
+		}
+		page.Error, page.Email = msg, r.PostForm.Get("email")
+		return render(w, status, loginPage, page)
+	}
+	g := smartGrant{ProjectID: projectID, UserID: u.ID, ClientID: app.ClientID, RedirectURI: q.RedirectURI,
+		Challenge: q.Challenge, Nonce: q.Nonce, AuthTime: s.now().Unix(), FHIRUser: u.Profile, State: q.State}
+	g.Scopes = grantedScopes(set, app, u.Profile != "")
+	// Any patient/ scope needs a patient in context (App Launch 2 §scopes).
+	if set.Has("launch/patient") || set.HasContext("patient") {
+		if typ, id, ok := strings.Cut(u.Profile, "/"); ok && typ == "Patient" {
+			g.Patient = id
+		} else {
+			return s.showPicker(w, r, http.StatusOK, g, "")
+		}
+	}
+	return s.finishAuthorize(w, r, g)
+}
+
+// grantedScopes is what the login grants of what was asked: resource
+// scopes as asked (the user's policy still applies to each request),
+// refresh tokens only for applications that allow them, fhirUser only for
+// users with a profile. EHR launch is not offered.
+func grantedScopes(set scope.Set, app iam.Application, hasProfile bool) []string {
+	var out []string
+	for _, sc := range set.Strings() {
+		switch sc {
+		case "offline_access", "online_access":
+			if !app.RefreshTokenEnabled {
+				continue
+			}
+		case "fhirUser":
+			if !hasProfile {
+				continue
+			}
+		case "launch":
+			continue
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+// finishAuthorize stores the grant under a fresh code and sends the
+// browser back to the application.
+func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, g smartGrant) error {
+	code, err := randomToken()
+	if err != nil {
+		return err
+	}
+	state := g.State
+	g.State = ""
+	data, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	if err := s.store.PutOAuthCode(r.Context(), secretHash("code", code), g.ProjectID, data, s.now().Add(codeTTL)); err != nil {
+		return err
+	}
+	v := url.Values{"code": {code}}
+	if state != "" {
+		v.Set("state", state)
+	}
+	redirectWith(w, r, g.RedirectURI, v)
+	return nil
+}
+
+// userPrincipal is the logged-in user acting under their own policy (no
+// scopes), for what the login pages read on their behalf.
+func userPrincipal(g smartGrant) auth.Principal {
+	return auth.Principal{ProjectID: g.ProjectID, Kind: auth.KindUser, ID: g.UserID, ClientID: g.ClientID}
+}
+
+// showPicker keeps the half-done grant under a one-time interaction token
+// and shows the patients the user may read.
+func (s *Server) showPicker(w http.ResponseWriter, r *http.Request, status int, g smartGrant, problem string) error {
+	tok, err := randomToken()
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	if err := s.store.PutOAuthCode(r.Context(), secretHash("interaction", tok), g.ProjectID, data, s.now().Add(interactionTTL)); err != nil {
+		return err
+	}
+	page := pickerPageData{Interaction: tok, Error: problem}
+	if s.fhir != nil {
+		q, err := search.ParseQuery("Patient", url.Values{"_count": {"50"}, "_sort": {"name"}}, false)
+		if err == nil {
+			if res, err := s.fhir.Service().Search(r.Context(), userPrincipal(g), q); err == nil {
+				for _, m := range res.Matches {
+					page.Patients = append(page.Patients, patientChoice{ID: m.ID, Name: patientName(m.Content)})
+				}
+			}
+		}
+	}
+	return render(w, status, pickerPage, page)
+}
+
+// pickPatient takes the picker's answer. The user must be able to read
+// the Patient they pick under their own policy.
+func (s *Server) pickPatient(w http.ResponseWriter, r *http.Request) error {
+	_, data, err := s.store.TakeOAuthCode(r.Context(), secretHash("interaction", r.PostForm.Get("interaction")), s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return errorPage(w, http.StatusBadRequest, "This sign-in has expired or was already completed. Start again from the application.")
+	}
+	if err != nil {
+		return err
+	}
+	var g smartGrant
+	if err := json.Unmarshal(data, &g); err != nil {
+		return fmt.Errorf("stored grant: %w", err)
+	}
+	id := strings.TrimSpace(r.PostForm.Get("patient"))
+	if id == "" {
+		return s.showPicker(w, r, http.StatusBadRequest, g, "Choose a patient.")
+	}
+	if s.fhir == nil {
+		return fault.NotSupported("the FHIR API is off")
+	}
+	if _, err := s.fhir.Service().Read(r.Context(), userPrincipal(g), "Patient", id); err != nil {
+		status, msg := fault.Public(err)
+		if status >= 500 {
+			return err
+		}
+		return s.showPicker(w, r, status, g, "You cannot open that patient: "+msg)
+	}
+	g.Patient = id
+	return s.finishAuthorize(w, r, g)
+}
+
+// patientName is a Patient's first name for the picker ("" if none).
+func patientName(content []byte) string {
+	var p struct {
+		Name []struct {
+			Text   string   `json:"text"`
+			Family string   `json:"family"`
+			Given  []string `json:"given"`
+		} `json:"name"`
+	}
+	if json.Unmarshal(content, &p) != nil || len(p.Name) == 0 {
+		return ""
+	}
+	n := p.Name[0]
+	if n.Text != "" {
+		return n.Text
+	}
+	return strings.TrimSpace(strings.Join(append(append([]string{}, n.Given...), n.Family), " "))
+}
+
+// describeScopes is the consent list: one line per scope, in words.
+func describeScopes(set scope.Set) []string {
+	var out []string
+	for _, r := range set.Resources {
+		who := map[string]string{"patient": "the selected patient's", "user": "your", "system": "all"}[r.Context]
+		what := r.Type + " records"
+		if r.Type == "*" {
+			what = "all records"
+		}
+		var verbs []string
+		for _, v := range []struct {
+			p    scope.Perm
+			word string
+		}{{scope.Create, "create"}, {scope.Read, "read"}, {scope.Update, "update"}, {scope.Delete, "delete"}, {scope.Search, "search"}} {
+			if r.Perms&v.p != 0 {
+				verbs = append(verbs, v.word)
+			}
+		}
+		line := strings.Join(verbs, ", ") + " " + who + " " + what
+		if len(r.Filter) > 0 {
+			line += " where " + r.Filter.Encode()
+		}
+		out = append(out, line)
+	}
+	for _, o := range set.Other {
+		switch o {
+		case "openid", "fhirUser":
+			out = append(out, "know who you are ("+o+")")
+		case "launch/patient":
+			out = append(out, "work with one patient chosen at sign-in")
+		case "offline_access":
+			out = append(out, "stay signed in after you close it")
+		case "online_access":
+			out = append(out, "stay signed in while you use it")
+		default:
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// clientIP is the peer address, for login throttling. Forwarded headers
+// are not trusted: any client could set them.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// --- pages ---
+
+const pageHead = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{{.Title}} - Ward</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 30rem; margin: 4rem auto; padding: 0 1rem">`
+
+var loginPage = template.Must(template.New("login").Parse(strings.Replace(pageHead, "{{.Title}}", "Sign in", 1) + `
+<h1>Sign in to {{.App}}</h1>
+{{if .Error}}<p role="alert" style="color: #a00">{{.Error}}</p>{{end}}
+<form method="post" action="/oauth/authorize">
+{{range .Request}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
+{{end}}<p><label>Email<br><input type="email" name="email" value="{{.Email}}" required autocomplete="username"></label></p>
+<p><label>Password<br><input type="password" name="password" required autocomplete="current-password"></label></p>
+<p>{{.App}} asks to:</p>
+<ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
+<p><button type="submit" name="action" value="allow">Sign in and allow</button>
+<button type="submit" name="action" value="deny" formnovalidate>Deny</button></p>
+</form>
+</body></html>
+`))
+
+type loginPageData struct {
+	App, Error, Email string
+	Request           []hiddenField
+	Scopes            []string
+}
+
+var pickerPage = template.Must(template.New("picker").Parse(strings.Replace(pageHead, "{{.Title}}", "Choose a patient", 1) + `
+<h1>Choose a patient</h1>
+{{if .Error}}<p role="alert" style="color: #a00">{{.Error}}</p>{{end}}
+<form method="post" action="/oauth/authorize">
+<input type="hidden" name="interaction" value="{{.Interaction}}">
+{{range .Patients}}<p><label><input type="radio" name="patient" value="{{.ID}}"> {{if .Name}}{{.Name}}{{else}}(no name){{end}} <small>Patient/{{.ID}}</small></label></p>
+{{end}}<p><label>or a patient id<br><input type="text" name="patient" pattern="[A-Za-z0-9\-\.]{1,64}"></label></p>
+<p><button type="submit">Continue</button></p>
+</form>
+</body></html>
+`))
+
+type pickerPageData struct {
+	Interaction, Error string
+	Patients           []patientChoice
+}
+
+type patientChoice struct{ ID, Name string }
+
+var messagePage = template.Must(template.New("message").Parse(strings.Replace(pageHead, "{{.Title}}", "Sign in", 1) + `
+<h1>Cannot sign in</h1>
+<p role="alert">{{.}}</p>
+</body></html>
+`))
+
+func render(w http.ResponseWriter, status int, t *template.Template, data any) error {
+	pageHeaders(w)
+	// The pages post credentials: never inside another site's frame.
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.WriteHeader(status)
+	return t.Execute(w, data)
+}
+
+func errorPage(w http.ResponseWriter, status int, msg string) error {
+	return render(w, status, messagePage, msg)
+}
+
+// --- token endpoint grants ---
+
+// appClient authenticates the application at the token endpoint: a
+// confidential one with its secret (Basic or form), a public one by its
+// client_id alone (PKCE binds its code).
+func (s *Server) appClient(ctx context.Context, r *http.Request, form url.Values) (iam.Application, string, bool) {
+	id, secret := clientCredentials(r, form)
+	if secret != "" {
+		app, projectID, err := s.iam.AuthenticateApplication(ctx, id, secret)
+		return app, projectID, err == nil
+	}
+	app, projectID, err := s.iam.ApplicationByClientID(ctx, id)
+	if err != nil || app.Confidential {
+		return iam.Application{}, "", false
+	}
+	return app, projectID, true
+}
+
+// pkceMatches checks RFC 7636 S256: base64url(sha256(verifier)) = challenge.
+func pkceMatches(verifier, challenge string) bool {
+	if len(verifier) < 43 || len(verifier) > 128 {
+		return false
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
+}
+
+func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, form url.Values) error {
+	app, _, ok := s.appClient(r.Context(), r, form)
+	if !ok {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "invalid client credentials (a confidential application must send its secret)")
+		return nil
+	}
+	_, data, err := s.store.TakeOAuthCode(r.Context(), secretHash("code", form.Get("code")), s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "the authorization code is invalid, expired or already used")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var g smartGrant
+	if err := json.Unmarshal(data, &g); err != nil {
+		return fmt.Errorf("stored grant: %w", err)
+	}
+	switch {
+	case g.ClientID != app.ClientID:
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "the authorization code was issued to another client")
+	case form.Get("redirect_uri") != g.RedirectURI:
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "redirect_uri differs from the authorization request's")
+	case !pkceMatches(form.Get("code_verifier"), g.Challenge):
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "code_verifier does not match the code_challenge")
+	default:
+		return s.issueSMART(w, r, g, "")
+	}
+	return nil
+}
+
+func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, form url.Values) error {
+	app, _, ok := s.appClient(r.Context(), r, form)
+	if !ok {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "invalid client credentials (a confidential application must send its secret)")
+		return nil
+	}
+	t, err := s.store.UseRefreshToken(r.Context(), secretHash("refresh", form.Get("refresh_token")), s.now())
+	if errors.Is(err, store.ErrReused) {
+		s.log.WarnContext(r.Context(), "refresh token reused: grant revoked", "project", t.ProjectID, "client", t.ClientID)
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token was already used; every token of this grant is now revoked")
+		return nil
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token is invalid, expired or revoked")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var g smartGrant
+	if err := json.Unmarshal(t.Grant, &g); err != nil {
+		return fmt.Errorf("stored grant: %w", err)
+	}
+	if g.ClientID != app.ClientID {
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token was issued to another client")
+		return nil
+	}
+	// A refresh may only narrow the grant.
+	if sc := strings.Fields(form.Get("scope")); len(sc) > 0 {
+		for _, x := range sc {
+			if !g.has(x) {
+				oauthError(w, http.StatusBadRequest, "invalid_scope", "scope "+x+" was not granted")
+				return nil
+			}
+		}
+		g.Scopes = sc
+	}
+	return s.issueSMART(w, r, g, t.Family)
+}
+
+// issueSMART answers the token request for a user's grant: access token,
+// launch context, id_token (openid) and a rotated refresh token
+// (offline_access/online_access) in family ("" starts one).
+func (s *Server) issueSMART(w http.ResponseWriter, r *http.Request, g smartGrant, family string) error {
+	ctx := r.Context()
+	// The user may have been deleted since they consented.
+	if _, err := s.iam.GetUser(ctx, g.ProjectID, g.UserID); err != nil {
+		if errors.Is(err, fault.ErrNotFound) {
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "the user no longer exists")
+			return nil
+		}
+		return err
+	}
+	p := auth.Principal{ProjectID: g.ProjectID, Kind: auth.KindUser, ID: g.UserID, ClientID: g.ClientID,
+		Scopes: g.Scopes, Patient: g.Patient}
+	if g.has("fhirUser") || g.has("openid") || g.Patient != "" {
+		p.FHIRUser = g.FHIRUser
+	}
+	tok, claims, err := s.issuer.Issue(ctx, p, s.cfg.TokenTTL)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"access_token": tok, "token_type": "Bearer",
+		"expires_in": int(claims.ExpiresAt.Sub(s.now()).Seconds() + 0.5), "scope": strings.Join(g.Scopes, " ")}
+	if g.Patient != "" {
+		out["patient"] = g.Patient
+		out["need_patient_banner"] = true
+	}
+	if g.has("openid") {
+		it := auth.IDToken{Subject: g.UserID, ClientID: g.ClientID, Nonce: g.Nonce, AuthTime: time.Unix(g.AuthTime, 0)}
+		if g.has("fhirUser") && g.FHIRUser != "" {
+			it.FHIRUser = s.fhirBaseURL() + "/" + g.FHIRUser
+		}
+		if out["id_token"], err = s.issuer.IDToken(ctx, it, s.cfg.TokenTTL); err != nil {
+			return err
+		}
+	}
+	if g.has("offline_access") || g.has("online_access") {
+		rt, err := randomToken()
+		if err != nil {
+			return err
+		}
+		if family == "" {
+			if family, err = randomToken(); err != nil {
+				return err
+			}
+		}
+		ttl := offlineTTL
+		if !g.has("offline_access") {
+			ttl = onlineTTL
+		}
+		data, err := json.Marshal(g)
+		if err != nil {
+			return err
+		}
+		if err := s.store.PutRefreshToken(ctx, store.RefreshToken{Hash: secretHash("refresh", rt), ProjectID: g.ProjectID,
+			Family: family, ClientID: g.ClientID, Grant: data, ExpiresAt: s.now().Add(ttl)}); err != nil {
+			return err
+		}
+		out["refresh_token"] = rt
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
