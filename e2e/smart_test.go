@@ -430,3 +430,64 @@ func verifyIDToken(t *testing.T, issuer, jwksURL, tok string) map[string]any {
 	}
 	return claims
 }
+
+// TestDeveloperSignIn: a developer signs in on the same page through the
+// built-in ward-cli client (loopback redirect, PKCE) and gets a developer
+// token that works in the project named by x-oystehr-project-id.
+func TestDeveloperSignIn(t *testing.T) {
+	w := startWard(t, storetest.Backends()[0])
+	admin := w.token(t, w.Admin)
+	ctx := context.Background()
+	var role struct{ ID string }
+	if st := w.api(t, admin, "POST", "/iam/role", `{"name":"dev","accessPolicy":{"rule":[{"resource":"IAM:Role:*","action":"IAM:ListAllRoles","effect":"Allow"}]}}`, &role); st >= 300 {
+		t.Fatalf("create role: %d", st)
+	}
+	var inv struct {
+		InvitationURL string `json:"invitationUrl"`
+	}
+	if st := w.api(t, admin, "POST", "/developer/invite", `{"email":"dev@example.org","practitioner":{"resourceType":"Practitioner","name":[{"family":"Dev"}]},"roles":["`+role.ID+`"]}`, &inv); st >= 300 {
+		t.Fatalf("invite developer: %d", st)
+	}
+	const password = "correct horse battery staple"
+	res, err := http.Post(inv.InvitationURL, "application/json", strings.NewReader(`{"password":"`+password+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("accept: %d", res.StatusCode)
+	}
+	conf := &oauth2.Config{ClientID: "ward-cli", RedirectURL: smartCallback, Scopes: []string{"openid"},
+		Endpoint: oauth2.Endpoint{AuthURL: w.URL + "/oauth/authorize", TokenURL: w.URL + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
+	verifier := oauth2.GenerateVerifier()
+	authURL := conf.AuthCodeURL("d1", oauth2.S256ChallengeOption(verifier))
+	if st, _ := loginForm(t, authURL, "dev@example.org", "not the password", "allow"); st != 401 {
+		t.Fatalf("wrong password: %d", st)
+	}
+	bad := (&oauth2.Config{ClientID: "ward-cli", RedirectURL: "https://evil.example/cb", Endpoint: conf.Endpoint}).AuthCodeURL("x", oauth2.S256ChallengeOption(verifier))
+	if res, err := noRedirect.Get(bad); err != nil || res.StatusCode != 400 {
+		t.Fatalf("non-loopback redirect: %v %v", res.StatusCode, err)
+	}
+	tok, err := conf.Exchange(ctx, login(t, authURL, "dev@example.org", password, "d1"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		project string
+		want    int
+	}{{w.Admin.ProjectID, 200}, {"", 400}} {
+		req, _ := http.NewRequest("GET", w.URL+"/v1/iam/role", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		if c.project != "" {
+			req.Header.Set("x-oystehr-project-id", c.project)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != c.want {
+			t.Errorf("developer token, project %q: %d, want %d", c.project, res.StatusCode, c.want)
+		}
+	}
+}

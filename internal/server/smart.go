@@ -39,6 +39,9 @@ const (
 // smartGrant is what the user consented to: stored under an authorization
 // code, then under each refresh token of the grant.
 type smartGrant struct {
+	// Developer marks a developer's sign-in (the built-in CLI client): no
+	// project, no SMART context, a token under the developer's policy.
+	Developer   bool     `json:"developer,omitempty"`
 	ProjectID   string   `json:"project"`
 	UserID      string   `json:"user"`
 	ClientID    string   `json:"client"`
@@ -224,6 +227,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, _ call) error
 		return s.pickPatient(w, r)
 	}
 	q := readAuthzRequest(r.Form)
+	if q.ClientID == DeveloperClientID {
+		return s.authorizeDeveloper(w, r, q)
+	}
 	app, projectID, err := s.iam.ApplicationByClientID(r.Context(), q.ClientID)
 	if errors.Is(err, fault.ErrNotFound) {
 		return errorPage(w, http.StatusBadRequest, "Unknown application: check the client_id.")
@@ -253,15 +259,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, _ call) error
 	}
 	u, err := s.iam.LoginUser(r.Context(), projectID, r.PostForm.Get("email"), r.PostForm.Get("password"), clientIP(r))
 	if err != nil {
-		status, msg := fault.Public(err)
-		if status >= 500 {
-			return err
-		}
-		if ra := fault.RetryAfter(err); ra > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(ra))
-		}
-		page.Error, page.Email = msg, r.PostForm.Get("email")
-		return render(w, status, loginPage, page)
+		return s.loginFailed(w, err, page, r.PostForm.Get("email"))
 	}
 	g := smartGrant{ProjectID: projectID, UserID: u.ID, ClientID: app.ClientID, RedirectURI: q.RedirectURI,
 		Challenge: q.Challenge, Nonce: q.Nonce, AuthTime: s.now().Unix(), FHIRUser: u.Profile, State: q.State}
@@ -275,6 +273,72 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, _ call) error
 		}
 	}
 	return s.finishAuthorize(w, r, g)
+}
+
+// DeveloperClientID is the built-in public client developers sign in with
+// (a CLI or script on their machine): the same page, password rules and
+// throttling as users, a loopback redirect (RFC 8252 §7.3) and PKCE. Its
+// tokens are developer tokens: no project (named per request in
+// x-oystehr-project-id), no scopes, the developer's policy per project.
+const DeveloperClientID = "ward-cli"
+
+// developerRedirect accepts http://127.0.0.1|[::1]|localhost:<any port>/...
+func developerRedirect(uri string) bool {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" {
+		return false
+	}
+	h := u.Hostname()
+	return h == "127.0.0.1" || h == "::1" || h == "localhost"
+}
+
+func (s *Server) authorizeDeveloper(w http.ResponseWriter, r *http.Request, q authzRequest) error {
+	if !developerRedirect(q.RedirectURI) {
+		return errorPage(w, http.StatusBadRequest, "Developer sign-in redirects only to this machine (http://127.0.0.1:<port>/...).")
+	}
+	switch {
+	case q.ResponseType != "code":
+		redirectError(w, r, q, "unsupported_response_type", "response_type must be code")
+		return nil
+	case q.Challenge == "" || q.Method != "S256" || len(q.Challenge) != 43:
+		redirectError(w, r, q, "invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
+		return nil
+	}
+	page := loginPageData{App: "Ward (developer sign-in)", Request: q.fields(), Scopes: []string{"act as you in the projects you belong to"}}
+	switch r.PostForm.Get("action") {
+	case "":
+		return render(w, http.StatusOK, loginPage, page)
+	case "deny":
+		redirectError(w, r, q, "access_denied", "the developer declined")
+		return nil
+	case "allow":
+	default:
+		return errorPage(w, http.StatusBadRequest, "Unknown action.")
+	}
+	id, err := s.iam.LoginDeveloper(r.Context(), r.PostForm.Get("email"), r.PostForm.Get("password"), clientIP(r))
+	if err != nil {
+		return s.loginFailed(w, err, page, r.PostForm.Get("email"))
+	}
+	g := smartGrant{Developer: true, UserID: id, ClientID: DeveloperClientID, RedirectURI: q.RedirectURI,
+		Challenge: q.Challenge, Nonce: q.Nonce, AuthTime: s.now().Unix(), State: q.State}
+	if set, err := scope.Parse(q.Scope); err == nil && set.Has("openid") {
+		g.Scopes = []string{"openid"}
+	}
+	return s.finishAuthorize(w, r, g)
+}
+
+// loginFailed shows the login page again with the reason (wrong
+// credentials, throttled) or fails the request on a server error.
+func (s *Server) loginFailed(w http.ResponseWriter, err error, page loginPageData, email string) error {
+	status, msg := fault.Public(err)
+	if status >= 500 {
+		return err
+	}
+	if ra := fault.RetryAfter(err); ra > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ra))
+	}
+	page.Error, page.Email = msg, email
+	return render(w, status, loginPage, page)
 }
 
 // grantedScopes is what the login grants of what was asked: resource
@@ -538,6 +602,9 @@ func (s *Server) appClient(ctx context.Context, r *http.Request, form url.Values
 		app, projectID, err := s.iam.AuthenticateApplication(ctx, id, secret)
 		return app, projectID, err == nil
 	}
+	if id == DeveloperClientID && secret == "" {
+		return iam.Application{Name: "Ward CLI", ClientID: DeveloperClientID}, "", true
+	}
 	app, projectID, err := s.iam.ApplicationByClientID(ctx, id)
 	if err != nil || app.Confidential {
 		return iam.Application{}, "", false
@@ -630,6 +697,9 @@ func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, form u
 // (offline_access/online_access) in family ("" starts one).
 func (s *Server) issueSMART(w http.ResponseWriter, r *http.Request, g smartGrant, family string) error {
 	ctx := r.Context()
+	if g.Developer {
+		return s.issueDeveloper(w, r, g)
+	}
 	// The user may have been deleted since they consented.
 	if _, err := s.iam.GetUser(ctx, g.ProjectID, g.UserID); err != nil {
 		if errors.Is(err, fault.ErrNotFound) {
@@ -688,6 +758,27 @@ func (s *Server) issueSMART(w http.ResponseWriter, r *http.Request, g smartGrant
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// issueDeveloper answers a developer's code exchange: an access token with
+// no project and no scopes (no refresh tokens: a CLI signs in again).
+func (s *Server) issueDeveloper(w http.ResponseWriter, r *http.Request, g smartGrant) error {
+	p := auth.Principal{Kind: auth.KindDeveloper, ID: g.UserID}
+	tok, claims, err := s.issuer.Issue(r.Context(), p, s.cfg.TokenTTL)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"access_token": tok, "token_type": "Bearer",
+		"expires_in": int(claims.ExpiresAt.Sub(s.now()).Seconds() + 0.5), "scope": strings.Join(g.Scopes, " ")}
+	if g.has("openid") {
+		it := auth.IDToken{Subject: g.UserID, ClientID: g.ClientID, Nonce: g.Nonce, AuthTime: time.Unix(g.AuthTime, 0)}
+		if out["id_token"], err = s.issuer.IDToken(r.Context(), it, s.cfg.TokenTTL); err != nil {
+			return err
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
