@@ -1,6 +1,7 @@
 package iam
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,15 +11,19 @@ import (
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/smart/clientauth"
 	"github.com/wardhealth/ward/internal/store"
 )
 
 // M2M is the wire shape of an M2M client. The secret is never part of it.
 type M2M struct {
-	ID           string          `json:"id"`
-	ClientID     string          `json:"clientId"`
-	Profile      string          `json:"profile"`
-	JWKSURL      string          `json:"jwksUrl,omitempty"`
+	ID       string `json:"id"`
+	ClientID string `json:"clientId"`
+	Profile  string `json:"profile"`
+	JWKSURL  string `json:"jwksUrl,omitempty"`
+	// JWKS is an inline key set for private_key_jwt (SMART Backend
+	// Services), for clients that publish no JWKS URL.
+	JWKS         json.RawMessage `json:"jwks,omitempty"`
 	Name         string          `json:"name"`
 	Description  string          `json:"description,omitempty"`
 	AccessPolicy json.RawMessage `json:"accessPolicy,omitempty"`
@@ -35,15 +40,36 @@ type M2MInput struct {
 	AccessPolicy json.RawMessage `json:"accessPolicy"`
 	Roles        *[]string       `json:"roles"`
 	JWKSURL      *string         `json:"jwksUrl"`
+	JWKS         json.RawMessage `json:"jwks"` // null removes it
 	Profile      *string         `json:"profile"`
+}
+
+// validJWKS checks an inline JWKS and returns it compacted; JSON null or
+// absent gives "".
+func validJWKS(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	if _, err := clientauth.ParseJWKS(raw); err != nil {
+		return "", fault.Invalid("jwks: %v", err)
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return "", fault.Invalid("jwks is not valid JSON")
+	}
+	return b.String(), nil
 }
 
 func m2mOut(c store.M2MClient, roles []RoleStub) M2M {
 	if roles == nil {
 		roles = []RoleStub{}
 	}
-	return M2M{ID: c.ID, ClientID: c.ClientID, Profile: "Device/" + c.ID, JWKSURL: c.JWKSURL, Name: c.Name,
+	out := M2M{ID: c.ID, ClientID: c.ClientID, Profile: "Device/" + c.ID, JWKSURL: c.JWKSURL, Name: c.Name,
 		Description: c.Description, AccessPolicy: c.AccessPolicy, Roles: roles, ExecutionRoleID: c.ExecutionRoleID}
+	if c.JWKS != "" {
+		out.JWKS = json.RawMessage(c.JWKS)
+	}
+	return out
 }
 
 func validJWKSURL(u *string) (string, error) {
@@ -79,13 +105,17 @@ func (s *Service) CreateM2M(ctx context.Context, projectID string, in M2MInput) 
 	if err != nil {
 		return M2M{}, err
 	}
+	inline, err := validJWKS(in.JWKS)
+	if err != nil {
+		return M2M{}, err
+	}
 	// An unusable random secret until the first rotation hands one out.
 	unusable, err := auth.NewSecret()
 	if err != nil {
 		return M2M{}, err
 	}
 	c := store.M2MClient{ProjectID: projectID, ID: newID(), ClientID: newClientID(), SecretHash: auth.HashSecret(unusable),
-		Name: name, AccessPolicy: pol, JWKSURL: jwks, CreatedAt: s.now()}
+		Name: name, AccessPolicy: pol, JWKSURL: jwks, JWKS: inline, CreatedAt: s.now()}
 	if in.Description != nil {
 		c.Description = *in.Description
 	}
@@ -159,6 +189,11 @@ func (s *Service) UpdateM2M(ctx context.Context, projectID, id string, in M2MInp
 		}
 		if in.JWKSURL != nil {
 			if c.JWKSURL, err = validJWKSURL(in.JWKSURL); err != nil {
+				return err
+			}
+		}
+		if in.JWKS != nil {
+			if c.JWKS, err = validJWKS(in.JWKS); err != nil {
 				return err
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"math/big"
@@ -93,5 +94,57 @@ func TestBackendServices(t *testing.T) {
 		if desc, _ := out["error_description"].(string); strings.TrimSpace(desc) == "" {
 			t.Errorf("%s: no reason given", name)
 		}
+	}
+}
+
+// TestBackendServicesInlineJWKS registers a client's key set inline through
+// the Project API (no JWKS URL) and authenticates with RS384.
+func TestBackendServicesInlineJWKS(t *testing.T) {
+	ts := newTestServer(t)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	jwks, _ := json.Marshal(map[string]any{"keys": []any{map[string]any{"kty": "RSA", "kid": "r1", "alg": "RS384",
+		"n": b64(key.N.Bytes()), "e": b64(big.NewInt(int64(key.E)).Bytes())}}})
+	if st, out := ts.do(t, "POST", "/v1/m2m", ts.token, `{"name":"bad","jwks":{"keys":[{"kty":"RSA"}]},"accessPolicy":{"rule":[]}}`); st != 400 {
+		t.Fatalf("malformed jwks: %d %v", st, out)
+	}
+	m := ts.mustDo(t, 200, "POST", "/v1/m2m", ts.token, `{"name":"inline","jwks":`+string(jwks)+`,"accessPolicy":{"rule":[{"resource":"FHIR:*","action":"FHIR:*","effect":"Allow"}]}}`)
+	if _, ok := m["jwks"].(map[string]any); !ok {
+		t.Fatalf("created client does not show its jwks: %v", m)
+	}
+	clientID := m["clientId"].(string)
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS384, jwt.MapClaims{"iss": clientID, "sub": clientID, "aud": testURL + "/oauth/token",
+		"exp": time.Now().Add(time.Minute).Unix(), "jti": "inline-1"})
+	tok.Header["kid"] = "r1"
+	a, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.PostForm(ts.URL+"/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"system/*.rs"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	json.NewDecoder(res.Body).Decode(&out)
+	if res.StatusCode != 200 || out["scope"] != "system/*.rs" {
+		t.Fatalf("inline JWKS assertion: %d %v", res.StatusCode, out)
+	}
+	// Removing the key set (null) makes the same kind of assertion fail.
+	ts.mustDo(t, 200, "PATCH", "/v1/m2m/"+m["id"].(string), ts.token, `{"jwks":null}`)
+	tok.Claims.(jwt.MapClaims)["jti"] = "inline-2"
+	a, _ = tok.SignedString(key)
+	res2, err := http.PostForm(ts.URL+"/oauth/token", url.Values{"grant_type": {"client_credentials"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2.Body.Close()
+	if res2.StatusCode != 401 {
+		t.Fatalf("after removing the jwks: %d, want 401", res2.StatusCode)
 	}
 }
