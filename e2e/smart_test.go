@@ -230,6 +230,49 @@ func testSMARTAppLaunch(t *testing.T, b storetest.Backend) {
 		t.Errorf("practitioner reads another patient with patient/ scopes: %d, want 403", st)
 	}
 
+	// Self-registration: with signupEnabled and a default patient role the
+	// page offers an account; the new user gets a Patient of their own.
+	var selfRole struct{ ID string }
+	if st := w.api(t, admin, "POST", "/iam/role", `{"name":"self-registered","accessPolicy":{"rule":[{"resource":["FHIR:*"],"action":["FHIR:Read","FHIR:Search"],"effect":"Allow"}]}}`, &selfRole); st >= 300 {
+		t.Fatalf("create role: %d", st)
+	}
+	if st := w.api(t, admin, "PATCH", "/project", fmt.Sprintf(`{"signupEnabled":true,"defaultPatientRoleId":%q}`, selfRole.ID), nil); st != 200 {
+		t.Fatalf("enable signup: %d", st)
+	}
+	verifier = oauth2.GenerateVerifier()
+	authURL = conf.AuthCodeURL("s3", aud, oauth2.S256ChallengeOption(verifier))
+	res, err := noRedirect.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signupPage, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(signupPage), "Create an account") {
+		t.Fatalf("signup form missing: %s", signupPage)
+	}
+	form := hiddenFields(string(signupPage))
+	for k, v := range map[string]string{"given": "Carol", "family": "New", "email": "carol@example.org", "password": password, "action": "signup"} {
+		form.Set(k, v)
+	}
+	loc = post(t, w.URL+"/oauth/authorize", form)
+	carol, err := conf.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("signup exchange: %v (redirect %s)", err, loc)
+	}
+	carolID, _ := carol.Extra("patient").(string)
+	if carolID == "" || carolID == ids["Alice"] || carolID == ids["Bob"] {
+		t.Fatalf("signed-up patient = %q", carolID)
+	}
+	if st, p := w.fhirDo(t, carol.AccessToken, "GET", "Patient/"+carolID, nil); st != 200 || fmt.Sprint(p["name"]) == "" {
+		t.Errorf("read own new Patient: %d %v", st, p)
+	}
+	if st, _ := w.fhirDo(t, carol.AccessToken, "GET", "Patient/"+ids["Alice"], nil); st != 403 {
+		t.Errorf("new patient reads Alice: %d, want 403", st)
+	}
+	if st := w.api(t, admin, "DELETE", "/iam/role/"+selfRole.ID, "", nil); st != 409 {
+		t.Errorf("delete the default patient role: %d, want 409", st)
+	}
+
 	// The Project API revokes an application's access token; the OAuth
 	// revocation endpoint takes its refresh token (public client by id).
 	if st := w.api(t, admin, "POST", "/application/"+app.ID+"/revoke-access-token", fmt.Sprintf(`{"token":%q}`, tok.AccessToken), nil); st != 200 {
@@ -238,7 +281,7 @@ func testSMARTAppLaunch(t *testing.T, b storetest.Backend) {
 	if st, _ := w.fhirDo(t, tok.AccessToken, "GET", "Patient/"+ids["Bob"], nil); st != 401 {
 		t.Errorf("revoked access token: %d, want 401", st)
 	}
-	res, err := http.PostForm(w.URL+"/oauth/revoke", url.Values{"client_id": {app.ClientID}, "token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}})
+	res, err = http.PostForm(w.URL+"/oauth/revoke", url.Values{"client_id": {app.ClientID}, "token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -246,7 +246,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, _ call) error
 		return nil
 	}
 	set, _ := scope.Parse(q.Scope) // checked above
-	page := loginPageData{App: app.Name, Request: q.fields(), Scopes: describeScopes(set)}
+	page := loginPageData{App: app.Name, Request: q.fields(), Scopes: describeScopes(set), Min: iam.MinPasswordLength}
+	if proj, err := s.store.GetProject(r.Context(), projectID); err == nil {
+		page.Signup = proj.SignupEnabled && proj.DefaultPatientRoleID != ""
+	}
+	var u iam.User
 	switch r.PostForm.Get("action") {
 	case "":
 		return render(w, http.StatusOK, loginPage, page)
@@ -254,12 +258,15 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, _ call) error
 		redirectError(w, r, q, "access_denied", "the user declined")
 		return nil
 	case "allow":
+		if u, err = s.iam.LoginUser(r.Context(), projectID, r.PostForm.Get("email"), r.PostForm.Get("password"), clientIP(r)); err != nil {
+			return s.loginFailed(w, err, page, r.PostForm.Get("email"))
+		}
+	case "signup":
+		if u, err = s.signUp(r, projectID); err != nil {
+			return s.loginFailed(w, err, page, r.PostForm.Get("email"))
+		}
 	default:
 		return errorPage(w, http.StatusBadRequest, "Unknown action.")
-	}
-	u, err := s.iam.LoginUser(r.Context(), projectID, r.PostForm.Get("email"), r.PostForm.Get("password"), clientIP(r))
-	if err != nil {
-		return s.loginFailed(w, err, page, r.PostForm.Get("email"))
 	}
 	g := smartGrant{ProjectID: projectID, UserID: u.ID, ClientID: app.ClientID, RedirectURI: q.RedirectURI,
 		Challenge: q.Challenge, Nonce: q.Nonce, AuthTime: s.now().Unix(), FHIRUser: u.Profile, State: q.State}
@@ -325,6 +332,22 @@ func (s *Server) authorizeDeveloper(w http.ResponseWriter, r *http.Request, q au
 		g.Scopes = []string{"openid"}
 	}
 	return s.finishAuthorize(w, r, g)
+}
+
+// signUp registers a patient from the sign-up form (the project must have
+// signupEnabled and a defaultPatientRoleId; iam checks both). The new
+// Patient resource becomes the user's profile.
+func (s *Server) signUp(r *http.Request, projectID string) (iam.User, error) {
+	f := r.PostForm
+	given, family := strings.TrimSpace(f.Get("given")), strings.TrimSpace(f.Get("family"))
+	if given == "" || family == "" {
+		return iam.User{}, fault.Invalid("given and family names are required")
+	}
+	res, err := json.Marshal(map[string]any{"resourceType": "Patient", "name": []any{map[string]any{"given": []string{given}, "family": family}}})
+	if err != nil {
+		return iam.User{}, err
+	}
+	return s.iam.SignUpPatient(r.Context(), projectID, f.Get("email"), f.Get("password"), res)
 }
 
 // loginFailed shows the login page again with the reason (wrong
@@ -544,11 +567,22 @@ var loginPage = template.Must(template.New("login").Parse(strings.Replace(pageHe
 <p><button type="submit" name="action" value="allow">Sign in and allow</button>
 <button type="submit" name="action" value="deny" formnovalidate>Deny</button></p>
 </form>
+{{if .Signup}}<h2>New patient? Create an account</h2>
+<form method="post" action="/oauth/authorize">
+{{range .Request}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
+{{end}}<p><label>Given name<br><input type="text" name="given" required autocomplete="given-name"></label></p>
+<p><label>Family name<br><input type="text" name="family" required autocomplete="family-name"></label></p>
+<p><label>Email<br><input type="email" name="email" required autocomplete="username"></label></p>
+<p><label>Password<br><input type="password" name="password" minlength="{{.Min}}" maxlength="72" required autocomplete="new-password"></label></p>
+<p><button type="submit" name="action" value="signup">Create account and allow</button></p>
+</form>{{end}}
 </body></html>
 `))
 
 type loginPageData struct {
 	App, Error, Email string
+	Signup            bool // the project lets patients register themselves
+	Min               int
 	Request           []hiddenField
 	Scopes            []string
 }
