@@ -1,6 +1,8 @@
 package fhir
 
 import (
+	"time"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -197,16 +199,26 @@ func (s *Service) Delete(ctx context.Context, p auth.Principal, typ, id string) 
 // version, stamping meta, indexing, and (with a conditional access) checking
 // that the new content still falls inside the caller's conditions.
 func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m map[string]any, method string, expect int64, allowCreate bool, a access) (Resource, error) {
+	// SQLite has one writer: serialising the JSON and extracting the index
+	// rows (FHIRPath over the whole resource) happen here, concurrently, for
+	// the version the write will most likely get; the transaction redoes
+	// them only if another write got in between.
+	pre, err := s.prepare(ctx, p, typ, id, m, method)
+	if err != nil {
+		return Resource{}, err
+	}
 	var out store.Resource
-	err := s.store.WithTx(ctx, func(tx *store.Tx) error {
+	err = s.store.WithTx(ctx, func(tx *store.Tx) error {
 		version := int64(1)
-		cur, err := tx.GetResource(ctx, p.ProjectID, typ, id)
+		var cur store.Resource
+		err := store.ErrNotFound
+		// A POST's id is new (time-ordered random): its INSERT proves it.
+		if method != "POST" {
+			cur, err = tx.GetResource(ctx, p.ProjectID, typ, id)
+		}
 		switch {
 		case err == nil:
 			version = cur.VersionID + 1
-			if method == "POST" {
-				return fault.Conflict("%s/%s already exists", typ, id)
-			}
 		case errors.Is(err, store.ErrNotFound):
 			if !allowCreate && method != "POST" {
 				return fault.NotFound("%s/%s is not known", typ, id)
@@ -217,23 +229,19 @@ func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m
 		if expect != 0 && (err != nil || cur.VersionID != expect) {
 			return fault.Wrap(fault.ErrPrecondition, nil, "version conflict: If-Match names version %d but %s/%s is at version %d", expect, typ, id, version-1)
 		}
-		if hook := s.hooks[typ]; hook != nil {
-			if err := hook(ctx, tx, p, id, m); err != nil {
+		w := pre
+		if w.version != version {
+			if hook := s.hooks[typ]; hook != nil {
+				if err := hook(ctx, tx, p, id, m); err != nil {
+					return err
+				}
+			}
+			if w, err = prepared(typ, id, m, version, s.now()); err != nil {
 				return err
 			}
 		}
-		now := s.now()
-		stamp(m, id, version, now)
-		content, err := json.Marshal(m)
-		if err != nil {
-			return err
-		}
-		rows, err := index(typ, m)
-		if err != nil {
-			return err
-		}
-		out = store.Resource{ProjectID: p.ProjectID, Type: typ, ID: id, VersionID: version, LastUpdated: now, Method: method, Content: content}
-		if err := tx.PutResource(ctx, out, rows); err != nil {
+		out = store.Resource{ProjectID: p.ProjectID, Type: typ, ID: id, VersionID: version, LastUpdated: w.at, Method: method, Content: w.content}
+		if err := tx.PutResource(ctx, out, w.rows); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return fault.Conflict("%s/%s was changed concurrently; retry", typ, id)
 			}
@@ -242,7 +250,7 @@ func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m
 		if a.allowed != nil {
 			// The new content must still be inside the caller's conditions.
 			matched, _, err := tx.Search(ctx, store.SearchRequest{ProjectID: p.ProjectID, Query: &search.Query{ResourceType: typ},
-				Allowed: a.allowed, IDs: []string{id}, Count: 1, Now: now})
+				Allowed: a.allowed, IDs: []string{id}, Count: 1, Now: w.at})
 			if err != nil {
 				return err
 			}
@@ -259,6 +267,48 @@ func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m
 		s.committed()
 	}
 	return fromStore(out), nil
+}
+
+// preparedWrite is a version's stored form: content and index rows.
+type preparedWrite struct {
+	version int64 // 0: nothing prepared
+	at      time.Time
+	content []byte
+	rows    []store.IndexRow
+}
+
+func prepared(typ, id string, m map[string]any, version int64, at time.Time) (preparedWrite, error) {
+	stamp(m, id, version, at)
+	content, err := json.Marshal(m)
+	if err != nil {
+		return preparedWrite{}, err
+	}
+	rows, err := index(typ, m)
+	if err != nil {
+		return preparedWrite{}, err
+	}
+	return preparedWrite{version: version, at: at, content: content, rows: rows}, nil
+}
+
+// prepare builds the write outside the transaction for the version it
+// will probably get: 1 for a POST, the current one plus one otherwise.
+// Types with a write hook (which may change the resource inside the
+// transaction) are prepared inside it.
+func (s *Service) prepare(ctx context.Context, p auth.Principal, typ, id string, m map[string]any, method string) (preparedWrite, error) {
+	if s.hooks[typ] != nil {
+		return preparedWrite{}, nil
+	}
+	version := int64(1)
+	if method != "POST" {
+		cur, err := s.store.GetResource(ctx, p.ProjectID, typ, id)
+		switch {
+		case err == nil:
+			version = cur.VersionID + 1
+		case !errors.Is(err, store.ErrNotFound):
+			return preparedWrite{}, err
+		}
+	}
+	return prepared(typ, id, m, version, s.now())
 }
 
 // KindSystem marks Ward's own writes (SystemUpdate): no policy applies and
