@@ -20,6 +20,9 @@ type txRequest struct {
 	ctx  context.Context
 	fn   func(tx *Tx) error
 	done chan error
+	// single marks one lone statement: SQLite undoes a failed statement
+	// by itself, so it needs no savepoint (whose page copies cost).
+	single bool
 }
 
 // groupCommitter owns the single SQLite write connection.
@@ -68,7 +71,16 @@ func (s *Store) stopGroupCommit() {
 
 // submit queues fn and waits for its commit (or its own error).
 func (s *Store) submit(ctx context.Context, fn func(tx *Tx) error) error {
-	req := &txRequest{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return s.enqueue(&txRequest{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+// submitStatement is submit for a function that runs one statement.
+func (s *Store) submitStatement(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.enqueue(&txRequest{ctx: ctx, fn: fn, done: make(chan error, 1), single: true})
+}
+
+func (s *Store) enqueue(req *txRequest) error {
+	ctx := req.ctx
 	select {
 	case s.group.reqs <- req:
 	case <-s.group.stop:
@@ -98,7 +110,11 @@ func (s *Store) runGroup(batch []*txRequest) {
 			results[i] = err
 			continue
 		}
-		results[i] = s.runSavepoint(sqlTx, r)
+		if r.single {
+			results[i] = s.runStatement(sqlTx, r)
+		} else {
+			results[i] = s.runSavepoint(sqlTx, r)
+		}
 	}
 	commitErr := sqlTx.Commit()
 	for i, r := range batch {
@@ -107,6 +123,18 @@ func (s *Store) runGroup(batch []*txRequest) {
 		}
 		r.done <- results[i]
 	}
+}
+
+// runStatement runs a one-statement function in the shared transaction.
+func (s *Store) runStatement(sqlTx *sql.Tx, r *txRequest) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("statement panicked: %v", p)
+		}
+	}()
+	tx := &Tx{Store: *s}
+	tx.q = sqlTx
+	return r.fn(tx)
 }
 
 // runSavepoint runs one transaction function inside a savepoint of the

@@ -213,7 +213,7 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result
 		// A lone statement on SQLite shares a commit (and its fsync) with
 		// the other writers, rather than taking the writer for its own.
 		var res sql.Result
-		err := s.submit(ctx, func(tx *Tx) error {
+		err := s.submitStatement(ctx, func(tx *Tx) error {
 			var err error
 			res, err = tx.exec(ctx, query, args...)
 			return err
