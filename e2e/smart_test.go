@@ -200,6 +200,9 @@ func testSMARTAppLaunch(t *testing.T, b storetest.Backend) {
 	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: fresh.RefreshToken}).Token(); oauthCode(err) != "invalid_grant" {
 		t.Fatalf("after reuse, the rotated refresh token must be revoked too: %v", err)
 	}
+	if st, _ := w.fhirDo(t, fresh.AccessToken, "GET", "Patient/"+ids["Alice"], nil); st != 401 {
+		t.Errorf("access token of a grant revoked by reuse: %d, want 401", st)
+	}
 
 	// Deny sends access_denied back.
 	if loc := submit(t, authURL, "alice@example.org", password, "deny"); loc.Query().Get("error") != "access_denied" {

@@ -259,7 +259,11 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request, _ call) error {
 		}
 	case caller.ProjectID != "":
 		// Not an access token: a refresh token revokes its whole grant.
-		if _, err := s.store.RevokeRefreshToken(r.Context(), caller.ProjectID, secretHash("refresh", tok), s.now()); err != nil {
+		family, err := s.store.RevokeRefreshToken(r.Context(), caller.ProjectID, secretHash("refresh", tok), s.now())
+		if err != nil {
+			return err
+		}
+		if err := s.revokeFamily(r.Context(), family); err != nil {
 			return err
 		}
 	}
@@ -279,8 +283,11 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request, _ call) error {
 type appTokenRevoker struct{ s *Server }
 
 func (a appTokenRevoker) RevokeRefreshToken(ctx context.Context, projectID, clientID, token string) error {
-	_, err := a.s.store.RevokeRefreshToken(ctx, projectID, secretHash("refresh", token), a.s.now())
-	return err
+	family, err := a.s.store.RevokeRefreshToken(ctx, projectID, secretHash("refresh", token), a.s.now())
+	if err != nil {
+		return err
+	}
+	return a.s.revokeFamily(ctx, family)
 }
 
 func (a appTokenRevoker) RevokeAccessToken(ctx context.Context, projectID, clientID, token string) error {

@@ -695,6 +695,9 @@ func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, form u
 	t, err := s.store.UseRefreshToken(r.Context(), secretHash("refresh", form.Get("refresh_token")), s.now())
 	if errors.Is(err, store.ErrReused) {
 		s.log.WarnContext(r.Context(), "refresh token reused: grant revoked", "project", t.ProjectID, "client", t.ClientID)
+		if err := s.revokeFamily(r.Context(), t.Family); err != nil {
+			return err
+		}
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token was already used; every token of this grant is now revoked")
 		return nil
 	}
@@ -785,7 +788,8 @@ func (s *Server) issueSMART(w http.ResponseWriter, r *http.Request, g smartGrant
 			return err
 		}
 		if err := s.store.PutRefreshToken(ctx, store.RefreshToken{Hash: secretHash("refresh", rt), ProjectID: g.ProjectID,
-			Family: family, ClientID: g.ClientID, Grant: data, ExpiresAt: s.now().Add(ttl)}); err != nil {
+			Family: family, ClientID: g.ClientID, Grant: data, ExpiresAt: s.now().Add(ttl),
+			AccessJTI: claims.TokenID, AccessExpiresAt: claims.ExpiresAt}); err != nil {
 			return err
 		}
 		out["refresh_token"] = rt
@@ -814,5 +818,23 @@ func (s *Server) issueDeveloper(w http.ResponseWriter, r *http.Request, g smartG
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// revokeFamily revokes the access tokens issued within a grant (its
+// refresh tokens are revoked by the store).
+func (s *Server) revokeFamily(ctx context.Context, family string) error {
+	if family == "" {
+		return nil
+	}
+	toks, err := s.store.FamilyAccessTokens(ctx, family, s.now())
+	if err != nil {
+		return err
+	}
+	for _, t := range toks {
+		if err := s.revoked.Revoke(ctx, t.JTI, t.ExpiresAt); err != nil {
+			return err
+		}
+	}
 	return nil
 }

@@ -77,12 +77,21 @@ type RefreshToken struct {
 	ClientID  string
 	Grant     []byte
 	ExpiresAt time.Time
+	// AccessJTI and AccessExpiresAt name the access token issued with it.
+	AccessJTI       string
+	AccessExpiresAt time.Time
+}
+
+// AccessToken names an access token to revoke.
+type AccessToken struct {
+	JTI       string
+	ExpiresAt time.Time
 }
 
 // PutRefreshToken stores a new refresh token.
 func (s *Store) PutRefreshToken(ctx context.Context, t RefreshToken) error {
-	if _, err := s.exec(ctx, `INSERT INTO refresh_tokens (token_hash, project_id, family, client_id, grant_data, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		t.Hash, t.ProjectID, t.Family, t.ClientID, string(t.Grant), ms(t.ExpiresAt)); err != nil {
+	if _, err := s.exec(ctx, `INSERT INTO refresh_tokens (token_hash, project_id, family, client_id, grant_data, expires_at, access_jti, access_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.Hash, t.ProjectID, t.Family, t.ClientID, string(t.Grant), ms(t.ExpiresAt), t.AccessJTI, ms(t.AccessExpiresAt)); err != nil {
 		return fmt.Errorf("store refresh token: %w", err)
 	}
 	return nil
@@ -127,19 +136,41 @@ func (s *Store) UseRefreshToken(ctx context.Context, hash string, now time.Time)
 	return t, nil
 }
 
-// RevokeRefreshToken revokes every token of the grant the token belongs to; it reports whether
-// the token hash named one (of projectID, when projectID is not empty).
-func (s *Store) RevokeRefreshToken(ctx context.Context, projectID, hash string, now time.Time) (bool, error) {
+// RevokeRefreshToken revokes every token of the grant the token belongs to
+// (of projectID, when projectID is not empty) and returns the grant's
+// family, "" when the hash names no token.
+func (s *Store) RevokeRefreshToken(ctx context.Context, projectID, hash string, now time.Time) (string, error) {
 	var family, project string
 	err := s.queryRow(ctx, `SELECT family, project_id FROM refresh_tokens WHERE token_hash = ?`, hash).Scan(&family, &project)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && projectID != "" && project != projectID) {
-		return false, nil
+		return "", nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("revoke refresh token: %w", err)
+		return "", fmt.Errorf("revoke refresh token: %w", err)
 	}
 	if _, err := s.exec(ctx, `UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL`, ms(now), family); err != nil {
-		return false, fmt.Errorf("revoke refresh token: %w", err)
+		return "", fmt.Errorf("revoke refresh token: %w", err)
 	}
-	return true, nil
+	return family, nil
+}
+
+// FamilyAccessTokens lists the unexpired access tokens issued with the
+// refresh tokens of a grant.
+func (s *Store) FamilyAccessTokens(ctx context.Context, family string, now time.Time) ([]AccessToken, error) {
+	rows, err := s.query(ctx, `SELECT access_jti, access_expires_at FROM refresh_tokens WHERE family = ? AND access_jti <> '' AND access_expires_at > ?`, family, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("family access tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []AccessToken
+	for rows.Next() {
+		var a AccessToken
+		var exp int64
+		if err := rows.Scan(&a.JTI, &exp); err != nil {
+			return nil, fmt.Errorf("family access tokens: %w", err)
+		}
+		a.ExpiresAt = fromMS(exp)
+		out = append(out, a)
+	}
+	return out, rows.Err()
 }

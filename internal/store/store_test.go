@@ -28,6 +28,7 @@ var suite = []struct {
 	{"use after close", testUseAfterClose},
 	{"z3 buckets and objects", testZ3},
 	{"zambdas, secrets, logs and ticks", testZambdas},
+	{"oauth codes and refresh tokens", testOAuthGrants},
 }
 
 func TestStore(t *testing.T) {
