@@ -141,11 +141,35 @@ func (p *planner) alias(prefix string) string {
 
 // resourceWhere selects current resources of a type in a project plus q's clauses.
 func (p *planner) resourceWhere(r, projectID, typ string, q *search.Query) string {
-	w := r + ".project_id = " + p.arg(projectID) + " AND " + r + ".resource_type = " + p.arg(typ) + " AND NOT " + r + ".deleted"
+	w := r + ".project_id = " + p.arg(projectID) + " AND " + r + ".resource_type = " + p.arg(typ)
+	// A deleted resource has no index rows, so a clause that requires one
+	// already excludes it: the test would only cost a table row read per
+	// match (counts then run on the primary key index alone).
+	if q == nil || !requiresIndexRow(q) {
+		w += " AND NOT " + r + ".deleted"
+	}
 	if q != nil && len(q.Clauses) > 0 {
 		w += " AND " + p.clausesSQL(r, projectID, q)
 	}
 	return w
+}
+
+// requiresIndexRow reports whether some clause of q matches only resources
+// that have a row of their own in an index table (a positive parameter
+// test, not a negation, a :missing=true, an _id, _lastUpdated or _has).
+func requiresIndexRow(q *search.Query) bool {
+	for _, c := range q.Clauses {
+		if c.Reverse != nil || c.Param == nil || c.Param.Name == "_id" || c.Param.Name == "_lastUpdated" || kindTable[c.Param.Type] == "" {
+			continue
+		}
+		switch {
+		case c.Modifier == "not":
+		case c.Modifier == "missing" && c.Values[0].Missing:
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // clausesSQL ANDs the clauses of q about the resource aliased r.
@@ -471,7 +495,7 @@ func (p *planner) orderBy(projectID string, q *search.Query) string {
 			a + ".resource_type = r.resource_type AND " + a + ".id = r.id AND " + a + ".param = " + p.arg(k.Param) + ")"
 		parts = append(parts, "CASE WHEN "+sub+" IS NULL THEN 1 ELSE 0 END", sub+" "+dir)
 	}
-	if len(parts) == 0 {
+	if len(parts) == 0 && len(q.Clauses) == 0 {
 		parts = append(parts, lu+" DESC")
 	}
 	return strings.Join(append(parts, "r.id ASC"), ", ")
