@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ type ward struct {
 	DB      string // --database value ("" for SQLite)
 	Admin   creds
 	cmd     *exec.Cmd
-	log     *bytes.Buffer
+	log     *syncBuffer
 	flags   []string // extra `ward serve` flags
 }
 
@@ -82,7 +83,7 @@ func startWard(t *testing.T, backend storetest.Backend) *ward {
 // startWardWith is startWard with extra `ward serve` flags.
 func startWardWith(t *testing.T, backend storetest.Backend, flags ...string) *ward {
 	t.Helper()
-	w := &ward{DataDir: t.TempDir(), log: &bytes.Buffer{}, flags: flags}
+	w := &ward{DataDir: t.TempDir(), log: &syncBuffer{}, flags: flags}
 	if backend.Name == "postgres" {
 		w.DB = backend.DSN(t)
 	}
@@ -223,4 +224,22 @@ func nodeTest(t *testing.T, file string, env map[string]string) {
 	if err != nil {
 		t.Fatalf("node tests failed: %v", err)
 	}
+}
+
+// syncBuffer collects a server's output while tests read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -128,7 +128,7 @@ func TestCronTwoReplicas(t *testing.T) {
 	a := startWard(t, pg)
 	// Replicas behind one load balancer share one public URL (token
 	// issuer and audience).
-	b := &ward{DataDir: a.DataDir, DB: a.DB, URL: "http://" + freeAddr(t), log: &bytes.Buffer{}, Admin: a.Admin,
+	b := &ward{DataDir: a.DataDir, DB: a.DB, URL: "http://" + freeAddr(t), log: &syncBuffer{}, Admin: a.Admin,
 		flags: []string{"--public-url", a.URL}}
 	b.launch(t)
 	tok := a.token(t, a.Admin)

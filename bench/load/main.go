@@ -10,6 +10,7 @@
 //	go run ./load -suite z3        # 100 MiB upload/download, 4 KiB objects
 //	go run ./load -suite zambda    # cold and warm invocations
 //	go run ./load -suite subscription
+//	go run ./load -suite authorizer  # SMART authorizer function overhead
 package main
 
 import (
@@ -42,7 +43,7 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.db, "db", "sqlite", "sqlite or postgres (a fresh database on 127.0.0.1:5432)")
-	flag.StringVar(&o.suite, "suite", "fhir", "fhir, z3, zambda or subscription")
+	flag.StringVar(&o.suite, "suite", "fhir", "fhir, z3, zambda, subscription or authorizer")
 	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (default: all of the suite)")
 	flag.StringVar(&o.peer, "peer", "", "base URL of a peer FHIR server loaded with the same data (e.g. bench/medplum on :8103/fhir)")
 	flag.StringVar(&o.wardBin, "ward", "", "ward binary (default: build ../cmd/ward)")
@@ -88,6 +89,8 @@ func run(ctx context.Context, o options) error {
 		return zambdaSuite(ctx, o, w)
 	case "subscription":
 		return subscriptionSuite(ctx, o, w)
+	case "authorizer":
+		return authorizerSuite(ctx, o, w)
 	}
 	return fmt.Errorf("unknown suite %q", o.suite)
 }

@@ -64,7 +64,10 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 // (another process may have rotated them).
 func (s *Server) verify(ctx context.Context, token string) (auth.Principal, error) {
 	p, err := s.verifier.Verify(ctx, token)
-	if err != nil && errors.Is(err, auth.ErrUnknownKey) {
+	// An unknown key may be one another replica just rotated in: reload
+	// once. Not for tokens of other issuers (an authorizer's), which would
+	// otherwise make every foreign request reload Ward's keys.
+	if err != nil && errors.Is(err, auth.ErrUnknownKey) && s.ownIssuer(token) {
 		s.keys.Refresh(ctx, 5*time.Second)
 		p, err = s.verifier.Verify(ctx, token)
 	}
@@ -85,4 +88,10 @@ func (s *Server) audit(r *http.Request, p auth.Principal, action, resource, outc
 	if err := s.store.InsertAudit(context.WithoutCancel(r.Context()), e); err != nil {
 		s.log.WarnContext(r.Context(), "audit write failed", "err", err, "request_id", e.RequestID)
 	}
+}
+
+// ownIssuer reports whether an (unverified) token claims to be Ward's.
+func (s *Server) ownIssuer(token string) bool {
+	iss, ok := unverifiedIssuer(token)
+	return ok && iss == s.cfg.PublicURL
 }

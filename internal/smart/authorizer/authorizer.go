@@ -146,14 +146,16 @@ func (a *Authorizer) call(ctx context.Context, key, projectID, zambdaID, fhirBas
 	raw, err := a.run(ctx, projectID, zambdaID, Input{DatastoreEndpoint: fhirBase, OperationName: operation, BearerToken: token}, a.cfg.Timeout)
 	elapsed := time.Since(start)
 	a.stats.CallNanos.Add(int64(elapsed))
-	if err == nil && ctx.Err() != nil {
-		err = ctx.Err()
+	if ctx.Err() != nil { // the runner may report the timeout as a failure of its own: keep both
+		err = errors.Join(ctx.Err(), err)
 	}
 	if err != nil {
 		// A failed run is not a decision: nothing is cached.
 		a.stats.Failed.Add(1)
 		a.cfg.Logger.WarnContext(ctx, "authorizer function failed", "project", projectID, "zambda", zambdaID, "ms", elapsed.Milliseconds(), "err", err)
-		if errors.Is(err, context.DeadlineExceeded) {
+		// The runner's own timer may fire a moment before the context's:
+		// a run that lasted the whole budget timed out either way.
+		if errors.Is(err, context.DeadlineExceeded) || elapsed >= a.cfg.Timeout {
 			return Decision{}, fmt.Errorf("%w: the authorizer function did not answer within %v", ErrRejected, a.cfg.Timeout)
 		}
 		return Decision{}, fmt.Errorf("%w: the authorizer function failed", ErrRejected)
