@@ -73,7 +73,7 @@ func parseConfig(name string, args []string) (config, error) {
 	fs.StringVar(&c.Z3Backend, "z3-backend", env("WARD_Z3_BACKEND", ""), "Z3 bytes: empty for files in the data directory, or s3://bucket/prefix?endpoint=URL&region=R&path-style=true (WARD_Z3_BACKEND)")
 	fs.StringVar(&c.WorkDir, "work-dir", env("WARD_WORK_DIR", ""), "where zambda code is unpacked and run; default <data-dir>/functions (WARD_WORK_DIR)")
 	c.SecretsKey = os.Getenv("WARD_SECRETS_KEY") // never a flag: it would show in process lists
-	fs.StringVar(&c.DebugAddr, "debug-addr", env("WARD_DEBUG_ADDR", ""), "address for pprof profiles, e.g. 127.0.0.1:6060; empty: off (WARD_DEBUG_ADDR)")
+	fs.StringVar(&c.DebugAddr, "debug-addr", env("WARD_DEBUG_ADDR", ""), "address for pprof profiles and /metrics, e.g. 127.0.0.1:6060; empty: off (WARD_DEBUG_ADDR)")
 	fs.IntVar(&c.SubMaxAttempts, "subscription-max-attempts", 30, "delivery attempts before a subscription goes to error")
 	subBase := fs.Duration("subscription-retry-base", time.Second, "first delay between subscription delivery attempts (WARD_SUBSCRIPTION_RETRY_BASE)")
 	subMax := fs.Duration("subscription-retry-max", time.Hour, "longest delay between subscription delivery attempts (WARD_SUBSCRIPTION_RETRY_MAX)")

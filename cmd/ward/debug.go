@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/wardhealth/ward/internal/smart/authorizer"
+
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -8,14 +10,20 @@ import (
 )
 
 // serveDebug serves pprof on its own listener, never on the API's.
-func serveDebug(addr string, log *slog.Logger) {
+func serveDebug(addr string, log *slog.Logger, authz *authorizer.Authorizer) {
 	mux := http.NewServeMux()
+	// Counters in the Prometheus text format (the authorizer function's
+	// decisions, calls and time in calls).
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_ = authz.Stats().WritePrometheus(w)
+	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Info("debug listener (pprof)", "addr", addr)
+	log.Info("debug listener (pprof, metrics)", "addr", addr)
 	if err := srv.ListenAndServe(); err != nil {
 		log.Warn("debug listener stopped", "err", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"strconv"
@@ -114,6 +115,25 @@ func New(run Runner, cfg Config) *Authorizer {
 
 // Stats returns the live counters.
 func (a *Authorizer) Stats() *Stats { return &a.stats }
+
+// WritePrometheus writes the counters in the Prometheus text format.
+func (st *Stats) WritePrometheus(w io.Writer) error {
+	_, err := fmt.Fprintf(w, `# HELP ward_authorizer_decisions_total Foreign-token decisions by outcome.
+# TYPE ward_authorizer_decisions_total counter
+ward_authorizer_decisions_total{outcome="cached"} %d
+ward_authorizer_decisions_total{outcome="accepted"} %d
+ward_authorizer_decisions_total{outcome="rejected"} %d
+ward_authorizer_decisions_total{outcome="failed"} %d
+# HELP ward_authorizer_calls_total Calls to authorizer functions.
+# TYPE ward_authorizer_calls_total counter
+ward_authorizer_calls_total %d
+# HELP ward_authorizer_call_seconds_total Time spent in calls to authorizer functions.
+# TYPE ward_authorizer_call_seconds_total counter
+ward_authorizer_call_seconds_total %g
+`, st.CacheHits.Load(), st.Accepted.Load(), st.Rejected.Load(), st.Failed.Load(), st.Calls.Load(),
+		time.Duration(st.CallNanos.Load()).Seconds())
+	return err
+}
 
 // Decide validates token for a request on the FHIR base fhirBase of the
 // project. operation is the HealthLake operation name of the request.

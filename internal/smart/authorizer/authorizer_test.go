@@ -131,6 +131,15 @@ func TestCacheAndCoalescing(t *testing.T) {
 	if a.Stats().CacheHits.Load() < 2 {
 		t.Fatalf("cache hits %d", a.Stats().CacheHits.Load())
 	}
+	var b strings.Builder
+	if err := a.Stats().WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`ward_authorizer_decisions_total{outcome="accepted"} 1`, `ward_authorizer_decisions_total{outcome="rejected"} 1`, "ward_authorizer_calls_total 2"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
 }
 
 func TestTimeoutFailsClosed(t *testing.T) {
