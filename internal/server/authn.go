@@ -83,8 +83,7 @@ func (s *Server) verify(ctx context.Context, token string) (auth.Principal, erro
 // audit records a write or a denial. A failed audit write is logged: the
 // request itself already happened.
 func (s *Server) audit(r *http.Request, p auth.Principal, action, resource, outcome, detail string) {
-	e := store.AuditEvent{ProjectID: p.ProjectID, At: s.now(), RequestID: requestID(r.Context()), PrincipalKind: string(p.Kind),
-		PrincipalID: p.ID, Action: action, Resource: resource, Outcome: outcome, Detail: detail}
+	e := s.auditEvent(r, p, action, resource, outcome, detail)
 	if err := s.store.InsertAudit(context.WithoutCancel(r.Context()), e); err != nil {
 		s.log.WarnContext(r.Context(), "audit write failed", "err", err, "request_id", e.RequestID)
 	}
@@ -94,4 +93,9 @@ func (s *Server) audit(r *http.Request, p auth.Principal, action, resource, outc
 func (s *Server) ownIssuer(token string) bool {
 	iss, ok := unverifiedIssuer(token)
 	return ok && iss == s.cfg.PublicURL
+}
+
+func (s *Server) auditEvent(r *http.Request, p auth.Principal, action, resource, outcome, detail string) store.AuditEvent {
+	return store.AuditEvent{ProjectID: p.ProjectID, At: s.now(), RequestID: requestID(r.Context()), PrincipalKind: string(p.Kind),
+		PrincipalID: p.ID, Action: action, Resource: resource, Outcome: outcome, Detail: detail}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/store"
 )
 
 // fhirGate authenticates FHIR requests (the capability statement is
@@ -32,16 +33,25 @@ func (s *Server) fhirGate(w http.ResponseWriter, r *http.Request) {
 		s.fhir.Fail(w, r, err)
 		return
 	}
+	action := "FHIR:" + r.Method
+	writes := r.Method != http.MethodGet && !strings.HasSuffix(r.URL.Path, "/_search")
+	var pending *store.PendingAudit
+	if writes {
+		// The write's own transaction records it (one commit, not two).
+		pending = &store.PendingAudit{Event: s.auditEvent(r, p, action, r.URL.Path, "allowed", "")}
+		r = r.WithContext(store.WithAudit(r.Context(), pending))
+	}
 	s.fhir.ServeFHIR(w, r, p)
 	sw, _ := w.(*statusWriter)
 	if sw == nil {
 		return
 	}
-	action := "FHIR:" + r.Method
 	switch {
 	case sw.status == http.StatusForbidden:
 		s.audit(r, p, action, r.URL.Path, "denied", "")
-	case r.Method != http.MethodGet && sw.status < 400 && !strings.HasSuffix(r.URL.Path, "/_search"):
+	case writes && sw.status < 400 && !pending.Written():
+		// No transaction ran (a conditional create that found its match,
+		// an operation): audit on its own.
 		s.audit(r, p, action, r.URL.Path, "allowed", "")
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"sync"
+	"time"
 )
 
 // SQLite has one writer and each commit costs an fsync (~0.3 ms here), so
@@ -31,11 +33,24 @@ type groupCommitter struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
+	// ckpt is the checkpointer's connection; committed wakes it.
+	ckpt      *sql.DB
+	committed chan struct{}
 }
 
-func (s *Store) startGroupCommit() {
-	g := &groupCommitter{reqs: make(chan *txRequest), stop: make(chan struct{})}
+// checkpointEvery bounds how often the WAL is copied into the database
+// file: often enough to keep the WAL small, rarely enough that each copy
+// writes many commits' pages at once.
+const checkpointEvery = 200 * time.Millisecond
+
+func (s *Store) startGroupCommit(ckpt *sql.DB) {
+	g := &groupCommitter{reqs: make(chan *txRequest), stop: make(chan struct{}), ckpt: ckpt, committed: make(chan struct{}, 1)}
 	s.group = g
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		g.checkpointer()
+	}()
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
@@ -67,6 +82,28 @@ func (s *Store) stopGroupCommit() {
 	}
 	s.group.once.Do(func() { close(s.group.stop) })
 	s.group.wg.Wait()
+	_ = s.group.ckpt.Close()
+}
+
+// checkpointer copies committed WAL frames into the database file (a
+// PASSIVE checkpoint: it never blocks the writer or readers), after
+// commits, at most every checkpointEvery.
+func (g *groupCommitter) checkpointer() {
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-g.committed:
+		}
+		if _, err := g.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+			slog.Warn("sqlite checkpoint failed", "err", err)
+		}
+		select {
+		case <-g.stop:
+			return
+		case <-time.After(checkpointEvery):
+		}
+	}
 }
 
 // submit queues fn and waits for its commit (or its own error).
@@ -117,6 +154,10 @@ func (s *Store) runGroup(batch []*txRequest) {
 		}
 	}
 	commitErr := sqlTx.Commit()
+	select {
+	case s.group.committed <- struct{}{}:
+	default: // a checkpoint is already due
+	}
 	for i, r := range batch {
 		if results[i] == nil && commitErr != nil {
 			results[i] = s.mapErr(fmt.Errorf("commit: %w", commitErr))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -104,6 +105,35 @@ type AuditEvent struct {
 	Resource      string
 	Outcome       string // "allowed", "denied", "error"
 	Detail        string
+}
+
+// PendingAudit is the audit event of a request that writes: the first
+// transaction run with it in its context writes the event in that same
+// transaction (one commit, and no write without its audit row).
+type PendingAudit struct {
+	Event   AuditEvent
+	written atomic.Bool
+}
+
+type auditKey struct{}
+
+// WithAudit returns ctx carrying a pending audit event.
+func WithAudit(ctx context.Context, a *PendingAudit) context.Context {
+	return context.WithValue(ctx, auditKey{}, a)
+}
+
+// Written reports whether a transaction wrote the event.
+func (a *PendingAudit) Written() bool { return a.written.Load() }
+
+func (a *PendingAudit) write(ctx context.Context, tx *Tx) error {
+	if a.written.Load() {
+		return nil
+	}
+	if err := tx.InsertAudit(ctx, a.Event); err != nil {
+		return err
+	}
+	a.written.Store(true)
+	return nil
 }
 
 // InsertAudit appends an audit event.

@@ -94,7 +94,10 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// dirties many index pages, and a small cache spills them to the WAL
 	// (extra writes) before the commit. Savepoint journals (one per write
 	// in a group) stay in memory rather than in a temporary file.
-	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=cache_size(-65536)&_pragma=temp_store(memory)&_txlock=immediate")
+	// The writer never checkpoints (wal_autocheckpoint 0): copying the WAL
+	// into the database file would stall every write queued behind it.
+	// A connection of its own does it beside the writer (checkpointer).
+	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=cache_size(-65536)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -104,17 +107,25 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
+	ckpt, err := sql.Open("sqlite", "file:"+path+"?"+pragmas)
+	if err != nil {
+		write.Close()
+		read.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	ckpt.SetMaxOpenConns(1)
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8) // keep them: opening one re-reads the schema
 	read.SetConnMaxIdleTime(0)
 	if err := write.PingContext(ctx); err != nil {
 		write.Close()
 		read.Close()
+		ckpt.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	s := &Store{dialect: SQLite, write: write, read: read, q: read, now: time.Now,
 		wstmts: newStmtCache(write), rstmts: newStmtCache(read)}
-	s.startGroupCommit()
+	s.startGroupCommit(ckpt)
 	return s, nil
 }
 
@@ -160,6 +171,15 @@ func (s *Store) Close() error {
 func (s *Store) WithTx(ctx context.Context, fn func(tx *Tx) error) error {
 	if _, inTx := s.q.(*sql.Tx); inTx {
 		return fn(&Tx{Store: *s})
+	}
+	if a, ok := ctx.Value(auditKey{}).(*PendingAudit); ok {
+		inner := fn
+		fn = func(tx *Tx) error {
+			if err := inner(tx); err != nil {
+				return err
+			}
+			return a.write(ctx, tx)
+		}
 	}
 	if s.group != nil {
 		return s.submit(ctx, fn)
