@@ -215,7 +215,7 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 		if err != nil {
 			return fail(err)
 		}
-		b, _ := json.Marshal(h.searchBundle(page))
+		b, _ := h.searchBundle(page).encode()
 		return entryResult{bundleEntry: bundleEntry{Resource: b, Response: &entryResponse{Status: "200 OK"}}}
 	}
 	return fail(fault.Invalid("unsupported bundle entry %s %s", method, e.Request.URL))

@@ -275,7 +275,7 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(h.searchBundle(page))
+	b, err := h.searchBundle(page).encode()
 	if err != nil {
 		return err
 	}
@@ -337,6 +337,54 @@ type bundle struct {
 	Total        *int          `json:"total,omitempty"`
 	Link         []bundleLink  `json:"link,omitempty"`
 	Entry        []bundleEntry `json:"entry"`
+}
+
+// encode writes the bundle as JSON with each entry's resource copied as
+// stored: encoding/json would re-validate and re-compact every resource
+// (RawMessage), a sixth of a search's CPU. Stored resources are compact
+// JSON already (Ward marshalled them).
+func (b bundle) encode() ([]byte, error) {
+	entries := b.Entry
+	head, err := json.Marshal(struct {
+		ResourceType string       `json:"resourceType"`
+		ID           string       `json:"id,omitempty"`
+		Type         string       `json:"type"`
+		Total        *int         `json:"total,omitempty"`
+		Link         []bundleLink `json:"link,omitempty"`
+	}{b.ResourceType, b.ID, b.Type, b.Total, b.Link})
+	if err != nil {
+		return nil, err
+	}
+	size := len(head) + 16
+	for _, e := range entries {
+		size += len(e.Resource) + 200
+	}
+	out := make([]byte, 0, size)
+	out = append(out, head[:len(head)-1]...)
+	out = append(out, `,"entry":[`...)
+	for i, e := range entries {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		res := e.Resource
+		e.Resource = nil
+		eb, err := json.Marshal(e)
+		if err != nil {
+			return nil, err
+		}
+		if len(res) == 0 {
+			out = append(out, eb...)
+			continue
+		}
+		out = append(out, eb[:len(eb)-1]...)
+		if len(eb) > 2 {
+			out = append(out, ',')
+		}
+		out = append(out, `"resource":`...)
+		out = append(out, res...)
+		out = append(out, '}')
+	}
+	return append(out, ']', '}'), nil
 }
 
 func (h *Handler) fullURL(res Resource) string { return h.base + "/" + res.Type + "/" + res.ID }
