@@ -50,6 +50,10 @@ type config struct {
 	// AuthorizerCacheTTL is the longest an authorizer function's decision
 	// on a foreign token is reused (never beyond the token's exp).
 	AuthorizerCacheTTL time.Duration
+
+	// AllowPrivateJWKS lets backend-service JWKS URLs resolve to private
+	// or loopback addresses (off: public addresses only, against SSRF).
+	AllowPrivateJWKS bool
 }
 
 // parseConfig reads flags; an environment variable sets a flag's default.
@@ -80,6 +84,8 @@ func parseConfig(name string, args []string) (config, error) {
 	urlTTL := fs.Duration("z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs (WARD_Z3_URL_TTL)")
 	maxObject := fs.Int64("max-object-bytes", 5<<30, "largest Z3 object in bytes (WARD_MAX_OBJECT_BYTES)")
 	transfer := fs.Duration("transfer-timeout", time.Hour, "deadline of one presigned upload or download (WARD_TRANSFER_TIMEOUT)")
+	fs.BoolVar(&c.AllowPrivateJWKS, "allow-private-jwks", env("WARD_ALLOW_PRIVATE_JWKS", "") == "true",
+		"let M2M clients' jwksUrl point at private or loopback addresses (WARD_ALLOW_PRIVATE_JWKS=true)")
 	authzTTL := fs.Duration("authorizer-cache-ttl", 5*time.Minute, "longest reuse of an authorizer function's decision (WARD_AUTHORIZER_CACHE_TTL)")
 	for key, dst := range map[string]*int64{"WARD_MAX_BODY_BYTES": maxBody, "WARD_MAX_OBJECT_BYTES": maxObject} {
 		if v, ok := os.LookupEnv(key); ok {

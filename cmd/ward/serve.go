@@ -109,7 +109,7 @@ func serve(ctx context.Context, args []string) error {
 		return len(roles) == 1, err
 	}})
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
-		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version},
+		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version, AllowPrivateJWKS: c.AllowPrivateJWKS},
 		server.Deps{Log: log, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
 			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
 			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz})

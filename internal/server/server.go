@@ -28,6 +28,10 @@ type Config struct {
 	TransferTimeout time.Duration
 	TokenTTL        time.Duration // lifetime of access tokens
 	Version         string
+	// AllowPrivateJWKS lets backend-service clients' JWKS URLs point at
+	// private and loopback addresses (tests, closed networks); off, Ward
+	// fetches them only from public addresses.
+	AllowPrivateJWKS bool
 }
 
 // Server is Ward's HTTP API.
@@ -78,7 +82,12 @@ func New(cfg Config, d Deps) *Server {
 	}
 	s := &Server{cfg: cfg, log: d.Log, store: d.Store, iam: d.IAM, keys: d.Keys, revoked: d.Revoked,
 		issuer: d.Issuer, verifier: d.Verifier, fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
-	av, err := clientauth.New(clientauth.Config{Lookup: s.assertionClient, Replay: storeReplay{st: d.Store, now: d.Now}, Now: d.Now, Logger: d.Log})
+	var jwksClient *http.Client
+	if !cfg.AllowPrivateJWKS {
+		jwksClient = clientauth.PublicOnlyClient()
+	}
+	av, err := clientauth.New(clientauth.Config{Lookup: s.assertionClient, Replay: storeReplay{st: d.Store, now: d.Now}, Now: d.Now,
+		Logger: d.Log, HTTPClient: jwksClient})
 	if err != nil {
 		panic(err) // only a programming error: both are set above
 	}

@@ -50,7 +50,8 @@ func newTestServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, TokenTTL: time.Hour, Version: "test"},
+	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, TokenTTL: time.Hour, Version: "test",
+		AllowPrivateJWKS: true}, // the key servers of the tests are on loopback
 		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Keys: keys, Revoked: revoked,
 			Issuer:   auth.NewIssuer(keys.Ring, testURL, testURL, time.Now),
 			Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now), Now: time.Now,
