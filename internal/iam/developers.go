@@ -11,7 +11,6 @@ import (
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/store"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // Developer is the wire shape of a developer in a project.
@@ -213,8 +212,8 @@ const MinPasswordLength = 12
 // developer's password (bcrypt). Errors: NotFound for an unknown, used or
 // expired link; Invalid for a weak password.
 func (s *Service) AcceptInvitation(ctx context.Context, token, password string) (Developer, error) {
-	if len(password) < MinPasswordLength || len(password) > 72 {
-		return Developer{}, fault.Invalid("the password must be %d to 72 characters long", MinPasswordLength)
+	if err := checkPassword(password); err != nil {
+		return Developer{}, err
 	}
 	gone := fault.NotFound("this invitation link is unknown, expired or already used")
 	hash := auth.HashSecret(token)
@@ -222,11 +221,12 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, password string) 
 	if err != nil || s.now().After(d.InvitationExpiresAt) {
 		return Developer{}, gone
 	}
-	pw, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	// The same cost as users' passwords (and rehashed the same way).
+	pw, err := s.hashPassword(password)
 	if err != nil {
-		return Developer{}, fmt.Errorf("hash password: %w", err)
+		return Developer{}, err
 	}
-	if err := s.store.AcceptInvitation(ctx, d.ProjectID, d.ID, hash, string(pw)); err != nil {
+	if err := s.store.AcceptInvitation(ctx, d.ProjectID, d.ID, hash, pw); err != nil {
 		return Developer{}, gone
 	}
 	s.changed(ctx, d.ProjectID)
