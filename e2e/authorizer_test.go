@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -114,18 +112,6 @@ func foreignJWT(iss, name string) string {
 	return enc(map[string]string{"alg": "RS256", "typ": "JWT", "kid": "idp-key-1"}) + "." +
 		enc(map[string]any{"iss": iss, "sub": name, "jti": fmt.Sprintf("%s-%d", name, time.Now().UnixNano())}) + "." +
 		base64.RawURLEncoding.EncodeToString([]byte("not-a-signature-ward-can-check"))
-}
-
-// requireNode fails in CI and skips elsewhere when node is missing: the
-// authorizer is a Node.js zambda.
-func requireNode(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("node is required in CI")
-		}
-		t.Skip("node not installed (not CI, so skipping)")
-	}
 }
 
 // fhirAs sends a FHIR request with a foreign token and the project header,

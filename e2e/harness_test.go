@@ -197,8 +197,8 @@ func (w *ward) token(t *testing.T, c creds) string {
 	return out.AccessToken
 }
 
-// nodeTest runs node's test runner on a file with the SDK installed.
-func nodeTest(t *testing.T, file string, env map[string]string) {
+// requireNode fails in CI and skips elsewhere when Node.js is missing.
+func requireNode(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -206,6 +206,12 @@ func nodeTest(t *testing.T, file string, env map[string]string) {
 		}
 		t.Skip("node not installed (not CI, so skipping)")
 	}
+}
+
+// nodeTest runs node's test runner on a file with the SDK installed.
+func nodeTest(t *testing.T, file string, env map[string]string) {
+	t.Helper()
+	requireNode(t)
 	if _, err := os.Stat("node_modules/@oystehr/sdk"); err != nil {
 		npm := exec.Command("npm", "ci", "--no-audit", "--no-fund")
 		if out, err := npm.CombinedOutput(); err != nil {

@@ -56,17 +56,7 @@ func TestBackendServices(t *testing.T) {
 		}
 		return s
 	}
-	post := func(a string) (int, map[string]any) {
-		res, err := http.PostForm(ts.URL+"/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"system/Patient.rs"},
-			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var out map[string]any
-		json.NewDecoder(res.Body).Decode(&out)
-		return res.StatusCode, out
-	}
+	post := func(a string) (int, map[string]any) { return postAssertion(t, ts, a, "system/Patient.rs") }
 	soon := time.Now().Add(4 * time.Minute)
 	good := assertion("k1", tokenURL, soon, "jti-1")
 	status, out := post(good)
@@ -123,28 +113,32 @@ func TestBackendServicesInlineJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := http.PostForm(ts.URL+"/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"system/*.rs"},
-		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var out map[string]any
-	json.NewDecoder(res.Body).Decode(&out)
-	if res.StatusCode != 200 || out["scope"] != "system/*.rs" {
-		t.Fatalf("inline JWKS assertion: %d %v", res.StatusCode, out)
+	if st, out := postAssertion(t, ts, a, "system/*.rs"); st != 200 || out["scope"] != "system/*.rs" {
+		t.Fatalf("inline JWKS assertion: %d %v", st, out)
 	}
 	// Removing the key set (null) makes the same kind of assertion fail.
 	ts.mustDo(t, 200, "PATCH", "/v1/m2m/"+m["id"].(string), ts.token, `{"jwks":null}`)
 	tok.Claims.(jwt.MapClaims)["jti"] = "inline-2"
 	a, _ = tok.SignedString(key)
-	res2, err := http.PostForm(ts.URL+"/oauth/token", url.Values{"grant_type": {"client_credentials"},
-		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}})
+	if st, _ := postAssertion(t, ts, a, ""); st != 401 {
+		t.Fatalf("after removing the jwks: %d, want 401", st)
+	}
+}
+
+// postAssertion asks for a token with a private_key_jwt client assertion.
+func postAssertion(t *testing.T, ts *testServer, assertion, scope string) (int, map[string]any) {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "client_assertion": {assertion},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	res, err := http.PostForm(ts.URL+"/oauth/token", form)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res2.Body.Close()
-	if res2.StatusCode != 401 {
-		t.Fatalf("after removing the jwks: %d, want 401", res2.StatusCode)
-	}
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
 }

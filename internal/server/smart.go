@@ -91,51 +91,45 @@ var smartScopesSupported = []string{"openid", "fhirUser", "launch/patient", "off
 	"patient/*.cruds", "user/*.cruds", "system/*.cruds", "patient/*.read", "patient/*.write", "user/*.read", "user/*.write",
 	"system/*.read", "system/*.write"}
 
-// smartConfiguration is GET .well-known/smart-configuration (App Launch
-// 2.x §conformance), served at the root and at the FHIR base.
-func (s *Server) smartConfiguration(w http.ResponseWriter, r *http.Request, _ call) error {
+// discovery holds what SMART and OpenID Connect discovery both publish.
+func (s *Server) discovery() map[string]any {
 	u := s.cfg.PublicURL
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                           u,
-		"jwks_uri":                                         u + "/.well-known/jwks.json",
-		"authorization_endpoint":                           u + "/oauth/authorize",
-		"token_endpoint":                                   u + "/oauth/token",
-		"introspection_endpoint":                           u + "/oauth/introspect",
-		"revocation_endpoint":                              u + "/oauth/revoke",
-		"grant_types_supported":                            []string{"authorization_code", "client_credentials", "refresh_token"},
-		"response_types_supported":                         []string{"code"},
-		"code_challenge_methods_supported":                 []string{"S256"},
-		"token_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
-		"token_endpoint_auth_signing_alg_values_supported": []string{"RS384", "ES384"},
-		"scopes_supported":                                 smartScopesSupported,
-		"capabilities": []string{"launch-standalone", "authorize-post", "client-public", "client-confidential-symmetric",
-			"client-confidential-asymmetric", "sso-openid-connect", "context-standalone-patient", "permission-offline",
-			"permission-online", "permission-patient", "permission-user", "permission-v1", "permission-v2"},
-	})
-	return nil
-}
-
-// openIDConfiguration is OpenID Connect discovery for the same server.
-func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request, _ call) error {
-	u := s.cfg.PublicURL
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, map[string]any{
+	return map[string]any{
 		"issuer":                                u,
 		"jwks_uri":                              u + "/.well-known/jwks.json",
 		"authorization_endpoint":                u + "/oauth/authorize",
 		"token_endpoint":                        u + "/oauth/token",
 		"introspection_endpoint":                u + "/oauth/introspect",
 		"revocation_endpoint":                   u + "/oauth/revoke",
-		"response_types_supported":              []string{"code"},
 		"grant_types_supported":                 []string{"authorization_code", "client_credentials", "refresh_token"},
-		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": []string{auth.AlgRS256},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"response_types_supported":              []string{"code"},
 		"code_challenge_methods_supported":      []string{"S256"},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
 		"scopes_supported":                      smartScopesSupported,
-		"claims_supported":                      []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "fhirUser"},
-	})
+	}
+}
+
+// smartConfiguration is GET .well-known/smart-configuration (App Launch
+// 2.x §conformance), served at the root and at the FHIR base.
+func (s *Server) smartConfiguration(w http.ResponseWriter, r *http.Request, _ call) error {
+	m := s.discovery()
+	m["token_endpoint_auth_signing_alg_values_supported"] = []string{"RS384", "ES384"}
+	m["capabilities"] = []string{"launch-standalone", "authorize-post", "client-public", "client-confidential-symmetric",
+		"client-confidential-asymmetric", "sso-openid-connect", "context-standalone-patient", "permission-offline",
+		"permission-online", "permission-patient", "permission-user", "permission-v1", "permission-v2"}
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+// openIDConfiguration is OpenID Connect discovery for the same server.
+func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request, _ call) error {
+	m := s.discovery()
+	m["subject_types_supported"] = []string{"public"}
+	m["id_token_signing_alg_values_supported"] = []string{auth.AlgRS256}
+	m["claims_supported"] = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "fhirUser"}
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, m)
 	return nil
 }
 
