@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wardhealth/ward/internal/fhir/search"
 
@@ -15,27 +18,64 @@ import (
 
 // BenchmarkCreateParallel measures durable creates (validate, index, one
 // fsync'd commit shared by concurrent writers) through the service, without
-// HTTP. Run with -cpu to vary the writers: go test -bench CreateParallel -cpu 1,32.
+// HTTP. The Observations vary as real ones do (1,000 subjects, 20 codes,
+// five years of dates, random values), so index inserts land on as many
+// pages as they would in production. On Linux it also reports the write
+// system calls and bytes per create (WAL frames and checkpoint copies on
+// SQLite). Run with -cpu to vary the writers: go test -bench CreateParallel -cpu 1,32.
 func BenchmarkCreateParallel(b *testing.B) {
 	for _, backend := range storetest.Backends() {
 		b.Run(backend.Name, func(b *testing.B) {
 			ctx := context.Background()
 			f := newFixture(b, backend, Config{})
 			svc, p := f.svc, f.admin
-			body := []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2024-05-01T10:00:00Z","valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`)
+			var seq atomic.Int64
+			body := func() []byte {
+				n := seq.Add(1) * 7919
+				return []byte(fmt.Sprintf(`{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],`+
+					`"code":{"coding":[{"system":"http://loinc.org","code":"%d-4","display":"Heart rate"}]},"subject":{"reference":"Patient/p%d"},`+
+					`"effectiveDateTime":"%s","valueQuantity":{"value":%d.%d,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`,
+					8800+n%20, n%1000, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n%1826)*24*time.Hour).Format(time.RFC3339), 40+n%120, n%10))
+			}
+			io0 := procIO()
 			b.SetParallelism(16)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, _, err := svc.Create(ctx, p, "Observation", body, ""); err != nil {
+					if _, _, err := svc.Create(ctx, p, "Observation", body(), ""); err != nil {
 						b.Error(err)
 						return
 					}
 				}
 			})
+			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+			if io1 := procIO(); io1 != nil && io0 != nil {
+				b.ReportMetric(float64(io1["syscw"]-io0["syscw"])/float64(b.N), "writes/create")
+				b.ReportMetric(float64(io1["wchar"]-io0["wchar"])/float64(b.N), "wbytes/create")
+			}
 		})
 	}
+}
+
+// procIO reads this process's I/O counters (Linux); nil elsewhere.
+func procIO() map[string]int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return nil
+	}
+	m := map[string]int64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err == nil {
+			m[k] = n
+		}
+	}
+	return m
 }
 
 // BenchmarkSearchParallel measures searches through the service (no HTTP)

@@ -130,8 +130,8 @@ func (s *Service) includes(ctx context.Context, p auth.Principal, q *search.Quer
 			}
 		}
 		for _, inc := range q.RevInclude {
-			if round > 0 && !inc.Iterate {
-				continue
+			if (round > 0 && !inc.Iterate) || !search.IsResourceType(inc.Type) {
+				continue // _revinclude=* names no source type: nothing to read
 			}
 			for typ, ids := range groupIDs(frontier) {
 				src, err := s.store.ReferencesTo(ctx, p.ProjectID, inc.Type, inc.Param, typ, ids)

@@ -183,9 +183,10 @@ func (e *InvalidResource) Error() string {
 
 func (e *InvalidResource) Unwrap() error { return fault.ErrInvalid }
 
-// index turns search extraction into store index rows.
+// index turns the values the index stores (search.IndexValues) into
+// store rows.
 func index(typ string, m map[string]any) ([]store.IndexRow, error) {
-	vals, err := search.Extract(typ, m)
+	vals, err := search.IndexValues(typ, m)
 	if err != nil {
 		return nil, fmt.Errorf("index %s: %w", typ, err)
 	}

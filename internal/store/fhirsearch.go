@@ -260,11 +260,11 @@ func (p *planner) clause(r, projectID, typ string, c *search.Clause) string {
 		a := p.alias("i")
 		if correlate {
 			return "EXISTS (SELECT 1 FROM " + table + " " + a + " WHERE " + a + ".project_id = " + r + ".project_id AND " +
-				a + ".resource_type = " + r + ".resource_type AND " + a + ".id = " + r + ".id AND " + a + ".param = " + p.arg(name) +
+				a + ".resource_type = " + r + ".resource_type AND " + a + ".id = " + r + ".id AND " + paramRows(a, typ, name, p.arg) +
 				strings.ReplaceAll(cond, "$.", a+".") + ")"
 		}
 		return r + ".id IN (SELECT " + a + ".id FROM " + table + " " + a + " WHERE " + a + ".project_id = " + p.arg(projectID) +
-			" AND " + a + ".resource_type = " + p.arg(typ) + " AND " + a + ".param = " + p.arg(name) +
+			" AND " + a + ".resource_type = " + p.arg(typ) + " AND " + paramRows(a, typ, name, p.arg) +
 			strings.ReplaceAll(cond, "$.", a+".") + ")"
 	}
 	if c.Modifier == "missing" {
@@ -282,6 +282,28 @@ func (p *planner) clause(r, projectID, typ string, c *search.Clause) string {
 	return p.or(c, func(v search.Cond) string { return exists(" AND " + p.value(c, v)) })
 }
 
+// paramRows selects, in index table alias a, the rows that answer
+// parameter name of typ (search.IndexParams: usually its own rows, for
+// some parameters other parameters' rows, perhaps to one target type).
+// arg renders an argument.
+func paramRows(a, typ, name string, arg func(any) string) string {
+	names, refType := search.IndexParams(typ, name)
+	var w string
+	if len(names) == 1 {
+		w = a + ".param = " + arg(names[0])
+	} else {
+		list := make([]string, len(names))
+		for i, n := range names {
+			list[i] = arg(n)
+		}
+		w = a + ".param IN (" + strings.Join(list, ", ") + ")"
+	}
+	if refType != "" {
+		w += " AND " + a + ".ref_type = " + arg(refType)
+	}
+	return w
+}
+
 // subSelect selects ids of current typ resources matching one clause.
 func (p *planner) subSelect(projectID, typ string, c *search.Clause) string {
 	saved := p.correlate
@@ -296,7 +318,7 @@ func (p *planner) subSelect(projectID, typ string, c *search.Clause) string {
 func (p *planner) has(r, projectID, typ string, c *search.Clause) string {
 	h := p.alias("h")
 	return r + ".id IN (SELECT " + h + ".ref_id FROM fhir_idx_reference " + h + " WHERE " + h + ".project_id = " + p.arg(projectID) +
-		" AND " + h + ".resource_type = " + p.arg(c.Reverse.Type) + " AND " + h + ".param = " + p.arg(c.Reverse.Ref.Name) +
+		" AND " + h + ".resource_type = " + p.arg(c.Reverse.Type) + " AND " + paramRows(h, c.Reverse.Type, c.Reverse.Ref.Name, p.arg) +
 		" AND " + h + ".ref_type = " + p.arg(typ) + " AND " + h + ".id IN (" + p.subSelect(projectID, c.Reverse.Type, c.Reverse.Clause) + "))"
 }
 
@@ -492,7 +514,7 @@ func (p *planner) orderBy(projectID string, q *search.Query) string {
 		a := p.alias("s")
 		// Resources without the value sort last in both directions.
 		sub := "(SELECT " + agg + "(" + a + "." + col + ") FROM " + table + " " + a + " WHERE " + a + ".project_id = r.project_id AND " +
-			a + ".resource_type = r.resource_type AND " + a + ".id = r.id AND " + a + ".param = " + p.arg(k.Param) + ")"
+			a + ".resource_type = r.resource_type AND " + a + ".id = r.id AND " + paramRows(a, q.ResourceType, k.Param, p.arg) + ")"
 		parts = append(parts, "CASE WHEN "+sub+" IS NULL THEN 1 ELSE 0 END", sub+" "+dir)
 	}
 	if len(parts) == 0 && len(q.Clauses) == 0 {
@@ -520,8 +542,7 @@ func (s *Store) ReferencesFrom(ctx context.Context, projectID string, ids map[st
 			args = append(args, id)
 		}
 		if param != "*" {
-			q += ` AND param = ?`
-			args = append(args, param)
+			q += ` AND ` + paramRows("fhir_idx_reference", t, param, func(v any) string { args = append(args, v); return "?" })
 		}
 		rows, err := s.query(ctx, q, args...)
 		if err != nil {
@@ -544,23 +565,32 @@ func (s *Store) ReferencesFrom(ctx context.Context, projectID string, ids map[st
 }
 
 // ReferencesTo lists the ids of srcType resources whose param ("*" for any)
-// points at one of targetType/ids.
+// points at one of targetType/ids. It reads the index by source type and
+// parameter, so srcType must be a resource type.
 func (s *Store) ReferencesTo(ctx context.Context, projectID, srcType, param, targetType string, ids []string) ([]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	q := `SELECT DISTINCT id FROM fhir_idx_reference WHERE project_id = ? AND ref_type = ? AND ref_id IN (` + placeholders(len(ids)) + `)`
-	args := []any{projectID, targetType}
+	args := []any{projectID, srcType}
+	arg := func(v any) string { args = append(args, v); return "?" }
+	var params string
+	if param == "*" {
+		names := search.StoredParams(srcType, "reference")
+		if len(names) == 0 {
+			return nil, nil
+		}
+		list := make([]string, len(names))
+		for i, n := range names {
+			list[i] = arg(n)
+		}
+		params = "fhir_idx_reference.param IN (" + strings.Join(list, ", ") + ")"
+	} else {
+		params = paramRows("fhir_idx_reference", srcType, param, arg)
+	}
+	q := `SELECT DISTINCT id FROM fhir_idx_reference WHERE project_id = ? AND resource_type = ? AND ` + params +
+		` AND ref_type = ` + arg(targetType) + ` AND ref_id IN (` + placeholders(len(ids)) + `)`
 	for _, id := range ids {
 		args = append(args, id)
-	}
-	if srcType != "*" {
-		q += ` AND resource_type = ?`
-		args = append(args, srcType)
-	}
-	if param != "*" {
-		q += ` AND param = ?`
-		args = append(args, param)
 	}
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {

@@ -3,6 +3,7 @@ package search
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/wardhealth/ward/internal/fhir/fhirpath"
 )
@@ -88,7 +89,103 @@ func Extract(resourceType string, resource map[string]any) ([]Value, error) {
 			out = appendValues(out, p.Name, p.Type, it)
 		}
 	}
+	typeContained(resource, out)
 	return out, nil
+}
+
+// typeContained sets the RefType of "#id" references to the type of the
+// contained resource they name, as resolve() sees it, so that a search
+// restricted to one target type ("patient") finds them too.
+func typeContained(resource map[string]any, vals []Value) {
+	var types map[string]string
+	for i := range vals {
+		v := &vals[i]
+		if v.Type != "reference" || v.RefType != "" || len(v.RefURL) < 2 || v.RefURL[0] != '#' {
+			continue
+		}
+		if types == nil {
+			types = map[string]string{}
+			list, _ := resource["contained"].([]any)
+			for _, c := range list {
+				cm, _ := c.(map[string]any)
+				id, _ := cm["id"].(string)
+				rt, _ := cm["resourceType"].(string)
+				if id != "" && IsResourceType(rt) {
+					types[id] = rt
+				}
+			}
+		}
+		v.RefType = types[v.RefURL[1:]]
+	}
+}
+
+// IndexValues is what the index stores of resource: Extract less the
+// values it answers otherwise. Composite and special parameters are left
+// out (not searchable yet), so are _id and _lastUpdated (columns of the
+// resource) and parameters held in other parameters' rows; a parameter
+// that other parameters partly cover (see IndexParams) keeps only the
+// values they do not have.
+func IndexValues(resourceType string, resource map[string]any) ([]Value, error) {
+	params := Params(resourceType)
+	if params == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownType, resourceType)
+	}
+	out := make([]Value, 0, len(params)/4)
+	var found map[*Param][]Value // values of covering parameters, once each
+	eval := func(p *Param) ([]Value, error) {
+		if v, ok := found[p]; ok {
+			return v, nil
+		}
+		items, err := p.expr.EvalItems(resource)
+		if err != nil {
+			return nil, fmt.Errorf("search parameter %s.%s: %w", resourceType, p.Name, err)
+		}
+		var vals []Value
+		for _, it := range items {
+			vals = appendValues(vals, p.Name, p.Type, it)
+		}
+		if found == nil {
+			found = map[*Param][]Value{}
+		}
+		found[p] = vals
+		return vals, nil
+	}
+	for _, p := range params {
+		if !p.own || p.Name == "_id" || p.Name == "_lastUpdated" {
+			continue
+		}
+		vals, err := eval(p)
+		if err != nil {
+			return nil, err
+		}
+		if len(p.covers) == 0 {
+			out = append(out, vals...)
+			continue
+		}
+		var others []Value
+		for _, b := range p.covers {
+			bv, err := eval(b)
+			if err != nil {
+				return nil, err
+			}
+			others = append(others, bv...)
+		}
+		for _, v := range vals {
+			if !slices.ContainsFunc(others, func(o Value) bool { return sameValue(o, v) }) {
+				out = append(out, v)
+			}
+		}
+	}
+	typeContained(resource, out)
+	return out, nil
+}
+
+// sameValue compares two non-composite values, ignoring the parameter.
+func sameValue(a, b Value) bool {
+	return a.Type == b.Type && a.String == b.String && a.Exact == b.Exact && a.System == b.System && a.Code == b.Code &&
+		a.Display == b.Display && a.RefType == b.RefType && a.RefID == b.RefID && a.RefURL == b.RefURL &&
+		a.Low == b.Low && a.High == b.High && a.Number == b.Number && a.NumberText == b.NumberText &&
+		a.Unit == b.Unit && a.URI == b.URI
 }
 
 func appendComposite(out []Value, p *Param, resource map[string]any, items []fhirpath.Item) ([]Value, error) {

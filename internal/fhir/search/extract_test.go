@@ -84,7 +84,7 @@ func TestExtractExamples(t *testing.T) {
 		{"Condition-example2", "onset-info", []Value{str("onset-info", "approximately november 2012", "approximately November 2012")}},
 		{"Condition-f202", "onset-age", []Value{{Param: "onset-age", Type: "quantity", Number: 52, NumberText: "52", System: "http://unitsofmeasure.org", Code: "a", Unit: "a"}}},
 		{"MedicationRequest-medrx002", "medication", []Value{ref("medication", "Medication", "med0316")}},
-		{"MedicationRequest-medrx0306", "medication", []Value{{Param: "medication", Type: "reference", RefURL: "#med0304"}}},
+		{"MedicationRequest-medrx0306", "medication", []Value{{Param: "medication", Type: "reference", RefType: "Medication", RefURL: "#med0304"}}},
 		{"MedicationRequest-medrx0306", "authoredon", []Value{day("authoredon", "2015-01-15")}},
 		{"Encounter-f201", "class", []Value{tok("class", "http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB", "ambulatory")}},
 		{"Encounter-f201", "identifier", []Value{tok("identifier", "", "Encounter_Roel_20130404", "")}},

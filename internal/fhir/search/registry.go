@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +40,15 @@ type Param struct {
 	Modifiers []string
 
 	expr *fhirpath.Expr
+	// How the index stores this parameter (see IndexParams): rows holds
+	// the names whose rows answer it, refType restricts those rows to one
+	// target type, own is false when other parameters' rows hold every
+	// value, and covers are the parameters whose values it does not store
+	// again.
+	rows    []string
+	refType string
+	own     bool
+	covers  []*Param
 }
 
 // Component is one part of a composite parameter.
@@ -156,6 +166,7 @@ func buildRegistry(data []byte) (*registry, error) {
 		slices.SortFunc(list, func(a, b *Param) int { return strings.Compare(a.Name, b.Name) })
 		r.byType[t] = m
 		r.sorted[t] = list
+		planStorage(list)
 	}
 	return r, nil
 }
@@ -189,4 +200,205 @@ func (p *Param) AllowsModifier(m string) bool {
 		return true
 	}
 	return p.Type == "reference" && slices.Contains(p.Targets, m)
+}
+
+// IndexParams says which index rows answer a query of parameter name of
+// resourceType: rows whose param is one of names and, when refType is set,
+// whose reference points at that type. Most parameters are their own rows,
+// but the index does not store a value twice for one resource:
+//   - a parameter that restricts another to one target type ("patient",
+//     Observation.subject.where(resolve() is Patient)) is "subject" rows
+//     pointing at a Patient;
+//   - a union of other parameters' expressions ("combo-code",
+//     Observation.code | Observation.component.code) is their rows, plus
+//     its own rows for the parts no other parameter has; a parameter with
+//     the same expression as one named before it ("phonetic" and "name")
+//     is that one's rows.
+//
+// Unknown parameters get their own name. _id and _lastUpdated are columns
+// of the resource, never rows (IndexValues leaves them out).
+func IndexParams(resourceType, name string) (names []string, refType string) {
+	p, ok := Lookup(resourceType, name)
+	if !ok || p.rows == nil {
+		return []string{name}, ""
+	}
+	return p.rows, p.refType
+}
+
+// StoredParams returns the parameters of resourceType of one type
+// (reference, token...) that have rows of their own, sorted by name.
+func StoredParams(resourceType, paramType string) []string {
+	var out []string
+	for _, p := range Params(resourceType) {
+		if p.Type == paramType && p.own && p.Base != "Resource" {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// restriction matches "X.where(resolve() is Type)".
+var restriction = regexp.MustCompile(`^(.+)\.where\(resolve\(\) is ([A-Za-z]+)\)$`)
+
+// planStorage works out, for the parameters of one type, which values
+// the index stores under which name (see IndexParams).
+func planStorage(list []*Param) {
+	byExpr := map[string]*Param{}
+	parts := map[*Param][]string{}
+	var indexed []*Param
+	for _, p := range list {
+		if p.expr == nil || p.Type == "composite" || p.Type == "special" {
+			continue
+		}
+		p.own = true
+		if p.Base == "Resource" {
+			continue // shared by every type, and stored as itself
+		}
+		indexed = append(indexed, p)
+		parts[p] = unionParts(p.Expression)
+		if _, seen := byExpr[p.Type+" "+p.Expression]; !seen {
+			byExpr[p.Type+" "+p.Expression] = p
+		}
+	}
+	restricted := map[*Param]*Param{}
+	for _, p := range indexed {
+		if p.Type != "reference" {
+			continue
+		}
+		if m := restriction.FindStringSubmatch(p.Expression); m != nil {
+			if b := byExpr["reference "+m[1]]; b != nil && b != p {
+				restricted[p] = b
+				p.own, p.refType = false, m[2]
+			}
+		}
+	}
+	// covers: b covers p when b's union parts are a subset of p's (a
+	// strict one, or equal parts with b named first), both plain.
+	for _, p := range indexed {
+		if restricted[p] != nil {
+			continue
+		}
+		var cands []*Param
+		for _, b := range indexed {
+			if b == p || b.Type != p.Type || restricted[b] != nil || !subset(parts[b], parts[p]) {
+				continue
+			}
+			if len(parts[b]) == len(parts[p]) && b.Name > p.Name {
+				continue
+			}
+			cands = append(cands, b)
+		}
+		// Keep the widest covers: one inside another adds nothing.
+		for _, b := range cands {
+			wider := false
+			for _, c := range cands {
+				if c != b && subset(parts[b], parts[c]) && (len(parts[c]) > len(parts[b]) || c.Name < b.Name) {
+					wider = true
+					break
+				}
+			}
+			if !wider {
+				p.covers = append(p.covers, b)
+			}
+		}
+		left := 0
+		for _, x := range parts[p] {
+			covered := false
+			for _, b := range p.covers {
+				covered = covered || slices.Contains(parts[b], x)
+			}
+			if !covered {
+				left++
+			}
+		}
+		p.own = left > 0
+	}
+	var rowsOf func(p *Param) []string
+	rowsOf = func(p *Param) []string {
+		if p.rows != nil {
+			return p.rows
+		}
+		if b := restricted[p]; b != nil {
+			p.rows = rowsOf(b)
+			return p.rows
+		}
+		var names []string
+		if p.own {
+			names = append(names, p.Name)
+		}
+		for _, b := range p.covers {
+			for _, n := range rowsOf(b) {
+				if !slices.Contains(names, n) {
+					names = append(names, n)
+				}
+			}
+		}
+		slices.Sort(names)
+		p.rows = names
+		return names
+	}
+	for _, p := range indexed {
+		rowsOf(p)
+	}
+}
+
+// unionParts splits a FHIRPath expression at its top-level "|" and drops
+// parentheses around a whole part, so that "(A.value as Quantity) | B" and
+// "A.value as Quantity" share a part.
+func unionParts(expr string) []string {
+	var out []string
+	depth, start := 0, 0
+	inQuote := false
+	add := func(s string) {
+		s = strings.TrimSpace(s)
+		for len(s) > 1 && s[0] == '(' && s[len(s)-1] == ')' && balanced(s[1:len(s)-1]) {
+			s = strings.TrimSpace(s[1 : len(s)-1])
+		}
+		out = append(out, s)
+	}
+	for i := 0; i < len(expr); i++ {
+		switch c := expr[i]; {
+		case c == '\'':
+			inQuote = !inQuote
+		case inQuote:
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case c == '|' && depth == 0:
+			add(expr[start:i])
+			start = i + 1
+		}
+	}
+	add(expr[start:])
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// balanced reports whether s's parentheses pair up without closing below
+// zero (so "(a) | (b)" is not one parenthesised part).
+func balanced(s string) bool {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '(':
+			depth++
+		case ')':
+			depth--
+			if depth < 0 {
+				return false
+			}
+		}
+	}
+	return depth == 0
+}
+
+// subset reports whether every element of a is in b.
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }

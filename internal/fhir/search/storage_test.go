@@ -1,0 +1,143 @@
+package search
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestIndexParams(t *testing.T) {
+	tests := []struct {
+		typ, param string
+		rows       []string
+		refType    string
+	}{
+		{"Observation", "code", []string{"code"}, ""},
+		{"Observation", "subject", []string{"subject"}, ""},
+		{"Observation", "patient", []string{"subject"}, "Patient"},
+		{"Observation", "combo-code", []string{"code", "component-code"}, ""},
+		{"Observation", "combo-value-quantity", []string{"component-value-quantity", "value-quantity"}, ""},
+		{"Encounter", "practitioner", []string{"participant"}, "Practitioner"},
+		{"Patient", "phonetic", []string{"name"}, ""},
+		{"Patient", "name", []string{"name"}, ""},
+		// name is Organization.name | Organization.alias: the alias part is
+		// its own rows, the name part is phonetic's.
+		{"Organization", "name", []string{"name", "phonetic"}, ""},
+		{"Organization", "phonetic", []string{"phonetic"}, ""},
+		{"Patient", "_tag", []string{"_tag"}, ""},
+		{"Patient", "no-such-param", []string{"no-such-param"}, ""},
+	}
+	for _, tt := range tests {
+		rows, refType := IndexParams(tt.typ, tt.param)
+		if !slices.Equal(rows, tt.rows) || refType != tt.refType {
+			t.Errorf("IndexParams(%s, %s) = %v %q, want %v %q", tt.typ, tt.param, rows, refType, tt.rows, tt.refType)
+		}
+	}
+	if got := StoredParams("Observation", "reference"); slices.Contains(got, "patient") || !slices.Contains(got, "subject") {
+		t.Errorf("StoredParams(Observation, reference) = %v: want subject, not patient", got)
+	}
+}
+
+func TestUnionParts(t *testing.T) {
+	tests := []struct {
+		expr string
+		want []string
+	}{
+		{"Observation.code", []string{"Observation.code"}},
+		{"(Observation.value as Quantity) | (Observation.value as SampledData)", []string{"Observation.value as Quantity", "Observation.value as SampledData"}},
+		{"Patient.telecom.where(system='a|b') | Patient.name", []string{"Patient.name", "Patient.telecom.where(system='a|b')"}},
+		{"(a) | (b)", []string{"a", "b"}},
+		{"((a))", []string{"a"}},
+	}
+	for _, tt := range tests {
+		if got := unionParts(tt.expr); !slices.Equal(got, tt.want) {
+			t.Errorf("unionParts(%q) = %q, want %q", tt.expr, got, tt.want)
+		}
+	}
+}
+
+// TestIndexValuesAnswerEveryParameter checks, over the committed samples,
+// that what IndexValues stores answers every parameter exactly as Extract
+// would: the values found under a parameter's IndexParams rows (to its
+// target type) are the parameter's own values. With WARD_FHIR_EXAMPLES
+// (see TestExtractAllExamples) it checks every example of the package too.
+func TestIndexValuesAnswerEveryParameter(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "examples", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no samples: %v", err)
+	}
+	if dir := os.Getenv("WARD_FHIR_EXAMPLES"); dir != "" {
+		more, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+		for _, f := range more {
+			if b := filepath.Base(f); b != "package.json" && !strings.HasPrefix(b, "ig-") && !strings.HasPrefix(b, ".") {
+				files = append(files, f)
+			}
+		}
+	}
+	checked := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, res := range withEntries(decodeResource(t, data)) {
+			rt, _ := res["resourceType"].(string)
+			if !IsResourceType(rt) {
+				continue
+			}
+			all, err := Extract(rt, res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, err := IndexValues(rt, res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(stored) > len(all) {
+				t.Errorf("%s: stores %d values, extracts only %d", f, len(stored), len(all))
+			}
+			for _, p := range Params(rt) {
+				if p.Type == "composite" || p.Type == "special" || p.Name == "_id" || p.Name == "_lastUpdated" {
+					continue
+				}
+				want := rowsFor(all, []string{p.Name}, "")
+				names, refType := IndexParams(rt, p.Name)
+				got := rowsFor(stored, names, refType)
+				if !sameSet(got, want) {
+					t.Errorf("%s %s.%s: index rows %v answer %v, want %v", filepath.Base(f), rt, p.Name, names, got, want)
+				}
+				checked++
+			}
+		}
+	}
+	t.Logf("%d parameter checks", checked)
+}
+
+func rowsFor(vals []Value, params []string, refType string) []Value {
+	var out []Value
+	for _, v := range vals {
+		if slices.Contains(params, v.Param) && (refType == "" || v.RefType == refType) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func sameSet(a, b []Value) bool {
+	in := func(v Value, list []Value) bool {
+		return slices.ContainsFunc(list, func(o Value) bool { return sameValue(o, v) })
+	}
+	for _, v := range a {
+		if !in(v, b) {
+			return false
+		}
+	}
+	for _, v := range b {
+		if !in(v, a) {
+			return false
+		}
+	}
+	return true
+}
