@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func BenchmarkCreateParallel(b *testing.B) {
 					`"effectiveDateTime":"%s","valueQuantity":{"value":%d.%d,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`,
 					8800+n%20, n%1000, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n%1826)*24*time.Hour).Format(time.RFC3339), 40+n%120, n%10))
 			}
-			io0 := procIO()
+			io0, cpu0 := procIO(), cpuTime()
 			b.SetParallelism(16)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -50,12 +51,22 @@ func BenchmarkCreateParallel(b *testing.B) {
 			})
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/create")
 			if io1 := procIO(); io1 != nil && io0 != nil {
 				b.ReportMetric(float64(io1["syscw"]-io0["syscw"])/float64(b.N), "writes/create")
 				b.ReportMetric(float64(io1["wchar"]-io0["wchar"])/float64(b.N), "wbytes/create")
 			}
 		})
 	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procIO reads this process's I/O counters (Linux); nil elsewhere.
