@@ -288,20 +288,23 @@ func (p *planner) clause(r, projectID, typ string, c *search.Clause) string {
 // arg renders an argument.
 func paramRows(a, typ, name string, arg func(any) string) string {
 	names, refType := search.IndexParams(typ, name)
-	var w string
-	if len(names) == 1 {
-		w = a + ".param = " + arg(names[0])
-	} else {
-		list := make([]string, len(names))
-		for i, n := range names {
-			list[i] = arg(n)
-		}
-		w = a + ".param IN (" + strings.Join(list, ", ") + ")"
-	}
+	w := paramIn(a, names, arg)
 	if refType != "" {
 		w += " AND " + a + ".ref_type = " + arg(refType)
 	}
 	return w
+}
+
+// paramIn is "a.param = ?" or "a.param IN (?, ...)" over names.
+func paramIn(a string, names []string, arg func(any) string) string {
+	if len(names) == 1 {
+		return a + ".param = " + arg(names[0])
+	}
+	list := make([]string, len(names))
+	for i, n := range names {
+		list[i] = arg(n)
+	}
+	return a + ".param IN (" + strings.Join(list, ", ") + ")"
 }
 
 // subSelect selects ids of current typ resources matching one clause.
@@ -579,11 +582,7 @@ func (s *Store) ReferencesTo(ctx context.Context, projectID, srcType, param, tar
 		if len(names) == 0 {
 			return nil, nil
 		}
-		list := make([]string, len(names))
-		for i, n := range names {
-			list[i] = arg(n)
-		}
-		params = "fhir_idx_reference.param IN (" + strings.Join(list, ", ") + ")"
+		params = paramIn("fhir_idx_reference", names, arg)
 	} else {
 		params = paramRows("fhir_idx_reference", srcType, param, arg)
 	}

@@ -31,34 +31,56 @@ func TestExtractAllExamples(t *testing.T) {
 	if dir == "" {
 		t.Skip("WARD_FHIR_EXAMPLES not set")
 	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no examples in %s: %v", dir, err)
+	files := packageExamples(t, dir)
+	if len(files) == 0 {
+		t.Fatalf("no examples in %s", dir)
 	}
 	resources, values := 0, 0
-	for _, f := range files {
-		base := filepath.Base(f)
-		if base == "package.json" || strings.HasPrefix(base, "ig-") || strings.HasPrefix(base, ".") {
-			continue
+	eachResource(t, files, func(f, rt string, res map[string]any) {
+		if !IsResourceType(rt) {
+			return // Parameters and other non-persistable types
 		}
+		vals, err := Extract(rt, res)
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(f), err)
+		}
+		resources++
+		values += len(vals)
+	})
+	t.Logf("%d resources, %d index values", resources, values)
+}
+
+// packageExamples lists the example files of the extracted R4 examples
+// package in dir (not its manifests).
+func packageExamples(t testing.TB, dir string) []string {
+	t.Helper()
+	all, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, f := range all {
+		if b := filepath.Base(f); b != "package.json" && !strings.HasPrefix(b, "ig-") && !strings.HasPrefix(b, ".") {
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
+// eachResource calls fn for every resource of every file, including the
+// resources inside Bundles.
+func eachResource(t testing.TB, files []string, fn func(file, resourceType string, res map[string]any)) {
+	t.Helper()
+	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, res := range withEntries(decodeResource(t, data)) {
 			rt, _ := res["resourceType"].(string)
-			if !IsResourceType(rt) {
-				continue // Parameters and other non-persistable types
-			}
-			vals, err := Extract(rt, res)
-			if err != nil {
-				t.Errorf("%s: %v", base, err)
-			}
-			resources++
-			values += len(vals)
+			fn(f, rt, res)
 		}
 	}
-	t.Logf("%d resources, %d index values", resources, values)
 }
 
 // withEntries returns r and, for a Bundle, the resources of its entries.
@@ -83,26 +105,19 @@ func TestExtractCommittedExamples(t *testing.T) {
 		t.Fatalf("want at least 40 samples, got %d (%v)", len(files), err)
 	}
 	types := map[string]bool{}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
+	eachResource(t, files, func(f, rt string, res map[string]any) {
+		if rt == "Parameters" { // not a stored type; see ResourceTypes
+			return
+		}
+		vals, err := Extract(rt, res)
 		if err != nil {
-			t.Fatal(err)
+			t.Errorf("%s (%s): %v", f, rt, err)
 		}
-		for _, res := range withEntries(decodeResource(t, data)) {
-			rt, _ := res["resourceType"].(string)
-			if rt == "Parameters" { // not a stored type; see ResourceTypes
-				continue
-			}
-			vals, err := Extract(rt, res)
-			if err != nil {
-				t.Errorf("%s (%s): %v", f, rt, err)
-			}
-			if _, hasID := res["id"]; hasID && len(vals) == 0 { // _id at least
-				t.Errorf("%s (%s): no index values", f, rt)
-			}
-			types[rt] = true
+		if _, hasID := res["id"]; hasID && len(vals) == 0 { // _id at least
+			t.Errorf("%s (%s): no index values", f, rt)
 		}
-	}
+		types[rt] = true
+	})
 	if len(types) < 25 {
 		t.Errorf("samples cover %d resource types, want at least 25", len(types))
 	}

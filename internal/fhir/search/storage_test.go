@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -69,49 +68,37 @@ func TestIndexValuesAnswerEveryParameter(t *testing.T) {
 		t.Fatalf("no samples: %v", err)
 	}
 	if dir := os.Getenv("WARD_FHIR_EXAMPLES"); dir != "" {
-		more, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-		for _, f := range more {
-			if b := filepath.Base(f); b != "package.json" && !strings.HasPrefix(b, "ig-") && !strings.HasPrefix(b, ".") {
-				files = append(files, f)
-			}
-		}
+		files = append(files, packageExamples(t, dir)...)
 	}
 	checked := 0
-	for _, f := range files {
-		data, err := os.ReadFile(f)
+	eachResource(t, files, func(f, rt string, res map[string]any) {
+		if !IsResourceType(rt) {
+			return
+		}
+		all, err := Extract(rt, res)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, res := range withEntries(decodeResource(t, data)) {
-			rt, _ := res["resourceType"].(string)
-			if !IsResourceType(rt) {
+		stored, err := IndexValues(rt, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(stored) > len(all) {
+			t.Errorf("%s: stores %d values, extracts only %d", f, len(stored), len(all))
+		}
+		for _, p := range Params(rt) {
+			if p.Type == "composite" || p.Type == "special" || p.Name == "_id" || p.Name == "_lastUpdated" {
 				continue
 			}
-			all, err := Extract(rt, res)
-			if err != nil {
-				t.Fatal(err)
+			want := rowsFor(all, []string{p.Name}, "")
+			names, refType := IndexParams(rt, p.Name)
+			got := rowsFor(stored, names, refType)
+			if !sameSet(got, want) {
+				t.Errorf("%s %s.%s: index rows %v answer %v, want %v", filepath.Base(f), rt, p.Name, names, got, want)
 			}
-			stored, err := IndexValues(rt, res)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(stored) > len(all) {
-				t.Errorf("%s: stores %d values, extracts only %d", f, len(stored), len(all))
-			}
-			for _, p := range Params(rt) {
-				if p.Type == "composite" || p.Type == "special" || p.Name == "_id" || p.Name == "_lastUpdated" {
-					continue
-				}
-				want := rowsFor(all, []string{p.Name}, "")
-				names, refType := IndexParams(rt, p.Name)
-				got := rowsFor(stored, names, refType)
-				if !sameSet(got, want) {
-					t.Errorf("%s %s.%s: index rows %v answer %v, want %v", filepath.Base(f), rt, p.Name, names, got, want)
-				}
-				checked++
-			}
+			checked++
 		}
-	}
+	})
 	t.Logf("%d parameter checks", checked)
 }
 
