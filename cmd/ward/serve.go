@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/wardhealth/ward/internal/auth"
@@ -52,12 +53,23 @@ func open(ctx context.Context, c config) (*services, error) {
 	return &services{store: st, iam: iam.New(st, c.PublicURL+"/invite/", time.Now), keys: keys, revoked: revoked}, nil
 }
 
+// gcPercent is the collector's target unless GOGC is set: the heap may
+// grow to five times what is live between collections.
+const gcPercent = 400
+
 func serve(ctx context.Context, args []string) error {
 	c, err := parseConfig("serve", args)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if os.Getenv("GOGC") == "" {
+		// The live heap is small (SQLite's page caches are outside it) and
+		// a request allocates its rows and response: at the default 100
+		// the collector ran often enough to cost 20-35% of a search's CPU
+		// (bench/RESULTS.md). GOGC in the environment still wins.
+		debug.SetGCPercent(gcPercent)
+	}
 	svc, err := open(ctx, c)
 	if err != nil {
 		return err
