@@ -5,18 +5,32 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// SQLite has one writer and each commit costs an fsync (~0.3 ms here), so
+// SQLite has one writer and each commit costs an fsync (1-2 ms here), so
 // concurrent transactions share commits: one goroutine drains the queue of
 // waiting transactions into a single SQLite transaction, runs each inside
-// its own savepoint (a failing one rolls back alone), commits once, then
-// answers every caller. Nothing is acknowledged before its commit.
+// its own savepoint (a failing one rolls back alone) and commits once.
+//
+// The commit writes the WAL without syncing it (the writer runs with
+// synchronous=NORMAL); the syncer then fsyncs the WAL and only then answers
+// the group's callers, while the writer already runs the next group. The
+// fsync thus overlaps the next group's work instead of stalling the only
+// writer. Nothing is acknowledged before it is on disk. (A reader may see a
+// commit a moment before its fsync ends; after a power cut, not a crash of
+// the process, such an unacknowledged commit can be gone.)
 
 // maxGroup bounds how many transactions share one commit.
 const maxGroup = 128
+
+// maxInFlight bounds the committed groups waiting for the syncer: a full
+// group commits without waiting for the last fsync, but no further. (The
+// syncer's channels hold that many, so it never blocks on the writer.)
+const maxInFlight = 2
 
 type txRequest struct {
 	ctx  context.Context
@@ -36,6 +50,24 @@ type groupCommitter struct {
 	// ckpt is the checkpointer's connection; committed wakes it.
 	ckpt      *sql.DB
 	committed chan struct{}
+	// syncs carries committed groups from the writer to the syncer, which
+	// makes the WAL durable (wal) before answering them.
+	syncs  chan syncJob
+	synced chan struct{} // the syncer has answered the group it had
+	wal    syncCloser
+	ran    atomic.Int64 // transactions run, committed or not (for tests)
+}
+
+// syncCloser makes the WAL durable (walFile; tests substitute their own).
+type syncCloser interface {
+	sync() error
+	close()
+}
+
+// syncJob is a committed group waiting for its fsync.
+type syncJob struct {
+	batch   []*txRequest
+	results []error
 }
 
 // checkpointEvery bounds how often the WAL is copied into the database
@@ -43,8 +75,11 @@ type groupCommitter struct {
 // writes many commits' pages at once.
 const checkpointEvery = 200 * time.Millisecond
 
-func (s *Store) startGroupCommit(ckpt *sql.DB) {
-	g := &groupCommitter{reqs: make(chan *txRequest), stop: make(chan struct{}), ckpt: ckpt, committed: make(chan struct{}, 1)}
+// startGroupCommit starts the writer, the syncer and the checkpointer.
+// wal is the database's write-ahead log, which the syncer fsyncs.
+func (s *Store) startGroupCommit(ckpt *sql.DB, wal syncCloser) {
+	g := &groupCommitter{reqs: make(chan *txRequest), stop: make(chan struct{}), ckpt: ckpt, committed: make(chan struct{}, 1),
+		syncs: make(chan syncJob, maxInFlight), synced: make(chan struct{}, maxInFlight), wal: wal}
 	s.group = g
 	g.wg.Add(1)
 	go func() {
@@ -54,25 +89,64 @@ func (s *Store) startGroupCommit(ckpt *sql.DB) {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
+		g.syncer()
+	}()
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer close(g.syncs) // the syncer answers what it holds, then ends
+		s.runWriter()
+	}()
+}
+
+// runWriter runs queued transactions into one SQLite transaction and commits
+// it when the syncer is free: while the last group's fsync runs, the next
+// group keeps growing, so groups are as large as the disk makes them and
+// the fsync costs the writer no time.
+func (s *Store) runWriter() {
+	g := s.group
+	inFlight := 0 // committed groups the syncer has not answered yet
+	for {
+		var first *txRequest
+		select {
+		case <-g.stop:
+			return
+		case <-g.synced:
+			inFlight--
+			continue
+		case first = <-g.reqs:
+		}
+		grp := s.beginGroup()
+		grp.run(first)
 		for {
-			select {
-			case <-g.stop:
-				return
-			case first := <-g.reqs:
-				batch := []*txRequest{first}
-			drain:
-				for len(batch) < maxGroup {
-					select {
-					case r := <-g.reqs:
-						batch = append(batch, r)
-					default:
-						break drain
-					}
+			full := len(grp.batch) >= maxGroup
+			if !full {
+				select { // what is queued joins first
+				case r := <-g.reqs:
+					grp.run(r)
+					continue
+				default:
 				}
-				s.runGroup(batch)
+			}
+			if inFlight == 0 || (full && inFlight < maxInFlight) {
+				break
+			}
+			if full {
+				<-g.synced
+				inFlight--
+				continue
+			}
+			select {
+			case r := <-g.reqs:
+				grp.run(r)
+			case <-g.synced:
+				inFlight--
 			}
 		}
-	}()
+		if grp.commit() {
+			inFlight++
+		}
+	}
 }
 
 // stopGroupCommit ends the committer after the batch in flight.
@@ -130,39 +204,127 @@ func (s *Store) enqueue(req *txRequest) error {
 	return <-req.done
 }
 
-func (s *Store) runGroup(batch []*txRequest) {
-	results := make([]error, len(batch))
+// group is one SQLite transaction shared by the transactions in batch.
+type group struct {
+	s       *Store
+	tx      *sql.Tx
+	err     error // BEGIN failed: every member fails with it
+	batch   []*txRequest
+	results []error
+}
+
+func (s *Store) beginGroup() *group {
 	// Between groups the writer's connection is free: prepare what the
 	// last groups ran unprepared.
 	s.wstmts.prepareWanted(context.Background())
 	sqlTx, err := s.write.BeginTx(context.Background(), nil)
 	if err != nil {
-		for _, r := range batch {
-			r.done <- s.mapErr(fmt.Errorf("begin: %w", err))
-		}
-		return
+		err = s.mapErr(fmt.Errorf("begin: %w", err))
 	}
-	for i, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			results[i] = err
-			continue
-		}
-		if r.single {
-			results[i] = s.runStatement(sqlTx, r)
-		} else {
-			results[i] = s.runSavepoint(sqlTx, r)
+	return &group{s: s, tx: sqlTx, err: err}
+}
+
+// run runs r in the group's transaction.
+func (grp *group) run(r *txRequest) {
+	var err error
+	switch {
+	case grp.err != nil:
+		err = grp.err
+	case r.ctx.Err() != nil:
+		err = r.ctx.Err()
+	case r.single:
+		err = grp.s.runStatement(grp.tx, r)
+	default:
+		err = grp.s.runSavepoint(grp.tx, r)
+	}
+	grp.batch = append(grp.batch, r)
+	grp.results = append(grp.results, err)
+	grp.s.group.ran.Add(1)
+}
+
+// commit commits the group and hands it to the syncer, which answers its
+// members once the WAL is on disk. It reports whether the syncer has it;
+// a failed BEGIN or COMMIT is answered here.
+func (grp *group) commit() bool {
+	err := grp.err
+	if err == nil {
+		if err = grp.tx.Commit(); err != nil {
+			err = grp.s.mapErr(fmt.Errorf("commit: %w", err))
 		}
 	}
-	commitErr := sqlTx.Commit()
+	if err != nil {
+		for i, r := range grp.batch {
+			if grp.results[i] == nil {
+				grp.results[i] = err
+			}
+			r.done <- grp.results[i]
+		}
+		return false
+	}
+	g := grp.s.group
 	select {
-	case s.group.committed <- struct{}{}:
+	case g.committed <- struct{}{}:
 	default: // a checkpoint is already due
 	}
-	for i, r := range batch {
-		if results[i] == nil && commitErr != nil {
-			results[i] = s.mapErr(fmt.Errorf("commit: %w", commitErr))
+	g.syncs <- syncJob{batch: grp.batch, results: grp.results}
+	return true
+}
+
+// syncer answers each committed group once the WAL holding it is on disk.
+func (g *groupCommitter) syncer() {
+	defer g.wal.close()
+	for job := range g.syncs {
+		err := g.wal.sync()
+		if err != nil {
+			// The commits are in the WAL but may not survive a power cut:
+			// their callers must not be told they are durable.
+			slog.Error("sqlite wal fsync failed", "err", err)
+			err = fmt.Errorf("commit: sync write-ahead log: %w", err)
 		}
-		r.done <- results[i]
+		for i, r := range job.batch {
+			if job.results[i] == nil {
+				job.results[i] = err
+			}
+			r.done <- job.results[i]
+		}
+		g.synced <- struct{}{}
+	}
+}
+
+// walFile is an open descriptor on the write-ahead log, for fsync.
+// SQLite keeps the log's inode while any connection is open (it rewrites
+// the file from the start after a checkpoint, never replaces it), but the
+// descriptor is reopened if the path ever names another file.
+type walFile struct {
+	path string
+	f    *os.File
+}
+
+func (w *walFile) sync() error {
+	if w.f != nil {
+		fi, err1 := w.f.Stat()
+		cur, err2 := os.Stat(w.path)
+		if err1 != nil || err2 != nil || !os.SameFile(fi, cur) {
+			w.close()
+		}
+	}
+	if w.f == nil {
+		// Read-only is enough for fsync on Linux; SQLite holds no locks on
+		// the log itself (they live in the -shm file), so this descriptor's
+		// close cannot drop one.
+		f, err := os.Open(w.path)
+		if err != nil {
+			return err
+		}
+		w.f = f
+	}
+	return w.f.Sync()
+}
+
+func (w *walFile) close() {
+	if w.f != nil {
+		_ = w.f.Close()
+		w.f = nil
 	}
 }
 

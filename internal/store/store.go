@@ -98,7 +98,10 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// The writer never checkpoints (wal_autocheckpoint 0): copying the WAL
 	// into the database file would stall every write queued behind it.
 	// A connection of its own does it beside the writer (checkpointer).
-	write, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=cache_size(-16384)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
+	// The writer commits with synchronous=NORMAL (no fsync): the group
+	// committer's syncer fsyncs the WAL before any caller hears of the
+	// commit, while the writer goes on (group.go).
+	write, err := sql.Open("sqlite", "file:"+path+"?"+strings.Replace(pragmas, "synchronous(FULL)", "synchronous(NORMAL)", 1)+"&_pragma=cache_size(-16384)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -129,7 +132,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	}
 	s := &Store{dialect: SQLite, write: write, read: read, q: read, now: time.Now,
 		wstmts: newStmtCache(write), rstmts: newStmtCache(read)}
-	s.startGroupCommit(ckpt)
+	s.startGroupCommit(ckpt, &walFile{path: path + "-wal"})
 	return s, nil
 }
 

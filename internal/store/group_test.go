@@ -1,0 +1,167 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// gatedWAL stands in for the write-ahead log's fsync: each sync waits for
+// release and returns err.
+type gatedWAL struct {
+	release chan struct{}
+	once    sync.Once
+	err     error
+	syncs   atomic.Int32
+}
+
+func (g *gatedWAL) open() { g.once.Do(func() { close(g.release) }) }
+
+func (g *gatedWAL) sync() error {
+	<-g.release
+	g.syncs.Add(1)
+	return g.err
+}
+
+func (g *gatedWAL) close() {}
+
+// restartWithWAL swaps the store's group committer for one whose WAL
+// fsync is wal's.
+func restartWithWAL(t *testing.T, s *Store, path string, wal syncCloser) {
+	t.Helper()
+	s.stopGroupCommit()
+	ckpt, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.startGroupCommit(ckpt, wal)
+}
+
+func openSQLiteForTest(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ward.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func createProject(ctx context.Context, s *Store, id string) error {
+	return s.WithTx(ctx, func(tx *Tx) error {
+		return tx.CreateProject(ctx, Project{ID: id, Name: id, CreatedAt: time.Unix(1, 0)})
+	})
+}
+
+// A commit is acknowledged only once the WAL's fsync has returned, and
+// the transactions that arrive meanwhile share the next commit.
+func TestAcknowledgedAfterWALSync(t *testing.T) {
+	ctx := context.Background()
+	s, path := openSQLiteForTest(t)
+	wal := &gatedWAL{release: make(chan struct{})}
+	// Released at the end even if the test fails early: the committer's
+	// goroutines must not wait on the gate forever.
+	t.Cleanup(wal.open)
+	restartWithWAL(t, s, path, wal)
+	done := make(chan error, 10)
+	go func() { done <- createProject(ctx, s, "p0") }()
+	// The first commit happens (a reader sees it) but its caller waits.
+	poll(t, func() bool {
+		var got int
+		if err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM projects`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got == 1
+	})
+	const more = 9
+	for i := range more {
+		go func() { done <- createProject(ctx, s, fmt.Sprint("p", i+1)) }()
+	}
+	poll(t, func() bool { return s.group.ran.Load() == 1+more })
+	select {
+	case err := <-done:
+		t.Fatalf("a transaction was answered (%v) before its WAL fsync", err)
+	default:
+	}
+	wal.open()
+	for range 1 + more {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := wal.syncs.Load(); got != 2 {
+		t.Fatalf("%d fsyncs; want 2 (the first group, then the %d that ran during its fsync)", got, more)
+	}
+	var got int
+	if err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM projects`).Scan(&got); err != nil || got != 1+more {
+		t.Fatalf("%d projects (%v), want %d", got, err, 1+more)
+	}
+}
+
+// poll waits up to 10 s for cond.
+func poll(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10 s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// A failed fsync is the caller's error: the write may not survive a
+// power cut, so it is not reported as done.
+func TestWALSyncFailureIsReported(t *testing.T) {
+	ctx := context.Background()
+	s, path := openSQLiteForTest(t)
+	broken := errors.New("disk gone")
+	wal := &gatedWAL{release: make(chan struct{}), err: broken}
+	wal.open()
+	restartWithWAL(t, s, path, wal)
+	if err := createProject(ctx, s, "p1"); !errors.Is(err, broken) {
+		t.Fatalf("create after failed fsync: %v, want %v", err, broken)
+	}
+	// The real log syncs again once the disk is back.
+	restartWithWAL(t, s, path, &walFile{path: path + "-wal"})
+	if err := createProject(ctx, s, "p2"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// walFile reopens its descriptor when the path names a new file.
+func TestWALFileFollowsPath(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x-wal")
+	w := &walFile{path: path}
+	defer w.close()
+	if err := w.sync(); err == nil {
+		t.Fatal("sync of a missing log succeeded")
+	}
+	for range 2 {
+		if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.sync(); err != nil {
+			t.Fatal(err)
+		}
+		first := w.f
+		if err := w.sync(); err != nil || w.f != first {
+			t.Fatalf("same file: reopened or failed (%v)", err)
+		}
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.sync(); err == nil {
+			t.Fatal("sync after the log was removed succeeded")
+		}
+	}
+}
