@@ -336,7 +336,7 @@ func (s *Store) runStatement(sqlTx *sql.Tx, r *txRequest) (err error) {
 		}
 	}()
 	tx := &Tx{Store: *s}
-	tx.q = sqlTx
+	tx.q, tx.detached = sqlTx, true
 	return r.fn(tx)
 }
 
@@ -360,6 +360,6 @@ func (s *Store) runSavepoint(sqlTx *sql.Tx, r *txRequest) (err error) {
 		}
 	}()
 	tx := &Tx{Store: *s}
-	tx.q = sqlTx
+	tx.q, tx.detached = sqlTx, true
 	return r.fn(tx)
 }

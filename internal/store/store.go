@@ -56,6 +56,11 @@ type Store struct {
 	group   *groupCommitter // SQLite: the single writer sharing commits
 	wstmts  *stmtCache      // SQLite: statements prepared on the writer
 	rstmts  *stmtCache      // SQLite: statements prepared on the readers
+	// detached: statements ignore their context's cancellation. Set in
+	// the SQLite writer, where a queued transaction runs to its end
+	// anyway, and where the driver would otherwise start a goroutine per
+	// statement to watch the context.
+	detached bool
 }
 
 // Tx is a Store bound to one transaction.
@@ -236,6 +241,7 @@ func (s *Store) bind(query string) string {
 }
 
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = s.stmtContext(ctx)
 	if _, inTx := s.q.(*sql.Tx); !inTx && s.group != nil {
 		// A lone statement on SQLite shares a commit (and its fsync) with
 		// the other writers, rather than taking the writer for its own.
@@ -259,6 +265,7 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result
 }
 
 func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = s.stmtContext(ctx)
 	if st := s.stmt(ctx, query); st != nil {
 		rows, err := st.QueryContext(ctx, args...)
 		return rows, s.mapErr(err)
@@ -268,10 +275,18 @@ func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows
 }
 
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = s.stmtContext(ctx)
 	if st := s.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return s.q.QueryRowContext(ctx, s.bind(query), args...)
+}
+
+func (s *Store) stmtContext(ctx context.Context) context.Context {
+	if s.detached {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // stmt returns a cached prepared statement for query where this dialect
