@@ -16,6 +16,7 @@ import (
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/logsink"
 	"github.com/wardhealth/ward/internal/server"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
 	"github.com/wardhealth/ward/internal/store"
@@ -62,7 +63,10 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	sink := logsink.New(os.Stderr)
+	defer sink.Close()
+	log := slog.New(slog.NewJSONHandler(sink.Direct(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	accessLog := slog.New(slog.NewJSONHandler(sink.Batched(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if os.Getenv("GOGC") == "" {
 		// The live heap is small (SQLite's page caches are outside it) and
 		// a request allocates its rows and response: at the default 100
@@ -122,7 +126,7 @@ func serve(ctx context.Context, args []string) error {
 	}})
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version, AllowPrivateJWKS: c.AllowPrivateJWKS},
-		server.Deps{Log: log, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
+		server.Deps{Log: log, AccessLog: accessLog, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
 			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
 			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz})
 

@@ -74,7 +74,7 @@ func (s *Server) outer(next http.Handler) http.Handler {
 					s.writeError(sw, r, fmt.Errorf("panic: %v", v))
 				}
 			}
-			s.log.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			s.access.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.Int("status", sw.status), slog.Duration("took", time.Since(start)), slog.String("request_id", id))
 		}()
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {

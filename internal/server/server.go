@@ -38,6 +38,7 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
+	access   *slog.Logger // one line per request
 	store    *store.Store
 	iam      *iam.Service
 	keys     *tokens.Keys
@@ -59,16 +60,18 @@ type Server struct {
 
 // Deps are the services the server calls.
 type Deps struct {
-	Log      *slog.Logger
-	Store    *store.Store
-	IAM      *iam.Service
-	Keys     *tokens.Keys
-	Revoked  *tokens.Revocations
-	Issuer   *auth.Issuer
-	Verifier *auth.Verifier
-	FHIR     *fhir.Handler
-	Z3       *z3.Service     // nil: no /z3 endpoints
-	Zambda   *zambda.Service // nil: no /zambda and /secret endpoints
+	Log *slog.Logger
+	// AccessLog gets the line each request ends with; nil: Log.
+	AccessLog *slog.Logger
+	Store     *store.Store
+	IAM       *iam.Service
+	Keys      *tokens.Keys
+	Revoked   *tokens.Revocations
+	Issuer    *auth.Issuer
+	Verifier  *auth.Verifier
+	FHIR      *fhir.Handler
+	Z3        *z3.Service     // nil: no /z3 endpoints
+	Zambda    *zambda.Service // nil: no /zambda and /secret endpoints
 	// Authorizer validates bearer tokens Ward did not issue with the
 	// project's authorizer function; nil: such tokens are refused.
 	Authorizer *authorizer.Authorizer
@@ -82,6 +85,10 @@ func New(cfg Config, d Deps) *Server {
 	}
 	s := &Server{cfg: cfg, log: d.Log, store: d.Store, iam: d.IAM, keys: d.Keys, revoked: d.Revoked,
 		issuer: d.Issuer, verifier: d.Verifier, fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
+	s.access = d.AccessLog
+	if s.access == nil {
+		s.access = d.Log
+	}
 	var jwksClient *http.Client
 	if !cfg.AllowPrivateJWKS {
 		jwksClient = clientauth.PublicOnlyClient()
