@@ -85,6 +85,10 @@ func TestAuthorization(t *testing.T) {
 			if err != nil || !slices.Equal(ids, []string{"Patient/p1"}) {
 				t.Fatalf("revinclude leak: %v %v", ids, err)
 			}
+			ids, _, err = searchIDs(patientsOnly, "Patient", "_id=p1&_revinclude=*")
+			if err != nil || !slices.Equal(ids, []string{"Patient/p1"}) {
+				t.Fatalf("_revinclude=* leak: %v %v", ids, err)
+			}
 
 			// A condition: only the doctor's patients, with correct totals.
 			gp := principal(`{"rule":[

@@ -256,6 +256,26 @@ func TestSearchSuite(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Fatalf("revincluded %v, want %v", got, want)
 				}
+				// A _revinclude that finds nothing includes nothing.
+				page = searchPage(t, svc, p, "Patient", "_id=pat-0003&_revinclude=MedicationRequest:subject")
+				wantMR := ids(d.medRequests, func(m medRequest) bool { return m.Patient == "pat-0003" }, func(m medRequest) string { return m.ID })
+				if len(page.Included) != len(wantMR) {
+					t.Fatalf("_revinclude=MedicationRequest:subject included %d, want %v", len(page.Included), wantMR)
+				}
+				// _revinclude=*: everything that points at the patient.
+				page = searchPage(t, svc, p, "Patient", "_id=pat-0003&_revinclude=*")
+				want = append(want, ids(d.encounters, func(e encounter) bool { return e.Patient == "pat-0003" }, func(e encounter) string { return e.ID })...)
+				want = append(want, ids(d.conditions, func(c condition) bool { return c.Patient == "pat-0003" }, func(c condition) string { return c.ID })...)
+				want = append(want, ids(d.medRequests, func(m medRequest) bool { return m.Patient == "pat-0003" }, func(m medRequest) string { return m.ID })...)
+				got = got[:0]
+				for _, r := range page.Included {
+					got = append(got, r.ID)
+				}
+				slices.Sort(got)
+				slices.Sort(want)
+				if len(want) < 2 || !slices.Equal(got, want) {
+					t.Fatalf("_revinclude=* included %v, want %v", got, want)
+				}
 			})
 		})
 	}

@@ -130,20 +130,22 @@ func (s *Service) includes(ctx context.Context, p auth.Principal, q *search.Quer
 			}
 		}
 		for _, inc := range q.RevInclude {
-			if (round > 0 && !inc.Iterate) || !search.IsResourceType(inc.Type) {
-				continue // _revinclude=* names no source type: nothing to read
+			if round > 0 && !inc.Iterate {
+				continue
 			}
-			for typ, ids := range groupIDs(frontier) {
-				src, err := s.store.ReferencesTo(ctx, p.ProjectID, inc.Type, inc.Param, typ, ids)
-				if err != nil {
-					return nil, err
+			for _, src := range s.revSources(ctx, p, inc.Type) {
+				for typ, ids := range groupIDs(frontier) {
+					got, err := s.store.ReferencesTo(ctx, p.ProjectID, src, inc.Param, typ, ids)
+					if err != nil {
+						return nil, err
+					}
+					byType[src] = append(byType[src], got...)
 				}
-				byType[inc.Type] = append(byType[inc.Type], src...)
 			}
 		}
 		for typ, ids := range byType {
-			if typ == "" || !search.IsResourceType(typ) {
-				continue
+			if typ == "" || !search.IsResourceType(typ) || len(ids) == 0 {
+				continue // nil IDs would mean every resource of typ
 			}
 			a, err := s.decide(ctx, p, "FHIR:Read", typ, "")
 			if err != nil {
@@ -171,6 +173,26 @@ func (s *Service) includes(ctx context.Context, p auth.Principal, q *search.Quer
 		frontier = next
 	}
 	return out, nil
+}
+
+// revSources lists the types a _revinclude reads references from: its
+// type, or for _revinclude=* every type with reference parameters that
+// the caller may read (one indexed query each; the others would be
+// dropped after reading anyway).
+func (s *Service) revSources(ctx context.Context, p auth.Principal, typ string) []string {
+	if typ != "*" {
+		return []string{typ}
+	}
+	var out []string
+	for _, t := range search.ResourceTypes() {
+		if len(search.StoredParams(t, "reference")) == 0 {
+			continue
+		}
+		if _, err := s.decide(ctx, p, "FHIR:Read", t, ""); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // idsOf lists the ids of resources of typ ("*" for all types).
