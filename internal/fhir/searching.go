@@ -88,7 +88,7 @@ func (s *Service) search(ctx context.Context, p auth.Principal, q *search.Query,
 	if err != nil {
 		return Page{}, err
 	}
-	page := Page{Query: q, Total: n, Offset: q.Offset, Count: count}
+	page := Page{Query: q, Total: n, Offset: q.Offset, Count: count, Matches: make([]Resource, 0, len(rows))}
 	for _, r := range rows {
 		page.Matches = append(page.Matches, fromStore(r))
 	}

@@ -68,16 +68,18 @@ func (s *Store) GetResources(ctx context.Context, projectID, typ string, ids []s
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	return s.resources(ctx, `SELECT `+resourceCols+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND NOT deleted AND id IN (`+placeholders(len(ids))+`)`, args...)
+	return s.resources(ctx, len(ids), `SELECT `+resourceCols+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND NOT deleted AND id IN (`+placeholders(len(ids))+`)`, args...)
 }
 
-func (s *Store) resources(ctx context.Context, q string, args ...any) ([]Resource, error) {
+// resources runs q and reads the resources it selects; most is how many
+// it can select at most (a LIMIT; 0 if unknown), so the slice is sized once.
+func (s *Store) resources(ctx context.Context, most int, q string, args ...any) ([]Resource, error) {
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read resources: %w", err)
 	}
 	defer rows.Close()
-	var out []Resource
+	out := make([]Resource, 0, min(most, 100))
 	for rows.Next() {
 		r, err := scanResource(rows)
 		if err != nil {

@@ -71,7 +71,7 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 	order := p.orderBy(req.ProjectID, req.Query)
 	q, args := p.finish(`SELECT ` + prefixCols("r", resourceCols) + ` FROM fhir_resources r WHERE ` + where + ` ORDER BY ` + order +
 		fmt.Sprintf(` LIMIT %d OFFSET %d`, req.Count, req.Offset))
-	out, err := s.resources(ctx, q, args...)
+	out, err := s.resources(ctx, req.Count, q, args...)
 	if err != nil || !req.Total {
 		return out, -1, err
 	}
