@@ -73,25 +73,21 @@ func (s *Sink) Direct() io.Writer { return direct{s} }
 
 type batched struct{ s *Sink }
 
-func (b batched) Write(p []byte) (int, error) {
-	s := b.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf = append(s.buf, p...)
-	if len(s.buf) >= flushSize {
-		s.flushLocked()
-	}
-	return len(p), s.takeErr()
-}
+func (b batched) Write(p []byte) (int, error) { return b.s.write(p, false) }
 
 type direct struct{ s *Sink }
 
-func (d direct) Write(p []byte) (int, error) {
-	s := d.s
+func (d direct) Write(p []byte) (int, error) { return d.s.write(p, true) }
+
+// write adds p after what has gathered and writes it all out when flush
+// is set or a batch is full.
+func (s *Sink) write(p []byte, flush bool) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.buf = append(s.buf, p...)
-	s.flushLocked()
+	if flush || len(s.buf) >= flushSize {
+		s.flushLocked()
+	}
 	return len(p), s.takeErr()
 }
 
