@@ -353,7 +353,10 @@ func (w *worker) deathError(oom, loading bool) error {
 		when = "while loading, before it asked for its first event"
 	}
 	st := w.state
-	if oom {
+	if oom || w.nearMemoryLimit() {
+		// A runtime at its limit does not always say so: Go's collector
+		// has been seen to fault (SIGSEGV in the mark phase) when an
+		// allocation fails there, instead of "out of memory".
 		return w.oomError()
 	}
 	if st == nil {
@@ -373,6 +376,12 @@ func (w *worker) deathError(oom, loading bool) error {
 		hint = " (did it return from main, or call process.exit, without answering?)"
 	}
 	return newError(KindCrash, "zambda %s's process exited with code %d %s%s: see its logs", w.name, ws.ExitStatus(), when, hint)
+}
+
+// nearMemoryLimit: the process's peak resident memory reached 90% of its
+// memorySize.
+func (w *worker) nearMemoryLimit() bool {
+	return w.fn.MemoryMB > 0 && w.maxRSS() >= int64(w.fn.MemoryMB)*1024*9/10
 }
 
 func (w *worker) oomError() error {
