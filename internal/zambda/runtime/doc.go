@@ -73,8 +73,10 @@
 // out-of-memory message (V8's "JavaScript heap out of memory" or "Fatal
 // process out of memory", Go's "runtime: out of memory", std::bad_alloc,
 // MemoryError), or when it was killed by a SIGKILL that Ward did not send
-// (the kernel's OOM killer). A Node "Array buffer allocation failed" error
-// (Buffers live outside the JS heap) is KindOOM too.
+// (the kernel's OOM killer), or when its peak resident memory had reached
+// 90% of MemoryMB (a runtime may crash at the limit without saying why: Go's
+// collector has faulted there). A Node "Array buffer allocation failed"
+// error (Buffers live outside the JS heap) is KindOOM too.
 //
 // Output: a response over Config.MaxOutputBytes (6 MiB) is refused with 413
 // to the worker and KindTooLarge to the caller. Bodies the worker posts are
