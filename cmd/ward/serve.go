@@ -89,8 +89,11 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("z3 storage: %w", err)
 	}
-	if fs, ok := blobs.(*blob.FS); ok {
-		go sweepPartialUploads(ctx, log, fs)
+	switch b := blobs.(type) {
+	case *blob.FS:
+		go sweepPartialUploads(ctx, log, func(_ context.Context, d time.Duration) (int, error) { return b.SweepTemp(d) })
+	case *blob.S3:
+		go sweepPartialUploads(ctx, log, b.SweepUploads)
 	}
 	z3Svc, err := z3.New(ctx, z3.Config{PublicURL: c.PublicURL, URLTTL: c.Z3URLTTL, MaxObjectBytes: c.MaxObjectBytes},
 		svc.store, blobs, time.Now, log)
@@ -157,10 +160,11 @@ func serve(ctx context.Context, args []string) error {
 	return nil
 }
 
-// sweepPartialUploads removes, every 10 minutes, the temporary files of
-// uploads a crash interrupted more than an hour ago (never served: an
-// object's bytes are renamed into place only when complete).
-func sweepPartialUploads(ctx context.Context, log *slog.Logger, fs *blob.FS) {
+// sweepPartialUploads removes, every 10 minutes, what uploads a crash
+// interrupted more than an hour ago left behind (never served: an object
+// is visible only once complete): temporary files on local disk, unfinished
+// multipart uploads on S3.
+func sweepPartialUploads(ctx context.Context, log *slog.Logger, sweep func(context.Context, time.Duration) (int, error)) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
@@ -169,7 +173,7 @@ func sweepPartialUploads(ctx context.Context, log *slog.Logger, fs *blob.FS) {
 			return
 		case <-t.C:
 		}
-		if n, err := fs.SweepTemp(time.Hour); err != nil {
+		if n, err := sweep(ctx, time.Hour); err != nil {
 			log.Warn("z3: sweep partial uploads", "err", err)
 		} else if n > 0 {
 			log.Info("z3: removed partial uploads", "count", n)
