@@ -1,22 +1,27 @@
 package main
 
 import (
-	"github.com/wardhealth/ward/internal/smart/authorizer"
-
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/wardhealth/ward/internal/smart/authorizer"
+	"github.com/wardhealth/ward/internal/store"
 )
 
 // serveDebug serves pprof on its own listener, never on the API's.
-func serveDebug(addr string, log *slog.Logger, authz *authorizer.Authorizer) {
+func serveDebug(addr string, log *slog.Logger, authz *authorizer.Authorizer, st *store.Store) {
 	mux := http.NewServeMux()
-	// Counters in the Prometheus text format (the authorizer function's
-	// decisions, calls and time in calls).
+	// Counters in the Prometheus text format: the authorizer function's
+	// decisions, calls and time in calls; on SQLite, the writer's
+	// transactions, shared commits and time in commit and fsync.
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		_ = authz.Stats().WritePrometheus(w)
+		if st.Dialect() == store.SQLite {
+			_ = st.GroupStats().WritePrometheus(w)
+		}
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

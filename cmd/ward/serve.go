@@ -139,7 +139,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	if c.DebugAddr != "" {
-		go serveDebug(c.DebugAddr, log, authz)
+		go serveDebug(c.DebugAddr, log, authz, svc.store)
 	}
 	go background(ctx, log, svc)
 	go subs.Run(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -55,7 +56,45 @@ type groupCommitter struct {
 	syncs  chan syncJob
 	synced chan struct{} // the syncer has answered the group it had
 	wal    syncCloser
-	ran    atomic.Int64 // transactions run, committed or not (for tests)
+	ran    atomic.Int64 // transactions run, committed or not
+	// Counters for GroupStats.
+	groups, commitNanos, syncNanos atomic.Int64
+}
+
+// GroupStats counts the SQLite writer's work since the store opened.
+type GroupStats struct {
+	Transactions  int64   // run in the writer, committed or not
+	Groups        int64   // commits, each shared by a group of transactions
+	CommitSeconds float64 // in COMMIT (writing the WAL)
+	SyncSeconds   float64 // in the WAL's fsync (overlapping the next group)
+}
+
+// GroupStats reports the writer's counters; zero on PostgreSQL.
+func (s *Store) GroupStats() GroupStats {
+	g := s.group
+	if g == nil {
+		return GroupStats{}
+	}
+	return GroupStats{Transactions: g.ran.Load(), Groups: g.groups.Load(),
+		CommitSeconds: time.Duration(g.commitNanos.Load()).Seconds(), SyncSeconds: time.Duration(g.syncNanos.Load()).Seconds()}
+}
+
+// WritePrometheus writes the counters in the Prometheus text format.
+func (st GroupStats) WritePrometheus(w io.Writer) error {
+	_, err := fmt.Fprintf(w, `# HELP ward_sqlite_transactions_total Transactions run by the SQLite writer.
+# TYPE ward_sqlite_transactions_total counter
+ward_sqlite_transactions_total %d
+# HELP ward_sqlite_group_commits_total Commits, each shared by the transactions that were waiting.
+# TYPE ward_sqlite_group_commits_total counter
+ward_sqlite_group_commits_total %d
+# HELP ward_sqlite_commit_seconds_total Time in COMMIT (writing the WAL).
+# TYPE ward_sqlite_commit_seconds_total counter
+ward_sqlite_commit_seconds_total %g
+# HELP ward_sqlite_wal_fsync_seconds_total Time in the WAL's fsync before answering a group.
+# TYPE ward_sqlite_wal_fsync_seconds_total counter
+ward_sqlite_wal_fsync_seconds_total %g
+`, st.Transactions, st.Groups, st.CommitSeconds, st.SyncSeconds)
+	return err
 }
 
 // syncCloser makes the WAL durable (walFile; tests substitute their own).
@@ -248,7 +287,11 @@ func (grp *group) run(r *txRequest) {
 func (grp *group) commit() bool {
 	err := grp.err
 	if err == nil {
-		if err = grp.tx.Commit(); err != nil {
+		start := time.Now()
+		err = grp.tx.Commit()
+		grp.s.group.commitNanos.Add(int64(time.Since(start)))
+		grp.s.group.groups.Add(1)
+		if err != nil {
 			err = grp.s.mapErr(fmt.Errorf("commit: %w", err))
 		}
 	}
@@ -274,7 +317,9 @@ func (grp *group) commit() bool {
 func (g *groupCommitter) syncer() {
 	defer g.wal.close()
 	for job := range g.syncs {
+		start := time.Now()
 		err := g.wal.sync()
+		g.syncNanos.Add(int64(time.Since(start)))
 		if err != nil {
 			// The commits are in the WAL but may not survive a power cut:
 			// their callers must not be told they are durable.

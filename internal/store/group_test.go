@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -163,5 +164,29 @@ func TestWALFileFollowsPath(t *testing.T) {
 		if err := w.sync(); err == nil {
 			t.Fatal("sync after the log was removed succeeded")
 		}
+	}
+}
+
+// The writer's counters add up what it did.
+func TestGroupStats(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openSQLiteForTest(t)
+	before := s.GroupStats()
+	for i := range 3 {
+		if err := createProject(ctx, s, fmt.Sprint("p", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.GroupStats()
+	// One at a time: each its own group, its own commit and fsync.
+	if st.Transactions-before.Transactions != 3 || st.Groups-before.Groups != 3 || st.CommitSeconds <= 0 || st.SyncSeconds <= 0 {
+		t.Fatalf("stats after 3 transactions: %+v (before %+v)", st, before)
+	}
+	var b strings.Builder
+	if err := st.WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("ward_sqlite_group_commits_total %d\n", st.Groups); !strings.Contains(b.String(), want) {
+		t.Fatalf("metrics lack %q:\n%s", want, b.String())
 	}
 }
