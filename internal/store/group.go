@@ -296,12 +296,7 @@ func (grp *group) commit() bool {
 		}
 	}
 	if err != nil {
-		for i, r := range grp.batch {
-			if grp.results[i] == nil {
-				grp.results[i] = err
-			}
-			r.done <- grp.results[i]
-		}
+		answer(grp.batch, grp.results, err)
 		return false
 	}
 	g := grp.s.group
@@ -326,13 +321,19 @@ func (g *groupCommitter) syncer() {
 			slog.Error("sqlite wal fsync failed", "err", err)
 			err = fmt.Errorf("commit: sync write-ahead log: %w", err)
 		}
-		for i, r := range job.batch {
-			if job.results[i] == nil {
-				job.results[i] = err
-			}
-			r.done <- job.results[i]
-		}
+		answer(job.batch, job.results, err)
 		g.synced <- struct{}{}
+	}
+}
+
+// answer tells each transaction of a group its outcome: its own error, or
+// else err (the group's commit or fsync; nil once durable).
+func answer(batch []*txRequest, results []error, err error) {
+	for i, r := range batch {
+		if results[i] == nil {
+			results[i] = err
+		}
+		r.done <- results[i]
 	}
 }
 
@@ -380,9 +381,7 @@ func (s *Store) runStatement(sqlTx *sql.Tx, r *txRequest) (err error) {
 			err = fmt.Errorf("statement panicked: %v", p)
 		}
 	}()
-	tx := &Tx{Store: *s}
-	tx.q, tx.detached = sqlTx, true
-	return r.fn(tx)
+	return r.fn(s.writerTx(sqlTx))
 }
 
 // runSavepoint runs one transaction function inside a savepoint of the
@@ -404,7 +403,12 @@ func (s *Store) runSavepoint(sqlTx *sql.Tx, r *txRequest) (err error) {
 			err = fmt.Errorf("release savepoint: %w", relErr)
 		}
 	}()
+	return r.fn(s.writerTx(sqlTx))
+}
+
+// writerTx is the store bound to the writer's shared transaction.
+func (s *Store) writerTx(sqlTx *sql.Tx) *Tx {
 	tx := &Tx{Store: *s}
 	tx.q, tx.detached = sqlTx, true
-	return r.fn(tx)
+	return tx
 }

@@ -94,7 +94,8 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	// WAL with synchronous=FULL: every acknowledged commit is on disk.
-	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)"
+	common := "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)"
+	pragmas := common + "&_pragma=synchronous(FULL)"
 	// The writer's page cache holds a group commit's dirty pages (a small
 	// cache spills them to the WAL, extra writes, before the commit) but
 	// no more: SQLite scans the cache's whole hash table at each commit's
@@ -106,7 +107,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// The writer commits with synchronous=NORMAL (no fsync): the group
 	// committer's syncer fsyncs the WAL before any caller hears of the
 	// commit, while the writer goes on (group.go).
-	write, err := sql.Open("sqlite", "file:"+path+"?"+strings.Replace(pragmas, "synchronous(FULL)", "synchronous(NORMAL)", 1)+"&_pragma=cache_size(-16384)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
+	write, err := sql.Open("sqlite", "file:"+path+"?"+common+"&_pragma=synchronous(NORMAL)&_pragma=cache_size(-16384)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
