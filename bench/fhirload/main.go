@@ -46,6 +46,7 @@ type config struct {
 	wardBin, repo, postgres, node, out   string
 	pgParams                             string
 	profileDir                           string
+	traceSecs                            int
 	keep, durability, analyze            bool
 }
 
@@ -74,6 +75,7 @@ func main() {
 	flag.StringVar(&c.node, "node", "node", "node binary for the medplum target")
 	flag.StringVar(&c.out, "out", "", "directory for results.md and results.json (default: a new temp dir)")
 	flag.StringVar(&c.profileDir, "profile", "", "directory for CPU profiles of ward (via its --debug-addr pprof listener); empty: no profiling")
+	flag.IntVar(&c.traceSecs, "trace", 0, "with -profile: also fetch an execution trace of this many seconds (go tool trace) beside each CPU profile")
 	flag.StringVar(&profScens, "profile-scenarios", "read,create", "scenarios to profile when -profile is set")
 	flag.BoolVar(&c.durability, "durability", true, "after create on ward: kill -9, restart, and check every acknowledged create is there")
 	flag.BoolVar(&c.keep, "keep", false, "keep data directories and PostgreSQL databases")
@@ -517,6 +519,16 @@ func startProfile(ctx context.Context, t *target, scenario string, c config) *pr
 		case <-ctx.Done():
 			p.done <- ""
 			return
+		}
+		if c.traceSecs > 0 {
+			// Beside the CPU profile: where goroutines wait (go tool trace
+			// -pprof=sched|sync|syscall).
+			go func() {
+				url := fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", t.ward.debugAddr, c.traceSecs)
+				if err := fetchTo(ctx, url, strings.TrimSuffix(file, ".pprof")+".trace"); err != nil {
+					fmt.Fprintln(os.Stderr, "trace:", err)
+				}
+			}()
 		}
 		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", t.ward.debugAddr, secs)
 		if err := fetchTo(ctx, url, file); err != nil {

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/wardhealth/ward/internal/store/walvfs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -107,7 +108,15 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// The writer commits with synchronous=NORMAL (no fsync): the group
 	// committer's syncer fsyncs the WAL before any caller hears of the
 	// commit, while the writer goes on (group.go).
-	write, err := sql.Open("sqlite", "file:"+path+"?"+common+"&_pragma=synchronous(NORMAL)&_pragma=cache_size(-16384)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
+	// Its VFS gathers a commit's WAL frames into one write (walvfs).
+	if err := walvfs.Register(); err != nil {
+		return nil, err
+	}
+	vfs := ""
+	if walvfs.Name != "" {
+		vfs = "vfs=" + walvfs.Name + "&"
+	}
+	write, err := sql.Open("sqlite", "file:"+path+"?"+vfs+common+"&_pragma=synchronous(NORMAL)&_pragma=cache_size(-16384)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
