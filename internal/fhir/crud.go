@@ -208,7 +208,9 @@ func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m
 		return Resource{}, err
 	}
 	var out store.Resource
-	err = s.store.WithTx(ctx, func(tx *store.Tx) error {
+	// Replayable: everything it sets outside tx (out) is set again by a
+	// later run.
+	err = s.store.WithReplayableTx(ctx, func(tx *store.Tx) error {
 		version := int64(1)
 		var cur store.Resource
 		err := store.ErrNotFound

@@ -40,6 +40,10 @@ type txRequest struct {
 	// single marks one lone statement: SQLite undoes a failed statement
 	// by itself, so it needs no savepoint (whose page copies cost).
 	single bool
+	// replayable marks a function that may run again (WithReplayableTx):
+	// it runs without a savepoint, and should it fail, the group's
+	// transaction is rolled back and its other members run again.
+	replayable bool
 }
 
 // groupCommitter owns the single SQLite write connection.
@@ -57,6 +61,9 @@ type groupCommitter struct {
 	synced chan struct{} // the syncer has answered the group it had
 	wal    syncCloser
 	ran    atomic.Int64 // transactions run, committed or not
+	// replays counts groups rolled back and run again after a replayable
+	// transaction failed.
+	replays atomic.Int64
 	// Counters for GroupStats.
 	groups, commitNanos, syncNanos atomic.Int64
 }
@@ -224,6 +231,11 @@ func (s *Store) submit(ctx context.Context, fn func(tx *Tx) error) error {
 	return s.enqueue(&txRequest{ctx: ctx, fn: fn, done: make(chan error, 1)})
 }
 
+// submitReplayable is submit for a function that may run again.
+func (s *Store) submitReplayable(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.enqueue(&txRequest{ctx: ctx, fn: fn, done: make(chan error, 1), replayable: true})
+}
+
 // submitStatement is submit for a function that runs one statement.
 func (s *Store) submitStatement(ctx context.Context, fn func(tx *Tx) error) error {
 	return s.enqueue(&txRequest{ctx: ctx, fn: fn, done: make(chan error, 1), single: true})
@@ -250,6 +262,8 @@ type group struct {
 	err     error // BEGIN failed: every member fails with it
 	batch   []*txRequest
 	results []error
+	// safe: every member from now on gets a savepoint (after a replay).
+	safe bool
 }
 
 func (s *Store) beginGroup() *group {
@@ -273,12 +287,43 @@ func (grp *group) run(r *txRequest) {
 		err = r.ctx.Err()
 	case r.single:
 		err = grp.s.runStatement(grp.tx, r)
+	case r.replayable && !grp.safe:
+		if err = grp.s.runStatement(grp.tx, r); err != nil {
+			// Its writes so far cannot be undone alone: undo the group's
+			// and run the others again, each in a savepoint.
+			grp.replay()
+		}
 	default:
 		err = grp.s.runSavepoint(grp.tx, r)
 	}
 	grp.batch = append(grp.batch, r)
 	grp.results = append(grp.results, err)
 	grp.s.group.ran.Add(1)
+}
+
+// replay rolls the group's transaction back and runs again, in a new one,
+// the members that had succeeded; from now on each member of the group
+// gets a savepoint.
+func (grp *group) replay() {
+	_ = grp.tx.Rollback()
+	grp.safe = true
+	sqlTx, err := grp.s.write.BeginTx(context.Background(), nil)
+	if err != nil {
+		grp.err = grp.s.mapErr(fmt.Errorf("begin: %w", err))
+		return
+	}
+	grp.tx = sqlTx
+	grp.s.group.replays.Add(1)
+	for i, r := range grp.batch {
+		if grp.results[i] != nil {
+			continue // failed already, its writes undone by its savepoint
+		}
+		if r.single {
+			grp.results[i] = grp.s.runStatement(grp.tx, r)
+		} else {
+			grp.results[i] = grp.s.runSavepoint(grp.tx, r)
+		}
+	}
 }
 
 // commit commits the group and hands it to the syncer, which answers its

@@ -190,3 +190,82 @@ func TestGroupStats(t *testing.T) {
 		t.Fatalf("metrics lack %q:\n%s", want, b.String())
 	}
 }
+
+// A replayable transaction runs without a savepoint; when one fails after
+// writing, its writes are undone by rolling the group back, and the group's
+// other members run again: they commit, it does not.
+func TestReplayableFailureUndoesOnlyItself(t *testing.T) {
+	ctx := context.Background()
+	s, path := openSQLiteForTest(t)
+	wal := &gatedWAL{release: make(chan struct{})}
+	t.Cleanup(wal.open)
+	restartWithWAL(t, s, path, wal)
+	// p0's commit waits on the gate; what follows shares the next commit.
+	first := make(chan error, 1)
+	go func() { first <- createProject(ctx, s, "p0") }()
+	poll(t, func() bool { return s.group.ran.Load() == 1 })
+
+	errRefused := errors.New("refused after writing")
+	var runs [4]atomic.Int32
+	type member struct {
+		id         string
+		replayable bool
+		fail       bool
+	}
+	members := []member{{"a1", true, false}, {"a2", true, true}, {"a3", true, false}, {"a4", false, false}}
+	done := make([]chan error, len(members))
+	for i, m := range members {
+		done[i] = make(chan error, 1)
+		fn := func(tx *Tx) error {
+			runs[i].Add(1)
+			if err := tx.CreateProject(ctx, Project{ID: m.id, Name: m.id, CreatedAt: time.Unix(1, 0)}); err != nil {
+				return err
+			}
+			if m.fail {
+				return errRefused
+			}
+			return nil
+		}
+		go func() {
+			if m.replayable {
+				done[i] <- s.WithReplayableTx(ctx, fn)
+			} else {
+				done[i] <- s.WithTx(ctx, fn)
+			}
+		}()
+		// One at a time, so they run in this order.
+		poll(t, func() bool { return s.group.ran.Load() == int64(2+i) })
+	}
+	wal.open()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range members {
+		err := <-done[i]
+		if m.fail != (err != nil) || (m.fail && !errors.Is(err, errRefused)) {
+			t.Fatalf("%s: %v", m.id, err)
+		}
+	}
+	if got := runs[0].Load(); got != 2 {
+		t.Fatalf("a1 ran %d times; want 2 (once, then again after a2's failure)", got)
+	}
+	if got := s.group.replays.Load(); got != 1 {
+		t.Fatalf("%d replays, want 1", got)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT id FROM projects ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if got := strings.Join(ids, ","); got != "a1,a3,a4,p0" {
+		t.Fatalf("projects %s; want a1,a3,a4,p0 (a2 undone)", got)
+	}
+}
