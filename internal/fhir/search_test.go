@@ -104,6 +104,10 @@ func searchCases() []searchCase {
 		// reference: Type/id, :missing, chained, _has
 		{"Patient", "general-practitioner=Practitioner/prac-3", patients(func(p patient) bool { return p.GP == "prac-3" }), false},
 		{"Patient", "general-practitioner:missing=true", patients(func(p patient) bool { return p.GP == "" }), false},
+		// Negations drive (all clauses negative) or are tested inside a positive driving clause's subquery.
+		{"Patient", "gender:not=male&general-practitioner:missing=true", patients(func(p patient) bool { return p.Gender != "male" && p.GP == "" }), false},
+		{"Patient", "general-practitioner:missing=true&gender:not=female", patients(func(p patient) bool { return p.GP == "" && p.Gender != "female" }), false},
+		{"Patient", "gender=female&general-practitioner:missing=true&_lastUpdated=gt2000", patients(func(p patient) bool { return p.Gender == "female" && p.GP == "" }), false},
 		{"Patient", "_has:Observation:subject:code=8867-4&gender=female", func(d *dataset) []string {
 			with := map[string]bool{}
 			for _, o := range d.observations {
