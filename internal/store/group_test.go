@@ -62,16 +62,22 @@ func createProject(ctx context.Context, s *Store, id string) error {
 	})
 }
 
-// A commit is acknowledged only once the WAL's fsync has returned, and
-// the transactions that arrive meanwhile share the next commit.
-func TestAcknowledgedAfterWALSync(t *testing.T) {
-	ctx := context.Background()
+// openGated opens a SQLite store whose WAL fsyncs wait on the returned gate.
+func openGated(t *testing.T) (*Store, *gatedWAL) {
 	s, path := openSQLiteForTest(t)
 	wal := &gatedWAL{release: make(chan struct{})}
 	// Released at the end even if the test fails early: the committer's
 	// goroutines must not wait on the gate forever.
 	t.Cleanup(wal.open)
 	restartWithWAL(t, s, path, wal)
+	return s, wal
+}
+
+// A commit is acknowledged only once the WAL's fsync has returned, and
+// the transactions that arrive meanwhile share the next commit.
+func TestAcknowledgedAfterWALSync(t *testing.T) {
+	ctx := context.Background()
+	s, wal := openGated(t)
 	done := make(chan error, 10)
 	go func() { done <- createProject(ctx, s, "p0") }()
 	// The first commit happens (a reader sees it) but its caller waits.
@@ -196,10 +202,7 @@ func TestGroupStats(t *testing.T) {
 // other members run again: they commit, it does not.
 func TestReplayableFailureUndoesOnlyItself(t *testing.T) {
 	ctx := context.Background()
-	s, path := openSQLiteForTest(t)
-	wal := &gatedWAL{release: make(chan struct{})}
-	t.Cleanup(wal.open)
-	restartWithWAL(t, s, path, wal)
+	s, wal := openGated(t)
 	// p0's commit waits on the gate; what follows shares the next commit.
 	first := make(chan error, 1)
 	go func() { first <- createProject(ctx, s, "p0") }()
