@@ -182,6 +182,12 @@ func (tx *Tx) replaceIndex(ctx context.Context, projectID, typ, id string, rows 
 			add("fhir_idx_uri", "param, uri", 5, r.Param, r.URI)
 		}
 	}
+	// On SQLite a row is its own key (0015_index_clustered): a value a
+	// resource holds twice (a repeated coding) is stored once.
+	insert := "INSERT INTO "
+	if tx.dialect == SQLite {
+		insert = "INSERT OR IGNORE INTO "
+	}
 	for table, b := range batches {
 		// Stay well under SQLite's 32766 bound parameters per statement.
 		per := 900 / b.n
@@ -191,7 +197,7 @@ func (tx *Tx) replaceIndex(ctx context.Context, projectID, typ, id string, rows 
 			rowsN := len(chunk) / b.n
 			ph := "(" + placeholders(b.n) + ")"
 			values := strings.TrimSuffix(strings.Repeat(ph+",", rowsN), ",")
-			if _, err := tx.exec(ctx, `INSERT INTO `+table+` (project_id, resource_type, id, `+b.cols+`) VALUES `+values, chunk...); err != nil {
+			if _, err := tx.exec(ctx, insert+table+` (project_id, resource_type, id, `+b.cols+`) VALUES `+values, chunk...); err != nil {
 				return fmt.Errorf("write index %s: %w", table, err)
 			}
 		}

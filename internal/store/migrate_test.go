@@ -9,7 +9,8 @@ import (
 )
 
 // A database written before migration 0014 (current versions in a rowid
-// table) keeps its resources, versions and index when it is upgraded.
+// table) and 0015 (index rows in rowid tables) keeps its resources,
+// versions and index when it is upgraded; a row held twice is kept once.
 func TestUpgradeClustersResources(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "ward.db")
@@ -26,7 +27,8 @@ func TestUpgradeClustersResources(t *testing.T) {
 			return tx.PutResource(ctx, Resource{ProjectID: "p1", Type: "Patient", ID: "a", VersionID: v,
 				LastUpdated: time.UnixMilli(1000 * v), Method: "PUT",
 				Content: []byte(`{"resourceType":"Patient","id":"a","name":[{"family":"` + family + `"}]}`)},
-				[]IndexRow{{Param: "name", Kind: "string", Value: strings.ToLower(family), Exact: family}})
+				[]IndexRow{{Param: "name", Kind: "string", Value: strings.ToLower(family), Exact: family},
+					{Param: "name", Kind: "string", Value: strings.ToLower(family), Exact: family}})
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -49,6 +51,11 @@ func TestUpgradeClustersResources(t *testing.T) {
 	}
 	if !strings.Contains(schema, "WITHOUT ROWID") {
 		t.Fatalf("fhir_resources after the upgrade: %s", schema)
+	}
+	for _, table := range indexTables {
+		if err := s.read.QueryRowContext(ctx, `SELECT sql FROM sqlite_schema WHERE name = ?`, table).Scan(&schema); err != nil || !strings.Contains(schema, "WITHOUT ROWID") {
+			t.Fatalf("%s after the upgrade: %s, %v", table, schema, err)
+		}
 	}
 	cur, err := s.GetResource(ctx, "p1", "Patient", "a")
 	if err != nil || cur.VersionID != 2 || !strings.Contains(string(cur.Content), "New") {
