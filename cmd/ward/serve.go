@@ -100,6 +100,7 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	go sweepOrphans(ctx, log, z3Svc)
 	key, err := secretsKey(c)
 	if err != nil {
 		return err
@@ -177,6 +178,26 @@ func sweepPartialUploads(ctx context.Context, log *slog.Logger, sweep func(conte
 			log.Warn("z3: sweep partial uploads", "err", err)
 		} else if n > 0 {
 			log.Info("z3: removed partial uploads", "count", n)
+		}
+	}
+}
+
+// sweepOrphans deletes, every hour, the Z3 blobs that no object points at
+// and that were written over an hour ago (what a crash between a blob and
+// its row, or a failed delete, leaves behind).
+func sweepOrphans(ctx context.Context, log *slog.Logger, z *z3.Service) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := z.SweepOrphans(ctx, time.Hour); err != nil && ctx.Err() == nil {
+			log.Warn("z3: sweep orphaned blobs", "err", err)
+		} else if n > 0 {
+			log.Info("z3: removed orphaned blobs", "count", n)
 		}
 	}
 }

@@ -143,6 +143,15 @@ func (s *Store) GetObject(ctx context.Context, projectID, bucket, path string) (
 	return o, nil
 }
 
+// BlobInUse reports whether an object of the project points at the blob key.
+func (s *Store) BlobInUse(ctx context.Context, projectID, key string) (bool, error) {
+	var n int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM z3_objects WHERE project_id = ? AND blob_key = ?`, projectID, key).Scan(&n); err != nil {
+		return false, fmt.Errorf("blob in use: %w", s.mapErr(err))
+	}
+	return n > 0, nil
+}
+
 // ListObjects returns the bucket's objects whose path starts with prefix, by
 // path, at most limit of them (0: all).
 func (s *Store) ListObjects(ctx context.Context, projectID, bucket, prefix string, limit int) ([]Object, error) {

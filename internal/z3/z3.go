@@ -8,7 +8,8 @@
 // switches the object's row to it in one transaction, so a crash mid-upload
 // leaves the previous object (or none), never a partial one. A blob whose row
 // was replaced or deleted is removed after the commit; one orphaned by a
-// crash between the two steps is never served (no row points at it).
+// crash between the two steps is never served (no row points at it) and
+// SweepOrphans deletes it later.
 package z3
 
 import (

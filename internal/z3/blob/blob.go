@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Backend stores opaque byte blobs by key. Keys are chosen by the caller: ASCII,
@@ -27,8 +28,10 @@ type Backend interface {
 	Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error)
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
-	// List calls fn for every key with the prefix (for garbage collection of orphans).
-	List(ctx context.Context, prefix string, fn func(key string, size int64) error) error
+	// List calls fn for every key with the prefix, its size and when it was
+	// last written (for garbage collection of orphans: a key appears only
+	// once its Put is complete, so a recent time means a Put just ended).
+	List(ctx context.Context, prefix string, fn func(key string, size int64, modified time.Time) error) error
 }
 
 // Info describes a stored blob.

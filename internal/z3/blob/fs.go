@@ -278,7 +278,7 @@ func (f *FS) Delete(ctx context.Context, key string) error {
 
 // List implements Backend. It walks only the directory the prefix names
 // (keys are paths), and never reports temporary files.
-func (f *FS) List(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+func (f *FS) List(ctx context.Context, prefix string, fn func(key string, size int64, modified time.Time) error) error {
 	if err := checkPrefix(prefix); err != nil {
 		return err
 	}
@@ -323,7 +323,7 @@ func (f *FS) List(ctx context.Context, prefix string, fn func(key string, size i
 		if err != nil {
 			return err
 		}
-		if err := fn(key, info.Size()); err != nil {
+		if err := fn(key, info.Size(), info.ModTime()); err != nil {
 			fnErr = err
 			return err
 		}

@@ -256,7 +256,7 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 }
 
 // List implements Backend.
-func (s *S3) List(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+func (s *S3) List(ctx context.Context, prefix string, fn func(key string, size int64, modified time.Time) error) error {
 	if err := checkPrefix(prefix); err != nil {
 		return err
 	}
@@ -271,7 +271,7 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(key string, size i
 		if !ok {
 			continue
 		}
-		if err := fn(key, obj.Size); err != nil {
+		if err := fn(key, obj.Size, obj.LastModified); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // harness is one backend under test.
@@ -119,7 +120,12 @@ func sum(t testing.TB, r io.Reader) (string, int64) {
 func keys(t *testing.T, b Backend, prefix string) map[string]int64 {
 	t.Helper()
 	got := map[string]int64{}
-	if err := b.List(context.Background(), prefix, func(k string, size int64) error {
+	if err := b.List(context.Background(), prefix, func(k string, size int64, modified time.Time) error {
+		// A blob's time is when its Put ended: just now in these tests
+		// (the sweep of orphans relies on it).
+		if age := time.Since(modified); age < -time.Minute || age > time.Minute {
+			t.Errorf("list %q: %s modified %v, %v ago", prefix, k, modified, age)
+		}
 		got[k] = size
 		return nil
 	}); err != nil {
@@ -298,7 +304,7 @@ func testList(t *testing.T, b Backend, _ func() []string) {
 	// An error from fn stops the listing and comes back.
 	stop := errors.New("stop")
 	calls := 0
-	err := b.List(context.Background(), "", func(string, int64) error { calls++; return stop })
+	err := b.List(context.Background(), "", func(string, int64, time.Time) error { calls++; return stop })
 	if !errors.Is(err, stop) || calls != 1 {
 		t.Errorf("list stopped by fn: %v after %d calls", err, calls)
 	}
@@ -386,7 +392,7 @@ func testInvalidKeys(t *testing.T, b Backend, _ func() []string) {
 		}
 	}
 	for _, p := range []string{"/", "/x", "../", "a//", "a/../"} {
-		if err := b.List(ctx, p, func(string, int64) error { return nil }); !errors.Is(err, ErrInvalidKey) {
+		if err := b.List(ctx, p, func(string, int64, time.Time) error { return nil }); !errors.Is(err, ErrInvalidKey) {
 			t.Errorf("list %q: %v", p, err)
 		}
 	}
