@@ -91,16 +91,16 @@ func serve(ctx context.Context, args []string) error {
 	}
 	switch b := blobs.(type) {
 	case *blob.FS:
-		go sweepPartialUploads(ctx, log, func(_ context.Context, d time.Duration) (int, error) { return b.SweepTemp(d) })
+		go sweepZ3(ctx, log, 10*time.Minute, "partial uploads", func(_ context.Context, d time.Duration) (int, error) { return b.SweepTemp(d) })
 	case *blob.S3:
-		go sweepPartialUploads(ctx, log, b.SweepUploads)
+		go sweepZ3(ctx, log, 10*time.Minute, "partial uploads", b.SweepUploads)
 	}
 	z3Svc, err := z3.New(ctx, z3.Config{PublicURL: c.PublicURL, URLTTL: c.Z3URLTTL, MaxObjectBytes: c.MaxObjectBytes},
 		svc.store, blobs, time.Now, log)
 	if err != nil {
 		return err
 	}
-	go sweepOrphans(ctx, log, z3Svc)
+	go sweepZ3(ctx, log, time.Hour, "orphaned blobs", z3Svc.SweepOrphans)
 	key, err := secretsKey(c)
 	if err != nil {
 		return err
@@ -161,12 +161,13 @@ func serve(ctx context.Context, args []string) error {
 	return nil
 }
 
-// sweepPartialUploads removes, every 10 minutes, what uploads a crash
-// interrupted more than an hour ago left behind (never served: an object
-// is visible only once complete): temporary files on local disk, unfinished
-// multipart uploads on S3.
-func sweepPartialUploads(ctx context.Context, log *slog.Logger, sweep func(context.Context, time.Duration) (int, error)) {
-	t := time.NewTicker(10 * time.Minute)
+// sweepZ3 runs one of Z3's clean-ups every period, each for what is over an
+// hour old: what uploads a crash interrupted left behind (never served: an
+// object is visible only once complete; temporary files on local disk,
+// unfinished multipart uploads on S3), or blobs no object points at (a
+// crash between a blob and its row, or a failed delete).
+func sweepZ3(ctx context.Context, log *slog.Logger, period time.Duration, what string, sweep func(context.Context, time.Duration) (int, error)) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
@@ -174,30 +175,10 @@ func sweepPartialUploads(ctx context.Context, log *slog.Logger, sweep func(conte
 			return
 		case <-t.C:
 		}
-		if n, err := sweep(ctx, time.Hour); err != nil {
-			log.Warn("z3: sweep partial uploads", "err", err)
+		if n, err := sweep(ctx, time.Hour); err != nil && ctx.Err() == nil {
+			log.Warn("z3: sweep "+what, "err", err)
 		} else if n > 0 {
-			log.Info("z3: removed partial uploads", "count", n)
-		}
-	}
-}
-
-// sweepOrphans deletes, every hour, the Z3 blobs that no object points at
-// and that were written over an hour ago (what a crash between a blob and
-// its row, or a failed delete, leaves behind).
-func sweepOrphans(ctx context.Context, log *slog.Logger, z *z3.Service) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if n, err := z.SweepOrphans(ctx, time.Hour); err != nil && ctx.Err() == nil {
-			log.Warn("z3: sweep orphaned blobs", "err", err)
-		} else if n > 0 {
-			log.Info("z3: removed orphaned blobs", "count", n)
+			log.Info("z3: removed "+what, "count", n)
 		}
 	}
 }
