@@ -47,6 +47,9 @@ type config struct {
 	SubRetryBase   time.Duration
 	SubRetryMax    time.Duration
 
+	// ZambdaMaxWorkers bounds the zambda worker processes alive at once.
+	ZambdaMaxWorkers int
+
 	// AuthorizerCacheTTL is the longest an authorizer function's decision
 	// on a foreign token is reused (never beyond the token's exp).
 	AuthorizerCacheTTL time.Duration
@@ -87,11 +90,12 @@ func parseConfig(name string, args []string) (config, error) {
 	fs.BoolVar(&c.AllowPrivateJWKS, "allow-private-jwks", env("WARD_ALLOW_PRIVATE_JWKS", "") == "true",
 		"let M2M clients' jwksUrl point at private or loopback addresses (WARD_ALLOW_PRIVATE_JWKS=true)")
 	authzTTL := fs.Duration("authorizer-cache-ttl", 5*time.Minute, "longest reuse of an authorizer function's decision (WARD_AUTHORIZER_CACHE_TTL)")
-	for key, dst := range map[string]*int64{"WARD_MAX_BODY_BYTES": maxBody, "WARD_MAX_OBJECT_BYTES": maxObject} {
+	maxWorkers := fs.Int64("zambda-max-workers", 64, "zambda worker processes alive at once, across all functions; at the bound the least recently used idle one stops (WARD_ZAMBDA_MAX_WORKERS)")
+	for key, dst := range map[string]*int64{"WARD_MAX_BODY_BYTES": maxBody, "WARD_MAX_OBJECT_BYTES": maxObject, "WARD_ZAMBDA_MAX_WORKERS": maxWorkers} {
 		if v, ok := os.LookupEnv(key); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n <= 0 {
-				return c, fmt.Errorf("%s must be a positive number of bytes", key)
+				return c, fmt.Errorf("%s must be a positive number", key)
 			}
 			*dst = n
 		}
@@ -114,6 +118,10 @@ func parseConfig(name string, args []string) (config, error) {
 	c.Z3URLTTL, c.MaxObjectBytes, c.TransferTimeout = *urlTTL, *maxObject, *transfer
 	c.SubRetryBase, c.SubRetryMax = *subBase, *subMax
 	c.AuthorizerCacheTTL = *authzTTL
+	if *maxWorkers <= 0 {
+		return c, fmt.Errorf("--zambda-max-workers must be positive")
+	}
+	c.ZambdaMaxWorkers = int(min(*maxWorkers, 1<<20))
 	if c.WorkDir == "" {
 		c.WorkDir = filepath.Join(c.DataDir, "functions")
 	}

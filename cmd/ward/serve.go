@@ -109,7 +109,7 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := runtime.New(runtime.Config{WorkDir: filepath.Join(c.WorkDir, "run"), Logger: log})
+	pool, err := runtime.New(runtime.Config{WorkDir: filepath.Join(c.WorkDir, "run"), MaxWorkers: c.ZambdaMaxWorkers, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,9 @@
 // worker is killed, so the next invocation starts on a fresh process. Up to
 // Function.Concurrency invocations of a Key run at once; past that Invoke
 // waits up to Config.QueueWait (never past the deadline), then fails with
-// KindBusy.
+// KindBusy. At most Config.MaxWorkers processes live at once across every
+// Key: a cold start past that stops the least recently used idle worker,
+// or fails with KindBusy when every worker is busy.
 //
 // Node functions: "file.export" handlers (default index.index, falling back
 // to the handler export); CommonJS, or ESM (.mjs, "type": "module", ESM

@@ -18,7 +18,7 @@ const (
 	KindTimeout                   // the deadline passed; the process group was killed
 	KindOOM                       // the memory limit was hit
 	KindTooLarge                  // the response is over Config.MaxOutputBytes
-	KindBusy                      // the function's concurrency limit stayed full for Config.QueueWait
+	KindBusy                      // the function's concurrency limit stayed full for Config.QueueWait, or every one of Config.MaxWorkers is busy
 	KindNoRuntime                 // the runtime is unknown or not installed here
 )
 

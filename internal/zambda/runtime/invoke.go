@@ -53,10 +53,15 @@ func (p *Pool) Invoke(ctx context.Context, fn Function, inv Invocation) (Result,
 
 	w := p.takeIdle(f, fn)
 	if w == nil {
+		if err := p.reserveWorker(fn); err != nil {
+			return res, err
+		}
 		if w, err = p.start(fn, f.scratch); err != nil {
+			p.releaseWorker()
 			return res, err
 		}
 		if !p.track(w) {
+			p.releaseWorker()
 			w.kill(killClosed)
 			return res, ErrClosed
 		}

@@ -28,9 +28,13 @@ type Pool struct {
 	scratch   string // this pool's root for per-version scratch dirs
 	noPtrace  atomic.Bool
 
-	mu     sync.Mutex
-	fns    map[string]*fnPool
-	all    map[*worker]struct{} // live workers, busy or idle, so Close can kill them all
+	mu  sync.Mutex
+	fns map[string]*fnPool
+	all map[*worker]struct{} // live workers, busy or idle, so Close can kill them all
+	// live counts worker processes against Config.MaxWorkers: reserved
+	// before a start, released when the process exits (or the start
+	// fails), taken over from an idle worker stopped to make room.
+	live   int
 	closed bool
 	stop   chan struct{}
 	done   chan struct{}
@@ -58,6 +62,9 @@ func New(cfg Config) (*Pool, error) {
 	}
 	if cfg.QueueWait <= 0 {
 		cfg.QueueWait = defaultQueueWait
+	}
+	if cfg.MaxWorkers <= 0 {
+		cfg.MaxWorkers = defaultMaxWorkers
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -248,6 +255,50 @@ func (p *Pool) putIdle(f *fnPool, w *worker) {
 	p.mu.Unlock()
 }
 
+// reserveWorker makes room for one more worker process. Under
+// Config.MaxWorkers it counts it; at the bound it stops the least recently
+// used idle worker of any function and takes over its place; with none
+// idle it fails with KindBusy.
+func (p *Pool) reserveWorker(fn Function) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	if p.live < p.cfg.MaxWorkers {
+		p.live++
+		p.mu.Unlock()
+		return nil
+	}
+	var victim *worker
+	var from *fnPool
+	at := -1
+	for _, f := range p.fns {
+		for i, w := range f.idle {
+			if victim == nil || w.lastUsed.Before(victim.lastUsed) {
+				victim, from, at = w, f, i
+			}
+		}
+	}
+	if victim == nil {
+		p.mu.Unlock()
+		return newError(KindBusy, "zambda %s cannot start: all %d zambda workers of this server are busy; try again shortly", fn.Name, p.cfg.MaxWorkers)
+	}
+	from.idle = append(from.idle[:at], from.idle[at+1:]...)
+	victim.uncounted = true // its place is the new worker's
+	p.mu.Unlock()
+	p.log.Debug("zambda worker stopped to make room", "zambda", victim.name, "pid", victim.pid, "for", fn.Name)
+	victim.kill(killReplaced)
+	return nil
+}
+
+// releaseWorker gives back a place reserved for a worker that did not start.
+func (p *Pool) releaseWorker() {
+	p.mu.Lock()
+	p.live--
+	p.mu.Unlock()
+}
+
 // track registers a new worker, unless the pool is closed.
 func (p *Pool) track(w *worker) bool {
 	p.mu.Lock()
@@ -260,6 +311,9 @@ func (p *Pool) track(w *worker) bool {
 		<-w.dead
 		p.mu.Lock()
 		delete(p.all, w)
+		if !w.uncounted {
+			p.live--
+		}
 		p.mu.Unlock()
 	}()
 	return true

@@ -142,3 +142,44 @@ func TestNewNeedsWorkDir(t *testing.T) {
 		t.Fatal("New without a WorkDir worked")
 	}
 }
+
+// At Config.MaxWorkers a cold start stops the least recently used idle
+// worker of another function; with every worker busy it is refused.
+func TestMaxWorkers(t *testing.T) {
+	p := newPool(t, Config{MaxWorkers: 2, QueueWait: 50 * time.Millisecond})
+	a, b, c := goFn(t, "cap-a"), goFn(t, "cap-b"), goFn(t, "cap-c")
+	pidA, _ := goInfo(t, p, a)
+	pidB, _ := goInfo(t, p, b)
+	pidC, _ := goInfo(t, p, c) // the third: a's worker, the least recently used, makes room
+	waitFor(t, "a's idle worker to be stopped", 10*time.Second, func() bool { return !alive(pidA) })
+	if !alive(pidB) || !alive(pidC) {
+		t.Fatalf("b's or c's worker stopped (b %v, c %v)", alive(pidB), alive(pidC))
+	}
+
+	// b and c both busy: a has no room.
+	b.Timeout, c.Timeout = 30*time.Second, 30*time.Second
+	var wg sync.WaitGroup
+	for _, fn := range []Function{b, c} {
+		wg.Go(func() { _, _ = invoke(t, p, fn, `{"mode":"hang"}`) })
+	}
+	waitFor(t, "two invocations in flight", 10*time.Second, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		busy := 0
+		for w := range p.all {
+			w.mu.Lock()
+			if w.cur != nil {
+				busy++
+			}
+			w.mu.Unlock()
+		}
+		return busy == 2
+	})
+	if _, err := invoke(t, p, a, `{}`); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "all 2 zambda workers") {
+		t.Fatalf("cold start with every worker busy: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+}

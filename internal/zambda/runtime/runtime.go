@@ -63,7 +63,12 @@ type Config struct {
 	IdleTimeout    time.Duration // idle workers are killed after this; default 5 min
 	MaxOutputBytes int           // response size limit; default 6 MiB
 	QueueWait      time.Duration // how long an invocation past the concurrency limit waits for a slot; default 2 s
-	Logger         *slog.Logger  // default: discard
+	// MaxWorkers bounds the worker processes alive at once across every
+	// function and project (each is a Node or bootstrap process with its
+	// own memory); default 64. At the bound a cold start stops the least
+	// recently used idle worker, or fails with KindBusy if none is idle.
+	MaxWorkers int
+	Logger     *slog.Logger // default: discard
 }
 
 const (
@@ -75,6 +80,7 @@ const (
 	defaultIdleTimeout = 5 * time.Minute
 	defaultMaxOutput   = 6 << 20
 	defaultQueueWait   = 2 * time.Second
+	defaultMaxWorkers  = 64
 	maxLogBytes        = 256 << 10 // per invocation, then one "[truncated]" line
 	maxLineBytes       = 16 << 10  // longer lines are split, so a line without '\n' cannot grow without bound
 	maxErrorText       = 4 << 10   // errorMessage kept from a worker's error body

@@ -41,6 +41,10 @@ type worker struct {
 	mu  sync.Mutex
 	cur *call // the invocation in flight, nil between invocations
 
+	// uncounted: stopped to make room for another worker, which took its
+	// place in Pool.live (guarded by Pool.mu).
+	uncounted bool
+
 	dead  chan struct{} // closed once the process has exited and its output is read
 	state *os.ProcessState
 	// killedBy is why Ward killed the process (0: it was not Ward); read
