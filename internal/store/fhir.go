@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -38,6 +39,9 @@ type IndexRow struct {
 }
 
 const resourceCols = `project_id, resource_type, id, version_id, last_updated, deleted, content`
+
+// historyCols are a version's columns, in fhir_history and fhir_resources.
+const historyCols = `project_id, resource_type, id, version_id, last_updated, deleted, method, content`
 
 func scanResource(row interface{ Scan(...any) error }) (Resource, error) {
 	var r Resource
@@ -92,35 +96,44 @@ func (s *Store) resources(ctx context.Context, most int, q string, args ...any) 
 
 // GetVersion returns one version from history. Errors: ErrNotFound.
 func (s *Store) GetVersion(ctx context.Context, projectID, typ, id string, version int64) (Resource, error) {
-	r, err := scanResource(s.queryRow(ctx, `SELECT `+resourceCols+` FROM fhir_history WHERE project_id = ? AND resource_type = ? AND id = ? AND version_id = ?`, projectID, typ, id, version))
+	// The current version is in fhir_resources, older ones in fhir_history.
+	r, err := scanResource(s.queryRow(ctx, `SELECT `+resourceCols+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND id = ? AND version_id = ?
+		UNION ALL SELECT `+resourceCols+` FROM fhir_history WHERE project_id = ? AND resource_type = ? AND id = ? AND version_id = ?`,
+		projectID, typ, id, version, projectID, typ, id, version))
 	if err != nil {
 		return Resource{}, fmt.Errorf("get version: %w", s.mapErr(err))
 	}
 	return r, nil
 }
 
-// PutResource writes a new version: the current row, its history row, its
-// index rows (replacing the old ones) and an outbox row, all in the caller's
-// transaction. r.Method names the interaction (POST, PUT, PATCH, DELETE).
+// PutResource writes a new version: the current row (the version it
+// replaces moves to fhir_history), its index rows (replacing the old ones)
+// and an outbox row, all in the caller's transaction. r.Method names the
+// interaction (POST, PUT, PATCH, DELETE).
 func (tx *Tx) PutResource(ctx context.Context, r Resource, index []IndexRow) error {
 	upd := ms(r.LastUpdated)
 	if r.VersionID == 1 {
-		if _, err := tx.exec(ctx, `INSERT INTO fhir_resources (`+resourceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			r.ProjectID, r.Type, r.ID, r.VersionID, upd, r.Deleted, string(r.Content)); err != nil {
+		if _, err := tx.exec(ctx, `INSERT INTO fhir_resources (`+resourceCols+`, method) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.ProjectID, r.Type, r.ID, r.VersionID, upd, r.Deleted, string(r.Content), r.Method); err != nil {
 			return fmt.Errorf("insert resource: %w", err)
 		}
 	} else {
-		res, err := tx.exec(ctx, `UPDATE fhir_resources SET version_id = ?, last_updated = ?, deleted = ?, content = ? WHERE project_id = ? AND resource_type = ? AND id = ? AND version_id = ?`,
-			r.VersionID, upd, r.Deleted, string(r.Content), r.ProjectID, r.Type, r.ID, r.VersionID-1)
-		if err := affectedOne(res, err, "update resource"); err != nil {
+		stale := fmt.Errorf("%w: version %d of %s/%s is no longer current", ErrConflict, r.VersionID-1, r.Type, r.ID)
+		res, err := tx.exec(ctx, `INSERT INTO fhir_history (`+historyCols+`) SELECT `+historyCols+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND id = ? AND version_id = ?`,
+			r.ProjectID, r.Type, r.ID, r.VersionID-1)
+		if err != nil && errors.Is(tx.mapErr(err), ErrConflict) {
+			return stale // a concurrent writer moved that version first
+		}
+		if err := affectedOne(res, err, "keep superseded version"); err != nil {
 			// Someone else wrote a version in between: the caller's If-Match
 			// or read-modify-write is stale.
-			return fmt.Errorf("%w: version %d of %s/%s is no longer current", ErrConflict, r.VersionID-1, r.Type, r.ID)
+			return stale
 		}
-	}
-	if _, err := tx.exec(ctx, `INSERT INTO fhir_history (project_id, resource_type, id, version_id, last_updated, deleted, method, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ProjectID, r.Type, r.ID, r.VersionID, upd, r.Deleted, r.Method, string(r.Content)); err != nil {
-		return fmt.Errorf("insert history: %w", err)
+		res, err = tx.exec(ctx, `UPDATE fhir_resources SET version_id = ?, last_updated = ?, deleted = ?, method = ?, content = ? WHERE project_id = ? AND resource_type = ? AND id = ? AND version_id = ?`,
+			r.VersionID, upd, r.Deleted, r.Method, string(r.Content), r.ProjectID, r.Type, r.ID, r.VersionID-1)
+		if err := affectedOne(res, err, "update resource"); err != nil {
+			return stale
+		}
 	}
 	// Version 1 of an id has no index rows yet (the INSERT above proved
 	// the id new): skip the six DELETEs.
@@ -235,13 +248,15 @@ func (s *Store) History(ctx context.Context, projectID string, f HistoryFilter) 
 		args = append(args, ms(f.At))
 	}
 	w := strings.Join(where, " AND ")
+	// Superseded versions are in fhir_history, current ones in fhir_resources.
+	both := append(append([]any{}, args...), args...)
 	var total int
-	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM fhir_history WHERE `+w, args...).Scan(&total); err != nil {
+	if err := s.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM fhir_history WHERE `+w+`) + (SELECT COUNT(*) FROM fhir_resources WHERE `+w+`)`, both...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count history: %w", s.mapErr(err))
 	}
-	q := `SELECT project_id, resource_type, id, version_id, last_updated, deleted, method, content FROM fhir_history WHERE ` + w +
+	q := `SELECT ` + historyCols + ` FROM fhir_history WHERE ` + w + ` UNION ALL SELECT ` + historyCols + ` FROM fhir_resources WHERE ` + w +
 		fmt.Sprintf(` ORDER BY last_updated DESC, version_id DESC, id LIMIT %d OFFSET %d`, f.Count, f.Offset)
-	rows, err := s.query(ctx, q, args...)
+	rows, err := s.query(ctx, q, both...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("history: %w", err)
 	}

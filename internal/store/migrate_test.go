@@ -5,12 +5,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // A database written before migration 0014 (current versions in a rowid
-// table) and 0015 (index rows in rowid tables) keeps its resources,
-// versions and index when it is upgraded; a row held twice is kept once.
+// table), 0015 (index rows in rowid tables) and 0017 (every version in
+// fhir_history) keeps its resources, versions and index when it is
+// upgraded; a row held twice is kept once.
 func TestUpgradeClustersResources(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "ward.db")
@@ -21,21 +21,29 @@ func TestUpgradeClustersResources(t *testing.T) {
 	if err := old.migrateUpTo(ctx, "0013_index_rows"); err != nil {
 		t.Fatal(err)
 	}
-	put := func(v int64, family string) {
+	// The rows the code of that time wrote for a create and an update.
+	put := func(v int64, method, family string) {
 		t.Helper()
-		err := old.WithTx(ctx, func(tx *Tx) error {
-			return tx.PutResource(ctx, Resource{ProjectID: "p1", Type: "Patient", ID: "a", VersionID: v,
-				LastUpdated: time.UnixMilli(1000 * v), Method: "PUT",
-				Content: []byte(`{"resourceType":"Patient","id":"a","name":[{"family":"` + family + `"}]}`)},
-				[]IndexRow{{Param: "name", Kind: "string", Value: strings.ToLower(family), Exact: family},
-					{Param: "name", Kind: "string", Value: strings.ToLower(family), Exact: family}})
-		})
-		if err != nil {
-			t.Fatal(err)
+		content := `{"resourceType":"Patient","id":"a","name":[{"family":"` + family + `"}]}`
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO fhir_resources (` + resourceCols + `) VALUES ('p1', 'Patient', 'a', ?, ?, 0, ?)
+				ON CONFLICT (project_id, resource_type, id) DO UPDATE SET version_id = excluded.version_id, last_updated = excluded.last_updated, content = excluded.content`,
+				[]any{v, 1000 * v, content}},
+			{`INSERT INTO fhir_history (` + historyCols + `) VALUES ('p1', 'Patient', 'a', ?, ?, 0, ?, ?)`, []any{v, 1000 * v, method, content}},
+			{`DELETE FROM fhir_idx_string WHERE id = 'a'`, nil},
+			{`INSERT INTO fhir_idx_string (project_id, resource_type, id, param, value, exact) VALUES ('p1', 'Patient', 'a', 'name', ?, ?), ('p1', 'Patient', 'a', 'name', ?, ?)`,
+				[]any{strings.ToLower(family), family, strings.ToLower(family), family}},
+		} {
+			if _, err := old.write.ExecContext(ctx, q.sql, q.args...); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	put(1, "Old")
-	put(2, "New")
+	put(1, "POST", "Old")
+	put(2, "PUT", "New")
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +72,18 @@ func TestUpgradeClustersResources(t *testing.T) {
 	v1, err := s.GetVersion(ctx, "p1", "Patient", "a", 1)
 	if err != nil || !strings.Contains(string(v1.Content), "Old") {
 		t.Fatalf("version 1 after the upgrade: %+v, %v", v1, err)
+	}
+	v2, err := s.GetVersion(ctx, "p1", "Patient", "a", 2)
+	if err != nil || !strings.Contains(string(v2.Content), "New") {
+		t.Fatalf("version 2 after the upgrade: %+v, %v", v2, err)
+	}
+	var kept int
+	if err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM fhir_history`).Scan(&kept); err != nil || kept != 1 {
+		t.Fatalf("history rows after the upgrade: %d, %v (want the superseded version only)", kept, err)
+	}
+	hist, total, err := s.History(ctx, "p1", HistoryFilter{Type: "Patient", ID: "a", Count: 10})
+	if err != nil || total != 2 || len(hist) != 2 || hist[0].VersionID != 2 || hist[0].Method != "PUT" || hist[1].Method != "POST" {
+		t.Fatalf("history after the upgrade: %d %+v, %v", total, hist, err)
 	}
 	var n int
 	if err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM fhir_resources r JOIN fhir_idx_string i ON i.project_id = r.project_id AND i.resource_type = r.resource_type AND i.id = r.id WHERE i.param = 'name' AND i.value = 'new'`).Scan(&n); err != nil || n != 1 {
