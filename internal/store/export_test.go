@@ -1,0 +1,32 @@
+package store
+
+import (
+	"context"
+	"strings"
+)
+
+// OpenUpTo opens dsn and runs the migrations up to version last only: the
+// upgrade tests build a database as an older release left it.
+func OpenUpTo(ctx context.Context, dsn, last string) (*Store, error) {
+	var s *Store
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s, err = openPostgres(ctx, dsn)
+	} else {
+		s, err = openSQLite(ctx, dsn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrateUpTo(ctx, last); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Exec runs one statement outside any transaction (? placeholders).
+func (s *Store) Exec(ctx context.Context, q string, args ...any) error {
+	_, err := s.exec(ctx, q, args...)
+	return err
+}
