@@ -97,7 +97,8 @@ type durable struct {
 // random source, and its own samples (merged after the run, so the hot
 // loop shares nothing but an atomic counter of dials).
 type client struct {
-	http    *http.Client
+	do      func(ctx context.Context, cl call) (int64, string)
+	done    func()
 	rng     *rand.Rand
 	samples []time.Duration
 	errors  int
@@ -114,22 +115,37 @@ const maxFirstErrors = 5
 // soon as the previous answer is read (closed loop), every request with
 // the target's bearer token (also to peers that ignore it, so every
 // target receives the same bytes).
-func measure(ctx context.Context, t *target, ids []string, sc scenario, clients int, warmup, duration time.Duration, seed uint64) run {
+func measure(ctx context.Context, t *target, ids []string, sc scenario, kind string, clients int, warmup, duration time.Duration, seed uint64) run {
 	var dials atomic.Int64
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	auth := "Bearer " + t.token
 	cs := make([]*client, clients)
 	for i := range cs {
-		tr := &http.Transport{
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c := &client{rng: rand.New(rand.NewPCG(seed, uint64(i))), perSec: make([]int, int(duration/time.Second)+1)}
+		if kind == "raw" {
+			rc, err := newRawConn(t.base, auth, 30*time.Second, func(ctx context.Context, addr string) (net.Conn, error) {
 				dials.Add(1)
-				return dialer.DialContext(ctx, network, addr)
-			},
-			MaxIdleConnsPerHost: 1,
-			DisableCompression:  true,
-			IdleConnTimeout:     time.Minute,
+				return dialer.DialContext(ctx, "tcp", addr)
+			})
+			if err != nil {
+				return run{Target: t.name, Scenario: sc.name, FirstErrors: []string{err.Error()}}
+			}
+			c.do, c.done = rc.do, rc.close
+		} else {
+			tr := &http.Transport{
+				DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+					dials.Add(1)
+					return dialer.DialContext(ctx, network, addr)
+				},
+				MaxIdleConnsPerHost: 1,
+				DisableCompression:  true,
+				IdleConnTimeout:     time.Minute,
+			}
+			hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+			c.do = func(ctx context.Context, cl call) (int64, string) { return send(ctx, hc, t.base, auth, cl) }
+			c.done = hc.CloseIdleConnections
 		}
-		cs[i] = &client{http: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-			rng: rand.New(rand.NewPCG(seed, uint64(i))), perSec: make([]int, int(duration/time.Second)+1)}
+		cs[i] = c
 	}
 	var (
 		errMu     sync.Mutex
@@ -142,7 +158,6 @@ func measure(ctx context.Context, t *target, ids []string, sc scenario, clients 
 			firstErrs = append(firstErrs, msg)
 		}
 	}
-	auth := "Bearer " + t.token
 	start := time.Now()
 	from, to := start.Add(warmup), start.Add(warmup+duration)
 	var wg sync.WaitGroup
@@ -150,14 +165,14 @@ func measure(ctx context.Context, t *target, ids []string, sc scenario, clients 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer c.http.CloseIdleConnections()
+			defer c.done()
 			for ctx.Err() == nil {
 				t0 := time.Now()
 				if !t0.Before(to) {
 					return
 				}
 				req := sc.next(c.rng, ids)
-				n, errMsg := send(ctx, c.http, t.base, auth, req)
+				n, errMsg := c.do(ctx, req)
 				end := time.Now()
 				ok := errMsg == ""
 				if ok {

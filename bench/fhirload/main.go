@@ -48,6 +48,7 @@ type config struct {
 	profileDir                           string
 	traceSecs                            int
 	keep, durability, analyze            bool
+	client                               string // "raw" or "net/http"
 }
 
 func main() {
@@ -79,6 +80,7 @@ func main() {
 	flag.StringVar(&profScens, "profile-scenarios", "read,create", "scenarios to profile when -profile is set")
 	flag.BoolVar(&c.durability, "durability", true, "after create on ward: kill -9, restart, and check every acknowledged create is there")
 	flag.BoolVar(&c.keep, "keep", false, "keep data directories and PostgreSQL databases")
+	flag.StringVar(&c.client, "client", "raw", "load generator's HTTP client: raw (lean HTTP/1.1, as wrk) or net/http (Go's client; ~5x the CPU per request)")
 	flag.BoolVar(&c.analyze, "pg-analyze", true, "run ANALYZE on ward-postgres's database after the load, as autovacuum would on a server that has it on")
 	flag.Parse()
 	c.targets, c.scenarios, c.profileScenarios = splitList(targets), splitList(scens), splitList(profScens)
@@ -101,6 +103,9 @@ func splitList(s string) []string {
 }
 
 func runAll(ctx context.Context, c config) error {
+	if c.client != "raw" && c.client != "net/http" {
+		return fmt.Errorf("unknown -client %q (raw or net/http)", c.client)
+	}
 	for _, t := range c.targets {
 		if !slices.Contains([]string{"ward-sqlite", "ward-postgres", "bare", "medplum"}, t) {
 			return fmt.Errorf("unknown target %q", t)
@@ -257,7 +262,7 @@ func runTarget(ctx context.Context, c config, name string, ds *dataset, scs []sc
 			prof = startProfile(ctx, t, sc.name, c)
 		}
 		// Each round draws other patients and codes.
-		r := measure(ctx, t, ids, sc, c.clients, c.warmup, c.duration, c.seed+uint64(st.round)<<32)
+		r := measure(ctx, t, ids, sc, c.client, c.clients, c.warmup, c.duration, c.seed+uint64(st.round)<<32)
 		r.Round = st.round
 		if prof != nil {
 			r.Profile = prof.wait()

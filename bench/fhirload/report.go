@@ -21,6 +21,7 @@ type report struct {
 	Command    string         `json:"command"`
 	Machine    machineInfo    `json:"machine"`
 	Clients    int            `json:"clients"`
+	Client     string         `json:"client"`
 	Warmup     string         `json:"warmup"`
 	Duration   string         `json:"duration"`
 	Patients   int            `json:"patients"`
@@ -52,7 +53,7 @@ type targetInfo struct {
 }
 
 func newReport(ctx context.Context, c config) *report {
-	r := &report{Date: time.Now().Format("2006-01-02 15:04 MST"), Command: strings.Join(os.Args, " "), Clients: c.clients,
+	r := &report{Date: time.Now().Format("2006-01-02 15:04 MST"), Command: strings.Join(os.Args, " "), Clients: c.clients, Client: c.client,
 		Warmup: c.warmup.String(), Duration: c.duration.String(), Patients: c.patients, Seed: c.seed, LoadAvg: loadAvg()}
 	r.Machine = machineInfo{CPUs: runtime.NumCPU(), Model: cpuModel(), Go: goVersion()}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
@@ -156,8 +157,8 @@ func (r *report) markdown() string {
 	if m.Postgres != "" {
 		fmt.Fprintf(&b, ", PostgreSQL %s", m.Postgres)
 	}
-	fmt.Fprintf(&b, ".\nWard %s. %d clients, %s warm-up + %s measured per scenario; %d patients, %d resources (%s).\n",
-		m.WardCommit, r.Clients, r.Warmup, r.Duration, r.Patients, sum(r.Resources), resourceList(r.Resources))
+	fmt.Fprintf(&b, ".\nWard %s. %d clients (%s HTTP client), %s warm-up + %s measured per scenario; %d patients, %d resources (%s).\n",
+		m.WardCommit, r.Clients, r.Client, r.Warmup, r.Duration, r.Patients, sum(r.Resources), resourceList(r.Resources))
 	fmt.Fprintf(&b, "Command: `%s`.\n", r.Command)
 	fmt.Fprintf(&b, "Load average (1/5/15 min): %s at start, %s at end", r.LoadAvg, r.LoadAvgEnd)
 	for _, t := range r.Targets {
