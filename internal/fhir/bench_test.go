@@ -1,8 +1,13 @@
 package fhir
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strconv"
@@ -141,6 +146,73 @@ func BenchmarkSearchParallel(b *testing.B) {
 					}
 				})
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "searches/s")
+			})
+		}
+	}
+}
+
+// BenchmarkSearchHandler measures one search through the FHIR handler
+// (query parsing, policy, SQL, bundle encoding), without the network, on
+// a data set shaped as bench/fhirload's: 1,000 Patients in 100 families
+// (Patient?name= matches ~10), 10 Observations each over 10 codes
+// (Observation?subject=&code= matches 1), from 16 x GOMAXPROCS goroutines
+// (-cpu 1 for the cost of one search alone): go test -run X -bench
+// SearchHandler -cpu 1,2 ./internal/fhir
+func BenchmarkSearchHandler(b *testing.B) {
+	for _, backend := range storetest.Backends() {
+		b.Run(backend.Name, func(b *testing.B) { benchmarkSearchHandler(b, backend) })
+	}
+}
+
+func benchmarkSearchHandler(b *testing.B, backend storetest.Backend) {
+	{
+		ctx := context.Background()
+		f := newFixture(b, backend, Config{})
+		svc, p := f.svc, f.admin
+		for i := 0; i < 1000; i++ {
+			id := fmt.Sprintf("p%d", i)
+			pat := fmt.Sprintf(`{"resourceType":"Patient","id":%q,"meta":{"profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]},`+
+				`"identifier":[{"system":"http://hospital.example.org/mrn","value":"MRN%06d"}],"active":true,`+
+				`"name":[{"use":"official","family":"Family%03d","given":["Given%d","Middle"]}],"telecom":[{"system":"phone","value":"555-01%04d","use":"home"}],`+
+				`"gender":"female","birthDate":"1980-01-01","address":[{"line":["%d Main St"],"city":"Springfield","state":"IL","postalCode":"62701"}]}`, id, i, i%100, i, i, i)
+			if _, _, err := svc.Update(ctx, p, "Patient", id, []byte(pat), ""); err != nil {
+				b.Fatal(err)
+			}
+			for c := 0; c < 10; c++ {
+				obs := fmt.Sprintf(`{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],`+
+					`"code":{"coding":[{"system":"http://loinc.org","code":"%d-4"}]},"subject":{"reference":"Patient/%s"},"effectiveDateTime":"2024-01-0%dT10:00:00Z",`+
+					`"valueQuantity":{"value":%d,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`, 8800+c, id, 1+c%9, 60+i%40)
+				if _, _, err := svc.Create(ctx, p, "Observation", []byte(obs), ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		h := NewHandler(svc, "http://ward.test/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))
+		for _, c := range []struct{ name, path string }{
+			{"name", "/fhir/Patient?name=Family%03d"},
+			{"subject-code", "/fhir/Observation?subject=Patient/p%d&code=http://loinc.org%%7C%d-4"},
+		} {
+			b.Run(c.name, func(b *testing.B) {
+				cpu0 := cpuTime()
+				var seq atomic.Int64
+				b.SetParallelism(16)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						n := int(seq.Add(1))
+						path := fmt.Sprintf(c.path, n%100)
+						if c.name == "subject-code" {
+							path = fmt.Sprintf(c.path, n%1000, 8800+n%10)
+						}
+						w := httptest.NewRecorder()
+						h.ServeFHIR(w, httptest.NewRequest(http.MethodGet, path, nil), p)
+						if w.Code != http.StatusOK || !bytes.Contains(w.Body.Bytes(), []byte(`"mode":"match"`)) {
+							b.Errorf("%s: %d %.300s", path, w.Code, w.Body.String())
+							return
+						}
+					}
+				})
+				n := int(seq.Load())
+				b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n), "cpu-µs/search")
 			})
 		}
 	}

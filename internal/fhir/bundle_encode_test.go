@@ -18,6 +18,16 @@ func TestBundleEncode(t *testing.T) {
 				{Resource: json.RawMessage(`{"resourceType":"Patient","id":"2"}`)},
 				{Response: &entryResponse{Status: "201 Created"}},
 			}},
+		// Search entries (written without encoding/json when nothing in
+		// them needs escaping): with and without fullUrl or resource, and
+		// a fullUrl that needs escaping.
+		{ResourceType: "Bundle", Type: "searchset", Entry: []bundleEntry{
+			{FullURL: "http://x/fhir/Observation/a.1", Resource: json.RawMessage(`{"resourceType":"Observation","id":"a.1"}`), Search: &entrySearch{Mode: "match"}},
+			{FullURL: "http://x/fhir/Patient/p", Resource: json.RawMessage(`{"resourceType":"Patient","id":"p"}`), Search: &entrySearch{Mode: "include"}},
+			{Resource: json.RawMessage(`{"resourceType":"Patient","id":"q"}`), Search: &entrySearch{Mode: "match"}},
+			{FullURL: "http://x/fhir/Patient/r", Search: &entrySearch{Mode: "match"}},
+			{FullURL: "http://x/f\"hir&<é>/Patient/s", Resource: json.RawMessage(`{"resourceType":"Patient","id":"s"}`), Search: &entrySearch{Mode: "match"}},
+		}},
 	}
 	for i, b := range cases {
 		got, err := b.encode()

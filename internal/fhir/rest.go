@@ -368,23 +368,47 @@ func (b bundle) encode() ([]byte, error) {
 		}
 		res := e.Resource
 		e.Resource = nil
-		eb, err := json.Marshal(e)
-		if err != nil {
-			return nil, err
+		if e.Search != nil && e.Request == nil && e.Response == nil && plainJSON(e.FullURL) && plainJSON(e.Search.Mode) {
+			// A search entry, the bulk of big bundles: written directly,
+			// as encoding/json writes it, without reflection.
+			out = append(out, '{')
+			if e.FullURL != "" {
+				out = append(append(append(out, `"fullUrl":"`...), e.FullURL...), `",`...)
+			}
+			out = append(append(append(out, `"search":{"mode":"`...), e.Search.Mode...), `"}`...)
+		} else {
+			eb, err := json.Marshal(e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, eb[:len(eb)-1]...)
+			if len(res) > 0 && len(eb) == 2 {
+				// "{}": nothing before the resource.
+				out = append(out, `"resource":`...)
+				out = append(append(out, res...), '}')
+				continue
+			}
 		}
-		if len(res) == 0 {
-			out = append(out, eb...)
-			continue
+		if len(res) > 0 {
+			out = append(append(append(out, `,"resource":`...), res...), '}')
+		} else {
+			out = append(out, '}')
 		}
-		out = append(out, eb[:len(eb)-1]...)
-		if len(eb) > 2 {
-			out = append(out, ',')
-		}
-		out = append(out, `"resource":`...)
-		out = append(out, res...)
-		out = append(out, '}')
 	}
 	return append(out, ']', '}'), nil
+}
+
+// plainJSON reports whether s is written in JSON as it is, between quotes
+// (encoding/json escapes control characters, quotes, backslashes, <, > and
+// &, and checks UTF-8).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c >= 0x80, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 func (h *Handler) fullURL(res Resource) string { return h.base + "/" + res.Type + "/" + res.ID }
