@@ -368,6 +368,7 @@ func (b bundle) encode() ([]byte, error) {
 		}
 		res := e.Resource
 		e.Resource = nil
+		fields := true // something precedes the resource
 		if e.Search != nil && e.Request == nil && e.Response == nil && plainJSON(e.FullURL) && plainJSON(e.Search.Mode) {
 			// A search entry, the bulk of big bundles: written directly,
 			// as encoding/json writes it, without reflection.
@@ -382,18 +383,15 @@ func (b bundle) encode() ([]byte, error) {
 				return nil, err
 			}
 			out = append(out, eb[:len(eb)-1]...)
-			if len(res) > 0 && len(eb) == 2 {
-				// "{}": nothing before the resource.
-				out = append(out, `"resource":`...)
-				out = append(append(out, res...), '}')
-				continue
-			}
+			fields = len(eb) > 2
 		}
 		if len(res) > 0 {
-			out = append(append(append(out, `,"resource":`...), res...), '}')
-		} else {
-			out = append(out, '}')
+			if fields {
+				out = append(out, ',')
+			}
+			out = append(append(out, `"resource":`...), res...)
 		}
+		out = append(out, '}')
 	}
 	return append(out, ']', '}'), nil
 }
