@@ -50,6 +50,11 @@ type config struct {
 	// ZambdaMaxWorkers bounds the zambda worker processes alive at once.
 	ZambdaMaxWorkers int
 
+	// ReadConcurrency is how many FHIR reads and searches run at once
+	// (first come, first served): 0 picks (GOMAXPROCS on SQLite, no limit
+	// on PostgreSQL, whose server does the work), < 0 is no limit.
+	ReadConcurrency int
+
 	// AuthorizerCacheTTL is the longest an authorizer function's decision
 	// on a foreign token is reused (never beyond the token's exp).
 	AuthorizerCacheTTL time.Duration
@@ -90,6 +95,14 @@ func parseConfig(name string, args []string) (config, error) {
 	fs.BoolVar(&c.AllowPrivateJWKS, "allow-private-jwks", env("WARD_ALLOW_PRIVATE_JWKS", "") == "true",
 		"let M2M clients' jwksUrl point at private or loopback addresses (WARD_ALLOW_PRIVATE_JWKS=true)")
 	authzTTL := fs.Duration("authorizer-cache-ttl", 5*time.Minute, "longest reuse of an authorizer function's decision (WARD_AUTHORIZER_CACHE_TTL)")
+	fs.IntVar(&c.ReadConcurrency, "read-concurrency", 0, "FHIR reads and searches running at once, the rest waiting in arrival order; 0: as many as Go uses cores on SQLite, no limit on PostgreSQL; -1: no limit (WARD_READ_CONCURRENCY)")
+	if v, ok := os.LookupEnv("WARD_READ_CONCURRENCY"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("WARD_READ_CONCURRENCY must be a number")
+		}
+		c.ReadConcurrency = n
+	}
 	maxWorkers := fs.Int64("zambda-max-workers", 64, "zambda worker processes alive at once, across all functions; at the bound the least recently used idle one stops (WARD_ZAMBDA_MAX_WORKERS)")
 	for key, dst := range map[string]*int64{"WARD_MAX_BODY_BYTES": maxBody, "WARD_MAX_OBJECT_BYTES": maxObject, "WARD_ZAMBDA_MAX_WORKERS": maxWorkers} {
 		if v, ok := os.LookupEnv(key); ok {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"runtime/debug"
 	"time"
 
@@ -129,7 +130,8 @@ func serve(ctx context.Context, args []string) error {
 		return len(roles) == 1, err
 	}})
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
-		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version, AllowPrivateJWKS: c.AllowPrivateJWKS},
+		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version, AllowPrivateJWKS: c.AllowPrivateJWKS,
+		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect())},
 		server.Deps{Log: log, AccessLog: accessLog, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
 			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
 			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz})
@@ -253,4 +255,20 @@ func (w profileWriter) CreateProfile(ctx context.Context, projectID string, reso
 		return "", err
 	}
 	return r.Type + "/" + r.ID, nil
+}
+
+// readConcurrency resolves --read-concurrency: 0 means the cores Go runs
+// on for SQLite, whose queries run on them (more at once only interleave
+// and wait in random order, bench/RESULTS.md), and no limit for
+// PostgreSQL, where a read mostly waits on the database server.
+func readConcurrency(n int, d store.Dialect) int {
+	switch {
+	case n < 0:
+		return 0
+	case n > 0:
+		return n
+	case d == store.SQLite:
+		return goruntime.GOMAXPROCS(0)
+	}
+	return 0
 }

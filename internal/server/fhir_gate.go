@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/wardhealth/ward/internal/admit"
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/store"
@@ -41,7 +42,17 @@ func (s *Server) fhirGate(w http.ResponseWriter, r *http.Request) {
 		pending = &store.PendingAudit{Event: s.auditEvent(r, p, action, r.URL.Path, "allowed", "")}
 		r = r.WithContext(store.WithAudit(r.Context(), pending))
 	}
-	s.fhir.ServeFHIR(w, r, p)
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		// Reads take turns (admit); the slot goes back at the answer's
+		// first byte, so a slow client never holds one. Writes wait on
+		// their commit's fsync, not on the CPU, and POST _search reads
+		// a body from the network: neither takes a slot.
+		pass := s.reads.Enter(r.Context())
+		s.fhir.ServeFHIR(&leavingWriter{ResponseWriter: w, pass: &pass}, r, p)
+		pass.Leave()
+	} else {
+		s.fhir.ServeFHIR(w, r, p)
+	}
 	sw, _ := w.(*statusWriter)
 	if sw == nil {
 		return
@@ -55,3 +66,23 @@ func (s *Server) fhirGate(w http.ResponseWriter, r *http.Request) {
 		s.audit(r, p, action, r.URL.Path, "allowed", "")
 	}
 }
+
+// leavingWriter gives an admission slot back before the answer's first
+// byte: the answer is computed by then, and writing it may wait on the
+// client's socket.
+type leavingWriter struct {
+	http.ResponseWriter
+	pass *admit.Pass
+}
+
+func (w *leavingWriter) WriteHeader(code int) {
+	w.pass.Leave()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *leavingWriter) Write(b []byte) (int, error) {
+	w.pass.Leave()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *leavingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

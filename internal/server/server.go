@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wardhealth/ward/internal/admit"
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
@@ -32,7 +33,15 @@ type Config struct {
 	// private and loopback addresses (tests, closed networks); off, Ward
 	// fetches them only from public addresses.
 	AllowPrivateJWKS bool
+	// ReadConcurrency is how many FHIR reads and searches run at once,
+	// the others waiting their turn in arrival order (at most
+	// ReadMaxWait, then they go in anyway); <= 0: no limit.
+	ReadConcurrency int
 }
+
+// ReadMaxWait bounds a read's wait for a turn: requests that hold their
+// slot long (a slow query) delay the others by this much, never more.
+const ReadMaxWait = 50 * time.Millisecond
 
 // Server is Ward's HTTP API.
 type Server struct {
@@ -46,6 +55,7 @@ type Server struct {
 	issuer   *auth.Issuer
 	verifier *auth.Verifier
 	fhir     *fhir.Handler
+	reads    *admit.Gate // turns for FHIR reads; nil: no limit
 	z3       *z3.Service
 	zambda   *zambda.Service
 	now      func() time.Time
@@ -86,6 +96,7 @@ func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg, log: d.Log, store: d.Store, iam: d.IAM, keys: d.Keys, revoked: d.Revoked,
 		issuer: d.Issuer, verifier: d.Verifier, fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
 	s.access = d.AccessLog
+	s.reads = admit.New(cfg.ReadConcurrency, ReadMaxWait)
 	if s.access == nil {
 		s.access = d.Log
 	}

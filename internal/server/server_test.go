@@ -31,6 +31,7 @@ type testServer struct {
 	token string
 	st    *store.Store
 	iam   *iam.Service
+	srv   *Server
 }
 
 func newTestServer(t *testing.T) *testServer {
@@ -51,12 +52,13 @@ func newTestServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, TokenTTL: time.Hour, Version: "test",
-		AllowPrivateJWKS: true}, // the key servers of the tests are on loopback
+		AllowPrivateJWKS: true, // the key servers of the tests are on loopback
+		ReadConcurrency:  1},   // every FHIR read here takes its turn
 		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Keys: keys, Revoked: revoked,
 			Issuer:   auth.NewIssuer(keys.Ring, testURL, testURL, time.Now),
 			Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now), Now: time.Now,
 			FHIR: fhir.NewHandler(fhir.New(st, svc, fhir.Config{}, time.Now), testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))})
-	ts := &testServer{Server: httptest.NewServer(srv.Handler()), keys: keys, admin: admin, st: st, iam: svc}
+	ts := &testServer{Server: httptest.NewServer(srv.Handler()), keys: keys, admin: admin, st: st, iam: svc, srv: srv}
 	t.Cleanup(ts.Close)
 	ts.token = ts.clientToken(t, admin.ClientID, admin.ClientSecret)
 	return ts
