@@ -425,13 +425,16 @@ func (p *planner) value(c *search.Clause, v search.Cond) string {
 		case "contains":
 			return "$.value LIKE " + p.arg("%"+likeEscape(v.String)+"%") + " ESCAPE '!'"
 		}
-		if p.dialect == SQLite {
-			// A prefix as a range on the (binary) index: SQLite's LIKE is
-			// case-insensitive and so cannot use it. Values are stored
-			// normalised, so the range finds the same rows.
-			return "$.value >= " + p.arg(v.String) + " AND $.value < " + p.arg(v.String+"\U0010FFFF")
+		// A prefix as a range on the index, in byte (code point) order:
+		// SQLite's LIKE is case-insensitive and PostgreSQL's LIKE with a
+		// bound pattern is opaque to the planner, so neither could use
+		// it. Values are stored normalised, so the range finds the same
+		// rows. PostgreSQL's index is on value COLLATE "C" (0018).
+		col := "$.value"
+		if p.dialect == Postgres {
+			col = `$.value COLLATE "C"`
 		}
-		return "$.value LIKE " + p.arg(likeEscape(v.String)+"%") + " ESCAPE '!'"
+		return col + " >= " + p.arg(v.String) + " AND " + col + " < " + p.arg(v.String+"\U0010FFFF")
 	case "token":
 		if c.Modifier == "text" {
 			return "LOWER($.display) LIKE " + p.arg("%"+likeEscape(strings.ToLower(v.Text))+"%") + " ESCAPE '!'"
