@@ -48,6 +48,7 @@ func (s *Server) fhirGate(w http.ResponseWriter, r *http.Request) {
 		// their commit's fsync, not on the CPU, and POST _search reads
 		// a body from the network: neither takes a slot.
 		pass := s.reads.Enter(r.Context())
+		defer pass.Leave() // a panic must not keep the slot
 		s.fhir.ServeFHIR(&leavingWriter{ResponseWriter: w, pass: &pass}, r, p)
 		pass.Leave()
 	} else {
