@@ -6,22 +6,25 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/wardhealth/ward/internal/admit"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
 	"github.com/wardhealth/ward/internal/store"
 )
 
 // serveDebug serves pprof on its own listener, never on the API's.
-func serveDebug(addr string, log *slog.Logger, authz *authorizer.Authorizer, st *store.Store) {
+func serveDebug(addr string, log *slog.Logger, authz *authorizer.Authorizer, st *store.Store, reads func() admit.Stats) {
 	mux := http.NewServeMux()
 	// Counters in the Prometheus text format: the authorizer function's
 	// decisions, calls and time in calls; on SQLite, the writer's
-	// transactions, shared commits and time in commit and fsync.
+	// transactions, shared commits and time in commit and fsync; FHIR
+	// reads waiting for a turn (--read-concurrency).
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		_ = authz.Stats().WritePrometheus(w)
 		if st.Dialect() == store.SQLite {
 			_ = st.GroupStats().WritePrometheus(w)
 		}
+		_ = reads().WritePrometheus(w, "ward_fhir_reads")
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

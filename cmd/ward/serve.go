@@ -142,7 +142,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	if c.DebugAddr != "" {
-		go serveDebug(c.DebugAddr, log, authz, svc.store)
+		go serveDebug(c.DebugAddr, log, authz, svc.store, srv.ReadStats)
 	}
 	go background(ctx, log, svc)
 	go subs.Run(ctx)

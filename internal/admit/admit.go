@@ -11,6 +11,8 @@ package admit
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 )
@@ -88,4 +90,35 @@ func (g *Gate) Overflowed() int64 {
 		return 0
 	}
 	return g.over.Load()
+}
+
+// Stats is a gate's state, for metrics.
+type Stats struct {
+	Slots      int   // 0: no limit
+	Waiting    int64 // callers waiting for a slot now
+	Overflowed int64 // callers that went in without a slot so far
+}
+
+// Stats reports the gate's state.
+func (g *Gate) Stats() Stats {
+	if g == nil {
+		return Stats{}
+	}
+	return Stats{Slots: cap(g.slots), Waiting: g.Waiting(), Overflowed: g.Overflowed()}
+}
+
+// WritePrometheus writes st in the Prometheus text format, its metric
+// names starting with prefix (e.g. ward_fhir_reads).
+func (st Stats) WritePrometheus(w io.Writer, prefix string) error {
+	_, err := fmt.Fprintf(w, `# HELP %[1]s_slots Requests let in at once (0: no limit).
+# TYPE %[1]s_slots gauge
+%[1]s_slots %[2]d
+# HELP %[1]s_waiting Requests waiting for their turn now.
+# TYPE %[1]s_waiting gauge
+%[1]s_waiting %[3]d
+# HELP %[1]s_overflow_total Requests that waited the longest wait and went in without a turn.
+# TYPE %[1]s_overflow_total counter
+%[1]s_overflow_total %[4]d
+`, prefix, st.Slots, st.Waiting, st.Overflowed)
+	return err
 }

@@ -2,6 +2,7 @@ package admit
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,5 +117,25 @@ func TestNilGateAdmitsAll(t *testing.T) {
 	p.Leave()
 	if g.Waiting() != 0 || g.Overflowed() != 0 {
 		t.Fatal("a nil gate counts nothing")
+	}
+}
+
+func TestStatsPrometheus(t *testing.T) {
+	g := New(1, time.Millisecond)
+	held := g.Enter(context.Background())
+	defer held.Leave()
+	g.Enter(context.Background()) // waits 1 ms, goes in without a slot
+	var b strings.Builder
+	if err := g.Stats().WritePrometheus(&b, "ward_fhir_reads"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nward_fhir_reads_slots 1\n", "\nward_fhir_reads_waiting 0\n", "\nward_fhir_reads_overflow_total 1\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
+	var none *Gate
+	if st := none.Stats(); st != (Stats{}) {
+		t.Errorf("nil gate stats = %+v", st)
 	}
 }

@@ -133,3 +133,6 @@ func New(cfg Config, d Deps) *Server {
 
 // Handler is the whole HTTP API.
 func (s *Server) Handler() http.Handler { return s.outer(s.mux) }
+
+// ReadStats reports the FHIR read turns (metrics).
+func (s *Server) ReadStats() admit.Stats { return s.reads.Stats() }
