@@ -52,8 +52,8 @@ func newTestServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, TokenTTL: time.Hour, Version: "test",
-		AllowPrivateJWKS: true, // the key servers of the tests are on loopback
-		ReadConcurrency:  1},   // every FHIR read here takes its turn
+		AllowPrivateJWKS: true,                              // the key servers of the tests are on loopback
+		ReadConcurrency:  1, ReadMaxWait: 10 * time.Second}, // every FHIR read here takes its turn, never by timeout
 		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Keys: keys, Revoked: revoked,
 			Issuer:   auth.NewIssuer(keys.Ring, testURL, testURL, time.Now),
 			Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now), Now: time.Now,
