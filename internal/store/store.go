@@ -104,7 +104,8 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// in a group) stay in memory rather than in a temporary file.
 	// The writer never checkpoints (wal_autocheckpoint 0): copying the WAL
 	// into the database file would stall every write queued behind it.
-	// A connection of its own does it beside the writer (checkpointer).
+	// A connection of its own does it beside the writer (checkpointer),
+	// which also keeps the log from growing without end (restartLog).
 	// The writer commits with synchronous=NORMAL (no fsync): the group
 	// committer's syncer fsyncs the WAL before any caller hears of the
 	// commit, while the writer goes on (group.go).
@@ -116,7 +117,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	if walvfs.Name != "" {
 		vfs = "vfs=" + walvfs.Name + "&"
 	}
-	write, err := sql.Open("sqlite", "file:"+path+"?"+vfs+common+"&_pragma=synchronous(NORMAL)&_pragma=cache_size(-16384)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
+	write, err := sql.Open("sqlite", "file:"+path+"?"+vfs+common+"&_pragma=synchronous(NORMAL)&_pragma=cache_size(-16384)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit("+strconv.Itoa(walSizeLimit)+")&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
