@@ -30,3 +30,10 @@ func (s *Store) Exec(ctx context.Context, q string, args ...any) error {
 	_, err := s.exec(ctx, q, args...)
 	return err
 }
+
+// QueryInt runs a query returning one integer (? placeholders).
+func (s *Store) QueryInt(ctx context.Context, q string, args ...any) (int64, error) {
+	var n int64
+	err := s.queryRow(ctx, q, args...).Scan(&n)
+	return n, err
+}
