@@ -273,23 +273,25 @@ func TestReplayableFailureUndoesOnlyItself(t *testing.T) {
 	}
 }
 
-// Under a steady write load the writer never waits, so no checkpoint ever
-// finds the whole log copied at the start of a write, the one moment
-// SQLite starts the log over: without the checkpointer's restarts the log
-// grew by every commit (here ~6,000 frames, 24 MiB). With them it stays
-// near the bound, and nothing written is lost.
-func TestWALStartsOverUnderSteadyWrites(t *testing.T) {
-	ctx := context.Background()
+// openRestarting opens a SQLite store whose checkpointer runs every
+// millisecond and restarts the log past restartFrames frames.
+func openRestarting(t *testing.T, restartFrames int64) (*Store, string) {
+	t.Helper()
 	s, path := openSQLiteForTest(t)
 	s.stopGroupCommit()
 	ckpt, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	const restartFrames = 64 // 256 KiB
 	s.startGroupCommitTuned(ckpt, &walFile{path: path + "-wal"}, time.Millisecond, restartFrames)
+	return s, path
+}
 
-	const writers, each = 8, 250
+// writeSteadily creates writers x each projects (named after prefix) from
+// writers goroutines at once, so the writer is never idle.
+func writeSteadily(t *testing.T, s *Store, prefix string, writers, each int) {
+	t.Helper()
+	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := range writers {
@@ -297,7 +299,7 @@ func TestWALStartsOverUnderSteadyWrites(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				if err := createProject(ctx, s, fmt.Sprintf("w%d-%d-%s", w, i, strings.Repeat("x", 300))); err != nil {
+				if err := createProject(ctx, s, fmt.Sprintf("%s%d-%d-%s", prefix, w, i, strings.Repeat("x", 300))); err != nil {
 					errs <- err
 					return
 				}
@@ -309,6 +311,18 @@ func TestWALStartsOverUnderSteadyWrites(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+// Under a steady write load the writer never waits, so no checkpoint ever
+// finds the whole log copied at the start of a write, the one moment
+// SQLite starts the log over: without the checkpointer's restarts the log
+// grew by every commit (here ~6,000 frames, 24 MiB). With them it stays
+// near the bound, and nothing written is lost.
+func TestWALStartsOverUnderSteadyWrites(t *testing.T) {
+	const restartFrames = 64 // 256 KiB
+	s, path := openRestarting(t, restartFrames)
+	const writers, each = 8, 250
+	writeSteadily(t, s, "w", writers, each)
 	st := s.GroupStats()
 	fi, err := os.Stat(path + "-wal")
 	if err != nil {
@@ -319,7 +333,7 @@ func TestWALStartsOverUnderSteadyWrites(t *testing.T) {
 		t.Fatalf("log is %d bytes (bound %d) after %d restarts in %d holds, %d groups", fi.Size(), limit, st.LogRestarts, st.Holds, st.Groups)
 	}
 	t.Logf("log %d bytes; %d groups, %d holds (%.1f ms), %d restarts", fi.Size(), st.Groups, st.Holds, st.HoldSeconds*1000, st.LogRestarts)
-	projects, err := s.ListProjects(ctx)
+	projects, err := s.ListProjects(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,36 +347,8 @@ func TestWALStartsOverUnderSteadyWrites(t *testing.T) {
 // restart the log), and once the reader is gone the log starts over again.
 func TestWALRestartWaitsOutAnOldReader(t *testing.T) {
 	ctx := context.Background()
-	s, path := openSQLiteForTest(t)
-	s.stopGroupCommit()
-	ckpt, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.startGroupCommitTuned(ckpt, &walFile{path: path + "-wal"}, time.Millisecond, 64)
-	write := func(prefix string, n int) {
-		t.Helper()
-		var wg sync.WaitGroup
-		errs := make(chan error, 4)
-		for w := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range n {
-					if err := createProject(ctx, s, fmt.Sprintf("%s%d-%d-%s", prefix, w, i, strings.Repeat("x", 300))); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
-	}
-	write("a", 20)
+	s, _ := openRestarting(t, 64)
+	writeSteadily(t, s, "a", 4, 20)
 	reader, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -372,7 +358,7 @@ func TestWALRestartWaitsOutAnOldReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := s.GroupStats()
-	write("b", 150)
+	writeSteadily(t, s, "b", 4, 150)
 	// A round past its check when the reader began, or one that found the
 	// copy at the log's end (no write since the snapshot), may hold; not
 	// round after round (70-100 holds here without the check).
@@ -382,7 +368,7 @@ func TestWALRestartWaitsOutAnOldReader(t *testing.T) {
 	if err := reader.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	write("c", 150)
+	writeSteadily(t, s, "c", 4, 150)
 	if st := s.GroupStats(); st.LogRestarts == before.LogRestarts {
 		t.Fatalf("no restart after the reader left (%+v)", st)
 	}
