@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/url"
@@ -207,6 +208,11 @@ func TestSearchSuite(t *testing.T) {
 					want := c.want(d)
 					var got []string
 					for _, r := range page.Matches {
+						// Each row keeps its own content (the store keeps
+						// the driver's buffer for it).
+						if !bytes.Contains(r.Content, []byte(`"id":"`+r.ID+`"`)) {
+							t.Fatalf("match %s holds content %.80s", r.ID, r.Content)
+						}
 						got = append(got, r.ID)
 					}
 					if !c.ordered {

@@ -43,20 +43,70 @@ const resourceCols = `project_id, resource_type, id, version_id, last_updated, d
 // historyCols are a version's columns, in fhir_history and fhir_resources.
 const historyCols = `project_id, resource_type, id, version_id, last_updated, deleted, method, content`
 
+// The same columns as selected: on SQLite the content comes as a blob
+// (see contentDest).
+const (
+	resourceColsBlob = `project_id, resource_type, id, version_id, last_updated, deleted, CAST(content AS BLOB)`
+	historyColsBlob  = `project_id, resource_type, id, version_id, last_updated, deleted, method, CAST(content AS BLOB)`
+)
+
+// selectCols is resourceCols (history: historyCols) as this dialect
+// selects them.
+func (s *Store) selectCols(history bool) string {
+	switch {
+	case s.dialect == Postgres && history:
+		return historyCols
+	case s.dialect == Postgres:
+		return resourceCols
+	case history:
+		return historyColsBlob
+	}
+	return resourceColsBlob
+}
+
+// contentSQL is content column col as this dialect selects it.
+func (s *Store) contentSQL(col string) string {
+	if s.dialect == Postgres {
+		return col
+	}
+	return "CAST(" + col + " AS BLOB)"
+}
+
+// contentDest scans a content column into a []byte. SQLite's driver
+// copies TEXT into a new string, which []byte() would copy again (a
+// search page is tens of KiB): selected as a blob, the content arrives as
+// a []byte the driver allocated for this row alone, and is kept as it is
+// (database/sql's own conversion would copy it). PostgreSQL's text comes
+// as a string and is copied once.
+type contentDest struct{ b *[]byte }
+
+func (d contentDest) Scan(src any) error {
+	switch v := src.(type) {
+	case []byte:
+		*d.b = v
+	case string:
+		*d.b = []byte(v)
+	case nil:
+		*d.b = nil
+	default:
+		return fmt.Errorf("resource content: unexpected %T", src)
+	}
+	return nil
+}
+
 func scanResource(row interface{ Scan(...any) error }) (Resource, error) {
 	var r Resource
 	var updated int64
-	var content string
-	if err := row.Scan(&r.ProjectID, &r.Type, &r.ID, &r.VersionID, &updated, &r.Deleted, &content); err != nil {
+	if err := row.Scan(&r.ProjectID, &r.Type, &r.ID, &r.VersionID, &updated, &r.Deleted, contentDest{&r.Content}); err != nil {
 		return Resource{}, err
 	}
-	r.LastUpdated, r.Content = fromMS(updated), []byte(content)
+	r.LastUpdated = fromMS(updated)
 	return r, nil
 }
 
 // GetResource returns the current version, deleted or not. Errors: ErrNotFound.
 func (s *Store) GetResource(ctx context.Context, projectID, typ, id string) (Resource, error) {
-	r, err := scanResource(s.queryRow(ctx, `SELECT `+resourceCols+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND id = ?`, projectID, typ, id))
+	r, err := scanResource(s.queryRow(ctx, `SELECT `+s.selectCols(false)+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND id = ?`, projectID, typ, id))
 	if err != nil {
 		return Resource{}, fmt.Errorf("get resource: %w", s.mapErr(err))
 	}
@@ -72,7 +122,7 @@ func (s *Store) GetResources(ctx context.Context, projectID, typ string, ids []s
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	return s.resources(ctx, len(ids), `SELECT `+resourceCols+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND NOT deleted AND id IN (`+placeholders(len(ids))+`)`, args...)
+	return s.resources(ctx, len(ids), `SELECT `+s.selectCols(false)+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND NOT deleted AND id IN (`+placeholders(len(ids))+`)`, args...)
 }
 
 // resources runs q and reads the resources it selects; most is how many
@@ -97,8 +147,8 @@ func (s *Store) resources(ctx context.Context, most int, q string, args ...any) 
 // GetVersion returns one version from history. Errors: ErrNotFound.
 func (s *Store) GetVersion(ctx context.Context, projectID, typ, id string, version int64) (Resource, error) {
 	// The current version is in fhir_resources, older ones in fhir_history.
-	r, err := scanResource(s.queryRow(ctx, `SELECT `+resourceCols+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND id = ? AND version_id = ?
-		UNION ALL SELECT `+resourceCols+` FROM fhir_history WHERE project_id = ? AND resource_type = ? AND id = ? AND version_id = ?`,
+	r, err := scanResource(s.queryRow(ctx, `SELECT `+s.selectCols(false)+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND id = ? AND version_id = ?
+		UNION ALL SELECT `+s.selectCols(false)+` FROM fhir_history WHERE project_id = ? AND resource_type = ? AND id = ? AND version_id = ?`,
 		projectID, typ, id, version, projectID, typ, id, version))
 	if err != nil {
 		return Resource{}, fmt.Errorf("get version: %w", s.mapErr(err))
@@ -254,7 +304,7 @@ func (s *Store) History(ctx context.Context, projectID string, f HistoryFilter) 
 	if err := s.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM fhir_history WHERE `+w+`) + (SELECT COUNT(*) FROM fhir_resources WHERE `+w+`)`, both...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count history: %w", s.mapErr(err))
 	}
-	q := `SELECT ` + historyCols + ` FROM fhir_history WHERE ` + w + ` UNION ALL SELECT ` + historyCols + ` FROM fhir_resources WHERE ` + w +
+	q := `SELECT ` + s.selectCols(true) + ` FROM fhir_history WHERE ` + w + ` UNION ALL SELECT ` + s.selectCols(true) + ` FROM fhir_resources WHERE ` + w +
 		fmt.Sprintf(` ORDER BY last_updated DESC, version_id DESC, id LIMIT %d OFFSET %d`, f.Count, f.Offset)
 	rows, err := s.query(ctx, q, both...)
 	if err != nil {
@@ -265,11 +315,10 @@ func (s *Store) History(ctx context.Context, projectID string, f HistoryFilter) 
 	for rows.Next() {
 		var r Resource
 		var updated int64
-		var content string
-		if err := rows.Scan(&r.ProjectID, &r.Type, &r.ID, &r.VersionID, &updated, &r.Deleted, &r.Method, &content); err != nil {
+		if err := rows.Scan(&r.ProjectID, &r.Type, &r.ID, &r.VersionID, &updated, &r.Deleted, &r.Method, contentDest{&r.Content}); err != nil {
 			return nil, 0, fmt.Errorf("history: %w", err)
 		}
-		r.LastUpdated, r.Content = fromMS(updated), []byte(content)
+		r.LastUpdated = fromMS(updated)
 		out = append(out, r)
 	}
 	return out, total, rows.Err()
