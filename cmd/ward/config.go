@@ -11,12 +11,16 @@ import (
 
 // config is every setting, from flags with WARD_* environment twins.
 type config struct {
-	Addr           string
-	DataDir        string
-	Database       string
-	PublicURL      string
-	MaxBodyBytes   int64
-	MaxResponse    int
+	Addr         string
+	DataDir      string
+	Database     string
+	PublicURL    string
+	MaxBodyBytes int64
+	MaxResponse  int
+	// SearchCount is a FHIR search page's size when _count is absent;
+	// SearchMaxCount the largest _count honoured (a bigger one is cut).
+	SearchCount    int
+	SearchMaxCount int
 	RequestTimeout time.Duration
 	TokenTTL       time.Duration
 
@@ -79,14 +83,16 @@ func parseConfig(name string, args []string) (config, error) {
 	fs.StringVar(&c.Database, "database", env("WARD_DATABASE", ""), "postgres://... URL; empty means SQLite in the data directory (WARD_DATABASE)")
 	fs.StringVar(&c.PublicURL, "public-url", env("WARD_PUBLIC_URL", ""), "URL clients reach Ward at; default http://<addr> (WARD_PUBLIC_URL)")
 	maxBody := fs.Int64("max-body-bytes", 6<<20, "request body limit in bytes (WARD_MAX_BODY_BYTES)")
-	fs.IntVar(&c.MaxResponse, "max-response-bytes", 6<<20, "largest FHIR search response in bytes")
+	maxResponse := fs.Int64("max-response-bytes", 6<<20, "largest FHIR search response in bytes; a bigger one is a 413 suggesting _count or _elements (WARD_MAX_RESPONSE_BYTES)")
+	searchCount := fs.Int64("search-count", 20, "FHIR search page size when _count is absent (WARD_SEARCH_COUNT)")
+	searchMax := fs.Int64("search-max-count", 1000, "largest FHIR _count honoured; a bigger one is cut to it (WARD_SEARCH_MAX_COUNT)")
 	timeout := fs.Duration("request-timeout", 30*time.Second, "per-request deadline (WARD_REQUEST_TIMEOUT)")
 	ttl := fs.Duration("token-ttl", time.Hour, "access token lifetime (WARD_TOKEN_TTL)")
 	fs.StringVar(&c.Z3Backend, "z3-backend", env("WARD_Z3_BACKEND", ""), "Z3 bytes: empty for files in the data directory, or s3://bucket/prefix?endpoint=URL&region=R&path-style=true (WARD_Z3_BACKEND)")
 	fs.StringVar(&c.WorkDir, "work-dir", env("WARD_WORK_DIR", ""), "where zambda code is unpacked and run; default <data-dir>/functions (WARD_WORK_DIR)")
 	c.SecretsKey = os.Getenv("WARD_SECRETS_KEY") // never a flag: it would show in process lists
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("WARD_DEBUG_ADDR", ""), "address for pprof profiles and /metrics, e.g. 127.0.0.1:6060; empty: off (WARD_DEBUG_ADDR)")
-	fs.IntVar(&c.SubMaxAttempts, "subscription-max-attempts", 30, "delivery attempts before a subscription goes to error")
+	subAttempts := fs.Int64("subscription-max-attempts", 30, "delivery attempts before a subscription goes to error (WARD_SUBSCRIPTION_MAX_ATTEMPTS)")
 	subBase := fs.Duration("subscription-retry-base", time.Second, "first delay between subscription delivery attempts (WARD_SUBSCRIPTION_RETRY_BASE)")
 	subMax := fs.Duration("subscription-retry-max", time.Hour, "longest delay between subscription delivery attempts (WARD_SUBSCRIPTION_RETRY_MAX)")
 	urlTTL := fs.Duration("z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs (WARD_Z3_URL_TTL)")
@@ -104,7 +110,9 @@ func parseConfig(name string, args []string) (config, error) {
 		c.ReadConcurrency = n
 	}
 	maxWorkers := fs.Int64("zambda-max-workers", 64, "zambda worker processes alive at once, across all functions; at the bound the least recently used idle one stops (WARD_ZAMBDA_MAX_WORKERS)")
-	for key, dst := range map[string]*int64{"WARD_MAX_BODY_BYTES": maxBody, "WARD_MAX_OBJECT_BYTES": maxObject, "WARD_ZAMBDA_MAX_WORKERS": maxWorkers} {
+	for key, dst := range map[string]*int64{"WARD_MAX_BODY_BYTES": maxBody, "WARD_MAX_OBJECT_BYTES": maxObject, "WARD_ZAMBDA_MAX_WORKERS": maxWorkers,
+		"WARD_MAX_RESPONSE_BYTES": maxResponse, "WARD_SEARCH_COUNT": searchCount, "WARD_SEARCH_MAX_COUNT": searchMax,
+		"WARD_SUBSCRIPTION_MAX_ATTEMPTS": subAttempts} {
 		if v, ok := os.LookupEnv(key); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n <= 0 {
@@ -131,9 +139,19 @@ func parseConfig(name string, args []string) (config, error) {
 	c.Z3URLTTL, c.MaxObjectBytes, c.TransferTimeout = *urlTTL, *maxObject, *transfer
 	c.SubRetryBase, c.SubRetryMax = *subBase, *subMax
 	c.AuthorizerCacheTTL = *authzTTL
-	if *maxWorkers <= 0 {
-		return c, fmt.Errorf("--zambda-max-workers must be positive")
+	for name, v := range map[string]int64{"zambda-max-workers": *maxWorkers, "max-response-bytes": *maxResponse,
+		"search-count": *searchCount, "search-max-count": *searchMax, "subscription-max-attempts": *subAttempts} {
+		if v <= 0 {
+			return c, fmt.Errorf("--%s must be positive", name)
+		}
 	}
+	if *searchCount > *searchMax {
+		return c, fmt.Errorf("--search-count (%d) must not exceed --search-max-count (%d)", *searchCount, *searchMax)
+	}
+	// Bounded so that they fit an int anywhere and a page stays a page.
+	c.MaxResponse = int(min(*maxResponse, 1<<40))
+	c.SearchCount, c.SearchMaxCount = int(min(*searchCount, 1<<20)), int(min(*searchMax, 1<<20))
+	c.SubMaxAttempts = int(min(*subAttempts, 1<<20))
 	c.ZambdaMaxWorkers = int(min(*maxWorkers, 1<<20))
 	if c.WorkDir == "" {
 		c.WorkDir = filepath.Join(c.DataDir, "functions")

@@ -85,7 +85,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	issuer := auth.NewIssuer(svc.keys.Ring, c.PublicURL, c.PublicURL, time.Now)
 	verifier := auth.NewVerifier(svc.keys.Ring, c.PublicURL, []string{c.PublicURL}, svc.revoked, time.Now)
-	fhirSvc := fhir.New(svc.store, svc.iam, fhir.Config{DefaultCount: 20, MaxCount: 1000, MaxResponseBytes: c.MaxResponse}, time.Now)
+	fhirSvc := fhir.New(svc.store, svc.iam, fhir.Config{DefaultCount: c.SearchCount, MaxCount: c.SearchMaxCount, MaxResponseBytes: c.MaxResponse}, time.Now)
 	blobs, err := openBlobs(ctx, c)
 	if err != nil {
 		return fmt.Errorf("z3 storage: %w", err)

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseConfigLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		check   func(config) bool
+		wantErr string
+	}{
+		{"defaults", nil, nil, func(c config) bool {
+			return c.SearchCount == 20 && c.SearchMaxCount == 1000 && c.MaxResponse == 6<<20 && c.SubMaxAttempts == 30
+		}, ""},
+		{"environment", map[string]string{"WARD_SEARCH_COUNT": "50", "WARD_SEARCH_MAX_COUNT": "200", "WARD_MAX_RESPONSE_BYTES": "1048576", "WARD_SUBSCRIPTION_MAX_ATTEMPTS": "5"}, nil,
+			func(c config) bool {
+				return c.SearchCount == 50 && c.SearchMaxCount == 200 && c.MaxResponse == 1<<20 && c.SubMaxAttempts == 5
+			}, ""},
+		{"a flag beats the environment", map[string]string{"WARD_SEARCH_COUNT": "50"}, []string{"--search-count", "10"},
+			func(c config) bool { return c.SearchCount == 10 }, ""},
+		{"page bigger than the most", nil, []string{"--search-count", "100", "--search-max-count", "50"}, nil, "must not exceed"},
+		{"zero", nil, []string{"--search-max-count", "0"}, nil, "--search-max-count must be positive"},
+		{"not a number", map[string]string{"WARD_MAX_RESPONSE_BYTES": "lots"}, nil, nil, "WARD_MAX_RESPONSE_BYTES must be a positive number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := parseConfig("serve", append([]string{"--data-dir", t.TempDir()}, tc.args...))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Fatalf("config = %+v", c)
+			}
+		})
+	}
+}
