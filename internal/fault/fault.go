@@ -53,6 +53,7 @@ func NotFound(format string, args ...any) error     { return newf(ErrNotFound, f
 func Conflict(format string, args ...any) error     { return newf(ErrConflict, format, args...) }
 func TooLarge(format string, args ...any) error     { return newf(ErrTooLarge, format, args...) }
 func NotSupported(format string, args ...any) error { return newf(ErrNotSupported, format, args...) }
+func Unavailable(format string, args ...any) error  { return newf(ErrUnavailable, format, args...) }
 
 // TooMany refuses a request over a rate limit; retryAfter is how long the
 // client should wait (see RetryAfter).

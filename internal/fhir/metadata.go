@@ -19,8 +19,8 @@ func buildCapability() map[string]any {
 	for _, typ := range search.ResourceTypes() {
 		var params []map[string]string
 		for _, p := range search.Params(typ) {
-			if p.Type == "composite" || p.Type == "special" {
-				continue // not indexed yet: listing them would be untrue
+			if p.Type == "special" || p.Type == "composite" && !p.Composite() {
+				continue // not indexed: listing them would be untrue
 			}
 			params = append(params, map[string]string{"name": p.Name, "type": p.Type})
 		}

@@ -131,6 +131,16 @@ func searchCases() []searchCase {
 		{"Observation", "value-quantity=le20.5|http://unitsofmeasure.org|kg", obs(func(o observation) bool { return o.Value <= 20.5 && o.Unit == "kg" }), false},
 		{"Observation", "value-quantity=100", obs(func(o observation) bool { return o.Value >= 99.5 && o.Value < 100.5 }), false},
 		{"Observation", "value-quantity=100.0", obs(func(o observation) bool { return o.Value >= 99.95 && o.Value < 100.05 }), false},
+		// composites: both components from the same element
+		{"Observation", "code-value-quantity=http://loinc.org|8480-6$gt150", obs(func(o observation) bool { return o.Code == "8480-6" && o.Value > 150 }), false},
+		{"Observation", "code-value-quantity=29463-7$le20.5|http://unitsofmeasure.org|kg", obs(func(o observation) bool { return o.Code == "29463-7" && o.Value <= 20.5 && o.Unit == "kg" }), false},
+		{"Observation", "combo-code-value-quantity=http://loinc.org|8867-4$ge100,http://loinc.org|8310-5$lt36", obs(func(o observation) bool {
+			return o.Code == "8867-4" && o.Value >= 100 || o.Code == "8310-5" && o.Value < 36
+		}), false},
+		{"Observation", "code-value-quantity=http://loinc.org|2339-0$ap100&status=final", obs(func(o observation) bool {
+			return o.Code == "2339-0" && o.Value >= 90 && o.Value <= 110 && o.Status == "final"
+		}), false},
+		{"Observation", "code-value-quantity:missing=true", obs(func(o observation) bool { return false }), false},
 		{"Observation", "code=8310-5&date=ge2024-01-01", obs(func(o observation) bool { return o.Code == "8310-5" && o.Effective >= "2024-01-01" }), false},
 		// periods: Encounter.date with and without an end
 		{"Encounter", "date=2020", func(d *dataset) []string {
@@ -285,6 +295,31 @@ func TestSearchSuite(t *testing.T) {
 				slices.Sort(want)
 				if len(want) < 2 || !slices.Equal(got, want) {
 					t.Fatalf("_revinclude=* included %v, want %v", got, want)
+				}
+			})
+			// Last: it adds a resource to the data set.
+			t.Run("composite components pair within one element", func(t *testing.T) {
+				bp := `{"resourceType":"Observation","id":"bp-1","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"component":[` +
+					`{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},` +
+					`{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":80,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`
+				if _, _, err := svc.Update(ctx, p, "Observation", "bp-1", []byte(bp), ""); err != nil {
+					t.Fatal(err)
+				}
+				for query, want := range map[string][]string{
+					"component-code-value-quantity=http://loinc.org|8480-6$120":                                    {"bp-1"},
+					"component-code-value-quantity=http://loinc.org|8480-6$gt100|http://unitsofmeasure.org|mm[Hg]": {"bp-1"},
+					// 80 is the diastolic value, not the systolic one.
+					"component-code-value-quantity=http://loinc.org|8480-6$80":   nil,
+					"component-code-value-quantity=http://loinc.org|8462-4$80":   {"bp-1"},
+					"component-code-value-quantity=http://loinc.org|8462-4$lt70": nil,
+					"combo-code-value-quantity=85354-9$120":                      nil,
+					"combo-code-value-quantity=8462-4$80&_id=bp-1":               {"bp-1"},
+					"component-code-value-quantity:missing=false&code=85354-9":   {"bp-1"},
+					"code-value-quantity=http://loinc.org|85354-9$120":           nil,
+				} {
+					if got := searchIDs(t, svc, p, "Observation", query); !slices.Equal(got, want) {
+						t.Errorf("%s: got %v, want %v", query, got, want)
+					}
 				}
 			})
 		})

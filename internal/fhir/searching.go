@@ -40,19 +40,24 @@ func (s *Service) Search(ctx context.Context, p auth.Principal, q *search.Query)
 	if err := checkType(q.ResourceType); err != nil {
 		return Page{}, err
 	}
-	if err := supported(q); err != nil {
+	if err := s.supported(ctx, q); err != nil {
 		return Page{}, err
 	}
 	return s.search(ctx, p, q, q.Total != "none")
 }
 
-// supported refuses parameters the index does not hold yet, rather than
-// answering them with an empty (wrong) result.
-func supported(q *search.Query) error {
+// supported refuses parameters the index does not hold (yet), rather than
+// answering them with an empty or partial (wrong) result.
+func (s *Service) supported(ctx context.Context, q *search.Query) error {
 	for _, c := range q.Clauses {
 		for c != nil {
-			if c.Param != nil && (c.Param.Type == "composite" || c.Param.Type == "special") {
+			if c.Param != nil && (c.Param.Type == "special" || c.Param.Type == "composite" && !c.Param.Composite()) {
 				return fault.Invalid("search parameter %q (%s) is not supported yet", c.Param.Name, c.Param.Type)
+			}
+			if c.Param != nil && c.Param.Type == "composite" {
+				if err := s.compositesReady(ctx); err != nil {
+					return err
+				}
 			}
 			if c.Reverse != nil {
 				c = c.Reverse.Clause

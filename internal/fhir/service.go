@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -47,6 +49,54 @@ type Service struct {
 	// committed, if set, runs after every committed write (to wake the
 	// subscription matcher instead of waiting for its next poll).
 	committed func()
+	// composites is set once every resource has its composite-parameter
+	// rows (IndexComposites); shared by the copies bound to a transaction.
+	composites *atomic.Bool
+}
+
+// compositeJob is the one-time job that indexes composite parameters of
+// resources written before Ward did (store migration 0019).
+const compositeJob = "composite-index"
+
+// IndexComposites gives resources written before Ward indexed composite
+// parameters their rows, once (a no-op afterwards); until it is done,
+// composite searches are refused as unavailable rather than answered in
+// part. It returns how many resources it indexed.
+func (s *Service) IndexComposites(ctx context.Context) (int, error) {
+	n, err := s.store.Backfill(ctx, store.IndexBackfill{
+		Job: compositeJob, Table: "fhir_idx_composite", Types: search.CompositeTypes(),
+		Rows: func(typ string, content []byte) ([]store.IndexRow, error) {
+			m, err := decode(content)
+			if err != nil {
+				return nil, err
+			}
+			rows, err := index(typ, m)
+			if err != nil {
+				return nil, err
+			}
+			return slices.DeleteFunc(rows, func(r store.IndexRow) bool { return r.Kind != "composite" }), nil
+		},
+	})
+	if err == nil {
+		s.composites.Store(true)
+	}
+	return n, err
+}
+
+// compositesReady is nil once composite searches are answered in full.
+func (s *Service) compositesReady(ctx context.Context) error {
+	if s.composites.Load() {
+		return nil
+	}
+	done, err := s.store.JobDone(ctx, compositeJob)
+	if err != nil {
+		return err
+	}
+	if !done {
+		return fault.Unavailable("composite search parameters are being indexed; try again shortly")
+	}
+	s.composites.Store(true)
+	return nil
 }
 
 // OnCommit registers fn to run after each committed write; it must not
@@ -78,7 +128,7 @@ func New(st *store.Store, authz Authorizer, cfg Config, now func() time.Time) *S
 	if cfg.MaxCount <= 0 {
 		cfg.MaxCount = 1000
 	}
-	return &Service{store: st, authz: authz, cfg: cfg, now: now}
+	return &Service{store: st, authz: authz, cfg: cfg, now: now, composites: new(atomic.Bool)}
 }
 
 // Resource is a decoded resource plus its stored version data.
@@ -192,30 +242,51 @@ func index(typ string, m map[string]any) ([]store.IndexRow, error) {
 	}
 	rows := make([]store.IndexRow, 0, len(vals))
 	for _, v := range vals {
-		r := store.IndexRow{Param: v.Param, Kind: v.Type}
-		switch v.Type {
-		case "string":
-			r.Value, r.Exact = v.String, v.Exact
-		case "token":
-			r.System, r.Code, r.Display = v.System, v.Code, v.Display
-		case "reference":
-			r.RefType, r.RefID, r.URL = v.RefType, v.RefID, v.RefURL
-			if v.RefID == "" && v.Code != "" {
-				// Reference.identifier, for :identifier searches.
-				r.URL = "identifier:" + v.System + "|" + v.Code
+		if v.Type == "composite" {
+			r := store.IndexRow{Param: v.Param, Kind: v.Type}
+			for _, c := range v.Components {
+				cr, ok := indexRow(c)
+				if !ok {
+					break
+				}
+				r.Components = append(r.Components, cr)
 			}
-		case "date":
-			r.Low, r.High = v.Low, v.High
-		case "number", "quantity":
-			r.Number, r.System, r.Code = v.Number, v.System, v.Unit
-		case "uri":
-			r.URI = v.URI
-		default:
+			if len(r.Components) == len(v.Components) {
+				rows = append(rows, r)
+			}
 			continue
 		}
-		rows = append(rows, r)
+		if r, ok := indexRow(v); ok {
+			rows = append(rows, r)
+		}
 	}
 	return rows, nil
+}
+
+// indexRow is the store's row for one non-composite value.
+func indexRow(v search.Value) (store.IndexRow, bool) {
+	r := store.IndexRow{Param: v.Param, Kind: v.Type}
+	switch v.Type {
+	case "string":
+		r.Value, r.Exact = v.String, v.Exact
+	case "token":
+		r.System, r.Code, r.Display = v.System, v.Code, v.Display
+	case "reference":
+		r.RefType, r.RefID, r.URL = v.RefType, v.RefID, v.RefURL
+		if v.RefID == "" && v.Code != "" {
+			// Reference.identifier, for :identifier searches.
+			r.URL = "identifier:" + v.System + "|" + v.Code
+		}
+	case "date":
+		r.Low, r.High = v.Low, v.High
+	case "number", "quantity":
+		r.Number, r.System, r.Code = v.Number, v.System, v.Unit
+	case "uri":
+		r.URI = v.URI
+	default:
+		return store.IndexRow{}, false
+	}
+	return r, true
 }
 
 // stamp sets id and meta.versionId/lastUpdated, keeping other meta.

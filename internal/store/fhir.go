@@ -36,6 +36,9 @@ type IndexRow struct {
 	Number float64
 	// uri
 	URI string
+	// composite: one combination, a row per component (at most 3) with
+	// its Kind and value fields.
+	Components []IndexRow
 }
 
 const resourceCols = `project_id, resource_type, id, version_id, last_updated, deleted, content`
@@ -201,7 +204,7 @@ func (tx *Tx) PutResource(ctx context.Context, r Resource, index []IndexRow) err
 	return nil
 }
 
-var indexTables = []string{"fhir_idx_token", "fhir_idx_string", "fhir_idx_reference", "fhir_idx_date", "fhir_idx_number", "fhir_idx_uri"}
+var indexTables = []string{"fhir_idx_token", "fhir_idx_string", "fhir_idx_reference", "fhir_idx_date", "fhir_idx_number", "fhir_idx_uri", "fhir_idx_composite"}
 
 // replaceIndex deletes a resource's index rows and inserts rows, batched per
 // table to keep round trips few.
@@ -214,6 +217,11 @@ func (tx *Tx) replaceIndex(ctx context.Context, projectID, typ, id string, rows 
 			return fmt.Errorf("clear index: %w", err)
 		}
 	}
+	return tx.insertIndex(ctx, projectID, typ, id, rows)
+}
+
+// insertIndex adds a resource's index rows.
+func (tx *Tx) insertIndex(ctx context.Context, projectID, typ, id string, rows []IndexRow) error {
 	type batch struct {
 		cols string
 		n    int
@@ -229,6 +237,7 @@ func (tx *Tx) replaceIndex(ctx context.Context, projectID, typ, id string, rows 
 		b.args = append(b.args, projectID, typ, id)
 		b.args = append(b.args, vals...)
 	}
+	var seq map[string]int // composite rows numbered per parameter
 	for _, r := range rows {
 		switch r.Kind {
 		case "token":
@@ -243,6 +252,15 @@ func (tx *Tx) replaceIndex(ctx context.Context, projectID, typ, id string, rows 
 			add("fhir_idx_number", "param, value, system, code", 7, r.Param, r.Number, r.System, r.Code)
 		case "uri":
 			add("fhir_idx_uri", "param, uri", 5, r.Param, r.URI)
+		case "composite":
+			if len(r.Components) == 0 || len(r.Components) > 3 {
+				continue
+			}
+			if seq == nil {
+				seq = map[string]int{}
+			}
+			seq[r.Param]++
+			add("fhir_idx_composite", compositeCols, 5+7*3, append([]any{r.Param, seq[r.Param]}, compositeValues(r.Components)...)...)
 		}
 	}
 	// On SQLite a row is its own key (0015_index_clustered): a value a
@@ -266,6 +284,41 @@ func (tx *Tx) replaceIndex(ctx context.Context, projectID, typ, id string, rows 
 		}
 	}
 	return nil
+}
+
+// compositeCols are fhir_idx_composite's columns (0019) after the
+// resource's: param, the row's number, then 7 a component.
+const compositeCols = "param, seq, s1, c1, t1, x1, n1, lo1, hi1, s2, c2, t2, x2, n2, lo2, hi2, s3, c3, t3, x3, n3, lo3, hi3"
+
+// compositeValues lays out up to 3 components in compositeCols' order
+// (after param), each in the columns of its kind.
+func compositeValues(comps []IndexRow) []any {
+	out := make([]any, 0, 21)
+	for i := range 3 {
+		var c IndexRow
+		if i < len(comps) {
+			c = comps[i]
+		}
+		var s, code, t, x string
+		var n float64
+		var lo, hi int64
+		switch c.Kind {
+		case "token":
+			s, code, t = c.System, c.Code, c.Display
+		case "reference":
+			s, code, t = c.RefType, c.RefID, c.URL
+		case "string":
+			t, x = c.Value, c.Exact
+		case "date":
+			lo, hi = c.Low, c.High
+		case "number", "quantity":
+			n, s, code = c.Number, c.System, c.Code
+		case "uri":
+			t = c.URI
+		}
+		out = append(out, s, code, t, x, n, lo, hi)
+	}
+	return out
 }
 
 // HistoryFilter selects history rows: a whole project, a type, or one resource.

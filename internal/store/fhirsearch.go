@@ -281,7 +281,7 @@ func selectivity(c *search.Clause) int {
 			}
 		}
 		return 2
-	case "uri", "string":
+	case "uri", "string", "composite":
 		return 3
 	case "number", "quantity":
 		return 5
@@ -292,6 +292,7 @@ func selectivity(c *search.Clause) int {
 var kindTable = map[string]string{
 	"token": "fhir_idx_token", "string": "fhir_idx_string", "reference": "fhir_idx_reference",
 	"date": "fhir_idx_date", "number": "fhir_idx_number", "quantity": "fhir_idx_number", "uri": "fhir_idx_uri",
+	"composite": "fhir_idx_composite",
 }
 
 // clause is one parameter: its values ORed.
@@ -417,6 +418,18 @@ func boolSQL(b bool) string {
 // value is the condition on one index row ($. stands for its alias).
 func (p *planner) value(c *search.Clause, v search.Cond) string {
 	switch c.Param.Type {
+	case "composite":
+		// Every component on the same row: values of one element.
+		if len(v.Components) != len(c.Param.Components) || len(v.Components) > 3 {
+			return "1=0"
+		}
+		parts := make([]string, len(v.Components))
+		for i, sub := range v.Components {
+			comp := c.Param.Components[i]
+			sc := &search.Clause{Param: &search.Param{Name: comp.Code, Type: comp.Type}}
+			parts[i] = componentColumns(comp.Type, i+1).Replace(p.value(sc, sub))
+		}
+		return strings.Join(parts, " AND ")
 	case "string":
 		switch c.Modifier {
 		case "exact":
@@ -481,6 +494,25 @@ func (p *planner) value(c *search.Clause, v search.Cond) string {
 		return "$.uri = " + p.arg(v.Text)
 	}
 	return "1=0"
+}
+
+// componentColumns renames the columns of a parameter type's table to
+// those of component i in fhir_idx_composite (0019).
+func componentColumns(typ string, i int) *strings.Replacer {
+	col := func(name string) string { return "$." + name + strconv.Itoa(i) }
+	switch typ {
+	case "token":
+		return strings.NewReplacer("$.system", col("s"), "$.code", col("c"), "$.display", col("t"))
+	case "reference":
+		return strings.NewReplacer("$.ref_type", col("s"), "$.ref_id", col("c"), "$.url", col("t"))
+	case "string":
+		return strings.NewReplacer("$.value", col("t"), "$.exact", col("x"))
+	case "date":
+		return strings.NewReplacer("$.low", col("lo"), "$.high", col("hi"))
+	case "number", "quantity":
+		return strings.NewReplacer("$.value", col("n"), "$.system", col("s"), "$.code", col("c"))
+	}
+	return strings.NewReplacer("$.uri", col("t"))
 }
 
 func firstNonEmpty(a, b string) string {

@@ -2,8 +2,15 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"net/url"
 	"testing"
+	"time"
 
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir"
+	"github.com/wardhealth/ward/internal/fhir/search"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
@@ -54,6 +61,68 @@ func TestUpgradeHistorySuperseded(t *testing.T) {
 				if err != nil || string(r.Content) != want {
 					t.Fatalf("version %d after the upgrade: %+v, %v", v, r, err)
 				}
+			}
+		})
+	}
+}
+
+// On both databases, resources written before migration 0019 get their
+// composite-parameter rows from the one-time job: until it has run,
+// composite searches are refused (not answered in part); after it, they
+// find those resources, and a second run does nothing.
+func TestUpgradeCompositeIndex(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := b.DSN(t)
+			old, err := store.OpenUpTo(ctx, dsn, "0018_search_plans")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := old.CreateProject(ctx, store.Project{ID: "p1", Name: "P", CreatedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			deleted := "0"
+			if b.Name == "postgres" {
+				deleted = "FALSE"
+			}
+			obs := `{"resourceType":"Observation","id":"o1","status":"final",` +
+				`"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},` +
+				`"valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
+			if err := old.Exec(ctx, `INSERT INTO fhir_resources (project_id, resource_type, id, version_id, last_updated, deleted, content) VALUES ('p1', 'Observation', 'o1', 1, 1000, `+deleted+`, ?)`, obs); err != nil {
+				t.Fatal(err)
+			}
+			if err := old.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s, err := store.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			svc := fhir.New(s, nil, fhir.Config{}, time.Now)
+			q, err := search.ParseQuery("Observation", url.Values{"code-value-quantity": {"http://loinc.org|8867-4$gt70"}}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.Search(ctx, auth.Principal{ProjectID: "p1"}, q); !errors.Is(err, fault.ErrUnavailable) {
+				t.Fatalf("composite search before the job: %v, want unavailable", err)
+			}
+			if n, err := svc.IndexComposites(ctx); err != nil || n != 1 {
+				t.Fatalf("job indexed %d, %v; want 1", n, err)
+			}
+			if done, err := s.JobDone(ctx, "composite-index"); err != nil || !done {
+				t.Fatalf("job done = %v, %v", done, err)
+			}
+			for query, want := range map[string]int{"http://loinc.org|8867-4$gt70": 1, "http://loinc.org|8867-4$lt70": 0, "8867-4$72": 1, "http://loinc.org|1234-5$72": 0} {
+				q, _ := search.ParseQuery("Observation", url.Values{"code-value-quantity": {query}}, false)
+				got, total, err := s.Search(ctx, store.SearchRequest{ProjectID: "p1", Query: q, Count: 10, Total: true, Now: time.Now()})
+				if err != nil || total != want || len(got) != want {
+					t.Fatalf("code-value-quantity=%s: %d results (total %d), %v; want %d", query, len(got), total, err, want)
+				}
+			}
+			if n, err := svc.IndexComposites(ctx); err != nil || n != 0 {
+				t.Fatalf("second run indexed %d, %v; want 0", n, err)
 			}
 		})
 	}

@@ -120,8 +120,8 @@ func typeContained(resource map[string]any, vals []Value) {
 }
 
 // IndexValues is what the index stores of resource: Extract less the
-// values it answers otherwise. Composite and special parameters are left
-// out (not searchable yet), so are _id and _lastUpdated (columns of the
+// values it answers otherwise. Special parameters are left out (not
+// searchable yet), so are _id and _lastUpdated (columns of the
 // resource) and parameters held in other parameters' rows; a parameter
 // that other parameters partly cover (see IndexParams) keeps only the
 // values they do not have.
@@ -151,6 +151,16 @@ func IndexValues(resourceType string, resource map[string]any) ([]Value, error) 
 		return vals, nil
 	}
 	for _, p := range params {
+		if p.Type == "composite" && p.own && p.Composite() {
+			items, err := p.expr.EvalItems(resource)
+			if err == nil {
+				out, err = appendComposite(out, p, resource, items)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("search parameter %s.%s: %w", resourceType, p.Name, err)
+			}
+			continue
+		}
 		if !p.own || p.Name == "_id" || p.Name == "_lastUpdated" {
 			continue
 		}
@@ -203,6 +213,11 @@ func appendComposite(out []Value, p *Param, resource map[string]any, items []fhi
 			var vals []Value
 			for _, s := range sub {
 				vals = appendValues(vals, c.Code, c.Type, s)
+			}
+			if c.Type == "token" {
+				// A CodeableConcept's text alone: a composite's parts
+				// take no :text, so no search would match it.
+				vals = slices.DeleteFunc(vals, func(v Value) bool { return v.Code == "" && v.System == "" })
 			}
 			var next [][]Value
 			for _, combo := range combos {

@@ -225,6 +225,33 @@ func IndexParams(resourceType, name string) (names []string, refType string) {
 	return p.rows, p.refType
 }
 
+// Composite reports whether p is a composite the index answers: its
+// expression and every component's evaluate, and it has at most three
+// components (fhir_idx_composite's columns).
+func (p *Param) Composite() bool {
+	if p.Type != "composite" || p.expr == nil || len(p.Components) == 0 || len(p.Components) > 3 {
+		return false
+	}
+	for _, c := range p.Components {
+		if c.expr == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// CompositeTypes lists the resource types that have a composite parameter
+// the index answers, sorted.
+func CompositeTypes() []string {
+	var out []string
+	for _, typ := range ResourceTypes() {
+		if slices.ContainsFunc(Params(typ), (*Param).Composite) {
+			out = append(out, typ)
+		}
+	}
+	return out
+}
+
 // StoredParams returns the parameters of resourceType of one type
 // (reference, token...) that have rows of their own, sorted by name.
 func StoredParams(resourceType, paramType string) []string {
@@ -339,6 +366,44 @@ func planStorage(list []*Param) {
 	}
 	for _, p := range indexed {
 		rowsOf(p)
+	}
+	planComposites(list)
+}
+
+// planComposites: a composite whose expression is the union of other
+// composites' whole expressions, with the same components, stores no rows
+// of its own; theirs answer it (Observation's combo-code-value-quantity is
+// code-value-quantity's rows and component-code-value-quantity's).
+func planComposites(list []*Param) {
+	same := func(a, b *Param) bool {
+		return slices.EqualFunc(a.Components, b.Components, func(x, y Component) bool {
+			return x.Type == y.Type && x.Expression == y.Expression
+		})
+	}
+	for _, p := range list {
+		if !p.Composite() {
+			continue
+		}
+		p.own, p.rows = true, []string{p.Name}
+		parts := unionParts(p.Expression)
+		if len(parts) < 2 {
+			continue
+		}
+		var names []string
+		for _, part := range parts {
+			i := slices.IndexFunc(list, func(b *Param) bool {
+				return b != p && b.Composite() && same(b, p) && len(unionParts(b.Expression)) == 1 && unionParts(b.Expression)[0] == part
+			})
+			if i < 0 {
+				names = nil
+				break
+			}
+			names = append(names, list[i].Name)
+		}
+		if names != nil {
+			slices.Sort(names)
+			p.own, p.rows = false, names
+		}
 	}
 }
 
