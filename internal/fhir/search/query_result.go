@@ -54,8 +54,13 @@ func (q *Query) parseResultParam(key, value string, seen map[string]bool) (handl
 			s = strings.TrimSpace(s)
 			desc := strings.HasPrefix(s, "-")
 			s = strings.TrimPrefix(s, "-")
-			if _, ok := Lookup(q.ResourceType, s); !ok {
+			p, ok := Lookup(q.ResourceType, s)
+			if !ok {
 				return true, queryErr(key, "cannot sort by %q: not a search parameter of %s", s, q.ResourceType)
+			}
+			if p.Type == "composite" || p.Type == "special" {
+				// A composite orders by which part? FHIR leaves it open.
+				return true, queryErr(key, "cannot sort by %q: a %s parameter has no single value to order by", s, p.Type)
 			}
 			q.Sort = append(q.Sort, SortKey{Param: s, Desc: desc})
 		}

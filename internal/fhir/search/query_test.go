@@ -197,6 +197,7 @@ func TestParseQueryErrors(t *testing.T) {
 		{"Patient", "_count=abc", "_count", "invalid _count"},
 		{"Patient", "_count=1&_count=2", "_count", "more than once"},
 		{"Patient", "_sort=nope", "_sort", `cannot sort by "nope"`},
+		{"Observation", "_sort=code-value-quantity", "_sort", `cannot sort by "code-value-quantity": a composite parameter`},
 		{"Patient", "_total=some", "_total", "invalid _total"},
 		{"Patient", "_summary=yes", "_summary", "invalid _summary"},
 		{"Patient", "_elements=a b", "_elements", "invalid element"},
