@@ -145,7 +145,7 @@ func serve(ctx context.Context, args []string) error {
 		go serveDebug(c.DebugAddr, log, authz, svc.store, srv.ReadStats)
 	}
 	go background(ctx, log, svc)
-	go indexComposites(ctx, log, fhirSvc)
+	go backfillIndex(ctx, log, fhirSvc)
 	go subs.Run(ctx)
 	go zambdas.NewCron().Run(ctx)
 	log.Info("ward listening", "addr", ln.Addr().String(), "public_url", c.PublicURL, "database", string(svc.store.Dialect()))
@@ -188,22 +188,23 @@ func sweepZ3(ctx context.Context, log *slog.Logger, period time.Duration, what s
 
 // background keeps replicas in step: revocations and policy changes made
 // elsewhere are picked up within a second, rotated keys within a minute.
-// indexComposites runs the one-time composite-parameter index job (a
-// database from before Ward indexed them), retrying while it fails.
-func indexComposites(ctx context.Context, log *slog.Logger, f *fhir.Service) {
+// backfillIndex runs the one-time job that indexes composite parameters
+// and Location near in a database from before Ward did, retrying while it
+// fails.
+func backfillIndex(ctx context.Context, log *slog.Logger, f *fhir.Service) {
 	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
 		start := time.Now()
-		n, err := f.IndexComposites(ctx)
+		n, err := f.BackfillIndex(ctx)
 		if err == nil {
 			if n > 0 {
-				log.Info("indexed composite search parameters", "resources", n, "took", time.Since(start))
+				log.Info("indexed composite search parameters and Location near", "resources", n, "took", time.Since(start))
 			}
 			return
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		log.Warn("index composite search parameters", "err", err, "retry_in", wait)
+		log.Warn("index composite search parameters and Location near", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return

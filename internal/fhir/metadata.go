@@ -19,7 +19,7 @@ func buildCapability() map[string]any {
 	for _, typ := range search.ResourceTypes() {
 		var params []map[string]string
 		for _, p := range search.Params(typ) {
-			if p.Type == "special" || p.Type == "composite" && !p.Composite() {
+			if p.Type == "special" && !p.IsNear() || p.Type == "composite" && !p.Composite() {
 				continue // not indexed: listing them would be untrue
 			}
 			params = append(params, map[string]string{"name": p.Name, "type": p.Type})

@@ -72,7 +72,9 @@ func TestREST(t *testing.T) {
 		{"bad date value", "GET", "/fhir/Patient?birthdate=2020-13", "", nil, 400, func(m map[string]any) bool { return strings.Contains(mustJSON(m), "birthdate") }},
 		{"composite answered", "GET", "/fhir/Observation?code-value-quantity=http://loinc.org|8867-4$gt5", "", nil, 200, nil},
 		{"composite without its parts", "GET", "/fhir/Observation?code-value-quantity=x", "", nil, 400, nil},
-		{"special refused", "GET", "/fhir/Location?near=42.25|-83.69|10|km", "", nil, 400, nil},
+		{"near answered", "GET", "/fhir/Location?near=42.25|-83.69|10|km", "", nil, 200, nil},
+		{"near off the globe", "GET", "/fhir/Location?near=95|-83.69", "", nil, 400, nil},
+		{"near in furlongs", "GET", "/fhir/Location?near=42.25|-83.69|10|furlong", "", nil, 400, nil},
 		{"response too large", "GET", "/fhir/Patient?_count=50", "", nil, 413, func(m map[string]any) bool { return strings.Contains(mustJSON(m), "_count") }},
 		{"bad patch", "PATCH", "/fhir/Patient/" + id, `[{"op":"remove","path":"/nope"}]`, nil, 422, nil},
 		{"history paging", "GET", "/fhir/Patient/" + id + "/_history?_count=1%20%20%20", "", nil, 200, func(m map[string]any) bool {

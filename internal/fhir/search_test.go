@@ -297,7 +297,32 @@ func TestSearchSuite(t *testing.T) {
 					t.Fatalf("_revinclude=* included %v, want %v", got, want)
 				}
 			})
-			// Last: it adds a resource to the data set.
+			// Last: these add resources to the data set.
+			t.Run("Location near", func(t *testing.T) {
+				for id, pos := range map[string]string{"annarbor": "42.2808,-83.7430", "detroit": "42.3314,-83.0458", "suva": "-18.1416,178.4419", "taveuni": "-16.8,-179.97"} {
+					lat, lon, _ := strings.Cut(pos, ",")
+					body := `{"resourceType":"Location","id":"` + id + `","position":{"latitude":` + lat + `,"longitude":` + lon + `}}`
+					if _, _, err := svc.Update(ctx, p, "Location", id, []byte(body), ""); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for query, want := range map[string][]string{
+					"near=42.2808|-83.7430|10|km":               {"annarbor"},
+					"near=42.2808|-83.7430|60|km":               {"annarbor", "detroit"},
+					"near=42.2808|-83.7430|40|[mi_i]":           {"annarbor", "detroit"},
+					"near=42.33|-83.05":                         {"detroit"},
+					"near=-17.5|179.9|300|km":                   {"suva", "taveuni"}, // across the antimeridian
+					"near=-17.5|179.9|300|km&_id=taveuni":       {"taveuni"},
+					"near=0|0|100|km":                           nil,
+					"near=42.2808|-83.7430|10|km,-18.14|178.44": {"annarbor", "suva"},
+				} {
+					got := searchIDs(t, svc, p, "Location", query)
+					slices.Sort(got)
+					if !slices.Equal(got, want) {
+						t.Errorf("%s: got %v, want %v", query, got, want)
+					}
+				}
+			})
 			t.Run("composite components pair within one element", func(t *testing.T) {
 				bp := `{"resourceType":"Observation","id":"bp-1","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"component":[` +
 					`{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},` +

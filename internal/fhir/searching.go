@@ -51,11 +51,11 @@ func (s *Service) Search(ctx context.Context, p auth.Principal, q *search.Query)
 func (s *Service) supported(ctx context.Context, q *search.Query) error {
 	for _, c := range q.Clauses {
 		for c != nil {
-			if c.Param != nil && (c.Param.Type == "special" || c.Param.Type == "composite" && !c.Param.Composite()) {
+			if c.Param != nil && (c.Param.Type == "special" && !c.Param.IsNear() || c.Param.Type == "composite" && !c.Param.Composite()) {
 				return fault.Invalid("search parameter %q (%s) is not supported yet", c.Param.Name, c.Param.Type)
 			}
-			if c.Param != nil && c.Param.Type == "composite" {
-				if err := s.compositesReady(ctx); err != nil {
+			if c.Param != nil && (c.Param.Type == "composite" || c.Param.IsNear()) {
+				if err := s.backfilled(ctx); err != nil {
 					return err
 				}
 			}

@@ -49,22 +49,33 @@ type Service struct {
 	// committed, if set, runs after every committed write (to wake the
 	// subscription matcher instead of waiting for its next poll).
 	committed func()
-	// composites is set once every resource has its composite-parameter
-	// rows (IndexComposites); shared by the copies bound to a transaction.
-	composites *atomic.Bool
+	// indexed is set once every resource has its rows of the parameters
+	// Ward began to index in store migration 0019 (BackfillIndex); shared
+	// by the copies bound to a transaction.
+	indexed *atomic.Bool
 }
 
-// compositeJob is the one-time job that indexes composite parameters of
-// resources written before Ward did (store migration 0019).
-const compositeJob = "composite-index"
+// indexJob is the one-time job that indexes composite parameters and
+// Location near for resources written before Ward did (migration 0019).
+const indexJob = "search-index-0019"
 
-// IndexComposites gives resources written before Ward indexed composite
-// parameters their rows, once (a no-op afterwards); until it is done,
-// composite searches are refused as unavailable rather than answered in
-// part. It returns how many resources it indexed.
-func (s *Service) IndexComposites(ctx context.Context) (int, error) {
+// BackfillIndex gives resources written before Ward indexed composite
+// parameters and Location near their rows, once (a no-op afterwards);
+// until it is done, searches on those parameters are refused as
+// unavailable rather than answered in part. It returns how many resources
+// it indexed.
+func (s *Service) BackfillIndex(ctx context.Context) (int, error) {
+	var params []string
+	for _, typ := range search.ResourceTypes() {
+		for _, p := range search.Params(typ) {
+			if (p.Composite() || p.IsNear()) && !slices.Contains(params, p.Name) {
+				params = append(params, p.Name)
+			}
+		}
+	}
 	n, err := s.store.Backfill(ctx, store.IndexBackfill{
-		Job: compositeJob, Table: "fhir_idx_composite", Types: search.CompositeTypes(),
+		Job: indexJob, Tables: []string{"fhir_idx_composite", "fhir_idx_number"}, Params: params,
+		Types: slices.Compact(slices.Sorted(slices.Values(append(search.CompositeTypes(), "Location")))),
 		Rows: func(typ string, content []byte) ([]store.IndexRow, error) {
 			m, err := decode(content)
 			if err != nil {
@@ -74,28 +85,29 @@ func (s *Service) IndexComposites(ctx context.Context) (int, error) {
 			if err != nil {
 				return nil, err
 			}
-			return slices.DeleteFunc(rows, func(r store.IndexRow) bool { return r.Kind != "composite" }), nil
+			return slices.DeleteFunc(rows, func(r store.IndexRow) bool { return !slices.Contains(params, r.Param) }), nil
 		},
 	})
 	if err == nil {
-		s.composites.Store(true)
+		s.indexed.Store(true)
 	}
 	return n, err
 }
 
-// compositesReady is nil once composite searches are answered in full.
-func (s *Service) compositesReady(ctx context.Context) error {
-	if s.composites.Load() {
+// backfilled is nil once searches on the parameters of indexJob are
+// answered in full.
+func (s *Service) backfilled(ctx context.Context) error {
+	if s.indexed.Load() {
 		return nil
 	}
-	done, err := s.store.JobDone(ctx, compositeJob)
+	done, err := s.store.JobDone(ctx, indexJob)
 	if err != nil {
 		return err
 	}
 	if !done {
-		return fault.Unavailable("composite search parameters are being indexed; try again shortly")
+		return fault.Unavailable("composite search parameters and Location near are being indexed; try again shortly")
 	}
-	s.composites.Store(true)
+	s.indexed.Store(true)
 	return nil
 }
 
@@ -128,7 +140,7 @@ func New(st *store.Store, authz Authorizer, cfg Config, now func() time.Time) *S
 	if cfg.MaxCount <= 0 {
 		cfg.MaxCount = 1000
 	}
-	return &Service{store: st, authz: authz, cfg: cfg, now: now, composites: new(atomic.Bool)}
+	return &Service{store: st, authz: authz, cfg: cfg, now: now, indexed: new(atomic.Bool)}
 }
 
 // Resource is a decoded resource plus its stored version data.

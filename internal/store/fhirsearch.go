@@ -313,8 +313,11 @@ func (p *planner) clause(r, projectID, typ string, c *search.Clause) string {
 		})
 	}
 	table := kindTable[c.Param.Type]
+	if c.Param.IsNear() {
+		table = "fhir_idx_number" // latitude and longitude rows
+	}
 	if table == "" {
-		return "1=0" // special/composite parameters are refused at parse time
+		return "1=0" // other special parameters are refused before
 	}
 	// Each value is a set of ids from the index table, computed once (IN,
 	// not a correlated EXISTS, so the planner scans the index once).
@@ -336,6 +339,21 @@ func (p *planner) clause(r, projectID, typ string, c *search.Clause) string {
 			return "NOT (" + exists("") + ")"
 		}
 		return exists("")
+	}
+	if c.Param.IsNear() {
+		// Both coordinates in the box (a Location has one position).
+		return p.or(c, func(v search.Cond) string {
+			b := v.Box
+			if b == nil {
+				return "1=0"
+			}
+			lat := " AND $.system = " + p.arg("latitude") + " AND $.value >= " + p.arg(b.LatMin) + " AND $.value <= " + p.arg(b.LatMax)
+			lon := " AND $.system = " + p.arg("longitude") + " AND $.value >= " + p.arg(b.LonMin) + " AND $.value <= " + p.arg(b.LonMax)
+			if b.LonMin > b.LonMax { // across the antimeridian
+				lon = " AND $.system = " + p.arg("longitude") + " AND ($.value >= " + p.arg(b.LonMin) + " OR $.value <= " + p.arg(b.LonMax) + ")"
+			}
+			return "(" + exists(lat) + " AND " + exists(lon) + ")"
+		})
 	}
 	if c.Chain != nil {
 		return exists(" AND $.ref_type = " + p.arg(c.TargetType) + " AND $.ref_id IN (" + p.subSelect(projectID, c.TargetType, c.Chain) + ")")

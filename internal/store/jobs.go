@@ -21,20 +21,21 @@ func (s *Store) JobDone(ctx context.Context, name string) (bool, error) {
 	return done.Valid, nil
 }
 
-// IndexBackfill is a one-time job that gives resources written before an
-// index table existed their rows in it.
+// IndexBackfill is a one-time job that gives resources written before Ward
+// indexed some parameters their rows.
 type IndexBackfill struct {
-	Job   string   // its fhir_jobs name
-	Table string   // the index table it fills
-	Types []string // resource types that may have rows there
-	// Rows computes a resource's rows for Table.
+	Job    string   // its fhir_jobs name
+	Tables []string // the index tables it fills
+	Params []string // the parameters whose rows it writes there
+	Types  []string // resource types that may have such rows
+	// Rows computes a resource's rows of Params.
 	Rows func(typ string, content []byte) ([]IndexRow, error)
 	// Batch is how many resources one transaction indexes (default 200).
 	Batch int
 }
 
 // Backfill runs job b unless it is done: every current resource of b.Types
-// in every project gets its rows in b.Table, in batches of write
+// in every project gets its rows of b.Params, in batches of write
 // transactions (each rereads its resources, so a concurrent update is
 // never overwritten with older rows), then the job is marked done. It is
 // safe to run again after an interruption and on several servers at once.
@@ -48,6 +49,10 @@ func (s *Store) Backfill(ctx context.Context, b IndexBackfill) (indexed int, err
 	projects, err := s.ListProjects(ctx)
 	if err != nil {
 		return 0, err
+	}
+	params := make([]any, len(b.Params))
+	for i, n := range b.Params {
+		params[i] = n
 	}
 	lock := ""
 	if s.dialect == Postgres {
@@ -87,8 +92,11 @@ func (s *Store) Backfill(ctx context.Context, b IndexBackfill) (indexed int, err
 						if err != nil {
 							return fmt.Errorf("%s/%s: %w", typ, r.id, err)
 						}
-						if _, err := tx.exec(ctx, `DELETE FROM `+b.Table+` WHERE project_id = ? AND resource_type = ? AND id = ?`, p.ID, typ, r.id); err != nil {
-							return err
+						for _, t := range b.Tables {
+							args := append([]any{p.ID, typ, r.id}, params...)
+							if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE project_id = ? AND resource_type = ? AND id = ? AND param IN (`+placeholders(len(params))+`)`, args...); err != nil {
+								return err
+							}
 						}
 						if err := tx.insertIndex(ctx, p.ID, typ, r.id, idx); err != nil {
 							return err

@@ -67,9 +67,9 @@ func TestUpgradeHistorySuperseded(t *testing.T) {
 }
 
 // On both databases, resources written before migration 0019 get their
-// composite-parameter rows from the one-time job: until it has run,
-// composite searches are refused (not answered in part); after it, they
-// find those resources, and a second run does nothing.
+// composite-parameter and Location near rows from the one-time job: until
+// it has run, such searches are refused (not answered in part); after it,
+// they find those resources, and a second run does nothing.
 func TestUpgradeCompositeIndex(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -92,6 +92,10 @@ func TestUpgradeCompositeIndex(t *testing.T) {
 			if err := old.Exec(ctx, `INSERT INTO fhir_resources (project_id, resource_type, id, version_id, last_updated, deleted, content) VALUES ('p1', 'Observation', 'o1', 1, 1000, `+deleted+`, ?)`, obs); err != nil {
 				t.Fatal(err)
 			}
+			loc := `{"resourceType":"Location","id":"l1","position":{"latitude":42.2565,"longitude":-83.6948}}`
+			if err := old.Exec(ctx, `INSERT INTO fhir_resources (project_id, resource_type, id, version_id, last_updated, deleted, content) VALUES ('p1', 'Location', 'l1', 1, 1000, `+deleted+`, ?)`, loc); err != nil {
+				t.Fatal(err)
+			}
 			if err := old.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -108,10 +112,10 @@ func TestUpgradeCompositeIndex(t *testing.T) {
 			if _, err := svc.Search(ctx, auth.Principal{ProjectID: "p1"}, q); !errors.Is(err, fault.ErrUnavailable) {
 				t.Fatalf("composite search before the job: %v, want unavailable", err)
 			}
-			if n, err := svc.IndexComposites(ctx); err != nil || n != 1 {
-				t.Fatalf("job indexed %d, %v; want 1", n, err)
+			if n, err := svc.BackfillIndex(ctx); err != nil || n != 2 {
+				t.Fatalf("job indexed %d, %v; want 2", n, err)
 			}
-			if done, err := s.JobDone(ctx, "composite-index"); err != nil || !done {
+			if done, err := s.JobDone(ctx, "search-index-0019"); err != nil || !done {
 				t.Fatalf("job done = %v, %v", done, err)
 			}
 			for query, want := range map[string]int{"http://loinc.org|8867-4$gt70": 1, "http://loinc.org|8867-4$lt70": 0, "8867-4$72": 1, "http://loinc.org|1234-5$72": 0} {
@@ -121,7 +125,14 @@ func TestUpgradeCompositeIndex(t *testing.T) {
 					t.Fatalf("code-value-quantity=%s: %d results (total %d), %v; want %d", query, len(got), total, err, want)
 				}
 			}
-			if n, err := svc.IndexComposites(ctx); err != nil || n != 0 {
+			for query, want := range map[string]int{"42.26|-83.69|5|km": 1, "42.26|-83.69|100|m": 0, "42.30|-83.70": 0} {
+				q, _ := search.ParseQuery("Location", url.Values{"near": {query}}, false)
+				got, total, err := s.Search(ctx, store.SearchRequest{ProjectID: "p1", Query: q, Count: 10, Total: true, Now: time.Now()})
+				if err != nil || total != want || len(got) != want {
+					t.Fatalf("near=%s: %d results (total %d), %v; want %d", query, len(got), total, err, want)
+				}
+			}
+			if n, err := svc.BackfillIndex(ctx); err != nil || n != 0 {
 				t.Fatalf("second run indexed %d, %v; want 0", n, err)
 			}
 		})

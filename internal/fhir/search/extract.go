@@ -70,13 +70,16 @@ func Extract(resourceType string, resource map[string]any) ([]Value, error) {
 	}
 	out := make([]Value, 0, len(params)) // most resources fill a fraction of their parameters, some twice
 	for _, p := range params {
-		if p.expr == nil || p.Type == "special" {
-			// special (Location near) needs geometry, not an index row.
+		if p.expr == nil || p.Type == "special" && !isNear(p) {
 			continue
 		}
 		items, err := p.expr.EvalItems(resource)
 		if err != nil {
 			return nil, fmt.Errorf("search parameter %s.%s: %w", resourceType, p.Name, err)
+		}
+		if isNear(p) {
+			out = appendNear(out, p, items)
+			continue
 		}
 		if p.Type == "composite" {
 			out, err = appendComposite(out, p, resource, items)
@@ -120,11 +123,11 @@ func typeContained(resource map[string]any, vals []Value) {
 }
 
 // IndexValues is what the index stores of resource: Extract less the
-// values it answers otherwise. Special parameters are left out (not
-// searchable yet), so are _id and _lastUpdated (columns of the
-// resource) and parameters held in other parameters' rows; a parameter
-// that other parameters partly cover (see IndexParams) keeps only the
-// values they do not have.
+// values it answers otherwise. _id and _lastUpdated are left out (columns
+// of the resource), so are parameters held in other parameters' rows
+// (composites included); a parameter that other parameters partly cover
+// (see IndexParams) keeps only the values they do not have. Location near
+// is two number rows (near.go).
 func IndexValues(resourceType string, resource map[string]any) ([]Value, error) {
 	params := Params(resourceType)
 	if params == nil {
@@ -151,9 +154,11 @@ func IndexValues(resourceType string, resource map[string]any) ([]Value, error) 
 		return vals, nil
 	}
 	for _, p := range params {
-		if p.Type == "composite" && p.own && p.Composite() {
+		if p.Type == "composite" && p.own && p.Composite() || isNear(p) && p.expr != nil {
 			items, err := p.expr.EvalItems(resource)
-			if err == nil {
+			if err == nil && isNear(p) {
+				out = appendNear(out, p, items)
+			} else if err == nil {
 				out, err = appendComposite(out, p, resource, items)
 			}
 			if err != nil {

@@ -100,7 +100,8 @@ func TestExtractExamples(t *testing.T) {
 		{"Appointment-example", "patient", []Value{ref("patient", "Patient", "example")}},
 		{"Provenance-example", "target", []Value{ref("target", "Procedure", "example")}},
 		{"Task-example1", "period", []Value{{Param: "period", Type: "date", Low: at(t, "2016-10-30T22:25:05Z"), High: MaxTime}}},
-		{"Location-1", "near", nil}, // special: not indexed
+		// special: the position as two number rows
+		{"Location-1", "near", []Value{{Param: "near", Type: "number", System: "latitude", Number: 42.25475478}, {Param: "near", Type: "number", System: "longitude", Number: -83.6945691}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file+"/"+tt.param, func(t *testing.T) {

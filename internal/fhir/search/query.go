@@ -77,6 +77,8 @@ type Cond struct {
 	Missing bool // :missing=true
 
 	Components []Cond // composite, in component order
+
+	Box *Box // Location near: the area to search
 }
 
 // SortKey is one _sort entry.

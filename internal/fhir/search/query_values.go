@@ -135,8 +135,12 @@ func parseTyped(p *Param, typ, raw string) (*Cond, error) {
 			cond.Components = append(cond.Components, *sub)
 		}
 		return cond, nil
+	case "special":
+		if isNear(p) {
+			return parseNear(unescape(raw))
+		}
 	}
-	// uri, special
+	// uri, other special
 	return &Cond{Text: unescape(raw)}, nil
 }
 

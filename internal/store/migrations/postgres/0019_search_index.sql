@@ -4,8 +4,9 @@
 -- value in the columns of its type: token s=system c=code t=display;
 -- reference s=type c=id t=url; string t=normalised x=exact; date lo/hi;
 -- number and quantity n=value s=system c=unit; uri t.
--- Resources written before this table existed get their rows from a
--- one-time job (fhir_jobs), run by the server after it starts.
+-- Resources written before this table existed get their rows (and
+-- Location near's number rows) from a one-time job (fhir_jobs), run by the
+-- server after it starts.
 CREATE TABLE fhir_idx_composite (
   project_id TEXT NOT NULL, resource_type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL,
   seq INTEGER NOT NULL, -- the combination's number among the resource's rows of param
@@ -24,4 +25,4 @@ CREATE TABLE fhir_jobs (
   done_at BIGINT
 );
 -- Done at once when there is nothing to index (done_at 0).
-INSERT INTO fhir_jobs (name, done_at) SELECT 'composite-index', CASE WHEN EXISTS (SELECT 1 FROM fhir_resources) THEN NULL ELSE 0 END;
+INSERT INTO fhir_jobs (name, done_at) SELECT 'search-index-0019', CASE WHEN EXISTS (SELECT 1 FROM fhir_resources) THEN NULL ELSE 0 END;
