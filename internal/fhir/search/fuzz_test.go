@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-var fuzzTypes = []string{"Patient", "Observation", "Encounter", "Condition", "MedicationRequest"}
+var fuzzTypes = []string{"Patient", "Observation", "Encounter", "Condition", "MedicationRequest", "Location"}
 
 // FuzzParseQuery checks that parsing never panics and that an accepted
 // query survives Encode: ParseQuery(Encode(q)) equals q.
@@ -23,6 +23,7 @@ func FuzzParseQuery(f *testing.F) {
 		"code-value-quantity=http://loinc.org|8480-6$gt100&name:exact=a\\,b&identifier:of-type=s|MR|1",
 		"gender:missing=true&_summary=count&_total=accurate&_elements=name,id&family:contains=o\\|x",
 		"subject=Patient/1,http://x.org/fhir/Patient/2&_lastUpdated=lt2020-01-01T10:00:00Z&_tag=a|",
+		"near=42.25|-83.69|10|km,-17.5|179.9&component-code-value-quantity=8480-6$gt1|http://unitsofmeasure.org|mm[Hg]",
 	} {
 		for i := range fuzzTypes {
 			f.Add(uint8(i), s, i%2 == 0)
