@@ -225,7 +225,15 @@ func (h *Handler) sendResource(w http.ResponseWriter, r *http.Request, status in
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	writeFHIR(w, status, res.Content)
+	content := res.Content
+	if r.URL.RawQuery != "" {
+		elements, summary, err := readProjection(r.URL.Query())
+		if err != nil {
+			return err
+		}
+		content = project(content, elements, summary)
+	}
+	writeFHIR(w, status, []byte(content))
 	return nil
 }
 
@@ -267,9 +275,6 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, p auth.Principa
 	q, err := search.ParseQuery(typ, vals, preferLenient(r))
 	if err != nil {
 		return searchErr(err)
-	}
-	if q.Summary == "true" {
-		return fault.Invalid("_summary=true is not supported yet; use _elements to choose the elements, or _summary=data, text or count")
 	}
 	page, err := h.svc.Search(r.Context(), p, q)
 	if err != nil {

@@ -67,6 +67,19 @@ func TestREST(t *testing.T) {
 			r := m["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
 			return r["gender"] == "female" && r["name"] == nil && strings.Contains(mustJSON(r["meta"]), "SUBSETTED")
 		}},
+		{"a patient with non-summary elements", "PUT", "/fhir/Patient/sum-1", `{"resourceType":"Patient","id":"sum-1","gender":"male","contact":[{"name":{"family":"Doe"}}],"communication":[{"language":{"text":"en"}}]}`, nil, 201, nil},
+		{"read _summary=true", "GET", "/fhir/Patient/sum-1?_summary=true", "", nil, 200, func(m map[string]any) bool {
+			return m["gender"] == "male" && m["contact"] == nil && m["communication"] == nil && m["id"] == "sum-1" && strings.Contains(mustJSON(m["meta"]), "SUBSETTED")
+		}},
+		{"search _summary=true", "GET", "/fhir/Patient?_id=sum-1&_summary=true", "", nil, 200, func(m map[string]any) bool {
+			r := m["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
+			return r["gender"] == "male" && r["contact"] == nil && strings.Contains(mustJSON(r["meta"]), "SUBSETTED")
+		}},
+		{"read _elements", "GET", "/fhir/Patient/sum-1?_elements=contact", "", nil, 200, func(m map[string]any) bool {
+			return m["contact"] != nil && m["gender"] == nil && strings.Contains(mustJSON(m["meta"]), "SUBSETTED")
+		}},
+		{"vread _summary=data", "GET", "/fhir/Patient/sum-1/_history/1?_summary=data", "", nil, 200, func(m map[string]any) bool { return m["contact"] != nil }},
+		{"read _summary=count", "GET", "/fhir/Patient/sum-1?_summary=count", "", nil, 400, nil},
 		{"lenient ignores unknown", "GET", "/fhir/Patient?_id=" + id + "&bogus=1", "", []string{"Prefer", "handling=lenient"}, 200, func(m map[string]any) bool { return m["total"] == float64(1) }},
 		{"strict refuses unknown", "GET", "/fhir/Patient?bogus=1", "", nil, 400, func(m map[string]any) bool { return strings.Contains(mustJSON(m), "bogus") }},
 		{"bad date value", "GET", "/fhir/Patient?birthdate=2020-13", "", nil, 400, func(m map[string]any) bool { return strings.Contains(mustJSON(m), "birthdate") }},

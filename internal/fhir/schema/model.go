@@ -43,6 +43,7 @@ type rawElement struct {
 	ContentReference string   `json:"contentReference"`
 	Primitive        bool     `json:"primitive"`
 	System           bool     `json:"system"`
+	Summary          bool     `json:"summary"`
 }
 
 // model is the indexed form of rawModel that validation walks. Built once, never changed.
@@ -80,6 +81,7 @@ type elemInfo struct {
 	max       int // -1 for "*"
 	choice    bool
 	system    bool      // a FHIRPath system type (Element.id, Extension.url): no "_name" form
+	summary   bool      // isSummary: kept by _summary=true
 	jsonNames []string  // every property name that carries this element, "_" forms included
 	inline    *typeInfo // children of a BackboneElement, or the target of a contentReference
 }
@@ -204,7 +206,7 @@ func newTypeInfo(name string, resource bool) *typeInfo {
 }
 
 func newElemInfo(name string, re *rawElement) (*elemInfo, error) {
-	el := &elemInfo{name: strings.TrimSuffix(name, "[x]"), types: re.Types, min: re.Min, max: -1, system: re.System}
+	el := &elemInfo{name: strings.TrimSuffix(name, "[x]"), types: re.Types, min: re.Min, max: -1, system: re.System, summary: re.Summary}
 	el.choice = el.name != name
 	if re.Max != "*" {
 		if _, err := fmt.Sscanf(re.Max, "%d", &el.max); err != nil {

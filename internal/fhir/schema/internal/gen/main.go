@@ -79,6 +79,8 @@ type element struct {
 	// System marks elements typed with a FHIRPath system type (Element.id, Extension.url,
 	// Resource.id): plain JSON values that cannot carry a "_name" extension object.
 	System bool `json:"system,omitempty"`
+	// Summary is the element's isSummary: _summary=true keeps it.
+	Summary bool `json:"summary,omitempty"`
 }
 
 // The input: just the parts of a StructureDefinition this generator reads.
@@ -110,6 +112,7 @@ type structureDefinition struct {
 				} `json:"extension"`
 			} `json:"type"`
 			ContentReference string `json:"contentReference"`
+			IsSummary        bool   `json:"isSummary"`
 			Base             struct {
 				Path string `json:"path"`
 			} `json:"base"`
@@ -238,6 +241,7 @@ func typeOf(sd structureDefinition) *typeDef {
 			Min:              el.Min,
 			Max:              el.Max,
 			ContentReference: el.ContentReference,
+			Summary:          el.IsSummary,
 		}
 		for _, ty := range el.Type {
 			code := ty.Code
