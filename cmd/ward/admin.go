@@ -39,7 +39,7 @@ func admin(ctx context.Context, args []string) error {
 			return err
 		}
 		out := credentialsFile{AdminCredentials: creds, TokenURL: c.PublicURL + "/oauth/token",
-			ProjectAPIURL: c.PublicURL + "/v1", FHIRAPIURL: c.PublicURL + "/fhir"}
+			ProjectAPIURL: c.PublicURL + "/v1", FHIRAPIURL: c.fhirURL()}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -15,6 +16,7 @@ type config struct {
 	DataDir      string
 	Database     string
 	PublicURL    string
+	FHIRPath     string // where the FHIR API is served, "/fhir" by default
 	MaxBodyBytes int64
 	MaxResponse  int
 	// SearchCount is a FHIR search page's size when _count is absent;
@@ -82,6 +84,7 @@ func parseConfig(name string, args []string) (config, error) {
 	fs.StringVar(&c.DataDir, "data-dir", env("WARD_DATA_DIR", "ward-data"), "data directory (WARD_DATA_DIR)")
 	fs.StringVar(&c.Database, "database", env("WARD_DATABASE", ""), "postgres://... URL; empty means SQLite in the data directory (WARD_DATABASE)")
 	fs.StringVar(&c.PublicURL, "public-url", env("WARD_PUBLIC_URL", ""), "URL clients reach Ward at; default http://<addr> (WARD_PUBLIC_URL)")
+	fs.StringVar(&c.FHIRPath, "fhir-path", env("WARD_FHIR_PATH", "/fhir"), "path of the FHIR API under the public URL, e.g. /fhir/r4 (WARD_FHIR_PATH)")
 	maxBody := fs.Int64("max-body-bytes", 6<<20, "request body limit in bytes (WARD_MAX_BODY_BYTES)")
 	maxResponse := fs.Int64("max-response-bytes", 6<<20, "largest FHIR search response in bytes; a bigger one is a 413 suggesting _count or _elements (WARD_MAX_RESPONSE_BYTES)")
 	searchCount := fs.Int64("search-count", 20, "FHIR search page size when _count is absent (WARD_SEARCH_COUNT)")
@@ -156,6 +159,9 @@ func parseConfig(name string, args []string) (config, error) {
 	if c.WorkDir == "" {
 		c.WorkDir = filepath.Join(c.DataDir, "functions")
 	}
+	if err := checkFHIRPath(c.FHIRPath); err != nil {
+		return c, err
+	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Addr
 	}
@@ -164,6 +170,23 @@ func parseConfig(name string, args []string) (config, error) {
 	}
 	return c, nil
 }
+
+// checkFHIRPath refuses a FHIR path that is not one, or that would take
+// over Ward's other routes.
+func checkFHIRPath(p string) error {
+	if !strings.HasPrefix(p, "/") || len(p) < 2 || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "?#{}* \t") || strings.Contains(p, "//") {
+		return fmt.Errorf("--fhir-path %q: want a path such as /fhir or /fhir/r4, without a trailing slash", p)
+	}
+	for _, taken := range []string{"/v1", "/oauth", "/.well-known", "/healthz", "/z3", "/invite", "/user-invite"} {
+		if p == taken || strings.HasPrefix(p, taken+"/") {
+			return fmt.Errorf("--fhir-path %q is under %s, which Ward serves itself", p, taken)
+		}
+	}
+	return nil
+}
+
+// fhirURL is the FHIR API's base URL.
+func (c config) fhirURL() string { return c.PublicURL + c.FHIRPath }
 
 // dsn is the database to open: the URL, or the SQLite file in the data dir.
 func (c config) dsn() string {

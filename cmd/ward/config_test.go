@@ -25,6 +25,13 @@ func TestParseConfigLimits(t *testing.T) {
 		{"page bigger than the most", nil, []string{"--search-count", "100", "--search-max-count", "50"}, nil, "must not exceed"},
 		{"zero", nil, []string{"--search-max-count", "0"}, nil, "--search-max-count must be positive"},
 		{"not a number", map[string]string{"WARD_MAX_RESPONSE_BYTES": "lots"}, nil, nil, "WARD_MAX_RESPONSE_BYTES must be a positive number"},
+		{"fhir path", map[string]string{"WARD_FHIR_PATH": "/fhir/r4"}, []string{"--public-url", "https://ward.example/"},
+			func(c config) bool { return c.fhirURL() == "https://ward.example/fhir/r4" }, ""},
+		{"default fhir path", nil, []string{"--public-url", "https://ward.example"},
+			func(c config) bool { return c.fhirURL() == "https://ward.example/fhir" }, ""},
+		{"fhir path over the project API", nil, []string{"--fhir-path", "/v1/fhir"}, nil, "under /v1"},
+		{"fhir path with a trailing slash", nil, []string{"--fhir-path", "/fhir/"}, nil, "without a trailing slash"},
+		{"fhir path at the root", nil, []string{"--fhir-path", "/"}, nil, "want a path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

@@ -117,7 +117,7 @@ func serve(ctx context.Context, args []string) error {
 	defer pool.Close()
 	zambdas := zambda.New(zambda.Config{WorkDir: c.WorkDir}, svc.store, svc.iam, z3Svc, issuer, pool, sealer, time.Now, log)
 	defer zambdas.Flush() // before the store closes
-	fhirHandler := fhir.NewHandler(fhirSvc, c.PublicURL+"/fhir", log)
+	fhirHandler := fhir.NewHandler(fhirSvc, c.fhirURL(), log)
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
 		fhirSvc, zambdas, time.Now, log)
 	subs.Register(fhirHandler)
@@ -256,7 +256,7 @@ func bootstrap(ctx context.Context, c config, svc *services) error {
 		return err
 	}
 	out := credentialsFile{AdminCredentials: creds, TokenURL: c.PublicURL + "/oauth/token",
-		ProjectAPIURL: c.PublicURL + "/v1", FHIRAPIURL: c.PublicURL + "/fhir"}
+		ProjectAPIURL: c.PublicURL + "/v1", FHIRAPIURL: c.fhirURL()}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err
