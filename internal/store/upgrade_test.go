@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,32 +23,17 @@ func TestUpgradeHistorySuperseded(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			dsn := b.DSN(t)
-			old, err := store.OpenUpTo(ctx, dsn, "0016_z3_blob_keys")
-			if err != nil {
-				t.Fatal(err)
-			}
-			deleted := "0"
-			if b.Name == "postgres" {
-				deleted = "FALSE"
-			}
-			for _, q := range []string{
-				`INSERT INTO fhir_resources (project_id, resource_type, id, version_id, last_updated, deleted, content) VALUES ('p1', 'Patient', 'a', 2, 2000, ` + deleted + `, '{"v":2}')`,
-				`INSERT INTO fhir_history (project_id, resource_type, id, version_id, last_updated, deleted, method, content) VALUES ('p1', 'Patient', 'a', 1, 1000, ` + deleted + `, 'POST', '{"v":1}')`,
-				`INSERT INTO fhir_history (project_id, resource_type, id, version_id, last_updated, deleted, method, content) VALUES ('p1', 'Patient', 'a', 2, 2000, ` + deleted + `, 'PATCH', '{"v":2}')`,
-			} {
-				if err := old.Exec(ctx, q); err != nil {
-					t.Fatal(err)
+			s := upgradeFrom(t, b, "0016_z3_blob_keys", func(old *store.Store, deleted string) {
+				for _, q := range []string{
+					`INSERT INTO fhir_resources (project_id, resource_type, id, version_id, last_updated, deleted, content) VALUES ('p1', 'Patient', 'a', 2, 2000, ` + deleted + `, '{"v":2}')`,
+					`INSERT INTO fhir_history (project_id, resource_type, id, version_id, last_updated, deleted, method, content) VALUES ('p1', 'Patient', 'a', 1, 1000, ` + deleted + `, 'POST', '{"v":1}')`,
+					`INSERT INTO fhir_history (project_id, resource_type, id, version_id, last_updated, deleted, method, content) VALUES ('p1', 'Patient', 'a', 2, 2000, ` + deleted + `, 'PATCH', '{"v":2}')`,
+				} {
+					if err := old.Exec(ctx, q); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
-			if err := old.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s, err := store.Open(ctx, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			})
 			hist, total, err := s.History(ctx, "p1", store.HistoryFilter{Count: 10})
 			if err != nil || total != 2 || len(hist) != 2 {
 				t.Fatalf("history after the upgrade: %d %+v, %v", total, hist, err)
@@ -74,36 +60,21 @@ func TestUpgradeCompositeIndex(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			dsn := b.DSN(t)
-			old, err := store.OpenUpTo(ctx, dsn, "0018_search_plans")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := old.CreateProject(ctx, store.Project{ID: "p1", Name: "P", CreatedAt: time.Now()}); err != nil {
-				t.Fatal(err)
-			}
-			deleted := "0"
-			if b.Name == "postgres" {
-				deleted = "FALSE"
-			}
-			obs := `{"resourceType":"Observation","id":"o1","status":"final",` +
-				`"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},` +
-				`"valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
-			if err := old.Exec(ctx, `INSERT INTO fhir_resources (project_id, resource_type, id, version_id, last_updated, deleted, content) VALUES ('p1', 'Observation', 'o1', 1, 1000, `+deleted+`, ?)`, obs); err != nil {
-				t.Fatal(err)
-			}
-			loc := `{"resourceType":"Location","id":"l1","position":{"latitude":42.2565,"longitude":-83.6948}}`
-			if err := old.Exec(ctx, `INSERT INTO fhir_resources (project_id, resource_type, id, version_id, last_updated, deleted, content) VALUES ('p1', 'Location', 'l1', 1, 1000, `+deleted+`, ?)`, loc); err != nil {
-				t.Fatal(err)
-			}
-			if err := old.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s, err := store.Open(ctx, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := upgradeFrom(t, b, "0018_search_plans", func(old *store.Store, deleted string) {
+				if err := old.CreateProject(ctx, store.Project{ID: "p1", Name: "P", CreatedAt: time.Now()}); err != nil {
+					t.Fatal(err)
+				}
+				obs := `{"resourceType":"Observation","id":"o1","status":"final",` +
+					`"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},` +
+					`"valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}`
+				loc := `{"resourceType":"Location","id":"l1","position":{"latitude":42.2565,"longitude":-83.6948}}`
+				for id, content := range map[string]string{"Observation/o1": obs, "Location/l1": loc} {
+					typ, rid, _ := strings.Cut(id, "/")
+					if err := old.Exec(ctx, `INSERT INTO fhir_resources (project_id, resource_type, id, version_id, last_updated, deleted, content) VALUES ('p1', ?, ?, 1, 1000, `+deleted+`, ?)`, typ, rid, content); err != nil {
+						t.Fatal(err)
+					}
+				}
+			})
 			svc := fhir.New(s, nil, fhir.Config{}, time.Now)
 			q, err := search.ParseQuery("Observation", url.Values{"code-value-quantity": {"http://loinc.org|8867-4$gt70"}}, false)
 			if err != nil {
@@ -137,4 +108,31 @@ func TestUpgradeCompositeIndex(t *testing.T) {
 			}
 		})
 	}
+}
+
+// upgradeFrom builds a database as release version left it on backend b,
+// lets fill write to it (deleted is the dialect's false), then opens it
+// with every migration.
+func upgradeFrom(t *testing.T, b storetest.Backend, version string, fill func(old *store.Store, deleted string)) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	dsn := b.DSN(t)
+	old, err := store.OpenUpTo(ctx, dsn, version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := "0"
+	if b.Name == "postgres" {
+		deleted = "FALSE"
+	}
+	fill(old, deleted)
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
