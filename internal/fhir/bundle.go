@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -33,6 +34,9 @@ type inEntry struct {
 		IfMatch     string `json:"ifMatch"`
 		IfNoneExist string `json:"ifNoneExist"`
 	} `json:"request"`
+	// existing is the resource a conditional create's ifNoneExist found
+	// (matchConditionalCreates): the entry creates nothing.
+	existing *Resource
 }
 
 // maxEntries bounds one batch or transaction.
@@ -71,7 +75,11 @@ func (h *Handler) bundle(w http.ResponseWriter, r *http.Request, p auth.Principa
 	err = h.svc.store.WithTx(r.Context(), func(tx *store.Tx) error {
 		txSvc := *h.svc
 		txSvc.store = &tx.Store
-		entries := rewriteUUIDs(in.Entry)
+		matched, err := matchConditionalCreates(r.Context(), &txSvc, p, in.Entry)
+		if err != nil {
+			return err
+		}
+		entries := rewriteUUIDs(matched)
 		for _, i := range transactionOrder(entries) {
 			res := h.entry(r.Context(), &txSvc, p, entries[i])
 			if res.err != nil {
@@ -111,6 +119,12 @@ func rewriteUUIDs(entries []inEntry) []inEntry {
 	for i, e := range out {
 		if strings.EqualFold(e.Request.Method, "POST") && strings.HasPrefix(e.FullURL, "urn:uuid:") {
 			typ := strings.Trim(strings.SplitN(e.Request.URL, "?", 2)[0], "/")
+			if e.existing != nil {
+				// A conditional create that found its resource: references
+				// to the entry point at that one.
+				repl = append(repl, `"`+e.FullURL+`"`, `"`+e.existing.Type+"/"+e.existing.ID+`"`)
+				continue
+			}
 			id := newID()
 			ids[i] = id
 			repl = append(repl, `"`+e.FullURL+`"`, `"`+typ+"/"+id+`"`)
@@ -126,6 +140,43 @@ func rewriteUUIDs(entries []inEntry) []inEntry {
 		}
 	}
 	return out
+}
+
+// matchConditionalCreates runs the ifNoneExist search of each conditional
+// create in a transaction before any entry is written, as the caller, so
+// that references to an entry that finds its resource can point at it
+// (rewriteUUIDs). More than one match fails the transaction (412).
+func matchConditionalCreates(ctx context.Context, svc *Service, p auth.Principal, entries []inEntry) ([]inEntry, error) {
+	out := slices.Clone(entries)
+	for i, e := range entries {
+		if e.Request == nil || !strings.EqualFold(e.Request.Method, "POST") || e.Request.IfNoneExist == "" {
+			continue
+		}
+		typ := strings.Trim(strings.SplitN(e.Request.URL, "?", 2)[0], "/")
+		// As a plain create would: the right to create, a valid body.
+		if err := checkType(typ); err != nil {
+			return nil, fmt.Errorf("Bundle.entry[%d]: %w", i, err)
+		}
+		if _, err := svc.decide(ctx, p, "FHIR:Create", typ, ""); err != nil {
+			return nil, fmt.Errorf("Bundle.entry[%d] (POST %s): %w", i, e.Request.URL, err)
+		}
+		if _, err := validate(e.Resource, typ); err != nil {
+			return nil, fmt.Errorf("Bundle.entry[%d] (POST %s): %w", i, e.Request.URL, err)
+		}
+		found, err := svc.conditionalMatches(ctx, p, typ, e.Request.IfNoneExist)
+		if err != nil {
+			return nil, fmt.Errorf("Bundle.entry[%d] (POST %s, ifNoneExist %s): %w", i, e.Request.URL, e.Request.IfNoneExist, err)
+		}
+		switch len(found) {
+		case 0:
+			continue
+		case 1:
+		default:
+			return nil, fault.Wrap(fault.ErrPrecondition, nil, "Bundle.entry[%d]: ifNoneExist %q matched %d resources; it must match at most one", i, e.Request.IfNoneExist, len(found))
+		}
+		out[i].existing = &found[0]
+	}
+	return out, nil
 }
 
 // entryResult is a response entry, or the error that fails a transaction.
@@ -155,6 +206,8 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 		return entryResult{bundleEntry: be}
 	}
 	switch {
+	case method == "POST" && len(seg) == 1 && e.existing != nil:
+		return ok(http.StatusOK, *e.existing, true)
 	case method == "POST" && len(seg) == 1:
 		var res Resource
 		var created bool

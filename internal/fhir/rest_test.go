@@ -120,3 +120,51 @@ func TestREST(t *testing.T) {
 }
 
 func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// A conditional create in a transaction that finds its resource creates
+// nothing, and the entries that reference its urn:uuid point at the
+// resource found; two matches fail the whole transaction.
+func TestTransactionConditionalCreate(t *testing.T) {
+	ts := restFixture(t, Config{})
+	bundle := `{"resourceType":"Bundle","type":"transaction","entry":[
+		{"fullUrl":"urn:uuid:0f7a3c2e-0000-4000-8000-000000000001","resource":{"resourceType":"Patient","identifier":[{"system":"http://x.test/mrn","value":"42"}]},
+		 "request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=http://x.test/mrn|42"}},
+		{"resource":{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"urn:uuid:0f7a3c2e-0000-4000-8000-000000000001"}},
+		 "request":{"method":"POST","url":"Encounter"}}]}`
+	run := func(wantPatientStatus string) (patientID, subject string) {
+		t.Helper()
+		res, out := call(t, ts, "POST", "/fhir", bundle)
+		if res.StatusCode != 200 {
+			t.Fatalf("transaction: %d %v", res.StatusCode, out)
+		}
+		entries := out["entry"].([]any)
+		pe, ee := entries[0].(map[string]any), entries[1].(map[string]any)
+		if got := pe["response"].(map[string]any)["status"]; got != wantPatientStatus {
+			t.Fatalf("patient entry status %v, want %s", got, wantPatientStatus)
+		}
+		patientID = pe["resource"].(map[string]any)["id"].(string)
+		subject = ee["resource"].(map[string]any)["subject"].(map[string]any)["reference"].(string)
+		return patientID, subject
+	}
+	first, subject := run("201 Created")
+	if subject != "Patient/"+first {
+		t.Fatalf("first run: subject %s, patient %s", subject, first)
+	}
+	again, subject := run("200 OK")
+	if again != first || subject != "Patient/"+first {
+		t.Fatalf("second run: patient %s (first %s), subject %s", again, first, subject)
+	}
+	_, out := call(t, ts, "GET", "/fhir/Patient?identifier=http://x.test/mrn|42", "")
+	if out["total"] != float64(1) {
+		t.Fatalf("patients with the identifier: %v", out["total"])
+	}
+	// A second patient with the identifier: the condition is ambiguous.
+	call(t, ts, "POST", "/fhir/Patient", `{"resourceType":"Patient","identifier":[{"system":"http://x.test/mrn","value":"42"}]}`)
+	res, out := call(t, ts, "POST", "/fhir", bundle)
+	if res.StatusCode != 412 {
+		t.Fatalf("ambiguous condition: %d %v", res.StatusCode, out)
+	}
+	if _, out := call(t, ts, "GET", "/fhir/Encounter?_summary=count", ""); out["total"] != float64(2) {
+		t.Fatalf("encounters after the failed transaction: %v, want 2", out["total"])
+	}
+}
