@@ -79,7 +79,10 @@ func (h *Handler) bundle(w http.ResponseWriter, r *http.Request, p auth.Principa
 		if err != nil {
 			return err
 		}
-		entries := rewriteUUIDs(matched)
+		entries, err := resolveConditionalRefs(r.Context(), &txSvc, p, rewriteUUIDs(matched))
+		if err != nil {
+			return err
+		}
 		for _, i := range transactionOrder(entries) {
 			res := h.entry(r.Context(), &txSvc, p, entries[i])
 			if res.err != nil {
@@ -175,6 +178,80 @@ func matchConditionalCreates(ctx context.Context, svc *Service, p auth.Principal
 			return nil, fault.Wrap(fault.ErrPrecondition, nil, "Bundle.entry[%d]: ifNoneExist %q matched %d resources; it must match at most one", i, e.Request.IfNoneExist, len(found))
 		}
 		out[i].existing = &found[0]
+	}
+	return out, nil
+}
+
+// resolveConditionalRefs replaces each conditional reference in the
+// entries' resources ("reference": "Patient?identifier=http://x|42") with
+// the one resource its search finds, as the caller (R4 http.html,
+// transaction processing rules); none or several fail the transaction
+// (412). Searches run before any entry is written.
+func resolveConditionalRefs(ctx context.Context, svc *Service, p auth.Principal, entries []inEntry) ([]inEntry, error) {
+	found := map[string]string{} // query -> Type/id
+	var failed error
+	var resolve func(v any) (any, bool)
+	resolve = func(v any) (any, bool) {
+		changed := false
+		switch x := v.(type) {
+		case map[string]any:
+			for k, child := range x {
+				if ref, ok := child.(string); ok && k == "reference" {
+					typ, query, conditional := strings.Cut(ref, "?")
+					if !conditional || !search.IsResourceType(typ) || failed != nil {
+						continue
+					}
+					target, ok := found[ref]
+					if !ok {
+						matches, err := svc.conditionalMatches(ctx, p, typ, query)
+						switch {
+						case err != nil:
+							failed = fmt.Errorf("conditional reference %q: %w", ref, err)
+							continue
+						case len(matches) != 1:
+							failed = fault.Wrap(fault.ErrPrecondition, nil, "conditional reference %q matched %d resources; it must match exactly one", ref, len(matches))
+							continue
+						}
+						target = typ + "/" + matches[0].ID
+						found[ref] = target
+					}
+					x[k], changed = target, true
+					continue
+				}
+				if nv, c := resolve(child); c {
+					x[k], changed = nv, true
+				}
+			}
+		case []any:
+			for i, child := range x {
+				if nv, c := resolve(child); c {
+					x[i], changed = nv, true
+				}
+			}
+		}
+		return v, changed
+	}
+	out := slices.Clone(entries)
+	for i, e := range out {
+		if e.Resource == nil || e.existing != nil || e.Request == nil || !bytes.Contains(e.Resource, []byte(`?`)) {
+			continue
+		}
+		if m := strings.ToUpper(e.Request.Method); m != "POST" && m != "PUT" {
+			continue // a PATCH body is a patch, not a resource
+		}
+		m, err := decode(e.Resource)
+		if err != nil {
+			continue // the entry reports its own body error
+		}
+		if _, changed := resolve(m); failed != nil {
+			return nil, fmt.Errorf("Bundle.entry[%d]: %w", i, failed)
+		} else if changed {
+			b, err := json.Marshal(m)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Resource = b
+		}
 	}
 	return out, nil
 }

@@ -168,3 +168,33 @@ func TestTransactionConditionalCreate(t *testing.T) {
 		t.Fatalf("encounters after the failed transaction: %v, want 2", out["total"])
 	}
 }
+
+// A conditional reference in a transaction ("Patient?identifier=...")
+// becomes a reference to the one resource it finds; none fails it.
+func TestTransactionConditionalReference(t *testing.T) {
+	ts := restFixture(t, Config{})
+	_, pat := call(t, ts, "POST", "/fhir/Patient", `{"resourceType":"Patient","identifier":[{"system":"http://x.test/mrn","value":"77"}]}`)
+	tx := func(query string) (*http.Response, map[string]any) {
+		return call(t, ts, "POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient?`+query+`"},
+			 "performer":[{"reference":"Patient?`+query+`"}]},"request":{"method":"POST","url":"Observation"}}]}`)
+	}
+	res, out := tx("identifier=http://x.test/mrn|77")
+	if res.StatusCode != 200 {
+		t.Fatalf("transaction: %d %v", res.StatusCode, out)
+	}
+	obs := out["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
+	want := "Patient/" + pat["id"].(string)
+	if got := obs["subject"].(map[string]any)["reference"]; got != want {
+		t.Fatalf("subject %v, want %s", got, want)
+	}
+	if got := obs["performer"].([]any)[0].(map[string]any)["reference"]; got != want {
+		t.Fatalf("performer %v, want %s", got, want)
+	}
+	if res, out := tx("identifier=http://x.test/mrn|78"); res.StatusCode != 412 || !strings.Contains(mustJSON(out), "matched 0 resources") {
+		t.Fatalf("no match: %d %v", res.StatusCode, out)
+	}
+	if _, out := call(t, ts, "GET", "/fhir/Observation?_summary=count", ""); out["total"] != float64(1) {
+		t.Fatalf("observations: %v, want 1", out["total"])
+	}
+}
