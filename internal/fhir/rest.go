@@ -439,7 +439,9 @@ func (h *Handler) searchBundle(page Page) bundle {
 		b.Entry = append(b.Entry, bundleEntry{FullURL: h.fullURL(res), Resource: subset(res.Content, page.Query), Search: &entrySearch{Mode: "match"}})
 	}
 	for _, res := range page.Included {
-		b.Entry = append(b.Entry, bundleEntry{FullURL: h.fullURL(res), Resource: res.Content, Search: &entrySearch{Mode: "include"}})
+		// _summary applies to every resource returned; _elements names
+		// elements of the searched type only.
+		b.Entry = append(b.Entry, bundleEntry{FullURL: h.fullURL(res), Resource: project(res.Content, nil, page.Query.Summary), Search: &entrySearch{Mode: "include"}})
 	}
 	if page.Query.Summary == "count" {
 		b.Entry = nil

@@ -75,6 +75,17 @@ func TestREST(t *testing.T) {
 			r := m["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
 			return r["gender"] == "male" && r["contact"] == nil && strings.Contains(mustJSON(r["meta"]), "SUBSETTED")
 		}},
+		{"a practitioner", "PUT", "/fhir/Practitioner/gp-1", `{"resourceType":"Practitioner","id":"gp-1","active":true,"communication":[{"text":"en"}]}`, nil, 201, nil},
+		{"their patient", "PUT", "/fhir/Patient/sum-2", `{"resourceType":"Patient","id":"sum-2","generalPractitioner":[{"reference":"Practitioner/gp-1"}]}`, nil, 201, nil},
+		{"_summary=true on included resources", "GET", "/fhir/Patient?_id=sum-2&_include=Patient:general-practitioner&_summary=true", "", nil, 200, func(m map[string]any) bool {
+			for _, e := range m["entry"].([]any) {
+				r := e.(map[string]any)["resource"].(map[string]any)
+				if r["resourceType"] == "Practitioner" {
+					return r["active"] == true && r["communication"] == nil && strings.Contains(mustJSON(r["meta"]), "SUBSETTED")
+				}
+			}
+			return false
+		}},
 		{"read _elements", "GET", "/fhir/Patient/sum-1?_elements=contact", "", nil, 200, func(m map[string]any) bool {
 			return m["contact"] != nil && m["gender"] == nil && strings.Contains(mustJSON(m["meta"]), "SUBSETTED")
 		}},
