@@ -113,6 +113,26 @@ test('a transaction rewrites urn:uuid references and is all or nothing', async (
   assert.equal(after.total, 0, 'the valid entry of a failed transaction was kept');
 });
 
+test('a transaction resolves a conditional reference to the one resource it finds', async () => {
+  const mrn = `http://x.test/mrn|cr${tag}`;
+  const [system, value] = mrn.split('|');
+  const patient = await admin.fhir.create({ resourceType: 'Patient', identifier: [{ system, value }] });
+  const res = await admin.fhir.transaction({
+    requests: [
+      { method: 'POST', url: '/Observation', resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: `Patient?identifier=${mrn}` } } },
+    ],
+  });
+  assert.equal(res.entry[0].resource.subject.reference, `Patient/${patient.id}`);
+  await rejects(
+    admin.fhir.transaction({
+      requests: [
+        { method: 'POST', url: '/Observation', resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: `Patient?identifier=${mrn}-none` } } },
+      ],
+    }),
+    412,
+  );
+});
+
 test('a read-only role reads but cannot write, and conditions limit what it sees', async () => {
   const seen = await admin.fhir.create({ resourceType: 'Patient', name: [{ family: `Cond${tag}` }], gender: 'female' });
   const hidden = await admin.fhir.create({ resourceType: 'Patient', name: [{ family: `Cond${tag}` }], gender: 'male' });
