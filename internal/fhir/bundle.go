@@ -37,6 +37,10 @@ type inEntry struct {
 	// existing is the resource a conditional create's ifNoneExist found
 	// (matchConditionalCreates): the entry creates nothing.
 	existing *Resource
+	// sameAs, when not 0, is 1 + the index of an earlier entry with the
+	// same type and ifNoneExist that found nothing: this entry is that
+	// entry's resource, not another one.
+	sameAs int
 }
 
 // maxEntries bounds one batch or transaction.
@@ -113,25 +117,47 @@ func transactionOrder(entries []inEntry) []int {
 }
 
 // rewriteUUIDs gives each POST entry with a urn:uuid fullUrl its id up
-// front and replaces references to it everywhere in the bundle.
+// front and replaces references to it everywhere in the bundle; a
+// conditional create that found its resource, or that repeats an earlier
+// entry's condition, stands for that resource instead.
 func rewriteUUIDs(entries []inEntry) []inEntry {
 	repl := []string{}
 	out := make([]inEntry, len(entries))
 	copy(out, entries)
 	ids := map[int]string{}
+	target := map[int]bool{} // entries others are the same as
+	for _, e := range out {
+		if e.sameAs > 0 {
+			target[e.sameAs-1] = true
+		}
+	}
 	for i, e := range out {
-		if strings.EqualFold(e.Request.Method, "POST") && strings.HasPrefix(e.FullURL, "urn:uuid:") {
-			typ := strings.Trim(strings.SplitN(e.Request.URL, "?", 2)[0], "/")
-			if e.existing != nil {
-				// A conditional create that found its resource: references
-				// to the entry point at that one.
-				repl = append(repl, `"`+e.FullURL+`"`, `"`+e.existing.Type+"/"+e.existing.ID+`"`)
-				continue
-			}
+		typ := strings.Trim(strings.SplitN(e.Request.URL, "?", 2)[0], "/")
+		urn := strings.HasPrefix(e.FullURL, "urn:uuid:")
+		switch {
+		case !strings.EqualFold(e.Request.Method, "POST") || e.sameAs > 0:
+		case e.existing != nil && urn:
+			// A conditional create that found its resource: references
+			// to the entry point at that one.
+			repl = append(repl, `"`+e.FullURL+`"`, `"`+e.existing.Type+"/"+e.existing.ID+`"`)
+		case e.existing == nil && (urn || target[i]):
 			id := newID()
 			ids[i] = id
+			if urn {
+				repl = append(repl, `"`+e.FullURL+`"`, `"`+typ+"/"+id+`"`)
+			}
+		}
+	}
+	for i, e := range out {
+		if e.sameAs == 0 {
+			continue
+		}
+		id := ids[e.sameAs-1]
+		if strings.HasPrefix(e.FullURL, "urn:uuid:") {
+			typ := strings.Trim(strings.SplitN(e.Request.URL, "?", 2)[0], "/")
 			repl = append(repl, `"`+e.FullURL+`"`, `"`+typ+"/"+id+`"`)
 		}
+		out[i].FullURL = "same:" + id
 	}
 	r := strings.NewReplacer(repl...)
 	for i := range out {
@@ -151,11 +177,16 @@ func rewriteUUIDs(entries []inEntry) []inEntry {
 // (rewriteUUIDs). More than one match fails the transaction (412).
 func matchConditionalCreates(ctx context.Context, svc *Service, p auth.Principal, entries []inEntry) ([]inEntry, error) {
 	out := slices.Clone(entries)
+	first := map[string]int{} // type?condition -> the first entry that found nothing
 	for i, e := range entries {
 		if e.Request == nil || !strings.EqualFold(e.Request.Method, "POST") || e.Request.IfNoneExist == "" {
 			continue
 		}
 		typ := strings.Trim(strings.SplitN(e.Request.URL, "?", 2)[0], "/")
+		if j, seen := first[typ+"?"+e.Request.IfNoneExist]; seen {
+			out[i].sameAs = j + 1
+			continue
+		}
 		// As a plain create would: the right to create, a valid body.
 		if err := checkType(typ); err != nil {
 			return nil, fmt.Errorf("Bundle.entry[%d]: %w", i, err)
@@ -172,6 +203,7 @@ func matchConditionalCreates(ctx context.Context, svc *Service, p auth.Principal
 		}
 		switch len(found) {
 		case 0:
+			first[typ+"?"+e.Request.IfNoneExist] = i
 			continue
 		case 1:
 		default:
@@ -285,6 +317,13 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 	switch {
 	case method == "POST" && len(seg) == 1 && e.existing != nil:
 		return ok(http.StatusOK, *e.existing, true)
+	case method == "POST" && len(seg) == 1 && strings.HasPrefix(e.FullURL, "same:"):
+		// The resource an earlier entry with the same condition created.
+		res, err := svc.Read(ctx, p, seg[0], strings.TrimPrefix(e.FullURL, "same:"))
+		if err != nil {
+			return fail(err)
+		}
+		return ok(http.StatusOK, res, true)
 	case method == "POST" && len(seg) == 1:
 		var res Resource
 		var created bool

@@ -169,14 +169,35 @@ func TestTransactionConditionalCreate(t *testing.T) {
 	if out["total"] != float64(1) {
 		t.Fatalf("patients with the identifier: %v", out["total"])
 	}
+	// Two entries with one condition that finds nothing are one resource.
+	res, out := call(t, ts, "POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[
+		{"fullUrl":"urn:uuid:0f7a3c2e-0000-4000-8000-000000000002","resource":{"resourceType":"Patient","identifier":[{"system":"http://x.test/mrn","value":"43"}]},
+		 "request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=http://x.test/mrn|43"}},
+		{"fullUrl":"urn:uuid:0f7a3c2e-0000-4000-8000-000000000003","resource":{"resourceType":"Patient","identifier":[{"system":"http://x.test/mrn","value":"43"}]},
+		 "request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=http://x.test/mrn|43"}},
+		{"resource":{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"urn:uuid:0f7a3c2e-0000-4000-8000-000000000003"}},
+		 "request":{"method":"POST","url":"Encounter"}}]}`)
+	if res.StatusCode != 200 {
+		t.Fatalf("repeated condition: %d %v", res.StatusCode, out)
+	}
+	entries := out["entry"].([]any)
+	p1 := entries[0].(map[string]any)["resource"].(map[string]any)["id"]
+	p2 := entries[1].(map[string]any)["resource"].(map[string]any)["id"]
+	enc := entries[2].(map[string]any)["resource"].(map[string]any)["subject"].(map[string]any)["reference"]
+	if p1 != p2 || enc != "Patient/"+p1.(string) || entries[1].(map[string]any)["response"].(map[string]any)["status"] != "200 OK" {
+		t.Fatalf("repeated condition: patients %v %v, encounter subject %v, %v", p1, p2, enc, entries[1])
+	}
+	if _, out := call(t, ts, "GET", "/fhir/Patient?identifier=http://x.test/mrn|43", ""); out["total"] != float64(1) {
+		t.Fatalf("patients with identifier 43: %v", out["total"])
+	}
 	// A second patient with the identifier: the condition is ambiguous.
 	call(t, ts, "POST", "/fhir/Patient", `{"resourceType":"Patient","identifier":[{"system":"http://x.test/mrn","value":"42"}]}`)
-	res, out := call(t, ts, "POST", "/fhir", bundle)
+	res, out = call(t, ts, "POST", "/fhir", bundle)
 	if res.StatusCode != 412 {
 		t.Fatalf("ambiguous condition: %d %v", res.StatusCode, out)
 	}
-	if _, out := call(t, ts, "GET", "/fhir/Encounter?_summary=count", ""); out["total"] != float64(2) {
-		t.Fatalf("encounters after the failed transaction: %v, want 2", out["total"])
+	if _, out := call(t, ts, "GET", "/fhir/Encounter?_summary=count", ""); out["total"] != float64(3) {
+		t.Fatalf("encounters after the failed transaction: %v, want 3", out["total"])
 	}
 }
 
