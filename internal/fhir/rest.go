@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
@@ -219,9 +220,25 @@ func setVersionHeaders(w http.ResponseWriter, res Resource) {
 	w.Header().Set("Last-Modified", res.LastUpdated.UTC().Format(http.TimeFormat))
 }
 
+// notModified is a conditional read's answer (R4 http.html#cread):
+// If-None-Match names the current version, or, without it,
+// If-Modified-Since is no earlier than the last change (HTTP dates have
+// whole seconds).
+func notModified(r *http.Request, res Resource) bool {
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		etag := fmt.Sprintf(`W/"%d"`, res.VersionID)
+		return inm == etag || inm == strings.TrimPrefix(etag, "W/") || inm == "*"
+	}
+	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
+		t, err := http.ParseTime(ims)
+		return err == nil && !res.LastUpdated.Truncate(time.Second).After(t)
+	}
+	return false
+}
+
 func (h *Handler) sendResource(w http.ResponseWriter, r *http.Request, status int, res Resource) error {
 	setVersionHeaders(w, res)
-	if inm := r.Header.Get("If-None-Match"); inm != "" && inm == w.Header().Get("ETag") {
+	if notModified(r, res) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
@@ -56,6 +57,10 @@ func TestREST(t *testing.T) {
 	}{
 		{"read", "GET", "/fhir/Patient/" + id, "", nil, 200, func(m map[string]any) bool { return m["gender"] == "female" }},
 		{"not modified", "GET", "/fhir/Patient/" + id, "", []string{"If-None-Match", `W/"1"`}, 304, nil},
+		{"not modified, strong tag", "GET", "/fhir/Patient/" + id, "", []string{"If-None-Match", `"1"`}, 304, nil},
+		{"modified: another version", "GET", "/fhir/Patient/" + id, "", []string{"If-None-Match", `W/"2"`}, 200, nil},
+		{"not modified since", "GET", "/fhir/Patient/" + id, "", []string{"If-Modified-Since", time.Now().Add(time.Minute).UTC().Format(http.TimeFormat)}, 304, nil},
+		{"modified since", "GET", "/fhir/Patient/" + id, "", []string{"If-Modified-Since", time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)}, 200, nil},
 		{"unknown type", "GET", "/fhir/Patientx/1", "", nil, 404, func(m map[string]any) bool { return m["resourceType"] == "OperationOutcome" }},
 		{"body type mismatch", "POST", "/fhir/Patient", `{"resourceType":"Observation"}`, nil, 400, nil},
 		{"update id mismatch", "PUT", "/fhir/Patient/" + id, `{"resourceType":"Patient","id":"other"}`, nil, 400, nil},
