@@ -43,6 +43,12 @@ type inEntry struct {
 	sameAs int
 }
 
+// postType is the resource type a POST entry's url names ("Patient",
+// "/Patient", "Patient?x=y").
+func (e inEntry) postType() string {
+	return strings.Trim(strings.SplitN(e.Request.URL, "?", 2)[0], "/")
+}
+
 // maxEntries bounds one batch or transaction.
 const maxEntries = 1000
 
@@ -132,7 +138,7 @@ func rewriteUUIDs(entries []inEntry) []inEntry {
 		}
 	}
 	for i, e := range out {
-		typ := strings.Trim(strings.SplitN(e.Request.URL, "?", 2)[0], "/")
+		typ := e.postType()
 		urn := strings.HasPrefix(e.FullURL, "urn:uuid:")
 		switch {
 		case !strings.EqualFold(e.Request.Method, "POST") || e.sameAs > 0:
@@ -154,8 +160,7 @@ func rewriteUUIDs(entries []inEntry) []inEntry {
 		}
 		id := ids[e.sameAs-1]
 		if strings.HasPrefix(e.FullURL, "urn:uuid:") {
-			typ := strings.Trim(strings.SplitN(e.Request.URL, "?", 2)[0], "/")
-			repl = append(repl, `"`+e.FullURL+`"`, `"`+typ+"/"+id+`"`)
+			repl = append(repl, `"`+e.FullURL+`"`, `"`+e.postType()+"/"+id+`"`)
 		}
 		out[i].FullURL = "same:" + id
 	}
@@ -182,7 +187,7 @@ func matchConditionalCreates(ctx context.Context, svc *Service, p auth.Principal
 		if e.Request == nil || !strings.EqualFold(e.Request.Method, "POST") || e.Request.IfNoneExist == "" {
 			continue
 		}
-		typ := strings.Trim(strings.SplitN(e.Request.URL, "?", 2)[0], "/")
+		typ := e.postType()
 		if j, seen := first[typ+"?"+e.Request.IfNoneExist]; seen {
 			out[i].sameAs = j + 1
 			continue
