@@ -58,6 +58,19 @@ func FuzzValidate(f *testing.F) {
 		if err != nil || hasErrors(issues3) || rt3 != rt {
 			t.Fatalf("re-encoded resource fails: %q %v %v\ninput: %s\nre-encoded: %s", rt3, err, issues3, data, again)
 		}
+		// _summary=true of a valid resource: a fixed point, and a subset.
+		if m, ok := v.(map[string]any); ok {
+			if s1, ok := Summary(rt, m); ok {
+				if s2, _ := Summary(rt, s1); !reflect.DeepEqual(s1, s2) {
+					t.Fatalf("summary of the summary differs:\n%v\n%v", s1, s2)
+				}
+				for k := range s1 {
+					if _, in := m[k]; !in {
+						t.Fatalf("summary adds %q", k)
+					}
+				}
+			}
+		}
 	})
 }
 
