@@ -2,10 +2,9 @@ package schema
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"testing"
-
-	"maps"
 )
 
 func TestSummary(t *testing.T) {

@@ -70,14 +70,14 @@ func Extract(resourceType string, resource map[string]any) ([]Value, error) {
 	}
 	out := make([]Value, 0, len(params)) // most resources fill a fraction of their parameters, some twice
 	for _, p := range params {
-		if p.expr == nil || p.Type == "special" && !isNear(p) {
+		if p.expr == nil || p.Type == "special" && !p.IsNear() {
 			continue
 		}
 		items, err := p.expr.EvalItems(resource)
 		if err != nil {
 			return nil, fmt.Errorf("search parameter %s.%s: %w", resourceType, p.Name, err)
 		}
-		if isNear(p) {
+		if p.IsNear() {
 			out = appendNear(out, p, items)
 			continue
 		}
@@ -154,9 +154,9 @@ func IndexValues(resourceType string, resource map[string]any) ([]Value, error) 
 		return vals, nil
 	}
 	for _, p := range params {
-		if p.Type == "composite" && p.own && p.Composite() || isNear(p) && p.expr != nil {
+		if p.Type == "composite" && p.own && p.Composite() || p.IsNear() && p.expr != nil {
 			items, err := p.expr.EvalItems(resource)
-			if err == nil && isNear(p) {
+			if err == nil && p.IsNear() {
 				out = appendNear(out, p, items)
 			} else if err == nil {
 				out, err = appendComposite(out, p, resource, items)

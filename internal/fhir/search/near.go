@@ -29,14 +29,11 @@ type Box struct {
 // "mi") in kilometres.
 var kmPer = map[string]float64{"km": 1, "m": 0.001, "[mi_i]": 1.609344, "mi": 1.609344, "[nmi_i]": 1.852}
 
-// isNear reports whether p is Location's near.
-func isNear(p *Param) bool {
-	return p != nil && p.Type == "special" && p.Name == "near" && p.Base == "Location"
-}
-
 // IsNear reports whether p is a special parameter the index answers
 // (Location near).
-func (p *Param) IsNear() bool { return isNear(p) }
+func (p *Param) IsNear() bool {
+	return p != nil && p.Type == "special" && p.Name == "near" && p.Base == "Location"
+}
 
 // parseNear reads "lat|lon[|distance[|units]]".
 func parseNear(raw string) (*Cond, error) {

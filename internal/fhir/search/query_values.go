@@ -136,7 +136,7 @@ func parseTyped(p *Param, typ, raw string) (*Cond, error) {
 		}
 		return cond, nil
 	case "special":
-		if isNear(p) {
+		if p.IsNear() {
 			return parseNear(unescape(raw))
 		}
 	}
