@@ -26,6 +26,14 @@ if ! command -v node >/dev/null 2>&1; then
 fi
 say "npm ci (e2e)"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+# The R4 definitions and examples (hl7.fhir.r4.examples, CC0): the schema and
+# search models are regenerated from them and every example is validated
+# and indexed (package internal/fhir/r4pkg).
+if [ -z "${WARD_FHIR_EXAMPLES:-}" ]; then
+  say "npm ci (R4 package)"
+  (cd testdata/r4pkg && npm ci --no-audit --no-fund --loglevel=error)
+  export WARD_FHIR_EXAMPLES="$PWD/testdata/r4pkg/node_modules/hl7.fhir.r4.examples"
+fi
 
 say "go vet"
 go vet ./...

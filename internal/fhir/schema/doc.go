@@ -2,10 +2,11 @@
 //
 // The model is generated from the specification's own StructureDefinitions (the snapshots in the
 // npm package hl7.fhir.r4.examples@4.0.1, CC0-1.0) into r4.json.gz, which is embedded and indexed
-// on first use. To regenerate it, fetch the package and run go generate here:
+// on first use. To regenerate it, install the package (as scripts/test.sh does; package r4pkg)
+// and run go generate here:
 //
-//	cd $(mktemp -d) && npm pack hl7.fhir.r4.examples@4.0.1 && tar xzf hl7.fhir.r4.examples-4.0.1.tgz
-//	cd internal/fhir/schema && FHIR_PKG=<that dir>/package go generate
+//	(cd testdata/r4pkg && npm ci) && export WARD_FHIR_EXAMPLES=$PWD/testdata/r4pkg/node_modules/hl7.fhir.r4.examples
+//	cd internal/fhir/schema && go generate
 //
 // Validate checks structure (known elements, cardinality, arrays versus single values, required
 // elements, nested and contained resources) and primitive values (JSON types and the spec's
@@ -13,4 +14,4 @@
 // reference targets or profiles: those need more than the base structure.
 package schema
 
-//go:generate go run ./internal/gen -pkg=$FHIR_PKG
+//go:generate go run ./internal/gen -pkg=$WARD_FHIR_EXAMPLES

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/wardhealth/ward/internal/fhir/r4pkg"
 )
 
 // TestOfficialExamples validates the official examples committed in testdata: all are valid R4.
@@ -57,14 +59,10 @@ var knownInvalidExamples = map[string]struct{ expression, reason string }{
 	"SearchParameter-valueset-extensions-ValueSet-workflow.json":                               {"SearchParameter.base", "extension search parameters omit base (1..*)"},
 }
 
-// TestAllOfficialExamples validates every example of the npm package when WARD_FHIR_EXAMPLES
-// names its extracted directory (the one holding package.json). It is skipped otherwise: the
-// package is 19 MB and not committed.
+// TestAllOfficialExamples validates every example of the npm package hl7.fhir.r4.examples
+// (r4pkg.Dir: installed by scripts/test.sh, not committed: 19 MB).
 func TestAllOfficialExamples(t *testing.T) {
-	dir := os.Getenv("WARD_FHIR_EXAMPLES")
-	if dir == "" {
-		t.Skip("set WARD_FHIR_EXAMPLES to the extracted hl7.fhir.r4.examples package directory")
-	}
+	dir := r4pkg.Dir(t)
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no examples in %s (%v)", dir, err)

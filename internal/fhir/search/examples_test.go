@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wardhealth/ward/internal/fhir/r4pkg"
 )
 
 // decodeResource decodes FHIR JSON the way the server does: numbers stay
@@ -23,14 +25,10 @@ func decodeResource(t testing.TB, data []byte) map[string]any {
 }
 
 // TestExtractAllExamples runs Extract over every example of the R4
-// examples package (and every resource inside example Bundles) when
-// WARD_FHIR_EXAMPLES names the extracted package directory; see
-// internal/gen for how to fetch it.
+// examples package (and every resource inside example Bundles); see
+// package r4pkg for where it comes from.
 func TestExtractAllExamples(t *testing.T) {
-	dir := os.Getenv("WARD_FHIR_EXAMPLES")
-	if dir == "" {
-		t.Skip("WARD_FHIR_EXAMPLES not set")
-	}
+	dir := r4pkg.Dir(t)
 	files := packageExamples(t, dir)
 	if len(files) == 0 {
 		t.Fatalf("no examples in %s", dir)

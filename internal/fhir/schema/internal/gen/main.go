@@ -1,12 +1,9 @@
 // Command gen turns the FHIR R4 StructureDefinitions into the compact model that package schema
 // embeds (r4.json.gz). It reads the snapshots in Bundle-resources.json and Bundle-types.json of the
-// npm package hl7.fhir.r4.examples@4.0.1 (CC0-1.0), fetched with
+// npm package hl7.fhir.r4.examples@4.0.1 (CC0-1.0), installed as package r4pkg says, and is run
+// from internal/fhir/schema as
 //
-//	cd $(mktemp -d) && npm pack hl7.fhir.r4.examples@4.0.1 && tar xzf hl7.fhir.r4.examples-4.0.1.tgz
-//
-// and run from internal/fhir/schema as
-//
-//	go run ./internal/gen -pkg /that/dir/package
+//	go run ./internal/gen -pkg $WARD_FHIR_EXAMPLES
 //
 // The output depends only on the input files: types are sorted by name, elements keep snapshot
 // order, and the gzip header carries no name or time, so regenerating yields identical bytes.
@@ -31,7 +28,7 @@ func main() {
 	out := flag.String("out", "r4.json.gz", "output file")
 	flag.Parse()
 	if *pkg == "" {
-		log.Fatal("gen: -pkg is required; for go generate set FHIR_PKG (the package comment says how to fetch it)")
+		log.Fatal("gen: -pkg is required; for go generate set WARD_FHIR_EXAMPLES (package r4pkg says how to install it)")
 	}
 	m, err := build(*pkg)
 	if err != nil {

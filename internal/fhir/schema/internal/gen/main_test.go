@@ -7,16 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/wardhealth/ward/internal/fhir/r4pkg"
 )
 
 // TestCommittedModelIsCurrent regenerates the model from the npm package named by
 // WARD_FHIR_EXAMPLES and compares it with the committed r4.json.gz. It compares the JSON, not
 // the gzip bytes, so a different compressor in a newer Go does not count as drift.
 func TestCommittedModelIsCurrent(t *testing.T) {
-	dir := os.Getenv("WARD_FHIR_EXAMPLES")
-	if dir == "" {
-		t.Skip("set WARD_FHIR_EXAMPLES to the extracted hl7.fhir.r4.examples package directory")
-	}
+	dir := r4pkg.Dir(t)
 	m, err := build(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -2,13 +2,8 @@
 // from the npm package hl7.fhir.r4.examples@4.0.1, CC0-1.0) into the compact
 // registry.json that package search embeds.
 //
-// Fetch the package once, outside the repository (the tarball is never
-// committed):
-//
-//	cd $(mktemp -d) && npm pack hl7.fhir.r4.examples@4.0.1 && tar xzf *.tgz
-//	export WARD_FHIR_EXAMPLES=$PWD/package
-//
-// then run `go generate ./internal/fhir/search` from the module root.
+// Install the package as package r4pkg says (it is never committed), then
+// run `go generate ./internal/fhir/search` from the module root.
 package main
 
 import (
