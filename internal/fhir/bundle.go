@@ -49,6 +49,19 @@ func (e inEntry) postType() string {
 	return strings.Trim(strings.SplitN(e.Request.URL, "?", 2)[0], "/")
 }
 
+// target is the Type/id a PUT, PATCH or DELETE entry's url names, "" for
+// other entries and conditional urls.
+func (e inEntry) target() string {
+	switch strings.ToUpper(e.Request.Method) {
+	case "PUT", "PATCH", "DELETE":
+		t := strings.Trim(e.Request.URL, "/")
+		if strings.Count(t, "/") == 1 && !strings.Contains(t, "?") {
+			return t
+		}
+	}
+	return ""
+}
+
 // maxEntries bounds one batch or transaction.
 const maxEntries = 1000
 
@@ -85,20 +98,59 @@ func (h *Handler) bundle(w http.ResponseWriter, r *http.Request, p auth.Principa
 	err = h.svc.store.WithTx(r.Context(), func(tx *store.Tx) error {
 		txSvc := *h.svc
 		txSvc.store = &tx.Store
+		order := transactionOrder(in.Entry)
+		changed := map[string]int{} // Type/id -> the entry that changed it
+		// R4 http.html: identities (resolved ones included) must not
+		// overlap among the deletes, creates and updates.
+		overlap := func(i int, target string) error {
+			if j, twice := changed[target]; twice && target != "" {
+				return fault.Invalid("Bundle.entry[%d] and Bundle.entry[%d] both change %s; a transaction may change a resource once", j, i, target)
+			}
+			return nil
+		}
+		run := func(i int, e inEntry) error {
+			if err := overlap(i, e.target()); err != nil {
+				return err
+			}
+			res := h.entry(r.Context(), &txSvc, p, e)
+			if res.err != nil {
+				return fmt.Errorf("Bundle.entry[%d] (%s %s): %w", i, e.Request.Method, e.Request.URL, res.err)
+			}
+			out.Entry[i] = res.bundleEntry
+			if err := overlap(i, res.changed); err != nil {
+				return err
+			}
+			if res.changed != "" {
+				changed[res.changed] = i
+			}
+			return nil
+		}
+		// Deletes first (the rules' order), and before any condition is
+		// evaluated, so that the conditions see them.
+		for _, i := range order {
+			if strings.EqualFold(in.Entry[i].Request.Method, "DELETE") {
+				if err := run(i, in.Entry[i]); err != nil {
+					return err
+				}
+			}
+		}
 		matched, err := matchConditionalCreates(r.Context(), &txSvc, p, in.Entry)
 		if err != nil {
+			return err
+		}
+		if matched, err = matchConditionalUpdates(r.Context(), &txSvc, p, matched); err != nil {
 			return err
 		}
 		entries, err := resolveConditionalRefs(r.Context(), &txSvc, p, rewriteUUIDs(matched))
 		if err != nil {
 			return err
 		}
-		for _, i := range transactionOrder(entries) {
-			res := h.entry(r.Context(), &txSvc, p, entries[i])
-			if res.err != nil {
-				return fmt.Errorf("Bundle.entry[%d] (%s %s): %w", i, entries[i].Request.Method, entries[i].Request.URL, res.err)
+		for _, i := range order {
+			if !strings.EqualFold(entries[i].Request.Method, "DELETE") {
+				if err := run(i, entries[i]); err != nil {
+					return err
+				}
 			}
-			out.Entry[i] = res.bundleEntry
 		}
 		return nil
 	})
@@ -141,6 +193,12 @@ func rewriteUUIDs(entries []inEntry) []inEntry {
 		typ := e.postType()
 		urn := strings.HasPrefix(e.FullURL, "urn:uuid:")
 		switch {
+		case strings.EqualFold(e.Request.Method, "PUT") && urn:
+			// An update (a conditional one resolved to its id by now):
+			// references to the entry point at the resource it writes.
+			if target := e.target(); target != "" {
+				repl = append(repl, `"`+e.FullURL+`"`, `"`+target+`"`)
+			}
 		case !strings.EqualFold(e.Request.Method, "POST") || e.sameAs > 0:
 		case e.existing != nil && urn:
 			// A conditional create that found its resource: references
@@ -215,6 +273,59 @@ func matchConditionalCreates(ctx context.Context, svc *Service, p auth.Principal
 			return nil, fault.Wrap(fault.ErrPrecondition, nil, "Bundle.entry[%d]: ifNoneExist %q matched %d resources; it must match at most one", i, e.Request.IfNoneExist, len(found))
 		}
 		out[i].existing = &found[0]
+	}
+	return out, nil
+}
+
+// matchConditionalUpdates resolves each conditional update of a
+// transaction (PUT [type]?query) to the id it writes, before any entry is
+// written: the one match, or, with none, the body's id or a new one (the
+// update then creates it). The entry becomes a PUT of [type]/[id], so that
+// a urn:uuid fullUrl can stand for that resource in other entries. More than
+// one match fails the transaction (412).
+func matchConditionalUpdates(ctx context.Context, svc *Service, p auth.Principal, entries []inEntry) ([]inEntry, error) {
+	out := slices.Clone(entries)
+	for i, e := range entries {
+		typ, query, conditional := strings.Cut(strings.Trim(e.Request.URL, "/"), "?")
+		if !strings.EqualFold(e.Request.Method, "PUT") || !conditional || strings.Contains(typ, "/") {
+			continue
+		}
+		fail := func(err error) ([]inEntry, error) {
+			return nil, fmt.Errorf("Bundle.entry[%d] (PUT %s): %w", i, e.Request.URL, err)
+		}
+		if err := checkType(typ); err != nil {
+			return fail(err)
+		}
+		found, err := svc.conditionalMatches(ctx, p, typ, query)
+		if err != nil {
+			return fail(err)
+		}
+		if len(found) > 1 {
+			return fail(fault.Wrap(fault.ErrPrecondition, nil, "the condition matched %d resources; a conditional update needs at most one", len(found)))
+		}
+		m, err := decode(e.Resource)
+		if err != nil {
+			return fail(err)
+		}
+		bodyID, _ := m["id"].(string)
+		id := bodyID
+		switch {
+		case len(found) == 1 && bodyID != "" && bodyID != found[0].ID:
+			return fail(fault.Invalid("the resource's id %q differs from the id %q its condition matched", bodyID, found[0].ID))
+		case len(found) == 1:
+			id = found[0].ID
+		case id == "":
+			id = newID()
+		}
+		if bodyID == "" {
+			m["id"] = id
+			if out[i].Resource, err = marshal(m); err != nil {
+				return nil, err
+			}
+		}
+		req := *e.Request
+		req.URL = typ + "/" + id
+		out[i].Request = &req
 	}
 	return out, nil
 }
@@ -297,6 +408,9 @@ func resolveConditionalRefs(ctx context.Context, svc *Service, p auth.Principal,
 type entryResult struct {
 	bundleEntry
 	err error
+	// changed is the Type/id the entry created, updated or deleted (or, for
+	// a conditional create, found), "" for none.
+	changed string
 }
 
 // entry performs one bundle entry with svc (tx-bound in a transaction).
@@ -308,7 +422,7 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 	fail := func(err error) entryResult {
 		status, oo := errorOutcome(h.log, &http.Request{}, err)
 		b, _ := json.Marshal(oo)
-		return entryResult{bundleEntry{Response: &entryResponse{Status: fmt.Sprintf("%d %s", status, http.StatusText(status)), Outcome: b}}, err}
+		return entryResult{bundleEntry: bundleEntry{Response: &entryResponse{Status: fmt.Sprintf("%d %s", status, http.StatusText(status)), Outcome: b}}, err: err}
 	}
 	ok := func(status int, res Resource, withBody bool) entryResult {
 		be := bundleEntry{FullURL: h.fullURL(res), Response: &entryResponse{Status: fmt.Sprintf("%d %s", status, http.StatusText(status)),
@@ -317,7 +431,18 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 		if withBody {
 			be.Resource = res.Content
 		}
-		return entryResult{bundleEntry: be}
+		er := entryResult{bundleEntry: be}
+		if method != "GET" && method != "HEAD" {
+			er.changed = res.Type + "/" + res.ID
+		}
+		return er
+	}
+	deleted := func(typ, id string) entryResult {
+		er := entryResult{bundleEntry: bundleEntry{Response: &entryResponse{Status: "204 No Content"}}}
+		if id != "" {
+			er.changed = typ + "/" + id
+		}
+		return er
 	}
 	switch {
 	case method == "POST" && len(seg) == 1 && e.existing != nil:
@@ -328,7 +453,9 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 		if err != nil {
 			return fail(err)
 		}
-		return ok(http.StatusOK, res, true)
+		same := ok(http.StatusOK, res, true)
+		same.changed = "" // the earlier entry's resource, not another change
+		return same
 	case method == "POST" && len(seg) == 1:
 		var res Resource
 		var created bool
@@ -355,6 +482,17 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 			return ok(http.StatusCreated, res, true)
 		}
 		return ok(http.StatusOK, res, true)
+	case method == "PUT" && len(seg) == 1 && query != "":
+		// A conditional update in a batch (a transaction resolves its id
+		// first: matchConditionalUpdates).
+		res, created, err := svc.ConditionalUpdate(ctx, p, seg[0], query, e.Resource, e.Request.IfMatch)
+		if err != nil {
+			return fail(err)
+		}
+		if created {
+			return ok(http.StatusCreated, res, true)
+		}
+		return ok(http.StatusOK, res, true)
 	case method == "PATCH" && len(seg) == 2:
 		ops, err := patchBody(e.Resource)
 		if err != nil {
@@ -369,7 +507,19 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 		if err := svc.Delete(ctx, p, seg[0], seg[1]); err != nil {
 			return fail(err)
 		}
-		return entryResult{bundleEntry: bundleEntry{Response: &entryResponse{Status: "204 No Content"}}}
+		return deleted(seg[0], seg[1])
+	case method == "DELETE" && len(seg) == 1 && query != "":
+		id, err := svc.ConditionalDelete(ctx, p, seg[0], query)
+		if err != nil {
+			return fail(err)
+		}
+		return deleted(seg[0], id)
+	case method == "GET" && len(seg) == 4 && seg[2] == "_history":
+		res, err := svc.VRead(ctx, p, seg[0], seg[1], seg[3])
+		if err != nil {
+			return fail(err)
+		}
+		return ok(http.StatusOK, res, true)
 	case method == "GET" && len(seg) == 2:
 		res, err := svc.Read(ctx, p, seg[0], seg[1])
 		if err != nil {

@@ -45,20 +45,20 @@ func (s *Service) ConditionalUpdate(ctx context.Context, p auth.Principal, typ, 
 }
 
 // ConditionalDelete is DELETE [type]?query: it deletes the one match (none
-// is fine); several matches are a 412.
-func (s *Service) ConditionalDelete(ctx context.Context, p auth.Principal, typ, query string) error {
+// is fine) and returns its id ("" for none); several matches are a 412.
+func (s *Service) ConditionalDelete(ctx context.Context, p auth.Principal, typ, query string) (string, error) {
 	if err := checkType(typ); err != nil {
-		return err
+		return "", err
 	}
 	found, err := s.conditionalMatches(ctx, p, typ, query)
 	if err != nil {
-		return err
+		return "", err
 	}
 	switch len(found) {
 	case 0:
-		return nil
+		return "", nil
 	case 1:
-		return s.Delete(ctx, p, typ, found[0].ID)
+		return found[0].ID, s.Delete(ctx, p, typ, found[0].ID)
 	}
-	return fault.Wrap(fault.ErrPrecondition, nil, "the condition matched %d resources; a conditional delete needs at most one", len(found))
+	return "", fault.Wrap(fault.ErrPrecondition, nil, "the condition matched %d resources; a conditional delete needs at most one", len(found))
 }

@@ -105,7 +105,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal
 		}
 		return h.sendWrite(w, r, map[bool]int{true: http.StatusCreated, false: http.StatusOK}[created], res)
 	case len(seg) == 1 && m == http.MethodDelete && r.URL.RawQuery != "":
-		if err := h.svc.ConditionalDelete(r.Context(), p, seg[0], r.URL.RawQuery); err != nil {
+		if _, err := h.svc.ConditionalDelete(r.Context(), p, seg[0], r.URL.RawQuery); err != nil {
 			return err
 		}
 		writeFHIR(w, http.StatusOK, outcome("information", "informational", "conditional delete done"))

@@ -235,3 +235,128 @@ func TestTransactionConditionalReference(t *testing.T) {
 		t.Fatalf("observations: %v, want 1", out["total"])
 	}
 }
+
+// A conditional update in a transaction (PUT Patient?identifier=...) writes
+// the one match or creates one, and a urn:uuid fullUrl on it stands for
+// that resource in the other entries.
+func TestTransactionConditionalUpdate(t *testing.T) {
+	ts := restFixture(t, Config{})
+	bundle := func(family string) string {
+		return `{"resourceType":"Bundle","type":"transaction","entry":[
+		{"fullUrl":"urn:uuid:5a1e7c4b-0000-4000-8000-000000000001","resource":{"resourceType":"Patient","identifier":[{"system":"http://x.test/mrn","value":"9"}],"name":[{"family":"` + family + `"}]},
+		 "request":{"method":"PUT","url":"Patient?identifier=http://x.test/mrn|9"}},
+		{"resource":{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"urn:uuid:5a1e7c4b-0000-4000-8000-000000000001"}},
+		 "request":{"method":"POST","url":"Encounter"}}]}`
+	}
+	run := func(family, wantStatus string) (patientID string) {
+		t.Helper()
+		res, out := call(t, ts, "POST", "/fhir", bundle(family))
+		if res.StatusCode != 200 {
+			t.Fatalf("transaction: %d %v", res.StatusCode, out)
+		}
+		entries := out["entry"].([]any)
+		pe, ee := entries[0].(map[string]any), entries[1].(map[string]any)
+		if got := pe["response"].(map[string]any)["status"]; got != wantStatus {
+			t.Fatalf("patient entry status %v, want %s", got, wantStatus)
+		}
+		patientID = pe["resource"].(map[string]any)["id"].(string)
+		if subject := ee["resource"].(map[string]any)["subject"].(map[string]any)["reference"]; subject != "Patient/"+patientID {
+			t.Fatalf("encounter subject %v, patient %s", subject, patientID)
+		}
+		return patientID
+	}
+	first := run("One", "201 Created")
+	if again := run("Two", "200 OK"); again != first {
+		t.Fatalf("second run wrote patient %s, first %s", again, first)
+	}
+	_, out := call(t, ts, "GET", "/fhir/Patient/"+first, "")
+	if out["meta"].(map[string]any)["versionId"] != "2" || out["name"].([]any)[0].(map[string]any)["family"] != "Two" {
+		t.Fatalf("patient after two runs: %v", out)
+	}
+	// Two matches: 412, and nothing of the bundle is written.
+	call(t, ts, "POST", "/fhir/Patient", `{"resourceType":"Patient","identifier":[{"system":"http://x.test/mrn","value":"9"}]}`)
+	if res, out := call(t, ts, "POST", "/fhir", bundle("Three")); res.StatusCode != 412 {
+		t.Fatalf("ambiguous condition: %d %v", res.StatusCode, out)
+	}
+	if _, out := call(t, ts, "GET", "/fhir/Encounter?_summary=count", ""); out["total"] != float64(2) {
+		t.Fatalf("encounters: %v, want 2", out["total"])
+	}
+}
+
+// A transaction's deletes run before its conditions are evaluated, and a
+// resource may be changed by one entry only.
+func TestTransactionDeletesFirstAndOnce(t *testing.T) {
+	ts := restFixture(t, Config{})
+	_, old := call(t, ts, "POST", "/fhir/Patient", `{"resourceType":"Patient","identifier":[{"system":"http://x.test/mrn","value":"5"}]}`)
+	oldID := old["id"].(string)
+	// The create's condition comes first in the bundle but is evaluated
+	// after the delete: it finds nothing and creates.
+	res, out := call(t, ts, "POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[
+		{"resource":{"resourceType":"Patient","identifier":[{"system":"http://x.test/mrn","value":"5"}]},
+		 "request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=http://x.test/mrn|5"}},
+		{"request":{"method":"DELETE","url":"Patient?identifier=http://x.test/mrn|5"}}]}`)
+	if res.StatusCode != 200 {
+		t.Fatalf("transaction: %d %v", res.StatusCode, out)
+	}
+	entries := out["entry"].([]any)
+	created := entries[0].(map[string]any)
+	if created["response"].(map[string]any)["status"] != "201 Created" || created["resource"].(map[string]any)["id"] == oldID {
+		t.Fatalf("create after the delete: %v", created)
+	}
+	if st := entries[1].(map[string]any)["response"].(map[string]any)["status"]; st != "204 No Content" {
+		t.Fatalf("conditional delete entry: %v", st)
+	}
+	if res, _ := call(t, ts, "GET", "/fhir/Patient/"+oldID, ""); res.StatusCode != 410 {
+		t.Fatalf("read of the deleted patient: %d", res.StatusCode)
+	}
+	newID := created["resource"].(map[string]any)["id"].(string)
+	for name, entries := range map[string]string{
+		"delete and update": `{"request":{"method":"DELETE","url":"Patient/` + newID + `"}},
+			{"resource":{"resourceType":"Patient","id":"` + newID + `","gender":"male"},"request":{"method":"PUT","url":"Patient/` + newID + `"}}`,
+		"conditional delete and patch": `{"request":{"method":"DELETE","url":"Patient?identifier=http://x.test/mrn|5"}},
+			{"resource":[{"op":"add","path":"/gender","value":"male"}],"request":{"method":"PATCH","url":"Patient/` + newID + `"}}`,
+		"two updates": `{"resource":{"resourceType":"Patient","id":"` + newID + `","gender":"male"},"request":{"method":"PUT","url":"Patient/` + newID + `"}},
+			{"resource":{"resourceType":"Patient","id":"` + newID + `","gender":"female"},"request":{"method":"PUT","url":"Patient/` + newID + `"}}`,
+	} {
+		res, out := call(t, ts, "POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[`+entries+`]}`)
+		if res.StatusCode != 400 || !strings.Contains(mustJSON(out), "both change Patient/"+newID) {
+			t.Errorf("%s: %d %v", name, res.StatusCode, out)
+		}
+	}
+	_, cur := call(t, ts, "GET", "/fhir/Patient/"+newID, "")
+	if cur["meta"].(map[string]any)["versionId"] != "1" || cur["gender"] != nil {
+		t.Fatalf("patient after the refused transactions: %v", cur)
+	}
+}
+
+// A batch takes conditional updates and deletes, and vreads.
+func TestBatchConditionalEntries(t *testing.T) {
+	ts := restFixture(t, Config{})
+	res, out := call(t, ts, "POST", "/fhir", `{"resourceType":"Bundle","type":"batch","entry":[
+		{"resource":{"resourceType":"Patient","identifier":[{"system":"http://x.test/mrn","value":"6"}]},"request":{"method":"PUT","url":"Patient?identifier=http://x.test/mrn|6"}},
+		{"request":{"method":"DELETE","url":"Patient?identifier=http://x.test/mrn|404"}}]}`)
+	if res.StatusCode != 200 {
+		t.Fatalf("batch: %d %v", res.StatusCode, out)
+	}
+	entries := out["entry"].([]any)
+	if st := entries[0].(map[string]any)["response"].(map[string]any)["status"]; st != "201 Created" {
+		t.Fatalf("conditional update entry: %v", entries[0])
+	}
+	if st := entries[1].(map[string]any)["response"].(map[string]any)["status"]; st != "204 No Content" {
+		t.Fatalf("conditional delete of nothing: %v", entries[1])
+	}
+	id := entries[0].(map[string]any)["resource"].(map[string]any)["id"].(string)
+	res, out = call(t, ts, "POST", "/fhir", `{"resourceType":"Bundle","type":"batch","entry":[
+		{"request":{"method":"DELETE","url":"Patient?identifier=http://x.test/mrn|6"}},
+		{"request":{"method":"GET","url":"Patient/`+id+`/_history/1"}}]}`)
+	if res.StatusCode != 200 {
+		t.Fatalf("batch: %d %v", res.StatusCode, out)
+	}
+	entries = out["entry"].([]any)
+	if vr := entries[1].(map[string]any); vr["resource"].(map[string]any)["id"] != id || vr["response"].(map[string]any)["status"] != "200 OK" {
+		t.Fatalf("vread entry: %v", vr)
+	}
+	if res, _ := call(t, ts, "GET", "/fhir/Patient/"+id, ""); res.StatusCode != 410 {
+		t.Fatalf("read after the conditional delete: %d", res.StatusCode)
+	}
+}
