@@ -133,6 +133,33 @@ test('a transaction resolves a conditional reference to the one resource it find
   );
 });
 
+test('a transaction upserts with a conditional update', async () => {
+  // The SDK sends no fullUrl on a PUT entry, so other entries reach the
+  // resource by a conditional reference (resolved before any write: after
+  // the first run).
+  const [system, value] = [`http://x.test/mrn`, `cu${tag}`];
+  const upsert = (family) => admin.fhir.transaction({
+    requests: [
+      { method: 'PUT', url: `/Patient?identifier=${system}|${value}`, resource: { resourceType: 'Patient', identifier: [{ system, value }], name: [{ family }] } },
+    ],
+  });
+  const first = await upsert('First');
+  assert.match(first.entry[0].response.status, /^201/);
+  const id = first.entry[0].resource.id;
+  const second = await admin.fhir.transaction({
+    requests: [
+      { method: 'PUT', url: `/Patient?identifier=${system}|${value}`, resource: { resourceType: 'Patient', identifier: [{ system, value }], name: [{ family: 'Second' }] } },
+      { method: 'POST', url: '/Observation', resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: `Patient?identifier=${system}|${value}` } } },
+    ],
+  });
+  assert.match(second.entry[0].response.status, /^200/);
+  assert.equal(second.entry[0].resource.id, id);
+  assert.equal(second.entry[1].resource.subject.reference, `Patient/${id}`);
+  const patient = await admin.fhir.get({ resourceType: 'Patient', id });
+  assert.equal(patient.meta.versionId, '2');
+  assert.equal(patient.name[0].family, 'Second');
+});
+
 test('a read-only role reads but cannot write, and conditions limit what it sees', async () => {
   const seen = await admin.fhir.create({ resourceType: 'Patient', name: [{ family: `Cond${tag}` }], gender: 'female' });
   const hidden = await admin.fhir.create({ resourceType: 'Patient', name: [{ family: `Cond${tag}` }], gender: 'male' });
