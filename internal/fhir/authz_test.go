@@ -120,6 +120,28 @@ func TestAuthorization(t *testing.T) {
 			if err != nil || total != 3 || len(ids) != 2 || slices.Contains(ids, "Patient/vip") {
 				t.Fatalf("deny in search: %v total %d, %v", ids, total, err)
 			}
+
+			// A chain or a _has filters on the other type's resources, so it
+			// tells which of them match: it needs the right to search that
+			// type and sees only what the caller could find there.
+			obsOnly := principal(`{"rule":[{"resource":"FHIR:Observation:*","action":["FHIR:Read","FHIR:Search"],"effect":"Allow"}]}`)
+			if _, _, err := searchIDs(obsOnly, "Observation", "subject:Patient.family=test"); !forbidden(err) {
+				t.Fatalf("chain into a type the caller cannot search: %v", err)
+			}
+			if _, _, err := searchIDs(patientsOnly, "Patient", "_has:Observation:subject:status=final"); !forbidden(err) {
+				t.Fatalf("_has into a type the caller cannot search: %v", err)
+			}
+			// gp sees Patients p1, p2, vip (the condition), all Observations.
+			ids, total, err = searchIDs(gp, "Observation", "subject:Patient.family=test")
+			if err != nil || total != 3 || slices.Contains(ids, "Observation/o-p3") {
+				t.Fatalf("chain through a condition: %v total %d, %v", ids, total, err)
+			}
+			obsDeny := principal(`{"rule":[{"resource":"FHIR:*","action":["FHIR:Read","FHIR:Search"],"effect":"Allow"},
+				{"resource":"FHIR:Observation:o-vip","action":"FHIR:Read","effect":"Deny"}]}`)
+			ids, total, err = searchIDs(obsDeny, "Patient", "_has:Observation:subject:status=final")
+			if err != nil || total != 3 || slices.Contains(ids, "Patient/vip") {
+				t.Fatalf("_has through a Deny: %v total %d, %v", ids, total, err)
+			}
 		})
 	}
 }

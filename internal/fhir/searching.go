@@ -3,6 +3,7 @@ package fhir
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/wardhealth/ward/internal/auth"
@@ -88,8 +89,12 @@ func (s *Service) search(ctx context.Context, p auth.Principal, q *search.Query,
 	if err != nil {
 		return Page{}, err
 	}
+	inner, err := s.innerAccess(ctx, p, q)
+	if err != nil {
+		return Page{}, err
+	}
 	rows, n, err := s.store.Search(ctx, store.SearchRequest{ProjectID: p.ProjectID, Query: q, Allowed: a.allowed,
-		Hidden: hidden, Count: count, Offset: q.Offset, Total: total, Now: s.now()})
+		Hidden: hidden, Inner: inner, Count: count, Offset: q.Offset, Total: total, Now: s.now()})
 	if err != nil {
 		return Page{}, err
 	}
@@ -101,6 +106,40 @@ func (s *Service) search(ctx context.Context, p auth.Principal, q *search.Query,
 		return Page{}, err
 	}
 	return page, nil
+}
+
+// innerAccess is what p may see of each type that a chain
+// (subject:Patient.name=x) or a _has (_has:Observation:subject:code=x) of q
+// looks into: such a clause filters on those resources, so it would tell
+// which of them match. It needs FHIR:Search on the type, and sees only the
+// resources p could find by searching it (conditions, single-id Denies).
+func (s *Service) innerAccess(ctx context.Context, p auth.Principal, q *search.Query) (map[string]store.Restriction, error) {
+	var out map[string]store.Restriction
+	for _, c := range q.Clauses {
+		typ := ""
+		switch {
+		case c.Chain != nil:
+			typ = c.TargetType
+		case c.Reverse != nil:
+			typ = c.Reverse.Type
+		}
+		if _, done := out[typ]; typ == "" || done {
+			continue
+		}
+		a, err := s.decide(ctx, p, "FHIR:Search", typ, "")
+		if err != nil {
+			return nil, fmt.Errorf("a chain or _has into %s needs the right to search it: %w", typ, err)
+		}
+		hidden, err := s.hidden(ctx, p, typ)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = map[string]store.Restriction{}
+		}
+		out[typ] = store.Restriction{Allowed: a.allowed, Hidden: hidden}
+	}
+	return out, nil
 }
 
 // includes resolves _include and _revinclude (one level, plus one :iterate

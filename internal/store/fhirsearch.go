@@ -22,31 +22,30 @@ type SearchRequest struct {
 	// Hidden ids are never returned (single-id Deny rules).
 	Hidden []string
 	// IDs, when not nil, restricts results to these ids (includes).
-	IDs    []string
+	IDs []string
+	// Inner restricts, by resource type, the resources a chain or a _has
+	// may look at (the caller's access to that type), as Allowed and
+	// Hidden do the results.
+	Inner  map[string]Restriction
 	Count  int
 	Offset int
 	Total  bool // also count every match
 	Now    time.Time
 }
 
+// Restriction is the part of a type a caller may see: resources matching
+// one of Allowed (nil: all) and not in Hidden.
+type Restriction struct {
+	Allowed []*search.Query
+	Hidden  []string
+}
+
 // Search returns the page of current, undeleted resources matching req and,
 // if asked, the total. Errors: ErrInvalid-free: the query was parsed before.
 func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int, error) {
-	p := &planner{now: ms(req.Now), dialect: s.dialect}
-	where := p.resourceWhere("r", req.ProjectID, req.Query.ResourceType, req.Query)
-	if req.Allowed != nil {
-		var alts []string
-		for _, q := range req.Allowed {
-			alts = append(alts, "("+p.clausesSQL("r", req.ProjectID, q)+")")
-		}
-		if len(alts) == 0 {
-			alts = []string{"1=0"}
-		}
-		where += " AND (" + strings.Join(alts, " OR ") + ")"
-	}
-	if len(req.Hidden) > 0 {
-		where += " AND r.id NOT IN (" + p.list(req.Hidden) + ")"
-	}
+	p := &planner{now: ms(req.Now), dialect: s.dialect, restrict: req.Inner}
+	where := p.resourceWhere("r", req.ProjectID, req.Query.ResourceType, req.Query) +
+		p.restriction("r", req.ProjectID, Restriction{Allowed: req.Allowed, Hidden: req.Hidden})
 	if req.IDs != nil {
 		if len(req.IDs) == 0 {
 			return nil, 0, nil
@@ -118,8 +117,28 @@ type planner struct {
 	correlate bool // index-table tests as correlated EXISTS (not the driving clause)
 	// inner, when set, renders the other clauses about the driving
 	// clause's index row aliased a; the driving clause's subquery adds them.
-	inner   func(a string) string
-	dialect Dialect
+	inner    func(a string) string
+	dialect  Dialect
+	restrict map[string]Restriction // SearchRequest.Inner
+}
+
+// restriction is the SQL, from " AND", keeping resource alias a within r.
+func (p *planner) restriction(a, projectID string, r Restriction) string {
+	w := ""
+	if r.Allowed != nil {
+		var alts []string
+		for _, q := range r.Allowed {
+			alts = append(alts, "("+p.clausesSQL(a, projectID, q)+")")
+		}
+		if len(alts) == 0 {
+			alts = []string{"1=0"}
+		}
+		w += " AND (" + strings.Join(alts, " OR ") + ")"
+	}
+	if len(r.Hidden) > 0 {
+		w += " AND " + a + ".id NOT IN (" + p.list(r.Hidden) + ")"
+	}
+	return w
 }
 
 func (p *planner) arg(v any) string {
@@ -404,6 +423,9 @@ func (p *planner) subSelect(projectID, typ string, c *search.Clause) string {
 	defer func() { p.correlate = saved }()
 	a := p.alias("c")
 	w := p.resourceWhere(a, projectID, typ, nil)
+	if r, ok := p.restrict[typ]; ok {
+		w += p.restriction(a, projectID, r)
+	}
 	return "SELECT " + a + ".id FROM fhir_resources " + a + " WHERE " + w + " AND " + p.clause(a, projectID, typ, c)
 }
 
