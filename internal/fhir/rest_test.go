@@ -360,3 +360,41 @@ func TestBatchConditionalEntries(t *testing.T) {
 		t.Fatalf("read after the conditional delete: %d", res.StatusCode)
 	}
 }
+
+// _list=id finds the resources of the searched type that List/id holds.
+func TestSearchList(t *testing.T) {
+	ts := restFixture(t, Config{})
+	var ids []string
+	for range 3 {
+		_, p := call(t, ts, "POST", "/fhir/Patient", `{"resourceType":"Patient","name":[{"family":"Listed"}]}`)
+		ids = append(ids, p["id"].(string))
+	}
+	_, obs := call(t, ts, "POST", "/fhir/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"}}`)
+	_, list := call(t, ts, "POST", "/fhir/List", `{"resourceType":"List","status":"current","mode":"working","entry":[
+		{"item":{"reference":"Patient/`+ids[0]+`"}},{"item":{"reference":"Patient/`+ids[2]+`"}},{"item":{"reference":"Observation/`+obs["id"].(string)+`"}}]}`)
+	listID := list["id"].(string)
+	got := func(query string) []string {
+		t.Helper()
+		res, out := call(t, ts, "GET", query, "")
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", query, res.StatusCode, out)
+		}
+		var found []string
+		for _, e := range out["entry"].([]any) {
+			found = append(found, e.(map[string]any)["resource"].(map[string]any)["id"].(string))
+		}
+		return found
+	}
+	if g := got("/fhir/Patient?_list=" + listID); strings.Join(g, ",") != ids[0]+","+ids[2] {
+		t.Fatalf("Patient?_list: %v, want %s and %s", g, ids[0], ids[2])
+	}
+	if g := got("/fhir/Patient?_list=" + listID + "&_id=" + ids[2]); len(g) != 1 || g[0] != ids[2] {
+		t.Fatalf("with _id: %v", g)
+	}
+	if g := got("/fhir/Observation?_list=" + listID); len(g) != 1 || g[0] != obs["id"] {
+		t.Fatalf("Observation?_list: %v", g)
+	}
+	if res, out := call(t, ts, "GET", "/fhir/Patient?_list=$current-allergies", ""); res.StatusCode != 400 || !strings.Contains(mustJSON(out), "_list") {
+		t.Fatalf("functional list: %d %v", res.StatusCode, out)
+	}
+}

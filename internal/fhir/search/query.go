@@ -147,6 +147,20 @@ func ParseQuery(resourceType string, q url.Values, lenient bool) (*Query, error)
 }
 
 func (q *Query) parseClause(key, value string) error {
+	if key == "_list" {
+		// _list=42: the resources List/42 holds (R4 search.html) is
+		// _has:List:item:_id=42, so it is indexed, and access-checked on
+		// List, as that is.
+		if strings.HasPrefix(value, "$") {
+			return queryErr(key, "functional lists such as %s are not supported; name a List by id", value)
+		}
+		err := q.parseClause("_has:List:item:_id", value)
+		var e *Error
+		if errors.As(err, &e) {
+			e.Param = key
+		}
+		return err
+	}
 	c, err := parseKey(q.ResourceType, key)
 	if err != nil {
 		return err
