@@ -28,6 +28,7 @@ func buildCapability() map[string]any {
 			"type": typ, "interaction": interactions, "versioning": "versioned", "readHistory": true,
 			"updateCreate": true, "conditionalCreate": true, "conditionalUpdate": true, "conditionalDelete": "single",
 			"searchInclude": []string{"*"}, "searchRevInclude": []string{"*"}, "searchParam": params,
+			"operation": []map[string]string{{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}},
 		})
 	}
 	return map[string]any{

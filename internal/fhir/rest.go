@@ -92,6 +92,10 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal
 			return err
 		}
 		return h.search(w, r, p, seg[0], vals)
+	case len(seg) == 2 && seg[1] == "$validate" && m == http.MethodPost:
+		return h.validateOp(w, r, p, seg[0], "")
+	case len(seg) == 3 && seg[2] == "$validate" && m == http.MethodPost:
+		return h.validateOp(w, r, p, seg[0], seg[1])
 	case len(seg) == 1 && m == http.MethodPost:
 		return h.create(w, r, p, seg[0])
 	case len(seg) == 1 && m == http.MethodPut && r.URL.RawQuery != "":

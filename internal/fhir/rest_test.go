@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
 
@@ -396,5 +399,70 @@ func TestSearchList(t *testing.T) {
 	}
 	if res, out := call(t, ts, "GET", "/fhir/Patient?_list=$current-allergies", ""); res.StatusCode != 400 || !strings.Contains(mustJSON(out), "_list") {
 		t.Fatalf("functional list: %d %v", res.StatusCode, out)
+	}
+}
+
+// $validate answers 200 with every problem, or All OK, and writes nothing.
+func TestValidateOperation(t *testing.T) {
+	ts := restFixture(t, Config{})
+	issues := func(out map[string]any) string { return mustJSON(out["issue"]) }
+	cases := []struct {
+		name, path, body string
+		status           int
+		want             []string // substrings of the issues
+	}{
+		{"valid", "/fhir/Patient/$validate", `{"resourceType":"Patient","gender":"female"}`, 200, []string{"All OK", "information"}},
+		{"invalid, every problem", "/fhir/Patient/$validate", `{"resourceType":"Patient","gender":7,"shoeSize":9}`, 200, []string{"Patient.gender", "Patient.shoeSize", "error"}},
+		{"Parameters form with a profile", "/fhir/Observation/$validate", `{"resourceType":"Parameters","parameter":[
+			{"name":"resource","resource":{"resourceType":"Observation","status":"final","code":{"text":"x"}}},
+			{"name":"profile","valueUri":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-vital-signs"}]}`, 200, []string{"us-core-vital-signs was not checked", "warning"}},
+		{"update needs the id", "/fhir/Patient/$validate?mode=update", `{"resourceType":"Patient"}`, 400, []string{"needs the resource's id"}},
+		{"update at an id", "/fhir/Patient/abc/$validate?mode=update", `{"resourceType":"Patient","id":"abc"}`, 200, []string{"All OK"}},
+		{"update, ids differ", "/fhir/Patient/abc/$validate?mode=update", `{"resourceType":"Patient","id":"xyz"}`, 400, []string{"does not match"}},
+		{"delete", "/fhir/Patient/abc/$validate?mode=delete", ``, 200, []string{"All OK"}},
+		{"wrong type", "/fhir/Patient/$validate", `{"resourceType":"Observation"}`, 400, []string{"does not match"}},
+		{"no resource", "/fhir/Patient/$validate", `{"resourceType":"Parameters","parameter":[]}`, 400, []string{"Parameters with a resource"}},
+		{"bad mode", "/fhir/Patient/$validate?mode=merge", `{"resourceType":"Patient"}`, 400, []string{"mode must be"}},
+	}
+	for _, c := range cases {
+		res, out := call(t, ts, "POST", c.path, c.body)
+		if res.StatusCode != c.status || out["resourceType"] != "OperationOutcome" {
+			t.Errorf("%s: %d %v", c.name, res.StatusCode, out)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(issues(out), w) {
+				t.Errorf("%s: issues %s lack %q", c.name, issues(out), w)
+			}
+		}
+	}
+	if _, out := call(t, ts, "GET", "/fhir/Patient?_summary=count", ""); out["total"] != float64(0) {
+		t.Fatalf("$validate stored something: %v", out)
+	}
+}
+
+// $validate needs the right to the interaction it asks about.
+func TestValidateOperationNeedsTheAction(t *testing.T) {
+	f := newFixture(t, storetest.Backends()[0], Config{})
+	name := "validator"
+	m, err := f.authz.CreateM2M(context.Background(), f.admin.ProjectID, iam.M2MInput{Name: &name,
+		AccessPolicy: json.RawMessage(`{"rule":[{"resource":"FHIR:Patient:*","action":["FHIR:Read","FHIR:Create"],"effect":"Allow"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := auth.Principal{ProjectID: f.admin.ProjectID, Kind: auth.KindM2M, ID: m.ID}
+	h := NewHandler(f.svc, "http://ward.test/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeFHIR(w, r, p) }))
+	t.Cleanup(ts.Close)
+	for path, want := range map[string]int{
+		"/fhir/Patient/$validate":                    200,
+		"/fhir/Patient/p1/$validate?mode=update":     403,
+		"/fhir/Patient/p1/$validate?mode=delete":     403,
+		"/fhir/Observation/$validate":                403,
+		"/fhir/Observation/p1/$validate?mode=update": 403,
+	} {
+		if res, out := call(t, ts, "POST", path, `{"resourceType":"`+strings.Split(path, "/")[2]+`","id":"p1"}`); res.StatusCode != want {
+			t.Errorf("%s: %d, want %d: %v", path, res.StatusCode, want, out)
+		}
 	}
 }
