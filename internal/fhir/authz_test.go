@@ -139,11 +139,38 @@ func TestAuthorization(t *testing.T) {
 			if err != nil || total != 3 || slices.Contains(ids, "Observation/o-p3") {
 				t.Fatalf("chain through a condition: %v total %d, %v", ids, total, err)
 			}
+			// $everything leaves out the types the caller may not read and
+			// the resources it may not see, totals included.
+			everything := func(p auth.Principal) ([]string, int) {
+				t.Helper()
+				page, err := svc.Everything(ctx, p, "p1", EverythingParams{Count: 100})
+				if err != nil {
+					t.Fatalf("everything: %v", err)
+				}
+				var ids []string
+				for _, r := range page.Matches {
+					ids = append(ids, r.Type+"/"+r.ID)
+				}
+				slices.Sort(ids)
+				return ids, page.Total
+			}
+			if ids, total := everything(patientsOnly); total != 1 || !slices.Equal(ids, []string{"Patient/p1"}) {
+				t.Fatalf("everything without Observation access: %v total %d", ids, total)
+			}
+			if ids, total := everything(readOnly); total != 2 || !slices.Equal(ids, []string{"Observation/o-p1", "Patient/p1"}) {
+				t.Fatalf("everything: %v total %d", ids, total)
+			}
+			if _, err := svc.Everything(ctx, obsOnly, "p1", EverythingParams{Count: 10}); !forbidden(err) {
+				t.Fatalf("everything of a patient the caller cannot read: %v", err)
+			}
 			obsDeny := principal(`{"rule":[{"resource":"FHIR:*","action":["FHIR:Read","FHIR:Search"],"effect":"Allow"},
 				{"resource":"FHIR:Observation:o-vip","action":"FHIR:Read","effect":"Deny"}]}`)
 			ids, total, err = searchIDs(obsDeny, "Patient", "_has:Observation:subject:status=final")
 			if err != nil || total != 3 || slices.Contains(ids, "Patient/vip") {
 				t.Fatalf("_has through a Deny: %v total %d, %v", ids, total, err)
+			}
+			if page, err := svc.Everything(ctx, obsDeny, "vip", EverythingParams{Count: 10}); err != nil || page.Total != 1 || len(page.Matches) != 1 {
+				t.Fatalf("everything through a Deny: %+v, %v", page.Matches, err)
 			}
 		})
 	}

@@ -24,11 +24,15 @@ func buildCapability() map[string]any {
 			}
 			params = append(params, map[string]string{"name": p.Name, "type": p.Type})
 		}
+		ops := []map[string]string{{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}}
+		if typ == "Patient" {
+			ops = append(ops, map[string]string{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"})
+		}
 		resources = append(resources, map[string]any{
 			"type": typ, "interaction": interactions, "versioning": "versioned", "readHistory": true,
 			"updateCreate": true, "conditionalCreate": true, "conditionalUpdate": true, "conditionalDelete": "single",
 			"searchInclude": []string{"*"}, "searchRevInclude": []string{"*"}, "searchParam": params,
-			"operation": []map[string]string{{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}},
+			"operation": ops,
 		})
 	}
 	return map[string]any{

@@ -46,7 +46,9 @@ func (h *Handler) Base() string { return h.base }
 // the mount point).
 func NewHandler(svc *Service, publicBase string, log *slog.Logger) *Handler {
 	u, _ := url.Parse(publicBase)
-	return &Handler{svc: svc, base: strings.TrimSuffix(publicBase, "/"), path: strings.TrimSuffix(u.Path, "/"), log: log}
+	h := &Handler{svc: svc, base: strings.TrimSuffix(publicBase, "/"), path: strings.TrimSuffix(u.Path, "/"), log: log}
+	h.Operation("Patient", "$everything", h.everything)
+	return h
 }
 
 // Path is the mount point.

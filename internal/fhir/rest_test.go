@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -463,6 +464,99 @@ func TestValidateOperationNeedsTheAction(t *testing.T) {
 	} {
 		if res, out := call(t, ts, "POST", path, `{"resourceType":"`+strings.Split(path, "/")[2]+`","id":"p1"}`); res.StatusCode != want {
 			t.Errorf("%s: %d, want %d: %v", path, res.StatusCode, want, out)
+		}
+	}
+}
+
+// Patient/$everything: the patient's compartment in pages, what it
+// references outside as includes, and nothing of another patient.
+func TestPatientEverything(t *testing.T) {
+	ts := restFixture(t, Config{})
+	post := func(body string) string {
+		t.Helper()
+		res, out := call(t, ts, "POST", "/fhir/"+strings.Split(strings.Split(body, `"resourceType":"`)[1], `"`)[0], body)
+		if res.StatusCode != 201 {
+			t.Fatalf("create: %d %v", res.StatusCode, out)
+		}
+		return out["id"].(string)
+	}
+	dr := post(`{"resourceType":"Practitioner","name":[{"family":"Who"}]}`)
+	pid := post(`{"resourceType":"Patient","name":[{"family":"Every"}]}`)
+	other := post(`{"resourceType":"Patient","name":[{"family":"Else"}]}`)
+	want := map[string]bool{"Patient/" + pid: true}
+	for range 3 {
+		want["Observation/"+post(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/`+pid+`"}}`)] = true
+	}
+	want["Encounter/"+post(`{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/`+pid+`"},
+		"participant":[{"individual":{"reference":"Practitioner/`+dr+`"}}]}`)] = true
+	post(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/` + other + `"}}`)
+
+	page := func(path string) (matches, includes []string, next string, total float64) {
+		t.Helper()
+		res, out := call(t, ts, "GET", path, "")
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", path, res.StatusCode, out)
+		}
+		for _, e := range out["entry"].([]any) {
+			e := e.(map[string]any)
+			r := e["resource"].(map[string]any)
+			key := r["resourceType"].(string) + "/" + r["id"].(string)
+			if e["search"].(map[string]any)["mode"] == "include" {
+				includes = append(includes, key)
+			} else {
+				matches = append(matches, key)
+			}
+		}
+		for _, l := range out["link"].([]any) {
+			if l := l.(map[string]any); l["relation"] == "next" {
+				next = strings.TrimPrefix(l["url"].(string), "http://ward.test")
+			}
+		}
+		return matches, includes, next, out["total"].(float64)
+	}
+	matches, includes, next, total := page("/fhir/Patient/" + pid + "/$everything")
+	if total != 5 || len(matches) != 5 || next != "" || matches[0] != "Patient/"+pid {
+		t.Fatalf("one page: total %v, %v, next %q", total, matches, next)
+	}
+	for _, m := range matches {
+		if !want[m] {
+			t.Errorf("%s is not in the patient's compartment", m)
+		}
+	}
+	if !slices.Equal(includes, []string{"Practitioner/" + dr}) {
+		t.Errorf("includes %v, want the practitioner", includes)
+	}
+	// Pages of 2 give each resource once.
+	seen := map[string]bool{}
+	for path, pages := "/fhir/Patient/"+pid+"/$everything?_count=2", 0; path != ""; pages++ {
+		if pages > 3 {
+			t.Fatal("more pages than resources")
+		}
+		var got []string
+		got, _, path, _ = page(path)
+		for _, m := range got {
+			if seen[m] || !want[m] {
+				t.Fatalf("page %d: %s repeated or foreign", pages, m)
+			}
+			seen[m] = true
+		}
+	}
+	if len(seen) != 5 {
+		t.Fatalf("pages gave %d resources, want 5", len(seen))
+	}
+	if m, _, _, total := page("/fhir/Patient/" + pid + "/$everything?_type=Observation"); total != 3 || len(m) != 3 {
+		t.Fatalf("_type=Observation: %v", m)
+	}
+	if m, _, _, total := page("/fhir/Patient/" + pid + "/$everything?_since=2999-01-01T00:00:00Z"); total != 0 || len(m) != 0 {
+		t.Fatalf("_since in the future: %v", m)
+	}
+	for path, status := range map[string]int{
+		"/fhir/Patient/" + pid + "/$everything?start=2020-01-01": 400,
+		"/fhir/Patient/" + pid + "/$everything?shoe=9":           400,
+		"/fhir/Patient/nobody/$everything":                       404,
+	} {
+		if res, out := call(t, ts, "GET", path, ""); res.StatusCode != status {
+			t.Errorf("%s: %d, want %d: %v", path, res.StatusCode, status, out)
 		}
 	}
 }

@@ -23,6 +23,9 @@ type SearchRequest struct {
 	Hidden []string
 	// IDs, when not nil, restricts results to these ids (includes).
 	IDs []string
+	// Within, when not nil, also restricts results to resources matching
+	// at least one of these queries (a compartment), ANDed with Allowed.
+	Within []*search.Query
 	// Inner restricts, by resource type, the resources a chain or a _has
 	// may look at (the caller's access to that type), as Allowed and
 	// Hidden do the results.
@@ -46,6 +49,9 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 	p := &planner{now: ms(req.Now), dialect: s.dialect, restrict: req.Inner}
 	where := p.resourceWhere("r", req.ProjectID, req.Query.ResourceType, req.Query) +
 		p.restriction("r", req.ProjectID, Restriction{Allowed: req.Allowed, Hidden: req.Hidden})
+	if req.Within != nil {
+		where += p.restriction("r", req.ProjectID, Restriction{Allowed: req.Within})
+	}
 	if req.IDs != nil {
 		if len(req.IDs) == 0 {
 			return nil, 0, nil
