@@ -299,7 +299,10 @@ func TestSearchSuite(t *testing.T) {
 			})
 			// Last: these add resources to the data set.
 			t.Run("Location near", func(t *testing.T) {
-				for id, pos := range map[string]string{"annarbor": "42.2808,-83.7430", "detroit": "42.3314,-83.0458", "suva": "-18.1416,178.4419", "taveuni": "-16.8,-179.97"} {
+				// corner is 7.8 km north and 7.8 km east of annarbor: 11.0 km
+				// away, inside the 10 km box but not the circle.
+				for id, pos := range map[string]string{"annarbor": "42.2808,-83.7430", "detroit": "42.3314,-83.0458", "suva": "-18.1416,178.4419", "taveuni": "-16.8,-179.97",
+					"corner": "42.3508,-83.648"} {
 					lat, lon, _ := strings.Cut(pos, ",")
 					body := `{"resourceType":"Location","id":"` + id + `","position":{"latitude":` + lat + `,"longitude":` + lon + `}}`
 					if _, _, err := svc.Update(ctx, p, "Location", id, []byte(body), ""); err != nil {
@@ -308,13 +311,16 @@ func TestSearchSuite(t *testing.T) {
 				}
 				for query, want := range map[string][]string{
 					"near=42.2808|-83.7430|10|km":               {"annarbor"},
-					"near=42.2808|-83.7430|60|km":               {"annarbor", "detroit"},
-					"near=42.2808|-83.7430|40|[mi_i]":           {"annarbor", "detroit"},
+					"near=42.2808|-83.7430|11.2|km":             {"annarbor", "corner"},
+					"near=42.2808|-83.7430|60|km":               {"annarbor", "corner", "detroit"},
+					"near=42.2808|-83.7430|40|[mi_i]":           {"annarbor", "corner", "detroit"},
 					"near=42.33|-83.05":                         {"detroit"},
 					"near=-17.5|179.9|300|km":                   {"suva", "taveuni"}, // across the antimeridian
 					"near=-17.5|179.9|300|km&_id=taveuni":       {"taveuni"},
 					"near=0|0|100|km":                           nil,
 					"near=42.2808|-83.7430|10|km,-18.14|178.44": {"annarbor", "suva"},
+					"near=42.3508|-83.648|10900|m":              {"corner"},
+					"near=0|0|20100|km":                         {"annarbor", "corner", "detroit", "suva", "taveuni"}, // the whole globe
 				} {
 					got := searchIDs(t, svc, p, "Location", query)
 					slices.Sort(got)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -376,6 +377,15 @@ func (p *planner) clause(r, projectID, typ string, c *search.Clause) string {
 			lon := " AND $.system = " + p.arg("longitude") + " AND $.value >= " + p.arg(b.LonMin) + " AND $.value <= " + p.arg(b.LonMax)
 			if b.LonMin > b.LonMax { // across the antimeridian
 				lon = " AND $.system = " + p.arg("longitude") + " AND ($.value >= " + p.arg(b.LonMin) + " OR $.value <= " + p.arg(b.LonMax) + ")"
+			}
+			if h, ok := b.Haversine(); ok {
+				// Within the box, the circle: the longitude row meets the
+				// resource's latitude row in the haversine formula.
+				la := p.alias("la")
+				lon += " AND (SELECT power(sin(radians(" + la + ".value - " + p.arg(b.Lat) + ") / 2), 2) + " +
+					p.arg(math.Cos(b.Lat*math.Pi/180)) + " * cos(radians(" + la + ".value)) * power(sin(radians($.value - " + p.arg(b.Lon) + ") / 2), 2)" +
+					" FROM fhir_idx_number " + la + " WHERE " + la + ".project_id = $.project_id AND " + la + ".resource_type = $.resource_type AND " +
+					la + ".id = $.id AND " + paramRows(la, typ, name, p.arg) + " AND " + la + ".system = " + p.arg("latitude") + " LIMIT 1) <= " + p.arg(h)
 			}
 			return "(" + exists(lat) + " AND " + exists(lon) + ")"
 		})

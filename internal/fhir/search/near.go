@@ -12,17 +12,38 @@ import (
 // Location?near=[latitude]|[longitude]|[distance]|[units] is R4's one
 // special parameter. The index keeps Location.position as two number rows
 // of "near" (System "latitude" and "longitude"); a search is a box around
-// the point, as HAPI FHIR answers it: a Location in a corner of the box,
-// up to ~41% farther than the distance, matches too.
+// the point, which an index range finds, and within it the circle: the
+// great-circle distance (haversine) from the point at most the distance.
 
 // NearDefaultKm is the distance when the query gives none (the spec leaves
 // it to the server).
 const NearDefaultKm = 1.0
 
 // Box is a search area in degrees. LonMin > LonMax when it crosses the
-// antimeridian (then longitudes >= LonMin or <= LonMax are inside).
+// antimeridian (then longitudes >= LonMin or <= LonMax are inside). Lat,
+// Lon and Km are the circle inside it: its centre and radius.
 type Box struct {
 	LatMin, LatMax, LonMin, LonMax float64
+	Lat, Lon, Km                   float64
+}
+
+// EarthKm is the mean radius of the Earth (IUGG).
+const EarthKm = 6371.0088
+
+// Haversine bounds the circle for a store: a point (lat, lon) in degrees
+// is inside when
+//
+//	sin²(radians(lat-Lat)/2) + cos(radians(Lat))·cos(radians(lat))·sin²(radians(lon-Lon)/2) <= H
+//
+// which is the haversine distance <= Km without an arcsine. ok is false when
+// the circle holds the whole globe.
+func (b *Box) Haversine() (h float64, ok bool) {
+	half := b.Km / (2 * EarthKm)
+	if half >= math.Pi/2 {
+		return 0, false
+	}
+	s := math.Sin(half)
+	return s * s, true
 }
 
 // kmPer is the length of each accepted distance unit (UCUM codes, plus
@@ -85,7 +106,7 @@ func parseNear(raw string) (*Cond, error) {
 func boxAround(lat, lon, km float64) *Box {
 	const kmPerDegree = 111.32 // at the equator; latitude degrees are all about this
 	dLat := km / kmPerDegree
-	b := &Box{LatMin: max(lat-dLat, -90), LatMax: min(lat+dLat, 90), LonMin: -180, LonMax: 180}
+	b := &Box{LatMin: max(lat-dLat, -90), LatMax: min(lat+dLat, 90), LonMin: -180, LonMax: 180, Lat: lat, Lon: lon, Km: km}
 	cos := math.Cos(lat * math.Pi / 180)
 	if b.LatMin == -90 || b.LatMax == 90 || cos < 1e-9 {
 		return b // a pole is inside: every longitude
