@@ -17,7 +17,7 @@ func TestParseNear(t *testing.T) {
 		// 111.32 km is one degree of latitude; at 60° a longitude degree is half that.
 		{raw: "60|10|111.32|km", box: bx(59, 61, 8, 12)},
 		{raw: "60|10|111320|m", box: bx(59, 61, 8, 12)},
-		{raw: "0|0", box: bx(-1 / 111.32, 1 / 111.32, -1 / 111.32, 1 / 111.32)}, // 1 km by default
+		{raw: "0|0", box: bx(-1/111.32, 1/111.32, -1/111.32, 1/111.32)}, // 1 km by default
 		{raw: "0|0|69.17|[mi_i]", box: bx(-1, 1, -1, 1)},
 		// Across the antimeridian the longitudes wrap.
 		{raw: "0|179.5|111.32", box: bx(-1, 1, 178.5, -179.5)},
