@@ -131,6 +131,9 @@ func TestAuthorization(t *testing.T) {
 			if _, _, err := searchIDs(patientsOnly, "Patient", "_has:Observation:subject:status=final"); !forbidden(err) {
 				t.Fatalf("_has into a type the caller cannot search: %v", err)
 			}
+			if _, _, err := searchIDs(obsOnly, "Observation", "code:in=http://x.test/vs"); !forbidden(err) {
+				t.Fatalf(":in with a ValueSet the caller cannot search: %v", err)
+			}
 			if _, _, err := searchIDs(patientsOnly, "Patient", "_list=l1"); !forbidden(err) {
 				t.Fatalf("_list of a List the caller cannot search: %v", err)
 			}

@@ -560,3 +560,66 @@ func TestPatientEverything(t *testing.T) {
 		}
 	}
 }
+
+// Token :in and :not-in expand the project's own ValueSets.
+func TestSearchInValueSet(t *testing.T) {
+	ts := restFixture(t, Config{})
+	for _, vs := range []string{
+		`{"resourceType":"ValueSet","url":"http://x.test/vs/vitals","status":"active","compose":{"include":[{"system":"http://loinc.org","concept":[{"code":"8867-4"},{"code":"8480-6"}]}]}}`,
+		`{"resourceType":"ValueSet","url":"http://x.test/vs/loinc","status":"active","compose":{"include":[{"system":"http://loinc.org"}]}}`,
+		`{"resourceType":"ValueSet","url":"http://x.test/vs/nested","status":"active","compose":{"include":[{"valueSet":["http://x.test/vs/vitals"]},{"system":"http://snomed.info/sct","concept":[{"code":"111"}]}],
+			"exclude":[{"system":"http://loinc.org","concept":[{"code":"8480-6"}]}]}}`,
+		`{"resourceType":"ValueSet","url":"http://x.test/vs/expanded","status":"active","expansion":{"timestamp":"2026-01-01T00:00:00Z","contains":[{"system":"http://snomed.info/sct","code":"111"}]}}`,
+		`{"resourceType":"ValueSet","url":"http://x.test/vs/filtered","status":"active","compose":{"include":[{"system":"http://snomed.info/sct","filter":[{"property":"concept","op":"is-a","value":"404684003"}]}]}}`,
+	} {
+		if res, out := call(t, ts, "POST", "/fhir/ValueSet", vs); res.StatusCode != 201 {
+			t.Fatalf("ValueSet: %d %v", res.StatusCode, out)
+		}
+	}
+	byCode := map[string]string{}
+	for _, sc := range []string{"http://loinc.org|8867-4", "http://loinc.org|8480-6", "http://loinc.org|1234-5", "http://snomed.info/sct|111"} {
+		sys, code, _ := strings.Cut(sc, "|")
+		_, out := call(t, ts, "POST", "/fhir/Observation", `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"`+sys+`","code":"`+code+`"}]}}`)
+		byCode[out["id"].(string)] = code
+	}
+	codes := func(query string) string {
+		t.Helper()
+		res, out := call(t, ts, "GET", "/fhir/Observation?"+query, "")
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", query, res.StatusCode, out)
+		}
+		var got []string
+		for _, e := range out["entry"].([]any) {
+			got = append(got, byCode[e.(map[string]any)["resource"].(map[string]any)["id"].(string)])
+		}
+		slices.Sort(got)
+		return strings.Join(got, ",")
+	}
+	for query, want := range map[string]string{
+		"code:in=http://x.test/vs/vitals":                                          "8480-6,8867-4",
+		"code:not-in=http://x.test/vs/vitals":                                      "111,1234-5",
+		"code:in=http://x.test/vs/loinc":                                           "1234-5,8480-6,8867-4",
+		"code:in=http://x.test/vs/nested":                                          "111,8867-4",
+		"code:in=http://x.test/vs/expanded":                                        "111",
+		"code:in=http://x.test/vs/expanded,http://x.test/vs/vitals":                "111,8480-6,8867-4",
+		"code:in=http://x.test/vs/vitals&code=http://loinc.org|8867-4":             "8867-4",
+		"code:not-in=http://x.test/vs/loinc&code:not-in=http://x.test/vs/expanded": "",
+	} {
+		if got := codes(query); got != want {
+			t.Errorf("%s: codes %q, want %q", query, got, want)
+		}
+	}
+	_, out := call(t, ts, "GET", "/fhir/Observation?code:in=http://x.test/vs/vitals", "")
+	if self := mustJSON(out["link"]); !strings.Contains(self, "code:in=http") {
+		t.Errorf("self link lost the :in: %s", self)
+	}
+	for query, msg := range map[string]string{
+		"code:in=http://x.test/vs/none":               "no ValueSet with url",
+		"code:in=http://x.test/vs/filtered":           "by filter",
+		"code:below=http://snomed.info/sct|404684003": "hierarchy",
+	} {
+		if res, out := call(t, ts, "GET", "/fhir/Observation?"+query, ""); res.StatusCode != 400 || !strings.Contains(mustJSON(out), msg) {
+			t.Errorf("%s: %d %v", query, res.StatusCode, out)
+		}
+	}
+}

@@ -55,6 +55,9 @@ func (s *Service) supported(ctx context.Context, q *search.Query) error {
 			if c.Param != nil && (c.Param.Type == "special" && !c.Param.IsNear() || c.Param.Type == "composite" && !c.Param.Composite()) {
 				return fault.Invalid("search parameter %q (%s) is not supported yet", c.Param.Name, c.Param.Type)
 			}
+			if c.Param != nil && c.Param.Type == "token" && (c.Modifier == "above" || c.Modifier == "below") {
+				return fault.Invalid("%s:%s needs a code system's hierarchy, which Ward (no terminology server) does not have; list the codes, or use :in with a ValueSet", c.Param.Name, c.Modifier)
+			}
 			if c.Param != nil && (c.Param.Type == "composite" || c.Param.IsNear()) {
 				if err := s.backfilled(ctx); err != nil {
 					return err
@@ -93,7 +96,11 @@ func (s *Service) search(ctx context.Context, p auth.Principal, q *search.Query,
 	if err != nil {
 		return Page{}, err
 	}
-	rows, n, err := s.store.Search(ctx, store.SearchRequest{ProjectID: p.ProjectID, Query: q, Allowed: a.allowed,
+	sq, err := s.expandValueSets(ctx, p, q)
+	if err != nil {
+		return Page{}, err
+	}
+	rows, n, err := s.store.Search(ctx, store.SearchRequest{ProjectID: p.ProjectID, Query: sq, Allowed: a.allowed,
 		Hidden: hidden, Inner: inner, Count: count, Offset: q.Offset, Total: total, Now: s.now()})
 	if err != nil {
 		return Page{}, err
