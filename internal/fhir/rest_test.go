@@ -614,9 +614,10 @@ func TestSearchInValueSet(t *testing.T) {
 		t.Errorf("self link lost the :in: %s", self)
 	}
 	for query, msg := range map[string]string{
-		"code:in=http://x.test/vs/none":               "no ValueSet with url",
-		"code:in=http://x.test/vs/filtered":           "by filter",
-		"code:below=http://snomed.info/sct|404684003": "hierarchy",
+		"code:in=http://x.test/vs/none":                                         "no ValueSet with url",
+		"code:in=http://x.test/vs/filtered":                                     "by filter",
+		"code:below=http://snomed.info/sct|404684003":                           "hierarchy",
+		"identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|1": "of-type is not supported",
 	} {
 		if res, out := call(t, ts, "GET", "/fhir/Observation?"+query, ""); res.StatusCode != 400 || !strings.Contains(mustJSON(out), msg) {
 			t.Errorf("%s: %d %v", query, res.StatusCode, out)
