@@ -493,6 +493,16 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 			return ok(http.StatusCreated, res, true)
 		}
 		return ok(http.StatusOK, res, true)
+	case method == "PATCH" && len(seg) == 1 && query != "":
+		ops, err := patchBody(e.Resource)
+		if err != nil {
+			return fail(err)
+		}
+		res, err := svc.ConditionalPatch(ctx, p, seg[0], query, ops, e.Request.IfMatch)
+		if err != nil {
+			return fail(err)
+		}
+		return ok(http.StatusOK, res, true)
 	case method == "PATCH" && len(seg) == 2:
 		ops, err := patchBody(e.Resource)
 		if err != nil {

@@ -62,3 +62,22 @@ func (s *Service) ConditionalDelete(ctx context.Context, p auth.Principal, typ, 
 	}
 	return "", fault.Wrap(fault.ErrPrecondition, nil, "the condition matched %d resources; a conditional delete needs at most one", len(found))
 }
+
+// ConditionalPatch is PATCH [type]?query: it patches the one match; none is
+// a 404 and several a 412 (R4 http.html#patch).
+func (s *Service) ConditionalPatch(ctx context.Context, p auth.Principal, typ, query string, ops []byte, ifMatch string) (Resource, error) {
+	if err := checkType(typ); err != nil {
+		return Resource{}, err
+	}
+	found, err := s.conditionalMatches(ctx, p, typ, query)
+	if err != nil {
+		return Resource{}, err
+	}
+	switch len(found) {
+	case 0:
+		return Resource{}, fault.NotFound("no %s matches the condition %q", typ, query)
+	case 1:
+		return s.Patch(ctx, p, typ, found[0].ID, ops, ifMatch)
+	}
+	return Resource{}, fault.Wrap(fault.ErrPrecondition, nil, "the condition matched %d resources; a conditional patch needs exactly one", len(found))
+}

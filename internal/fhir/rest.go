@@ -110,6 +110,16 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal
 			return err
 		}
 		return h.sendWrite(w, r, map[bool]int{true: http.StatusCreated, false: http.StatusOK}[created], res)
+	case len(seg) == 1 && m == http.MethodPatch && r.URL.RawQuery != "":
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		res, err := h.svc.ConditionalPatch(r.Context(), p, seg[0], r.URL.RawQuery, body, r.Header.Get("If-Match"))
+		if err != nil {
+			return err
+		}
+		return h.sendWrite(w, r, http.StatusOK, res)
 	case len(seg) == 1 && m == http.MethodDelete && r.URL.RawQuery != "":
 		if _, err := h.svc.ConditionalDelete(r.Context(), p, seg[0], r.URL.RawQuery); err != nil {
 			return err

@@ -110,6 +110,15 @@ func TestREST(t *testing.T) {
 		{"near in furlongs", "GET", "/fhir/Location?near=42.25|-83.69|10|furlong", "", nil, 400, nil},
 		{"response too large", "GET", "/fhir/Patient?_count=50", "", nil, 413, func(m map[string]any) bool { return strings.Contains(mustJSON(m), "_count") }},
 		{"bad patch", "PATCH", "/fhir/Patient/" + id, `[{"op":"remove","path":"/nope"}]`, nil, 422, nil},
+		{"conditional patch", "PATCH", "/fhir/Patient?_id=sum-1", `[{"op":"replace","path":"/gender","value":"other"}]`, nil, 200, func(m map[string]any) bool {
+			return m["id"] == "sum-1" && m["gender"] == "other"
+		}},
+		{"conditional patch, no match", "PATCH", "/fhir/Patient?_id=nobody", `[{"op":"replace","path":"/gender","value":"other"}]`, nil, 404, nil},
+		{"conditional patch, two matches", "PATCH", "/fhir/Patient?_id=sum-1,sum-2", `[{"op":"replace","path":"/gender","value":"other"}]`, nil, 412, nil},
+		{"conditional patch in a batch", "POST", "/fhir", `{"resourceType":"Bundle","type":"batch","entry":[{"resource":[{"op":"replace","path":"/gender","value":"male"}],"request":{"method":"PATCH","url":"Patient?_id=sum-1"}}]}`, nil, 200, func(m map[string]any) bool {
+			e := m["entry"].([]any)[0].(map[string]any)
+			return e["response"].(map[string]any)["status"] == "200 OK" && e["resource"].(map[string]any)["gender"] == "male"
+		}},
 		{"history paging", "GET", "/fhir/Patient/" + id + "/_history?_count=1%20%20%20", "", nil, 200, func(m map[string]any) bool {
 			return m["total"] == float64(2) && len(m["entry"].([]any)) == 1
 		}},
