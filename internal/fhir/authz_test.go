@@ -137,6 +137,9 @@ func TestAuthorization(t *testing.T) {
 			if _, _, err := searchIDs(patientsOnly, "Patient", "_list=l1"); !forbidden(err) {
 				t.Fatalf("_list of a List the caller cannot search: %v", err)
 			}
+			if _, _, err := searchIDs(gp, "Observation", "subject:Patient.general-practitioner:Practitioner.name=x"); !forbidden(err) {
+				t.Fatalf("a chain's second reference into a type the caller cannot search: %v", err)
+			}
 			// gp sees Patients p1, p2, vip (the condition), all Observations.
 			ids, total, err = searchIDs(gp, "Observation", "subject:Patient.family=test")
 			if err != nil || total != 3 || slices.Contains(ids, "Observation/o-p3") {

@@ -633,3 +633,42 @@ func TestSearchInValueSet(t *testing.T) {
 		}
 	}
 }
+
+// A chain may follow up to three references.
+func TestSearchLongChain(t *testing.T) {
+	ts := restFixture(t, Config{})
+	post := func(body string) string {
+		t.Helper()
+		typ := strings.Split(strings.Split(body, `"resourceType":"`)[1], `"`)[0]
+		res, out := call(t, ts, "POST", "/fhir/"+typ, body)
+		if res.StatusCode != 201 {
+			t.Fatalf("create: %d %v", res.StatusCode, out)
+		}
+		return out["id"].(string)
+	}
+	parent := post(`{"resourceType":"Organization","name":"Acme Health"}`)
+	clinic := post(`{"resourceType":"Organization","name":"Clinic","partOf":{"reference":"Organization/` + parent + `"}}`)
+	other := post(`{"resourceType":"Organization","name":"Other"}`)
+	in := post(`{"resourceType":"Patient","managingOrganization":{"reference":"Organization/` + clinic + `"}}`)
+	out := post(`{"resourceType":"Patient","managingOrganization":{"reference":"Organization/` + other + `"}}`)
+	obsIn := post(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/` + in + `"}}`)
+	post(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/` + out + `"}}`)
+	for query, want := range map[string]string{
+		"subject:Patient.organization.name=Clinic":             obsIn,
+		"subject:Patient.organization.partof.name=Acme":        obsIn,
+		"patient.organization.partof:Organization.name=acme":   obsIn,
+		"subject:Patient.organization.partof.name=Nonexistent": "",
+	} {
+		res, body := call(t, ts, "GET", "/fhir/Observation?"+query, "")
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", query, res.StatusCode, body)
+		}
+		var got []string
+		for _, e := range body["entry"].([]any) {
+			got = append(got, e.(map[string]any)["resource"].(map[string]any)["id"].(string))
+		}
+		if strings.Join(got, ",") != want {
+			t.Errorf("%s: %v, want %q", query, got, want)
+		}
+	}
+}

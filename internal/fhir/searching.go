@@ -126,16 +126,18 @@ func (s *Service) search(ctx context.Context, p auth.Principal, q *search.Query,
 // which of them match. It needs FHIR:Search on the type, and sees only the
 // resources p could find by searching it (conditions, single-id Denies).
 func (s *Service) innerAccess(ctx context.Context, p auth.Principal, q *search.Query) (map[string]store.Restriction, error) {
-	var out map[string]store.Restriction
+	var types []string
 	for _, c := range q.Clauses {
-		typ := ""
-		switch {
-		case c.Chain != nil:
-			typ = c.TargetType
-		case c.Reverse != nil:
-			typ = c.Reverse.Type
+		if c.Reverse != nil {
+			types = append(types, c.Reverse.Type)
 		}
-		if _, done := out[typ]; typ == "" || done {
+		for ; c.Chain != nil; c = c.Chain {
+			types = append(types, c.TargetType)
+		}
+	}
+	var out map[string]store.Restriction
+	for _, typ := range types {
+		if _, done := out[typ]; done {
 			continue
 		}
 		a, err := s.decide(ctx, p, "FHIR:Search", typ, "")

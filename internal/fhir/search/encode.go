@@ -117,11 +117,11 @@ func (c *Clause) key() string {
 
 func (c *Clause) encodeValues() string {
 	target := c
-	switch {
-	case c.Reverse != nil:
+	if c.Reverse != nil {
 		target = c.Reverse.Clause
-	case c.Chain != nil:
-		target = c.Chain
+	}
+	for target.Chain != nil {
+		target = target.Chain
 	}
 	parts := make([]string, len(target.Values))
 	for i, v := range target.Values {

@@ -191,13 +191,23 @@ func (q *Query) parseClause(key, value string) error {
 	return nil
 }
 
-// parseKey reads "name[:modifier][.chained[:modifier]]" or
+// parseKey reads "name[:modifier][.chained[:modifier]]..." or
 // "_has:Type:ref:name[:modifier]".
 func parseKey(resourceType, key string) (*Clause, error) {
 	if rest, ok := strings.CutPrefix(key, "_has:"); ok {
 		return parseHas(resourceType, key, rest)
 	}
-	head, chained, isChain := strings.Cut(key, ".")
+	return parseChain(resourceType, key, key, 1)
+}
+
+// maxChain bounds the references one chain follows
+// (subject:Patient.organization.partof.name is three).
+const maxChain = 3
+
+// parseChain reads s, the part of key about resourceType, whose chain has
+// followed depth-1 references so far.
+func parseChain(resourceType, key, s string, depth int) (*Clause, error) {
+	head, chained, isChain := strings.Cut(s, ".")
 	c, err := parseSimpleKey(resourceType, key, head)
 	if err != nil || !isChain {
 		return c, err
@@ -208,10 +218,14 @@ func parseKey(resourceType, key string) (*Clause, error) {
 	if c.Modifier != "" {
 		return nil, queryErr(key, "modifier :%s cannot be chained", c.Modifier)
 	}
-	if strings.Contains(chained, ".") || strings.HasPrefix(chained, "_has") {
-		return nil, queryErr(key, "chains deeper than one level are not supported")
+	if strings.HasPrefix(chained, "_has") {
+		return nil, queryErr(key, "a chain cannot end in _has")
 	}
-	chainName, _, _ := strings.Cut(chained, ":")
+	if depth >= maxChain && strings.Contains(chained, ".") {
+		return nil, queryErr(key, "chains of more than %d references are not supported", maxChain)
+	}
+	next, _, _ := strings.Cut(chained, ".")
+	chainName, _, _ := strings.Cut(next, ":")
 	if c.TargetType == "" {
 		var candidates []string
 		for _, t := range c.Param.Targets {
@@ -229,7 +243,7 @@ func parseKey(resourceType, key string) (*Clause, error) {
 				c.Param.Name, chainName, c.Param.Name, candidates[0], chainName)
 		}
 	}
-	inner, err := parseSimpleKey(c.TargetType, key, chained)
+	inner, err := parseChain(c.TargetType, key, chained, depth+1)
 	if err != nil {
 		return nil, err
 	}
