@@ -214,10 +214,7 @@ func validate(body []byte, wantType string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	typ, issues, err := schema.Validate(body)
-	if err != nil {
-		return nil, fault.Invalid("the body is not a JSON object")
-	}
+	typ, issues := schema.ValidateDecoded(body, m)
 	if wantType != "" && typ != wantType {
 		return nil, fault.Invalid("resourceType %q does not match the URL's %s", typ, wantType)
 	}

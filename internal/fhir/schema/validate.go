@@ -64,13 +64,21 @@ func Validate(resource []byte) (resourceType string, issues []Issue, err error) 
 	if !ok {
 		return "", nil, fmt.Errorf("%w: the top-level value is %s", ErrNotJSON, kindOf(v))
 	}
+	resourceType, issues = ValidateDecoded(resource, obj)
+	return resourceType, issues, nil
+}
+
+// ValidateDecoded is Validate for a resource its caller has decoded already
+// (encoding/json with UseNumber) into obj; resource is its JSON text, which
+// orders the issues. It saves the second decoding of a write's body.
+func ValidateDecoded(resource []byte, obj map[string]any) (resourceType string, issues []Issue) {
 	m := theModel()
 	resourceType, _ = obj["resourceType"].(string)
 	w := walker{m: m}
 	var root seg
 	w.resource(obj, &root, 1)
 	if len(w.found) == 0 {
-		return resourceType, nil, nil
+		return resourceType, nil
 	}
 	if len(w.found) > 1 {
 		sortDocumentOrder(resource, w.found)
@@ -84,7 +92,7 @@ func Validate(resource []byte) (resourceType string, issues []Issue, err error) 
 		issues[i] = f.issue
 		issues[i].Expression = label + f.rel
 	}
-	return resourceType, issues, nil
+	return resourceType, issues
 }
 
 // seg is one step of the path to the value being checked. Segments live on the stack of the
