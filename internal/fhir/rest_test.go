@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -623,10 +624,9 @@ func TestSearchInValueSet(t *testing.T) {
 		t.Errorf("self link lost the :in: %s", self)
 	}
 	for query, msg := range map[string]string{
-		"code:in=http://x.test/vs/none":                                         "no ValueSet with url",
-		"code:in=http://x.test/vs/filtered":                                     "by filter",
-		"code:below=http://snomed.info/sct|404684003":                           "hierarchy",
-		"identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|1": "of-type is not supported",
+		"code:in=http://x.test/vs/none":               "no ValueSet with url",
+		"code:in=http://x.test/vs/filtered":           "by filter",
+		"code:below=http://snomed.info/sct|404684003": "hierarchy",
 	} {
 		if res, out := call(t, ts, "GET", "/fhir/Observation?"+query, ""); res.StatusCode != 400 || !strings.Contains(mustJSON(out), msg) {
 			t.Errorf("%s: %d %v", query, res.StatusCode, out)
@@ -670,5 +670,50 @@ func TestSearchLongChain(t *testing.T) {
 		if strings.Join(got, ",") != want {
 			t.Errorf("%s: %v, want %q", query, got, want)
 		}
+	}
+}
+
+// identifier:of-type=system|code|value finds identifiers by type and value.
+func TestSearchIdentifierOfType(t *testing.T) {
+	ts := restFixture(t, Config{})
+	const v2 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+	ids := map[string]string{}
+	for name, ident := range map[string]string{
+		"mr42":   `{"type":{"coding":[{"system":"` + v2 + `","code":"MR"}]},"system":"http://x.test/mrn","value":"42"}`,
+		"ss42":   `{"type":{"coding":[{"system":"` + v2 + `","code":"SS"}],"text":"social"},"system":"http://x.test/ssn","value":"42"}`,
+		"both43": `{"type":{"coding":[{"system":"` + v2 + `","code":"MR"},{"system":"` + v2 + `","code":"PI"}]},"value":"43"}`,
+		"none42": `{"system":"http://x.test/mrn","value":"42"}`,
+	} {
+		res, out := call(t, ts, "POST", "/fhir/Patient", `{"resourceType":"Patient","identifier":[`+ident+`]}`)
+		if res.StatusCode != 201 {
+			t.Fatalf("create %s: %d %v", name, res.StatusCode, out)
+		}
+		ids[out["id"].(string)] = name
+	}
+	for value, want := range map[string]string{
+		v2 + "|MR|42":                  "mr42",
+		v2 + "|SS|42":                  "ss42",
+		v2 + "|MR|43":                  "both43",
+		v2 + "|PI|43":                  "both43",
+		v2 + "|MR|42," + v2 + "|PI|43": "both43,mr42",
+		v2 + "|SS|43":                  "",
+		"|MR|42":                       "", // the type's system is part of it
+	} {
+		res, out := call(t, ts, "GET", "/fhir/Patient?identifier:of-type="+url.QueryEscape(value), "")
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", value, res.StatusCode, out)
+		}
+		var got []string
+		for _, e := range out["entry"].([]any) {
+			got = append(got, ids[e.(map[string]any)["resource"].(map[string]any)["id"].(string)])
+		}
+		slices.Sort(got)
+		if strings.Join(got, ",") != want {
+			t.Errorf("identifier:of-type=%s: %v, want %s", value, got, want)
+		}
+	}
+	// The plain token search is unchanged by the type rows.
+	if _, out := call(t, ts, "GET", "/fhir/Patient?identifier=42", ""); out["total"] != float64(3) {
+		t.Errorf("identifier=42: %v, want 3", out["total"])
 	}
 }

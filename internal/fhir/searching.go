@@ -55,16 +55,11 @@ func (s *Service) supported(ctx context.Context, q *search.Query) error {
 			if c.Param != nil && (c.Param.Type == "special" && !c.Param.IsNear() || c.Param.Type == "composite" && !c.Param.Composite()) {
 				return fault.Invalid("search parameter %q (%s) is not supported yet", c.Param.Name, c.Param.Type)
 			}
-			if c.Param != nil && c.Param.Type == "token" && c.Modifier == "of-type" {
-				// The index keeps an identifier's system and value, not its
-				// type: answering from those would be wrong, not partial.
-				return fault.Invalid("%s:of-type is not supported yet; search %s=system|value", c.Param.Name, c.Param.Name)
-			}
 			if c.Param != nil && c.Param.Type == "token" && (c.Modifier == "above" || c.Modifier == "below") {
 				return fault.Invalid("%s:%s needs a code system's hierarchy, which Ward (no terminology server) does not have; list the codes, or use :in with a ValueSet", c.Param.Name, c.Modifier)
 			}
-			if c.Param != nil && (c.Param.Type == "composite" || c.Param.IsNear()) {
-				if err := s.backfilled(ctx); err != nil {
+			if job := jobFor(c); job != "" {
+				if err := s.backfilled(ctx, job); err != nil {
 					return err
 				}
 			}

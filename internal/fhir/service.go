@@ -49,65 +49,118 @@ type Service struct {
 	// committed, if set, runs after every committed write (to wake the
 	// subscription matcher instead of waiting for its next poll).
 	committed func()
-	// indexed is set once every resource has its rows of the parameters
-	// Ward began to index in store migration 0019 (BackfillIndex); shared
-	// by the copies bound to a transaction.
-	indexed *atomic.Bool
+	// indexed holds, by indexJobs name, whether every resource has the
+	// rows that job writes (BackfillIndex); shared by the copies bound to a
+	// transaction, never changed after New.
+	indexed map[string]*atomic.Bool
 }
 
-// indexJob is the one-time job that indexes composite parameters and
-// Location near for resources written before Ward did (migration 0019).
-const indexJob = "search-index-0019"
-
-// BackfillIndex gives resources written before Ward indexed composite
-// parameters and Location near their rows, once (a no-op afterwards);
-// until it is done, searches on those parameters are refused as
-// unavailable rather than answered in part. It returns how many resources
-// it indexed.
-func (s *Service) BackfillIndex(ctx context.Context) (int, error) {
-	var params []string
-	for _, typ := range search.ResourceTypes() {
-		for _, p := range search.Params(typ) {
-			if (p.Composite() || p.IsNear()) && !slices.Contains(params, p.Name) {
-				params = append(params, p.Name)
+// indexJobs are the one-time jobs that give resources written before Ward
+// indexed some parameters their rows (fhir_jobs, added by the migration
+// that began to index them), in the order they run.
+var indexJobs = []indexJob{
+	{name: "search-index-0019", what: "composite search parameters and Location near",
+		tables: []string{"fhir_idx_composite", "fhir_idx_number"},
+		params: func() []string {
+			var params []string
+			for _, typ := range search.ResourceTypes() {
+				for _, p := range search.Params(typ) {
+					if (p.Composite() || p.IsNear()) && !slices.Contains(params, p.Name) {
+						params = append(params, p.Name)
+					}
+				}
 			}
-		}
-	}
-	n, err := s.store.Backfill(ctx, store.IndexBackfill{
-		Job: indexJob, Tables: []string{"fhir_idx_composite", "fhir_idx_number"}, Params: params,
-		Types: slices.Compact(slices.Sorted(slices.Values(append(search.CompositeTypes(), "Location")))),
-		Rows: func(typ string, content []byte) ([]store.IndexRow, error) {
-			m, err := decode(content)
-			if err != nil {
-				return nil, err
-			}
-			rows, err := index(typ, m)
-			if err != nil {
-				return nil, err
-			}
-			return slices.DeleteFunc(rows, func(r store.IndexRow) bool { return !slices.Contains(params, r.Param) }), nil
+			return params
 		},
-	})
-	if err == nil {
-		s.indexed.Store(true)
-	}
-	return n, err
+		types: func() []string {
+			return slices.Compact(slices.Sorted(slices.Values(append(search.CompositeTypes(), "Location"))))
+		}},
+	{name: "search-index-0020", what: "identifier types (:of-type)",
+		tables: []string{"fhir_idx_token"},
+		params: func() []string {
+			var params []string
+			for _, typ := range search.ResourceTypes() {
+				for _, p := range search.Params(typ) {
+					if p.Type == "token" && !slices.Contains(params, p.Name+search.OfTypeSuffix) {
+						params = append(params, p.Name+search.OfTypeSuffix)
+					}
+				}
+			}
+			return params
+		},
+		types: search.ResourceTypes},
 }
 
-// backfilled is nil once searches on the parameters of indexJob are
-// answered in full.
-func (s *Service) backfilled(ctx context.Context) error {
-	if s.indexed.Load() {
+// indexJob is one of indexJobs.
+type indexJob struct {
+	name, what string
+	tables     []string
+	params     func() []string // the rows it writes, by parameter name
+	types      func() []string // the resource types that may have them
+}
+
+// jobFor names the job a search on c waits for, "" for none.
+func jobFor(c *search.Clause) string {
+	switch {
+	case c.Param == nil:
+		return ""
+	case c.Param.Type == "composite" || c.Param.IsNear():
+		return "search-index-0019"
+	case c.Modifier == "of-type":
+		return "search-index-0020"
+	}
+	return ""
+}
+
+// BackfillIndex runs indexJobs, once each (a no-op afterwards); until a
+// job is done, searches on its parameters are refused as unavailable rather
+// than answered in part. It returns how many resources the jobs indexed.
+func (s *Service) BackfillIndex(ctx context.Context) (int, error) {
+	total := 0
+	for _, j := range indexJobs {
+		params := j.params()
+		n, err := s.store.Backfill(ctx, store.IndexBackfill{
+			Job: j.name, Tables: j.tables, Params: params, Types: j.types(),
+			Rows: func(typ string, content []byte) ([]store.IndexRow, error) {
+				m, err := decode(content)
+				if err != nil {
+					return nil, err
+				}
+				rows, err := index(typ, m)
+				if err != nil {
+					return nil, err
+				}
+				return slices.DeleteFunc(rows, func(r store.IndexRow) bool { return !slices.Contains(params, r.Param) }), nil
+			},
+		})
+		total += n
+		if err != nil {
+			return total, err
+		}
+		s.indexed[j.name].Store(true)
+	}
+	return total, nil
+}
+
+// backfilled is nil once searches on the parameters of job are answered
+// in full.
+func (s *Service) backfilled(ctx context.Context, job string) error {
+	flag := s.indexed[job]
+	if flag.Load() {
 		return nil
 	}
-	done, err := s.store.JobDone(ctx, indexJob)
+	done, err := s.store.JobDone(ctx, job)
 	if err != nil {
 		return err
 	}
 	if !done {
-		return fault.Unavailable("composite search parameters and Location near are being indexed; try again shortly")
+		for _, j := range indexJobs {
+			if j.name == job {
+				return fault.Unavailable("%s are being indexed; try again shortly", j.what)
+			}
+		}
 	}
-	s.indexed.Store(true)
+	flag.Store(true)
 	return nil
 }
 
@@ -140,7 +193,11 @@ func New(st *store.Store, authz Authorizer, cfg Config, now func() time.Time) *S
 	if cfg.MaxCount <= 0 {
 		cfg.MaxCount = 1000
 	}
-	return &Service{store: st, authz: authz, cfg: cfg, now: now, indexed: new(atomic.Bool)}
+	indexed := map[string]*atomic.Bool{}
+	for _, j := range indexJobs {
+		indexed[j.name] = new(atomic.Bool)
+	}
+	return &Service{store: st, authz: authz, cfg: cfg, now: now, indexed: indexed}
 }
 
 // Resource is a decoded resource plus its stored version data.
@@ -267,6 +324,9 @@ func index(typ string, m map[string]any) ([]store.IndexRow, error) {
 		}
 		if r, ok := indexRow(v); ok {
 			rows = append(rows, r)
+		}
+		for _, t := range v.OfType {
+			rows = append(rows, store.IndexRow{Param: v.Param + search.OfTypeSuffix, Kind: "token", Code: t + "|" + v.Code})
 		}
 	}
 	return rows, nil

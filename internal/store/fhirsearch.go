@@ -339,6 +339,9 @@ func (p *planner) clause(r, projectID, typ string, c *search.Clause) string {
 		})
 	}
 	table := kindTable[c.Param.Type]
+	if c.Modifier == "of-type" {
+		name += search.OfTypeSuffix
+	}
 	if c.Param.IsNear() {
 		table = "fhir_idx_number" // latitude and longitude rows
 	}
@@ -504,6 +507,9 @@ func (p *planner) value(c *search.Clause, v search.Cond) string {
 		}
 		return col + " >= " + p.arg(v.String) + " AND " + col + " < " + p.arg(v.String+"\U0010FFFF")
 	case "token":
+		if c.Modifier == "of-type" {
+			return "$.code = " + p.arg(v.System+"|"+v.Code+"|"+v.Text)
+		}
 		if c.Modifier == "text" {
 			return "LOWER($.display) LIKE " + p.arg("%"+likeEscape(strings.ToLower(v.Text))+"%") + " ESCAPE '!'"
 		}

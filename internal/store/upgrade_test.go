@@ -83,8 +83,9 @@ func TestUpgradeCompositeIndex(t *testing.T) {
 			if _, err := svc.Search(ctx, auth.Principal{ProjectID: "p1"}, q); !errors.Is(err, fault.ErrUnavailable) {
 				t.Fatalf("composite search before the job: %v, want unavailable", err)
 			}
-			if n, err := svc.BackfillIndex(ctx); err != nil || n != 2 {
-				t.Fatalf("job indexed %d, %v; want 2", n, err)
+			// Each job (0019, then 0020's identifier types) reads both.
+			if n, err := svc.BackfillIndex(ctx); err != nil || n != 4 {
+				t.Fatalf("jobs indexed %d, %v; want 4", n, err)
 			}
 			if done, err := s.JobDone(ctx, "search-index-0019"); err != nil || !done {
 				t.Fatalf("job done = %v, %v", done, err)
@@ -105,6 +106,44 @@ func TestUpgradeCompositeIndex(t *testing.T) {
 			}
 			if n, err := svc.BackfillIndex(ctx); err != nil || n != 0 {
 				t.Fatalf("second run indexed %d, %v; want 0", n, err)
+			}
+		})
+	}
+}
+
+// On both databases, identifiers written before migration 0020 get their
+// type rows from its one-time job: until then identifier:of-type is
+// refused; after it, it finds them.
+func TestUpgradeIdentifierTypes(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := upgradeFrom(t, b, "0019_search_index", func(old *store.Store, deleted string) {
+				if err := old.CreateProject(ctx, store.Project{ID: "p1", Name: "P", CreatedAt: time.Now()}); err != nil {
+					t.Fatal(err)
+				}
+				pat := `{"resourceType":"Patient","id":"a","identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"http://x.test/mrn","value":"42"}]}`
+				if err := old.Exec(ctx, `INSERT INTO fhir_resources (project_id, resource_type, id, version_id, last_updated, deleted, content) VALUES ('p1', 'Patient', 'a', 1, 1000, `+deleted+`, ?)`, pat); err != nil {
+					t.Fatal(err)
+				}
+			})
+			svc := fhir.New(s, nil, fhir.Config{}, time.Now)
+			q, err := search.ParseQuery("Patient", url.Values{"identifier:of-type": {"http://terminology.hl7.org/CodeSystem/v2-0203|MR|42"}}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.Search(ctx, auth.Principal{ProjectID: "p1"}, q); !errors.Is(err, fault.ErrUnavailable) {
+				t.Fatalf(":of-type before the job: %v, want unavailable", err)
+			}
+			if n, err := svc.BackfillIndex(ctx); err != nil || n != 1 {
+				t.Fatalf("jobs indexed %d, %v; want 1", n, err)
+			}
+			for value, want := range map[string]int{"http://terminology.hl7.org/CodeSystem/v2-0203|MR|42": 1, "http://terminology.hl7.org/CodeSystem/v2-0203|SS|42": 0, "http://terminology.hl7.org/CodeSystem/v2-0203|MR|43": 0} {
+				q, _ := search.ParseQuery("Patient", url.Values{"identifier:of-type": {value}}, false)
+				got, total, err := s.Search(ctx, store.SearchRequest{ProjectID: "p1", Query: q, Count: 10, Total: true, Now: time.Now()})
+				if err != nil || total != want || len(got) != want {
+					t.Fatalf("identifier:of-type=%s: %d results (total %d), %v; want %d", value, len(got), total, err, want)
+				}
 			}
 		})
 	}

@@ -50,6 +50,11 @@ type Value struct {
 	// uri: the URI as written.
 	URI string
 
+	// OfType lists an Identifier's type codings as "system|code", for
+	// token :of-type (system|code|value); the index keeps each beside the
+	// token as a row of the parameter's OfTypeSuffix name.
+	OfType []string
+
 	// composite: one combination of component values, in component order.
 	Components []Value
 }

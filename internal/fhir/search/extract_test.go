@@ -60,7 +60,11 @@ func TestExtractExamples(t *testing.T) {
 			str("name", "jim", "Jim"), str("name", "windsor", "Windsor"), str("name", "peter", "Peter"), str("name", "james", "James")}},
 		{"Patient-example", "family", []Value{str("family", "chalmers", "Chalmers"), str("family", "windsor", "Windsor")}},
 		{"Patient-example", "birthdate", []Value{day("birthdate", "1974-12-25")}},
-		{"Patient-example", "identifier", []Value{tok("identifier", "urn:oid:1.2.36.146.595.217.0.1", "12345", "")}},
+		{"Patient-example", "identifier", []Value{func() Value {
+			v := tok("identifier", "urn:oid:1.2.36.146.595.217.0.1", "12345", "")
+			v.OfType = []string{"http://terminology.hl7.org/CodeSystem/v2-0203|MR"} // for :of-type
+			return v
+		}()}},
 		{"Patient-example", "gender", []Value{tok("gender", "", "male", "")}},
 		{"Patient-example", "deceased", []Value{tok("deceased", "", "false", "")}},
 		{"Patient-example", "organization", []Value{ref("organization", "Organization", "1")}},

@@ -96,6 +96,15 @@ func appendTokenMap(out []Value, base Value, m map[string]any, typ string) []Val
 		if typ == "Identifier" || (typ == "" && !contactSystems[base.System]) {
 			if tt, ok := m["type"].(map[string]any); ok {
 				base.Display, _ = tt["text"].(string)
+				codings, _ := tt["coding"].([]any)
+				for _, c := range codings {
+					cm, _ := c.(map[string]any)
+					sys, _ := cm["system"].(string)
+					code, _ := cm["code"].(string)
+					if code != "" {
+						base.OfType = append(base.OfType, sys+"|"+code)
+					}
+				}
 			}
 		}
 		return append(out, base)

@@ -202,6 +202,11 @@ func (p *Param) AllowsModifier(m string) bool {
 	return p.Type == "reference" && slices.Contains(p.Targets, m)
 }
 
+// OfTypeSuffix names the rows of a token parameter that hold its
+// identifiers' types and values ("identifier:of-type", code
+// "system|code|value"), for :of-type.
+const OfTypeSuffix = ":of-type"
+
 // IndexParams says which index rows answer a query of parameter name of
 // resourceType: rows whose param is one of names and, when refType is set,
 // whose reference points at that type. Most parameters are their own rows,
@@ -218,6 +223,15 @@ func (p *Param) AllowsModifier(m string) bool {
 // Unknown parameters get their own name. _id and _lastUpdated are columns
 // of the resource, never rows (IndexValues leaves them out).
 func IndexParams(resourceType, name string) (names []string, refType string) {
+	if base, ok := strings.CutSuffix(name, OfTypeSuffix); ok {
+		// An identifier's type rows sit beside its token rows.
+		names, refType = IndexParams(resourceType, base)
+		out := make([]string, len(names))
+		for i, n := range names {
+			out[i] = n + OfTypeSuffix
+		}
+		return out, refType
+	}
 	p, ok := Lookup(resourceType, name)
 	if !ok || p.rows == nil {
 		return []string{name}, ""
