@@ -408,8 +408,8 @@ func resolveConditionalRefs(ctx context.Context, svc *Service, p auth.Principal,
 type entryResult struct {
 	bundleEntry
 	err error
-	// changed is the Type/id the entry created, updated or deleted (or, for
-	// a conditional create, found), "" for none.
+	// changed is the Type/id the entry created, updated or deleted, ""
+	// for none.
 	changed string
 }
 
@@ -446,7 +446,9 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 	}
 	switch {
 	case method == "POST" && len(seg) == 1 && e.existing != nil:
-		return ok(http.StatusOK, *e.existing, true)
+		found := ok(http.StatusOK, *e.existing, true)
+		found.changed = "" // found, not changed: another entry may update it
+		return found
 	case method == "POST" && len(seg) == 1 && strings.HasPrefix(e.FullURL, "same:"):
 		// The resource an earlier entry with the same condition created.
 		res, err := svc.Read(ctx, p, seg[0], strings.TrimPrefix(e.FullURL, "same:"))
