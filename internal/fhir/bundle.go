@@ -316,6 +316,10 @@ func matchConditionalUpdates(ctx context.Context, svc *Service, p auth.Principal
 			id = found[0].ID
 		case id == "":
 			id = newID()
+		default:
+			if err := svc.notOutside(ctx, p, typ, id, query); err != nil {
+				return fail(err)
+			}
 		}
 		if bodyID == "" {
 			m["id"] = id

@@ -2,9 +2,11 @@ package fhir
 
 import (
 	"context"
+	"errors"
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/store"
 )
 
 // ConditionalUpdate is PUT [type]?query: no match creates (at the body's id
@@ -26,6 +28,9 @@ func (s *Service) ConditionalUpdate(ctx context.Context, p auth.Principal, typ, 
 	case 0:
 		if bodyID == "" {
 			return s.Create(ctx, p, typ, body, "")
+		}
+		if err := s.notOutside(ctx, p, typ, bodyID, query); err != nil {
+			return Resource{}, false, err
 		}
 		return s.Update(ctx, p, typ, bodyID, body, ifMatch)
 	case 1:
@@ -80,4 +85,18 @@ func (s *Service) ConditionalPatch(ctx context.Context, p auth.Principal, typ, q
 		return s.Patch(ctx, p, typ, found[0].ID, ops, ifMatch)
 	}
 	return Resource{}, fault.Wrap(fault.ErrPrecondition, nil, "the condition matched %d resources; a conditional patch needs exactly one", len(found))
+}
+
+// notOutside refuses a conditional update whose condition matched nothing
+// but whose body names a resource that exists: updating it would write
+// past the condition (R4 http.html#cond-update: 409).
+func (s *Service) notOutside(ctx context.Context, p auth.Principal, typ, id, query string) error {
+	cur, err := s.store.GetResource(ctx, p.ProjectID, typ, id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && cur.Deleted {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fault.Conflict("%s/%s exists but does not match the condition %q", typ, id, query)
 }

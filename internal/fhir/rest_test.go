@@ -111,6 +111,8 @@ func TestREST(t *testing.T) {
 		{"near in furlongs", "GET", "/fhir/Location?near=42.25|-83.69|10|furlong", "", nil, 400, nil},
 		{"response too large", "GET", "/fhir/Patient?_count=50", "", nil, 413, func(m map[string]any) bool { return strings.Contains(mustJSON(m), "_count") }},
 		{"bad patch", "PATCH", "/fhir/Patient/" + id, `[{"op":"remove","path":"/nope"}]`, nil, 422, nil},
+		{"conditional update: no match, but the body's id exists", "PUT", "/fhir/Patient?gender=unknown", `{"resourceType":"Patient","id":"sum-1"}`, nil, 409, nil},
+		{"conditional update: no match, a new id", "PUT", "/fhir/Patient?gender=unknown", `{"resourceType":"Patient","id":"cu-new","gender":"unknown"}`, nil, 201, nil},
 		{"conditional patch", "PATCH", "/fhir/Patient?_id=sum-1", `[{"op":"replace","path":"/gender","value":"other"}]`, nil, 200, func(m map[string]any) bool {
 			return m["id"] == "sum-1" && m["gender"] == "other"
 		}},
