@@ -615,6 +615,8 @@ func TestSearchInValueSet(t *testing.T) {
 		"code:in=http://x.test/vs/expanded":                                        "111",
 		"code:in=http://x.test/vs/expanded,http://x.test/vs/vitals":                "111,8480-6,8867-4",
 		"code:in=http://x.test/vs/vitals&code=http://loinc.org|8867-4":             "8867-4",
+		"_filter=code+in+http://x.test/vs/vitals+or+code+eq+111":                   "111,8480-6,8867-4",
+		"_filter=code+ni+http://x.test/vs/loinc":                                   "111",
 		"code:not-in=http://x.test/vs/loinc&code:not-in=http://x.test/vs/expanded": "",
 	} {
 		if got := codes(query); got != want {

@@ -142,6 +142,24 @@ func searchCases() []searchCase {
 		}), false},
 		{"Observation", "code-value-quantity:missing=true", obs(func(o observation) bool { return false }), false},
 		{"Observation", "code=8310-5&date=ge2024-01-01", obs(func(o observation) bool { return o.Code == "8310-5" && o.Effective >= "2024-01-01" }), false},
+		// _filter: and, or, not, parentheses and its operators, alone or with parameters
+		{"Patient", "_filter=" + url.QueryEscape(`family eq "smith" or (gender eq other and birthdate lt 1950)`), patients(func(p patient) bool {
+			lo, _ := span(p.BirthDate)
+			return fold(p.Family) == "smith" || (p.Gender == "other" && lo < lt1950)
+		}), false},
+		{"Patient", "gender=female&_filter=" + url.QueryEscape(`not (address-city eq Boston) and family co "r"`), patients(func(p patient) bool {
+			return p.Gender == "female" && p.City != "Boston" && strings.Contains(fold(p.Family), "r")
+		}), false},
+		{"Patient", "_filter=" + url.QueryEscape(`family ew "ez" and general-practitioner pr false`), patients(func(p patient) bool {
+			return strings.HasSuffix(fold(p.Family), "ez") && p.GP == ""
+		}), false},
+		{"Patient", "_filter=" + url.QueryEscape(`gender ne male and identifier eq http://hospital.example/mrn|MRN00042`), patients(func(p patient) bool {
+			return p.Gender != "male" && p.MRN == "MRN00042"
+		}), false},
+		{"Observation", "_filter=" + url.QueryEscape(`code eq http://loinc.org|8480-6 and (value-quantity gt 150 or value-quantity le 90) or subject re Patient/pat-0007`), obs(func(o observation) bool {
+			return o.Code == "8480-6" && (o.Value > 150 || o.Value <= 90) || o.Patient == "pat-0007"
+		}), false},
+		{"Observation", "_filter=" + url.QueryEscape(`status ne final and date ge 2024-01-01`), obs(func(o observation) bool { return o.Status != "final" && o.Effective >= "2024-01-01" }), false},
 		// periods: Encounter.date with and without an end
 		{"Encounter", "date=2020", func(d *dataset) []string {
 			return ids(d.encounters, func(e encounter) bool {
@@ -216,6 +234,9 @@ func TestSearchSuite(t *testing.T) {
 						t.Fatal(err)
 					}
 					want := c.want(d)
+					if testing.Verbose() {
+						t.Logf("%d expected", len(want))
+					}
 					var got []string
 					for _, r := range page.Matches {
 						// Each row keeps its own content (the store keeps

@@ -50,7 +50,7 @@ func (s *Service) Search(ctx context.Context, p auth.Principal, q *search.Query)
 // supported refuses parameters the index does not hold (yet), rather than
 // answering them with an empty or partial (wrong) result.
 func (s *Service) supported(ctx context.Context, q *search.Query) error {
-	for _, c := range q.Clauses {
+	for _, c := range append(slices.Clone(q.Clauses), q.FilterClauses()...) {
 		for c != nil {
 			if c.Param != nil && (c.Param.Type == "special" && !c.Param.IsNear() || c.Param.Type == "composite" && !c.Param.Composite()) {
 				return fault.Invalid("search parameter %q (%s) is not supported yet", c.Param.Name, c.Param.Type)

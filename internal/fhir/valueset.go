@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/wardhealth/ward/internal/auth"
@@ -69,7 +70,7 @@ func (s *Service) expandValueSets(ctx context.Context, p auth.Principal, q *sear
 		out.Modifier = map[string]string{"in": "", "not-in": "not"}[c.Modifier]
 		return &out, nil
 	}
-	if !usesValueSets(q.Clauses) {
+	if !usesValueSets(append(slices.Clone(q.Clauses), q.FilterClauses()...)) {
 		return q, nil
 	}
 	cq := *q
@@ -80,6 +81,32 @@ func (s *Service) expandValueSets(ctx context.Context, p auth.Principal, q *sear
 			return nil, err
 		}
 		cq.Clauses[i] = nc
+	}
+	var tree func(n *search.FilterNode) (*search.FilterNode, error)
+	tree = func(n *search.FilterNode) (*search.FilterNode, error) {
+		out := *n
+		out.Kids = make([]*search.FilterNode, len(n.Kids))
+		for i, k := range n.Kids {
+			var err error
+			if out.Kids[i], err = tree(k); err != nil {
+				return nil, err
+			}
+		}
+		if n.Clause != nil {
+			var err error
+			if out.Clause, err = rewrite(n.Clause); err != nil {
+				return nil, err
+			}
+		}
+		return &out, nil
+	}
+	cq.Filters = make([]search.Filter, len(q.Filters))
+	for i, f := range q.Filters {
+		root, err := tree(f.Root)
+		if err != nil {
+			return nil, err
+		}
+		cq.Filters[i] = search.Filter{Text: f.Text, Root: root}
 	}
 	return &cq, nil
 }

@@ -197,6 +197,34 @@ func (p *planner) resourceWhere(r, projectID, typ string, q *search.Query) strin
 	if q != nil && len(q.Clauses) > 0 {
 		w += " AND " + p.clausesSQL(r, projectID, q)
 	}
+	if q != nil {
+		for _, f := range q.Filters {
+			w += " AND " + p.filterSQL(r, projectID, typ, f.Root)
+		}
+	}
+	return w
+}
+
+// filterSQL renders a _filter tree: each condition as the clause it is,
+// tested per candidate.
+func (p *planner) filterSQL(r, projectID, typ string, n *search.FilterNode) string {
+	switch n.Op {
+	case "and", "or":
+		parts := make([]string, len(n.Kids))
+		for i, k := range n.Kids {
+			parts[i] = p.filterSQL(r, projectID, typ, k)
+		}
+		return "(" + strings.Join(parts, " "+strings.ToUpper(n.Op)+" ") + ")"
+	case "not":
+		return "NOT " + p.filterSQL(r, projectID, typ, n.Kids[0])
+	}
+	saved, savedInner := p.correlate, p.inner
+	p.correlate, p.inner = true, nil
+	defer func() { p.correlate, p.inner = saved, savedInner }()
+	w := "(" + p.clause(r, projectID, typ, n.Clause) + ")"
+	if n.Negate {
+		w = "NOT " + w
+	}
 	return w
 }
 
@@ -490,11 +518,15 @@ func (p *planner) value(c *search.Clause, v search.Cond) string {
 		}
 		return strings.Join(parts, " AND ")
 	case "string":
-		switch c.Modifier {
-		case "exact":
+		switch {
+		case c.Modifier == "exact":
 			return "$.exact = " + p.arg(v.Text)
-		case "contains":
+		case c.Modifier == "contains":
 			return "$.value LIKE " + p.arg("%"+likeEscape(v.String)+"%") + " ESCAPE '!'"
+		case v.Op == "eq":
+			return "$.value = " + p.arg(v.String)
+		case v.Op == "ew":
+			return "$.value LIKE " + p.arg("%"+likeEscape(v.String)) + " ESCAPE '!'"
 		}
 		// A prefix as a range on the index, in byte (code point) order:
 		// SQLite's LIKE is case-insensitive and PostgreSQL's LIKE with a

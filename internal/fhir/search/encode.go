@@ -21,6 +21,9 @@ func (q *Query) Encode() string {
 	for _, c := range q.Clauses {
 		add(c.key(), c.encodeValues())
 	}
+	for _, f := range q.Filters {
+		add("_filter", f.Text)
+	}
 	if q.Count >= 0 {
 		add("_count", strconv.Itoa(q.Count))
 	}

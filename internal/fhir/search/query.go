@@ -22,6 +22,8 @@ type Query struct {
 	Elements   []string
 	Include    []Include
 	RevInclude []Include
+	// Filters are the _filter values, ANDed with the clauses.
+	Filters []Filter
 
 	// Ignored lists the unknown parameters that lenient parsing skipped, as
 	// written; Encode leaves them out, as the self link must (R4 http.html).
@@ -79,6 +81,10 @@ type Cond struct {
 	Components []Cond // composite, in component order
 
 	Box *Box // Location near: the area to search
+
+	// Op, for a string condition of a _filter, is "eq" (the whole value)
+	// or "ew" (ends with); "" is the search's default, starts with.
+	Op string
 }
 
 // SortKey is one _sort entry.
@@ -147,6 +153,14 @@ func ParseQuery(resourceType string, q url.Values, lenient bool) (*Query, error)
 }
 
 func (q *Query) parseClause(key, value string) error {
+	if key == "_filter" {
+		root, err := ParseFilter(q.ResourceType, value)
+		if err != nil {
+			return queryErr(key, "%v", err)
+		}
+		q.Filters = append(q.Filters, Filter{Text: value, Root: root})
+		return nil
+	}
 	if key == "_list" {
 		// _list=42: the resources List/42 holds (R4 search.html) is
 		// _has:List:item:_id=42, so it is indexed, and access-checked on
