@@ -110,6 +110,16 @@ func TestAuthorization(t *testing.T) {
 				t.Fatalf("include leak: %v %v", ids, err)
 			}
 
+			// A condition written as a _filter restricts as any other.
+			filtered := principal(`{"rule":[{"resource":"FHIR:Patient:*","action":["FHIR:Read","FHIR:Search"],"effect":"Allow","condition":"Patient?_filter=_id eq p1 or _id eq p2"}]}`)
+			ids, total, err = searchIDs(filtered, "Patient", "family=test")
+			if err != nil || total != 2 || !slices.Equal(ids, []string{"Patient/p1", "Patient/p2"}) {
+				t.Fatalf("_filter condition: %v total %d, %v", ids, total, err)
+			}
+			if _, err := svc.Read(ctx, filtered, "Patient", "p3"); !forbidden(err) {
+				t.Fatalf("read outside a _filter condition: %v", err)
+			}
+
 			// A Deny on one id hides it from reads, searches and totals.
 			deny := principal(`{"rule":[{"resource":"FHIR:Patient:*","action":["FHIR:Read","FHIR:Search"],"effect":"Allow"},
 				{"resource":"FHIR:Patient:vip","action":"FHIR:Read","effect":"Deny"}]}`)

@@ -135,7 +135,11 @@ func (p *planner) restriction(a, projectID string, r Restriction) string {
 	if r.Allowed != nil {
 		var alts []string
 		for _, q := range r.Allowed {
-			alts = append(alts, "("+p.clausesSQL(a, projectID, q)+")")
+			w := p.clausesSQL(a, projectID, q)
+			for _, f := range q.Filters {
+				w += " AND " + p.filterSQL(a, projectID, q.ResourceType, f.Root)
+			}
+			alts = append(alts, "("+w+")")
 		}
 		if len(alts) == 0 {
 			alts = []string{"1=0"}
