@@ -189,6 +189,23 @@ func TestSubscriptions(t *testing.T) {
 				t.Errorf("%d deliveries, want 3", got)
 			}
 
+			// Criteria written as a _filter: the earlier, non-matching
+			// write is matched first (events run in order), so one delivery
+			// of the matching Patient means the other was not.
+			rc4 := newReceiver(t)
+			if st, out := w.fhirDo(t, tok, "POST", "Subscription", subscriptionFor("Patient?_filter="+url.QueryEscape(`family eq "Filtered" and gender eq male`), rc4.URL)); st != 201 {
+				t.Fatalf("_filter subscription: %d %v", st, out)
+			}
+			near := patient("Filtered")
+			w.fhirDo(t, tok, "POST", "Patient", near)
+			want := patient("Filtered")
+			want["gender"] = "male"
+			_, wanted := w.fhirDo(t, tok, "POST", "Patient", want)
+			waitFor(t, "the _filter subscription's delivery", 10*time.Second, func() bool { return len(rc4.deliveries()) >= 1 })
+			if d := rc4.deliveries(); len(d) != 1 || d[0].Resource["id"] != wanted["id"] {
+				t.Errorf("_filter deliveries: %+v, want only Patient %v", d, wanted["id"])
+			}
+
 			// Fails 3 times, then succeeds on the 4th attempt.
 			rc2 := newReceiver(t)
 			rc2.failNext.Store(3)

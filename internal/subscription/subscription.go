@@ -368,7 +368,7 @@ func (s *Service) active(ctx context.Context, tx *store.Tx, projectID string, no
 // matches evaluates the criteria on the event's resource with the search
 // engine: the same query the FHIR API would run, limited to this id.
 func (s *Service) matches(ctx context.Context, tx *store.Tx, e store.OutboxEvent, sb sub, now time.Time) (bool, error) {
-	if len(sb.Criteria.Clauses) == 0 {
+	if len(sb.Criteria.Clauses) == 0 && len(sb.Criteria.Filters) == 0 {
 		return true, nil
 	}
 	q := *sb.Criteria
