@@ -43,8 +43,10 @@ func buildCapability() map[string]any {
 			"mode": "server", "resource": resources,
 			"interaction": []map[string]string{{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}},
 			// Parameters of every type beyond those the registry lists.
-			"searchParam": []map[string]string{{"name": "_list", "type": "special", "documentation": "resources a List (by id) holds"}},
-			"security":    map[string]any{"description": "OAuth2 bearer tokens from /oauth/token; every interaction is checked against the caller's access policy."},
+			"searchParam": []map[string]string{{"name": "_list", "type": "special", "documentation": "resources a List (by id) holds"},
+				{"name": "_text", "type": "string", "documentation": "a phrase in the narrative"},
+				{"name": "_filter", "type": "special", "documentation": "and, or, not over the type's own parameters"}},
+			"security": map[string]any{"description": "OAuth2 bearer tokens from /oauth/token; every interaction is checked against the caller's access policy."},
 		}},
 	}
 }

@@ -721,3 +721,48 @@ func TestSearchIdentifierOfType(t *testing.T) {
 		t.Errorf("identifier=42: %v, want 3", out["total"])
 	}
 }
+
+// _text finds a phrase in the narrative, not in its markup.
+func TestSearchNarrative(t *testing.T) {
+	ts := restFixture(t, Config{})
+	narrative := func(div string) string {
+		return `{"resourceType":"Condition","subject":{"reference":"Patient/x"},"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">` + div + `</div>"}}`
+	}
+	ids := map[string]string{}
+	for name, div := range map[string]string{
+		"hf":     `<p>Chronic <b>heart</b>&#160;failure, NYHA class II</p>`,
+		"asthma": `<p>Asthma since childhood; heart sounds normal</p>`,
+		"none":   ``,
+	} {
+		res, out := call(t, ts, "POST", "/fhir/Condition", narrative(div))
+		if res.StatusCode != 201 {
+			t.Fatalf("create %s: %d %v", name, res.StatusCode, out)
+		}
+		ids[out["id"].(string)] = name
+	}
+	for query, want := range map[string]string{
+		"heart failure":         "hf",
+		"HEART":                 "asthma,hf",
+		"chronic heart failure": "hf",
+		"heart failure,asthma":  "asthma,hf",
+		"div":                   "", // markup is not text
+		"class ii":              "hf",
+		"failure nyha":          "", // the comma is part of the text
+	} {
+		res, out := call(t, ts, "GET", "/fhir/Condition?_text="+url.QueryEscape(query), "")
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", query, res.StatusCode, out)
+		}
+		var got []string
+		for _, e := range out["entry"].([]any) {
+			got = append(got, ids[e.(map[string]any)["resource"].(map[string]any)["id"].(string)])
+		}
+		slices.Sort(got)
+		if strings.Join(got, ",") != want {
+			t.Errorf("_text=%s: %v, want %s", query, got, want)
+		}
+	}
+	if res, _ := call(t, ts, "GET", "/fhir/Condition?_text="+strings.Repeat("x", 200), ""); res.StatusCode != 400 {
+		t.Errorf("a long phrase: %d, want 400", res.StatusCode)
+	}
+}

@@ -89,6 +89,10 @@ var indexJobs = []indexJob{
 			return params
 		},
 		types: search.ResourceTypes},
+	{name: "search-index-0021", what: "narratives (_text)",
+		tables: []string{"fhir_idx_string"},
+		params: func() []string { return []string{search.TextParam.Name} },
+		types:  search.ResourceTypes},
 }
 
 // indexJob is one of indexJobs.
@@ -108,6 +112,8 @@ func jobFor(c *search.Clause) string {
 		return "search-index-0019"
 	case c.Modifier == "of-type":
 		return "search-index-0020"
+	case c.Param == search.TextParam:
+		return "search-index-0021"
 	}
 	return ""
 }

@@ -525,7 +525,7 @@ func (p *planner) value(c *search.Clause, v search.Cond) string {
 		switch {
 		case c.Modifier == "exact":
 			return "$.exact = " + p.arg(v.Text)
-		case c.Modifier == "contains":
+		case c.Modifier == "contains" || v.Op == "co":
 			return "$.value LIKE " + p.arg("%"+likeEscape(v.String)+"%") + " ESCAPE '!'"
 		case v.Op == "eq":
 			return "$.value = " + p.arg(v.String)

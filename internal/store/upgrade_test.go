@@ -83,9 +83,10 @@ func TestUpgradeCompositeIndex(t *testing.T) {
 			if _, err := svc.Search(ctx, auth.Principal{ProjectID: "p1"}, q); !errors.Is(err, fault.ErrUnavailable) {
 				t.Fatalf("composite search before the job: %v, want unavailable", err)
 			}
-			// Each job (0019, then 0020's identifier types) reads both.
-			if n, err := svc.BackfillIndex(ctx); err != nil || n != 4 {
-				t.Fatalf("jobs indexed %d, %v; want 4", n, err)
+			// Each job (0019, 0020's identifier types, 0021's narratives)
+			// reads both.
+			if n, err := svc.BackfillIndex(ctx); err != nil || n != 6 {
+				t.Fatalf("jobs indexed %d, %v; want 6", n, err)
 			}
 			if done, err := s.JobDone(ctx, "search-index-0019"); err != nil || !done {
 				t.Fatalf("job done = %v, %v", done, err)
@@ -111,9 +112,9 @@ func TestUpgradeCompositeIndex(t *testing.T) {
 	}
 }
 
-// On both databases, identifiers written before migration 0020 get their
-// type rows from its one-time job: until then identifier:of-type is
-// refused; after it, it finds them.
+// On both databases, identifiers and narratives written before migrations
+// 0020 and 0021 get their rows from their one-time jobs: until then
+// identifier:of-type and _text are refused; after them, they find them.
 func TestUpgradeIdentifierTypes(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -122,7 +123,8 @@ func TestUpgradeIdentifierTypes(t *testing.T) {
 				if err := old.CreateProject(ctx, store.Project{ID: "p1", Name: "P", CreatedAt: time.Now()}); err != nil {
 					t.Fatal(err)
 				}
-				pat := `{"resourceType":"Patient","id":"a","identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"http://x.test/mrn","value":"42"}]}`
+				pat := `{"resourceType":"Patient","id":"a","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Jane <b>Doe</b></div>"},` +
+					`"identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"http://x.test/mrn","value":"42"}]}`
 				if err := old.Exec(ctx, `INSERT INTO fhir_resources (project_id, resource_type, id, version_id, last_updated, deleted, content) VALUES ('p1', 'Patient', 'a', 1, 1000, `+deleted+`, ?)`, pat); err != nil {
 					t.Fatal(err)
 				}
@@ -135,8 +137,15 @@ func TestUpgradeIdentifierTypes(t *testing.T) {
 			if _, err := svc.Search(ctx, auth.Principal{ProjectID: "p1"}, q); !errors.Is(err, fault.ErrUnavailable) {
 				t.Fatalf(":of-type before the job: %v, want unavailable", err)
 			}
-			if n, err := svc.BackfillIndex(ctx); err != nil || n != 1 {
-				t.Fatalf("jobs indexed %d, %v; want 1", n, err)
+			tq, _ := search.ParseQuery("Patient", url.Values{"_text": {"jane doe"}}, false)
+			if _, err := svc.Search(ctx, auth.Principal{ProjectID: "p1"}, tq); !errors.Is(err, fault.ErrUnavailable) {
+				t.Fatalf("_text before the job: %v, want unavailable", err)
+			}
+			if n, err := svc.BackfillIndex(ctx); err != nil || n != 2 {
+				t.Fatalf("jobs indexed %d, %v; want 2", n, err)
+			}
+			if got, total, err := s.Search(ctx, store.SearchRequest{ProjectID: "p1", Query: tq, Count: 10, Total: true, Now: time.Now()}); err != nil || total != 1 || len(got) != 1 {
+				t.Fatalf("_text after the job: %d results (total %d), %v", len(got), total, err)
 			}
 			for value, want := range map[string]int{"http://terminology.hl7.org/CodeSystem/v2-0203|MR|42": 1, "http://terminology.hl7.org/CodeSystem/v2-0203|SS|42": 0, "http://terminology.hl7.org/CodeSystem/v2-0203|MR|43": 0} {
 				q, _ := search.ParseQuery("Patient", url.Values{"identifier:of-type": {value}}, false)

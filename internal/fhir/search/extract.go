@@ -197,6 +197,11 @@ func IndexValues(resourceType string, resource map[string]any) ([]Value, error) 
 		}
 	}
 	typeContained(resource, out)
+	if t, ok := resource["text"].(map[string]any); ok {
+		if div, ok := t["div"].(string); ok {
+			out = appendNarrative(out, div)
+		}
+	}
 	return out, nil
 }
 

@@ -24,7 +24,7 @@ func FuzzParseQuery(f *testing.F) {
 		"gender:missing=true&_summary=count&_total=accurate&_elements=name,id&family:contains=o\\|x",
 		"subject=Patient/1,http://x.org/fhir/Patient/2&_lastUpdated=lt2020-01-01T10:00:00Z&_tag=a|",
 		"near=42.25|-83.69|10|km,-17.5|179.9&component-code-value-quantity=8480-6$gt1|http://unitsofmeasure.org|mm[Hg]",
-		"_list=a1,b2&_list=$current-problems&name=x",
+		"_list=a1,b2&_list=$current-problems&name=x&_text=heart%20failure,asthma",
 		`_filter=name co "pe\"t" and not (gender eq male or birthdate ge 2000-01) or identifier pr true&family=x`,
 		"subject:Patient.organization.name=acme&patient.general-practitioner:Practitioner.name=x",
 	} {

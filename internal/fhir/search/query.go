@@ -82,8 +82,9 @@ type Cond struct {
 
 	Box *Box // Location near: the area to search
 
-	// Op, for a string condition of a _filter, is "eq" (the whole value)
-	// or "ew" (ends with); "" is the search's default, starts with.
+	// Op, for a string condition, is "eq" (the whole value), "ew" (ends
+	// with) or "co" (contains: _text); "" is the search's default, starts
+	// with.
 	Op string
 }
 
@@ -159,6 +160,24 @@ func (q *Query) parseClause(key, value string) error {
 			return queryErr(key, "%v", err)
 		}
 		q.Filters = append(q.Filters, Filter{Text: value, Root: root})
+		return nil
+	}
+	if key == "_text" {
+		// A phrase in the narrative (narrative.go); commas separate
+		// alternatives.
+		c := &Clause{Param: TextParam}
+		for _, part := range splitEscaped(value, ',') {
+			t := unescape(part)
+			if n := NormalizeString(t); n != "" {
+				if len(n) > narrativeOverlap {
+					return queryErr(key, "a _text phrase may be at most %d bytes", narrativeOverlap)
+				}
+				c.Values = append(c.Values, Cond{Text: t, String: n, Op: "co"})
+			}
+		}
+		if len(c.Values) > 0 {
+			q.Clauses = append(q.Clauses, c)
+		}
 		return nil
 	}
 	if key == "_list" {

@@ -87,6 +87,8 @@ func TestIndexValuesAnswerEveryParameter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The narrative's _text rows are the index's own, not a parameter's.
+		stored = slices.DeleteFunc(stored, func(v Value) bool { return v.Param == TextParam.Name })
 		if len(stored) > len(all) {
 			t.Errorf("%s: stores %d values, extracts only %d", f, len(stored), len(all))
 		}
