@@ -144,6 +144,9 @@ func IndexValues(resourceType string, resource map[string]any) ([]Value, error) 
 		if v, ok := found[p]; ok {
 			return v, nil
 		}
+		if p.absent(resource) {
+			return nil, nil // none of the elements it reads: nothing to evaluate
+		}
 		items, err := p.expr.EvalItems(resource)
 		if err != nil {
 			return nil, fmt.Errorf("search parameter %s.%s: %w", resourceType, p.Name, err)
@@ -160,6 +163,9 @@ func IndexValues(resourceType string, resource map[string]any) ([]Value, error) 
 	}
 	for _, p := range params {
 		if p.Type == "composite" && p.own && p.Composite() || p.IsNear() && p.expr != nil {
+			if p.absent(resource) {
+				continue
+			}
 			items, err := p.expr.EvalItems(resource)
 			if err == nil && p.IsNear() {
 				out = appendNear(out, p, items)

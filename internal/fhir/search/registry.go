@@ -49,6 +49,15 @@ type Param struct {
 	refType string
 	own     bool
 	covers  []*Param
+	// roots are the resource elements expr starts from (fhirpath Roots),
+	// nil when it cannot be told: a resource with none of them gives the
+	// parameter no values, without evaluating expr.
+	roots []string
+}
+
+// absent reports whether resource certainly gives p no values.
+func (p *Param) absent(resource map[string]any) bool {
+	return p.roots != nil && !fhirpath.Present(resource, p.roots)
 }
 
 // Component is one part of a composite parameter.
@@ -140,6 +149,8 @@ func buildRegistry(data []byte) (*registry, error) {
 			var err error
 			if p.expr, err = fhirpath.Compile(p.Expression); err != nil {
 				r.unsupported[typ+"."+p.Name] = err
+			} else if roots, ok := p.expr.Roots(); ok {
+				p.roots = roots
 			}
 			for _, rc := range rp.Components {
 				c := Component{Code: rc.Code, Type: rc.Type, Expression: rc.Expr}

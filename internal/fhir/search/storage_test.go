@@ -136,3 +136,41 @@ func sameSet(a, b []Value) bool {
 	}
 	return true
 }
+
+// TestAbsentMeansEmpty checks the short cut IndexValues takes (a parameter
+// whose root elements a resource lacks has no values) against evaluating
+// every expression, over the committed samples and, with WARD_FHIR_EXAMPLES,
+// every example of the package.
+func TestAbsentMeansEmpty(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "examples", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no samples: %v", err)
+	}
+	if dir := os.Getenv("WARD_FHIR_EXAMPLES"); dir != "" {
+		files = append(files, packageExamples(t, dir)...)
+	}
+	skipped, withRoots := 0, 0
+	eachResource(t, files, func(f, rt string, res map[string]any) {
+		if !IsResourceType(rt) {
+			return
+		}
+		for _, p := range Params(rt) {
+			if p.expr == nil || p.roots == nil {
+				continue
+			}
+			withRoots++
+			if !p.absent(res) {
+				continue
+			}
+			skipped++
+			items, err := p.expr.EvalItems(res)
+			if err == nil && len(items) > 0 {
+				t.Errorf("%s %s.%s (%s): roots %v absent but it yields %d items", filepath.Base(f), rt, p.Name, p.Expression, p.roots, len(items))
+			}
+		}
+	})
+	if skipped == 0 || withRoots == 0 {
+		t.Fatalf("nothing checked: %d with roots, %d skipped", withRoots, skipped)
+	}
+	t.Logf("%d evaluations of %d skipped", skipped, withRoots)
+}
