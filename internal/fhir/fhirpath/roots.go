@@ -73,19 +73,28 @@ func emptyOnEmpty(n node) bool {
 	return false
 }
 
-// Present reports whether the resource has one of the elements names
-// (Roots), directly or as a choice (value -> valueQuantity).
-func Present(resource map[string]any, names []string) bool {
-	for _, name := range names {
-		if _, ok := resource[name]; ok {
-			return true
-		}
-		for k := range resource {
-			if len(k) > len(name) && k[:len(name)] == name {
-				if _, ok := choiceSuffix[k[len(name):]]; ok {
-					return true
+// Members lists the names a resource's elements answer to, for Present:
+// each key, and for a choice element (valueQuantity) its name (value).
+func Members(resource map[string]any) map[string]bool {
+	out := make(map[string]bool, len(resource)+2)
+	for k := range resource {
+		out[k] = true
+		for i := 1; i < len(k); i++ {
+			if k[i] >= 'A' && k[i] <= 'Z' {
+				if _, ok := choiceSuffix[k[i:]]; ok {
+					out[k[:i]] = true
 				}
 			}
+		}
+	}
+	return out
+}
+
+// Present reports whether one of names (Roots) is among members (Members).
+func Present(members map[string]bool, names []string) bool {
+	for _, name := range names {
+		if members[name] {
+			return true
 		}
 	}
 	return false

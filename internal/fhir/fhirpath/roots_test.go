@@ -34,8 +34,8 @@ func TestRoots(t *testing.T) {
 			t.Errorf("%s: roots %v (%v), want %v", tt.expr, got, ok, tt.roots)
 		}
 	}
-	m := map[string]any{"valueQuantity": map[string]any{}, "status": "final"}
-	if !Present(m, []string{"value"}) || !Present(m, []string{"code", "status"}) || Present(m, []string{"code"}) || Present(m, []string{"val"}) {
+	m := Members(map[string]any{"valueQuantity": map[string]any{}, "status": "final", "valueSet": "x"})
+	if !Present(m, []string{"value"}) || !Present(m, []string{"code", "status"}) || Present(m, []string{"code"}) || Present(m, []string{"val"}) || !Present(m, []string{"valueSet"}) {
 		t.Error("Present")
 	}
 }

@@ -139,12 +139,13 @@ func IndexValues(resourceType string, resource map[string]any) ([]Value, error) 
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, resourceType)
 	}
 	out := make([]Value, 0, len(params)/4)
+	members := fhirpath.Members(resource)
 	var found map[*Param][]Value // values of covering parameters, once each
 	eval := func(p *Param) ([]Value, error) {
 		if v, ok := found[p]; ok {
 			return v, nil
 		}
-		if p.absent(resource) {
+		if p.absent(members) {
 			return nil, nil // none of the elements it reads: nothing to evaluate
 		}
 		items, err := p.expr.EvalItems(resource)
@@ -163,7 +164,7 @@ func IndexValues(resourceType string, resource map[string]any) ([]Value, error) 
 	}
 	for _, p := range params {
 		if p.Type == "composite" && p.own && p.Composite() || p.IsNear() && p.expr != nil {
-			if p.absent(resource) {
+			if p.absent(members) {
 				continue
 			}
 			items, err := p.expr.EvalItems(resource)

@@ -55,9 +55,10 @@ type Param struct {
 	roots []string
 }
 
-// absent reports whether resource certainly gives p no values.
-func (p *Param) absent(resource map[string]any) bool {
-	return p.roots != nil && !fhirpath.Present(resource, p.roots)
+// absent reports whether a resource with these members (fhirpath.Members)
+// certainly gives p no values.
+func (p *Param) absent(members map[string]bool) bool {
+	return p.roots != nil && !fhirpath.Present(members, p.roots)
 }
 
 // Component is one part of a composite parameter.

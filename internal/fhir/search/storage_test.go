@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/wardhealth/ward/internal/fhir/fhirpath"
 )
 
 func TestIndexParams(t *testing.T) {
@@ -159,7 +161,7 @@ func TestAbsentMeansEmpty(t *testing.T) {
 				continue
 			}
 			withRoots++
-			if !p.absent(res) {
+			if !p.absent(fhirpath.Members(res)) {
 				continue
 			}
 			skipped++
