@@ -361,8 +361,9 @@ func TestWALRestartWaitsOutAnOldReader(t *testing.T) {
 	writeSteadily(t, s, "b", 4, 150)
 	// A round past its check when the reader began, or one that found the
 	// copy at the log's end (no write since the snapshot), may hold; not
-	// round after round (70-100 holds here without the check).
-	if st := s.GroupStats(); st.Holds-before.Holds > 5 {
+	// round after round (70-100 holds here without the check; up to 7 with
+	// it seen on a loaded 2-core machine, so the bound leaves room).
+	if st := s.GroupStats(); st.Holds-before.Holds > 20 {
 		t.Fatalf("writer held %d times while a reader kept the log from being copied", st.Holds-before.Holds)
 	}
 	if err := reader.Rollback(); err != nil {
