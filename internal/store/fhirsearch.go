@@ -135,11 +135,11 @@ func (p *planner) restriction(a, projectID string, r Restriction) string {
 	if r.Allowed != nil {
 		var alts []string
 		for _, q := range r.Allowed {
-			w := p.clausesSQL(a, projectID, q)
+			alt := p.clausesSQL(a, projectID, q)
 			for _, f := range q.Filters {
-				w += " AND " + p.filterSQL(a, projectID, q.ResourceType, f.Root)
+				alt += " AND " + p.filterSQL(a, projectID, q.ResourceType, f.Root)
 			}
-			alts = append(alts, "("+w+")")
+			alts = append(alts, "("+alt+")")
 		}
 		if len(alts) == 0 {
 			alts = []string{"1=0"}
