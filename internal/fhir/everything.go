@@ -183,13 +183,5 @@ func (h *Handler) everything(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if ep.Offset > 0 {
 		b.Link = append(b.Link, bundleLink{Relation: "previous", URL: link(max(0, ep.Offset-ep.Count))})
 	}
-	out, err := b.encode()
-	if err != nil {
-		return err
-	}
-	if limit := h.svc.cfg.MaxResponseBytes; limit > 0 && len(out) > limit {
-		return fault.TooLarge("the $everything page is %d bytes, over the %d byte limit: ask for fewer resources per page with _count, or fewer types with _type", len(out), limit)
-	}
-	writeFHIR(w, http.StatusOK, out)
-	return nil
+	return h.sendBundle(w, b, "the $everything page", "fewer resources per page with _count, or fewer types with _type")
 }

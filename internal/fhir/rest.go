@@ -313,14 +313,20 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
-	b, err := h.searchBundle(page).encode()
+	return h.sendBundle(w, h.searchBundle(page), "the search result", "fewer results with _count or fewer elements with _elements")
+}
+
+// sendBundle writes b unless it is larger than the response limit: then a
+// 413 says what it was and what to ask for instead.
+func (h *Handler) sendBundle(w http.ResponseWriter, b bundle, what, ask string) error {
+	out, err := b.encode()
 	if err != nil {
 		return err
 	}
-	if limit := h.svc.cfg.MaxResponseBytes; limit > 0 && len(b) > limit {
-		return fault.TooLarge("the search result is %d bytes, over the %d byte limit: ask for fewer results with _count or fewer elements with _elements", len(b), limit)
+	if limit := h.svc.cfg.MaxResponseBytes; limit > 0 && len(out) > limit {
+		return fault.TooLarge("%s is %d bytes, over the %d byte limit: ask for %s", what, len(out), limit, ask)
 	}
-	writeFHIR(w, http.StatusOK, b)
+	writeFHIR(w, http.StatusOK, out)
 	return nil
 }
 
