@@ -84,6 +84,10 @@ test('search with several parameters', async () => {
   assert.equal(obs.total, 1);
   assert.deepEqual(obs.entry.map((e) => e.search.mode).sort(), ['include', 'match']);
   await rejects(admin.fhir.search({ resourceType: 'Patient', params: [{ name: 'shoe-size', value: '9' }] }), 400, /shoe-size/);
+  // _filter through the SDK (a POST _search form): and, or, not, a quoted string.
+  const filtered = await admin.fhir.search({ resourceType: 'Patient', params: [{ name: '_tag', value: tag }, { name: '_filter', value: 'family eq "Stark" and not (birthdate lt 2000-01-01)' }] });
+  assert.deepEqual(filtered.unbundle().map((p) => p.birthDate), ['2001-06-15']);
+  await rejects(admin.fhir.search({ resourceType: 'Patient', params: [{ name: '_filter', value: 'family eq' }] }), 400, /_filter/);
 });
 
 test('a transaction rewrites urn:uuid references and is all or nothing', async () => {
