@@ -50,24 +50,26 @@ func (s *Service) Search(ctx context.Context, p auth.Principal, q *search.Query)
 // supported refuses parameters the index does not hold (yet), rather than
 // answering them with an empty or partial (wrong) result.
 func (s *Service) supported(ctx context.Context, q *search.Query) error {
-	for _, c := range append(slices.Clone(q.Clauses), q.FilterClauses()...) {
-		for c != nil {
-			if c.Param != nil && (c.Param.Type == "special" && !c.Param.IsNear() || c.Param.Type == "composite" && !c.Param.Composite()) {
-				return fault.Invalid("search parameter %q (%s) is not supported yet", c.Param.Name, c.Param.Type)
-			}
-			if c.Param != nil && c.Param.Type == "token" && (c.Modifier == "above" || c.Modifier == "below") {
-				return fault.Invalid("%s:%s needs a code system's hierarchy, which Ward (no terminology server) does not have; list the codes, or use :in with a ValueSet", c.Param.Name, c.Modifier)
-			}
-			if job := jobFor(c); job != "" {
-				if err := s.backfilled(ctx, job); err != nil {
-					return err
+	for _, cs := range [2][]*search.Clause{q.Clauses, q.FilterClauses()} {
+		for _, c := range cs {
+			for c != nil {
+				if c.Param != nil && (c.Param.Type == "special" && !c.Param.IsNear() || c.Param.Type == "composite" && !c.Param.Composite()) {
+					return fault.Invalid("search parameter %q (%s) is not supported yet", c.Param.Name, c.Param.Type)
 				}
+				if c.Param != nil && c.Param.Type == "token" && (c.Modifier == "above" || c.Modifier == "below") {
+					return fault.Invalid("%s:%s needs a code system's hierarchy, which Ward (no terminology server) does not have; list the codes, or use :in with a ValueSet", c.Param.Name, c.Modifier)
+				}
+				if job := jobFor(c); job != "" {
+					if err := s.backfilled(ctx, job); err != nil {
+						return err
+					}
+				}
+				if c.Reverse != nil {
+					c = c.Reverse.Clause
+					continue
+				}
+				c = c.Chain
 			}
-			if c.Reverse != nil {
-				c = c.Reverse.Clause
-				continue
-			}
-			c = c.Chain
 		}
 	}
 	return nil

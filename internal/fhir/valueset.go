@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/wardhealth/ward/internal/auth"
@@ -70,7 +69,7 @@ func (s *Service) expandValueSets(ctx context.Context, p auth.Principal, q *sear
 		out.Modifier = map[string]string{"in": "", "not-in": "not"}[c.Modifier]
 		return &out, nil
 	}
-	if !usesValueSets(append(slices.Clone(q.Clauses), q.FilterClauses()...)) {
+	if !usesValueSets(q.Clauses) && !usesValueSets(q.FilterClauses()) {
 		return q, nil
 	}
 	cq := *q
