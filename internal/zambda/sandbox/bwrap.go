@@ -1,0 +1,636 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config sets up the bubblewrap sandbox.
+type Config struct {
+	// WorkDir is a Ward-private directory for the sandbox's own files
+	// (its /etc, the seccomp filter).
+	WorkDir string
+	Bwrap   string // bubblewrap's path; default "bwrap" on PATH
+	// Init is an executable whose main calls Init (default: this
+	// process's own executable).
+	Init    string
+	Network Network
+	Logger  *slog.Logger
+	// CgroupRoot is where cgroup file systems are mounted (default
+	// /sys/fs/cgroup). NoCgroups leaves cgroups alone: rlimits only.
+	CgroupRoot string
+	NoCgroups  bool
+}
+
+// The user a function runs as inside its sandbox: Lambda's.
+const (
+	sandboxUID  = 993
+	sandboxGID  = 990
+	sandboxUser = "sbx_user1051"
+)
+
+// Bwrap runs each worker in its own sandbox made by bubblewrap (user, pid,
+// mount, ipc, uts, cgroup and network namespaces; no capabilities;
+// no_new_privs; a seccomp filter), as a host uid of its own when Ward runs
+// as root, with the function's code read-only at /var/task, the system's
+// /usr read-only, a generated /etc, a private size-limited /tmp, and
+// memory, process, CPU and file limits (cgroups where writable, else
+// rlimits).
+type Bwrap struct {
+	cfg       Config
+	log       *slog.Logger
+	bwrap     string
+	root      bool    // Ward is root: each worker gets a host uid of its own
+	static    []Mount // the init executable and the generated /etc files (staged when root)
+	stage     *stager // root: binds in a private mount namespace (see stager)
+	seccomp   string  // the filter's file
+	sysArgs   []string
+	cgs       *cgroups
+	enforced  []string
+	missing   []string
+	ports     []int    // runtime API, proxy, forwards (as in cfg.Network.Forward)
+	netEnv    []string // AWS_LAMBDA_RUNTIME_API and the proxy variables
+	transport http.RoundTripper
+	noPtrace  atomic.Bool
+
+	uidMu   sync.Mutex
+	uidBase int
+	uids    map[int]bool
+}
+
+// NewBwrap checks that bubblewrap works here (it starts one sandbox) and
+// prepares the sandbox's files. An error says why it cannot be used.
+func NewBwrap(ctx context.Context, cfg Config) (*Bwrap, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CgroupRoot == "" {
+		cfg.CgroupRoot = "/sys/fs/cgroup"
+	}
+	b := &Bwrap{cfg: cfg, log: cfg.Logger, root: os.Geteuid() == 0, uids: map[int]bool{},
+		uidBase: 1_000_000 + rand.IntN(1000)*10_000}
+	path := cfg.Bwrap
+	if path == "" {
+		path = "bwrap"
+	}
+	p, err := exec.LookPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("bubblewrap (bwrap) is not installed: %w", err)
+	}
+	b.bwrap = p
+	if b.cfg.Init == "" {
+		if b.cfg.Init, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("sandbox init: %w", err)
+		}
+	}
+	if err := b.prepare(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := b.probe(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Bwrap) prepare() error {
+	dir := filepath.Join(b.cfg.WorkDir, "sandbox")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("sandbox dir: %w", err)
+	}
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	for _, h := range b.cfg.Network.Hosts {
+		if h != "" && h != "localhost" && !strings.ContainsAny(h, " \t\n") {
+			hosts += "127.0.0.1\t" + h + "\n"
+		}
+	}
+	files := map[string]string{
+		"passwd": "root:x:0:0:root:/root:/sbin/nologin\n" + sandboxUser + ":x:" + strconv.Itoa(sandboxUID) + ":" + strconv.Itoa(sandboxGID) + "::/tmp:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
+		"group":  "root:x:0:\n" + sandboxUser + ":x:" + strconv.Itoa(sandboxGID) + ":\nnogroup:x:65534:\n",
+		"hosts":  hosts,
+		// No DNS inside: names resolve from /etc/hosts, and the proxy
+		// resolves the rest outside.
+		"nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+		"resolv.conf":   "# no resolver in a zambda sandbox: use HTTP_PROXY / HTTPS_PROXY\noptions attempts:1 timeout:1\n",
+	}
+	for name, content := range files {
+		path := filepath.Join(dir, "etc-"+name)
+		if err := writeFileAtomic(path, []byte(content), 0o644); err != nil {
+			return err
+		}
+		b.static = append(b.static, Mount{path, "/etc/" + name})
+	}
+	if _, err := os.Stat(b.cfg.Init); err != nil {
+		return fmt.Errorf("sandbox init: %w", err)
+	}
+	b.static = append(b.static, Mount{b.cfg.Init, initPath})
+	if b.root {
+		st, err := newStager()
+		if err != nil {
+			return err
+		}
+		b.stage = st
+		var srcs []string
+		for _, m := range b.static {
+			srcs = append(srcs, m.Src)
+		}
+		var staged []string
+		st.do(func() { staged, _, err = st.bindAll(srcs) })
+		if err != nil {
+			return err
+		}
+		for i := range b.static {
+			b.static[i].Src = staged[i]
+		}
+	}
+	prog, err := seccompProgram()
+	if err != nil {
+		return err
+	}
+	b.seccomp = filepath.Join(dir, "seccomp.bpf")
+	if err := writeFileAtomic(b.seccomp, prog, 0o600); err != nil {
+		return err
+	}
+	b.sysArgs = systemMounts()
+
+	b.ports = []int{RuntimeAPIPort}
+	taken := map[int]bool{RuntimeAPIPort: true}
+	for _, f := range b.cfg.Network.Forward {
+		if f.Port <= 0 || f.Port > 65535 || taken[f.Port] {
+			return fmt.Errorf("sandbox forward port %d is invalid or taken", f.Port)
+		}
+		taken[f.Port] = true
+	}
+	proxy := RuntimeAPIPort + 1
+	for taken[proxy] {
+		proxy++
+	}
+	b.ports = append(b.ports, proxy)
+	for _, f := range b.cfg.Network.Forward {
+		b.ports = append(b.ports, f.Port)
+	}
+	// Loopback and the forwards' names (Ward's public host, mapped to
+	// 127.0.0.1 in /etc/hosts) are reached directly, the rest through the
+	// proxy.
+	proxyURL := "http://127.0.0.1:" + strconv.Itoa(proxy)
+	direct := strings.Join(append([]string{"localhost", "127.0.0.1"}, b.cfg.Network.Hosts...), ",")
+	b.netEnv = []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:" + strconv.Itoa(RuntimeAPIPort),
+		"HTTP_PROXY=" + proxyURL, "HTTPS_PROXY=" + proxyURL, "http_proxy=" + proxyURL, "https_proxy=" + proxyURL,
+		"NO_PROXY=" + direct, "no_proxy=" + direct}
+	if d := b.cfg.Network.Dial; d != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = nil // never a proxy of the host's: Dial is the policy
+		t.DialContext = d
+		b.transport = t
+	}
+
+	b.enforced = []string{"namespaces (user, pid, mount, ipc, uts, cgroup, net)", "read-only code", "private /tmp (tmpfs, size-limited)", "no capabilities", "no_new_privs", "seccomp", "egress through Ward's proxy"}
+	if b.root {
+		b.enforced = append(b.enforced, "a host uid per worker")
+	} else {
+		b.missing = append(b.missing, "a host uid per worker (Ward is not root: workers share Ward's uid outside their namespaces)")
+	}
+	if !b.cfg.NoCgroups {
+		cgs, got, why := openCgroups(b.cfg.CgroupRoot)
+		b.cgs = cgs
+		b.enforced = append(b.enforced, got...)
+		if why != "" {
+			b.missing = append(b.missing, "cgroups: "+why)
+		}
+	}
+	has := func(c string) bool { return b.cgs != nil && (b.cgs.v2 || b.cgs.roots[c] != "") }
+	if !has("memory") {
+		b.enforced = append(b.enforced, "memory (rlimit: private memory only)")
+	}
+	if !has("pids") {
+		if b.root {
+			b.enforced = append(b.enforced, "processes (rlimit, per worker uid)")
+		} else {
+			b.missing = append(b.missing, "process count (no pids cgroup, and the rlimit would count Ward's own threads)")
+		}
+	}
+	if !has("cpu") {
+		b.missing = append(b.missing, "cpu share (no cpu cgroup: workers run at a lower priority instead)")
+	}
+	b.enforced = append(b.enforced, "open files (rlimit)")
+	return nil
+}
+
+// systemMounts shows the host's system directories read-only: /usr and its
+// merged-/usr links, the dynamic linker's cache and the TLS roots.
+func systemMounts() []string {
+	args := []string{"--ro-bind", "/usr", "/usr"}
+	for _, d := range []string{"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"} {
+		fi, err := os.Lstat(d)
+		switch {
+		case err != nil:
+		case fi.Mode()&os.ModeSymlink != 0:
+			if target, err := os.Readlink(d); err == nil {
+				args = append(args, "--symlink", target, d)
+			}
+		case fi.IsDir():
+			args = append(args, "--ro-bind", d, d)
+		}
+	}
+	for _, f := range []string{"/etc/ld.so.cache", "/etc/ssl", "/etc/ca-certificates", "/etc/pki", "/etc/localtime", "/etc/alternatives"} {
+		args = append(args, "--ro-bind-try", f, f)
+	}
+	return args
+}
+
+// probe starts one sandbox running /bin/true, through the init program,
+// so that a host where bubblewrap cannot work is found at start.
+func (b *Bwrap) probe(ctx context.Context) error {
+	empty := filepath.Join(b.cfg.WorkDir, "sandbox", "empty")
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(empty, 0o755); err != nil {
+		return err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	p, err := b.Start(ctx, Spec{ID: "probe", Group: "probe", Argv: []string{"/usr/bin/true"}, Dir: TaskRoot, Code: empty,
+		Env: []string{"PATH=/usr/bin:/bin"}, Stdout: w, Stderr: w, Limits: Limits{Memory: 64 << 20}})
+	w.Close()
+	if err != nil {
+		out, _ := io.ReadAll(io.LimitReader(r, 4096))
+		return fmt.Errorf("%w%s", err, outputSuffix(out))
+	}
+	st := p.Wait()
+	out, _ := io.ReadAll(io.LimitReader(r, 4096))
+	if !st.Success() {
+		return fmt.Errorf("a test sandbox ended with %v%s", st, outputSuffix(out))
+	}
+	return nil
+}
+
+func outputSuffix(out []byte) string {
+	if s := strings.TrimSpace(string(out)); s != "" {
+		return ": " + s
+	}
+	return ""
+}
+
+// Info says what is enforced on this host.
+func (b *Bwrap) Info() Info {
+	return Info{Mode: "bwrap", Isolated: true, Enforced: b.enforced, Missing: b.missing}
+}
+
+// Close releases the sandbox's files and cgroups; call it after every
+// worker has exited.
+func (b *Bwrap) Close() error {
+	if b.stage != nil {
+		b.stage.close()
+		b.stage = nil
+	}
+	if b.cgs != nil {
+		b.cgs.close()
+	}
+	return nil
+}
+
+// allocUID picks a host uid no live worker of this Ward has.
+func (b *Bwrap) allocUID() int {
+	b.uidMu.Lock()
+	defer b.uidMu.Unlock()
+	for i := 0; ; i++ {
+		u := b.uidBase + i
+		if !b.uids[u] {
+			b.uids[u] = true
+			return u
+		}
+	}
+}
+
+func (b *Bwrap) freeUID(u int) {
+	b.uidMu.Lock()
+	delete(b.uids, u)
+	b.uidMu.Unlock()
+}
+
+// Start runs spec in a new sandbox and returns once Ward holds the
+// listeners inside it.
+func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
+	lim := spec.Limits.withDefaults()
+	var cleanup []func()
+	fail := func(err error) (*Process, error) {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+		return nil, err
+	}
+	uid := os.Geteuid()
+	if b.root {
+		uid = b.allocUID()
+		cleanup = append(cleanup, func() { b.freeUID(uid) })
+	}
+	var cg *cgroup
+	if b.cgs != nil {
+		var err error
+		if cg, err = b.cgs.create(spec.Group, spec.ID, lim); err != nil {
+			return fail(err)
+		}
+		cleanup = append(cleanup, cg.remove)
+	}
+
+	// Descriptors for bubblewrap, in ExtraFiles order (fd 3 up), closed
+	// here once it has started.
+	var extra []*os.File
+	add := func(f *os.File) int {
+		extra = append(extra, f)
+		return 2 + len(extra)
+	}
+	closeExtra := func() {
+		for _, f := range extra {
+			_ = f.Close()
+		}
+		extra = nil
+	}
+	cleanup = append(cleanup, closeExtra)
+
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fail(fmt.Errorf("sandbox socketpair: %w", err))
+	}
+	parentSock := os.NewFile(uintptr(pair[0]), "sandbox-parent")
+	cleanup = append(cleanup, func() { _ = parentSock.Close() })
+	sockFD := add(os.NewFile(uintptr(pair[1]), "sandbox-child"))
+	sec, err := os.Open(b.seccomp)
+	if err != nil {
+		return fail(fmt.Errorf("sandbox seccomp filter: %w", err))
+	}
+	secFD := add(sec)
+	infoR, infoW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	cleanup = append(cleanup, func() { _ = infoR.Close() })
+	infoFD := add(infoW)
+	argsR, argsW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	argsFD := add(argsR)
+
+	// What is bound from the host: the code, the runtime's files, then
+	// the static ones (already staged when root).
+	binds := append([]Mount{{Src: spec.Code, Dst: TaskRoot}}, spec.Files...)
+	opts := []string{
+		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try",
+		"--disable-userns", "--die-with-parent", "--new-session",
+		"--uid", strconv.Itoa(sandboxUID), "--gid", strconv.Itoa(sandboxGID), "--hostname", "sandbox",
+		"--cap-drop", "ALL",
+	}
+	opts = append(opts, b.sysArgs...)
+	opts = append(opts, "--proc", "/proc", "--dev", "/dev",
+		"--perms", "01777", "--size", strconv.FormatInt(lim.Tmp, 10), "--tmpfs", "/tmp",
+		"--perms", "0755", "--dir", "/var", "--perms", "0755", "--dir", RuntimeDir, "--perms", "0755", "--dir", "/opt")
+	ports := make([]string, len(b.ports))
+	for i, p := range b.ports {
+		ports[i] = strconv.Itoa(p)
+	}
+	command := append([]string{"--", initPath, strconv.Itoa(sockFD), strings.Join(ports, ","), "--"}, spec.Argv...)
+
+	env := append(spec.Env[:len(spec.Env):len(spec.Env)], b.netEnv...)
+	limit := func(pid int) error {
+		if cg != nil {
+			if err := cg.add(pid); err != nil {
+				return err
+			}
+		}
+		setRlimits(pid, lim, b.root && (b.cgs == nil || b.cgs.roots["pids"] == "" && !b.cgs.v2))
+		if b.cgs == nil || (!b.cgs.v2 && b.cgs.roots["cpu"] == "") {
+			// No CPU share: below Ward's own priority at least.
+			_ = unix.Setpriority(unix.PRIO_PROCESS, pid, 10)
+		}
+		return nil
+	}
+
+	// launch writes the options (with the bind sources as bubblewrap
+	// will see them) and starts it.
+	launch := func(srcs []string) (*exec.Cmd, error) {
+		all := opts
+		for i, m := range binds {
+			all = append(all, "--ro-bind", srcs[i], m.Dst)
+		}
+		for _, m := range b.static {
+			all = append(all, "--ro-bind", m.Src, m.Dst)
+		}
+		all = append(all, "--chdir", spec.Dir, "--seccomp", strconv.Itoa(secFD), "--info-fd", strconv.Itoa(infoFD))
+		// The options go through a pipe (--args), so that the sandbox's
+		// /proc/1/cmdline does not show the host's paths.
+		var buf bytes.Buffer
+		for _, a := range all {
+			if strings.IndexByte(a, 0) >= 0 {
+				return nil, fmt.Errorf("zambda %s: a sandbox option holds NUL", spec.ID)
+			}
+			buf.WriteString(a)
+			buf.WriteByte(0)
+		}
+		if buf.Len() > 60<<10 {
+			return nil, fmt.Errorf("zambda %s: sandbox options too long", spec.ID)
+		}
+		_, err := argsW.Write(buf.Bytes()) // fits the pipe's buffer: no reader needed yet
+		argsW.Close()
+		if err != nil {
+			return nil, err
+		}
+		newCmd := func(trace bool) *exec.Cmd {
+			attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Ptrace: trace}
+			if b.root {
+				attr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}
+			}
+			return &exec.Cmd{Path: b.bwrap, Args: append([]string{"bwrap", "--args", strconv.Itoa(argsFD)}, command...), Env: env, Dir: "/",
+				Stdout: spec.Stdout, Stderr: spec.Stderr, ExtraFiles: extra, SysProcAttr: attr}
+		}
+		return startGated(b.log, &b.noPtrace, newCmd, limit)
+	}
+	srcs := make([]string, len(binds))
+	for i, m := range binds {
+		srcs[i] = m.Src
+	}
+	var cmd *exec.Cmd
+	unstage := func() {}
+	if b.stage != nil {
+		var undo func()
+		b.stage.do(func() {
+			var staged []string
+			if staged, undo, err = b.stage.bindAll(srcs); err != nil {
+				return
+			}
+			if cmd, err = launch(staged); err != nil {
+				undo()
+			}
+		})
+		if err == nil {
+			// Bubblewrap has its own binds once the init program runs.
+			unstage = func() { b.stage.do(undo) }
+			cleanup = append(cleanup, unstage)
+		}
+	} else {
+		cmd, err = launch(srcs)
+	}
+	closeExtra()
+	if err != nil {
+		argsW.Close()
+		return fail(fmt.Errorf("start bubblewrap: %w", err))
+	}
+	cleanup = append(cleanup, func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+
+	deadline := time.Now().Add(10 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	initPid, err := readInfo(infoR, deadline)
+	if err != nil {
+		return fail(fmt.Errorf("zambda sandbox did not start: %w", err))
+	}
+	lns, err := receiveListeners(parentSock, len(b.ports), deadline)
+	if err != nil {
+		return fail(fmt.Errorf("zambda sandbox did not start: %w", err))
+	}
+	unstage()
+	ns := newNetServer(b.log, b.cfg.Network.Dial, spec.ID, b.transport)
+	ns.serveProxy(lns[1])
+	for i, f := range b.cfg.Network.Forward {
+		ns.serveForward(lns[2+i], f.Addr)
+	}
+	_ = parentSock.Close()
+	_ = infoR.Close()
+	p := &Process{cmd: cmd, api: lns[0], serving: []io.Closer{ns}, cg: cg, initPid: initPid, exitSignals: true,
+		waited: make(chan struct{})}
+	if b.root {
+		p.release = func() { b.freeUID(uid) }
+	}
+	return p, nil
+}
+
+// readInfo reads bubblewrap's --info-fd JSON: the host pid of the
+// sandbox's pid 1.
+func readInfo(r *os.File, deadline time.Time) (int, error) {
+	_ = r.SetReadDeadline(deadline)
+	var info struct {
+		ChildPid int `json:"child-pid"`
+	}
+	if err := json.NewDecoder(r).Decode(&info); err != nil {
+		if errors.Is(err, io.EOF) {
+			return 0, errors.New("bubblewrap exited before making the sandbox (see the function's logs)")
+		}
+		return 0, fmt.Errorf("bubblewrap's info: %w", err)
+	}
+	if info.ChildPid <= 0 {
+		return 0, errors.New("bubblewrap's info holds no child-pid")
+	}
+	return info.ChildPid, nil
+}
+
+// receiveListeners takes the listeners the sandbox's init program bound.
+func receiveListeners(sock *os.File, n int, deadline time.Time) ([]net.Listener, error) {
+	c, err := net.FileConn(sock)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return nil, errors.New("sandbox socket is not a unix socket")
+	}
+	_ = uc.SetReadDeadline(deadline)
+	buf := make([]byte, 512)
+	oob := make([]byte, unix.CmsgSpace(4*n))
+	nb, noob, _, _, err := uc.ReadMsgUnix(buf, oob)
+	if err != nil && nb == 0 {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("its init program exited before binding its listeners (see the function's logs)")
+		}
+		return nil, fmt.Errorf("waiting for its listeners: %w", err)
+	}
+	var fds []int
+	if msgs, err := unix.ParseSocketControlMessage(oob[:noob]); err == nil {
+		for _, m := range msgs {
+			if got, err := unix.ParseUnixRights(&m); err == nil {
+				fds = append(fds, got...)
+			}
+		}
+	}
+	closeFDs := func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+	if msg := string(buf[:nb]); msg != "ok" {
+		closeFDs()
+		if nb == 0 {
+			return nil, errors.New("its init program exited before binding its listeners (see the function's logs)")
+		}
+		return nil, fmt.Errorf("its init program: %s", strings.TrimPrefix(msg, "error: "))
+	}
+	if len(fds) != n {
+		closeFDs()
+		return nil, fmt.Errorf("its init program sent %d listeners, not %d", len(fds), n)
+	}
+	lns := make([]net.Listener, 0, n)
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "sandbox-listener")
+		ln, err := net.FileListener(f)
+		f.Close() // FileListener dups it
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			for _, rest := range fds[i+1:] {
+				unix.Close(rest)
+			}
+			return nil, fmt.Errorf("sandbox listener: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp-" + strconv.Itoa(os.Getpid())
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return fmt.Errorf("sandbox file: %w", err)
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return fmt.Errorf("sandbox file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("sandbox file: %w", err)
+	}
+	return nil
+}
+
+var _ Sandbox = (*Bwrap)(nil)
