@@ -83,7 +83,8 @@ func (p *Policy) CheckURL(ctx context.Context, raw string) error {
 		return nil
 	}
 	for _, a := range addrs {
-		if err := p.Check(netip.AddrPortFrom(a, uint16(port))); err != nil {
+		// The resolver may answer IPv4 in its IPv4-mapped form.
+		if err := p.Check(netip.AddrPortFrom(a.Unmap(), uint16(port))); err != nil {
 			var de *DeniedError
 			if errors.As(err, &de) {
 				de.Host = host

@@ -169,6 +169,12 @@ func TestCheckURL(t *testing.T) {
 			t.Errorf("CheckURL(%s) = %v, want %q (host %q)", tc.url, err, tc.rule, tc.host)
 		}
 	}
+	// A name's address is reported as IPv4 (the resolver may map it).
+	var de *DeniedError
+	if err := (*Policy)(nil).CheckURL(t.Context(), "http://localhost:8080/"); !errors.As(err, &de) ||
+		!strings.HasPrefix(err.Error(), "egress: localhost (127.0.0.1:8080) is a loopback address") && !strings.HasPrefix(err.Error(), "egress: localhost ([::1]:8080)") {
+		t.Errorf("CheckURL(localhost) = %v", err)
+	}
 	// A caller's deadline that has passed is no reason to refuse a name.
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
