@@ -118,6 +118,11 @@ func serve(ctx context.Context, args []string) error {
 	zambdas := zambda.New(zambda.Config{WorkDir: c.WorkDir}, svc.store, svc.iam, z3Svc, issuer, pool, sealer, time.Now, log)
 	defer zambdas.Flush() // before the store closes
 	fhirHandler := fhir.NewHandler(fhirSvc, c.fhirURL(), log)
+	egressAll, egressJWKS, err := egressPolicies(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	_ = egressAll
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
 		fhirSvc, zambdas, time.Now, log)
 	subs.Register(fhirHandler)
@@ -130,11 +135,11 @@ func serve(ctx context.Context, args []string) error {
 		return len(roles) == 1, err
 	}})
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
-		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version, AllowPrivateJWKS: c.AllowPrivateJWKS,
+		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version,
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect())},
 		server.Deps{Log: log, AccessLog: accessLog, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
 			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz})
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Egress: egressJWKS})
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
