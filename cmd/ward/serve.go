@@ -122,9 +122,8 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_ = egressAll
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
-		fhirSvc, zambdas, time.Now, log)
+		fhirSvc, zambdas, egressAll, time.Now, log)
 	subs.Register(fhirHandler)
 	svc.iam.SetProfileWriter(profileWriter{fhirSvc})
 	authz := authorizer.New(func(ctx context.Context, projectID, zambdaID string, in authorizer.Input, timeout time.Duration) ([]byte, error) {
