@@ -19,7 +19,8 @@ import (
 )
 
 // receiver is a webhook endpoint that records what it gets and can be told
-// to fail.
+// to fail. It is on loopback, which the egress policy refuses unless the
+// server runs with --egress-allow 127.0.0.1/32.
 type receiver struct {
 	*httptest.Server
 	mu       sync.Mutex
@@ -149,7 +150,8 @@ func (w *ward) events(t *testing.T, token, subID string) map[string][2]string {
 func TestSubscriptions(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
-			w := startWardWith(t, b, "--subscription-retry-base", "50ms", "--subscription-retry-max", "200ms", "--subscription-max-attempts", "4")
+			w := startWardWith(t, b, "--subscription-retry-base", "50ms", "--subscription-retry-max", "200ms", "--subscription-max-attempts", "4",
+				"--egress-allow", "127.0.0.1/32")
 			tok := w.token(t, w.Admin)
 			rc := newReceiver(t)
 
@@ -288,7 +290,7 @@ func TestSubscriptions(t *testing.T) {
 // TestSubscriptionReadAccess: a subscriber never receives a resource its
 // owner may not read.
 func TestSubscriptionReadAccess(t *testing.T) {
-	w := startWard(t, storetest.Backends()[0])
+	w := startWardWith(t, storetest.Backends()[0], "--egress-allow", "127.0.0.1/32")
 	admin := w.token(t, w.Admin)
 	rc := newReceiver(t)
 	// A client that may manage subscriptions and read only active patients.
@@ -332,7 +334,7 @@ func TestSubscriptionReadAccess(t *testing.T) {
 // resources, the server is killed (SIGKILL) and restarted; every create
 // that got a 2xx is delivered at least once.
 func TestSubscriptionCrash(t *testing.T) {
-	w := startWard(t, storetest.Backends()[0])
+	w := startWardWith(t, storetest.Backends()[0], "--egress-allow", "127.0.0.1/32")
 	tok := w.token(t, w.Admin)
 	rc := newReceiver(t)
 	if st, _ := w.fhirDo(t, tok, "POST", "Subscription", subscriptionFor("Patient?family=Crash", rc.URL)); st != 201 {

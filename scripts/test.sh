@@ -72,6 +72,7 @@ fuzz ./internal/zambda/schedule FuzzParse
 fuzz ./internal/smart/scope FuzzParse
 fuzz ./internal/smart/clientauth FuzzVerify
 fuzz ./internal/smart/clientauth FuzzParseJWKS
+fuzz ./internal/egress FuzzParseAllow
 
 if [ -f bench/go.mod ]; then
   say "bench module builds"

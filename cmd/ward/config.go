@@ -3,11 +3,14 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wardhealth/ward/internal/egress"
 )
 
 // config is every setting, from flags with WARD_* environment twins.
@@ -65,8 +68,12 @@ type config struct {
 	// on a foreign token is reused (never beyond the token's exp).
 	AuthorizerCacheTTL time.Duration
 
-	// AllowPrivateJWKS lets backend-service JWKS URLs resolve to private
-	// or loopback addresses (off: public addresses only, against SSRF).
+	// EgressAllow opens ranges to Ward's outbound requests (rest-hook
+	// deliveries, JWKS fetches) beyond public addresses; Ward's database
+	// and debug addresses stay closed.
+	EgressAllow []netip.Prefix
+	// AllowPrivateJWKS (deprecated for EgressAllow) opens loopback and
+	// private ranges to backend-service JWKS fetches only.
 	AllowPrivateJWKS bool
 }
 
@@ -101,8 +108,9 @@ func parseConfig(name string, args []string) (config, error) {
 	urlTTL := fs.Duration("z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs (WARD_Z3_URL_TTL)")
 	maxObject := fs.Int64("max-object-bytes", 5<<30, "largest Z3 object in bytes (WARD_MAX_OBJECT_BYTES)")
 	transfer := fs.Duration("transfer-timeout", time.Hour, "deadline of one presigned upload or download (WARD_TRANSFER_TIMEOUT)")
+	egressAllow := fs.String("egress-allow", env("WARD_EGRESS_ALLOW", ""), "CIDR ranges or addresses, comma-separated, that outbound requests (subscription deliveries, JWKS fetches) may reach beyond public addresses, e.g. 10.0.0.0/8 or 127.0.0.1/32; Ward's database and debug addresses stay refused (WARD_EGRESS_ALLOW)")
 	fs.BoolVar(&c.AllowPrivateJWKS, "allow-private-jwks", env("WARD_ALLOW_PRIVATE_JWKS", "") == "true",
-		"let M2M clients' jwksUrl point at private or loopback addresses (WARD_ALLOW_PRIVATE_JWKS=true)")
+		"deprecated, use --egress-allow: let M2M clients' jwksUrl point at private or loopback addresses (WARD_ALLOW_PRIVATE_JWKS=true)")
 	authzTTL := fs.Duration("authorizer-cache-ttl", 5*time.Minute, "longest reuse of an authorizer function's decision (WARD_AUTHORIZER_CACHE_TTL)")
 	fs.IntVar(&c.ReadConcurrency, "read-concurrency", 0, "FHIR reads and searches running at once, the rest waiting in arrival order; 0: as many as Go uses cores on SQLite, no limit on PostgreSQL; -1: no limit (WARD_READ_CONCURRENCY)")
 	if v, ok := os.LookupEnv("WARD_READ_CONCURRENCY"); ok {
@@ -142,6 +150,10 @@ func parseConfig(name string, args []string) (config, error) {
 	c.Z3URLTTL, c.MaxObjectBytes, c.TransferTimeout = *urlTTL, *maxObject, *transfer
 	c.SubRetryBase, c.SubRetryMax = *subBase, *subMax
 	c.AuthorizerCacheTTL = *authzTTL
+	var err error
+	if c.EgressAllow, err = egress.ParseAllow(*egressAllow); err != nil {
+		return c, fmt.Errorf("--egress-allow: %w", err)
+	}
 	for name, v := range map[string]int64{"zambda-max-workers": *maxWorkers, "max-response-bytes": *maxResponse,
 		"search-count": *searchCount, "search-max-count": *searchMax, "subscription-max-attempts": *subAttempts} {
 		if v <= 0 {

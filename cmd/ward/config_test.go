@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -32,6 +33,12 @@ func TestParseConfigLimits(t *testing.T) {
 		{"fhir path over the project API", nil, []string{"--fhir-path", "/v1/fhir"}, nil, "under /v1"},
 		{"fhir path with a trailing slash", nil, []string{"--fhir-path", "/fhir/"}, nil, "without a trailing slash"},
 		{"fhir path at the root", nil, []string{"--fhir-path", "/"}, nil, "want a path"},
+		{"egress: public addresses only by default", nil, nil, func(c config) bool { return c.EgressAllow == nil && !c.AllowPrivateJWKS }, ""},
+		{"egress allow from the environment", map[string]string{"WARD_EGRESS_ALLOW": "10.0.0.0/8"}, nil,
+			func(c config) bool { return fmt.Sprint(c.EgressAllow) == "[10.0.0.0/8]" }, ""},
+		{"egress allow flag", map[string]string{"WARD_EGRESS_ALLOW": "10.0.0.0/8"}, []string{"--egress-allow", "127.0.0.1, ::1"},
+			func(c config) bool { return fmt.Sprint(c.EgressAllow) == "[127.0.0.1/32 ::1/128]" }, ""},
+		{"bad egress allow", nil, []string{"--egress-allow", "127.0.0.1/32,localhost"}, nil, `--egress-allow: egress: allow list item 2 "localhost"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

@@ -118,8 +118,12 @@ func serve(ctx context.Context, args []string) error {
 	zambdas := zambda.New(zambda.Config{WorkDir: c.WorkDir}, svc.store, svc.iam, z3Svc, issuer, pool, sealer, time.Now, log)
 	defer zambdas.Flush() // before the store closes
 	fhirHandler := fhir.NewHandler(fhirSvc, c.fhirURL(), log)
+	egressAll, egressJWKS, err := egressPolicies(ctx, c, log)
+	if err != nil {
+		return err
+	}
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
-		fhirSvc, zambdas, time.Now, log)
+		fhirSvc, zambdas, egressAll, time.Now, log)
 	subs.Register(fhirHandler)
 	svc.iam.SetProfileWriter(profileWriter{fhirSvc})
 	authz := authorizer.New(func(ctx context.Context, projectID, zambdaID string, in authorizer.Input, timeout time.Duration) ([]byte, error) {
@@ -130,11 +134,11 @@ func serve(ctx context.Context, args []string) error {
 		return len(roles) == 1, err
 	}})
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
-		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version, AllowPrivateJWKS: c.AllowPrivateJWKS,
+		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version,
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect())},
 		server.Deps{Log: log, AccessLog: accessLog, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
 			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz})
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Egress: egressJWKS})
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {

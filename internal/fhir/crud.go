@@ -199,6 +199,11 @@ func (s *Service) Delete(ctx context.Context, p auth.Principal, typ, id string) 
 // version, stamping meta, indexing, and (with a conditional access) checking
 // that the new content still falls inside the caller's conditions.
 func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m map[string]any, method string, expect int64, allowCreate bool, a access) (Resource, error) {
+	if pc := s.prechecks[typ]; pc != nil && p.Kind != KindSystem {
+		if err := pc(ctx, p, m); err != nil {
+			return Resource{}, err
+		}
+	}
 	// SQLite has one writer: serialising the JSON and extracting the index
 	// rows (FHIRPath over the whole resource) happen here, concurrently, for
 	// the version the write will most likely get; the transaction redoes

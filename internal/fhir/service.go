@@ -46,6 +46,8 @@ type Service struct {
 	cfg   Config
 	now   func() time.Time
 	hooks map[string]WriteHook
+	// prechecks run before a write's transaction (OnPrecheck).
+	prechecks map[string]Precheck
 	// committed, if set, runs after every committed write (to wake the
 	// subscription matcher instead of waiting for its next poll).
 	committed func()
@@ -186,6 +188,22 @@ func (s *Service) OnWrite(typ string, h WriteHook) {
 		s.hooks = map[string]WriteHook{}
 	}
 	s.hooks[typ] = h
+}
+
+// Precheck checks a resource of one type before its write's transaction
+// begins (create, update, patch, batch entries; a transaction bundle's
+// entries within the bundle's transaction), for checks that wait on the
+// network: a DNS lookup must not hold the database writer, which every
+// other write waits for. An error refuses the write. Ward's own writes
+// (KindSystem) skip it.
+type Precheck func(ctx context.Context, p auth.Principal, m map[string]any) error
+
+// OnPrecheck registers the precheck for typ. Call before serving.
+func (s *Service) OnPrecheck(typ string, h Precheck) {
+	if s.prechecks == nil {
+		s.prechecks = map[string]Precheck{}
+	}
+	s.prechecks[typ] = h
 }
 
 // Store is the service's store, for capabilities built on FHIR data.

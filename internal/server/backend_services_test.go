@@ -11,12 +11,15 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/iam"
 )
 
@@ -141,4 +144,54 @@ func postAssertion(t *testing.T, ts *testServer, assertion, scope string) (int, 
 	var out map[string]any
 	_ = json.NewDecoder(res.Body).Decode(&out)
 	return res.StatusCode, out
+}
+
+// TestBackendServicesEgress: a jwksUrl on an address the egress policy
+// refuses is never fetched, and the 401 names the rule (not the address).
+func TestBackendServicesEgress(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hits atomic.Int32
+	keySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer keySrv.Close()
+	protect, err := egress.New(t.Context(), egress.Config{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		Protect: []string{keySrv.Listener.Addr().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		policy *egress.Policy
+		reason string
+	}{
+		{"default policy", nil, "refused by the egress policy (a loopback address)"},
+		{"allowed but protected", protect, "refused by the egress policy (one of Ward's own service addresses"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServerEgress(t, tc.policy)
+			name, u := "backend", keySrv.URL
+			m, err := ts.iam.CreateM2M(t.Context(), ts.admin.ProjectID, iam.M2MInput{Name: &name, JWKSURL: &u,
+				AccessPolicy: json.RawMessage(`{"rule":[{"resource":"FHIR:*","action":"FHIR:*","effect":"Allow"}]}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := jwt.NewWithClaims(jwt.SigningMethodES384, jwt.MapClaims{"iss": m.ClientID, "sub": m.ClientID,
+				"aud": testURL + "/oauth/token", "exp": time.Now().Add(time.Minute).Unix(), "jti": "j1"})
+			tok.Header["kid"] = "k1"
+			a, err := tok.SignedString(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status, out := postAssertion(t, ts, a, "")
+			desc, _ := out["error_description"].(string)
+			if status != 401 || !strings.Contains(desc, tc.reason) || strings.Contains(desc, "dial") {
+				t.Fatalf("assertion with a refused jwksUrl: %d %v, want 401 with %q", status, out, tc.reason)
+			}
+			if hits.Load() != 0 {
+				t.Fatal("the refused JWKS URL was fetched")
+			}
+		})
+	}
 }

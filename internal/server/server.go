@@ -9,6 +9,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/admit"
 	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
@@ -29,10 +30,6 @@ type Config struct {
 	TransferTimeout time.Duration
 	TokenTTL        time.Duration // lifetime of access tokens
 	Version         string
-	// AllowPrivateJWKS lets backend-service clients' JWKS URLs point at
-	// private and loopback addresses (tests, closed networks); off, Ward
-	// fetches them only from public addresses.
-	AllowPrivateJWKS bool
 	// ReadConcurrency is how many FHIR reads and searches run at once,
 	// the others waiting their turn in arrival order (at most
 	// ReadMaxWait, then they go in anyway); <= 0: no limit.
@@ -89,7 +86,10 @@ type Deps struct {
 	// Authorizer validates bearer tokens Ward did not issue with the
 	// project's authorizer function; nil: such tokens are refused.
 	Authorizer *authorizer.Authorizer
-	Now        func() time.Time
+	// Egress is what backend-service clients' JWKS URLs may reach; nil:
+	// the default policy (public addresses only).
+	Egress *egress.Policy
+	Now    func() time.Time
 }
 
 // New builds the server and its routes.
@@ -107,12 +107,10 @@ func New(cfg Config, d Deps) *Server {
 	if s.access == nil {
 		s.access = d.Log
 	}
-	var jwksClient *http.Client
-	if !cfg.AllowPrivateJWKS {
-		jwksClient = clientauth.PublicOnlyClient()
-	}
+	// A jwksUrl is chosen by an API caller: fetched through the egress
+	// policy, it cannot reach Ward's own network.
 	av, err := clientauth.New(clientauth.Config{Lookup: s.assertionClient, Replay: storeReplay{st: d.Store, now: d.Now}, Now: d.Now,
-		Logger: d.Log, HTTPClient: jwksClient})
+		Logger: d.Log, HTTPClient: d.Egress.HTTPClient(0)})
 	if err != nil {
 		panic(err) // only a programming error: both are set above
 	}

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/store"
@@ -34,7 +36,19 @@ type testServer struct {
 	srv   *Server
 }
 
+// newTestServer opens loopback to the egress policy: the key servers of
+// the tests are httptest servers.
 func newTestServer(t *testing.T) *testServer {
+	t.Helper()
+	pol, err := egress.New(t.Context(), egress.Config{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTestServerEgress(t, pol)
+}
+
+// newTestServerEgress is newTestServer with the given egress policy.
+func newTestServerEgress(t *testing.T, pol *egress.Policy) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	st := storetest.Open(t, storetest.Backends()[0])
@@ -52,9 +66,8 @@ func newTestServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, TokenTTL: time.Hour, Version: "test",
-		AllowPrivateJWKS: true,                              // the key servers of the tests are on loopback
-		ReadConcurrency:  1, ReadMaxWait: 10 * time.Second}, // every FHIR read here takes its turn, never by timeout
-		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Keys: keys, Revoked: revoked,
+		ReadConcurrency: 1, ReadMaxWait: 10 * time.Second}, // every FHIR read here takes its turn, never by timeout
+		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Keys: keys, Revoked: revoked, Egress: pol,
 			Issuer:   auth.NewIssuer(keys.Ring, testURL, testURL, time.Now),
 			Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now), Now: time.Now,
 			FHIR: fhir.NewHandler(fhir.New(st, svc, fhir.Config{}, time.Now), testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))})

@@ -12,6 +12,12 @@
 // after the last attempt the subscription goes to status "error" with its
 // events kept for replay. Delivery is at least once, in order per
 // subscription and resource.
+//
+// Rest-hook endpoints go through the egress policy: one on an address it
+// refuses is a 400 when the Subscription is written (when the name
+// resolves then), and every delivery is dialled through the policy, so a
+// refused address (a name that now resolves to one) is a failed attempt
+// naming the rule.
 package subscription
 
 import (
@@ -28,6 +34,7 @@ import (
 	"time"
 
 	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/fhir/search"
@@ -93,7 +100,8 @@ type Service struct {
 	cfg     Config
 	fhir    *fhir.Service
 	st      *store.Store
-	client  *http.Client
+	egress  *egress.Policy
+	client  *http.Client // dials through egress
 	zambdas ZambdaRunner
 	now     func() time.Time
 	log     *slog.Logger
@@ -102,11 +110,16 @@ type Service struct {
 }
 
 // New builds the service and registers its checks on Subscription writes.
-func New(cfg Config, fhirSvc *fhir.Service, zambdas ZambdaRunner, now func() time.Time, log *slog.Logger) *Service {
+// Rest-hook endpoints are checked and dialled through pol (nil: the
+// default egress policy, public addresses only).
+func New(cfg Config, fhirSvc *fhir.Service, zambdas ZambdaRunner, pol *egress.Policy, now func() time.Time, log *slog.Logger) *Service {
 	cfg.defaults()
-	s := &Service{cfg: cfg, fhir: fhirSvc, st: fhirSvc.Store(), zambdas: zambdas, now: now, log: log,
-		client: &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Workers,
-			IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: cfg.Timeout}}, matchC: make(chan struct{}, 1), sendC: make(chan struct{}, 1)}
+	client := pol.HTTPClient(cfg.Timeout)
+	t := client.Transport.(*http.Transport)
+	t.MaxIdleConnsPerHost, t.ResponseHeaderTimeout = cfg.Workers, cfg.Timeout
+	s := &Service{cfg: cfg, fhir: fhirSvc, st: fhirSvc.Store(), zambdas: zambdas, now: now, log: log, egress: pol,
+		client: client, matchC: make(chan struct{}, 1), sendC: make(chan struct{}, 1)}
+	fhirSvc.OnPrecheck("Subscription", s.checkEndpoint)
 	fhirSvc.OnWrite("Subscription", s.checkWrite)
 	fhirSvc.OnCommit(func() { kick(s.matchC) })
 	return s
@@ -212,6 +225,22 @@ func clip(s string) string {
 		return s[:120] + "..."
 	}
 	return s
+}
+
+// checkEndpoint refuses a rest-hook endpoint on an address the egress
+// policy refuses, naming the rule. It runs before the write's transaction:
+// it may wait on DNS. What is not an http(s) URL is left to parse.
+func (s *Service) checkEndpoint(ctx context.Context, _ auth.Principal, m map[string]any) error {
+	ch, _ := m["channel"].(map[string]any)
+	ep := str(ch, "endpoint")
+	if ep == "" || strings.HasPrefix(ep, LambdaPrefix) {
+		return nil
+	}
+	var denied *egress.DeniedError
+	if err := s.egress.CheckURL(ctx, ep); errors.As(err, &denied) {
+		return fault.Invalid("Subscription.channel.endpoint %s is refused: %s", clip(ep), strings.TrimPrefix(denied.Error(), "egress: "))
+	}
+	return nil
 }
 
 // checkWrite runs inside every Subscription write: it validates what Ward
@@ -557,6 +586,12 @@ func (s *Service) post(ctx context.Context, d store.Delivery, sb sub, resource [
 	}
 	res, err := s.client.Do(req)
 	if err != nil {
+		// A refused dial says which rule refused which address, not "dial
+		// tcp ...: " around it; it is retried like any failure (the
+		// operator may open the range).
+		if denied := (*egress.DeniedError)(nil); errors.As(err, &denied) {
+			err = denied
+		}
 		return 0, "", fmt.Errorf("%s %s: %w", method, target, err)
 	}
 	defer res.Body.Close()

@@ -101,7 +101,8 @@ type Config struct {
 	Lookup Lookup
 	Replay ReplayGuard
 	// HTTPClient fetches JWKS URLs; nil means a new http.Client. Its own
-	// Timeout, if any, applies in addition to FetchTimeout.
+	// Timeout, if any, applies in addition to FetchTimeout. Ward passes
+	// its egress policy's client, so a jwksUrl cannot reach its network.
 	HTTPClient *http.Client
 	// FetchTimeout bounds one JWKS fetch; zero means DefaultFetchTimeout.
 	FetchTimeout time.Duration

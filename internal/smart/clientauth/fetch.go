@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/wardhealth/ward/internal/egress"
 )
 
 const (
@@ -169,6 +171,11 @@ func (c *jwksCache) download(ctx context.Context, url string) (*KeySet, time.Dur
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
+		// The rule only, not the address: a name's private address is
+		// not the caller's business.
+		if denied := (*egress.DeniedError)(nil); errors.As(err, &denied) {
+			return nil, 0, fail("its address is refused by the egress policy ("+denied.Rule+")", err)
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, 0, fail(fmt.Sprintf("no answer within %s", c.timeout), err)
 		}
