@@ -137,7 +137,7 @@ func (s *Service) load(ctx context.Context, projectID, idOrName string) (store.Z
 // invoke runs the function once with payload as its event and stores its
 // logs in the background.
 func (s *Service) invoke(ctx context.Context, z store.Zambda, dir, requestID string, payload []byte, timeout time.Duration) (runtime.Result, error) {
-	fn := runtime.Function{Key: z.ID + "@" + z.FileChecksum, Name: z.Name, Runtime: z.Runtime, CodeDir: dir, Handler: "index.index",
+	fn := runtime.Function{Key: z.ID + "@" + z.FileChecksum, Name: z.Name, Runtime: z.Runtime, CodeDir: dir, Handler: "index.index", Project: z.ProjectID,
 		MemoryMB: z.MemorySize, Timeout: time.Duration(z.TimeoutSeconds) * time.Second}
 	start := s.now()
 	res, runErr := s.run.Invoke(ctx, fn, runtime.Invocation{RequestID: requestID, Payload: payload, Deadline: start.Add(timeout)})

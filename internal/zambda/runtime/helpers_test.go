@@ -16,6 +16,8 @@ import (
 	// testdata/golambda is built with aws-lambda-go; go mod tidy skips
 	// testdata, so this import keeps the module in go.mod.
 	_ "github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/wardhealth/ward/internal/zambda/sandbox"
 )
 
 // built holds the Go test binaries (testdata/golambda as bootstrap,
@@ -27,6 +29,7 @@ var built struct {
 }
 
 func TestMain(m *testing.M) {
+	sandbox.Init() // workers' sandboxes start this binary as their init program
 	code := m.Run()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
@@ -39,6 +42,10 @@ func goBuild(t testing.TB) string {
 	t.Helper()
 	built.once.Do(func() {
 		if built.dir, built.err = os.MkdirTemp("", "ward-runtime-test-"); built.err != nil {
+			return
+		}
+		// Readable by the sandboxes' own uids.
+		if built.err = os.Chmod(built.dir, 0o755); built.err != nil {
 			return
 		}
 		for _, pkg := range []string{"golambda", "noop"} {
@@ -74,10 +81,32 @@ func needNode(t testing.TB) {
 	}
 }
 
+// testSandbox is the bubblewrap sandbox, as ward serve uses it, unless
+// WARD_TEST_SANDBOX=off; outside CI a host without it runs unsandboxed.
+func testSandbox(t testing.TB, workDir string) sandbox.Sandbox {
+	t.Helper()
+	if os.Getenv("WARD_TEST_SANDBOX") == "off" {
+		return nil
+	}
+	sb, err := sandbox.NewBwrap(context.Background(), sandbox.Config{WorkDir: workDir})
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("bubblewrap sandbox: %v", err)
+		}
+		t.Logf("no bubblewrap sandbox here (not CI): running workers without one: %v", err)
+		return nil
+	}
+	t.Cleanup(func() { sb.Close() })
+	return sb
+}
+
 func newPool(t testing.TB, cfg Config) *Pool {
 	t.Helper()
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = t.TempDir()
+	}
+	if cfg.Sandbox == nil {
+		cfg.Sandbox = testSandbox(t, cfg.WorkDir)
 	}
 	p, err := New(cfg)
 	if err != nil {
@@ -95,6 +124,9 @@ func newPool(t testing.TB, cfg Config) *Pool {
 func nodeFn(t testing.TB, key string, files map[string]string) Function {
 	t.Helper()
 	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil { // readable by the sandboxes' uids
+		t.Fatal(err)
+	}
 	for name, code := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(code), 0o644); err != nil {
 			t.Fatal(err)
@@ -149,4 +181,22 @@ func alive(pid int) bool {
 		}
 	}
 	return true
+}
+
+// lastPid is the host pid of the runtime process of fn's most recently
+// used idle worker: the one that just answered. (Inside a sandbox the
+// function sees its own pid namespace.)
+func lastPid(t testing.TB, p *Pool, fn Function) int {
+	t.Helper()
+	p.mu.Lock()
+	f := p.fns[fn.Key]
+	var w *worker
+	if f != nil && len(f.idle) > 0 {
+		w = f.idle[len(f.idle)-1]
+	}
+	p.mu.Unlock()
+	if w == nil {
+		t.Fatalf("%s has no idle worker", fn.Key)
+	}
+	return w.proc.Main()
 }

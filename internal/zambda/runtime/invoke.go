@@ -56,7 +56,7 @@ func (p *Pool) Invoke(ctx context.Context, fn Function, inv Invocation) (Result,
 		if err := p.reserveWorker(fn); err != nil {
 			return res, err
 		}
-		if w, err = p.start(fn, f.scratch); err != nil {
+		if w, err = p.start(ctx, fn, f.scratch); err != nil {
 			p.releaseWorker()
 			return res, err
 		}
@@ -75,6 +75,8 @@ func (p *Pool) Invoke(ctx context.Context, fn Function, inv Invocation) (Result,
 		p.log.Debug("zambda worker replaced after a failure", "zambda", fn.Name, "pid", w.pid, "err", err)
 		return res, err
 	}
+	// Nothing the function started outlives its invocation.
+	w.proc.Sweep()
 	p.putIdle(f, w)
 	return res, nil
 }

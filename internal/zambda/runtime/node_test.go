@@ -14,7 +14,8 @@ import (
 
 // probe is a Node function that does whatever the event's mode asks.
 const probe = `
-const fs = require('node:fs');
+const fs = require('node:fs'), path = require('node:path');
+const token = Math.random(); // tells workers apart (pids repeat across sandboxes)
 console.log('loading probe');
 exports.index = async (event, context) => {
   switch (event.mode) {
@@ -33,10 +34,9 @@ exports.index = async (event, context) => {
     case 'flood': { const s = 'y'.repeat(1000); for (let i = 0; i < 1000; i++) console.log(s); return {}; }
     case 'env': return { env: process.env, cwd: process.cwd(), ctx: { id: context.awsRequestId, name: context.functionName,
       remaining: context.getRemainingTimeInMillis(), arn: context.invokedFunctionArn, mem: context.memoryLimitInMB } };
-    case 'pid': return { pid: process.pid };
-    case 'wait':
-      fs.writeFileSync(event.started, String(process.pid));
-      while (!fs.existsSync(event.release)) await new Promise((r) => setTimeout(r, 5));
+    case 'pid': return { pid: process.pid, token };
+    case 'wait': // until the test puts a file into the code dir
+      while (!fs.existsSync(path.join(process.env.LAMBDA_TASK_ROOT, event.release))) await new Promise((r) => setTimeout(r, 5));
       return { waited: true };
     default: return { echo: event };
   }
@@ -49,7 +49,7 @@ func pidOf(t *testing.T, p *Pool, fn Function) int {
 	if err := json.Unmarshal(res.Payload, &out); err != nil || out.Pid == 0 {
 		t.Fatalf("pid: %s %v", res.Payload, err)
 	}
-	return out.Pid
+	return lastPid(t, p, fn)
 }
 
 func TestNodeHandlerStyles(t *testing.T) {
@@ -274,6 +274,14 @@ func TestNodeEnv(t *testing.T) {
 	}
 	allowed := map[string]bool{"PATH": true, "HOME": true, "TMPDIR": true, "LANG": true, "TZ": true, "LAMBDA_TASK_ROOT": true,
 		"_HANDLER": true, "GIVEN": true, "_X_AMZN_TRACE_ID": true}
+	taskRoot, cwd := fn.CodeDir, fn.CodeDir
+	if p.isolated {
+		// The sandbox's: its egress proxy, and the shell's PWD.
+		for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy", "PWD"} {
+			allowed[k] = true
+		}
+		taskRoot, cwd = "/var/task", "/var/task"
+	}
 	for k := range out.Env {
 		if !allowed[k] && !strings.HasPrefix(k, "AWS_LAMBDA_") {
 			t.Errorf("the function sees %s=%q", k, out.Env[k])
@@ -281,18 +289,24 @@ func TestNodeEnv(t *testing.T) {
 	}
 	e := out.Env
 	if e["GIVEN"] != "yes" || e["PATH"] != "/opt/bin:/usr/bin" || e["AWS_LAMBDA_RUNTIME_API"] == "10.0.0.1:1" ||
-		e["AWS_LAMBDA_FUNCTION_NAME"] != "env" || e["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] != "256" || e["LAMBDA_TASK_ROOT"] != fn.CodeDir ||
+		e["AWS_LAMBDA_FUNCTION_NAME"] != "env" || e["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] != "256" || e["LAMBDA_TASK_ROOT"] != taskRoot ||
 		e["_HANDLER"] != "index.index" || e["TZ"] != "UTC" || e["LANG"] != "C.UTF-8" {
 		t.Errorf("env = %v", e)
 	}
-	if !strings.HasPrefix(e["HOME"], work+string(filepath.Separator)) || e["TMPDIR"] != e["HOME"] {
-		t.Errorf("HOME %q is not a scratch dir under the work dir %s", e["HOME"], work)
+	if p.isolated {
+		if e["HOME"] != "/tmp" || e["TMPDIR"] != "/tmp" {
+			t.Errorf("HOME %q, TMPDIR %q: want the sandbox's /tmp", e["HOME"], e["TMPDIR"])
+		}
+	} else {
+		if !strings.HasPrefix(e["HOME"], work+string(filepath.Separator)) || e["TMPDIR"] != e["HOME"] {
+			t.Errorf("HOME %q is not a scratch dir under the work dir %s", e["HOME"], work)
+		}
+		if st, err := os.Stat(e["HOME"]); err != nil || st.Mode().Perm() != 0o700 {
+			t.Errorf("scratch dir: %v %v", st, err)
+		}
 	}
-	if st, err := os.Stat(e["HOME"]); err != nil || st.Mode().Perm() != 0o700 {
-		t.Errorf("scratch dir: %v %v", st, err)
-	}
-	if out.Cwd != fn.CodeDir {
-		t.Errorf("cwd = %s, want %s", out.Cwd, fn.CodeDir)
+	if out.Cwd != cwd {
+		t.Errorf("cwd = %s, want %s", out.Cwd, cwd)
 	}
 	if c := out.Ctx; c.ID != "req-env-1" || c.Name != "env" || c.Mem != "256" || !strings.HasSuffix(c.Arn, ":function:env") || c.Remaining < 2000 || c.Remaining > 4000 {
 		t.Errorf("context = %+v", c)
@@ -312,14 +326,12 @@ func TestConcurrencyLimit(t *testing.T) {
 	p := newPool(t, Config{QueueWait: 10 * time.Second})
 	fn := nodeFn(t, "busy", map[string]string{"index.js": probe})
 	fn.Concurrency = 1
-	dir := t.TempDir()
-	started, release := filepath.Join(dir, "started"), filepath.Join(dir, "release")
-	event := `{"mode":"wait","started":"` + started + `","release":"` + release + `"}`
+	event := `{"mode":"wait","release":"release"}`
 
 	var wg sync.WaitGroup
 	var firstErr error
 	wg.Go(func() { _, firstErr = invoke(t, p, fn, event) })
-	waitFor(t, "the first invocation to run", 10*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
+	busyWorker(t, p)
 
 	// The wait for a slot never outlasts the invocation's deadline.
 	_, err := p.Invoke(context.Background(), fn, Invocation{Payload: []byte(`{}`), Deadline: time.Now().Add(100 * time.Millisecond)})
@@ -329,7 +341,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	// One that waits long enough gets the slot when it frees up.
 	var queuedErr error
 	wg.Go(func() { _, queuedErr = invoke(t, p, fn, `{"mode":"echo"}`) })
-	if err := os.WriteFile(release, nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(fn.CodeDir, "release"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()

@@ -12,9 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wardhealth/ward/internal/zambda/sandbox"
 )
 
 //go:embed bootstrap.js
@@ -25,8 +28,11 @@ type Pool struct {
 	cfg       Config
 	log       *slog.Logger
 	bootstrap string // path of the Node bootstrap in WorkDir
-	scratch   string // this pool's root for per-version scratch dirs
-	noPtrace  atomic.Bool
+	scratch   string // this pool's root for per-version scratch dirs (without isolation)
+	sandbox   sandbox.Sandbox
+	isolated  bool   // the sandbox shows code at /var/task, the bootstrap under /var/runtime
+	nodeMount string // a Node install outside /usr, shown at the same path in sandboxes
+	seq       atomic.Int64
 
 	mu  sync.Mutex
 	fns map[string]*fnPool
@@ -97,10 +103,26 @@ func New(cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zambda runtime scratch dir: %w", err)
 	}
-	p := &Pool{cfg: cfg, log: cfg.Logger, bootstrap: boot, scratch: scratch,
+	if cfg.Sandbox == nil {
+		cfg.Sandbox = sandbox.NewDirect(cfg.Logger, "no sandbox configured")
+	}
+	p := &Pool{cfg: cfg, log: cfg.Logger, bootstrap: boot, scratch: scratch, sandbox: cfg.Sandbox, isolated: cfg.Sandbox.Info().Isolated,
 		fns: map[string]*fnPool{}, all: map[*worker]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+	if p.isolated && cfg.NodePath != "" {
+		p.nodeMount = nodeInstall(cfg.NodePath)
+	}
 	go p.reap()
 	return p, nil
+}
+
+// nodeInstall is the directory to show in sandboxes for a node binary
+// outside /usr (which every sandbox has): its install prefix (bin/..).
+func nodeInstall(node string) string {
+	real, err := filepath.EvalSymlinks(node)
+	if err != nil || strings.HasPrefix(real, "/usr/") {
+		return ""
+	}
+	return filepath.Dir(filepath.Dir(real))
 }
 
 // writeBootstrap puts the Node bootstrap in dir under a name holding its

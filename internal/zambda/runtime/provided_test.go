@@ -20,7 +20,7 @@ func goInfo(t *testing.T, p *Pool, fn Function) (pid int, dataLimit uint64) {
 	if err := json.Unmarshal(res.Payload, &out); err != nil || out.Pid == 0 {
 		t.Fatalf("info: %s %v", res.Payload, err)
 	}
-	return out.Pid, out.DataLimit
+	return lastPid(t, p, fn), out.DataLimit
 }
 
 func TestGoProvided(t *testing.T) {

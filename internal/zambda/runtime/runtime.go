@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"maps"
 	"time"
+
+	"github.com/wardhealth/ward/internal/zambda/sandbox"
 )
 
 // Function is what a worker runs. Workers are reused only for the same Key
@@ -21,13 +23,16 @@ type Function struct {
 	Timeout     time.Duration     // for messages and the default deadline; 0 means 3 s
 	Env         map[string]string // the function's own variables, on top of the scrubbed base environment
 	Concurrency int               // invocations at once; 0 means 8. Past it, Invoke waits Config.QueueWait, then KindBusy
+	Project     string            // the tenant: its workers share a CPU weight (and, later, a worker quota)
+	EphemeralMB int               // size of /tmp in a sandbox; 0 means 512
 }
 
 // sameProcess reports whether a worker started for a can serve b.
 // Timeout and Concurrency do not shape the process.
 func (a Function) sameProcess(b Function) bool {
 	return a.Name == b.Name && a.Runtime == b.Runtime && a.CodeDir == b.CodeDir &&
-		a.Handler == b.Handler && a.MemoryMB == b.MemoryMB && maps.Equal(a.Env, b.Env)
+		a.Handler == b.Handler && a.MemoryMB == b.MemoryMB && a.EphemeralMB == b.EphemeralMB && a.Project == b.Project &&
+		maps.Equal(a.Env, b.Env)
 }
 
 // Invocation is one call.
@@ -69,6 +74,9 @@ type Config struct {
 	// recently used idle worker, or fails with KindBusy if none is idle.
 	MaxWorkers int
 	Logger     *slog.Logger // default: discard
+	// Sandbox starts every worker (see package sandbox). nil: no
+	// isolation (sandbox.Direct), for tests and --zambda-sandbox=off.
+	Sandbox sandbox.Sandbox
 }
 
 const (

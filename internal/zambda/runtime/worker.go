@@ -1,14 +1,13 @@
 package runtime
 
 import (
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
@@ -19,16 +18,19 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wardhealth/ward/internal/zambda/sandbox"
 )
 
-// worker is one function process and the Runtime API server it talks to.
+// worker is one function process (in its sandbox) and the Runtime API
+// server it talks to.
 type worker struct {
 	fn      Function // the settings it was started with
 	name    string   // fn.Name, or the Key when unnamed: for messages
 	arn     string
 	maxOut  int
-	cmd     *exec.Cmd
-	pid     int
+	proc    *sandbox.Process
+	pid     int // the process Ward spawned, for logs
 	srv     *http.Server
 	logs    *capture
 	started time.Time
@@ -53,11 +55,6 @@ type worker struct {
 	killOnce sync.Once
 
 	lastUsed time.Time // guarded by Pool.mu
-
-	// /proc/<pid>/status, for maxRSS; the buffer is the invocation in
-	// flight's (one at a time).
-	status    *os.File
-	statusBuf []byte
 }
 
 // kill reasons, stored in worker.killedBy.
@@ -72,7 +69,7 @@ func isNode(rt string) bool { return rt == "nodejs20.x" || rt == "nodejs22.x" }
 
 func isProvided(rt string) bool { return rt == "provided.al2023" || rt == "provided" }
 
-// argv is the command that runs fn.
+// argv is the command that runs fn, as the process sees it.
 func (p *Pool) argv(fn Function) ([]string, error) {
 	switch {
 	case isNode(fn.Runtime):
@@ -84,11 +81,22 @@ func (p *Pool) argv(fn Function) ([]string, error) {
 		// modules, and a cold start costs 10-20 ms more. RLIMIT_DATA bounds
 		// the heap instead; V8 then fails with "JavaScript heap out of
 		// memory" at the limit, after a last-resort GC.
+		if p.isolated {
+			return []string{p.cfg.NodePath, sandbox.RuntimeDir + "/bootstrap.js"}, nil
+		}
 		return []string{p.cfg.NodePath, p.bootstrap}, nil
 	case isProvided(fn.Runtime):
-		return []string{filepath.Join(fn.CodeDir, "bootstrap")}, nil
+		return []string{filepath.Join(p.taskRoot(fn), "bootstrap")}, nil
 	}
 	return nil, newError(KindNoRuntime, "runtime %q is not supported: use nodejs20.x, nodejs22.x, provided.al2023 or provided", fn.Runtime)
+}
+
+// taskRoot is where the function's code is, as the process sees it.
+func (p *Pool) taskRoot(fn Function) string {
+	if p.isolated {
+		return sandbox.TaskRoot
+	}
+	return fn.CodeDir
 }
 
 // reserved variables are the runtime's own: the function's Env cannot
@@ -100,15 +108,15 @@ func reserved(k string) bool {
 // env builds the worker's environment from scratch: nothing of Ward's own
 // leaks (no secrets, no database paths, no NODE_EXTRA_CA_CERTS, which alone
 // costs Node ~50 ms at start).
-func env(fn Function, api, scratch string) ([]string, error) {
+func env(fn Function, taskRoot, home string) ([]string, error) {
 	handler := fn.Handler
 	if handler == "" {
 		handler = "index.index"
 	}
 	base := [][2]string{
 		{"PATH", "/usr/local/bin:/usr/bin:/bin"},
-		{"HOME", scratch},
-		{"TMPDIR", scratch},
+		{"HOME", home},
+		{"TMPDIR", home},
 		{"LANG", "C.UTF-8"},
 		{"TZ", "UTC"},
 	}
@@ -132,27 +140,22 @@ func env(fn Function, api, scratch string) ([]string, error) {
 		}
 	}
 	return append(out,
-		"AWS_LAMBDA_RUNTIME_API="+api,
 		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
 		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemoryMB),
 		"AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(int(fn.Timeout/time.Second)),
 		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
-		"LAMBDA_TASK_ROOT="+fn.CodeDir,
+		"LAMBDA_TASK_ROOT="+taskRoot,
 		"_HANDLER="+handler,
 	), nil
 }
 
-// start launches a worker for fn. It is ready once its first GET /next
-// arrives; run waits for that.
-func (p *Pool) start(fn Function, scratch string) (*worker, error) {
+// start launches a worker for fn in its sandbox. It is ready once its
+// first GET /next arrives; run waits for that.
+func (p *Pool) start(ctx context.Context, fn Function, scratch string) (*worker, error) {
 	argv, err := p.argv(fn)
 	if err != nil {
 		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("zambda runtime api listener: %w", err)
 	}
 	w := &worker{fn: fn, name: fn.Name, maxOut: p.cfg.MaxOutputBytes,
 		arn:   "arn:aws:lambda:local:000000000000:function:" + fn.Name,
@@ -160,153 +163,112 @@ func (p *Pool) start(fn Function, scratch string) (*worker, error) {
 	if w.name == "" {
 		w.name = fn.Key
 	}
-	w.srv = &http.Server{Handler: w.api(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)}
-	go func() { _ = w.srv.Serve(ln) }()
-	fail := func(err error) (*worker, error) {
-		_ = w.srv.Close()
+	home := scratch
+	if p.isolated {
+		home = "/tmp" // the sandbox's own tmpfs
+	}
+	vars, err := env(fn, p.taskRoot(fn), home)
+	if err != nil {
 		return nil, err
 	}
-
-	vars, err := env(fn, ln.Addr().String(), scratch)
-	if err != nil {
-		return fail(err)
+	if isProvided(fn.Runtime) {
+		if err := checkBootstrap(fn.CodeDir); err != nil {
+			e := newError(KindInit, "zambda %s cannot start: %v: a %s function needs an executable file named bootstrap at the zip's root (for Go: GOOS=linux GOARCH=%s CGO_ENABLED=0 go build -o bootstrap)", w.name, err, fn.Runtime, goruntime.GOARCH)
+			e.ErrorType = "Runtime.InvalidEntrypoint"
+			return nil, e
+		}
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return fail(fmt.Errorf("zambda worker pipe: %w", err))
+		return nil, fmt.Errorf("zambda worker pipe: %w", err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return fail(fmt.Errorf("zambda worker pipe: %w", err))
+		return nil, fmt.Errorf("zambda worker pipe: %w", err)
 	}
-	newCmd := func(trace bool) *exec.Cmd {
-		return &exec.Cmd{Path: argv[0], Args: argv, Env: vars, Dir: fn.CodeDir, Stdout: outW, Stderr: errW,
-			// Its own process group, so kills reach its children too.
-			SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Ptrace: trace}}
+	spec := sandbox.Spec{ID: p.workerID(fn), Group: fn.Project, Argv: argv, Dir: p.taskRoot(fn), Env: vars, Code: fn.CodeDir,
+		Limits: sandbox.Limits{Memory: int64(fn.MemoryMB) << 20, Tmp: int64(fn.EphemeralMB) << 20}, Stdout: outW, Stderr: errW}
+	if isNode(fn.Runtime) {
+		spec.Files = append(spec.Files, sandbox.Mount{Src: p.bootstrap, Dst: sandbox.RuntimeDir + "/bootstrap.js"})
+		if p.nodeMount != "" {
+			spec.Files = append(spec.Files, sandbox.Mount{Src: p.nodeMount, Dst: p.nodeMount})
+		}
 	}
 	w.started = time.Now()
-	cmd, err := p.startLimited(newCmd, uint64(fn.MemoryMB+64)<<20)
+	proc, err := p.sandbox.Start(ctx, spec)
 	outW.Close()
 	errW.Close()
 	if err != nil {
+		out := drain(errR, outR)
 		outR.Close()
 		errR.Close()
-		if isNode(fn.Runtime) {
-			return fail(newError(KindNoRuntime, "runtime %s: cannot start Node.js at %s: %v", fn.Runtime, p.cfg.NodePath, err))
+		if isNode(fn.Runtime) && errors.Is(err, os.ErrNotExist) {
+			return nil, newError(KindNoRuntime, "runtime %s: cannot start Node.js at %s: %v", fn.Runtime, p.cfg.NodePath, err)
 		}
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.ENOEXEC) {
-			e := newError(KindInit, "zambda %s cannot start: %v: a %s function needs an executable file named bootstrap at the zip's root (for Go: GOOS=linux GOARCH=%s CGO_ENABLED=0 go build -o bootstrap)", w.name, err, fn.Runtime, goruntime.GOARCH)
-			e.ErrorType = "Runtime.InvalidEntrypoint"
-			return fail(e)
+		if out != "" {
+			return nil, fmt.Errorf("zambda %s: start worker: %w: %s", w.name, err, out)
 		}
-		return fail(fmt.Errorf("zambda %s: start worker: %w", w.name, err))
+		return nil, fmt.Errorf("zambda %s: start worker: %w", w.name, err)
 	}
-	w.cmd, w.pid = cmd, cmd.Process.Pid
+	w.proc, w.pid = proc, proc.Pid()
+	w.srv = &http.Server{Handler: w.api(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)}
+	go func() { _ = w.srv.Serve(proc.RuntimeAPI()) }()
 	if w.logs, err = newCapture(outR, errR); err != nil {
 		w.kill(killReplaced)
-		_ = cmd.Wait()
+		proc.Wait()
+		_ = w.srv.Close()
 		outR.Close()
 		errR.Close()
-		return fail(fmt.Errorf("zambda worker output: %w", err))
-	}
-	if f, err := os.Open("/proc/" + strconv.Itoa(w.pid) + "/status"); err == nil {
-		w.status, w.statusBuf = f, make([]byte, 4096)
+		return nil, fmt.Errorf("zambda worker output: %w", err)
 	}
 	go w.wait()
 	return w, nil
 }
 
-// startLimited starts cmd with its memory limit in place before the program
-// runs its first instruction.
-//
-// Linux has no way to give a child its own rlimits at fork through
-// os/exec, and setting them on the child after Start races with the child.
-// So the child starts traced (PTRACE_TRACEME): the kernel stops it right
-// after execve, Ward sets RLIMIT_DATA (private writable memory: heap, brk,
-// anonymous mmaps; not RLIMIT_AS, which the Go runtime's and V8's large,
-// untouched address reservations would trip) and RLIMIT_CORE (no core dump
-// when Node aborts on OOM), then detaches and the child runs. Where ptrace
-// is not allowed (some seccomp profiles), the limits are set right after
-// Start instead: a short window, and a best effort.
-func (p *Pool) startLimited(newCmd func(trace bool) *exec.Cmd, dataLimit uint64) (*exec.Cmd, error) {
-	if !p.noPtrace.Load() {
-		cmd := newCmd(true)
-		err := startTraced(cmd, dataLimit)
-		if err == nil || !errors.Is(err, syscall.EPERM) {
-			return cmd, err
-		}
-		// Maybe ptrace is not allowed here: try without, and stop trying
-		// ptrace if that works.
-		cmd = newCmd(false)
-		if err := cmd.Start(); err != nil {
-			return cmd, err
-		}
-		p.noPtrace.Store(true)
-		p.log.Warn("zambda runtime: ptrace is not allowed here, so memory limits are set just after each worker starts", "err", err)
-		setLimits(cmd.Process.Pid, dataLimit)
-		return cmd, nil
-	}
-	cmd := newCmd(false)
-	if err := cmd.Start(); err != nil {
-		return cmd, err
-	}
-	setLimits(cmd.Process.Pid, dataLimit)
-	return cmd, nil
+// workerID names a worker uniquely among this pool's (cgroup names).
+func (p *Pool) workerID(fn Function) string {
+	return safeName(fn.Name) + "-" + strconv.FormatInt(p.seq.Add(1), 36)
 }
 
-func startTraced(cmd *exec.Cmd, dataLimit uint64) error {
-	// The tracer is the thread that forked the child; ptrace calls must
-	// come from it.
-	goruntime.LockOSThread()
-	defer goruntime.UnlockOSThread()
-	if err := cmd.Start(); err != nil {
+// checkBootstrap finds the provided runtime's bootstrap before a sandbox
+// is made for it: executable, and a regular file.
+func checkBootstrap(codeDir string) error {
+	fi, err := os.Stat(filepath.Join(codeDir, "bootstrap"))
+	if err != nil {
 		return err
 	}
-	pid := cmd.Process.Pid
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
-		if !errors.Is(err, unix.EINTR) {
-			if err != nil {
-				_ = unix.Kill(pid, unix.SIGKILL)
-				return fmt.Errorf("wait for the traced worker: %w", err)
-			}
-			break
-		}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("bootstrap is not a regular file")
 	}
-	if !ws.Stopped() {
-		// Gone before its first instruction, and already reaped by Wait4.
-		_ = cmd.Process.Release()
-		return fmt.Errorf("the worker ended at exec (wait status %#x)", uint32(ws))
-	}
-	setLimits(pid, dataLimit)
-	if err := unix.PtraceDetach(pid); err != nil {
-		_ = unix.Kill(pid, unix.SIGKILL)
-		return fmt.Errorf("detach the worker: %w", err)
+	if fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("permission denied: bootstrap is not executable (mode %v)", fi.Mode().Perm())
 	}
 	return nil
 }
 
-func setLimits(pid int, data uint64) {
-	_ = unix.Prlimit(pid, unix.RLIMIT_DATA, &unix.Rlimit{Cur: data, Max: data}, nil)
-	_ = unix.Prlimit(pid, unix.RLIMIT_CORE, &unix.Rlimit{}, nil)
+// drain reads what a process that failed to start wrote, briefly.
+func drain(files ...*os.File) string {
+	var out []string
+	for _, f := range files {
+		_ = f.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		b, _ := io.ReadAll(io.LimitReader(f, 2048))
+		if s := strings.TrimSpace(string(b)); s != "" {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
-// wait reaps the process, collects its last output, and shuts its API.
+// wait reaps the process (and whatever was left of its sandbox),
+// collects its last output, and shuts its API.
 func (w *worker) wait() {
-	_ = w.cmd.Wait()
-	w.state = w.cmd.ProcessState
-	// Children it left in its group die with it.
-	_ = syscall.Kill(-w.pid, syscall.SIGKILL)
+	w.state = w.proc.Wait()
 	// What it wrote before exiting is in the pipes by now.
 	w.logs.close()
 	_ = w.srv.Close()
-	if w.status != nil {
-		_ = w.status.Close() // a maxRSS reading it now gets an error, then 0
-	}
 	close(w.dead)
 }
 
@@ -319,36 +281,16 @@ func (w *worker) exited() bool {
 	}
 }
 
-// kill ends the worker's whole process group; the first reason sticks.
+// kill ends the worker's whole sandbox; the first reason sticks.
 func (w *worker) kill(reason int32) {
 	w.killOnce.Do(func() {
 		w.killedBy.Store(reason)
-		_ = syscall.Kill(-w.pid, syscall.SIGKILL)
+		w.proc.Kill()
 	})
 }
 
-// maxRSS is the process's peak resident memory in KiB: VmHWM while it
-// lives (from a /proc status file kept open: reopening it each time costs
-// more than the read), the kernel's rusage once it is gone.
-func (w *worker) maxRSS() int64 {
-	if w.exited() {
-		if ru, ok := w.state.SysUsage().(*syscall.Rusage); ok {
-			return ru.Maxrss
-		}
-		return 0
-	}
-	if w.status == nil {
-		return 0
-	}
-	n, _ := w.status.ReadAt(w.statusBuf, 0)
-	_, rest, ok := bytes.Cut(w.statusBuf[:n], []byte("VmHWM:"))
-	if !ok {
-		return 0
-	}
-	rest, _, _ = bytes.Cut(rest, []byte("kB"))
-	kb, _ := strconv.ParseInt(string(bytes.TrimSpace(rest)), 10, 64)
-	return kb
-}
+// maxRSS is the runtime's peak resident memory in KiB.
+func (w *worker) maxRSS() int64 { return w.proc.MaxRSSKB() }
 
 // deathError explains an exit without an answer. oom: its stderr said so.
 func (w *worker) deathError(oom, loading bool) error {
@@ -357,7 +299,7 @@ func (w *worker) deathError(oom, loading bool) error {
 		when = "while loading, before it asked for its first event"
 	}
 	st := w.state
-	if oom || w.nearMemoryLimit() {
+	if oom || w.nearMemoryLimit() || w.proc.OOMKilled() {
 		// A runtime at its limit does not always say so: Go's collector
 		// has been seen to fault (SIGSEGV in the mark phase) when an
 		// allocation fails there, instead of "out of memory".
@@ -367,13 +309,19 @@ func (w *worker) deathError(oom, loading bool) error {
 		return newError(KindCrash, "zambda %s's process ended %s", w.name, when)
 	}
 	ws, _ := st.Sys().(syscall.WaitStatus)
-	if ws.Signaled() {
-		if ws.Signal() == syscall.SIGKILL {
+	if sig, ok := w.proc.Signal(st); ok {
+		if sig == syscall.SIGKILL {
 			// Ward's own kills are told apart before this, so this is the
 			// kernel's out-of-memory killer (or a kill from outside).
 			return w.oomError()
 		}
-		return newError(KindCrash, "zambda %s's process was killed by signal %d (%s) %s: see its logs", w.name, int(ws.Signal()), unix.SignalName(ws.Signal()), when)
+		return newError(KindCrash, "zambda %s's process was killed by signal %d (%s) %s: see its logs", w.name, int(sig), unix.SignalName(sig), when)
+	}
+	if loading && ws.ExitStatus() == 126 && isProvided(w.fn.Runtime) {
+		// The sandbox's init program could not exec the bootstrap.
+		e := newError(KindInit, "zambda %s cannot start: its bootstrap is not a program this server can run (see its logs): a %s function needs an executable for linux/%s named bootstrap at the zip's root", w.name, w.fn.Runtime, goruntime.GOARCH)
+		e.ErrorType = "Runtime.InvalidEntrypoint"
+		return e
 	}
 	hint := ""
 	if ws.ExitStatus() == 0 {

@@ -59,6 +59,7 @@ type Bwrap struct {
 	cfg       Config
 	log       *slog.Logger
 	bwrap     string
+	setpriv   string  // root: switches to the worker's uid after Ward set its limits
 	root      bool    // Ward is root: each worker gets a host uid of its own
 	static    []Mount // the init executable and the generated /etc files (staged when root)
 	stage     *stager // root: binds in a private mount namespace (see stager)
@@ -97,6 +98,15 @@ func NewBwrap(ctx context.Context, cfg Config) (*Bwrap, error) {
 		return nil, fmt.Errorf("bubblewrap (bwrap) is not installed: %w", err)
 	}
 	b.bwrap = p
+	if b.root {
+		// Ward sets a worker's rlimits on the process it spawned, before
+		// it runs (see startGated); prlimit on a process of another uid
+		// needs CAP_SYS_RESOURCE, which root may lack (containers), so
+		// that process is still Ward's uid and switches with setpriv.
+		if b.setpriv, err = exec.LookPath("setpriv"); err != nil {
+			return nil, fmt.Errorf("setpriv (util-linux) is not installed: %w", err)
+		}
+	}
 	if b.cfg.Init == "" {
 		if b.cfg.Init, err = os.Executable(); err != nil {
 			return nil, fmt.Errorf("sandbox init: %w", err)
@@ -461,13 +471,16 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 		if err != nil {
 			return nil, err
 		}
+		path, argv := b.bwrap, append([]string{"bwrap", "--args", strconv.Itoa(argsFD)}, command...)
+		if b.root {
+			// setpriv keeps the parent-death signal across the uid change
+			// (the kernel clears it there).
+			path, argv = b.setpriv, append([]string{"setpriv", "--reuid=" + strconv.Itoa(uid), "--regid=" + strconv.Itoa(uid),
+				"--clear-groups", "--pdeathsig=SIGKILL", "--", b.bwrap}, argv[1:]...)
+		}
 		newCmd := func(trace bool) *exec.Cmd {
-			attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Ptrace: trace}
-			if b.root {
-				attr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}
-			}
-			return &exec.Cmd{Path: b.bwrap, Args: append([]string{"bwrap", "--args", strconv.Itoa(argsFD)}, command...), Env: env, Dir: "/",
-				Stdout: spec.Stdout, Stderr: spec.Stderr, ExtraFiles: extra, SysProcAttr: attr}
+			return &exec.Cmd{Path: path, Args: argv, Env: env, Dir: "/", Stdout: spec.Stdout, Stderr: spec.Stderr, ExtraFiles: extra,
+				SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Ptrace: trace}}
 		}
 		return startGated(b.log, &b.noPtrace, newCmd, limit)
 	}

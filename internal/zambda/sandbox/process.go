@@ -117,6 +117,9 @@ func (p *Process) Sweep() {
 	}
 }
 
+// Main is the runtime's host pid (0 while unknown).
+func (p *Process) Main() int { return p.main() }
+
 // main is the runtime's host pid: the process itself when not sandboxed,
 // else the child of the sandbox's pid 1.
 func (p *Process) main() int {

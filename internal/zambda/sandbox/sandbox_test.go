@@ -227,7 +227,7 @@ func TestBwrapConfines(t *testing.T) {
 		"id", "read:"+secret, "list:"+secretDir, "list:/", "read:/etc/shadow", "list:/proc", "read:/proc/1/environ",
 		"write:/var/task/index.js", "write:/usr/x", "write:/etc/passwd", "write:/tmp/ok", "read:/var/task/index.js",
 		"dial:"+hostLn.Addr().String(), "dial:169.254.169.254:80", "dial:10.0.0.1:5432",
-		"ptrace", "mount", "keyctl", "bpf", "perf", "kexec", "module", "unshare", "caps", "env:AWS_LAMBDA_RUNTIME_API")
+		"ptrace", "mount", "keyctl", "bpf", "perf", "kexec", "module", "unshare", "caps", "env:AWS_LAMBDA_RUNTIME_API", "read:/proc/self/limits")
 	mustFail := []string{"read:" + secret, "list:" + secretDir, "read:/etc/shadow", "write:/var/task/index.js", "write:/usr/x",
 		"write:/etc/passwd", "dial:" + hostLn.Addr().String(), "dial:169.254.169.254:80", "dial:10.0.0.1:5432",
 		"ptrace", "mount", "keyctl", "bpf", "perf", "kexec", "module", "unshare"}
@@ -264,6 +264,11 @@ func TestBwrapConfines(t *testing.T) {
 	}
 	if got := res["env:AWS_LAMBDA_RUNTIME_API"].Out; got != "127.0.0.1:9001" {
 		t.Errorf("AWS_LAMBDA_RUNTIME_API = %q", got)
+	}
+	// runProbes asks for 256 MiB: RLIMIT_DATA is that plus the slack.
+	lim := res["read:/proc/self/limits"].Out
+	if !strings.Contains(lim, fmt.Sprintf("Max data size             %d", 256<<20+Slack)) || !strings.Contains(lim, "Max open files            1024") {
+		t.Errorf("limits inside:\n%s", lim)
 	}
 	if strings.Contains(res["list:/"].Out, "work") || strings.Contains(res["list:/"].Out, "root") || strings.Contains(res["list:/"].Out, "home") {
 		t.Errorf("the sandbox's / shows host directories: %s", res["list:/"].Out)
