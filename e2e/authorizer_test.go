@@ -20,6 +20,7 @@ import (
 // Ward's authorizer zambda holds in its secrets, and counts calls per token
 // so the tests can tell whether Ward's decision cache was used.
 type fakeIdP struct {
+	ip string // where it listens: an outside address (see outsideIP)
 	*httptest.Server
 	clientID, clientSecret string
 
@@ -33,8 +34,7 @@ type fakeIdP struct {
 func newFakeIdP(t *testing.T) *fakeIdP {
 	idp := &fakeIdP{clientID: "ward-at-idp", clientSecret: "idp-s3cret-" + fmt.Sprint(time.Now().UnixNano()),
 		tokens: map[string]map[string]any{}, calls: map[string]int{}, slow: map[string]bool{}}
-	idp.Server = httptest.NewServer(http.HandlerFunc(idp.introspect))
-	t.Cleanup(idp.Close)
+	idp.Server, idp.ip = newOutsideServer(t, http.HandlerFunc(idp.introspect))
 	return idp
 }
 
@@ -155,8 +155,10 @@ func TestAuthorizerNode(t *testing.T) {
 }
 
 func testAuthorizerNode(t *testing.T, b storetest.Backend, codeZip string) {
-	w := startWard(t, b)
 	idp := newFakeIdP(t)
+	// The IdP is outside Ward: the authorizer reaches it through the
+	// sandbox's egress proxy, which --egress-allow opens to it.
+	w := startWardWith(t, b, "--egress-allow", idp.ip+"/32")
 	admin := w.token(t, w.Admin)
 	fhirBase := w.URL + "/fhir"
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -248,4 +249,42 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// outsideIP is an address of this machine that is not loopback: a test
+// server that a zambda must reach listens there, as a service outside
+// Ward would (inside a sandbox, 127.0.0.1 is the sandbox itself). Ward is
+// started with --egress-allow <ip>/32 for it.
+func outsideIP(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("this machine has no non-loopback IPv4 address for an outside test server")
+	}
+	t.Skip("no non-loopback IPv4 address here for an outside test server (not CI, so skipping)")
+	return ""
+}
+
+// newOutsideServer serves h on outsideIP.
+func newOutsideServer(t *testing.T, h http.Handler) (*httptest.Server, string) {
+	t.Helper()
+	ip := outsideIP(t)
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httptest.NewUnstartedServer(h)
+	s.Listener.Close()
+	s.Listener = ln
+	s.Start()
+	t.Cleanup(s.Close)
+	return s, ip
 }

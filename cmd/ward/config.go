@@ -58,6 +58,10 @@ type config struct {
 
 	// ZambdaMaxWorkers bounds the zambda worker processes alive at once.
 	ZambdaMaxWorkers int
+	// ZambdaSandbox is how workers are isolated: "auto" (bubblewrap, or
+	// functions refused where it cannot work), "on" (bubblewrap, or no
+	// start), "off" (no isolation: trusted code only).
+	ZambdaSandbox string
 
 	// ReadConcurrency is how many FHIR reads and searches run at once
 	// (first come, first served): 0 picks (GOMAXPROCS on SQLite, no limit
@@ -120,6 +124,7 @@ func parseConfig(name string, args []string) (config, error) {
 		}
 		c.ReadConcurrency = n
 	}
+	fs.StringVar(&c.ZambdaSandbox, "zambda-sandbox", env("WARD_ZAMBDA_SANDBOX", "auto"), "zambda isolation: auto (bubblewrap; functions refused where it cannot run), on (bubblewrap or no start), off (none: trusted code only) (WARD_ZAMBDA_SANDBOX)")
 	maxWorkers := fs.Int64("zambda-max-workers", 64, "zambda worker processes alive at once, across all functions; at the bound the least recently used idle one stops (WARD_ZAMBDA_MAX_WORKERS)")
 	for key, dst := range map[string]*int64{"WARD_MAX_BODY_BYTES": maxBody, "WARD_MAX_OBJECT_BYTES": maxObject, "WARD_ZAMBDA_MAX_WORKERS": maxWorkers,
 		"WARD_MAX_RESPONSE_BYTES": maxResponse, "WARD_SEARCH_COUNT": searchCount, "WARD_SEARCH_MAX_COUNT": searchMax,
@@ -168,6 +173,11 @@ func parseConfig(name string, args []string) (config, error) {
 	c.SearchCount, c.SearchMaxCount = int(min(*searchCount, 1<<20)), int(min(*searchMax, 1<<20))
 	c.SubMaxAttempts = int(min(*subAttempts, 1<<20))
 	c.ZambdaMaxWorkers = int(min(*maxWorkers, 1<<20))
+	switch c.ZambdaSandbox {
+	case "auto", "on", "off":
+	default:
+		return c, fmt.Errorf("--zambda-sandbox %q: want auto, on or off", c.ZambdaSandbox)
+	}
 	if c.WorkDir == "" {
 		c.WorkDir = filepath.Join(c.DataDir, "functions")
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/wardhealth/ward/internal/zambda/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -25,6 +27,8 @@ Run "ward <command> -h" for the flags of a command.
 `
 
 func main() {
+	// A zambda sandbox starts this binary as its first program.
+	sandbox.Init()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {

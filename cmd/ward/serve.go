@@ -110,7 +110,16 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := runtime.New(runtime.Config{WorkDir: filepath.Join(c.WorkDir, "run"), MaxWorkers: c.ZambdaMaxWorkers, Logger: log})
+	egressAll, egressJWKS, err := egressPolicies(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	sb, closeSandbox, err := zambdaSandbox(ctx, c, egressAll, log)
+	if err != nil {
+		return err
+	}
+	defer closeSandbox() // after the pool: its workers are gone by then
+	pool, err := runtime.New(runtime.Config{WorkDir: filepath.Join(c.WorkDir, "run"), MaxWorkers: c.ZambdaMaxWorkers, Logger: log, Sandbox: sb})
 	if err != nil {
 		return err
 	}
@@ -118,10 +127,6 @@ func serve(ctx context.Context, args []string) error {
 	zambdas := zambda.New(zambda.Config{WorkDir: c.WorkDir}, svc.store, svc.iam, z3Svc, issuer, pool, sealer, time.Now, log)
 	defer zambdas.Flush() // before the store closes
 	fhirHandler := fhir.NewHandler(fhirSvc, c.fhirURL(), log)
-	egressAll, egressJWKS, err := egressPolicies(ctx, c, log)
-	if err != nil {
-		return err
-	}
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
 		fhirSvc, zambdas, egressAll, time.Now, log)
 	subs.Register(fhirHandler)
@@ -135,7 +140,7 @@ func serve(ctx context.Context, args []string) error {
 	}})
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version,
-		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect())},
+		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode},
 		server.Deps{Log: log, AccessLog: accessLog, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
 			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
 			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Egress: egressJWKS})

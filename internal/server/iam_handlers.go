@@ -114,6 +114,18 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request, _ call) error {
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request, _ call) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	out := map[string]string{"status": "ok"}
+	switch m := s.cfg.ZambdaSandbox; m {
+	case "":
+	case "bwrap":
+		out["zambdaSandbox"] = m
+	case "off":
+		out["zambdaSandbox"] = m
+		out["warning"] = "zambdas run without a sandbox (--zambda-sandbox=off): trusted code only"
+	default:
+		out["zambdaSandbox"] = m
+		out["warning"] = "zambdas are refused: the sandbox cannot run on this host (see the start-up log)"
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

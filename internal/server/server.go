@@ -35,6 +35,9 @@ type Config struct {
 	// ReadMaxWait, then they go in anyway); <= 0: no limit.
 	ReadConcurrency int
 	ReadMaxWait     time.Duration // 0: DefaultReadMaxWait
+	// ZambdaSandbox is the zambda sandbox's mode ("bwrap", "off",
+	// "unavailable"), shown by /healthz with a warning unless "bwrap".
+	ZambdaSandbox string
 }
 
 // DefaultReadMaxWait bounds a read's wait for a turn: requests that hold their
