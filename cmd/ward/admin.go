@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ func admin(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("admin needs a subcommand: create-project or rotate-keys")
 	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	switch args[0] {
 	case "create-project":
 		name := "New project"
@@ -29,7 +31,7 @@ func admin(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		svc, err := open(ctx, c)
+		svc, err := open(ctx, c, log)
 		if err != nil {
 			return err
 		}
@@ -48,12 +50,12 @@ func admin(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		svc, err := open(ctx, c)
+		svc, err := open(ctx, c, log)
 		if err != nil {
 			return err
 		}
 		defer svc.store.Close()
-		kid, err := tokens.Rotate(ctx, svc.store, time.Now)
+		kid, err := tokens.Rotate(ctx, svc.store, svc.sealer, time.Now)
 		if err != nil {
 			return err
 		}
