@@ -15,7 +15,7 @@ import (
 
 func admin(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("admin needs a subcommand: create-project or rotate-keys")
+		return fmt.Errorf("admin needs a subcommand: create-project, rotate-keys or rotate-secrets-key")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	switch args[0] {
@@ -61,6 +61,12 @@ func admin(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("new signing key %s; older keys verify tokens for %s more, then drop out\n", kid, tokens.Grace)
 		return nil
+	case "rotate-secrets-key":
+		c, err := parseConfig("admin rotate-secrets-key", args[1:])
+		if err != nil {
+			return err
+		}
+		return rotateSecretsKey(ctx, c, os.Getenv("WARD_NEW_SECRETS_KEY"), os.Stdout, log)
 	}
 	return fmt.Errorf("unknown admin subcommand %q", args[0])
 }

@@ -44,7 +44,7 @@ func configuredKey(c config) (key []byte, from, file string, err error) {
 // replica must never seal with a key of its own what the others cannot
 // open. Replicas on one PostgreSQL share WARD_SECRETS_KEY.
 func openSealer(ctx context.Context, c config, st *store.Store, log *slog.Logger) (*seal.Sealer, error) {
-	key, from, _, err := configuredKey(c)
+	key, from, file, err := configuredKey(c)
 	if err != nil {
 		return nil, err
 	}
@@ -61,25 +61,31 @@ func openSealer(ctx context.Context, c config, st *store.Store, log *slog.Logger
 		if key, err = makeKeyFile(secretsKeyFile(c)); err != nil {
 			return nil, err
 		}
-		from = secretsKeyFile(c)
+		from, file = secretsKeyFile(c), secretsKeyFile(c)
 	}
 	s, err := seal.New(key)
 	if err != nil {
 		return nil, err
 	}
 	if err := seal.Setup(ctx, st, s, log); err != nil {
-		return nil, mismatch(err, from, s)
+		return nil, mismatch(err, from, file, s)
 	}
 	return s, nil
 }
 
 // mismatch turns a wrong key into what the operator should do.
-func mismatch(err error, from string, s *seal.Sealer) error {
+func mismatch(err error, from, file string, s *seal.Sealer) error {
 	if !errors.Is(err, seal.ErrWrongKey) {
 		return err
 	}
+	hint := ""
+	if file != "" {
+		if _, statErr := os.Stat(file + ".old"); statErr == nil {
+			hint = fmt.Sprintf("; if `ward admin rotate-secrets-key` was interrupted, the previous key is in %s.old", file)
+		}
+	}
 	return fmt.Errorf("the secrets key does not match this database: set WARD_SECRETS_KEY to the key the other replicas use "+
-		"(the key from %s has id %s): %w", from, s.KeyID(), err)
+		"(the key from %s has id %s%s): %w", from, s.KeyID(), hint, err)
 }
 
 // makeKeyFile writes a new random key to path, unless another process
@@ -120,4 +126,53 @@ func decodeKey(s, from string) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("%s must hold 32 random bytes in base64 (e.g. from `openssl rand -base64 32`)", from)
+}
+
+// replaceKeyFile puts key in path, first copying the key there to
+// path.old; each file is replaced atomically (a crash leaves the old or
+// the new one, never a part).
+func replaceKeyFile(path string, key []byte) error {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("secrets key: %w", err)
+	}
+	if err := writeFileAtomic(path+".old", old); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, []byte(encodeKey(key)))
+}
+
+// writeFileAtomic writes data to a temporary file (mode 0600) beside path,
+// syncs it and renames it over path.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	// The rename is durable once the directory is.
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/store"
@@ -80,6 +81,12 @@ func TestOpenSealer(t *testing.T) {
 				{"another key file", func(c *config) {
 					os.WriteFile(file, []byte(encodeKey(seal.NewKey())), 0o600)
 				}, "the secrets key does not match this database", nil},
+				{"a key file from an interrupted rotation", func(c *config) {
+					os.WriteFile(file, []byte(encodeKey(fileKey)), 0o600)
+					if err := replaceKeyFile(file, seal.NewKey()); err != nil {
+						t.Fatal(err)
+					}
+				}, "if `ward admin rotate-secrets-key` was interrupted, the previous key is in " + file + ".old", nil},
 				{"no key for a database with sealed values", func(c *config) { os.Remove(file) },
 					"none is configured (WARD_SECRETS_KEY is unset and " + file + " does not exist): set WARD_SECRETS_KEY to the key the other replicas use", func(t *testing.T, _ string) {
 						if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
@@ -102,6 +109,96 @@ func TestOpenSealer(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// On both databases, `ward admin rotate-secrets-key` with the key file (a
+// new key made for it, the previous kept in secrets.key.old) and with
+// WARD_SECRETS_KEY (the new key from WARD_NEW_SECRETS_KEY): afterwards the
+// new key starts the server and the old one does not. A rotation that
+// fails puts the key file back.
+func TestRotateSecretsKeyCommand(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		for _, tc := range []struct {
+			name    string
+			env     bool   // WARD_SECRETS_KEY rather than the key file
+			newKey  string // WARD_NEW_SECRETS_KEY
+			stray   bool   // a secret the current key does not open
+			wantErr string
+		}{
+			{name: "key file"},
+			{name: "key file, new key given", newKey: encoded(seal.NewKey())},
+			{name: "environment", env: true, newKey: encoded(seal.NewKey())},
+			{name: "environment, no new key", env: true, wantErr: "set WARD_NEW_SECRETS_KEY"},
+			{name: "new key malformed", env: true, newKey: "nope", wantErr: "WARD_NEW_SECRETS_KEY must hold 32 random bytes"},
+			{name: "a value that does not open", stray: true, wantErr: `secret "STRAY" of project p1`},
+		} {
+			t.Run(b.Name+"/"+tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				c := testConfig(t, b)
+				file := secretsKeyFile(c)
+				if tc.env {
+					c.SecretsKey = encoded(seal.NewKey())
+				}
+				oldID, err := start(t, c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				oldFile, _ := os.ReadFile(file)
+				if tc.stray {
+					st := must(store.Open(ctx, c.dsn()))
+					other := must(seal.New(seal.NewKey()))
+					if err := st.PutSecret(ctx, "p1", "STRAY", other.Seal(seal.Secret("p1", "STRAY"), []byte("x")), time.Now()); err != nil {
+						t.Fatal(err)
+					}
+					st.Close()
+				}
+				var out strings.Builder
+				err = rotateSecretsKey(ctx, c, tc.newKey, &out, quiet)
+				if tc.wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+						t.Fatalf("rotate: %v; want %q", err, tc.wantErr)
+					}
+					if now, _ := os.ReadFile(file); string(now) != string(oldFile) {
+						t.Fatal("a failed rotation changed the key file")
+					}
+					if id, err := start(t, c); err != nil || id != oldID {
+						t.Fatalf("the old key after a failed rotation: %s, %v", id, err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("output:\n%s", out.String())
+				if !strings.Contains(out.String(), "Next:") {
+					t.Errorf("the output does not say what to do next:\n%s", out.String())
+				}
+				oldC, newC := c, c
+				if tc.env {
+					newC.SecretsKey = tc.newKey
+					if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+						t.Fatalf("a key file was made with WARD_SECRETS_KEY set: %v", err)
+					}
+				} else {
+					if old, _ := os.ReadFile(file + ".old"); string(old) != string(oldFile) {
+						t.Fatal("secrets.key.old does not hold the previous key")
+					}
+					if tc.newKey != "" {
+						if now, _ := os.ReadFile(file); strings.TrimSpace(string(now)) != tc.newKey {
+							t.Fatal("the key file does not hold WARD_NEW_SECRETS_KEY")
+						}
+					}
+					oldC.SecretsKey = strings.TrimSpace(string(oldFile))
+				}
+				if id, err := start(t, newC); err != nil || id == oldID {
+					t.Fatalf("start with the new key: %s, %v", id, err)
+				}
+				if _, err := start(t, oldC); !errors.Is(err, seal.ErrWrongKey) || !strings.Contains(err.Error(), "set WARD_SECRETS_KEY to the key the other replicas use") {
+					t.Fatalf("start with the old key: %v", err)
+				}
+			})
+		}
 	}
 }
 
