@@ -41,7 +41,7 @@ func Setup(ctx context.Context, st *store.Store, s *Sealer, log *slog.Logger) er
 		switch {
 		case err == nil:
 			if _, err := s.Open(ServerSecret(CheckName), check); err != nil {
-				return fmt.Errorf("the check value: %w", err)
+				return err
 			}
 		case errors.Is(err, store.ErrNotFound):
 			if err := adopt(ctx, tx, s, log); err != nil {
@@ -66,8 +66,11 @@ func Setup(ctx context.Context, st *store.Store, s *Sealer, log *slog.Logger) er
 		}
 		return nil
 	})
+	if errors.Is(err, ErrWrongKey) {
+		return err // says which value and which keys
+	}
 	if err != nil {
-		return fmt.Errorf("secrets key: %w", err)
+		return fmt.Errorf("secrets key setup: %w", err)
 	}
 	if sealed > 0 {
 		log.Info("sealed keys stored in plaintext by an older release with the secrets key", "count", sealed, "key_id", s.KeyID())

@@ -35,7 +35,7 @@ const (
 
 var (
 	// ErrWrongKey: the value was sealed with another master key.
-	ErrWrongKey = errors.New("sealed with another secrets key")
+	ErrWrongKey = errors.New("wrong secrets key")
 	// ErrCorrupt: the value is not a sealed value of this row (altered,
 	// truncated, or copied from elsewhere).
 	ErrCorrupt = errors.New("sealed value is altered or belongs to another row")
