@@ -89,13 +89,19 @@ func mismatch(err error, from, file string, s *seal.Sealer) error {
 }
 
 // makeKeyFile writes a new random key to path, unless another process
-// made it first (then that key is returned).
+// made it first (then that key is returned). The key is written to a
+// temporary file and linked into place, so nobody reads a partial file.
 func makeKeyFile(path string) ([]byte, error) {
 	key := seal.NewKey()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("secrets key: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	tmp, err := writeTemp(path, []byte(encodeKey(key)))
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp)
+	err = os.Link(tmp, path)
 	if errors.Is(err, fs.ErrExist) {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -106,14 +112,7 @@ func makeKeyFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secrets key: %w", err)
 	}
-	defer f.Close()
-	if _, err := f.WriteString(encodeKey(key)); err != nil {
-		return nil, fmt.Errorf("secrets key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("secrets key: %w", err)
-	}
-	return key, nil
+	return key, syncDir(filepath.Dir(path))
 }
 
 func encodeKey(key []byte) string { return base64.StdEncoding.EncodeToString(key) + "\n" }
@@ -145,12 +144,24 @@ func replaceKeyFile(path string, key []byte) error {
 // writeFileAtomic writes data to a temporary file (mode 0600) beside path,
 // syncs it and renames it over path.
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	tmp, err := writeTemp(path, data)
 	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	tmp := f.Name()
+	return syncDir(filepath.Dir(path))
+}
+
+// writeTemp writes data to a new synced file (mode 0600) beside path and
+// returns its name.
+func writeTemp(path string, data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
@@ -158,21 +169,22 @@ func writeFileAtomic(path string, data []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write %s: %w", path, err)
 	}
-	// The rename is durable once the directory is.
+	return f.Name(), nil
+}
+
+// syncDir makes a rename or link in dir durable.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,4 +210,33 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// Processes starting at once on a new data directory (serve and an admin
+// command) end up with one key: the first link wins, the others read it,
+// never a partial file.
+func TestMakeKeyFileRace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "secrets.key")
+	keys := make([][]byte, 8)
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() { keys[i], errs[i] = makeKeyFile(path) })
+	}
+	wg.Wait()
+	onDisk, err := decodeKey(string(must(os.ReadFile(path))), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range keys {
+		if errs[i] != nil || !bytes.Equal(keys[i], onDisk) {
+			t.Fatalf("caller %d: %v, key equal to the file's: %v", i, errs[i], bytes.Equal(keys[i], onDisk))
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*tmp*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v", fi.Mode().Perm())
+	}
 }
