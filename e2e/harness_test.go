@@ -62,6 +62,7 @@ type ward struct {
 	cmd     *exec.Cmd
 	log     *syncBuffer
 	flags   []string // extra `ward serve` flags
+	env     []string // extra environment (KEY=value) of `ward serve` and `ward admin`
 }
 
 func freeAddr(t *testing.T) string {
@@ -84,7 +85,13 @@ func startWard(t *testing.T, backend storetest.Backend) *ward {
 // startWardWith is startWard with extra `ward serve` flags.
 func startWardWith(t *testing.T, backend storetest.Backend, flags ...string) *ward {
 	t.Helper()
-	w := &ward{DataDir: t.TempDir(), log: &syncBuffer{}, flags: flags}
+	return startWardEnv(t, backend, nil, flags...)
+}
+
+// startWardEnv is startWardWith with extra environment variables.
+func startWardEnv(t *testing.T, backend storetest.Backend, env []string, flags ...string) *ward {
+	t.Helper()
+	w := &ward{DataDir: t.TempDir(), log: &syncBuffer{}, flags: flags, env: env}
 	if backend.Name == "postgres" {
 		w.DB = backend.DSN(t)
 	}
@@ -119,6 +126,7 @@ func (w *ward) launch(t *testing.T) {
 	}
 	args = append(args, w.flags...)
 	cmd := exec.Command(wardBin, args...)
+	cmd.Env = append(os.Environ(), w.env...)
 	cmd.Stdout, cmd.Stderr = w.log, w.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -156,6 +164,26 @@ func (w *ward) kill9(t *testing.T) {
 	_ = w.cmd.Wait()
 }
 
+// serveFails runs `ward serve` on w's data directory and database (on
+// another address) with w's flags and environment, expects it to exit with
+// an error, and returns its output.
+func (w *ward) serveFails(t *testing.T) string {
+	t.Helper()
+	args := []string{"serve", "--addr", freeAddr(t), "--data-dir", w.DataDir, "--public-url", w.URL}
+	if w.DB != "" {
+		args = append(args, "--database", w.DB)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, wardBin, append(args, w.flags...)...)
+	cmd.Env = append(os.Environ(), w.env...)
+	out, err := cmd.CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("ward serve did not refuse to start (%v):\n%s", err, out)
+	}
+	return string(out)
+}
+
 // admin runs `ward admin ...` against the same database.
 func (w *ward) admin(t *testing.T, args ...string) []byte {
 	t.Helper()
@@ -163,7 +191,9 @@ func (w *ward) admin(t *testing.T, args ...string) []byte {
 	if w.DB != "" {
 		full = append(full, "--database", w.DB)
 	}
-	out, err := exec.Command(wardBin, append([]string{"admin"}, full...)...).CombinedOutput()
+	cmd := exec.Command(wardBin, append([]string{"admin"}, full...)...)
+	cmd.Env = append(os.Environ(), w.env...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("ward admin %v: %v\n%s", args, err, out)
 	}

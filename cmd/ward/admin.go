@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -14,8 +15,9 @@ import (
 
 func admin(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("admin needs a subcommand: create-project or rotate-keys")
+		return fmt.Errorf("admin needs a subcommand: create-project, rotate-keys or rotate-secrets-key")
 	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	switch args[0] {
 	case "create-project":
 		name := "New project"
@@ -29,7 +31,7 @@ func admin(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		svc, err := open(ctx, c)
+		svc, err := open(ctx, c, log)
 		if err != nil {
 			return err
 		}
@@ -48,17 +50,23 @@ func admin(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		svc, err := open(ctx, c)
+		svc, err := open(ctx, c, log)
 		if err != nil {
 			return err
 		}
 		defer svc.store.Close()
-		kid, err := tokens.Rotate(ctx, svc.store, time.Now)
+		kid, err := tokens.Rotate(ctx, svc.store, svc.sealer, time.Now)
 		if err != nil {
 			return err
 		}
 		fmt.Printf("new signing key %s; older keys verify tokens for %s more, then drop out\n", kid, tokens.Grace)
 		return nil
+	case "rotate-secrets-key":
+		c, err := parseConfig("admin rotate-secrets-key", args[1:])
+		if err != nil {
+			return err
+		}
+		return rotateSecretsKey(ctx, c, os.Getenv("WARD_NEW_SECRETS_KEY"), os.Stdout, log)
 	}
 	return fmt.Errorf("unknown admin subcommand %q", args[0])
 }

@@ -38,10 +38,11 @@ type config struct {
 	MaxObjectBytes  int64
 	TransferTimeout time.Duration
 
-	// Zambdas: the 32-byte key that encrypts secrets at rest (base64; empty:
-	// a key file made once in the data directory, fine for one server; give
-	// every replica the same WARD_SECRETS_KEY on PostgreSQL), and where
-	// workers unpack code (default DataDir/functions).
+	// The 32-byte master key that seals signing keys, the Z3 URL key and
+	// zambda secrets at rest (base64; empty: the key file in the data
+	// directory, made on a new database's first start, fine for one server;
+	// give every replica the same WARD_SECRETS_KEY on PostgreSQL), and where
+	// zambda workers unpack code (default DataDir/functions).
 	SecretsKey string
 	WorkDir    string
 

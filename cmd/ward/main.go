@@ -1,5 +1,5 @@
 // Command ward is Ward's single binary: serve the API, or administer the
-// database (create projects, rotate signing keys).
+// database (create projects, rotate signing keys and the secrets key).
 package main
 
 import (
@@ -21,6 +21,8 @@ commands:
   serve                     run the server (SQLite in ./ward-data by default)
   admin create-project      create a project with a full-access admin client
   admin rotate-keys         add a new token signing key and retire the old ones
+  admin rotate-secrets-key  seal every key and secret again with a new secrets key
+                            (from WARD_NEW_SECRETS_KEY, or a new key file)
   version                   print the version
 
 Run "ward <command> -h" for the flags of a command.

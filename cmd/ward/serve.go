@@ -18,6 +18,7 @@ import (
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/logsink"
+	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/server"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
 	"github.com/wardhealth/ward/internal/store"
@@ -32,17 +33,23 @@ import (
 // services are the long-lived parts built from config.
 type services struct {
 	store   *store.Store
+	sealer  *seal.Sealer // the master key, checked against the database
 	iam     *iam.Service
 	keys    *tokens.Keys
 	revoked *tokens.Revocations
 }
 
-func open(ctx context.Context, c config) (*services, error) {
+func open(ctx context.Context, c config, log *slog.Logger) (*services, error) {
 	st, err := store.Open(ctx, c.dsn())
 	if err != nil {
 		return nil, err
 	}
-	keys, err := tokens.LoadKeys(ctx, st, time.Now)
+	sealer, err := openSealer(ctx, c, st, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	keys, err := tokens.LoadKeys(ctx, st, sealer, time.Now)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -52,7 +59,7 @@ func open(ctx context.Context, c config) (*services, error) {
 		st.Close()
 		return nil, err
 	}
-	return &services{store: st, iam: iam.New(st, c.PublicURL+"/invite/", time.Now), keys: keys, revoked: revoked}, nil
+	return &services{store: st, sealer: sealer, iam: iam.New(st, c.PublicURL+"/invite/", time.Now), keys: keys, revoked: revoked}, nil
 }
 
 // gcPercent is the collector's target unless GOGC is set: the heap may
@@ -75,7 +82,7 @@ func serve(ctx context.Context, args []string) error {
 		// (bench/RESULTS.md). GOGC in the environment still wins.
 		debug.SetGCPercent(gcPercent)
 	}
-	svc, err := open(ctx, c)
+	svc, err := open(ctx, c, log)
 	if err != nil {
 		return err
 	}
@@ -97,19 +104,11 @@ func serve(ctx context.Context, args []string) error {
 		go sweepZ3(ctx, log, 10*time.Minute, "partial uploads", b.SweepUploads)
 	}
 	z3Svc, err := z3.New(ctx, z3.Config{PublicURL: c.PublicURL, URLTTL: c.Z3URLTTL, MaxObjectBytes: c.MaxObjectBytes},
-		svc.store, blobs, time.Now, log)
+		svc.store, svc.sealer, blobs, time.Now, log)
 	if err != nil {
 		return err
 	}
 	go sweepZ3(ctx, log, time.Hour, "orphaned blobs", z3Svc.SweepOrphans)
-	key, err := secretsKey(c)
-	if err != nil {
-		return err
-	}
-	sealer, err := zambda.NewSealer(key)
-	if err != nil {
-		return err
-	}
 	egressAll, egressJWKS, err := egressPolicies(ctx, c, log)
 	if err != nil {
 		return err
@@ -124,7 +123,7 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	zambdas := zambda.New(zambda.Config{WorkDir: c.WorkDir}, svc.store, svc.iam, z3Svc, issuer, pool, sealer, time.Now, log)
+	zambdas := zambda.New(zambda.Config{WorkDir: c.WorkDir}, svc.store, svc.iam, z3Svc, issuer, pool, svc.sealer, time.Now, log)
 	defer zambdas.Flush() // before the store closes
 	fhirHandler := fhir.NewHandler(fhirSvc, c.fhirURL(), log)
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},

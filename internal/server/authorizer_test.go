@@ -15,6 +15,7 @@ import (
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/seal/sealtest"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
 	"github.com/wardhealth/ward/internal/store/storetest"
 	"github.com/wardhealth/ward/internal/tokens"
@@ -26,7 +27,7 @@ import (
 func TestForeignTokens(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.Open(t, storetest.Backends()[0])
-	keys, _ := tokens.LoadKeys(ctx, st, time.Now)
+	keys, _ := tokens.LoadKeys(ctx, st, sealtest.Setup(t, st), time.Now)
 	revoked, _ := tokens.LoadRevocations(ctx, st, time.Now)
 	svc := iam.New(st, testURL+"/invite/", time.Now)
 	admin, _, err := svc.Bootstrap(ctx)

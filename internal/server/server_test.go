@@ -18,6 +18,7 @@ import (
 	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/seal/sealtest"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
 	"github.com/wardhealth/ward/internal/tokens"
@@ -52,7 +53,7 @@ func newTestServerEgress(t *testing.T, pol *egress.Policy) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	st := storetest.Open(t, storetest.Backends()[0])
-	keys, err := tokens.LoadKeys(ctx, st, time.Now)
+	keys, err := tokens.LoadKeys(ctx, st, sealtest.Setup(t, st), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,18 +8,20 @@ import (
 	"time"
 )
 
-// SigningKey is a token signing key as stored (private key in PKCS#8 PEM).
+// SigningKey is a token signing key as stored: its private key (PKCS#8
+// PEM) sealed with the master key. Sealed is nil for a key an older
+// release stored in plaintext and no start has sealed yet.
 type SigningKey struct {
-	KID        string
-	Alg        string
-	PrivatePEM []byte
-	CreatedAt  time.Time
-	RetiredAt  *time.Time
+	KID       string
+	Alg       string
+	Sealed    []byte
+	CreatedAt time.Time
+	RetiredAt *time.Time
 }
 
 // InsertSigningKey stores a new key. Errors: ErrConflict.
 func (s *Store) InsertSigningKey(ctx context.Context, k SigningKey) error {
-	if _, err := s.exec(ctx, `INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)`, k.KID, k.Alg, string(k.PrivatePEM), ms(k.CreatedAt)); err != nil {
+	if _, err := s.exec(ctx, `INSERT INTO signing_keys (kid, alg, private_sealed, created_at) VALUES (?, ?, ?, ?)`, k.KID, k.Alg, k.Sealed, ms(k.CreatedAt)); err != nil {
 		return fmt.Errorf("insert signing key: %w", err)
 	}
 	return nil
@@ -35,7 +37,7 @@ func (s *Store) RetireSigningKeys(ctx context.Context, keep string, t time.Time)
 
 // ListSigningKeys returns keys retired after since (and all active ones), newest first.
 func (s *Store) ListSigningKeys(ctx context.Context, since time.Time) ([]SigningKey, error) {
-	rows, err := s.query(ctx, `SELECT kid, alg, private_pem, created_at, retired_at FROM signing_keys WHERE retired_at IS NULL OR retired_at > ? ORDER BY created_at DESC, kid`, ms(since))
+	rows, err := s.query(ctx, `SELECT kid, alg, private_sealed, created_at, retired_at FROM signing_keys WHERE retired_at IS NULL OR retired_at > ? ORDER BY created_at DESC, kid`, ms(since))
 	if err != nil {
 		return nil, fmt.Errorf("list signing keys: %w", err)
 	}
@@ -43,13 +45,12 @@ func (s *Store) ListSigningKeys(ctx context.Context, since time.Time) ([]Signing
 	var out []SigningKey
 	for rows.Next() {
 		var k SigningKey
-		var pem string
 		var created int64
 		var retired sql.NullInt64
-		if err := rows.Scan(&k.KID, &k.Alg, &pem, &created, &retired); err != nil {
+		if err := rows.Scan(&k.KID, &k.Alg, &k.Sealed, &created, &retired); err != nil {
 			return nil, fmt.Errorf("list signing keys: %w", err)
 		}
-		k.PrivatePEM, k.CreatedAt = []byte(pem), fromMS(created)
+		k.CreatedAt = fromMS(created)
 		if retired.Valid {
 			t := fromMS(retired.Int64)
 			k.RetiredAt = &t

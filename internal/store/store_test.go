@@ -222,7 +222,7 @@ func testDevelopers(t *testing.T, s *store.Store) {
 func testKeys(t *testing.T, s *store.Store) {
 	ctx := context.Background()
 	for i, kid := range []string{"k1", "k2"} {
-		if err := s.InsertSigningKey(ctx, store.SigningKey{KID: kid, Alg: "RS256", PrivatePEM: []byte("pem"), CreatedAt: t0.Add(time.Duration(i) * time.Hour)}); err != nil {
+		if err := s.InsertSigningKey(ctx, store.SigningKey{KID: kid, Alg: "RS256", Sealed: []byte("sealed"), CreatedAt: t0.Add(time.Duration(i) * time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -230,7 +230,7 @@ func testKeys(t *testing.T, s *store.Store) {
 		t.Fatal(err)
 	}
 	keys, err := s.ListSigningKeys(ctx, t0)
-	if err != nil || len(keys) != 2 || keys[0].KID != "k2" || keys[0].RetiredAt != nil || keys[1].RetiredAt == nil {
+	if err != nil || len(keys) != 2 || keys[0].KID != "k2" || keys[0].RetiredAt != nil || keys[1].RetiredAt == nil || string(keys[0].Sealed) != "sealed" {
 		t.Fatalf("keys = %+v, %v", keys, err)
 	}
 	if keys, _ := s.ListSigningKeys(ctx, t0.Add(3*time.Hour)); len(keys) != 1 {

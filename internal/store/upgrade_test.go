@@ -2,7 +2,11 @@ package store_test
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"testing"
@@ -12,8 +16,10 @@ import (
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/fhir/search"
+	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
+	"github.com/wardhealth/ward/internal/tokens"
 )
 
 // On both databases, migration 0017 keeps every version of a resource
@@ -183,4 +189,98 @@ func upgradeFrom(t *testing.T, b storetest.Backend, version string, fill func(ol
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// On both databases, a database from before keys at rest (0022) upgrades
+// in place: its signing keys and Z3 URL key, stored in plaintext, and its
+// zambda secrets, sealed in the old format, are all sealed with the
+// master key at the first start, and keep working.
+func TestUpgradeSealsKeys(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		for _, withSecret := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/secrets=%v", b.Name, withSecret), func(t *testing.T) {
+				ctx := context.Background()
+				masterKey := seal.NewKey()
+				key, err := auth.GenerateKey(time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				pemBytes, _ := key.MarshalPrivate()
+				const urlKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+				s := upgradeFrom(t, b, "0021_narrative_text", func(old *store.Store, _ string) {
+					if err := old.Exec(ctx, `INSERT INTO signing_keys (kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)`, key.ID, key.Alg, string(pemBytes), time.Now().UnixMilli()); err != nil {
+						t.Fatal(err)
+					}
+					if err := old.Exec(ctx, `INSERT INTO server_secrets (name, value) VALUES ('z3-url-key', ?)`, urlKey); err != nil {
+						t.Fatal(err)
+					}
+					if withSecret {
+						// Sealed as releases before key ids did: nonce || ciphertext, project and name as additional data.
+						block, _ := aes.NewCipher(masterKey)
+						aead, _ := cipher.NewGCM(block)
+						nonce := make([]byte, aead.NonceSize())
+						if err := old.PutSecret(ctx, "p1", "API_KEY", aead.Seal(nonce, nonce, []byte("v1"), []byte("p1\x00API_KEY")), time.Now()); err != nil {
+							t.Fatal(err)
+						}
+					}
+				})
+				// Without secrets nothing is sealed yet: a key file may be made.
+				if held, err := s.HoldsSealed(ctx); err != nil || held != withSecret {
+					t.Fatalf("holds sealed = %v, %v; want %v", held, err, withSecret)
+				}
+				sealer, err := seal.New(masterKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if withSecret {
+					if err := seal.Setup(ctx, s, must(seal.New(seal.NewKey())), slog.New(slog.DiscardHandler)); !errors.Is(err, seal.ErrWrongKey) {
+						t.Fatalf("another key: %v, want ErrWrongKey", err)
+					}
+				}
+				if err := seal.Setup(ctx, s, sealer, slog.New(slog.DiscardHandler)); err != nil {
+					t.Fatal(err)
+				}
+				for _, q := range []string{`SELECT COUNT(*) FROM signing_keys WHERE private_pem IS NOT NULL OR private_sealed IS NULL`,
+					`SELECT COUNT(*) FROM server_secrets WHERE value IS NOT NULL OR sealed IS NULL`} {
+					if n, err := s.QueryInt(ctx, q); err != nil || n != 0 {
+						t.Fatalf("%s: %d, %v", q, n, err)
+					}
+				}
+				keys, err := tokens.LoadKeys(ctx, s, sealer, time.Now)
+				if err != nil || keys.Ring().SigningKeyID() != key.ID {
+					t.Fatalf("signing keys after the upgrade: %v", err)
+				}
+				sealed, err := s.GetServerSecret(ctx, "z3-url-key")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v, err := sealer.Open(seal.ServerSecret("z3-url-key"), sealed); err != nil || string(v) != urlKey {
+					t.Fatalf("the Z3 URL key after the upgrade: %q, %v", v, err)
+				}
+				if withSecret {
+					sealed, err := s.GetSecret(ctx, "p1", "API_KEY")
+					if err != nil {
+						t.Fatal(err)
+					}
+					if v, err := sealer.Open(seal.Secret("p1", "API_KEY"), sealed); err != nil || string(v) != "v1" || !sealer.IsCurrent(sealed) {
+						t.Fatalf("the zambda secret after the upgrade: %q, %v", v, err)
+					}
+				}
+				// A second start finds nothing left to seal, and refuses another key.
+				if err := seal.Setup(ctx, s, sealer, slog.New(slog.DiscardHandler)); err != nil {
+					t.Fatal(err)
+				}
+				if err := seal.Setup(ctx, s, must(seal.New(seal.NewKey())), slog.New(slog.DiscardHandler)); !errors.Is(err, seal.ErrWrongKey) {
+					t.Fatalf("another key after the upgrade: %v, want ErrWrongKey", err)
+				}
+			})
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

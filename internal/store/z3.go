@@ -205,15 +205,27 @@ func (s *Store) DeleteObjects(ctx context.Context, projectID, bucket string, pat
 	return keys, err
 }
 
-// ServerSecret returns the shared secret called name, storing gen() first if
-// there is none yet; every replica gets the same value.
-func (s *Store) ServerSecret(ctx context.Context, name string, gen func() string) (string, error) {
-	if _, err := s.exec(ctx, `INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, gen()); err != nil {
-		return "", fmt.Errorf("server secret %s: %w", name, err)
+// ServerSecret returns the shared secret called name, sealed with the
+// master key, storing gen() first if there is none yet; every replica
+// gets the same value. A value an older release stored in plaintext is an
+// error until a start seals it (seal.Setup).
+func (s *Store) ServerSecret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error) {
+	fresh, err := gen()
+	if err != nil {
+		return nil, fmt.Errorf("server secret %s: %w", name, err)
 	}
-	var v string
-	if err := s.queryRow(ctx, `SELECT value FROM server_secrets WHERE name = ?`, name).Scan(&v); err != nil {
-		return "", fmt.Errorf("server secret %s: %w", name, s.mapErr(err))
+	if _, err := s.exec(ctx, `INSERT INTO server_secrets (name, sealed) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, fresh); err != nil {
+		return nil, fmt.Errorf("server secret %s: %w", name, err)
+	}
+	return s.GetServerSecret(ctx, name)
+}
+
+// GetServerSecret returns the sealed server secret called name. Errors:
+// ErrNotFound (also for a value still in plaintext).
+func (s *Store) GetServerSecret(ctx context.Context, name string) ([]byte, error) {
+	var v []byte
+	if err := s.queryRow(ctx, `SELECT sealed FROM server_secrets WHERE name = ? AND sealed IS NOT NULL`, name).Scan(&v); err != nil {
+		return nil, fmt.Errorf("server secret %s: %w", name, s.mapErr(err))
 	}
 	return v, nil
 }

@@ -84,9 +84,9 @@ func testZ3(t *testing.T, s *store.Store) {
 	if _, err := s.GetObject(ctx, "p2", "docs", "a/secret.txt"); err != nil {
 		t.Fatalf("the other project's object is gone: %v", err)
 	}
-	a, err := s.ServerSecret(ctx, "k", func() string { return "first" })
-	b, err2 := s.ServerSecret(ctx, "k", func() string { return "second" })
-	if err != nil || err2 != nil || a != "first" || b != "first" {
+	a, err := s.ServerSecret(ctx, "k", func() ([]byte, error) { return []byte("first"), nil })
+	b, err2 := s.ServerSecret(ctx, "k", func() ([]byte, error) { return []byte("second"), nil })
+	if err != nil || err2 != nil || string(a) != "first" || string(b) != "first" {
 		t.Fatalf("server secret: %q %q %v %v", a, b, err, err2)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/store"
 )
 
@@ -19,9 +20,11 @@ import (
 // token lives.
 const Grace = 25 * time.Hour
 
-// Keys holds the current key ring, loaded from the store.
+// Keys holds the current key ring, loaded from the store, where private
+// keys are sealed with the master key.
 type Keys struct {
 	store *store.Store
+	seal  *seal.Sealer
 	now   func() time.Time
 	ring  atomic.Pointer[auth.KeyRing]
 	mu    sync.Mutex // serialises reloads
@@ -29,14 +32,14 @@ type Keys struct {
 }
 
 // LoadKeys reads the signing keys, creating the first one if there is none.
-func LoadKeys(ctx context.Context, st *store.Store, now func() time.Time) (*Keys, error) {
-	k := &Keys{store: st, now: now}
+func LoadKeys(ctx context.Context, st *store.Store, sealer *seal.Sealer, now func() time.Time) (*Keys, error) {
+	k := &Keys{store: st, seal: sealer, now: now}
 	stored, err := st.ListSigningKeys(ctx, now().Add(-Grace))
 	if err != nil {
 		return nil, err
 	}
 	if len(stored) == 0 {
-		if _, err := Rotate(ctx, st, now); err != nil {
+		if _, err := Rotate(ctx, st, sealer, now); err != nil {
 			return nil, err
 		}
 	}
@@ -50,7 +53,9 @@ func LoadKeys(ctx context.Context, st *store.Store, now func() time.Time) (*Keys
 func (k *Keys) Ring() *auth.KeyRing { return k.ring.Load() }
 
 // Reload rebuilds the ring from the store (after a rotation by another
-// process, e.g. `ward admin rotate-keys`).
+// process, e.g. `ward admin rotate-keys`). If a key does not open (the
+// master key was rotated since this process started), the ring in memory
+// stays as it was.
 func (k *Keys) Reload(ctx context.Context) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -60,7 +65,14 @@ func (k *Keys) Reload(ctx context.Context) error {
 	}
 	keys := make([]auth.Key, 0, len(stored))
 	for _, s := range stored {
-		key, err := auth.ParsePrivateKey(s.KID, s.Alg, s.PrivatePEM, s.CreatedAt, s.RetiredAt)
+		if s.Sealed == nil {
+			return fmt.Errorf("signing key %s is stored in plaintext by an older release: restart to seal it", s.KID)
+		}
+		pem, err := k.seal.Open(seal.SigningKey(s.KID), s.Sealed)
+		if err != nil {
+			return err
+		}
+		key, err := auth.ParsePrivateKey(s.KID, s.Alg, pem, s.CreatedAt, s.RetiredAt)
 		if err != nil {
 			return fmt.Errorf("signing key %s: %w", s.KID, err)
 		}
@@ -88,9 +100,9 @@ func (k *Keys) Refresh(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Rotate adds a new signing key and retires the others (they keep
-// verifying for Grace). It returns the new key id.
-func Rotate(ctx context.Context, st *store.Store, now func() time.Time) (string, error) {
+// Rotate adds a new signing key, sealed with the master key, and retires
+// the others (they keep verifying for Grace). It returns the new key id.
+func Rotate(ctx context.Context, st *store.Store, sealer *seal.Sealer, now func() time.Time) (string, error) {
 	key, err := auth.GenerateKey(now())
 	if err != nil {
 		return "", err
@@ -100,7 +112,11 @@ func Rotate(ctx context.Context, st *store.Store, now func() time.Time) (string,
 		return "", err
 	}
 	err = st.WithTx(ctx, func(tx *store.Tx) error {
-		if err := tx.InsertSigningKey(ctx, store.SigningKey{KID: key.ID, Alg: key.Alg, PrivatePEM: pem, CreatedAt: now()}); err != nil {
+		if err := seal.Fence(ctx, tx, sealer); err != nil {
+			return err
+		}
+		sealed := sealer.Seal(seal.SigningKey(key.ID), pem)
+		if err := tx.InsertSigningKey(ctx, store.SigningKey{KID: key.ID, Alg: key.Alg, Sealed: sealed, CreatedAt: now()}); err != nil {
 			return err
 		}
 		return tx.RetireSigningKeys(ctx, key.ID, now())

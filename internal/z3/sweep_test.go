@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/wardhealth/ward/internal/seal/sealtest"
 	"github.com/wardhealth/ward/internal/store/storetest"
 	"github.com/wardhealth/ward/internal/z3/blob"
 )
@@ -28,7 +29,7 @@ func TestSweepOrphans(t *testing.T) {
 				t.Fatal(err)
 			}
 			later := time.Duration(0) // how far the service's clock is ahead
-			svc, err := New(ctx, Config{PublicURL: "http://ward.test"}, st, blobs, func() time.Time { return time.Now().Add(later) },
+			svc, err := New(ctx, Config{PublicURL: "http://ward.test"}, st, sealtest.Setup(t, st), blobs, func() time.Time { return time.Now().Add(later) },
 				slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				t.Fatal(err)

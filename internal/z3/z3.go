@@ -27,6 +27,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/z3/blob"
 )
@@ -49,24 +50,40 @@ type Service struct {
 	hooks map[string]func(ctx context.Context, o store.Object) error
 }
 
+// urlKeyName is the server secret holding the URL-signing key.
+const urlKeyName = "z3-url-key"
+
 // New builds the service. The URL-signing key is shared by every replica
-// through the database.
-func New(ctx context.Context, cfg Config, st *store.Store, blobs blob.Backend, now func() time.Time, log *slog.Logger) (*Service, error) {
+// through the database, sealed with the master key.
+func New(ctx context.Context, cfg Config, st *store.Store, sealer *seal.Sealer, blobs blob.Backend, now func() time.Time, log *slog.Logger) (*Service, error) {
 	if cfg.URLTTL <= 0 {
 		cfg.URLTTL = 15 * time.Minute
 	}
 	if cfg.MaxObjectBytes <= 0 {
 		cfg.MaxObjectBytes = 5 << 30
 	}
-	key, err := st.ServerSecret(ctx, "z3-url-key", func() string {
-		b := make([]byte, 32)
-		_, _ = rand.Read(b)
-		return hex.EncodeToString(b)
+	var sealed []byte
+	err := st.WithTx(ctx, func(tx *store.Tx) error {
+		if err := seal.Fence(ctx, tx, sealer); err != nil {
+			return err
+		}
+		var err error
+		sealed, err = tx.ServerSecret(ctx, urlKeyName, func() ([]byte, error) {
+			b := make([]byte, 32)
+			_, _ = rand.Read(b)
+			// Hex inside the seal, as the key was stored before it was sealed.
+			return sealer.Seal(seal.ServerSecret(urlKeyName), []byte(hex.EncodeToString(b))), nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("z3: %w", err)
 	}
-	k, err := hex.DecodeString(key)
+	key, err := sealer.Open(seal.ServerSecret(urlKeyName), sealed)
+	if err != nil {
+		return nil, fmt.Errorf("z3: the URL key: %w", err)
+	}
+	k, err := hex.DecodeString(string(key))
 	if err != nil || len(k) < 32 {
 		return nil, fmt.Errorf("z3: the stored URL key is malformed")
 	}

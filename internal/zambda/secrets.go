@@ -2,59 +2,17 @@ package zambda
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"errors"
-	"fmt"
 	"sort"
 
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/store"
 )
 
-// Sealer encrypts secret values at rest with AES-256-GCM. The project and
-// the secret's name are the additional data, so a ciphertext copied to
-// another row or project does not decrypt.
-type Sealer struct{ aead cipher.AEAD }
-
-// NewSealer takes the 32-byte key from configuration.
-func NewSealer(key []byte) (*Sealer, error) {
-	if len(key) != 32 {
-		return nil, fmt.Errorf("the secrets key must be 32 bytes, not %d", len(key))
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("secrets key: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("secrets key: %w", err)
-	}
-	return &Sealer{aead: aead}, nil
-}
-
-func aad(projectID, name string) []byte { return []byte(projectID + "\x00" + name) }
-
-// Seal encrypts value: nonce || ciphertext.
-func (s *Sealer) Seal(projectID, name, value string) []byte {
-	nonce := make([]byte, s.aead.NonceSize())
-	_, _ = rand.Read(nonce)
-	return s.aead.Seal(nonce, nonce, []byte(value), aad(projectID, name))
-}
-
-// Open decrypts what Seal made.
-func (s *Sealer) Open(projectID, name string, sealed []byte) (string, error) {
-	n := s.aead.NonceSize()
-	if len(sealed) < n {
-		return "", errors.New("secret ciphertext is truncated")
-	}
-	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], aad(projectID, name))
-	if err != nil {
-		return "", fmt.Errorf("secret %q does not decrypt with the configured key (was WARD_SECRETS_KEY changed?)", name)
-	}
-	return string(plain), nil
-}
+// Secret values are sealed with the master key (package seal), labelled
+// with their project and name, so a ciphertext copied to another row or
+// project does not open.
 
 // Secret is a project secret as the API shows it.
 type Secret struct {
@@ -93,7 +51,16 @@ func (s *Service) SetSecret(ctx context.Context, projectID, name, value string) 
 	if len(value) > maxSecretBytes {
 		return Secret{}, fault.Invalid("secret %q is %d bytes; the limit is %d", name, len(value), maxSecretBytes)
 	}
-	if err := s.st.PutSecret(ctx, projectID, name, s.seal.Seal(projectID, name, value), s.now()); err != nil {
+	err := s.st.WithTx(ctx, func(tx *store.Tx) error {
+		if err := seal.Fence(ctx, tx, s.sealer); err != nil {
+			return err
+		}
+		return tx.PutSecret(ctx, projectID, name, s.sealer.Seal(seal.Secret(projectID, name), []byte(value)), s.now())
+	})
+	if errors.Is(err, seal.ErrWrongKey) {
+		return Secret{}, fault.Wrap(fault.ErrUnavailable, err, staleKey)
+	}
+	if err != nil {
 		return Secret{}, err
 	}
 	return Secret{Name: name, Value: value}, nil
@@ -108,7 +75,7 @@ func (s *Service) GetSecret(ctx context.Context, projectID, name string) (Secret
 	if err != nil {
 		return Secret{}, err
 	}
-	v, err := s.seal.Open(projectID, name, sealed)
+	v, err := s.open(projectID, name, sealed)
 	if err != nil {
 		return Secret{}, err
 	}
@@ -146,11 +113,28 @@ func (s *Service) secretValues(ctx context.Context, projectID string) (map[strin
 	}
 	out := make(map[string]string, len(all))
 	for n, sealed := range all {
-		v, err := s.seal.Open(projectID, n, sealed)
+		v, err := s.open(projectID, n, sealed)
 		if err != nil {
 			return nil, err
 		}
 		out[n] = v
 	}
 	return out, nil
+}
+
+// staleKey is what a client hears from a server whose secrets key was
+// rotated (`ward admin rotate-secrets-key`) while it ran: another server,
+// or this one restarted with the new key, will answer.
+const staleKey = "this server's secrets key was rotated and it has not restarted with the new one yet: try again shortly"
+
+// open decrypts one secret.
+func (s *Service) open(projectID, name string, sealed []byte) (string, error) {
+	v, err := s.sealer.Open(seal.Secret(projectID, name), sealed)
+	if errors.Is(err, seal.ErrWrongKey) {
+		return "", fault.Wrap(fault.ErrUnavailable, err, staleKey)
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(v), nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/z3"
 	"github.com/wardhealth/ward/internal/zambda/runtime"
@@ -61,7 +62,7 @@ type Service struct {
 	z3     *z3.Service
 	issuer *auth.Issuer
 	run    Invoker
-	seal   *Sealer
+	sealer *seal.Sealer
 	now    func() time.Time
 	log    *slog.Logger
 	seq    atomic.Int64 // log line sequence, unique within this replica
@@ -74,11 +75,11 @@ func (s *Service) Flush() { s.logsWG.Wait() }
 
 // New builds the service and registers for code uploads with Z3.
 func New(cfg Config, st *store.Store, iamSvc *iam.Service, z3Svc *z3.Service, issuer *auth.Issuer, run Invoker,
-	seal *Sealer, now func() time.Time, log *slog.Logger) *Service {
+	sealer *seal.Sealer, now func() time.Time, log *slog.Logger) *Service {
 	if cfg.ReplicaID == "" {
 		cfg.ReplicaID = strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
 	}
-	s := &Service{cfg: cfg, st: st, iam: iamSvc, z3: z3Svc, issuer: issuer, run: run, seal: seal, now: now, log: log}
+	s := &Service{cfg: cfg, st: st, iam: iamSvc, z3: z3Svc, issuer: issuer, run: run, sealer: sealer, now: now, log: log}
 	s.seq.Store(now().UnixNano())
 	s.code = newCodeCache(cfg.WorkDir)
 	z3Svc.OnUpload(CodeBucket, s.codeUploaded)
