@@ -452,7 +452,9 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 		for _, m := range b.static {
 			all = append(all, "--ro-bind", m.Src, m.Dst)
 		}
-		all = append(all, "--chdir", spec.Dir, "--seccomp", strconv.Itoa(secFD), "--info-fd", strconv.Itoa(infoFD))
+		// The root itself read-only (its mounts keep their own modes: /tmp
+		// stays writable), so nothing but /tmp can be written.
+		all = append(all, "--remount-ro", "/", "--chdir", spec.Dir, "--seccomp", strconv.Itoa(secFD), "--info-fd", strconv.Itoa(infoFD))
 		// The options go through a pipe (--args), so that the sandbox's
 		// /proc/1/cmdline does not show the host's paths.
 		var buf bytes.Buffer

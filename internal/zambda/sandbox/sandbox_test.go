@@ -225,10 +225,10 @@ func TestBwrapConfines(t *testing.T) {
 	code := codeDir(t)
 	res := runProbes(t, b, code,
 		"id", "read:"+secret, "list:"+secretDir, "list:/", "read:/etc/shadow", "list:/proc", "read:/proc/1/environ",
-		"write:/var/task/index.js", "write:/usr/x", "write:/etc/passwd", "write:/tmp/ok", "read:/var/task/index.js",
+		"write:/var/task/index.js", "write:/usr/x", "write:/x", "write:/var/x", "write:/etc/passwd", "write:/tmp/ok", "read:/var/task/index.js",
 		"dial:"+hostLn.Addr().String(), "dial:169.254.169.254:80", "dial:10.0.0.1:5432",
 		"ptrace", "mount", "keyctl", "bpf", "perf", "kexec", "module", "unshare", "caps", "env:AWS_LAMBDA_RUNTIME_API", "read:/proc/self/limits")
-	mustFail := []string{"read:" + secret, "list:" + secretDir, "read:/etc/shadow", "write:/var/task/index.js", "write:/usr/x",
+	mustFail := []string{"read:" + secret, "list:" + secretDir, "read:/etc/shadow", "write:/var/task/index.js", "write:/usr/x", "write:/x", "write:/var/x", "write:/x", "write:/var/x",
 		"write:/etc/passwd", "dial:" + hostLn.Addr().String(), "dial:169.254.169.254:80", "dial:10.0.0.1:5432",
 		"ptrace", "mount", "keyctl", "bpf", "perf", "kexec", "module", "unshare"}
 	for _, p := range mustFail {
