@@ -45,9 +45,12 @@
 // CodeDir/bootstrap.
 //
 // The environment is built from scratch: PATH, HOME and TMPDIR (a private
-// scratch dir per Key under WorkDir), LANG=C.UTF-8, TZ=UTC, the AWS_LAMBDA_*
-// variables, LAMBDA_TASK_ROOT, _HANDLER, GOMEMLIMIT for provided runtimes,
-// then Function.Env (which cannot replace the AWS_LAMBDA_* ones). Nothing
+// scratch dir per Key under WorkDir), LANG=C.UTF-8, TZ=UTC,
+// AWS_REGION=AWS_DEFAULT_REGION=local, GOMEMLIMIT for provided runtimes,
+// then Function.Env, then what it cannot replace: the AWS_LAMBDA_*
+// variables (with Lambda's log group and stream names), LAMBDA_TASK_ROOT,
+// LAMBDA_RUNTIME_DIR, _HANDLER and, for Node, AWS_EXECUTION_ENV. So AWS's
+// own runtime clients (aws-lambda-ric) start as they do on Lambda. Nothing
 // of Ward's own environment is passed on. The working directory is CodeDir;
 // each worker has its own process group, and kills take the whole group.
 //
