@@ -77,5 +77,6 @@ cp "$ric/package.json" "$ric/index.mjs" "$ric/rapid-client.node" "$ric/LICENSE" 
   "$fn/node_modules/aws-lambda-ric/"
 (cd "$fn" && zip -q -r -X "$zip.tmp" .)
 mv "$zip.tmp" "$zip"
+rm -rf "$fn"
 echo "$want_zip" >"$cache/zip.stamp"
 echo "$zip"
