@@ -29,7 +29,11 @@
 // event (with Lambda-Runtime-Aws-Request-Id, -Deadline-Ms,
 // -Invoked-Function-Arn, -Trace-Id), and the worker answers with POST
 // /invocation/{id}/response or /invocation/{id}/error, or /init/error if it
-// cannot load. Idle workers stay warm for the same Function.Key and
+// cannot load. A streamed response (Lambda-Runtime-Function-Response-Mode:
+// streaming) is read whole; a failure midway comes in its trailers, and an
+// HTTP prelude (HttpResponseStream, content type
+// application/vnd.awslambda.http-integration-response) becomes a
+// {statusCode, headers, body} result. Idle workers stay warm for the same Function.Key and
 // settings and are killed after Config.IdleTimeout. After any failure the
 // worker is killed, so the next invocation starts on a fresh process. Up to
 // Function.Concurrency invocations of a Key run at once; past that Invoke
