@@ -1,11 +1,13 @@
 package runtime
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"sync"
@@ -100,6 +102,11 @@ func (w *worker) post(rw http.ResponseWriter, r *http.Request, isError bool) {
 		return
 	}
 	a := answer{isError: isError, body: body, tooBig: len(body) > w.maxOut, errType: r.Header.Get("Lambda-Runtime-Function-Error-Type")}
+	if !isError && !a.tooBig && r.Header.Get("Lambda-Runtime-Function-Response-Mode") == "streaming" {
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == httpStreamType {
+			a.body = fromHTTPStream(a.body)
+		}
+	}
 	// A streamed response that failed midway says so in its trailers.
 	if t := r.Trailer.Get("Lambda-Runtime-Function-Error-Type"); t != "" && !a.tooBig {
 		a = answer{isError: true, errType: t}
@@ -119,6 +126,43 @@ func (w *worker) post(rw http.ResponseWriter, r *http.Request, isError bool) {
 		return
 	}
 	rw.WriteHeader(http.StatusAccepted)
+}
+
+// httpStreamType is the content type of a streamed response that begins
+// with an HTTP prelude (awslambda.HttpResponseStream.from in Node's
+// runtime clients): JSON {statusCode, headers, cookies}, 8 NUL bytes, then
+// the body.
+const httpStreamType = "application/vnd.awslambda.http-integration-response"
+
+// fromHTTPStream turns such a response into the {statusCode, headers,
+// body} that a buffered handler returns, as Lambda's function URLs do, so
+// the execute answer has the status and headers the function chose (a
+// body is text there: bytes that are not UTF-8 become U+FFFD). Anything
+// else is kept as it came.
+func fromHTTPStream(b []byte) []byte {
+	prelude, body, ok := bytes.Cut(b, make([]byte, 8))
+	if !ok {
+		return b
+	}
+	var p struct {
+		StatusCode *int              `json:"statusCode"`
+		Headers    map[string]string `json:"headers,omitempty"`
+		Cookies    []string          `json:"cookies,omitempty"`
+		Body       string            `json:"body"`
+	}
+	if json.Unmarshal(prelude, &p) != nil {
+		return b
+	}
+	if p.StatusCode == nil {
+		status := http.StatusOK
+		p.StatusCode = &status
+	}
+	p.Body = string(body)
+	out, err := json.Marshal(p)
+	if err != nil {
+		return b
+	}
+	return out
 }
 
 func apiError(rw http.ResponseWriter, status int, typ, msg string) {

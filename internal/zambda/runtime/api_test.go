@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -127,5 +128,58 @@ func TestErrorBody(t *testing.T) {
 		if typ != tc.typ || msg != tc.msg {
 			t.Errorf("%s: %q %q, want %q %q", tc.name, typ, msg, tc.typ, tc.msg)
 		}
+	}
+}
+
+// TestRuntimeAPIStreaming: responses streamed as aws-lambda-ric streams
+// them (awslambda.streamifyResponse): chunked, failures in trailers, and
+// an HTTP prelude (HttpResponseStream.from) turned into a handler result.
+func TestRuntimeAPIStreaming(t *testing.T) {
+	const prelude = `{"statusCode":201,"headers":{"x-a":"b"},"cookies":["c=1"]}` + "\x00\x00\x00\x00\x00\x00\x00\x00"
+	for _, tc := range []struct {
+		name, contentType, mode, body string
+		trailer                       map[string]string
+		isError                       bool
+		want                          string // the answer's body
+	}{
+		{"plain", "application/octet-stream", "streaming", `{"a":1}`, nil, false, `{"a":1}`},
+		{"http prelude", httpStreamType, "streaming", prelude + `{"ok":true}`, nil, false,
+			`{"statusCode":201,"headers":{"x-a":"b"},"cookies":["c=1"],"body":"{\"ok\":true}"}`},
+		{"http prelude, no status", httpStreamType + "; charset=utf-8", "streaming", "{}\x00\x00\x00\x00\x00\x00\x00\x00hi", nil, false,
+			`{"statusCode":200,"body":"hi"}`},
+		{"http type, not streamed", httpStreamType, "", prelude + "x", nil, false, prelude + "x"},
+		{"http type, no delimiter", httpStreamType, "streaming", `{"a":1}`, nil, false, `{"a":1}`},
+		{"http type, bad prelude", httpStreamType, "streaming", "nope\x00\x00\x00\x00\x00\x00\x00\x00x", nil, false, "nope\x00\x00\x00\x00\x00\x00\x00\x00x"},
+		{"failed midway", httpStreamType, "streaming", prelude + "partial", map[string]string{
+			"Lambda-Runtime-Function-Error-Type": "RangeError",
+			"Lambda-Runtime-Function-Error-Body": base64.StdEncoding.EncodeToString([]byte(`{"errorType":"RangeError","errorMessage":"mid-stream"}`)),
+		}, true, `{"errorType":"RangeError","errorMessage":"mid-stream"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := apiWorker()
+			w.maxOut = 1 << 10
+			h := w.api()
+			c := &call{id: "req-s", answer: make(chan answer, 1)}
+			w.cur = c
+			r := httptest.NewRequest("POST", apiPrefix+"/invocation/req-s/response", strings.NewReader(tc.body))
+			r.Header.Set("Content-Type", tc.contentType)
+			if tc.mode != "" {
+				r.Header.Set("Lambda-Runtime-Function-Response-Mode", tc.mode)
+			}
+			if tc.trailer != nil {
+				r.Trailer = http.Header{}
+				for k, v := range tc.trailer {
+					r.Trailer.Set(k, v)
+				}
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != 202 {
+				t.Fatalf("post: %d %s", rec.Code, rec.Body)
+			}
+			if a := <-c.answer; a.isError != tc.isError || string(a.body) != tc.want {
+				t.Errorf("answer: error %v body %q, want %v %q", a.isError, a.body, tc.isError, tc.want)
+			}
+		})
 	}
 }

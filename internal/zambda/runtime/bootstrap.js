@@ -180,8 +180,8 @@ process.on('unhandledRejection', (e) => fatal(e instanceof Error ? e : new Error
       functionVersion: '$LATEST',
       memoryLimitInMB,
       invokedFunctionArn: next.headers['lambda-runtime-invoked-function-arn'],
-      logGroupName: '/aws/lambda/' + functionName,
-      logStreamName: '',
+      logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
+      logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
       getRemainingTimeInMillis: () => Math.max(deadline - Date.now(), 0),
       callbackWaitsForEmptyEventLoop: false,
     };

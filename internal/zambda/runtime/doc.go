@@ -29,7 +29,11 @@
 // event (with Lambda-Runtime-Aws-Request-Id, -Deadline-Ms,
 // -Invoked-Function-Arn, -Trace-Id), and the worker answers with POST
 // /invocation/{id}/response or /invocation/{id}/error, or /init/error if it
-// cannot load. Idle workers stay warm for the same Function.Key and
+// cannot load. A streamed response (Lambda-Runtime-Function-Response-Mode:
+// streaming) is read whole; a failure midway comes in its trailers, and an
+// HTTP prelude (HttpResponseStream, content type
+// application/vnd.awslambda.http-integration-response) becomes a
+// {statusCode, headers, body} result. Idle workers stay warm for the same Function.Key and
 // settings and are killed after Config.IdleTimeout. After any failure the
 // worker is killed, so the next invocation starts on a fresh process. Up to
 // Function.Concurrency invocations of a Key run at once; past that Invoke
@@ -45,9 +49,12 @@
 // CodeDir/bootstrap.
 //
 // The environment is built from scratch: PATH, HOME and TMPDIR (a private
-// scratch dir per Key under WorkDir), LANG=C.UTF-8, TZ=UTC, the AWS_LAMBDA_*
-// variables, LAMBDA_TASK_ROOT, _HANDLER, GOMEMLIMIT for provided runtimes,
-// then Function.Env (which cannot replace the AWS_LAMBDA_* ones). Nothing
+// scratch dir per Key under WorkDir), LANG=C.UTF-8, TZ=UTC,
+// AWS_REGION=AWS_DEFAULT_REGION=local, GOMEMLIMIT for provided runtimes,
+// then Function.Env, then what it cannot replace: the AWS_LAMBDA_*
+// variables (with Lambda's log group and stream names), LAMBDA_TASK_ROOT,
+// LAMBDA_RUNTIME_DIR, _HANDLER and, for Node, AWS_EXECUTION_ENV. So AWS's
+// own runtime clients (aws-lambda-ric) start as they do on Lambda. Nothing
 // of Ward's own environment is passed on. The working directory is CodeDir;
 // each worker has its own process group, and kills take the whole group.
 //

@@ -33,7 +33,8 @@ exports.index = async (event, context) => {
     case 'partial': process.stdout.write('no newline'); return {};
     case 'flood': { const s = 'y'.repeat(1000); for (let i = 0; i < 1000; i++) console.log(s); return {}; }
     case 'env': return { env: process.env, cwd: process.cwd(), ctx: { id: context.awsRequestId, name: context.functionName,
-      remaining: context.getRemainingTimeInMillis(), arn: context.invokedFunctionArn, mem: context.memoryLimitInMB } };
+      remaining: context.getRemainingTimeInMillis(), arn: context.invokedFunctionArn, mem: context.memoryLimitInMB,
+      group: context.logGroupName, stream: context.logStreamName } };
     case 'pid': return { pid: process.pid, token };
     case 'wait': // until the test puts a file into the code dir
       while (!fs.existsSync(path.join(process.env.LAMBDA_TASK_ROOT, event.release))) await new Promise((r) => setTimeout(r, 5));
@@ -265,22 +266,23 @@ func TestNodeEnv(t *testing.T) {
 		Env map[string]string
 		Cwd string
 		Ctx struct {
-			ID, Name, Arn, Mem string
-			Remaining          int64
+			ID, Name, Arn, Mem, Group, Stream string
+			Remaining                         int64
 		}
 	}
 	if err := json.Unmarshal(res.Payload, &out); err != nil {
 		t.Fatal(err)
 	}
 	allowed := map[string]bool{"PATH": true, "HOME": true, "TMPDIR": true, "LANG": true, "TZ": true, "LAMBDA_TASK_ROOT": true,
-		"_HANDLER": true, "GIVEN": true, "_X_AMZN_TRACE_ID": true}
-	taskRoot, cwd := fn.CodeDir, fn.CodeDir
+		"LAMBDA_RUNTIME_DIR": true, "_HANDLER": true, "GIVEN": true, "_X_AMZN_TRACE_ID": true,
+		"AWS_REGION": true, "AWS_DEFAULT_REGION": true, "AWS_EXECUTION_ENV": true}
+	taskRoot, cwd, runtimeDir := fn.CodeDir, fn.CodeDir, work
 	if p.isolated {
 		// The sandbox's: its egress proxy, and the shell's PWD.
 		for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy", "PWD"} {
 			allowed[k] = true
 		}
-		taskRoot, cwd = "/var/task", "/var/task"
+		taskRoot, cwd, runtimeDir = "/var/task", "/var/task", "/var/runtime"
 	}
 	for k := range out.Env {
 		if !allowed[k] && !strings.HasPrefix(k, "AWS_LAMBDA_") {
@@ -290,7 +292,9 @@ func TestNodeEnv(t *testing.T) {
 	e := out.Env
 	if e["GIVEN"] != "yes" || e["PATH"] != "/opt/bin:/usr/bin" || e["AWS_LAMBDA_RUNTIME_API"] == "10.0.0.1:1" ||
 		e["AWS_LAMBDA_FUNCTION_NAME"] != "env" || e["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] != "256" || e["LAMBDA_TASK_ROOT"] != taskRoot ||
-		e["_HANDLER"] != "index.index" || e["TZ"] != "UTC" || e["LANG"] != "C.UTF-8" {
+		e["_HANDLER"] != "index.index" || e["TZ"] != "UTC" || e["LANG"] != "C.UTF-8" ||
+		e["AWS_EXECUTION_ENV"] != "AWS_Lambda_nodejs20.x" || e["AWS_REGION"] != "local" || e["AWS_LAMBDA_LOG_GROUP_NAME"] != "/aws/lambda/env" ||
+		!logStream.MatchString(e["AWS_LAMBDA_LOG_STREAM_NAME"]) || e["LAMBDA_RUNTIME_DIR"] != runtimeDir {
 		t.Errorf("env = %v", e)
 	}
 	if p.isolated {
@@ -308,7 +312,8 @@ func TestNodeEnv(t *testing.T) {
 	if out.Cwd != cwd {
 		t.Errorf("cwd = %s, want %s", out.Cwd, cwd)
 	}
-	if c := out.Ctx; c.ID != "req-env-1" || c.Name != "env" || c.Mem != "256" || !strings.HasSuffix(c.Arn, ":function:env") || c.Remaining < 2000 || c.Remaining > 4000 {
+	if c := out.Ctx; c.ID != "req-env-1" || c.Name != "env" || c.Mem != "256" || !strings.HasSuffix(c.Arn, ":function:env") || c.Remaining < 2000 || c.Remaining > 4000 ||
+		c.Group != "/aws/lambda/env" || c.Stream != e["AWS_LAMBDA_LOG_STREAM_NAME"] {
 		t.Errorf("context = %+v", c)
 	}
 	if res.RequestID != "req-env-1" {

@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -102,13 +104,28 @@ func (p *Pool) taskRoot(fn Function) string {
 // reserved variables are the runtime's own: the function's Env cannot
 // replace them (as on Lambda).
 func reserved(k string) bool {
-	return k == "_HANDLER" || k == "LAMBDA_TASK_ROOT" || k == "LAMBDA_RUNTIME_DIR" || strings.HasPrefix(k, "AWS_LAMBDA_")
+	return k == "_HANDLER" || k == "LAMBDA_TASK_ROOT" || k == "LAMBDA_RUNTIME_DIR" || k == "AWS_EXECUTION_ENV" ||
+		strings.HasPrefix(k, "AWS_LAMBDA_")
 }
 
 // env builds the worker's environment from scratch: nothing of Ward's own
 // leaks (no secrets, no database paths, no NODE_EXTRA_CA_CERTS, which alone
-// costs Node ~50 ms at start).
-func env(fn Function, taskRoot, home string) ([]string, error) {
+// costs Node ~50 ms at start). taskRoot and runtimeDir are as the process
+// sees them: the code, and the directory of Ward's Node bootstrap.
+//
+// It is Lambda's "defined runtime environment", as far as it applies (AWS's
+// own runtime clients, such as aws-lambda-ric, refuse to start without the
+// log group and stream). Not set: AWS_ACCESS_KEY(_ID), AWS_SECRET_ACCESS_KEY
+// and AWS_SESSION_TOKEN (Ward has no AWS credentials to give: the execution
+// role's token comes in the event), _X_AMZN_TRACE_ID (per invocation: the
+// runtime client sets it from Lambda-Runtime-Trace-Id), LD_LIBRARY_PATH and
+// NODE_PATH (Lambda's point at /var/lang, /var/runtime and layers under
+// /opt, which Ward does not have), AWS_XRAY_* (no X-Ray daemon),
+// AWS_LAMBDA_LOG_FORMAT and AWS_LAMBDA_LOG_LEVEL (Ward stores text logs as
+// written), AWS_LAMBDA_MAX_CONCURRENCY (Lambda Managed Instances only: it
+// turns aws-lambda-ric's multi-concurrent mode on) and the credential and
+// metadata endpoints (AWS_CONTAINER_*, AWS_LAMBDA_METADATA_*).
+func env(fn Function, taskRoot, home, runtimeDir string) ([]string, error) {
 	handler := fn.Handler
 	if handler == "" {
 		handler = "index.index"
@@ -119,13 +136,17 @@ func env(fn Function, taskRoot, home string) ([]string, error) {
 		{"TMPDIR", home},
 		{"LANG", "C.UTF-8"},
 		{"TZ", "UTC"},
+		// "local", as in the ARNs Ward hands out. Reserved on Lambda, but
+		// not here: a function that calls AWS itself names its real region.
+		{"AWS_REGION", "local"},
+		{"AWS_DEFAULT_REGION", "local"},
 	}
 	if isProvided(fn.Runtime) {
 		// Go functions (aws-lambda-go) then collect garbage harder near
 		// the limit instead of dying at it.
 		base = append(base, [2]string{"GOMEMLIMIT", strconv.Itoa(fn.MemoryMB*9/10) + "MiB"})
 	}
-	out := make([]string, 0, len(base)+len(fn.Env)+8)
+	out := make([]string, 0, len(base)+len(fn.Env)+16)
 	for _, kv := range base {
 		if _, ok := fn.Env[kv[0]]; !ok {
 			out = append(out, kv[0]+"="+kv[1])
@@ -139,13 +160,30 @@ func env(fn Function, taskRoot, home string) ([]string, error) {
 			out = append(out, k+"="+v)
 		}
 	}
+	// Lambda's stream names one execution environment: the day it started
+	// and 32 hex digits.
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, fmt.Errorf("zambda %s: log stream name: %w", fn.Name, err)
+	}
+	stream := time.Now().UTC().Format("2006/01/02") + "/[$LATEST]" + hex.EncodeToString(id[:])
+	if isNode(fn.Runtime) {
+		// Lambda sets it for managed runtimes only, not for provided ones.
+		out = append(out, "AWS_EXECUTION_ENV=AWS_Lambda_"+fn.Runtime)
+	} else {
+		// A provided function brings its runtime: its bootstrap.
+		runtimeDir = taskRoot
+	}
 	return append(out,
 		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
 		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemoryMB),
 		"AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(int(fn.Timeout/time.Second)),
 		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
+		"AWS_LAMBDA_LOG_STREAM_NAME="+stream,
 		"LAMBDA_TASK_ROOT="+taskRoot,
+		"LAMBDA_RUNTIME_DIR="+runtimeDir,
 		"_HANDLER="+handler,
 	), nil
 }
@@ -167,7 +205,11 @@ func (p *Pool) start(ctx context.Context, fn Function, scratch string) (*worker,
 	if p.isolated {
 		home = "/tmp" // the sandbox's own tmpfs
 	}
-	vars, err := env(fn, p.taskRoot(fn), home)
+	runtimeDir := filepath.Dir(p.bootstrap)
+	if p.isolated {
+		runtimeDir = sandbox.RuntimeDir
+	}
+	vars, err := env(fn, p.taskRoot(fn), home, runtimeDir)
 	if err != nil {
 		return nil, err
 	}
