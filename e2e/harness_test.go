@@ -61,8 +61,10 @@ type ward struct {
 	Admin   creds
 	cmd     *exec.Cmd
 	log     *syncBuffer
-	flags   []string // extra `ward serve` flags
-	env     []string // extra environment (KEY=value) of `ward serve` and `ward admin`
+	flags   []string            // extra `ward serve` flags
+	env     []string            // extra environment (KEY=value) of `ward serve` and `ward admin`
+	bin     string              // the ward binary to run; "" is wardBin
+	as      *syscall.Credential // run ward serve as this user; nil: as the test
 }
 
 func freeAddr(t *testing.T) string {
@@ -125,7 +127,14 @@ func (w *ward) launch(t *testing.T) {
 		args = append(args, "--database", w.DB)
 	}
 	args = append(args, w.flags...)
-	cmd := exec.Command(wardBin, args...)
+	bin := wardBin
+	if w.bin != "" {
+		bin = w.bin
+	}
+	cmd := exec.Command(bin, args...)
+	if w.as != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: w.as}
+	}
 	cmd.Env = append(os.Environ(), w.env...)
 	cmd.Stdout, cmd.Stderr = w.log, w.log
 	if err := cmd.Start(); err != nil {

@@ -7,11 +7,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -286,5 +288,122 @@ func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSandboxUnprivileged runs `ward serve` as an unprivileged user (here
+// nobody): the sandbox then rests on user namespaces alone (every worker
+// shares Ward's uid outside its namespaces), and still confines it.
+func TestSandboxUnprivileged(t *testing.T) {
+	requireNode(t)
+	if os.Geteuid() != 0 {
+		t.Skip("the test switches to another user: run it as root (CI does)")
+	}
+	// Not t.TempDir: its parent is closed to other users.
+	dir, err := os.MkdirTemp("", "ward-unprivileged-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "ward")
+	data, err := os.ReadFile(wardBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(dir, "data")
+	if err := os.Mkdir(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const nobody = 65534
+	if err := os.Chown(dataDir, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	w := &ward{DataDir: dataDir, URL: "http://" + freeAddr(t), log: &syncBuffer{}, bin: bin,
+		as: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}, env: []string{"HOME=" + dataDir}}
+	w.launch(t)
+	b, err := os.ReadFile(filepath.Join(dataDir, "admin-credentials.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &w.Admin); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Get(w.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(hb), `"zambdaSandbox":"bwrap"`) {
+		t.Fatalf("/healthz = %s, want the bubblewrap sandbox", hb)
+	}
+	tok := w.token(t, w.Admin)
+	attack := zipFiles(t, map[string]string{"index.js": "testdata/attack/index.js"}, nil)
+	fn := w.deployZambda(t, tok, `{"name":"attack","runtime":"nodejs20.x"}`, attack)
+	body, _ := json.Marshal(map[string]any{"mode": "probe",
+		"read":  []string{filepath.Join(dataDir, "ward.db"), filepath.Join(dataDir, "secrets.key")},
+		"write": []string{"/var/task/index.js", "/pwned"},
+		"dial":  []string{"127.0.0.1:5432"}})
+	st, out := w.execRaw(t, tok, fn, string(body))
+	if st != 200 {
+		t.Fatalf("execute as an unprivileged Ward: %d %s", st, out)
+	}
+	for _, probe := range []string{"read " + filepath.Join(dataDir, "ward.db"), "read " + filepath.Join(dataDir, "secrets.key"),
+		"write /var/task/index.js", "write /pwned", "dial 127.0.0.1:5432"} {
+		if !strings.Contains(out, `"`+probe+`":{"ok":false`) {
+			t.Errorf("%s did not fail: %s", probe, out)
+		}
+	}
+	if !strings.Contains(out, `"whoami":{"ok":true,"out":"993:990"}`) {
+		t.Errorf("whoami: %s", out)
+	}
+}
+
+// TestSandboxUnavailable: on a host where the sandbox cannot run (here:
+// no bubblewrap on the PATH), functions are refused with the reason and
+// /healthz says so, unless --zambda-sandbox=off, which runs them with a
+// warning there too.
+func TestSandboxUnavailable(t *testing.T) {
+	requireNode(t)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A PATH with node but without bwrap.
+	bin := t.TempDir()
+	if err := os.Symlink(node, filepath.Join(bin, "node")); err != nil {
+		t.Fatal(err)
+	}
+	probe := zipFiles(t, map[string]string{"index.js": "testdata/probe/index.js"}, nil)
+	for _, tc := range []struct {
+		mode, health, status, says string
+	}{
+		{"auto", `"zambdaSandbox":"unavailable"`, "503", "bubblewrap (bwrap) is not installed"},
+		{"off", `"zambdaSandbox":"off"`, "200", `"echo"`},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			w := startWardEnv(t, storetest.Backends()[0], []string{"PATH=" + bin}, "--zambda-sandbox", tc.mode)
+			res, err := http.Get(w.URL + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			hb, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if !strings.Contains(string(hb), tc.health) || !strings.Contains(string(hb), `"warning"`) {
+				t.Errorf("/healthz = %s, want %s and a warning", hb, tc.health)
+			}
+			tok := w.token(t, w.Admin)
+			fn := w.deployZambda(t, tok, `{"name":"p","runtime":"nodejs20.x"}`, probe)
+			st, out := w.execRaw(t, tok, fn, `{"mode":"echo"}`)
+			if strconv.Itoa(st) != tc.status || !strings.Contains(out, tc.says) {
+				t.Errorf("execute: %d %s, want %s with %q", st, out, tc.status, tc.says)
+			}
+		})
 	}
 }

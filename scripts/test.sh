@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Ward test: vet, unit and store suites on SQLite and PostgreSQL,
 # end-to-end tests with the real @oystehr/sdk, and short fuzz runs.
-# Installs or starts what the tests need (PostgreSQL, npm packages) itself.
+# Installs or starts what the tests need (PostgreSQL, bubblewrap, npm
+# packages) itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,13 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   cluster=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
   pg_ctlcluster --skip-systemctl-redirect "$cluster" main start || true
   for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+fi
+
+# bubblewrap: every zambda worker runs in its sandbox (setpriv, from
+# util-linux, switches root-run workers to their own uids).
+if ! command -v bwrap >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1; then
+  say "installing bubblewrap"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux >/dev/null
 fi
 
 # Node and the SDK for the end-to-end tests.

@@ -246,6 +246,9 @@ func (p *Pool) start(ctx context.Context, fn Function, scratch string) (*worker,
 		out := drain(errR, outR)
 		outR.Close()
 		errR.Close()
+		if errors.Is(err, sandbox.ErrUnavailable) {
+			return nil, newError(KindNoRuntime, "zambda %s cannot run: %v", w.name, err)
+		}
 		if isNode(fn.Runtime) && errors.Is(err, os.ErrNotExist) {
 			return nil, newError(KindNoRuntime, "runtime %s: cannot start Node.js at %s: %v", fn.Runtime, p.cfg.NodePath, err)
 		}
