@@ -384,13 +384,21 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 	}
 	cleanup = append(cleanup, closeExtra)
 
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fail(fmt.Errorf("sandbox socketpair: %w", err))
+	// Root makes the sandbox's network namespace itself, on the stager's
+	// thread (see netnsListeners); otherwise the sandbox's init program
+	// binds the listeners inside and hands them over this socket.
+	ownNetns := b.stage != nil
+	var parentSock *os.File
+	sockFD := -1
+	if !ownNetns {
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fail(fmt.Errorf("sandbox socketpair: %w", err))
+		}
+		parentSock = os.NewFile(uintptr(pair[0]), "sandbox-parent")
+		cleanup = append(cleanup, func() { _ = parentSock.Close() })
+		sockFD = add(os.NewFile(uintptr(pair[1]), "sandbox-child"))
 	}
-	parentSock := os.NewFile(uintptr(pair[0]), "sandbox-parent")
-	cleanup = append(cleanup, func() { _ = parentSock.Close() })
-	sockFD := add(os.NewFile(uintptr(pair[1]), "sandbox-child"))
 	sec, err := os.Open(b.seccomp)
 	if err != nil {
 		return fail(fmt.Errorf("sandbox seccomp filter: %w", err))
@@ -412,10 +420,13 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 	// the static ones (already staged when root).
 	binds := append([]Mount{{Src: spec.Code, Dst: TaskRoot}}, spec.Files...)
 	opts := []string{
-		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try",
+		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
 		"--disable-userns", "--die-with-parent", "--new-session",
 		"--uid", strconv.Itoa(sandboxUID), "--gid", strconv.Itoa(sandboxGID), "--hostname", "sandbox",
 		"--cap-drop", "ALL",
+	}
+	if !ownNetns {
+		opts = append(opts, "--unshare-net")
 	}
 	opts = append(opts, b.sysArgs...)
 	opts = append(opts, "--proc", "/proc", "--dev", "/dev",
@@ -425,7 +436,10 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 	for i, p := range b.ports {
 		ports[i] = strconv.Itoa(p)
 	}
-	command := append([]string{"--", initPath, strconv.Itoa(sockFD), strings.Join(ports, ","), "--"}, spec.Argv...)
+	command := append([]string{"--"}, spec.Argv...)
+	if !ownNetns {
+		command = append([]string{"--", initPath, strconv.Itoa(sockFD), strings.Join(ports, ","), "--"}, spec.Argv...)
+	}
 
 	env := append(spec.Env[:len(spec.Env):len(spec.Env)], b.netEnv...)
 	limit := func(pid int) error {
@@ -491,6 +505,7 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 		srcs[i] = m.Src
 	}
 	var cmd *exec.Cmd
+	var lns []net.Listener
 	unstage := func() {}
 	if b.stage != nil {
 		var undo func()
@@ -499,12 +514,20 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 			if staged, undo, err = b.stage.bindAll(srcs); err != nil {
 				return
 			}
+			if lns, err = netnsListeners(b.ports); err != nil {
+				undo()
+				return
+			}
 			if cmd, err = launch(staged); err != nil {
 				undo()
+				for _, l := range lns {
+					l.Close()
+				}
 			}
 		})
 		if err == nil {
-			// Bubblewrap has its own binds once the init program runs.
+			// Kept while the worker lives: nothing tells when bubblewrap
+			// has made its own binds from them (its info comes before).
 			unstage = func() { b.stage.do(undo) }
 			cleanup = append(cleanup, unstage)
 		}
@@ -530,22 +553,31 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err != nil {
 		return fail(fmt.Errorf("zambda sandbox did not start: %w", err))
 	}
-	lns, err := receiveListeners(parentSock, len(b.ports), deadline)
-	if err != nil {
-		return fail(fmt.Errorf("zambda sandbox did not start: %w", err))
+	if ownNetns {
+		cleanup = append(cleanup, func() {
+			for _, l := range lns {
+				l.Close()
+			}
+		})
+	} else {
+		if lns, err = receiveListeners(parentSock, len(b.ports), deadline); err != nil {
+			return fail(fmt.Errorf("zambda sandbox did not start: %w", err))
+		}
+		_ = parentSock.Close()
 	}
-	unstage()
 	ns := newNetServer(b.log, b.cfg.Network.Dial, spec.ID, b.transport)
 	ns.serveProxy(lns[1])
 	for i, f := range b.cfg.Network.Forward {
 		ns.serveForward(lns[2+i], f.Addr)
 	}
-	_ = parentSock.Close()
 	_ = infoR.Close()
 	p := &Process{cmd: cmd, api: lns[0], serving: []io.Closer{ns}, cg: cg, initPid: initPid, exitSignals: true,
 		waited: make(chan struct{})}
-	if b.root {
-		p.release = func() { b.freeUID(uid) }
+	p.release = func() {
+		unstage()
+		if b.root {
+			b.freeUID(uid)
+		}
 	}
 	return p, nil
 }
@@ -649,3 +681,38 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 }
 
 var _ Sandbox = (*Bwrap)(nil)
+
+// netnsListeners moves the calling thread (the stager's, locked) into a
+// new network namespace with its loopback up, and listens there: the
+// sandbox started next from this thread shares that namespace, and Ward
+// holds its listeners without the init program's round trip.
+func netnsListeners(ports []int) ([]net.Listener, error) {
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return nil, fmt.Errorf("sandbox network namespace: %w", err)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return nil, err
+	}
+	ifr.SetUint16(unix.IFF_UP | unix.IFF_LOOPBACK | unix.IFF_RUNNING)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return nil, fmt.Errorf("sandbox loopback up: %w", err)
+	}
+	lns := make([]net.Listener, 0, len(ports))
+	for _, p := range ports {
+		ln, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, fmt.Errorf("sandbox listener: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
