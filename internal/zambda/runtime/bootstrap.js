@@ -291,7 +291,8 @@ function tunnel(proxy, host, port, cb) {
 // https is not loaded here (it costs ~2 ms, and most functions never use
 // it): https.js assigns Agent.prototype.createConnection as it loads, and
 // that assignment reaches the setter of an accessor on http.Agent.prototype,
-// which patches it then.
+// which patches it then. Not covered: a request's own createConnection
+// option (the ws package passes one) and sockets opened with net directly.
 function proxyAgents() {
   const proto = http.Agent.prototype;
   const httpConnect = viaProxy(proto.createConnection, 'http:');

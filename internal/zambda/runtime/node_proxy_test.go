@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -57,7 +58,7 @@ func (p *testProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		go func() { _, _ = io.Copy(c, up); c.Close() }()
 	case r.URL.IsAbs():
 		p.saw(r.Method + " " + r.URL.String())
-		addr, ok := p.routes[r.URL.Hostname()+":"+cmpOr(r.URL.Port(), "80")]
+		addr, ok := p.routes[r.URL.Hostname()+":"+cmp.Or(r.URL.Port(), "80")]
 		if !ok {
 			http.Error(w, "ward egress: "+r.URL.Host+" is not allowed for zambdas", http.StatusForbidden)
 			return
@@ -70,13 +71,6 @@ func (p *testProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, "send CONNECT or an absolute URL", http.StatusBadRequest)
 	}
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func (p *testProxy) saw(s string) {
