@@ -62,14 +62,20 @@ func BenchmarkGoWarm(b *testing.B) {
 
 // BenchmarkColdStart starts a new worker per iteration (a fresh Key) and
 // reports p50/p99 of the whole first invocation and of its init (spawn to
-// the first /next). Run with -benchtime=20x or more.
+// the first /next). Run with -benchtime=20x or more. node-proxyenv has the
+// proxy variables a sandbox sets (the bootstrap then routes HTTP through
+// the proxy; nothing listens there, the function does not connect).
 func BenchmarkColdStart(b *testing.B) {
-	for _, rt := range []string{"node", "go"} {
+	for _, rt := range []string{"node", "node-proxyenv", "go"} {
 		b.Run(rt, func(b *testing.B) {
 			var fn Function
-			if rt == "node" {
+			if rt != "go" {
 				needNode(b)
 				fn = nodeFn(b, "cold", map[string]string{"index.js": trivialNode})
+				if rt == "node-proxyenv" {
+					fn.Env = map[string]string{"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+						"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": "localhost,127.0.0.1", "no_proxy": "localhost,127.0.0.1"}
+				}
 			} else {
 				fn = goFn(b, "cold")
 			}

@@ -4,6 +4,7 @@
 // is needed, lazily.
 'use strict';
 const http = require('node:http');
+const net = require('node:net'); // loaded by http already
 const path = require('node:path');
 
 const api = process.env.AWS_LAMBDA_RUNTIME_API;
@@ -137,6 +138,273 @@ function run(handler, event, context) {
     } catch (e) {
       done(e === undefined || e === null ? new Error('the handler threw ' + e) : e);
     }
+  });
+}
+
+// Outbound HTTP goes through the egress proxy named by HTTP_PROXY and
+// HTTPS_PROXY: in Ward's sandbox the worker's network is a loopback on
+// which Ward serves the Runtime API, plain forwards of its own URL, and
+// that proxy (CONNECT, or absolute-form http://), which dials the real
+// destination under the egress policy. Go, curl and Python honour the
+// variables; Node 20 does not, and Node 22's NODE_USE_ENV_PROXY loads
+// undici at every start and covers only the global agents. So route Node's
+// clients here: every http/https Agent, and fetch. Nothing happens without
+// the variables.
+const proxyEnv = {
+  'http:': process.env.http_proxy || process.env.HTTP_PROXY || '',
+  'https:': process.env.https_proxy || process.env.HTTPS_PROXY || '',
+};
+const proxies = {}; // protocol -> { host, port, auth } or null, parsed on first use
+let noProxyRules; // parsed NO_PROXY, on first use
+if (proxyEnv['http:'] || proxyEnv['https:']) {
+  proxyAgents();
+  proxyFetch();
+}
+
+// proxyFor returns the proxy ({ host, port, auth }) to reach host:port
+// through, or null to connect directly: loopback (the Runtime API, Ward's
+// forwards), NO_PROXY, and the proxy itself (clients that speak to it on
+// their own, like axios, must not be tunnelled through it again).
+function proxyFor(protocol, host, port) {
+  const proxy = proxyURL(protocol);
+  if (!proxy) return null;
+  host = bareHost(host);
+  port = Number(port);
+  if (host === 'localhost' || host.endsWith('.localhost') || host === '::1' || (host.startsWith('127.') && net.isIPv4(host))) return null;
+  for (const p of [proxyURL('http:'), proxyURL('https:')]) {
+    if (p && p.host === host && p.port === port) return null;
+  }
+  return noProxy(host, port) ? null : proxy;
+}
+
+function bareHost(host) {
+  host = String(host || 'localhost').toLowerCase();
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return host.endsWith('.') ? host.slice(0, -1) : host;
+}
+
+function proxyURL(protocol) {
+  if (!(protocol in proxies)) {
+    let u = null;
+    const v = proxyEnv[protocol];
+    try {
+      if (v) u = new URL(v.includes('://') ? v : 'http://' + v);
+    } catch (_) {}
+    if (u && u.protocol !== 'http:') {
+      process.stderr.write(`ward bootstrap: ignoring the ${protocol.slice(0, -1)} proxy ${u.protocol}//${u.host}: only http:// proxies are supported\n`);
+      u = null;
+    }
+    proxies[protocol] = u && {
+      host: bareHost(u.hostname),
+      port: Number(u.port) || 80,
+      auth: u.username ? 'Basic ' + Buffer.from(decodeURIComponent(u.username) + ':' + decodeURIComponent(u.password)).toString('base64') : '',
+    };
+  }
+  return proxies[protocol];
+}
+
+// noProxy reports whether NO_PROXY names host:port. Entries: "*", a host
+// or IP (with an optional :port), a domain (which matches its subdomains;
+// a leading "." or "*." is the same).
+function noProxy(host, port) {
+  if (!noProxyRules) {
+    noProxyRules = (process.env.no_proxy || process.env.NO_PROXY || '').toLowerCase().split(/[\s,]+/).filter(Boolean).map((e) => {
+      let p = 0;
+      const m = /^(\[[^\]]*\]|[^:]*):(\d+)$/.exec(e); // [v6]:port or host:port, not a bare IPv6
+      if (m) [e, p] = [m[1], Number(m[2])];
+      e = bareHost(e.replace(/^\*?\./, ''));
+      return { host: e, port: p, domain: !net.isIP(e) };
+    });
+  }
+  return noProxyRules.some((r) => r.host === '*' ||
+    ((!r.port || r.port === port) && (host === r.host || (r.domain && host.endsWith('.' + r.host)))));
+}
+
+// tunnel connects to host:port through the proxy with CONNECT and hands
+// over the socket once the proxy answers 2xx. A refusal becomes an error
+// that carries the proxy's answer (Ward's starts "ward egress: ...").
+function tunnel(proxy, host, port, cb) {
+  const target = (host.includes(':') ? '[' + host + ']' : host) + ':' + port;
+  const sock = net.connect(proxy.port, proxy.host).setNoDelay(true);
+  let buf = Buffer.alloc(0);
+  let status = '';
+  let bodyLen = -1;
+  let finished = false;
+  const finish = (err) => {
+    if (finished) return;
+    finished = true;
+    sock.removeListener('readable', onReadable);
+    sock.removeListener('error', finish);
+    sock.removeListener('end', onEnd);
+    sock.removeListener('timeout', onTimeout);
+    sock.setTimeout(0);
+    if (err) sock.destroy();
+    cb(err, err ? undefined : sock);
+  };
+  const refused = () => {
+    const text = buf.toString('utf8').trim().slice(0, 1024);
+    const e = new Error(`the egress proxy refused ${target}: ${status}${text ? ': ' + text : ''}`);
+    e.code = 'ERR_PROXY_TUNNEL';
+    e.statusCode = Number(status.split(' ')[0]);
+    finish(e);
+  };
+  const onEnd = () => (status ? refused() : finish(new Error(`the egress proxy closed the connection before answering CONNECT ${target}`)));
+  // Longer than Ward's proxy takes to dial (10 s), so its answer comes first.
+  const onTimeout = () => finish(new Error(`the egress proxy did not answer CONNECT ${target} within 30 s`));
+  // Reading with 'readable' (not 'data') leaves the socket paused for its
+  // next reader, with anything past the answer put back.
+  function onReadable() {
+    let chunk;
+    while ((chunk = sock.read()) !== null) buf = Buffer.concat([buf, chunk]);
+    if (finished) return;
+    if (!status) {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (buf.length > 16384) finish(new Error(`the egress proxy's answer to CONNECT ${target} is too long`));
+        return;
+      }
+      const head = buf.subarray(0, end).toString('latin1').split('\r\n');
+      const m = /^HTTP\/1\.[01] ((\d)\d\d.*)$/.exec(head[0]);
+      if (!m) return finish(new Error(`the egress proxy answered CONNECT ${target} with ${JSON.stringify(head[0])}`));
+      const rest = buf.subarray(end + 4);
+      if (m[2] === '2') {
+        if (rest.length) sock.unshift(rest);
+        return finish(null);
+      }
+      status = m[1];
+      const cl = head.find((h) => /^content-length:/i.test(h));
+      bodyLen = cl ? Number(cl.slice(15)) : -1;
+      buf = rest;
+    }
+    if ((bodyLen >= 0 && buf.length >= bodyLen) || buf.length > 4096) refused();
+  }
+  sock.on('readable', onReadable);
+  sock.on('error', finish);
+  sock.on('end', onEnd);
+  sock.setTimeout(30000, onTimeout);
+  sock.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n` + (proxy.auth ? `Proxy-Authorization: ${proxy.auth}\r\n` : '') + '\r\n');
+}
+
+// proxyAgents patches createConnection, which every Agent calls (libraries'
+// too: axios, node-fetch, the AWS SDK), for http.Agent and https.Agent.
+// Node's Agent accepts an asynchronous createConnection(options, callback).
+// https is not loaded here (it costs ~2 ms, and most functions never use
+// it): https.js assigns Agent.prototype.createConnection as it loads, and
+// that assignment reaches the setter of an accessor on http.Agent.prototype,
+// which patches it then. Not covered: a request's own createConnection
+// option (the ws package passes one) and sockets opened with net directly.
+function proxyAgents() {
+  const proto = http.Agent.prototype;
+  const httpConnect = viaProxy(proto.createConnection, 'http:');
+  Object.defineProperty(proto, 'createConnection', {
+    configurable: true,
+    enumerable: true,
+    get() {
+      return httpConnect;
+    },
+    set(fn) {
+      const own = this !== proto && Object.getPrototypeOf(this) === proto && calledFrom('node:https');
+      Object.defineProperty(this, 'createConnection', { value: own ? viaProxy(fn, 'https:') : fn, writable: true, configurable: true, enumerable: true });
+    },
+  });
+}
+
+function calledFrom(file) {
+  const { stackTraceLimit, prepareStackTrace } = Error;
+  Error.stackTraceLimit = 4;
+  Error.prepareStackTrace = (_, frames) => frames;
+  const frames = new Error().stack;
+  Error.stackTraceLimit = stackTraceLimit;
+  Error.prepareStackTrace = prepareStackTrace;
+  return Array.isArray(frames) && frames.some((f) => f.getFileName() === file);
+}
+
+// viaProxy wraps an Agent's createConnection: where proxyFor says so it
+// tunnels first, then hands the tunnel over (http) or runs the original on
+// it (https: tls.connect({ socket }), with the options Node computed:
+// servername, ca, rejectUnauthorized, the session cache). Left alone: calls
+// that expect a socket back (no callback), Unix sockets, and agents that
+// proxy by themselves (Node 22's proxyEnv).
+function viaProxy(orig, protocol) {
+  return function createConnection(options, cb) {
+    const proxy = typeof cb === 'function' && options && typeof options === 'object' && !options.socketPath &&
+      !(this && this.options && this.options.proxyEnv) &&
+      proxyFor(protocol, options.host, options.port || (protocol === 'https:' ? 443 : 80));
+    if (!proxy) return orig.apply(this, arguments);
+    tunnel(proxy, bareHost(options.host), Number(options.port) || (protocol === 'https:' ? 443 : 80), (err, sock) => {
+      if (err) return cb(err);
+      if (options.keepAlive) sock.setKeepAlive(true, options.keepAliveInitialDelay);
+      if (protocol === 'https:') {
+        let tlsSock;
+        try {
+          tlsSock = orig.call(this, { ...options, socket: sock });
+        } catch (e) {
+          sock.destroy();
+          return cb(e);
+        }
+        return cb(null, tlsSock);
+      }
+      if (options.timeout) sock.setTimeout(options.timeout);
+      cb(null, sock);
+    });
+  };
+}
+
+// proxyFetch: fetch is undici, which Node loads on the first call (~15 ms)
+// and which then makes its global dispatcher, an Agent, at
+// globalThis[Symbol.for('undici.globalDispatcher.1')]. Just before the
+// first fetch, load undici (reading the lazy global Headers does that) and
+// replace that Agent with one whose connect goes through the proxy. A
+// dispatcher of another kind (a ProxyAgent, a MockAgent) is the function's
+// own and stays. Nothing here may touch undici's lazy globals before then:
+// on Node 22 even reading their property descriptors loads undici.
+function proxyFetch() {
+  const nodeFetch = globalThis.fetch;
+  if (typeof nodeFetch !== 'function') return;
+  let ready = false;
+  globalThis.fetch = function fetch(input, init) {
+    if (!ready) {
+      ready = true;
+      void globalThis.Headers;
+      const kDispatcher = Symbol.for('undici.globalDispatcher.1');
+      const d = globalThis[kDispatcher];
+      if (d && d.constructor && d.constructor.name === 'Agent') globalThis[kDispatcher] = new d.constructor({ connect: connectUndici });
+    }
+    return nodeFetch(input, init);
+  };
+}
+
+// connectUndici is the connect function of that Agent: undici's own does
+// the same (TCP, then TLS with SNI and ALPN http/1.1), without the proxy.
+function connectUndici({ hostname, protocol, port, servername }, callback) {
+  const secure = protocol === 'https:';
+  port = Number(port) || (secure ? 443 : 80);
+  const onSocket = (err, sock) => {
+    if (err) return callback(err);
+    sock.setNoDelay(true);
+    sock.setKeepAlive(true, 60000);
+    if (!secure) return callback(null, sock);
+    const name = servername || (net.isIP(hostname) ? undefined : hostname);
+    const tlsSock = require('node:tls').connect({ socket: sock, servername: name, ALPNProtocols: ['http/1.1'] });
+    const onError = (e) => {
+      tlsSock.destroy();
+      callback(e);
+    };
+    tlsSock.once('error', onError).once('secureConnect', () => {
+      tlsSock.removeListener('error', onError);
+      callback(null, tlsSock);
+    });
+  };
+  const proxy = proxyFor(protocol, hostname, port);
+  if (proxy) return tunnel(proxy, bareHost(hostname), port, onSocket);
+  const sock = net.connect({ host: hostname, port });
+  const onError = (e) => {
+    sock.destroy();
+    onSocket(e);
+  };
+  sock.once('error', onError).once('connect', () => {
+    sock.removeListener('error', onError);
+    onSocket(null, sock);
   });
 }
 

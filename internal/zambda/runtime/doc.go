@@ -48,6 +48,16 @@
 // a Lambda-like context. provided and provided.al2023 run the executable
 // CodeDir/bootstrap.
 //
+// Outbound HTTP from Node functions: with HTTP_PROXY or HTTPS_PROXY set
+// (a sandbox sets them: its only network is a loopback with Ward's egress
+// proxy on it), the bootstrap sends every http/https Agent's connections
+// and fetch's through that proxy with CONNECT, TLS to the destination
+// inside the tunnel; NO_PROXY hosts, loopback and the proxy itself are
+// reached directly. A refused destination fails the request with the
+// proxy's answer ("ward egress: ..."). Node 20 ignores those variables by
+// itself, and Node 22's NODE_USE_ENV_PROXY costs ~18 ms at every start and
+// covers only the global agents, so Ward does not set it.
+//
 // The environment is built from scratch: PATH, HOME and TMPDIR (a private
 // scratch dir per Key under WorkDir), LANG=C.UTF-8, TZ=UTC,
 // AWS_REGION=AWS_DEFAULT_REGION=local, GOMEMLIMIT for provided runtimes,
