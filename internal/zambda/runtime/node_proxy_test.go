@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/wardhealth/ward/internal/zambda/sandbox"
 )
 
 // testProxy stands in for the sandbox's egress proxy: CONNECT and
@@ -162,7 +164,10 @@ func TestNodeEgressProxy(t *testing.T) {
 		"NO_PROXY": ".direct.example.com", "no_proxy": ".direct.example.com",
 		"NODE_EXTRA_CA_CERTS": ca,
 	}
-	p := newPool(t, Config{})
+	// Without a sandbox: the test points the function at its own proxy
+	// (a sandbox sets the proxy variables to Ward's; the e2e tests cover
+	// that path).
+	p := newPool(t, Config{Sandbox: sandbox.NewDirect(nil, "test of the bootstrap's proxy support")})
 
 	// The patches load nothing for a function that makes no request:
 	// undici costs ~15 ms at a cold start, https ~2 ms.
@@ -226,7 +231,10 @@ exports.index = async () => process.moduleLoadList.filter((m) => /undici|https|t
 // Without the proxy variables the bootstrap patches nothing.
 func TestNodeNoProxyNoPatch(t *testing.T) {
 	needNode(t)
-	p := newPool(t, Config{})
+	// Without a sandbox: the test points the function at its own proxy
+	// (a sandbox sets the proxy variables to Ward's; the e2e tests cover
+	// that path).
+	p := newPool(t, Config{Sandbox: sandbox.NewDirect(nil, "test of the bootstrap's proxy support")})
 	fn := nodeFn(t, "noproxy", map[string]string{"index.js": `
 const http = require('node:http');
 exports.index = async () => ({

@@ -441,7 +441,16 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 		command = append([]string{"--", initPath, strconv.Itoa(sockFD), strings.Join(ports, ","), "--"}, spec.Argv...)
 	}
 
-	env := append(spec.Env[:len(spec.Env):len(spec.Env)], b.netEnv...)
+	// The network variables are the sandbox's: a function's own would
+	// point where it cannot reach.
+	env := make([]string, 0, len(spec.Env)+len(b.netEnv))
+	for _, kv := range spec.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !netVar(k) {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, b.netEnv...)
 	limit := func(pid int) error {
 		if cg != nil {
 			if err := cg.add(pid); err != nil {
@@ -715,4 +724,13 @@ func netnsListeners(ports []int) ([]net.Listener, error) {
 		lns = append(lns, ln)
 	}
 	return lns, nil
+}
+
+// netVar reports whether an environment variable is one the sandbox sets.
+func netVar(k string) bool {
+	switch strings.ToUpper(k) {
+	case "AWS_LAMBDA_RUNTIME_API", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY":
+		return true
+	}
+	return false
 }

@@ -63,14 +63,16 @@ func newNetServer(log *slog.Logger, dial DialFunc, who string, transport http.Ro
 			switch {
 			case r.Method == http.MethodConnect:
 				s.tunnel(w, r)
-			case r.URL.IsAbs() && (r.URL.Scheme == "http"):
+			// Absolute-form https:// too: some clients (axios) send it
+			// instead of CONNECT; Ward then speaks TLS to the target.
+			case r.URL.IsAbs() && (r.URL.Scheme == "http" || r.URL.Scheme == "https"):
 				if dial == nil {
 					s.refuse(w, r.URL.Host, errNoEgress)
 					return
 				}
 				rp.ServeHTTP(w, r)
 			default:
-				http.Error(w, "this is Ward's egress proxy for zambdas: send CONNECT host:port, or an absolute http:// URL", http.StatusBadRequest)
+				http.Error(w, "this is Ward's egress proxy for zambdas: send CONNECT host:port, or an absolute http(s):// URL", http.StatusBadRequest)
 			}
 		})}
 	return s
