@@ -35,6 +35,7 @@ import (
 
 type options struct {
 	db, only, suite, peer, wardBin string
+	serveFlags                     string
 	keep                           bool
 	clients, patients              int
 	duration, warmup               time.Duration
@@ -47,6 +48,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (default: all of the suite)")
 	flag.StringVar(&o.peer, "peer", "", "base URL of a peer FHIR server loaded with the same data (e.g. bench/medplum on :8103/fhir)")
 	flag.StringVar(&o.wardBin, "ward", "", "ward binary (default: build ../cmd/ward)")
+	flag.StringVar(&o.serveFlags, "serve-flags", "", "extra `ward serve` flags, space-separated (e.g. --zambda-sandbox=off)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the server's data directory (printed) for inspection")
 	flag.IntVar(&o.clients, "clients", 32, "concurrent clients")
 	flag.IntVar(&o.patients, "patients", 1000, "patients in the data set")
@@ -137,6 +139,7 @@ func startWard(ctx context.Context, o options) (*ward, error) {
 	// The subscription suite's receivers are on loopback, which the egress
 	// policy refuses unless opened.
 	args := []string{"serve", "--addr", addr, "--data-dir", dir, "--egress-allow", "127.0.0.1/32"}
+	args = append(args, strings.Fields(o.serveFlags)...)
 	if d := os.Getenv("WARD_DEBUG_ADDR"); d != "" {
 		args = append(args, "--debug-addr", d)
 	}

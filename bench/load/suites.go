@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,7 +203,19 @@ func zambdaSuite(ctx context.Context, o options, w *ward) error {
 	nodeFloor := floor("node", "-e", "0")
 	goFloor := floor("/bin/true")
 	fmt.Printf("floors (p50 of 20): `node -e 0` with a minimal environment %s; a static binary (/bin/true) %s\n\n", ms(nodeFloor), ms(goFloor))
-	fmt.Println("| runtime | cold p50 | cold p99 | warm p50 | warm p99 | warm req/s (" + fmt.Sprint(o.clients) + " callers) |\n|---|---:|---:|---:|---:|---:|")
+	if res, err := http.Get(w.url + "/healthz"); err == nil {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		fmt.Printf("server: %s\n", strings.TrimSpace(string(b)))
+	}
+	// The floor of an authenticated call: a no-op endpoint (token check,
+	// policy, JSON), one caller.
+	me := measure(ctx, "m2m-me", 1, o.warmup/2, o.duration/2, func(ctx context.Context, c *http.Client) (int, error) {
+		code, _, err := do(ctx, c, "GET", w.url+"/v1/m2m/me", w.token, nil, "")
+		return code, err
+	})
+	fmt.Printf("GET /v1/m2m/me, one caller: p50 %s, p99 %s\n\n", ms(me.p50), ms(me.p99))
+	fmt.Println("| runtime | cold p50 | cold p99 | warm p50 | warm p99 | warm p50 over /m2m/me | warm req/s (" + fmt.Sprint(o.clients) + " callers) |\n|---|---:|---:|---:|---:|---:|---:|")
 	for _, rt := range []struct {
 		name, runtime string
 		zip           []byte
@@ -233,7 +246,7 @@ func zambdaSuite(ctx context.Context, o options, w *ward) error {
 			code, _, err := do(ctx, c, "POST", url, w.token, []byte(`{}`), "application/json")
 			return code, err
 		})
-		fmt.Printf("| %s | %s | %s | %s | %s | %.0f |\n", rt.name, ms(c50), ms(c99), ms(one.p50), ms(one.p99), s.rate)
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %.0f |\n", rt.name, ms(c50), ms(c99), ms(one.p50), ms(one.p99), ms(one.p50-me.p50), s.rate)
 		if s.firstErr != "" {
 			fmt.Println("  first error:", s.firstErr)
 		}

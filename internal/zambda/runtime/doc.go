@@ -23,8 +23,13 @@
 //
 // # Workers
 //
-// A worker is one process plus a Runtime API server on its own loopback
-// listener (127.0.0.1:0), passed as AWS_LAMBDA_RUNTIME_API. It serves one
+// A worker is one process, started by Config.Sandbox (package sandbox:
+// bubblewrap in production, its code at /var/task and Ward's Node
+// bootstrap under /var/runtime; sandbox.Direct without isolation), plus a
+// Runtime API server on a listener the sandbox hands over (127.0.0.1:9001
+// in the worker's own network namespace), passed as
+// AWS_LAMBDA_RUNTIME_API. After each invocation that succeeds, every
+// process the function started is ended (Process.Sweep). It serves one
 // invocation at a time: GET /2018-06-01/runtime/invocation/next gets the
 // event (with Lambda-Runtime-Aws-Request-Id, -Deadline-Ms,
 // -Invoked-Function-Arn, -Trace-Id), and the worker answers with POST
@@ -58,8 +63,9 @@
 // itself, and Node 22's NODE_USE_ENV_PROXY costs ~18 ms at every start and
 // covers only the global agents, so Ward does not set it.
 //
-// The environment is built from scratch: PATH, HOME and TMPDIR (a private
-// scratch dir per Key under WorkDir), LANG=C.UTF-8, TZ=UTC,
+// The environment is built from scratch: PATH, HOME and TMPDIR (the
+// sandbox's /tmp; without one, a private scratch dir per Key under
+// WorkDir), LANG=C.UTF-8, TZ=UTC,
 // AWS_REGION=AWS_DEFAULT_REGION=local, GOMEMLIMIT for provided runtimes,
 // then Function.Env, then what it cannot replace: the AWS_LAMBDA_*
 // variables (with Lambda's log group and stream names), LAMBDA_TASK_ROOT,
@@ -111,11 +117,11 @@
 // stderr blocking (and waits for them to drain before it posts, where that
 // is not possible). Lines between two pipes are ordered as read.
 //
-// # Not a sandbox
+// # Isolation
 //
-// Workers run as Ward's user: they can read what Ward can read (CodeDir is
-// not made read-only here; the code store should hand over files Ward does
-// not need to protect), signal Ward's other workers, and reach other
-// workers' loopback Runtime API ports. Isolating tenants from each other
-// needs a separate user, namespaces or containers around the worker.
+// What isolates workers from Ward and from each other is the sandbox's
+// (see package sandbox and docs/security.md); this package gives it each
+// worker's limits (memorySize, Function.EphemeralMB for /tmp) and its
+// project (Function.Project: a CPU weight per project), and without a
+// sandbox (sandbox.Direct) runs workers as Ward's own user.
 package runtime
