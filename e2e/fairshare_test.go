@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -51,32 +53,116 @@ func (w *ward) execute(t *testing.T, token, id, payload string) execResult {
 	return execResult{status: res.StatusCode, retryAfter: res.Header.Get("Retry-After"), body: b, took: time.Since(start)}
 }
 
-// percentile of sorted durations (nearest rank).
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(p*float64(len(sorted))+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
+// latencies are one caller's calls: those answered 200 (sorted) and the
+// count of every status.
+type latencies struct {
+	ok       []time.Duration
+	statuses map[int]int
 }
 
-// measureB calls B's function one call after another, at least once and
-// for d, and returns the latencies, sorted; every call must answer 200.
-func measureB(t *testing.T, w *ward, token, id string, d time.Duration) []time.Duration {
+// percentile of the 200s (nearest rank).
+func (l latencies) percentile(p float64) time.Duration {
+	if len(l.ok) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(l.ok))+0.5) - 1
+	return l.ok[min(max(i, 0), len(l.ok)-1)]
+}
+
+func (l latencies) String() string {
+	return fmt.Sprintf("p50 %v, p99 %v, statuses %v", l.percentile(0.5).Round(10*time.Microsecond), l.percentile(0.99).Round(10*time.Microsecond), l.statuses)
+}
+
+// measure calls a zambda one call after another, at least once and for d.
+func measure(t *testing.T, w *ward, token, id string, d time.Duration) latencies {
 	t.Helper()
-	var took []time.Duration
+	l := latencies{statuses: map[int]int{}}
 	for end := time.Now().Add(d); ; {
 		r := w.execute(t, token, id, `{"mode":"echo"}`)
-		if r.status != 200 {
-			t.Fatalf("project B's call: %d %s", r.status, r.body)
+		l.statuses[r.status]++
+		if r.status == 200 {
+			l.ok = append(l.ok, r.took)
 		}
-		took = append(took, r.took)
 		if !time.Now().Before(end) {
 			break
 		}
 	}
-	slices.Sort(took)
-	return took
+	slices.Sort(l.ok)
+	return l
+}
+
+// floodRun is what floodScenario saw.
+type floodRun struct {
+	quiet, flood latencies               // project B's calls, before and during A's flood
+	answered     int                     // A's calls answered 200
+	refused      map[string][]execResult // A's 429s by path: "execute", "execute-public"
+	other        []execResult            // A's other answers
+}
+
+// floodScenario deploys a slow http_open zambda in project A (the admin's)
+// and a fast one in a new project B, measures B's calls for quiet, then
+// again for during while 12 callers of A call the slow one (each again as
+// soon as it is answered, half through execute-public), until also
+// until(run) holds (nil: at once) or 60 s have passed.
+func floodScenario(t *testing.T, w *ward, quiet, during time.Duration, until func(floodRun) bool) floodRun {
+	t.Helper()
+	slow := zipFiles(t, map[string]string{"index.js": sleeper}, nil)
+	probe := zipFiles(t, map[string]string{"index.js": "testdata/probe/index.js"}, nil)
+	tokA := w.token(t, w.Admin)
+	tokB := w.token(t, w.createProject(t, "tenant-b"))
+	slowID := w.deployZambda(t, tokA, `{"name":"slow","runtime":"nodejs20.x","triggerMethod":"http_open","timeoutInSeconds":20}`, slow)
+	fastID := w.deployZambda(t, tokB, `{"name":"fast","runtime":"nodejs20.x","triggerMethod":"http_auth"}`, probe)
+
+	measure(t, w, tokB, fastID, 0) // a cold start, left out
+	run := floodRun{quiet: measure(t, w, tokB, fastID, quiet), refused: map[string][]execResult{}}
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	var flooders sync.WaitGroup
+	for i := range 12 {
+		tok, path := tokA, "execute"
+		if i%2 == 1 {
+			tok, path = "", "execute-public"
+		}
+		flooders.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := w.execute(t, tok, slowID, `{"ms":3000}`)
+				mu.Lock()
+				switch r.status {
+				case 200:
+					run.answered++
+				case 429:
+					run.refused[path] = append(run.refused[path], r)
+				default:
+					run.other = append(run.other, r)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	// Let the flood fill what it can (its first calls are refused once
+	// the waiting ones give up) before measuring B.
+	waitFor(t, "A's first refused call", 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(run.refused["execute"])+len(run.refused["execute-public"]) > 0
+	})
+	flood := measure(t, w, tokB, fastID, during)
+	if until != nil {
+		waitFor(t, "the flood's outcome", 60*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return until(run)
+		})
+	}
+	close(stop)
+	flooders.Wait()
+	run.flood = flood
+	return run
 }
 
 // TestProjectFairShare: on a server of 4 workers, 2 per project, project A
@@ -86,72 +172,22 @@ func measureB(t *testing.T, w *ward, token, id string, d time.Duration) []time.D
 // before and during the flood are logged (reported, never asserted).
 func TestProjectFairShare(t *testing.T) {
 	requireNode(t)
-	slow := zipFiles(t, map[string]string{"index.js": sleeper}, nil)
-	probe := zipFiles(t, map[string]string{"index.js": "testdata/probe/index.js"}, nil)
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			w := startWardWith(t, b, "--zambda-max-workers", "4", "--zambda-project-workers", "2")
-			tokA := w.token(t, w.Admin)
-			tokB := w.token(t, w.createProject(t, "tenant-b"))
-			slowID := w.deployZambda(t, tokA, `{"name":"slow","runtime":"nodejs20.x","triggerMethod":"http_open","timeoutInSeconds":20}`, slow)
-			fastID := w.deployZambda(t, tokB, `{"name":"fast","runtime":"nodejs20.x","triggerMethod":"http_auth"}`, probe)
-
-			measureB(t, w, tokB, fastID, 0) // one call, to warm it
-			quiet := measureB(t, w, tokB, fastID, 2*time.Second)
-
-			// The flood: 12 callers, each calling again as soon as it is
-			// answered, half through execute-public, until stopped.
-			var (
-				mu       sync.Mutex
-				ok       int
-				refused  = map[string][]execResult{} // by path: "execute", "execute-public"
-				stop     = make(chan struct{})
-				flooders sync.WaitGroup
-			)
-			for i := range 12 {
-				tok, path := tokA, "execute"
-				if i%2 == 1 {
-					tok, path = "", "execute-public"
+			run := floodScenario(t, w, 2*time.Second, 4*time.Second, func(r floodRun) bool {
+				return len(r.refused["execute"]) > 0 && len(r.refused["execute-public"]) > 0 && r.answered > 0
+			})
+			for _, l := range []latencies{run.quiet, run.flood} {
+				if len(l.statuses) != 1 || l.statuses[200] == 0 {
+					t.Fatalf("project B's calls: %v", l.statuses)
 				}
-				flooders.Go(func() {
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						r := w.execute(t, tok, slowID, `{"ms":3000}`)
-						mu.Lock()
-						switch r.status {
-						case 200:
-							ok++
-						case 429:
-							refused[path] = append(refused[path], r)
-						default:
-							t.Errorf("project A's %s: %d %s", path, r.status, r.body)
-						}
-						mu.Unlock()
-					}
-				})
 			}
-			// Let the flood fill A's share (two workers busy, the rest
-			// waiting) before measuring B.
-			waitFor(t, "A's first refused call", 30*time.Second, func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				return len(refused["execute"])+len(refused["execute-public"]) > 0
-			})
-			flood := measureB(t, w, tokB, fastID, 4*time.Second)
-			waitFor(t, "429s through both execute paths", 60*time.Second, func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				return len(refused["execute"]) > 0 && len(refused["execute-public"]) > 0 && ok > 0
-			})
-			close(stop)
-			flooders.Wait()
-
+			if len(run.other) > 0 {
+				t.Fatalf("project A's calls answered neither 200 nor 429: %d %s", run.other[0].status, run.other[0].body)
+			}
 			projectLimit := 0
-			for path, rs := range refused {
+			for path, rs := range run.refused {
 				for _, r := range rs {
 					var e struct {
 						Message string `json:"message"`
@@ -169,12 +205,42 @@ func TestProjectFairShare(t *testing.T) {
 				}
 			}
 			if projectLimit == 0 {
-				t.Errorf("no 429 named the per-project limit: %v", refused)
+				t.Errorf("no 429 named the per-project limit: %v", run.refused)
 			}
 			t.Logf("project A: %d answered, %d refused through execute, %d through execute-public (%d at the project limit)",
-				ok, len(refused["execute"]), len(refused["execute-public"]), projectLimit)
-			t.Logf("project B alone:         p50 %v, p99 %v (%d calls)", percentile(quiet, 0.5), percentile(quiet, 0.99), len(quiet))
-			t.Logf("project B during flood:  p50 %v, p99 %v (%d calls)", percentile(flood, 0.5), percentile(flood, 0.99), len(flood))
+				run.answered, len(run.refused["execute"]), len(run.refused["execute-public"]), projectLimit)
+			t.Logf("project B alone:        %v", run.quiet)
+			t.Logf("project B during flood: %v", run.flood)
+		})
+	}
+}
+
+// TestFairShareCompare measures the scenario of TestProjectFairShare on
+// SQLite for bench/RESULTS.md: with WARD_FAIRSHARE_BASELINE naming a ward
+// binary built before the per-project limit, against that binary too.
+// Figures are logged, never asserted.
+func TestFairShareCompare(t *testing.T) {
+	baseline := os.Getenv("WARD_FAIRSHARE_BASELINE")
+	if baseline == "" {
+		t.Skip("WARD_FAIRSHARE_BASELINE (a ward binary without the per-project limit) is not set")
+	}
+	requireNode(t)
+	for _, tc := range []struct {
+		name, bin string
+		flags     []string
+	}{
+		{"baseline, 4 workers", baseline, []string{"--zambda-max-workers", "4"}},
+		{"4 workers, 4 per project", "", []string{"--zambda-max-workers", "4", "--zambda-project-workers", "4"}},
+		{"4 workers, 2 per project", "", []string{"--zambda-max-workers", "4", "--zambda-project-workers", "2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := startWardBin(t, storetest.Backends()[0], tc.bin, nil, tc.flags...)
+			run := floodScenario(t, w, 5*time.Second, 10*time.Second, nil)
+			a := map[int]int{200: run.answered, 429: len(run.refused["execute"]) + len(run.refused["execute-public"])}
+			for _, r := range run.other {
+				a[r.status]++
+			}
+			t.Logf("%s: B alone %v | B during A's flood %v | A %v", tc.name, run.quiet, run.flood, a)
 		})
 	}
 }
