@@ -63,8 +63,16 @@ type ward struct {
 	log     *syncBuffer
 	flags   []string            // extra `ward serve` flags
 	env     []string            // extra environment (KEY=value) of `ward serve` and `ward admin`
-	bin     string              // the ward binary to run; "" is wardBin
+	bin     string              // the ward binary; "" is the one built from this tree
 	as      *syscall.Credential // run ward serve as this user; nil: as the test
+}
+
+// binary is the ward binary w runs.
+func (w *ward) binary() string {
+	if w.bin != "" {
+		return w.bin
+	}
+	return wardBin
 }
 
 func freeAddr(t *testing.T) string {
@@ -93,7 +101,13 @@ func startWardWith(t *testing.T, backend storetest.Backend, flags ...string) *wa
 // startWardEnv is startWardWith with extra environment variables.
 func startWardEnv(t *testing.T, backend storetest.Backend, env []string, flags ...string) *ward {
 	t.Helper()
-	w := &ward{DataDir: t.TempDir(), log: &syncBuffer{}, flags: flags, env: env}
+	return startWardBin(t, backend, "", env, flags...)
+}
+
+// startWardBin is startWardEnv with another ward binary ("": this tree's).
+func startWardBin(t *testing.T, backend storetest.Backend, bin string, env []string, flags ...string) *ward {
+	t.Helper()
+	w := &ward{DataDir: t.TempDir(), log: &syncBuffer{}, flags: flags, env: env, bin: bin}
 	if backend.Name == "postgres" {
 		w.DB = backend.DSN(t)
 	}
@@ -127,11 +141,7 @@ func (w *ward) launch(t *testing.T) {
 		args = append(args, "--database", w.DB)
 	}
 	args = append(args, w.flags...)
-	bin := wardBin
-	if w.bin != "" {
-		bin = w.bin
-	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(w.binary(), args...)
 	if w.as != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: w.as}
 	}
@@ -184,7 +194,7 @@ func (w *ward) serveFails(t *testing.T) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, wardBin, append(args, w.flags...)...)
+	cmd := exec.CommandContext(ctx, w.binary(), append(args, w.flags...)...)
 	cmd.Env = append(os.Environ(), w.env...)
 	out, err := cmd.CombinedOutput()
 	if err == nil || ctx.Err() != nil {
@@ -200,7 +210,7 @@ func (w *ward) admin(t *testing.T, args ...string) []byte {
 	if w.DB != "" {
 		full = append(full, "--database", w.DB)
 	}
-	cmd := exec.Command(wardBin, append([]string{"admin"}, full...)...)
+	cmd := exec.Command(w.binary(), append([]string{"admin"}, full...)...)
 	cmd.Env = append(os.Environ(), w.env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -57,8 +57,11 @@ type config struct {
 	SubRetryBase   time.Duration
 	SubRetryMax    time.Duration
 
-	// ZambdaMaxWorkers bounds the zambda worker processes alive at once.
-	ZambdaMaxWorkers int
+	// ZambdaMaxWorkers bounds the zambda worker processes alive at once;
+	// ZambdaProjectWorkers those of one project (0: the runtime's default,
+	// a quarter of ZambdaMaxWorkers), so one tenant cannot take them all.
+	ZambdaMaxWorkers     int
+	ZambdaProjectWorkers int
 	// ZambdaSandbox is how workers are isolated: "auto" (bubblewrap, or
 	// functions refused where it cannot work), "on" (bubblewrap, or no
 	// start), "off" (no isolation: trusted code only).
@@ -126,7 +129,15 @@ func parseConfig(name string, args []string) (config, error) {
 		c.ReadConcurrency = n
 	}
 	fs.StringVar(&c.ZambdaSandbox, "zambda-sandbox", env("WARD_ZAMBDA_SANDBOX", "auto"), "zambda isolation: auto (bubblewrap; functions refused where it cannot run), on (bubblewrap or no start), off (none: trusted code only) (WARD_ZAMBDA_SANDBOX)")
-	maxWorkers := fs.Int64("zambda-max-workers", 64, "zambda worker processes alive at once, across all functions; at the bound the least recently used idle one stops (WARD_ZAMBDA_MAX_WORKERS)")
+	maxWorkers := fs.Int64("zambda-max-workers", 64, "zambda worker processes alive at once, across all functions and projects; at the bound an idle one stops, of the project holding the most (WARD_ZAMBDA_MAX_WORKERS)")
+	projectWorkers := fs.Int64("zambda-project-workers", 0, "zambda worker processes one project may hold at once, so one tenant's load leaves room for the others; past it its calls wait briefly, then get 429; 0: a quarter of --zambda-max-workers, at least 1 (WARD_ZAMBDA_PROJECT_WORKERS)")
+	if v, ok := os.LookupEnv("WARD_ZAMBDA_PROJECT_WORKERS"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return c, fmt.Errorf("WARD_ZAMBDA_PROJECT_WORKERS must be a number, 0 or more")
+		}
+		*projectWorkers = n
+	}
 	for key, dst := range map[string]*int64{"WARD_MAX_BODY_BYTES": maxBody, "WARD_MAX_OBJECT_BYTES": maxObject, "WARD_ZAMBDA_MAX_WORKERS": maxWorkers,
 		"WARD_MAX_RESPONSE_BYTES": maxResponse, "WARD_SEARCH_COUNT": searchCount, "WARD_SEARCH_MAX_COUNT": searchMax,
 		"WARD_SUBSCRIPTION_MAX_ATTEMPTS": subAttempts} {
@@ -166,6 +177,12 @@ func parseConfig(name string, args []string) (config, error) {
 			return c, fmt.Errorf("--%s must be positive", name)
 		}
 	}
+	if *projectWorkers < 0 {
+		return c, fmt.Errorf("--zambda-project-workers must be 0 (a quarter of --zambda-max-workers) or more")
+	}
+	if *projectWorkers > *maxWorkers {
+		return c, fmt.Errorf("--zambda-project-workers (%d) must not exceed --zambda-max-workers (%d)", *projectWorkers, *maxWorkers)
+	}
 	if *searchCount > *searchMax {
 		return c, fmt.Errorf("--search-count (%d) must not exceed --search-max-count (%d)", *searchCount, *searchMax)
 	}
@@ -174,6 +191,7 @@ func parseConfig(name string, args []string) (config, error) {
 	c.SearchCount, c.SearchMaxCount = int(min(*searchCount, 1<<20)), int(min(*searchMax, 1<<20))
 	c.SubMaxAttempts = int(min(*subAttempts, 1<<20))
 	c.ZambdaMaxWorkers = int(min(*maxWorkers, 1<<20))
+	c.ZambdaProjectWorkers = int(min(*projectWorkers, 1<<20))
 	switch c.ZambdaSandbox {
 	case "auto", "on", "off":
 	default:

@@ -38,6 +38,13 @@ func TestParseConfigLimits(t *testing.T) {
 			func(c config) bool { return fmt.Sprint(c.EgressAllow) == "[10.0.0.0/8]" }, ""},
 		{"egress allow flag", map[string]string{"WARD_EGRESS_ALLOW": "10.0.0.0/8"}, []string{"--egress-allow", "127.0.0.1, ::1"},
 			func(c config) bool { return fmt.Sprint(c.EgressAllow) == "[127.0.0.1/32 ::1/128]" }, ""},
+		{"zambda workers: per project, a quarter by default", nil, nil,
+			func(c config) bool { return c.ZambdaMaxWorkers == 64 && c.ZambdaProjectWorkers == 0 }, ""},
+		{"zambda project workers", map[string]string{"WARD_ZAMBDA_PROJECT_WORKERS": "2"}, []string{"--zambda-max-workers", "8"},
+			func(c config) bool { return c.ZambdaMaxWorkers == 8 && c.ZambdaProjectWorkers == 2 }, ""},
+		{"zambda project workers over the server's", nil, []string{"--zambda-max-workers", "8", "--zambda-project-workers", "9"}, nil,
+			"--zambda-project-workers (9) must not exceed --zambda-max-workers (8)"},
+		{"negative zambda project workers", map[string]string{"WARD_ZAMBDA_PROJECT_WORKERS": "-1"}, nil, nil, "WARD_ZAMBDA_PROJECT_WORKERS must be a number"},
 		{"bad egress allow", nil, []string{"--egress-allow", "127.0.0.1/32,localhost"}, nil, `--egress-allow: egress: allow list item 2 "localhost"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

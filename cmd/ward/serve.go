@@ -118,7 +118,8 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeSandbox() // after the pool: its workers are gone by then
-	pool, err := runtime.New(runtime.Config{WorkDir: filepath.Join(c.WorkDir, "run"), MaxWorkers: c.ZambdaMaxWorkers, Logger: log, Sandbox: sb})
+	pool, err := runtime.New(runtime.Config{WorkDir: filepath.Join(c.WorkDir, "run"), MaxWorkers: c.ZambdaMaxWorkers,
+		ProjectWorkers: c.ZambdaProjectWorkers, Logger: log, Sandbox: sb})
 	if err != nil {
 		return err
 	}

@@ -169,12 +169,11 @@ func (s *Server) executePublic(w http.ResponseWriter, r *http.Request, _ call) e
 }
 
 func (s *Server) runZambda(w http.ResponseWriter, r *http.Request, projectID string, zc zambda.Call) error {
+	// A call refused for lack of a worker is an error (429 with
+	// Retry-After, in writeError); a handler's own status passes as is.
 	out, err := s.zambda.Execute(r.Context(), projectID, zc)
 	if err != nil {
 		return err
-	}
-	if out.Status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, out.Status, out)
 	return nil

@@ -3,10 +3,12 @@ package zambda
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/zambda/schedule"
 )
@@ -24,6 +26,10 @@ type Cron struct {
 }
 
 const catchUp = time.Minute
+
+// busyRetries is how many times a tick refused for lack of a worker is
+// tried again (after 1, 2 and 4 s) whatever the retry policy.
+const busyRetries = 3
 
 // NewCron makes the scheduler; Run drives it.
 func (s *Service) NewCron() *Cron {
@@ -125,7 +131,11 @@ func (c *Cron) runTick(ctx context.Context, z store.Zambda, tick time.Time, retr
 		default:
 			outcome = fmt.Sprintf("status %d", out.Status)
 		}
-		if err == nil && out.Status < 500 || attempt >= retries {
+		// A run refused for lack of a worker never started, so trying it
+		// again cannot run the function twice: a few tries even when the
+		// policy allows no retries.
+		busy := errors.Is(err, fault.ErrTooMany)
+		if err == nil && out.Status < 500 || attempt >= retries && !(busy && attempt < busyRetries) {
 			break
 		}
 		select {

@@ -59,8 +59,9 @@ func failure(status int, format string, args ...any) Outcome {
 }
 
 // Execute runs a function once and turns its answer into an Outcome. Errors
-// before the function runs (no such function, not public, no code) are
-// returned as errors; what happens inside the run is an Outcome.
+// before the function runs (no such function, not public, no code, and no
+// room to run it: a fault.ErrTooMany, retryable) are returned as errors;
+// what happens inside the run is an Outcome.
 func (s *Service) Execute(ctx context.Context, projectID string, c Call) (Outcome, error) {
 	z, dir, secrets, err := s.load(ctx, projectID, c.IDOrName)
 	if err != nil {
@@ -102,8 +103,18 @@ func (s *Service) Execute(ctx context.Context, projectID string, c Call) (Outcom
 		return Outcome{}, fmt.Errorf("event: %w", err)
 	}
 	res, runErr := s.invoke(ctx, z, dir, c.RequestID, payload, timeout)
+	var re *runtime.Error
+	if errors.As(runErr, &re) && re.Kind == runtime.KindBusy {
+		// The function did not run: the caller may simply try again (the
+		// SDK does on 429), as the Project API answers any rate limit.
+		return Outcome{}, fault.TooMany(busyRetryAfter, "%s", re.Message)
+	}
 	return s.outcome(z, res, runErr), nil
 }
+
+// busyRetryAfter is the wait suggested to a call refused for lack of a
+// worker: the invocations ahead of it usually end within seconds.
+const busyRetryAfter = time.Second
 
 // load finds an active function, its unpacked code and the project's
 // secrets. Errors are client-facing faults or internal errors.

@@ -41,11 +41,17 @@
 // {statusCode, headers, body} result. Idle workers stay warm for the same Function.Key and
 // settings and are killed after Config.IdleTimeout. After any failure the
 // worker is killed, so the next invocation starts on a fresh process. Up to
-// Function.Concurrency invocations of a Key run at once; past that Invoke
-// waits up to Config.QueueWait (never past the deadline), then fails with
-// KindBusy. At most Config.MaxWorkers processes live at once across every
-// Key: a cold start past that stops the least recently used idle worker,
-// or fails with KindBusy when every worker is busy.
+// Function.Concurrency invocations of a Key run at once. At most
+// Config.MaxWorkers processes live at once across every Key, and at most
+// Config.ProjectWorkers of one Function.Project, so that one tenant's
+// flood leaves room for the others. A cold start past a bound stops an
+// idle worker to take its place: at the project's bound one of its own;
+// at the server's, the least recently used one of the project holding the
+// most workers, unless the starting project already holds its fair share
+// (MaxWorkers divided among the projects holding workers), which only
+// replaces its own. Without a slot or a place, Invoke waits up to
+// Config.QueueWait in all (never past the deadline) for one to come free,
+// then fails with KindBusy.
 //
 // Node functions: "file.export" handlers (default index.index, falling back
 // to the handler export); CommonJS, or ESM (.mjs, "type": "module", ESM

@@ -18,7 +18,7 @@ const (
 	KindTimeout                   // the deadline passed; the process group was killed
 	KindOOM                       // the memory limit was hit
 	KindTooLarge                  // the response is over Config.MaxOutputBytes
-	KindBusy                      // the function's concurrency limit stayed full for Config.QueueWait, or every one of Config.MaxWorkers is busy
+	KindBusy                      // for Config.QueueWait, the function's concurrency limit stayed full, or no worker could start (its project's Config.ProjectWorkers, or the server's Config.MaxWorkers, all in use)
 	KindNoRuntime                 // the runtime is unknown or not installed here
 )
 

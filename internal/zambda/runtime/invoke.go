@@ -46,28 +46,21 @@ func (p *Pool) Invoke(ctx context.Context, fn Function, inv Invocation) (Result,
 		return res, err
 	}
 	defer p.leave(f)
-	if err := p.acquire(ctx, fn, slots, deadline); err != nil {
+	// One wait for the whole invocation: for a slot, then for a worker.
+	until := time.Now().Add(p.cfg.QueueWait)
+	if deadline.Before(until) {
+		until = deadline
+	}
+	if err := p.acquire(ctx, fn, slots, until); err != nil {
 		return res, err
 	}
 	defer func() { <-slots }()
 
-	w := p.takeIdle(f, fn)
-	if w == nil {
-		if err := p.reserveWorker(fn); err != nil {
-			return res, err
-		}
-		if w, err = p.start(ctx, fn, f.scratch); err != nil {
-			p.releaseWorker()
-			return res, err
-		}
-		if !p.track(w) {
-			p.releaseWorker()
-			w.kill(killClosed)
-			return res, ErrClosed
-		}
-		res.Cold = true
-		p.log.Debug("zambda worker started", "zambda", fn.Name, "key", fn.Key, "pid", w.pid)
+	w, cold, err := p.getWorker(ctx, f, fn, until)
+	if err != nil {
+		return res, err
 	}
+	res.Cold = cold
 	c := &call{id: id, payload: inv.Payload, deadline: deadline, timeout: fn.Timeout, answer: make(chan answer, 1)}
 	res, err = p.run(ctx, w, c, invoked, res)
 	if err != nil {

@@ -40,7 +40,15 @@ type Pool struct {
 	// live counts worker processes against Config.MaxWorkers: reserved
 	// before a start, released when the process exits (or the start
 	// fails), taken over from an idle worker stopped to make room.
-	live   int
+	live int
+	// projects counts the same places per Function.Project, against
+	// Config.ProjectWorkers; a project holding none has no entry, so
+	// len(projects) is how many projects share the server now.
+	projects map[string]int
+	// room is closed, and replaced, whenever a place may have come free
+	// (a worker went idle or exited, a reservation was given back), to
+	// wake the invocations waiting for one.
+	room   chan struct{}
 	closed bool
 	stop   chan struct{}
 	done   chan struct{}
@@ -72,6 +80,10 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.MaxWorkers <= 0 {
 		cfg.MaxWorkers = defaultMaxWorkers
 	}
+	if cfg.ProjectWorkers <= 0 {
+		cfg.ProjectWorkers = defaultProjectWorkers(cfg.MaxWorkers)
+	}
+	cfg.ProjectWorkers = min(cfg.ProjectWorkers, cfg.MaxWorkers)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -107,7 +119,8 @@ func New(cfg Config) (*Pool, error) {
 		cfg.Sandbox = sandbox.NewDirect(cfg.Logger, "no sandbox configured")
 	}
 	p := &Pool{cfg: cfg, log: cfg.Logger, bootstrap: boot, scratch: scratch, sandbox: cfg.Sandbox, isolated: cfg.Sandbox.Info().Isolated,
-		fns: map[string]*fnPool{}, all: map[*worker]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+		fns: map[string]*fnPool{}, all: map[*worker]struct{}{}, projects: map[string]int{}, room: make(chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	if p.isolated && cfg.NodePath != "" {
 		p.nodeMount = nodeInstall(cfg.NodePath)
 	}
@@ -220,15 +233,15 @@ func (p *Pool) leave(f *fnPool) {
 	p.mu.Unlock()
 }
 
-// acquire takes a concurrency slot, waiting up to QueueWait (and never past
-// the deadline) for one.
-func (p *Pool) acquire(ctx context.Context, fn Function, slots chan struct{}, deadline time.Time) error {
+// acquire takes a concurrency slot, waiting until until (the end of the
+// invocation's QueueWait, never past its deadline) for one.
+func (p *Pool) acquire(ctx context.Context, fn Function, slots chan struct{}, until time.Time) error {
 	select {
 	case slots <- struct{}{}:
 		return nil
 	default:
 	}
-	t := time.NewTimer(max(min(p.cfg.QueueWait, time.Until(deadline)), 0))
+	t := time.NewTimer(max(time.Until(until), 0))
 	defer t.Stop()
 	select {
 	case slots <- struct{}{}:
@@ -274,50 +287,165 @@ func (p *Pool) putIdle(f *fnPool, w *worker) {
 	}
 	w.lastUsed = time.Now()
 	f.idle = append(f.idle, w)
+	p.signal()
 	p.mu.Unlock()
 }
 
-// reserveWorker makes room for one more worker process. Under
-// Config.MaxWorkers it counts it; at the bound it stops the least recently
-// used idle worker of any function and takes over its place; with none
-// idle it fails with KindBusy.
+// signal wakes the invocations waiting for room. Callers hold p.mu.
+func (p *Pool) signal() {
+	close(p.room)
+	p.room = make(chan struct{})
+}
+
+// getWorker returns an idle warm worker of fn, or starts one (cold). When
+// there is no room for a new one (KindBusy from reserveWorker) it waits
+// until until for a worker to go idle or exit, and tries again.
+func (p *Pool) getWorker(ctx context.Context, f *fnPool, fn Function, until time.Time) (w *worker, cold bool, err error) {
+	for {
+		// Taken before looking, so a place freed meanwhile is not missed.
+		p.mu.Lock()
+		room := p.room
+		p.mu.Unlock()
+		if w := p.takeIdle(f, fn); w != nil {
+			return w, false, nil
+		}
+		err := p.reserveWorker(fn)
+		if err == nil {
+			break
+		}
+		wait := time.Until(until)
+		if !IsKind(err, KindBusy) || wait <= 0 {
+			return nil, false, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-room:
+			t.Stop()
+		case <-t.C:
+			return nil, false, err
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false, fmt.Errorf("zambda %s: waiting for a worker: %w", fn.Name, ctx.Err())
+		case <-p.stop:
+			t.Stop()
+			return nil, false, ErrClosed
+		}
+	}
+	w, err = p.start(ctx, fn, f.scratch)
+	if err != nil {
+		p.releaseWorker(fn.Project)
+		return nil, false, err
+	}
+	if !p.track(w) {
+		p.releaseWorker(fn.Project)
+		w.kill(killClosed)
+		return nil, false, ErrClosed
+	}
+	p.log.Debug("zambda worker started", "zambda", fn.Name, "key", fn.Key, "pid", w.pid)
+	return w, true, nil
+}
+
+// reserveWorker makes room for one more worker process of fn's project,
+// or fails with KindBusy:
+//   - a project at Config.ProjectWorkers may only replace its own least
+//     recently used idle worker;
+//   - under Config.MaxWorkers the place is counted;
+//   - at MaxWorkers an idle worker is stopped and its place taken over. A
+//     project under its fair share (MaxWorkers divided among the projects
+//     holding workers, itself included) takes it from the project holding
+//     the most workers (the least recently used of those); a project at or
+//     over its share only replaces its own, so its demand never pushes
+//     out a smaller project's warm workers.
 func (p *Pool) reserveWorker(fn Function) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	if p.live < p.cfg.MaxWorkers {
+	held := p.projects[fn.Project]
+	var victim *worker
+	switch {
+	case held >= p.cfg.ProjectWorkers && p.cfg.ProjectWorkers < p.cfg.MaxWorkers:
+		if victim = p.idleVictim(fn.Project, true); victim == nil {
+			p.mu.Unlock()
+			return newError(KindBusy, "zambda %s cannot start: its project already runs %d zambda workers, its limit on this server, and none is idle; try again shortly", fn.Name, p.cfg.ProjectWorkers)
+		}
+	case p.live < p.cfg.MaxWorkers:
 		p.live++
+		p.projects[fn.Project]++
 		p.mu.Unlock()
 		return nil
-	}
-	var victim *worker
-	var from *fnPool
-	at := -1
-	for _, f := range p.fns {
-		for i, w := range f.idle {
-			if victim == nil || w.lastUsed.Before(victim.lastUsed) {
-				victim, from, at = w, f, i
+	default:
+		over := p.overShare(fn.Project)
+		if victim = p.idleVictim(fn.Project, over); victim == nil {
+			p.mu.Unlock()
+			if over && len(p.projects) > 1 {
+				return newError(KindBusy, "zambda %s cannot start: all %d zambda workers of this server are in use and its project holds %d, its share while other projects need them; try again shortly", fn.Name, p.cfg.MaxWorkers, held)
 			}
+			return newError(KindBusy, "zambda %s cannot start: all %d zambda workers of this server are busy; try again shortly", fn.Name, p.cfg.MaxWorkers)
 		}
 	}
-	if victim == nil {
-		p.mu.Unlock()
-		return newError(KindBusy, "zambda %s cannot start: all %d zambda workers of this server are busy; try again shortly", fn.Name, p.cfg.MaxWorkers)
-	}
-	from.idle = append(from.idle[:at], from.idle[at+1:]...)
-	victim.uncounted = true // its place is the new worker's
+	// The victim's place is the new worker's.
+	victim.uncounted = true
+	p.unhold(victim.fn.Project)
+	p.projects[fn.Project]++
 	p.mu.Unlock()
-	p.log.Debug("zambda worker stopped to make room", "zambda", victim.name, "pid", victim.pid, "for", fn.Name)
+	p.log.Debug("zambda worker stopped to make room", "zambda", victim.name, "project", victim.fn.Project, "pid", victim.pid, "for", fn.Name, "for_project", fn.Project)
 	victim.kill(killReplaced)
 	return nil
 }
 
+// overShare reports whether one more worker would put project over its
+// fair share of MaxWorkers: an equal part for every project holding
+// workers, itself included. Callers hold p.mu.
+func (p *Pool) overShare(project string) bool {
+	held := p.projects[project]
+	n := len(p.projects)
+	if held == 0 {
+		n++
+	}
+	return (held+1)*n > p.cfg.MaxWorkers
+}
+
+// idleVictim removes and returns the idle worker to stop for a new worker
+// of project: only project's own when ownOnly, else one of the project
+// holding the most workers; among those the least recently used. nil if
+// none. Callers hold p.mu.
+func (p *Pool) idleVictim(project string, ownOnly bool) *worker {
+	var victim *worker
+	var from *fnPool
+	at, most := -1, 0
+	for _, f := range p.fns {
+		for i, w := range f.idle {
+			// An exited worker has given its place back already.
+			if w.exited() || ownOnly && w.fn.Project != project {
+				continue
+			}
+			held := p.projects[w.fn.Project]
+			if victim == nil || held > most || held == most && w.lastUsed.Before(victim.lastUsed) {
+				victim, from, at, most = w, f, i, held
+			}
+		}
+	}
+	if victim != nil {
+		from.idle = append(from.idle[:at], from.idle[at+1:]...)
+	}
+	return victim
+}
+
+// unhold gives back one of project's places. Callers hold p.mu.
+func (p *Pool) unhold(project string) {
+	if p.projects[project]--; p.projects[project] <= 0 {
+		delete(p.projects, project)
+	}
+}
+
 // releaseWorker gives back a place reserved for a worker that did not start.
-func (p *Pool) releaseWorker() {
+func (p *Pool) releaseWorker(project string) {
 	p.mu.Lock()
 	p.live--
+	p.unhold(project)
+	p.signal()
 	p.mu.Unlock()
 }
 
@@ -335,7 +463,9 @@ func (p *Pool) track(w *worker) bool {
 		delete(p.all, w)
 		if !w.uncounted {
 			p.live--
+			p.unhold(w.fn.Project)
 		}
+		p.signal()
 		p.mu.Unlock()
 	}()
 	return true

@@ -23,7 +23,7 @@ type Function struct {
 	Timeout     time.Duration     // for messages and the default deadline; 0 means 3 s
 	Env         map[string]string // the function's own variables, on top of the scrubbed base environment
 	Concurrency int               // invocations at once; 0 means 8. Past it, Invoke waits Config.QueueWait, then KindBusy
-	Project     string            // the tenant: its workers share a CPU weight (and, later, a worker quota)
+	Project     string            // the tenant: its workers share a CPU weight and Config.ProjectWorkers
 	EphemeralMB int               // size of /tmp in a sandbox; 0 means 512
 }
 
@@ -67,13 +67,25 @@ type Config struct {
 	NodePath       string        // default: "node" on PATH; none found means nodejs runtimes fail with KindNoRuntime
 	IdleTimeout    time.Duration // idle workers are killed after this; default 5 min
 	MaxOutputBytes int           // response size limit; default 6 MiB
-	QueueWait      time.Duration // how long an invocation past the concurrency limit waits for a slot; default 2 s
+	// QueueWait is how long an invocation waits for a concurrency slot
+	// and then for room for a worker (never past its deadline) before it
+	// fails with KindBusy; default 2 s.
+	QueueWait time.Duration
 	// MaxWorkers bounds the worker processes alive at once across every
 	// function and project (each is a Node or bootstrap process with its
-	// own memory); default 64. At the bound a cold start stops the least
-	// recently used idle worker, or fails with KindBusy if none is idle.
+	// own memory); default 64. At the bound a cold start stops an idle
+	// worker (see ProjectWorkers for which), or waits for one.
 	MaxWorkers int
-	Logger     *slog.Logger // default: discard
+	// ProjectWorkers bounds the workers one Function.Project holds at once,
+	// so one tenant's flood cannot take the whole server; at the bound a
+	// cold start replaces the project's own least recently used idle
+	// worker, or waits for one. At MaxWorkers, a project under its fair
+	// share (MaxWorkers divided among the projects holding workers) stops
+	// an idle worker of the project holding the most; one at or over its
+	// share only replaces its own. Default (0): a quarter of MaxWorkers
+	// (at least 1); at most MaxWorkers.
+	ProjectWorkers int
+	Logger         *slog.Logger // default: discard
 	// Sandbox starts every worker (see package sandbox). nil: no
 	// isolation (sandbox.Direct), for tests and --zambda-sandbox=off.
 	Sandbox sandbox.Sandbox
@@ -93,3 +105,9 @@ const (
 	maxLineBytes       = 16 << 10  // longer lines are split, so a line without '\n' cannot grow without bound
 	maxErrorText       = 4 << 10   // errorMessage kept from a worker's error body
 )
+
+// defaultProjectWorkers is a quarter of the server's workers: one project
+// can still run two functions at their default concurrency (8 each) on a
+// default server, and at least three other projects always find room
+// beside a flooding one. Single-tenant servers raise it up to maxWorkers.
+func defaultProjectWorkers(maxWorkers int) int { return max(1, maxWorkers/4) }
