@@ -73,6 +73,13 @@ type Bwrap struct {
 	transport http.RoundTripper
 	noPtrace  atomic.Bool
 
+	// Slots (root only): ready-made starts, see slot.
+	slots   chan *slot
+	filling atomic.Bool
+	slotSeq atomic.Int64
+	closeMu sync.RWMutex
+	closed  bool
+
 	uidMu   sync.Mutex
 	uidBase int
 	uids    map[int]bool
@@ -160,6 +167,7 @@ func (b *Bwrap) prepare() error {
 			return err
 		}
 		b.stage = st
+		b.slots = make(chan *slot, slotsReady)
 		var srcs []string
 		for _, m := range b.static {
 			srcs = append(srcs, m.Src)
@@ -315,6 +323,18 @@ func (b *Bwrap) Info() Info {
 // Close releases the sandbox's files and cgroups; call it after every
 // worker has exited.
 func (b *Bwrap) Close() error {
+	b.closeMu.Lock()
+	b.closed = true
+	b.closeMu.Unlock()
+	for b.slots != nil {
+		select {
+		case sl := <-b.slots:
+			sl.discard()
+			continue
+		default:
+		}
+		break
+	}
 	if b.stage != nil {
 		b.stage.close()
 		b.stage = nil
@@ -347,6 +367,195 @@ func (b *Bwrap) freeUID(u int) {
 // Start runs spec in a new sandbox and returns once Ward holds the
 // listeners inside it.
 func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
+	if b.stage != nil {
+		return b.startRoot(ctx, spec)
+	}
+	return b.startUnprivileged(ctx, spec)
+}
+
+// options are bubblewrap's options for spec: binds from srcs (the host
+// paths of spec.Code and spec.Files, as bubblewrap will see them), the
+// seccomp filter and info pipe at the given descriptors.
+func (b *Bwrap) options(spec Spec, lim Limits, srcs []string, ownNetns bool, secFD, infoFD int) []string {
+	opts := []string{
+		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+		"--disable-userns", "--die-with-parent", "--new-session",
+		"--uid", strconv.Itoa(sandboxUID), "--gid", strconv.Itoa(sandboxGID), "--hostname", "sandbox",
+		"--cap-drop", "ALL",
+	}
+	if !ownNetns {
+		opts = append(opts, "--unshare-net")
+	}
+	opts = append(opts, b.sysArgs...)
+	opts = append(opts, "--proc", "/proc", "--dev", "/dev",
+		"--perms", "01777", "--size", strconv.FormatInt(lim.Tmp, 10), "--tmpfs", "/tmp",
+		"--perms", "0755", "--dir", "/var", "--perms", "0755", "--dir", RuntimeDir, "--perms", "0755", "--dir", "/opt")
+	dsts := append([]string{TaskRoot}, make([]string, len(spec.Files))...)
+	for i, m := range spec.Files {
+		dsts[i+1] = m.Dst
+	}
+	for i, src := range srcs {
+		opts = append(opts, "--ro-bind", src, dsts[i])
+	}
+	for _, m := range b.static {
+		opts = append(opts, "--ro-bind", m.Src, m.Dst)
+	}
+	// The root itself read-only (its mounts keep their own modes: /tmp
+	// stays writable), so nothing but /tmp can be written.
+	return append(opts, "--remount-ro", "/", "--chdir", spec.Dir, "--seccomp", strconv.Itoa(secFD), "--info-fd", strconv.Itoa(infoFD))
+}
+
+// sources are the host paths spec binds: its code, then its files.
+func sources(spec Spec) []string {
+	srcs := []string{spec.Code}
+	for _, m := range spec.Files {
+		srcs = append(srcs, m.Src)
+	}
+	return srcs
+}
+
+// argsPipe writes bubblewrap's options into a pipe for --args, so that
+// the sandbox's /proc/1/cmdline does not show the host's paths; it
+// returns the read end.
+func argsPipe(id string, opts []string) (*os.File, error) {
+	var buf bytes.Buffer
+	for _, a := range opts {
+		if strings.IndexByte(a, 0) >= 0 {
+			return nil, fmt.Errorf("zambda %s: a sandbox option holds NUL", id)
+		}
+		buf.WriteString(a)
+		buf.WriteByte(0)
+	}
+	if buf.Len() > 60<<10 {
+		return nil, fmt.Errorf("zambda %s: sandbox options too long", id)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	_, err = w.Write(buf.Bytes()) // fits the pipe's buffer: no reader needed yet
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// env is spec's environment with the sandbox's network variables, which
+// win: a function's own would point where it cannot reach.
+func (b *Bwrap) env(spec Spec) []string {
+	env := make([]string, 0, len(spec.Env)+len(b.netEnv))
+	for _, kv := range spec.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !netVar(k) {
+			env = append(env, kv)
+		}
+	}
+	return append(env, b.netEnv...)
+}
+
+// serve starts serving a worker's proxy and forwards, and makes its
+// Process.
+func (b *Bwrap) process(spec Spec, cmd *exec.Cmd, lns []net.Listener, cg *cgroup, initPid int, release func()) *Process {
+	ns := newNetServer(b.log, b.cfg.Network.Dial, spec.ID, b.transport)
+	ns.serveProxy(lns[1])
+	for i, f := range b.cfg.Network.Forward {
+		ns.serveForward(lns[2+i], f.Addr)
+	}
+	return &Process{cmd: cmd, api: lns[0], serving: []io.Closer{ns}, cg: cg, initPid: initPid, exitSignals: true,
+		waited: make(chan struct{}), release: release}
+}
+
+// startRoot starts a worker from a slot (see slot): its network namespace,
+// cgroup and first process exist already, so what is left is limits,
+// binds, and bubblewrap.
+func (b *Bwrap) startRoot(ctx context.Context, spec Spec) (*Process, error) {
+	lim := spec.Limits.withDefaults()
+	sl, err := b.takeSlot()
+	if err != nil {
+		return nil, err
+	}
+	uid := b.allocUID()
+	var cleanup []func()
+	fail := func(err error) (*Process, error) {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+		sl.discard()
+		b.freeUID(uid)
+		return nil, err
+	}
+	if sl.cg != nil {
+		if err := sl.cg.setLimits(lim); err != nil {
+			return fail(err)
+		}
+		sl.cg.setGroup(spec.Group)
+	}
+	pid := sl.cmd.Process.Pid
+	// The slot's process is Ward's (root), so prlimit needs no capability.
+	setRlimits(pid, lim, b.cgs == nil || b.cgs.roots["pids"] == "" && !b.cgs.v2)
+	if b.cgs == nil || (!b.cgs.v2 && b.cgs.roots["cpu"] == "") {
+		_ = unix.Setpriority(unix.PRIO_PROCESS, pid, 10)
+	}
+	var staged []string
+	var undo func()
+	b.stage.do(func() { staged, undo, err = b.stage.bindAll(sources(spec)) })
+	if err != nil {
+		return fail(err)
+	}
+	// Kept while the worker lives: nothing tells when bubblewrap has made
+	// its own binds from them (its info comes before).
+	unstage := func() { b.stage.do(undo) }
+	cleanup = append(cleanup, unstage)
+
+	// The slot's process gets these at fixed descriptors, then runs
+	// setpriv (the worker's uid) and bubblewrap.
+	const secFD, infoFD, argsFD = 3, 4, 5
+	sec, err := os.Open(b.seccomp)
+	if err != nil {
+		return fail(fmt.Errorf("sandbox seccomp filter: %w", err))
+	}
+	defer sec.Close()
+	infoR, infoW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	defer infoR.Close()
+	defer infoW.Close()
+	argsR, err := argsPipe(spec.ID, b.options(spec, lim, staged, true, secFD, infoFD))
+	if err != nil {
+		return fail(err)
+	}
+	defer argsR.Close()
+	// setpriv keeps the parent-death signal across the uid change (the
+	// kernel clears it there).
+	argv := append([]string{"setpriv", "--reuid=" + strconv.Itoa(uid), "--regid=" + strconv.Itoa(uid), "--clear-groups",
+		"--pdeathsig=SIGKILL", "--", b.bwrap, "--args", strconv.Itoa(argsFD), "--"}, spec.Argv...)
+	err = sl.exec(stubExec{Path: b.setpriv, Argv: argv, Env: b.env(spec), Dir: "/"},
+		[]*os.File{spec.Stdout, spec.Stderr, sec, infoW, argsR}, []int{1, 2, secFD, infoFD, argsFD})
+	if err != nil {
+		return fail(fmt.Errorf("start bubblewrap: %w", err))
+	}
+	infoW.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	initPid, err := readInfo(infoR, deadline)
+	if err != nil {
+		return fail(fmt.Errorf("zambda sandbox did not start: %w", err))
+	}
+	return b.process(spec, sl.cmd, sl.lns, sl.cg, initPid, func() {
+		unstage()
+		b.freeUID(uid)
+	}), nil
+}
+
+// startUnprivileged starts a worker where Ward is not root: bubblewrap
+// (Ward's own uid) makes the network namespace, and the sandbox's init
+// program binds the listeners in it and hands them over.
+func (b *Bwrap) startUnprivileged(ctx context.Context, spec Spec) (*Process, error) {
 	lim := spec.Limits.withDefaults()
 	var cleanup []func()
 	fail := func(err error) (*Process, error) {
@@ -355,20 +564,18 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 		}
 		return nil, err
 	}
-	uid := os.Geteuid()
-	if b.root {
-		uid = b.allocUID()
-		cleanup = append(cleanup, func() { b.freeUID(uid) })
-	}
 	var cg *cgroup
 	if b.cgs != nil {
 		var err error
-		if cg, err = b.cgs.create(spec.Group, spec.ID, lim); err != nil {
+		if cg, err = b.cgs.create(spec.ID + "-" + randomName()); err != nil {
 			return fail(err)
 		}
 		cleanup = append(cleanup, cg.remove)
+		if err := cg.setLimits(lim); err != nil {
+			return fail(err)
+		}
+		cg.setGroup(spec.Group)
 	}
-
 	// Descriptors for bubblewrap, in ExtraFiles order (fd 3 up), closed
 	// here once it has started.
 	var extra []*os.File
@@ -383,22 +590,13 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 		extra = nil
 	}
 	cleanup = append(cleanup, closeExtra)
-
-	// Root makes the sandbox's network namespace itself, on the stager's
-	// thread (see netnsListeners); otherwise the sandbox's init program
-	// binds the listeners inside and hands them over this socket.
-	ownNetns := b.stage != nil
-	var parentSock *os.File
-	sockFD := -1
-	if !ownNetns {
-		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fail(fmt.Errorf("sandbox socketpair: %w", err))
-		}
-		parentSock = os.NewFile(uintptr(pair[0]), "sandbox-parent")
-		cleanup = append(cleanup, func() { _ = parentSock.Close() })
-		sockFD = add(os.NewFile(uintptr(pair[1]), "sandbox-child"))
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fail(fmt.Errorf("sandbox socketpair: %w", err))
 	}
+	parentSock := os.NewFile(uintptr(pair[0]), "sandbox-parent")
+	defer parentSock.Close()
+	sockFD := add(os.NewFile(uintptr(pair[1]), "sandbox-child"))
 	sec, err := os.Open(b.seccomp)
 	if err != nil {
 		return fail(fmt.Errorf("sandbox seccomp filter: %w", err))
@@ -408,144 +606,38 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err != nil {
 		return fail(err)
 	}
-	cleanup = append(cleanup, func() { _ = infoR.Close() })
+	defer infoR.Close()
 	infoFD := add(infoW)
-	argsR, argsW, err := os.Pipe()
+	argsR, err := argsPipe(spec.ID, b.options(spec, lim, sources(spec), false, secFD, infoFD))
 	if err != nil {
 		return fail(err)
 	}
 	argsFD := add(argsR)
-
-	// What is bound from the host: the code, the runtime's files, then
-	// the static ones (already staged when root).
-	binds := append([]Mount{{Src: spec.Code, Dst: TaskRoot}}, spec.Files...)
-	opts := []string{
-		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-		"--disable-userns", "--die-with-parent", "--new-session",
-		"--uid", strconv.Itoa(sandboxUID), "--gid", strconv.Itoa(sandboxGID), "--hostname", "sandbox",
-		"--cap-drop", "ALL",
-	}
-	if !ownNetns {
-		opts = append(opts, "--unshare-net")
-	}
-	opts = append(opts, b.sysArgs...)
-	opts = append(opts, "--proc", "/proc", "--dev", "/dev",
-		"--perms", "01777", "--size", strconv.FormatInt(lim.Tmp, 10), "--tmpfs", "/tmp",
-		"--perms", "0755", "--dir", "/var", "--perms", "0755", "--dir", RuntimeDir, "--perms", "0755", "--dir", "/opt")
 	ports := make([]string, len(b.ports))
 	for i, p := range b.ports {
 		ports[i] = strconv.Itoa(p)
 	}
-	command := append([]string{"--"}, spec.Argv...)
-	if !ownNetns {
-		command = append([]string{"--", initPath, strconv.Itoa(sockFD), strings.Join(ports, ","), "--"}, spec.Argv...)
+	argv := append([]string{"bwrap", "--args", strconv.Itoa(argsFD), "--", initPath, strconv.Itoa(sockFD), strings.Join(ports, ","), "--"}, spec.Argv...)
+	env := b.env(spec)
+	newCmd := func(trace bool) *exec.Cmd {
+		return &exec.Cmd{Path: b.bwrap, Args: argv, Env: env, Dir: "/", Stdout: spec.Stdout, Stderr: spec.Stderr, ExtraFiles: extra,
+			SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Ptrace: trace}}
 	}
-
-	// The network variables are the sandbox's: a function's own would
-	// point where it cannot reach.
-	env := make([]string, 0, len(spec.Env)+len(b.netEnv))
-	for _, kv := range spec.Env {
-		k, _, _ := strings.Cut(kv, "=")
-		if !netVar(k) {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, b.netEnv...)
 	limit := func(pid int) error {
 		if cg != nil {
 			if err := cg.add(pid); err != nil {
 				return err
 			}
 		}
-		setRlimits(pid, lim, b.root && (b.cgs == nil || b.cgs.roots["pids"] == "" && !b.cgs.v2))
+		setRlimits(pid, lim, false)
 		if b.cgs == nil || (!b.cgs.v2 && b.cgs.roots["cpu"] == "") {
-			// No CPU share: below Ward's own priority at least.
 			_ = unix.Setpriority(unix.PRIO_PROCESS, pid, 10)
 		}
 		return nil
 	}
-
-	// launch writes the options (with the bind sources as bubblewrap
-	// will see them) and starts it.
-	launch := func(srcs []string) (*exec.Cmd, error) {
-		all := opts
-		for i, m := range binds {
-			all = append(all, "--ro-bind", srcs[i], m.Dst)
-		}
-		for _, m := range b.static {
-			all = append(all, "--ro-bind", m.Src, m.Dst)
-		}
-		// The root itself read-only (its mounts keep their own modes: /tmp
-		// stays writable), so nothing but /tmp can be written.
-		all = append(all, "--remount-ro", "/", "--chdir", spec.Dir, "--seccomp", strconv.Itoa(secFD), "--info-fd", strconv.Itoa(infoFD))
-		// The options go through a pipe (--args), so that the sandbox's
-		// /proc/1/cmdline does not show the host's paths.
-		var buf bytes.Buffer
-		for _, a := range all {
-			if strings.IndexByte(a, 0) >= 0 {
-				return nil, fmt.Errorf("zambda %s: a sandbox option holds NUL", spec.ID)
-			}
-			buf.WriteString(a)
-			buf.WriteByte(0)
-		}
-		if buf.Len() > 60<<10 {
-			return nil, fmt.Errorf("zambda %s: sandbox options too long", spec.ID)
-		}
-		_, err := argsW.Write(buf.Bytes()) // fits the pipe's buffer: no reader needed yet
-		argsW.Close()
-		if err != nil {
-			return nil, err
-		}
-		path, argv := b.bwrap, append([]string{"bwrap", "--args", strconv.Itoa(argsFD)}, command...)
-		if b.root {
-			// setpriv keeps the parent-death signal across the uid change
-			// (the kernel clears it there).
-			path, argv = b.setpriv, append([]string{"setpriv", "--reuid=" + strconv.Itoa(uid), "--regid=" + strconv.Itoa(uid),
-				"--clear-groups", "--pdeathsig=SIGKILL", "--", b.bwrap}, argv[1:]...)
-		}
-		newCmd := func(trace bool) *exec.Cmd {
-			return &exec.Cmd{Path: path, Args: argv, Env: env, Dir: "/", Stdout: spec.Stdout, Stderr: spec.Stderr, ExtraFiles: extra,
-				SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Ptrace: trace}}
-		}
-		return startGated(b.log, &b.noPtrace, newCmd, limit)
-	}
-	srcs := make([]string, len(binds))
-	for i, m := range binds {
-		srcs[i] = m.Src
-	}
-	var cmd *exec.Cmd
-	var lns []net.Listener
-	unstage := func() {}
-	if b.stage != nil {
-		var undo func()
-		b.stage.do(func() {
-			var staged []string
-			if staged, undo, err = b.stage.bindAll(srcs); err != nil {
-				return
-			}
-			if lns, err = netnsListeners(b.ports); err != nil {
-				undo()
-				return
-			}
-			if cmd, err = launch(staged); err != nil {
-				undo()
-				for _, l := range lns {
-					l.Close()
-				}
-			}
-		})
-		if err == nil {
-			// Kept while the worker lives: nothing tells when bubblewrap
-			// has made its own binds from them (its info comes before).
-			unstage = func() { b.stage.do(undo) }
-			cleanup = append(cleanup, unstage)
-		}
-	} else {
-		cmd, err = launch(srcs)
-	}
+	cmd, err := startGated(b.log, &b.noPtrace, newCmd, limit)
 	closeExtra()
 	if err != nil {
-		argsW.Close()
 		return fail(fmt.Errorf("start bubblewrap: %w", err))
 	}
 	cleanup = append(cleanup, func() {
@@ -553,7 +645,6 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-
 	deadline := time.Now().Add(10 * time.Second)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -562,33 +653,11 @@ func (b *Bwrap) Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err != nil {
 		return fail(fmt.Errorf("zambda sandbox did not start: %w", err))
 	}
-	if ownNetns {
-		cleanup = append(cleanup, func() {
-			for _, l := range lns {
-				l.Close()
-			}
-		})
-	} else {
-		if lns, err = receiveListeners(parentSock, len(b.ports), deadline); err != nil {
-			return fail(fmt.Errorf("zambda sandbox did not start: %w", err))
-		}
-		_ = parentSock.Close()
+	lns, err := receiveListeners(parentSock, len(b.ports), deadline)
+	if err != nil {
+		return fail(fmt.Errorf("zambda sandbox did not start: %w", err))
 	}
-	ns := newNetServer(b.log, b.cfg.Network.Dial, spec.ID, b.transport)
-	ns.serveProxy(lns[1])
-	for i, f := range b.cfg.Network.Forward {
-		ns.serveForward(lns[2+i], f.Addr)
-	}
-	_ = infoR.Close()
-	p := &Process{cmd: cmd, api: lns[0], serving: []io.Closer{ns}, cg: cg, initPid: initPid, exitSignals: true,
-		waited: make(chan struct{})}
-	p.release = func() {
-		unstage()
-		if b.root {
-			b.freeUID(uid)
-		}
-	}
-	return p, nil
+	return b.process(spec, cmd, lns, cg, initPid, nil), nil
 }
 
 // readInfo reads bubblewrap's --info-fd JSON: the host pid of the

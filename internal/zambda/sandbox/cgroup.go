@@ -22,10 +22,10 @@ import (
 // unified hierarchy where those controllers are enabled. Without a
 // writable cgroup it is nil and the rlimits do the work.
 type cgroups struct {
-	v2    bool
-	roots map[string]string // controller -> this Ward's directory ("" key for v2)
-	mu    sync.Mutex
-	made  map[string]bool // group directories made so far
+	v2     bool
+	roots  map[string]string // controller -> this Ward's directory ("" key for v2)
+	mu     sync.Mutex
+	groups map[string][]*cgroup // the live workers of each group (project)
 }
 
 var cgroupControllers = []string{"memory", "pids", "cpu"}
@@ -40,7 +40,7 @@ func openCgroups(fsRoot string) (*cgroups, []string, string) {
 	}
 	paths := parseProcCgroup(self)
 	name := "ward-" + strconv.Itoa(os.Getpid())
-	cg := &cgroups{roots: map[string]string{}, made: map[string]bool{}}
+	cg := &cgroups{roots: map[string]string{}, groups: map[string][]*cgroup{}}
 	var got []string
 	var why []string
 	for _, c := range cgroupControllers {
@@ -107,7 +107,7 @@ func openCgroupV2(fsRoot, self, name string) *cgroups {
 		_ = os.Remove(dir)
 		return nil
 	}
-	return &cgroups{v2: true, roots: map[string]string{"": dir}, made: map[string]bool{}}
+	return &cgroups{v2: true, roots: map[string]string{"": dir}, groups: map[string][]*cgroup{}}
 }
 
 // parseProcCgroup maps each controller (and "" for v2) to the process's
@@ -180,43 +180,37 @@ func (c *cgroups) close() {
 
 // cgroup is one worker's directories.
 type cgroup struct {
-	v2   bool
-	dirs map[string]string // controller (or "") -> directory
+	v2     bool
+	dirs   map[string]string // controller (or "") -> directory
+	parent *cgroups
+	group  string // the project, once the worker is for one ("" while spare)
 }
 
-// create makes the worker's cgroup below its group's and sets its limits.
-func (c *cgroups) create(group, id string, l Limits) (*cgroup, error) {
-	w := &cgroup{v2: c.v2, dirs: map[string]string{}}
+// create makes a worker's cgroup, flat under this Ward's: a spare one can
+// be made (and a process placed in it, the slow part) before it is known
+// which project's worker it will be; a cgroup cannot move to another
+// parent. Fair CPU between projects comes from weights instead (see
+// setGroup). Its limits are set by setLimits.
+func (c *cgroups) create(id string) (*cgroup, error) {
+	w := &cgroup{v2: c.v2, dirs: map[string]string{}, parent: c}
 	for ctl, root := range c.roots {
-		gdir := filepath.Join(root, "g-"+safeComponent(group))
-		c.mu.Lock()
-		if !c.made[gdir] {
-			if err := os.Mkdir(gdir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-				c.mu.Unlock()
-				w.remove()
-				return nil, fmt.Errorf("cgroup %s: %w", gdir, err)
-			}
-			if c.v2 {
-				if err := os.WriteFile(filepath.Join(gdir, "cgroup.subtree_control"), []byte("+memory +pids +cpu"), 0); err != nil {
-					c.mu.Unlock()
-					w.remove()
-					return nil, fmt.Errorf("cgroup %s: %w", gdir, err)
-				}
-			}
-			c.made[gdir] = true
-		}
-		c.mu.Unlock()
-		dir := filepath.Join(gdir, "w-"+safeComponent(id))
+		dir := filepath.Join(root, "w-"+safeComponent(id))
 		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			w.remove()
 			return nil, fmt.Errorf("cgroup %s: %w", dir, err)
 		}
 		w.dirs[ctl] = dir
 	}
+	return w, nil
+}
+
+// setLimits bounds the worker: memory (what it may allocate, plus its
+// /tmp, which is memory too), processes, CPU time.
+func (w *cgroup) setLimits(l Limits) error {
 	mem := l.Memory + Slack + l.Tmp
 	quota := int64(l.CPU * 100000)
 	var writes [][2]string
-	if c.v2 {
+	if w.v2 {
 		d := w.dirs[""]
 		writes = [][2]string{
 			{d + "/memory.max", strconv.FormatInt(mem, 10)},
@@ -241,11 +235,44 @@ func (c *cgroups) create(group, id string, l Limits) (*cgroup, error) {
 			if strings.HasSuffix(wr[0], "swappiness") || strings.HasSuffix(wr[0], "swap.max") {
 				continue // swap accounting off: nothing to bound
 			}
-			w.remove()
-			return nil, fmt.Errorf("cgroup limit %s: %w", wr[0], err)
+			return fmt.Errorf("cgroup limit %s: %w", wr[0], err)
 		}
 	}
-	return w, nil
+	return nil
+}
+
+// setGroup makes the worker one of group's: the group's workers share one
+// CPU weight (each gets the default weight divided by their number), so
+// under contention projects get equal CPU however many workers they run.
+func (w *cgroup) setGroup(group string) {
+	c := w.parent
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w.group = group
+	c.groups[group] = append(c.groups[group], w)
+	c.rebalance(group)
+}
+
+// rebalance writes the weights of group's workers (c.mu held).
+func (c *cgroups) rebalance(group string) {
+	ws := c.groups[group]
+	if len(ws) == 0 {
+		delete(c.groups, group)
+		return
+	}
+	file, weight := "cpu.shares", strconv.Itoa(max(2, 1024/len(ws)))
+	if c.v2 {
+		file, weight = "cpu.weight", strconv.Itoa(max(1, 100/len(ws)))
+	}
+	for _, w := range ws {
+		d := w.dirs["cpu"]
+		if c.v2 {
+			d = w.dirs[""]
+		}
+		if d != "" {
+			_ = os.WriteFile(filepath.Join(d, file), []byte(weight), 0)
+		}
+	}
 }
 
 // add moves pid (and so what it starts later) into the worker's cgroup.
@@ -294,6 +321,19 @@ func (w *cgroup) oomKills() int64 {
 
 // remove kills what is left and removes the worker's directories.
 func (w *cgroup) remove() {
+	if c := w.parent; c != nil && w.group != "" {
+		c.mu.Lock()
+		ws := c.groups[w.group]
+		for i, x := range ws {
+			if x == w {
+				c.groups[w.group] = append(ws[:i:i], ws[i+1:]...)
+				break
+			}
+		}
+		c.rebalance(w.group)
+		w.group = ""
+		c.mu.Unlock()
+	}
 	for _, d := range w.dirs {
 		killProcs(d)
 		rmdirWhenEmpty(d)
