@@ -366,7 +366,9 @@ func rmdirWhenEmpty(dir string) {
 	end := time.Now().Add(time.Second)
 	for {
 		err := syscall.Rmdir(dir)
-		if err == nil || errors.Is(err, syscall.ENOENT) || time.Now().After(end) {
+		// EBUSY: processes are still leaving it; anything else will not
+		// change by waiting.
+		if !errors.Is(err, syscall.EBUSY) || time.Now().After(end) {
 			return
 		}
 		killProcs(dir)
