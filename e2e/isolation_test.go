@@ -24,16 +24,8 @@ import (
 // the HTTP status and the body.
 func (w *ward) execRaw(t *testing.T, token, id, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", w.URL+"/v1/zambda/"+id+"/execute", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	r := w.executeTimed(t, token, id, body)
+	return r.status, string(r.body)
 }
 
 // sandboxProcs lists host processes that run as a sandbox's own uid
@@ -76,7 +68,7 @@ func sandboxProcs(name string) []int {
 func TestZambdaIsolation(t *testing.T) {
 	requireNode(t)
 	if os.Geteuid() != 0 {
-		t.Skip("the isolation test reads every process's uid on the host: run it as root (CI does)")
+		needRoot(t, "the isolation test reads every process's uid on the host")
 	}
 	attack := zipFiles(t, map[string]string{"index.js": "testdata/attack/index.js"}, nil)
 	probe := zipFiles(t, map[string]string{"index.js": "testdata/probe/index.js"}, nil)
@@ -297,7 +289,7 @@ func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
 func TestSandboxUnprivileged(t *testing.T) {
 	requireNode(t)
 	if os.Geteuid() != 0 {
-		t.Skip("the test switches to another user: run it as root (CI does)")
+		needRoot(t, "the test switches to another user")
 	}
 	// Not t.TempDir: its parent is closed to other users.
 	dir, err := os.MkdirTemp("", "ward-unprivileged-")
@@ -406,4 +398,13 @@ func TestSandboxUnavailable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// needRoot fails in CI, which runs as root, and skips elsewhere.
+func needRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI runs as root, but this test runs as uid %d: %s", os.Geteuid(), why)
+	}
+	t.Skipf("%s: run it as root (not CI, so skipping)", why)
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -45,27 +43,23 @@ func ricZip(t *testing.T) string {
 // the HTTP status, the answer's output and the headers it names.
 func (w *ward) execute(t *testing.T, token, id, payload string) (int, map[string]any, map[string]string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", w.URL+"/v1/zambda/"+id+"/execute", strings.NewReader(payload))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	r := w.executeTimed(t, token, id, payload)
+	if r.status == 0 {
+		t.FailNow()
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	b := r.body
 	var out struct {
 		Status  int               `json:"status"`
 		Output  map[string]any    `json:"output"`
 		Headers map[string]string `json:"headers"`
 	}
 	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatalf("execute %s: %d %s", id, res.StatusCode, b)
+		t.Fatalf("execute %s: %d %s", id, r.status, b)
 	}
-	if out.Status != res.StatusCode {
-		t.Errorf("execute: HTTP %d, but the answer says status %d", res.StatusCode, out.Status)
+	if out.Status != r.status {
+		t.Errorf("execute: HTTP %d, but the answer says status %d", r.status, out.Status)
 	}
-	return res.StatusCode, out.Output, out.Headers
+	return r.status, out.Output, out.Headers
 }
 
 // TestAWSLambdaRIC: aws-lambda-ric 4.x, AWS's own runtime interface client
