@@ -394,14 +394,20 @@ func stamp(m map[string]any, id string, version int64, at time.Time) {
 	m["meta"] = meta
 }
 
-// newID is a time-ordered UUID (version 7): consecutive creates sort
-// together in every index keyed by id, so a group of writes touches a few
-// index pages instead of one page per index per write.
+// newID is a time-ordered UUID in version 4's form: consecutive creates
+// sort together in every index keyed by id, so a group of writes touches a
+// few index pages instead of one page per index per write; and it passes
+// the version-4 checks that apps written for Oystehr (whose ids are random
+// v4 UUIDs) apply to ids. It is a version 7 UUID (48 bits of milliseconds,
+// 12 bits that keep ids made in one millisecond in order, 62 random bits)
+// with the version nibble set to 4: RFC 4122's variant bits and every
+// ordering bit stay as they were.
 func newID() string {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return uuid.NewString()
 	}
+	id[6] = id[6]&0x0f | 0x40
 	return id.String()
 }
 
