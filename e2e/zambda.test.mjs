@@ -177,3 +177,12 @@ test('a Go function built with aws-lambda-go runs as provided.al2023', async () 
   assert.deepEqual(res.output.echo, { hello: 'go' });
   assert.equal(res.output.runtime, 'go');
 });
+
+test('a secret with an empty value keeps its value: "" (the SDK types it as a required string)', async () => {
+  const name = `EMPTY_${suffix}`;
+  assert.deepEqual(await admin.secret.set({ name, value: '' }), { name, value: '' });
+  assert.deepEqual(await admin.secret.get({ name }), { name, value: '' });
+  const listed = (await admin.secret.list()).find((s) => s.name === name);
+  assert.deepEqual(listed, { name }, 'the list shows names only');
+  await admin.secret.delete({ name });
+});
