@@ -29,6 +29,18 @@ func (c *fakeClock) now() time.Time {
 	return c.t
 }
 
+func (c *fakeClock) set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
 // invokerFunc makes a function an Invoker: tests run no workers.
 type invokerFunc func(ctx context.Context, fn runtime.Function, inv runtime.Invocation) (runtime.Result, error)
 
