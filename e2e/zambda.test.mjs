@@ -177,3 +177,36 @@ test('a Go function built with aws-lambda-go runs as provided.al2023', async () 
   assert.deepEqual(res.output.echo, { hello: 'go' });
   assert.equal(res.output.runtime, 'go');
 });
+
+test('a secret with an empty value keeps its value: "" (the SDK types it as a required string)', async () => {
+  const name = `EMPTY_${suffix}`;
+  assert.deepEqual(await admin.secret.set({ name, value: '' }), { name, value: '' });
+  assert.deepEqual(await admin.secret.get({ name }), { name, value: '' });
+  const listed = (await admin.secret.list()).find((s) => s.name === name);
+  assert.deepEqual(listed, { name }, 'the list shows names only');
+  await admin.secret.delete({ name });
+});
+
+test("a cron schedule's retry policy in the SDK's names, EventBridge's as aliases, and unknown fields refused", async () => {
+  const schedule = { expression: 'rate(5 minutes)', retryPolicy: { maximumRetry: 2, maximumEventAge: 3600 } };
+  // Never given code, so it stays Draft and never ticks.
+  const fn = await admin.zambda.create({ name: `cron-${suffix}`, runtime: 'nodejs20.x', triggerMethod: 'cron', schedule });
+  assert.deepEqual(fn.schedule, schedule);
+  assert.deepEqual((await admin.zambda.get({ id: fn.id })).schedule, schedule);
+
+  const aliased = { expression: 'rate(5 minutes)', retryPolicy: { maximumRetryAttempts: 1, maximumEventAgeInSeconds: 60 } };
+  const updated = await admin.zambda.update({ id: fn.id, schedule: aliased });
+  assert.deepEqual(updated.schedule.retryPolicy, { maximumRetry: 1, maximumEventAge: 60 });
+
+  const refused = [
+    [{ expression: 'rate(5 minutes)', retryPolicy: { maximumRetries: 2 } }, /retryPolicy: unknown field "maximumRetries"/],
+    [{ expression: 'rate(5 minutes)', timezone: 'UTC' }, /schedule: unknown field "timezone"/],
+    [{ expression: 'rate(5 minutes)', retryPolicy: { maximumRetry: 186 } }, /maximumRetry must be a whole number from 0 to 185/],
+    [{ expression: 'rate(5 minutes)', retryPolicy: { maximumEventAge: 30 } }, /maximumEventAge must be a whole number from 60 to 86400/],
+  ];
+  for (const [bad, message] of refused) {
+    await rejects(admin.zambda.update({ id: fn.id, schedule: bad }), 400, message);
+  }
+  assert.deepEqual((await admin.zambda.get({ id: fn.id })).schedule.retryPolicy, { maximumRetry: 1, maximumEventAge: 60 }, 'a refused update changes nothing');
+  await admin.zambda.delete({ id: fn.id });
+});

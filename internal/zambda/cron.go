@@ -23,6 +23,7 @@ type Cron struct {
 	seen     map[string]time.Time // zambda id -> last tick time considered
 	running  sync.WaitGroup
 	interval time.Duration
+	backoff  func(attempt int) time.Duration // wait before re-run attempt+1
 }
 
 const catchUp = time.Minute
@@ -33,8 +34,11 @@ const busyRetries = 3
 
 // NewCron makes the scheduler; Run drives it.
 func (s *Service) NewCron() *Cron {
-	return &Cron{svc: s, seen: map[string]time.Time{}, interval: time.Second}
+	return &Cron{svc: s, seen: map[string]time.Time{}, interval: time.Second, backoff: backoff}
 }
+
+// backoff doubles the wait between re-runs of a tick from 1 s to 64 s.
+func backoff(attempt int) time.Duration { return time.Duration(1<<min(attempt, 6)) * time.Second }
 
 // Run checks for due ticks every second until ctx ends, then waits for the
 // runs it started.
@@ -97,10 +101,10 @@ func (c *Cron) Check(ctx context.Context) {
 			}
 			if won {
 				c.running.Add(1)
-				go func(z store.Zambda, tick time.Time, retries int) {
+				go func(z store.Zambda, tick time.Time, l retryLimits) {
 					defer c.running.Done()
-					c.runTick(ctx, z, tick, retries)
-				}(z, tick, maxRetries(sc))
+					c.runTick(ctx, z, tick, l)
+				}(z, tick, limits(sc))
 			}
 		}
 		c.mu.Lock()
@@ -109,16 +113,30 @@ func (c *Cron) Check(ctx context.Context) {
 	}
 }
 
-func maxRetries(sc Schedule) int {
-	if sc.RetryPolicy != nil && sc.RetryPolicy.MaximumRetryAttempts != nil {
-		return min(max(*sc.RetryPolicy.MaximumRetryAttempts, 0), 185)
+// retryLimits is a schedule's retry policy as runTick applies it.
+type retryLimits struct {
+	retries int           // re-runs after a failed first run
+	maxAge  time.Duration // no re-run starts this long after the tick; 0: no limit
+}
+
+// limits reads the retry policy: no re-runs without one. Values are
+// clamped because rows stored before the API checked them may hold any.
+func limits(sc Schedule) retryLimits {
+	var l retryLimits
+	if p := sc.RetryPolicy; p != nil {
+		if p.MaximumRetry != nil {
+			l.retries = min(max(*p.MaximumRetry, 0), maxRetryLimit)
+		}
+		if p.MaximumEventAge != nil {
+			l.maxAge = time.Duration(min(max(*p.MaximumEventAge, minEventAge), maxEventAge)) * time.Second
+		}
 	}
-	return 0
+	return l
 }
 
 // runTick invokes the function (event body null, as contract 4.3 infers),
-// retrying a failed run with backoff up to the schedule's retry policy.
-func (c *Cron) runTick(ctx context.Context, z store.Zambda, tick time.Time, retries int) {
+// retrying a failed run with backoff as the schedule's retry policy allows.
+func (c *Cron) runTick(ctx context.Context, z store.Zambda, tick time.Time, l retryLimits) {
 	s := c.svc
 	outcome := ""
 	for attempt := 0; ; attempt++ {
@@ -135,13 +153,17 @@ func (c *Cron) runTick(ctx context.Context, z store.Zambda, tick time.Time, retr
 		// again cannot run the function twice: a few tries even when the
 		// policy allows no retries.
 		busy := errors.Is(err, fault.ErrTooMany)
-		if err == nil && out.Status < 500 || attempt >= retries && !(busy && attempt < busyRetries) {
+		if err == nil && out.Status < 500 || attempt >= l.retries && !(busy && attempt < busyRetries) {
 			break
 		}
 		select {
-		case <-time.After(time.Duration(1<<min(attempt, 6)) * time.Second):
+		case <-time.After(c.backoff(attempt)):
 		case <-ctx.Done():
 			return
+		}
+		if l.maxAge > 0 && s.now().Sub(tick) >= l.maxAge {
+			outcome += fmt.Sprintf(" (not run again: the tick is older than the retry policy's maximumEventAge, %d s)", int(l.maxAge.Seconds()))
+			break
 		}
 	}
 	if err := s.st.TickOutcome(ctx, z.ProjectID, z.ID, tick, outcome); err != nil {

@@ -14,10 +14,18 @@ import (
 // with their project and name, so a ciphertext copied to another row or
 // project does not open.
 
-// Secret is a project secret as the API shows it.
+// Secret is a project secret as get and set show it (the SDK's Secret).
+// The value is always present, empty or not: the SDK types it as a
+// required string, and Terraform calls a missing one an inconsistent result.
 type Secret struct {
 	Name  string `json:"name"`
-	Value string `json:"value,omitempty"`
+	Value string `json:"value"`
+}
+
+// SecretListItem is a secret as the list shows it (the SDK's
+// SecretListItem): its name only, so listing never reveals values.
+type SecretListItem struct {
+	Name string `json:"name"`
 }
 
 const maxSecretBytes = 64 << 10
@@ -83,14 +91,14 @@ func (s *Service) GetSecret(ctx context.Context, projectID, name string) (Secret
 }
 
 // ListSecrets returns the names only.
-func (s *Service) ListSecrets(ctx context.Context, projectID string) ([]Secret, error) {
+func (s *Service) ListSecrets(ctx context.Context, projectID string) ([]SecretListItem, error) {
 	all, err := s.st.Secrets(ctx, projectID)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Secret, 0, len(all))
+	out := make([]SecretListItem, 0, len(all))
 	for n := range all {
-		out = append(out, Secret{Name: n})
+		out = append(out, SecretListItem{Name: n})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

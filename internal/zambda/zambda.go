@@ -23,7 +23,6 @@ import (
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/z3"
 	"github.com/wardhealth/ward/internal/zambda/runtime"
-	"github.com/wardhealth/ward/internal/zambda/schedule"
 )
 
 // CodeBucket is the internal Z3 bucket holding every project's code zips.
@@ -84,20 +83,6 @@ func New(cfg Config, st *store.Store, iamSvc *iam.Service, z3Svc *z3.Service, is
 	s.code = newCodeCache(cfg.WorkDir)
 	z3Svc.OnUpload(CodeBucket, s.codeUploaded)
 	return s
-}
-
-// Schedule is a cron zambda's schedule (EventBridge syntax).
-type Schedule struct {
-	Expression  string       `json:"expression"`
-	Start       *time.Time   `json:"start,omitempty"`
-	End         *time.Time   `json:"end,omitempty"`
-	RetryPolicy *RetryPolicy `json:"retryPolicy,omitempty"`
-}
-
-// RetryPolicy bounds re-runs of a failed tick.
-type RetryPolicy struct {
-	MaximumRetryAttempts     *int `json:"maximumRetryAttempts,omitempty"`
-	MaximumEventAgeInSeconds *int `json:"maximumEventAgeInSeconds,omitempty"`
 }
 
 // FileInfo describes the active code zip.
@@ -207,15 +192,9 @@ func (s *Service) apply(ctx context.Context, z *store.Zambda, in Input) error {
 		}
 	}
 	if len(in.Schedule) > 0 && string(in.Schedule) != "null" {
-		var sc Schedule
-		if err := json.Unmarshal(in.Schedule, &sc); err != nil {
-			return fault.Invalid("schedule must be {expression, start?, end?, retryPolicy?}")
-		}
-		if _, err := schedule.Parse(sc.Expression); err != nil {
-			return fault.Invalid("schedule.expression: %v", err)
-		}
-		if sc.Start != nil && sc.End != nil && !sc.End.After(*sc.Start) {
-			return fault.Invalid("schedule.end must be after schedule.start")
+		sc, err := parseSchedule(in.Schedule)
+		if err != nil {
+			return err
 		}
 		z.Schedule, _ = json.Marshal(sc)
 	} else if string(in.Schedule) == "null" {
