@@ -28,22 +28,17 @@ type Action struct {
 	Description  string
 	MinScope     Scope
 	DependsOn    string // "Service:Action" that must be granted too, or ""
+	// Source is where the row comes from: SeedSource, or for an extension
+	// "sdk <version> <class>.<method>[, ...]", "docs <URL>" or "ottehr <path>"
+	// (catalog/extensions.txt explains each).
+	Source string
 }
+
+// SeedSource is the Source of the rows of Oystehr's published action table.
+const SeedSource = "seed 002"
 
 // FullName is the action as policies write it, "Service:Name".
 func (a Action) FullName() string { return a.Service + ":" + a.Name }
-
-// extensionCatalog holds the actions that @oystehr/sdk names but the seed
-// table lacks (contract section 8). A policy that uses them validates and the
-// matching endpoints enforce them.
-var extensionCatalog = [...]Action{
-	{Service: "Project", Name: "ListAllUsers", ResourceType: "Settings", MinScope: ScopeWildcard,
-		Description: "Grants permission to list project users and developers (v2 lists); SDK-only"},
-	{Service: "App", Name: "ResetUserMFA", ResourceType: "User",
-		Description: "Grants permission to reset a user's multi-factor authentication; SDK-only"},
-	{Service: "App", Name: "GetUserPasswordResetLink", ResourceType: "User",
-		Description: "Grants permission to get a password reset link for a user; SDK-only"},
-}
 
 // actionAliases are names the SDK's doc comments use for seed actions. They
 // are synonyms, normalised to the seed name, not second permissions: a rule
@@ -68,7 +63,7 @@ var extraTypes = map[string]string{
 
 // Tables built once from the catalogs and never changed afterwards.
 var (
-	allActions   []Action            // seed rows, then extensions; the index is the action id
+	allActions   []Action            // seed rows, then extensions (catalog_gen.go); the index is the action id
 	actionIDs    map[string]int      // canonical names and aliases -> action id
 	serviceActs  map[string][]int    // service -> its action ids
 	serviceTypes map[string][]string // service -> its resource types, sorted
@@ -111,7 +106,8 @@ func init() {
 // Catalog returns the seed's action library, row for row (a copy).
 func Catalog() []Action { return append([]Action(nil), seedCatalog[:]...) }
 
-// Extensions returns the SDK-only actions Ward accepts beyond the seed (a copy).
+// Extensions returns the actions Ward accepts beyond the seed, because
+// Oystehr does (SDK, docs or Ottehr: see Source), as a copy.
 func Extensions() []Action { return append([]Action(nil), extensionCatalog[:]...) }
 
 // Aliases returns the accepted synonyms and the seed action each stands for.
@@ -173,4 +169,22 @@ func serviceNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// Origin says, for people, where a name not in the seed comes from ("" for a
+// seed action): "@oystehr/sdk 4.2.6 lab.routeCreate", a docs URL, or Ottehr.
+func (a Action) Origin() string {
+	if a.Source == SeedSource {
+		return ""
+	}
+	kind, rest, _ := strings.Cut(a.Source, " ")
+	switch kind {
+	case "sdk":
+		return "@oystehr/sdk " + rest
+	case "docs":
+		return "Oystehr's documentation, " + rest
+	case "ottehr":
+		return "the access policies Ottehr deploys to Oystehr (masslight/ottehr " + rest + ")"
+	}
+	return a.Source
 }

@@ -32,7 +32,7 @@ func TestCatalogMatchesSeed(t *testing.T) {
 	}
 	for i, r := range rows {
 		want := Action{Service: r.Service, Name: r.Action, ResourceType: r.ResourceType, Description: r.Description,
-			MinScope: Scope(r.MinScope), DependsOn: r.DependsOn}
+			MinScope: Scope(r.MinScope), DependsOn: r.DependsOn, Source: SeedSource}
 		if cat[i] != want {
 			t.Errorf("row %d: catalog %+v, seed %+v", i, cat[i], want)
 		}
@@ -43,6 +43,26 @@ func TestCatalogMatchesSeed(t *testing.T) {
 	}
 	if a, _ := LookupAction("Zambda:UpdateFunction"); a.Description[0] == '"' {
 		t.Errorf("quoted description kept its quotes: %q", a.Description)
+	}
+}
+
+// The generated extensions must be catalog/extensions.txt, row for row (run
+// go generate after editing it).
+func TestCatalogMatchesExtensions(t *testing.T) {
+	rows, err := seedtable.ParseExtensions(readSeed(t, "extensions.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := Extensions()
+	if len(rows) != len(ext) {
+		t.Fatalf("extensions.txt has %d rows, catalog %d: run go generate", len(rows), len(ext))
+	}
+	for i, r := range rows {
+		want := Action{Service: r.Service, Name: r.Action, ResourceType: r.ResourceType, Description: r.Description,
+			MinScope: Scope(r.MinScope), DependsOn: r.DependsOn, Source: r.Source}
+		if ext[i] != want {
+			t.Errorf("row %d: catalog %+v, extensions.txt %+v", i, ext[i], want)
+		}
 	}
 }
 

@@ -40,10 +40,16 @@ func (s *Set) Explain(action, resource string) Explanation {
 	if canon := act.FullName(); canon != action {
 		warn("%q is an alias of %q", action, canon)
 	}
+	// A name beyond Oystehr's published table is valid, but say where it is
+	// documented, so that a reader can check it against Oystehr.
+	if origin := act.Origin(); origin != "" {
+		warn("IAM action %s is not in Oystehr's published action table (seed 002); it comes from %s", act.FullName(), origin)
+	}
 	if svc, _, _ := strings.Cut(resource, ":"); svc != act.Service {
 		warn("%s acts on %s resources, not %q", act.FullName(), act.Service, resource)
 		return e
 	}
+	notes := len(e.Warnings) // warnings so far say nothing about why a request is denied
 	if act.DependsOn != "" {
 		own := s.decideOwn(id, resource)
 		if own.Allowed && !d.Allowed && d.Effect == "" {
@@ -54,7 +60,7 @@ func (s *Set) Explain(action, resource string) Explanation {
 	switch {
 	case d.Effect == Deny:
 		warn("denied explicitly by %s rule %d", describe(d.Source), d.RuleIndex)
-	case !d.Allowed && len(e.Warnings) == 0:
+	case !d.Allowed && len(e.Warnings) == notes:
 		warn("no Allow rule grants %s on %q", act.FullName(), resource)
 	case d.Conditions != nil:
 		warn("allowed only for resources matching one of the conditions")

@@ -122,3 +122,33 @@ func TestExplain(t *testing.T) {
 		}
 	}
 }
+
+// TestOystehrOnlyActions: a role and an M2M client granting actions Oystehr
+// accepts beyond its published table (Ottehr's, issue 25) are created, a typo
+// is still a 400, and explain says where such an action comes from.
+func TestOystehrOnlyActions(t *testing.T) {
+	ts := newTestServer(t)
+	policy := `{"rule":[
+		{"resource":"Terminology:Code:*","action":"Terminology:SearchCodes","effect":"Allow"},
+		{"resource":"Fax:Fax:*","action":"Fax:Send","effect":"Allow"},
+		{"resource":"Lab:*","action":"Lab:*","effect":"Allow"},
+		{"resource":"RCM:Payer","action":["RCM:SearchPayer","RCM:GetPayer"],"effect":"Allow"},
+		{"resource":"RCM:Era","action":"RCM:ProcessEra","effect":"Allow"},
+		{"resource":"Telemed:Meeting:*","action":["Telemed:JoinMeeting","Telemed:EndMeeting"],"effect":"Allow"},
+		{"resource":"eRx:Pharmacy","action":["eRx:SearchPharmacy","eRx:GetPharmacy"],"effect":"Allow"},
+		{"resource":"eRx:Patient","action":["eRx:SyncPatient","eRx:GetMedicationHistory"],"effect":"Allow"}]}`
+	ts.mustDo(t, 200, "POST", "/v1/iam/role", ts.token, `{"name":"provider","accessPolicy":`+policy+`}`)
+	ts.mustDo(t, 200, "POST", "/v1/m2m", ts.token, `{"name":"zambdas","accessPolicy":`+policy+`}`)
+	out := ts.mustDo(t, 400, "POST", "/v1/iam/role", ts.token,
+		`{"name":"typo","accessPolicy":{"rule":[{"resource":"FHIR:Patient:*","action":"FHIR:Teleport","effect":"Allow"}]}}`)
+	if msg, _ := out["message"].(string); !strings.Contains(msg, `unknown action "FHIR:Teleport"`) {
+		t.Errorf("typo: %v", out)
+	}
+	out = ts.mustDo(t, 200, "POST", "/v1/iam/explain", ts.token,
+		`{"action":"Lab:SubmitOrder","resource":"Lab:Order:*","principal":{"accessPolicy":`+policy+`}}`)
+	warnings, _ := out["warnings"].([]any)
+	if out["allowed"] != true || len(warnings) != 1 || warnings[0] !=
+		"IAM action Lab:SubmitOrder is not in Oystehr's published action table (seed 002); it comes from @oystehr/sdk 4.2.6 lab.orderSubmit" {
+		t.Errorf("explain: %v", out)
+	}
+}

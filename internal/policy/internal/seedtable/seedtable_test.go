@@ -50,3 +50,50 @@ func TestParseRunTogether(t *testing.T) {
 		}
 	}
 }
+
+func TestParseExtensions(t *testing.T) {
+	head := "# a comment\n\n" + ExtHeader + "\n---|---|---|---|---|---|---|---|\n"
+	rows, err := ParseExtensions(head +
+		"Lab | SubmitOrder | Order | Grants submitting | * | | sdk 4.2.6 lab.orderSubmit | a note |\n" +
+		"eRx | Check | Interaction | \"Grants a | b\" | | | sdk 4.2.6 erx.a, erx.b | |\n" +
+		"eRx | GetMedicationHistory | Patient | Grants history | | | docs https://docs.example/erx | |\n" +
+		"RCM | GetPayer | Payer | Grants payer | | | ottehr config/roles.json | |\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ExtRow{
+		{Row{"Lab", "SubmitOrder", "Order", "Grants submitting", "*", ""}, "sdk 4.2.6 lab.orderSubmit", "a note"},
+		{Row{"eRx", "Check", "Interaction", "Grants a | b", "", ""}, "sdk 4.2.6 erx.a, erx.b", ""},
+		{Row{"eRx", "GetMedicationHistory", "Patient", "Grants history", "", ""}, "docs https://docs.example/erx", ""},
+		{Row{"RCM", "GetPayer", "Payer", "Grants payer", "", ""}, "ottehr config/roles.json", ""},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d: %+v", len(rows), len(want), rows)
+	}
+	for i := range want {
+		if rows[i] != want[i] {
+			t.Errorf("row %d = %+v, want %+v", i, rows[i], want[i])
+		}
+	}
+	if v, m, ok := SDKMethods(rows[1].Source); !ok || v != "4.2.6" || len(m) != 2 || m[1] != "erx.b" {
+		t.Errorf("SDKMethods = %q, %v, %v", v, m, ok)
+	}
+	if _, _, ok := SDKMethods(rows[2].Source); ok {
+		t.Error("SDKMethods accepted a docs source")
+	}
+	for name, row := range map[string]string{
+		"scope":      "A | B | C | d | sometimes | | sdk 1.0.0 a.b | |",
+		"dependency": "A | B | C | d | | Read | sdk 1.0.0 a.b | |",
+		"no source":  "A | B | C | d | | | | |",
+		"bad source": "A | B | C | d | | | the internet | |",
+		"cells":      "A | B | C | d | | | sdk 1.0.0 a.b |",
+		"type name":  "A | B | {FhirResource} | d | | | sdk 1.0.0 a.b | |",
+	} {
+		if _, err := ParseExtensions(head + row + "\n"); err == nil {
+			t.Errorf("%s: %q accepted", name, row)
+		}
+	}
+	if _, err := ParseExtensions("text before the header\n" + ExtHeader + "\n"); err == nil {
+		t.Error("prose before the header accepted")
+	}
+}
