@@ -48,7 +48,9 @@ test('buckets: create, list, refuse bad names and duplicates, delete only when e
   assert.ok(mine, 'the new bucket is listed');
   assert.ok(!Number.isNaN(Date.parse(mine.creationDate)));
   await rejects(admin.z3.createBucket({ bucketName: name }), 409, /already exists/);
-  await rejects(admin.z3.createBucket({ bucketName: 'Bad_Name' }), 400, /3-63 characters/);
+  await rejects(admin.z3.createBucket({ bucketName: 'a..b' }), 400, /two dots/);
+  await rejects(admin.z3.createBucket({ bucketName: '_zambda-code' }), 400, /reserved for Ward/);
+  await rejects(admin.z3.createBucket({ bucketName: 'x'.repeat(256) }), 400, /1-255 characters/);
 
   await admin.z3.uploadFile({ bucketName: name, 'objectPath+': 'keep.txt', file: new Blob(['x']) });
   await rejects(admin.z3.deleteBucket({ bucketName: name }), 409, /not empty/);
@@ -173,4 +175,67 @@ test('policies: Z3:bucket/reports/** allows below it and 403s elsewhere', async 
 
   await limited.z3.deleteObject({ bucketName, 'objectPath+': 'reports', children: [] });
   assert.deepEqual(keys(await admin.z3.listObjects({ bucketName, 'objectPath+': '' })), [`${bucketName}/private/secret.txt`]);
+});
+
+// Oystehr names its own buckets "<projectId>-<name>": longer than S3's 63
+// characters and with capitals. Names differing only in case are distinct.
+test('Oystehr bucket names: <projectId>-TelemedRecordings and <projectId>-invoiceable-patients-reports', async () => {
+  const projectId = env('WARD_PROJECT_ID');
+  const tele = `${projectId}-TelemedRecordings`;
+  const inv = `${projectId}-invoiceable-patients-reports`;
+  const lower = `${projectId}-telemedrecordings`;
+  for (const bucketName of [tele, inv, lower]) {
+    assert.equal((await admin.z3.createBucket({ bucketName })).name, bucketName);
+  }
+  const names = (await admin.z3.listBuckets()).map((b) => b.name);
+  for (const n of [tele, inv, lower]) assert.ok(names.includes(n), `${n} is listed`);
+  await rejects(admin.z3.createBucket({ bucketName: tele }), 409, /already exists/);
+
+  // Presign, upload and download by hand (bare fetch), then with the SDK's helpers.
+  for (const bucketName of [tele, inv, lower]) {
+    const { signedUrl: up } = await admin.z3.getPresignedUrl({ bucketName, 'objectPath+': 'visit/1.txt', action: 'upload' });
+    assert.ok(up.includes(`/${bucketName}/visit/1.txt?`), up);
+    let res = await fetch(up, { method: 'PUT', body: `in ${bucketName}`, headers: { 'content-type': 'text/plain' } });
+    assert.equal(res.status, 200);
+    const { signedUrl: down } = await admin.z3.getPresignedUrl({ bucketName, 'objectPath+': 'visit/1.txt', action: 'download' });
+    res = await fetch(down);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), `in ${bucketName}`, 'each bucket keeps its own bytes');
+    await admin.z3.uploadFile({ bucketName, 'objectPath+': 'sdk/2.txt', file: new Blob([`sdk ${bucketName}`]) });
+    assert.equal(Buffer.from(await admin.z3.downloadFile({ bucketName, 'objectPath+': 'sdk/2.txt' })).toString(), `sdk ${bucketName}`);
+    assert.deepEqual(keys(await admin.z3.listObjects({ bucketName, 'objectPath+': '' })), [`${bucketName}/sdk/2.txt`, `${bucketName}/visit/1.txt`]);
+  }
+
+  // A policy on Z3:<bucket>/**: all of the recordings bucket; uploads but no
+  // downloads in the reports bucket; nothing in the lowercase twin.
+  const client = await admin.m2m.create({
+    name: `z3-oystehr-names-${suffix}`,
+    accessPolicy: {
+      rule: [
+        { resource: [`Z3:${tele}/**`, `Z3:${inv}/**`], action: ['Z3:PutObject', 'Z3:GetObject', 'Z3:ListObjects', 'Z3:DeleteObject'], effect: 'Allow' },
+        { resource: `Z3:${inv}/**`, action: ['Z3:GetObject'], effect: 'Deny' },
+      ],
+    },
+  });
+  const { secret } = await admin.m2m.rotateSecret({ id: client.id });
+  const limited = sdk(await token(client.clientId, secret));
+  await limited.z3.uploadFile({ bucketName: tele, 'objectPath+': 'visit/3.txt', file: new Blob(['three']) });
+  assert.equal(Buffer.from(await limited.z3.downloadFile({ bucketName: tele, 'objectPath+': 'visit/3.txt' })).toString(), 'three');
+  assert.deepEqual(keys(await limited.z3.listObjects({ bucketName: tele, 'objectPath+': 'visit/' })), [`${tele}/visit/1.txt`, `${tele}/visit/3.txt`]);
+  await limited.z3.uploadFile({ bucketName: inv, 'objectPath+': '2026/report.csv', file: new Blob(['a,b\n']) });
+  await rejects(limited.z3.getPresignedUrl({ bucketName: inv, 'objectPath+': '2026/report.csv', action: 'download' }), 403, /Z3:GetObject/);
+  await rejects(limited.z3.getPresignedUrl({ bucketName: lower, 'objectPath+': 'visit/1.txt', action: 'download' }), 403, /Z3:GetObject/);
+  await rejects(limited.z3.getPresignedUrl({ bucketName: lower, 'objectPath+': 'x.txt', action: 'upload' }), 403, /Z3:PutObject/);
+  await rejects(limited.z3.deleteBucket({ bucketName: tele }), 403, /Z3:DeleteBucket/);
+  await limited.z3.deleteObject({ bucketName: tele, 'objectPath+': 'visit/3.txt' });
+
+  // Delete everything, then the buckets.
+  for (const bucketName of [tele, inv, lower]) {
+    const all = keys(await admin.z3.listObjects({ bucketName, 'objectPath+': '' }));
+    await admin.z3.deleteObject({ bucketName, 'objectPath+': '', children: all });
+    assert.deepEqual(await admin.z3.listObjects({ bucketName, 'objectPath+': '' }), []);
+    await admin.z3.deleteBucket({ bucketName });
+  }
+  const left = (await admin.z3.listBuckets()).map((b) => b.name);
+  for (const n of [tele, inv, lower]) assert.ok(!left.includes(n), `${n} is gone`);
 });

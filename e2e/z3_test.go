@@ -21,6 +21,7 @@ func TestZ3WithSDK(t *testing.T) {
 				"WARD_URL":             w.URL,
 				"WARD_A_CLIENT_ID":     w.Admin.ClientID,
 				"WARD_A_CLIENT_SECRET": w.Admin.ClientSecret,
+				"WARD_PROJECT_ID":      w.Admin.ProjectID,
 			})
 		})
 	}
@@ -42,6 +43,7 @@ func TestZ3OnS3(t *testing.T) {
 		"WARD_URL":             w.URL,
 		"WARD_A_CLIENT_ID":     w.Admin.ClientID,
 		"WARD_A_CLIENT_SECRET": w.Admin.ClientSecret,
+		"WARD_PROJECT_ID":      w.Admin.ProjectID,
 	})
 	// The bytes went to S3, not to the data directory.
 	n := 0

@@ -84,6 +84,7 @@ fuzz ./internal/auth FuzzVerify
 fuzz ./internal/fhir/schema FuzzValidate
 fuzz ./internal/fhir/search FuzzParseQuery
 fuzz ./internal/z3 FuzzCleanPath
+fuzz ./internal/z3/bucketname FuzzBucketName
 fuzz ./internal/zambda/codezip FuzzUnpack
 fuzz ./internal/zambda/schedule FuzzParse
 fuzz ./internal/smart/scope FuzzParse

@@ -137,6 +137,31 @@ func TestDecideZ3(t *testing.T) {
 	checkDecisions(t, s, []req{{"Z3:CreateBucket", "Z3:*", true}, {"Z3:GetObject", "Z3:b-1/x", true}, {"Z3:DeleteBucket", "Z3:b-1", false}, {"Z3:DeleteBucket", "Z3:b-2", true}})
 }
 
+const z3Project = "0b6f5a4e-2d36-4c1f-9a59-0b8f1c1e2a10"
+
+// Oystehr's bucket names ("<projectId>-TelemedRecordings"): long, mixed
+// case, and matched exactly, so a rule on one spelling never reaches
+// another bucket whose name differs only in case.
+func TestDecideZ3OystehrBuckets(t *testing.T) {
+	tele, inv := z3Project+"-TelemedRecordings", z3Project+"-invoiceable-patients-reports"
+	s := Compile(inline(
+		allow(res("Z3:"+tele+"/**", "Z3:"+inv+"/**"), "Z3:GetObject", "Z3:PutObject", "Z3:ListObjects"),
+		deny(res("Z3:"+inv+"/**"), "Z3:GetObject"),
+		allow(res("Z3:"+tele), "Z3:DeleteBucket"),
+	))
+	checkDecisions(t, s, []req{
+		{"Z3:GetObject", "Z3:" + tele + "/visit/1.webm", true},
+		{"Z3:PutObject", "Z3:" + tele + "/visit/1.webm", true},
+		{"Z3:ListObjects", "Z3:" + tele + "/", true},
+		{"Z3:DeleteBucket", "Z3:" + tele, true},
+		{"Z3:PutObject", "Z3:" + inv + "/2026/report.csv", true},
+		{"Z3:GetObject", "Z3:" + inv + "/2026/report.csv", false}, // denied
+		{"Z3:GetObject", "Z3:" + z3Project + "-telemedrecordings/visit/1.webm", false},
+		{"Z3:DeleteBucket", "Z3:" + z3Project + "-telemedrecordings", false},
+		{"Z3:GetObject", "Z3:" + z3Project + "-TelemedRecordings2/visit/1.webm", false},
+	})
+}
+
 func TestDecideConditions(t *testing.T) {
 	gp := withCond(allow(res("FHIR:Patient"), "FHIR:Read", "FHIR:Search"), "general-practitioner=Practitioner/1")
 	org := withCond(allow(res("FHIR:Patient:*"), "FHIR:Read"), "Patient?organization=Organization/9", "general-practitioner=Practitioner/1")

@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"strings"
+
+	"github.com/wardhealth/ward/internal/z3/bucketname"
 )
 
 // Z3 resources are paths, not Service:Type:id (contract section 6):
@@ -17,8 +19,8 @@ import (
 //	                     and a trailing "/" names a folder ("Z3:b/dir/")
 //	Z3:*/<path>          the same path in every bucket
 //
-// Bucket names follow S3: 3-63 characters, lowercase letters, digits,
-// hyphens and dots, starting and ending with a letter or digit.
+// Bucket names follow Z3's rule (package bucketname): 1-255 letters, digits,
+// '.', '-' and '_', case sensitive, as in "<projectId>-TelemedRecordings".
 //
 // The colon form "Z3:bucket:path" (used by the SDK's comments) is accepted
 // and normalised to "Z3:bucket/path", with a warning naming the canonical
@@ -91,21 +93,10 @@ func parseZ3(rest string, hasRest bool) (p z3Pattern, problem, warning string) {
 
 // bucketProblem says what is wrong with a bucket name, or "".
 func bucketProblem(b string) string {
-	const rule = "bucket names are 3-63 characters: lowercase letters, digits, hyphens and dots, starting and ending with a letter or digit"
 	if strings.Contains(b, "*") {
 		return "a bucket is a name or *, not a pattern such as " + fmt.Sprintf("%q", b)
 	}
-	if len(b) < 3 || len(b) > 63 {
-		return fmt.Sprintf("bucket %q: %s", b, rule)
-	}
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
-		if !alnum && c != '-' && c != '.' || !alnum && (i == 0 || i == len(b)-1) {
-			return fmt.Sprintf("bucket %q: %s", b, rule)
-		}
-	}
-	return ""
+	return bucketname.Problem(b)
 }
 
 func (p z3Pattern) String() string {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/z3"
 )
 
@@ -83,7 +85,7 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		}
 		// The mux would clean "a//b" or "a/../b" and redirect; an object
 		// path like that is refused instead, with the reason.
-		if err := uncleanZ3Path(r.URL.Path); err != nil {
+		if err := uncleanZ3Path(r.URL); err != nil {
 			s.writeError(sw, r, err)
 			return
 		}
@@ -91,25 +93,48 @@ func (s *Server) outer(next http.Handler) http.Handler {
 	})
 }
 
-// uncleanZ3Path checks the object path of a /v1/z3 or presigned request.
-func uncleanZ3Path(p string) error {
+// uncleanZ3Path checks the bucket name and object path of a /v1/z3 or
+// presigned request before the mux sees them: it would clean "..", "." and
+// "a//b" and route the result elsewhere (".." to another endpoint, "." to
+// the next segment as bucket); such a request is refused instead, with the
+// reason. The bucket is read from the escaped path, so an encoded "/"
+// ("a%2Fb") is part of the name, as the mux's pattern sees it.
+func uncleanZ3Path(u *url.URL) error {
+	p := u.EscapedPath()
 	var rest string
+	check := z3.ValidBucket
 	switch {
 	case strings.HasPrefix(p, "/v1/z3/"):
 		rest = p[len("/v1/z3/"):]
 	case strings.HasPrefix(p, z3.SignedPrefix):
-		rest = p[len(z3.SignedPrefix):]
-		if _, after, ok := strings.Cut(rest, "/"); ok {
-			rest = after // past the project id
+		check = z3.ValidSignedBucket // Ward presigns code uploads to "_zambda-code"
+		project, after, _ := strings.Cut(p[len(z3.SignedPrefix):], "/")
+		if id, err := url.PathUnescape(project); err != nil || id == "" || id == "." || id == ".." {
+			return fault.Invalid("a presigned URL starts %s<project id>/<bucket>/", z3.SignedPrefix)
 		}
+		rest = after
 	default:
 		return nil
 	}
-	_, objectPath, ok := strings.Cut(rest, "/")
-	if !ok {
+	rawBucket, rawPath, hasPath := strings.Cut(rest, "/")
+	if rawBucket == "" && !hasPath {
+		return nil // "/v1/z3/": no bucket named, no route either
+	}
+	bucket, err := url.PathUnescape(rawBucket)
+	if err != nil {
+		return fault.Invalid("the bucket name in the URL is not valid percent-encoding")
+	}
+	if err := check(bucket); err != nil {
+		return err
+	}
+	if !hasPath {
 		return nil
 	}
-	_, _, err := z3.CleanPath(objectPath)
+	objectPath, err := url.PathUnescape(rawPath)
+	if err != nil {
+		return fault.Invalid("the object path in the URL is not valid percent-encoding")
+	}
+	_, _, err = z3.CleanPath(objectPath)
 	return err
 }
 

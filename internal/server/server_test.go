@@ -18,6 +18,7 @@ import (
 	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/seal/sealtest"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
@@ -51,9 +52,17 @@ func newTestServer(t *testing.T) *testServer {
 // newTestServerEgress is newTestServer with the given egress policy.
 func newTestServerEgress(t *testing.T, pol *egress.Policy) *testServer {
 	t.Helper()
+	return newTestServerWith(t, pol, nil)
+}
+
+// newTestServerWith is newTestServerEgress with services added to the
+// server's dependencies by with (nil: none), e.g. Z3.
+func newTestServerWith(t *testing.T, pol *egress.Policy, with func(st *store.Store, sealer *seal.Sealer, d *Deps)) *testServer {
+	t.Helper()
 	ctx := context.Background()
 	st := storetest.Open(t, storetest.Backends()[0])
-	keys, err := tokens.LoadKeys(ctx, st, sealtest.Setup(t, st), time.Now)
+	sealer := sealtest.Setup(t, st)
+	keys, err := tokens.LoadKeys(ctx, st, sealer, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,12 +75,16 @@ func newTestServerEgress(t *testing.T, pol *egress.Policy) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	deps := Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Keys: keys, Revoked: revoked, Egress: pol,
+		Issuer:   auth.NewIssuer(keys.Ring, testURL, testURL, time.Now),
+		Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now), Now: time.Now,
+		FHIR: fhir.NewHandler(fhir.New(st, svc, fhir.Config{}, time.Now), testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))}
+	if with != nil {
+		with(st, sealer, &deps)
+	}
 	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, TokenTTL: time.Hour, Version: "test",
 		ReadConcurrency: 1, ReadMaxWait: 10 * time.Second}, // every FHIR read here takes its turn, never by timeout
-		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Keys: keys, Revoked: revoked, Egress: pol,
-			Issuer:   auth.NewIssuer(keys.Ring, testURL, testURL, time.Now),
-			Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now), Now: time.Now,
-			FHIR: fhir.NewHandler(fhir.New(st, svc, fhir.Config{}, time.Now), testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))})
+		deps)
 	ts := &testServer{Server: httptest.NewServer(srv.Handler()), keys: keys, admin: admin, st: st, iam: svc, srv: srv}
 	t.Cleanup(ts.Close)
 	ts.token = ts.clientToken(t, admin.ClientID, admin.ClientSecret)

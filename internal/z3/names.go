@@ -5,30 +5,34 @@ import (
 	"unicode/utf8"
 
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/z3/bucketname"
 )
 
 // MaxKeyBytes bounds an object path, as S3 does (1,024 bytes of UTF-8).
 const MaxKeyBytes = 1024
 
-// ValidBucket checks a user-chosen bucket name. The rule is S3's: 3-63
-// characters, lowercase letters, digits, hyphens and dots, starting and
-// ending with a letter or digit. Names are unique within a project.
+// ValidBucket checks a user-chosen bucket name against Oystehr's rule
+// (package bucketname): 1-255 letters, digits, '.', '-' and '_', case
+// sensitive, no "..", no leading '_' (Ward's own buckets). Names are unique
+// within a project.
 func ValidBucket(name string) error {
-	const rule = "bucket names are 3-63 characters: lowercase letters, digits, hyphens and dots, starting and ending with a letter or digit"
-	if len(name) < 3 || len(name) > 63 {
-		return fault.Invalid("bucket %q: %s", clip(name), rule)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
-		if !alnum && c != '-' && c != '.' || !alnum && (i == 0 || i == len(name)-1) {
-			return fault.Invalid("bucket %q: %s", clip(name), rule)
-		}
-	}
-	if strings.Contains(name, "..") {
-		return fault.Invalid("bucket %q: two dots in a row are not allowed", name)
+	if msg := bucketname.Problem(name); msg != "" {
+		return fault.Invalid("%s", msg)
 	}
 	return nil
+}
+
+// ValidSignedBucket checks the bucket of a presigned URL: a user's bucket,
+// or one of Ward's own ("_" and a valid name, as "_zambda-code"), to which
+// Ward presigns uploads itself.
+func ValidSignedBucket(name string) error {
+	if Internal(name) {
+		if bucketname.Problem(name[1:]) != "" {
+			return fault.Invalid("bucket %q is not one of Ward's own", clip(name))
+		}
+		return nil
+	}
+	return ValidBucket(name)
 }
 
 // CleanPath normalises an object path: a leading "/" is dropped; the path
