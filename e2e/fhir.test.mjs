@@ -70,6 +70,19 @@ test('invalid resources get an OperationOutcome naming the element', async () =>
   await rejects(admin.fhir.create({ resourceType: 'Patient', foo: 1 }), 400, /Patient\.foo/);
 });
 
+test('empty arrays and objects are dropped, as Oystehr accepts them (Ottehr creates a Group with member: [])', async () => {
+  const g = await admin.fhir.create({ resourceType: 'Group', type: 'person', actual: true, name: `G${tag}`, member: [], characteristic: [{}] });
+  assert.equal(g.member, undefined);
+  const read = await admin.fhir.get({ resourceType: 'Group', id: g.id });
+  assert.deepEqual([read.name, read.member, read.characteristic], [`G${tag}`, undefined, undefined]);
+  const res = await admin.fhir.batch({
+    requests: [{ method: 'PUT', url: `/Group/${g.id}`, resource: { ...read, member: [], meta: undefined } }],
+  });
+  assert.equal(res.entry[0].response.status, '200');
+  assert.equal(res.entry[0].resource.member, undefined);
+  await rejects(admin.fhir.create({ resourceType: 'Group', type: 'person', actual: true, name: '' }), 400, /Group\.name/);
+});
+
 test('search with several parameters', async () => {
   const mk = (family, birthDate, gender) =>
     admin.fhir.create({ resourceType: 'Patient', name: [{ family }], birthDate, gender, meta: { tag: [{ code: tag }] } });
