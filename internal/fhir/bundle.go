@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/wardhealth/ward/internal/auth"
@@ -426,10 +427,10 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 	fail := func(err error) entryResult {
 		status, oo := errorOutcome(h.log, &http.Request{}, err)
 		b, _ := json.Marshal(oo)
-		return entryResult{bundleEntry: bundleEntry{Response: &entryResponse{Status: fmt.Sprintf("%d %s", status, http.StatusText(status)), Outcome: b}}, err: err}
+		return entryResult{bundleEntry: bundleEntry{Response: &entryResponse{Status: entryStatus(status), Outcome: b}}, err: err}
 	}
 	ok := func(status int, res Resource, withBody bool) entryResult {
-		be := bundleEntry{FullURL: h.fullURL(res), Response: &entryResponse{Status: fmt.Sprintf("%d %s", status, http.StatusText(status)),
+		be := bundleEntry{FullURL: h.fullURL(res), Response: &entryResponse{Status: entryStatus(status),
 			Location: fmt.Sprintf("%s/%s/_history/%d", res.Type, res.ID, res.VersionID), Etag: fmt.Sprintf(`W/"%d"`, res.VersionID),
 			LastModified: res.LastUpdated.UTC().Format("2006-01-02T15:04:05.000Z07:00")}}
 		if withBody {
@@ -442,7 +443,7 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 		return er
 	}
 	deleted := func(typ, id string) entryResult {
-		er := entryResult{bundleEntry: bundleEntry{Response: &entryResponse{Status: "204 No Content"}}}
+		er := entryResult{bundleEntry: bundleEntry{Response: &entryResponse{Status: entryStatus(http.StatusNoContent)}}}
 		if id != "" {
 			er.changed = typ + "/" + id
 		}
@@ -556,10 +557,16 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 			return fail(err)
 		}
 		b, _ := h.searchBundle(page).encode()
-		return entryResult{bundleEntry: bundleEntry{Resource: b, Response: &entryResponse{Status: "200 OK"}}}
+		return entryResult{bundleEntry: bundleEntry{Resource: b, Response: &entryResponse{Status: entryStatus(http.StatusOK)}}}
 	}
 	return fail(fault.Invalid("unsupported bundle entry %s %s", method, e.Request.URL))
 }
+
+// entryStatus is a batch or transaction response entry's status: the bare
+// code ("201"), as Oystehr answers. R4 only requires that it start with the
+// code, and Oystehr's Terraform provider parses the whole string as an
+// integer, so "201 Created" would fail it.
+func entryStatus(code int) string { return strconv.Itoa(code) }
 
 // patchBody reads a PATCH entry: a Binary holding a base64 JSON Patch (what
 // the SDK sends), or a bare JSON Patch array.

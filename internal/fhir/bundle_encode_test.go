@@ -16,7 +16,7 @@ func TestBundleEncode(t *testing.T) {
 			Entry: []bundleEntry{
 				{FullURL: "http://x/fhir/Patient/1", Resource: json.RawMessage(`{"resourceType":"Patient","id":"1","name":[{"text":"<Ada & Bob>"}]}`), Search: &entrySearch{Mode: "match"}},
 				{Resource: json.RawMessage(`{"resourceType":"Patient","id":"2"}`)},
-				{Response: &entryResponse{Status: "201 Created"}},
+				{Response: &entryResponse{Status: "201"}},
 			}},
 		// Search entries (written without encoding/json when nothing in
 		// them needs escaping): with and without fullUrl or resource, and

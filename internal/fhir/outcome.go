@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir/schema"
 )
 
 // outcomeIssue is one OperationOutcome.issue.
@@ -39,11 +40,7 @@ func errorOutcome(log *slog.Logger, r *http.Request, err error) (int, operationO
 	if errors.As(err, &inv) {
 		oo := operationOutcome{ResourceType: "OperationOutcome"}
 		for _, is := range inv.Issues {
-			code := is.Code
-			if code == "" {
-				code = "invalid"
-			}
-			oo.Issue = append(oo.Issue, outcomeIssue{Severity: "error", Code: code, Details: &text{is.Expression + ": " + is.Message}, Expression: []string{is.Expression}})
+			oo.Issue = append(oo.Issue, schemaIssue(is))
 		}
 		return http.StatusBadRequest, oo
 	}
@@ -65,6 +62,16 @@ func errorOutcome(log *slog.Logger, r *http.Request, err error) (int, operationO
 		log.ErrorContext(r.Context(), "fhir request failed", "err", err, "path", r.URL.Path)
 	}
 	return status, outcome("error", code, msg)
+}
+
+// schemaIssue is an OperationOutcome.issue for a schema finding; its text
+// starts with the element it is about.
+func schemaIssue(is schema.Issue) outcomeIssue {
+	code := is.Code
+	if code == "" {
+		code = "invalid"
+	}
+	return outcomeIssue{Severity: is.Severity, Code: code, Details: &text{is.Expression + ": " + is.Message}, Expression: []string{is.Expression}}
 }
 
 // writeResource sends FHIR JSON with a status.

@@ -120,7 +120,7 @@ func TestREST(t *testing.T) {
 		{"conditional patch, two matches", "PATCH", "/fhir/Patient?_id=sum-1,sum-2", `[{"op":"replace","path":"/gender","value":"other"}]`, nil, 412, nil},
 		{"conditional patch in a batch", "POST", "/fhir", `{"resourceType":"Bundle","type":"batch","entry":[{"resource":[{"op":"replace","path":"/gender","value":"male"}],"request":{"method":"PATCH","url":"Patient?_id=sum-1"}}]}`, nil, 200, func(m map[string]any) bool {
 			e := m["entry"].([]any)[0].(map[string]any)
-			return e["response"].(map[string]any)["status"] == "200 OK" && e["resource"].(map[string]any)["gender"] == "male"
+			return e["response"].(map[string]any)["status"] == "200" && e["resource"].(map[string]any)["gender"] == "male"
 		}},
 		{"history paging", "GET", "/fhir/Patient/" + id + "/_history?_count=1%20%20%20", "", nil, 200, func(m map[string]any) bool {
 			return m["total"] == float64(2) && len(m["entry"].([]any)) == 1
@@ -178,11 +178,11 @@ func TestTransactionConditionalCreate(t *testing.T) {
 		subject = ee["resource"].(map[string]any)["subject"].(map[string]any)["reference"].(string)
 		return patientID, subject
 	}
-	first, subject := run("201 Created")
+	first, subject := run("201")
 	if subject != "Patient/"+first {
 		t.Fatalf("first run: subject %s, patient %s", subject, first)
 	}
-	again, subject := run("200 OK")
+	again, subject := run("200")
 	if again != first || subject != "Patient/"+first {
 		t.Fatalf("second run: patient %s (first %s), subject %s", again, first, subject)
 	}
@@ -205,7 +205,7 @@ func TestTransactionConditionalCreate(t *testing.T) {
 	p1 := entries[0].(map[string]any)["resource"].(map[string]any)["id"]
 	p2 := entries[1].(map[string]any)["resource"].(map[string]any)["id"]
 	enc := entries[2].(map[string]any)["resource"].(map[string]any)["subject"].(map[string]any)["reference"]
-	if p1 != p2 || enc != "Patient/"+p1.(string) || entries[1].(map[string]any)["response"].(map[string]any)["status"] != "200 OK" {
+	if p1 != p2 || enc != "Patient/"+p1.(string) || entries[1].(map[string]any)["response"].(map[string]any)["status"] != "200" {
 		t.Fatalf("repeated condition: patients %v %v, encounter subject %v, %v", p1, p2, enc, entries[1])
 	}
 	if _, out := call(t, ts, "GET", "/fhir/Patient?identifier=http://x.test/mrn|43", ""); out["total"] != float64(1) {
@@ -281,8 +281,8 @@ func TestTransactionConditionalUpdate(t *testing.T) {
 		}
 		return patientID
 	}
-	first := run("One", "201 Created")
-	if again := run("Two", "200 OK"); again != first {
+	first := run("One", "201")
+	if again := run("Two", "200"); again != first {
 		t.Fatalf("second run wrote patient %s, first %s", again, first)
 	}
 	_, out := call(t, ts, "GET", "/fhir/Patient/"+first, "")
@@ -316,10 +316,10 @@ func TestTransactionDeletesFirstAndOnce(t *testing.T) {
 	}
 	entries := out["entry"].([]any)
 	created := entries[0].(map[string]any)
-	if created["response"].(map[string]any)["status"] != "201 Created" || created["resource"].(map[string]any)["id"] == oldID {
+	if created["response"].(map[string]any)["status"] != "201" || created["resource"].(map[string]any)["id"] == oldID {
 		t.Fatalf("create after the delete: %v", created)
 	}
-	if st := entries[1].(map[string]any)["response"].(map[string]any)["status"]; st != "204 No Content" {
+	if st := entries[1].(map[string]any)["response"].(map[string]any)["status"]; st != "204" {
 		t.Fatalf("conditional delete entry: %v", st)
 	}
 	if res, _ := call(t, ts, "GET", "/fhir/Patient/"+oldID, ""); res.StatusCode != 410 {
@@ -355,10 +355,10 @@ func TestBatchConditionalEntries(t *testing.T) {
 		t.Fatalf("batch: %d %v", res.StatusCode, out)
 	}
 	entries := out["entry"].([]any)
-	if st := entries[0].(map[string]any)["response"].(map[string]any)["status"]; st != "201 Created" {
+	if st := entries[0].(map[string]any)["response"].(map[string]any)["status"]; st != "201" {
 		t.Fatalf("conditional update entry: %v", entries[0])
 	}
-	if st := entries[1].(map[string]any)["response"].(map[string]any)["status"]; st != "204 No Content" {
+	if st := entries[1].(map[string]any)["response"].(map[string]any)["status"]; st != "204" {
 		t.Fatalf("conditional delete of nothing: %v", entries[1])
 	}
 	id := entries[0].(map[string]any)["resource"].(map[string]any)["id"].(string)
@@ -369,7 +369,7 @@ func TestBatchConditionalEntries(t *testing.T) {
 		t.Fatalf("batch: %d %v", res.StatusCode, out)
 	}
 	entries = out["entry"].([]any)
-	if vr := entries[1].(map[string]any); vr["resource"].(map[string]any)["id"] != id || vr["response"].(map[string]any)["status"] != "200 OK" {
+	if vr := entries[1].(map[string]any); vr["resource"].(map[string]any)["id"] != id || vr["response"].(map[string]any)["status"] != "200" {
 		t.Fatalf("vread entry: %v", vr)
 	}
 	if res, _ := call(t, ts, "GET", "/fhir/Patient/"+id, ""); res.StatusCode != 410 {

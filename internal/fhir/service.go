@@ -289,15 +289,27 @@ func asSyntax(err error, target **json.SyntaxError) bool {
 	return ok
 }
 
-// validate checks a resource against the R4 definitions.
+// validate checks a resource against the R4 definitions. Every resource
+// body that comes in (create, update, patch result, bundle entry) passes
+// here, and what is written is the map it returns: without the empty
+// objects and arrays the schema drops (lenient reading, as HAPI and
+// Oystehr do).
 func validate(body []byte, wantType string) (map[string]any, error) {
+	m, _, err := validateIssues(body, wantType)
+	return m, err
+}
+
+// validateIssues is validate that also returns every schema issue, the
+// warnings included, in document order ($validate reports them all). With
+// errors, err is an *InvalidResource holding them.
+func validateIssues(body []byte, wantType string) (map[string]any, []schema.Issue, error) {
 	m, err := decode(body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	typ, issues := schema.ValidateDecoded(body, m)
 	if wantType != "" && typ != wantType {
-		return nil, fault.Invalid("resourceType %q does not match the URL's %s", typ, wantType)
+		return nil, nil, fault.Invalid("resourceType %q does not match the URL's %s", typ, wantType)
 	}
 	var errs []schema.Issue
 	for _, is := range issues {
@@ -306,9 +318,9 @@ func validate(body []byte, wantType string) (map[string]any, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, &InvalidResource{Issues: errs}
+		return nil, issues, &InvalidResource{Issues: errs}
 	}
-	return m, nil
+	return m, issues, nil
 }
 
 // InvalidResource is a 400 whose OperationOutcome lists every problem.

@@ -54,14 +54,17 @@ func (h *Handler) validateOp(w http.ResponseWriter, r *http.Request, p auth.Prin
 		if in.resource == nil {
 			return fault.Invalid("the body must be the resource, or a Parameters with a resource parameter")
 		}
-		_, err := validate(in.resource, typ)
+		// Errors and warnings (empty objects and arrays, which a write
+		// would drop) alike, in document order.
+		_, issues, err := validateIssues(in.resource, typ)
 		var inv *InvalidResource
-		switch {
-		case errors.As(err, &inv):
-			_, oo = errorOutcome(h.log, r, err)
-		case err != nil:
+		if err != nil && !errors.As(err, &inv) {
 			return err
-		case in.mode == "update" && in.resourceID == "":
+		}
+		for _, is := range issues {
+			oo.Issue = append(oo.Issue, schemaIssue(is))
+		}
+		if err == nil && in.mode == "update" && in.resourceID == "" {
 			oo.Issue = append(oo.Issue, outcomeIssue{Severity: "error", Code: "required", Details: &text{"an update needs the resource's id"}, Expression: []string{typ + ".id"}})
 		}
 	}

@@ -16,8 +16,8 @@ import (
 // Code is a FHIR IssueType:
 //   - "structure": the JSON does not have the shape of the type: an unknown property, an array
 //     where a single value belongs or the reverse, an object where a primitive belongs, null,
-//     an empty object or array, resourceType away from a resource root, nesting too deep,
-//     several types of one choice element.
+//     resourceType away from a resource root, nesting too deep, several types of one choice
+//     element. Also, as a warning, an empty object or array (see ValidateDecoded).
 //   - "value": a primitive has the wrong JSON type or does not match its format (including
 //     empty strings and integers out of range).
 //   - "required": an element with minimum cardinality 1 (or resourceType) is missing.
@@ -28,7 +28,7 @@ import (
 // array positions: "Patient.name[0].given[1]", "Patient._birthDate.extension[0].url",
 // "Bundle.entry[2].resource.code". A root whose type is not known is called "Resource".
 type Issue struct {
-	Severity   string // "error" or "warning" (every check so far reports errors)
+	Severity   string // "error", or "warning" for an empty object or array (dropped)
 	Code       string
 	Expression string
 	Message    string
@@ -71,6 +71,14 @@ func Validate(resource []byte) (resourceType string, issues []Issue, err error) 
 // ValidateDecoded is Validate for a resource its caller has decoded already
 // (encoding/json with UseNumber) into obj; resource is its JSON text, which
 // orders the issues. It saves the second decoding of a write's body.
+//
+// It also removes from obj every empty object and array (and every one that
+// holds only those, so {"name":[{}]} loses name), reporting each as a
+// warning at its place in resource. R4 allows none, but clients send them
+// (Oystehr accepts Group.member: []) and lenient parsers such as HAPI's drop
+// them: so does Ward, and what it stores has none. An empty object among the
+// ids and extensions of a primitive array ("_given") becomes null, so that
+// the two arrays still line up. Nulls and empty strings stay errors.
 func ValidateDecoded(resource []byte, obj map[string]any) (resourceType string, issues []Issue) {
 	m := theModel()
 	resourceType, _ = obj["resourceType"].(string)
@@ -135,10 +143,50 @@ type walker struct {
 }
 
 func (w *walker) add(code string, at *seg, format string, args ...any) {
-	w.found = append(w.found, found{
-		issue: Issue{Severity: "error", Code: code, Message: fmt.Sprintf(format, args...)},
-		rel:   at.rel(),
-	})
+	w.report("error", code, at, fmt.Sprintf(format, args...))
+}
+
+func (w *walker) report(severity, code string, at *seg, msg string) {
+	w.found = append(w.found, found{issue: Issue{Severity: severity, Code: code, Message: msg}, rel: at.rel()})
+}
+
+// dropped reports an empty value that ValidateDecoded removes; instead says
+// what takes its place.
+func (w *walker) dropped(at *seg, v any, instead string) {
+	msg := "FHIR does not allow empty objects or arrays, and this one holds nothing else: " + instead
+	switch x := v.(type) {
+	case []any:
+		if len(x) == 0 {
+			msg = "FHIR does not allow empty arrays: " + instead
+		}
+	case map[string]any:
+		if len(x) == 0 {
+			msg = "FHIR does not allow empty objects: " + instead
+		}
+	}
+	w.report("warning", "structure", at, msg)
+}
+
+// isEmpty reports whether v is an empty object or array, or one holding only
+// those (at any depth). A null or a primitive is content: not empty.
+func isEmpty(v any) bool {
+	switch x := v.(type) {
+	case []any:
+		for _, item := range x {
+			if !isEmpty(item) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for _, item := range x {
+			if !isEmpty(item) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // resource checks an object that must be a resource: the root, a contained resource, a
@@ -177,10 +225,6 @@ func (w *walker) object(t *typeInfo, obj map[string]any, at *seg, depth int) {
 		w.add("structure", at, "nesting is deeper than %d levels", maxDepth)
 		return
 	}
-	if len(obj) == 0 {
-		w.add("structure", at, "FHIR does not allow empty objects")
-		return
-	}
 	var seenBuf [4]choiceSeen
 	seen := seenBuf[:0]
 	for k, v := range obj {
@@ -196,6 +240,12 @@ func (w *walker) object(t *typeInfo, obj map[string]any, at *seg, depth int) {
 			continue
 		case !ok:
 			w.add("structure", &c, "unknown element %q in %s", k, t.name)
+			continue
+		case isEmpty(v):
+			// Dropped before anything else looks at it: then a required
+			// element it was is missing, and a choice it was is not one.
+			w.dropped(&c, v, "the element is ignored")
+			delete(obj, k)
 			continue
 		case p.el.choice:
 			seen = append(seen, choiceSeen{el: p.el, key: strings.TrimPrefix(k, "_")})

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -87,8 +88,6 @@ func TestValidateInvalid(t *testing.T) {
 		{"null array", `{"resourceType":"Patient","name":null}`, []want{{"structure", "Patient.name"}}},
 		{"null in array", `{"resourceType":"Patient","name":[{"given":[null]}]}`, []want{{"structure", "Patient.name[0].given[0]"}}},
 		{"null complex in array", `{"resourceType":"Patient","name":[null]}`, []want{{"structure", "Patient.name[0]"}}},
-		{"empty object", `{"resourceType":"Patient","maritalStatus":{}}`, []want{{"structure", "Patient.maritalStatus"}}},
-		{"empty array", `{"resourceType":"Patient","name":[]}`, []want{{"structure", "Patient.name"}}},
 		{"too deep", `{"resourceType":"Patient","extension":[` + deep + `]}`, []want{{"structure", deepAt}}},
 		{"document order", `{"resourceType":"Observation","zeta":1,"status":"two  spaces","code":{"coding":[{"system":"a b"}]},"alpha":true}`,
 			[]want{{"structure", "Observation.zeta"}, {"value", "Observation.status"}, {"value", "Observation.code.coding[0].system"}, {"structure", "Observation.alpha"}}},
@@ -110,6 +109,97 @@ func TestValidateInvalid(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestValidateDropsEmpty: empty objects and arrays (and those holding only such) are warnings,
+// removed from the decoded resource; the errors around them keep the paths of the input.
+func TestValidateDropsEmpty(t *testing.T) {
+	type sw struct{ severity, code, expression string }
+	cases := []struct {
+		name, doc string
+		want      []sw
+		out       string // the resource after ValidateDecoded
+	}{
+		{"empty array", `{"resourceType":"Group","type":"person","actual":true,"member":[]}`,
+			[]sw{{"warning", "structure", "Group.member"}}, `{"resourceType":"Group","type":"person","actual":true}`},
+		{"empty object", `{"resourceType":"Patient","maritalStatus":{}}`,
+			[]sw{{"warning", "structure", "Patient.maritalStatus"}}, `{"resourceType":"Patient"}`},
+		{"array of an empty object", `{"resourceType":"Patient","name":[{}]}`,
+			[]sw{{"warning", "structure", "Patient.name"}}, `{"resourceType":"Patient"}`},
+		{"only empties, deeper", `{"resourceType":"Patient","name":[{"given":[],"period":{"extension":[{}]}}],"active":true}`,
+			[]sw{{"warning", "structure", "Patient.name"}}, `{"resourceType":"Patient","active":true}`},
+		{"empty entries among others", `{"resourceType":"Patient","name":[{},{"family":"x"},{"given":[]}]}`,
+			[]sw{{"warning", "structure", "Patient.name[0]"}, {"warning", "structure", "Patient.name[2]"}}, `{"resourceType":"Patient","name":[{"family":"x"}]}`},
+		{"an error after an empty entry keeps its path", `{"resourceType":"Patient","name":[{},{"family":1}]}`,
+			[]sw{{"warning", "structure", "Patient.name[0]"}, {"error", "value", "Patient.name[1].family"}}, `{"resourceType":"Patient","name":[{"family":1}]}`},
+		{"empty inside a kept object", `{"resourceType":"Patient","name":[{"family":"x","given":[]}]}`,
+			[]sw{{"warning", "structure", "Patient.name[0].given"}}, `{"resourceType":"Patient","name":[{"family":"x"}]}`},
+		{"empty primitive extension", `{"resourceType":"Patient","birthDate":"1970","_birthDate":{"extension":[]}}`,
+			[]sw{{"warning", "structure", "Patient._birthDate"}}, `{"resourceType":"Patient","birthDate":"1970"}`},
+		{"empty _given entry becomes null", `{"resourceType":"Patient","name":[{"given":["a","b"],"_given":[{},{"id":"x"}]}]}`,
+			[]sw{{"warning", "structure", "Patient.name[0]._given[0]"}}, `{"resourceType":"Patient","name":[{"given":["a","b"],"_given":[null,{"id":"x"}]}]}`},
+		{"_given of empties only", `{"resourceType":"Patient","name":[{"given":["a"],"_given":[{}]}]}`,
+			[]sw{{"warning", "structure", "Patient.name[0]._given"}}, `{"resourceType":"Patient","name":[{"given":["a"]}]}`},
+		{"_given empties beside nulls", `{"resourceType":"Patient","name":[{"given":["a","b"],"_given":[null,{}]}]}`,
+			[]sw{{"warning", "structure", "Patient.name[0]._given[1]"}}, `{"resourceType":"Patient","name":[{"given":["a","b"]}]}`},
+		{"null given whose partner is empty", `{"resourceType":"Patient","name":[{"given":[null],"_given":[{}]}]}`,
+			[]sw{{"error", "structure", "Patient.name[0].given[0]"}, {"warning", "structure", "Patient.name[0]._given"}}, ""},
+		{"required element emptied", `{"resourceType":"Observation","status":"final","code":{}}`,
+			[]sw{{"warning", "structure", "Observation.code"}, {"error", "required", "Observation.code"}}, ""},
+		{"empty choice beside another type", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{},"valueString":"a"}`,
+			[]sw{{"warning", "structure", "Observation.valueQuantity"}}, `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueString":"a"}`},
+		{"empty contained resource", `{"resourceType":"Patient","contained":[{}]}`,
+			[]sw{{"warning", "structure", "Patient.contained"}}, `{"resourceType":"Patient"}`},
+		{"in a bundle entry's resource", `{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","name":[]}}]}`,
+			[]sw{{"warning", "structure", "Bundle.entry[0].resource.name"}}, `{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient"}}]}`},
+		{"null stays an error", `{"resourceType":"Patient","name":[null,{}]}`,
+			[]sw{{"error", "structure", "Patient.name[0]"}, {"warning", "structure", "Patient.name[1]"}}, ""},
+		{"empty string stays an error", `{"resourceType":"Patient","name":[{"family":"","given":[]}]}`,
+			[]sw{{"error", "value", "Patient.name[0].family"}, {"warning", "structure", "Patient.name[0].given"}}, ""},
+		{"unknown element stays an error", `{"resourceType":"Patient","foo":[]}`,
+			[]sw{{"error", "structure", "Patient.foo"}}, ""},
+		{"empty entry of a primitive array stays an error", `{"resourceType":"Patient","name":[{"given":["a",{}]}]}`,
+			[]sw{{"error", "structure", "Patient.name[0].given[1]"}}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := decodeUseNumber(t, tc.doc)
+			_, issues := ValidateDecoded([]byte(tc.doc), obj)
+			var got []sw
+			for _, is := range issues {
+				got = append(got, sw{is.Severity, is.Code, is.Expression})
+				if is.Message == "" {
+					t.Errorf("issue %+v has no message", is)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("got %v\nwant %v\nissues: %+v", got, tc.want, issues)
+			}
+			if tc.out == "" {
+				return
+			}
+			b, _ := json.Marshal(obj)
+			want, _ := json.Marshal(decodeUseNumber(t, tc.out))
+			if string(b) != string(want) {
+				t.Errorf("after: %s\nwant   %s", b, want)
+			}
+			// What is left is clean: dropping is done in one pass.
+			if _, again := ValidateDecoded(b, decodeUseNumber(t, string(b))); !hasErrors(issues) && len(again) != 0 {
+				t.Errorf("the result has issues: %+v", again)
+			}
+		})
+	}
+}
+
+func decodeUseNumber(t *testing.T, doc string) map[string]any {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("%s: %v", doc, err)
+	}
+	return m
 }
 
 func TestValidateValid(t *testing.T) {

@@ -29,31 +29,49 @@ func (w *walker) value(p propInfo, v any, at *seg, depth int, obj map[string]any
 	if !w.array(el, v, arr, isArr, at, depth) {
 		return
 	}
-	// A null in a primitive array holds a place whose content is in the "_name" array.
+	// A null in a primitive array holds a place whose content is in the "_name" array. An
+	// empty partner counts as absent, whether or not the walk has dropped it yet.
 	var exts []any
 	if p.prim != nil {
-		exts, _ = obj[p.pair].([]any)
+		if exts, _ = obj[p.pair].([]any); isEmpty(exts) {
+			exts = nil
+		}
 	}
+	var kept []any // arr without its empty items, once one is found
 	for i, item := range arr {
 		c := seg{parent: at.parent, name: at.name, index: i}
 		if item == nil {
-			if i >= len(exts) || exts[i] == nil {
+			if i >= len(exts) || exts[i] == nil || isEmpty(exts[i]) {
 				w.add("structure", &c, "FHIR does not allow null values (a null array entry needs a matching %s entry)", p.pair)
 			}
 			continue
 		}
+		if p.prim == nil && isEmpty(item) {
+			// Primitive arrays keep their positions (their "_name" partner counts on them):
+			// an empty item there is a type error, as before.
+			w.dropped(&c, item, "the entry is ignored")
+			if kept == nil {
+				kept = append(make([]any, 0, len(arr)-1), arr[:i]...)
+			}
+			continue
+		}
+		if kept != nil {
+			kept = append(kept, item)
+		}
 		w.item(p, item, &c, depth+2)
+	}
+	if kept != nil {
+		obj[at.name] = kept
 	}
 }
 
-// array checks what every repeating element shares: an array, not empty, not too long, not
-// too deep. It reports false when the items should not be looked at.
+// array checks what every repeating element shares: an array, not too long, not too deep. (An
+// empty one never gets here: object drops it.) It reports false when the items should not be
+// looked at.
 func (w *walker) array(el *elemInfo, v any, arr []any, isArr bool, at *seg, depth int) bool {
 	switch {
 	case !isArr:
 		w.add("structure", at, "%s must be an array (maximum cardinality %s), found %s", el.name, maxText(el.max), kindOf(v))
-	case len(arr) == 0:
-		w.add("structure", at, "FHIR does not allow empty arrays")
 	case el.max > 1 && len(arr) > el.max:
 		w.add("structure", at, "%s has %d entries, at most %d are allowed", el.name, len(arr), el.max)
 	case depth+1 > maxDepth:
@@ -134,18 +152,31 @@ func (w *walker) primitiveExt(p propInfo, v any, at *seg, depth int, obj map[str
 		return
 	}
 	values, hasValues := obj[p.pair].([]any)
+	if isEmpty(values) {
+		values, hasValues = nil, false // absent, dropped now or soon
+	}
 	if hasValues && len(values) != len(arr) {
 		w.add("structure", at, "%s has %d entries but %s has %d: they must line up", at.name, len(arr), p.pair, len(values))
 	}
+	nulled, nulls := false, 0
 	for i, item := range arr {
 		c := seg{parent: at.parent, name: at.name, index: i}
+		if item != nil && isEmpty(item) {
+			// null says the same ("no id or extension here") and keeps the positions.
+			w.dropped(&c, item, "read as null")
+			arr[i], item, nulled = nil, nil, true
+		}
 		if item == nil {
+			nulls++
 			if i >= len(values) || values[i] == nil {
 				w.add("structure", &c, "FHIR does not allow null values (a null array entry needs a matching %s entry)", p.pair)
 			}
 			continue
 		}
 		w.extObject(item, &c, depth+2)
+	}
+	if nulled && nulls == len(arr) {
+		delete(obj, at.name) // nothing left to say
 	}
 }
 
