@@ -181,6 +181,35 @@ func testSMARTAppLaunch(t *testing.T, b storetest.Backend) {
 		t.Errorf("introspection: %v", intro)
 	}
 
+	// A public app refreshes naming no client (fhirclient sends only
+	// grant_type and refresh_token; SMART App Launch 2 allows it).
+	var bare struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+		Patient      string `json:"patient"`
+	}
+	if st := postFormStatus(t, w.URL+"/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, &bare); st != 200 ||
+		bare.RefreshToken == "" || bare.RefreshToken == tok.RefreshToken || bare.Patient != ids["Alice"] {
+		t.Fatalf("refresh without client_id: %d %+v", st, bare)
+	}
+	tok.RefreshToken = bare.RefreshToken
+	// Answers to authenticated requests stay out of every cache, errors too.
+	for _, c := range []struct {
+		path string
+		want int
+	}{{"Patient/" + ids["Alice"], 200}, {"Patient/" + ids["Bob"], 403}, {"Observation", 200}, {"Patient/" + ids["Alice"] + "/$everything", 200}} {
+		req, _ := http.NewRequest("GET", w.URL+"/fhir/"+c.path, nil)
+		req.Header.Set("Authorization", "Bearer "+bare.AccessToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != c.want || res.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s: %d Cache-Control %q, want %d no-store", c.path, res.StatusCode, res.Header.Get("Cache-Control"), c.want)
+		}
+	}
+
 	// Refresh once (rotation), then the old refresh token is refused and
 	// the whole grant dies with it.
 	old := tok.RefreshToken
@@ -295,6 +324,20 @@ func testSMARTAppLaunch(t *testing.T, b storetest.Backend) {
 	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); oauthCode(err) != "invalid_grant" {
 		t.Fatalf("revoked refresh token: %v", err)
 	}
+}
+
+// postFormStatus posts a form without credentials and decodes the answer.
+func postFormStatus(t *testing.T, u string, form url.Values, out any) int {
+	t.Helper()
+	res, err := http.PostForm(u, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+		t.Fatalf("POST %s: %d, body not JSON: %v", u, res.StatusCode, err)
+	}
+	return res.StatusCode
 }
 
 func getJSON(t *testing.T, u string, out any) {

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -83,6 +84,9 @@ type config struct {
 	// AllowPrivateJWKS (deprecated for EgressAllow) opens loopback and
 	// private ranges to backend-service JWKS fetches only.
 	AllowPrivateJWKS bool
+	// CORSOrigins are browser origins allowed for every project, besides
+	// those its applications list.
+	CORSOrigins []string
 }
 
 // parseConfig reads flags; an environment variable sets a flag's default.
@@ -119,6 +123,7 @@ func parseConfig(name string, args []string) (config, error) {
 	egressAllow := fs.String("egress-allow", env("WARD_EGRESS_ALLOW", ""), "CIDR ranges or addresses, comma-separated, that outbound requests (subscription deliveries, JWKS fetches) may reach beyond public addresses, e.g. 10.0.0.0/8 or 127.0.0.1/32; Ward's database and debug addresses stay refused (WARD_EGRESS_ALLOW)")
 	fs.BoolVar(&c.AllowPrivateJWKS, "allow-private-jwks", env("WARD_ALLOW_PRIVATE_JWKS", "") == "true",
 		"deprecated, use --egress-allow: let M2M clients' jwksUrl point at private or loopback addresses (WARD_ALLOW_PRIVATE_JWKS=true)")
+	corsOrigins := fs.String("cors-origins", env("WARD_CORS_ORIGINS", ""), "browser origins, comma-separated, that may call every project's API (an operator's own front end); a project's applications add theirs with allowedCORSOriginsUrls (WARD_CORS_ORIGINS)")
 	authzTTL := fs.Duration("authorizer-cache-ttl", 5*time.Minute, "longest reuse of an authorizer function's decision (WARD_AUTHORIZER_CACHE_TTL)")
 	fs.IntVar(&c.ReadConcurrency, "read-concurrency", 0, "FHIR reads and searches running at once, the rest waiting in arrival order; 0: as many as Go uses cores on SQLite, no limit on PostgreSQL; -1: no limit (WARD_READ_CONCURRENCY)")
 	if v, ok := os.LookupEnv("WARD_READ_CONCURRENCY"); ok {
@@ -168,6 +173,15 @@ func parseConfig(name string, args []string) (config, error) {
 	c.SubRetryBase, c.SubRetryMax = *subBase, *subMax
 	c.AuthorizerCacheTTL = *authzTTL
 	var err error
+	for _, o := range strings.Split(*corsOrigins, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if u, perr := url.Parse(o); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || o == "null" {
+			return c, fmt.Errorf("--cors-origins: %q is not an origin (scheme://host[:port])", o)
+		}
+		c.CORSOrigins = append(c.CORSOrigins, o)
+	}
 	if c.EgressAllow, err = egress.ParseAllow(*egressAllow); err != nil {
 		return c, fmt.Errorf("--egress-allow: %w", err)
 	}

@@ -140,7 +140,8 @@ func serve(ctx context.Context, args []string) error {
 	}})
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version,
-		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode},
+		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
+		CORSOrigins: c.CORSOrigins},
 		server.Deps{Log: log, AccessLog: accessLog, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
 			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
 			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Egress: egressJWKS})

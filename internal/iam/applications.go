@@ -341,6 +341,12 @@ func (s *Service) ApplicationByClientID(ctx context.Context, clientID string) (A
 	return applicationOut(a), a.ProjectID, nil
 }
 
+// CORSOrigins lists, per project, the origins its applications allow
+// (allowedCORSOriginsUrls), for the server's CORS check.
+func (s *Service) CORSOrigins(ctx context.Context) ([]store.ProjectOrigins, error) {
+	return s.store.CORSOrigins(ctx)
+}
+
 // unknownClientHash stands in for the secret hash of a client that does not
 // exist, so every failure does the same work.
 var unknownClientHash = auth.HashSecret("no such client")

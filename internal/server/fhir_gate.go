@@ -34,6 +34,7 @@ func (s *Server) fhirGate(w http.ResponseWriter, r *http.Request) {
 		s.fhir.Fail(w, r, err)
 		return
 	}
+	corsProject(w, r, p.ProjectID)
 	action := "FHIR:" + r.Method
 	writes := r.Method != http.MethodGet && !strings.HasSuffix(r.URL.Path, "/_search")
 	var pending *store.PendingAudit

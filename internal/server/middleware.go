@@ -67,8 +67,13 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		if !transfer {
 			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		}
-		cors(w, r)
+		// Every answer defaults to no-store: patient data must not stay in a
+		// browser's (or a proxy's) cache for the next user of the machine,
+		// nor outlive a revoked token. Public documents (discovery, JWKS)
+		// set their own.
+		w.Header().Set("Cache-Control", "no-store")
 		sw := &statusWriter{ResponseWriter: w}
+		r, corsOK := s.cors(w, r)
 		defer func() {
 			if v := recover(); v != nil {
 				s.log.ErrorContext(ctx, "panic", "panic", v, "path", r.URL.Path, "request_id", id)
@@ -79,6 +84,12 @@ func (s *Server) outer(next http.Handler) http.Handler {
 			s.access.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.Int("status", sw.status), slog.Duration("took", time.Since(start)), slog.String("request_id", id))
 		}()
+		if !corsOK {
+			// A preflight from an origin no application lists: no CORS
+			// headers, so the browser stops there.
+			sw.WriteHeader(http.StatusForbidden)
+			return
+		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			sw.WriteHeader(http.StatusNoContent)
 			return
@@ -136,19 +147,4 @@ func uncleanZ3Path(u *url.URL) error {
 	}
 	_, _, err = z3.CleanPath(objectPath)
 	return err
-}
-
-// cors lets browser apps call Ward with the SDK's headers.
-func cors(w http.ResponseWriter, r *http.Request) {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return
-	}
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Add("Vary", "Origin")
-	h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match, If-None-Exist, Prefer, x-oystehr-project-id, x-zapehr-project-id, x-oystehr-request-id")
-	h.Set("Access-Control-Expose-Headers", "ETag, Location, Last-Modified, x-oystehr-request-id")
-	h.Set("Access-Control-Max-Age", "600")
 }

@@ -128,6 +128,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ call) error {
 			return nil
 		}
 	}
+	corsProject(w, r, p.ProjectID)
 	// Requested SMART scopes narrow the token; none leaves it governed by
 	// the client's policy alone (Oystehr's tokens carry no scope).
 	if sc := strings.TrimSpace(form.Get("scope")); sc != "" {
@@ -197,7 +198,7 @@ func (s *Server) oauthCaller(r *http.Request, form url.Values) (auth.Principal, 
 		return p, true
 	}
 	// A SMART application (RFC 7009 lets a public client name itself).
-	if app, projectID, ok := s.appClient(r.Context(), r, form); ok {
+	if app, projectID, err := s.appClient(r.Context(), r, form, ""); err == nil {
 		return auth.Principal{ProjectID: projectID, ClientID: app.ClientID}, true
 	}
 	return auth.Principal{}, false
@@ -217,6 +218,7 @@ func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, what strin
 		oauthError(w, http.StatusUnauthorized, "invalid_client", what+" needs client credentials or a bearer token")
 		return nil, caller, "", false
 	}
+	corsProject(w, r, caller.ProjectID)
 	if tok = strings.TrimSpace(form.Get("token")); tok == "" {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "token is required")
 		return nil, caller, "", false

@@ -103,6 +103,7 @@ func (s *Server) gate(rt route) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
+		corsProject(w, r, p.ProjectID)
 		action, resource := rt.action, ""
 		switch {
 		case rt.authz != nil:

@@ -3,6 +3,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -38,6 +39,9 @@ type Config struct {
 	// ZambdaSandbox is the zambda sandbox's mode ("bwrap", "off",
 	// "unavailable"), shown by /healthz with a warning unless "bwrap".
 	ZambdaSandbox string
+	// CORSOrigins are origins allowed for every project (the operator's
+	// own front ends), besides those the projects' applications list.
+	CORSOrigins []string
 }
 
 // DefaultReadMaxWait bounds a read's wait for a turn: requests that hold their
@@ -70,6 +74,9 @@ type Server struct {
 	authorizers projectAuthorizers
 	// assertions verifies private_key_jwt client assertions.
 	assertions *clientauth.Verifier
+	// origins answers which projects allow a browser origin (CORS).
+	origins      *originIndex
+	publicOrigin string
 }
 
 // Deps are the services the server calls.
@@ -118,6 +125,18 @@ func New(cfg Config, d Deps) *Server {
 		panic(err) // only a programming error: both are set above
 	}
 	s.assertions = av
+	var loadOrigins func(context.Context) ([]store.ProjectOrigins, error)
+	if d.IAM != nil {
+		loadOrigins = d.IAM.CORSOrigins
+	} else {
+		loadOrigins = func(context.Context) ([]store.ProjectOrigins, error) { return nil, nil }
+	}
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	s.origins = newOriginIndex(loadOrigins, now, cfg.CORSOrigins)
+	s.publicOrigin, _ = normalOrigin(cfg.PublicURL)
 	if d.IAM != nil {
 		d.IAM.SetTokenRevoker(appTokenRevoker{s})
 	}

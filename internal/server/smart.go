@@ -623,21 +623,60 @@ func errorPage(w http.ResponseWriter, status int, msg string) error {
 
 // appClient authenticates the application at the token endpoint: a
 // confidential one with its secret (Basic or form), a public one by its
-// client_id alone (PKCE binds its code).
-func (s *Server) appClient(ctx context.Context, r *http.Request, form url.Values) (iam.Application, string, bool) {
+// client_id alone (PKCE binds its code). grantClient is the client the
+// presented code or refresh token was issued to: a public app's refresh may
+// name no client (SMART App Launch 2: "authentication is not possible (and
+// thus not required)"). A refusal is an *oauthFailure; other errors are
+// the server's.
+func (s *Server) appClient(ctx context.Context, r *http.Request, form url.Values, grantClient string) (iam.Application, string, error) {
 	id, secret := clientCredentials(r, form)
+	if id == "" && secret == "" {
+		id = grantClient
+	}
 	if secret != "" {
 		app, projectID, err := s.iam.AuthenticateApplication(ctx, id, secret)
-		return app, projectID, err == nil
+		if errors.Is(err, fault.ErrUnauthorized) {
+			return iam.Application{}, "", &oauthFailure{http.StatusUnauthorized, "invalid_client", "invalid client credentials"}
+		}
+		return app, projectID, err
 	}
-	if id == DeveloperClientID && secret == "" {
-		return iam.Application{Name: "Ward CLI", ClientID: DeveloperClientID}, "", true
+	if id == DeveloperClientID {
+		return iam.Application{Name: "Ward CLI", ClientID: DeveloperClientID}, "", nil
+	}
+	if id == "" {
+		return iam.Application{}, "", &oauthFailure{http.StatusUnauthorized, "invalid_client", "client_id is required"}
 	}
 	app, projectID, err := s.iam.ApplicationByClientID(ctx, id)
-	if err != nil || app.Confidential {
-		return iam.Application{}, "", false
+	if errors.Is(err, fault.ErrNotFound) {
+		return iam.Application{}, "", &oauthFailure{http.StatusUnauthorized, "invalid_client", "unknown client_id"}
 	}
-	return app, projectID, true
+	if err != nil {
+		return iam.Application{}, "", err
+	}
+	if app.Confidential {
+		return iam.Application{}, "", &oauthFailure{http.StatusUnauthorized, "invalid_client",
+			"this application is confidential: authenticate with its client secret (HTTP Basic or client_secret)"}
+	}
+	return app, projectID, nil
+}
+
+// oauthFailure is a refusal at the token endpoint (RFC 6749 §5.2).
+type oauthFailure struct {
+	status      int
+	code, about string
+}
+
+func (f *oauthFailure) Error() string { return f.code + ": " + f.about }
+
+// writeOAuth answers err: an *oauthFailure as the OAuth error it is, any
+// other error is returned for the server's error path (5xx, logged).
+func writeOAuth(w http.ResponseWriter, err error) error {
+	var f *oauthFailure
+	if errors.As(err, &f) {
+		oauthError(w, f.status, f.code, f.about)
+		return nil
+	}
+	return err
 }
 
 // pkceMatches checks RFC 7636 S256: base64url(sha256(verifier)) = challenge.
@@ -650,11 +689,11 @@ func pkceMatches(verifier, challenge string) bool {
 }
 
 func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, form url.Values) error {
-	app, _, ok := s.appClient(r.Context(), r, form)
-	if !ok {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "invalid client credentials (a confidential application must send its secret)")
-		return nil
+	app, projectID, err := s.appClient(r.Context(), r, form, "")
+	if err != nil {
+		return writeOAuth(w, err)
 	}
+	corsProject(w, r, projectID)
 	_, data, err := s.store.TakeOAuthCode(r.Context(), secretHash("code", form.Get("code")), s.now())
 	if errors.Is(err, store.ErrNotFound) {
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "the authorization code is invalid, expired or already used")
@@ -681,12 +720,23 @@ func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, form url.
 }
 
 func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, form url.Values) error {
-	app, _, ok := s.appClient(r.Context(), r, form)
-	if !ok {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "invalid client credentials (a confidential application must send its secret)")
+	hash := secretHash("refresh", form.Get("refresh_token"))
+	// The token names its client: looked up, not used, so a confidential
+	// app that forgot its secret does not burn its refresh token.
+	grantClient, err := s.store.RefreshTokenClient(r.Context(), hash)
+	if errors.Is(err, store.ErrNotFound) {
+		oauthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token is invalid, expired or revoked")
 		return nil
 	}
-	t, err := s.store.UseRefreshToken(r.Context(), secretHash("refresh", form.Get("refresh_token")), s.now())
+	if err != nil {
+		return err
+	}
+	app, projectID, err := s.appClient(r.Context(), r, form, grantClient)
+	if err != nil {
+		return writeOAuth(w, err)
+	}
+	corsProject(w, r, projectID)
+	t, err := s.store.UseRefreshToken(r.Context(), hash, s.now())
 	if errors.Is(err, store.ErrReused) {
 		s.log.WarnContext(r.Context(), "refresh token reused: grant revoked", "project", t.ProjectID, "client", t.ClientID)
 		if err := s.revokeFamily(r.Context(), t.Family); err != nil {

@@ -139,3 +139,33 @@ func (s *Store) DeleteApplication(ctx context.Context, projectID, id string) err
 	res, err := s.exec(ctx, `DELETE FROM applications WHERE project_id = ? AND id = ?`, projectID, id)
 	return affectedOne(res, err, "delete application")
 }
+
+// ProjectOrigins is one application's allowed CORS origins.
+type ProjectOrigins struct {
+	ProjectID string
+	Origins   []string
+}
+
+// CORSOrigins lists the allowed CORS origins of every application that has
+// any, in any project: the server answers a browser's preflight before it
+// knows the project.
+func (s *Store) CORSOrigins(ctx context.Context) ([]ProjectOrigins, error) {
+	rows, err := s.query(ctx, `SELECT project_id, allowed_cors_origins FROM applications WHERE allowed_cors_origins <> '[]'`)
+	if err != nil {
+		return nil, fmt.Errorf("list CORS origins: %w", err)
+	}
+	defer rows.Close()
+	var out []ProjectOrigins
+	for rows.Next() {
+		var p ProjectOrigins
+		var raw string
+		if err := rows.Scan(&p.ProjectID, &raw); err != nil {
+			return nil, fmt.Errorf("list CORS origins: %w", err)
+		}
+		if err := json.Unmarshal([]byte(raw), &p.Origins); err != nil {
+			return nil, fmt.Errorf("stored CORS origins of project %s: %w", p.ProjectID, err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -174,3 +174,14 @@ func (s *Store) FamilyAccessTokens(ctx context.Context, family string, now time.
 	}
 	return out, rows.Err()
 }
+
+// RefreshTokenClient returns the client a refresh token was issued to,
+// without using it: a public app's refresh request names no client.
+// Errors: ErrNotFound.
+func (s *Store) RefreshTokenClient(ctx context.Context, hash string) (string, error) {
+	var client string
+	if err := s.queryRow(ctx, `SELECT client_id FROM refresh_tokens WHERE token_hash = ?`, hash).Scan(&client); err != nil {
+		return "", fmt.Errorf("refresh token client: %w", s.mapErr(err))
+	}
+	return client, nil
+}
