@@ -421,11 +421,10 @@ type entryResult struct {
 // entry performs one bundle entry with svc (tx-bound in a transaction).
 func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e inEntry) entryResult {
 	method := strings.ToUpper(e.Request.Method)
-	raw := strings.TrimPrefix(e.Request.URL, h.base)
-	path, query, _ := strings.Cut(strings.Trim(raw, "/"), "?")
-	seg := strings.Split(path, "/")
+	path, query, _ := strings.Cut(strings.TrimPrefix(e.Request.URL, h.base), "?")
+	in := parseInteraction(method, path, query)
 	fail := func(err error) entryResult {
-		status, oo := errorOutcome(h.log, &http.Request{}, err)
+		status, oo := errorOutcome(ctx, h.log, "bundle entry "+method+" "+e.Request.URL, err)
 		b, _ := json.Marshal(oo)
 		return entryResult{bundleEntry: bundleEntry{Response: &entryResponse{Status: entryStatus(status), Outcome: b}}, err: err}
 	}
@@ -449,30 +448,7 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 		}
 		return er
 	}
-	switch {
-	case method == "POST" && len(seg) == 1 && e.existing != nil:
-		found := ok(http.StatusOK, *e.existing, true)
-		found.changed = "" // found, not changed: another entry may update it
-		return found
-	case method == "POST" && len(seg) == 1 && strings.HasPrefix(e.FullURL, "same:"):
-		// The resource an earlier entry with the same condition created.
-		res, err := svc.Read(ctx, p, seg[0], strings.TrimPrefix(e.FullURL, "same:"))
-		if err != nil {
-			return fail(err)
-		}
-		same := ok(http.StatusOK, res, true)
-		same.changed = "" // the earlier entry's resource, not another change
-		return same
-	case method == "POST" && len(seg) == 1:
-		var res Resource
-		var created bool
-		var err error
-		if id, assigned := strings.CutPrefix(e.FullURL, "assigned:"); assigned {
-			res, err = svc.createWithID(ctx, p, seg[0], id, e.Resource)
-			created = err == nil
-		} else {
-			res, created, err = svc.Create(ctx, p, seg[0], e.Resource, e.Request.IfNoneExist)
-		}
+	written := func(res Resource, created bool, err error) entryResult {
 		if err != nil {
 			return fail(err)
 		}
@@ -480,75 +456,70 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 			return ok(http.StatusCreated, res, true)
 		}
 		return ok(http.StatusOK, res, true)
-	case method == "PUT" && len(seg) == 2:
-		res, created, err := svc.Update(ctx, p, seg[0], seg[1], e.Resource, e.Request.IfMatch)
-		if err != nil {
-			return fail(err)
+	}
+	switch in.kind {
+	case kindCreate:
+		switch id, assigned := strings.CutPrefix(e.FullURL, "assigned:"); {
+		case e.existing != nil:
+			found := ok(http.StatusOK, *e.existing, true)
+			found.changed = "" // found, not changed: another entry may update it
+			return found
+		case strings.HasPrefix(e.FullURL, "same:"):
+			// The resource an earlier entry with the same condition created.
+			res, err := svc.Read(ctx, p, in.typ, strings.TrimPrefix(e.FullURL, "same:"))
+			if err != nil {
+				return fail(err)
+			}
+			same := ok(http.StatusOK, res, true)
+			same.changed = "" // the earlier entry's resource, not another change
+			return same
+		case assigned:
+			res, err := svc.createWithID(ctx, p, in.typ, id, e.Resource)
+			return written(res, err == nil, err)
+		default:
+			return written(svc.Create(ctx, p, in.typ, e.Resource, e.Request.IfNoneExist))
 		}
-		if created {
-			return ok(http.StatusCreated, res, true)
-		}
-		return ok(http.StatusOK, res, true)
-	case method == "PUT" && len(seg) == 1 && query != "":
+	case kindUpdate:
+		return written(svc.Update(ctx, p, in.typ, in.id, e.Resource, e.Request.IfMatch))
+	case kindConditionalUpdate:
 		// A conditional update in a batch (a transaction resolves its id
 		// first: matchConditionalUpdates).
-		res, created, err := svc.ConditionalUpdate(ctx, p, seg[0], query, e.Resource, e.Request.IfMatch)
-		if err != nil {
-			return fail(err)
-		}
-		if created {
-			return ok(http.StatusCreated, res, true)
-		}
-		return ok(http.StatusOK, res, true)
-	case method == "PATCH" && len(seg) == 1 && query != "":
+		return written(svc.ConditionalUpdate(ctx, p, in.typ, in.query, e.Resource, e.Request.IfMatch))
+	case kindConditionalPatch, kindPatch:
 		ops, err := patchBody(e.Resource)
 		if err != nil {
 			return fail(err)
 		}
-		res, err := svc.ConditionalPatch(ctx, p, seg[0], query, ops, e.Request.IfMatch)
+		var res Resource
+		if in.kind == kindPatch {
+			res, err = svc.Patch(ctx, p, in.typ, in.id, ops, e.Request.IfMatch)
+		} else {
+			res, err = svc.ConditionalPatch(ctx, p, in.typ, in.query, ops, e.Request.IfMatch)
+		}
+		return written(res, false, err)
+	case kindDelete:
+		if err := svc.Delete(ctx, p, in.typ, in.id); err != nil {
+			return fail(err)
+		}
+		return deleted(in.typ, in.id)
+	case kindConditionalDelete:
+		id, err := svc.ConditionalDelete(ctx, p, in.typ, in.query)
 		if err != nil {
 			return fail(err)
 		}
-		return ok(http.StatusOK, res, true)
-	case method == "PATCH" && len(seg) == 2:
-		ops, err := patchBody(e.Resource)
-		if err != nil {
-			return fail(err)
-		}
-		res, err := svc.Patch(ctx, p, seg[0], seg[1], ops, e.Request.IfMatch)
-		if err != nil {
-			return fail(err)
-		}
-		return ok(http.StatusOK, res, true)
-	case method == "DELETE" && len(seg) == 2:
-		if err := svc.Delete(ctx, p, seg[0], seg[1]); err != nil {
-			return fail(err)
-		}
-		return deleted(seg[0], seg[1])
-	case method == "DELETE" && len(seg) == 1 && query != "":
-		id, err := svc.ConditionalDelete(ctx, p, seg[0], query)
-		if err != nil {
-			return fail(err)
-		}
-		return deleted(seg[0], id)
-	case method == "GET" && len(seg) == 4 && seg[2] == "_history":
-		res, err := svc.VRead(ctx, p, seg[0], seg[1], seg[3])
-		if err != nil {
-			return fail(err)
-		}
-		return ok(http.StatusOK, res, true)
-	case method == "GET" && len(seg) == 2:
-		res, err := svc.Read(ctx, p, seg[0], seg[1])
-		if err != nil {
-			return fail(err)
-		}
-		return ok(http.StatusOK, res, true)
-	case method == "GET" && len(seg) == 1:
-		vals, err := url.ParseQuery(query)
+		return deleted(in.typ, id)
+	case kindVRead:
+		res, err := svc.VRead(ctx, p, in.typ, in.id, in.version)
+		return written(res, false, err)
+	case kindRead:
+		res, err := svc.Read(ctx, p, in.typ, in.id)
+		return written(res, false, err)
+	case kindSearch:
+		vals, err := url.ParseQuery(in.query)
 		if err != nil {
 			return fail(fault.Invalid("the entry's query is not valid"))
 		}
-		q, err := search.ParseQuery(seg[0], vals, false)
+		q, err := search.ParseQuery(in.typ, vals, false)
 		if err != nil {
 			return fail(searchErr(err))
 		}

@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -35,7 +36,7 @@ func outcome(severity, code, msg string) operationOutcome {
 
 // errorOutcome maps err to a status and an OperationOutcome, in one place.
 // Internal causes are logged, never sent.
-func errorOutcome(log *slog.Logger, r *http.Request, err error) (int, operationOutcome) {
+func errorOutcome(ctx context.Context, log *slog.Logger, where string, err error) (int, operationOutcome) {
 	var inv *InvalidResource
 	if errors.As(err, &inv) {
 		oo := operationOutcome{ResourceType: "OperationOutcome"}
@@ -59,7 +60,7 @@ func errorOutcome(log *slog.Logger, r *http.Request, err error) (int, operationO
 		code = "exception"
 	}
 	if status >= 500 {
-		log.ErrorContext(r.Context(), "fhir request failed", "err", err, "path", r.URL.Path)
+		log.ErrorContext(ctx, "fhir request failed", "err", err, "where", where)
 	}
 	return status, outcome("error", code, msg)
 }

@@ -61,7 +61,7 @@ func (h *Handler) Service() *Service { return h.svc }
 // Fail writes err as an OperationOutcome (for errors before ServeFHIR, such
 // as authentication).
 func (h *Handler) Fail(w http.ResponseWriter, r *http.Request, err error) {
-	status, oo := errorOutcome(h.log, r, err)
+	status, oo := errorOutcome(r.Context(), h.log, r.Method+" "+r.URL.Path, err)
 	writeFHIR(w, status, oo)
 }
 
@@ -73,101 +73,90 @@ func (h *Handler) ServeFHIR(w http.ResponseWriter, r *http.Request, p auth.Princ
 }
 
 func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, h.path), "/")
-	var seg []string
-	if rest != "" {
-		seg = strings.Split(rest, "/")
-	}
-	m := r.Method
-	switch {
-	case len(seg) == 0 && m == http.MethodPost:
+	in := parseInteraction(r.Method, strings.TrimPrefix(r.URL.Path, h.path), r.URL.RawQuery)
+	switch in.kind {
+	case kindBatch:
 		return h.bundle(w, r, p)
-	case len(seg) == 1 && seg[0] == "metadata" && m == http.MethodGet:
+	case kindCapabilities:
 		return h.metadata(w, r)
-	case len(seg) == 1 && seg[0] == "_history" && m == http.MethodGet:
-		return h.history(w, r, p, "", "")
-	case len(seg) == 1 && m == http.MethodGet:
-		return h.search(w, r, p, seg[0], r.URL.Query())
-	case len(seg) == 2 && seg[1] == "_search" && m == http.MethodPost:
+	case kindHistorySystem, kindHistoryType, kindHistoryInstance:
+		return h.history(w, r, p, in.typ, in.id)
+	case kindSearch:
+		return h.search(w, r, p, in.typ, r.URL.Query())
+	case kindSearchPost:
 		vals, err := formValues(r)
 		if err != nil {
 			return err
 		}
-		return h.search(w, r, p, seg[0], vals)
-	case len(seg) == 2 && seg[1] == "$validate" && m == http.MethodPost:
-		return h.validateOp(w, r, p, seg[0], "")
-	case len(seg) == 3 && seg[2] == "$validate" && m == http.MethodPost:
-		return h.validateOp(w, r, p, seg[0], seg[1])
-	case len(seg) == 1 && m == http.MethodPost:
-		return h.create(w, r, p, seg[0])
-	case len(seg) == 1 && m == http.MethodPut && r.URL.RawQuery != "":
+		return h.search(w, r, p, in.typ, vals)
+	case kindValidate:
+		return h.validateOp(w, r, p, in.typ, in.id)
+	case kindCreate:
+		return h.create(w, r, p, in.typ)
+	case kindConditionalUpdate:
 		body, err := readBody(r)
 		if err != nil {
 			return err
 		}
-		res, created, err := h.svc.ConditionalUpdate(r.Context(), p, seg[0], r.URL.RawQuery, body, r.Header.Get("If-Match"))
+		res, created, err := h.svc.ConditionalUpdate(r.Context(), p, in.typ, in.query, body, r.Header.Get("If-Match"))
 		if err != nil {
 			return err
 		}
 		return h.sendWrite(w, r, map[bool]int{true: http.StatusCreated, false: http.StatusOK}[created], res)
-	case len(seg) == 1 && m == http.MethodPatch && r.URL.RawQuery != "":
+	case kindConditionalPatch:
 		body, err := readBody(r)
 		if err != nil {
 			return err
 		}
-		res, err := h.svc.ConditionalPatch(r.Context(), p, seg[0], r.URL.RawQuery, body, r.Header.Get("If-Match"))
+		res, err := h.svc.ConditionalPatch(r.Context(), p, in.typ, in.query, body, r.Header.Get("If-Match"))
 		if err != nil {
 			return err
 		}
 		return h.sendWrite(w, r, http.StatusOK, res)
-	case len(seg) == 1 && m == http.MethodDelete && r.URL.RawQuery != "":
-		if _, err := h.svc.ConditionalDelete(r.Context(), p, seg[0], r.URL.RawQuery); err != nil {
+	case kindConditionalDelete:
+		if _, err := h.svc.ConditionalDelete(r.Context(), p, in.typ, in.query); err != nil {
 			return err
 		}
 		writeFHIR(w, http.StatusOK, outcome("information", "informational", "conditional delete done"))
 		return nil
-	case len(seg) == 2 && seg[1] == "_history" && m == http.MethodGet:
-		return h.history(w, r, p, seg[0], "")
-	case len(seg) == 2 && m == http.MethodGet:
-		res, err := h.svc.Read(r.Context(), p, seg[0], seg[1])
+	case kindRead:
+		res, err := h.svc.Read(r.Context(), p, in.typ, in.id)
 		if err != nil {
 			return err
 		}
 		return h.sendResource(w, r, http.StatusOK, res)
-	case len(seg) == 2 && m == http.MethodPut:
-		return h.update(w, r, p, seg[0], seg[1])
-	case len(seg) == 2 && m == http.MethodPatch:
+	case kindUpdate:
+		return h.update(w, r, p, in.typ, in.id)
+	case kindPatch:
 		body, err := readBody(r)
 		if err != nil {
 			return err
 		}
-		res, err := h.svc.Patch(r.Context(), p, seg[0], seg[1], body, r.Header.Get("If-Match"))
+		res, err := h.svc.Patch(r.Context(), p, in.typ, in.id, body, r.Header.Get("If-Match"))
 		if err != nil {
 			return err
 		}
 		return h.sendWrite(w, r, http.StatusOK, res)
-	case len(seg) == 2 && m == http.MethodDelete:
-		if err := h.svc.Delete(r.Context(), p, seg[0], seg[1]); err != nil {
+	case kindDelete:
+		if err := h.svc.Delete(r.Context(), p, in.typ, in.id); err != nil {
 			return err
 		}
-		writeFHIR(w, http.StatusOK, outcome("information", "informational", fmt.Sprintf("%s/%s deleted", seg[0], seg[1])))
+		writeFHIR(w, http.StatusOK, outcome("information", "informational", fmt.Sprintf("%s/%s deleted", in.typ, in.id)))
 		return nil
-	case len(seg) == 3 && seg[2] == "_history" && m == http.MethodGet:
-		return h.history(w, r, p, seg[0], seg[1])
-	case len(seg) == 3 && strings.HasPrefix(seg[2], "$") && (m == http.MethodGet || m == http.MethodPost):
-		op := h.ops[seg[0]+"/"+seg[2]]
+	case kindOperation:
+		op := h.ops[in.typ+"/"+in.op]
 		if op == nil {
-			return fault.NotSupported("operation %s is not supported on %s", seg[2], seg[0])
+			return fault.NotSupported("operation %s is not supported on %s", in.op, in.typ)
 		}
-		return op(w, r, p, seg[1])
-	case len(seg) == 4 && seg[2] == "_history" && m == http.MethodGet:
-		res, err := h.svc.VRead(r.Context(), p, seg[0], seg[1], seg[3])
+		return op(w, r, p, in.id)
+	case kindVRead:
+		res, err := h.svc.VRead(r.Context(), p, in.typ, in.id, in.version)
 		if err != nil {
 			return err
 		}
 		return h.sendResource(w, r, http.StatusOK, res)
 	}
-	return fault.NotFound("no FHIR interaction %s %s", m, r.URL.Path)
+	return fault.NotFound("no FHIR interaction %s %s", r.Method, r.URL.Path)
 }
 
 func readBody(r *http.Request) ([]byte, error) {
