@@ -258,11 +258,12 @@ func requireNode(t *testing.T) {
 	}
 }
 
-// nodeTest runs node's test runner on a file with the SDK installed.
+// nodeTest runs node's test runner on a file with the e2e packages (the
+// SDK, the browser harness's) installed.
 func nodeTest(t *testing.T, file string, env map[string]string) {
 	t.Helper()
 	requireNode(t)
-	if _, err := os.Stat("node_modules/@oystehr/sdk"); err != nil {
+	if !npmInstalled() {
 		npm := exec.Command("npm", "ci", "--no-audit", "--no-fund")
 		if out, err := npm.CombinedOutput(); err != nil {
 			t.Fatalf("npm ci: %v\n%s", err, out)

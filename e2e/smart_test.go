@@ -48,7 +48,8 @@ func testSMARTAppLaunch(t *testing.T, b storetest.Backend) {
 	// Two patients with one Observation each.
 	ids := map[string]string{}
 	for _, name := range []string{"Alice", "Bob"} {
-		st, p := w.fhirDo(t, admin, "POST", "Patient", patient(name))
+		st, p := w.fhirDo(t, admin, "POST", "Patient", map[string]any{"resourceType": "Patient", "birthDate": "1980-02-03",
+			"name": []any{map[string]any{"given": []string{name}, "family": "Smith"}}})
 		if st != 201 {
 			t.Fatalf("create patient: %d %v", st, p)
 		}
@@ -133,7 +134,7 @@ func testSMARTAppLaunch(t *testing.T, b storetest.Backend) {
 	// A wrong password shows the page again; the right one returns a code.
 	verifier := oauth2.GenerateVerifier()
 	authURL := conf.AuthCodeURL("s1", aud, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", "n-1"))
-	if st, body := loginForm(t, authURL, "alice@example.org", "wrong password!", "allow"); st != 401 || !strings.Contains(body, "wrong email or password") {
+	if st, body := loginForm(t, authURL, "alice@example.org", "wrong password!", "signin"); st != 401 || !strings.Contains(body, "Wrong email or password") {
 		t.Fatalf("wrong password: %d %s", st, body)
 	}
 	code := login(t, authURL, "alice@example.org", password, "s1")
@@ -233,21 +234,35 @@ func testSMARTAppLaunch(t *testing.T, b storetest.Backend) {
 		t.Errorf("access token of a grant revoked by reuse: %d, want 401", st)
 	}
 
-	// Deny sends access_denied back.
-	if loc := submit(t, authURL, "alice@example.org", password, "deny"); loc.Query().Get("error") != "access_denied" {
-		t.Errorf("deny: %s", loc)
+	// Cancel on the sign-in page and Deny on the consent page send
+	// access_denied back, with the state.
+	for _, action := range []string{"deny", "signin-deny"} {
+		if loc := submit(t, authURL, "alice@example.org", password, action); loc.Query().Get("error") != "access_denied" || loc.Query().Get("state") != "s1" {
+			t.Errorf("%s: %s", action, loc)
+		}
 	}
 
-	// A practitioner picks the patient.
+	// A practitioner chooses the patient first (by name, with search),
+	// then consents naming that patient; Cancel in the picker denies.
 	verifier = oauth2.GenerateVerifier()
 	authURL = conf.AuthCodeURL("s2", aud, oauth2.S256ChallengeOption(verifier))
-	st, page := loginForm(t, authURL, "dr.who@example.org", password, "allow")
-	if st != 200 || !strings.Contains(page, "Choose a patient") || !strings.Contains(page, ids["Bob"]) {
+	st, page := loginForm(t, authURL, "dr.who@example.org", password, "signin")
+	if st != 200 || !strings.Contains(page, "Choose a patient") || !strings.Contains(page, "Alice Smith") || strings.Contains(page, "Patient/") {
 		t.Fatalf("picker: %d %s", st, page)
 	}
-	fields := hiddenFields(page)
-	fields.Set("patient", ids["Bob"])
-	loc = post(t, w.URL+"/oauth/authorize", fields)
+	if loc := answer(t, w.URL, page, url.Values{"action": {"deny"}}); loc.Query().Get("error") != "access_denied" || loc.Query().Get("state") != "s2" {
+		t.Errorf("cancel in the picker: %s", loc)
+	}
+	_, page = loginForm(t, authURL, "dr.who@example.org", password, "signin")
+	st, page = answerPage(t, w.URL, page, url.Values{"action": {"search"}, "q": {"bob"}})
+	if st != 200 || !strings.Contains(page, "Bob Smith") || strings.Contains(page, "Alice Smith") {
+		t.Fatalf("picker search: %d %s", st, page)
+	}
+	st, page = answerPage(t, w.URL, page, url.Values{"action": {"choose"}, "patient": {ids["Bob"]}})
+	if st != 200 || !strings.Contains(page, "Allow Smart app to access Bob Smith&#39;s records?") {
+		t.Fatalf("consent after the picker: %d %s", st, page)
+	}
+	loc = answer(t, w.URL, page, url.Values{"action": {"allow"}})
 	tok, err = conf.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatalf("practitioner exchange: %v (redirect %s)", err, loc)
@@ -286,7 +301,11 @@ func testSMARTAppLaunch(t *testing.T, b storetest.Backend) {
 	for k, v := range map[string]string{"given": "Carol", "family": "New", "email": "carol@example.org", "password": password, "action": "signup"} {
 		form.Set(k, v)
 	}
-	loc = post(t, w.URL+"/oauth/authorize", form)
+	st, page = postPage(t, w.URL+"/oauth/authorize", form)
+	if st != 200 || !strings.Contains(page, "Allow Smart app to access your health records?") {
+		t.Fatalf("consent after sign-up: %d %s", st, page)
+	}
+	loc = answer(t, w.URL, page, url.Values{"action": {"allow"}})
 	carol, err := conf.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatalf("signup exchange: %v (redirect %s)", err, loc)
@@ -428,9 +447,24 @@ func loginForm(t *testing.T, authURL, email, password, action string) (int, stri
 	return res.StatusCode, string(body)
 }
 
+// submit goes through the sign-in page and returns where the browser is
+// sent back to: action "deny" is Cancel on the sign-in page, "allow" and
+// "signin-deny" sign in and answer the consent page with Allow or Deny.
 func submit(t *testing.T, authURL, email, password, action string) *url.URL {
 	t.Helper()
-	st, loc := loginForm(t, authURL, email, password, action)
+	signin := "deny"
+	if action != "deny" {
+		signin = "signin"
+	}
+	st, loc := loginForm(t, authURL, email, password, signin)
+	if action != "deny" {
+		// Signing in alone never sends a code: consent is its own page.
+		if st != 200 || !strings.Contains(loc, `value="allow"`) {
+			t.Fatalf("consent page: %d %s", st, loc)
+		}
+		u := answer(t, authURL[:strings.Index(authURL, "/oauth/")], loc, url.Values{"action": {strings.TrimPrefix(action, "signin-")}})
+		loc, st = u.String(), http.StatusSeeOther
+	}
 	if st != http.StatusSeeOther {
 		t.Fatalf("login: %d %s", st, loc)
 	}
@@ -444,7 +478,46 @@ func submit(t *testing.T, authURL, email, password, action string) *url.URL {
 	return u
 }
 
-// login signs in and returns the authorization code (state checked).
+// answerPage posts a picker or consent page's hidden fields with more
+// and returns the status and page of the answer (a redirect's Location).
+func answerPage(t *testing.T, base, page string, more url.Values) (int, string) {
+	t.Helper()
+	form := hiddenFields(page)
+	for k, v := range more {
+		form[k] = v
+	}
+	return postPage(t, base+"/oauth/authorize", form)
+}
+
+// answer is answerPage for an answer that redirects to the application.
+func answer(t *testing.T, base, page string, more url.Values) *url.URL {
+	t.Helper()
+	st, loc := answerPage(t, base, page, more)
+	if st != http.StatusSeeOther {
+		t.Fatalf("answer %v: %d %s", more, st, loc)
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func postPage(t *testing.T, u string, form url.Values) (int, string) {
+	t.Helper()
+	res, err := noRedirect.PostForm(u, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode == http.StatusSeeOther {
+		return res.StatusCode, res.Header.Get("Location")
+	}
+	return res.StatusCode, string(body)
+}
+
+// login signs in, allows, and returns the authorization code (state checked).
 func login(t *testing.T, authURL, email, password, state string) string {
 	t.Helper()
 	loc := submit(t, authURL, email, password, "allow")
@@ -452,21 +525,6 @@ func login(t *testing.T, authURL, email, password, state string) string {
 		t.Fatalf("redirect: %s", loc)
 	}
 	return loc.Query().Get("code")
-}
-
-func post(t *testing.T, u string, form url.Values) *url.URL {
-	t.Helper()
-	res, err := noRedirect.PostForm(u, form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusSeeOther {
-		t.Fatalf("POST %s: %d %s", u, res.StatusCode, body)
-	}
-	loc, _ := url.Parse(res.Header.Get("Location"))
-	return loc
 }
 
 func oauthCode(err error) string {
@@ -550,7 +608,7 @@ func TestDeveloperSignIn(t *testing.T) {
 		Endpoint: oauth2.Endpoint{AuthURL: w.URL + "/oauth/authorize", TokenURL: w.URL + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
 	verifier := oauth2.GenerateVerifier()
 	authURL := conf.AuthCodeURL("d1", oauth2.S256ChallengeOption(verifier))
-	if st, _ := loginForm(t, authURL, "dev@example.org", "not the password", "allow"); st != 401 {
+	if st, _ := loginForm(t, authURL, "dev@example.org", "not the password", "signin"); st != 401 {
 		t.Fatalf("wrong password: %d", st)
 	}
 	bad := (&oauth2.Config{ClientID: "ward-cli", RedirectURL: "https://evil.example/cb", Endpoint: conf.Endpoint}).AuthCodeURL("x", oauth2.S256ChallengeOption(verifier))

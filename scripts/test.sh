@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Ward test: vet, unit and store suites on SQLite and PostgreSQL,
 # end-to-end tests with the real @oystehr/sdk, and short fuzz runs.
-# Installs or starts what the tests need (PostgreSQL, bubblewrap, npm
-# packages) itself.
+# Installs or starts what the tests need (PostgreSQL, bubblewrap, chromium,
+# npm packages) itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +25,13 @@ fi
 if ! command -v bwrap >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1; then
   say "installing bubblewrap"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux >/dev/null
+fi
+
+# chromium (Debian's) for the browser tests (TestSMARTPagesAccessible),
+# driven by playwright-core: never a browser Playwright downloads.
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing chromium"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 # Node and the SDK for the end-to-end tests.

@@ -305,14 +305,34 @@ func (t *throttle) attempt(now time.Time, account, ip string) error {
 		check(t.ips, ip, maxIPFailures)
 	}
 	if wait > 0 {
-		secs := int((wait + time.Second - 1) / time.Second)
-		return fault.TooMany(wait, "too many failed login attempts: try again in %d seconds", secs)
+		return fault.TooMany(wait, "too many failed sign-in attempts: try again in %s", humanWait(wait))
 	}
 	count(t.accounts, account, now)
 	if ip != "" {
 		count(t.ips, ip, now)
 	}
 	return nil
+}
+
+// humanWait says a wait as a person reads it ("15 minutes", not "897
+// seconds"), rounded up so that trying again then succeeds.
+func humanWait(d time.Duration) string {
+	plural := func(n int, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return fmt.Sprintf("%d %ss", n, unit)
+	}
+	switch {
+	case d <= 0:
+		return "a moment"
+	case d < time.Minute:
+		return plural(int((d+time.Second-1)/time.Second), "second")
+	case d <= 90*time.Minute:
+		return plural(int((d+time.Minute-1)/time.Minute), "minute")
+	default:
+		return plural(int((d+time.Hour-1)/time.Hour), "hour")
+	}
 }
 
 func count(m map[string]failures, key string, now time.Time) {

@@ -101,7 +101,7 @@ func TestLoginThrottle(t *testing.T) {
 	}
 	// Five failures block the account, from any address, right password or not.
 	err := login("ada@example.org", goodPassword, "10.0.0.3")
-	wantKind(t, err, fault.ErrTooMany, "too many failed login attempts")
+	wantKind(t, err, fault.ErrTooMany, "too many failed sign-in attempts: try again in 15 minutes")
 	if s := fault.RetryAfter(err); s < 14*60 || s > 15*60 {
 		t.Fatalf("Retry-After = %d s, want about 15 minutes", s)
 	}

@@ -50,6 +50,7 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/.well-known/openid-configuration", public: true, handle: s.openIDConfiguration},
 		{method: "GET", path: "/oauth/authorize", public: true, handle: s.authorize},
 		{method: "POST", path: "/oauth/authorize", public: true, handle: s.authorize},
+		{method: "GET", path: "/static/ward.css", public: true, handle: s.stylesheet},
 		{method: "GET", path: "/v1/version", public: true, handle: s.version},
 		// The one-time token in the path is the credential.
 		{method: "GET", path: "/invite/{token}", public: true, handle: s.invitePage},

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,19 +18,18 @@ import (
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
-	"github.com/wardhealth/ward/internal/fhir/search"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/smart/scope"
 	"github.com/wardhealth/ward/internal/store"
 )
 
-// SMART App Launch: discovery, the authorization endpoint with its login,
-// consent and patient-picker pages (plain HTML forms, no script), and the
+// SMART App Launch: discovery, the authorization endpoint (its sign-in,
+// patient-picker and consent pages are in consent.go and pages.go), and the
 // authorization_code and refresh_token grants of the token endpoint.
 
 const (
 	codeTTL        = time.Minute      // an authorization code is exchanged at once
-	interactionTTL = 10 * time.Minute // the patient picker between login and code
+	interactionTTL = 10 * time.Minute // the picker and consent steps between sign-in and code
 	offlineTTL     = 30 * 24 * time.Hour
 	onlineTTL      = 12 * time.Hour
 )
@@ -210,15 +208,16 @@ func redirectError(w http.ResponseWriter, r *http.Request, q authzRequest, code,
 }
 
 // authorize is the SMART authorization endpoint, GET and POST. The first
-// request shows the login and consent page; its form posts back here with
-// action=allow (credentials) or action=deny. A user whose profile is not a
-// Patient then picks the patient when launch/patient was asked for.
+// request shows the sign-in page; its form posts back here with
+// action=signin (credentials), signup or deny. A user whose profile is not
+// a Patient then chooses the patient when the scopes need one, and
+// everyone allows or denies on the consent page (consent.go).
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, _ call) error {
 	if err := r.ParseForm(); err != nil {
 		return errorPage(w, http.StatusBadRequest, "The request is not valid form encoding.")
 	}
 	if r.Method == http.MethodPost && r.PostForm.Get("interaction") != "" {
-		return s.pickPatient(w, r)
+		return s.continueAuthorize(w, r)
 	}
 	q := readAuthzRequest(r.Form)
 	if q.ClientID == DeveloperClientID {
@@ -240,24 +239,26 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, _ call) error
 		return nil
 	}
 	set, _ := scope.Parse(q.Scope) // checked above
-	page := loginPageData{App: app.Name, Request: q.fields(), Scopes: describeScopes(set), Min: iam.MinPasswordLength}
+	page := signinPageData{pageBase: pageBase{Title: "Sign in", App: app.Name, Host: redirectHost(q.RedirectURI)},
+		Request: q.fields(), Min: iam.MinPasswordLength}
 	if proj, err := s.store.GetProject(r.Context(), projectID); err == nil {
 		page.Signup = proj.SignupEnabled && proj.DefaultPatientRoleID != ""
 	}
 	var u iam.User
-	switch r.PostForm.Get("action") {
+	action := r.PostForm.Get("action")
+	switch action {
 	case "":
-		return render(w, http.StatusOK, loginPage, page)
+		return render(w, http.StatusOK, "signin", q.RedirectURI, page)
 	case "deny":
 		redirectError(w, r, q, "access_denied", "the user declined")
 		return nil
-	case "allow":
+	case "signin":
 		if u, err = s.iam.LoginUser(r.Context(), projectID, r.PostForm.Get("email"), r.PostForm.Get("password"), clientIP(r)); err != nil {
-			return s.loginFailed(w, err, page, r.PostForm.Get("email"))
+			return s.loginFailed(w, r, err, page, action, q.RedirectURI)
 		}
 	case "signup":
 		if u, err = s.signUp(r, projectID); err != nil {
-			return s.loginFailed(w, err, page, r.PostForm.Get("email"))
+			return s.loginFailed(w, r, err, page, action, q.RedirectURI)
 		}
 	default:
 		return errorPage(w, http.StatusBadRequest, "Unknown action.")
@@ -266,14 +267,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, _ call) error
 		Challenge: q.Challenge, Nonce: q.Nonce, AuthTime: s.now().Unix(), FHIRUser: u.Profile, State: q.State}
 	g.Scopes = grantedScopes(set, app, u.Profile != "")
 	// Any patient/ scope needs a patient in context (App Launch 2 §scopes).
-	if set.Has("launch/patient") || set.HasContext("patient") {
-		if typ, id, ok := strings.Cut(u.Profile, "/"); ok && typ == "Patient" {
-			g.Patient = id
-		} else {
-			return s.showPicker(w, r, http.StatusOK, g, "")
-		}
-	}
-	return s.finishAuthorize(w, r, g)
+	needPatient := set.Has("launch/patient") || set.HasContext("patient")
+	return s.afterSignIn(w, r, pending{Grant: g, App: app.Name, Account: strings.TrimSpace(r.PostForm.Get("email"))}, needPatient)
 }
 
 // DeveloperClientID is the built-in public client developers sign in with
@@ -305,27 +300,30 @@ func (s *Server) authorizeDeveloper(w http.ResponseWriter, r *http.Request, q au
 		redirectError(w, r, q, "invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
 		return nil
 	}
-	page := loginPageData{App: "Ward (developer sign-in)", Request: q.fields(), Scopes: []string{"act as you in the projects you belong to"}}
-	switch r.PostForm.Get("action") {
+	const name = "Ward's command-line tool"
+	page := signinPageData{pageBase: pageBase{Title: "Developer sign-in", App: name, Host: "this computer (" + redirectHost(q.RedirectURI) + ")"},
+		Request: q.fields()}
+	action := r.PostForm.Get("action")
+	switch action {
 	case "":
-		return render(w, http.StatusOK, loginPage, page)
+		return render(w, http.StatusOK, "signin", q.RedirectURI, page)
 	case "deny":
 		redirectError(w, r, q, "access_denied", "the developer declined")
 		return nil
-	case "allow":
+	case "signin":
 	default:
 		return errorPage(w, http.StatusBadRequest, "Unknown action.")
 	}
 	id, err := s.iam.LoginDeveloper(r.Context(), r.PostForm.Get("email"), r.PostForm.Get("password"), clientIP(r))
 	if err != nil {
-		return s.loginFailed(w, err, page, r.PostForm.Get("email"))
+		return s.loginFailed(w, r, err, page, action, q.RedirectURI)
 	}
 	g := smartGrant{Developer: true, UserID: id, ClientID: DeveloperClientID, RedirectURI: q.RedirectURI,
 		Challenge: q.Challenge, Nonce: q.Nonce, AuthTime: s.now().Unix(), State: q.State}
 	if set, err := scope.Parse(q.Scope); err == nil && set.Has("openid") {
 		g.Scopes = []string{"openid"}
 	}
-	return s.finishAuthorize(w, r, g)
+	return s.afterSignIn(w, r, pending{Grant: g, App: name, Account: strings.TrimSpace(r.PostForm.Get("email"))}, false)
 }
 
 // signUp registers a patient from the sign-up form (the project must have
@@ -344,9 +342,10 @@ func (s *Server) signUp(r *http.Request, projectID string) (iam.User, error) {
 	return s.iam.SignUpPatient(r.Context(), projectID, f.Get("email"), f.Get("password"), res)
 }
 
-// loginFailed shows the login page again with the reason (wrong
-// credentials, throttled) or fails the request on a server error.
-func (s *Server) loginFailed(w http.ResponseWriter, err error, page loginPageData, email string) error {
+// loginFailed shows the sign-in page again with the reason (wrong
+// credentials, throttled, a sign-up problem) next to the form it is about,
+// focus on the field to fix, or fails the request on a server error.
+func (s *Server) loginFailed(w http.ResponseWriter, r *http.Request, err error, page signinPageData, form, redirectURI string) error {
 	status, msg := fault.Public(err)
 	if status >= 500 {
 		return err
@@ -354,8 +353,13 @@ func (s *Server) loginFailed(w http.ResponseWriter, err error, page loginPageDat
 	if ra := fault.RetryAfter(err); ra > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ra))
 	}
-	page.Error, page.Email = msg, email
-	return render(w, status, loginPage, page)
+	f := r.PostForm
+	page.Error, page.ErrorIn, page.Email = sentence(msg), form, strings.TrimSpace(f.Get("email"))
+	page.Invalid = form == "signin" && status == http.StatusUnauthorized
+	if form == "signup" {
+		page.Given, page.Family = f.Get("given"), f.Get("family")
+	}
+	return render(w, status, "signin", redirectURI, page)
 }
 
 // grantedScopes is what the login grants of what was asked: resource
@@ -412,126 +416,6 @@ func userPrincipal(g smartGrant) auth.Principal {
 	return auth.Principal{ProjectID: g.ProjectID, Kind: auth.KindUser, ID: g.UserID, ClientID: g.ClientID}
 }
 
-// showPicker keeps the half-done grant under a one-time interaction token
-// and shows the patients the user may read.
-func (s *Server) showPicker(w http.ResponseWriter, r *http.Request, status int, g smartGrant, problem string) error {
-	tok, err := randomToken()
-	if err != nil {
-		return err
-	}
-	data, err := json.Marshal(g)
-	if err != nil {
-		return err
-	}
-	if err := s.store.PutOAuthCode(r.Context(), secretHash("interaction", tok), g.ProjectID, data, s.now().Add(interactionTTL)); err != nil {
-		return err
-	}
-	page := pickerPageData{Interaction: tok, Error: problem}
-	if s.fhir != nil {
-		q, err := search.ParseQuery("Patient", url.Values{"_count": {"50"}, "_sort": {"name"}}, false)
-		if err == nil {
-			if res, err := s.fhir.Service().Search(r.Context(), userPrincipal(g), q); err == nil {
-				for _, m := range res.Matches {
-					page.Patients = append(page.Patients, patientChoice{ID: m.ID, Name: patientName(m.Content)})
-				}
-			}
-		}
-	}
-	return render(w, status, pickerPage, page)
-}
-
-// pickPatient takes the picker's answer. The user must be able to read
-// the Patient they pick under their own policy.
-func (s *Server) pickPatient(w http.ResponseWriter, r *http.Request) error {
-	_, data, err := s.store.TakeOAuthCode(r.Context(), secretHash("interaction", r.PostForm.Get("interaction")), s.now())
-	if errors.Is(err, store.ErrNotFound) {
-		return errorPage(w, http.StatusBadRequest, "This sign-in has expired or was already completed. Start again from the application.")
-	}
-	if err != nil {
-		return err
-	}
-	var g smartGrant
-	if err := json.Unmarshal(data, &g); err != nil {
-		return fmt.Errorf("stored grant: %w", err)
-	}
-	id := strings.TrimSpace(r.PostForm.Get("patient"))
-	if id == "" {
-		return s.showPicker(w, r, http.StatusBadRequest, g, "Choose a patient.")
-	}
-	if s.fhir == nil {
-		return fault.NotSupported("the FHIR API is off")
-	}
-	if _, err := s.fhir.Service().Read(r.Context(), userPrincipal(g), "Patient", id); err != nil {
-		status, msg := fault.Public(err)
-		if status >= 500 {
-			return err
-		}
-		return s.showPicker(w, r, status, g, "You cannot open that patient: "+msg)
-	}
-	g.Patient = id
-	return s.finishAuthorize(w, r, g)
-}
-
-// patientName is a Patient's first name for the picker ("" if none).
-func patientName(content []byte) string {
-	var p struct {
-		Name []struct {
-			Text   string   `json:"text"`
-			Family string   `json:"family"`
-			Given  []string `json:"given"`
-		} `json:"name"`
-	}
-	if json.Unmarshal(content, &p) != nil || len(p.Name) == 0 {
-		return ""
-	}
-	n := p.Name[0]
-	if n.Text != "" {
-		return n.Text
-	}
-	return strings.TrimSpace(strings.Join(append(append([]string{}, n.Given...), n.Family), " "))
-}
-
-// describeScopes is the consent list: one line per scope, in words.
-func describeScopes(set scope.Set) []string {
-	var out []string
-	for _, r := range set.Resources {
-		who := map[string]string{"patient": "the selected patient's", "user": "your", "system": "all"}[r.Context]
-		what := r.Type + " records"
-		if r.Type == "*" {
-			what = "all records"
-		}
-		var verbs []string
-		for _, v := range []struct {
-			p    scope.Perm
-			word string
-		}{{scope.Create, "create"}, {scope.Read, "read"}, {scope.Update, "update"}, {scope.Delete, "delete"}, {scope.Search, "search"}} {
-			if r.Perms&v.p != 0 {
-				verbs = append(verbs, v.word)
-			}
-		}
-		line := strings.Join(verbs, ", ") + " " + who + " " + what
-		if len(r.Filter) > 0 {
-			line += " where " + r.Filter.Encode()
-		}
-		out = append(out, line)
-	}
-	for _, o := range set.Other {
-		switch o {
-		case "openid", "fhirUser":
-			out = append(out, "know who you are ("+o+")")
-		case "launch/patient":
-			out = append(out, "work with one patient chosen at sign-in")
-		case "offline_access":
-			out = append(out, "stay signed in after you close it")
-		case "online_access":
-			out = append(out, "stay signed in while you use it")
-		default:
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
 // clientIP is the peer address, for login throttling. Forwarded headers
 // are not trusted: any client could set them.
 func clientIP(r *http.Request) string {
@@ -540,83 +424,6 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// --- pages ---
-
-const pageHead = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{{.Title}} - Ward</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 30rem; margin: 4rem auto; padding: 0 1rem">`
-
-var loginPage = template.Must(template.New("login").Parse(strings.Replace(pageHead, "{{.Title}}", "Sign in", 1) + `
-<h1>Sign in to {{.App}}</h1>
-{{if .Error}}<p role="alert" style="color: #a00">{{.Error}}</p>{{end}}
-<form method="post" action="/oauth/authorize">
-{{range .Request}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
-{{end}}<p><label>Email<br><input type="email" name="email" value="{{.Email}}" required autocomplete="username"></label></p>
-<p><label>Password<br><input type="password" name="password" required autocomplete="current-password"></label></p>
-<p>{{.App}} asks to:</p>
-<ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
-<p><button type="submit" name="action" value="allow">Sign in and allow</button>
-<button type="submit" name="action" value="deny" formnovalidate>Deny</button></p>
-</form>
-{{if .Signup}}<h2>New patient? Create an account</h2>
-<form method="post" action="/oauth/authorize">
-{{range .Request}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
-{{end}}<p><label>Given name<br><input type="text" name="given" required autocomplete="given-name"></label></p>
-<p><label>Family name<br><input type="text" name="family" required autocomplete="family-name"></label></p>
-<p><label>Email<br><input type="email" name="email" required autocomplete="username"></label></p>
-<p><label>Password<br><input type="password" name="password" minlength="{{.Min}}" maxlength="72" required autocomplete="new-password"></label></p>
-<p><button type="submit" name="action" value="signup">Create account and allow</button></p>
-</form>{{end}}
-</body></html>
-`))
-
-type loginPageData struct {
-	App, Error, Email string
-	Signup            bool // the project lets patients register themselves
-	Min               int
-	Request           []hiddenField
-	Scopes            []string
-}
-
-var pickerPage = template.Must(template.New("picker").Parse(strings.Replace(pageHead, "{{.Title}}", "Choose a patient", 1) + `
-<h1>Choose a patient</h1>
-{{if .Error}}<p role="alert" style="color: #a00">{{.Error}}</p>{{end}}
-<form method="post" action="/oauth/authorize">
-<input type="hidden" name="interaction" value="{{.Interaction}}">
-{{range .Patients}}<p><label><input type="radio" name="patient" value="{{.ID}}"> {{if .Name}}{{.Name}}{{else}}(no name){{end}} <small>Patient/{{.ID}}</small></label></p>
-{{end}}<p><label>or a patient id<br><input type="text" name="patient" pattern="[A-Za-z0-9\-\.]{1,64}"></label></p>
-<p><button type="submit">Continue</button></p>
-</form>
-</body></html>
-`))
-
-type pickerPageData struct {
-	Interaction, Error string
-	Patients           []patientChoice
-}
-
-type patientChoice struct{ ID, Name string }
-
-var messagePage = template.Must(template.New("message").Parse(strings.Replace(pageHead, "{{.Title}}", "Sign in", 1) + `
-<h1>Cannot sign in</h1>
-<p role="alert">{{.}}</p>
-</body></html>
-`))
-
-func render(w http.ResponseWriter, status int, t *template.Template, data any) error {
-	pageHeaders(w)
-	// The pages post credentials: never inside another site's frame.
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
-	w.WriteHeader(status)
-	return t.Execute(w, data)
-}
-
-func errorPage(w http.ResponseWriter, status int, msg string) error {
-	return render(w, status, messagePage, msg)
 }
 
 // --- token endpoint grants ---
