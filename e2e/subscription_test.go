@@ -178,7 +178,28 @@ func TestSubscriptions(t *testing.T) {
 				t.Fatalf("update: %d", st)
 			}
 			waitFor(t, "the update's delivery", 10*time.Second, func() bool { return len(rc.deliveries()) >= 3 })
-			time.Sleep(200 * time.Millisecond) // a wrong extra delivery would arrive in this window
+			// What must not arrive is checked after a later write that must:
+			// the matcher takes events in order, so once the marker reached
+			// both subscriptions every earlier write has been matched, and
+			// $events lists every delivery those writes will ever make.
+			_, marker := w.fhirDo(t, tok, "POST", "Patient", patient("Test"))
+			waitFor(t, "the marker's two deliveries", 10*time.Second, func() bool {
+				n := 0
+				for _, d := range rc.deliveries() {
+					if d.Resource["id"] == marker["id"] {
+						n++
+					}
+				}
+				return n == 2
+			})
+			for ref := range w.events(t, tok, sub["id"].(string)) {
+				if strings.HasPrefix(ref, "Patient/"+other["id"].(string)+"/") {
+					t.Errorf("the non-matching Patient was matched: %s", ref)
+				}
+			}
+			if _, ok := w.events(t, tok, createOnly["id"].(string))["Patient/"+match["id"].(string)+"/_history/2"]; ok {
+				t.Error("the update was matched to the create-only subscription")
+			}
 			for _, d := range rc.deliveries() {
 				if d.Resource["id"] == other["id"] {
 					t.Error("the non-matching Patient was delivered")
@@ -187,16 +208,17 @@ func TestSubscriptions(t *testing.T) {
 					t.Error("the update reached the create-only subscription")
 				}
 			}
-			if got := len(rc.deliveries()); got != 3 {
-				t.Errorf("%d deliveries, want 3", got)
+			if got := len(rc.deliveries()); got != 5 {
+				t.Errorf("%d deliveries, want 5", got)
 			}
 
 			// Criteria written as a _filter: the earlier, non-matching
 			// write is matched first (events run in order), so one delivery
 			// of the matching Patient means the other was not.
 			rc4 := newReceiver(t)
-			if st, out := w.fhirDo(t, tok, "POST", "Subscription", subscriptionFor("Patient?_filter="+url.QueryEscape(`family eq "Filtered" and gender eq male`), rc4.URL)); st != 201 {
-				t.Fatalf("_filter subscription: %d %v", st, out)
+			st, filtered := w.fhirDo(t, tok, "POST", "Subscription", subscriptionFor("Patient?_filter="+url.QueryEscape(`family eq "Filtered" and gender eq male`), rc4.URL))
+			if st != 201 {
+				t.Fatalf("_filter subscription: %d %v", st, filtered)
 			}
 			near := patient("Filtered")
 			w.fhirDo(t, tok, "POST", "Patient", near)
@@ -206,6 +228,9 @@ func TestSubscriptions(t *testing.T) {
 			waitFor(t, "the _filter subscription's delivery", 10*time.Second, func() bool { return len(rc4.deliveries()) >= 1 })
 			if d := rc4.deliveries(); len(d) != 1 || d[0].Resource["id"] != wanted["id"] {
 				t.Errorf("_filter deliveries: %+v, want only Patient %v", d, wanted["id"])
+			}
+			if evs := w.events(t, tok, filtered["id"].(string)); len(evs) != 1 {
+				t.Errorf("_filter subscription's $events: %v, want only Patient %v", evs, wanted["id"])
 			}
 
 			// Fails 3 times, then succeeds on the 4th attempt.
@@ -309,8 +334,9 @@ func TestSubscriptionReadAccess(t *testing.T) {
 	}
 	w.api(t, admin, "POST", "/m2m/"+client.ID+"/rotate-secret", `{}`, &sec)
 	owner := w.token(t, creds{ClientID: client.ClientID, ClientSecret: sec.Secret})
-	if st, out := w.fhirDo(t, owner, "POST", "Subscription", subscriptionFor("Patient?family=Scoped", rc.URL)); st != 201 {
-		t.Fatalf("subscription: %d %v", st, out)
+	st, sub := w.fhirDo(t, owner, "POST", "Subscription", subscriptionFor("Patient?family=Scoped", rc.URL))
+	if st != 201 {
+		t.Fatalf("subscription: %d %v", st, sub)
 	}
 	hidden := patient("Scoped")
 	hidden["active"] = false
@@ -319,7 +345,17 @@ func TestSubscriptionReadAccess(t *testing.T) {
 	visible["active"] = true
 	_, v := w.fhirDo(t, admin, "POST", "Patient", visible)
 	waitFor(t, "the readable patient's delivery", 10*time.Second, func() bool { return len(rc.deliveries()) >= 1 })
-	time.Sleep(200 * time.Millisecond) // a wrong delivery would arrive in this window
+	// The unreadable patient's delivery must end, and end skipped: a
+	// final status rather than a window in which nothing arrives.
+	hiddenRef := "Patient/" + h["id"].(string) + "/_history/1"
+	var status [2]string
+	waitFor(t, "the unreadable patient's delivery to end", 10*time.Second, func() bool {
+		status = w.events(t, admin, sub["id"].(string))[hiddenRef]
+		return status[0] != "" && status[0] != "pending"
+	})
+	if status[0] != "skipped" {
+		t.Errorf("the unreadable patient's delivery is %v, want skipped", status)
+	}
 	for _, d := range rc.deliveries() {
 		if d.Resource["id"] == h["id"] {
 			t.Error("a patient the owner may not read was delivered")

@@ -33,7 +33,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
-	st := storetest.Open(t, storetest.Backends()[0])
+	return newFixtureOn(t, storetest.Backends()[0])
+}
+
+// newFixtureOn is newFixture on the database b.
+func newFixtureOn(t *testing.T, b storetest.Backend) fixture {
+	t.Helper()
+	st := storetest.Open(t, b)
 	authz := iam.New(st, "http://x/invite/", time.Now)
 	creds, err := authz.CreateProject(t.Context(), "test")
 	if err != nil {

@@ -414,12 +414,10 @@ func (s *Service) deliverLoop(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		free := cap(sem) - len(sem)
 		var batch []store.Delivery
-		var err error
-		due, _ := s.st.HasDueDeliveries(ctx, s.now())
-		if free > 0 && due {
-			batch, err = s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Timeout+30*time.Second, free, s.activeCheck(ctx))
+		if free := cap(sem) - len(sem); free > 0 {
+			var err error
+			batch, err = s.claim(ctx, free)
 			if err != nil && ctx.Err() == nil {
 				s.log.WarnContext(ctx, "subscription dispatcher", "err", err)
 			}
@@ -438,6 +436,16 @@ func (s *Service) deliverLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// claim leases up to limit due deliveries of active subscriptions. The
+// lease outlasts one attempt, so a replica that dies holding it delays
+// those deliveries by at most the lease.
+func (s *Service) claim(ctx context.Context, limit int) ([]store.Delivery, error) {
+	if due, err := s.st.HasDueDeliveries(ctx, s.now()); err != nil || !due {
+		return nil, err // one cheap read while idle
+	}
+	return s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Timeout+30*time.Second, limit, s.activeCheck(ctx))
 }
 
 // activeCheck answers, per claim round, whether a subscription is active.
