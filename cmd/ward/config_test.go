@@ -53,7 +53,9 @@ func TestParseConfigLimits(t *testing.T) {
 		{"zero from the environment", map[string]string{"WARD_SEARCH_COUNT": "0"}, nil, nil, "WARD_SEARCH_COUNT must be a positive number"},
 		{"zero duration", nil, []string{"--request-timeout", "0s"}, nil, "--request-timeout must be a positive duration"},
 		{"durations: flag > environment > default", map[string]string{"WARD_TOKEN_TTL": "5m", "WARD_REQUEST_TIMEOUT": "7s"}, []string{"--request-timeout=9s"},
-			func(c config) bool { return c.TokenTTL == 5*time.Minute && c.RequestTimeout == 9*time.Second && c.ShutdownGrace == 20*time.Second }, ""},
+			func(c config) bool {
+				return c.TokenTTL == 5*time.Minute && c.RequestTimeout == 9*time.Second && c.ShutdownGrace == 20*time.Second
+			}, ""},
 		{"shutdown grace from the environment", map[string]string{"WARD_SHUTDOWN_GRACE": "3s"}, nil,
 			func(c config) bool { return c.ShutdownGrace == 3*time.Second }, ""},
 		{"bool from the environment", map[string]string{"WARD_ALLOW_PRIVATE_JWKS": "true"}, nil, func(c config) bool { return c.AllowPrivateJWKS }, ""},
@@ -61,7 +63,9 @@ func TestParseConfigLimits(t *testing.T) {
 			func(c config) bool { return !c.AllowPrivateJWKS }, ""},
 		{"read concurrency from the environment", map[string]string{"WARD_READ_CONCURRENCY": "-1"}, nil, func(c config) bool { return c.ReadConcurrency == -1 }, ""},
 		{"secrets from the environment only", map[string]string{"WARD_SECRETS_KEY": "k", "WARD_Z3_S3_ACCESS_KEY": "a", "WARD_Z3_S3_SECRET_KEY": "s", "WARD_NEW_SECRETS_KEY": "n"}, nil,
-			func(c config) bool { return c.SecretsKey == "k" && c.Z3AccessKey == "a" && c.Z3SecretKey == "s" && c.NewSecretsKey == "n" }, ""},
+			func(c config) bool {
+				return c.SecretsKey == "k" && c.Z3AccessKey == "a" && c.Z3SecretKey == "s" && c.NewSecretsKey == "n"
+			}, ""},
 		{"bad sandbox from the environment", map[string]string{"WARD_ZAMBDA_SANDBOX": "maybe"}, nil, nil, `WARD_ZAMBDA_SANDBOX "maybe": want auto, on or off`},
 		{"bad egress allow", nil, []string{"--egress-allow", "127.0.0.1/32,localhost"}, nil, `--egress-allow: egress: allow list item 2 "localhost"`},
 	} {
