@@ -35,6 +35,10 @@ func main() {
 	sandbox.Init()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal ends the process at once, without the grace period
+	}()
 	err := run(ctx, os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return // -h: the flags are printed, and asking for them is no failure
