@@ -83,6 +83,17 @@ func storeErr(err error, what string) error {
 	return err
 }
 
+// notFoundAs is what the caller hears of a store error: as, when the row
+// is not there; otherwise the error itself, internal (a 5xx, its cause
+// logged), so that a database outage never looks like bad credentials or
+// an unknown link.
+func notFoundAs(err, as error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return as
+	}
+	return err
+}
+
 // checkRoles verifies every id names a role of the project and returns stubs.
 func checkRoles(ctx context.Context, st *store.Store, projectID string, ids []string) ([]RoleStub, error) {
 	roles, err := st.RolesByID(ctx, projectID, ids)

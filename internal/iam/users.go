@@ -446,7 +446,10 @@ func (s *Service) AcceptUserInvitation(ctx context.Context, token, password stri
 	gone := fault.NotFound("this invitation link is unknown, expired or already used")
 	hash := auth.HashSecret(token)
 	u, err := s.store.FindUserInvitation(ctx, hash)
-	if err != nil || s.now().After(u.InvitationExpiresAt) {
+	if err != nil {
+		return User{}, notFoundAs(err, gone)
+	}
+	if s.now().After(u.InvitationExpiresAt) {
 		return User{}, gone
 	}
 	pw, err := s.hashPassword(password)
@@ -454,7 +457,7 @@ func (s *Service) AcceptUserInvitation(ctx context.Context, token, password stri
 		return User{}, err
 	}
 	if err := s.store.AcceptUserInvitation(ctx, u.ProjectID, u.ID, hash, pw); err != nil {
-		return User{}, gone
+		return User{}, notFoundAs(err, gone)
 	}
 	s.changed(ctx, u.ProjectID)
 	return s.GetUser(ctx, u.ProjectID, u.ID)

@@ -112,9 +112,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ call) error {
 			return err
 		}
 		c, err := s.store.GetM2MByClientID(r.Context(), id)
-		if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
 			oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client")
 			return nil
+		}
+		if err != nil {
+			return err // the database's failure, not the client's: a 5xx
 		}
 		p = auth.Principal{ProjectID: c.ProjectID, Kind: auth.KindM2M, ID: c.ID, ClientID: c.ClientID}
 		if ttl > 5*time.Minute {
@@ -123,9 +126,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ call) error {
 	} else {
 		id, secret := clientCredentials(r, form)
 		var err error
-		if p, err = s.iam.AuthenticateClient(r.Context(), id, secret); err != nil {
+		if p, err = s.iam.AuthenticateClient(r.Context(), id, secret); errors.Is(err, fault.ErrUnauthorized) {
 			oauthError(w, http.StatusUnauthorized, "invalid_client", "invalid client credentials")
 			return nil
+		} else if err != nil {
+			return err
 		}
 	}
 	// Requested SMART scopes narrow the token; none leaves it governed by

@@ -1,0 +1,50 @@
+package iam
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/store/storetest"
+)
+
+// TestStoreErrorsAreNotClientErrors: an unknown client or invitation link
+// is a 401 or 404, but a failing database (here: closed) is an internal
+// error, never one of those: an outage must not look like bad credentials.
+func TestStoreErrorsAreNotClientErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		call func(ctx context.Context, s *Service) error
+		kind error // the answer on a working database
+	}{
+		{"client credentials", func(ctx context.Context, s *Service) error {
+			_, err := s.AuthenticateClient(ctx, "no-such-client", "secret")
+			return err
+		}, fault.ErrUnauthorized},
+		{"developer invitation", func(ctx context.Context, s *Service) error {
+			_, err := s.AcceptInvitation(ctx, "no-such-link", "a long enough password")
+			return err
+		}, fault.ErrNotFound},
+		{"user invitation", func(ctx context.Context, s *Service) error {
+			_, err := s.AcceptUserInvitation(ctx, "no-such-link", "a long enough password")
+			return err
+		}, fault.ErrNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, b := range storetest.Backends() {
+				st := storetest.Open(t, b)
+				s := New(st, "http://x/invite/", time.Now)
+				if err := tc.call(t.Context(), s); !errors.Is(err, tc.kind) {
+					t.Fatalf("%s, working database: %v, want %v", b.Name, err, tc.kind)
+				}
+				st.Close()
+				err := tc.call(t.Context(), s)
+				if err == nil || errors.Is(err, fault.ErrUnauthorized) || errors.Is(err, fault.ErrNotFound) {
+					t.Fatalf("%s, closed database: %v, want an internal error", b.Name, err)
+				}
+			}
+		})
+	}
+}
