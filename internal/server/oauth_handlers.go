@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -31,13 +30,9 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 // oauthForm reads an OAuth request: form-encoded (the standard) or JSON
 // (what Oystehr's token endpoint takes).
 func oauthForm(r *http.Request) (url.Values, error) {
-	body, err := io.ReadAll(r.Body)
+	body, err := fault.ReadBody(r.Body)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, fault.TooLarge("request body is too large")
-		}
-		return nil, fault.Invalid("could not read the request body")
+		return nil, err
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "application/json" {

@@ -52,13 +52,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // decodeJSON reads a JSON object body into v. An empty body is an empty
 // object (the SDK sends none on PATCH without fields).
 func decodeJSON(r *http.Request, v any) error {
-	body, err := io.ReadAll(r.Body)
+	body, err := fault.ReadBody(r.Body)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return fault.TooLarge("request body is larger than the limit of %d bytes", tooBig.Limit)
-		}
-		return fault.Invalid("could not read the request body")
+		return err
 	}
 	if strings.TrimSpace(string(body)) == "" {
 		return nil
