@@ -39,7 +39,7 @@ type services struct {
 }
 
 func open(ctx context.Context, c config, log *slog.Logger) (*services, error) {
-	st, err := store.Open(ctx, c.dsn())
+	st, err := store.Open(ctx, c.dsn(), log)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func open(ctx context.Context, c config, log *slog.Logger) (*services, error) {
 		st.Close()
 		return nil, err
 	}
-	return &services{store: st, sealer: sealer, iam: iam.New(st, c.PublicURL+"/invite/", time.Now), keys: keys, revoked: revoked}, nil
+	return &services{store: st, sealer: sealer, iam: iam.New(st, c.PublicURL+"/invite/", time.Now, log), keys: keys, revoked: revoked}, nil
 }
 
 // gcPercent is the collector's target unless GOGC is set: the heap may
@@ -245,7 +245,9 @@ func background(ctx context.Context, log *slog.Logger, svc *services) {
 			log.Warn("sync policies", "err", err)
 		}
 		if n++; n%60 == 0 {
-			svc.keys.Refresh(ctx, time.Minute)
+			if err := svc.keys.Refresh(ctx, time.Minute); err != nil && ctx.Err() == nil {
+				log.Warn("refresh signing keys", "err", err)
+			}
 		}
 		if n%5 == 0 {
 			if err := svc.store.AnalyzeStale(ctx); err != nil && ctx.Err() == nil {

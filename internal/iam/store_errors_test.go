@@ -1,8 +1,11 @@
 package iam
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,7 +38,7 @@ func TestStoreErrorsAreNotClientErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, b := range storetest.Backends() {
 				st := storetest.Open(t, b)
-				s := New(st, "http://x/invite/", time.Now)
+				s := New(st, "http://x/invite/", time.Now, nil)
 				if err := tc.call(t.Context(), s); !errors.Is(err, tc.kind) {
 					t.Fatalf("%s, working database: %v, want %v", b.Name, err, tc.kind)
 				}
@@ -46,5 +49,19 @@ func TestStoreErrorsAreNotClientErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBestEffortFailuresLogged: work that fails after the caller's change
+// committed (telling other replicas of a policy change) is reported to the
+// logger the service was given, not to the process's default one.
+func TestBestEffortFailuresLogged(t *testing.T) {
+	var logs bytes.Buffer
+	st := storetest.Open(t, storetest.Backends()[0])
+	s := New(st, "http://x/invite/", time.Now, slog.New(slog.NewJSONHandler(&logs, nil)))
+	st.Close()
+	s.changed(t.Context(), "some-project")
+	if !strings.Contains(logs.String(), `"msg":"bump policy epoch"`) || !strings.Contains(logs.String(), `"project":"some-project"`) {
+		t.Fatalf("log = %q, want the failed bump", logs.String())
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -217,7 +216,7 @@ func (s *Service) insertUser(ctx context.Context, nu newUser) (User, error) {
 		}
 		if err != nil {
 			if derr := s.store.DeleteUser(context.WithoutCancel(ctx), nu.u.ProjectID, nu.u.ID); derr != nil {
-				slog.WarnContext(ctx, "remove user whose profile failed", "err", derr, "project", nu.u.ProjectID, "user", nu.u.ID)
+				s.log.WarnContext(ctx, "remove user whose profile failed", "err", derr, "project", nu.u.ProjectID, "user", nu.u.ID)
 			}
 			return User{}, err
 		}

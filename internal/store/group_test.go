@@ -48,7 +48,7 @@ func restartWithWAL(t *testing.T, s *Store, path string, wal syncCloser) {
 func openSQLiteForTest(t *testing.T) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ward.db")
-	s, err := Open(context.Background(), path)
+	s, err := Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
