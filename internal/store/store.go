@@ -214,18 +214,25 @@ func (s *Store) WithReplayableTx(ctx context.Context, fn func(tx *Tx) error) err
 	return s.withTx(ctx, fn, true)
 }
 
-func (s *Store) withTx(ctx context.Context, fn func(tx *Tx) error, replayable bool) error {
+func (s *Store) withTx(ctx context.Context, fn func(tx *Tx) error, replayable bool) (err error) {
 	if _, inTx := s.q.(*sql.Tx); inTx {
 		return fn(&Tx{Store: *s})
 	}
-	if a, ok := ctx.Value(auditKey{}).(*PendingAudit); ok {
+	if a, ok := ctx.Value(auditKey{}).(*PendingAudit); ok && !a.Written() {
 		inner := fn
 		fn = func(tx *Tx) error {
 			if err := inner(tx); err != nil {
 				return err
 			}
-			return a.write(ctx, tx)
+			return tx.InsertAudit(ctx, a.Event)
 		}
+		// Written once committed, not once inserted: a replayed group runs
+		// fn again in a new transaction, which must carry the row again.
+		defer func() {
+			if err == nil {
+				a.written.Store(true)
+			}
+		}()
 	}
 	if s.group != nil {
 		if replayable {
