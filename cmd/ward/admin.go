@@ -66,7 +66,7 @@ func admin(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		return rotateSecretsKey(ctx, c, os.Getenv("WARD_NEW_SECRETS_KEY"), os.Stdout, log)
+		return rotateSecretsKey(ctx, c, c.NewSecretsKey, os.Stdout, log)
 	}
 	return fmt.Errorf("unknown admin subcommand %q", args[0])
 }

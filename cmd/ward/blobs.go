@@ -25,5 +25,5 @@ func openBlobs(ctx context.Context, c config) (blob.Backend, error) {
 	if q.Get("endpoint") == "" {
 		return nil, fmt.Errorf("--z3-backend needs ?endpoint=https://host (the S3-compatible server)")
 	}
-	return newS3(ctx, u, q)
+	return newS3(ctx, c, u, q)
 }

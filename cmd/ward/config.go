@@ -7,14 +7,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/wardhealth/ward/internal/egress"
 )
 
-// config is every setting, from flags with WARD_* environment twins.
+// config is every setting, from flags with WARD_* environment twins
+// (configFlags), and the secrets from the environment only (envOnly).
 type config struct {
 	Addr         string
 	DataDir      string
@@ -29,12 +29,17 @@ type config struct {
 	SearchMaxCount int
 	RequestTimeout time.Duration
 	TokenTTL       time.Duration
+	// ShutdownGrace bounds a stop: in-flight requests, deliveries and cron
+	// runs get this long after SIGTERM before they are cut.
+	ShutdownGrace time.Duration
 
 	// Z3: where object bytes go ("" = files under DataDir/z3, or an
 	// s3://bucket/prefix?endpoint=...&region=...&path-style=true URL with the
 	// keys in WARD_Z3_S3_ACCESS_KEY and WARD_Z3_S3_SECRET_KEY), presigned URL
 	// lifetime, largest object, deadline of one upload or download.
 	Z3Backend       string
+	Z3AccessKey     string
+	Z3SecretKey     string
 	Z3URLTTL        time.Duration
 	MaxObjectBytes  int64
 	TransferTimeout time.Duration
@@ -44,8 +49,9 @@ type config struct {
 	// directory, made on a new database's first start, fine for one server;
 	// give every replica the same WARD_SECRETS_KEY on PostgreSQL), and where
 	// zambda workers unpack code (default DataDir/functions).
-	SecretsKey string
-	WorkDir    string
+	SecretsKey    string
+	NewSecretsKey string // admin rotate-secrets-key: the key to rotate to
+	WorkDir       string
 
 	// DebugAddr, when set, serves Go's pprof profiles there (keep it on
 	// loopback: profiles show internals).
@@ -86,130 +92,171 @@ type config struct {
 	AllowPrivateJWKS bool
 	// CORSOrigins are browser origins allowed for every project, besides
 	// those its applications list.
-	CORSOrigins []string
+	CORSOrigins    []string
+	corsOriginsRaw string
 }
 
-// parseConfig reads flags; an environment variable sets a flag's default.
+// envPrefix starts every setting's environment twin: --max-body-bytes is
+// WARD_MAX_BODY_BYTES.
+const envPrefix = "WARD_"
+
+// envName is the environment variable that sets flag name.
+func envName(name string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// envOnly are the settings never taken as flags: a flag's value shows in
+// process lists, and these are secrets.
+var envOnly = []struct {
+	key, usage string
+	field      func(*config) *string
+}{
+	{"WARD_SECRETS_KEY", "the 32-byte master key, base64 (default: <data-dir>/secrets.key)", func(c *config) *string { return &c.SecretsKey }},
+	{"WARD_NEW_SECRETS_KEY", "admin rotate-secrets-key: the key to rotate to", func(c *config) *string { return &c.NewSecretsKey }},
+	{"WARD_Z3_S3_ACCESS_KEY", "access key of the --z3-backend S3 store", func(c *config) *string { return &c.Z3AccessKey }},
+	{"WARD_Z3_S3_SECRET_KEY", "secret key of the --z3-backend S3 store", func(c *config) *string { return &c.Z3SecretKey }},
+}
+
+// configFlags declares every setting on a new flag set. Each flag's usage
+// names its environment twin, so `ward serve -h` lists both.
+func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	str := func(p *string, flagName, def, usage string) {
+		fs.StringVar(p, flagName, def, usage+" ("+envName(flagName)+")")
+	}
+	i64 := func(p *int64, flagName string, def int64, usage string) {
+		fs.Int64Var(p, flagName, def, usage+" ("+envName(flagName)+")")
+	}
+	num := func(p *int, flagName string, def int, usage string) {
+		fs.IntVar(p, flagName, def, usage+" ("+envName(flagName)+")")
+	}
+	dur := func(p *time.Duration, flagName string, def time.Duration, usage string) {
+		fs.DurationVar(p, flagName, def, usage+" ("+envName(flagName)+")")
+	}
+	str(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
+	str(&c.DataDir, "data-dir", "ward-data", "data directory")
+	str(&c.Database, "database", "", "postgres://... URL; empty means SQLite in the data directory")
+	str(&c.PublicURL, "public-url", "", "URL clients reach Ward at; default http://<addr>")
+	str(&c.FHIRPath, "fhir-path", "/fhir", "path of the FHIR API under the public URL, e.g. /fhir/r4")
+	i64(&c.MaxBodyBytes, "max-body-bytes", 6<<20, "request body limit in bytes")
+	num(&c.MaxResponse, "max-response-bytes", 6<<20, "largest FHIR search response in bytes; a bigger one is a 413 suggesting _count or _elements")
+	num(&c.SearchCount, "search-count", 20, "FHIR search page size when _count is absent")
+	num(&c.SearchMaxCount, "search-max-count", 1000, "largest FHIR _count honoured; a bigger one is cut to it")
+	dur(&c.RequestTimeout, "request-timeout", 30*time.Second, "per-request deadline")
+	dur(&c.TokenTTL, "token-ttl", time.Hour, "access token lifetime")
+	dur(&c.ShutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM or SIGINT, how long in-flight requests, subscription deliveries and cron runs get to finish; what is still running then is cut (deliveries and runs released for a retry)")
+	str(&c.Z3Backend, "z3-backend", "", "Z3 bytes: empty for files in the data directory, or s3://bucket/prefix?endpoint=URL&region=R&path-style=true")
+	str(&c.WorkDir, "work-dir", "", "where zambda code is unpacked and run; default <data-dir>/functions")
+	str(&c.DebugAddr, "debug-addr", "", "address for pprof profiles and /metrics, e.g. 127.0.0.1:6060; empty: off")
+	num(&c.SubMaxAttempts, "subscription-max-attempts", 30, "delivery attempts before a subscription goes to error")
+	dur(&c.SubRetryBase, "subscription-retry-base", time.Second, "first delay between subscription delivery attempts")
+	dur(&c.SubRetryMax, "subscription-retry-max", time.Hour, "longest delay between subscription delivery attempts")
+	dur(&c.Z3URLTTL, "z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs")
+	i64(&c.MaxObjectBytes, "max-object-bytes", 5<<30, "largest Z3 object in bytes")
+	dur(&c.TransferTimeout, "transfer-timeout", time.Hour, "deadline of one presigned upload or download")
+	str(&c.corsOriginsRaw, "cors-origins", "", "browser origins, comma-separated, that may call every project's API (an operator's own front end); a project's applications add theirs with allowedCORSOriginsUrls")
+	str(egressAllow, "egress-allow", "", "CIDR ranges or addresses, comma-separated, that outbound requests (subscription deliveries, JWKS fetches) may reach beyond public addresses, e.g. 10.0.0.0/8 or 127.0.0.1/32; Ward's database and debug addresses stay refused")
+	fs.BoolVar(&c.AllowPrivateJWKS, "allow-private-jwks", false,
+		"deprecated, use --egress-allow: let M2M clients' jwksUrl point at private or loopback addresses ("+envName("allow-private-jwks")+"=true)")
+	dur(&c.AuthorizerCacheTTL, "authorizer-cache-ttl", 5*time.Minute, "longest reuse of an authorizer function's decision")
+	num(&c.ReadConcurrency, "read-concurrency", 0, "FHIR reads and searches running at once, the rest waiting in arrival order; 0: as many as Go uses cores on SQLite, no limit on PostgreSQL; -1: no limit")
+	str(&c.ZambdaSandbox, "zambda-sandbox", "auto", "zambda isolation: auto (bubblewrap; functions refused where it cannot run), on (bubblewrap or no start), off (none: trusted code only)")
+	num(&c.ZambdaMaxWorkers, "zambda-max-workers", 64, "zambda worker processes alive at once, across all functions and projects; at the bound an idle one stops, of the project holding the most")
+	num(&c.ZambdaProjectWorkers, "zambda-project-workers", 0, "zambda worker processes one project may hold at once, so one tenant's load leaves room for the others; past it its calls wait briefly, then get 429; 0: a quarter of --zambda-max-workers, at least 1")
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "usage: ward %s [flags]\n\nEvery flag may instead be set by the environment variable in brackets; a flag on the command line wins.\n\n", name)
+		fs.PrintDefaults()
+		fmt.Fprintf(out, "\nEnvironment only (secrets: a flag would show in process lists):\n")
+		for _, e := range envOnly {
+			fmt.Fprintf(out, "  %s\n    \t%s\n", e.key, e.usage)
+		}
+	}
+	return fs
+}
+
+// parseConfig reads the settings: a flag on the command line, else its
+// environment twin, else the default. -h prints them all and returns
+// flag.ErrHelp.
 func parseConfig(name string, args []string) (config, error) {
 	var c config
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	env := func(key, def string) string {
-		if v, ok := os.LookupEnv(key); ok {
-			return v
-		}
-		return def
-	}
-	fs.StringVar(&c.Addr, "addr", env("WARD_ADDR", "127.0.0.1:8080"), "listen address (WARD_ADDR)")
-	fs.StringVar(&c.DataDir, "data-dir", env("WARD_DATA_DIR", "ward-data"), "data directory (WARD_DATA_DIR)")
-	fs.StringVar(&c.Database, "database", env("WARD_DATABASE", ""), "postgres://... URL; empty means SQLite in the data directory (WARD_DATABASE)")
-	fs.StringVar(&c.PublicURL, "public-url", env("WARD_PUBLIC_URL", ""), "URL clients reach Ward at; default http://<addr> (WARD_PUBLIC_URL)")
-	fs.StringVar(&c.FHIRPath, "fhir-path", env("WARD_FHIR_PATH", "/fhir"), "path of the FHIR API under the public URL, e.g. /fhir/r4 (WARD_FHIR_PATH)")
-	maxBody := fs.Int64("max-body-bytes", 6<<20, "request body limit in bytes (WARD_MAX_BODY_BYTES)")
-	maxResponse := fs.Int64("max-response-bytes", 6<<20, "largest FHIR search response in bytes; a bigger one is a 413 suggesting _count or _elements (WARD_MAX_RESPONSE_BYTES)")
-	searchCount := fs.Int64("search-count", 20, "FHIR search page size when _count is absent (WARD_SEARCH_COUNT)")
-	searchMax := fs.Int64("search-max-count", 1000, "largest FHIR _count honoured; a bigger one is cut to it (WARD_SEARCH_MAX_COUNT)")
-	timeout := fs.Duration("request-timeout", 30*time.Second, "per-request deadline (WARD_REQUEST_TIMEOUT)")
-	ttl := fs.Duration("token-ttl", time.Hour, "access token lifetime (WARD_TOKEN_TTL)")
-	fs.StringVar(&c.Z3Backend, "z3-backend", env("WARD_Z3_BACKEND", ""), "Z3 bytes: empty for files in the data directory, or s3://bucket/prefix?endpoint=URL&region=R&path-style=true (WARD_Z3_BACKEND)")
-	fs.StringVar(&c.WorkDir, "work-dir", env("WARD_WORK_DIR", ""), "where zambda code is unpacked and run; default <data-dir>/functions (WARD_WORK_DIR)")
-	c.SecretsKey = os.Getenv("WARD_SECRETS_KEY") // never a flag: it would show in process lists
-	fs.StringVar(&c.DebugAddr, "debug-addr", env("WARD_DEBUG_ADDR", ""), "address for pprof profiles and /metrics, e.g. 127.0.0.1:6060; empty: off (WARD_DEBUG_ADDR)")
-	subAttempts := fs.Int64("subscription-max-attempts", 30, "delivery attempts before a subscription goes to error (WARD_SUBSCRIPTION_MAX_ATTEMPTS)")
-	subBase := fs.Duration("subscription-retry-base", time.Second, "first delay between subscription delivery attempts (WARD_SUBSCRIPTION_RETRY_BASE)")
-	subMax := fs.Duration("subscription-retry-max", time.Hour, "longest delay between subscription delivery attempts (WARD_SUBSCRIPTION_RETRY_MAX)")
-	urlTTL := fs.Duration("z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs (WARD_Z3_URL_TTL)")
-	maxObject := fs.Int64("max-object-bytes", 5<<30, "largest Z3 object in bytes (WARD_MAX_OBJECT_BYTES)")
-	transfer := fs.Duration("transfer-timeout", time.Hour, "deadline of one presigned upload or download (WARD_TRANSFER_TIMEOUT)")
-	egressAllow := fs.String("egress-allow", env("WARD_EGRESS_ALLOW", ""), "CIDR ranges or addresses, comma-separated, that outbound requests (subscription deliveries, JWKS fetches) may reach beyond public addresses, e.g. 10.0.0.0/8 or 127.0.0.1/32; Ward's database and debug addresses stay refused (WARD_EGRESS_ALLOW)")
-	fs.BoolVar(&c.AllowPrivateJWKS, "allow-private-jwks", env("WARD_ALLOW_PRIVATE_JWKS", "") == "true",
-		"deprecated, use --egress-allow: let M2M clients' jwksUrl point at private or loopback addresses (WARD_ALLOW_PRIVATE_JWKS=true)")
-	corsOrigins := fs.String("cors-origins", env("WARD_CORS_ORIGINS", ""), "browser origins, comma-separated, that may call every project's API (an operator's own front end); a project's applications add theirs with allowedCORSOriginsUrls (WARD_CORS_ORIGINS)")
-	authzTTL := fs.Duration("authorizer-cache-ttl", 5*time.Minute, "longest reuse of an authorizer function's decision (WARD_AUTHORIZER_CACHE_TTL)")
-	fs.IntVar(&c.ReadConcurrency, "read-concurrency", 0, "FHIR reads and searches running at once, the rest waiting in arrival order; 0: as many as Go uses cores on SQLite, no limit on PostgreSQL; -1: no limit (WARD_READ_CONCURRENCY)")
-	if v, ok := os.LookupEnv("WARD_READ_CONCURRENCY"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return c, fmt.Errorf("WARD_READ_CONCURRENCY must be a number")
-		}
-		c.ReadConcurrency = n
-	}
-	fs.StringVar(&c.ZambdaSandbox, "zambda-sandbox", env("WARD_ZAMBDA_SANDBOX", "auto"), "zambda isolation: auto (bubblewrap; functions refused where it cannot run), on (bubblewrap or no start), off (none: trusted code only) (WARD_ZAMBDA_SANDBOX)")
-	maxWorkers := fs.Int64("zambda-max-workers", 64, "zambda worker processes alive at once, across all functions and projects; at the bound an idle one stops, of the project holding the most (WARD_ZAMBDA_MAX_WORKERS)")
-	projectWorkers := fs.Int64("zambda-project-workers", 0, "zambda worker processes one project may hold at once, so one tenant's load leaves room for the others; past it its calls wait briefly, then get 429; 0: a quarter of --zambda-max-workers, at least 1 (WARD_ZAMBDA_PROJECT_WORKERS)")
-	if v, ok := os.LookupEnv("WARD_ZAMBDA_PROJECT_WORKERS"); ok {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return c, fmt.Errorf("WARD_ZAMBDA_PROJECT_WORKERS must be a number, 0 or more")
-		}
-		*projectWorkers = n
-	}
-	for key, dst := range map[string]*int64{"WARD_MAX_BODY_BYTES": maxBody, "WARD_MAX_OBJECT_BYTES": maxObject, "WARD_ZAMBDA_MAX_WORKERS": maxWorkers,
-		"WARD_MAX_RESPONSE_BYTES": maxResponse, "WARD_SEARCH_COUNT": searchCount, "WARD_SEARCH_MAX_COUNT": searchMax,
-		"WARD_SUBSCRIPTION_MAX_ATTEMPTS": subAttempts} {
-		if v, ok := os.LookupEnv(key); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n <= 0 {
-				return c, fmt.Errorf("%s must be a positive number", key)
-			}
-			*dst = n
-		}
-	}
-	for key, dst := range map[string]*time.Duration{"WARD_REQUEST_TIMEOUT": timeout, "WARD_TOKEN_TTL": ttl,
-		"WARD_Z3_URL_TTL": urlTTL, "WARD_TRANSFER_TIMEOUT": transfer,
-		"WARD_SUBSCRIPTION_RETRY_BASE": subBase, "WARD_SUBSCRIPTION_RETRY_MAX": subMax, "WARD_AUTHORIZER_CACHE_TTL": authzTTL} {
-		if v, ok := os.LookupEnv(key); ok {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return c, fmt.Errorf("%s must be a positive duration such as 30s", key)
-			}
-			*dst = d
-		}
-	}
+	var egressAllow string
+	fs := configFlags(name, &c, &egressAllow)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	c.MaxBodyBytes, c.RequestTimeout, c.TokenTTL = *maxBody, *timeout, *ttl
-	c.Z3URLTTL, c.MaxObjectBytes, c.TransferTimeout = *urlTTL, *maxObject, *transfer
-	c.SubRetryBase, c.SubRetryMax = *subBase, *subMax
-	c.AuthorizerCacheTTL = *authzTTL
+	// from names where a flag's value came from, for error messages.
+	fromEnv := map[string]bool{}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		v, ok := os.LookupEnv(envName(f.Name))
+		if !ok || given[f.Name] || envErr != nil {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
+		}
+		fromEnv[f.Name] = true
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	from := func(name string) string {
+		if fromEnv[name] {
+			return envName(name)
+		}
+		return "--" + name
+	}
+	for _, e := range envOnly {
+		*e.field(&c) = os.Getenv(e.key)
+	}
 	var err error
-	for _, o := range strings.Split(*corsOrigins, ",") {
+	for _, o := range strings.Split(c.corsOriginsRaw, ",") {
 		if o = strings.TrimSpace(o); o == "" {
 			continue
 		}
-		if u, perr := url.Parse(o); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || o == "null" {
-			return c, fmt.Errorf("--cors-origins: %q is not an origin (scheme://host[:port])", o)
+		if u, perr := url.Parse(o); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" {
+			return c, fmt.Errorf("%s: %q is not an origin (scheme://host[:port])", from("cors-origins"), o)
 		}
 		c.CORSOrigins = append(c.CORSOrigins, o)
 	}
-	if c.EgressAllow, err = egress.ParseAllow(*egressAllow); err != nil {
-		return c, fmt.Errorf("--egress-allow: %w", err)
+	if c.EgressAllow, err = egress.ParseAllow(egressAllow); err != nil {
+		return c, fmt.Errorf("%s: %w", from("egress-allow"), err)
 	}
-	for name, v := range map[string]int64{"zambda-max-workers": *maxWorkers, "max-response-bytes": *maxResponse,
-		"search-count": *searchCount, "search-max-count": *searchMax, "subscription-max-attempts": *subAttempts} {
+	for name, v := range map[string]int64{"zambda-max-workers": int64(c.ZambdaMaxWorkers), "max-response-bytes": int64(c.MaxResponse),
+		"search-count": int64(c.SearchCount), "search-max-count": int64(c.SearchMaxCount), "subscription-max-attempts": int64(c.SubMaxAttempts),
+		"max-body-bytes": c.MaxBodyBytes, "max-object-bytes": c.MaxObjectBytes} {
 		if v <= 0 {
-			return c, fmt.Errorf("--%s must be positive", name)
+			return c, fmt.Errorf("%s must be a positive number", from(name))
 		}
 	}
-	if *projectWorkers < 0 {
-		return c, fmt.Errorf("--zambda-project-workers must be 0 (a quarter of --zambda-max-workers) or more")
+	for name, d := range map[string]time.Duration{"request-timeout": c.RequestTimeout, "token-ttl": c.TokenTTL, "shutdown-grace": c.ShutdownGrace,
+		"z3-url-ttl": c.Z3URLTTL, "transfer-timeout": c.TransferTimeout, "subscription-retry-base": c.SubRetryBase,
+		"subscription-retry-max": c.SubRetryMax, "authorizer-cache-ttl": c.AuthorizerCacheTTL} {
+		if d <= 0 {
+			return c, fmt.Errorf("%s must be a positive duration such as 30s", from(name))
+		}
 	}
-	if *projectWorkers > *maxWorkers {
-		return c, fmt.Errorf("--zambda-project-workers (%d) must not exceed --zambda-max-workers (%d)", *projectWorkers, *maxWorkers)
+	if c.ZambdaProjectWorkers < 0 {
+		return c, fmt.Errorf("%s must be 0 (a quarter of --zambda-max-workers) or more", from("zambda-project-workers"))
 	}
-	if *searchCount > *searchMax {
-		return c, fmt.Errorf("--search-count (%d) must not exceed --search-max-count (%d)", *searchCount, *searchMax)
+	if c.ZambdaProjectWorkers > c.ZambdaMaxWorkers {
+		return c, fmt.Errorf("--zambda-project-workers (%d) must not exceed --zambda-max-workers (%d)", c.ZambdaProjectWorkers, c.ZambdaMaxWorkers)
 	}
-	// Bounded so that they fit an int anywhere and a page stays a page.
-	c.MaxResponse = int(min(*maxResponse, 1<<40))
-	c.SearchCount, c.SearchMaxCount = int(min(*searchCount, 1<<20)), int(min(*searchMax, 1<<20))
-	c.SubMaxAttempts = int(min(*subAttempts, 1<<20))
-	c.ZambdaMaxWorkers = int(min(*maxWorkers, 1<<20))
-	c.ZambdaProjectWorkers = int(min(*projectWorkers, 1<<20))
+	if c.SearchCount > c.SearchMaxCount {
+		return c, fmt.Errorf("--search-count (%d) must not exceed --search-max-count (%d)", c.SearchCount, c.SearchMaxCount)
+	}
+	// Bounded so that a page stays a page.
+	c.SearchCount, c.SearchMaxCount = min(c.SearchCount, 1<<20), min(c.SearchMaxCount, 1<<20)
+	c.SubMaxAttempts = min(c.SubMaxAttempts, 1<<20)
+	c.ZambdaMaxWorkers = min(c.ZambdaMaxWorkers, 1<<20)
+	c.ZambdaProjectWorkers = min(c.ZambdaProjectWorkers, 1<<20)
 	switch c.ZambdaSandbox {
 	case "auto", "on", "off":
 	default:
-		return c, fmt.Errorf("--zambda-sandbox %q: want auto, on or off", c.ZambdaSandbox)
+		return c, fmt.Errorf("%s %q: want auto, on or off", from("zambda-sandbox"), c.ZambdaSandbox)
 	}
 	if c.WorkDir == "" {
 		c.WorkDir = filepath.Join(c.DataDir, "functions")

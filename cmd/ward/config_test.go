@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseConfigLimits(t *testing.T) {
@@ -24,8 +29,8 @@ func TestParseConfigLimits(t *testing.T) {
 		{"a flag beats the environment", map[string]string{"WARD_SEARCH_COUNT": "50"}, []string{"--search-count", "10"},
 			func(c config) bool { return c.SearchCount == 10 }, ""},
 		{"page bigger than the most", nil, []string{"--search-count", "100", "--search-max-count", "50"}, nil, "must not exceed"},
-		{"zero", nil, []string{"--search-max-count", "0"}, nil, "--search-max-count must be positive"},
-		{"not a number", map[string]string{"WARD_MAX_RESPONSE_BYTES": "lots"}, nil, nil, "WARD_MAX_RESPONSE_BYTES must be a positive number"},
+		{"zero", nil, []string{"--search-max-count", "0"}, nil, "--search-max-count must be a positive number"},
+		{"not a number", map[string]string{"WARD_MAX_RESPONSE_BYTES": "lots"}, nil, nil, `WARD_MAX_RESPONSE_BYTES="lots": parse error`},
 		{"fhir path", map[string]string{"WARD_FHIR_PATH": "/fhir/r4"}, []string{"--public-url", "https://ward.example/"},
 			func(c config) bool { return c.fhirURL() == "https://ward.example/fhir/r4" }, ""},
 		{"default fhir path", nil, []string{"--public-url", "https://ward.example"},
@@ -48,7 +53,24 @@ func TestParseConfigLimits(t *testing.T) {
 			func(c config) bool { return c.ZambdaMaxWorkers == 8 && c.ZambdaProjectWorkers == 2 }, ""},
 		{"zambda project workers over the server's", nil, []string{"--zambda-max-workers", "8", "--zambda-project-workers", "9"}, nil,
 			"--zambda-project-workers (9) must not exceed --zambda-max-workers (8)"},
-		{"negative zambda project workers", map[string]string{"WARD_ZAMBDA_PROJECT_WORKERS": "-1"}, nil, nil, "WARD_ZAMBDA_PROJECT_WORKERS must be a number"},
+		{"negative zambda project workers", map[string]string{"WARD_ZAMBDA_PROJECT_WORKERS": "-1"}, nil, nil, "WARD_ZAMBDA_PROJECT_WORKERS must be 0 (a quarter of --zambda-max-workers) or more"},
+		{"zero from the environment", map[string]string{"WARD_SEARCH_COUNT": "0"}, nil, nil, "WARD_SEARCH_COUNT must be a positive number"},
+		{"zero duration", nil, []string{"--request-timeout", "0s"}, nil, "--request-timeout must be a positive duration"},
+		{"durations: flag > environment > default", map[string]string{"WARD_TOKEN_TTL": "5m", "WARD_REQUEST_TIMEOUT": "7s"}, []string{"--request-timeout=9s"},
+			func(c config) bool {
+				return c.TokenTTL == 5*time.Minute && c.RequestTimeout == 9*time.Second && c.ShutdownGrace == 20*time.Second
+			}, ""},
+		{"shutdown grace from the environment", map[string]string{"WARD_SHUTDOWN_GRACE": "3s"}, nil,
+			func(c config) bool { return c.ShutdownGrace == 3*time.Second }, ""},
+		{"bool from the environment", map[string]string{"WARD_ALLOW_PRIVATE_JWKS": "true"}, nil, func(c config) bool { return c.AllowPrivateJWKS }, ""},
+		{"bool flag beats the environment", map[string]string{"WARD_ALLOW_PRIVATE_JWKS": "true"}, []string{"--allow-private-jwks=false"},
+			func(c config) bool { return !c.AllowPrivateJWKS }, ""},
+		{"read concurrency from the environment", map[string]string{"WARD_READ_CONCURRENCY": "-1"}, nil, func(c config) bool { return c.ReadConcurrency == -1 }, ""},
+		{"secrets from the environment only", map[string]string{"WARD_SECRETS_KEY": "k", "WARD_Z3_S3_ACCESS_KEY": "a", "WARD_Z3_S3_SECRET_KEY": "s", "WARD_NEW_SECRETS_KEY": "n"}, nil,
+			func(c config) bool {
+				return c.SecretsKey == "k" && c.Z3AccessKey == "a" && c.Z3SecretKey == "s" && c.NewSecretsKey == "n"
+			}, ""},
+		{"bad sandbox from the environment", map[string]string{"WARD_ZAMBDA_SANDBOX": "maybe"}, nil, nil, `WARD_ZAMBDA_SANDBOX "maybe": want auto, on or off`},
 		{"bad egress allow", nil, []string{"--egress-allow", "127.0.0.1/32,localhost"}, nil, `--egress-allow: egress: allow list item 2 "localhost"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,5 +91,39 @@ func TestParseConfigLimits(t *testing.T) {
 				t.Fatalf("config = %+v", c)
 			}
 		})
+	}
+}
+
+// TestConfigHelp: -h lists every flag with its environment twin and every
+// environment-only setting, and is no error for main (exit status 0).
+func TestConfigHelp(t *testing.T) {
+	var c config
+	var egressAllow string
+	fs := configFlags("serve", &c, &egressAllow)
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	if err := fs.Parse([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v, want flag.ErrHelp", err)
+	}
+	help := out.String()
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		n++
+		if !strings.Contains(help, "-"+f.Name) || !strings.Contains(help, envName(f.Name)) {
+			t.Errorf("help lacks --%s or %s", f.Name, envName(f.Name))
+		}
+	})
+	for _, e := range envOnly {
+		if !strings.Contains(help, e.key) {
+			t.Errorf("help lacks %s", e.key)
+		}
+	}
+	if n < 25 {
+		t.Errorf("only %d flags declared", n)
+	}
+	for _, args := range [][]string{{"serve", "-h"}, {"serve", "--help"}, {"admin", "rotate-keys", "-h"}} {
+		if err := run(context.Background(), args); !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("run %v: %v, want flag.ErrHelp (which main exits 0 on)", args, err)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -11,8 +10,9 @@ import (
 	"github.com/wardhealth/ward/internal/store"
 )
 
-// serveDebug serves pprof on its own listener, never on the API's.
-func serveDebug(addr string, log *slog.Logger, authz *authorizer.Authorizer, st *store.Store, reads func() admit.Stats) {
+// debugServer serves pprof and metrics on their own listener, never on
+// the API's.
+func debugServer(authz *authorizer.Authorizer, st *store.Store, reads func() admit.Stats) *http.Server {
 	mux := http.NewServeMux()
 	// Counters in the Prometheus text format: the authorizer function's
 	// decisions, calls and time in calls; on SQLite, the writer's
@@ -30,9 +30,5 @@ func serveDebug(addr string, log *slog.Logger, authz *authorizer.Authorizer, st 
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Info("debug listener (pprof, metrics)", "addr", addr)
-	if err := srv.ListenAndServe(); err != nil {
-		log.Warn("debug listener stopped", "err", err)
-	}
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }

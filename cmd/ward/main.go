@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -33,7 +35,15 @@ func main() {
 	sandbox.Init()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal ends the process at once, without the grace period
+	}()
+	err := run(ctx, os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h: the flags are printed, and asking for them is no failure
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "ward:", err)
 		os.Exit(1)
 	}

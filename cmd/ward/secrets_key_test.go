@@ -34,7 +34,7 @@ func testConfig(t *testing.T, b storetest.Backend) config {
 func start(t *testing.T, c config) (string, error) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, c.dsn())
+	st, err := store.Open(ctx, c.dsn(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestRotateSecretsKeyCommand(t *testing.T) {
 				}
 				oldFile, _ := os.ReadFile(file)
 				if tc.stray {
-					st := must(store.Open(ctx, c.dsn()))
+					st := must(store.Open(ctx, c.dsn(), nil))
 					other := must(seal.New(seal.NewKey()))
 					if err := st.PutSecret(ctx, "p1", "STRAY", other.Seal(seal.Secret("p1", "STRAY"), []byte("x")), time.Now()); err != nil {
 						t.Fatal(err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -40,7 +39,7 @@ type services struct {
 }
 
 func open(ctx context.Context, c config, log *slog.Logger) (*services, error) {
-	st, err := store.Open(ctx, c.dsn())
+	st, err := store.Open(ctx, c.dsn(), log)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +58,7 @@ func open(ctx context.Context, c config, log *slog.Logger) (*services, error) {
 		st.Close()
 		return nil, err
 	}
-	return &services{store: st, sealer: sealer, iam: iam.New(st, c.PublicURL+"/invite/", time.Now), keys: keys, revoked: revoked}, nil
+	return &services{store: st, sealer: sealer, iam: iam.New(st, c.PublicURL+"/invite/", time.Now, log), keys: keys, revoked: revoked}, nil
 }
 
 // gcPercent is the collector's target unless GOGC is set: the heap may
@@ -82,11 +81,28 @@ func serve(ctx context.Context, args []string) error {
 		// (bench/RESULTS.md). GOGC in the environment still wins.
 		debug.SetGCPercent(gcPercent)
 	}
+	// The ports first: a busy one must stop a first start before it
+	// creates a project and prints credentials no server then serves.
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	var debugLn net.Listener
+	if c.DebugAddr != "" {
+		if debugLn, err = net.Listen("tcp", c.DebugAddr); err != nil {
+			return fmt.Errorf("debug listener: %w", err)
+		}
+		defer debugLn.Close()
+	}
+	life := newLifecycle(ctx, log, c.ShutdownGrace)
+	defer life.closeAll() // when building fails; after a stop, run has closed all
+
 	svc, err := open(ctx, c, log)
 	if err != nil {
 		return err
 	}
-	defer svc.store.Close()
+	life.onClose("store", svc.store.Close)
 	if err := bootstrap(ctx, c, svc); err != nil {
 		return err
 	}
@@ -97,18 +113,11 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("z3 storage: %w", err)
 	}
-	switch b := blobs.(type) {
-	case *blob.FS:
-		go sweepZ3(ctx, log, 10*time.Minute, "partial uploads", func(_ context.Context, d time.Duration) (int, error) { return b.SweepTemp(d) })
-	case *blob.S3:
-		go sweepZ3(ctx, log, 10*time.Minute, "partial uploads", b.SweepUploads)
-	}
 	z3Svc, err := z3.New(ctx, z3.Config{PublicURL: c.PublicURL, URLTTL: c.Z3URLTTL, MaxObjectBytes: c.MaxObjectBytes},
 		svc.store, svc.sealer, blobs, time.Now, log)
 	if err != nil {
 		return err
 	}
-	go sweepZ3(ctx, log, time.Hour, "orphaned blobs", z3Svc.SweepOrphans)
 	egressAll, egressJWKS, err := egressPolicies(ctx, c, log)
 	if err != nil {
 		return err
@@ -117,15 +126,15 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer closeSandbox() // after the pool: its workers are gone by then
+	life.onClose("zambda sandbox", func() error { closeSandbox(); return nil }) // after the pool: its workers are gone by then
 	pool, err := runtime.New(runtime.Config{WorkDir: filepath.Join(c.WorkDir, "run"), MaxWorkers: c.ZambdaMaxWorkers,
 		ProjectWorkers: c.ZambdaProjectWorkers, Logger: log, Sandbox: sb})
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	life.onClose("zambda workers", pool.Close)
 	zambdas := zambda.New(zambda.Config{WorkDir: c.WorkDir}, svc.store, svc.iam, z3Svc, issuer, pool, svc.sealer, time.Now, log)
-	defer zambdas.Flush() // before the store closes
+	life.onClose("zambda log writes", func() error { zambdas.Flush(); return nil }) // before the store closes
 	fhirHandler := fhir.NewHandler(fhirSvc, c.fhirURL(), log)
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
 		fhirSvc, zambdas, egressAll, time.Now, log)
@@ -146,32 +155,29 @@ func serve(ctx context.Context, args []string) error {
 			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
 			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Egress: egressJWKS})
 
-	ln, err := net.Listen("tcp", c.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+	// Everything is built: start the parts. Each ends its loop at the stop
+	// and is joined before anything closes.
+	life.serve("http server", &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}, ln)
+	if debugLn != nil {
+		life.serve("debug server", debugServer(authz, svc.store, srv.ReadStats), debugLn)
+		log.Info("debug listener (pprof, metrics)", "addr", debugLn.Addr().String())
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	if c.DebugAddr != "" {
-		go serveDebug(c.DebugAddr, log, authz, svc.store, srv.ReadStats)
+	switch b := blobs.(type) {
+	case *blob.FS:
+		life.worker(func(stop, _ context.Context) {
+			sweepZ3(stop, log, 10*time.Minute, "partial uploads", func(_ context.Context, d time.Duration) (int, error) { return b.SweepTemp(d) })
+		})
+	case *blob.S3:
+		life.worker(func(stop, _ context.Context) { sweepZ3(stop, log, 10*time.Minute, "partial uploads", b.SweepUploads) })
 	}
-	go background(ctx, log, svc)
-	go backfillIndex(ctx, log, fhirSvc)
-	go subs.Run(ctx)
-	go zambdas.NewCron().Run(ctx)
-	log.Info("ward listening", "addr", ln.Addr().String(), "public_url", c.PublicURL, "database", string(svc.store.Dialect()))
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	life.worker(func(stop, _ context.Context) { sweepZ3(stop, log, time.Hour, "orphaned blobs", z3Svc.SweepOrphans) })
+	life.worker(func(stop, _ context.Context) { background(stop, log, svc) })
+	life.worker(func(stop, _ context.Context) { backfillIndex(stop, log, fhirSvc) })
+	life.worker(subs.RunUntil)
+	life.worker(zambdas.NewCron().RunUntil)
+	log.Info("ward listening", "addr", ln.Addr().String(), "public_url", c.PublicURL, "database", string(svc.store.Dialect()),
+		"shutdown_grace", c.ShutdownGrace.String())
+	return life.run()
 }
 
 // sweepZ3 runs one of Z3's clean-ups every period, each for what is over an
@@ -240,7 +246,9 @@ func background(ctx context.Context, log *slog.Logger, svc *services) {
 			log.Warn("sync policies", "err", err)
 		}
 		if n++; n%60 == 0 {
-			svc.keys.Refresh(ctx, time.Minute)
+			if err := svc.keys.Refresh(ctx, time.Minute); err != nil && ctx.Err() == nil {
+				log.Warn("refresh signing keys", "err", err)
+			}
 		}
 		if n%5 == 0 {
 			if err := svc.store.AnalyzeStale(ctx); err != nil && ctx.Err() == nil {

@@ -2,9 +2,7 @@ package fhir
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -159,17 +157,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal
 	return fault.NotFound("no FHIR interaction %s %s", r.Method, r.URL.Path)
 }
 
-func readBody(r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, fault.TooLarge("the request body is larger than the limit of %d bytes", tooBig.Limit)
-		}
-		return nil, fault.Invalid("could not read the request body")
-	}
-	return b, nil
-}
+func readBody(r *http.Request) ([]byte, error) { return fault.ReadBody(r.Body) }
 
 // formValues merges the URL query and a form body (POST _search).
 func formValues(r *http.Request) (url.Values, error) {

@@ -74,7 +74,7 @@ type fixture struct {
 func newFixture(t *testing.T, b storetest.Backend) *fixture {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)}
-	svc := iam.New(storetest.Open(t, b), "http://x/invite/", c.now)
+	svc := iam.New(storetest.Open(t, b), "http://x/invite/", c.now, nil)
 	if err := svc.SetPasswordCost(bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}

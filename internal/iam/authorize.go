@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 
 	"github.com/wardhealth/ward/internal/auth"
@@ -67,7 +66,7 @@ func (s *Service) changed(ctx context.Context, projectID string) {
 	if err := s.store.BumpPolicyEpoch(context.WithoutCancel(ctx), projectID); err != nil {
 		// The change itself is committed; only other replicas may lag until
 		// the next successful bump.
-		slog.WarnContext(ctx, "bump policy epoch", "err", err, "project", projectID)
+		s.log.WarnContext(ctx, "bump policy epoch", "err", err, "project", projectID)
 	}
 }
 

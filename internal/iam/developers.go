@@ -3,6 +3,7 @@ package iam
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/mail"
 	"strings"
@@ -113,6 +114,9 @@ func (s *Service) InviteDeveloper(ctx context.Context, projectID string, in Deve
 			return err
 		}
 		id, err := tx.GetDeveloperAccountByEmail(ctx, email)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 		if err != nil {
 			id = newID()
 			if err := tx.CreateDeveloperAccount(ctx, id, email, name, now); err != nil {
@@ -218,7 +222,10 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, password string) 
 	gone := fault.NotFound("this invitation link is unknown, expired or already used")
 	hash := auth.HashSecret(token)
 	d, err := s.store.FindInvitation(ctx, hash)
-	if err != nil || s.now().After(d.InvitationExpiresAt) {
+	if err != nil {
+		return Developer{}, notFoundAs(err, gone)
+	}
+	if s.now().After(d.InvitationExpiresAt) {
 		return Developer{}, gone
 	}
 	// The same cost as users' passwords (and rehashed the same way).
@@ -227,7 +234,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, password string) 
 		return Developer{}, err
 	}
 	if err := s.store.AcceptInvitation(ctx, d.ProjectID, d.ID, hash, pw); err != nil {
-		return Developer{}, gone
+		return Developer{}, notFoundAs(err, gone)
 	}
 	s.changed(ctx, d.ProjectID)
 	return s.GetDeveloper(ctx, d.ProjectID, d.ID)

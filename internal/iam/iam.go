@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 type Service struct {
 	store *store.Store
 	now   func() time.Time
+	log   *slog.Logger // failures of best-effort work the caller is not told of
 	cache *policyCache
 	// epochs are the policy epochs last seen by SyncPolicies.
 	epochMu sync.Mutex
@@ -32,9 +34,14 @@ type Service struct {
 }
 
 // New returns a Service on st. invitationBase is the public URL that
-// invitation links start with (e.g. "http://127.0.0.1:8080/invite/").
-func New(st *store.Store, invitationBase string, now func() time.Time) *Service {
-	return &Service{store: st, now: now, cache: newPolicyCache(), invitationBase: invitationBase}
+// invitation links start with (e.g. "http://127.0.0.1:8080/invite/"). log
+// hears of best-effort work that failed after the caller's change
+// committed; nil discards it.
+func New(st *store.Store, invitationBase string, now func() time.Time, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: st, now: now, log: log, cache: newPolicyCache(), invitationBase: invitationBase}
 }
 
 // RoleStub is how a principal's roles are listed.
@@ -79,6 +86,17 @@ func storeErr(err error, what string) error {
 		return fault.NotFound("%s not found", what)
 	case errors.Is(err, store.ErrConflict):
 		return fault.Conflict("%s already exists", what)
+	}
+	return err
+}
+
+// notFoundAs is what the caller hears of a store error: as, when the row
+// is not there; otherwise the error itself, internal (a 5xx, its cause
+// logged), so that a database outage never looks like bad credentials or
+// an unknown link.
+func notFoundAs(err, as error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return as
 	}
 	return err
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -185,7 +184,7 @@ func (s *Service) upgradeUserHash(ctx context.Context, u store.User, password st
 		return // e.g. an old password shorter than today's minimum: keep it
 	}
 	if err := s.store.SetUserPassword(ctx, u.ProjectID, u.ID, h); err != nil {
-		slog.WarnContext(ctx, "rehash user password", "err", err, "user", u.ID)
+		s.log.WarnContext(ctx, "rehash user password", "err", err, "user", u.ID)
 	}
 }
 

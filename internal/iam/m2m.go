@@ -261,7 +261,8 @@ func (s *Service) RotateM2MSecret(ctx context.Context, projectID, id string) (st
 }
 
 // AuthenticateClient checks client credentials and returns the principal
-// they identify. Errors: Unauthorized (same message for every failure).
+// they identify. Errors: Unauthorized (same message for every failure of
+// the credentials); a store error as it is.
 func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret string) (auth.Principal, error) {
 	bad := fault.Unauthorized("invalid client credentials")
 	if clientID == "" || secret == "" {
@@ -269,7 +270,7 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret strin
 	}
 	c, err := s.store.GetM2MByClientID(ctx, clientID)
 	if err != nil {
-		return auth.Principal{}, bad
+		return auth.Principal{}, notFoundAs(err, bad)
 	}
 	if !auth.SecretMatches(secret, c.SecretHash) {
 		return auth.Principal{}, bad

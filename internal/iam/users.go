@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -217,7 +216,7 @@ func (s *Service) insertUser(ctx context.Context, nu newUser) (User, error) {
 		}
 		if err != nil {
 			if derr := s.store.DeleteUser(context.WithoutCancel(ctx), nu.u.ProjectID, nu.u.ID); derr != nil {
-				slog.WarnContext(ctx, "remove user whose profile failed", "err", derr, "project", nu.u.ProjectID, "user", nu.u.ID)
+				s.log.WarnContext(ctx, "remove user whose profile failed", "err", derr, "project", nu.u.ProjectID, "user", nu.u.ID)
 			}
 			return User{}, err
 		}
@@ -446,7 +445,10 @@ func (s *Service) AcceptUserInvitation(ctx context.Context, token, password stri
 	gone := fault.NotFound("this invitation link is unknown, expired or already used")
 	hash := auth.HashSecret(token)
 	u, err := s.store.FindUserInvitation(ctx, hash)
-	if err != nil || s.now().After(u.InvitationExpiresAt) {
+	if err != nil {
+		return User{}, notFoundAs(err, gone)
+	}
+	if s.now().After(u.InvitationExpiresAt) {
 		return User{}, gone
 	}
 	pw, err := s.hashPassword(password)
@@ -454,7 +456,7 @@ func (s *Service) AcceptUserInvitation(ctx context.Context, token, password stri
 		return User{}, err
 	}
 	if err := s.store.AcceptUserInvitation(ctx, u.ProjectID, u.ID, hash, pw); err != nil {
-		return User{}, gone
+		return User{}, notFoundAs(err, gone)
 	}
 	s.changed(ctx, u.ProjectID)
 	return s.GetUser(ctx, u.ProjectID, u.ID)

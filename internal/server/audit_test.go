@@ -46,3 +46,34 @@ func TestFHIRWritesAudited(t *testing.T) {
 		t.Fatalf("after a failed create: %d allowed rows, want 2", n)
 	}
 }
+
+// TestProjectAPIWritesAudited: a Project API write is audited once, by
+// its own transaction when it runs one (else on its own after it); a
+// failed write has no allowed row.
+func TestProjectAPIWritesAudited(t *testing.T) {
+	ts := newTestServer(t)
+	count := func(action string) int {
+		events, err := ts.st.ListAudit(context.Background(), ts.admin.ProjectID, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range events {
+			if e.Action == action && e.Outcome == "allowed" {
+				n++
+			}
+		}
+		return n
+	}
+	role := ts.mustDo(t, 200, "POST", "/v1/iam/role", ts.token, `{"name":"audited","accessPolicy":{"rule":[{"action":["FHIR:Read"],"effect":"Allow","resource":["*"]}]}}`)
+	ts.mustDo(t, 200, "PATCH", "/v1/iam/role/"+role["id"].(string), ts.token, `{"description":"changed"}`)
+	ts.mustDo(t, 204, "DELETE", "/v1/iam/role/"+role["id"].(string), ts.token, "")
+	if st, _ := ts.do(t, "POST", "/v1/iam/role", ts.token, `{"name":""}`); st < 400 {
+		t.Fatalf("invalid role: %d", st)
+	}
+	for action, want := range map[string]int{"IAM:CreateRole": 1, "IAM:UpdateRole": 1, "IAM:DeleteRole": 1} {
+		if n := count(action); n != want {
+			t.Errorf("%s: %d allowed rows, want %d", action, n, want)
+		}
+	}
+}

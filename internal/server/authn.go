@@ -68,7 +68,9 @@ func (s *Server) verify(ctx context.Context, token string) (auth.Principal, erro
 	// once. Not for tokens of other issuers (an authorizer's), which would
 	// otherwise make every foreign request reload Ward's keys.
 	if err != nil && errors.Is(err, auth.ErrUnknownKey) && s.ownIssuer(token) {
-		s.keys.Refresh(ctx, 5*time.Second)
+		if err := s.keys.Refresh(ctx, 5*time.Second); err != nil {
+			s.log.WarnContext(ctx, "verify a token", "err", err)
+		}
 		p, err = s.verifier.Verify(ctx, token)
 	}
 	if err != nil {

@@ -54,7 +54,7 @@ func showInvitePage(w http.ResponseWriter, kind inviteKind) error {
 
 // acceptWithPassword takes a form post (the page) or JSON {password}
 // (scripts) and hands the invitation token and password to accept.
-func acceptWithPassword(w http.ResponseWriter, r *http.Request, kind inviteKind,
+func (s *Server) acceptWithPassword(w http.ResponseWriter, r *http.Request, kind inviteKind,
 	accept func(ctx context.Context, token, password string) (any, error)) error {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var password string
@@ -83,6 +83,9 @@ func acceptWithPassword(w http.ResponseWriter, r *http.Request, kind inviteKind,
 	pageHeaders(w)
 	if err != nil {
 		status, msg := fault.Public(err)
+		if status >= 500 {
+			s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path, "request_id", requestID(r.Context()))
+		}
 		w.WriteHeader(status)
 		return invitePage.Execute(w, invitePageData{Kind: kind, Error: msg, Min: iam.MinPasswordLength})
 	}
@@ -94,7 +97,7 @@ func (s *Server) invitePage(w http.ResponseWriter, r *http.Request, _ call) erro
 }
 
 func (s *Server) acceptInvite(w http.ResponseWriter, r *http.Request, _ call) error {
-	return acceptWithPassword(w, r, developerInvite, func(ctx context.Context, token, password string) (any, error) {
+	return s.acceptWithPassword(w, r, developerInvite, func(ctx context.Context, token, password string) (any, error) {
 		return s.iam.AcceptInvitation(ctx, token, password)
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -31,13 +30,9 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 // oauthForm reads an OAuth request: form-encoded (the standard) or JSON
 // (what Oystehr's token endpoint takes).
 func oauthForm(r *http.Request) (url.Values, error) {
-	body, err := io.ReadAll(r.Body)
+	body, err := fault.ReadBody(r.Body)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, fault.TooLarge("request body is too large")
-		}
-		return nil, fault.Invalid("could not read the request body")
+		return nil, err
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "application/json" {
@@ -112,9 +107,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ call) error {
 			return err
 		}
 		c, err := s.store.GetM2MByClientID(r.Context(), id)
-		if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
 			oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client")
 			return nil
+		}
+		if err != nil {
+			return err // the database's failure, not the client's: a 5xx
 		}
 		p = auth.Principal{ProjectID: c.ProjectID, Kind: auth.KindM2M, ID: c.ID, ClientID: c.ClientID}
 		if ttl > 5*time.Minute {
@@ -123,9 +121,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ call) error {
 	} else {
 		id, secret := clientCredentials(r, form)
 		var err error
-		if p, err = s.iam.AuthenticateClient(r.Context(), id, secret); err != nil {
+		if p, err = s.iam.AuthenticateClient(r.Context(), id, secret); errors.Is(err, fault.ErrUnauthorized) {
 			oauthError(w, http.StatusUnauthorized, "invalid_client", "invalid client credentials")
 			return nil
+		} else if err != nil {
+			return err
 		}
 	}
 	corsProject(w, r, p.ProjectID)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,17 +12,22 @@ import (
 	"github.com/wardhealth/ward/internal/fault"
 )
 
-// writeJSON sends v with status. Encoding errors are only logged: the
-// status line is already out.
+// writeJSON sends v with status. v is encoded before the status goes
+// out: a value that does not encode is a bug, and its panic reaches the
+// recovering middleware (logged, a 500) while no byte is sent. A failed
+// write is a client gone mid-answer: nothing to do.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	var body []byte
+	if v != nil {
+		b, err := json.Marshal(v)
+		if err != nil {
+			panic(fmt.Sprintf("encode a %T response: %v", v, err))
+		}
+		body = append(b, '\n')
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	if v == nil {
-		return
-	}
-	if err := json.NewEncoder(w).Encode(v); err != nil {
-		slog.Debug("write response", "err", err)
-	}
+	_, _ = w.Write(body)
 }
 
 // apiError is the Project API error shape the SDK parses.
@@ -52,13 +56,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // decodeJSON reads a JSON object body into v. An empty body is an empty
 // object (the SDK sends none on PATCH without fields).
 func decodeJSON(r *http.Request, v any) error {
-	body, err := io.ReadAll(r.Body)
+	body, err := fault.ReadBody(r.Body)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return fault.TooLarge("request body is larger than the limit of %d bytes", tooBig.Limit)
-		}
-		return fault.Invalid("could not read the request body")
+		return err
 	}
 	if strings.TrimSpace(string(body)) == "" {
 		return nil

@@ -6,6 +6,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/store"
 )
 
 // call is what the gate hands a handler: who is calling, in which project.
@@ -125,11 +126,19 @@ func (s *Server) gate(rt route) http.Handler {
 			}
 		}
 		sw, _ := w.(*statusWriter)
+		var pending *store.PendingAudit
+		if r.Method != http.MethodGet {
+			// The write's own transaction records it, as for FHIR writes:
+			// no write commits without its audit row.
+			pending = &store.PendingAudit{Event: s.auditEvent(r, p, action, resource, "allowed", "")}
+			r = r.WithContext(store.WithAudit(r.Context(), pending))
+		}
 		if err := rt.handle(w, r, call{p: p}); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		if r.Method != http.MethodGet && (sw == nil || sw.status < 400) {
+		if pending != nil && !pending.Written() && (sw == nil || sw.status < 400) {
+			// No transaction ran (a single statement): audit on its own.
 			s.audit(r, p, action, resource, "allowed", "")
 		}
 	})

@@ -260,7 +260,7 @@ func (s *Server) userInvitePage(w http.ResponseWriter, r *http.Request, _ call) 
 }
 
 func (s *Server) acceptUserInvite(w http.ResponseWriter, r *http.Request, _ call) error {
-	return acceptWithPassword(w, r, userInvite, func(ctx context.Context, token, password string) (any, error) {
+	return s.acceptWithPassword(w, r, userInvite, func(ctx context.Context, token, password string) (any, error) {
 		return s.iam.AcceptUserInvitation(ctx, token, password)
 	})
 }

@@ -74,13 +74,9 @@ type presignInput struct {
 
 // peekJSON decodes the body into v and puts the bytes back for the handler.
 func peekJSON(r *http.Request, v any) error {
-	body, err := io.ReadAll(r.Body)
+	body, err := fault.ReadBody(r.Body)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return fault.TooLarge("request body is larger than the limit of %d bytes", tooBig.Limit)
-		}
-		return fault.Invalid("could not read the request body")
+		return err
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if len(bytes.TrimSpace(body)) == 0 {

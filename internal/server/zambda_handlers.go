@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 
@@ -114,13 +113,9 @@ func (s *Server) zambdaUpload(w http.ResponseWriter, r *http.Request, c call) er
 // executeCall reads the payload (the whole JSON body, "{}" when empty) and
 // the headers the function sees.
 func executeCall(r *http.Request) (zambda.Call, error) {
-	body, err := io.ReadAll(r.Body)
+	body, err := fault.ReadBody(r.Body)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return zambda.Call{}, fault.TooLarge("request body is larger than the limit of %d bytes", tooBig.Limit)
-		}
-		return zambda.Call{}, fault.Invalid("could not read the request body")
+		return zambda.Call{}, err
 	}
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 )
 
@@ -11,9 +12,9 @@ func OpenUpTo(ctx context.Context, dsn, last string) (*Store, error) {
 	var s *Store
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		s, err = openPostgres(ctx, dsn)
+		s, err = openPostgres(ctx, dsn, slog.New(slog.DiscardHandler))
 	} else {
-		s, err = openSQLite(ctx, dsn)
+		s, err = openSQLite(ctx, dsn, slog.New(slog.DiscardHandler))
 	}
 	if err != nil {
 		return nil, err

@@ -49,6 +49,7 @@ type txRequest struct {
 
 // groupCommitter owns the single SQLite write connection.
 type groupCommitter struct {
+	log  *slog.Logger
 	reqs chan *txRequest
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -182,7 +183,7 @@ func (s *Store) startGroupCommit(ckpt *sql.DB, wal syncCloser) {
 // startGroupCommitTuned is startGroupCommit with the checkpointer's period
 // and log bound given (tests shrink both).
 func (s *Store) startGroupCommitTuned(ckpt *sql.DB, wal syncCloser, every time.Duration, restartFrames int64) {
-	g := &groupCommitter{reqs: make(chan *txRequest), stop: make(chan struct{}), ckpt: ckpt, committed: make(chan struct{}, 1),
+	g := &groupCommitter{log: s.log, reqs: make(chan *txRequest), stop: make(chan struct{}), ckpt: ckpt, committed: make(chan struct{}, 1),
 		syncs: make(chan syncJob, maxInFlight), synced: make(chan struct{}, maxInFlight), wal: wal,
 		hold: make(chan chan struct{}), dbPath: dbPathOf(wal), checkpointEvery: every, restartFrames: restartFrames}
 	s.group = g
@@ -293,7 +294,7 @@ func (g *groupCommitter) checkpointer() {
 func (g *groupCommitter) checkpoint() (frames, copied int64, err error) {
 	var busy int
 	if err := g.ckpt.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied); err != nil {
-		slog.Warn("sqlite checkpoint failed", "err", err)
+		g.log.Warn("sqlite checkpoint failed", "err", err)
 		return 0, 0, err
 	}
 	return frames, copied, nil
@@ -477,7 +478,7 @@ func (g *groupCommitter) syncer() {
 		if err != nil {
 			// The commits are in the WAL but may not survive a power cut:
 			// their callers must not be told they are durable.
-			slog.Error("sqlite wal fsync failed", "err", err)
+			g.log.Error("sqlite wal fsync failed", "err", err)
 			err = fmt.Errorf("commit: sync write-ahead log: %w", err)
 		}
 		answer(job.batch, job.results, err)

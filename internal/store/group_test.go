@@ -48,7 +48,7 @@ func restartWithWAL(t *testing.T, s *Store, path string, wal syncCloser) {
 func openSQLiteForTest(t *testing.T) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ward.db")
-	s, err := Open(context.Background(), path)
+	s, err := Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,8 @@ func TestGroupStats(t *testing.T) {
 
 // A replayable transaction runs without a savepoint; when one fails after
 // writing, its writes are undone by rolling the group back, and the group's
-// other members run again: they commit, it does not.
+// other members run again: they commit, it does not; a1's pending audit
+// row is written again in the new transaction (once).
 func TestReplayableFailureUndoesOnlyItself(t *testing.T) {
 	ctx := context.Background()
 	s, wal := openGated(t)
@@ -229,9 +230,13 @@ func TestReplayableFailureUndoesOnlyItself(t *testing.T) {
 			}
 			return nil
 		}
+		mctx := ctx
+		if m.id == "a1" {
+			mctx = WithAudit(ctx, &PendingAudit{Event: AuditEvent{ProjectID: "a1", At: time.Unix(1, 0), RequestID: "r-a1", Action: "IAM:Test", Outcome: "allowed"}})
+		}
 		go func() {
 			if m.replayable {
-				done[i] <- s.WithReplayableTx(ctx, fn)
+				done[i] <- s.WithReplayableTx(mctx, fn)
 			} else {
 				done[i] <- s.WithTx(ctx, fn)
 			}
@@ -270,6 +275,9 @@ func TestReplayableFailureUndoesOnlyItself(t *testing.T) {
 	}
 	if got := strings.Join(ids, ","); got != "a1,a3,a4,p0" {
 		t.Fatalf("projects %s; want a1,a3,a4,p0 (a2 undone)", got)
+	}
+	if events, err := s.ListAudit(ctx, "a1", 10); err != nil || len(events) != 1 || events[0].RequestID != "r-a1" {
+		t.Fatalf("a1's audit rows: %+v %v; want its one row, written again by the replay", events, err)
 	}
 }
 

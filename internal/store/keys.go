@@ -123,19 +123,8 @@ func WithAudit(ctx context.Context, a *PendingAudit) context.Context {
 	return context.WithValue(ctx, auditKey{}, a)
 }
 
-// Written reports whether a transaction wrote the event.
+// Written reports whether a committed transaction holds the event.
 func (a *PendingAudit) Written() bool { return a.written.Load() }
-
-func (a *PendingAudit) write(ctx context.Context, tx *Tx) error {
-	if a.written.Load() {
-		return nil
-	}
-	if err := tx.InsertAudit(ctx, a.Event); err != nil {
-		return err
-	}
-	a.written.Store(true)
-	return nil
-}
 
 // InsertAudit appends an audit event.
 func (s *Store) InsertAudit(ctx context.Context, e AuditEvent) error {

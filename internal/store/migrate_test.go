@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ import (
 func TestUpgradeClustersResources(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "ward.db")
-	old, err := openSQLite(ctx, path)
+	old, err := openSQLite(ctx, path, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestUpgradeClustersResources(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err := Open(ctx, path)
+	s, err := Open(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/wardhealth/ward/internal/store/walvfs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,6 +55,7 @@ type Store struct {
 	read    *sql.DB // SQLite: a reader pool; Postgres: the same pool as write
 	q       querier
 	now     func() time.Time
+	log     *slog.Logger    // what the store's own goroutines report (checkpoints, fsyncs)
 	group   *groupCommitter // SQLite: the single writer sharing commits
 	wstmts  *stmtCache      // SQLite: statements prepared on the writer
 	rstmts  *stmtCache      // SQLite: statements prepared on the readers
@@ -71,14 +73,18 @@ type Tx struct {
 
 // Open connects to dsn: "postgres://..." / "postgresql://..." for PostgreSQL,
 // anything else is a SQLite file path (created with its directory), and runs
-// the embedded migrations.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+// the embedded migrations. log hears of failures no caller sees (a WAL
+// checkpoint or fsync failing); nil discards them.
+func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	var s *Store
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		s, err = openPostgres(ctx, dsn)
+		s, err = openPostgres(ctx, dsn, log)
 	} else {
-		s, err = openSQLite(ctx, dsn)
+		s, err = openSQLite(ctx, dsn, log)
 	}
 	if err != nil {
 		return nil, err
@@ -90,7 +96,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	return s, nil
 }
 
-func openSQLite(ctx context.Context, path string) (*Store, error) {
+func openSQLite(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -146,13 +152,13 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		ckpt.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	s := &Store{dialect: SQLite, write: write, read: read, q: read, now: time.Now,
+	s := &Store{dialect: SQLite, write: write, read: read, q: read, now: time.Now, log: log,
 		wstmts: newStmtCache(write), rstmts: newStmtCache(read)}
 	s.startGroupCommit(ckpt, &walFile{path: path + "-wal"})
 	return s, nil
 }
 
-func openPostgres(ctx context.Context, dsn string) (*Store, error) {
+func openPostgres(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
@@ -171,7 +177,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect postgres: %w", err)
 	}
-	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now}, nil
+	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now, log: log}, nil
 }
 
 // Dialect reports which database is behind the store.
@@ -208,18 +214,25 @@ func (s *Store) WithReplayableTx(ctx context.Context, fn func(tx *Tx) error) err
 	return s.withTx(ctx, fn, true)
 }
 
-func (s *Store) withTx(ctx context.Context, fn func(tx *Tx) error, replayable bool) error {
+func (s *Store) withTx(ctx context.Context, fn func(tx *Tx) error, replayable bool) (err error) {
 	if _, inTx := s.q.(*sql.Tx); inTx {
 		return fn(&Tx{Store: *s})
 	}
-	if a, ok := ctx.Value(auditKey{}).(*PendingAudit); ok {
+	if a, ok := ctx.Value(auditKey{}).(*PendingAudit); ok && !a.Written() {
 		inner := fn
 		fn = func(tx *Tx) error {
 			if err := inner(tx); err != nil {
 				return err
 			}
-			return a.write(ctx, tx)
+			return tx.InsertAudit(ctx, a.Event)
 		}
+		// Written once committed, not once inserted: a replayed group runs
+		// fn again in a new transaction, which must carry the row again.
+		defer func() {
+			if err == nil {
+				a.written.Store(true)
+			}
+		}()
 	}
 	if s.group != nil {
 		if replayable {

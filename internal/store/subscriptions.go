@@ -204,6 +204,16 @@ func (s *Store) FinishAttempt(ctx context.Context, d Delivery, a Attempt, status
 	})
 }
 
+// ReleaseDelivery gives a claimed delivery back without recording an
+// attempt, for one cut by a shutdown: the endpoint did not fail, so it
+// costs no attempt and any replica may claim it again at once.
+func (s *Store) ReleaseDelivery(ctx context.Context, id int64) error {
+	if _, err := s.exec(ctx, `UPDATE sub_deliveries SET lease_until = 0 WHERE id = ? AND status = 'pending'`, id); err != nil {
+		return fmt.Errorf("release delivery: %w", err)
+	}
+	return nil
+}
+
 func clipText(s string) string {
 	if len(s) > 500 {
 		return s[:500] + "..."

@@ -183,7 +183,7 @@ func upgradeFrom(t *testing.T, b storetest.Backend, version string, fill func(ol
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := store.Open(ctx, dsn)
+	s, err := store.Open(ctx, dsn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

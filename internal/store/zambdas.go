@@ -341,6 +341,18 @@ func (s *Store) ClaimTick(ctx context.Context, projectID, zambdaID string, at ti
 	return n == 1, nil
 }
 
+// ReleaseTick gives back a tick the replica claimed and did not finish (a
+// shutdown cut its run), so that a replica looking back over it (one
+// restarted within the cron's catch-up window) claims and runs it again.
+// A tick with an outcome stays claimed.
+func (s *Store) ReleaseTick(ctx context.Context, projectID, zambdaID string, at time.Time, replica string) error {
+	if _, err := s.exec(ctx, `DELETE FROM zambda_ticks WHERE project_id = ? AND zambda_id = ? AND tick_at = ? AND claimed_by = ? AND outcome = ''`,
+		projectID, zambdaID, ms(at), replica); err != nil {
+		return fmt.Errorf("release tick: %w", err)
+	}
+	return nil
+}
+
 // TickOutcome records how a claimed tick ended.
 func (s *Store) TickOutcome(ctx context.Context, projectID, zambdaID string, at time.Time, outcome string) error {
 	if _, err := s.exec(ctx, `UPDATE zambda_ticks SET outcome = ? WHERE project_id = ? AND zambda_id = ? AND tick_at = ?`,

@@ -278,12 +278,20 @@ func (s *Service) checkWrite(ctx context.Context, tx *store.Tx, p auth.Principal
 	return tx.SetSubOwner(ctx, p.ProjectID, id, store.SubOwner{Kind: string(p.Kind), ID: p.ID, ClientID: p.ClientID})
 }
 
-// Run matches and delivers until ctx ends.
-func (s *Service) Run(ctx context.Context) {
+// Run matches and delivers until ctx ends, then waits for the deliveries
+// in flight to finish.
+func (s *Service) Run(ctx context.Context) { s.RunUntil(ctx, context.WithoutCancel(ctx)) }
+
+// RunUntil is Run for a graceful stop: once ctx ends nothing new is
+// matched or claimed, and the deliveries in flight get until inflight
+// ends to finish. One cut then is released for another attempt (by any
+// replica) rather than counted as a failure: the endpoint did not fail.
+// It returns when no delivery is in flight.
+func (s *Service) RunUntil(ctx, inflight context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); s.matchLoop(ctx) }()
-	go func() { defer wg.Done(); s.deliverLoop(ctx) }()
+	go func() { defer wg.Done(); s.deliverLoop(ctx, inflight) }()
 	wg.Wait()
 }
 
@@ -409,7 +417,7 @@ func (s *Service) matches(ctx context.Context, tx *store.Tx, e store.OutboxEvent
 	return len(rows) == 1, nil
 }
 
-func (s *Service) deliverLoop(ctx context.Context) {
+func (s *Service) deliverLoop(ctx, inflight context.Context) {
 	sem := make(chan struct{}, s.cfg.Workers)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -427,7 +435,7 @@ func (s *Service) deliverLoop(ctx context.Context) {
 			wg.Add(1)
 			go func(d store.Delivery) {
 				defer func() { <-sem; wg.Done(); kick(s.sendC) }() // a free slot: claim more
-				s.deliver(context.WithoutCancel(ctx), d)
+				s.deliver(inflight, d)
 			}(d)
 		}
 		if len(batch) == 0 {
@@ -480,10 +488,28 @@ func (s *Service) backoff(attempts int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// deliver makes one attempt and records it.
+// recordTimeout bounds the writes that record an attempt, which run even
+// when the attempt itself was cut.
+const recordTimeout = 5 * time.Second
+
+// deliver makes one attempt and records it; an attempt cut because ctx
+// ended (a shutdown) is released instead.
 func (s *Service) deliver(ctx context.Context, d store.Delivery) {
 	start := s.now()
 	code, skip, err := s.send(ctx, d)
+	// A finished attempt is recorded even if the stop came meanwhile:
+	// otherwise it would be sent again once its lease runs out.
+	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err != nil && ctx.Err() != nil {
+		if rerr := s.st.ReleaseDelivery(rec, d.ID); rerr != nil {
+			s.log.WarnContext(rec, "subscription: release a delivery cut by the stop", "err", rerr, "delivery", d.ID)
+			return // its lease runs out and it is retried then
+		}
+		s.log.InfoContext(rec, "subscription: delivery cut by the stop, released for another attempt", "delivery", d.ID, "err", err)
+		return
+	}
+	ctx = rec
 	a := store.Attempt{At: start, StatusCode: code, Duration: s.now().Sub(start)}
 	status, next := "delivered", s.now()
 	switch {
@@ -516,7 +542,12 @@ func (s *Service) deliver(ctx context.Context, d store.Delivery) {
 // for good, or an error to retry.
 func (s *Service) send(ctx context.Context, d store.Delivery) (int, string, error) {
 	r, err := s.st.GetResource(ctx, d.ProjectID, "Subscription", d.SubscriptionID)
-	if err != nil || r.Deleted {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return 0, "the subscription was deleted", nil
+	case err != nil:
+		return 0, "", err // the database's failure, not the subscription's: retry
+	case r.Deleted:
 		return 0, "the subscription was deleted", nil
 	}
 	var m map[string]any
@@ -528,8 +559,11 @@ func (s *Service) send(ctx context.Context, d store.Delivery) (int, string, erro
 		return 0, "the subscription is no longer valid: " + err.Error(), nil
 	}
 	owner, err := s.st.GetSubOwner(ctx, d.ProjectID, d.SubscriptionID)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		return 0, "the subscription has no recorded owner", nil
+	}
+	if err != nil {
+		return 0, "", err
 	}
 	p := auth.Principal{ProjectID: d.ProjectID, Kind: auth.Kind(owner.Kind), ID: owner.ID, ClientID: owner.ClientID}
 	var body []byte

@@ -6,7 +6,6 @@ package tokens
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,16 +87,19 @@ func (k *Keys) Reload(ctx context.Context) error {
 }
 
 // Refresh reloads at most once per interval; use it when a token names an
-// unknown kid or on a timer.
-func (k *Keys) Refresh(ctx context.Context, interval time.Duration) {
+// unknown kid or on a timer. A failed reload keeps the ring in memory; the
+// error is for the caller's log.
+func (k *Keys) Refresh(ctx context.Context, interval time.Duration) error {
 	k.mu.Lock()
 	due := k.now().Sub(k.last) >= interval
 	k.mu.Unlock()
-	if due {
-		if err := k.Reload(ctx); err != nil {
-			slog.WarnContext(ctx, "reload signing keys", "err", err)
-		}
+	if !due {
+		return nil
 	}
+	if err := k.Reload(ctx); err != nil {
+		return fmt.Errorf("reload signing keys: %w", err)
+	}
+	return nil
 }
 
 // Rotate adds a new signing key, sealed with the master key, and retires

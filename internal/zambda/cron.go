@@ -41,12 +41,18 @@ func (s *Service) NewCron() *Cron {
 func backoff(attempt int) time.Duration { return time.Duration(1<<min(attempt, 6)) * time.Second }
 
 // Run checks for due ticks every second until ctx ends, then waits for the
-// runs it started.
-func (c *Cron) Run(ctx context.Context) {
+// runs it started, which ctx's end cuts.
+func (c *Cron) Run(ctx context.Context) { c.RunUntil(ctx, ctx) }
+
+// RunUntil is Run for a graceful stop: once ctx ends no tick is claimed,
+// and the runs in flight get until inflight ends to finish. A run cut then
+// records no outcome and its tick is released, so that a replica starting
+// within the catch-up window (this one, restarted) runs it again.
+func (c *Cron) RunUntil(ctx, inflight context.Context) {
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
 	for {
-		c.Check(ctx)
+		c.check(ctx, inflight)
 		select {
 		case <-ctx.Done():
 			c.running.Wait()
@@ -57,7 +63,10 @@ func (c *Cron) Run(ctx context.Context) {
 }
 
 // Check claims and starts every tick due now.
-func (c *Cron) Check(ctx context.Context) {
+func (c *Cron) Check(ctx context.Context) { c.check(ctx, ctx) }
+
+// check claims due ticks while ctx lasts and runs them under inflight.
+func (c *Cron) check(ctx, inflight context.Context) {
 	s := c.svc
 	zs, err := s.st.ListZambdas(ctx, "", "cron")
 	if err != nil {
@@ -103,7 +112,7 @@ func (c *Cron) Check(ctx context.Context) {
 				c.running.Add(1)
 				go func(z store.Zambda, tick time.Time, l retryLimits) {
 					defer c.running.Done()
-					c.runTick(ctx, z, tick, l)
+					c.runTick(inflight, z, tick, l)
 				}(z, tick, limits(sc))
 			}
 		}
@@ -159,6 +168,7 @@ func (c *Cron) runTick(ctx context.Context, z store.Zambda, tick time.Time, l re
 		select {
 		case <-time.After(c.backoff(attempt)):
 		case <-ctx.Done():
+			c.release(ctx, z, tick)
 			return
 		}
 		if l.maxAge > 0 && s.now().Sub(tick) >= l.maxAge {
@@ -166,7 +176,24 @@ func (c *Cron) runTick(ctx context.Context, z store.Zambda, tick time.Time, l re
 			break
 		}
 	}
+	if ctx.Err() != nil {
+		c.release(ctx, z, tick)
+		return
+	}
 	if err := s.st.TickOutcome(ctx, z.ProjectID, z.ID, tick, outcome); err != nil {
 		s.log.WarnContext(ctx, "cron: outcome", "zambda", z.ID, "err", err)
 	}
+}
+
+// release gives back a tick whose run a stop cut (ctx has ended: the write
+// gets a few seconds of its own).
+func (c *Cron) release(ctx context.Context, z store.Zambda, tick time.Time) {
+	s := c.svc
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.st.ReleaseTick(rctx, z.ProjectID, z.ID, tick, s.cfg.ReplicaID); err != nil {
+		s.log.WarnContext(rctx, "cron: release a tick cut by the stop", "zambda", z.ID, "tick", tick, "err", err)
+		return
+	}
+	s.log.InfoContext(rctx, "cron: run cut by the stop, tick released", "zambda", z.ID, "tick", tick)
 }

@@ -83,7 +83,7 @@ func PostgresDSN(t testing.TB) string {
 // Open returns a migrated store on a fresh database, closed at test end.
 func Open(t testing.TB, b Backend) *store.Store {
 	t.Helper()
-	s, err := store.Open(context.Background(), b.DSN(t))
+	s, err := store.Open(context.Background(), b.DSN(t), nil)
 	if err != nil {
 		t.Fatalf("open %s store: %v", b.Name, err)
 	}
