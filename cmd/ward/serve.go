@@ -21,6 +21,7 @@ import (
 	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/server"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
+	"github.com/wardhealth/ward/internal/smart/oauth"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/subscription"
 	"github.com/wardhealth/ward/internal/tokens"
@@ -138,13 +139,18 @@ func serve(ctx context.Context, args []string) error {
 		roles, err := svc.store.RolesByID(ctx, projectID, []string{roleID})
 		return len(roles) == 1, err
 	}})
+	authServer, err := oauth.New(oauth.Config{PublicURL: c.PublicURL, FHIRBase: fhirHandler.Base(), TokenTTL: c.TokenTTL},
+		oauth.Deps{Log: log, Store: svc.store, IAM: svc.iam, Keys: svc.keys, Revoked: svc.revoked, Issuer: issuer,
+			Verifier: verifier, FHIR: fhirSvc, Egress: egressJWKS, Now: time.Now})
+	if err != nil {
+		return err
+	}
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version,
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
 		CORSOrigins: c.CORSOrigins},
-		server.Deps{Log: log, AccessLog: accessLog, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
-			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Egress: egressJWKS})
+		server.Deps{Log: log, AccessLog: accessLog, Store: svc.store, IAM: svc.iam, OAuth: authServer, Now: time.Now,
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz})
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {

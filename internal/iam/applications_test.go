@@ -147,20 +147,6 @@ func TestApplicationValidation(t *testing.T) {
 	}
 }
 
-type revocation struct{ kind, project, clientID, token string }
-
-type fakeRevoker struct{ got []revocation }
-
-func (r *fakeRevoker) RevokeRefreshToken(_ context.Context, projectID, clientID, token string) error {
-	r.got = append(r.got, revocation{"refresh", projectID, clientID, token})
-	return nil
-}
-
-func (r *fakeRevoker) RevokeAccessToken(_ context.Context, projectID, clientID, token string) error {
-	r.got = append(r.got, revocation{"access", projectID, clientID, token})
-	return nil
-}
-
 func TestApplicationLifecycle(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -238,19 +224,6 @@ func TestApplicationLifecycle(t *testing.T) {
 				if !errors.Is(err, fault.ErrNotFound) {
 					t.Errorf("cross-project access: %v", err)
 				}
-			}
-
-			// Revocation goes through the hook, with the client id.
-			wantKind(t, f.svc.RevokeApplicationToken(ctx, f.project, a.ID, "tok", true), fault.ErrNotSupported, "not available")
-			rev := &fakeRevoker{}
-			f.svc.SetTokenRevoker(rev)
-			wantKind(t, f.svc.RevokeApplicationToken(ctx, f.project, a.ID, " ", true), fault.ErrInvalid, "token is required")
-			wantKind(t, f.svc.RevokeApplicationToken(ctx, other.ProjectID, a.ID, "tok", true), fault.ErrNotFound, "not found")
-			wantKind(t, f.svc.RevokeApplicationToken(ctx, f.project, a.ID, "r1", true), nil, "")
-			wantKind(t, f.svc.RevokeApplicationToken(ctx, f.project, a.ID, "a1", false), nil, "")
-			want := []revocation{{"refresh", f.project, a.ClientID, "r1"}, {"access", f.project, a.ClientID, "a1"}}
-			if fmt.Sprint(rev.got) != fmt.Sprint(want) {
-				t.Fatalf("revocations = %v, want %v", rev.got, want)
 			}
 
 			if err := f.svc.DeleteApplication(ctx, f.project, a.ID); err != nil {

@@ -40,7 +40,6 @@ const (
 // zero value works: no hooks, DefaultPasswordCost, an empty throttle.
 type accounts struct {
 	mu       sync.Mutex
-	revoker  TokenRevoker
 	profiles ProfileWriter
 	cost     int    // bcrypt cost; 0 means DefaultPasswordCost
 	dummy    []byte // a hash at cost, compared when an account is unknown

@@ -64,10 +64,9 @@ func TestForeignTokens(t *testing.T) {
 	authz := authorizer.New(run, authorizer.Config{})
 	fhirSvc := fhir.New(st, svc, fhir.Config{}, time.Now)
 	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, TokenTTL: time.Hour},
-		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Keys: keys, Revoked: revoked,
-			Issuer:   auth.NewIssuer(keys.Ring, testURL, testURL, time.Now),
-			Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now), Now: time.Now,
-			FHIR: fhir.NewHandler(fhirSvc, testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil))), Authorizer: authz})
+		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Now: time.Now,
+			OAuth: newTestOAuth(t, st, svc, keys, revoked, fhirSvc, nil),
+			FHIR:  fhir.NewHandler(fhirSvc, testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil))), Authorizer: authz})
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	adminP := auth.Principal{ProjectID: admin.ProjectID, Kind: auth.KindM2M}

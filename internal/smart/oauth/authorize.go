@@ -1,4 +1,4 @@
-package server
+package oauth
 
 import (
 	"context"
@@ -78,12 +78,7 @@ func randomToken() (string, error) {
 }
 
 // fhirBaseURL is the SMART audience: the FHIR base clients send as aud.
-func (s *Server) fhirBaseURL() string {
-	if s.fhir == nil {
-		return s.cfg.PublicURL + "/fhir"
-	}
-	return s.fhir.Base()
-}
+func (s *Server) fhirBaseURL() string { return s.cfg.FHIRBase }
 
 var smartScopesSupported = []string{"openid", "fhirUser", "launch/patient", "offline_access", "online_access",
 	"patient/*.cruds", "user/*.cruds", "system/*.cruds", "patient/*.read", "patient/*.write", "user/*.read", "user/*.write",
@@ -107,9 +102,9 @@ func (s *Server) discovery() map[string]any {
 	}
 }
 
-// smartConfiguration is GET .well-known/smart-configuration (App Launch
+// SmartConfiguration is GET .well-known/smart-configuration (App Launch
 // 2.x §conformance), served at the root and at the FHIR base.
-func (s *Server) smartConfiguration(w http.ResponseWriter, r *http.Request, _ call) error {
+func (s *Server) SmartConfiguration(w http.ResponseWriter, r *http.Request) error {
 	m := s.discovery()
 	m["token_endpoint_auth_signing_alg_values_supported"] = []string{"RS384", "ES384"}
 	m["capabilities"] = []string{"launch-standalone", "authorize-post", "client-public", "client-confidential-symmetric",
@@ -120,8 +115,8 @@ func (s *Server) smartConfiguration(w http.ResponseWriter, r *http.Request, _ ca
 	return nil
 }
 
-// openIDConfiguration is OpenID Connect discovery for the same server.
-func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request, _ call) error {
+// OpenIDConfiguration is OpenID Connect discovery for the same server.
+func (s *Server) OpenIDConfiguration(w http.ResponseWriter, r *http.Request) error {
 	m := s.discovery()
 	m["subject_types_supported"] = []string{"public"}
 	m["id_token_signing_alg_values_supported"] = []string{auth.AlgRS256}
@@ -207,12 +202,12 @@ func redirectError(w http.ResponseWriter, r *http.Request, q authzRequest, code,
 	redirectWith(w, r, q.RedirectURI, v)
 }
 
-// authorize is the SMART authorization endpoint, GET and POST. The first
+// Authorize is the SMART authorization endpoint, GET and POST. The first
 // request shows the sign-in page; its form posts back here with
 // action=signin (credentials), signup or deny. A user whose profile is not
 // a Patient then chooses the patient when the scopes need one, and
 // everyone allows or denies on the consent page (consent.go).
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, _ call) error {
+func (s *Server) Authorize(w http.ResponseWriter, r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
 		return errorPage(w, http.StatusBadRequest, "The request is not valid form encoding.")
 	}
@@ -495,12 +490,12 @@ func pkceMatches(verifier, challenge string) bool {
 	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
 }
 
-func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, form url.Values) error {
+func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, form url.Values, inProject InProject) error {
 	app, projectID, err := s.appClient(r.Context(), r, form, "")
 	if err != nil {
 		return writeOAuth(w, err)
 	}
-	corsProject(w, r, projectID)
+	inProject(projectID)
 	_, data, err := s.store.TakeOAuthCode(r.Context(), secretHash("code", form.Get("code")), s.now())
 	if errors.Is(err, store.ErrNotFound) {
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "the authorization code is invalid, expired or already used")
@@ -526,7 +521,7 @@ func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, form url.
 	return nil
 }
 
-func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, form url.Values) error {
+func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, form url.Values, inProject InProject) error {
 	hash := secretHash("refresh", form.Get("refresh_token"))
 	// The token names its client: looked up, not used, so a confidential
 	// app that forgot its secret does not burn its refresh token.
@@ -542,7 +537,7 @@ func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, form u
 	if err != nil {
 		return writeOAuth(w, err)
 	}
-	corsProject(w, r, projectID)
+	inProject(projectID)
 	t, err := s.store.UseRefreshToken(r.Context(), hash, s.now())
 	if errors.Is(err, store.ErrReused) {
 		s.log.WarnContext(r.Context(), "refresh token reused: grant revoked", "project", t.ProjectID, "client", t.ClientID)
