@@ -149,7 +149,7 @@ func serve(ctx context.Context, args []string) error {
 		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version,
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
 		CORSOrigins: c.CORSOrigins},
-		server.Deps{Log: log, AccessLog: accessLog, Store: svc.store, IAM: svc.iam, OAuth: authServer, Now: time.Now,
+		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,
 			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz})
 
 	ln, err := net.Listen("tcp", c.Addr)

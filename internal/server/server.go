@@ -53,7 +53,6 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	access *slog.Logger // one line per request
-	store  *store.Store
 	iam    *iam.Service
 	oauth  *oauth.Server
 	fhir   *fhir.Handler
@@ -76,7 +75,6 @@ type Deps struct {
 	Log *slog.Logger
 	// AccessLog gets the line each request ends with; nil: Log.
 	AccessLog *slog.Logger
-	Store     *store.Store
 	IAM       *iam.Service
 	// OAuth is the authorization server: it issues and verifies Ward's
 	// tokens and answers /oauth/* and SMART discovery.
@@ -95,7 +93,7 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.TransferTimeout <= 0 {
 		cfg.TransferTimeout = time.Hour
 	}
-	s := &Server{cfg: cfg, log: d.Log, store: d.Store, iam: d.IAM, oauth: d.OAuth,
+	s := &Server{cfg: cfg, log: d.Log, iam: d.IAM, oauth: d.OAuth,
 		fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
 	s.access = d.AccessLog
 	if cfg.ReadMaxWait <= 0 {

@@ -77,7 +77,7 @@ func newTestServerWith(t *testing.T, pol *egress.Policy, with func(st *store.Sto
 		t.Fatal(err)
 	}
 	fhirSvc := fhir.New(st, svc, fhir.Config{}, time.Now)
-	deps := Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Now: time.Now,
+	deps := Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), IAM: svc, Now: time.Now,
 		OAuth: newTestOAuth(t, st, svc, keys, revoked, fhirSvc, pol),
 		FHIR:  fhir.NewHandler(fhirSvc, testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))}
 	if with != nil {
