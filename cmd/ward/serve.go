@@ -35,6 +35,7 @@ import (
 type services struct {
 	store   *store.Store
 	sealer  *seal.Sealer // the master key, checked against the database
+	fhir    *fhir.Service
 	iam     *iam.Service
 	keys    *tokens.Keys
 	revoked *tokens.Revocations
@@ -60,7 +61,12 @@ func open(ctx context.Context, c config, log *slog.Logger) (*services, error) {
 		st.Close()
 		return nil, err
 	}
-	return &services{store: st, sealer: sealer, iam: iam.New(st, c.PublicURL+"/invite/", time.Now), keys: keys, revoked: revoked}, nil
+	// FHIR decides through IAM's policies and IAM creates users' profiles
+	// through FHIR: the policies come first, so neither needs a setter.
+	policies := iam.NewPolicies(st)
+	fhirSvc := fhir.New(st, policies, fhir.Config{DefaultCount: c.SearchCount, MaxCount: c.SearchMaxCount, MaxResponseBytes: c.MaxResponse}, time.Now)
+	iamSvc := iam.New(st, c.PublicURL+"/invite/", time.Now, iam.Deps{Policies: policies, Profiles: profileWriter{fhirSvc}})
+	return &services{store: st, sealer: sealer, fhir: fhirSvc, iam: iamSvc, keys: keys, revoked: revoked}, nil
 }
 
 // gcPercent is the collector's target unless GOGC is set: the heap may
@@ -93,7 +99,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	issuer := auth.NewIssuer(svc.keys.Ring, c.PublicURL, c.PublicURL, time.Now)
 	verifier := auth.NewVerifier(svc.keys.Ring, c.PublicURL, []string{c.PublicURL}, svc.revoked, time.Now)
-	fhirSvc := fhir.New(svc.store, svc.iam, fhir.Config{DefaultCount: c.SearchCount, MaxCount: c.SearchMaxCount, MaxResponseBytes: c.MaxResponse}, time.Now)
+	fhirSvc := svc.fhir
 	blobs, err := openBlobs(ctx, c)
 	if err != nil {
 		return fmt.Errorf("z3 storage: %w", err)
@@ -131,7 +137,6 @@ func serve(ctx context.Context, args []string) error {
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
 		fhirSvc, zambdas, egressAll, time.Now, log)
 	subs.Register(fhirHandler)
-	svc.iam.SetProfileWriter(profileWriter{fhirSvc})
 	authz := authorizer.New(func(ctx context.Context, projectID, zambdaID string, in authorizer.Input, timeout time.Duration) ([]byte, error) {
 		return zambdas.RunAuthorizer(ctx, projectID, zambdaID, zambda.AuthorizerEvent{DatastoreEndpoint: in.DatastoreEndpoint,
 			OperationName: in.OperationName, BearerToken: in.BearerToken}, timeout)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -66,6 +67,7 @@ func (f *fakeProfiles) count() int {
 // settable clock and a fake profile writer.
 type fixture struct {
 	svc      *iam.Service
+	st       *store.Store
 	project  string
 	clock    *clock
 	profiles *fakeProfiles
@@ -74,17 +76,28 @@ type fixture struct {
 func newFixture(t *testing.T, b storetest.Backend) *fixture {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)}
-	svc := iam.New(storetest.Open(t, b), "http://x/invite/", c.now)
+	st := storetest.Open(t, b)
+	profiles := &fakeProfiles{}
+	svc := iam.New(st, "http://x/invite/", c.now, iam.Deps{Profiles: profiles})
 	if err := svc.SetPasswordCost(bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
-	profiles := &fakeProfiles{}
-	svc.SetProfileWriter(profiles)
 	creds, err := svc.CreateProject(context.Background(), "p")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{svc: svc, project: creds.ProjectID, clock: c, profiles: profiles}
+	return &fixture{svc: svc, st: st, project: creds.ProjectID, clock: c, profiles: profiles}
+}
+
+// withoutProfiles is a Service on the fixture's store that cannot create
+// profile resources.
+func (f *fixture) withoutProfiles(t *testing.T) *iam.Service {
+	t.Helper()
+	svc := iam.New(f.st, "http://x/invite/", f.clock.now, iam.Deps{})
+	if err := svc.SetPasswordCost(bcrypt.MinCost); err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
 
 func sqliteFixture(t *testing.T) *fixture { return newFixture(t, storetest.Backends()[0]) }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,12 +17,11 @@ import (
 
 // Service is the IAM capability. Construct with New.
 type Service struct {
+	// Policies decides requests (Authorize, PolicySet); the Service's
+	// changes invalidate what it cached.
+	*Policies
 	store *store.Store
 	now   func() time.Time
-	cache *policyCache
-	// epochs are the policy epochs last seen by SyncPolicies.
-	epochMu sync.Mutex
-	epochs  map[string]int64
 	// InvitationBase is the URL prefix of developer invitation links.
 	invitationBase string
 	// acct holds the hooks and login state of users and applications
@@ -31,10 +29,24 @@ type Service struct {
 	acct accounts
 }
 
+// Deps are what a Service calls besides its store, given at construction.
+type Deps struct {
+	// Policies decides requests; nil: the Service makes its own. Pass the
+	// one the FHIR service decides through, so both see a change at once.
+	Policies *Policies
+	// Profiles creates users' FHIR profile resources; nil: an invitation
+	// must name an existing profile and patients cannot sign up.
+	Profiles ProfileWriter
+}
+
 // New returns a Service on st. invitationBase is the public URL that
 // invitation links start with (e.g. "http://127.0.0.1:8080/invite/").
-func New(st *store.Store, invitationBase string, now func() time.Time) *Service {
-	return &Service{store: st, now: now, cache: newPolicyCache(), invitationBase: invitationBase}
+func New(st *store.Store, invitationBase string, now func() time.Time, d Deps) *Service {
+	if d.Policies == nil {
+		d.Policies = NewPolicies(st)
+	}
+	return &Service{Policies: d.Policies, store: st, now: now, invitationBase: invitationBase,
+		acct: accounts{profiles: d.Profiles}}
 }
 
 // RoleStub is how a principal's roles are listed.

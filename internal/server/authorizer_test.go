@@ -29,7 +29,7 @@ func TestForeignTokens(t *testing.T) {
 	st := storetest.Open(t, storetest.Backends()[0])
 	keys, _ := tokens.LoadKeys(ctx, st, sealtest.Setup(t, st), time.Now)
 	revoked, _ := tokens.LoadRevocations(ctx, st, time.Now)
-	svc := iam.New(st, testURL+"/invite/", time.Now)
+	svc := iam.New(st, testURL+"/invite/", time.Now, iam.Deps{})
 	admin, _, err := svc.Bootstrap(ctx)
 	if err != nil {
 		t.Fatal(err)

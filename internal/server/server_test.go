@@ -71,7 +71,7 @@ func newTestServerWith(t *testing.T, pol *egress.Policy, with func(st *store.Sto
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := iam.New(st, testURL+"/invite/", time.Now)
+	svc := iam.New(st, testURL+"/invite/", time.Now, iam.Deps{})
 	admin, _, err := svc.Bootstrap(ctx)
 	if err != nil {
 		t.Fatal(err)

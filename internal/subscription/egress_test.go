@@ -34,7 +34,7 @@ type fixture struct {
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	st := storetest.Open(t, storetest.Backends()[0])
-	authz := iam.New(st, "http://x/invite/", time.Now)
+	authz := iam.New(st, "http://x/invite/", time.Now, iam.Deps{})
 	creds, err := authz.CreateProject(t.Context(), "test")
 	if err != nil {
 		t.Fatal(err)

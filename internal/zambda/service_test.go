@@ -61,7 +61,7 @@ func newTestService(t *testing.T, run Invoker) *testService {
 	st := storetest.Open(t, storetest.Backends()[0])
 	sealer := sealtest.Setup(t, st)
 	clock := &fakeClock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
-	iamSvc := iam.New(st, "http://ward.test/invite/", clock.now)
+	iamSvc := iam.New(st, "http://ward.test/invite/", clock.now, iam.Deps{})
 	admin, _, err := iamSvc.Bootstrap(ctx)
 	if err != nil {
 		t.Fatal(err)

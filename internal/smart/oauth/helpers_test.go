@@ -43,7 +43,7 @@ func newTestServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := iam.New(st, testURL+"/invite/", time.Now)
+	svc := iam.New(st, testURL+"/invite/", time.Now, iam.Deps{})
 	admin, _, err := svc.Bootstrap(ctx)
 	if err != nil {
 		t.Fatal(err)
