@@ -151,7 +151,7 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
-		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version,
+		TransferTimeout: c.TransferTimeout, Version: version,
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
 		CORSOrigins: c.CORSOrigins},
 		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,

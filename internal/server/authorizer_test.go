@@ -63,7 +63,7 @@ func TestForeignTokens(t *testing.T) {
 	}
 	authz := authorizer.New(run, authorizer.Config{})
 	fhirSvc := fhir.New(st, svc, fhir.Config{}, time.Now)
-	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, TokenTTL: time.Hour},
+	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second},
 		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), IAM: svc, Now: time.Now,
 			OAuth: newTestOAuth(t, st, svc, keys, revoked, fhirSvc, nil),
 			FHIR:  fhir.NewHandler(fhirSvc, testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil))), Authorizer: authz})

@@ -26,7 +26,6 @@ type Config struct {
 	// TransferTimeout is the deadline of a presigned Z3 upload or download,
 	// whose body is not bound by MaxBodyBytes (Z3 has its own object limit).
 	TransferTimeout time.Duration
-	TokenTTL        time.Duration // lifetime of access tokens
 	Version         string
 	// ReadConcurrency is how many FHIR reads and searches run at once,
 	// the others waiting their turn in arrival order (at most

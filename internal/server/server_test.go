@@ -83,7 +83,7 @@ func newTestServerWith(t *testing.T, pol *egress.Policy, with func(st *store.Sto
 	if with != nil {
 		with(st, sealer, &deps)
 	}
-	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, TokenTTL: time.Hour, Version: "test",
+	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, Version: "test",
 		ReadConcurrency: 1, ReadMaxWait: 10 * time.Second}, // every FHIR read here takes its turn, never by timeout
 		deps)
 	ts := &testServer{Server: httptest.NewServer(srv.Handler()), keys: keys, admin: admin, st: st, iam: svc, srv: srv}
