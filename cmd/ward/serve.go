@@ -20,6 +20,7 @@ import (
 	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/server"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
+	"github.com/wardhealth/ward/internal/smart/oauth"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/subscription"
 	"github.com/wardhealth/ward/internal/tokens"
@@ -33,6 +34,7 @@ import (
 type services struct {
 	store   *store.Store
 	sealer  *seal.Sealer // the master key, checked against the database
+	fhir    *fhir.Service
 	iam     *iam.Service
 	keys    *tokens.Keys
 	revoked *tokens.Revocations
@@ -58,7 +60,12 @@ func open(ctx context.Context, c config, log *slog.Logger) (*services, error) {
 		st.Close()
 		return nil, err
 	}
-	return &services{store: st, sealer: sealer, iam: iam.New(st, c.PublicURL+"/invite/", time.Now, log), keys: keys, revoked: revoked}, nil
+	// FHIR decides through IAM's policies and IAM creates users' profiles
+	// through FHIR: the policies come first, so neither needs a setter.
+	policies := iam.NewPolicies(st, log)
+	fhirSvc := fhir.New(st, policies, fhir.Config{DefaultCount: c.SearchCount, MaxCount: c.SearchMaxCount, MaxResponseBytes: c.MaxResponse}, time.Now)
+	iamSvc := iam.New(st, c.PublicURL+"/invite/", time.Now, iam.Deps{Policies: policies, Profiles: profileWriter{fhirSvc}, Log: log})
+	return &services{store: st, sealer: sealer, fhir: fhirSvc, iam: iamSvc, keys: keys, revoked: revoked}, nil
 }
 
 // gcPercent is the collector's target unless GOGC is set: the heap may
@@ -108,7 +115,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	issuer := auth.NewIssuer(svc.keys.Ring, c.PublicURL, c.PublicURL, time.Now)
 	verifier := auth.NewVerifier(svc.keys.Ring, c.PublicURL, []string{c.PublicURL}, svc.revoked, time.Now)
-	fhirSvc := fhir.New(svc.store, svc.iam, fhir.Config{DefaultCount: c.SearchCount, MaxCount: c.SearchMaxCount, MaxResponseBytes: c.MaxResponse}, time.Now)
+	fhirSvc := svc.fhir
 	blobs, err := openBlobs(ctx, c)
 	if err != nil {
 		return fmt.Errorf("z3 storage: %w", err)
@@ -139,7 +146,6 @@ func serve(ctx context.Context, args []string) error {
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
 		fhirSvc, zambdas, egressAll, time.Now, log)
 	subs.Register(fhirHandler)
-	svc.iam.SetProfileWriter(profileWriter{fhirSvc})
 	authz := authorizer.New(func(ctx context.Context, projectID, zambdaID string, in authorizer.Input, timeout time.Duration) ([]byte, error) {
 		return zambdas.RunAuthorizer(ctx, projectID, zambdaID, zambda.AuthorizerEvent{DatastoreEndpoint: in.DatastoreEndpoint,
 			OperationName: in.OperationName, BearerToken: in.BearerToken}, timeout)
@@ -147,13 +153,18 @@ func serve(ctx context.Context, args []string) error {
 		roles, err := svc.store.RolesByID(ctx, projectID, []string{roleID})
 		return len(roles) == 1, err
 	}})
+	authServer, err := oauth.New(oauth.Config{PublicURL: c.PublicURL, FHIRBase: fhirHandler.Base(), TokenTTL: c.TokenTTL},
+		oauth.Deps{Log: log, Store: svc.store, IAM: svc.iam, Keys: svc.keys, Revoked: svc.revoked, Issuer: issuer,
+			Verifier: verifier, FHIR: fhirSvc, Egress: egressJWKS, Now: time.Now})
+	if err != nil {
+		return err
+	}
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
-		TransferTimeout: c.TransferTimeout, TokenTTL: c.TokenTTL, Version: version,
+		TransferTimeout: c.TransferTimeout, Version: version,
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
 		CORSOrigins: c.CORSOrigins},
-		server.Deps{Log: log, AccessLog: accessLog, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
-			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Egress: egressJWKS})
+		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.

@@ -22,7 +22,7 @@ func newFixture(t testing.TB, b storetest.Backend, cfg Config) fixture {
 	t.Helper()
 	ctx := context.Background()
 	st := storetest.Open(t, b)
-	authz := iam.New(st, "http://x/invite/", time.Now, nil)
+	authz := iam.New(st, "http://x/invite/", time.Now, iam.Deps{})
 	creds, err := authz.CreateProject(ctx, "test")
 	if err != nil {
 		t.Fatal(err)

@@ -64,21 +64,6 @@ type ApplicationInput struct {
 	ShouldSendInviteEmail  *bool     `json:"shouldSendInviteEmail"`
 }
 
-// TokenRevoker revokes tokens issued to an application's users. The OAuth
-// side implements it; with none set the revoke endpoints answer 501.
-type TokenRevoker interface {
-	RevokeRefreshToken(ctx context.Context, projectID, applicationClientID, token string) error
-	RevokeAccessToken(ctx context.Context, projectID, applicationClientID, token string) error
-}
-
-// SetTokenRevoker wires the revocation of application tokens. Call it
-// before serving.
-func (s *Service) SetTokenRevoker(r TokenRevoker) {
-	s.acct.mu.Lock()
-	defer s.acct.mu.Unlock()
-	s.acct.revoker = r
-}
-
 func applicationOut(a store.Application) Application {
 	nonNil := func(l []string) []string {
 		if l == nil {
@@ -371,27 +356,4 @@ func (s *Service) AuthenticateApplication(ctx context.Context, clientID, secret 
 		return Application{}, "", bad
 	}
 	return applicationOut(a), a.ProjectID, nil
-}
-
-// RevokeApplicationToken revokes a refresh token (refresh) or an access
-// token issued to one of the application's users. Errors: NotFound,
-// Invalid (no token), NotSupported (no revoker wired).
-func (s *Service) RevokeApplicationToken(ctx context.Context, projectID, id, token string, refresh bool) error {
-	if strings.TrimSpace(token) == "" {
-		return fault.Invalid("token is required")
-	}
-	a, err := s.store.GetApplication(ctx, projectID, id)
-	if err != nil {
-		return storeErr(err, "application "+id)
-	}
-	s.acct.mu.Lock()
-	r := s.acct.revoker
-	s.acct.mu.Unlock()
-	if r == nil {
-		return fault.NotSupported("token revocation for applications is not available on this server")
-	}
-	if refresh {
-		return r.RevokeRefreshToken(ctx, projectID, a.ClientID, token)
-	}
-	return r.RevokeAccessToken(ctx, projectID, a.ClientID, token)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -66,6 +67,7 @@ func (f *fakeProfiles) count() int {
 // settable clock and a fake profile writer.
 type fixture struct {
 	svc      *iam.Service
+	st       *store.Store
 	project  string
 	clock    *clock
 	profiles *fakeProfiles
@@ -74,17 +76,28 @@ type fixture struct {
 func newFixture(t *testing.T, b storetest.Backend) *fixture {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)}
-	svc := iam.New(storetest.Open(t, b), "http://x/invite/", c.now, nil)
+	st := storetest.Open(t, b)
+	profiles := &fakeProfiles{}
+	svc := iam.New(st, "http://x/invite/", c.now, iam.Deps{Profiles: profiles})
 	if err := svc.SetPasswordCost(bcrypt.MinCost); err != nil {
 		t.Fatal(err)
 	}
-	profiles := &fakeProfiles{}
-	svc.SetProfileWriter(profiles)
 	creds, err := svc.CreateProject(context.Background(), "p")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{svc: svc, project: creds.ProjectID, clock: c, profiles: profiles}
+	return &fixture{svc: svc, st: st, project: creds.ProjectID, clock: c, profiles: profiles}
+}
+
+// withoutProfiles is a Service on the fixture's store that cannot create
+// profile resources.
+func (f *fixture) withoutProfiles(t *testing.T) *iam.Service {
+	t.Helper()
+	svc := iam.New(f.st, "http://x/invite/", f.clock.now, iam.Deps{})
+	if err := svc.SetPasswordCost(bcrypt.MinCost); err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
 
 func sqliteFixture(t *testing.T) *fixture { return newFixture(t, storetest.Backends()[0]) }
@@ -145,20 +158,6 @@ func TestApplicationValidation(t *testing.T) {
 			wantKind(t, err, c.kind, c.part)
 		})
 	}
-}
-
-type revocation struct{ kind, project, clientID, token string }
-
-type fakeRevoker struct{ got []revocation }
-
-func (r *fakeRevoker) RevokeRefreshToken(_ context.Context, projectID, clientID, token string) error {
-	r.got = append(r.got, revocation{"refresh", projectID, clientID, token})
-	return nil
-}
-
-func (r *fakeRevoker) RevokeAccessToken(_ context.Context, projectID, clientID, token string) error {
-	r.got = append(r.got, revocation{"access", projectID, clientID, token})
-	return nil
 }
 
 func TestApplicationLifecycle(t *testing.T) {
@@ -238,19 +237,6 @@ func TestApplicationLifecycle(t *testing.T) {
 				if !errors.Is(err, fault.ErrNotFound) {
 					t.Errorf("cross-project access: %v", err)
 				}
-			}
-
-			// Revocation goes through the hook, with the client id.
-			wantKind(t, f.svc.RevokeApplicationToken(ctx, f.project, a.ID, "tok", true), fault.ErrNotSupported, "not available")
-			rev := &fakeRevoker{}
-			f.svc.SetTokenRevoker(rev)
-			wantKind(t, f.svc.RevokeApplicationToken(ctx, f.project, a.ID, " ", true), fault.ErrInvalid, "token is required")
-			wantKind(t, f.svc.RevokeApplicationToken(ctx, other.ProjectID, a.ID, "tok", true), fault.ErrNotFound, "not found")
-			wantKind(t, f.svc.RevokeApplicationToken(ctx, f.project, a.ID, "r1", true), nil, "")
-			wantKind(t, f.svc.RevokeApplicationToken(ctx, f.project, a.ID, "a1", false), nil, "")
-			want := []revocation{{"refresh", f.project, a.ClientID, "r1"}, {"access", f.project, a.ClientID, "a1"}}
-			if fmt.Sprint(rev.got) != fmt.Sprint(want) {
-				t.Fatalf("revocations = %v, want %v", rev.got, want)
 			}
 
 			if err := f.svc.DeleteApplication(ctx, f.project, a.ID); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/wardhealth/ward/internal/auth"
@@ -11,6 +12,29 @@ import (
 	"github.com/wardhealth/ward/internal/policy"
 	"github.com/wardhealth/ward/internal/store"
 )
+
+// Policies decides requests against each principal's current effective
+// policy, compiled once and cached until an IAM change in the project (here
+// or, through SyncPolicies, on another replica). It is the part of IAM the
+// FHIR service needs, so it is built first and shared: the Service embeds
+// it and the FHIR service decides through it.
+type Policies struct {
+	store *store.Store
+	log   *slog.Logger
+	cache *policyCache
+	// epochs are the policy epochs last seen by SyncPolicies.
+	epochMu sync.Mutex
+	epochs  map[string]int64
+}
+
+// NewPolicies returns the policy decisions of the principals in st.
+// log hears of failures the caller is not told of; nil discards them.
+func NewPolicies(st *store.Store, log *slog.Logger) *Policies {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Policies{store: st, log: log, cache: newPolicyCache()}
+}
 
 // policyCache keeps each principal's compiled policy. Any IAM change in a
 // project bumps that project's generation, so the next request recompiles.
@@ -61,7 +85,7 @@ func (c *policyCache) invalidate(project string) {
 
 // changed drops the project's compiled policies here at once and tells other
 // replicas through the store's policy epoch (see SyncPolicies).
-func (s *Service) changed(ctx context.Context, projectID string) {
+func (s *Policies) changed(ctx context.Context, projectID string) {
 	s.cache.invalidate(projectID)
 	if err := s.store.BumpPolicyEpoch(context.WithoutCancel(ctx), projectID); err != nil {
 		// The change itself is committed; only other replicas may lag until
@@ -73,7 +97,7 @@ func (s *Service) changed(ctx context.Context, projectID string) {
 // SyncPolicies drops compiled policies of projects whose epoch moved since
 // the last call: changes made by other replicas (or `ward admin`). Call it
 // periodically; a replica's own changes apply without it.
-func (s *Service) SyncPolicies(ctx context.Context) error {
+func (s *Policies) SyncPolicies(ctx context.Context) error {
 	epochs, err := s.store.PolicyEpochs(ctx)
 	if err != nil {
 		return err
@@ -91,7 +115,7 @@ func (s *Service) SyncPolicies(ctx context.Context) error {
 
 // PolicySet returns the principal's current effective policy: inline policy
 // merged with every role's, compiled once and cached until a change.
-func (s *Service) PolicySet(ctx context.Context, p auth.Principal) (*policy.Set, error) {
+func (s *Policies) PolicySet(ctx context.Context, p auth.Principal) (*policy.Set, error) {
 	k := cacheKey{p.ProjectID, string(p.Kind), p.ID}
 	if set, _, ok := s.cache.get(k); ok {
 		return set, nil
@@ -123,7 +147,7 @@ func (s *Service) PolicySet(ctx context.Context, p auth.Principal) (*policy.Set,
 	return set, nil
 }
 
-func (s *Service) inlinePolicy(ctx context.Context, p auth.Principal) ([]byte, error) {
+func (s *Policies) inlinePolicy(ctx context.Context, p auth.Principal) ([]byte, error) {
 	switch p.Kind {
 	case auth.KindM2M:
 		c, err := s.store.GetM2M(ctx, p.ProjectID, p.ID)
@@ -157,7 +181,7 @@ func (s *Service) inlinePolicy(ctx context.Context, p auth.Principal) ([]byte, e
 }
 
 // compile builds a Set from an inline policy and role ids.
-func (s *Service) compile(ctx context.Context, projectID string, inline []byte, roleIDs []string) (*policy.Set, error) {
+func (s *Policies) compile(ctx context.Context, projectID string, inline []byte, roleIDs []string) (*policy.Set, error) {
 	var sources []policy.Source
 	if inline != nil {
 		doc, err := policy.Parse(inline)
@@ -183,7 +207,7 @@ func (s *Service) compile(ctx context.Context, projectID string, inline []byte, 
 // Authorize allows the request or returns a Forbidden fault naming the
 // missing action and resource. The returned decision carries any FHIR
 // conditions the caller must apply.
-func (s *Service) Authorize(ctx context.Context, p auth.Principal, action, resource string) (policy.Decision, error) {
+func (s *Policies) Authorize(ctx context.Context, p auth.Principal, action, resource string) (policy.Decision, error) {
 	set, err := s.PolicySet(ctx, p)
 	if err != nil {
 		return policy.Decision{}, err

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,13 +18,12 @@ import (
 
 // Service is the IAM capability. Construct with New.
 type Service struct {
+	// Policies decides requests (Authorize, PolicySet); the Service's
+	// changes invalidate what it cached.
+	*Policies
 	store *store.Store
 	now   func() time.Time
 	log   *slog.Logger // failures of best-effort work the caller is not told of
-	cache *policyCache
-	// epochs are the policy epochs last seen by SyncPolicies.
-	epochMu sync.Mutex
-	epochs  map[string]int64
 	// InvitationBase is the URL prefix of developer invitation links.
 	invitationBase string
 	// acct holds the hooks and login state of users and applications
@@ -33,15 +31,30 @@ type Service struct {
 	acct accounts
 }
 
+// Deps are what a Service calls besides its store, given at construction.
+type Deps struct {
+	// Policies decides requests; nil: the Service makes its own. Pass the
+	// one the FHIR service decides through, so both see a change at once.
+	Policies *Policies
+	// Profiles creates users' FHIR profile resources; nil: an invitation
+	// must name an existing profile and patients cannot sign up.
+	Profiles ProfileWriter
+	// Log hears of best-effort work that failed after the caller's change
+	// committed; nil discards it.
+	Log *slog.Logger
+}
+
 // New returns a Service on st. invitationBase is the public URL that
-// invitation links start with (e.g. "http://127.0.0.1:8080/invite/"). log
-// hears of best-effort work that failed after the caller's change
-// committed; nil discards it.
-func New(st *store.Store, invitationBase string, now func() time.Time, log *slog.Logger) *Service {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// invitation links start with (e.g. "http://127.0.0.1:8080/invite/").
+func New(st *store.Store, invitationBase string, now func() time.Time, d Deps) *Service {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: st, now: now, log: log, cache: newPolicyCache(), invitationBase: invitationBase}
+	if d.Policies == nil {
+		d.Policies = NewPolicies(st, d.Log)
+	}
+	return &Service{Policies: d.Policies, store: st, now: now, log: d.Log, invitationBase: invitationBase,
+		acct: accounts{profiles: d.Profiles}}
 }
 
 // RoleStub is how a principal's roles are listed.

@@ -36,11 +36,11 @@ const (
 )
 
 // accounts is the Service state for users, applications and logins. The
-// zero value works: no hooks, DefaultPasswordCost, an empty throttle.
+// zero value works: no profile writer, DefaultPasswordCost, an empty
+// throttle.
 type accounts struct {
+	profiles ProfileWriter // set by New, never changed
 	mu       sync.Mutex
-	revoker  TokenRevoker
-	profiles ProfileWriter
 	cost     int    // bcrypt cost; 0 means DefaultPasswordCost
 	dummy    []byte // a hash at cost, compared when an account is unknown
 	throttle throttle

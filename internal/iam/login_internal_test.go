@@ -62,7 +62,7 @@ func TestThrottleStaysBounded(t *testing.T) {
 func TestLoginUpgradesHashCost(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.Open(t, storetest.Backends()[0])
-	s := New(st, "http://x/invite/", time.Now, nil)
+	s := New(st, "http://x/invite/", time.Now, Deps{})
 	creds, err := s.CreateProject(ctx, "p")
 	if err != nil {
 		t.Fatal(err)

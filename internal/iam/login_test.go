@@ -202,8 +202,7 @@ func TestSignUpPatient(t *testing.T) {
 	err = f.svc.DeleteRole(ctx, f.project, role)
 	wantKind(t, err, fault.ErrConflict, "default patient role")
 	wantKind(t, err, fault.ErrConflict, "p@example.org")
-	f.svc.SetProfileWriter(nil)
-	_, err = signUp("q@example.org", goodPassword, patientJSON)
+	_, err = f.withoutProfiles(t).SignUpPatient(ctx, f.project, "q@example.org", goodPassword, json.RawMessage(patientJSON))
 	wantKind(t, err, fault.ErrNotSupported, "profile")
 }
 

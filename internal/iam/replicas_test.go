@@ -23,8 +23,8 @@ func TestPolicyChangesReachOtherReplicas(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			st := storetest.Open(t, b)
-			a := iam.New(st, "http://x/invite/", time.Now, nil)
-			other := iam.New(st, "http://x/invite/", time.Now, nil)
+			a := iam.New(st, "http://x/invite/", time.Now, iam.Deps{})
+			other := iam.New(st, "http://x/invite/", time.Now, iam.Deps{})
 			creds, err := a.CreateProject(ctx, "p")
 			if err != nil {
 				t.Fatal(err)
@@ -66,7 +66,7 @@ func TestPolicyChangesReachOtherReplicas(t *testing.T) {
 func TestRoleDeletionNamesHolders(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.Open(t, storetest.Backends()[0])
-	s := iam.New(st, "http://x/invite/", time.Now, nil)
+	s := iam.New(st, "http://x/invite/", time.Now, iam.Deps{})
 	creds, _ := s.CreateProject(ctx, "p")
 	role, _ := s.CreateRole(ctx, creds.ProjectID, iam.RoleInput{Name: ptr("held")})
 	c, _ := s.CreateM2M(ctx, creds.ProjectID, iam.M2MInput{Name: ptr("holder-client"), Roles: &[]string{role.ID}})

@@ -38,7 +38,7 @@ func TestStoreErrorsAreNotClientErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, b := range storetest.Backends() {
 				st := storetest.Open(t, b)
-				s := New(st, "http://x/invite/", time.Now, nil)
+				s := New(st, "http://x/invite/", time.Now, Deps{})
 				if err := tc.call(t.Context(), s); !errors.Is(err, tc.kind) {
 					t.Fatalf("%s, working database: %v, want %v", b.Name, err, tc.kind)
 				}
@@ -58,7 +58,7 @@ func TestStoreErrorsAreNotClientErrors(t *testing.T) {
 func TestBestEffortFailuresLogged(t *testing.T) {
 	var logs bytes.Buffer
 	st := storetest.Open(t, storetest.Backends()[0])
-	s := New(st, "http://x/invite/", time.Now, slog.New(slog.NewJSONHandler(&logs, nil)))
+	s := New(st, "http://x/invite/", time.Now, Deps{Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	st.Close()
 	s.changed(t.Context(), "some-project")
 	if !strings.Contains(logs.String(), `"msg":"bump policy epoch"`) || !strings.Contains(logs.String(), `"project":"some-project"`) {

@@ -58,23 +58,10 @@ type UserUpdate struct {
 
 // ProfileWriter creates a user's FHIR profile resource (a Patient or
 // Practitioner, as JSON) in the project and returns its reference,
-// "Patient/<id>". The FHIR side implements it; iam never imports it.
+// "Patient/<id>". The FHIR side implements it (given in Deps); iam never
+// imports it.
 type ProfileWriter interface {
 	CreateProfile(ctx context.Context, projectID string, resource json.RawMessage) (ref string, err error)
-}
-
-// SetProfileWriter wires the creation of profile resources. Call it before
-// serving. Without one, invitations must name an existing profile.
-func (s *Service) SetProfileWriter(w ProfileWriter) {
-	s.acct.mu.Lock()
-	defer s.acct.mu.Unlock()
-	s.acct.profiles = w
-}
-
-func (s *Service) profileWriter() ProfileWriter {
-	s.acct.mu.Lock()
-	defer s.acct.mu.Unlock()
-	return s.acct.profiles
 }
 
 // Authentication methods.
@@ -187,7 +174,7 @@ type newUser struct {
 func (s *Service) insertUser(ctx context.Context, nu newUser) (User, error) {
 	var writer ProfileWriter
 	if nu.u.Profile == "" {
-		if writer = s.profileWriter(); writer == nil {
+		if writer = s.acct.profiles; writer == nil {
 			return User{}, fault.NotSupported("creating FHIR profile resources for users is not available on this server: pass profile, a reference to an existing Patient or Practitioner")
 		}
 	}

@@ -206,11 +206,11 @@ func TestInviteUserProfileWriter(t *testing.T) {
 		t.Fatalf("a user was left behind: %+v", l)
 	}
 	// Without a writer a resource cannot be created, but a profile may be named.
-	f.svc.SetProfileWriter(nil)
-	_, err := f.svc.InviteUser(ctx, f.project, in)
+	svc := f.withoutProfiles(t)
+	_, err := svc.InviteUser(ctx, f.project, in)
 	wantKind(t, err, fault.ErrNotSupported, "pass profile")
 	in.Profile = ptr("Patient/123")
-	u, err := f.svc.InviteUser(ctx, f.project, in)
+	u, err := svc.InviteUser(ctx, f.project, in)
 	if err != nil || u.Profile != "Patient/123" || u.Name != "Grace Hopper" {
 		t.Fatalf("invite with a profile: %+v %v", u, err)
 	}

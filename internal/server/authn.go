@@ -2,10 +2,8 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
@@ -60,41 +58,19 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 	return p, nil
 }
 
-// verify checks a token, reloading keys once if it names an unknown key
-// (another process may have rotated them).
+// verify checks one of Ward's tokens (the authorization server reloads
+// keys another replica rotated in).
 func (s *Server) verify(ctx context.Context, token string) (auth.Principal, error) {
-	p, err := s.verifier.Verify(ctx, token)
-	// An unknown key may be one another replica just rotated in: reload
-	// once. Not for tokens of other issuers (an authorizer's), which would
-	// otherwise make every foreign request reload Ward's keys.
-	if err != nil && errors.Is(err, auth.ErrUnknownKey) && s.ownIssuer(token) {
-		if err := s.keys.Refresh(ctx, 5*time.Second); err != nil {
-			s.log.WarnContext(ctx, "verify a token", "err", err)
-		}
-		p, err = s.verifier.Verify(ctx, token)
-	}
-	if err != nil {
-		if errors.Is(err, auth.ErrInvalidToken) {
-			return auth.Principal{}, fault.Unauthorized("%v", err)
-		}
-		return auth.Principal{}, err
-	}
-	return p, nil
+	return s.oauth.Verify(ctx, token)
 }
 
 // audit records a write or a denial. A failed audit write is logged: the
 // request itself already happened.
 func (s *Server) audit(r *http.Request, p auth.Principal, action, resource, outcome, detail string) {
 	e := s.auditEvent(r, p, action, resource, outcome, detail)
-	if err := s.store.InsertAudit(context.WithoutCancel(r.Context()), e); err != nil {
+	if err := s.iam.RecordAudit(context.WithoutCancel(r.Context()), e); err != nil {
 		s.log.WarnContext(r.Context(), "audit write failed", "err", err, "request_id", e.RequestID)
 	}
-}
-
-// ownIssuer reports whether an (unverified) token claims to be Ward's.
-func (s *Server) ownIssuer(token string) bool {
-	iss, ok := unverifiedIssuer(token)
-	return ok && iss == s.cfg.PublicURL
 }
 
 func (s *Server) auditEvent(r *http.Request, p auth.Principal, action, resource, outcome, detail string) store.AuditEvent {

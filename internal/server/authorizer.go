@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -61,26 +59,6 @@ func (s *Server) authorizerOf(ctx context.Context, projectID string) (authorizer
 	return e, nil
 }
 
-// unverifiedIssuer reads the iss claim of a JWT without verifying it
-// (only to route the token); ok is false for anything that is not a JWT.
-func unverifiedIssuer(token string) (iss string, ok bool) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 || len(parts[1]) > 16<<10 {
-		return "", false
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return "", false
-	}
-	var c struct {
-		Iss string `json:"iss"`
-	}
-	if json.Unmarshal(raw, &c) != nil {
-		return "", false
-	}
-	return c.Iss, true
-}
-
 // foreignPrincipal validates a bearer token Ward did not issue through the
 // project's authorizer function. handled is false when the token is not a
 // candidate (Ward's own, or the project has no authorizer): the caller
@@ -89,7 +67,7 @@ func (s *Server) foreignPrincipal(r *http.Request, token string) (p auth.Princip
 	if s.authorizer == nil {
 		return auth.Principal{}, false, nil
 	}
-	iss, isJWT := unverifiedIssuer(token)
+	iss, isJWT := auth.UnverifiedIssuer(token)
 	if isJWT && iss == s.cfg.PublicURL {
 		return auth.Principal{}, false, nil // Ward's own token that failed to verify
 	}

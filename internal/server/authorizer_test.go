@@ -29,7 +29,7 @@ func TestForeignTokens(t *testing.T) {
 	st := storetest.Open(t, storetest.Backends()[0])
 	keys, _ := tokens.LoadKeys(ctx, st, sealtest.Setup(t, st), time.Now)
 	revoked, _ := tokens.LoadRevocations(ctx, st, time.Now)
-	svc := iam.New(st, testURL+"/invite/", time.Now, nil)
+	svc := iam.New(st, testURL+"/invite/", time.Now, iam.Deps{})
 	admin, _, err := svc.Bootstrap(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -63,11 +63,10 @@ func TestForeignTokens(t *testing.T) {
 	}
 	authz := authorizer.New(run, authorizer.Config{})
 	fhirSvc := fhir.New(st, svc, fhir.Config{}, time.Now)
-	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, TokenTTL: time.Hour},
-		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Keys: keys, Revoked: revoked,
-			Issuer:   auth.NewIssuer(keys.Ring, testURL, testURL, time.Now),
-			Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now), Now: time.Now,
-			FHIR: fhir.NewHandler(fhirSvc, testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil))), Authorizer: authz})
+	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second},
+		Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), IAM: svc, Now: time.Now,
+			OAuth: newTestOAuth(t, st, svc, keys, revoked, fhirSvc, nil),
+			FHIR:  fhir.NewHandler(fhirSvc, testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil))), Authorizer: authz})
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	adminP := auth.Principal{ProjectID: admin.ProjectID, Kind: auth.KindM2M}

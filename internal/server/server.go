@@ -9,14 +9,11 @@ import (
 	"time"
 
 	"github.com/wardhealth/ward/internal/admit"
-	"github.com/wardhealth/ward/internal/auth"
-	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
-	"github.com/wardhealth/ward/internal/smart/clientauth"
+	"github.com/wardhealth/ward/internal/smart/oauth"
 	"github.com/wardhealth/ward/internal/store"
-	"github.com/wardhealth/ward/internal/tokens"
 	"github.com/wardhealth/ward/internal/z3"
 	"github.com/wardhealth/ward/internal/zambda"
 )
@@ -29,7 +26,6 @@ type Config struct {
 	// TransferTimeout is the deadline of a presigned Z3 upload or download,
 	// whose body is not bound by MaxBodyBytes (Z3 has its own object limit).
 	TransferTimeout time.Duration
-	TokenTTL        time.Duration // lifetime of access tokens
 	Version         string
 	// ReadConcurrency is how many FHIR reads and searches run at once,
 	// the others waiting their turn in arrival order (at most
@@ -53,27 +49,21 @@ const DefaultReadMaxWait = 20 * time.Millisecond
 
 // Server is Ward's HTTP API.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	access   *slog.Logger // one line per request
-	store    *store.Store
-	iam      *iam.Service
-	keys     *tokens.Keys
-	revoked  *tokens.Revocations
-	issuer   *auth.Issuer
-	verifier *auth.Verifier
-	fhir     *fhir.Handler
-	reads    *admit.Gate // turns for FHIR reads; nil: no limit
-	z3       *z3.Service
-	zambda   *zambda.Service
-	now      func() time.Time
-	mux      *http.ServeMux
+	cfg    Config
+	log    *slog.Logger
+	access *slog.Logger // one line per request
+	iam    *iam.Service
+	oauth  *oauth.Server
+	fhir   *fhir.Handler
+	reads  *admit.Gate // turns for FHIR reads; nil: no limit
+	z3     *z3.Service
+	zambda *zambda.Service
+	now    func() time.Time
+	mux    *http.ServeMux
 	// authorizer validates foreign bearer tokens on the FHIR API; nil
 	// when zambdas are off.
 	authorizer  *authorizer.Authorizer
 	authorizers projectAuthorizers
-	// assertions verifies private_key_jwt client assertions.
-	assertions *clientauth.Verifier
 	// origins answers which projects allow a browser origin (CORS).
 	origins      *originIndex
 	publicOrigin string
@@ -84,22 +74,17 @@ type Deps struct {
 	Log *slog.Logger
 	// AccessLog gets the line each request ends with; nil: Log.
 	AccessLog *slog.Logger
-	Store     *store.Store
 	IAM       *iam.Service
-	Keys      *tokens.Keys
-	Revoked   *tokens.Revocations
-	Issuer    *auth.Issuer
-	Verifier  *auth.Verifier
-	FHIR      *fhir.Handler
-	Z3        *z3.Service     // nil: no /z3 endpoints
-	Zambda    *zambda.Service // nil: no /zambda and /secret endpoints
+	// OAuth is the authorization server: it issues and verifies Ward's
+	// tokens and answers /oauth/* and SMART discovery.
+	OAuth  *oauth.Server
+	FHIR   *fhir.Handler
+	Z3     *z3.Service     // nil: no /z3 endpoints
+	Zambda *zambda.Service // nil: no /zambda and /secret endpoints
 	// Authorizer validates bearer tokens Ward did not issue with the
 	// project's authorizer function; nil: such tokens are refused.
 	Authorizer *authorizer.Authorizer
-	// Egress is what backend-service clients' JWKS URLs may reach; nil:
-	// the default policy (public addresses only).
-	Egress *egress.Policy
-	Now    func() time.Time
+	Now        func() time.Time
 }
 
 // New builds the server and its routes.
@@ -107,8 +92,8 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.TransferTimeout <= 0 {
 		cfg.TransferTimeout = time.Hour
 	}
-	s := &Server{cfg: cfg, log: d.Log, store: d.Store, iam: d.IAM, keys: d.Keys, revoked: d.Revoked,
-		issuer: d.Issuer, verifier: d.Verifier, fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
+	s := &Server{cfg: cfg, log: d.Log, iam: d.IAM, oauth: d.OAuth,
+		fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
 	s.access = d.AccessLog
 	if cfg.ReadMaxWait <= 0 {
 		cfg.ReadMaxWait = DefaultReadMaxWait
@@ -117,14 +102,6 @@ func New(cfg Config, d Deps) *Server {
 	if s.access == nil {
 		s.access = d.Log
 	}
-	// A jwksUrl is chosen by an API caller: fetched through the egress
-	// policy, it cannot reach Ward's own network.
-	av, err := clientauth.New(clientauth.Config{Lookup: s.assertionClient, Replay: storeReplay{st: d.Store, now: d.Now}, Now: d.Now,
-		Logger: d.Log, HTTPClient: d.Egress.HTTPClient(0)})
-	if err != nil {
-		panic(err) // only a programming error: both are set above
-	}
-	s.assertions = av
 	var loadOrigins func(context.Context) ([]store.ProjectOrigins, error)
 	if d.IAM != nil {
 		loadOrigins = d.IAM.CORSOrigins
@@ -137,9 +114,6 @@ func New(cfg Config, d Deps) *Server {
 	}
 	s.origins = newOriginIndex(loadOrigins, now, cfg.CORSOrigins)
 	s.publicOrigin, _ = normalOrigin(cfg.PublicURL)
-	if d.IAM != nil {
-		d.IAM.SetTokenRevoker(appTokenRevoker{s})
-	}
 	all := append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))

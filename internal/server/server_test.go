@@ -20,6 +20,7 @@ import (
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/seal/sealtest"
+	"github.com/wardhealth/ward/internal/smart/oauth"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
 	"github.com/wardhealth/ward/internal/tokens"
@@ -70,25 +71,40 @@ func newTestServerWith(t *testing.T, pol *egress.Policy, with func(st *store.Sto
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := iam.New(st, testURL+"/invite/", time.Now, nil)
+	svc := iam.New(st, testURL+"/invite/", time.Now, iam.Deps{})
 	admin, _, err := svc.Bootstrap(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Keys: keys, Revoked: revoked, Egress: pol,
-		Issuer:   auth.NewIssuer(keys.Ring, testURL, testURL, time.Now),
-		Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now), Now: time.Now,
-		FHIR: fhir.NewHandler(fhir.New(st, svc, fhir.Config{}, time.Now), testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))}
+	fhirSvc := fhir.New(st, svc, fhir.Config{}, time.Now)
+	deps := Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), IAM: svc, Now: time.Now,
+		OAuth: newTestOAuth(t, st, svc, keys, revoked, fhirSvc, pol),
+		FHIR:  fhir.NewHandler(fhirSvc, testURL+"/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))}
 	if with != nil {
 		with(st, sealer, &deps)
 	}
-	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, TokenTTL: time.Hour, Version: "test",
+	srv := New(Config{PublicURL: testURL, MaxBodyBytes: 64 << 10, RequestTimeout: 10 * time.Second, Version: "test",
 		ReadConcurrency: 1, ReadMaxWait: 10 * time.Second}, // every FHIR read here takes its turn, never by timeout
 		deps)
 	ts := &testServer{Server: httptest.NewServer(srv.Handler()), keys: keys, admin: admin, st: st, iam: svc, srv: srv}
 	t.Cleanup(ts.Close)
 	ts.token = ts.clientToken(t, admin.ClientID, admin.ClientSecret)
 	return ts
+}
+
+// newTestOAuth is the authorization server of a test server at testURL.
+func newTestOAuth(t *testing.T, st *store.Store, svc *iam.Service, keys *tokens.Keys, revoked *tokens.Revocations,
+	fhirSvc *fhir.Service, pol *egress.Policy) *oauth.Server {
+	t.Helper()
+	o, err := oauth.New(oauth.Config{PublicURL: testURL, FHIRBase: testURL + "/fhir", TokenTTL: time.Hour},
+		oauth.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, IAM: svc, Keys: keys, Revoked: revoked,
+			Issuer:   auth.NewIssuer(keys.Ring, testURL, testURL, time.Now),
+			Verifier: auth.NewVerifier(keys.Ring, testURL, []string{testURL}, revoked, time.Now),
+			FHIR:     fhirSvc, Egress: pol, Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
 
 func (ts *testServer) clientToken(t *testing.T, id, secret string) string {

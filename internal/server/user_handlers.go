@@ -121,7 +121,7 @@ func (s *Server) revokeApplicationToken(refresh bool) func(http.ResponseWriter, 
 		if err := decodeJSON(r, &in); err != nil {
 			return err
 		}
-		if err := s.iam.RevokeApplicationToken(r.Context(), c.p.ProjectID, r.PathValue("id"), in.Token, refresh); err != nil {
+		if err := s.oauth.RevokeApplicationToken(r.Context(), c.p.ProjectID, r.PathValue("id"), in.Token, refresh); err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"message": "token revoked"})

@@ -83,7 +83,7 @@ func peekJSON(r *http.Request, v any) error {
 		return nil
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return fault.Invalid("request body: %s", jsonProblem(err))
+		return fault.Invalid("request body: %s", fault.JSONProblem(err))
 	}
 	return nil
 }

@@ -153,7 +153,7 @@ func (s *Server) executePublic(w http.ResponseWriter, r *http.Request, _ call) e
 	project := projectHeader(r)
 	if project == "" {
 		// By id, the id names the project; by name, the header must.
-		if project, err = s.store.ZambdaProject(r.Context(), zc.IDOrName); err != nil {
+		if project, err = s.zambda.ProjectOf(r.Context(), zc.IDOrName); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return fault.NotFound("no zambda %q (call a zambda by name with the x-oystehr-project-id header)", zc.IDOrName)
 			}

@@ -40,7 +40,7 @@ func newFixture(t *testing.T) fixture {
 func newFixtureOn(t *testing.T, b storetest.Backend) fixture {
 	t.Helper()
 	st := storetest.Open(t, b)
-	authz := iam.New(st, "http://x/invite/", time.Now, nil)
+	authz := iam.New(st, "http://x/invite/", time.Now, iam.Deps{})
 	creds, err := authz.CreateProject(t.Context(), "test")
 	if err != nil {
 		t.Fatal(err)

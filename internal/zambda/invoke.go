@@ -342,3 +342,10 @@ func (s *Service) RunSubscription(ctx context.Context, projectID, zambdaID strin
 	}
 	return out.Status, nil
 }
+
+// ProjectOf returns the project of the function with this id (ids are
+// globally unique), for public calls by id without a project header.
+// Errors: store.ErrNotFound.
+func (s *Service) ProjectOf(ctx context.Context, id string) (string, error) {
+	return s.st.ZambdaProject(ctx, id)
+}

@@ -72,7 +72,7 @@ func newTestEnv(t *testing.T, b storetest.Backend, withKeys bool) *testEnv {
 	st := storetest.Open(t, b)
 	clock := &fakeClock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
 	e := &testEnv{st: st, sealer: sealtest.Setup(t, st), clock: clock, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	e.iam = iam.New(st, "http://ward.test/invite/", clock.now, nil)
+	e.iam = iam.New(st, "http://ward.test/invite/", clock.now, iam.Deps{})
 	admin, _, err := e.iam.Bootstrap(ctx)
 	if err != nil {
 		t.Fatal(err)

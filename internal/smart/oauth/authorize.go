@@ -1,10 +1,8 @@
-package server
+package oauth
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -20,12 +18,11 @@ import (
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/smart/scope"
-	"github.com/wardhealth/ward/internal/store"
 )
 
-// SMART App Launch: discovery, the authorization endpoint (its sign-in,
-// patient-picker and consent pages are in consent.go and pages.go), and the
-// authorization_code and refresh_token grants of the token endpoint.
+// SMART App Launch: the authorization endpoint and developer sign-in (the
+// picker and consent steps are in consent.go, the pages in pages.go; the
+// code is exchanged in grants.go).
 
 const (
 	codeTTL        = time.Minute      // an authorization code is exchanged at once
@@ -78,58 +75,7 @@ func randomToken() (string, error) {
 }
 
 // fhirBaseURL is the SMART audience: the FHIR base clients send as aud.
-func (s *Server) fhirBaseURL() string {
-	if s.fhir == nil {
-		return s.cfg.PublicURL + "/fhir"
-	}
-	return s.fhir.Base()
-}
-
-var smartScopesSupported = []string{"openid", "fhirUser", "launch/patient", "offline_access", "online_access",
-	"patient/*.cruds", "user/*.cruds", "system/*.cruds", "patient/*.read", "patient/*.write", "user/*.read", "user/*.write",
-	"system/*.read", "system/*.write"}
-
-// discovery holds what SMART and OpenID Connect discovery both publish.
-func (s *Server) discovery() map[string]any {
-	u := s.cfg.PublicURL
-	return map[string]any{
-		"issuer":                                u,
-		"jwks_uri":                              u + "/.well-known/jwks.json",
-		"authorization_endpoint":                u + "/oauth/authorize",
-		"token_endpoint":                        u + "/oauth/token",
-		"introspection_endpoint":                u + "/oauth/introspect",
-		"revocation_endpoint":                   u + "/oauth/revoke",
-		"grant_types_supported":                 []string{"authorization_code", "client_credentials", "refresh_token"},
-		"response_types_supported":              []string{"code"},
-		"code_challenge_methods_supported":      []string{"S256"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
-		"scopes_supported":                      smartScopesSupported,
-	}
-}
-
-// smartConfiguration is GET .well-known/smart-configuration (App Launch
-// 2.x §conformance), served at the root and at the FHIR base.
-func (s *Server) smartConfiguration(w http.ResponseWriter, r *http.Request, _ call) error {
-	m := s.discovery()
-	m["token_endpoint_auth_signing_alg_values_supported"] = []string{"RS384", "ES384"}
-	m["capabilities"] = []string{"launch-standalone", "authorize-post", "client-public", "client-confidential-symmetric",
-		"client-confidential-asymmetric", "sso-openid-connect", "context-standalone-patient", "permission-offline",
-		"permission-online", "permission-patient", "permission-user", "permission-v1", "permission-v2"}
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, m)
-	return nil
-}
-
-// openIDConfiguration is OpenID Connect discovery for the same server.
-func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request, _ call) error {
-	m := s.discovery()
-	m["subject_types_supported"] = []string{"public"}
-	m["id_token_signing_alg_values_supported"] = []string{auth.AlgRS256}
-	m["claims_supported"] = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "fhirUser"}
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, m)
-	return nil
-}
+func (s *Server) fhirBaseURL() string { return s.cfg.FHIRBase }
 
 // authzRequest is an authorization request's parameters (GET query or
 // POST form), carried through the login page in hidden fields.
@@ -207,12 +153,12 @@ func redirectError(w http.ResponseWriter, r *http.Request, q authzRequest, code,
 	redirectWith(w, r, q.RedirectURI, v)
 }
 
-// authorize is the SMART authorization endpoint, GET and POST. The first
+// Authorize is the SMART authorization endpoint, GET and POST. The first
 // request shows the sign-in page; its form posts back here with
 // action=signin (credentials), signup or deny. A user whose profile is not
 // a Patient then chooses the patient when the scopes need one, and
 // everyone allows or denies on the consent page (consent.go).
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, _ call) error {
+func (s *Server) Authorize(w http.ResponseWriter, r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
 		return errorPage(w, http.StatusBadRequest, "The request is not valid form encoding.")
 	}
@@ -424,268 +370,4 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// --- token endpoint grants ---
-
-// appClient authenticates the application at the token endpoint: a
-// confidential one with its secret (Basic or form), a public one by its
-// client_id alone (PKCE binds its code). grantClient is the client the
-// presented code or refresh token was issued to: a public app's refresh may
-// name no client (SMART App Launch 2: "authentication is not possible (and
-// thus not required)"). A refusal is an *oauthFailure; other errors are
-// the server's.
-func (s *Server) appClient(ctx context.Context, r *http.Request, form url.Values, grantClient string) (iam.Application, string, error) {
-	id, secret := clientCredentials(r, form)
-	if id == "" && secret == "" {
-		id = grantClient
-	}
-	if secret != "" {
-		app, projectID, err := s.iam.AuthenticateApplication(ctx, id, secret)
-		if errors.Is(err, fault.ErrUnauthorized) {
-			return iam.Application{}, "", &oauthFailure{http.StatusUnauthorized, "invalid_client", "invalid client credentials"}
-		}
-		return app, projectID, err
-	}
-	if id == DeveloperClientID {
-		return iam.Application{Name: "Ward CLI", ClientID: DeveloperClientID}, "", nil
-	}
-	if id == "" {
-		return iam.Application{}, "", &oauthFailure{http.StatusUnauthorized, "invalid_client", "client_id is required"}
-	}
-	app, projectID, err := s.iam.ApplicationByClientID(ctx, id)
-	if errors.Is(err, fault.ErrNotFound) {
-		return iam.Application{}, "", &oauthFailure{http.StatusUnauthorized, "invalid_client", "unknown client_id"}
-	}
-	if err != nil {
-		return iam.Application{}, "", err
-	}
-	if app.Confidential {
-		return iam.Application{}, "", &oauthFailure{http.StatusUnauthorized, "invalid_client",
-			"this application is confidential: authenticate with its client secret (HTTP Basic or client_secret)"}
-	}
-	return app, projectID, nil
-}
-
-// oauthFailure is a refusal at the token endpoint (RFC 6749 §5.2).
-type oauthFailure struct {
-	status      int
-	code, about string
-}
-
-func (f *oauthFailure) Error() string { return f.code + ": " + f.about }
-
-// writeOAuth answers err: an *oauthFailure as the OAuth error it is, any
-// other error is returned for the server's error path (5xx, logged).
-func writeOAuth(w http.ResponseWriter, err error) error {
-	var f *oauthFailure
-	if errors.As(err, &f) {
-		oauthError(w, f.status, f.code, f.about)
-		return nil
-	}
-	return err
-}
-
-// pkceMatches checks RFC 7636 S256: base64url(sha256(verifier)) = challenge.
-func pkceMatches(verifier, challenge string) bool {
-	if len(verifier) < 43 || len(verifier) > 128 {
-		return false
-	}
-	sum := sha256.Sum256([]byte(verifier))
-	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
-}
-
-func (s *Server) tokenFromCode(w http.ResponseWriter, r *http.Request, form url.Values) error {
-	app, projectID, err := s.appClient(r.Context(), r, form, "")
-	if err != nil {
-		return writeOAuth(w, err)
-	}
-	corsProject(w, r, projectID)
-	_, data, err := s.store.TakeOAuthCode(r.Context(), secretHash("code", form.Get("code")), s.now())
-	if errors.Is(err, store.ErrNotFound) {
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "the authorization code is invalid, expired or already used")
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var g smartGrant
-	if err := json.Unmarshal(data, &g); err != nil {
-		return fmt.Errorf("stored grant: %w", err)
-	}
-	switch {
-	case g.ClientID != app.ClientID:
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "the authorization code was issued to another client")
-	case form.Get("redirect_uri") != g.RedirectURI:
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "redirect_uri differs from the authorization request's")
-	case !pkceMatches(form.Get("code_verifier"), g.Challenge):
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "code_verifier does not match the code_challenge")
-	default:
-		return s.issueSMART(w, r, g, "")
-	}
-	return nil
-}
-
-func (s *Server) tokenFromRefresh(w http.ResponseWriter, r *http.Request, form url.Values) error {
-	hash := secretHash("refresh", form.Get("refresh_token"))
-	// The token names its client: looked up, not used, so a confidential
-	// app that forgot its secret does not burn its refresh token.
-	grantClient, err := s.store.RefreshTokenClient(r.Context(), hash)
-	if errors.Is(err, store.ErrNotFound) {
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token is invalid, expired or revoked")
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	app, projectID, err := s.appClient(r.Context(), r, form, grantClient)
-	if err != nil {
-		return writeOAuth(w, err)
-	}
-	corsProject(w, r, projectID)
-	t, err := s.store.UseRefreshToken(r.Context(), hash, s.now())
-	if errors.Is(err, store.ErrReused) {
-		s.log.WarnContext(r.Context(), "refresh token reused: grant revoked", "project", t.ProjectID, "client", t.ClientID)
-		if err := s.revokeFamily(r.Context(), t.Family); err != nil {
-			return err
-		}
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token was already used; every token of this grant is now revoked")
-		return nil
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token is invalid, expired or revoked")
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var g smartGrant
-	if err := json.Unmarshal(t.Grant, &g); err != nil {
-		return fmt.Errorf("stored grant: %w", err)
-	}
-	if g.ClientID != app.ClientID {
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token was issued to another client")
-		return nil
-	}
-	// A refresh may only narrow the grant.
-	if sc := strings.Fields(form.Get("scope")); len(sc) > 0 {
-		for _, x := range sc {
-			if !g.has(x) {
-				oauthError(w, http.StatusBadRequest, "invalid_scope", "scope "+x+" was not granted")
-				return nil
-			}
-		}
-		g.Scopes = sc
-	}
-	return s.issueSMART(w, r, g, t.Family)
-}
-
-// issueSMART answers the token request for a user's grant: access token,
-// launch context, id_token (openid) and a rotated refresh token
-// (offline_access/online_access) in family ("" starts one).
-func (s *Server) issueSMART(w http.ResponseWriter, r *http.Request, g smartGrant, family string) error {
-	ctx := r.Context()
-	if g.Developer {
-		return s.issueDeveloper(w, r, g)
-	}
-	// The user may have been deleted since they consented.
-	if _, err := s.iam.GetUser(ctx, g.ProjectID, g.UserID); err != nil {
-		if errors.Is(err, fault.ErrNotFound) {
-			oauthError(w, http.StatusBadRequest, "invalid_grant", "the user no longer exists")
-			return nil
-		}
-		return err
-	}
-	p := auth.Principal{ProjectID: g.ProjectID, Kind: auth.KindUser, ID: g.UserID, ClientID: g.ClientID,
-		Scopes: g.Scopes, Patient: g.Patient}
-	if g.has("fhirUser") || g.has("openid") || g.Patient != "" {
-		p.FHIRUser = g.FHIRUser
-	}
-	tok, claims, err := s.issuer.Issue(ctx, p, s.cfg.TokenTTL)
-	if err != nil {
-		return err
-	}
-	out := map[string]any{"access_token": tok, "token_type": "Bearer",
-		"expires_in": int(claims.ExpiresAt.Sub(s.now()).Seconds() + 0.5), "scope": strings.Join(g.Scopes, " ")}
-	if g.Patient != "" {
-		out["patient"] = g.Patient
-		out["need_patient_banner"] = true
-	}
-	if g.has("openid") {
-		it := auth.IDToken{Subject: g.UserID, ClientID: g.ClientID, Nonce: g.Nonce, AuthTime: time.Unix(g.AuthTime, 0)}
-		if g.has("fhirUser") && g.FHIRUser != "" {
-			it.FHIRUser = s.fhirBaseURL() + "/" + g.FHIRUser
-		}
-		if out["id_token"], err = s.issuer.IDToken(ctx, it, s.cfg.TokenTTL); err != nil {
-			return err
-		}
-	}
-	if g.has("offline_access") || g.has("online_access") {
-		rt, err := randomToken()
-		if err != nil {
-			return err
-		}
-		if family == "" {
-			if family, err = randomToken(); err != nil {
-				return err
-			}
-		}
-		ttl := offlineTTL
-		if !g.has("offline_access") {
-			ttl = onlineTTL
-		}
-		data, err := json.Marshal(g)
-		if err != nil {
-			return err
-		}
-		if err := s.store.PutRefreshToken(ctx, store.RefreshToken{Hash: secretHash("refresh", rt), ProjectID: g.ProjectID,
-			Family: family, ClientID: g.ClientID, Grant: data, ExpiresAt: s.now().Add(ttl),
-			AccessJTI: claims.TokenID, AccessExpiresAt: claims.ExpiresAt}); err != nil {
-			return err
-		}
-		out["refresh_token"] = rt
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-// issueDeveloper answers a developer's code exchange: an access token with
-// no project and no scopes (no refresh tokens: a CLI signs in again).
-func (s *Server) issueDeveloper(w http.ResponseWriter, r *http.Request, g smartGrant) error {
-	p := auth.Principal{Kind: auth.KindDeveloper, ID: g.UserID}
-	tok, claims, err := s.issuer.Issue(r.Context(), p, s.cfg.TokenTTL)
-	if err != nil {
-		return err
-	}
-	out := map[string]any{"access_token": tok, "token_type": "Bearer",
-		"expires_in": int(claims.ExpiresAt.Sub(s.now()).Seconds() + 0.5), "scope": strings.Join(g.Scopes, " ")}
-	if g.has("openid") {
-		it := auth.IDToken{Subject: g.UserID, ClientID: g.ClientID, Nonce: g.Nonce, AuthTime: time.Unix(g.AuthTime, 0)}
-		if out["id_token"], err = s.issuer.IDToken(r.Context(), it, s.cfg.TokenTTL); err != nil {
-			return err
-		}
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-// revokeFamily revokes the access tokens issued within a grant (its
-// refresh tokens are revoked by the store).
-func (s *Server) revokeFamily(ctx context.Context, family string) error {
-	if family == "" {
-		return nil
-	}
-	toks, err := s.store.FamilyAccessTokens(ctx, family, s.now())
-	if err != nil {
-		return err
-	}
-	for _, t := range toks {
-		if err := s.revoked.Revoke(ctx, t.JTI, t.ExpiresAt); err != nil {
-			return err
-		}
-	}
-	return nil
 }

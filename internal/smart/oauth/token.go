@@ -1,4 +1,4 @@
-package server
+package oauth
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func oauthForm(r *http.Request) (url.Values, error) {
 	if ct == "application/json" {
 		var m map[string]any
 		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, fault.Invalid("request body: %s", jsonProblem(err))
+			return nil, fault.Invalid("request body: %s", fault.JSONProblem(err))
 		}
 		v := url.Values{}
 		for k, val := range m {
@@ -70,7 +70,10 @@ func clientCredentials(r *http.Request, form url.Values) (id, secret string) {
 	return form.Get("client_id"), form.Get("client_secret")
 }
 
-func (s *Server) token(w http.ResponseWriter, r *http.Request, _ call) error {
+// Token is the token endpoint, POST /oauth/token: client_credentials (a
+// secret or a private_key_jwt assertion), authorization_code and
+// refresh_token.
+func (s *Server) Token(w http.ResponseWriter, r *http.Request, inProject InProject) error {
 	form, err := oauthForm(r)
 	if err != nil {
 		status, msg := fault.Public(err)
@@ -80,9 +83,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ call) error {
 	switch form.Get("grant_type") {
 	case "client_credentials":
 	case "authorization_code":
-		return s.tokenFromCode(w, r, form)
+		return s.tokenFromCode(w, r, form, inProject)
 	case "refresh_token":
-		return s.tokenFromRefresh(w, r, form)
+		return s.tokenFromRefresh(w, r, form, inProject)
 	case "":
 		oauthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
 		return nil
@@ -128,7 +131,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ call) error {
 			return err
 		}
 	}
-	corsProject(w, r, p.ProjectID)
+	inProject(p.ProjectID)
 	// Requested SMART scopes narrow the token; none leaves it governed by
 	// the client's policy alone (Oystehr's tokens carry no scope).
 	if sc := strings.TrimSpace(form.Get("scope")); sc != "" {
@@ -190,7 +193,7 @@ func (r storeReplay) Use(ctx context.Context, iss, jti string, exp time.Time) (b
 // credentials, or a bearer token of Ward's.
 func (s *Server) oauthCaller(r *http.Request, form url.Values) (auth.Principal, bool) {
 	if tok, ok := bearer(r); ok {
-		p, err := s.verify(r.Context(), tok)
+		p, err := s.Verify(r.Context(), tok)
 		return p, err == nil
 	}
 	id, secret := clientCredentials(r, form)
@@ -207,7 +210,7 @@ func (s *Server) oauthCaller(r *http.Request, form url.Values) (auth.Principal, 
 // tokenRequest reads an introspection or revocation request: the form, the
 // authenticated caller and the token it is about. On failure it has
 // answered with the OAuth error and ok is false.
-func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, what string) (form url.Values, caller auth.Principal, tok string, ok bool) {
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, what string, inProject InProject) (form url.Values, caller auth.Principal, tok string, ok bool) {
 	form, err := oauthForm(r)
 	if err != nil {
 		status, msg := fault.Public(err)
@@ -218,7 +221,7 @@ func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, what strin
 		oauthError(w, http.StatusUnauthorized, "invalid_client", what+" needs client credentials or a bearer token")
 		return nil, caller, "", false
 	}
-	corsProject(w, r, caller.ProjectID)
+	inProject(caller.ProjectID)
 	if tok = strings.TrimSpace(form.Get("token")); tok == "" {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "token is required")
 		return nil, caller, "", false
@@ -226,12 +229,13 @@ func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, what strin
 	return form, caller, tok, true
 }
 
-func (s *Server) introspect(w http.ResponseWriter, r *http.Request, _ call) error {
-	_, caller, tok, ok := s.tokenRequest(w, r, "introspection")
+// Introspect is POST /oauth/introspect (RFC 7662).
+func (s *Server) Introspect(w http.ResponseWriter, r *http.Request, inProject InProject) error {
+	_, caller, tok, ok := s.tokenRequest(w, r, "introspection", inProject)
 	if !ok {
 		return nil
 	}
-	p, err := s.verify(r.Context(), tok)
+	p, err := s.Verify(r.Context(), tok)
 	// Tokens of other projects are reported inactive: no cross-tenant probing.
 	active := err == nil && (p.ProjectID == caller.ProjectID || (p.Kind == auth.KindDeveloper && p.ID == caller.ID))
 	w.Header().Set("Cache-Control", "no-store")
@@ -239,8 +243,9 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request, _ call) erro
 	return nil
 }
 
-func (s *Server) revoke(w http.ResponseWriter, r *http.Request, _ call) error {
-	form, caller, tok, ok := s.tokenRequest(w, r, "revocation")
+// Revoke is POST /oauth/revoke (RFC 7009).
+func (s *Server) Revoke(w http.ResponseWriter, r *http.Request, inProject InProject) error {
+	form, caller, tok, ok := s.tokenRequest(w, r, "revocation", inProject)
 	if !ok {
 		return nil
 	}
@@ -250,7 +255,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request, _ call) error {
 	}
 	// RFC 7009: answer 200 whether or not the token was valid. A caller may
 	// revoke its own tokens and the tokens of its own client.
-	p, err := s.verify(r.Context(), tok)
+	p, err := s.Verify(r.Context(), tok)
 	switch {
 	case err == nil:
 		own := p.ProjectID == caller.ProjectID && (p.ID == caller.ID || (caller.ID == "" && p.ClientID == caller.ClientID))
@@ -273,29 +278,46 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request, _ call) error {
 	return nil
 }
 
-func (s *Server) jwks(w http.ResponseWriter, r *http.Request, _ call) error {
+// JWKS is GET /.well-known/jwks.json: the keys Ward's tokens verify with.
+func (s *Server) JWKS(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, err := w.Write(s.keys.Ring().JWKS())
 	return err
 }
 
-// appTokenRevoker revokes tokens of an application's users for the
-// Project API (/application/{id}/revoke-*-token).
-type appTokenRevoker struct{ s *Server }
-
-func (a appTokenRevoker) RevokeRefreshToken(ctx context.Context, projectID, clientID, token string) error {
-	family, err := a.s.store.RevokeRefreshToken(ctx, projectID, secretHash("refresh", token), a.s.now())
+// RevokeApplicationToken revokes a refresh token (refresh) or an access
+// token issued to one of the application's users, for the Project API
+// (/application/{id}/revoke-*-token). Errors: NotFound (no such
+// application), Invalid (no token).
+func (s *Server) RevokeApplicationToken(ctx context.Context, projectID, applicationID, token string, refresh bool) error {
+	if strings.TrimSpace(token) == "" {
+		return fault.Invalid("token is required")
+	}
+	app, err := s.iam.GetApplication(ctx, projectID, applicationID)
 	if err != nil {
 		return err
 	}
-	return a.s.revokeFamily(ctx, family)
+	if refresh {
+		return s.revokeRefreshToken(ctx, projectID, token)
+	}
+	return s.revokeAccessToken(ctx, projectID, app.ClientID, token)
 }
 
-func (a appTokenRevoker) RevokeAccessToken(ctx context.Context, projectID, clientID, token string) error {
-	p, err := a.s.verify(ctx, token)
+// revokeRefreshToken revokes the grant of a project's refresh token,
+// whichever of its applications it was issued to (as /oauth/revoke does).
+func (s *Server) revokeRefreshToken(ctx context.Context, projectID, token string) error {
+	family, err := s.store.RevokeRefreshToken(ctx, projectID, secretHash("refresh", token), s.now())
+	if err != nil {
+		return err
+	}
+	return s.revokeFamily(ctx, family)
+}
+
+func (s *Server) revokeAccessToken(ctx context.Context, projectID, clientID, token string) error {
+	p, err := s.Verify(ctx, token)
 	if err != nil || p.ProjectID != projectID || p.ClientID != clientID {
 		return nil // as RFC 7009: an invalid or foreign token is not an error
 	}
-	return a.s.revoked.Revoke(ctx, p.TokenID, p.ExpiresAt)
+	return s.revoked.Revoke(ctx, p.TokenID, p.ExpiresAt)
 }

@@ -1,4 +1,4 @@
-package server
+package oauth
 
 import (
 	"bytes"
@@ -130,6 +130,14 @@ func redirectHost(uri string) string {
 	return u.Host
 }
 
+// pageHeaders are the headers of every page: never cached, and no referrer
+// (the URL holds the authorization request).
+func pageHeaders(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+}
+
 func errorPage(w http.ResponseWriter, status int, msg string) error {
 	return render(w, status, "message", "", messagePageData{pageBase: pageBase{Title: "Cannot sign in"},
 		Heading: "Cannot sign in", Message: msg})
@@ -144,8 +152,8 @@ func sentence(msg string) string {
 	return msg
 }
 
-// stylesheet serves /static/ward.css.
-func (s *Server) stylesheet(w http.ResponseWriter, r *http.Request, _ call) error {
+// Stylesheet serves /static/ward.css.
+func (s *Server) Stylesheet(w http.ResponseWriter, r *http.Request) error {
 	b, err := pageFiles.ReadFile("pages/ward.css")
 	if err != nil {
 		return err

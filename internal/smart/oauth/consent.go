@@ -1,4 +1,4 @@
-package server
+package oauth
 
 import (
 	"context"
@@ -112,7 +112,7 @@ func (s *Server) choosePatient(w http.ResponseWriter, r *http.Request, p pending
 	if s.fhir == nil {
 		return fault.NotSupported("the FHIR API is off")
 	}
-	res, err := s.fhir.Service().Read(r.Context(), userPrincipal(p.Grant), "Patient", id)
+	res, err := s.fhir.Read(r.Context(), userPrincipal(p.Grant), "Patient", id)
 	if err != nil {
 		status, msg := fault.Public(err)
 		if status >= 500 {
@@ -163,7 +163,7 @@ func (s *Server) findPatients(ctx context.Context, g smartGrant, query string) (
 		s.log.DebugContext(ctx, "patient picker query", "err", err)
 		return nil, false
 	}
-	res, err := s.fhir.Service().Search(ctx, userPrincipal(g), sq)
+	res, err := s.fhir.Search(ctx, userPrincipal(g), sq)
 	if err != nil {
 		s.log.DebugContext(ctx, "patient picker search", "err", err)
 		return nil, false
