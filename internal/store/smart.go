@@ -137,12 +137,13 @@ func (s *Store) UseRefreshToken(ctx context.Context, hash string, now time.Time)
 }
 
 // RevokeRefreshToken revokes every token of the grant the token belongs to
-// (of projectID, when projectID is not empty) and returns the grant's
-// family, "" when the hash names no token.
-func (s *Store) RevokeRefreshToken(ctx context.Context, projectID, hash string, now time.Time) (string, error) {
-	var family, project string
-	err := s.queryRow(ctx, `SELECT family, project_id FROM refresh_tokens WHERE token_hash = ?`, hash).Scan(&family, &project)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && projectID != "" && project != projectID) {
+// (of projectID, when projectID is not empty, and issued to clientID, when
+// clientID is not empty) and returns the grant's family, "" when the hash
+// names no such token.
+func (s *Store) RevokeRefreshToken(ctx context.Context, projectID, clientID, hash string, now time.Time) (string, error) {
+	var family, project, client string
+	err := s.queryRow(ctx, `SELECT family, project_id, client_id FROM refresh_tokens WHERE token_hash = ?`, hash).Scan(&family, &project, &client)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && ((projectID != "" && project != projectID) || (clientID != "" && client != clientID))) {
 		return "", nil
 	}
 	if err != nil {

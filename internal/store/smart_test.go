@@ -53,13 +53,20 @@ func testOAuthGrants(t *testing.T, s *store.Store) {
 	}
 
 	put("r3", "f3", "j3")
-	if fam, err := s.RevokeRefreshToken(ctx, "other-project", "r3", now); err != nil || fam != "" {
+	if fam, err := s.RevokeRefreshToken(ctx, "other-project", "", "r3", now); err != nil || fam != "" {
 		t.Fatalf("revoke from another project: %q %v", fam, err)
 	}
-	if fam, err := s.RevokeRefreshToken(ctx, "p1", "r3", now); err != nil || fam != "f3" {
+	if fam, err := s.RevokeRefreshToken(ctx, "p1", "other-app", "r3", now); err != nil || fam != "" {
+		t.Fatalf("revoke by another application: %q %v", fam, err)
+	}
+	if _, err := s.UseRefreshToken(ctx, "r3", now.Add(-time.Second)); err != nil {
+		t.Fatalf("another application's revoke touched the token: %v", err)
+	}
+	put("r4", "f3", "j4")
+	if fam, err := s.RevokeRefreshToken(ctx, "p1", "app", "r4", now); err != nil || fam != "f3" {
 		t.Fatalf("revoke: %q %v", fam, err)
 	}
-	if _, err := s.UseRefreshToken(ctx, "r3", now); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.UseRefreshToken(ctx, "r4", now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoked token: %v", err)
 	}
 }

@@ -265,8 +265,14 @@ func (s *Server) Revoke(w http.ResponseWriter, r *http.Request, inProject InProj
 			}
 		}
 	case caller.ProjectID != "":
-		// Not an access token: a refresh token revokes its whole grant.
-		family, err := s.store.RevokeRefreshToken(r.Context(), caller.ProjectID, secretHash("refresh", tok), s.now())
+		// Not an access token: a refresh token revokes its whole grant. An
+		// application revokes only its own (RFC 7009 §2.1); a project's
+		// client with a bearer token any of the project's.
+		client := ""
+		if caller.ID == "" {
+			client = caller.ClientID
+		}
+		family, err := s.store.RevokeRefreshToken(r.Context(), caller.ProjectID, client, secretHash("refresh", tok), s.now())
 		if err != nil {
 			return err
 		}
@@ -299,15 +305,16 @@ func (s *Server) RevokeApplicationToken(ctx context.Context, projectID, applicat
 		return err
 	}
 	if refresh {
-		return s.revokeRefreshToken(ctx, projectID, token)
+		return s.revokeRefreshToken(ctx, projectID, app.ClientID, token)
 	}
 	return s.revokeAccessToken(ctx, projectID, app.ClientID, token)
 }
 
-// revokeRefreshToken revokes the grant of a project's refresh token,
-// whichever of its applications it was issued to (as /oauth/revoke does).
-func (s *Server) revokeRefreshToken(ctx context.Context, projectID, token string) error {
-	family, err := s.store.RevokeRefreshToken(ctx, projectID, secretHash("refresh", token), s.now())
+// revokeRefreshToken revokes the grant of a refresh token the application
+// clientID holds; another application's token is left alone (and, as RFC
+// 7009 says, that is not an error).
+func (s *Server) revokeRefreshToken(ctx context.Context, projectID, clientID, token string) error {
+	family, err := s.store.RevokeRefreshToken(ctx, projectID, clientID, secretHash("refresh", token), s.now())
 	if err != nil {
 		return err
 	}
