@@ -130,6 +130,9 @@ func testIsolation(t *testing.T, b storetest.Backend, attackZip, probeZip string
 	pgAddr := "127.0.0.1:5432"
 
 	fnB := w.deployZambda(t, tokB, `{"name":"attack","runtime":"nodejs20.x","memorySize":128,"timeoutInSeconds":3}`, attackZip)
+	// Filling /tmp (512 MiB) must end in ENOSPC, not a timeout: on a busy
+	// machine it has taken over 3 s, so it runs with a longer timeout.
+	fnFill := w.deployZambda(t, tokB, `{"name":"attack-fill","runtime":"nodejs20.x","memorySize":128,"timeoutInSeconds":30}`, attackZip)
 	targets := map[string]any{
 		"mode": "probe",
 		"read": []string{filepath.Join(w.DataDir, "ward.db"), filepath.Join(w.DataDir, "secrets.key"),
@@ -230,7 +233,11 @@ func testIsolation(t *testing.T, b storetest.Backend, attackZip, probeZip string
 		{"fill", "ENOSPC", ""},
 		{"spin", "timed out after 3 s", ""},
 	} {
-		st, out := w.execRaw(t, tokB, fnB, `{"mode":"`+tc.mode+`"}`)
+		fn := fnB
+		if tc.mode == "fill" {
+			fn = fnFill
+		}
+		st, out := w.execRaw(t, tokB, fn, `{"mode":"`+tc.mode+`"}`)
 		if st == 200 || !strings.Contains(out, tc.want) {
 			t.Errorf("%s: %d %s, want a failure with %q", tc.mode, st, out, tc.want)
 		} else {
