@@ -73,6 +73,9 @@ func (h *Handler) bundle(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
+	if err := checkJSONText(body); err != nil {
+		return err
+	}
 	var in inBundle
 	if err := json.Unmarshal(body, &in); err != nil {
 		return fault.Invalid("the body must be a Bundle: %s", jsonErr(err))

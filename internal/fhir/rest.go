@@ -74,6 +74,9 @@ func (h *Handler) ServeFHIR(w http.ResponseWriter, r *http.Request, p auth.Princ
 
 func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	in := parseInteraction(r.Method, strings.TrimPrefix(r.URL.Path, h.path), r.URL.RawQuery)
+	if err := negotiate(r, in); err != nil {
+		return err
+	}
 	switch in.kind {
 	case kindBatch:
 		return h.bundle(w, r, p)
