@@ -532,6 +532,17 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 		}
 		b, _ := h.searchBundle(page).encode()
 		return entryResult{bundleEntry: bundleEntry{Resource: b, Response: &entryResponse{Status: entryStatus(http.StatusOK)}}}
+	case kindSearchSystem, kindSearchCompartment:
+		vals, err := url.ParseQuery(in.query)
+		if err != nil {
+			return fail(fault.Invalid("the entry's query is not valid"))
+		}
+		page, err := h.searchIn(ctx, svc, p, in, vals, false)
+		if err != nil {
+			return fail(err)
+		}
+		b, _ := h.searchBundle(page).encode()
+		return entryResult{bundleEntry: bundleEntry{Resource: b, Response: &entryResponse{Status: entryStatus(http.StatusOK)}}}
 	}
 	return fail(fault.Invalid("unsupported bundle entry %s %s", method, e.Request.URL))
 }

@@ -92,6 +92,19 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal
 			return err
 		}
 		return h.search(w, r, p, in.typ, vals)
+	case kindSearchSystem, kindSearchSystemPost, kindSearchCompartment, kindSearchCompartmentPost:
+		vals := r.URL.Query()
+		if in.kind == kindSearchSystemPost || in.kind == kindSearchCompartmentPost {
+			var err error
+			if vals, err = formValues(r); err != nil {
+				return err
+			}
+		}
+		page, err := h.searchIn(r.Context(), h.svc, p, in, vals, preferLenient(r))
+		if err != nil {
+			return err
+		}
+		return h.sendBundle(w, h.searchBundle(page), "the search result", "fewer results with _count or fewer elements with _elements")
 	case kindValidate:
 		return h.validateOp(w, r, p, in.typ, in.id)
 	case kindCreate:
@@ -456,6 +469,10 @@ func (h *Handler) searchBundle(page Page) bundle {
 	q := *page.Query
 	q.Count = page.Count
 	link := func(rel string, offset int) {
+		if page.link != nil {
+			b.Link = append(b.Link, bundleLink{Relation: rel, URL: page.link(page.Count, offset)})
+			return
+		}
 		q.Offset = offset
 		b.Link = append(b.Link, bundleLink{Relation: rel, URL: h.base + "/" + q.ResourceType + "?" + q.Encode()})
 	}
