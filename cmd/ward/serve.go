@@ -92,7 +92,6 @@ func serve(ctx context.Context, args []string) error {
 	}
 	issuer := auth.NewIssuer(svc.keys.Ring, c.PublicURL, c.PublicURL, time.Now)
 	verifier := auth.NewVerifier(svc.keys.Ring, c.PublicURL, []string{c.PublicURL}, svc.revoked, time.Now)
-	fhirSvc := fhir.New(svc.store, svc.iam, fhir.Config{DefaultCount: c.SearchCount, MaxCount: c.SearchMaxCount, MaxResponseBytes: c.MaxResponse}, time.Now)
 	blobs, err := openBlobs(ctx, c)
 	if err != nil {
 		return fmt.Errorf("z3 storage: %w", err)
@@ -109,6 +108,9 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	go sweepZ3(ctx, log, time.Hour, "orphaned blobs", z3Svc.SweepOrphans)
+	// Binary contents over the inline size stream into Z3's internal bucket.
+	fhirSvc := fhir.New(svc.store, svc.iam, fhir.Config{DefaultCount: c.SearchCount, MaxCount: c.SearchMaxCount, MaxResponseBytes: c.MaxResponse,
+		Binaries: z3Svc.Binaries()}, time.Now)
 	egressAll, egressJWKS, err := egressPolicies(ctx, c, log)
 	if err != nil {
 		return err

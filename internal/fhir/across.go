@@ -187,6 +187,9 @@ func (s *Service) SearchAcross(ctx context.Context, p auth.Principal, ac Across)
 		skip, want = 0, want-len(rows)
 	}
 	var err error
+	if page.Matches, err = s.readableBinaries(ctx, p, page.Matches); err != nil {
+		return Page{}, err
+	}
 	if page.Included, err = s.includes(ctx, p, first, page.Matches); err != nil {
 		return Page{}, err
 	}

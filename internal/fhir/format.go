@@ -94,9 +94,12 @@ func clipText(s string) string {
 // negotiate checks, before any work, that Ward can read the request's body
 // and answer in a format the request accepts.
 func negotiate(r *http.Request, in interaction) error {
+	if wantsNativeBinary(r, in) {
+		return nil // any type: the content's own
+	}
 	switch in.kind {
 	case kindCreate, kindUpdate, kindPatch, kindConditionalUpdate, kindConditionalPatch, kindBatch, kindValidate:
-		if err := readableBody(r); err != nil {
+		if err := readableBody(r); err != nil && !nativeBinary(r, in) {
 			return err
 		}
 	}

@@ -108,6 +108,9 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal
 	case kindValidate:
 		return h.validateOp(w, r, p, in.typ, in.id)
 	case kindCreate:
+		if nativeBinary(r, in) {
+			return h.putBinary(w, r, p, "")
+		}
 		return h.create(w, r, p, in.typ)
 	case kindConditionalUpdate:
 		body, err := readBody(r)
@@ -140,8 +143,14 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal
 		if err != nil {
 			return err
 		}
+		if in.typ == "Binary" {
+			return h.sendBinary(w, r, p, res, wantsNativeBinary(r, in))
+		}
 		return h.sendResource(w, r, http.StatusOK, res)
 	case kindUpdate:
+		if nativeBinary(r, in) {
+			return h.putBinary(w, r, p, in.id)
+		}
 		return h.update(w, r, p, in.typ, in.id)
 	case kindPatch:
 		body, err := readBody(r)
@@ -169,6 +178,9 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal
 		res, err := h.svc.VRead(r.Context(), p, in.typ, in.id, in.version)
 		if err != nil {
 			return err
+		}
+		if in.typ == "Binary" {
+			return h.sendBinary(w, r, p, res, wantsNativeBinary(r, in))
 		}
 		return h.sendResource(w, r, http.StatusOK, res)
 	}

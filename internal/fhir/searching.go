@@ -103,6 +103,9 @@ func (s *Service) searchWithin(ctx context.Context, p auth.Principal, q *search.
 	for _, r := range rows {
 		page.Matches = append(page.Matches, fromStore(r))
 	}
+	if page.Matches, err = s.readableBinaries(ctx, p, page.Matches); err != nil {
+		return Page{}, err
+	}
 	if page.Included, err = s.includes(ctx, p, q, page.Matches); err != nil {
 		return Page{}, err
 	}
@@ -258,7 +261,7 @@ func (s *Service) includes(ctx context.Context, p auth.Principal, q *search.Quer
 		}
 		frontier = next
 	}
-	return out, nil
+	return s.readableBinaries(ctx, p, out)
 }
 
 // revSources lists the types a _revinclude reads references from: its

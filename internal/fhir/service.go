@@ -37,6 +37,11 @@ type Config struct {
 	MaxCount     int // largest _count honoured
 	// MaxResponseBytes bounds a search response (0: no limit); Oystehr's is 6 MB.
 	MaxResponseBytes int
+	// Binaries holds the contents of Binary resources larger than
+	// InlineBinaryBytes (DefaultInlineBinaryBytes when 0); nil: such
+	// contents are refused.
+	Binaries          BinaryStore
+	InlineBinaryBytes int
 }
 
 // Service is the FHIR capability.
@@ -233,6 +238,9 @@ func New(st *store.Store, authz Authorizer, cfg Config, now func() time.Time) *S
 	if cfg.MaxCount <= 0 {
 		cfg.MaxCount = 1000
 	}
+	if cfg.InlineBinaryBytes <= 0 {
+		cfg.InlineBinaryBytes = DefaultInlineBinaryBytes
+	}
 	indexed := map[string]*atomic.Bool{}
 	for _, j := range indexJobs {
 		indexed[j.name] = new(atomic.Bool)
@@ -327,6 +335,9 @@ func validateIssues(body []byte, wantType string) (map[string]any, []schema.Issu
 		return nil, nil, err
 	}
 	typ, issues := schema.ValidateDecoded(body, m)
+	if typ == "Binary" {
+		stripBinaryBlob(m)
+	}
 	if wantType != "" && typ != wantType {
 		return nil, nil, fault.Invalid("resourceType %q does not match the URL's %s", typ, wantType)
 	}
