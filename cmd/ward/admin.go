@@ -31,7 +31,7 @@ func admin(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		svc, err := open(ctx, c, log)
+		svc, err := open(ctx, c, log, false)
 		if err != nil {
 			return err
 		}
@@ -50,7 +50,7 @@ func admin(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		svc, err := open(ctx, c, log)
+		svc, err := open(ctx, c, log, false)
 		if err != nil {
 			return err
 		}

@@ -38,9 +38,13 @@ type services struct {
 	iam     *iam.Service
 	keys    *tokens.Keys
 	revoked *tokens.Revocations
+	z3      *z3.Service // nil unless open was asked for it
+	blobs   blob.Backend
 }
 
-func open(ctx context.Context, c config, log *slog.Logger) (*services, error) {
+// open opens the store and the services on it; withZ3 also opens Z3's byte
+// store, which holds large Binary contents for the FHIR service.
+func open(ctx context.Context, c config, log *slog.Logger, withZ3 bool) (*services, error) {
 	st, err := store.Open(ctx, c.dsn(), log)
 	if err != nil {
 		return nil, err
@@ -62,10 +66,25 @@ func open(ctx context.Context, c config, log *slog.Logger) (*services, error) {
 	}
 	// FHIR decides through IAM's policies and IAM creates users' profiles
 	// through FHIR: the policies come first, so neither needs a setter.
+	svc := &services{store: st, sealer: sealer, keys: keys, revoked: revoked}
+	fcfg := fhir.Config{DefaultCount: c.SearchCount, MaxCount: c.SearchMaxCount, MaxResponseBytes: c.MaxResponse}
+	if withZ3 {
+		if svc.blobs, err = openBlobs(ctx, c); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("z3 storage: %w", err)
+		}
+		if svc.z3, err = z3.New(ctx, z3.Config{PublicURL: c.PublicURL, URLTTL: c.Z3URLTTL, MaxObjectBytes: c.MaxObjectBytes},
+			st, sealer, svc.blobs, time.Now, log); err != nil {
+			st.Close()
+			return nil, err
+		}
+		// Binary contents over the inline size stream into Z3's internal bucket.
+		fcfg.Binaries = svc.z3.Binaries()
+	}
 	policies := iam.NewPolicies(st, log)
-	fhirSvc := fhir.New(st, policies, fhir.Config{DefaultCount: c.SearchCount, MaxCount: c.SearchMaxCount, MaxResponseBytes: c.MaxResponse}, time.Now)
-	iamSvc := iam.New(st, c.PublicURL+"/invite/", time.Now, iam.Deps{Policies: policies, Profiles: profileWriter{fhirSvc}, Log: log})
-	return &services{store: st, sealer: sealer, fhir: fhirSvc, iam: iamSvc, keys: keys, revoked: revoked}, nil
+	svc.fhir = fhir.New(st, policies, fcfg, time.Now)
+	svc.iam = iam.New(st, c.PublicURL+"/invite/", time.Now, iam.Deps{Policies: policies, Profiles: profileWriter{svc.fhir}, Log: log})
+	return svc, nil
 }
 
 // gcPercent is the collector's target unless GOGC is set: the heap may
@@ -105,7 +124,7 @@ func serve(ctx context.Context, args []string) error {
 	life := newLifecycle(ctx, log, c.ShutdownGrace)
 	defer life.closeAll() // when building fails; after a stop, run has closed all
 
-	svc, err := open(ctx, c, log)
+	svc, err := open(ctx, c, log, true)
 	if err != nil {
 		return err
 	}
@@ -115,16 +134,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	issuer := auth.NewIssuer(svc.keys.Ring, c.PublicURL, c.PublicURL, time.Now)
 	verifier := auth.NewVerifier(svc.keys.Ring, c.PublicURL, []string{c.PublicURL}, svc.revoked, time.Now)
-	fhirSvc := svc.fhir
-	blobs, err := openBlobs(ctx, c)
-	if err != nil {
-		return fmt.Errorf("z3 storage: %w", err)
-	}
-	z3Svc, err := z3.New(ctx, z3.Config{PublicURL: c.PublicURL, URLTTL: c.Z3URLTTL, MaxObjectBytes: c.MaxObjectBytes},
-		svc.store, svc.sealer, blobs, time.Now, log)
-	if err != nil {
-		return err
-	}
+	fhirSvc, z3Svc, blobs := svc.fhir, svc.z3, svc.blobs
 	egressAll, egressJWKS, err := egressPolicies(ctx, c, log)
 	if err != nil {
 		return err

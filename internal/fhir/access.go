@@ -124,9 +124,7 @@ func scopeAccess(p auth.Principal, action, typ, id string) ([]url.Values, error)
 			if p.Patient == "" {
 				return nil, fault.Forbidden("access denied: patient/ scopes need a patient context and this token has none")
 			}
-			for _, q := range patientCompartment.patientQueries(typ, p.Patient) {
-				base = append(base, url.Values(q))
-			}
+			base = append(base, r4Compartments.patientQueries(typ, p.Patient)...)
 		}
 		if base == nil && r.Filter == nil {
 			return nil, nil // this scope alone allows the interaction everywhere

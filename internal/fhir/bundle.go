@@ -73,6 +73,9 @@ func (h *Handler) bundle(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
+	if err := checkJSONText(body); err != nil {
+		return err
+	}
 	var in inBundle
 	if err := json.Unmarshal(body, &in); err != nil {
 		return fault.Invalid("the body must be a Bundle: %s", jsonErr(err))
@@ -524,6 +527,17 @@ func (h *Handler) entry(ctx context.Context, svc *Service, p auth.Principal, e i
 			return fail(searchErr(err))
 		}
 		page, err := svc.Search(ctx, p, q)
+		if err != nil {
+			return fail(err)
+		}
+		b, _ := h.searchBundle(page).encode()
+		return entryResult{bundleEntry: bundleEntry{Resource: b, Response: &entryResponse{Status: entryStatus(http.StatusOK)}}}
+	case kindSearchSystem, kindSearchCompartment:
+		vals, err := url.ParseQuery(in.query)
+		if err != nil {
+			return fail(fault.Invalid("the entry's query is not valid"))
+		}
+		page, err := h.searchIn(ctx, svc, p, in, vals, false)
 		if err != nil {
 			return fail(err)
 		}

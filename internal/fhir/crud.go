@@ -27,7 +27,11 @@ func (s *Service) Read(ctx context.Context, p auth.Principal, typ, id string) (R
 	if err := s.requireCovered(ctx, p, "FHIR:Read", typ, id); err != nil {
 		return Resource{}, err
 	}
-	return s.current(ctx, p.ProjectID, typ, id)
+	r, err := s.current(ctx, p.ProjectID, typ, id)
+	if err == nil {
+		err = s.binaryReadable(ctx, p, r)
+	}
+	return r, err
 }
 
 // current returns the current version, unchecked: callers decide first.
@@ -67,7 +71,7 @@ func (s *Service) VRead(ctx context.Context, p auth.Principal, typ, id, vid stri
 	if r.Deleted {
 		return fromStore(r), fault.Wrap(fault.ErrNotFound, ErrGone, "version %d of %s/%s is a deletion", v, typ, id)
 	}
-	return fromStore(r), nil
+	return fromStore(r), s.binaryReadable(ctx, p, fromStore(r))
 }
 
 // Create stores a new resource with a server-assigned id. With ifNoneExist
@@ -199,6 +203,11 @@ func (s *Service) Delete(ctx context.Context, p auth.Principal, typ, id string) 
 // version, stamping meta, indexing, and (with a conditional access) checking
 // that the new content still falls inside the caller's conditions.
 func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m map[string]any, method string, expect int64, allowCreate bool, a access) (Resource, error) {
+	if typ == "Binary" {
+		if err := s.binaryContextAllowed(ctx, p, m); err != nil {
+			return Resource{}, err
+		}
+	}
 	if pc := s.prechecks[typ]; pc != nil && p.Kind != KindSystem {
 		if err := pc(ctx, p, m); err != nil {
 			return Resource{}, err

@@ -34,7 +34,7 @@ func (s *Service) Everything(ctx context.Context, p auth.Principal, pid string, 
 	if _, err := s.Read(ctx, p, "Patient", pid); err != nil {
 		return Page{}, err
 	}
-	types := patientCompartment.types()
+	types := r4Compartments.types("Patient")
 	if ep.Types != nil {
 		types = slices.DeleteFunc(types, func(t string) bool { return !slices.Contains(ep.Types, t) })
 	}
@@ -60,7 +60,7 @@ func (s *Service) Everything(ctx context.Context, p auth.Principal, pid string, 
 			}
 		}
 		var within []*search.Query
-		for _, v := range patientCompartment.patientQueries(typ, pid) {
+		for _, v := range r4Compartments.patientQueries(typ, pid) {
 			wq, err := search.ParseQuery(typ, url.Values(v), false)
 			if err != nil {
 				return Page{}, err
@@ -103,29 +103,28 @@ func (s *Service) Everything(ctx context.Context, p auth.Principal, pid string, 
 		return Page{}, err
 	}
 	for _, r := range inc {
-		if !patientCompartment.holds(r.Type) {
+		if !r4Compartments.holds("Patient", r.Type) {
 			page.Included = append(page.Included, r)
 		}
 	}
 	return page, nil
 }
 
-// types lists the compartment's resource types, Patient first.
-func (c compartments) types() []string {
-	out := []string{"Patient"}
-	for t := range c.patient {
-		if t != "Patient" {
+// types lists the types in compartment comp, its own type first.
+func (c compartments) types(comp string) []string {
+	out := []string{comp}
+	for _, t := range c.members(comp) {
+		if t != comp {
 			out = append(out, t)
 		}
 	}
-	slices.Sort(out[1:])
 	return out
 }
 
-// holds reports whether typ is in the Patient compartment.
-func (c compartments) holds(typ string) bool {
-	_, ok := c.patient[typ]
-	return ok || typ == "Patient"
+// holds reports whether typ is in compartment comp.
+func (c compartments) holds(comp, typ string) bool {
+	_, ok := c[comp][typ]
+	return ok || typ == comp
 }
 
 // everything serves GET or POST Patient/[id]/$everything with its

@@ -29,6 +29,14 @@ const (
 	kindPatch
 	kindDelete
 	kindOperation // [base]/[type]/[id]/$op (GET or POST)
+	// GET [base]?params (POST [base]/_search): the whole system, or
+	// the types _type names.
+	kindSearchSystem
+	kindSearchSystemPost
+	// GET [base]/[compartment]/[id]/[type or *]?params (POST
+	// .../_search): the resources of a compartment.
+	kindSearchCompartment
+	kindSearchCompartmentPost
 )
 
 // interaction is one parsed request: what it does and to what.
@@ -37,6 +45,7 @@ type interaction struct {
 	typ, id string
 	version string // vread
 	op      string // "$everything"
+	target  string // compartment search: the type searched, or "*"
 	query   string // raw query: a search's or a condition's
 }
 
@@ -61,8 +70,11 @@ func parseInteraction(method, path, rawQuery string) interaction {
 	get, post := m == http.MethodGet, m == http.MethodPost
 	switch len(seg) {
 	case 0:
-		if post {
+		switch {
+		case post:
 			in.kind = kindBatch
+		case get && rawQuery != "":
+			in.kind = kindSearchSystem
 		}
 	case 1:
 		switch {
@@ -70,6 +82,8 @@ func parseInteraction(method, path, rawQuery string) interaction {
 			in.kind, in.typ = kindCapabilities, ""
 		case seg[0] == "_history" && get:
 			in.kind, in.typ = kindHistorySystem, ""
+		case seg[0] == "_search" && post:
+			in.kind, in.typ = kindSearchSystemPost, ""
 		case get:
 			in.kind = kindSearch
 		case post:
@@ -111,10 +125,15 @@ func parseInteraction(method, path, rawQuery string) interaction {
 			in.kind = kindHistoryInstance
 		case strings.HasPrefix(seg[2], "$") && (get || post):
 			in.kind, in.op = kindOperation, seg[2]
+		case get && seg[1] != "" && seg[2] != "" && !strings.HasPrefix(seg[2], "_"):
+			in.kind, in.target = kindSearchCompartment, seg[2]
 		}
 	case 4:
-		if seg[2] == "_history" && get {
+		switch {
+		case seg[2] == "_history" && get:
 			in.kind, in.version = kindVRead, seg[3]
+		case seg[3] == "_search" && post && seg[1] != "" && seg[2] != "" && !strings.HasPrefix(seg[2], "_") && !strings.HasPrefix(seg[2], "$"):
+			in.kind, in.target = kindSearchCompartmentPost, seg[2]
 		}
 	}
 	return in

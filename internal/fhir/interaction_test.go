@@ -33,7 +33,18 @@ func TestParseInteraction(t *testing.T) {
 		{"GET", "Patient/1/$everything", "_count=5", interaction{kind: kindOperation, typ: "Patient", id: "1", op: "$everything", query: "_count=5"}},
 		{"POST", "Patient/1/$everything", "", interaction{kind: kindOperation, typ: "Patient", id: "1", op: "$everything"}},
 		{"DELETE", "Patient/1/$everything", "", interaction{typ: "Patient", id: "1"}},
-		{"GET", "Patient/1/Observation", "", interaction{typ: "Patient", id: "1"}},
+		{"GET", "Patient/1/Observation", "code=x", interaction{kind: kindSearchCompartment, typ: "Patient", id: "1", target: "Observation", query: "code=x"}},
+		{"GET", "Patient/1/*", "", interaction{kind: kindSearchCompartment, typ: "Patient", id: "1", target: "*"}},
+		{"POST", "Patient/1/Observation/_search", "", interaction{kind: kindSearchCompartmentPost, typ: "Patient", id: "1", target: "Observation"}},
+		{"POST", "Patient/1/*/_search", "", interaction{kind: kindSearchCompartmentPost, typ: "Patient", id: "1", target: "*"}},
+		{"GET", "Patient/1/Observation/_search", "", interaction{typ: "Patient", id: "1"}},
+		{"POST", "Patient/1/Observation", "", interaction{typ: "Patient", id: "1"}},
+		{"PUT", "Patient/1/Observation", "", interaction{typ: "Patient", id: "1"}},
+		{"GET", "Patient/1/_other", "", interaction{typ: "Patient", id: "1"}},
+		{"GET", "Patient/1/", "", interaction{kind: kindRead, typ: "Patient", id: "1"}},
+		{"GET", "", "_type=Patient,Observation", interaction{kind: kindSearchSystem, query: "_type=Patient,Observation"}},
+		{"POST", "_search", "", interaction{kind: kindSearchSystemPost}},
+		{"GET", "_search", "", interaction{kind: kindSearch, typ: "_search"}},
 		{"GET", "Patient/1/_history/2", "", interaction{kind: kindVRead, typ: "Patient", id: "1", version: "2"}},
 		{"PUT", "Patient/1/_history/2", "", interaction{typ: "Patient", id: "1"}},
 		{"GET", "a/b/c/d/e", "", interaction{typ: "a", id: "b"}},
@@ -56,7 +67,11 @@ func FuzzParseInteraction(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method, path, query string) {
 		in := parseInteraction(method, path, query)
 		switch in.kind {
-		case kindUnknown, kindBatch, kindCapabilities, kindHistorySystem:
+		case kindUnknown, kindBatch, kindCapabilities, kindHistorySystem, kindSearchSystem, kindSearchSystemPost:
+		case kindSearchCompartment, kindSearchCompartmentPost:
+			if in.typ == "" || in.id == "" || in.target == "" {
+				t.Fatalf("%s %q: %+v: a compartment search without its compartment or target", method, path, in)
+			}
 		default:
 			if in.typ == "" && path != "" {
 				t.Fatalf("%s %q: %+v without a type", method, path, in)

@@ -2,6 +2,8 @@ package fhir
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/wardhealth/ward/internal/fhir/search"
@@ -41,7 +43,10 @@ func buildCapability() map[string]any {
 		"fhirVersion": "4.0.1", "format": []string{"json"}, "patchFormat": []string{"application/json-patch+json"},
 		"rest": []map[string]any{{
 			"mode": "server", "resource": resources,
-			"interaction": []map[string]string{{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}},
+			"interaction": []map[string]string{{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"},
+				{"code": "search-system", "documentation": "GET [base]?_type=... and POST [base]/_search: one counted query per type, at most _count resources read; no _sort"}},
+			// Compartment search: GET [base]/[Compartment]/[id]/[type or *].
+			"compartment": compartmentURLs(),
 			// Parameters of every type beyond those the registry lists.
 			"searchParam": []map[string]string{{"name": "_list", "type": "special", "documentation": "resources a List (by id) holds"},
 				{"name": "_text", "type": "string", "documentation": "a phrase in the narrative"},
@@ -60,4 +65,15 @@ func (h *Handler) metadata(w http.ResponseWriter, r *http.Request) error {
 	out["implementation"] = map[string]string{"description": "Ward FHIR R4 API", "url": h.base}
 	writeFHIR(w, http.StatusOK, out)
 	return nil
+}
+
+// compartmentURLs are the canonical URLs of the R4 CompartmentDefinitions
+// Ward searches by.
+func compartmentURLs() []string {
+	var out []string
+	for comp := range r4Compartments {
+		out = append(out, "http://hl7.org/fhir/CompartmentDefinition/"+strings.ToLower(comp[:1])+comp[1:])
+	}
+	slices.Sort(out)
+	return out
 }

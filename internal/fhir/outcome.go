@@ -49,6 +49,10 @@ func errorOutcome(ctx context.Context, log *slog.Logger, where string, err error
 	if errors.As(err, &un) {
 		return http.StatusUnprocessableEntity, outcome("error", "processing", un.msg)
 	}
+	var fe *formatError
+	if errors.As(err, &fe) {
+		return fe.status, outcome("error", "not-supported", fe.msg)
+	}
 	if errors.Is(err, ErrGone) {
 		_, msg := fault.Public(err)
 		return http.StatusGone, outcome("error", "deleted", msg)

@@ -49,6 +49,9 @@ func (s *Service) Patch(ctx context.Context, p auth.Principal, typ, id string, o
 	if expect == 0 {
 		expect = cur.VersionID // patch what was read: a concurrent write becomes a conflict
 	}
+	if err := checkJSONText(ops); err != nil {
+		return Resource{}, err
+	}
 	var list []patchOp
 	dec := json.NewDecoder(bytes.NewReader(ops))
 	dec.DisallowUnknownFields()

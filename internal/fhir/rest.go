@@ -72,6 +72,9 @@ func (h *Handler) ServeFHIR(w http.ResponseWriter, r *http.Request, p auth.Princ
 
 func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	in := parseInteraction(r.Method, strings.TrimPrefix(r.URL.Path, h.path), r.URL.RawQuery)
+	if err := negotiate(r, in); err != nil {
+		return err
+	}
 	switch in.kind {
 	case kindBatch:
 		return h.bundle(w, r, p)
@@ -87,9 +90,25 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal
 			return err
 		}
 		return h.search(w, r, p, in.typ, vals)
+	case kindSearchSystem, kindSearchSystemPost, kindSearchCompartment, kindSearchCompartmentPost:
+		vals := r.URL.Query()
+		if in.kind == kindSearchSystemPost || in.kind == kindSearchCompartmentPost {
+			var err error
+			if vals, err = formValues(r); err != nil {
+				return err
+			}
+		}
+		page, err := h.searchIn(r.Context(), h.svc, p, in, vals, preferLenient(r))
+		if err != nil {
+			return err
+		}
+		return h.sendBundle(w, h.searchBundle(page), "the search result", "fewer results with _count or fewer elements with _elements")
 	case kindValidate:
 		return h.validateOp(w, r, p, in.typ, in.id)
 	case kindCreate:
+		if nativeBinary(r, in) {
+			return h.putBinary(w, r, p, "")
+		}
 		return h.create(w, r, p, in.typ)
 	case kindConditionalUpdate:
 		body, err := readBody(r)
@@ -122,8 +141,14 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal
 		if err != nil {
 			return err
 		}
+		if in.typ == "Binary" {
+			return h.sendBinary(w, r, p, res, wantsNativeBinary(r, in))
+		}
 		return h.sendResource(w, r, http.StatusOK, res)
 	case kindUpdate:
+		if nativeBinary(r, in) {
+			return h.putBinary(w, r, p, in.id)
+		}
 		return h.update(w, r, p, in.typ, in.id)
 	case kindPatch:
 		body, err := readBody(r)
@@ -151,6 +176,9 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal
 		res, err := h.svc.VRead(r.Context(), p, in.typ, in.id, in.version)
 		if err != nil {
 			return err
+		}
+		if in.typ == "Binary" {
+			return h.sendBinary(w, r, p, res, wantsNativeBinary(r, in))
 		}
 		return h.sendResource(w, r, http.StatusOK, res)
 	}
@@ -441,6 +469,10 @@ func (h *Handler) searchBundle(page Page) bundle {
 	q := *page.Query
 	q.Count = page.Count
 	link := func(rel string, offset int) {
+		if page.link != nil {
+			b.Link = append(b.Link, bundleLink{Relation: rel, URL: page.link(page.Count, offset)})
+			return
+		}
 		q.Offset = offset
 		b.Link = append(b.Link, bundleLink{Relation: rel, URL: h.base + "/" + q.ResourceType + "?" + q.Encode()})
 	}

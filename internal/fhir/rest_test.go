@@ -766,3 +766,78 @@ func TestSearchNarrative(t *testing.T) {
 		t.Errorf("a long phrase: %d, want 400", res.StatusCode)
 	}
 }
+
+// TestFormats: Ward serves and reads FHIR JSON only; a request that
+// accepts nothing else is 406 and a body in XML is 415, each an
+// OperationOutcome, before any work is done.
+func TestFormats(t *testing.T) {
+	ts := restFixture(t, Config{})
+	cases := []struct {
+		name, method, path, body string
+		headers                  []string
+		status                   int
+	}{
+		{"no Accept", "GET", "/fhir/Patient", "", nil, 200},
+		{"Accept FHIR JSON", "GET", "/fhir/Patient", "", []string{"Accept", "application/fhir+json"}, 200},
+		{"Accept JSON with a version", "GET", "/fhir/Patient", "", []string{"Accept", "application/fhir+json; fhirVersion=4.0"}, 200},
+		{"Accept anything", "GET", "/fhir/Patient", "", []string{"Accept", "*/*"}, 200},
+		{"a browser's Accept", "GET", "/fhir/metadata", "", []string{"Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}, 200},
+		{"Accept XML", "GET", "/fhir/Patient", "", []string{"Accept", "application/fhir+xml"}, 406},
+		{"Accept XML on metadata", "GET", "/fhir/metadata", "", []string{"Accept", "application/xml"}, 406},
+		{"Accept JSON only at q=0", "GET", "/fhir/Patient", "", []string{"Accept", "application/fhir+xml, application/fhir+json;q=0"}, 406},
+		{"Accept XML, _format json", "GET", "/fhir/Patient?_format=json", "", []string{"Accept", "application/fhir+xml"}, 200},
+		{"_format FHIR JSON, + unescaped", "GET", "/fhir/Patient?_format=application/fhir+json", "", nil, 200},
+		{"_format xml", "GET", "/fhir/Patient?_format=xml", "", nil, 406},
+		{"XML body", "POST", "/fhir/Patient", `<Patient xmlns="http://hl7.org/fhir"/>`, []string{"Content-Type", "application/fhir+xml"}, 415},
+		{"XML body to update", "PUT", "/fhir/Patient/x1", `<Patient xmlns="http://hl7.org/fhir"/>`, []string{"Content-Type", "text/xml; charset=utf-8"}, 415},
+		{"XML bundle", "POST", "/fhir", `<Bundle xmlns="http://hl7.org/fhir"/>`, []string{"Content-Type", "application/xml"}, 415},
+		{"JSON body", "POST", "/fhir/Patient", `{"resourceType":"Patient"}`, []string{"Content-Type", "application/json"}, 201},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, out := call(t, ts, tc.method, tc.path, tc.body, tc.headers...)
+			if res.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %v", res.StatusCode, tc.status, out)
+			}
+			if tc.status >= 400 && out["resourceType"] != "OperationOutcome" {
+				t.Fatalf("not an OperationOutcome: %v", out)
+			}
+		})
+	}
+}
+
+// TestRefusedText: R4 JSON is UTF-8 and its strings hold no control
+// characters but tab, line feed and return; a body breaking either is a
+// 400, never stored with the character replaced or kept.
+func TestRefusedText(t *testing.T) {
+	ts := restFixture(t, Config{})
+	for name, body := range map[string]string{
+		"invalid UTF-8":      "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"Gar\xe7ia\"}]}",
+		"NUL":                `{"resourceType":"Patient","name":[{"family":"a\u0000b"}]}`,
+		"control":            `{"resourceType":"Patient","name":[{"family":"a\u0007b"}]}`,
+		"unpaired surrogate": `{"resourceType":"Patient","name":[{"family":"a\ud800b"}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, req := range []struct{ method, path, body string }{
+				{"POST", "/fhir/Patient", body},
+				{"PUT", "/fhir/Patient/txt-1", strings.Replace(body, `"Patient",`, `"Patient","id":"txt-1",`, 1)},
+				{"POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + body + `,"request":{"method":"POST","url":"Patient"}}]}`},
+			} {
+				res, out := call(t, ts, req.method, req.path, req.body)
+				if res.StatusCode != 400 || out["resourceType"] != "OperationOutcome" {
+					t.Fatalf("%s %s: %d %v, want 400", req.method, req.path, res.StatusCode, out)
+				}
+			}
+		})
+	}
+	res, _ := call(t, ts, "GET", "/fhir/Patient?_summary=count", "")
+	if res.StatusCode != 200 {
+		t.Fatal(res.Status)
+	}
+	if res, out := call(t, ts, "PUT", "/fhir/Patient/txt-2", `{"resourceType":"Patient","id":"txt-2","name":[{"family":"tab\there"}]}`); res.StatusCode != 201 {
+		t.Fatalf("a tab: %d %v", res.StatusCode, out)
+	}
+	if res, out := call(t, ts, "PATCH", "/fhir/Patient/txt-2", `[{"op":"replace","path":"/name/0/family","value":"a\u0000b"}]`, "Content-Type", "application/json-patch+json"); res.StatusCode != 400 {
+		t.Fatalf("a patch adding NUL: %d %v", res.StatusCode, out)
+	}
+}

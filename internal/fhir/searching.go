@@ -32,6 +32,10 @@ type Page struct {
 	Total    int // -1 when not counted
 	Offset   int
 	Count    int
+	// link, when set, makes the bundle's page links (count and offset
+	// given) of a search that is not a type's: a compartment's or the
+	// system's.
+	link func(count, offset int) string
 }
 
 // Search runs a parsed query as p: FHIR:Search on the type, results limited
@@ -76,34 +80,22 @@ func (s *Service) supported(ctx context.Context, q *search.Query) error {
 }
 
 func (s *Service) search(ctx context.Context, p auth.Principal, q *search.Query, total bool) (Page, error) {
-	a, err := s.decide(ctx, p, "FHIR:Search", q.ResourceType, "")
+	return s.searchWithin(ctx, p, q, nil, total)
+}
+
+// searchWithin is search with results also restricted to resources that
+// match one of within (a compartment); nil: no such restriction.
+func (s *Service) searchWithin(ctx context.Context, p auth.Principal, q *search.Query, within []*search.Query, total bool) (Page, error) {
+	req, err := s.searchRequest(ctx, p, q, within)
 	if err != nil {
 		return Page{}, err
 	}
-	count := q.Count
-	switch {
-	case count < 0:
-		count = s.cfg.DefaultCount
-	case count > s.cfg.MaxCount:
-		count = s.cfg.MaxCount
-	}
+	count := s.pageSize(q)
 	if q.Summary == "count" {
-		count, total = 0, true
+		total = true
 	}
-	hidden, err := s.hidden(ctx, p, q.ResourceType)
-	if err != nil {
-		return Page{}, err
-	}
-	inner, err := s.innerAccess(ctx, p, q)
-	if err != nil {
-		return Page{}, err
-	}
-	sq, err := s.expandValueSets(ctx, p, q)
-	if err != nil {
-		return Page{}, err
-	}
-	rows, n, err := s.store.Search(ctx, store.SearchRequest{ProjectID: p.ProjectID, Query: sq, Allowed: a.allowed,
-		Hidden: hidden, Inner: inner, Count: count, Offset: q.Offset, Total: total, Now: s.now()})
+	req.Count, req.Total = count, total
+	rows, n, err := s.store.Search(ctx, req)
 	if err != nil {
 		return Page{}, err
 	}
@@ -111,10 +103,52 @@ func (s *Service) search(ctx context.Context, p auth.Principal, q *search.Query,
 	for _, r := range rows {
 		page.Matches = append(page.Matches, fromStore(r))
 	}
+	if page.Matches, err = s.readableBinaries(ctx, p, page.Matches); err != nil {
+		return Page{}, err
+	}
 	if page.Included, err = s.includes(ctx, p, q, page.Matches); err != nil {
 		return Page{}, err
 	}
 	return page, nil
+}
+
+// pageSize is the page a query asks for, within the configured bounds
+// (0 for _summary=count).
+func (s *Service) pageSize(q *search.Query) int {
+	count := q.Count
+	switch {
+	case q.Summary == "count":
+		count = 0
+	case count < 0:
+		count = s.cfg.DefaultCount
+	case count > s.cfg.MaxCount:
+		count = s.cfg.MaxCount
+	}
+	return count
+}
+
+// searchRequest is the store's form of q as p may run it: FHIR:Search on
+// its type (an error if denied), the policy's conditions, single-id
+// Denies, what chains and _has may look into, and ValueSets expanded.
+func (s *Service) searchRequest(ctx context.Context, p auth.Principal, q *search.Query, within []*search.Query) (store.SearchRequest, error) {
+	a, err := s.decide(ctx, p, "FHIR:Search", q.ResourceType, "")
+	if err != nil {
+		return store.SearchRequest{}, err
+	}
+	hidden, err := s.hidden(ctx, p, q.ResourceType)
+	if err != nil {
+		return store.SearchRequest{}, err
+	}
+	inner, err := s.innerAccess(ctx, p, q)
+	if err != nil {
+		return store.SearchRequest{}, err
+	}
+	sq, err := s.expandValueSets(ctx, p, q)
+	if err != nil {
+		return store.SearchRequest{}, err
+	}
+	return store.SearchRequest{ProjectID: p.ProjectID, Query: sq, Allowed: a.allowed, Hidden: hidden, Inner: inner,
+		Within: within, Offset: q.Offset, Now: s.now()}, nil
 }
 
 // innerAccess is what p may see of each type that a chain
@@ -227,7 +261,7 @@ func (s *Service) includes(ctx context.Context, p auth.Principal, q *search.Quer
 		}
 		frontier = next
 	}
-	return out, nil
+	return s.readableBinaries(ctx, p, out)
 }
 
 // revSources lists the types a _revinclude reads references from: its

@@ -37,6 +37,11 @@ type Config struct {
 	MaxCount     int // largest _count honoured
 	// MaxResponseBytes bounds a search response (0: no limit); Oystehr's is 6 MB.
 	MaxResponseBytes int
+	// Binaries holds the contents of Binary resources larger than
+	// InlineBinaryBytes (DefaultInlineBinaryBytes when 0); nil: such
+	// contents are refused.
+	Binaries          BinaryStore
+	InlineBinaryBytes int
 }
 
 // Service is the FHIR capability.
@@ -95,6 +100,20 @@ var indexJobs = []indexJob{
 		tables: []string{"fhir_idx_string"},
 		params: func() []string { return []string{search.TextParam.Name} },
 		types:  search.ResourceTypes},
+	{name: "search-index-0023", what: "the texts of codes (:text)",
+		tables: []string{"fhir_idx_token"},
+		params: func() []string {
+			var params []string
+			for _, typ := range search.ResourceTypes() {
+				for _, p := range search.Params(typ) {
+					if p.Type == "token" && !slices.Contains(params, p.Name) {
+						params = append(params, p.Name)
+					}
+				}
+			}
+			return params
+		},
+		types: search.ResourceTypes},
 }
 
 // indexJob is one of indexJobs.
@@ -116,6 +135,8 @@ func jobFor(c *search.Clause) string {
 		return "search-index-0020"
 	case c.Param == search.TextParam:
 		return "search-index-0021"
+	case c.Modifier == "text":
+		return "search-index-0023"
 	}
 	return ""
 }
@@ -217,6 +238,9 @@ func New(st *store.Store, authz Authorizer, cfg Config, now func() time.Time) *S
 	if cfg.MaxCount <= 0 {
 		cfg.MaxCount = 1000
 	}
+	if cfg.InlineBinaryBytes <= 0 {
+		cfg.InlineBinaryBytes = DefaultInlineBinaryBytes
+	}
 	indexed := map[string]*atomic.Bool{}
 	for _, j := range indexJobs {
 		indexed[j.name] = new(atomic.Bool)
@@ -303,11 +327,17 @@ func validate(body []byte, wantType string) (map[string]any, error) {
 // warnings included, in document order ($validate reports them all). With
 // errors, err is an *InvalidResource holding them.
 func validateIssues(body []byte, wantType string) (map[string]any, []schema.Issue, error) {
+	if err := checkJSONText(body); err != nil {
+		return nil, nil, err
+	}
 	m, err := decode(body)
 	if err != nil {
 		return nil, nil, err
 	}
 	typ, issues := schema.ValidateDecoded(body, m)
+	if typ == "Binary" {
+		stripBinaryBlob(m)
+	}
 	if wantType != "" && typ != wantType {
 		return nil, nil, fault.Invalid("resourceType %q does not match the URL's %s", typ, wantType)
 	}
@@ -375,7 +405,9 @@ func indexRow(v search.Value) (store.IndexRow, bool) {
 	case "string":
 		r.Value, r.Exact = v.String, v.Exact
 	case "token":
-		r.System, r.Code, r.Display = v.System, v.Code, v.Display
+		// The display is only searched by :text, as a string: stored
+		// normalised, so SQL's LIKE on it is case- and accent-blind.
+		r.System, r.Code, r.Display = v.System, v.Code, search.NormalizeString(v.Display)
 	case "reference":
 		r.RefType, r.RefID, r.URL = v.RefType, v.RefID, v.RefURL
 		if v.RefID == "" && v.Code != "" {

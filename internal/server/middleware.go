@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/z3"
 )
 
@@ -58,13 +59,21 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		}
 		w.Header().Set("x-oystehr-request-id", id)
 		timeout, transfer := s.cfg.RequestTimeout, strings.HasPrefix(r.URL.Path, z3.SignedPrefix)
+		unbounded := transfer
+		if s.fhir != nil && !transfer {
+			if rest, ok := strings.CutPrefix(r.URL.Path, s.fhir.Path()+"/"); ok {
+				// A Binary's content (100 MiB, say) streams through to
+				// Z3, whose object limit bounds it.
+				transfer, unbounded = fhir.BinaryTransfer(r.Method, rest, r.Header.Get("Content-Type"))
+			}
+		}
 		if transfer {
 			timeout = s.cfg.TransferTimeout
 		}
 		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), requestIDKey, id), timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
-		if !transfer {
+		if !unbounded {
 			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		}
 		// Every answer defaults to no-store: patient data must not stay in a

@@ -324,10 +324,10 @@ func selectivity(c *search.Clause) int {
 	switch {
 	case c.Reverse != nil || c.Chain != nil || c.Param == nil:
 		return 6
-	case c.Param.Name == "_id":
-		return 0
 	case c.Modifier == "not" || c.Modifier == "missing":
 		return 9
+	case c.Param.Name == "_id":
+		return 0
 	}
 	switch c.Param.Type {
 	case "reference":
@@ -361,6 +361,12 @@ func (p *planner) clause(r, projectID, typ string, c *search.Clause) string {
 	name := c.Param.Name
 	switch name {
 	case "_id":
+		switch c.Modifier {
+		case "missing": // every resource has an id
+			return boolSQL(!c.Values[0].Missing)
+		case "not":
+			return "NOT " + p.or(c, func(v search.Cond) string { return "(" + r + ".id = " + p.arg(v.Text) + ")" })
+		}
 		return p.or(c, func(v search.Cond) string { return r + ".id = " + p.arg(v.Text) })
 	case "_lastUpdated":
 		if c.Modifier == "missing" {
@@ -547,7 +553,11 @@ func (p *planner) value(c *search.Clause, v search.Cond) string {
 			return "$.code = " + p.arg(v.System+"|"+v.Code+"|"+v.Text)
 		}
 		if c.Modifier == "text" {
-			return "LOWER($.display) LIKE " + p.arg("%"+likeEscape(strings.ToLower(v.Text))+"%") + " ESCAPE '!'"
+			// A string search on the text (R4 search.html#text): some word
+			// of the normalised display (search.TokenText) starts with
+			// the normalised value.
+			pat := likeEscape(v.String) + "%"
+			return "($.display LIKE " + p.arg(pat) + " ESCAPE '!' OR $.display LIKE " + p.arg("% "+pat) + " ESCAPE '!')"
 		}
 		w := "$.code = " + p.arg(v.Code)
 		if v.HasSystem {

@@ -89,10 +89,10 @@ func TestUpgradeCompositeIndex(t *testing.T) {
 			if _, err := svc.Search(ctx, auth.Principal{ProjectID: "p1"}, q); !errors.Is(err, fault.ErrUnavailable) {
 				t.Fatalf("composite search before the job: %v, want unavailable", err)
 			}
-			// Each job (0019, 0020's identifier types, 0021's narratives)
-			// reads both.
-			if n, err := svc.BackfillIndex(ctx); err != nil || n != 6 {
-				t.Fatalf("jobs indexed %d, %v; want 6", n, err)
+			// Each job (0019, 0020's identifier types, 0021's narratives,
+			// 0023's code texts) reads both.
+			if n, err := svc.BackfillIndex(ctx); err != nil || n != 8 {
+				t.Fatalf("jobs indexed %d, %v; want 8", n, err)
 			}
 			if done, err := s.JobDone(ctx, "search-index-0019"); err != nil || !done {
 				t.Fatalf("job done = %v, %v", done, err)
@@ -147,8 +147,8 @@ func TestUpgradeIdentifierTypes(t *testing.T) {
 			if _, err := svc.Search(ctx, auth.Principal{ProjectID: "p1"}, tq); !errors.Is(err, fault.ErrUnavailable) {
 				t.Fatalf("_text before the job: %v, want unavailable", err)
 			}
-			if n, err := svc.BackfillIndex(ctx); err != nil || n != 2 {
-				t.Fatalf("jobs indexed %d, %v; want 2", n, err)
+			if n, err := svc.BackfillIndex(ctx); err != nil || n != 3 {
+				t.Fatalf("jobs indexed %d, %v; want 3", n, err)
 			}
 			if got, total, err := s.Search(ctx, store.SearchRequest{ProjectID: "p1", Query: tq, Count: 10, Total: true, Now: time.Now()}); err != nil || total != 1 || len(got) != 1 {
 				t.Fatalf("_text after the job: %d results (total %d), %v", len(got), total, err)
@@ -162,6 +162,58 @@ func TestUpgradeIdentifierTypes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// On both databases, token rows written before 0023 (their display as
+// written) are written again, normalised, by its one-time job: until then
+// :text is refused; after it, a word's start finds the code whatever its
+// case and accents.
+func TestUpgradeTokenText(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := upgradeFrom(t, b, "0022_sealed_keys", func(old *store.Store, deleted string) {
+				if err := old.CreateProject(ctx, store.Project{ID: "p1", Name: "P", CreatedAt: time.Now()}); err != nil {
+					t.Fatal(err)
+				}
+				obs := `{"resourceType":"Observation","id":"o","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"29463-7","display":"Body Wéight"}]}}`
+				if err := old.Exec(ctx, `INSERT INTO fhir_resources (project_id, resource_type, id, version_id, last_updated, deleted, content) VALUES ('p1', 'Observation', 'o', 1, 1000, `+deleted+`, ?)`, obs); err != nil {
+					t.Fatal(err)
+				}
+				if err := old.Exec(ctx, `INSERT INTO fhir_idx_token (project_id, resource_type, id, param, system, code, display) VALUES ('p1', 'Observation', 'o', 'code', 'http://loinc.org', '29463-7', 'Body Wéight')`); err != nil {
+					t.Fatal(err)
+				}
+			})
+			svc := fhir.New(s, nil, fhir.Config{}, time.Now)
+			q, _ := search.ParseQuery("Observation", url.Values{"code:text": {"WEIGHT"}}, false)
+			if _, err := svc.Search(ctx, auth.Principal{ProjectID: "p1"}, q); !errors.Is(err, fault.ErrUnavailable) {
+				t.Fatalf(":text before the job: %v, want unavailable", err)
+			}
+			if n, err := svc.BackfillIndex(ctx); err != nil || n != 1 {
+				t.Fatalf("jobs indexed %d, %v; want 1", n, err)
+			}
+			for value, want := range map[string]int{"WEIGHT": 1, "body wei": 1, "eight": 0} {
+				q, _ := search.ParseQuery("Observation", url.Values{"code:text": {value}}, false)
+				got, total, err := s.Search(ctx, store.SearchRequest{ProjectID: "p1", Query: q, Count: 10, Total: true, Now: time.Now()})
+				if err != nil || total != want || len(got) != want {
+					t.Fatalf("code:text=%s: %d results (total %d), %v; want %d", value, len(got), total, err, want)
+				}
+			}
+			if got, _, err := s.Search(ctx, store.SearchRequest{ProjectID: "p1", Query: &search.Query{ResourceType: "Observation", Clauses: mustClauses(t, "code=29463-7")}, Count: 10, Now: time.Now()}); err != nil || len(got) != 1 {
+				t.Fatalf("code after the job: %d, %v", len(got), err)
+			}
+		})
+	}
+}
+
+func mustClauses(t *testing.T, query string) []*search.Clause {
+	t.Helper()
+	vals, _ := url.ParseQuery(query)
+	q, err := search.ParseQuery("Observation", vals, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q.Clauses
 }
 
 // upgradeFrom builds a database as release version left it on backend b,

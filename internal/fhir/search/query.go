@@ -102,6 +102,15 @@ type Include struct {
 	Iterate bool   // :iterate (or the R3 spelling :recurse)
 }
 
+// Limits on one query. Each parameter and each value becomes a condition
+// in one SQL statement: SQLite refuses an expression deeper than 1,000
+// and PostgreSQL's planner takes minutes over a few hundred ANDed
+// subqueries, so a larger query is refused with the limit named instead.
+const (
+	MaxParams = 100 // parameters (repeats and _filter included)
+	MaxValues = 500 // values in the whole query (ORed or ANDed)
+)
+
 // Parameters that belong to the HTTP layer, not to the search.
 var transportParams = map[string]bool{"_format": true, "_pretty": true}
 
@@ -121,6 +130,7 @@ func ParseQuery(resourceType string, q url.Values, lenient bool) (*Query, error)
 	}
 	sort.Strings(keys)
 	seen := map[string]bool{}
+	params, values := 0, 0
 	for _, rawKey := range keys {
 		key := strings.TrimSpace(rawKey)
 		if transportParams[key] {
@@ -133,6 +143,12 @@ func ParseQuery(resourceType string, q url.Values, lenient bool) (*Query, error)
 			}
 			handled, err := query.parseResultParam(key, value, seen)
 			if !handled && err == nil {
+				if params++; params > MaxParams {
+					return nil, queryErr(key, "a search may have at most %d parameters", MaxParams)
+				}
+				if values += 1 + strings.Count(value, ","); values > MaxValues {
+					return nil, queryErr(key, "a search may have at most %d values (comma-separated or repeated)", MaxValues)
+				}
 				err = query.parseClause(key, value)
 			}
 			var qe *Error
@@ -327,6 +343,10 @@ func parseSimpleKey(resourceType, key, s string) (*Clause, error) {
 			return nil, queryErr(key, "%s cannot reference %s", p.Name, mod)
 		}
 		c.TargetType = mod
+	case p.Name == "_id" && mod != "not" && mod != "missing":
+		// An id has no display, value set or type: other token modifiers
+		// would be ignored, answering a different question.
+		return nil, queryErr(key, "modifier :%s is not supported on _id (only :not and :missing)", mod)
 	case mod != "[type]" && p.AllowsModifier(mod):
 		c.Modifier = mod
 	default:
