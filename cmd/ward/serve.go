@@ -18,6 +18,7 @@ import (
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/logsink"
+	"github.com/wardhealth/ward/internal/replica"
 	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/server"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
@@ -37,6 +38,7 @@ type services struct {
 	iam     *iam.Service
 	keys    *tokens.Keys
 	revoked *tokens.Revocations
+	changes *replica.Watcher // applies other replicas' changes to the above
 }
 
 func open(ctx context.Context, c config, log *slog.Logger) (*services, error) {
@@ -45,6 +47,13 @@ func open(ctx context.Context, c config, log *slog.Logger) (*services, error) {
 		return nil, err
 	}
 	sealer, err := openSealer(ctx, c, st, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	// The version first: a change committed while the rest loads is
+	// applied again, never missed.
+	version, err := st.ChangeVersion(ctx)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -59,7 +68,17 @@ func open(ctx context.Context, c config, log *slog.Logger) (*services, error) {
 		st.Close()
 		return nil, err
 	}
-	return &services{store: st, sealer: sealer, iam: iam.New(st, c.PublicURL+"/invite/", time.Now), keys: keys, revoked: revoked}, nil
+	iamSvc := iam.New(st, c.PublicURL+"/invite/", time.Now)
+	changes := replica.New(st, version, replica.Apply{
+		Revoked: revoked.Add,
+		Project: iamSvc.Invalidate,
+		Keys:    keys.Reload,
+		All: func(ctx context.Context) error {
+			iamSvc.InvalidateAll()
+			return errors.Join(revoked.Reload(ctx), keys.Reload(ctx))
+		},
+	}, replica.Config{}, log)
+	return &services{store: st, sealer: sealer, iam: iamSvc, keys: keys, revoked: revoked, changes: changes}, nil
 }
 
 // gcPercent is the collector's target unless GOGC is set: the heap may
@@ -144,7 +163,7 @@ func serve(ctx context.Context, args []string) error {
 		CORSOrigins: c.CORSOrigins},
 		server.Deps{Log: log, AccessLog: accessLog, Store: svc.store, IAM: svc.iam, Keys: svc.keys,
 			Revoked: svc.revoked, Issuer: issuer, Verifier: verifier, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Egress: egressJWKS})
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Egress: egressJWKS, Fresh: svc.changes.Fresh})
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -154,6 +173,7 @@ func serve(ctx context.Context, args []string) error {
 	if c.DebugAddr != "" {
 		go serveDebug(c.DebugAddr, log, authz, svc.store, srv.ReadStats)
 	}
+	go svc.changes.Run(ctx)
 	go background(ctx, log, svc)
 	go backfillIndex(ctx, log, fhirSvc)
 	go subs.Run(ctx)
@@ -196,8 +216,6 @@ func sweepZ3(ctx context.Context, log *slog.Logger, period time.Duration, what s
 	}
 }
 
-// background keeps replicas in step: revocations and policy changes made
-// elsewhere are picked up within a second, rotated keys within a minute.
 // backfillIndex runs the one-time job that indexes composite parameters
 // and Location near in a database from before Ward did, retrying while it
 // fails.
@@ -223,29 +241,19 @@ func backfillIndex(ctx context.Context, log *slog.Logger, f *fhir.Service) {
 	}
 }
 
+// background refreshes the planner's statistics. (Replicas keep in step
+// through svc.changes, not a timer.)
 func background(ctx context.Context, log *slog.Logger, svc *services) {
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
-	n := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if err := svc.revoked.Sync(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("sync revocations", "err", err)
-		}
-		if err := svc.iam.SyncPolicies(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("sync policies", "err", err)
-		}
-		if n++; n%60 == 0 {
-			svc.keys.Refresh(ctx, time.Minute)
-		}
-		if n%5 == 0 {
-			if err := svc.store.AnalyzeStale(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("refresh planner statistics", "err", err)
-			}
+		if err := svc.store.AnalyzeStale(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("refresh planner statistics", "err", err)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 type policyCache struct {
 	mu      sync.RWMutex
 	gen     map[string]uint64 // project id -> generation
+	all     uint64            // bumped by invalidateAll, part of every generation
 	entries map[cacheKey]cacheEntry
 }
 
@@ -32,10 +33,13 @@ func newPolicyCache() *policyCache {
 	return &policyCache{gen: map[string]uint64{}, entries: map[cacheKey]cacheEntry{}}
 }
 
+// generation is the project's: it grows with every invalidation.
+func (c *policyCache) generation(project string) uint64 { return c.all + c.gen[project] }
+
 func (c *policyCache) get(k cacheKey) (*policy.Set, uint64, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	g := c.gen[k.project]
+	g := c.generation(k.project)
 	e, ok := c.entries[k]
 	return e.set, g, ok && e.gen == g
 }
@@ -43,7 +47,7 @@ func (c *policyCache) get(k cacheKey) (*policy.Set, uint64, bool) {
 func (c *policyCache) put(k cacheKey, gen uint64, set *policy.Set) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen[k.project] == gen { // a change raced the load: do not cache stale
+	if c.generation(k.project) == gen { // a change raced the load: do not cache stale
 		c.entries[k] = cacheEntry{gen: gen, set: set}
 	}
 }
@@ -60,34 +64,42 @@ func (c *policyCache) invalidate(project string) {
 	}
 }
 
-// changed drops the project's compiled policies here at once and tells other
-// replicas through the store's policy epoch (see SyncPolicies).
+// invalidateAll drops every cached policy.
+func (c *policyCache) invalidateAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.all++
+	clear(c.entries)
+}
+
+// changed drops the project's compiled policies here at once and logs the
+// change for the other replicas (package replica), before the caller
+// answers its client: their next request sees it.
 func (s *Service) changed(ctx context.Context, projectID string) {
 	s.cache.invalidate(projectID)
-	if err := s.store.BumpPolicyEpoch(context.WithoutCancel(ctx), projectID); err != nil {
-		// The change itself is committed; only other replicas may lag until
-		// the next successful bump.
-		slog.WarnContext(ctx, "bump policy epoch", "err", err, "project", projectID)
+	if _, err := s.store.RecordChange(context.WithoutCancel(ctx), store.Change{Kind: store.ChangeProject, ProjectID: projectID}); err != nil {
+		// The change itself is committed; other replicas learn of it with
+		// the next change that is logged, or when they reload everything.
+		slog.WarnContext(ctx, "log project change", "err", err, "project", projectID)
 	}
 }
 
-// SyncPolicies drops compiled policies of projects whose epoch moved since
-// the last call: changes made by other replicas (or `ward admin`). Call it
-// periodically; a replica's own changes apply without it.
-func (s *Service) SyncPolicies(ctx context.Context) error {
-	epochs, err := s.store.PolicyEpochs(ctx)
-	if err != nil {
-		return err
-	}
-	s.epochMu.Lock()
-	defer s.epochMu.Unlock()
-	for project, e := range epochs {
-		if s.epochs != nil && s.epochs[project] != e {
-			s.cache.invalidate(project)
-		}
-	}
-	s.epochs = epochs
-	return nil
+// Invalidate drops the project's cached policies and settings: another
+// process changed its access policies, principals or settings.
+func (s *Service) Invalidate(projectID string) { s.cache.invalidate(projectID) }
+
+// InvalidateAll drops every cached policy and setting (this replica may
+// have missed changes).
+func (s *Service) InvalidateAll() { s.cache.invalidateAll() }
+
+// Generation grows with every change to the project's policies,
+// principals or settings, here or (once applied) elsewhere: a cache of
+// anything derived from them keeps the generation it was built at and is
+// stale when it differs.
+func (s *Service) Generation(projectID string) uint64 {
+	s.cache.mu.RLock()
+	defer s.cache.mu.RUnlock()
+	return s.cache.generation(projectID)
 }
 
 // PolicySet returns the principal's current effective policy: inline policy

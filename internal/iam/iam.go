@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,9 +20,6 @@ type Service struct {
 	store *store.Store
 	now   func() time.Time
 	cache *policyCache
-	// epochs are the policy epochs last seen by SyncPolicies.
-	epochMu sync.Mutex
-	epochs  map[string]int64
 	// InvitationBase is the URL prefix of developer invitation links.
 	invitationBase string
 	// acct holds the hooks and login state of users and applications

@@ -140,5 +140,8 @@ func (s *Service) UpdateProject(ctx context.Context, id string, in ProjectUpdate
 		out, err = s.projectOut(ctx, &tx.Store, p)
 		return err
 	})
+	if err == nil {
+		s.changed(ctx, id) // settings cached per project (the authorizer) follow the generation
+	}
 	return out, err
 }

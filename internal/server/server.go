@@ -77,6 +77,7 @@ type Server struct {
 	// origins answers which projects allow a browser origin (CORS).
 	origins      *originIndex
 	publicOrigin string
+	fresh        func(context.Context) error
 }
 
 // Deps are the services the server calls.
@@ -100,6 +101,10 @@ type Deps struct {
 	// the default policy (public addresses only).
 	Egress *egress.Policy
 	Now    func() time.Time
+	// Fresh returns once changes other replicas committed (revocations,
+	// policies, principals, keys, project settings) are applied here; it
+	// runs before every request that depends on them. nil: one process.
+	Fresh func(context.Context) error
 }
 
 // New builds the server and its routes.
@@ -110,6 +115,10 @@ func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg, log: d.Log, store: d.Store, iam: d.IAM, keys: d.Keys, revoked: d.Revoked,
 		issuer: d.Issuer, verifier: d.Verifier, fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
 	s.access = d.AccessLog
+	s.fresh = d.Fresh
+	if s.fresh == nil {
+		s.fresh = func(context.Context) error { return nil }
+	}
 	if cfg.ReadMaxWait <= 0 {
 		cfg.ReadMaxWait = DefaultReadMaxWait
 	}
