@@ -72,9 +72,27 @@ func (c *policyCache) invalidateAll() {
 	clear(c.entries)
 }
 
-// changed drops the project's compiled policies here at once and logs the
-// change for the other replicas (package replica), before the caller
-// answers its client: their next request sees it.
+// write runs fn and logs the project's change in one transaction (other
+// replicas see the change and its announcement together, package
+// replica), then drops the project's compiled policies here.
+func (s *Service) write(ctx context.Context, projectID string, fn func(tx *store.Tx) error) error {
+	err := s.store.WithTx(ctx, func(tx *store.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		_, err := tx.RecordChange(ctx, store.Change{Kind: store.ChangeProject, ProjectID: projectID})
+		return err
+	})
+	if err == nil {
+		s.cache.invalidate(projectID)
+	}
+	return err
+}
+
+// changed is write's afterthought for a change committed already (a new
+// principal, which nothing cached yet): it drops the project's compiled
+// policies here and logs the change, before the caller answers its
+// client, so other replicas' next request sees it.
 func (s *Service) changed(ctx context.Context, projectID string) {
 	s.cache.invalidate(projectID)
 	if _, err := s.store.RecordChange(context.WithoutCancel(ctx), store.Change{Kind: store.ChangeProject, ProjectID: projectID}); err != nil {

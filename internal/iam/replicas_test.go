@@ -120,3 +120,66 @@ func TestRoleDeletionNamesHolders(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// An IAM change and its log row commit together: a write that fails logs
+// nothing, one that succeeds logs exactly one change of its project.
+func TestChangesLoggedWithTheWrite(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := storetest.Open(t, b)
+			s := iam.New(st, "http://x/invite/", time.Now)
+			creds, err := s.CreateProject(ctx, "p")
+			if err != nil {
+				t.Fatal(err)
+			}
+			role, err := s.CreateRole(ctx, creds.ProjectID, iam.RoleInput{Name: ptr("held")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := s.CreateM2M(ctx, creds.ProjectID, iam.M2MInput{Name: ptr("c"), Roles: &[]string{role.ID}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				name  string
+				write func() error
+				logs  bool
+			}{
+				{"delete a held role (refused)", func() error { return s.DeleteRole(ctx, creds.ProjectID, role.ID) }, false},
+				{"update a missing role", func() error {
+					_, err := s.UpdateRole(ctx, creds.ProjectID, "nope", iam.RoleInput{Name: ptr("x")})
+					return err
+				}, false},
+				{"update the role", func() error {
+					_, err := s.UpdateRole(ctx, creds.ProjectID, role.ID, iam.RoleInput{Name: ptr("renamed")})
+					return err
+				}, true},
+				{"update the project", func() error {
+					_, err := s.UpdateProject(ctx, creds.ProjectID, iam.ProjectUpdate{Description: ptr("d")})
+					return err
+				}, true},
+				{"delete the client", func() error { return s.DeleteM2M(ctx, creds.ProjectID, c.ID) }, true},
+			} {
+				before, err := st.ChangeVersion(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				werr := tc.write()
+				if (werr == nil) != tc.logs {
+					t.Fatalf("%s: %v", tc.name, werr)
+				}
+				changes, err := st.ChangesSince(ctx, before, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !tc.logs && len(changes) != 0 {
+					t.Errorf("%s failed but logged %+v", tc.name, changes)
+				}
+				if tc.logs && (len(changes) != 1 || changes[0].ProjectID != creds.ProjectID) {
+					t.Errorf("%s logged %+v, want one change of project %s", tc.name, changes, creds.ProjectID)
+				}
+			}
+		})
+	}
+}
