@@ -69,13 +69,23 @@ func open(ctx context.Context, c config, log *slog.Logger) (*services, error) {
 		return nil, err
 	}
 	iamSvc := iam.New(st, c.PublicURL+"/invite/", time.Now)
+	reloadKeys := func(ctx context.Context) error {
+		err := keys.Reload(ctx)
+		if errors.Is(err, seal.ErrWrongKey) {
+			// Keys sealed after a secrets key rotation: this process keeps
+			// the ring it has (and says so) rather than fail every request.
+			log.Warn("signing keys added since the secrets key was rotated do not open: restart with the new WARD_SECRETS_KEY", "err", err)
+			return nil
+		}
+		return err
+	}
 	changes := replica.New(st, version, replica.Apply{
 		Revoked: revoked.Add,
 		Project: iamSvc.Invalidate,
-		Keys:    keys.Reload,
+		Keys:    reloadKeys,
 		All: func(ctx context.Context) error {
 			iamSvc.InvalidateAll()
-			return errors.Join(revoked.Reload(ctx), keys.Reload(ctx))
+			return errors.Join(revoked.Reload(ctx), reloadKeys(ctx))
 		},
 	}, replica.Config{}, log)
 	return &services{store: st, sealer: sealer, iam: iamSvc, keys: keys, revoked: revoked, changes: changes}, nil
