@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
@@ -20,6 +21,7 @@ type policyCache struct {
 	gen     map[string]uint64 // project id -> generation
 	all     uint64            // bumped by invalidateAll, part of every generation
 	entries map[cacheKey]cacheEntry
+	changes atomic.Uint64 // every invalidation, of any project
 }
 
 type cacheKey struct{ project, kind, id string }
@@ -57,6 +59,7 @@ func (c *policyCache) invalidate(project string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen[project]++
+	c.changes.Add(1)
 	for k := range c.entries {
 		if k.project == project {
 			delete(c.entries, k)
@@ -69,6 +72,7 @@ func (c *policyCache) invalidateAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.all++
+	c.changes.Add(1)
 	clear(c.entries)
 }
 
@@ -109,6 +113,10 @@ func (s *Service) Invalidate(projectID string) { s.cache.invalidate(projectID) }
 // InvalidateAll drops every cached policy and setting (this replica may
 // have missed changes).
 func (s *Service) InvalidateAll() { s.cache.invalidateAll() }
+
+// Changes grows with every change of any project, applied here: caches
+// over all projects (the CORS origins) reload when it moved.
+func (s *Service) Changes() uint64 { return s.cache.changes.Load() }
 
 // Generation grows with every change to the project's policies,
 // principals or settings, here or (once applied) elsewhere: a cache of

@@ -145,6 +145,9 @@ func New(cfg Config, d Deps) *Server {
 		now = time.Now
 	}
 	s.origins = newOriginIndex(loadOrigins, now, cfg.CORSOrigins)
+	if d.IAM != nil {
+		s.origins.changes = d.IAM.Changes
+	}
 	s.publicOrigin, _ = normalOrigin(cfg.PublicURL)
 	if d.IAM != nil {
 		d.IAM.SetTokenRevoker(appTokenRevoker{s})
