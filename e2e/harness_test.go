@@ -135,6 +135,14 @@ func startWardBin(t *testing.T, backend storetest.Backend, bin string, env []str
 // sees the same data.
 func (w *ward) launch(t *testing.T) {
 	t.Helper()
+	w.start(t)
+	w.waitHealthy(t)
+}
+
+// start starts `ward serve` without waiting for it (servers starting at
+// once: start each, then waitHealthy each).
+func (w *ward) start(t *testing.T) {
+	t.Helper()
 	addr := strings.TrimPrefix(w.URL, "http://")
 	args := []string{"serve", "--addr", addr, "--data-dir", w.DataDir}
 	if w.DB != "" {
@@ -158,6 +166,11 @@ func (w *ward) launch(t *testing.T) {
 			t.Logf("ward output:\n%s", w.log.String())
 		}
 	})
+}
+
+// waitHealthy waits for a started server's /healthz.
+func (w *ward) waitHealthy(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		res, err := http.Get(w.URL + "/healthz")

@@ -46,20 +46,32 @@ func admin(ctx context.Context, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	case "rotate-keys":
-		c, err := parseConfig("admin rotate-keys", args[1:])
+		lead := tokens.PublishLead
+		fs := flag.NewFlagSet("rotate-keys", flag.ContinueOnError)
+		fs.DurationVar(&lead, "publish-for", lead, "how long the new key is published before it signs (at least the JWKS cache lifetime, 5 minutes)")
+		rest, err := splitFlags(fs, args[1:])
 		if err != nil {
 			return err
+		}
+		c, err := parseConfig("admin rotate-keys", rest)
+		if err != nil {
+			return err
+		}
+		if lead < tokens.PublishLead {
+			log.Warn("the new key signs before outside verifiers' cached JWKS may list it: their checks can fail until it does",
+				"publish_for", lead, "recommended", tokens.PublishLead)
 		}
 		svc, err := open(ctx, c, log, false)
 		if err != nil {
 			return err
 		}
 		defer svc.store.Close()
-		kid, err := tokens.Rotate(ctx, svc.store, svc.sealer, time.Now)
+		kid, activates, err := tokens.Rotate(ctx, svc.store, svc.sealer, time.Now, lead)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("new signing key %s; older keys verify tokens for %s more, then drop out\n", kid, tokens.Grace)
+		fmt.Printf("new signing key %s, published now, signing from %s; older keys verify tokens for %s more after that, then drop out\n",
+			kid, activates.UTC().Format(time.RFC3339), tokens.Grace)
 		return nil
 	case "rotate-secrets-key":
 		c, err := parseConfig("admin rotate-secrets-key", args[1:])

@@ -22,7 +22,8 @@ const usage = `usage: ward <command> [flags]
 commands:
   serve                     run the server (SQLite in ./ward-data by default)
   admin create-project      create a project with a full-access admin client
-  admin rotate-keys         add a new token signing key and retire the old ones
+  admin rotate-keys         add a token signing key, published at once, signing after
+                            --publish-for (6m); the old ones retire then
   admin rotate-secrets-key  seal every key and secret again with a new secrets key
                             (from WARD_NEW_SECRETS_KEY, or a new key file)
   version                   print the version

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/logsink"
+	"github.com/wardhealth/ward/internal/replica"
 	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/server"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
@@ -40,6 +42,7 @@ type services struct {
 	revoked *tokens.Revocations
 	z3      *z3.Service // nil unless open was asked for it
 	blobs   blob.Backend
+	changes *replica.Watcher // applies other replicas' changes to the above
 }
 
 // open opens the store and the services on it; withZ3 also opens Z3's byte
@@ -50,6 +53,13 @@ func open(ctx context.Context, c config, log *slog.Logger, withZ3 bool) (*servic
 		return nil, err
 	}
 	sealer, err := openSealer(ctx, c, st, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	// The version first: a change committed while the rest loads is
+	// applied again, never missed.
+	version, err := st.ChangeVersion(ctx)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -84,6 +94,26 @@ func open(ctx context.Context, c config, log *slog.Logger, withZ3 bool) (*servic
 	policies := iam.NewPolicies(st, log)
 	svc.fhir = fhir.New(st, policies, fcfg, time.Now)
 	svc.iam = iam.New(st, c.PublicURL+"/invite/", time.Now, iam.Deps{Policies: policies, Profiles: profileWriter{svc.fhir}, Log: log})
+	reloadKeys := func(ctx context.Context) error {
+		err := keys.Reload(ctx)
+		if errors.Is(err, seal.ErrWrongKey) {
+			// Keys sealed after a secrets key rotation: this process keeps
+			// the ring it has (and says so) rather than fail every request.
+			log.Warn("signing keys added since the secrets key was rotated do not open: restart with the new WARD_SECRETS_KEY", "err", err)
+			return nil
+		}
+		return err
+	}
+	changes := replica.New(st, version, replica.Apply{
+		Revoked: revoked.Add,
+		Project: svc.iam.Invalidate,
+		Keys:    reloadKeys,
+		All: func(ctx context.Context) error {
+			svc.iam.InvalidateAll()
+			return errors.Join(revoked.Reload(ctx), reloadKeys(ctx))
+		},
+	}, replica.Config{}, log)
+	svc.changes = changes
 	return svc, nil
 }
 
@@ -174,7 +204,7 @@ func serve(ctx context.Context, args []string) error {
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
 		CORSOrigins: c.CORSOrigins},
 		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz})
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Fresh: svc.changes.Fresh})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.
@@ -192,6 +222,7 @@ func serve(ctx context.Context, args []string) error {
 		life.worker(func(stop, _ context.Context) { sweepZ3(stop, log, 10*time.Minute, "partial uploads", b.SweepUploads) })
 	}
 	life.worker(func(stop, _ context.Context) { sweepZ3(stop, log, time.Hour, "orphaned blobs", z3Svc.SweepOrphans) })
+	life.worker(func(stop, _ context.Context) { svc.changes.Run(stop) })
 	life.worker(func(stop, _ context.Context) { background(stop, log, svc) })
 	life.worker(func(stop, _ context.Context) { backfillIndex(stop, log, fhirSvc) })
 	life.worker(subs.RunUntil)
@@ -223,8 +254,6 @@ func sweepZ3(ctx context.Context, log *slog.Logger, period time.Duration, what s
 	}
 }
 
-// background keeps replicas in step: revocations and policy changes made
-// elsewhere are picked up within a second, rotated keys within a minute.
 // backfillIndex runs the one-time job that indexes composite parameters
 // and Location near in a database from before Ward did, retrying while it
 // fails.
@@ -250,31 +279,19 @@ func backfillIndex(ctx context.Context, log *slog.Logger, f *fhir.Service) {
 	}
 }
 
+// background refreshes the planner's statistics. (Replicas keep in step
+// through svc.changes, not a timer.)
 func background(ctx context.Context, log *slog.Logger, svc *services) {
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
-	n := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if err := svc.revoked.Sync(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("sync revocations", "err", err)
-		}
-		if err := svc.iam.SyncPolicies(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("sync policies", "err", err)
-		}
-		if n++; n%60 == 0 {
-			if err := svc.keys.Refresh(ctx, time.Minute); err != nil && ctx.Err() == nil {
-				log.Warn("refresh signing keys", "err", err)
-			}
-		}
-		if n%5 == 0 {
-			if err := svc.store.AnalyzeStale(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("refresh planner statistics", "err", err)
-			}
+		if err := svc.store.AnalyzeStale(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("refresh planner statistics", "err", err)
 		}
 	}
 }

@@ -58,8 +58,9 @@ func (i *Issuer) IDToken(ctx context.Context, t IDToken, ttl time.Duration) (str
 		c.AuthTime = t.AuthTime.Unix()
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
-	tok.Header["kid"] = ring.signing.ID
-	signed, err := tok.SignedString(ring.signing.Private)
+	key := ring.Signing(now)
+	tok.Header["kid"] = key.ID
+	signed, err := tok.SignedString(key.Private)
 	if err != nil {
 		return "", fmt.Errorf("auth: sign id_token: %w", err)
 	}

@@ -84,8 +84,9 @@ func (i *Issuer) Issue(ctx context.Context, p Principal, ttl time.Duration) (str
 		FHIRUser: p.FHIRUser,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
-	t.Header["kid"] = ring.signing.ID
-	signed, err := t.SignedString(ring.signing.Private)
+	key := ring.Signing(now)
+	t.Header["kid"] = key.ID
+	signed, err := t.SignedString(key.Private)
 	if err != nil {
 		return "", Principal{}, fmt.Errorf("auth: sign token: %w", err)
 	}

@@ -30,7 +30,27 @@ type Key struct {
 	Alg       string // AlgRS256
 	Private   *rsa.PrivateKey
 	CreatedAt time.Time
-	RetiredAt *time.Time // nil while the key may still sign
+	// ActivatesAt is when the key starts signing (zero: CreatedAt). A
+	// rotated-in key is published for a JWKS cache lifetime first, so
+	// outside verifiers know it before they see a token it signed.
+	ActivatesAt time.Time
+	// RetiredAt is when the key stops signing (it may lie ahead: the next
+	// key's activation); nil while no successor is planned.
+	RetiredAt *time.Time
+}
+
+// activation is when k starts signing.
+func (k Key) activation() time.Time {
+	if k.ActivatesAt.IsZero() {
+		return k.CreatedAt
+	}
+	return k.ActivatesAt
+}
+
+// signsAt reports whether k is the kind of key that signs at t: active and
+// not yet retired.
+func (k Key) signsAt(t time.Time) bool {
+	return !t.Before(k.activation()) && (k.RetiredAt == nil || t.Before(*k.RetiredAt))
 }
 
 // GenerateKey makes a fresh RSA 2048 key with a random kid.
@@ -97,26 +117,28 @@ func (k Key) check() error {
 	return nil
 }
 
-// KeyRing is an immutable set of keys: one signs, all verify while they are
-// inside their grace period. Rotate by building a new ring and swapping it
+// KeyRing is an immutable set of keys: all verify while they are inside
+// their grace period, and which one signs follows from the time alone, so
+// every replica holding the same keys signs with the same one and
+// publishes the same JWKS. Rotate by building a new ring and swapping it
 // in wherever the Issuer and Verifier read it from.
 type KeyRing struct {
-	signing Key
+	ordered []Key // newest activation first: the JWKS order
 	keys    map[string]Key
 	grace   time.Duration
 	jwks    []byte
 }
 
-// NewKeyRing builds a ring. The signing key is the newest key that is not
-// retired. A retired key keeps verifying until grace after its retirement;
-// grace must outlast the longest token lifetime plus the time other
-// replicas take to load a rotated ring (they sign with the old key until
-// then).
+// NewKeyRing builds a ring. At a given time the signing key is the key
+// activated last among those active and not retired (see Signing). A
+// retired key keeps verifying until grace after its retirement; grace must
+// outlast the longest token lifetime. At least one key must not be retired.
 func NewKeyRing(keys []Key, grace time.Duration) (*KeyRing, error) {
 	if grace < 0 {
 		return nil, errors.New("auth: negative grace period")
 	}
 	r := &KeyRing{keys: make(map[string]Key, len(keys)), grace: grace}
+	live := false
 	for _, k := range keys {
 		if err := k.check(); err != nil {
 			return nil, err
@@ -125,13 +147,23 @@ func NewKeyRing(keys []Key, grace time.Duration) (*KeyRing, error) {
 			return nil, fmt.Errorf("auth: duplicate key id %s", k.ID)
 		}
 		r.keys[k.ID] = k
-		if k.RetiredAt == nil && (r.signing.ID == "" || k.CreatedAt.After(r.signing.CreatedAt)) {
-			r.signing = k
-		}
+		r.ordered = append(r.ordered, k)
+		live = live || k.RetiredAt == nil
 	}
-	if r.signing.ID == "" {
+	if !live {
 		return nil, errors.New("auth: key ring has no active signing key")
 	}
+	// Deterministic order, whatever order the keys came in.
+	sort.Slice(r.ordered, func(i, j int) bool {
+		a, b := r.ordered[i], r.ordered[j]
+		if !a.activation().Equal(b.activation()) {
+			return a.activation().After(b.activation())
+		}
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.After(b.CreatedAt)
+		}
+		return a.ID < b.ID
+	})
 	jwks, err := r.buildJWKS()
 	if err != nil {
 		return nil, err
@@ -140,11 +172,38 @@ func NewKeyRing(keys []Key, grace time.Duration) (*KeyRing, error) {
 	return r, nil
 }
 
-// SigningKeyID is the kid new tokens carry.
-func (r *KeyRing) SigningKeyID() string { return r.signing.ID }
+// Signing is the key that signs at now: the one activated last among the
+// active keys not yet retired. Should none be (this clock runs behind the
+// one that made the first key), the earliest to activate of those not
+// retired, so a server never stops signing.
+func (r *KeyRing) Signing(now time.Time) Key {
+	var next *Key
+	for i := range r.ordered {
+		k := r.ordered[i]
+		if k.signsAt(now) {
+			return k
+		}
+		if k.RetiredAt == nil || now.Before(*k.RetiredAt) {
+			next = &r.ordered[i]
+		}
+	}
+	if next != nil {
+		return *next
+	}
+	for _, k := range r.ordered {
+		if k.RetiredAt == nil {
+			return k
+		}
+	}
+	return r.ordered[0] // unreachable: NewKeyRing wants a key not retired
+}
 
-// JWKS is the RFC 7517 key set of every key in the ring, public parts only,
-// the signing key first. The slice is a copy.
+// SigningKeyID is the kid tokens issued at now carry.
+func (r *KeyRing) SigningKeyID(now time.Time) string { return r.Signing(now).ID }
+
+// JWKS is the RFC 7517 key set of every key in the ring, public parts
+// only, newest activation first (a key about to sign is published ahead of
+// use). The slice is a copy.
 func (r *KeyRing) JWKS() []byte { return bytes.Clone(r.jwks) }
 
 // verificationKey returns the public key for kid if it may verify at now.
@@ -166,21 +225,7 @@ type jwk struct {
 }
 
 func (r *KeyRing) buildJWKS() ([]byte, error) {
-	ordered := make([]Key, 0, len(r.keys))
-	for _, k := range r.keys {
-		ordered = append(ordered, k)
-	}
-	// Deterministic order: the signing key, then newest first.
-	sort.Slice(ordered, func(i, j int) bool {
-		a, b := ordered[i], ordered[j]
-		if (a.ID == r.signing.ID) != (b.ID == r.signing.ID) {
-			return a.ID == r.signing.ID
-		}
-		if !a.CreatedAt.Equal(b.CreatedAt) {
-			return a.CreatedAt.After(b.CreatedAt)
-		}
-		return a.ID < b.ID
-	})
+	ordered := r.ordered
 	set := struct {
 		Keys []jwk `json:"keys"`
 	}{Keys: make([]jwk, 0, len(ordered))}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -105,15 +106,15 @@ func TestNewKeyRing(t *testing.T) {
 			r, err := NewKeyRing(c.keys, c.grace)
 			if c.signing == "" {
 				if err == nil {
-					t.Fatalf("built a ring signing with %s", r.SigningKeyID())
+					t.Fatalf("built a ring signing with %s", r.SigningKeyID(t0))
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.SigningKeyID() != c.signing {
-				t.Fatalf("signing key %s, want %s", r.SigningKeyID(), c.signing)
+			if r.SigningKeyID(t0) != c.signing {
+				t.Fatalf("signing key %s, want %s", r.SigningKeyID(t0), c.signing)
 			}
 		})
 	}
@@ -217,4 +218,65 @@ func headerKid(t *testing.T, tok string) string {
 		t.Fatalf("header %s: %v", h, err)
 	}
 	return header.Kid
+}
+
+// A rotated-in key is published at once and signs only from its
+// activation; the old key signs until then and verifies for grace after.
+// Every ring holding the same keys agrees, whatever order they came in.
+func TestRollover(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	grace := 2 * time.Hour
+	activates := t0.Add(6 * time.Minute)
+	oldKey := f.key
+	oldKey.RetiredAt = &activates
+	next := newKey(t, t0)
+	next.ActivatesAt = activates
+	f.setRing(t, grace, oldKey, next)
+	other, err := NewKeyRing([]Key{next, oldKey}, grace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(other.JWKS(), f.ring.Load().JWKS()) {
+		t.Fatal("two rings of the same keys publish different JWKS")
+	}
+	if !strings.Contains(string(f.ring.Load().JWKS()), next.ID) {
+		t.Fatal("the next key is not published before it signs")
+	}
+	for _, c := range []struct {
+		at   time.Time
+		want string
+	}{
+		{t0, oldKey.ID},
+		{activates.Add(-time.Millisecond), oldKey.ID},
+		{activates, next.ID},
+		{activates.Add(time.Hour), next.ID},
+		{t0.Add(-time.Hour), oldKey.ID}, // a clock behind: still the old key
+	} {
+		f.clock.set(c.at)
+		if got := f.ring.Load().SigningKeyID(c.at); got != c.want {
+			t.Errorf("at %v: signing with %s, want %s", c.at.Sub(t0), got, c.want)
+		}
+		if kid := headerKid(t, f.issue(t, m2m(), time.Hour)); kid != c.want {
+			t.Errorf("at %v: token kid %s, want %s", c.at.Sub(t0), kid, c.want)
+		}
+	}
+	// A clock ahead of the only key's activation still signs with it.
+	only, err := NewKeyRing([]Key{next}, grace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := only.SigningKeyID(t0); got != next.ID {
+		t.Errorf("before the only key's activation: %s", got)
+	}
+	f.clock.set(activates.Add(-time.Minute))
+	tok := f.issue(t, m2m(), 3*time.Hour)
+	f.clock.set(activates.Add(grace - time.Minute))
+	if _, err := f.verifier.Verify(ctx, tok); err != nil {
+		t.Fatalf("the old key's token within grace of its retirement: %v", err)
+	}
+	f.clock.set(activates.Add(grace + time.Minute))
+	if _, err := f.verifier.Verify(ctx, tok); err == nil {
+		t.Fatal("the old key's token verified past grace after its retirement")
+	}
 }

@@ -233,10 +233,9 @@ func (s *Service) CreateApplication(ctx context.Context, projectID string, in Ap
 	if err := applyApplication(&a, in); err != nil {
 		return Application{}, err
 	}
-	if err := s.store.CreateApplication(ctx, a); err != nil {
+	if err := s.write(ctx, projectID, func(tx *store.Tx) error { return tx.CreateApplication(ctx, a) }); err != nil {
 		return Application{}, storeErr(err, "application")
 	}
-	s.changed(ctx, projectID)
 	return applicationOut(a), nil
 }
 
@@ -265,7 +264,7 @@ func (s *Service) ListApplications(ctx context.Context, projectID string) ([]App
 // UpdateApplication changes the fields set in in. Errors: NotFound, Invalid.
 func (s *Service) UpdateApplication(ctx context.Context, projectID, id string, in ApplicationInput) (Application, error) {
 	var out Application
-	err := s.store.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.write(ctx, projectID, func(tx *store.Tx) error {
 		a, err := tx.GetApplication(ctx, projectID, id)
 		if err != nil {
 			return storeErr(err, "application "+id)
@@ -279,19 +278,15 @@ func (s *Service) UpdateApplication(ctx context.Context, projectID, id string, i
 		out = applicationOut(a)
 		return nil
 	})
-	if err == nil {
-		s.changed(ctx, projectID)
-	}
 	return out, err
 }
 
 // DeleteApplication removes an application; its users stay in the project.
 // Errors: NotFound.
 func (s *Service) DeleteApplication(ctx context.Context, projectID, id string) error {
-	if err := s.store.DeleteApplication(ctx, projectID, id); err != nil {
+	if err := s.write(ctx, projectID, func(tx *store.Tx) error { return tx.DeleteApplication(ctx, projectID, id) }); err != nil {
 		return storeErr(err, "application "+id)
 	}
-	s.changed(ctx, projectID)
 	return nil
 }
 
@@ -303,10 +298,9 @@ func (s *Service) RotateApplicationSecret(ctx context.Context, projectID, id str
 	if err != nil {
 		return "", err
 	}
-	if err := s.store.SetApplicationSecret(ctx, projectID, id, auth.HashSecret(secret)); err != nil {
+	if err := s.write(ctx, projectID, func(tx *store.Tx) error { return tx.SetApplicationSecret(ctx, projectID, id, auth.HashSecret(secret)) }); err != nil {
 		return "", storeErr(err, "application "+id)
 	}
-	s.changed(ctx, projectID)
 	return secret, nil
 }
 

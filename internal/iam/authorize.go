@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
@@ -41,7 +42,9 @@ func NewPolicies(st *store.Store, log *slog.Logger) *Policies {
 type policyCache struct {
 	mu      sync.RWMutex
 	gen     map[string]uint64 // project id -> generation
+	all     uint64            // bumped by invalidateAll, part of every generation
 	entries map[cacheKey]cacheEntry
+	changes atomic.Uint64 // every invalidation, of any project
 }
 
 type cacheKey struct{ project, kind, id string }
@@ -55,10 +58,13 @@ func newPolicyCache() *policyCache {
 	return &policyCache{gen: map[string]uint64{}, entries: map[cacheKey]cacheEntry{}}
 }
 
+// generation is the project's: it grows with every invalidation.
+func (c *policyCache) generation(project string) uint64 { return c.all + c.gen[project] }
+
 func (c *policyCache) get(k cacheKey) (*policy.Set, uint64, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	g := c.gen[k.project]
+	g := c.generation(k.project)
 	e, ok := c.entries[k]
 	return e.set, g, ok && e.gen == g
 }
@@ -66,7 +72,7 @@ func (c *policyCache) get(k cacheKey) (*policy.Set, uint64, bool) {
 func (c *policyCache) put(k cacheKey, gen uint64, set *policy.Set) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen[k.project] == gen { // a change raced the load: do not cache stale
+	if c.generation(k.project) == gen { // a change raced the load: do not cache stale
 		c.entries[k] = cacheEntry{gen: gen, set: set}
 	}
 }
@@ -76,6 +82,7 @@ func (c *policyCache) invalidate(project string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen[project]++
+	c.changes.Add(1)
 	for k := range c.entries {
 		if k.project == project {
 			delete(c.entries, k)
@@ -83,34 +90,65 @@ func (c *policyCache) invalidate(project string) {
 	}
 }
 
-// changed drops the project's compiled policies here at once and tells other
-// replicas through the store's policy epoch (see SyncPolicies).
-func (s *Policies) changed(ctx context.Context, projectID string) {
+// invalidateAll drops every cached policy.
+func (c *policyCache) invalidateAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.all++
+	c.changes.Add(1)
+	clear(c.entries)
+}
+
+// write runs fn and logs the project's change in one transaction (other
+// replicas see the change and its announcement together, package
+// replica), then drops the project's compiled policies here.
+func (s *Service) write(ctx context.Context, projectID string, fn func(tx *store.Tx) error) error {
+	err := s.store.WithTx(ctx, func(tx *store.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		_, err := tx.RecordChange(ctx, store.Change{Kind: store.ChangeProject, ProjectID: projectID})
+		return err
+	})
+	if err == nil {
+		s.cache.invalidate(projectID)
+	}
+	return err
+}
+
+// changed is write's afterthought for a change committed already (a new
+// principal, which nothing cached yet): it drops the project's compiled
+// policies here and logs the change, before the caller answers its
+// client, so other replicas' next request sees it.
+func (s *Service) changed(ctx context.Context, projectID string) {
 	s.cache.invalidate(projectID)
-	if err := s.store.BumpPolicyEpoch(context.WithoutCancel(ctx), projectID); err != nil {
-		// The change itself is committed; only other replicas may lag until
-		// the next successful bump.
-		s.log.WarnContext(ctx, "bump policy epoch", "err", err, "project", projectID)
+	if _, err := s.store.RecordChange(context.WithoutCancel(ctx), store.Change{Kind: store.ChangeProject, ProjectID: projectID}); err != nil {
+		// The change itself is committed; other replicas learn of it with
+		// the next change that is logged, or when they reload everything.
+		s.log.WarnContext(ctx, "log project change", "err", err, "project", projectID)
 	}
 }
 
-// SyncPolicies drops compiled policies of projects whose epoch moved since
-// the last call: changes made by other replicas (or `ward admin`). Call it
-// periodically; a replica's own changes apply without it.
-func (s *Policies) SyncPolicies(ctx context.Context) error {
-	epochs, err := s.store.PolicyEpochs(ctx)
-	if err != nil {
-		return err
-	}
-	s.epochMu.Lock()
-	defer s.epochMu.Unlock()
-	for project, e := range epochs {
-		if s.epochs != nil && s.epochs[project] != e {
-			s.cache.invalidate(project)
-		}
-	}
-	s.epochs = epochs
-	return nil
+// Invalidate drops the project's cached policies and settings: another
+// process changed its access policies, principals or settings.
+func (s *Service) Invalidate(projectID string) { s.cache.invalidate(projectID) }
+
+// InvalidateAll drops every cached policy and setting (this replica may
+// have missed changes).
+func (s *Service) InvalidateAll() { s.cache.invalidateAll() }
+
+// Changes grows with every change of any project, applied here: caches
+// over all projects (the CORS origins) reload when it moved.
+func (s *Service) Changes() uint64 { return s.cache.changes.Load() }
+
+// Generation grows with every change to the project's policies,
+// principals or settings, here or (once applied) elsewhere: a cache of
+// anything derived from them keeps the generation it was built at and is
+// stale when it differs.
+func (s *Service) Generation(projectID string) uint64 {
+	s.cache.mu.RLock()
+	defer s.cache.mu.RUnlock()
+	return s.cache.generation(projectID)
 }
 
 // PolicySet returns the principal's current effective policy: inline policy

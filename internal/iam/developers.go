@@ -168,7 +168,7 @@ func (s *Service) ListDevelopers(ctx context.Context, projectID string) ([]Devel
 // UpdateDeveloper changes roles and/or the inline policy.
 func (s *Service) UpdateDeveloper(ctx context.Context, projectID, id string, in DeveloperUpdate) (Developer, error) {
 	var warnings []string
-	err := s.store.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.write(ctx, projectID, func(tx *store.Tx) error {
 		d, err := tx.GetDeveloper(ctx, projectID, id)
 		if err != nil {
 			return storeErr(err, "developer "+id)
@@ -194,7 +194,6 @@ func (s *Service) UpdateDeveloper(ctx context.Context, projectID, id string, in 
 	if err != nil {
 		return Developer{}, err
 	}
-	s.changed(ctx, projectID)
 	out, err := s.GetDeveloper(ctx, projectID, id)
 	out.Warnings = warnings
 	return out, err
@@ -202,10 +201,9 @@ func (s *Service) UpdateDeveloper(ctx context.Context, projectID, id string, in 
 
 // RemoveDeveloper takes a developer out of the project.
 func (s *Service) RemoveDeveloper(ctx context.Context, projectID, id string) error {
-	if err := s.store.RemoveDeveloper(ctx, projectID, id); err != nil {
+	if err := s.write(ctx, projectID, func(tx *store.Tx) error { return tx.RemoveDeveloper(ctx, projectID, id) }); err != nil {
 		return storeErr(err, "developer "+id)
 	}
-	s.changed(ctx, projectID)
 	return nil
 }
 
@@ -233,9 +231,8 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, password string) 
 	if err != nil {
 		return Developer{}, err
 	}
-	if err := s.store.AcceptInvitation(ctx, d.ProjectID, d.ID, hash, pw); err != nil {
+	if err := s.write(ctx, d.ProjectID, func(tx *store.Tx) error { return tx.AcceptInvitation(ctx, d.ProjectID, d.ID, hash, pw) }); err != nil {
 		return Developer{}, notFoundAs(err, gone)
 	}
-	s.changed(ctx, d.ProjectID)
 	return s.GetDeveloper(ctx, d.ProjectID, d.ID)
 }

@@ -174,7 +174,7 @@ func (s *Service) ListM2M(ctx context.Context, projectID string, f store.M2MFilt
 // UpdateM2M changes the fields set in in.
 func (s *Service) UpdateM2M(ctx context.Context, projectID, id string, in M2MInput) (M2M, error) {
 	var out M2M
-	err := s.store.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.write(ctx, projectID, func(tx *store.Tx) error {
 		c, err := tx.GetM2M(ctx, projectID, id)
 		if err != nil || c.ExecutionRoleID != "" {
 			return fault.NotFound("M2M client %s not found", id)
@@ -224,9 +224,6 @@ func (s *Service) UpdateM2M(ctx context.Context, projectID, id string, in M2MInp
 		out.Warnings = warnings
 		return nil
 	})
-	if err == nil {
-		s.changed(ctx, projectID)
-	}
 	return out, err
 }
 
@@ -237,10 +234,9 @@ func (s *Service) DeleteM2M(ctx context.Context, projectID, id string) error {
 	if err != nil || c.ExecutionRoleID != "" {
 		return fault.NotFound("M2M client %s not found", id)
 	}
-	if err := s.store.DeleteM2M(ctx, projectID, id); err != nil {
+	if err := s.write(ctx, projectID, func(tx *store.Tx) error { return tx.DeleteM2M(ctx, projectID, id) }); err != nil {
 		return storeErr(err, "M2M client "+id)
 	}
-	s.changed(ctx, projectID)
 	return nil
 }
 

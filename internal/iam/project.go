@@ -84,7 +84,8 @@ func optionalID(raw json.RawMessage, field string) (string, bool, error) {
 // UpdateProject changes the fields set in in.
 func (s *Service) UpdateProject(ctx context.Context, id string, in ProjectUpdate) (Project, error) {
 	var out Project
-	err := s.store.WithTx(ctx, func(tx *store.Tx) error {
+	// Settings cached per project (the authorizer) follow its generation.
+	err := s.write(ctx, id, func(tx *store.Tx) error {
 		p, err := tx.GetProject(ctx, id)
 		if err != nil {
 			return storeErr(err, "project "+id)

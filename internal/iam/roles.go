@@ -124,10 +124,9 @@ func (s *Service) UpdateRole(ctx context.Context, projectID, id string, in RoleI
 		r.AccessPolicy, warnings = pol, ws
 	}
 	r.UpdatedAt = s.now()
-	if err := s.store.UpdateRole(ctx, r); err != nil {
+	if err := s.write(ctx, projectID, func(tx *store.Tx) error { return tx.UpdateRole(ctx, r) }); err != nil {
 		return Role{}, storeErr(err, fmt.Sprintf("a role named %q", r.Name))
 	}
-	s.changed(ctx, projectID)
 	out := roleOut(r)
 	out.Warnings = warnings
 	return out, nil
@@ -136,7 +135,7 @@ func (s *Service) UpdateRole(ctx context.Context, projectID, id string, in RoleI
 // DeleteRole removes a role nobody holds. Errors: NotFound; Conflict naming
 // the holders (or the project setting) that still use it.
 func (s *Service) DeleteRole(ctx context.Context, projectID, id string) error {
-	err := s.store.WithTx(ctx, func(tx *store.Tx) error {
+	return s.write(ctx, projectID, func(tx *store.Tx) error {
 		r, err := tx.GetRole(ctx, projectID, id)
 		if err != nil {
 			return storeErr(err, "role "+id)
@@ -183,10 +182,6 @@ func (s *Service) DeleteRole(ctx context.Context, projectID, id string) error {
 		}
 		return storeErr(tx.DeleteRole(ctx, projectID, id), "role "+id)
 	})
-	if err == nil {
-		s.changed(ctx, projectID)
-	}
-	return err
 }
 
 // describeHolder names a holder for an error message.

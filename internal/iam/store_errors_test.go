@@ -61,7 +61,7 @@ func TestBestEffortFailuresLogged(t *testing.T) {
 	s := New(st, "http://x/invite/", time.Now, Deps{Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	st.Close()
 	s.changed(t.Context(), "some-project")
-	if !strings.Contains(logs.String(), `"msg":"bump policy epoch"`) || !strings.Contains(logs.String(), `"project":"some-project"`) {
-		t.Fatalf("log = %q, want the failed bump", logs.String())
+	if !strings.Contains(logs.String(), `"msg":"log project change"`) || !strings.Contains(logs.String(), `"project":"some-project"`) {
+		t.Fatalf("log = %q, want the failed change log", logs.String())
 	}
 }

@@ -357,7 +357,7 @@ func (s *Service) ListUsers(ctx context.Context, projectID string, f store.UserF
 // Errors: NotFound, Invalid, Conflict (email taken).
 func (s *Service) UpdateUser(ctx context.Context, projectID, id string, in UserUpdate) (User, error) {
 	var warnings []string
-	err := s.store.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.write(ctx, projectID, func(tx *store.Tx) error {
 		u, err := tx.GetUser(ctx, projectID, id)
 		if err != nil {
 			return storeErr(err, "user "+id)
@@ -396,7 +396,6 @@ func (s *Service) UpdateUser(ctx context.Context, projectID, id string, in UserU
 	if err != nil {
 		return User{}, err
 	}
-	s.changed(ctx, projectID)
 	out, err := s.GetUser(ctx, projectID, id)
 	out.Warnings = warnings
 	return out, err
@@ -406,10 +405,9 @@ func (s *Service) UpdateUser(ctx context.Context, projectID, id string, in UserU
 // at once because the principal no longer resolves. Its profile resource
 // stays. Errors: NotFound.
 func (s *Service) DeleteUser(ctx context.Context, projectID, id string) error {
-	if err := s.store.DeleteUser(ctx, projectID, id); err != nil {
+	if err := s.write(ctx, projectID, func(tx *store.Tx) error { return tx.DeleteUser(ctx, projectID, id) }); err != nil {
 		return storeErr(err, "user "+id)
 	}
-	s.changed(ctx, projectID)
 	return nil
 }
 
@@ -442,9 +440,8 @@ func (s *Service) AcceptUserInvitation(ctx context.Context, token, password stri
 	if err != nil {
 		return User{}, err
 	}
-	if err := s.store.AcceptUserInvitation(ctx, u.ProjectID, u.ID, hash, pw); err != nil {
+	if err := s.write(ctx, u.ProjectID, func(tx *store.Tx) error { return tx.AcceptUserInvitation(ctx, u.ProjectID, u.ID, hash, pw) }); err != nil {
 		return User{}, notFoundAs(err, gone)
 	}
-	s.changed(ctx, u.ProjectID)
 	return s.GetUser(ctx, u.ProjectID, u.ID)
 }

@@ -34,6 +34,11 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 	if !ok {
 		return auth.Principal{}, fault.Unauthorized("missing bearer token: send Authorization: Bearer <access token>")
 	}
+	// Revocations, policies and keys changed on another replica hold here
+	// from the next request on.
+	if err := s.fresh(r.Context()); err != nil {
+		return auth.Principal{}, err
+	}
 	p, err := s.verify(r.Context(), token)
 	if err != nil {
 		return auth.Principal{}, err

@@ -7,16 +7,16 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
 )
 
-// projectAuthorizers caches each project's authorizer settings briefly, so
-// a request with a cached token decision costs no database read. Changes
-// made on this replica apply at once (forget); elsewhere within the TTL.
+// projectAuthorizers caches each project's authorizer settings, so a
+// request with a cached token decision costs no database read. An entry
+// holds while the project's IAM generation is the one it was read at: a
+// change here or on another replica (once applied) moves it.
 type projectAuthorizers struct {
 	mu      sync.Mutex
 	entries map[string]authorizerSetting
@@ -25,10 +25,8 @@ type projectAuthorizers struct {
 type authorizerSetting struct {
 	zambdaID string
 	issuers  []string
-	at       time.Time
+	gen      uint64
 }
-
-const authorizerSettingTTL = 2 * time.Second
 
 func (c *projectAuthorizers) forget(projectID string) {
 	c.mu.Lock()
@@ -37,19 +35,19 @@ func (c *projectAuthorizers) forget(projectID string) {
 }
 
 func (s *Server) authorizerOf(ctx context.Context, projectID string) (authorizerSetting, error) {
-	now := s.now()
+	gen := s.iam.Generation(projectID) // before the read: a change meanwhile makes the entry stale
 	c := &s.authorizers
 	c.mu.Lock()
 	e, ok := c.entries[projectID]
 	c.mu.Unlock()
-	if ok && now.Sub(e.at) < authorizerSettingTTL {
+	if ok && e.gen == gen {
 		return e, nil
 	}
 	p, err := s.iam.GetProject(ctx, projectID)
 	if err != nil {
 		return authorizerSetting{}, err
 	}
-	e = authorizerSetting{zambdaID: p.AuthorizerZambdaID, issuers: p.AuthorizerIssuers, at: now}
+	e = authorizerSetting{zambdaID: p.AuthorizerZambdaID, issuers: p.AuthorizerIssuers, gen: gen}
 	c.mu.Lock()
 	if c.entries == nil {
 		c.entries = map[string]authorizerSetting{}

@@ -20,8 +20,10 @@ import (
 // pages, some redirects) is never allowed.
 
 const (
-	// corsFresh is how long a loaded origin list serves without reloading;
-	// an origin removed on another replica keeps working at most this long.
+	// corsFresh is how long a loaded origin list serves without reloading:
+	// a backstop, as every IAM change applied here (any replica's, package
+	// replica) reloads it at once. A preflight confirms no change version
+	// of its own, so there it rests on the change listener (milliseconds).
 	corsFresh = 5 * time.Second
 	// corsMissReload is how old the list must be before an origin it lacks
 	// makes it reload: an app registered a moment ago works at once, while
@@ -51,14 +53,19 @@ type originIndex struct {
 	now      func() time.Time
 	operator map[string]struct{}
 
+	// changes moves with every IAM change applied here, this replica's or
+	// another's (iam.Service.Changes): the list then reloads at once.
+	changes func() uint64
+
 	mu     sync.Mutex
+	gen    uint64 // changes() when the list was read
 	loaded time.Time
 	exact  map[string]map[string]struct{} // origin -> projects
 	wild   []wildOrigin
 }
 
 func newOriginIndex(load func(context.Context) ([]store.ProjectOrigins, error), now func() time.Time, operator []string) *originIndex {
-	ix := &originIndex{load: load, now: now, operator: map[string]struct{}{}}
+	ix := &originIndex{load: load, now: now, operator: map[string]struct{}{}, changes: func() uint64 { return 0 }}
 	for _, o := range operator {
 		if n, ok := normalOrigin(o); ok {
 			ix.operator[n] = struct{}{}
@@ -99,7 +106,7 @@ func (ix *originIndex) decide(ctx context.Context, origin string) (corsDecision,
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	age := ix.now().Sub(ix.loaded)
-	if ix.exact == nil || age > corsFresh {
+	if ix.exact == nil || age > corsFresh || ix.changes() != ix.gen {
 		if err := ix.reload(ctx); err != nil {
 			return corsDecision{}, err
 		}
@@ -116,6 +123,7 @@ func (ix *originIndex) decide(ctx context.Context, origin string) (corsDecision,
 }
 
 func (ix *originIndex) reload(ctx context.Context) error {
+	gen := ix.changes() // before the read: a change meanwhile reloads again
 	all, err := ix.load(ctx)
 	if err != nil {
 		return err
@@ -139,7 +147,7 @@ func (ix *originIndex) reload(ctx context.Context) error {
 			exact[n][po.ProjectID] = struct{}{}
 		}
 	}
-	ix.exact, ix.wild, ix.loaded = exact, wild, ix.now()
+	ix.exact, ix.wild, ix.loaded, ix.gen = exact, wild, ix.now(), gen
 	return nil
 }
 

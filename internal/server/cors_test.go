@@ -154,6 +154,16 @@ func TestOriginIndexReloads(t *testing.T) {
 	if loads != 3 {
 		t.Fatalf("a stale list was not reloaded: %d loads", loads)
 	}
+	// An IAM change applied here (made on any replica) reloads at once.
+	var changes uint64
+	ix.changes = func() uint64 { return changes }
+	lists = []store.ProjectOrigins{{ProjectID: "p", Origins: []string{"https://c.example"}}}
+	changes++
+	check("https://b.example", false)
+	check("https://c.example", true)
+	if loads != 4 {
+		t.Fatalf("%d loads after a change, want 4", loads)
+	}
 }
 
 // Answers to authenticated requests, errors included, stay out of every

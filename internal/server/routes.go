@@ -94,6 +94,12 @@ func (s *Server) gate(rt route) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rt.public {
+			// Public routes answer from the same state (the JWKS, a
+			// revoked refresh token, a deleted client's credentials).
+			if err := s.fresh(r.Context()); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
 			if err := rt.handle(w, r, call{}); err != nil {
 				s.writeError(w, r, err)
 			}

@@ -67,6 +67,7 @@ type Server struct {
 	// origins answers which projects allow a browser origin (CORS).
 	origins      *originIndex
 	publicOrigin string
+	fresh        func(context.Context) error
 }
 
 // Deps are the services the server calls.
@@ -85,6 +86,10 @@ type Deps struct {
 	// project's authorizer function; nil: such tokens are refused.
 	Authorizer *authorizer.Authorizer
 	Now        func() time.Time
+	// Fresh returns once changes other replicas committed (revocations,
+	// policies, principals, keys, project settings) are applied here; it
+	// runs before every request that depends on them. nil: one process.
+	Fresh func(context.Context) error
 }
 
 // New builds the server and its routes.
@@ -95,6 +100,10 @@ func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg, log: d.Log, iam: d.IAM, oauth: d.OAuth,
 		fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
 	s.access = d.AccessLog
+	s.fresh = d.Fresh
+	if s.fresh == nil {
+		s.fresh = func(context.Context) error { return nil }
+	}
 	if cfg.ReadMaxWait <= 0 {
 		cfg.ReadMaxWait = DefaultReadMaxWait
 	}
@@ -113,6 +122,9 @@ func New(cfg Config, d Deps) *Server {
 		now = time.Now
 	}
 	s.origins = newOriginIndex(loadOrigins, now, cfg.CORSOrigins)
+	if d.IAM != nil {
+		s.origins.changes = d.IAM.Changes
+	}
 	s.publicOrigin, _ = normalOrigin(cfg.PublicURL)
 	all := append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...)
 	for _, rt := range all {

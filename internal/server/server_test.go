@@ -164,11 +164,11 @@ func TestTamperedTokensAre401(t *testing.T) {
 	}
 	otherRing, _ := auth.NewKeyRing([]auth.Key{other}, time.Hour)
 	sameKID := other
-	sameKID.ID = ts.keys.Ring().SigningKeyID()
+	sameKID.ID = ts.keys.Ring().SigningKeyID(time.Now())
 	sameKIDRing, _ := auth.NewKeyRing([]auth.Key{sameKID}, time.Hour)
 	valid := issue(ts.keys.Ring, testURL, time.Now(), time.Hour)
 	parts := strings.Split(valid, ".")
-	noneHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"` + ts.keys.Ring().SigningKeyID() + `"}`))
+	noneHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"` + ts.keys.Ring().SigningKeyID(time.Now()) + `"}`))
 	revoked := issue(ts.keys.Ring, testURL, time.Now(), time.Hour)
 	if res, err := http.PostForm(ts.URL+"/oauth/revoke", url.Values{"token": {revoked}, "client_id": {ts.admin.ClientID}, "client_secret": {ts.admin.ClientSecret}}); err != nil || res.StatusCode != 200 {
 		t.Fatalf("revoke: %v %v", res, err)

@@ -16,20 +16,43 @@ type SigningKey struct {
 	Alg       string
 	Sealed    []byte
 	CreatedAt time.Time
-	RetiredAt *time.Time
+	// ActivatesAt is when the key starts signing (zero: at CreatedAt).
+	ActivatesAt time.Time
+	RetiredAt   *time.Time
+}
+
+// keysLock is the PostgreSQL advisory lock key of LockSigningKeys.
+const keysLock = 7262003
+
+// LockSigningKeys makes tx the only one changing the signing keys until
+// it ends, so replicas starting at once make one first key between them.
+// SQLite's single writer already runs write transactions one at a time.
+func (tx *Tx) LockSigningKeys(ctx context.Context) error {
+	if tx.dialect != Postgres {
+		return nil
+	}
+	if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(?)`, keysLock); err != nil {
+		return fmt.Errorf("lock signing keys: %w", err)
+	}
+	return nil
 }
 
 // InsertSigningKey stores a new key. Errors: ErrConflict.
 func (s *Store) InsertSigningKey(ctx context.Context, k SigningKey) error {
-	if _, err := s.exec(ctx, `INSERT INTO signing_keys (kid, alg, private_sealed, created_at) VALUES (?, ?, ?, ?)`, k.KID, k.Alg, k.Sealed, ms(k.CreatedAt)); err != nil {
+	var activates sql.NullInt64
+	if !k.ActivatesAt.IsZero() {
+		activates = sql.NullInt64{Int64: ms(k.ActivatesAt), Valid: true}
+	}
+	if _, err := s.exec(ctx, `INSERT INTO signing_keys (kid, alg, private_sealed, created_at, activates_at) VALUES (?, ?, ?, ?, ?)`, k.KID, k.Alg, k.Sealed, ms(k.CreatedAt), activates); err != nil {
 		return fmt.Errorf("insert signing key: %w", err)
 	}
 	return nil
 }
 
-// RetireSigningKeys marks every active key except keep as retired at t.
+// RetireSigningKeys makes every key except keep retire at t (which may be
+// in the future), unless it retires sooner already.
 func (s *Store) RetireSigningKeys(ctx context.Context, keep string, t time.Time) error {
-	if _, err := s.exec(ctx, `UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL AND kid <> ?`, ms(t), keep); err != nil {
+	if _, err := s.exec(ctx, `UPDATE signing_keys SET retired_at = ? WHERE (retired_at IS NULL OR retired_at > ?) AND kid <> ?`, ms(t), ms(t), keep); err != nil {
 		return fmt.Errorf("retire signing keys: %w", err)
 	}
 	return nil
@@ -37,7 +60,7 @@ func (s *Store) RetireSigningKeys(ctx context.Context, keep string, t time.Time)
 
 // ListSigningKeys returns keys retired after since (and all active ones), newest first.
 func (s *Store) ListSigningKeys(ctx context.Context, since time.Time) ([]SigningKey, error) {
-	rows, err := s.query(ctx, `SELECT kid, alg, private_sealed, created_at, retired_at FROM signing_keys WHERE retired_at IS NULL OR retired_at > ? ORDER BY created_at DESC, kid`, ms(since))
+	rows, err := s.query(ctx, `SELECT kid, alg, private_sealed, created_at, activates_at, retired_at FROM signing_keys WHERE retired_at IS NULL OR retired_at > ? ORDER BY created_at DESC, kid`, ms(since))
 	if err != nil {
 		return nil, fmt.Errorf("list signing keys: %w", err)
 	}
@@ -46,11 +69,15 @@ func (s *Store) ListSigningKeys(ctx context.Context, since time.Time) ([]Signing
 	for rows.Next() {
 		var k SigningKey
 		var created int64
-		var retired sql.NullInt64
-		if err := rows.Scan(&k.KID, &k.Alg, &k.Sealed, &created, &retired); err != nil {
+		var activates, retired sql.NullInt64
+		if err := rows.Scan(&k.KID, &k.Alg, &k.Sealed, &created, &activates, &retired); err != nil {
 			return nil, fmt.Errorf("list signing keys: %w", err)
 		}
 		k.CreatedAt = fromMS(created)
+		k.ActivatesAt = k.CreatedAt
+		if activates.Valid {
+			k.ActivatesAt = fromMS(activates.Int64)
+		}
 		if retired.Valid {
 			t := fromMS(retired.Int64)
 			k.RetiredAt = &t
@@ -152,6 +179,26 @@ func (s *Store) ListAudit(ctx context.Context, projectID string, limit int) ([]A
 		}
 		e.At = fromMS(at)
 		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// RevokedTokens maps every token id revoked and not expired by now to its
+// expiry.
+func (s *Store) RevokedTokens(ctx context.Context, now time.Time) (map[string]time.Time, error) {
+	rows, err := s.query(ctx, `SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > ?`, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("revoked tokens: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var jti string
+		var exp int64
+		if err := rows.Scan(&jti, &exp); err != nil {
+			return nil, fmt.Errorf("revoked tokens: %w", err)
+		}
+		out[jti] = fromMS(exp)
 	}
 	return out, rows.Err()
 }

@@ -64,6 +64,11 @@ type Store struct {
 	// anyway, and where the driver would otherwise start a goroutine per
 	// statement to watch the context.
 	detached bool
+	// pg is the PostgreSQL connection config (the change listener opens a
+	// connection of its own with it); channel is where changes are
+	// announced, one per schema (NOTIFY is database-wide).
+	pg      *pgx.ConnConfig
+	channel string
 }
 
 // Tx is a Store bound to one transaction.
@@ -177,7 +182,12 @@ func openPostgres(ctx context.Context, dsn string, log *slog.Logger) (*Store, er
 		db.Close()
 		return nil, fmt.Errorf("connect postgres: %w", err)
 	}
-	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now, log: log}, nil
+	var schema sql.NullString // NULL when no schema of search_path exists yet
+	if err := db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect postgres: %w", err)
+	}
+	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now, pg: cfg, channel: changeChannel(schema.String), log: log}, nil
 }
 
 // Dialect reports which database is behind the store.

@@ -299,7 +299,7 @@ func TestUpgradeSealsKeys(t *testing.T) {
 					}
 				}
 				keys, err := tokens.LoadKeys(ctx, s, sealer, time.Now)
-				if err != nil || keys.Ring().SigningKeyID() != key.ID {
+				if err != nil || keys.Ring().SigningKeyID(time.Now()) != key.ID {
 					t.Fatalf("signing keys after the upgrade: %v", err)
 				}
 				sealed, err := s.GetServerSecret(ctx, "z3-url-key")

@@ -30,7 +30,13 @@ type Keys struct {
 	last  time.Time  // last reload, to rate-limit reloads on unknown kids
 }
 
-// LoadKeys reads the signing keys, creating the first one if there is none.
+// PublishLead is how long a rotated-in key is published before it signs:
+// the JWKS lifetime outside verifiers may cache (max-age 300 at
+// /.well-known/jwks.json) plus a minute for clock skew between replicas.
+const PublishLead = 6 * time.Minute
+
+// LoadKeys reads the signing keys, creating the first one if there is none
+// (one between replicas starting at once: see Rotate).
 func LoadKeys(ctx context.Context, st *store.Store, sealer *seal.Sealer, now func() time.Time) (*Keys, error) {
 	k := &Keys{store: st, seal: sealer, now: now}
 	stored, err := st.ListSigningKeys(ctx, now().Add(-Grace))
@@ -38,7 +44,8 @@ func LoadKeys(ctx context.Context, st *store.Store, sealer *seal.Sealer, now fun
 		return nil, err
 	}
 	if len(stored) == 0 {
-		if _, err := Rotate(ctx, st, sealer, now); err != nil {
+		// Nobody can have cached a JWKS yet: the first key signs at once.
+		if _, err := rotate(ctx, st, sealer, now, 0, true); err != nil {
 			return nil, err
 		}
 	}
@@ -75,6 +82,7 @@ func (k *Keys) Reload(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("signing key %s: %w", s.KID, err)
 		}
+		key.ActivatesAt = s.ActivatesAt
 		keys = append(keys, key)
 	}
 	ring, err := auth.NewKeyRing(keys, Grace)
@@ -102,47 +110,70 @@ func (k *Keys) Refresh(ctx context.Context, interval time.Duration) error {
 	return nil
 }
 
-// Rotate adds a new signing key, sealed with the master key, and retires
-// the others (they keep verifying for Grace). It returns the new key id.
-func Rotate(ctx context.Context, st *store.Store, sealer *seal.Sealer, now func() time.Time) (string, error) {
+// Rotate adds a new signing key, sealed with the master key, published at
+// once and signing from lead on (at least PublishLead outside tests); the
+// others retire then and keep verifying for Grace after. Every replica
+// learns of it before its next request (package replica). It returns the
+// new key id and when it starts signing.
+func Rotate(ctx context.Context, st *store.Store, sealer *seal.Sealer, now func() time.Time, lead time.Duration) (string, time.Time, error) {
+	key, err := rotate(ctx, st, sealer, now, lead, false)
+	return key.ID, key.ActivatesAt, err
+}
+
+// rotate is Rotate; with onlyFirst it adds a key only if there is none.
+func rotate(ctx context.Context, st *store.Store, sealer *seal.Sealer, now func() time.Time, lead time.Duration, onlyFirst bool) (auth.Key, error) {
 	key, err := auth.GenerateKey(now())
 	if err != nil {
-		return "", err
+		return auth.Key{}, err
 	}
+	key.ActivatesAt = key.CreatedAt.Add(lead)
 	pem, err := key.MarshalPrivate()
 	if err != nil {
-		return "", err
+		return auth.Key{}, err
 	}
 	err = st.WithTx(ctx, func(tx *store.Tx) error {
+		if err := tx.LockSigningKeys(ctx); err != nil {
+			return err
+		}
+		if onlyFirst {
+			stored, err := tx.ListSigningKeys(ctx, now().Add(-Grace))
+			if err != nil || len(stored) > 0 {
+				return err // another replica made it while this one waited
+			}
+		}
 		if err := seal.Fence(ctx, tx, sealer); err != nil {
 			return err
 		}
 		sealed := sealer.Seal(seal.SigningKey(key.ID), pem)
-		if err := tx.InsertSigningKey(ctx, store.SigningKey{KID: key.ID, Alg: key.Alg, Sealed: sealed, CreatedAt: now()}); err != nil {
+		if err := tx.InsertSigningKey(ctx, store.SigningKey{KID: key.ID, Alg: key.Alg, Sealed: sealed, CreatedAt: key.CreatedAt, ActivatesAt: key.ActivatesAt}); err != nil {
 			return err
 		}
-		return tx.RetireSigningKeys(ctx, key.ID, now())
+		if err := tx.RetireSigningKeys(ctx, key.ID, key.ActivatesAt); err != nil {
+			return err
+		}
+		_, err := tx.RecordChange(ctx, store.Change{Kind: store.ChangeKeys})
+		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("rotate keys: %w", err)
+		return auth.Key{}, fmt.Errorf("rotate keys: %w", err)
 	}
-	return key.ID, nil
+	return key, nil
 }
 
 // Revocations is the set of revoked token ids. Local revocations apply at
-// once; other replicas' are picked up by Sync.
+// once; other replicas' arrive through Add (package replica).
 type Revocations struct {
-	store  *store.Store
-	now    func() time.Time
-	mu     sync.RWMutex
-	ids    map[string]time.Time // jti -> token expiry
-	synced time.Time
+	store *store.Store
+	now   func() time.Time
+	mu    sync.RWMutex
+	ids   map[string]time.Time // jti -> token expiry
+	adds  int                  // since the last sweep of expired ids
 }
 
 // LoadRevocations reads the unexpired revocations.
 func LoadRevocations(ctx context.Context, st *store.Store, now func() time.Time) (*Revocations, error) {
 	r := &Revocations{store: st, now: now, ids: map[string]time.Time{}}
-	if err := r.Sync(ctx); err != nil {
+	if err := r.Reload(ctx); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -156,40 +187,59 @@ func (r *Revocations) IsRevoked(_ context.Context, jti string) (bool, error) {
 	return ok, nil
 }
 
-// Revoke records a revocation durably, then in memory.
+// Revoke records a revocation durably, announced to the other replicas in
+// the same transaction, then in memory.
 func (r *Revocations) Revoke(ctx context.Context, jti string, expiresAt time.Time) error {
-	if err := r.store.RevokeToken(ctx, jti, expiresAt, r.now()); err != nil {
+	err := r.store.WithTx(ctx, func(tx *store.Tx) error {
+		if err := tx.RevokeToken(ctx, jti, expiresAt, r.now()); err != nil {
+			return err
+		}
+		_, err := tx.RecordChange(ctx, store.Change{Kind: store.ChangeRevocation, Subject: jti, ExpiresAt: expiresAt})
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	r.ids[jti] = expiresAt
-	r.mu.Unlock()
+	r.Add(jti, expiresAt)
 	return nil
 }
 
-// Sync loads revocations made since the last sync (by any replica) and
-// drops expired ones.
-func (r *Revocations) Sync(ctx context.Context) error {
+// Add records in memory a revocation made elsewhere, and now and then
+// forgets those whose tokens have expired.
+func (r *Revocations) Add(jti string, expiresAt time.Time) {
+	if expiresAt.IsZero() {
+		expiresAt = r.now().Add(Grace) // unknown: Grace outlives any token
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ids[jti] = expiresAt
+	if r.adds++; r.adds >= 1024 {
+		r.adds = 0
+		now := r.now()
+		for id, exp := range r.ids {
+			if exp.Before(now) {
+				delete(r.ids, id)
+			}
+		}
+	}
+}
+
+// Reload reads every unexpired revocation in the store (after this
+// replica may have missed some) and forgets the expired ones. Revocations
+// are never undone, so those added meanwhile are kept.
+func (r *Revocations) Reload(ctx context.Context) error {
 	now := r.now()
-	r.mu.RLock()
-	since := r.synced.Add(-5 * time.Second) // overlap: clocks and commit order differ across replicas
-	r.mu.RUnlock()
-	ids, err := r.store.RevokedSince(ctx, since, now)
+	ids, err := r.store.RevokedTokens(ctx, now)
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, id := range ids {
-		if _, ok := r.ids[id]; !ok {
-			r.ids[id] = now.Add(Grace) // exact expiry unknown here; Grace outlives any token
-		}
-	}
 	for id, exp := range r.ids {
-		if exp.Before(now) {
-			delete(r.ids, id)
+		if _, ok := ids[id]; !ok && exp.After(now) {
+			ids[id] = exp
 		}
 	}
-	r.synced = now
+	r.ids, r.adds = ids, 0
 	return nil
 }

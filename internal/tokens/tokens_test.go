@@ -90,7 +90,7 @@ func TestKeyRotation(t *testing.T) {
 			if stored[0].Sealed == nil || bytes.Contains(stored[0].Sealed, []byte("PRIVATE KEY")) {
 				t.Fatal("the signing key is stored in plaintext")
 			}
-			first := k.Ring().SigningKeyID()
+			first := k.Ring().SigningKeyID(f.clock.now())
 			if first != stored[0].KID {
 				t.Fatalf("signing with %s, stored %s", first, stored[0].KID)
 			}
@@ -105,18 +105,18 @@ func TestKeyRotation(t *testing.T) {
 			}
 
 			f.clock.add(time.Minute)
-			second, err := Rotate(ctx, f.st, f.sealer, f.clock.now)
+			second, _, err := Rotate(ctx, f.st, f.sealer, f.clock.now, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			// Within the interval since the last load, Refresh reads nothing.
 			k.Refresh(ctx, 2*time.Minute)
-			if got := k.Ring().SigningKeyID(); got != first {
+			if got := k.Ring().SigningKeyID(f.clock.now()); got != first {
 				t.Fatalf("Refresh within its interval reloaded: signing with %s", got)
 			}
 			f.clock.add(time.Minute)
 			k.Refresh(ctx, 2*time.Minute)
-			if got := k.Ring().SigningKeyID(); got != second {
+			if got := k.Ring().SigningKeyID(f.clock.now()); got != second {
 				t.Fatalf("after the interval, signing with %s, want the rotated key %s", got, second)
 			}
 			if err := f.verify(k, old); err != nil {
@@ -149,8 +149,9 @@ func TestKeyRotation(t *testing.T) {
 }
 
 // TestRevocations: a revocation applies at once on the replica that made
-// it and on another after its next Sync, even one made with a clock a few
-// seconds behind; revocations are forgotten once the token has expired.
+// it, and its change (the token id and expiry) is logged in the same
+// transaction for the others to Add; revocations are forgotten once the
+// token has expired.
 func TestRevocations(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -160,9 +161,7 @@ func TestRevocations(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Replica b's clock runs 3 s ahead of a's.
-			bClock := &clock{t: f.clock.now().Add(3 * time.Second)}
-			rb, err := LoadRevocations(ctx, f.st, bClock.now)
+			rb, err := LoadRevocations(ctx, f.st, f.clock.now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +173,10 @@ func TestRevocations(t *testing.T) {
 				}
 				return ok
 			}
-
+			before, err := f.st.ChangeVersion(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
 			exp := f.clock.now().Add(time.Hour)
 			if err := a.Revoke(ctx, "jti-1", exp); err != nil {
 				t.Fatal(err)
@@ -183,22 +185,24 @@ func TestRevocations(t *testing.T) {
 				t.Fatal("not revoked at once on the replica that revoked it")
 			}
 			if revoked(rb, "jti-1") {
-				t.Fatal("revoked on the other replica before it synced")
+				t.Fatal("revoked on the other replica before it heard")
 			}
-			bClock.add(time.Second)
-			if err := rb.Sync(ctx); err != nil {
+			changes, err := f.st.ChangesSince(ctx, before, 10)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if !revoked(rb, "jti-1") {
-				t.Fatal("the other replica's Sync missed a revocation made by a clock 3 s behind")
+			if len(changes) != 1 || changes[0].Kind != store.ChangeRevocation || changes[0].Subject != "jti-1" ||
+				!changes[0].ExpiresAt.Equal(exp.Truncate(time.Millisecond)) || changes[0].Version != before+1 {
+				t.Fatalf("logged changes %+v, want the one revocation", changes)
 			}
-			if revoked(rb, "jti-2") {
-				t.Fatal("an id never revoked is revoked")
+			rb.Add(changes[0].Subject, changes[0].ExpiresAt)
+			if !revoked(rb, "jti-1") || revoked(rb, "jti-2") {
+				t.Fatal("Add did not revoke exactly the logged id")
 			}
 
 			// Once the token has expired there is nothing left to refuse.
 			f.clock.add(time.Hour + time.Second)
-			if err := a.Sync(ctx); err != nil {
+			if err := a.Reload(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if revoked(a, "jti-1") {
@@ -211,6 +215,82 @@ func TestRevocations(t *testing.T) {
 			}
 			if revoked(c, "jti-1") {
 				t.Fatal("a new replica loaded an expired revocation")
+			}
+		})
+	}
+}
+
+// TestFirstKeyOnce: replicas starting at once on an empty database make
+// one key between them, and all sign with it.
+func TestFirstKeyOnce(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := t.Context()
+			f := newFixture(t, b)
+			const n = 4
+			rings := make([]*Keys, n)
+			errs := make(chan error, n)
+			for i := range n {
+				go func() {
+					var err error
+					rings[i], err = LoadKeys(ctx, f.st, f.sealer, f.clock.now)
+					errs <- err
+				}()
+			}
+			for range n {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			stored, err := f.st.ListSigningKeys(ctx, time.Time{})
+			if err != nil || len(stored) != 1 {
+				t.Fatalf("%d keys after %d concurrent first starts (%v), want 1", len(stored), n, err)
+			}
+			for _, k := range rings {
+				if got := k.Ring().SigningKeyID(f.clock.now()); got != stored[0].KID {
+					t.Fatalf("a replica signs with %s, stored %s", got, stored[0].KID)
+				}
+			}
+		})
+	}
+}
+
+// TestRotateLead: a rotated-in key is in every reloaded ring's JWKS at
+// once but signs only from its activation, and the old key retires then.
+func TestRotateLead(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := t.Context()
+			f := newFixture(t, b)
+			k, err := LoadKeys(ctx, f.st, f.sealer, f.clock.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := k.Ring().SigningKeyID(f.clock.now())
+			next, activates, err := Rotate(ctx, f.st, f.sealer, f.clock.now, PublishLead)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !activates.Equal(f.clock.now().Add(PublishLead)) {
+				t.Fatalf("activates at %v, want now + %v", activates, PublishLead)
+			}
+			other, err := LoadKeys(ctx, f.st, f.sealer, f.clock.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := k.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(k.Ring().JWKS(), other.Ring().JWKS()) || !bytes.Contains(k.Ring().JWKS(), []byte(next)) {
+				t.Fatalf("JWKS after the rotation differ or lack the new key:\n%s\n%s", k.Ring().JWKS(), other.Ring().JWKS())
+			}
+			f.clock.add(PublishLead - time.Millisecond)
+			if got := k.Ring().SigningKeyID(f.clock.now()); got != first {
+				t.Fatalf("before the activation signing with %s, want the old key %s", got, first)
+			}
+			f.clock.add(time.Millisecond)
+			if got := other.Ring().SigningKeyID(f.clock.now()); got != next {
+				t.Fatalf("at the activation signing with %s, want the new key %s", got, next)
 			}
 		})
 	}
