@@ -129,6 +129,7 @@ func New(cfg Config, fhirSvc *fhir.Service, zambdas ZambdaRunner, pol *egress.Po
 type sub struct {
 	ID       string
 	Status   string
+	Raw      string // the criteria as written: subscriptions that share it are matched once
 	Criteria *search.Query
 	Type     string
 	Triggers map[string]bool
@@ -157,7 +158,7 @@ func parse(m map[string]any) (sub, error) {
 	if sb.Criteria, err = search.ParseQuery(typ, vals, false); err != nil {
 		return sb, fault.Invalid("Subscription.criteria: %v", err)
 	}
-	sb.Type = typ
+	sb.Type, sb.Raw = typ, crit
 	ch, _ := m["channel"].(map[string]any)
 	if ch == nil || str(ch, "type") != "rest-hook" {
 		return sb, fault.Invalid("Subscription.channel.type: Ward delivers rest-hook subscriptions only")
@@ -333,88 +334,6 @@ func (s *Service) matchLoop(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// matchBatch bounds the events one matcher transaction takes.
-const matchBatch = 200
-
-// MatchOnce turns one batch of outbox events into deliveries.
-func (s *Service) MatchOnce(ctx context.Context) (int, error) {
-	if work, err := s.st.HasUnmatched(ctx); err != nil || !work {
-		return 0, err
-	}
-	return s.st.MatchOutbox(ctx, matchBatch, func(tx *store.Tx, events []store.OutboxEvent) ([]store.Delivery, error) {
-		now := s.now()
-		subs := map[string][]sub{} // project -> active subscriptions
-		var out []store.Delivery
-		for _, e := range events {
-			list, ok := subs[e.ProjectID]
-			if !ok {
-				var err error
-				if list, err = s.active(ctx, tx, e.ProjectID, now); err != nil {
-					return nil, err
-				}
-				subs[e.ProjectID] = list
-			}
-			for _, sb := range list {
-				if sb.Type != e.Type || !sb.Triggers[e.Interaction] {
-					continue
-				}
-				if e.Interaction != "delete" {
-					hit, err := s.matches(ctx, tx, e, sb, now)
-					if err != nil {
-						return nil, err
-					}
-					if !hit {
-						continue
-					}
-				}
-				out = append(out, store.Delivery{ProjectID: e.ProjectID, SubscriptionID: sb.ID, EventSeq: e.Seq, Type: e.Type, ResID: e.ID,
-					VersionID: e.VersionID, Interaction: e.Interaction, NextAttemptAt: now, CreatedAt: now})
-			}
-		}
-		return out, nil
-	})
-}
-
-// active loads the project's active subscriptions.
-func (s *Service) active(ctx context.Context, tx *store.Tx, projectID string, now time.Time) ([]sub, error) {
-	q, err := search.ParseQuery("Subscription", url.Values{"status": {"active"}}, false)
-	if err != nil {
-		return nil, err
-	}
-	rows, _, err := tx.Search(ctx, store.SearchRequest{ProjectID: projectID, Query: q, Count: 10000, Now: now})
-	if err != nil {
-		return nil, err
-	}
-	var out []sub
-	for _, r := range rows {
-		var m map[string]any
-		if json.Unmarshal(r.Content, &m) != nil {
-			continue
-		}
-		sb, err := parse(m)
-		if err != nil || !sb.End.IsZero() && !sb.End.After(now) {
-			continue
-		}
-		out = append(out, sb)
-	}
-	return out, nil
-}
-
-// matches evaluates the criteria on the event's resource with the search
-// engine: the same query the FHIR API would run, limited to this id.
-func (s *Service) matches(ctx context.Context, tx *store.Tx, e store.OutboxEvent, sb sub, now time.Time) (bool, error) {
-	if len(sb.Criteria.Clauses) == 0 && len(sb.Criteria.Filters) == 0 {
-		return true, nil
-	}
-	q := *sb.Criteria
-	q.Sort, q.Count, q.Offset = nil, 1, 0
-	rows, _, err := tx.Search(ctx, store.SearchRequest{ProjectID: e.ProjectID, Query: &q, IDs: []string{e.ID}, Count: 1, Now: now})
-	if err != nil {
-		return false, err
-	}
-	return len(rows) == 1, nil
 }
 
 func (s *Service) deliverLoop(ctx, inflight context.Context) {
