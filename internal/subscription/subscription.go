@@ -107,6 +107,7 @@ type Service struct {
 	log     *slog.Logger
 	matchC  chan struct{} // a write committed: match now
 	sendC   chan struct{} // deliveries were queued: send now
+	rec     *recorder     // finished attempts, written in shared transactions
 }
 
 // New builds the service and registers its checks on Subscription writes.
@@ -118,7 +119,7 @@ func New(cfg Config, fhirSvc *fhir.Service, zambdas ZambdaRunner, pol *egress.Po
 	t := client.Transport.(*http.Transport)
 	t.MaxIdleConnsPerHost, t.ResponseHeaderTimeout = cfg.Workers, cfg.Timeout
 	s := &Service{cfg: cfg, fhir: fhirSvc, st: fhirSvc.Store(), zambdas: zambdas, now: now, log: log, egress: pol,
-		client: client, matchC: make(chan struct{}, 1), sendC: make(chan struct{}, 1)}
+		client: client, matchC: make(chan struct{}, 1), sendC: make(chan struct{}, 1), rec: &recorder{st: fhirSvc.Store()}}
 	fhirSvc.OnPrecheck("Subscription", s.checkEndpoint)
 	fhirSvc.OnWrite("Subscription", s.checkWrite)
 	fhirSvc.OnCommit(func() { kick(s.matchC) })
@@ -342,9 +343,10 @@ func (s *Service) deliverLoop(ctx, inflight context.Context) {
 	defer wg.Wait()
 	for {
 		var batch []store.Delivery
+		var rd *round
 		if free := cap(sem) - len(sem); free > 0 {
 			var err error
-			batch, err = s.claim(ctx, free)
+			batch, rd, err = s.claimRound(ctx, free)
 			if err != nil && ctx.Err() == nil {
 				s.log.WarnContext(ctx, "subscription dispatcher", "err", err)
 			}
@@ -354,7 +356,7 @@ func (s *Service) deliverLoop(ctx, inflight context.Context) {
 			wg.Add(1)
 			go func(d store.Delivery) {
 				defer func() { <-sem; wg.Done(); kick(s.sendC) }() // a free slot: claim more
-				s.deliver(inflight, d)
+				s.deliverIn(inflight, d, rd)
 			}(d)
 		}
 		if len(batch) == 0 {
@@ -365,35 +367,96 @@ func (s *Service) deliverLoop(ctx, inflight context.Context) {
 	}
 }
 
-// claim leases up to limit due deliveries of active subscriptions. The
-// lease outlasts one attempt, so a replica that dies holding it delays
-// those deliveries by at most the lease.
+// claim leases up to limit due deliveries of active subscriptions (see
+// claimRound).
 func (s *Service) claim(ctx context.Context, limit int) ([]store.Delivery, error) {
-	if due, err := s.st.HasDueDeliveries(ctx, s.now()); err != nil || !due {
-		return nil, err // one cheap read while idle
-	}
-	return s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Timeout+30*time.Second, limit, s.activeCheck(ctx))
+	ds, _, err := s.claimRound(ctx, limit)
+	return ds, err
 }
 
-// activeCheck answers, per claim round, whether a subscription is active.
-func (s *Service) activeCheck(ctx context.Context) func(projectID, subID string) bool {
-	seen := map[string]bool{}
-	return func(projectID, subID string) bool {
-		k := projectID + "/" + subID
-		if v, ok := seen[k]; ok {
-			return v
-		}
-		r, err := s.st.GetResource(ctx, projectID, "Subscription", subID)
-		ok := false
-		if err == nil && !r.Deleted {
-			var m map[string]any
-			if json.Unmarshal(r.Content, &m) == nil && str(m, "status") == "active" {
-				ok = true
-			}
-		}
-		seen[k] = ok
-		return ok
+// claimRound leases up to limit due deliveries of active subscriptions,
+// with the round's reads of their subscriptions for sending them. The
+// lease outlasts one attempt, so a replica that dies holding it delays
+// those deliveries by at most the lease.
+func (s *Service) claimRound(ctx context.Context, limit int) ([]store.Delivery, *round, error) {
+	rd := &round{st: s.st, subs: map[string]*subRead{}}
+	if due, err := s.st.HasDueDeliveries(ctx, s.now()); err != nil || !due {
+		return nil, rd, err // one cheap read while idle
 	}
+	ds, err := s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Timeout+30*time.Second, limit, func(projectID, subID string) bool {
+		r, err := rd.sub(ctx, projectID, subID)
+		if err != nil || r.Deleted {
+			return false
+		}
+		var m map[string]any
+		return json.Unmarshal(r.Content, &m) == nil && str(m, "status") == "active"
+	})
+	return ds, rd, err
+}
+
+// round is what one claim round read of each subscription it claimed
+// deliveries of, shared by those deliveries: a subscription and its owner
+// are read once a round, not once a delivery (a write fans out to every
+// subscription on it). A delivery thus goes out as its subscription was
+// when claimed, moments before; the owner's access is still checked when
+// it is sent.
+type round struct {
+	st   *store.Store
+	mu   sync.Mutex
+	subs map[string]*subRead // project/subscription ->
+}
+
+type subRead struct {
+	mu        sync.Mutex // held while reading it, so a round reads each once
+	res       store.Resource
+	resErr    error
+	resRead   bool
+	owner     store.SubOwner
+	ownerErr  error
+	ownerRead bool
+}
+
+// entry is the round's entry for a subscription, locked.
+func (rd *round) entry(projectID, subID string) *subRead {
+	k := projectID + "/" + subID
+	rd.mu.Lock()
+	r := rd.subs[k]
+	if r == nil {
+		r = &subRead{}
+		rd.subs[k] = r
+	}
+	rd.mu.Unlock()
+	r.mu.Lock()
+	return r
+}
+
+// sub returns the subscription (ErrNotFound if it never existed). A
+// failed read is not kept: the next delivery tries again.
+func (rd *round) sub(ctx context.Context, projectID, subID string) (store.Resource, error) {
+	r := rd.entry(projectID, subID)
+	defer r.mu.Unlock()
+	if !r.resRead {
+		res, err := rd.st.GetResource(ctx, projectID, "Subscription", subID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return res, err
+		}
+		r.res, r.resErr, r.resRead = res, err, true
+	}
+	return r.res, r.resErr
+}
+
+// owner returns the subscription's owner, likewise.
+func (rd *round) owner(ctx context.Context, projectID, subID string) (store.SubOwner, error) {
+	r := rd.entry(projectID, subID)
+	defer r.mu.Unlock()
+	if !r.ownerRead {
+		o, err := rd.st.GetSubOwner(ctx, projectID, subID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return o, err
+		}
+		r.owner, r.ownerErr, r.ownerRead = o, err, true
+	}
+	return r.owner, r.ownerErr
 }
 
 // backoff is the delay before attempt n+1: doubling from RetryBase up to
@@ -414,8 +477,13 @@ const recordTimeout = 5 * time.Second
 // deliver makes one attempt and records it; an attempt cut because ctx
 // ended (a shutdown) is released instead.
 func (s *Service) deliver(ctx context.Context, d store.Delivery) {
+	s.deliverIn(ctx, d, &round{st: s.st, subs: map[string]*subRead{}})
+}
+
+// deliverIn is deliver with the subscription as read in claim round rd.
+func (s *Service) deliverIn(ctx context.Context, d store.Delivery, rd *round) {
 	start := s.now()
-	code, skip, err := s.send(ctx, d)
+	code, skip, err := s.send(ctx, d, rd)
 	// A finished attempt is recorded even if the stop came meanwhile:
 	// otherwise it would be sent again once its lease runs out.
 	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
@@ -441,7 +509,7 @@ func (s *Service) deliver(ctx context.Context, d store.Delivery) {
 			status = "failed"
 		}
 	}
-	if err := s.st.FinishAttempt(ctx, d, a, status, next); err != nil {
+	if err := s.rec.record(ctx, store.Finish{Delivery: d, Attempt: a, Status: status, Next: next}); err != nil {
 		s.log.WarnContext(ctx, "subscription: record attempt", "err", err, "delivery", d.ID)
 		return
 	}
@@ -459,8 +527,8 @@ func (s *Service) deliver(ctx context.Context, d store.Delivery) {
 
 // send delivers d once: the HTTP status (0 if none), a reason to skip it
 // for good, or an error to retry.
-func (s *Service) send(ctx context.Context, d store.Delivery) (int, string, error) {
-	r, err := s.st.GetResource(ctx, d.ProjectID, "Subscription", d.SubscriptionID)
+func (s *Service) send(ctx context.Context, d store.Delivery, rd *round) (int, string, error) {
+	r, err := rd.sub(ctx, d.ProjectID, d.SubscriptionID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return 0, "the subscription was deleted", nil
@@ -477,7 +545,7 @@ func (s *Service) send(ctx context.Context, d store.Delivery) (int, string, erro
 	if err != nil {
 		return 0, "the subscription is no longer valid: " + err.Error(), nil
 	}
-	owner, err := s.st.GetSubOwner(ctx, d.ProjectID, d.SubscriptionID)
+	owner, err := rd.owner(ctx, d.ProjectID, d.SubscriptionID)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, "the subscription has no recorded owner", nil
 	}
