@@ -156,7 +156,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 			WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND d.lease_until <= ?
 			AND NOT EXISTS (SELECT 1 FROM sub_deliveries o WHERE o.subscription_id = d.subscription_id AND o.resource_type = d.resource_type
 				AND o.resource_id = d.resource_id AND o.status = 'pending' AND (o.version_id < d.version_id OR o.version_id = d.version_id AND o.id < d.id))
-			ORDER BY d.next_attempt_at, d.id LIMIT %d%s`, limit*4, lock), ms(now), ms(now))
+			ORDER BY d.next_attempt_at, d.id LIMIT ?%s`, lock), ms(now), ms(now), limit*4) // bound, so one statement whatever the limit
 		if err != nil {
 			return fmt.Errorf("claim deliveries: %w", err)
 		}

@@ -3,6 +3,7 @@ package subscription
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/wardhealth/ward/internal/store/storetest"
@@ -133,5 +134,72 @@ func TestMatchVersions(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestFanOut: one write fans out to every subscription on its criteria,
+// and deliveries finished together are recorded together (the recorder's
+// shared transactions): each delivered once, with one attempt.
+func TestFanOut(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			d := newDispatch(t, b)
+			const subs, writes = 12, 5
+			var ids []string
+			for range subs {
+				ids = append(ids, d.subscribe("Patient?family=Fan"))
+			}
+			d.subscribe("Patient?family=Other")
+			for range writes {
+				d.create("Patient", `{"resourceType":"Patient","name":[{"family":"Fan"}]}`)
+			}
+			d.match()
+			ds, rd, err := d.svc.claimRound(t.Context(), subs*writes+10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ds) != subs*writes {
+				t.Fatalf("claimed %d deliveries, want %d", len(ds), subs*writes)
+			}
+			var wg sync.WaitGroup
+			for _, x := range ds {
+				wg.Add(1)
+				go func() { defer wg.Done(); d.svc.deliverIn(t.Context(), x, rd) }()
+			}
+			wg.Wait()
+			var delivered []int64
+			for _, sub := range ids {
+				for _, x := range d.delivered(sub, nil) {
+					if !strings.HasPrefix(x, "create ") {
+						t.Fatalf("subscription %s: delivery %s", sub, x)
+					}
+				}
+				got, err := d.f.st.Deliveries(t.Context(), d.f.admin.ProjectID, sub, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != writes {
+					t.Fatalf("subscription %s has %d deliveries, want %d", sub, len(got), writes)
+				}
+				for _, x := range got {
+					if x.Status != "delivered" || x.Attempts != 1 {
+						t.Fatalf("delivery %d: %s after %d attempts, want delivered after 1", x.ID, x.Status, x.Attempts)
+					}
+					delivered = append(delivered, x.ID)
+				}
+			}
+			as, err := d.f.st.Attempts(t.Context(), delivered)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range delivered {
+				if len(as[id]) != 1 || as[id][0].StatusCode != 200 {
+					t.Fatalf("delivery %d: attempts %+v, want one answered 200", id, as[id])
+				}
+			}
+			if n := d.runner.calls(); n != subs*writes {
+				t.Fatalf("the zambda ran %d times, want %d", n, subs*writes)
+			}
+		})
 	}
 }

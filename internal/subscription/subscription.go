@@ -341,11 +341,19 @@ func (s *Service) deliverLoop(ctx, inflight context.Context) {
 	sem := make(chan struct{}, s.cfg.Workers)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Claim for a quarter of the workers at once, or for fewer once a poll
+	// interval has passed: each claim is a transaction, and claiming for
+	// each slot as it freed made claims the fan-out's bottleneck on
+	// PostgreSQL (hundreds of commits a second for one or two deliveries
+	// each). The poll interval bounds what a delivery waits for that.
+	quorum := max(1, cap(sem)/4)
+	var last time.Time
 	for {
 		var batch []store.Delivery
 		var rd *round
-		if free := cap(sem) - len(sem); free > 0 {
+		if free := cap(sem) - len(sem); free >= quorum || free > 0 && time.Since(last) >= s.cfg.Poll {
 			var err error
+			last = time.Now()
 			batch, rd, err = s.claimRound(ctx, free)
 			if err != nil && ctx.Err() == nil {
 				s.log.WarnContext(ctx, "subscription dispatcher", "err", err)
