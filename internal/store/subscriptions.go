@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -144,8 +145,11 @@ func (tx *Tx) insertDeliveries(ctx context.Context, ds []Delivery) error {
 
 // ClaimDeliveries leases up to limit due deliveries of active subscriptions
 // for lease. Per subscription and resource only the oldest pending version
-// is due, so a resource's events arrive in order.
-func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int, active func(projectID, subID string) bool) ([]Delivery, error) {
+// is due, so a resource's events arrive in order. active is asked once per
+// project, with every subscription the candidates name, which of them are
+// active (one read for a round, not one per subscription).
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int,
+	active func(projectID string, subIDs []string) (map[string]bool, error)) ([]Delivery, error) {
 	var out []Delivery
 	err := s.WithTx(ctx, func(tx *Tx) error {
 		lock := ""
@@ -160,21 +164,37 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 		if err != nil {
 			return fmt.Errorf("claim deliveries: %w", err)
 		}
-		var ids []any
+		var cands []Delivery
 		for rows.Next() {
 			d, err := scanDelivery(rows)
 			if err != nil {
 				rows.Close()
 				return fmt.Errorf("claim deliveries: %w", err)
 			}
-			if len(out) < limit && active(d.ProjectID, d.SubscriptionID) {
-				out = append(out, d)
-				ids = append(ids, d.ID)
-			}
+			cands = append(cands, d)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("claim deliveries: %w", err)
+		}
+		subs := map[string][]string{} // project -> subscriptions named
+		for _, d := range cands {
+			if !slices.Contains(subs[d.ProjectID], d.SubscriptionID) {
+				subs[d.ProjectID] = append(subs[d.ProjectID], d.SubscriptionID)
+			}
+		}
+		ok := map[string]map[string]bool{}
+		for p, ids := range subs {
+			if ok[p], err = active(p, ids); err != nil {
+				return fmt.Errorf("claim deliveries: %w", err)
+			}
+		}
+		var ids []any
+		for _, d := range cands {
+			if len(out) < limit && ok[d.ProjectID][d.SubscriptionID] {
+				out = append(out, d)
+				ids = append(ids, d.ID)
+			}
 		}
 		if len(ids) == 0 {
 			return nil

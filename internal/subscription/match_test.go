@@ -164,7 +164,7 @@ func TestFanOut(t *testing.T) {
 			var wg sync.WaitGroup
 			for _, x := range ds {
 				wg.Add(1)
-				go func() { defer wg.Done(); d.svc.deliverIn(t.Context(), x, rd) }()
+				go func() { defer wg.Done(); d.svc.deliverIn(t.Context(), x, rd, func() {}) }()
 			}
 			wg.Wait()
 			var delivered []int64

@@ -363,8 +363,14 @@ func (s *Service) deliverLoop(ctx, inflight context.Context) {
 			sem <- struct{}{}
 			wg.Add(1)
 			go func(d store.Delivery) {
-				defer func() { <-sem; wg.Done(); kick(s.sendC) }() // a free slot: claim more
-				s.deliverIn(inflight, d, rd)
+				defer wg.Done()
+				// The slot frees once the attempt is over, before it is
+				// recorded: recording waits for a shared commit, and the
+				// lease keeps the delivery from being claimed meanwhile.
+				var once sync.Once
+				free := func() { once.Do(func() { <-sem; kick(s.sendC) }) } // a free slot: claim more
+				defer free()
+				s.deliverIn(inflight, d, rd, free)
 			}(d)
 		}
 		if len(batch) == 0 {
@@ -391,13 +397,20 @@ func (s *Service) claimRound(ctx context.Context, limit int) ([]store.Delivery, 
 	if due, err := s.st.HasDueDeliveries(ctx, s.now()); err != nil || !due {
 		return nil, rd, err // one cheap read while idle
 	}
-	ds, err := s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Timeout+30*time.Second, limit, func(projectID, subID string) bool {
-		r, err := rd.sub(ctx, projectID, subID)
-		if err != nil || r.Deleted {
-			return false
+	ds, err := s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Timeout+30*time.Second, limit, func(projectID string, subIDs []string) (map[string]bool, error) {
+		if err := rd.load(ctx, projectID, subIDs); err != nil {
+			return nil, err
 		}
-		var m map[string]any
-		return json.Unmarshal(r.Content, &m) == nil && str(m, "status") == "active"
+		ok := map[string]bool{}
+		for _, id := range subIDs {
+			r, err := rd.sub(ctx, projectID, id)
+			if err != nil || r.Deleted {
+				continue
+			}
+			var m map[string]any
+			ok[id] = json.Unmarshal(r.Content, &m) == nil && str(m, "status") == "active"
+		}
+		return ok, nil
 	})
 	return ds, rd, err
 }
@@ -436,6 +449,30 @@ func (rd *round) entry(projectID, subID string) *subRead {
 	rd.mu.Unlock()
 	r.mu.Lock()
 	return r
+}
+
+// load reads subscriptions of a project into the round in one query; one
+// not found there (deleted, or never there) is ErrNotFound.
+func (rd *round) load(ctx context.Context, projectID string, ids []string) error {
+	rs, err := rd.st.GetResources(ctx, projectID, "Subscription", ids)
+	if err != nil {
+		return err
+	}
+	found := map[string]store.Resource{}
+	for _, r := range rs {
+		found[r.ID] = r
+	}
+	for _, id := range ids {
+		r := rd.entry(projectID, id)
+		if !r.resRead {
+			r.res, r.resRead = found[id], true
+			if _, ok := found[id]; !ok {
+				r.resErr = fmt.Errorf("subscription %s: %w", id, store.ErrNotFound)
+			}
+		}
+		r.mu.Unlock()
+	}
+	return nil
 }
 
 // sub returns the subscription (ErrNotFound if it never existed). A
@@ -485,13 +522,15 @@ const recordTimeout = 5 * time.Second
 // deliver makes one attempt and records it; an attempt cut because ctx
 // ended (a shutdown) is released instead.
 func (s *Service) deliver(ctx context.Context, d store.Delivery) {
-	s.deliverIn(ctx, d, &round{st: s.st, subs: map[string]*subRead{}})
+	s.deliverIn(ctx, d, &round{st: s.st, subs: map[string]*subRead{}}, func() {})
 }
 
-// deliverIn is deliver with the subscription as read in claim round rd.
-func (s *Service) deliverIn(ctx context.Context, d store.Delivery, rd *round) {
+// deliverIn is deliver with the subscription as read in claim round rd;
+// it calls sent once the attempt is over, before recording it.
+func (s *Service) deliverIn(ctx context.Context, d store.Delivery, rd *round, sent func()) {
 	start := s.now()
 	code, skip, err := s.send(ctx, d, rd)
+	sent()
 	// A finished attempt is recorded even if the stop came meanwhile:
 	// otherwise it would be sent again once its lease runs out.
 	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
