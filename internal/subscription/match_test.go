@@ -154,7 +154,7 @@ func TestFanOut(t *testing.T) {
 				d.create("Patient", `{"resourceType":"Patient","name":[{"family":"Fan"}]}`)
 			}
 			d.match()
-			ds, rd, err := d.svc.claimRound(t.Context(), subs*writes+10)
+			ds, rd, err := d.svc.claimRound(t.Context(), subs*writes+10, true)
 			if err != nil {
 				t.Fatal(err)
 			}

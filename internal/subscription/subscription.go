@@ -29,6 +29,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -348,13 +349,17 @@ func (s *Service) deliverLoop(ctx, inflight context.Context) {
 	// each). The poll interval bounds what a delivery waits for that.
 	quorum := max(1, cap(sem)/4)
 	var last time.Time
+	busy := false
 	for {
 		var batch []store.Delivery
 		var rd *round
 		if free := cap(sem) - len(sem); free >= quorum || free > 0 && time.Since(last) >= s.cfg.Poll {
 			var err error
 			last = time.Now()
-			batch, rd, err = s.claimRound(ctx, free)
+			// Probe first (one cheap read) only when idle: after a claim
+			// that found work, more is likely.
+			batch, rd, err = s.claimRound(ctx, free, !busy)
+			busy = len(batch) > 0
 			if err != nil && ctx.Err() == nil {
 				s.log.WarnContext(ctx, "subscription dispatcher", "err", err)
 			}
@@ -384,34 +389,39 @@ func (s *Service) deliverLoop(ctx, inflight context.Context) {
 // claim leases up to limit due deliveries of active subscriptions (see
 // claimRound).
 func (s *Service) claim(ctx context.Context, limit int) ([]store.Delivery, error) {
-	ds, _, err := s.claimRound(ctx, limit)
+	ds, _, err := s.claimRound(ctx, limit, true)
 	return ds, err
 }
 
 // claimRound leases up to limit due deliveries of active subscriptions,
 // with the round's reads of their subscriptions for sending them. The
 // lease outlasts one attempt, so a replica that dies holding it delays
-// those deliveries by at most the lease.
-func (s *Service) claimRound(ctx context.Context, limit int) ([]store.Delivery, *round, error) {
+// those deliveries by at most the lease. With probe, it first checks
+// with one cheap read (no transaction) that something is due.
+func (s *Service) claimRound(ctx context.Context, limit int, probe bool) ([]store.Delivery, *round, error) {
 	rd := &round{st: s.st, subs: map[string]*subRead{}}
-	if due, err := s.st.HasDueDeliveries(ctx, s.now()); err != nil || !due {
-		return nil, rd, err // one cheap read while idle
+	if probe {
+		if due, err := s.st.HasDueDeliveries(ctx, s.now()); err != nil || !due {
+			return nil, rd, err
+		}
 	}
-	ds, err := s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Timeout+30*time.Second, limit, func(projectID string, subIDs []string) (map[string]bool, error) {
-		if err := rd.load(ctx, projectID, subIDs); err != nil {
-			return nil, err
+	ds, err := s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Timeout+30*time.Second, limit)
+	if err != nil {
+		return nil, rd, err
+	}
+	// The round's subscriptions, one query per project.
+	subs := map[string][]string{}
+	for _, d := range ds {
+		if !slices.Contains(subs[d.ProjectID], d.SubscriptionID) {
+			subs[d.ProjectID] = append(subs[d.ProjectID], d.SubscriptionID)
 		}
-		ok := map[string]bool{}
-		for _, id := range subIDs {
-			r, err := rd.sub(ctx, projectID, id)
-			if err != nil || r.Deleted {
-				continue
-			}
-			var m map[string]any
-			ok[id] = json.Unmarshal(r.Content, &m) == nil && str(m, "status") == "active"
+	}
+	for p, ids := range subs {
+		if err := rd.load(ctx, p, ids); err != nil {
+			// Each delivery reads its subscription itself then.
+			s.log.WarnContext(ctx, "subscription: read a round's subscriptions", "err", err)
 		}
-		return ok, nil
-	})
+	}
 	return ds, rd, err
 }
 
