@@ -5,10 +5,12 @@
 // The FHIR API writes an outbox row with every change, in the change's
 // transaction. A matcher turns unmatched outbox rows into delivery rows,
 // one per (subscription, event), evaluating each subscription's criteria
-// with the FHIR search engine itself, and marks the rows matched, all in
-// one transaction. Dispatchers lease due deliveries (PostgreSQL: FOR UPDATE
-// SKIP LOCKED, so replicas share the work), deliver them, and record every
-// attempt; failures are retried with exponential backoff and jitter, and
+// with the FHIR search engine's SQL on the version the event names (a
+// delete: the version it deleted), however late it runs (see match.go),
+// and marks the rows matched, all in one transaction. Dispatchers lease
+// due deliveries in rounds (PostgreSQL: FOR UPDATE SKIP LOCKED, so
+// replicas share the work), deliver them, and record every attempt, many
+// in a transaction; failures are retried with exponential backoff and jitter, and
 // after the last attempt the subscription goes to status "error" with its
 // events kept for replay. Delivery is at least once, in order per
 // subscription and resource.
