@@ -365,6 +365,17 @@ func (e *InvalidResource) Error() string {
 
 func (e *InvalidResource) Unwrap() error { return fault.ErrInvalid }
 
+// IndexRows computes the index rows of a stored version from its JSON, as
+// a write of it computes them (the subscription matcher judges past
+// versions on them).
+func IndexRows(typ string, content []byte) ([]store.IndexRow, error) {
+	m, err := decode(content)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", typ, err)
+	}
+	return index(typ, m)
+}
+
 // index turns the values the index stores (search.IndexValues) into
 // store rows.
 func index(typ string, m map[string]any) ([]store.IndexRow, error) {

@@ -364,3 +364,35 @@ func TestMatch(t *testing.T) {
 		})
 	}
 }
+
+// TestClaimSkipsInactive: deliveries kept for a subscription that is not
+// active (off here; in error likewise) are never claimed, and however
+// many there are, they do not keep other subscriptions' deliveries from
+// being claimed.
+func TestClaimSkipsInactive(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			d := newDispatch(t, b)
+			off := d.subscribe("Patient?family=Kept")
+			for range 50 { // more than a claim's candidates
+				d.create("Patient", `{"resourceType":"Patient","name":[{"family":"Kept"}]}`)
+			}
+			d.match()
+			m := d.subStatus(off)
+			m["status"] = "off"
+			body, _ := json.Marshal(m)
+			if _, _, err := d.fs.Update(t.Context(), d.f.admin, "Subscription", off, body, ""); err != nil {
+				t.Fatal(err)
+			}
+			on := d.subscribe("Patient?family=Fresh")
+			d.create("Patient", `{"resourceType":"Patient","name":[{"family":"Fresh"}]}`)
+			d.match()
+			if x := d.claimOne(); x.SubscriptionID != on {
+				t.Fatalf("claimed a delivery of %s, want one of the active %s", x.SubscriptionID, on)
+			}
+			if n, err := d.f.st.CountDeliveries(t.Context(), d.f.admin.ProjectID, off); err != nil || n["pending"] != 50 {
+				t.Fatalf("the inactive subscription's deliveries: %v %v, want 50 pending", n, err)
+			}
+		})
+	}
+}

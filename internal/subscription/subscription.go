@@ -5,10 +5,12 @@
 // The FHIR API writes an outbox row with every change, in the change's
 // transaction. A matcher turns unmatched outbox rows into delivery rows,
 // one per (subscription, event), evaluating each subscription's criteria
-// with the FHIR search engine itself, and marks the rows matched, all in
-// one transaction. Dispatchers lease due deliveries (PostgreSQL: FOR UPDATE
-// SKIP LOCKED, so replicas share the work), deliver them, and record every
-// attempt; failures are retried with exponential backoff and jitter, and
+// with the FHIR search engine's SQL on the version the event names (a
+// delete: the version it deleted), however late it runs (see match.go),
+// and marks the rows matched, all in one transaction. Dispatchers lease
+// due deliveries in rounds (PostgreSQL: FOR UPDATE SKIP LOCKED, so
+// replicas share the work), deliver them, and record every attempt, many
+// in a transaction; failures are retried with exponential backoff and jitter, and
 // after the last attempt the subscription goes to status "error" with its
 // events kept for replay. Delivery is at least once, in order per
 // subscription and resource.
@@ -29,6 +31,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -107,6 +110,7 @@ type Service struct {
 	log     *slog.Logger
 	matchC  chan struct{} // a write committed: match now
 	sendC   chan struct{} // deliveries were queued: send now
+	rec     *recorder     // finished attempts, written in shared transactions
 }
 
 // New builds the service and registers its checks on Subscription writes.
@@ -118,7 +122,7 @@ func New(cfg Config, fhirSvc *fhir.Service, zambdas ZambdaRunner, pol *egress.Po
 	t := client.Transport.(*http.Transport)
 	t.MaxIdleConnsPerHost, t.ResponseHeaderTimeout = cfg.Workers, cfg.Timeout
 	s := &Service{cfg: cfg, fhir: fhirSvc, st: fhirSvc.Store(), zambdas: zambdas, now: now, log: log, egress: pol,
-		client: client, matchC: make(chan struct{}, 1), sendC: make(chan struct{}, 1)}
+		client: client, matchC: make(chan struct{}, 1), sendC: make(chan struct{}, 1), rec: &recorder{st: fhirSvc.Store()}}
 	fhirSvc.OnPrecheck("Subscription", s.checkEndpoint)
 	fhirSvc.OnWrite("Subscription", s.checkWrite)
 	fhirSvc.OnCommit(func() { kick(s.matchC) })
@@ -129,6 +133,7 @@ func New(cfg Config, fhirSvc *fhir.Service, zambdas ZambdaRunner, pol *egress.Po
 type sub struct {
 	ID       string
 	Status   string
+	Raw      string // the criteria as written: subscriptions that share it are matched once
 	Criteria *search.Query
 	Type     string
 	Triggers map[string]bool
@@ -157,7 +162,7 @@ func parse(m map[string]any) (sub, error) {
 	if sb.Criteria, err = search.ParseQuery(typ, vals, false); err != nil {
 		return sb, fault.Invalid("Subscription.criteria: %v", err)
 	}
-	sb.Type = typ
+	sb.Type, sb.Raw = typ, crit
 	ch, _ := m["channel"].(map[string]any)
 	if ch == nil || str(ch, "type") != "rest-hook" {
 		return sb, fault.Invalid("Subscription.channel.type: Ward delivers rest-hook subscriptions only")
@@ -335,97 +340,28 @@ func (s *Service) matchLoop(ctx context.Context) {
 	}
 }
 
-// matchBatch bounds the events one matcher transaction takes.
-const matchBatch = 200
-
-// MatchOnce turns one batch of outbox events into deliveries.
-func (s *Service) MatchOnce(ctx context.Context) (int, error) {
-	if work, err := s.st.HasUnmatched(ctx); err != nil || !work {
-		return 0, err
-	}
-	return s.st.MatchOutbox(ctx, matchBatch, func(tx *store.Tx, events []store.OutboxEvent) ([]store.Delivery, error) {
-		now := s.now()
-		subs := map[string][]sub{} // project -> active subscriptions
-		var out []store.Delivery
-		for _, e := range events {
-			list, ok := subs[e.ProjectID]
-			if !ok {
-				var err error
-				if list, err = s.active(ctx, tx, e.ProjectID, now); err != nil {
-					return nil, err
-				}
-				subs[e.ProjectID] = list
-			}
-			for _, sb := range list {
-				if sb.Type != e.Type || !sb.Triggers[e.Interaction] {
-					continue
-				}
-				if e.Interaction != "delete" {
-					hit, err := s.matches(ctx, tx, e, sb, now)
-					if err != nil {
-						return nil, err
-					}
-					if !hit {
-						continue
-					}
-				}
-				out = append(out, store.Delivery{ProjectID: e.ProjectID, SubscriptionID: sb.ID, EventSeq: e.Seq, Type: e.Type, ResID: e.ID,
-					VersionID: e.VersionID, Interaction: e.Interaction, NextAttemptAt: now, CreatedAt: now})
-			}
-		}
-		return out, nil
-	})
-}
-
-// active loads the project's active subscriptions.
-func (s *Service) active(ctx context.Context, tx *store.Tx, projectID string, now time.Time) ([]sub, error) {
-	q, err := search.ParseQuery("Subscription", url.Values{"status": {"active"}}, false)
-	if err != nil {
-		return nil, err
-	}
-	rows, _, err := tx.Search(ctx, store.SearchRequest{ProjectID: projectID, Query: q, Count: 10000, Now: now})
-	if err != nil {
-		return nil, err
-	}
-	var out []sub
-	for _, r := range rows {
-		var m map[string]any
-		if json.Unmarshal(r.Content, &m) != nil {
-			continue
-		}
-		sb, err := parse(m)
-		if err != nil || !sb.End.IsZero() && !sb.End.After(now) {
-			continue
-		}
-		out = append(out, sb)
-	}
-	return out, nil
-}
-
-// matches evaluates the criteria on the event's resource with the search
-// engine: the same query the FHIR API would run, limited to this id.
-func (s *Service) matches(ctx context.Context, tx *store.Tx, e store.OutboxEvent, sb sub, now time.Time) (bool, error) {
-	if len(sb.Criteria.Clauses) == 0 && len(sb.Criteria.Filters) == 0 {
-		return true, nil
-	}
-	q := *sb.Criteria
-	q.Sort, q.Count, q.Offset = nil, 1, 0
-	rows, _, err := tx.Search(ctx, store.SearchRequest{ProjectID: e.ProjectID, Query: &q, IDs: []string{e.ID}, Count: 1, Now: now})
-	if err != nil {
-		return false, err
-	}
-	return len(rows) == 1, nil
-}
-
 func (s *Service) deliverLoop(ctx, inflight context.Context) {
 	sem := make(chan struct{}, s.cfg.Workers)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Claim for a quarter of the workers at once, or for fewer once a poll
+	// interval has passed: each claim is a transaction, and claiming for
+	// each slot as it freed made claims the fan-out's bottleneck on
+	// PostgreSQL (hundreds of commits a second for one or two deliveries
+	// each). The poll interval bounds what a delivery waits for that.
+	quorum := max(1, cap(sem)/4)
+	var last time.Time
+	busy := false
 	for {
 		var batch []store.Delivery
-		if free := cap(sem) - len(sem); free > 0 {
+		var rd *round
+		if free := cap(sem) - len(sem); free >= quorum || free > 0 && time.Since(last) >= s.cfg.Poll {
 			var err error
-			batch, err = s.claim(ctx, free)
+			last = time.Now()
+			// Probe first (one cheap read) only when idle: after a claim
+			// that found work, more is likely.
+			batch, rd, err = s.claimRound(ctx, free, !busy)
+			busy = len(batch) > 0
 			if err != nil && ctx.Err() == nil {
 				s.log.WarnContext(ctx, "subscription dispatcher", "err", err)
 			}
@@ -434,8 +370,14 @@ func (s *Service) deliverLoop(ctx, inflight context.Context) {
 			sem <- struct{}{}
 			wg.Add(1)
 			go func(d store.Delivery) {
-				defer func() { <-sem; wg.Done(); kick(s.sendC) }() // a free slot: claim more
-				s.deliver(inflight, d)
+				defer wg.Done()
+				// The slot frees once the attempt is over, before it is
+				// recorded: recording waits for a shared commit, and the
+				// lease keeps the delivery from being claimed meanwhile.
+				var once sync.Once
+				free := func() { once.Do(func() { <-sem; kick(s.sendC) }) } // a free slot: claim more
+				defer free()
+				s.deliverIn(inflight, d, rd, free)
 			}(d)
 		}
 		if len(batch) == 0 {
@@ -446,35 +388,132 @@ func (s *Service) deliverLoop(ctx, inflight context.Context) {
 	}
 }
 
-// claim leases up to limit due deliveries of active subscriptions. The
-// lease outlasts one attempt, so a replica that dies holding it delays
-// those deliveries by at most the lease.
+// claim leases up to limit due deliveries of active subscriptions (see
+// claimRound).
 func (s *Service) claim(ctx context.Context, limit int) ([]store.Delivery, error) {
-	if due, err := s.st.HasDueDeliveries(ctx, s.now()); err != nil || !due {
-		return nil, err // one cheap read while idle
-	}
-	return s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Timeout+30*time.Second, limit, s.activeCheck(ctx))
+	ds, _, err := s.claimRound(ctx, limit, true)
+	return ds, err
 }
 
-// activeCheck answers, per claim round, whether a subscription is active.
-func (s *Service) activeCheck(ctx context.Context) func(projectID, subID string) bool {
-	seen := map[string]bool{}
-	return func(projectID, subID string) bool {
-		k := projectID + "/" + subID
-		if v, ok := seen[k]; ok {
-			return v
+// claimRound leases up to limit due deliveries of active subscriptions,
+// with the round's reads of their subscriptions for sending them. The
+// lease outlasts one attempt, so a replica that dies holding it delays
+// those deliveries by at most the lease. With probe, it first checks
+// with one cheap read (no transaction) that something is due.
+func (s *Service) claimRound(ctx context.Context, limit int, probe bool) ([]store.Delivery, *round, error) {
+	rd := &round{st: s.st, subs: map[string]*subRead{}}
+	if probe {
+		if due, err := s.st.HasDueDeliveries(ctx, s.now()); err != nil || !due {
+			return nil, rd, err
 		}
-		r, err := s.st.GetResource(ctx, projectID, "Subscription", subID)
-		ok := false
-		if err == nil && !r.Deleted {
-			var m map[string]any
-			if json.Unmarshal(r.Content, &m) == nil && str(m, "status") == "active" {
-				ok = true
+	}
+	ds, err := s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Timeout+30*time.Second, limit)
+	if err != nil {
+		return nil, rd, err
+	}
+	// The round's subscriptions, one query per project.
+	subs := map[string][]string{}
+	for _, d := range ds {
+		if !slices.Contains(subs[d.ProjectID], d.SubscriptionID) {
+			subs[d.ProjectID] = append(subs[d.ProjectID], d.SubscriptionID)
+		}
+	}
+	for p, ids := range subs {
+		if err := rd.load(ctx, p, ids); err != nil {
+			// Each delivery reads its subscription itself then.
+			s.log.WarnContext(ctx, "subscription: read a round's subscriptions", "err", err)
+		}
+	}
+	return ds, rd, err
+}
+
+// round is what one claim round read of each subscription it claimed
+// deliveries of, shared by those deliveries: a subscription and its owner
+// are read once a round, not once a delivery (a write fans out to every
+// subscription on it). A delivery thus goes out as its subscription was
+// when claimed, moments before; the owner's access is still checked when
+// it is sent.
+type round struct {
+	st   *store.Store
+	mu   sync.Mutex
+	subs map[string]*subRead // project/subscription ->
+}
+
+type subRead struct {
+	mu        sync.Mutex // held while reading it, so a round reads each once
+	res       store.Resource
+	resErr    error
+	resRead   bool
+	owner     store.SubOwner
+	ownerErr  error
+	ownerRead bool
+}
+
+// entry is the round's entry for a subscription, locked.
+func (rd *round) entry(projectID, subID string) *subRead {
+	k := projectID + "/" + subID
+	rd.mu.Lock()
+	r := rd.subs[k]
+	if r == nil {
+		r = &subRead{}
+		rd.subs[k] = r
+	}
+	rd.mu.Unlock()
+	r.mu.Lock()
+	return r
+}
+
+// load reads subscriptions of a project into the round in one query; one
+// not found there (deleted, or never there) is ErrNotFound.
+func (rd *round) load(ctx context.Context, projectID string, ids []string) error {
+	rs, err := rd.st.GetResources(ctx, projectID, "Subscription", ids)
+	if err != nil {
+		return err
+	}
+	found := map[string]store.Resource{}
+	for _, r := range rs {
+		found[r.ID] = r
+	}
+	for _, id := range ids {
+		r := rd.entry(projectID, id)
+		if !r.resRead {
+			r.res, r.resRead = found[id], true
+			if _, ok := found[id]; !ok {
+				r.resErr = fmt.Errorf("subscription %s: %w", id, store.ErrNotFound)
 			}
 		}
-		seen[k] = ok
-		return ok
+		r.mu.Unlock()
 	}
+	return nil
+}
+
+// sub returns the subscription (ErrNotFound if it never existed). A
+// failed read is not kept: the next delivery tries again.
+func (rd *round) sub(ctx context.Context, projectID, subID string) (store.Resource, error) {
+	r := rd.entry(projectID, subID)
+	defer r.mu.Unlock()
+	if !r.resRead {
+		res, err := rd.st.GetResource(ctx, projectID, "Subscription", subID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return res, err
+		}
+		r.res, r.resErr, r.resRead = res, err, true
+	}
+	return r.res, r.resErr
+}
+
+// owner returns the subscription's owner, likewise.
+func (rd *round) owner(ctx context.Context, projectID, subID string) (store.SubOwner, error) {
+	r := rd.entry(projectID, subID)
+	defer r.mu.Unlock()
+	if !r.ownerRead {
+		o, err := rd.st.GetSubOwner(ctx, projectID, subID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return o, err
+		}
+		r.owner, r.ownerErr, r.ownerRead = o, err, true
+	}
+	return r.owner, r.ownerErr
 }
 
 // backoff is the delay before attempt n+1: doubling from RetryBase up to
@@ -495,8 +534,15 @@ const recordTimeout = 5 * time.Second
 // deliver makes one attempt and records it; an attempt cut because ctx
 // ended (a shutdown) is released instead.
 func (s *Service) deliver(ctx context.Context, d store.Delivery) {
+	s.deliverIn(ctx, d, &round{st: s.st, subs: map[string]*subRead{}}, func() {})
+}
+
+// deliverIn is deliver with the subscription as read in claim round rd;
+// it calls sent once the attempt is over, before recording it.
+func (s *Service) deliverIn(ctx context.Context, d store.Delivery, rd *round, sent func()) {
 	start := s.now()
-	code, skip, err := s.send(ctx, d)
+	code, skip, err := s.send(ctx, d, rd)
+	sent()
 	// A finished attempt is recorded even if the stop came meanwhile:
 	// otherwise it would be sent again once its lease runs out.
 	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
@@ -522,7 +568,7 @@ func (s *Service) deliver(ctx context.Context, d store.Delivery) {
 			status = "failed"
 		}
 	}
-	if err := s.st.FinishAttempt(ctx, d, a, status, next); err != nil {
+	if err := s.rec.record(ctx, store.Finish{Delivery: d, Attempt: a, Status: status, Next: next}); err != nil {
 		s.log.WarnContext(ctx, "subscription: record attempt", "err", err, "delivery", d.ID)
 		return
 	}
@@ -540,8 +586,8 @@ func (s *Service) deliver(ctx context.Context, d store.Delivery) {
 
 // send delivers d once: the HTTP status (0 if none), a reason to skip it
 // for good, or an error to retry.
-func (s *Service) send(ctx context.Context, d store.Delivery) (int, string, error) {
-	r, err := s.st.GetResource(ctx, d.ProjectID, "Subscription", d.SubscriptionID)
+func (s *Service) send(ctx context.Context, d store.Delivery, rd *round) (int, string, error) {
+	r, err := rd.sub(ctx, d.ProjectID, d.SubscriptionID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return 0, "the subscription was deleted", nil
@@ -558,7 +604,7 @@ func (s *Service) send(ctx context.Context, d store.Delivery) (int, string, erro
 	if err != nil {
 		return 0, "the subscription is no longer valid: " + err.Error(), nil
 	}
-	owner, err := s.st.GetSubOwner(ctx, d.ProjectID, d.SubscriptionID)
+	owner, err := rd.owner(ctx, d.ProjectID, d.SubscriptionID)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, "the subscription has no recorded owner", nil
 	}
