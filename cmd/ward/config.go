@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardhealth/ward/internal/clientaddr"
 	"github.com/wardhealth/ward/internal/egress"
 )
 
@@ -94,6 +95,11 @@ type config struct {
 	// those its applications list.
 	CORSOrigins    []string
 	corsOriginsRaw string
+	// TrustedProxies are the reverse proxies (load balancers) whose
+	// X-Forwarded-For / Forwarded headers name the client that sign-in
+	// throttling counts; none by default, the TCP peer is the client.
+	TrustedProxies    clientaddr.Resolver
+	trustedProxiesRaw string
 }
 
 // envPrefix starts every setting's environment twin: --max-body-bytes is
@@ -155,6 +161,7 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	i64(&c.MaxObjectBytes, "max-object-bytes", 5<<30, "largest Z3 object in bytes")
 	dur(&c.TransferTimeout, "transfer-timeout", time.Hour, "deadline of one presigned upload or download")
 	str(&c.corsOriginsRaw, "cors-origins", "", "browser origins, comma-separated, that may call every project's API (an operator's own front end); a project's applications add theirs with allowedCORSOriginsUrls")
+	str(&c.trustedProxiesRaw, "trusted-proxies", "", "CIDR ranges or addresses, comma-separated, of the reverse proxies or load balancers in front of Ward: from them X-Forwarded-For and Forwarded name the client (sign-in throttling counts per client address); empty: the TCP peer is the client, headers ignored")
 	str(egressAllow, "egress-allow", "", "CIDR ranges or addresses, comma-separated, that outbound requests (subscription deliveries, JWKS fetches) may reach beyond public addresses, e.g. 10.0.0.0/8 or 127.0.0.1/32; Ward's database and debug addresses stay refused")
 	fs.BoolVar(&c.AllowPrivateJWKS, "allow-private-jwks", false,
 		"deprecated, use --egress-allow: let M2M clients' jwksUrl point at private or loopback addresses ("+envName("allow-private-jwks")+"=true)")
@@ -221,6 +228,9 @@ func parseConfig(name string, args []string) (config, error) {
 			return c, fmt.Errorf("%s: %q is not an origin (scheme://host[:port])", from("cors-origins"), o)
 		}
 		c.CORSOrigins = append(c.CORSOrigins, o)
+	}
+	if c.TrustedProxies, err = clientaddr.Parse(c.trustedProxiesRaw); err != nil {
+		return c, fmt.Errorf("%s: %w", from("trusted-proxies"), err)
 	}
 	if c.EgressAllow, err = egress.ParseAllow(egressAllow); err != nil {
 		return c, fmt.Errorf("%s: %w", from("egress-allow"), err)

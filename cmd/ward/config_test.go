@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,14 @@ func TestParseConfigLimits(t *testing.T) {
 				return c.SecretsKey == "k" && c.Z3AccessKey == "a" && c.Z3SecretKey == "s" && c.NewSecretsKey == "n"
 			}, ""},
 		{"bad sandbox from the environment", map[string]string{"WARD_ZAMBDA_SANDBOX": "maybe"}, nil, nil, `WARD_ZAMBDA_SANDBOX "maybe": want auto, on or off`},
+		{"trusted proxies: none by default", nil, nil, func(c config) bool {
+			return c.TrustedProxies.Client(forwarded("10.0.0.2:1", "198.51.100.1")) == "10.0.0.2"
+		}, ""},
+		{"trusted proxies from the environment", map[string]string{"WARD_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1"}, nil,
+			func(c config) bool {
+				return c.TrustedProxies.Client(forwarded("10.0.0.2:1", "198.51.100.1")) == "198.51.100.1"
+			}, ""},
+		{"bad trusted proxy", nil, []string{"--trusted-proxies", "10.0.0.0/8,lb.internal"}, nil, `--trusted-proxies: trusted proxy "lb.internal"`},
 		{"bad egress allow", nil, []string{"--egress-allow", "127.0.0.1/32,localhost"}, nil, `--egress-allow: egress: allow list item 2 "localhost"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,4 +135,9 @@ func TestConfigHelp(t *testing.T) {
 			t.Errorf("run %v: %v, want flag.ErrHelp (which main exits 0 on)", args, err)
 		}
 	}
+}
+
+// forwarded is a request from peer carrying X-Forwarded-For: xff.
+func forwarded(peer, xff string) *http.Request {
+	return &http.Request{RemoteAddr: peer, Header: http.Header{"X-Forwarded-For": {xff}}}
 }

@@ -193,7 +193,8 @@ func serve(ctx context.Context, args []string) error {
 		roles, err := svc.store.RolesByID(ctx, projectID, []string{roleID})
 		return len(roles) == 1, err
 	}})
-	authServer, err := oauth.New(oauth.Config{PublicURL: c.PublicURL, FHIRBase: fhirHandler.Base(), TokenTTL: c.TokenTTL},
+	authServer, err := oauth.New(oauth.Config{PublicURL: c.PublicURL, FHIRBase: fhirHandler.Base(), TokenTTL: c.TokenTTL,
+		Proxies: c.TrustedProxies},
 		oauth.Deps{Log: log, Store: svc.store, IAM: svc.iam, Keys: svc.keys, Revoked: svc.revoked, Issuer: issuer,
 			Verifier: verifier, FHIR: fhirSvc, Egress: egressJWKS, Now: time.Now})
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -23,27 +22,29 @@ const DefaultPasswordCost = 12
 // maxPasswordBytes is bcrypt's limit: longer input would be cut silently.
 const maxPasswordBytes = 72
 
-// Login throttling: after this many failures within loginWindow, further
-// attempts for the account (or from the address) are refused until the
-// window ends.
+// Login throttling counts failures in the database, in fixed windows of
+// loginWindow, so every replica sees the same counts (see loginVerdict for
+// the policy).
 const (
-	loginWindow        = 15 * time.Minute
-	maxAccountFailures = 5
-	maxIPFailures      = 20
-	// maxThrottleKeys bounds each throttle map; past it, expired entries
-	// are swept and, if still full, arbitrary ones dropped.
-	maxThrottleKeys = 100_000
+	loginWindow = 15 * time.Minute
+	// maxPairFailures: failures of one account from one address before
+	// that address may no longer try that account.
+	maxPairFailures = 5
+	// maxAddrFailures: failures from one address, over all accounts,
+	// before it may try no account.
+	maxAddrFailures = 20
+	// maxAccountFailures: failures of one account from all addresses
+	// before only addresses that have not failed may still try it.
+	maxAccountFailures = 50
 )
 
 // accounts is the Service state for users, applications and logins. The
-// zero value works: no profile writer, DefaultPasswordCost, an empty
-// throttle.
+// zero value works: no profile writer, DefaultPasswordCost.
 type accounts struct {
 	profiles ProfileWriter // set by New, never changed
 	mu       sync.Mutex
 	cost     int    // bcrypt cost; 0 means DefaultPasswordCost
 	dummy    []byte // a hash at cost, compared when an account is unknown
-	throttle throttle
 }
 
 // SetPasswordCost sets the bcrypt cost of new password hashes (tests use
@@ -143,13 +144,13 @@ var errWrongCredentials = fault.Unauthorized("wrong email or password")
 // failures for the account or the address (see fault.RetryAfter).
 func (s *Service) LoginUser(ctx context.Context, projectID, email, password, ip string) (User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
-	account := "user\x00" + projectID + "\x00" + email
-	if err := s.acct.throttle.attempt(s.now(), account, ip); err != nil {
+	keys := newLoginKeys("user/"+projectID+"/"+email, ip)
+	if err := s.loginAttempt(ctx, keys); err != nil {
 		return User{}, err
 	}
 	u, err := s.store.GetUserByEmail(ctx, projectID, email)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.acct.throttle.forgive(account, ip)
+		s.loginForgive(ctx, keys)
 		return User{}, err
 	}
 	hash := u.PasswordHash
@@ -158,12 +159,12 @@ func (s *Service) LoginUser(ctx context.Context, projectID, email, password, ip 
 	}
 	if ok, err := s.passwordMatches(hash, password); err != nil || !ok || email == "" {
 		if err != nil {
-			s.acct.throttle.forgive(account, ip)
+			s.loginForgive(ctx, keys)
 			return User{}, err
 		}
 		return User{}, errWrongCredentials
 	}
-	s.acct.throttle.succeeded(account, ip)
+	s.loginSucceeded(ctx, keys)
 	s.upgradeUserHash(ctx, u, password)
 	roles, err := roleStubs(ctx, s.store, projectID, holderOf(auth.KindUser, u.ID))
 	if err != nil {
@@ -193,8 +194,8 @@ func (s *Service) upgradeUserHash(ctx context.Context, u store.User, password st
 // Errors as LoginUser.
 func (s *Service) LoginDeveloper(ctx context.Context, email, password, ip string) (string, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
-	account := "developer\x00" + email
-	if err := s.acct.throttle.attempt(s.now(), account, ip); err != nil {
+	keys := newLoginKeys("developer/"+email, ip)
+	if err := s.loginAttempt(ctx, keys); err != nil {
 		return "", err
 	}
 	var hash string
@@ -203,7 +204,7 @@ func (s *Service) LoginDeveloper(ctx context.Context, email, password, ip string
 		hash, err = s.store.DeveloperPasswordHash(ctx, id)
 	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.acct.throttle.forgive(account, ip)
+		s.loginForgive(ctx, keys)
 		return "", err
 	}
 	if err != nil {
@@ -211,12 +212,12 @@ func (s *Service) LoginDeveloper(ctx context.Context, email, password, ip string
 	}
 	if ok, err := s.passwordMatches(hash, password); err != nil || !ok || email == "" {
 		if err != nil {
-			s.acct.throttle.forgive(account, ip)
+			s.loginForgive(ctx, keys)
 			return "", err
 		}
 		return "", errWrongCredentials
 	}
-	s.acct.throttle.succeeded(account, ip)
+	s.loginSucceeded(ctx, keys)
 	return id, nil
 }
 
@@ -253,66 +254,6 @@ func (s *Service) SignUpPatient(ctx context.Context, projectID, email, password 
 	return s.insertUser(ctx, newUser{u: u, roles: []string{p.DefaultPatientRoleID}, resource: resource})
 }
 
-// throttle counts failed logins per account and per client address in
-// fixed windows. An attempt counts as a failure from its start (so
-// parallel guesses cannot overrun the limit) and is forgiven on success.
-type throttle struct {
-	mu       sync.Mutex
-	accounts map[string]failures
-	ips      map[string]failures
-}
-
-type failures struct {
-	n     int
-	since time.Time // the window's first failure
-}
-
-// ipKey groups IPv6 addresses by /64, the block one client usually has.
-func ipKey(ip string) string {
-	parsed := net.ParseIP(strings.TrimSpace(ip))
-	if parsed == nil {
-		return ip
-	}
-	if parsed.To4() == nil {
-		return parsed.Mask(net.CIDRMask(64, 128)).String() + "/64"
-	}
-	return parsed.String()
-}
-
-// attempt refuses the attempt if the account or the address is over its
-// limit, and otherwise counts it as a failure until succeeded or forgive.
-func (t *throttle) attempt(now time.Time, account, ip string) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.accounts == nil {
-		t.accounts, t.ips = map[string]failures{}, map[string]failures{}
-	}
-	var wait time.Duration
-	check := func(m map[string]failures, key string, limit int) {
-		f, ok := m[key]
-		if ok && now.Sub(f.since) >= loginWindow {
-			delete(m, key)
-			return
-		}
-		if ok && f.n >= limit {
-			wait = max(wait, f.since.Add(loginWindow).Sub(now))
-		}
-	}
-	check(t.accounts, account, maxAccountFailures)
-	if ip != "" {
-		ip = ipKey(ip)
-		check(t.ips, ip, maxIPFailures)
-	}
-	if wait > 0 {
-		return fault.TooMany(wait, "too many failed sign-in attempts: try again in %s", humanWait(wait))
-	}
-	count(t.accounts, account, now)
-	if ip != "" {
-		count(t.ips, ip, now)
-	}
-	return nil
-}
-
 // humanWait says a wait as a person reads it ("15 minutes", not "897
 // seconds"), rounded up so that trying again then succeeds.
 func humanWait(d time.Duration) string {
@@ -331,73 +272,5 @@ func humanWait(d time.Duration) string {
 		return plural(int((d+time.Minute-1)/time.Minute), "minute")
 	default:
 		return plural(int((d+time.Hour-1)/time.Hour), "hour")
-	}
-}
-
-func count(m map[string]failures, key string, now time.Time) {
-	f, ok := m[key]
-	if !ok {
-		if len(m) >= maxThrottleKeys {
-			sweep(m, now)
-		}
-		f.since = now
-	}
-	f.n++
-	m[key] = f
-}
-
-// sweep drops expired windows and, if the map is still full, a tenth of
-// the entries (arbitrary ones: map order is random).
-func sweep(m map[string]failures, now time.Time) {
-	for k, f := range m {
-		if now.Sub(f.since) >= loginWindow {
-			delete(m, k)
-		}
-	}
-	drop := len(m) - maxThrottleKeys*9/10
-	for k := range m {
-		if drop <= 0 {
-			break
-		}
-		delete(m, k)
-		drop--
-	}
-}
-
-// succeeded resets the account's failures and takes back the address's
-// count for this attempt.
-func (t *throttle) succeeded(account, ip string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.accounts, account)
-	t.uncount(ip)
-}
-
-// forgive takes back an attempt that failed for a reason other than the
-// credentials (a database error).
-func (t *throttle) forgive(account, ip string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if f, ok := t.accounts[account]; ok {
-		if f.n--; f.n <= 0 {
-			delete(t.accounts, account)
-		} else {
-			t.accounts[account] = f
-		}
-	}
-	t.uncount(ip)
-}
-
-func (t *throttle) uncount(ip string) {
-	if ip == "" {
-		return
-	}
-	key := ipKey(ip)
-	if f, ok := t.ips[key]; ok {
-		if f.n--; f.n <= 0 {
-			delete(t.ips, key)
-		} else {
-			t.ips[key] = f
-		}
 	}
 }

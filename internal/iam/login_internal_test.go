@@ -2,7 +2,6 @@ package iam
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -35,25 +34,61 @@ func TestDummyHashFollowsCost(t *testing.T) {
 	}
 }
 
-// The throttle's maps stay bounded however many keys are tried.
-func TestThrottleStaysBounded(t *testing.T) {
-	var th throttle
-	now := time.Unix(0, 0)
-	for i := range maxThrottleKeys + 10 {
-		if err := th.attempt(now, fmt.Sprintf("acct-%d", i), fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)); err != nil {
-			t.Fatal(err)
+// The throttle policy as a table: counts before the attempt, and whether
+// it is refused.
+func TestLoginVerdict(t *testing.T) {
+	now := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
+	start := now.Add(-5 * time.Minute) // windows end in 10 minutes
+	w := func(n int) store.FailureWindow { return store.FailureWindow{Start: start, Count: n} }
+	addr := func(n int) *store.FailureWindow { a := w(n); return &a }
+	cases := []struct {
+		name       string
+		acct, pair int
+		addr       *store.FailureWindow
+		refused    bool
+	}{
+		{"clean", 0, 0, addr(0), false},
+		{"pair below its limit", 4, 4, addr(4), false},
+		{"pair at its limit", 5, 5, addr(5), true},
+		{"account failed elsewhere, this address clean", 5, 0, addr(0), false},
+		{"address sprayed many accounts", 0, 0, addr(20), true},
+		{"address below its limit on other accounts", 0, 0, addr(19), false},
+		{"account under wide attack, address clean", 200, 0, addr(0), false},
+		{"account under wide attack, address failed elsewhere", 50, 0, addr(1), true},
+		{"account under wide attack, address failed on it", 50, 1, addr(1), true},
+		{"account below its ceiling, address failed elsewhere", 49, 0, addr(19), false},
+		{"unknown address, pair at its limit", 5, 5, nil, true},
+		{"unknown address, account under wide attack, pair clean", 50, 0, nil, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			wait := loginVerdict(now, w(c.acct), w(c.pair), c.addr)
+			if c.refused != (wait > 0) {
+				t.Fatalf("wait = %s, refused want %v", wait, c.refused)
+			}
+			if c.refused && wait != 10*time.Minute {
+				t.Fatalf("wait = %s, want the window's end", wait)
+			}
+		})
+	}
+}
+
+// Addresses are counted as the client holds them: IPv4 as is, IPv6 by /64.
+func TestAddrKey(t *testing.T) {
+	cases := map[string]string{
+		"192.0.2.1":            "192.0.2.1",
+		"::ffff:192.0.2.1":     "192.0.2.1",
+		"2001:db8:1:2::5":      "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		"fe80::1%eth0":         "fe80::/64",
+		" 192.0.2.1 ":          "192.0.2.1",
+		"not an address":       "not an address",
+		"":                     "",
+	}
+	for in, want := range cases {
+		if got := addrKey(in); got != want {
+			t.Errorf("addrKey(%q) = %q, want %q", in, got, want)
 		}
-	}
-	if len(th.accounts) > maxThrottleKeys || len(th.ips) > maxThrottleKeys {
-		t.Fatalf("throttle holds %d accounts and %d addresses", len(th.accounts), len(th.ips))
-	}
-	// When full, expired windows are swept first.
-	for i := 0; len(th.accounts) < maxThrottleKeys; i++ {
-		th.attempt(now, fmt.Sprintf("more-%d", i), "")
-	}
-	th.attempt(now.Add(loginWindow), "fresh", "")
-	if len(th.accounts) != 1 {
-		t.Fatalf("expired entries not swept: %d left", len(th.accounts))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/store/storetest"
 )
 
 const goodPassword = "correct horse battery staple"
@@ -83,11 +84,23 @@ func TestLoginUser(t *testing.T) {
 }
 
 func TestLoginThrottle(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { testLoginThrottle(t, b) })
+	}
+}
+
+func testLoginThrottle(t *testing.T, b storetest.Backend) {
 	ctx := context.Background()
-	f := sqliteFixture(t)
+	f := newFixture(t, b)
 	f.mkUser(t, "ada@example.org", goodPassword)
+	// A second Service on the same store stands for another replica: the
+	// counts are shared.
+	replica := f.withoutProfiles(t)
+	svcs := []*iam.Service{f.svc, replica}
+	n := 0
 	login := func(email, pw, ip string) error {
-		_, err := f.svc.LoginUser(ctx, f.project, email, pw, ip)
+		n++
+		_, err := svcs[n%2].LoginUser(ctx, f.project, email, pw, ip)
 		return err
 	}
 
@@ -96,21 +109,25 @@ func TestLoginThrottle(t *testing.T) {
 		wantKind(t, login("ada@example.org", "wrong", "10.0.0.1"), fault.ErrUnauthorized, "wrong email")
 	}
 	wantKind(t, login("ada@example.org", goodPassword, "10.0.0.1"), nil, "")
+	// Five failures from one address (on either replica) block that
+	// address for the account, right password or not.
 	for range 5 {
 		wantKind(t, login("ada@example.org", "wrong", "10.0.0.2"), fault.ErrUnauthorized, "wrong email")
 	}
-	// Five failures block the account, from any address, right password or not.
-	err := login("ada@example.org", goodPassword, "10.0.0.3")
+	err := login("ada@example.org", goodPassword, "10.0.0.2")
 	wantKind(t, err, fault.ErrTooMany, "too many failed sign-in attempts: try again in 15 minutes")
 	if s := fault.RetryAfter(err); s < 14*60 || s > 15*60 {
 		t.Fatalf("Retry-After = %d s, want about 15 minutes", s)
 	}
-	// Other accounts are not affected.
-	wantKind(t, login("bob@example.org", "wrong", "10.0.0.3"), fault.ErrUnauthorized, "wrong email")
-	f.clock.advance(15 * time.Minute)
+	// The right password from another address is not refused for them.
 	wantKind(t, login("ada@example.org", goodPassword, "10.0.0.3"), nil, "")
+	// Other accounts are not affected, not even from the blocked address.
+	wantKind(t, login("bob@example.org", "wrong", "10.0.0.2"), fault.ErrUnauthorized, "wrong email")
+	f.clock.advance(15 * time.Minute)
+	wantKind(t, login("ada@example.org", goodPassword, "10.0.0.2"), nil, "")
 
-	// Twenty failures from one address block it for every account.
+	// Twenty failures from one address, over many accounts, block it for
+	// every account; other addresses are not affected.
 	for i := range 20 {
 		wantKind(t, login(fmt.Sprintf("u%d@example.org", i), "wrong", "192.0.2.7"), fault.ErrUnauthorized, "wrong email")
 	}
@@ -122,6 +139,29 @@ func TestLoginThrottle(t *testing.T) {
 	}
 	wantKind(t, login("ada@example.org", goodPassword, "2001:db8:1:2:ffff::1"), fault.ErrTooMany, "too many")
 	wantKind(t, login("ada@example.org", goodPassword, "2001:db8:1:3::1"), nil, "")
+	f.clock.advance(15 * time.Minute)
+
+	// The load-balancer case of issue 28: 60 accounts with one failure
+	// each from one address (refused past the address's limit) leave
+	// account 61 alone from another address.
+	f.mkUser(t, "w60@example.org", goodPassword)
+	for i := range 60 {
+		err := login(fmt.Sprintf("w%d@example.org", i), "wrong", "198.51.100.1")
+		if i < 20 {
+			wantKind(t, err, fault.ErrUnauthorized, "wrong email")
+		} else {
+			wantKind(t, err, fault.ErrTooMany, "too many")
+		}
+	}
+	wantKind(t, login("w60@example.org", goodPassword, "203.0.113.1"), nil, "")
+
+	// Guessing one account from many addresses: past the account's
+	// ceiling an address that failed may not try it, a clean one may.
+	for i := range 50 {
+		wantKind(t, login("ada@example.org", "wrong", fmt.Sprintf("198.18.%d.1", i)), fault.ErrUnauthorized, "wrong email")
+	}
+	wantKind(t, login("ada@example.org", goodPassword, "198.18.0.1"), fault.ErrTooMany, "too many")
+	wantKind(t, login("ada@example.org", goodPassword, "203.0.113.9"), nil, "")
 }
 
 func TestLoginDeveloper(t *testing.T) {

@@ -29,6 +29,7 @@ var suite = []struct {
 	{"z3 buckets and objects", testZ3},
 	{"zambdas, secrets, logs and ticks", testZambdas},
 	{"oauth codes and refresh tokens", testOAuthGrants},
+	{"login failures", testLoginFailures},
 }
 
 func TestStore(t *testing.T) {

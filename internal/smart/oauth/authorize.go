@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -199,7 +198,7 @@ func (s *Server) Authorize(w http.ResponseWriter, r *http.Request) error {
 		redirectError(w, r, q, "access_denied", "the user declined")
 		return nil
 	case "signin":
-		if u, err = s.iam.LoginUser(r.Context(), projectID, r.PostForm.Get("email"), r.PostForm.Get("password"), clientIP(r)); err != nil {
+		if u, err = s.iam.LoginUser(r.Context(), projectID, r.PostForm.Get("email"), r.PostForm.Get("password"), s.cfg.Proxies.Client(r)); err != nil {
 			return s.loginFailed(w, r, err, page, action, q.RedirectURI)
 		}
 	case "signup":
@@ -260,7 +259,7 @@ func (s *Server) authorizeDeveloper(w http.ResponseWriter, r *http.Request, q au
 	default:
 		return errorPage(w, http.StatusBadRequest, "Unknown action.")
 	}
-	id, err := s.iam.LoginDeveloper(r.Context(), r.PostForm.Get("email"), r.PostForm.Get("password"), clientIP(r))
+	id, err := s.iam.LoginDeveloper(r.Context(), r.PostForm.Get("email"), r.PostForm.Get("password"), s.cfg.Proxies.Client(r))
 	if err != nil {
 		return s.loginFailed(w, r, err, page, action, q.RedirectURI)
 	}
@@ -360,14 +359,4 @@ func (s *Server) finishAuthorize(w http.ResponseWriter, r *http.Request, g smart
 // scopes), for what the login pages read on their behalf.
 func userPrincipal(g smartGrant) auth.Principal {
 	return auth.Principal{ProjectID: g.ProjectID, Kind: auth.KindUser, ID: g.UserID, ClientID: g.ClientID}
-}
-
-// clientIP is the peer address, for login throttling. Forwarded headers
-// are not trusted: any client could set them.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wardhealth/ward/internal/clientaddr"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -33,6 +34,9 @@ type Config struct {
 	PublicURL string        // the issuer, e.g. http://127.0.0.1:8080, no trailing slash
 	FHIRBase  string        // the SMART audience; "": PublicURL + "/fhir"
 	TokenTTL  time.Duration // lifetime of access tokens
+	// Proxies says whose X-Forwarded-For / Forwarded headers name the
+	// client that sign-in throttling counts; zero: none, the TCP peer.
+	Proxies clientaddr.Resolver
 }
 
 // Patients is what the patient picker needs of the FHIR API, always as the
