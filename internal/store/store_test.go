@@ -29,6 +29,7 @@ var suite = []struct {
 	{"z3 buckets and objects", testZ3},
 	{"zambdas, secrets, logs and ticks", testZambdas},
 	{"oauth codes and refresh tokens", testOAuthGrants},
+	{"sign-in sessions and remembered consent", testSignIn},
 }
 
 func TestStore(t *testing.T) {
