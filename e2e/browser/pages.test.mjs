@@ -131,6 +131,14 @@ for (const vp of viewports) {
     const back = new URL(page.url());
     assert.ok(back.searchParams.get('code'), page.url());
     assert.equal(back.searchParams.get('state'), 'p-' + size);
+
+    // The signed-in patient's applications: withdrawing forgets the
+    // consent, so the next viewport's launch asks again.
+    await page.goto(`${WARD}/oauth/apps`);
+    assert.match(await page.textContent('main'), /Pages app/);
+    await accessible(page, `apps-${size}`);
+    await Promise.all([page.waitForNavigation(), page.click('button[value=withdraw]')]);
+    assert.match(await page.textContent('main'), /not allowed any application/);
     assert.deepEqual(errors, []);
     await context.close();
   });

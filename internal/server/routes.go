@@ -51,6 +51,10 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/.well-known/openid-configuration", public: true, handle: s.openIDConfiguration},
 		{method: "GET", path: "/oauth/authorize", public: true, handle: s.authorize},
 		{method: "POST", path: "/oauth/authorize", public: true, handle: s.authorize},
+		// The signed-in user's applications: the session cookie is the
+		// credential, its forms carry a token tied to it.
+		{method: "GET", path: "/oauth/apps", public: true, handle: s.oauthApps},
+		{method: "POST", path: "/oauth/apps", public: true, handle: s.oauthApps},
 		{method: "GET", path: "/static/ward.css", public: true, handle: s.stylesheet},
 		{method: "GET", path: "/v1/version", public: true, handle: s.version},
 		// The one-time token in the path is the credential.

@@ -44,6 +44,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, _ call) error
 	return s.oauth.Authorize(w, r)
 }
 
+// oauthApps lists the applications the signed-in user allowed, to withdraw
+// them, and signs out.
+func (s *Server) oauthApps(w http.ResponseWriter, r *http.Request, _ call) error {
+	return s.oauth.Apps(w, r)
+}
+
 func (s *Server) stylesheet(w http.ResponseWriter, r *http.Request, _ call) error {
 	return s.oauth.Stylesheet(w, r)
 }

@@ -75,6 +75,7 @@ type RefreshToken struct {
 	ProjectID string
 	Family    string
 	ClientID  string
+	UserID    string // "" for tokens issued before users were recorded
 	Grant     []byte
 	ExpiresAt time.Time
 	// AccessJTI and AccessExpiresAt name the access token issued with it.
@@ -90,8 +91,8 @@ type AccessToken struct {
 
 // PutRefreshToken stores a new refresh token.
 func (s *Store) PutRefreshToken(ctx context.Context, t RefreshToken) error {
-	if _, err := s.exec(ctx, `INSERT INTO refresh_tokens (token_hash, project_id, family, client_id, grant_data, expires_at, access_jti, access_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.Hash, t.ProjectID, t.Family, t.ClientID, string(t.Grant), ms(t.ExpiresAt), t.AccessJTI, ms(t.AccessExpiresAt)); err != nil {
+	if _, err := s.exec(ctx, `INSERT INTO refresh_tokens (token_hash, project_id, family, client_id, user_id, grant_data, expires_at, access_jti, access_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.Hash, t.ProjectID, t.Family, t.ClientID, t.UserID, string(t.Grant), ms(t.ExpiresAt), t.AccessJTI, ms(t.AccessExpiresAt)); err != nil {
 		return fmt.Errorf("store refresh token: %w", err)
 	}
 	return nil

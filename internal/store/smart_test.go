@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,5 +69,72 @@ func testOAuthGrants(t *testing.T, s *store.Store) {
 	}
 	if _, err := s.UseRefreshToken(ctx, "r4", now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoked token: %v", err)
+	}
+}
+
+// testSignIn: a session is found until it expires or is deleted; a consent
+// is remembered per user and client until withdrawn, and withdrawing it
+// revokes that user's refresh tokens of the client only.
+func testSignIn(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.PutOAuthSession(ctx, "s1", store.OAuthSession{ProjectID: "p1", UserID: "u1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if sess, err := s.GetOAuthSession(ctx, "s1", now); err != nil || sess.UserID != "u1" || sess.ProjectID != "p1" {
+		t.Fatalf("get session: %+v %v", sess, err)
+	}
+	if _, err := s.GetOAuthSession(ctx, "s1", now.Add(2*time.Hour)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("expired session: %v", err)
+	}
+	if err := s.DeleteOAuthSession(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetOAuthSession(ctx, "s1", now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("deleted session: %v", err)
+	}
+
+	for _, c := range []store.Consent{{ClientID: "app", Scopes: []string{"a", "b"}, GrantedAt: now}, {ClientID: "app", Scopes: []string{"a", "c"}, GrantedAt: now},
+		{ClientID: "other", Scopes: []string{"x"}, GrantedAt: now.Add(-time.Hour)}} {
+		if err := s.PutConsent(ctx, "p1", "u1", c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c, err := s.GetConsent(ctx, "p1", "u1", "app"); err != nil || strings.Join(c.Scopes, " ") != "a c" {
+		t.Fatalf("get consent (replaced): %+v %v", c, err)
+	}
+	if _, err := s.GetConsent(ctx, "p1", "u2", "app"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another user's consent: %v", err)
+	}
+	if list, err := s.ListConsents(ctx, "p1", "u1"); err != nil || len(list) != 2 || list[0].ClientID != "app" {
+		t.Fatalf("list consents: %+v %v", list, err)
+	}
+
+	put := func(hash, family, client, user string) {
+		if err := s.PutRefreshToken(ctx, store.RefreshToken{Hash: hash, ProjectID: "p1", Family: family, ClientID: client, UserID: user,
+			Grant: []byte(`{}`), ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("w1", "wf1", "app", "u1")
+	put("w2", "wf2", "app", "u2")
+	put("w3", "wf3", "other", "u1")
+	fams, err := s.WithdrawConsent(ctx, "p1", "u1", "app", now)
+	if err != nil || len(fams) != 1 || fams[0] != "wf1" {
+		t.Fatalf("withdraw: %v %v", fams, err)
+	}
+	if _, err := s.GetConsent(ctx, "p1", "u1", "app"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("withdrawn consent: %v", err)
+	}
+	if _, err := s.UseRefreshToken(ctx, "w1", now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("withdrawn app's token: %v, want revoked", err)
+	}
+	for _, h := range []string{"w2", "w3"} {
+		if _, err := s.UseRefreshToken(ctx, h, now); err != nil {
+			t.Errorf("token %s of another user or app: %v", h, err)
+		}
+	}
+	if list, err := s.ListConsents(ctx, "p1", "u1"); err != nil || len(list) != 1 || list[0].ClientID != "other" {
+		t.Fatalf("list after withdraw: %+v %v", list, err)
 	}
 }

@@ -30,6 +30,7 @@ var suite = []struct {
 	{"zambdas, secrets, logs and ticks", testZambdas},
 	{"oauth codes and refresh tokens", testOAuthGrants},
 	{"login failures", testLoginFailures},
+	{"sign-in sessions and remembered consent", testSignIn},
 }
 
 func TestStore(t *testing.T) {

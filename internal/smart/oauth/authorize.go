@@ -190,10 +190,19 @@ func (s *Server) Authorize(w http.ResponseWriter, r *http.Request) error {
 		page.Signup = proj.SignupEnabled && proj.DefaultPatientRoleID != ""
 	}
 	var u iam.User
+	authTime := s.now()
 	action := r.PostForm.Get("action")
 	switch action {
 	case "":
-		return render(w, http.StatusOK, "signin", q.RedirectURI, page)
+		// A remembered sign-in of this project skips the password.
+		_, sess, su, ok, err := s.session(r.Context(), r)
+		if err != nil {
+			return err
+		}
+		if !ok || sess.ProjectID != projectID {
+			return render(w, http.StatusOK, "signin", q.RedirectURI, page)
+		}
+		u, authTime = su, sess.CreatedAt
 	case "deny":
 		redirectError(w, r, q, "access_denied", "the user declined")
 		return nil
@@ -208,12 +217,21 @@ func (s *Server) Authorize(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errorPage(w, http.StatusBadRequest, "Unknown action.")
 	}
+	if action != "" {
+		if err := s.startSession(r.Context(), w, projectID, u.ID); err != nil {
+			return err
+		}
+	}
 	g := smartGrant{ProjectID: projectID, UserID: u.ID, ClientID: app.ClientID, RedirectURI: q.RedirectURI,
-		Challenge: q.Challenge, Nonce: q.Nonce, AuthTime: s.now().Unix(), FHIRUser: u.Profile, State: q.State}
+		Challenge: q.Challenge, Nonce: q.Nonce, AuthTime: authTime.Unix(), FHIRUser: u.Profile, State: q.State}
 	g.Scopes = grantedScopes(set, app, u.Profile != "")
 	// Any patient/ scope needs a patient in context (App Launch 2 §scopes).
 	needPatient := set.Has("launch/patient") || set.HasContext("patient")
-	return s.afterSignIn(w, r, pending{Grant: g, App: app.Name, Account: strings.TrimSpace(r.PostForm.Get("email"))}, needPatient)
+	account := strings.TrimSpace(r.PostForm.Get("email"))
+	if u.Email != nil && *u.Email != "" {
+		account = *u.Email
+	}
+	return s.afterSignIn(w, r, pending{Grant: g, App: app.Name, Account: account, Request: &q}, needPatient)
 }
 
 // DeveloperClientID is the built-in public client developers sign in with

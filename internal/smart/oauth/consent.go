@@ -29,6 +29,9 @@ type pending struct {
 	App     string        `json:"app"`
 	Account string        `json:"account,omitempty"` // the email signed in with
 	Patient patientChoice `json:"patient"`           // the patient chosen in the picker
+	// Request is the authorization request, made again after "Not you?
+	// Sign out" (a user's sign-in, not a developer's).
+	Request *authzRequest `json:"request,omitempty"`
 }
 
 const (
@@ -92,11 +95,28 @@ func (s *Server) continueAuthorize(w http.ResponseWriter, r *http.Request) error
 		return nil
 	}
 	switch {
+	case action == "signout" && p.Request != nil:
+		// Back to the sign-in page of the same request, signed out.
+		if err := s.endSession(r.Context(), w, r); err != nil {
+			return err
+		}
+		v := url.Values{}
+		for _, f := range p.Request.fields() {
+			if f.Value != "" {
+				v.Set(f.Name, f.Value)
+			}
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, "/oauth/authorize?"+v.Encode(), http.StatusSeeOther)
+		return nil
 	case p.Step == stepPick && action == "search":
 		return s.showPicker(w, r, http.StatusOK, p, r.PostForm.Get("q"), "")
 	case p.Step == stepPick && (action == "choose" || action == ""):
 		return s.choosePatient(w, r, p)
 	case p.Step == stepConsent && action == "allow":
+		if err := s.rememberConsent(r.Context(), p.Grant); err != nil {
+			return err
+		}
 		return s.finishAuthorize(w, r, p.Grant)
 	}
 	return errorPage(w, http.StatusBadRequest, "Unknown action. Start again from the application.")
@@ -134,7 +154,8 @@ func (s *Server) showPicker(w http.ResponseWriter, r *http.Request, status int, 
 		return err
 	}
 	query = strings.TrimSpace(query)
-	page := pickerPageData{pageBase: p.page("Choose a patient"), Interaction: tok, Error: problem, Query: query}
+	page := pickerPageData{pageBase: p.page("Choose a patient"), Interaction: tok, Error: problem, Query: query,
+		Account: p.Account, SignOut: p.Request != nil}
 	page.Patients, page.More = s.findPatients(r.Context(), p.Grant, query)
 	return render(w, status, "picker", p.Grant.RedirectURI, page)
 }
@@ -248,13 +269,20 @@ func describePatient(id string, content []byte) patientChoice {
 // showConsent shows what the application asks for, in words, naming the
 // chosen patient, with Deny first: the safe default.
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending) error {
+	// The same application asking for no more than the user allowed it.
+	if ok, err := s.consented(r.Context(), p.Grant); err != nil || ok {
+		if err != nil {
+			return err
+		}
+		return s.finishAuthorize(w, r, p.Grant)
+	}
 	p.Step = stepConsent
 	tok, err := s.keep(r.Context(), p)
 	if err != nil {
 		return err
 	}
 	g := p.Grant
-	page := consentPageData{pageBase: p.page("Allow access"), Interaction: tok, Account: p.Account,
+	page := consentPageData{pageBase: p.page("Allow access"), Interaction: tok, Account: p.Account, SignOut: p.Request != nil,
 		Patient: p.Patient.Name, PatientDetail: p.Patient.Detail}
 	switch {
 	case g.Developer:
@@ -275,8 +303,8 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending) 
 	}
 	switch {
 	case g.has("offline_access"):
-		page.Stay = fmt.Sprintf("Staying connected ends %d days after %s last uses it. To withdraw it sooner, ask the provider "+
-			"who runs this service to revoke %s's access.", int(offlineTTL.Hours()/24), p.App, p.App)
+		page.Stay = fmt.Sprintf("Staying connected ends %d days after %s last uses it. To end it sooner, withdraw %s "+
+			"on your list of applications at %s/oauth/apps.", int(offlineTTL.Hours()/24), p.App, p.App, s.cfg.PublicURL)
 	case g.has("online_access"):
 		page.Stay = fmt.Sprintf("Staying connected ends when you stop using %s, at most %d hours later.", p.App, int(onlineTTL.Hours()))
 	}

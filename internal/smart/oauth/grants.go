@@ -234,7 +234,7 @@ func (s *Server) issueSMART(w http.ResponseWriter, r *http.Request, g smartGrant
 			return err
 		}
 		if err := s.store.PutRefreshToken(ctx, store.RefreshToken{Hash: secretHash("refresh", rt), ProjectID: g.ProjectID,
-			Family: family, ClientID: g.ClientID, Grant: data, ExpiresAt: s.now().Add(ttl),
+			Family: family, ClientID: g.ClientID, UserID: g.UserID, Grant: data, ExpiresAt: s.now().Add(ttl),
 			AccessJTI: claims.TokenID, AccessExpiresAt: claims.ExpiresAt}); err != nil {
 			return err
 		}

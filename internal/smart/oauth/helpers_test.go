@@ -71,6 +71,7 @@ func newTestServer(t *testing.T) *testServer {
 	handle("POST /oauth/introspect", func(w http.ResponseWriter, r *http.Request) error { return o.Introspect(w, r, noProject) })
 	handle("POST /oauth/revoke", func(w http.ResponseWriter, r *http.Request) error { return o.Revoke(w, r, noProject) })
 	handle("/oauth/authorize", o.Authorize)
+	handle("/oauth/apps", o.Apps)
 	ts := &testServer{Server: httptest.NewServer(mux), admin: admin, st: st, iam: svc, oauth: o}
 	t.Cleanup(ts.Close)
 	return ts

@@ -41,6 +41,8 @@ type signinPageData struct {
 type pickerPageData struct {
 	pageBase
 	Interaction, Error, Query string
+	Account                   string
+	SignOut                   bool // offer "Not you? Sign out"
 	Patients                  []patientChoice
 	More                      bool // there are more than the page shows
 }
@@ -53,6 +55,7 @@ type consentPageData struct {
 	Interaction            string
 	Patient, PatientDetail string
 	Account                string
+	SignOut                bool // offer "Not you? Sign out"
 	Items                  []consentItem
 	Stay                   string // how long staying signed in lasts and how to end it
 }
