@@ -236,8 +236,11 @@ func testSMARTAppLaunch(t *testing.T, b storetest.Backend) {
 
 	// Cancel on the sign-in page and Deny on the consent page send
 	// access_denied back, with the state.
+	// (More scopes than Alice allowed before, so the consent page shows.)
+	moreURL := conf.AuthCodeURL("s1", aud, oauth2.S256ChallengeOption(verifier),
+		oauth2.SetAuthURLParam("scope", strings.Join(append(conf.Scopes, "patient/Observation.rs"), " ")))
 	for _, action := range []string{"deny", "signin-deny"} {
-		if loc := submit(t, authURL, "alice@example.org", password, action); loc.Query().Get("error") != "access_denied" || loc.Query().Get("state") != "s1" {
+		if loc := submit(t, moreURL, "alice@example.org", password, action); loc.Query().Get("error") != "access_denied" || loc.Query().Get("state") != "s1" {
 			t.Errorf("%s: %s", action, loc)
 		}
 	}
@@ -457,8 +460,10 @@ func submit(t *testing.T, authURL, email, password, action string) *url.URL {
 		signin = "signin"
 	}
 	st, loc := loginForm(t, authURL, email, password, signin)
-	if action != "deny" {
-		// Signing in alone never sends a code: consent is its own page.
+	remembered := st == http.StatusSeeOther && action == "allow" && strings.HasPrefix(loc, smartCallback+"?")
+	if action != "deny" && !remembered {
+		// Signing in alone never sends a code: consent is its own page
+		// (unless the user allowed these scopes to this app before).
 		if st != 200 || !strings.Contains(loc, `value="allow"`) {
 			t.Fatalf("consent page: %d %s", st, loc)
 		}
