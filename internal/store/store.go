@@ -266,6 +266,14 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *Tx) error, replayable bo
 	return nil
 }
 
+// InTx reports whether s is bound to a transaction (WithTx's tx.Store):
+// work that failed in it cannot be retried alone, as PostgreSQL has
+// aborted the whole transaction.
+func (s *Store) InTx() bool {
+	_, inTx := s.q.(*sql.Tx)
+	return inTx
+}
+
 // writer is where a single statement outside WithTx writes.
 func (s *Store) writer() querier {
 	if _, inTx := s.q.(*sql.Tx); inTx {
