@@ -48,7 +48,7 @@ type services struct {
 // open opens the store and the services on it; withZ3 also opens Z3's byte
 // store, which holds large Binary contents for the FHIR service.
 func open(ctx context.Context, c config, log *slog.Logger, withZ3 bool) (*services, error) {
-	st, err := store.Open(ctx, c.dsn(), log)
+	st, err := store.OpenWith(ctx, c.dsn(), log, store.Options{MaxConns: c.DatabaseMaxConns})
 	if err != nil {
 		return nil, err
 	}

@@ -81,13 +81,35 @@ type Tx struct {
 // the embedded migrations. log hears of failures no caller sees (a WAL
 // checkpoint or fsync failing); nil discards them.
 func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+	return OpenWith(ctx, dsn, log, Options{})
+}
+
+// Options tune Open.
+type Options struct {
+	// MaxConns bounds the PostgreSQL connection pool (the change listener
+	// holds one more). 0: DefaultMaxConns of the server's max_connections.
+	// SQLite ignores it (one writer, a fixed reader pool).
+	MaxConns int
+}
+
+// DefaultMaxConns is the pool size for a PostgreSQL server that accepts
+// maxConnections: a quarter of them, so that a few replicas (and psql,
+// backups, migrations) fit in the server's default 100, at most 32 (more
+// only queue inside PostgreSQL on 2-8 cores) and at least 4 (a request may
+// hold a transaction's connection while it reads on another).
+func DefaultMaxConns(maxConnections int) int {
+	return min(32, max(4, maxConnections/4))
+}
+
+// OpenWith is Open with Options.
+func OpenWith(ctx context.Context, dsn string, log *slog.Logger, opt Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var s *Store
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		s, err = openPostgres(ctx, dsn, log)
+		s, err = openPostgres(ctx, dsn, log, opt.MaxConns)
 	} else {
 		s, err = openSQLite(ctx, dsn, log)
 	}
@@ -163,7 +185,7 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*Store, err
 	return s, nil
 }
 
-func openPostgres(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+func openPostgres(ctx context.Context, dsn string, log *slog.Logger, maxConns int) (*Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
@@ -176,12 +198,22 @@ func openPostgres(ctx context.Context, dsn string, log *slog.Logger) (*Store, er
 	// the search suite runs as fast with every plan forced generic. A
 	// plan_cache_mode in the URL still wins.
 	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(32)
+	db.SetMaxOpenConns(1) // until the size is known
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect postgres: %w", err)
 	}
+	if maxConns <= 0 {
+		var limit int
+		if err := db.QueryRowContext(ctx, `SELECT current_setting('max_connections')::int`).Scan(&limit); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("connect postgres: read max_connections: %w", err)
+		}
+		maxConns = DefaultMaxConns(limit)
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	log.Debug("postgres pool", "max_conns", maxConns)
 	var schema sql.NullString // NULL when no schema of search_path exists yet
 	if err := db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		db.Close()
@@ -189,6 +221,9 @@ func openPostgres(ctx context.Context, dsn string, log *slog.Logger) (*Store, er
 	}
 	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now, pg: cfg, channel: changeChannel(schema.String), log: log}, nil
 }
+
+// MaxConns is the most connections the store's pool opens.
+func (s *Store) MaxConns() int { return s.write.Stats().MaxOpenConnections }
 
 // Dialect reports which database is behind the store.
 func (s *Store) Dialect() Dialect { return s.dialect }
