@@ -286,7 +286,7 @@ func checkFHIRPath(p string) error {
 	if !strings.HasPrefix(p, "/") || len(p) < 2 || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "?#{}* \t") || strings.Contains(p, "//") {
 		return fmt.Errorf("--fhir-path %q: want a path such as /fhir or /fhir/r4, without a trailing slash", p)
 	}
-	for _, taken := range []string{"/v1", "/oauth", "/.well-known", "/healthz", "/z3", "/invite", "/user-invite"} {
+	for _, taken := range []string{"/v1", "/oauth", "/.well-known", "/healthz", "/readyz", "/z3", "/invite", "/user-invite"} {
 		if p == taken || strings.HasPrefix(p, taken+"/") {
 			return fmt.Errorf("--fhir-path %q is under %s, which Ward serves itself", p, taken)
 		}

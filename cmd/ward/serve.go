@@ -204,7 +204,7 @@ func serve(ctx context.Context, args []string) error {
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
 		CORSOrigins: c.CORSOrigins},
 		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Fresh: svc.changes.Fresh})
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.

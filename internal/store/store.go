@@ -5,10 +5,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"github.com/wardhealth/ward/internal/store/walvfs"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,9 +31,19 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: a unique key (name, client id, ...) is already taken.
 	ErrConflict = errors.New("conflict")
-	// ErrClosed: the store was closed.
+	// ErrClosed: the store was closed. It is also ErrUnavailable.
 	ErrClosed = errors.New("store closed")
+	// ErrUnavailable: the database cannot be reached now (connection
+	// refused or lost, server shutting down or out of connections, store
+	// closed); a later retry may succeed. It has a method Unavailable()
+	// bool, which is how fault.Public knows it without importing store.
+	ErrUnavailable error = unavailable{}
 )
+
+type unavailable struct{}
+
+func (unavailable) Error() string     { return "database unavailable" }
+func (unavailable) Unavailable() bool { return true }
 
 // Dialect names the SQL flavour behind a Store.
 type Dialect string
@@ -410,8 +423,14 @@ func (s *Store) mapErr(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
+	if errors.Is(err, ErrUnavailable) {
+		return err
+	}
 	if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed") {
-		return fmt.Errorf("%w: %w", ErrClosed, err)
+		return fmt.Errorf("%w (%w): %w", ErrClosed, ErrUnavailable, err)
+	}
+	if unreachable(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -425,6 +444,47 @@ func (s *Store) mapErr(err error) error {
 		}
 	}
 	return err
+}
+
+// unreachable reports whether err says the database server cannot be
+// reached or used now, rather than that the statement was wrong.
+func unreachable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08: connection exception; 57P01-03: the server is shutting
+		// down or starting; 53300: too many connections.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" ||
+			pgErr.Code == "57P03" || pgErr.Code == "53300"
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || (err != nil && strings.Contains(err.Error(), "conn closed"))
+}
+
+// Ready returns nil if the database answers, holds every migration this
+// build knows and (SQLite) the single writer commits; else an error, with
+// ErrUnavailable when the database cannot be reached. Bound it with ctx.
+func (s *Store) Ready(ctx context.Context) error {
+	latest, err := latestMigration(s.dialect)
+	if err != nil {
+		return err
+	}
+	var have sql.NullString
+	if err := s.read.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("ready: %w", s.mapErr(err))
+	}
+	// Another replica of a newer release may have gone further: fine.
+	if have.String < latest {
+		return fmt.Errorf("ready: schema at migration %q, want %q", have.String, latest)
+	}
+	if s.group != nil {
+		// A transaction through the writer proves it is alive.
+		if err := s.WithTx(ctx, func(*Tx) error { return nil }); err != nil {
+			return fmt.Errorf("ready: writer: %w", s.mapErr(err))
+		}
+	}
+	return nil
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
