@@ -44,18 +44,22 @@ func TestConcurrentUpdates(t *testing.T) {
 				var wg sync.WaitGroup
 				versions := make([]int64, n)
 				errs := make([]error, n)
+				created := make([]bool, n)
 				for i := range n {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						r, _, err := f.svc.Update(ctx, f.admin, "Patient", "p1", body(i), tc.ifMatch)
-						versions[i], errs[i] = r.VersionID, err
+						r, c, err := f.svc.Update(ctx, f.admin, "Patient", "p1", body(i), tc.ifMatch)
+						versions[i], created[i], errs[i] = r.VersionID, c, err
 					}()
 				}
 				wg.Wait()
 				seen := map[int64]bool{}
-				ok := 0
+				ok, creates := 0, 0
 				for i, err := range errs {
+					if created[i] {
+						creates++
+					}
 					if err != nil {
 						if status, _ := fault.Public(err); status != http.StatusPreconditionFailed || tc.ifMatch == "" {
 							t.Errorf("writer %d: status %d: %v", i, status, err)
@@ -70,6 +74,11 @@ func TestConcurrentUpdates(t *testing.T) {
 						t.Errorf("version %d written twice", versions[i])
 					}
 					seen[versions[i]] = true
+				}
+				// Exactly one writer reports a create (201) when the
+				// resource was absent, none when it existed.
+				if wantCreates := map[bool]int{false: 1, true: 0}[tc.exists]; creates != wantCreates {
+					t.Errorf("%d writers created, want %d", creates, wantCreates)
 				}
 				if ok != tc.wantOK {
 					t.Errorf("%d writers succeeded, want %d", ok, tc.wantOK)

@@ -160,8 +160,10 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, typ, id string, 
 	} else if a, err = s.decide(ctx, p, "FHIR:Create", typ, ""); err != nil {
 		return Resource{}, false, err
 	}
-	r, err := s.write(ctx, p, typ, id, m, "PUT", expect, true, a)
-	return r, err == nil && !exists, err
+	// Whether it created is the write's finding: a concurrent PUT may
+	// have created the resource since the read above.
+	r, created, err := s.writeCreated(ctx, p, typ, id, m, "PUT", expect, true, a)
+	return r, created, err
 }
 
 func parseIfMatch(h string) (int64, error) {
@@ -203,14 +205,21 @@ func (s *Service) Delete(ctx context.Context, p auth.Principal, typ, id string) 
 // version, stamping meta, indexing, and (with a conditional access) checking
 // that the new content still falls inside the caller's conditions.
 func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m map[string]any, method string, expect int64, allowCreate bool, a access) (Resource, error) {
+	r, _, err := s.writeCreated(ctx, p, typ, id, m, method, expect, allowCreate, a)
+	return r, err
+}
+
+// writeCreated is write that also reports whether the resource was new
+// (absent or deleted before this version).
+func (s *Service) writeCreated(ctx context.Context, p auth.Principal, typ, id string, m map[string]any, method string, expect int64, allowCreate bool, a access) (Resource, bool, error) {
 	if typ == "Binary" {
 		if err := s.binaryContextAllowed(ctx, p, m); err != nil {
-			return Resource{}, err
+			return Resource{}, false, err
 		}
 	}
 	if pc := s.prechecks[typ]; pc != nil && p.Kind != KindSystem {
 		if err := pc(ctx, p, m); err != nil {
-			return Resource{}, err
+			return Resource{}, false, err
 		}
 	}
 	// SQLite has one writer: serialising the JSON and extracting the index
@@ -219,11 +228,12 @@ func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m
 	// them only if another write got in between.
 	pre, err := s.prepare(ctx, p, typ, id, m, method)
 	if err != nil {
-		return Resource{}, err
+		return Resource{}, false, err
 	}
 	var out store.Resource
+	var created bool
 	for attempt := 1; ; attempt++ {
-		err = s.writeOnce(ctx, p, typ, id, m, method, expect, allowCreate, a, pre, &out)
+		err = s.writeOnce(ctx, p, typ, id, m, method, expect, allowCreate, a, pre, &out, &created)
 		// A write without If-Match that lost a race to create the resource
 		// (both inserted version 1) runs again: it then locks the winner's
 		// row and follows it, as it would have had it come later. Inside a
@@ -233,12 +243,12 @@ func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m
 		}
 	}
 	if err != nil {
-		return Resource{}, err
+		return Resource{}, false, err
 	}
 	if s.committed != nil {
 		s.committed()
 	}
-	return fromStore(out), nil
+	return fromStore(out), created, nil
 }
 
 // writeAttempts bounds write's runs: with the row locked only the first
@@ -246,7 +256,7 @@ func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m
 const writeAttempts = 3
 
 // writeOnce is one transaction of write, its result in out.
-func (s *Service) writeOnce(ctx context.Context, p auth.Principal, typ, id string, m map[string]any, method string, expect int64, allowCreate bool, a access, pre preparedWrite, out *store.Resource) error {
+func (s *Service) writeOnce(ctx context.Context, p auth.Principal, typ, id string, m map[string]any, method string, expect int64, allowCreate bool, a access, pre preparedWrite, out *store.Resource, created *bool) error {
 	// Replayable: everything it sets outside tx (out) is set again by a
 	// later run.
 	return s.store.WithReplayableTx(ctx, func(tx *store.Tx) error {
@@ -259,6 +269,7 @@ func (s *Service) writeOnce(ctx context.Context, p auth.Principal, typ, id strin
 		if method != "POST" {
 			cur, err = tx.GetResourceForUpdate(ctx, p.ProjectID, typ, id)
 		}
+		*created = err != nil || cur.Deleted
 		switch {
 		case err == nil:
 			version = cur.VersionID + 1
