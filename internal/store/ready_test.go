@@ -143,3 +143,40 @@ func TestReadyClosed(t *testing.T) {
 		})
 	}
 }
+
+// TestDeadlockIsConflict: two transactions locking two resources in
+// opposite orders (two bundles) deadlock on PostgreSQL; the one it aborts
+// fails with ErrConflict, a lost race its caller may run again, not an
+// internal error.
+func TestDeadlockIsConflict(t *testing.T) {
+	ctx := t.Context()
+	s := storetest.Open(t, storetest.Backend{Name: "postgres", DSN: storetest.PostgresDSN})
+	putPatient(t, s, "a", 1, "A")
+	putPatient(t, s, "b", 1, "B")
+	var bothLocked sync.WaitGroup // each transaction holds its first row
+	bothLocked.Add(2)
+	lock := func(first, second string) error {
+		return s.WithTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.GetResourceForUpdate(ctx, "p1", "Patient", first)
+			bothLocked.Done()
+			if err != nil {
+				return err
+			}
+			bothLocked.Wait()
+			_, err = tx.GetResourceForUpdate(ctx, "p1", "Patient", second)
+			return err
+		})
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- lock("a", "b") }()
+	go func() { errs <- lock("b", "a") }()
+	var failed []error
+	for range 2 {
+		if err := <-errs; err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) != 1 || !errors.Is(failed[0], store.ErrConflict) {
+		t.Errorf("errors %v, want one ErrConflict", failed)
+	}
+}

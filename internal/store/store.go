@@ -29,7 +29,8 @@ import (
 var (
 	// ErrNotFound: the row does not exist in this project.
 	ErrNotFound = errors.New("not found")
-	// ErrConflict: a unique key (name, client id, ...) is already taken.
+	// ErrConflict: a unique key (name, client id, ...) is already taken,
+	// or (PostgreSQL) a concurrent transaction won a race for the same rows.
 	ErrConflict = errors.New("conflict")
 	// ErrClosed: the store was closed. It is also ErrUnavailable.
 	ErrClosed = errors.New("store closed")
@@ -434,6 +435,12 @@ func (s *Store) mapErr(err error) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	// A serialization failure or a deadlock (two transactions locking the
+	// same rows in opposite orders, e.g. two bundles) is a lost race as
+	// well: the transaction may be run again.
+	if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}
 	var sqErr *sqlite.Error
