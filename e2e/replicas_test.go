@@ -232,6 +232,93 @@ func TestReplicas(t *testing.T) {
 		}
 	})
 
+	t.Run("concurrent FHIR writes of one resource", func(t *testing.T) {
+		// Each replica sends writers PUTs at once: without If-Match every
+		// one succeeds with a version of its own, as on SQLite; with the
+		// same If-Match one wins and the others get 412.
+		const writers = 5
+		put := func(r *ward, ifMatch string, i int) (int, error) {
+			body := fmt.Sprintf(`{"resourceType":"Patient","id":"race","birthDate":"2000-01-%02d"}`, i%28+1)
+			req, err := http.NewRequest("PUT", r.URL+"/fhir/Patient/race", strings.NewReader(body))
+			if err != nil {
+				return 0, err
+			}
+			req.Header.Set("Authorization", "Bearer "+adminTok)
+			req.Header.Set("Content-Type", "application/fhir+json")
+			if ifMatch != "" {
+				req.Header.Set("If-Match", ifMatch)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			return res.StatusCode, nil
+		}
+		race := func(ifMatch string) map[int]int {
+			type result struct {
+				status int
+				err    error
+			}
+			results := make(chan result, writers*len(rs))
+			for _, r := range rs {
+				for i := range writers {
+					go func() {
+						st, err := put(r, ifMatch, i)
+						results <- result{st, err}
+					}()
+				}
+			}
+			counts := map[int]int{}
+			for range writers * len(rs) {
+				res := <-results
+				if res.err != nil {
+					t.Fatal(res.err)
+				}
+				counts[res.status]++
+			}
+			return counts
+		}
+		plain := race("")
+		if plain[200]+plain[201] != writers*len(rs) || plain[201] > 1 {
+			t.Errorf("plain PUTs: statuses %v, want all 200 (one 201 for the create)", plain)
+		}
+		var cur struct {
+			Meta struct {
+				VersionID string `json:"versionId"`
+			} `json:"meta"`
+		}
+		req, _ := http.NewRequest("GET", r1.URL+"/fhir/Patient/race", nil)
+		req.Header.Set("Authorization", "Bearer "+adminTok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(res.Body).Decode(&cur)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprint(writers * len(rs)); cur.Meta.VersionID != want {
+			t.Errorf("version after %s plain PUTs: %s", want, cur.Meta.VersionID)
+		}
+		matched := race(`W/"` + cur.Meta.VersionID + `"`)
+		if matched[200] != 1 || matched[412] != writers*len(rs)-1 {
+			t.Errorf("PUTs with one If-Match: statuses %v, want one 200 and 412 for the rest", matched)
+		}
+		for _, r := range rs {
+			res, err := http.Get(r.URL + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				t.Errorf("%s/readyz: %d", r.URL, res.StatusCode)
+			}
+		}
+	})
+
 	t.Run("wrong secrets key", func(t *testing.T) {
 		for _, tc := range []struct {
 			name string

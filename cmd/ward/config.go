@@ -17,13 +17,16 @@ import (
 // config is every setting, from flags with WARD_* environment twins
 // (configFlags), and the secrets from the environment only (envOnly).
 type config struct {
-	Addr         string
-	DataDir      string
-	Database     string
-	PublicURL    string
-	FHIRPath     string // where the FHIR API is served, "/fhir" by default
-	MaxBodyBytes int64
-	MaxResponse  int
+	Addr     string
+	DataDir  string
+	Database string
+	// DatabaseMaxConns bounds each replica's PostgreSQL pool; 0 sizes it
+	// from the server's max_connections (store.DefaultMaxConns).
+	DatabaseMaxConns int
+	PublicURL        string
+	FHIRPath         string // where the FHIR API is served, "/fhir" by default
+	MaxBodyBytes     int64
+	MaxResponse      int
 	// SearchCount is a FHIR search page's size when _count is absent;
 	// SearchMaxCount the largest _count honoured (a bigger one is cut).
 	SearchCount    int
@@ -142,6 +145,7 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	str(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
 	str(&c.DataDir, "data-dir", "ward-data", "data directory")
 	str(&c.Database, "database", "", "postgres://... URL; empty means SQLite in the data directory")
+	num(&c.DatabaseMaxConns, "database-max-conns", 0, "PostgreSQL connections this process opens at most (one more listens for changes); 0: a quarter of the server's max_connections, between 4 and 32")
 	str(&c.PublicURL, "public-url", "", "URL clients reach Ward at; default http://<addr>")
 	str(&c.FHIRPath, "fhir-path", "/fhir", "path of the FHIR API under the public URL, e.g. /fhir/r4")
 	i64(&c.MaxBodyBytes, "max-body-bytes", 6<<20, "request body limit in bytes")
@@ -249,6 +253,9 @@ func parseConfig(name string, args []string) (config, error) {
 			return c, fmt.Errorf("%s must be a positive duration such as 30s", from(name))
 		}
 	}
+	if c.DatabaseMaxConns < 0 {
+		return c, fmt.Errorf("%s must be 0 (sized from the server's max_connections) or more", from("database-max-conns"))
+	}
 	if c.ZambdaProjectWorkers < 0 {
 		return c, fmt.Errorf("%s must be 0 (a quarter of --zambda-max-workers) or more", from("zambda-project-workers"))
 	}
@@ -289,7 +296,7 @@ func checkFHIRPath(p string) error {
 	if !strings.HasPrefix(p, "/") || len(p) < 2 || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "?#{}* \t") || strings.Contains(p, "//") {
 		return fmt.Errorf("--fhir-path %q: want a path such as /fhir or /fhir/r4, without a trailing slash", p)
 	}
-	for _, taken := range []string{"/v1", "/oauth", "/.well-known", "/healthz", "/z3", "/invite", "/user-invite"} {
+	for _, taken := range []string{"/v1", "/oauth", "/.well-known", "/healthz", "/readyz", "/z3", "/invite", "/user-invite"} {
 		if p == taken || strings.HasPrefix(p, taken+"/") {
 			return fmt.Errorf("--fhir-path %q is under %s, which Ward serves itself", p, taken)
 		}

@@ -66,6 +66,9 @@ func TestParseConfigLimits(t *testing.T) {
 		{"bool from the environment", map[string]string{"WARD_ALLOW_PRIVATE_JWKS": "true"}, nil, func(c config) bool { return c.AllowPrivateJWKS }, ""},
 		{"bool flag beats the environment", map[string]string{"WARD_ALLOW_PRIVATE_JWKS": "true"}, []string{"--allow-private-jwks=false"},
 			func(c config) bool { return !c.AllowPrivateJWKS }, ""},
+		{"database max conns from the environment", map[string]string{"WARD_DATABASE_MAX_CONNS": "12"}, nil, func(c config) bool { return c.DatabaseMaxConns == 12 }, ""},
+		{"database max conns default", nil, nil, func(c config) bool { return c.DatabaseMaxConns == 0 }, ""},
+		{"negative database max conns", nil, []string{"--database-max-conns", "-1"}, nil, "--database-max-conns must be 0"},
 		{"read concurrency from the environment", map[string]string{"WARD_READ_CONCURRENCY": "-1"}, nil, func(c config) bool { return c.ReadConcurrency == -1 }, ""},
 		{"secrets from the environment only", map[string]string{"WARD_SECRETS_KEY": "k", "WARD_Z3_S3_ACCESS_KEY": "a", "WARD_Z3_S3_SECRET_KEY": "s", "WARD_NEW_SECRETS_KEY": "n"}, nil,
 			func(c config) bool {

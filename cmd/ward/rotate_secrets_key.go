@@ -20,7 +20,7 @@ import (
 // and its old content back if the transaction fails: a crash in between
 // leaves a key file the database refuses, never a database no file opens.
 func rotateSecretsKey(ctx context.Context, c config, newKey string, out io.Writer, log *slog.Logger) error {
-	st, err := store.Open(ctx, c.dsn(), log)
+	st, err := store.OpenWith(ctx, c.dsn(), log, store.Options{MaxConns: c.DatabaseMaxConns})
 	if err != nil {
 		return err
 	}

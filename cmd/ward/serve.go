@@ -48,7 +48,7 @@ type services struct {
 // open opens the store and the services on it; withZ3 also opens Z3's byte
 // store, which holds large Binary contents for the FHIR service.
 func open(ctx context.Context, c config, log *slog.Logger, withZ3 bool) (*services, error) {
-	st, err := store.Open(ctx, c.dsn(), log)
+	st, err := store.OpenWith(ctx, c.dsn(), log, store.Options{MaxConns: c.DatabaseMaxConns})
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +205,7 @@ func serve(ctx context.Context, args []string) error {
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
 		CORSOrigins: c.CORSOrigins},
 		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Fresh: svc.changes.Fresh})
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.

@@ -70,10 +70,14 @@ func (e *tooMany) Error() string { return e.err.Error() }
 func (e *tooMany) Unwrap() error { return e.err }
 
 // RetryAfter is the wait a TooMany error asks for, in whole seconds rounded
-// up (at least 1), for a Retry-After header; 0 for any other error.
+// up (at least 1), for a Retry-After header; 1 for any other error that is
+// a 503 (a database coming back is worth a quick retry); 0 for the rest.
 func RetryAfter(err error) int {
 	var t *tooMany
 	if !errors.As(err, &t) {
+		if status, _ := Public(err); status == http.StatusServiceUnavailable {
+			return 1
+		}
 		return 0
 	}
 	secs := int((t.after + time.Second - 1) / time.Second)
@@ -102,7 +106,10 @@ var statuses = []struct {
 }
 
 // Public returns the HTTP status and client-safe message for err. Errors that
-// are not a *Error are internal: 500 and a generic message.
+// are not a *Error are internal: 500 and a generic message, except those
+// that say they are a passing unavailability (a method Unavailable() bool:
+// the store's, when the database is unreachable), which are a 503 the
+// client may retry.
 func Public(err error) (status int, msg string) {
 	var fe *Error
 	if errors.As(err, &fe) {
@@ -111,6 +118,10 @@ func Public(err error) (status int, msg string) {
 				return s.status, fe.msg
 			}
 		}
+	}
+	var u interface{ Unavailable() bool }
+	if errors.As(err, &u) && u.Unavailable() {
+		return http.StatusServiceUnavailable, "the database is unavailable; retry shortly"
 	}
 	return http.StatusInternalServerError, "internal server error"
 }

@@ -19,6 +19,7 @@ func TestPublic(t *testing.T) {
 		{fmt.Errorf("create role: %w", Conflict("role %q exists", "x")), http.StatusConflict, `role "x" exists`},
 		{Wrap(ErrUnavailable, secret, "database unavailable"), http.StatusServiceUnavailable, "database unavailable"},
 		{secret, http.StatusInternalServerError, "internal server error"},
+		{fmt.Errorf("read: %w", unavailableErr{}), http.StatusServiceUnavailable, "the database is unavailable; retry shortly"},
 		{Forbidden("missing IAM:GetRole on IAM:Role:1"), http.StatusForbidden, "missing IAM:GetRole on IAM:Role:1"},
 		{fmt.Errorf("login: %w", TooMany(90*time.Second, "too many attempts")), http.StatusTooManyRequests, "too many attempts"},
 	}
@@ -42,6 +43,8 @@ func TestRetryAfter(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", TooMany(1500*time.Millisecond, "x")), 2},
 		{TooMany(0, "x"), 1},
 		{Invalid("x"), 0},
+		{fmt.Errorf("read: %w", unavailableErr{}), 1},
+		{Unavailable("x"), 1},
 		{errors.New("x"), 0},
 	}
 	for _, c := range cases {
@@ -53,3 +56,10 @@ func TestRetryAfter(t *testing.T) {
 		t.Error("TooMany is not ErrTooMany")
 	}
 }
+
+// unavailableErr is an error from a lower layer (the store) that says it
+// is a passing unavailability.
+type unavailableErr struct{}
+
+func (unavailableErr) Error() string     { return "connection refused" }
+func (unavailableErr) Unavailable() bool { return true }

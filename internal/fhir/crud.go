@@ -160,8 +160,10 @@ func (s *Service) Update(ctx context.Context, p auth.Principal, typ, id string, 
 	} else if a, err = s.decide(ctx, p, "FHIR:Create", typ, ""); err != nil {
 		return Resource{}, false, err
 	}
-	r, err := s.write(ctx, p, typ, id, m, "PUT", expect, true, a)
-	return r, err == nil && !exists, err
+	// Whether it created is the write's finding: a concurrent PUT may
+	// have created the resource since the read above.
+	r, created, err := s.writeCreated(ctx, p, typ, id, m, "PUT", expect, true, a)
+	return r, created, err
 }
 
 func parseIfMatch(h string) (int64, error) {
@@ -187,7 +189,7 @@ func (s *Service) Delete(ctx context.Context, p auth.Principal, typ, id string) 
 		return err
 	}
 	return s.store.WithTx(ctx, func(tx *store.Tx) error {
-		cur, err := tx.GetResource(ctx, p.ProjectID, typ, id)
+		cur, err := tx.GetResourceForUpdate(ctx, p.ProjectID, typ, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
@@ -203,14 +205,21 @@ func (s *Service) Delete(ctx context.Context, p auth.Principal, typ, id string) 
 // version, stamping meta, indexing, and (with a conditional access) checking
 // that the new content still falls inside the caller's conditions.
 func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m map[string]any, method string, expect int64, allowCreate bool, a access) (Resource, error) {
+	r, _, err := s.writeCreated(ctx, p, typ, id, m, method, expect, allowCreate, a)
+	return r, err
+}
+
+// writeCreated is write that also reports whether the resource was new
+// (absent or deleted before this version).
+func (s *Service) writeCreated(ctx context.Context, p auth.Principal, typ, id string, m map[string]any, method string, expect int64, allowCreate bool, a access) (Resource, bool, error) {
 	if typ == "Binary" {
 		if err := s.binaryContextAllowed(ctx, p, m); err != nil {
-			return Resource{}, err
+			return Resource{}, false, err
 		}
 	}
 	if pc := s.prechecks[typ]; pc != nil && p.Kind != KindSystem {
 		if err := pc(ctx, p, m); err != nil {
-			return Resource{}, err
+			return Resource{}, false, err
 		}
 	}
 	// SQLite has one writer: serialising the JSON and extracting the index
@@ -219,19 +228,48 @@ func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m
 	// them only if another write got in between.
 	pre, err := s.prepare(ctx, p, typ, id, m, method)
 	if err != nil {
-		return Resource{}, err
+		return Resource{}, false, err
 	}
 	var out store.Resource
+	var created bool
+	for attempt := 1; ; attempt++ {
+		err = s.writeOnce(ctx, p, typ, id, m, method, expect, allowCreate, a, pre, &out, &created)
+		// A write without If-Match that lost a race to create the resource
+		// (both inserted version 1) runs again: it then locks the winner's
+		// row and follows it, as it would have had it come later. Inside a
+		// bundle's transaction it cannot: PostgreSQL aborted the whole of it.
+		if err == nil || expect != 0 || !errors.Is(err, store.ErrConflict) || s.store.InTx() || attempt == writeAttempts {
+			break
+		}
+	}
+	if err != nil {
+		return Resource{}, false, err
+	}
+	if s.committed != nil {
+		s.committed()
+	}
+	return fromStore(out), created, nil
+}
+
+// writeAttempts bounds write's runs: with the row locked only the first
+// writer of a new id can race (once per resource), so two would do.
+const writeAttempts = 3
+
+// writeOnce is one transaction of write, its result in out.
+func (s *Service) writeOnce(ctx context.Context, p auth.Principal, typ, id string, m map[string]any, method string, expect int64, allowCreate bool, a access, pre preparedWrite, out *store.Resource, created *bool) error {
 	// Replayable: everything it sets outside tx (out) is set again by a
 	// later run.
-	err = s.store.WithReplayableTx(ctx, func(tx *store.Tx) error {
+	return s.store.WithReplayableTx(ctx, func(tx *store.Tx) error {
 		version := int64(1)
 		var cur store.Resource
 		err := store.ErrNotFound
 		// A POST's id is new (time-ordered random): its INSERT proves it.
+		// Other writes lock the row (PostgreSQL): concurrent writers of one
+		// resource then take turns rather than fail on a stale version.
 		if method != "POST" {
-			cur, err = tx.GetResource(ctx, p.ProjectID, typ, id)
+			cur, err = tx.GetResourceForUpdate(ctx, p.ProjectID, typ, id)
 		}
+		*created = err != nil || cur.Deleted
 		switch {
 		case err == nil:
 			version = cur.VersionID + 1
@@ -256,10 +294,14 @@ func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m
 				return err
 			}
 		}
-		out = store.Resource{ProjectID: p.ProjectID, Type: typ, ID: id, VersionID: version, LastUpdated: w.at, Method: method, Content: w.content}
-		if err := tx.PutResource(ctx, out, w.rows); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return fault.Conflict("%s/%s was changed concurrently; retry", typ, id)
+		*out = store.Resource{ProjectID: p.ProjectID, Type: typ, ID: id, VersionID: version, LastUpdated: w.at, Method: method, Content: w.content}
+		if err := tx.PutResource(ctx, *out, w.rows); err != nil {
+			switch {
+			case errors.Is(err, store.ErrConflict) && expect != 0:
+				// The version If-Match named was replaced meanwhile.
+				return fault.Wrap(fault.ErrPrecondition, err, "version conflict: If-Match names version %d but %s/%s was changed concurrently", expect, typ, id)
+			case errors.Is(err, store.ErrConflict):
+				return fault.Wrap(fault.ErrConflict, err, "%s/%s was changed concurrently; retry", typ, id)
 			}
 			return err
 		}
@@ -276,13 +318,6 @@ func (s *Service) write(ctx context.Context, p auth.Principal, typ, id string, m
 		}
 		return nil
 	})
-	if err != nil {
-		return Resource{}, err
-	}
-	if s.committed != nil {
-		s.committed()
-	}
-	return fromStore(out), nil
 }
 
 // preparedWrite is a version's stored form: content and index rows.

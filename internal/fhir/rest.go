@@ -60,6 +60,9 @@ func (h *Handler) Service() *Service { return h.svc }
 // as authentication).
 func (h *Handler) Fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, oo := errorOutcome(r.Context(), h.log, r.Method+" "+r.URL.Path, err)
+	if secs := fault.RetryAfter(err); secs > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
 	writeFHIR(w, status, oo)
 }
 

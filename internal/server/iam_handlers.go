@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/iam"
@@ -110,6 +112,29 @@ func (s *Server) updateProject(w http.ResponseWriter, r *http.Request, c call) e
 
 func (s *Server) version(w http.ResponseWriter, r *http.Request, _ call) error {
 	writeJSON(w, http.StatusOK, map[string]string{"api": "project", "version": s.cfg.Version, "environment": "production"})
+	return nil
+}
+
+// readyTimeout bounds /readyz's check: a database that takes longer is
+// not ready to serve, and a probe must not pile up behind it.
+const readyTimeout = 2 * time.Second
+
+// readiness is /readyz: 200 when requests can be served (the database
+// answers, is migrated, its writer commits), else 503 with Retry-After so
+// that a load balancer or Kubernetes sends traffic elsewhere. /healthz
+// stays liveness: the process answers (restarting it would not bring the
+// database back).
+func (s *Server) readiness(w http.ResponseWriter, r *http.Request, _ call) error {
+	if s.ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := s.ready(ctx); err != nil {
+			// The fault's message is all writeError logs: the cause here.
+			s.log.WarnContext(r.Context(), "not ready", "err", err)
+			return fault.Wrap(fault.ErrUnavailable, err, "not ready: the database is unavailable or not migrated")
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	return nil
 }
 

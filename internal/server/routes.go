@@ -41,6 +41,7 @@ func notFound(r *http.Request) error {
 func (s *Server) routes() []route {
 	return append([]route{
 		{method: "GET", path: "/healthz", public: true, handle: s.health},
+		{method: "GET", path: "/readyz", public: true, handle: s.readiness},
 		{method: "GET", path: "/.well-known/jwks.json", public: true, handle: s.jwks},
 		{method: "POST", path: "/oauth/token", public: true, handle: s.token},
 		{method: "POST", path: "/oauth/introspect", public: true, handle: s.introspect},

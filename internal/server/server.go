@@ -68,6 +68,7 @@ type Server struct {
 	origins      *originIndex
 	publicOrigin string
 	fresh        func(context.Context) error
+	ready        func(context.Context) error
 }
 
 // Deps are the services the server calls.
@@ -90,6 +91,9 @@ type Deps struct {
 	// policies, principals, keys, project settings) are applied here; it
 	// runs before every request that depends on them. nil: one process.
 	Fresh func(context.Context) error
+	// Ready answers /readyz: nil when the database answers, is migrated
+	// and its writer commits. nil: always ready.
+	Ready func(context.Context) error
 }
 
 // New builds the server and its routes.
@@ -101,6 +105,7 @@ func New(cfg Config, d Deps) *Server {
 		fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
 	s.access = d.AccessLog
 	s.fresh = d.Fresh
+	s.ready = d.Ready
 	if s.fresh == nil {
 		s.fresh = func(context.Context) error { return nil }
 	}

@@ -32,7 +32,7 @@ func (b *lockedBuffer) String() string {
 }
 
 // TestStoreErrorsAre5xx: with the database down (closed), endpoints that
-// answer 401 or 404 to an unknown client or link answer 500 instead, with
+// answer 401 or 404 to an unknown client or link answer 503 instead, with
 // the cause in the log: an outage must not look like bad credentials.
 func TestStoreErrorsAre5xx(t *testing.T) {
 	var logs lockedBuffer
@@ -61,7 +61,7 @@ func TestStoreErrorsAre5xx(t *testing.T) {
 			res.Body.Close()
 			want := tc.working
 			if down {
-				want = 500
+				want = 503
 			}
 			if res.StatusCode != want {
 				t.Errorf("%s, database down %v: %d, want %d", tc.name, down, res.StatusCode, want)
@@ -75,10 +75,63 @@ func TestStoreErrorsAre5xx(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	if res.StatusCode != 500 {
-		t.Errorf("valid credentials, database down: %d, want 500", res.StatusCode)
+	if res.StatusCode != 503 {
+		t.Errorf("valid credentials, database down: %d, want 503", res.StatusCode)
 	}
 	if n := strings.Count(logs.String(), "database is closed"); n < 5 {
 		t.Errorf("%d causes logged, want one per 500:\n%s", n, logs.String())
+	}
+}
+
+// TestReadyz: /readyz follows the database, /healthz (liveness) does not;
+// with the database down, API requests are 503 with Retry-After too.
+func TestReadyz(t *testing.T) {
+	var logs lockedBuffer
+	var st *store.Store
+	ts := newTestServerWith(t, nil, func(s *store.Store, _ *seal.Sealer, d *Deps) {
+		d.Log = slog.New(slog.NewTextHandler(&logs, nil))
+		d.Ready = s.Ready
+		st = s
+	})
+	cases := []struct {
+		name, path string
+		up, down   int
+	}{
+		{"liveness", "/healthz", 200, 200},
+		{"readiness", "/readyz", 200, 503},
+		{"fhir read", "/fhir/Patient/x", 404, 503},
+	}
+	token := ts.clientToken(t, ts.admin.ClientID, ts.admin.ClientSecret)
+	for _, down := range []bool{false, true} {
+		if down {
+			st.Close()
+		}
+		for _, tc := range cases {
+			req, err := http.NewRequest("GET", ts.URL+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.path != "/healthz" && tc.path != "/readyz" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			want := tc.up
+			if down {
+				want = tc.down
+			}
+			if res.StatusCode != want {
+				t.Errorf("%s, database down %v: %d, want %d", tc.name, down, res.StatusCode, want)
+			}
+			if want == 503 && res.Header.Get("Retry-After") == "" {
+				t.Errorf("%s, database down: 503 without Retry-After", tc.name)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "store closed") {
+		t.Errorf("the cause is not in the log:\n%s", logs.String())
 	}
 }

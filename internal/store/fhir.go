@@ -116,6 +116,24 @@ func (s *Store) GetResource(ctx context.Context, projectID, typ, id string) (Res
 	return r, nil
 }
 
+// GetResourceForUpdate is GetResource that, on PostgreSQL, also locks the
+// row until the transaction ends, so that concurrent writers of one
+// resource take turns and each computes its version from the one before
+// (without it, READ COMMITTED lets two read the same version and the
+// second's PutResource fails with ErrConflict). SQLite has one writer and
+// needs no lock. Errors: ErrNotFound.
+func (tx *Tx) GetResourceForUpdate(ctx context.Context, projectID, typ, id string) (Resource, error) {
+	lock := ""
+	if tx.dialect == Postgres {
+		lock = " FOR UPDATE"
+	}
+	r, err := scanResource(tx.queryRow(ctx, `SELECT `+tx.selectCols(false)+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND id = ?`+lock, projectID, typ, id))
+	if err != nil {
+		return Resource{}, fmt.Errorf("get resource for update: %w", tx.mapErr(err))
+	}
+	return r, nil
+}
+
 // GetResources returns the current, undeleted versions of ids (any order).
 func (s *Store) GetResources(ctx context.Context, projectID, typ string, ids []string) ([]Resource, error) {
 	if len(ids) == 0 {

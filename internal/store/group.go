@@ -361,7 +361,7 @@ func (s *Store) enqueue(req *txRequest) error {
 	select {
 	case s.group.reqs <- req:
 	case <-s.group.stop:
-		return fmt.Errorf("begin: %w", ErrClosed)
+		return fmt.Errorf("begin: %w (%w)", ErrClosed, ErrUnavailable)
 	case <-ctx.Done():
 		return ctx.Err()
 	}

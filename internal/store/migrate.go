@@ -94,3 +94,16 @@ func splitStatements(body string) []string {
 	}
 	return out
 }
+
+// latestMigration is the last migration this build has for d.
+func latestMigration(d Dialect) (string, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations/"+string(d))
+	if err != nil {
+		return "", fmt.Errorf("read migrations: %w", err)
+	}
+	latest := ""
+	for _, e := range entries {
+		latest = max(latest, strings.TrimSuffix(e.Name(), ".sql"))
+	}
+	return latest, nil
+}

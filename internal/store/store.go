@@ -5,10 +5,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"github.com/wardhealth/ward/internal/store/walvfs"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,11 +29,22 @@ import (
 var (
 	// ErrNotFound: the row does not exist in this project.
 	ErrNotFound = errors.New("not found")
-	// ErrConflict: a unique key (name, client id, ...) is already taken.
+	// ErrConflict: a unique key (name, client id, ...) is already taken,
+	// or (PostgreSQL) a concurrent transaction won a race for the same rows.
 	ErrConflict = errors.New("conflict")
-	// ErrClosed: the store was closed.
+	// ErrClosed: the store was closed. It is also ErrUnavailable.
 	ErrClosed = errors.New("store closed")
+	// ErrUnavailable: the database cannot be reached now (connection
+	// refused or lost, server shutting down or out of connections, store
+	// closed); a later retry may succeed. It has a method Unavailable()
+	// bool, which is how fault.Public knows it without importing store.
+	ErrUnavailable error = unavailable{}
 )
+
+type unavailable struct{}
+
+func (unavailable) Error() string     { return "database unavailable" }
+func (unavailable) Unavailable() bool { return true }
 
 // Dialect names the SQL flavour behind a Store.
 type Dialect string
@@ -81,13 +95,35 @@ type Tx struct {
 // the embedded migrations. log hears of failures no caller sees (a WAL
 // checkpoint or fsync failing); nil discards them.
 func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+	return OpenWith(ctx, dsn, log, Options{})
+}
+
+// Options tune Open.
+type Options struct {
+	// MaxConns bounds the PostgreSQL connection pool (the change listener
+	// holds one more). 0: DefaultMaxConns of the server's max_connections.
+	// SQLite ignores it (one writer, a fixed reader pool).
+	MaxConns int
+}
+
+// DefaultMaxConns is the pool size for a PostgreSQL server that accepts
+// maxConnections: a quarter of them, so that a few replicas (and psql,
+// backups, migrations) fit in the server's default 100, at most 32 (more
+// only queue inside PostgreSQL on 2-8 cores) and at least 4 (a request may
+// hold a transaction's connection while it reads on another).
+func DefaultMaxConns(maxConnections int) int {
+	return min(32, max(4, maxConnections/4))
+}
+
+// OpenWith is Open with Options.
+func OpenWith(ctx context.Context, dsn string, log *slog.Logger, opt Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var s *Store
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		s, err = openPostgres(ctx, dsn, log)
+		s, err = openPostgres(ctx, dsn, log, opt.MaxConns)
 	} else {
 		s, err = openSQLite(ctx, dsn, log)
 	}
@@ -163,7 +199,7 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*Store, err
 	return s, nil
 }
 
-func openPostgres(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+func openPostgres(ctx context.Context, dsn string, log *slog.Logger, maxConns int) (*Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
@@ -176,12 +212,22 @@ func openPostgres(ctx context.Context, dsn string, log *slog.Logger) (*Store, er
 	// the search suite runs as fast with every plan forced generic. A
 	// plan_cache_mode in the URL still wins.
 	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(32)
+	db.SetMaxOpenConns(1) // until the size is known
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect postgres: %w", err)
 	}
+	if maxConns <= 0 {
+		var limit int
+		if err := db.QueryRowContext(ctx, `SELECT current_setting('max_connections')::int`).Scan(&limit); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("connect postgres: read max_connections: %w", err)
+		}
+		maxConns = DefaultMaxConns(limit)
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	log.Debug("postgres pool", "max_conns", maxConns)
 	var schema sql.NullString // NULL when no schema of search_path exists yet
 	if err := db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		db.Close()
@@ -189,6 +235,9 @@ func openPostgres(ctx context.Context, dsn string, log *slog.Logger) (*Store, er
 	}
 	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now, pg: cfg, channel: changeChannel(schema.String), log: log}, nil
 }
+
+// MaxConns is the most connections the store's pool opens.
+func (s *Store) MaxConns() int { return s.write.Stats().MaxOpenConnections }
 
 // Dialect reports which database is behind the store.
 func (s *Store) Dialect() Dialect { return s.dialect }
@@ -264,6 +313,14 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *Tx) error, replayable bo
 		return s.mapErr(fmt.Errorf("commit: %w", err))
 	}
 	return nil
+}
+
+// InTx reports whether s is bound to a transaction (WithTx's tx.Store):
+// work that failed in it cannot be retried alone, as PostgreSQL has
+// aborted the whole transaction.
+func (s *Store) InTx() bool {
+	_, inTx := s.q.(*sql.Tx)
+	return inTx
 }
 
 // writer is where a single statement outside WithTx writes.
@@ -367,11 +424,23 @@ func (s *Store) mapErr(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
+	if errors.Is(err, ErrUnavailable) {
+		return err
+	}
 	if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed") {
-		return fmt.Errorf("%w: %w", ErrClosed, err)
+		return fmt.Errorf("%w (%w): %w", ErrClosed, ErrUnavailable, err)
+	}
+	if unreachable(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	// A serialization failure or a deadlock (two transactions locking the
+	// same rows in opposite orders, e.g. two bundles) is a lost race as
+	// well: the transaction may be run again.
+	if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}
 	var sqErr *sqlite.Error
@@ -382,6 +451,47 @@ func (s *Store) mapErr(err error) error {
 		}
 	}
 	return err
+}
+
+// unreachable reports whether err says the database server cannot be
+// reached or used now, rather than that the statement was wrong.
+func unreachable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08: connection exception; 57P01-03: the server is shutting
+		// down or starting; 53300: too many connections.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" ||
+			pgErr.Code == "57P03" || pgErr.Code == "53300"
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || (err != nil && strings.Contains(err.Error(), "conn closed"))
+}
+
+// Ready returns nil if the database answers, holds every migration this
+// build knows and (SQLite) the single writer commits; else an error, with
+// ErrUnavailable when the database cannot be reached. Bound it with ctx.
+func (s *Store) Ready(ctx context.Context) error {
+	latest, err := latestMigration(s.dialect)
+	if err != nil {
+		return err
+	}
+	var have sql.NullString
+	if err := s.read.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("ready: %w", s.mapErr(err))
+	}
+	// Another replica of a newer release may have gone further: fine.
+	if have.String < latest {
+		return fmt.Errorf("ready: schema at migration %q, want %q", have.String, latest)
+	}
+	if s.group != nil {
+		// A transaction through the writer proves it is alive.
+		if err := s.WithTx(ctx, func(*Tx) error { return nil }); err != nil {
+			return fmt.Errorf("ready: writer: %w", s.mapErr(err))
+		}
+	}
+	return nil
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
