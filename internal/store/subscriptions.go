@@ -36,6 +36,34 @@ func (s *Store) GetSubOwner(ctx context.Context, projectID, subID string) (SubOw
 	return o, nil
 }
 
+// GetSubOwners returns the owners of subscriptions, by id; one without an
+// owner is left out.
+func (s *Store) GetSubOwners(ctx context.Context, projectID string, subIDs []string) (map[string]SubOwner, error) {
+	out := make(map[string]SubOwner, len(subIDs))
+	if len(subIDs) == 0 {
+		return out, nil
+	}
+	args := []any{projectID}
+	for _, id := range subIDs {
+		args = append(args, id)
+	}
+	rows, err := s.query(ctx, `SELECT subscription_id, principal_kind, principal_id, client_id FROM sub_owners WHERE project_id = ?
+		AND subscription_id IN (`+placeholders(len(subIDs))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("subscription owners: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var o SubOwner
+		if err := rows.Scan(&id, &o.Kind, &o.ID, &o.ClientID); err != nil {
+			return nil, fmt.Errorf("subscription owners: %w", err)
+		}
+		out[id] = o
+	}
+	return out, rows.Err()
+}
+
 // Delivery is one event for one subscription.
 type Delivery struct {
 	ID             int64
