@@ -179,7 +179,7 @@ func (tx *Tx) insertDeliveries(ctx context.Context, ds []Delivery) error {
 // token "active"; a deleted one has no index rows), so deliveries kept for
 // a subscription in error never crowd out the others. One statement
 // selects and leases them ("next_attempt_at > 0" picks the index made for
-// it: 0025 and 0026_delivery_claim_predicate).
+// it: 0025 and 0028_delivery_claim_predicate).
 func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error) {
 	var out []Delivery
 	err := s.WithTx(ctx, func(tx *Tx) error {
