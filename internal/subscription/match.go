@@ -3,7 +3,6 @@ package subscription
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/url"
 	"time"
 
@@ -182,7 +181,7 @@ func (s *Service) judge(ctx context.Context, tx *store.Tx, projectID, typ string
 
 // judgePast evaluates queries on past versions, in layers that hold one
 // version per resource (a resource's versions cannot stand in together).
-// A version missing from history or deleted matches nothing.
+// A version missing from history, deleted or unreadable matches nothing.
 func (s *Service) judgePast(ctx context.Context, tx *store.Tx, projectID, typ string, queries []*search.Query, keys []store.VersionKey,
 	found func(store.VersionKey, []bool), now time.Time) error {
 	rs, err := tx.PastVersions(ctx, projectID, typ, keys)
@@ -196,7 +195,10 @@ func (s *Service) judgePast(ctx context.Context, tx *store.Tx, projectID, typ st
 		}
 		rows, err := fhir.IndexRows(typ, r.Content)
 		if err != nil {
-			return fmt.Errorf("subscription: %s/%s version %d: %w", typ, r.ID, r.VersionID, err)
+			// It was indexed when written, so this cannot happen; should
+			// it, failing the batch would hold back every later event.
+			s.log.WarnContext(ctx, "subscription: index a past version", "err", err, "resource", typ+"/"+r.ID, "version", r.VersionID)
+			continue
 		}
 		v := store.PastVersion{ID: r.ID, VersionID: r.VersionID, LastUpdated: r.LastUpdated, Index: rows}
 		placed := false

@@ -401,7 +401,7 @@ func (s *Service) claim(ctx context.Context, limit int) ([]store.Delivery, error
 // those deliveries by at most the lease. With probe, it first checks
 // with one cheap read (no transaction) that something is due.
 func (s *Service) claimRound(ctx context.Context, limit int, probe bool) ([]store.Delivery, *round, error) {
-	rd := &round{st: s.st, subs: map[string]*subRead{}}
+	rd := newRound(s.st)
 	if probe {
 		if due, err := s.st.HasDueDeliveries(ctx, s.now()); err != nil || !due {
 			return nil, rd, err
@@ -434,9 +434,45 @@ func (s *Service) claimRound(ctx context.Context, limit int, probe bool) ([]stor
 // when claimed, moments before; the owner's access is still checked when
 // it is sent.
 type round struct {
-	st   *store.Store
+	st       *store.Store
+	mu       sync.Mutex
+	subs     map[string]*subRead     // project/subscription ->
+	versions map[string]*versionRead // project/type/id/version -> (one write fans out to many subscriptions)
+}
+
+type versionRead struct {
 	mu   sync.Mutex
-	subs map[string]*subRead // project/subscription ->
+	res  store.Resource
+	err  error
+	read bool
+}
+
+func newRound(st *store.Store) *round {
+	return &round{st: st, subs: map[string]*subRead{}, versions: map[string]*versionRead{}}
+}
+
+// version returns one version of a resource, read once a round: its
+// content is the same for every subscription, whose owners' access is
+// checked each time. A failed read other than ErrNotFound is not kept.
+func (rd *round) version(ctx context.Context, projectID, typ, id string, v int64) (store.Resource, error) {
+	k := fmt.Sprintf("%s/%s/%s/%d", projectID, typ, id, v)
+	rd.mu.Lock()
+	r := rd.versions[k]
+	if r == nil {
+		r = &versionRead{}
+		rd.versions[k] = r
+	}
+	rd.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.read {
+		res, err := rd.st.GetVersion(ctx, projectID, typ, id, v)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return res, err
+		}
+		r.res, r.err, r.read = res, err, true
+	}
+	return r.res, r.err
 }
 
 type subRead struct {
@@ -463,8 +499,9 @@ func (rd *round) entry(projectID, subID string) *subRead {
 	return r
 }
 
-// load reads subscriptions of a project into the round in one query; one
-// not found there (deleted, or never there) is ErrNotFound.
+// load reads subscriptions of a project and their owners into the round,
+// a query each; one not found there (deleted, or never there) is
+// ErrNotFound.
 func (rd *round) load(ctx context.Context, projectID string, ids []string) error {
 	rs, err := rd.st.GetResources(ctx, projectID, "Subscription", ids)
 	if err != nil {
@@ -474,12 +511,22 @@ func (rd *round) load(ctx context.Context, projectID string, ids []string) error
 	for _, r := range rs {
 		found[r.ID] = r
 	}
+	owners, err := rd.st.GetSubOwners(ctx, projectID, ids)
+	if err != nil {
+		return err
+	}
 	for _, id := range ids {
 		r := rd.entry(projectID, id)
 		if !r.resRead {
 			r.res, r.resRead = found[id], true
 			if _, ok := found[id]; !ok {
 				r.resErr = fmt.Errorf("subscription %s: %w", id, store.ErrNotFound)
+			}
+		}
+		if !r.ownerRead {
+			r.owner, r.ownerRead = owners[id], true
+			if _, ok := owners[id]; !ok {
+				r.ownerErr = fmt.Errorf("owner of subscription %s: %w", id, store.ErrNotFound)
 			}
 		}
 		r.mu.Unlock()
@@ -534,7 +581,7 @@ const recordTimeout = 5 * time.Second
 // deliver makes one attempt and records it; an attempt cut because ctx
 // ended (a shutdown) is released instead.
 func (s *Service) deliver(ctx context.Context, d store.Delivery) {
-	s.deliverIn(ctx, d, &round{st: s.st, subs: map[string]*subRead{}}, func() {})
+	s.deliverIn(ctx, d, newRound(s.st), func() {})
 }
 
 // deliverIn is deliver with the subscription as read in claim round rd;
@@ -616,11 +663,16 @@ func (s *Service) send(ctx context.Context, d store.Delivery, rd *round) (int, s
 	if d.Interaction != "delete" {
 		// The owner's read access, checked now: a subscriber never receives
 		// what it may not read.
-		res, err := s.fhir.VRead(ctx, p, d.Type, d.ResID, fmt.Sprint(d.VersionID))
+		err := s.fhir.Require(ctx, p, "FHIR:Read", d.Type, d.ResID)
 		switch {
 		case errors.Is(err, fault.ErrForbidden), errors.Is(err, fault.ErrUnauthorized):
 			return 0, "the subscription's owner may not read " + d.Type + "/" + d.ResID, nil
-		case errors.Is(err, fault.ErrNotFound):
+		case err != nil:
+			return 0, "", err
+		}
+		res, err := rd.version(ctx, d.ProjectID, d.Type, d.ResID, d.VersionID)
+		switch {
+		case errors.Is(err, store.ErrNotFound), err == nil && res.Deleted:
 			return 0, "the resource version is gone", nil
 		case err != nil:
 			return 0, "", err
