@@ -37,6 +37,21 @@ func (tx *Tx) LockSigningKeys(ctx context.Context) error {
 	return nil
 }
 
+// bootstrapLock is the PostgreSQL advisory lock key of LockBootstrap.
+const bootstrapLock = 7262004
+
+// LockBootstrap makes tx the only first-start bootstrap until it ends, so
+// replicas starting at once on an empty database make one default project.
+func (tx *Tx) LockBootstrap(ctx context.Context) error {
+	if tx.dialect != Postgres {
+		return nil
+	}
+	if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(?)`, bootstrapLock); err != nil {
+		return fmt.Errorf("lock bootstrap: %w", err)
+	}
+	return nil
+}
+
 // InsertSigningKey stores a new key. Errors: ErrConflict.
 func (s *Store) InsertSigningKey(ctx context.Context, k SigningKey) error {
 	var activates sql.NullInt64
