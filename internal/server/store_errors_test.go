@@ -48,6 +48,10 @@ func TestStoreErrorsAre5xx(t *testing.T) {
 		{"developer invitation (JSON)", "/invite/no-such-link", "application/json", `{"password":"a long enough password"}`, 404},
 		{"developer invitation (page)", "/invite/no-such-link", "application/x-www-form-urlencoded", "password=a+long+enough+password", 404},
 		{"user invitation (page)", "/user-invite/no-such-link", "application/x-www-form-urlencoded", "password=a+long+enough+password", 404},
+		{"introspection's caller", "/oauth/introspect", "application/x-www-form-urlencoded",
+			url.Values{"token": {"x"}, "client_id": {"no-such-client"}, "client_secret": {"x"}}.Encode(), 401},
+		{"revocation's caller", "/oauth/revoke", "application/x-www-form-urlencoded",
+			url.Values{"token": {"x"}, "client_id": {"no-such-client"}}.Encode(), 401},
 	}
 	for _, down := range []bool{false, true} {
 		if down {

@@ -191,49 +191,66 @@ func (r storeReplay) Use(ctx context.Context, iss, jti string, exp time.Time) (b
 
 // oauthCaller authenticates the caller of introspect/revoke: client
 // credentials, or a bearer token of Ward's.
-func (s *Server) oauthCaller(r *http.Request, form url.Values) (auth.Principal, bool) {
+func (s *Server) oauthCaller(r *http.Request, form url.Values) (auth.Principal, bool, error) {
+	ctx := r.Context()
 	if tok, ok := bearer(r); ok {
-		p, err := s.Verify(r.Context(), tok)
-		return p, err == nil
+		p, err := s.Verify(ctx, tok)
+		if err != nil && !errors.Is(err, fault.ErrUnauthorized) {
+			return auth.Principal{}, false, err // the store, not the caller
+		}
+		return p, err == nil, nil
 	}
 	id, secret := clientCredentials(r, form)
-	if p, err := s.iam.AuthenticateClient(r.Context(), id, secret); err == nil {
-		return p, true
+	p, err := s.iam.AuthenticateClient(ctx, id, secret)
+	if err == nil {
+		return p, true, nil
+	}
+	if !errors.Is(err, fault.ErrUnauthorized) {
+		return auth.Principal{}, false, err
 	}
 	// A SMART application (RFC 7009 lets a public client name itself).
-	if app, projectID, err := s.appClient(r.Context(), r, form, ""); err == nil {
-		return auth.Principal{ProjectID: projectID, ClientID: app.ClientID}, true
+	app, projectID, err := s.appClient(ctx, r, form, "")
+	if err == nil {
+		return auth.Principal{ProjectID: projectID, ClientID: app.ClientID}, true, nil
 	}
-	return auth.Principal{}, false
+	var refused *oauthFailure
+	if errors.As(err, &refused) {
+		return auth.Principal{}, false, nil
+	}
+	return auth.Principal{}, false, err
 }
 
 // tokenRequest reads an introspection or revocation request: the form, the
 // authenticated caller and the token it is about. On failure it has
-// answered with the OAuth error and ok is false.
-func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, what string, inProject InProject) (form url.Values, caller auth.Principal, tok string, ok bool) {
-	form, err := oauthForm(r)
+// answered with the OAuth error and ok is false; err is the server's own
+// failure (a store error is a 5xx, never invalid_client).
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, what string, inProject InProject) (form url.Values, caller auth.Principal, tok string, ok bool, err error) {
+	form, err = oauthForm(r)
 	if err != nil {
 		status, msg := fault.Public(err)
 		oauthError(w, status, "invalid_request", msg)
-		return nil, caller, "", false
+		return nil, caller, "", false, nil
 	}
-	if caller, ok = s.oauthCaller(r, form); !ok {
+	if caller, ok, err = s.oauthCaller(r, form); err != nil {
+		return nil, caller, "", false, err
+	}
+	if !ok {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", what+" needs client credentials or a bearer token")
-		return nil, caller, "", false
+		return nil, caller, "", false, nil
 	}
 	inProject(caller.ProjectID)
 	if tok = strings.TrimSpace(form.Get("token")); tok == "" {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "token is required")
-		return nil, caller, "", false
+		return nil, caller, "", false, nil
 	}
-	return form, caller, tok, true
+	return form, caller, tok, true, nil
 }
 
 // Introspect is POST /oauth/introspect (RFC 7662).
 func (s *Server) Introspect(w http.ResponseWriter, r *http.Request, inProject InProject) error {
-	_, caller, tok, ok := s.tokenRequest(w, r, "introspection", inProject)
-	if !ok {
-		return nil
+	_, caller, tok, ok, err := s.tokenRequest(w, r, "introspection", inProject)
+	if err != nil || !ok {
+		return err
 	}
 	p, err := s.Verify(r.Context(), tok)
 	// Tokens of other projects are reported inactive: no cross-tenant probing.
@@ -245,9 +262,9 @@ func (s *Server) Introspect(w http.ResponseWriter, r *http.Request, inProject In
 
 // Revoke is POST /oauth/revoke (RFC 7009).
 func (s *Server) Revoke(w http.ResponseWriter, r *http.Request, inProject InProject) error {
-	form, caller, tok, ok := s.tokenRequest(w, r, "revocation", inProject)
-	if !ok {
-		return nil
+	form, caller, tok, ok, err := s.tokenRequest(w, r, "revocation", inProject)
+	if err != nil || !ok {
+		return err
 	}
 	if hint := form.Get("token_type_hint"); hint != "" && hint != "access_token" && hint != "refresh_token" {
 		oauthError(w, http.StatusBadRequest, "unsupported_token_type", "token_type_hint must be access_token or refresh_token")
