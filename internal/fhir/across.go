@@ -94,10 +94,6 @@ func (s *Service) SearchAcross(ctx context.Context, p auth.Principal, ac Across)
 	default:
 		types = search.ResourceTypes()
 	}
-	type part struct {
-		req store.SearchRequest
-		n   int
-	}
 	var (
 		parts []part
 		first *search.Query
@@ -166,27 +162,10 @@ func (s *Service) SearchAcross(ctx context.Context, p auth.Principal, ac Across)
 	}
 	count := s.pageSize(first)
 	page := Page{Query: first, Total: total, Offset: first.Offset, Count: count, Matches: []Resource{}}
-	skip, want := first.Offset, count
-	for _, pt := range parts {
-		if want == 0 {
-			break
-		}
-		if skip >= pt.n {
-			skip -= pt.n
-			continue
-		}
-		req := pt.req
-		req.Total, req.Offset, req.Count = false, skip, want
-		rows, _, err := s.store.Search(ctx, req)
-		if err != nil {
-			return Page{}, err
-		}
-		for _, r := range rows {
-			page.Matches = append(page.Matches, fromStore(r))
-		}
-		skip, want = 0, want-len(rows)
-	}
 	var err error
+	if page.Matches, err = s.pageAcross(ctx, parts, first.Offset, count); err != nil {
+		return Page{}, err
+	}
 	if page.Matches, err = s.readableBinaries(ctx, p, page.Matches); err != nil {
 		return Page{}, err
 	}
@@ -288,4 +267,38 @@ func (h *Handler) searchIn(ctx context.Context, svc *Service, p auth.Principal, 
 		return path + "?" + enc
 	}
 	return page, nil
+}
+
+// part is one resource type's share of a search across types: its query
+// and how many it matches.
+type part struct {
+	req store.SearchRequest
+	n   int
+}
+
+// pageAcross reads the page [offset, offset+count) of the parts' matches
+// laid end to end, querying only the parts the page overlaps.
+func (s *Service) pageAcross(ctx context.Context, parts []part, offset, count int) ([]Resource, error) {
+	out := []Resource{}
+	skip, want := offset, count
+	for _, pt := range parts {
+		if want == 0 {
+			break
+		}
+		if skip >= pt.n {
+			skip -= pt.n
+			continue
+		}
+		req := pt.req
+		req.Total, req.Offset, req.Count = false, skip, want
+		rows, _, err := s.store.Search(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			out = append(out, fromStore(r))
+		}
+		skip, want = 0, want-len(rows)
+	}
+	return out, nil
 }

@@ -38,10 +38,6 @@ func (s *Service) Everything(ctx context.Context, p auth.Principal, pid string, 
 	if ep.Types != nil {
 		types = slices.DeleteFunc(types, func(t string) bool { return !slices.Contains(ep.Types, t) })
 	}
-	type part struct {
-		req store.SearchRequest
-		n   int
-	}
 	var parts []part
 	total := 0
 	for _, typ := range types {
@@ -78,25 +74,9 @@ func (s *Service) Everything(ctx context.Context, p auth.Principal, pid string, 
 		}
 	}
 	page := Page{Query: &search.Query{ResourceType: "Patient"}, Total: total, Offset: ep.Offset, Count: ep.Count, Matches: []Resource{}}
-	skip, want := ep.Offset, ep.Count
-	for _, pt := range parts {
-		if want == 0 {
-			break
-		}
-		if skip >= pt.n {
-			skip -= pt.n
-			continue
-		}
-		req := pt.req
-		req.Total, req.Offset, req.Count = false, skip, want
-		rows, _, err := s.store.Search(ctx, req)
-		if err != nil {
-			return Page{}, err
-		}
-		for _, r := range rows {
-			page.Matches = append(page.Matches, fromStore(r))
-		}
-		skip, want = 0, want-len(rows)
+	var err error
+	if page.Matches, err = s.pageAcross(ctx, parts, ep.Offset, ep.Count); err != nil {
+		return Page{}, err
 	}
 	inc, err := s.includes(ctx, p, &search.Query{Include: []search.Include{{Type: "*", Param: "*"}}}, page.Matches)
 	if err != nil {
