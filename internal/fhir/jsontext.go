@@ -28,7 +28,12 @@ func checkJSONText(body []byte) error {
 			return fault.Invalid("a string holds the control character U+%04X at byte %d (R4 JSON forbids it)", c, i)
 		case c == '\\' && i+1 < len(body):
 			i++
-			if body[i] != 'u' {
+			switch body[i] {
+			case 'b', 'f':
+				// \b and \f decode to control characters, as \u0008 would.
+				return fault.Invalid("a string holds the control character U+%04X at byte %d (R4 JSON forbids it)", map[byte]rune{'b': 8, 'f': 12}[body[i]], i-1)
+			case 'u':
+			default:
 				continue
 			}
 			r, ok := hex4(body, i+1)
