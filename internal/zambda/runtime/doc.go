@@ -101,9 +101,8 @@
 //
 // Out-of-memory detection: a worker that dies without answering is
 // KindOOM when its stderr during this invocation carried a runtime's
-// out-of-memory message (V8's "JavaScript heap out of memory" or "Fatal
-// process out of memory", Go's "runtime: out of memory", std::bad_alloc,
-// MemoryError), or when it was killed by a SIGKILL that Ward did not send
+// out-of-memory message (any "out of memory" or "cannot allocate memory",
+// as V8, the Go runtime and C print them, std::bad_alloc, MemoryError), or when it was killed by a SIGKILL that Ward did not send
 // (the kernel's OOM killer), or when its peak resident memory had reached
 // 90% of MemoryMB (a runtime may crash at the limit without saying why: Go's
 // collector has faulted there). A Node "Array buffer allocation failed"

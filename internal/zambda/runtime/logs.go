@@ -14,17 +14,20 @@ import (
 
 var streamNames = [2]string{"stdout", "stderr"}
 
-// oomMarkers are what runtimes print when an allocation fails for good:
-// V8's heap limit (--max-old-space-size) and its native allocations under
-// RLIMIT_DATA, the Go runtime, C++ and Python.
+// oomMarkers are what runtimes print when an allocation fails for good,
+// lower-cased: V8's heap limit and its native allocations under
+// RLIMIT_DATA ("JavaScript heap out of memory", "Fatal process out of
+// memory", "Fatal process OOM"), the Go runtime (a dozen throws: "runtime:
+// out of memory", "pageAlloc: out of memory", "out of memory allocating
+// heap arena metadata", "runtime: cannot allocate memory"), C (strerror of
+// ENOMEM), C++ and Python. Broad on purpose: the flag only decides how a
+// worker that died without answering is described.
 var oomMarkers = []string{
-	"JavaScript heap out of memory",
-	"Fatal process out of memory",
-	"Fatal process OOM",
-	"runtime: out of memory",
-	"fatal error: out of memory",
+	"out of memory",
+	"fatal process oom",
+	"cannot allocate memory",
 	"std::bad_alloc",
-	"MemoryError",
+	"memoryerror",
 }
 
 // capture turns a worker's stdout and stderr pipes into log lines for the
@@ -161,8 +164,9 @@ func (c *capture) flush(i int) {
 func (c *capture) add(i int, line []byte) {
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	if i == 1 && !c.oom {
+		lower := bytes.ToLower(line)
 		for _, m := range oomMarkers {
-			if bytes.Contains(line, []byte(m)) {
+			if bytes.Contains(lower, []byte(m)) {
 				c.oom = true
 				break
 			}
