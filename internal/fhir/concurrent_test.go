@@ -2,6 +2,7 @@ package fhir
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -93,6 +94,62 @@ func TestConcurrentUpdates(t *testing.T) {
 				}
 				if cur.VersionID != want {
 					t.Errorf("current version %d, want %d", cur.VersionID, want)
+				}
+			})
+		}
+	}
+}
+
+// TestConcurrentPatches: patches without If-Match take turns like plain
+// updates: every one applies (none is lost to another's read-modify-write)
+// and none fails; with one shared If-Match one wins and the rest get 412.
+func TestConcurrentPatches(t *testing.T) {
+	const n = 8
+	for _, b := range storetest.Backends() {
+		for _, ifMatch := range []string{"", `W/"1"`} {
+			t.Run(fmt.Sprintf("%s/if-match=%q", b.Name, ifMatch), func(t *testing.T) {
+				ctx := context.Background()
+				f := newFixture(t, b, Config{})
+				if _, _, err := f.svc.Update(ctx, f.admin, "Patient", "p1", []byte(`{"resourceType":"Patient","id":"p1","identifier":[{"value":"start"}]}`), ""); err != nil {
+					t.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				errs := make([]error, n)
+				for i := range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						op := fmt.Appendf(nil, `[{"op":"add","path":"/identifier/-","value":{"value":"w%d"}}]`, i)
+						_, errs[i] = f.svc.Patch(ctx, f.admin, "Patient", "p1", op, ifMatch)
+					}()
+				}
+				wg.Wait()
+				ok := 0
+				for i, err := range errs {
+					switch {
+					case err == nil:
+						ok++
+					case ifMatch == "" || !errors.Is(err, fault.ErrPrecondition):
+						t.Errorf("patch %d: %v", i, err)
+					}
+				}
+				want := n
+				if ifMatch != "" {
+					want = 1
+				}
+				if ok != want {
+					t.Fatalf("%d patches succeeded, want %d", ok, want)
+				}
+				cur, err := f.svc.Read(ctx, f.admin, "Patient", "p1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got struct{ Identifier []struct{ Value string } }
+				if err := json.Unmarshal(cur.Content, &got); err != nil {
+					t.Fatal(err)
+				}
+				if len(got.Identifier) != want+1 || cur.VersionID != int64(want+1) {
+					t.Errorf("version %d with %d identifiers, want %d with %d: a patch was lost", cur.VersionID, len(got.Identifier), want+1, want+1)
 				}
 			})
 		}

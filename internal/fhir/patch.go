@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strconv"
 	"strings"
@@ -38,16 +39,9 @@ func (s *Service) Patch(ctx context.Context, p auth.Principal, typ, id string, o
 		}
 		return Resource{}, err
 	}
-	cur, err := s.current(ctx, p.ProjectID, typ, id)
-	if err != nil {
-		return Resource{}, err
-	}
 	expect, err := parseIfMatch(ifMatch)
 	if err != nil {
 		return Resource{}, err
-	}
-	if expect == 0 {
-		expect = cur.VersionID // patch what was read: a concurrent write becomes a conflict
 	}
 	if err := checkJSONText(ops); err != nil {
 		return Resource{}, err
@@ -57,6 +51,34 @@ func (s *Service) Patch(ctx context.Context, p auth.Principal, typ, id string, o
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&list); err != nil {
 		return Resource{}, fault.Invalid("the patch must be a JSON Patch array of operations: %s", jsonErr(err))
+	}
+	if expect != 0 {
+		return s.patchOnce(ctx, p, typ, id, list, expect, a)
+	}
+	// Without If-Match, concurrent patches take turns like plain updates:
+	// each applies to the version it read and, when another write got in
+	// first, reads again and reapplies (a test op then sees the new state).
+	for attempt := 1; ; attempt++ {
+		r, err := s.patchOnce(ctx, p, typ, id, list, 0, a)
+		if err == nil || !errors.Is(err, fault.ErrPrecondition) || attempt == patchAttempts {
+			return r, err
+		}
+	}
+}
+
+// patchAttempts bounds the rereads of a patch without If-Match that keeps
+// losing to concurrent writers; the last loser gets the 412.
+const patchAttempts = 8
+
+// patchOnce applies list to the current version (or to version expect,
+// when given) and writes the result only if nothing was written since.
+func (s *Service) patchOnce(ctx context.Context, p auth.Principal, typ, id string, list []patchOp, expect int64, a access) (Resource, error) {
+	cur, err := s.current(ctx, p.ProjectID, typ, id)
+	if err != nil {
+		return Resource{}, err
+	}
+	if expect == 0 {
+		expect = cur.VersionID // patch what was read: a concurrent write becomes a conflict
 	}
 	doc, err := decode(cur.Content)
 	if err != nil {
