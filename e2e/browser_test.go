@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -44,21 +43,7 @@ func TestBrowserSMARTApp(t *testing.T) {
 	}
 	const password = "correct horse battery staple"
 	for _, name := range []string{"Alice", "Bob"} {
-		var inv struct {
-			InvitationURL string `json:"invitationUrl"`
-		}
-		body := fmt.Sprintf(`{"applicationId":%q,"email":%q,"profile":%q,"roles":[%q]}`, app.ID, strings.ToLower(name)+"@example.org", "Patient/"+ids[name], role.ID)
-		if st := w.api(t, admin, "POST", "/user/invite", body, &inv); st >= 300 {
-			t.Fatalf("invite %s: %d", name, st)
-		}
-		res, err := http.Post(inv.InvitationURL, "application/json", strings.NewReader(fmt.Sprintf(`{"password":%q}`, password)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			t.Fatalf("accept invitation: %d", res.StatusCode)
-		}
+		w.inviteUser(t, admin, app.ID, role.ID, strings.ToLower(name)+"@example.org", "Patient/"+ids[name], password)
 	}
 	nodeTest(t, "browser/fhirclient.test.mjs", map[string]string{
 		"WARD_URL": w.URL, "WARD_CLIENT_ID": app.ClientID, "WARD_APP_PORT": appPort, "WARD_PASSWORD": password,

@@ -2,34 +2,8 @@
 // `ward serve` (started by e2e/fhir_test.go).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import Oystehr from '@oystehr/sdk';
+import { env, rejects, sdk, token } from './sdklib.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set: run this through e2e/fhir_test.go`);
-  return v;
-};
-const base = env('WARD_URL');
-
-async function token(clientId, clientSecret) {
-  const res = await fetch(`${base}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }),
-  });
-  assert.equal(res.status, 200);
-  return (await res.json()).access_token;
-}
-const sdk = (accessToken) =>
-  new Oystehr({ accessToken, services: { projectApiUrl: `${base}/v1`, fhirApiUrl: `${base}/fhir` }, retry: { retries: 0 } });
-
-async function rejects(promise, code, messagePart) {
-  await assert.rejects(promise, (err) => {
-    assert.equal(err.code, code, `want code ${code}, got ${err.code}: ${err.message}`);
-    if (messagePart) assert.match(String(err.message), messagePart);
-    return true;
-  });
-}
 
 const admin = sdk(await token(env('WARD_A_CLIENT_ID'), env('WARD_A_CLIENT_SECRET')));
 const tag = `e2e-${Math.random().toString(36).slice(2, 8)}`;

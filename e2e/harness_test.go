@@ -351,3 +351,24 @@ func newOutsideServer(t *testing.T, h http.Handler) (*httptest.Server, string) {
 	t.Cleanup(s.Close)
 	return s, ip
 }
+
+// inviteUser invites email into the application with profile and role and
+// accepts the invitation with password, as the invitee's browser would.
+func (w *ward) inviteUser(t *testing.T, admin, appID, roleID, email, profile, password string) {
+	t.Helper()
+	var inv struct {
+		InvitationURL string `json:"invitationUrl"`
+	}
+	body := fmt.Sprintf(`{"applicationId":%q,"email":%q,"profile":%q,"roles":[%q]}`, appID, email, profile, roleID)
+	if st := w.api(t, admin, "POST", "/user/invite", body, &inv); st >= 300 {
+		t.Fatalf("invite %s: %d", email, st)
+	}
+	res, err := http.Post(inv.InvitationURL, "application/json", strings.NewReader(fmt.Sprintf(`{"password":%q}`, password)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("accept invitation for %s: %d", email, res.StatusCode)
+	}
+}

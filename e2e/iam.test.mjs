@@ -3,41 +3,8 @@
 // projects' admin credentials in the environment.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import Oystehr from '@oystehr/sdk';
+import { env, rejects, sdk, token } from './sdklib.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set: run this through e2e/e2e_test.go`);
-  return v;
-};
-const base = env('WARD_URL');
-const projectApiUrl = `${base}/v1`;
-const fhirApiUrl = `${base}/fhir`;
-
-// token uses the Oystehr-style JSON body, audience included.
-async function token(clientId, clientSecret) {
-  const res = await fetch(`${base}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret, audience: 'https://api.zapehr.com' }),
-  });
-  const body = await res.json();
-  if (res.status !== 200) throw Object.assign(new Error(body.error_description ?? 'token failed'), { status: res.status });
-  assert.equal(body.token_type, 'Bearer');
-  assert.ok(body.expires_in > 0);
-  return body.access_token;
-}
-
-const sdk = (accessToken, projectId) =>
-  new Oystehr({ accessToken, projectId, services: { projectApiUrl, fhirApiUrl }, retry: { retries: 0 } });
-
-async function rejects(promise, code, messagePart) {
-  await assert.rejects(promise, (err) => {
-    assert.equal(err.code, code, `want code ${code}, got ${err.code}: ${err.message}`);
-    if (messagePart) assert.match(String(err.message), messagePart);
-    return true;
-  });
-}
 
 const adminA = sdk(await token(env('WARD_A_CLIENT_ID'), env('WARD_A_CLIENT_SECRET')));
 const projectA = env('WARD_A_PROJECT_ID');

@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/wardhealth/ward/internal/store/storetest"
@@ -66,21 +64,7 @@ func TestSMARTPagesAccessible(t *testing.T) {
 	}
 	const password = "correct horse battery staple"
 	for email, profile := range map[string]string{"alice@example.org": "Patient/" + ids["Alice"], "dr.who@example.org": "Practitioner/" + prac["id"].(string)} {
-		var inv struct {
-			InvitationURL string `json:"invitationUrl"`
-		}
-		body := fmt.Sprintf(`{"applicationId":%q,"email":%q,"profile":%q,"roles":[%q]}`, app.ID, email, profile, role.ID)
-		if st := w.api(t, admin, "POST", "/user/invite", body, &inv); st >= 300 {
-			t.Fatalf("invite %s: %d", email, st)
-		}
-		res, err := http.Post(inv.InvitationURL, "application/json", strings.NewReader(fmt.Sprintf(`{"password":%q}`, password)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			t.Fatalf("accept invitation: %d", res.StatusCode)
-		}
+		w.inviteUser(t, admin, app.ID, role.ID, email, profile, password)
 	}
 
 	shots := os.Getenv("WARD_SCREENSHOTS")

@@ -79,23 +79,7 @@ func testSMARTAppLaunch(t *testing.T, b storetest.Backend) {
 		t.Fatalf("create application: %d", st)
 	}
 	const password = "correct horse battery staple"
-	invite := func(email, profile string) {
-		var inv struct {
-			InvitationURL string `json:"invitationUrl"`
-		}
-		body := fmt.Sprintf(`{"applicationId":%q,"email":%q,"profile":%q,"roles":[%q]}`, app.ID, email, profile, role.ID)
-		if st := w.api(t, admin, "POST", "/user/invite", body, &inv); st >= 300 {
-			t.Fatalf("invite %s: %d", email, st)
-		}
-		res, err := http.Post(inv.InvitationURL, "application/json", strings.NewReader(fmt.Sprintf(`{"password":%q}`, password)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			t.Fatalf("accept invitation: %d", res.StatusCode)
-		}
-	}
+	invite := func(email, profile string) { w.inviteUser(t, admin, app.ID, role.ID, email, profile, password) }
 	invite("alice@example.org", "Patient/"+ids["Alice"])
 	invite("dr.who@example.org", "Practitioner/"+prac["id"].(string))
 

@@ -3,37 +3,8 @@
 // server and passes its URL and two projects' admin credentials.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import Oystehr from '@oystehr/sdk';
+import { base, env, rejects, sdk, token } from './sdklib.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set: run this through e2e/users_test.go`);
-  return v;
-};
-const base = env('WARD_URL');
-const projectApiUrl = `${base}/v1`;
-const fhirApiUrl = `${base}/fhir`;
-
-async function token(clientId, clientSecret) {
-  const res = await fetch(`${base}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret, audience: 'https://api.zapehr.com' }),
-  });
-  const body = await res.json();
-  if (res.status !== 200) throw Object.assign(new Error(body.error_description ?? 'token failed'), { status: res.status });
-  return body.access_token;
-}
-
-const sdk = (accessToken) => new Oystehr({ accessToken, services: { projectApiUrl, fhirApiUrl }, retry: { retries: 0 } });
-
-async function rejects(promise, code, messagePart) {
-  await assert.rejects(promise, (err) => {
-    assert.equal(err.code, code, `want code ${code}, got ${err.code}: ${err.message}`);
-    if (messagePart) assert.match(String(err.message), messagePart);
-    return true;
-  });
-}
 
 const admin = sdk(await token(env('WARD_A_CLIENT_ID'), env('WARD_A_CLIENT_SECRET')));
 const adminB = sdk(await token(env('WARD_B_CLIENT_ID'), env('WARD_B_CLIENT_SECRET')));

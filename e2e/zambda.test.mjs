@@ -6,34 +6,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Oystehr from '@oystehr/sdk';
+import { base, env, rejects, sdk, services, token } from './sdklib.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set: run this through e2e/zambda_test.go`);
-  return v;
-};
-const base = env('WARD_URL');
 const projectId = env('WARD_PROJECT_ID');
-
-async function token(clientId, clientSecret) {
-  const res = await fetch(`${base}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }),
-  });
-  assert.equal(res.status, 200);
-  return (await res.json()).access_token;
-}
-const services = { projectApiUrl: `${base}/v1`, fhirApiUrl: `${base}/fhir` };
-const sdk = (accessToken) => new Oystehr({ accessToken, services, retry: { retries: 0 } });
-
-async function rejects(promise, code, messagePart) {
-  await assert.rejects(promise, (err) => {
-    assert.equal(err.code, code, `want code ${code}, got ${err.code}: ${err.message}`);
-    if (messagePart) assert.match(String(err.message), messagePart);
-    return true;
-  });
-}
 
 const adminToken = await token(env('WARD_A_CLIENT_ID'), env('WARD_A_CLIENT_SECRET'));
 const admin = sdk(adminToken);
