@@ -27,14 +27,14 @@ import (
 // S3-compatible store, a round-robin load balancer, clients at several
 // loopback addresses; and the scenarios run through them.
 
-// fakeS3 is gofakes3 on loopback with one bucket.
-type fakeS3 struct {
+// sharedS3 is gofakes3 on loopback with one bucket.
+type sharedS3 struct {
 	*httptest.Server
 	mem    *s3mem.Backend
 	bucket string
 }
 
-func newFakeS3(t *testing.T, bucket string) *fakeS3 {
+func newSharedS3(t *testing.T, bucket string) *sharedS3 {
 	t.Helper()
 	mem := s3mem.New()
 	if err := mem.CreateBucket(bucket); err != nil {
@@ -42,11 +42,11 @@ func newFakeS3(t *testing.T, bucket string) *fakeS3 {
 	}
 	s := httptest.NewServer(gofakes3.New(mem).Server())
 	t.Cleanup(s.Close)
-	return &fakeS3{Server: s, mem: mem, bucket: bucket}
+	return &sharedS3{Server: s, mem: mem, bucket: bucket}
 }
 
 // objects is how many objects the bucket holds.
-func (s *fakeS3) objects(t *testing.T) int {
+func (s *sharedS3) objects(t *testing.T) int {
 	t.Helper()
 	objs, err := s.mem.ListBucket(s.bucket, &gofakes3.Prefix{}, gofakes3.ListBucketPage{})
 	if err != nil {
@@ -55,17 +55,17 @@ func (s *fakeS3) objects(t *testing.T) int {
 	return len(objs.Contents)
 }
 
-// roundRobin is a load balancer as an operator would put in front of the
+// rrProxy is a load balancer as an operator would put in front of the
 // replicas: each request goes to the next replica in turn (a dead one
 // answers 502, no retry), X-Forwarded-For gets the client's address
 // appended, Forwarded is dropped, and Host stays the public one.
-type roundRobin struct {
+type rrProxy struct {
 	*httptest.Server
 	next   atomic.Uint64
 	failed atomic.Int64 // requests answered 502 (replica unreachable)
 }
 
-func newRoundRobin(t *testing.T, rs []*ward) *roundRobin {
+func newRRProxy(t *testing.T, rs []*ward) *rrProxy {
 	t.Helper()
 	targets := make([]*url.URL, len(rs))
 	for i, r := range rs {
@@ -75,7 +75,7 @@ func newRoundRobin(t *testing.T, rs []*ward) *roundRobin {
 		}
 		targets[i] = u
 	}
-	lb := &roundRobin{}
+	lb := &rrProxy{}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(targets[(lb.next.Add(1)-1)%uint64(len(targets))])
@@ -95,10 +95,10 @@ func newRoundRobin(t *testing.T, rs []*ward) *roundRobin {
 	return lb
 }
 
-// clientFrom is an HTTP client whose connections come from ip (any of
+// clientFromAddr is an HTTP client whose connections come from ip (any of
 // 127.0.0.0/8 on Linux), a client machine of its own as the proxy sees
 // it. It does not follow redirects.
-func clientFrom(ip string) *http.Client {
+func clientFromAddr(ip string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
 	return &http.Client{
 		Transport:     &http.Transport{DialContext: d.DialContext},
@@ -112,7 +112,7 @@ func clientFrom(ip string) *http.Client {
 // presigned URL made by one replica works on another (it points at the
 // public URL), a tampered one is refused everywhere, and no byte lands in
 // a data directory.
-func testZ3AcrossReplicas(t *testing.T, rs []*ward, lb *roundRobin, s3 *fakeS3, adminTok string) {
+func testZ3AcrossReplicas(t *testing.T, rs []*ward, lb *rrProxy, s3 *sharedS3, adminTok string) {
 	if st := rs[0].api(t, adminTok, "PUT", "/z3/shared-reports", "", nil); st != 200 {
 		t.Fatalf("create bucket: %d", st)
 	}
@@ -159,6 +159,16 @@ func testZ3AcrossReplicas(t *testing.T, rs []*ward, lb *roundRobin, s3 *fakeS3, 
 				t.Errorf("URL presigned by replica %d, downloaded through replica %d: %d, %d bytes (want %d)", i+1, j+1, res.StatusCode, len(got), len(data))
 			}
 		}
+	}
+	// And as the URL says, through the load balancer.
+	res, err = http.Get(rs[1].presign(t, adminTok, "shared-reports", "2026/q4.bin", "download"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || sha256.Sum256(got) != want {
+		t.Errorf("presigned download through the load balancer: %d, %d bytes", res.StatusCode, len(got))
 	}
 	// Hostile: another object's path under a valid signature, and a
 	// changed signature, on a replica that did not sign.
@@ -215,10 +225,10 @@ func tamperQuery(t *testing.T, signed string) string {
 	return u.String()
 }
 
-// devSignIn posts the developer sign-in form (the built-in ward-cli
+// devSignInVia posts the developer sign-in form (the built-in ward-cli
 // client) through c and returns the status: 200 (the consent page) or
 // 303 when signed in, 401 wrong credentials, 429 throttled.
-func devSignIn(t *testing.T, c *http.Client, base, email, password string, header http.Header) int {
+func devSignInVia(t *testing.T, c *http.Client, base, email, password string, header http.Header) int {
 	t.Helper()
 	challenge := sha256.Sum256([]byte(email + "-verifier"))
 	form := url.Values{"response_type": {"code"}, "client_id": {"ward-cli"}, "redirect_uri": {"http://127.0.0.1:9/cb"},
@@ -242,7 +252,7 @@ func devSignIn(t *testing.T, c *http.Client, base, email, password string, heade
 // as the trusted proxy reports it, across replicas (the proxy spreads the
 // attempts over all three). Without --trusted-proxies every client would
 // be the proxy's address and one address's failures would lock out all.
-func testThrottleBehindProxy(t *testing.T, lb *roundRobin, adminTok string) {
+func testThrottleBehindProxy(t *testing.T, lb *rrProxy, adminTok string) {
 	w := &ward{URL: lb.URL}
 	var role struct{ ID string }
 	if st := w.api(t, adminTok, "POST", "/iam/role", `{"name":"throttle-dev","accessPolicy":{"rule":[{"resource":"IAM:Role:*","action":"IAM:ListAllRoles","effect":"Allow"}]}}`, &role); st != 200 {
@@ -264,44 +274,44 @@ func testThrottleBehindProxy(t *testing.T, lb *roundRobin, adminTok string) {
 		t.Fatalf("accept invitation: %d", res.StatusCode)
 	}
 	signedIn := func(st int) bool { return st == 200 || st == 303 }
-	a, b, c, d := clientFrom("127.0.0.2"), clientFrom("127.0.0.3"), clientFrom("127.0.0.4"), clientFrom("127.0.0.5")
+	a, b, c, d := clientFromAddr("127.0.0.2"), clientFromAddr("127.0.0.3"), clientFromAddr("127.0.0.4"), clientFromAddr("127.0.0.5")
 
 	// 60 accounts guessed from A: 20 failures, then A is refused for all.
 	counts := map[int]int{}
 	for i := range 60 {
-		counts[devSignIn(t, a, lb.URL, fmt.Sprintf("guess%d@example.org", i), "wrong password", nil)]++
+		counts[devSignInVia(t, a, lb.URL, fmt.Sprintf("guess%d@example.org", i), "wrong password", nil)]++
 	}
 	if counts[401] != 20 || counts[429] != 40 {
 		t.Errorf("60 failed sign-ins on 60 accounts from one address: %v, want 20 401s then 429s", counts)
 	}
 	// A client at A naming another address itself is still A.
 	spoof := http.Header{"X-Forwarded-For": {"203.0.113.7"}, "Forwarded": {"for=203.0.113.8"}}
-	if st := devSignIn(t, a, lb.URL, "guess61@example.org", "wrong password", spoof); st != 429 {
+	if st := devSignInVia(t, a, lb.URL, "guess61@example.org", "wrong password", spoof); st != 429 {
 		t.Errorf("A with a forged X-Forwarded-For: %d, want 429", st)
 	}
 	// Account 61 from B (correct password): not locked out by A.
-	if st := devSignIn(t, b, lb.URL, email, password, nil); !signedIn(st) {
+	if st := devSignInVia(t, b, lb.URL, email, password, nil); !signedIn(st) {
 		t.Errorf("account 61 from another address after A's failures: %d, want signed in", st)
 	}
 
 	// One account failing 5 times from C: C is refused for it, even with
 	// the right password; D still signs in.
 	for i := range 5 {
-		if st := devSignIn(t, c, lb.URL, email, "wrong password", nil); st != 401 {
+		if st := devSignInVia(t, c, lb.URL, email, "wrong password", nil); st != 401 {
 			t.Errorf("failure %d from C: %d, want 401", i+1, st)
 		}
 	}
-	if st := devSignIn(t, c, lb.URL, email, password, nil); st != 429 {
+	if st := devSignInVia(t, c, lb.URL, email, password, nil); st != 429 {
 		t.Errorf("C after 5 failures on the account, right password: %d, want 429", st)
 	}
-	if st := devSignIn(t, d, lb.URL, email, password, nil); !signedIn(st) {
+	if st := devSignInVia(t, d, lb.URL, email, password, nil); !signedIn(st) {
 		t.Errorf("D after C's 5 failures: %d, want signed in", st)
 	}
 }
 
 // testPutsThroughProxy: three PUTs of one new resource at once through
 // the proxy (one per replica) all succeed, none 409.
-func testPutsThroughProxy(t *testing.T, lb *roundRobin, adminTok string) {
+func testPutsThroughProxy(t *testing.T, lb *rrProxy, adminTok string) {
 	const n = 3
 	statuses := make(chan int, n)
 	for i := range n {
@@ -333,7 +343,7 @@ func testPutsThroughProxy(t *testing.T, lb *roundRobin, adminTok string) {
 // replica is SIGKILLed and started again. Every create answered 2xx is
 // readable afterwards, and a subscription on them delivers every one (at
 // least once).
-func testKillUnderLoad(t *testing.T, rs []*ward, lb *roundRobin, rc *receiver, adminTok string) {
+func testKillUnderLoad(t *testing.T, rs []*ward, lb *rrProxy, rc *receiver, adminTok string) {
 	w := &ward{URL: lb.URL}
 	st, sub := w.fhirDo(t, adminTok, "POST", "Subscription", subscriptionFor("Patient?family=Killtest", rc.URL+"/kill"))
 	if st != 201 || sub["status"] != "active" {
@@ -434,11 +444,19 @@ func testKillUnderLoad(t *testing.T, rs []*ward, lb *roundRobin, rc *receiver, a
 	}
 	// A delivery leased by the killed replica waits out its lease
 	// (the attempt timeout plus 30 s) before another replica takes it.
-	deadline := time.Now().Add(90 * time.Second)
+	stopped := time.Now()
+	deadline := stopped.Add(90 * time.Second)
 	for len(missing()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
 	}
 	if m := missing(); len(m) > 0 {
 		t.Errorf("%d of %d acknowledged creates never delivered, e.g. %v", len(m), len(ids), m[:min(5, len(m))])
 	}
+	n := 0
+	for _, d := range rc.deliveries() {
+		if d.Path == "/kill" {
+			n++
+		}
+	}
+	t.Logf("every acknowledged create delivered %s after the reads (%d deliveries for %d creates)", time.Since(stopped).Round(100*time.Millisecond), n, len(ids))
 }

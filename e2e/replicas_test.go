@@ -43,7 +43,7 @@ func TestReplicas(t *testing.T) {
 	// As deployed: one S3-compatible store for Z3, one load balancer whose
 	// URL is the public URL (the issuer) and whose address is the trusted
 	// proxy, and a webhook receiver the egress policy is opened to.
-	s3 := newFakeS3(t, "ward-objects")
+	s3 := newSharedS3(t, "ward-objects")
 	rc := newReceiver(t)
 	env := []string{"WARD_SECRETS_KEY=" + base64.StdEncoding.EncodeToString(seal.NewKey()),
 		"WARD_Z3_S3_ACCESS_KEY=ward", "WARD_Z3_S3_SECRET_KEY=not-a-real-secret"}
@@ -51,7 +51,7 @@ func TestReplicas(t *testing.T) {
 	for i := range rs {
 		rs[i] = &ward{DataDir: t.TempDir(), DB: dsn, URL: "http://" + freeAddr(t), log: &syncBuffer{}, env: env}
 	}
-	lb := newRoundRobin(t, rs)
+	lb := newRRProxy(t, rs)
 	for _, r := range rs {
 		r.flags = []string{"--public-url", lb.URL, "--trusted-proxies", "127.0.0.1/32",
 			"--z3-backend", "s3://ward-objects/z3?endpoint=" + s3.URL + "&region=us-east-1&path-style=true",
