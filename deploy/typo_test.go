@@ -67,11 +67,19 @@ func copyTree(t *testing.T) string {
 			}
 		}
 	}
+	ignore, err := os.ReadFile("../.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, ".dockerignore"), ignore, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return filepath.Join(root, "deploy")
 }
 
 // TestTyposCaught: one typo in the files (a setting's name, a field, a
-// reference, a probe path, a grace period) fails the checks, and the
+// reference, a probe path, a grace period, what the image copies or
+// installs) fails the checks, and the
 // files as they are pass them.
 func TestTyposCaught(t *testing.T) {
 	serveEnv(t) // builds ward once, outside the recorders
@@ -100,6 +108,10 @@ func TestTyposCaught(t *testing.T) {
 		{"apiVersion", "k8s/pdb.yaml", "policy/v1", "policy/v1beta"},
 		{"secret in configmap", "k8s/configmap.yaml", "  WARD_ZAMBDA_SANDBOX: auto", "  WARD_ZAMBDA_SANDBOX: auto\n  WARD_SECRETS_KEY: x"},
 		{"kustomization", "k8s/kustomization.yaml", "  - pdb.yaml\n", ""},
+		{"Dockerfile copy", "Dockerfile", "COPY internal ./internal", "COPY internal/server ./internal/server"},
+		{"Dockerfile ignore", "../.dockerignore", "\nbench\n", "\nbench\ninternal/seal\n"},
+		{"Dockerfile sandbox", "Dockerfile", "bubblewrap util-linux", "util-linux"},
+		{"Dockerfile user", "Dockerfile", "USER 10001:10001", "USER 1000:1000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyTree(t)
@@ -118,6 +130,7 @@ func TestTyposCaught(t *testing.T) {
 			}
 			var errs []string
 			for _, check := range []func(tb){
+				func(t tb) { checkDockerfile(t, dir) },
 				func(t tb) { checkCompose(t, filepath.Join(dir, "compose", "compose.yaml")) },
 				func(t tb) { checkKubernetes(t, filepath.Join(dir, "k8s")) },
 			} {
