@@ -410,6 +410,38 @@ func checkCompose(t tb, path string) {
 		}
 		checkS3(t, name, env, c)
 	}
+	checkConnections(t, c, replicas)
+}
+
+// checkConnections: the replicas' PostgreSQL pools (each plus one
+// listening connection) fit under the server's max_connections, with
+// room for psql and backups.
+func checkConnections(t tb, c composeFile, replicas []string) {
+	t.Helper()
+	maxConns := 100 // PostgreSQL's default
+	sum := 0
+	for _, name := range replicas {
+		env := c.Services[name].Environment
+		db, err := url.Parse(expand(env["WARD_DATABASE"]))
+		if err != nil {
+			continue // reported by checkCompose
+		}
+		for i, a := range c.Services[db.Hostname()].Command {
+			if v, ok := strings.CutPrefix(a, "max_connections="); ok && i > 0 && c.Services[db.Hostname()].Command[i-1] == "-c" {
+				if _, err := fmt.Sscan(v, &maxConns); err != nil {
+					t.Errorf("PostgreSQL max_connections %q: %v", v, err)
+				}
+			}
+		}
+		n := 0
+		if _, err := fmt.Sscan(env["WARD_DATABASE_MAX_CONNS"], &n); err != nil || n <= 0 {
+			t.Errorf("%s: WARD_DATABASE_MAX_CONNS %q: set it, sized so the replicas fit the server", name, env["WARD_DATABASE_MAX_CONNS"])
+		}
+		sum += n + 1
+	}
+	if sum > maxConns-10 {
+		t.Errorf("the replicas open up to %d PostgreSQL connections, max_connections is %d: leave room for psql and backups", sum, maxConns)
+	}
 }
 
 // proxyTrusted reports whether a WARD_TRUSTED_PROXIES value holds ip.

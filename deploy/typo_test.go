@@ -108,6 +108,7 @@ func TestTyposCaught(t *testing.T) {
 		{"apiVersion", "k8s/pdb.yaml", "policy/v1", "policy/v1beta"},
 		{"secret in configmap", "k8s/configmap.yaml", "  WARD_ZAMBDA_SANDBOX: auto", "  WARD_ZAMBDA_SANDBOX: auto\n  WARD_SECRETS_KEY: x"},
 		{"kustomization", "k8s/kustomization.yaml", "  - pdb.yaml\n", ""},
+		{"connections", "compose/compose.yaml", `WARD_DATABASE_MAX_CONNS: "20"`, `WARD_DATABASE_MAX_CONNS: "40"`},
 		{"Dockerfile copy", "Dockerfile", "COPY internal ./internal", "COPY internal/server ./internal/server"},
 		{"Dockerfile ignore", "../.dockerignore", "\nbench\n", "\nbench\ninternal/seal\n"},
 		{"Dockerfile sandbox", "Dockerfile", "bubblewrap util-linux", "util-linux"},
