@@ -27,20 +27,35 @@ import (
 // replicas publish one JWKS after the first start and through
 // `ward admin rotate-keys`, whose new key signs on none of them before its
 // publication lead and on all after; and a replica with another secrets
-// key refuses to start.
+// key refuses to start. As deployed, the replicas share one S3-compatible
+// store for Z3 and sit behind one round-robin load balancer whose URL is
+// the public URL: Z3 objects and presigned URLs cross replicas, sign-in
+// throttling counts the client addresses the proxy reports, concurrent
+// PUTs through it all succeed, and a replica SIGKILLed under write load
+// loses no acknowledged create nor its subscription event
+// (replicas_proxy_test.go).
 func TestReplicas(t *testing.T) {
 	b := storetest.Backends()[1]
 	if b.Name != "postgres" {
 		t.Fatal("backend 1 is not PostgreSQL")
 	}
 	dsn := b.DSN(t)
-	env := []string{"WARD_SECRETS_KEY=" + base64.StdEncoding.EncodeToString(seal.NewKey())}
+	// As deployed: one S3-compatible store for Z3, one load balancer whose
+	// URL is the public URL (the issuer) and whose address is the trusted
+	// proxy, and a webhook receiver the egress policy is opened to.
+	s3 := newSharedS3(t, "ward-objects")
+	rc := newReceiver(t)
+	env := []string{"WARD_SECRETS_KEY=" + base64.StdEncoding.EncodeToString(seal.NewKey()),
+		"WARD_Z3_S3_ACCESS_KEY=ward", "WARD_Z3_S3_SECRET_KEY=not-a-real-secret"}
 	rs := make([]*ward, 3)
 	for i := range rs {
 		rs[i] = &ward{DataDir: t.TempDir(), DB: dsn, URL: "http://" + freeAddr(t), log: &syncBuffer{}, env: env}
 	}
+	lb := newRRProxy(t, rs)
 	for _, r := range rs {
-		r.flags = []string{"--public-url", rs[0].URL} // one issuer, as behind a load balancer
+		r.flags = []string{"--public-url", lb.URL, "--trusted-proxies", "127.0.0.1/32",
+			"--z3-backend", "s3://ward-objects/z3?endpoint=" + s3.URL + "&region=us-east-1&path-style=true",
+			"--egress-allow", "127.0.0.1/32"}
 		r.start(t)
 	}
 	for _, r := range rs {
@@ -318,6 +333,11 @@ func TestReplicas(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("Z3 on one S3 store", func(t *testing.T) { testZ3AcrossReplicas(t, rs, lb, s3, adminTok) })
+	t.Run("sign-in throttling behind the proxy", func(t *testing.T) { testThrottleBehindProxy(t, lb, adminTok) })
+	t.Run("concurrent PUTs through the proxy", func(t *testing.T) { testPutsThroughProxy(t, lb, adminTok) })
+	t.Run("kill -9 under write load", func(t *testing.T) { testKillUnderLoad(t, rs, lb, rc, adminTok) })
 
 	t.Run("wrong secrets key", func(t *testing.T) {
 		for _, tc := range []struct {
