@@ -153,6 +153,17 @@ func bodyErr(err error) error {
 	return fmt.Errorf("read the Binary body: %w", err)
 }
 
+// setBinaryBlob names key as the Binary's blob, keeping its other meta.
+func setBinaryBlob(m map[string]any, key string) {
+	meta, _ := m["meta"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		m["meta"] = meta
+	}
+	exts, _ := meta["extension"].([]any)
+	meta["extension"] = append(exts, map[string]any{"url": binaryBlobURL, "valueString": key})
+}
+
 // stripBinaryBlob drops a client's blob extension from a Binary (only
 // Ward names blobs).
 func stripBinaryBlob(m map[string]any) {

@@ -184,6 +184,19 @@ func TestBinary(t *testing.T) {
 			if _, got := send(t, ts, "GET", "/fhir/Binary/steal", nil, "Accept", "text/plain"); string(got) != "mine" {
 				t.Fatalf("read of the stolen key gave %q", got)
 			}
+			// A PATCH of a large Binary's other elements keeps its bytes.
+			res, out = send(t, ts, "POST", "/fhir/Binary", big, "Content-Type", "application/octet-stream")
+			var large struct{ ID string }
+			if err := json.Unmarshal(out, &large); err != nil || res.StatusCode != 201 {
+				t.Fatalf("create large: %d %s", res.StatusCode, out)
+			}
+			if res, out := send(t, ts, "PATCH", "/fhir/Binary/"+large.ID, []byte(`[{"op":"replace","path":"/contentType","value":"application/x-patched"}]`),
+				"Content-Type", "application/json-patch+json"); res.StatusCode != 200 {
+				t.Fatalf("patch large: %d %s", res.StatusCode, out)
+			}
+			if res, got := send(t, ts, "GET", "/fhir/Binary/"+large.ID, nil, "Accept", "application/x-patched"); res.StatusCode != 200 || !bytes.Equal(got, big) {
+				t.Fatalf("large Binary after a patch: %d, %d bytes (want its %d)", res.StatusCode, len(got), len(big))
+			}
 			// A JSON Binary still works, and its read in JSON is as stored.
 			if res, out := send(t, ts, "POST", "/fhir/Binary", []byte(`{"resourceType":"Binary","contentType":"text/plain","data":"aGk="}`), "Content-Type", "application/fhir+json"); res.StatusCode != 201 {
 				t.Fatalf("JSON create: %d %s", res.StatusCode, out)

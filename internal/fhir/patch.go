@@ -98,6 +98,14 @@ func (s *Service) patchOnce(ctx context.Context, p auth.Principal, typ, id strin
 	if err != nil {
 		return Resource{}, err
 	}
+	if typ == "Binary" {
+		// validate dropped the blob extension (only Ward names blobs): a
+		// large Binary's bytes stay where they are unless the patch gave
+		// new data.
+		if _, _, key, _, err := binaryParts(cur.Content); err == nil && key != "" && m["data"] == nil {
+			setBinaryBlob(m, key)
+		}
+	}
 	if m["id"] != id {
 		return Resource{}, &unprocessable{msg: "a patch may not change the resource's id"}
 	}
