@@ -69,7 +69,7 @@ func binaryServer(t *testing.T, b storetest.Backend, blobs BinaryStore) (*httpte
 	principals := map[string]auth.Principal{"admin": f.admin}
 	for name, policy := range map[string]string{
 		// Binaries, and only the DocumentReference dr-ok.
-		"binaries": `{"rule":[{"resource":"FHIR:Binary","action":["FHIR:Read","FHIR:Search","FHIR:Create","FHIR:Update"],"effect":"Allow"},{"resource":"FHIR:DocumentReference:dr-ok","action":["FHIR:Read"],"effect":"Allow"}]}`,
+		"binaries": `{"rule":[{"resource":"FHIR:Binary","action":["FHIR:Read","FHIR:Search","FHIR:Create","FHIR:Update","FHIR:History"],"effect":"Allow"},{"resource":"FHIR:DocumentReference:dr-ok","action":["FHIR:Read"],"effect":"Allow"}]}`,
 	} {
 		m, err := f.authz.CreateM2M(ctx, f.admin.ProjectID, iam.M2MInput{Name: &name, AccessPolicy: json.RawMessage(policy)})
 		if err != nil {
@@ -246,6 +246,16 @@ func TestBinary(t *testing.T) {
 			res, out = send(t, ts, "GET", "/fhir/Binary?_id="+secret.ID+","+created["pdf"], nil, "X-As", "binaries")
 			if res.StatusCode != 200 || strings.Contains(string(out), `"id":"`+secret.ID) || !strings.Contains(string(out), `"id":"`+created["pdf"]) {
 				t.Fatalf("search: %d %s", res.StatusCode, out)
+			}
+			// History leaves it out too, at type and instance level.
+			for _, path := range []string{"/fhir/Binary/_history", "/fhir/Binary/" + secret.ID + "/_history"} {
+				res, out = send(t, ts, "GET", path, nil, "X-As", "binaries")
+				if res.StatusCode != 200 || strings.Contains(string(out), `"id":"`+secret.ID) {
+					t.Fatalf("history %s: %d %.400s", path, res.StatusCode, out)
+				}
+			}
+			if _, out = send(t, ts, "GET", "/fhir/Binary/_history", nil); !strings.Contains(string(out), `"id":"`+secret.ID) {
+				t.Fatalf("admin's history lacks the Binary: %.300s", out)
 			}
 		})
 	}

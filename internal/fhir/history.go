@@ -92,5 +92,10 @@ func (s *Service) History(ctx context.Context, p auth.Principal, typ, id string,
 		res.Method = r.Method
 		out = append(out, res)
 	}
+	// A Binary version whose securityContext the caller may not read is
+	// left out, as from searches (the total still counts it).
+	if out, err = s.readableBinaries(ctx, p, out); err != nil {
+		return nil, 0, err
+	}
 	return out, total, nil
 }
