@@ -153,6 +153,25 @@ func bodyErr(err error) error {
 	return fmt.Errorf("read the Binary body: %w", err)
 }
 
+// bundled is a resource's JSON as a search or history bundle carries it: a
+// Binary whose bytes are in the blob store comes without its internal blob
+// name and without data (R4 allows a Binary without data; a read of it, or
+// of that version, returns the bytes).
+func bundled(res Resource) []byte {
+	if res.Type != "Binary" || !bytes.Contains(res.Content, []byte(binaryBlobURL)) {
+		return res.Content
+	}
+	_, _, _, public, err := binaryParts(res.Content)
+	if err != nil {
+		return res.Content
+	}
+	b, err := json.Marshal(public)
+	if err != nil {
+		return res.Content
+	}
+	return b
+}
+
 // setBinaryBlob names key as the Binary's blob, keeping its other meta.
 func setBinaryBlob(m map[string]any, key string) {
 	meta, _ := m["meta"].(map[string]any)

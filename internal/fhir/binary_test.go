@@ -197,6 +197,13 @@ func TestBinary(t *testing.T) {
 			if res, got := send(t, ts, "GET", "/fhir/Binary/"+large.ID, nil, "Accept", "application/x-patched"); res.StatusCode != 200 || !bytes.Equal(got, big) {
 				t.Fatalf("large Binary after a patch: %d, %d bytes (want its %d)", res.StatusCode, len(got), len(big))
 			}
+			// In search and history bundles it has no data and no blob name.
+			for _, path := range []string{"/fhir/Binary?_id=" + large.ID, "/fhir/Binary/" + large.ID + "/_history"} {
+				res, out := send(t, ts, "GET", path, nil)
+				if res.StatusCode != 200 || !strings.Contains(string(out), `"id":"`+large.ID) || strings.Contains(string(out), binaryBlobURL) || strings.Contains(string(out), `"data"`) {
+					t.Fatalf("%s: %d %.500s", path, res.StatusCode, out)
+				}
+			}
 			// A JSON Binary still works, and its read in JSON is as stored.
 			if res, out := send(t, ts, "POST", "/fhir/Binary", []byte(`{"resourceType":"Binary","contentType":"text/plain","data":"aGk="}`), "Content-Type", "application/fhir+json"); res.StatusCode != 201 {
 				t.Fatalf("JSON create: %d %s", res.StatusCode, out)

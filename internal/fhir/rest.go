@@ -487,12 +487,12 @@ func (h *Handler) searchBundle(page Page) bundle {
 		link("previous", max(0, page.Offset-page.Count))
 	}
 	for _, res := range page.Matches {
-		b.Entry = append(b.Entry, bundleEntry{FullURL: h.fullURL(res), Resource: subset(res.Content, page.Query), Search: &entrySearch{Mode: "match"}})
+		b.Entry = append(b.Entry, bundleEntry{FullURL: h.fullURL(res), Resource: subset(bundled(res), page.Query), Search: &entrySearch{Mode: "match"}})
 	}
 	for _, res := range page.Included {
 		// _summary applies to every resource returned; _elements names
 		// elements of the searched type only.
-		b.Entry = append(b.Entry, bundleEntry{FullURL: h.fullURL(res), Resource: project(res.Content, nil, page.Query.Summary), Search: &entrySearch{Mode: "include"}})
+		b.Entry = append(b.Entry, bundleEntry{FullURL: h.fullURL(res), Resource: project(bundled(res), nil, page.Query.Summary), Search: &entrySearch{Mode: "include"}})
 	}
 	if page.Query.Summary == "count" {
 		b.Entry = nil
@@ -528,9 +528,9 @@ func (h *Handler) historyBundle(r *http.Request, typ, id string, hp HistoryParam
 			e.Response.Status = "204 No Content"
 		case res.Method == "POST":
 			e.Response.Status = "201 Created"
-			e.Resource = res.Content
+			e.Resource = bundled(res)
 		default:
-			e.Resource = res.Content
+			e.Resource = bundled(res)
 		}
 		if res.Method == "PATCH" {
 			e.Request.Method = "PATCH"
