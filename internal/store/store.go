@@ -143,15 +143,31 @@ func OpenWith(ctx context.Context, dsn string, log *slog.Logger, opt Options) (*
 		s, err = openPostgres(ctx, dsn, log, opt.MaxConns)
 	} else {
 		s, err = openSQLite(ctx, dsn, log)
+		if err != nil {
+			return nil, fullAtOpen(filepath.Dir(dsn), err)
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
+		if s.dialect == SQLite {
+			return nil, fullAtOpen(s.dir, err)
+		}
 		return nil, err
 	}
 	return s, nil
+}
+
+// fullAtOpen says so when err, from opening SQLite in dir, comes of a full
+// disk: SQLite then says no more than "disk I/O error (4874)" (it cannot
+// create its -shm file), which names neither the cause nor the place.
+func fullAtOpen(dir string, err error) error {
+	if (&Store{dir: dir}).lowSpace() {
+		return fmt.Errorf("%w: %s has less than %d KiB free; free space there and start again: %w", ErrDiskFull, dir, minFree>>10, err)
+	}
+	return err
 }
 
 func openSQLite(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
