@@ -463,6 +463,11 @@ func (s *Store) mapErr(err error) error {
 	if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed") {
 		return fmt.Errorf("%w (%w): %w", ErrClosed, ErrUnavailable, err)
 	}
+	// Before unreachable: a syscall.Errno passes for a net.Error.
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		s.noteDiskFull()
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
+	}
 	if unreachable(err) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -493,10 +498,6 @@ func (s *Store) mapErr(err error) error {
 			s.noteDiskFull()
 			return fmt.Errorf("%w: %w", ErrDiskFull, err)
 		}
-	}
-	if errors.Is(err, syscall.ENOSPC) {
-		s.noteDiskFull()
-		return fmt.Errorf("%w: %w", ErrDiskFull, err)
 	}
 	return err
 }
