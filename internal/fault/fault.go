@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -121,7 +122,7 @@ const diskFullMessage = "disk full: the server cannot store more data until spac
 // that say they are a passing unavailability (a method Unavailable() bool:
 // the store's, when the database is unreachable), which are a 503 the
 // client may retry, and those that say the disk is full (a method
-// DiskFull() bool: the store's), which are a 507.
+// DiskFull() bool: the store's; or ENOSPC, EDQUOT), which are a 507.
 func Public(err error) (status int, msg string) {
 	var fe *Error
 	if errors.As(err, &fe) {
@@ -133,6 +134,11 @@ func Public(err error) (status int, msg string) {
 	}
 	var d interface{ DiskFull() bool }
 	if errors.As(err, &d) && d.DiskFull() {
+		return http.StatusInsufficientStorage, diskFullMessage
+	}
+	// A file the server writes (a function's code unpacked, a temporary
+	// file) on a full disk: the same cause, whichever layer met it.
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		return http.StatusInsufficientStorage, diskFullMessage
 	}
 	var u interface{ Unavailable() bool }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -24,6 +26,8 @@ func TestPublic(t *testing.T) {
 		{fmt.Errorf("login: %w", TooMany(90*time.Second, "too many attempts")), http.StatusTooManyRequests, "too many attempts"},
 		{fmt.Errorf("commit: %w", diskFullErr{}), http.StatusInsufficientStorage, diskFullMessage},
 		{Wrap(ErrDiskFull, secret, "disk full: upload not stored"), http.StatusInsufficientStorage, "disk full: upload not stored"},
+		{fmt.Errorf("code dir: %w", &os.PathError{Op: "write", Path: "/data/x", Err: syscall.ENOSPC}), http.StatusInsufficientStorage, diskFullMessage},
+		{&os.PathError{Op: "write", Path: "/data/x", Err: syscall.EIO}, http.StatusInternalServerError, "internal server error"},
 	}
 	for _, c := range cases {
 		status, msg := Public(c.err)
