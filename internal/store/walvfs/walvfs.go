@@ -433,9 +433,10 @@ func logsOf(pFile uintptr) []*file {
 
 // dbShmBarrier writes out the logs of this database before SQLite publishes
 // the wal-index header that makes their frames visible (see the package
-// comment). Only the connection writing a log buffers into it; a commit's
-// frames are out already (walWrite), so this finds any only after a
-// checksum rewrite or a recovery, and a failure there cannot be returned.
+// comment). Only the connection writing a log buffers into it. A commit's
+// frames, and whatever follows its commit frame, are out already
+// (walWrite), so this should find none; should it, a failure here cannot
+// be returned.
 func dbShmBarrier(tls *libc.TLS, pFile uintptr) {
 	for _, l := range logsOf(pFile) {
 		l.lock.Lock()
