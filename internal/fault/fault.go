@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -22,6 +23,9 @@ var (
 	ErrUnavailable  = errors.New("unavailable")
 	ErrNotSupported = errors.New("not supported")
 	ErrTooMany      = errors.New("too many requests")
+	// ErrDiskFull: the server's disk is full, so nothing more can be
+	// stored until space is freed; reads still work.
+	ErrDiskFull = errors.New("disk full")
 )
 
 // Error is a client-safe message of one kind, optionally wrapping a cause
@@ -54,6 +58,7 @@ func Conflict(format string, args ...any) error     { return newf(ErrConflict, f
 func TooLarge(format string, args ...any) error     { return newf(ErrTooLarge, format, args...) }
 func NotSupported(format string, args ...any) error { return newf(ErrNotSupported, format, args...) }
 func Unavailable(format string, args ...any) error  { return newf(ErrUnavailable, format, args...) }
+func DiskFull(format string, args ...any) error     { return newf(ErrDiskFull, format, args...) }
 
 // TooMany refuses a request over a rate limit; retryAfter is how long the
 // client should wait (see RetryAfter).
@@ -103,13 +108,21 @@ var statuses = []struct {
 	{ErrUnavailable, http.StatusServiceUnavailable},
 	{ErrNotSupported, http.StatusNotImplemented},
 	{ErrTooMany, http.StatusTooManyRequests},
+	// 507, not 503: no retry in the next second helps (the SDK retries
+	// 503 after 100 ms), an operator must free space; the status says so.
+	{ErrDiskFull, http.StatusInsufficientStorage},
 }
+
+// diskFullMessage is what a client hears of a full disk, whichever layer
+// found it.
+const diskFullMessage = "disk full: the server cannot store more data until space is freed; reads still work"
 
 // Public returns the HTTP status and client-safe message for err. Errors that
 // are not a *Error are internal: 500 and a generic message, except those
 // that say they are a passing unavailability (a method Unavailable() bool:
 // the store's, when the database is unreachable), which are a 503 the
-// client may retry.
+// client may retry, and those that say the disk is full (a method
+// DiskFull() bool: the store's; or ENOSPC, EDQUOT), which are a 507.
 func Public(err error) (status int, msg string) {
 	var fe *Error
 	if errors.As(err, &fe) {
@@ -118,6 +131,15 @@ func Public(err error) (status int, msg string) {
 				return s.status, fe.msg
 			}
 		}
+	}
+	var d interface{ DiskFull() bool }
+	if errors.As(err, &d) && d.DiskFull() {
+		return http.StatusInsufficientStorage, diskFullMessage
+	}
+	// A file the server writes (a function's code unpacked, a temporary
+	// file) on a full disk: the same cause, whichever layer met it.
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return http.StatusInsufficientStorage, diskFullMessage
 	}
 	var u interface{ Unavailable() bool }
 	if errors.As(err, &u) && u.Unavailable() {

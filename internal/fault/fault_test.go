@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,6 +24,10 @@ func TestPublic(t *testing.T) {
 		{fmt.Errorf("read: %w", unavailableErr{}), http.StatusServiceUnavailable, "the database is unavailable; retry shortly"},
 		{Forbidden("missing IAM:GetRole on IAM:Role:1"), http.StatusForbidden, "missing IAM:GetRole on IAM:Role:1"},
 		{fmt.Errorf("login: %w", TooMany(90*time.Second, "too many attempts")), http.StatusTooManyRequests, "too many attempts"},
+		{fmt.Errorf("commit: %w", diskFullErr{}), http.StatusInsufficientStorage, diskFullMessage},
+		{Wrap(ErrDiskFull, secret, "disk full: upload not stored"), http.StatusInsufficientStorage, "disk full: upload not stored"},
+		{fmt.Errorf("code dir: %w", &os.PathError{Op: "write", Path: "/data/x", Err: syscall.ENOSPC}), http.StatusInsufficientStorage, diskFullMessage},
+		{&os.PathError{Op: "write", Path: "/data/x", Err: syscall.EIO}, http.StatusInternalServerError, "internal server error"},
 	}
 	for _, c := range cases {
 		status, msg := Public(c.err)
@@ -45,6 +51,8 @@ func TestRetryAfter(t *testing.T) {
 		{Invalid("x"), 0},
 		{fmt.Errorf("read: %w", unavailableErr{}), 1},
 		{Unavailable("x"), 1},
+		{diskFullErr{}, 0},
+		{DiskFull("x"), 0},
 		{errors.New("x"), 0},
 	}
 	for _, c := range cases {
@@ -63,3 +71,10 @@ type unavailableErr struct{}
 
 func (unavailableErr) Error() string     { return "connection refused" }
 func (unavailableErr) Unavailable() bool { return true }
+
+// diskFullErr is an error from a lower layer (the store) that says the
+// disk is full.
+type diskFullErr struct{}
+
+func (diskFullErr) Error() string  { return "database or disk is full (13)" }
+func (diskFullErr) DiskFull() bool { return true }

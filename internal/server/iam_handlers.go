@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/store"
 )
 
 func (s *Server) listRoles(w http.ResponseWriter, r *http.Request, c call) error {
@@ -131,6 +133,10 @@ func (s *Server) readiness(w http.ResponseWriter, r *http.Request, _ call) error
 		if err := s.ready(ctx); err != nil {
 			// The fault's message is all writeError logs: the cause here.
 			s.log.WarnContext(r.Context(), "not ready", "err", err)
+			if errors.Is(err, store.ErrDiskFull) {
+				// Still 503, what probes act on; the message names the cause.
+				return fault.Wrap(fault.ErrUnavailable, err, "not ready: disk full: writes fail until space is freed on the server")
+			}
 			return fault.Wrap(fault.ErrUnavailable, err, "not ready: the database is unavailable or not migrated")
 		}
 	}

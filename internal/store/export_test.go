@@ -38,3 +38,10 @@ func (s *Store) QueryInt(ctx context.Context, q string, args ...any) (int64, err
 	err := s.queryRow(ctx, q, args...).Scan(&n)
 	return n, err
 }
+
+// QueryString runs a query returning one string (? placeholders).
+func (s *Store) QueryString(ctx context.Context, q string, args ...any) (string, error) {
+	var v string
+	err := s.queryRow(ctx, q, args...).Scan(&v)
+	return v, err
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -414,6 +415,13 @@ func (grp *group) run(r *txRequest) {
 	grp.batch = append(grp.batch, r)
 	grp.results = append(grp.results, err)
 	grp.s.group.ran.Add(1)
+	if grp.err == nil && errors.Is(err, ErrDiskFull) {
+		// SQLite may have rolled the whole transaction back (a full disk
+		// is one of the errors after which it does), so members run from
+		// now on would each commit alone, outside the group: the group
+		// fails instead, and the disk has no room for it anyway.
+		grp.err = err
+	}
 }
 
 // replay rolls the group's transaction back and runs again, in a new one,
@@ -456,6 +464,9 @@ func (grp *group) commit() bool {
 		}
 	}
 	if err != nil {
+		if grp.err != nil && grp.tx != nil {
+			_ = grp.tx.Rollback()
+		}
 		answer(grp.batch, grp.results, err)
 		return false
 	}

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,12 +41,22 @@ var (
 	// closed); a later retry may succeed. It has a method Unavailable()
 	// bool, which is how fault.Public knows it without importing store.
 	ErrUnavailable error = unavailable{}
+	// ErrDiskFull: the disk holding the database (SQLite) or the
+	// database's own disk (PostgreSQL) is full; the write was not stored.
+	// Reads go on, and writes succeed again once there is room. It has a
+	// method DiskFull() bool, which is how fault.Public knows it.
+	ErrDiskFull error = diskFull{}
 )
 
 type unavailable struct{}
 
 func (unavailable) Error() string     { return "database unavailable" }
 func (unavailable) Unavailable() bool { return true }
+
+type diskFull struct{}
+
+func (diskFull) Error() string  { return "disk full" }
+func (diskFull) DiskFull() bool { return true }
 
 // Dialect names the SQL flavour behind a Store.
 type Dialect string
@@ -83,6 +95,11 @@ type Store struct {
 	// announced, one per schema (NOTIFY is database-wide).
 	pg      *pgx.ConnConfig
 	channel string
+	// SQLite: the data directory, and whether a write failed for a full
+	// disk since the last write that Ready saw succeed (shared by the
+	// store's Tx copies).
+	dir  string
+	full *atomic.Bool
 }
 
 // Tx is a Store bound to one transaction.
@@ -126,15 +143,31 @@ func OpenWith(ctx context.Context, dsn string, log *slog.Logger, opt Options) (*
 		s, err = openPostgres(ctx, dsn, log, opt.MaxConns)
 	} else {
 		s, err = openSQLite(ctx, dsn, log)
+		if err != nil {
+			return nil, fullAtOpen(filepath.Dir(dsn), err)
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
+		if s.dialect == SQLite {
+			return nil, fullAtOpen(s.dir, err)
+		}
 		return nil, err
 	}
 	return s, nil
+}
+
+// fullAtOpen says so when err, from opening SQLite in dir, comes of a full
+// disk: SQLite then says no more than "disk I/O error (4874)" (it cannot
+// create its -shm file), which names neither the cause nor the place.
+func fullAtOpen(dir string, err error) error {
+	if (&Store{dir: dir}).lowSpace() {
+		return fmt.Errorf("%w: %s has less than %d KiB free; free space there and start again: %w", ErrDiskFull, dir, minFree>>10, err)
+	}
+	return err
 }
 
 func openSQLite(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
@@ -194,7 +227,7 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*Store, err
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	s := &Store{dialect: SQLite, write: write, read: read, q: read, now: time.Now, log: log,
-		wstmts: newStmtCache(write), rstmts: newStmtCache(read)}
+		wstmts: newStmtCache(write), rstmts: newStmtCache(read), dir: filepath.Dir(path), full: new(atomic.Bool)}
 	s.startGroupCommit(ckpt, &walFile{path: path + "-wal"})
 	return s, nil
 }
@@ -233,7 +266,7 @@ func openPostgres(ctx context.Context, dsn string, log *slog.Logger, maxConns in
 		db.Close()
 		return nil, fmt.Errorf("connect postgres: %w", err)
 	}
-	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now, pg: cfg, channel: changeChannel(schema.String), log: log}, nil
+	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now, pg: cfg, channel: changeChannel(schema.String), log: log, full: new(atomic.Bool)}, nil
 }
 
 // MaxConns is the most connections the store's pool opens.
@@ -430,6 +463,11 @@ func (s *Store) mapErr(err error) error {
 	if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed") {
 		return fmt.Errorf("%w (%w): %w", ErrClosed, ErrUnavailable, err)
 	}
+	// Before unreachable: a syscall.Errno passes for a net.Error.
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		s.noteDiskFull()
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
+	}
 	if unreachable(err) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -443,11 +481,22 @@ func (s *Store) mapErr(err error) error {
 	if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}
+	// 53100 disk_full: PostgreSQL could not extend a file.
+	if errors.As(err, &pgErr) && pgErr.Code == "53100" {
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
+	}
 	var sqErr *sqlite.Error
 	if errors.As(err, &sqErr) {
 		switch sqErr.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			return fmt.Errorf("%w: %w", ErrConflict, err)
+		}
+		// SQLite says SQLITE_FULL when a write fails with ENOSPC, but a
+		// -shm file it cannot grow is a "disk I/O error" (SHMSIZE): with
+		// next to no free space, that is the full disk too.
+		if sqErr.Code()&0xff == sqlite3.SQLITE_FULL || (sqErr.Code()&0xff == sqlite3.SQLITE_IOERR && s.lowSpace()) {
+			s.noteDiskFull()
+			return fmt.Errorf("%w: %w", ErrDiskFull, err)
 		}
 	}
 	return err
@@ -486,12 +535,59 @@ func (s *Store) Ready(ctx context.Context) error {
 		return fmt.Errorf("ready: schema at migration %q, want %q", have.String, latest)
 	}
 	if s.group != nil {
-		// A transaction through the writer proves it is alive.
-		if err := s.WithTx(ctx, func(*Tx) error { return nil }); err != nil {
+		// With less than minFree left the disk is full, whatever a small
+		// write might still fit into (a log restarted over its old space).
+		if s.lowSpace() {
+			s.noteDiskFull()
+			return fmt.Errorf("ready: writer: %w: less than %d KiB free in %s", ErrDiskFull, minFree>>10, s.dir)
+		}
+		// A transaction through the writer proves it is alive; after a
+		// write failed for a full disk, only one that writes proves it can
+		// store again (an empty one commits without writing anything).
+		probe := func(*Tx) error { return nil }
+		full := s.full.Load()
+		if full {
+			probe = func(tx *Tx) error {
+				if _, err := tx.exec(ctx, `INSERT INTO schema_migrations (version) VALUES ('~ready-probe')`); err != nil {
+					return err
+				}
+				_, err := tx.exec(ctx, `DELETE FROM schema_migrations WHERE version = '~ready-probe'`)
+				return err
+			}
+		}
+		if err := s.WithTx(ctx, probe); err != nil {
 			return fmt.Errorf("ready: writer: %w", s.mapErr(err))
+		}
+		if full && s.full.CompareAndSwap(true, false) {
+			s.log.Info("sqlite writes succeed again: the disk has room", "dir", s.dir)
 		}
 	}
 	return nil
+}
+
+// minFree is the free space below which the disk counts as full: SQLite
+// grows the -shm file by 32 KiB and a group commit's log by megabytes.
+const minFree = 1 << 20
+
+// lowSpace reports whether the SQLite data directory's file system has
+// less than minFree left (false on PostgreSQL, or when it cannot tell).
+func (s *Store) lowSpace() bool {
+	if s.dir == "" {
+		return false
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.dir, &st); err != nil {
+		return false
+	}
+	return st.Bavail*uint64(st.Bsize) < minFree
+}
+
+// noteDiskFull records that a write failed for a full disk, so that Ready
+// reports the writer unhealthy until a write succeeds again.
+func (s *Store) noteDiskFull() {
+	if s.full != nil && !s.full.Swap(true) {
+		s.log.Error("disk full: writes fail (507) until space is freed; reads go on", "dir", s.dir)
+	}
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }

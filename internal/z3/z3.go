@@ -244,6 +244,9 @@ func (s *Service) Put(ctx context.Context, projectID, bucket, path, contentType 
 		if lim.over {
 			return store.Object{}, fault.TooLarge("the object is larger than the limit of %d bytes", s.cfg.MaxObjectBytes)
 		}
+		if errors.Is(err, blob.ErrDiskFull) {
+			return store.Object{}, fault.Wrap(fault.ErrDiskFull, err, "disk full: the object was not stored; the server needs more free space")
+		}
 		return store.Object{}, fmt.Errorf("z3 put: %w", err)
 	}
 	o := store.Object{ProjectID: projectID, Bucket: bucket, Path: path, BlobKey: key, Size: info.Size,

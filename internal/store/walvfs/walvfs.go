@@ -18,15 +18,24 @@
 // when it reaches its bound, and when a write is not an append to it.
 //
 // Nothing changes for durability: a commit is still acknowledged only after
-// the caller's fsync of the log, which runs after COMMIT returns, by when the
-// barrier has written the frames. If that write fails, the barrier cannot
-// return an error, so it panics (as PostgreSQL does on a failed WAL write):
-// the header's copy 0 is never written, readers see a torn header and
-// rebuild the index from the log, whose frame checksums exclude what is
-// missing.
+// the caller's fsync of the log, which runs after COMMIT returns.
+//
+// A failed write (a full disk: ENOSPC) must reach SQLite as an error of the
+// transaction, never after SQLite has published it. So the frames are also
+// written out as soon as the commit frame (a frame header whose "database
+// size" field is set) has its page: SQLite is then still inside
+// sqlite3WalFrames, and an error makes it fail the COMMIT (SQLITE_FULL)
+// and roll back, before the wal-index header names the frames. A failure
+// sticks (every later read or write of the log fails too, so a
+// transaction that lost frames can never commit) until SQLite releases the
+// write lock, when that transaction is over and the frames are dead; the
+// next transaction writes them again from the last commit. Should the
+// barrier still find frames it cannot write (it cannot return an error),
+// it panics rather than let readers see a commit whose frames are missing.
 package walvfs
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
@@ -44,6 +53,19 @@ const Name = "ward-walbatch"
 // bufferSize bounds the frames held back: a group of 128 creates appends
 // about 6 MiB; beyond the bound the buffer is written out and goes on.
 const bufferSize = 4 << 20
+
+// frameHeaderSize is the size of a WAL frame's header, which SQLite writes
+// by itself before the frame's page; bytes 4-7 are the database size after
+// the commit in a commit frame, zero in any other.
+const frameHeaderSize = 24
+
+// walWriteLock is the shm lock slot of SQLite's WAL write lock
+// (WAL_WRITE_LOCK): its release ends a write transaction.
+const walWriteLock = 0
+
+// pwrite writes to a log's descriptor. Tests replace it to fail chosen
+// writes (a full disk), which this process-wide VFS cannot be handed.
+var pwrite = syscall.Pwrite
 
 // The VFS registry is SQLite's and process-wide, so is what it points at:
 // the vfs struct and method tables must stay at one address for as long as
@@ -76,7 +98,11 @@ type file struct {
 	buf   uintptr
 	n     int64
 	start int64
-	err   error // a failed write-out: every later write fails too
+	err   error // a failed write-out: every later access fails too, until the write lock is released
+	// committing: the commit frame's header was written, so every write
+	// goes out before it returns, until the commit is published (barrier)
+	// or over (write lock released).
+	committing bool
 }
 
 // Register makes the VFS available (once per process) under Name.
@@ -129,6 +155,10 @@ func fnTruncate(fp uintptr) func(*libc.TLS, uintptr, int64) int32 {
 
 func fnSync(fp uintptr) func(*libc.TLS, uintptr, int32) int32 {
 	return *(*func(*libc.TLS, uintptr, int32) int32)(unsafe.Pointer(&fp))
+}
+
+func fnShmLock(fp uintptr) func(*libc.TLS, uintptr, int32, int32, int32) int32 {
+	return *(*func(*libc.TLS, uintptr, int32, int32, int32) int32)(unsafe.Pointer(&fp))
 }
 
 func fnSize(fp uintptr) func(*libc.TLS, uintptr, uintptr) int32 {
@@ -209,6 +239,7 @@ func buildDB() {
 	dbMethods = *unixDBMethods()
 	*(*func(*libc.TLS, uintptr) int32)(unsafe.Pointer(&dbMethods.FxClose)) = dbClose
 	*(*func(*libc.TLS, uintptr))(unsafe.Pointer(&dbMethods.FxShmBarrier)) = dbShmBarrier
+	*(*func(*libc.TLS, uintptr, int32, int32, int32) int32)(unsafe.Pointer(&dbMethods.FxShmLock)) = dbShmLock
 }
 
 func lookup(pFile uintptr) *file {
@@ -245,7 +276,7 @@ func (f *file) flush() int32 {
 func (f *file) write(data []byte, off int64) int32 {
 	fd := int(at[sqlite3.TunixFile](f.p).Fh)
 	for len(data) > 0 {
-		n, err := syscall.Pwrite(fd, data, off)
+		n, err := pwrite(fd, data, off)
 		if err == syscall.EINTR {
 			continue
 		}
@@ -254,7 +285,7 @@ func (f *file) write(data []byte, off int64) int32 {
 		}
 		if err != nil {
 			f.err = fmt.Errorf("walvfs: writing %d bytes of the write-ahead log at offset %d: %w", len(data), off, err)
-			if err == syscall.ENOSPC {
+			if err == syscall.ENOSPC || err == syscall.EDQUOT {
 				return sqlite3.SQLITE_FULL
 			}
 			return sqlite3.SQLITE_IOERR_WRITE
@@ -272,21 +303,42 @@ func walWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32
 		return sqlite3.SQLITE_IOERR_WRITE
 	}
 	n := int64(iAmt)
+	commitHeader := n == frameHeaderSize && binary.BigEndian.Uint32(at[[frameHeaderSize]byte](zBuf)[4:8]) != 0
+	if rc := f.buffer(tls, zBuf, n, iOfst); rc != sqlite3.SQLITE_OK {
+		return rc
+	}
+	// Once the commit frame's header is in, what follows (its page, any
+	// checksums rewritten) goes out now, while SQLite can still fail the
+	// commit; the header waits for its page, so a commit is one write.
+	if f.committing {
+		if rc := f.flush(); rc != sqlite3.SQLITE_OK {
+			return rc
+		}
+	}
+	if commitHeader {
+		f.committing = true
+	}
+	return sqlite3.SQLITE_OK
+}
+
+// buffer adds n bytes at zBuf, for offset off, to the pending frames, or
+// writes them out (f.lock held).
+func (f *file) buffer(tls *libc.TLS, zBuf uintptr, n, off int64) int32 {
 	switch {
-	case f.n > 0 && iOfst >= f.start && iOfst+n <= f.start+f.n:
+	case f.n > 0 && off >= f.start && off+n <= f.start+f.n:
 		// A frame rewritten in place (SQLite does so for a page written
 		// twice in one transaction): patch the buffer.
-		libc.Xmemcpy(tls, f.buf+uintptr(iOfst-f.start), zBuf, uint64(n))
+		libc.Xmemcpy(tls, f.buf+uintptr(off-f.start), zBuf, uint64(n))
 		return sqlite3.SQLITE_OK
-	case f.n > 0 && iOfst == f.start+f.n && f.n+n <= bufferSize:
+	case f.n > 0 && off == f.start+f.n && f.n+n <= bufferSize:
 	default:
 		if rc := f.flush(); rc != sqlite3.SQLITE_OK {
 			return rc
 		}
 		if n > bufferSize {
-			return f.write(unsafe.Slice(at[byte](zBuf), n), iOfst)
+			return f.write(unsafe.Slice(at[byte](zBuf), n), off)
 		}
-		f.start = iOfst
+		f.start = off
 	}
 	if f.buf == 0 {
 		f.buf = libc.Xmalloc(tls, bufferSize)
@@ -368,21 +420,52 @@ func dbClose(tls *libc.TLS, pFile uintptr) int32 {
 	return fnFile(unixDBMethods().FxClose)(tls, pFile)
 }
 
+// logsOf is the open logs of the database file pFile.
+func logsOf(pFile uintptr) []*file {
+	mu.Lock()
+	defer mu.Unlock()
+	f := files[pFile]
+	if f == nil {
+		return nil
+	}
+	return append([]*file(nil), wals[f.dbPath]...)
+}
+
 // dbShmBarrier writes out the logs of this database before SQLite publishes
 // the wal-index header that makes their frames visible (see the package
-// comment). Only the connection writing a log buffers into it.
+// comment). Only the connection writing a log buffers into it. A commit's
+// frames, and whatever follows its commit frame, are out already
+// (walWrite), so this should find none; should it, a failure here cannot
+// be returned.
 func dbShmBarrier(tls *libc.TLS, pFile uintptr) {
-	mu.Lock()
-	f := files[pFile]
-	var logs []*file
-	if f != nil {
-		logs = append(logs, wals[f.dbPath]...)
-	}
-	mu.Unlock()
-	for _, l := range logs {
-		if l.flushLocked() != sqlite3.SQLITE_OK {
-			panic(l.err)
+	for _, l := range logsOf(pFile) {
+		l.lock.Lock()
+		var rc int32 = sqlite3.SQLITE_OK
+		if l.n > 0 {
+			rc = l.flush()
+		}
+		l.committing = false
+		err := l.err
+		l.lock.Unlock()
+		if rc != sqlite3.SQLITE_OK {
+			panic(err)
 		}
 	}
 	fnBarrier(unixDBMethods().FxShmBarrier)(tls, pFile)
+}
+
+// dbShmLock passes the lock on; when the write lock is released the write
+// transaction is over (committed, whose frames are out, or rolled back),
+// so what its log still holds is dead: a failed write is forgotten and the
+// next transaction may write again (a disk that had filled may have room).
+func dbShmLock(tls *libc.TLS, pFile uintptr, ofst, n, flags int32) int32 {
+	rc := fnShmLock(unixDBMethods().FxShmLock)(tls, pFile, ofst, n, flags)
+	if flags&sqlite3.SQLITE_SHM_UNLOCK != 0 && flags&sqlite3.SQLITE_SHM_EXCLUSIVE != 0 && ofst <= walWriteLock && walWriteLock < ofst+n {
+		for _, l := range logsOf(pFile) {
+			l.lock.Lock()
+			l.n, l.err, l.committing = 0, nil, false
+			l.lock.Unlock()
+		}
+	}
+	return rc
 }

@@ -43,6 +43,10 @@ type Info struct {
 // ErrNotFound: no blob has the key.
 var ErrNotFound = errors.New("blob: not found")
 
+// ErrDiskFull: the blob was not stored because the disk (or the user's
+// quota) is full; nothing of it is left behind.
+var ErrDiskFull = errors.New("blob: disk full")
+
 // ErrInvalidKey: the key could escape the backend's namespace or is not one
 // Ward makes. Keys come from Ward, so this is a bug, never a user error.
 var ErrInvalidKey = errors.New("blob: invalid key")

@@ -54,11 +54,20 @@ func NewFS(root string) (*FS, error) {
 
 func (f *FS) path(key string) string { return filepath.Join(f.root, filepath.FromSlash(key)) }
 
-// Put implements Backend.
+// Put implements Backend. A full disk (ENOSPC, EDQUOT) is ErrDiskFull, and
+// the partial file is removed, giving its space back.
 func (f *FS) Put(ctx context.Context, key string, r io.Reader) (Info, error) {
 	if err := checkKey(key); err != nil {
 		return Info{}, err
 	}
+	info, err := f.put(ctx, key, r)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return Info{}, fmt.Errorf("%w: %w", ErrDiskFull, err)
+	}
+	return info, err
+}
+
+func (f *FS) put(ctx context.Context, key string, r io.Reader) (Info, error) {
 	dst := f.path(key)
 	dir := filepath.Dir(dst)
 	file, err := f.createTemp(dir)
