@@ -146,6 +146,7 @@ func TestCompartmentAndSystemSearch(t *testing.T) {
 				{"admin", "GET", "/fhir?_type=Condition&_summary=count", "", 200, nil, 2},
 				// Policies: types the caller may not search are left out when
 				// implied and refused when named; conditions and Denies apply.
+				{"patients-obs", "GET", "/fhir", "", 200, []string{"Observation/o-p1-a", "Observation/o-p1-b", "Observation/o-p2-a", "Observation/o-p2-b", "Patient/p1", "Patient/p2"}, 6}, // bare GET [base]: every type the caller may search
 				{"patients-obs", "GET", "/fhir/Patient/p1/*", "", 200, []string{"Observation/o-p1-a", "Observation/o-p1-b", "Patient/p1"}, 3},
 				{"patients-obs", "GET", "/fhir/Patient/p1/Condition", "", 403, nil, 0},
 				{"patients-obs", "GET", "/fhir/Patient/p1/*?_type=Condition", "", 403, nil, 0},

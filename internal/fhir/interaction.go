@@ -73,7 +73,7 @@ func parseInteraction(method, path, rawQuery string) interaction {
 		switch {
 		case post:
 			in.kind = kindBatch
-		case get && rawQuery != "":
+		case get: // bare GET [base] too: a search of every type (R4 3.1.0.1.7)
 			in.kind = kindSearchSystem
 		}
 	case 1:

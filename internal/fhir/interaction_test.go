@@ -9,7 +9,7 @@ func TestParseInteraction(t *testing.T) {
 	}{
 		{"POST", "", "", interaction{kind: kindBatch}},
 		{"POST", "/", "", interaction{kind: kindBatch}},
-		{"GET", "", "", interaction{}},
+		{"GET", "", "", interaction{kind: kindSearchSystem}},
 		{"GET", "metadata", "", interaction{kind: kindCapabilities}},
 		{"GET", "_history", "", interaction{kind: kindHistorySystem}},
 		{"GET", "Patient", "name=x", interaction{kind: kindSearch, typ: "Patient", query: "name=x"}},
