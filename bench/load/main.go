@@ -122,6 +122,7 @@ type ward struct {
 	cmd                 *exec.Cmd
 	dir                 string
 	keep                bool
+	database            string // a database made for this run, dropped by stop
 }
 
 func freePort() string {
@@ -143,12 +144,14 @@ func startWard(ctx context.Context, o options) (*ward, error) {
 	if d := os.Getenv("WARD_DEBUG_ADDR"); d != "" {
 		args = append(args, "--debug-addr", d)
 	}
+	var database string
 	if o.db == "postgres" {
-		dsn, err := freshPostgres(ctx)
+		dsn, name, err := freshPostgres(ctx)
 		if err != nil {
 			return nil, err
 		}
 		args = append(args, "--database", dsn)
+		database = name
 	}
 	cmd := exec.Command(o.wardBin, args...)
 	logf, _ := os.Create(filepath.Join(dir, "ward.log"))
@@ -156,7 +159,7 @@ func startWard(ctx context.Context, o options) (*ward, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	w := &ward{url: "http://" + addr, cmd: cmd, dir: dir, keep: o.keep}
+	w := &ward{url: "http://" + addr, cmd: cmd, dir: dir, keep: o.keep, database: database}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		res, err := http.Get(w.url + "/healthz")
@@ -203,22 +206,27 @@ func (w *ward) stop() {
 		_ = w.cmd.Wait()
 	}
 	if w.keep {
-		fmt.Println("data kept in", w.dir)
+		fmt.Println("data kept in", w.dir, w.database)
 		return
 	}
 	os.RemoveAll(w.dir)
+	if w.database != "" {
+		if out, err := exec.Command("psql", "-h", "127.0.0.1", "-U", "postgres", "-c", "DROP DATABASE IF EXISTS "+w.database+" WITH (FORCE)").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "drop database %s: %v: %s\n", w.database, err, out)
+		}
+	}
 }
 
 func (w *ward) pid() int { return w.cmd.Process.Pid }
 
-// freshPostgres makes a new database on the local server.
-func freshPostgres(ctx context.Context) (string, error) {
+// freshPostgres makes a new database on the local server: its URL and name.
+func freshPostgres(ctx context.Context) (string, string, error) {
 	name := fmt.Sprintf("ward_load_%d", time.Now().UnixNano())
 	out, err := exec.CommandContext(ctx, "psql", "-h", "127.0.0.1", "-U", "postgres", "-c", "CREATE DATABASE "+name).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("create database: %v: %s", err, out)
+		return "", "", fmt.Errorf("create database: %v: %s", err, out)
 	}
-	return "postgres://postgres@127.0.0.1:5432/" + name + "?sslmode=disable", nil
+	return "postgres://postgres@127.0.0.1:5432/" + name + "?sslmode=disable", name, nil
 }
 
 // request is one call of a scenario, made by client c.
