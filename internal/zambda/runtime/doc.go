@@ -104,7 +104,7 @@
 // out-of-memory message (any "out of memory" or "cannot allocate memory",
 // as V8, the Go runtime and C print them, std::bad_alloc, MemoryError), or when it was killed by a SIGKILL that Ward did not send
 // (the kernel's OOM killer), or when its peak resident memory had reached
-// 90% of MemoryMB (a runtime may crash at the limit without saying why: Go's
+// 80% of MemoryMB (a runtime may crash at the limit without saying why: Go's
 // collector has faulted there). A Node "Array buffer allocation failed"
 // error (Buffers live outside the JS heap) is KindOOM too.
 //
