@@ -106,3 +106,14 @@ func (c *Core) Bindings() map[string]Binding {
 	}
 	return out
 }
+
+// Members returns the codes of the core value set with url u as binding checks see them
+// (without the package's snapshot expansions of external code systems); an error wraps
+// ErrUndecidable when they cannot be listed here.
+func (c *Core) Members(u string) ([]Coding, error) {
+	m := c.members(canonical(u))
+	if m.err != nil {
+		return nil, m.err
+	}
+	return m.set.list, nil
+}

@@ -36,6 +36,7 @@ type Concept struct {
 // ValueSet is the part of a FHIR ValueSet that terminology reads.
 type ValueSet struct {
 	URL, Version, Name, Title string
+	Status                    string
 	Compose                   *Compose
 	Expansion                 []Coding // a shipped expansion (flattened), or nil
 }
@@ -132,6 +133,7 @@ type jsonValueSet struct {
 	Version      string `json:"version"`
 	Name         string `json:"name"`
 	Title        string `json:"title"`
+	Status       string `json:"status"`
 	Compose      *struct {
 		Include []jsonConceptSet `json:"include"`
 		Exclude []jsonConceptSet `json:"exclude"`
@@ -226,7 +228,7 @@ func ParseValueSet(data []byte) (*ValueSet, error) {
 }
 
 func buildValueSet(j *jsonValueSet) (*ValueSet, error) {
-	vs := &ValueSet{URL: j.URL, Version: j.Version, Name: j.Name, Title: j.Title}
+	vs := &ValueSet{URL: j.URL, Version: j.Version, Name: j.Name, Title: j.Title, Status: j.Status}
 	if j.Compose != nil {
 		vs.Compose = &Compose{}
 		conv := func(in []jsonConceptSet) []ConceptSet {
