@@ -78,7 +78,7 @@ func parseTermParameters(body []byte) (termParams, error) {
 
 func (tp termParams) addParameters(body []byte) error {
 	var p struct {
-		ResourceType string `json:"resourceType"`
+		ResourceType string                       `json:"resourceType"`
 		Parameter    []map[string]json.RawMessage `json:"parameter"`
 	}
 	if err := json.Unmarshal(body, &p); err != nil {
