@@ -160,7 +160,7 @@ func TestCheckBinding(t *testing.T) {
 		{"Patient.maritalStatus", "CodeableConcept", map[string]any{"text": "married"}, ""},
 		{"Observation.category", "CodeableConcept", cc(coding("http://example.org", "x"), coding("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs")), ""},
 		{"Observation.code", "CodeableConcept", cc(coding("http://example.org", "x")), ""}, // example binding: not judged
-		{"Attachment.contentType", "code", "not/a-type", ""},                                 // BCP-13: not held here
+		{"Attachment.contentType", "code", "not/a-type", ""},                               // BCP-13: not held here
 		{"Patient.nosuch", "code", "x", ""},
 	} {
 		f, bad := core.CheckBinding(tc.path, tc.typ, tc.v)
