@@ -48,54 +48,62 @@ func (pt projectTerms) CodeSystem(ctx context.Context, u string) (*terminology.C
 	if pt.cs != nil && pt.cs.URL == u {
 		return pt.cs, nil
 	}
-	raw, err := pt.find(ctx, "CodeSystem", u)
+	row, err := pt.find(ctx, "CodeSystem", u)
 	if err != nil {
 		return nil, err
 	}
-	return parseTerm(raw, terminology.ParseCodeSystem)
+	return cachedParse(pt.s.termCache, pt.projectID, row, terminology.ParseCodeSystem)
 }
 
 func (pt projectTerms) ValueSet(ctx context.Context, u string) (*terminology.ValueSet, error) {
 	if pt.vs != nil && pt.vs.URL == u {
 		return pt.vs, nil
 	}
-	raw, err := pt.find(ctx, "ValueSet", u)
+	row, err := pt.find(ctx, "ValueSet", u)
 	if err != nil {
 		return nil, err
 	}
-	return parseTerm(raw, terminology.ParseValueSet)
+	return cachedParse(pt.s.termCache, pt.projectID, row, terminology.ParseValueSet)
 }
 
-func parseTerm[T any](raw []byte, parse func([]byte) (T, error)) (T, error) {
-	v, err := parse(raw)
+// cachedParse parses a stored terminology resource once per version.
+func cachedParse[T any](c *termCache, projectID string, row store.Resource, parse func([]byte) (T, error)) (T, error) {
+	k := termKey{project: projectID, typ: row.Type, id: row.ID, version: row.VersionID}
+	if v, ok := c.get(k); ok {
+		return v.(T), nil
+	}
+	v, err := parse(row.Content)
 	if err != nil {
 		var zero T
-		return zero, fault.Invalid("%s", termMessage(err))
+		return zero, fault.Invalid("%s/%s: %s", row.Type, row.ID, termMessage(err))
 	}
+	c.put(k, v)
 	return v, nil
 }
 
 // find reads the project's resource of type typ with canonical url u.
-func (pt projectTerms) find(ctx context.Context, typ, u string) ([]byte, error) {
+func (pt projectTerms) find(ctx context.Context, typ, u string) (store.Resource, error) {
+	return pt.s.findTerm(ctx, pt.projectID, typ, u, map[bool][]*search.Query{true: pt.allowed}[typ == pt.typ])
+}
+
+// findTerm reads project projectID's resource of type typ with canonical url u, among those
+// matching allowed (nil: all).
+func (s *Service) findTerm(ctx context.Context, projectID, typ, u string, allowed []*search.Query) (store.Resource, error) {
 	q, err := search.ParseQuery(typ, url.Values{"url": {u}}, false)
 	if err != nil {
-		return nil, fault.Invalid("%q is not a canonical url", u)
+		return store.Resource{}, fault.Invalid("%q is not a canonical url", u)
 	}
-	req := store.SearchRequest{ProjectID: pt.projectID, Query: q, Count: 2, Now: pt.s.now()}
-	if typ == pt.typ {
-		req.Allowed = pt.allowed
-	}
-	rows, _, err := pt.s.store.Search(ctx, req)
+	rows, _, err := s.store.Search(ctx, store.SearchRequest{ProjectID: projectID, Query: q, Count: 2, Now: s.now(), Allowed: allowed})
 	if err != nil {
-		return nil, err
+		return store.Resource{}, err
 	}
 	switch len(rows) {
 	case 0:
-		return nil, fmt.Errorf("%w: no %s %s", terminology.ErrNotFound, typ, u)
+		return store.Resource{}, fmt.Errorf("%w: no %s %s", terminology.ErrNotFound, typ, u)
 	case 1:
-		return rows[0].Content, nil
+		return rows[0], nil
 	}
-	return nil, fault.Invalid("more than one %s of this project has url %s", typ, u)
+	return store.Resource{}, fault.Invalid("more than one %s of this project has url %s", typ, u)
 }
 
 // terms authorizes a terminology operation on typ (id: on that instance) and returns the
