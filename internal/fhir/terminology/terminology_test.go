@@ -169,3 +169,35 @@ func TestCheckBinding(t *testing.T) {
 		}
 	}
 }
+
+func TestSearchCodes(t *testing.T) {
+	cs, err := ParseCodeSystem([]byte(`{"url":"http://www.ama-assn.org/go/cpt","concept":[
+		{"code":"99213","display":"Office or other outpatient visit, established patient, low complexity"},
+		{"code":"99214","display":"Office or other outpatient visit, established patient, moderate complexity"},
+		{"code":"9921","display":"Group of visits"},
+		{"code":"71045","display":"Radiologic examination, chest; single view"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		q    CodeQuery
+		want string
+	}{
+		{CodeQuery{Text: "9921"}, "9921,99213,99214"},
+		{CodeQuery{Text: "9921", Strict: true}, "9921"},
+		{CodeQuery{Text: "chest view"}, "71045"},
+		{CodeQuery{Text: "CHEST", SearchType: "code"}, ""},
+		{CodeQuery{Text: "99213", SearchType: "description"}, ""},
+		{CodeQuery{Text: "outpatient moderate"}, "99214"},
+		{CodeQuery{Text: "group of visits", Strict: true}, "9921"},
+		{CodeQuery{Text: "  "}, ""},
+	} {
+		var got []string
+		for _, c := range SearchCodes(cs, tc.q) {
+			got = append(got, c.Code)
+		}
+		if strings.Join(got, ",") != tc.want {
+			t.Errorf("%+v: %v, want %s", tc.q, got, tc.want)
+		}
+	}
+}
