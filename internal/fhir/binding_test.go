@@ -119,7 +119,7 @@ func nestAt(typ, path string, c terminology.Coding) (map[string]any, string, boo
 	return root, top, true
 }
 
-func bindingServer(t *testing.T, b storetest.Backend) *httptest.Server {
+func bindingServer(t testing.TB, b storetest.Backend) *httptest.Server {
 	f := newFixture(t, b, Config{})
 	p := f.admin
 	h := NewHandler(f.svc, "http://ward.test/fhir", slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -128,7 +128,7 @@ func bindingServer(t *testing.T, b storetest.Backend) *httptest.Server {
 	return ts
 }
 
-func rawCall(t *testing.T, ts *httptest.Server, method, path, ctype string, body any) (int, string) {
+func rawCall(t testing.TB, ts *httptest.Server, method, path, ctype string, body any) (int, string) {
 	t.Helper()
 	var text string
 	switch b := body.(type) {

@@ -73,15 +73,28 @@ func (r *Resolver) ValueSet(ctx context.Context, u string) (*ValueSet, error) {
 
 type codeKey struct{ system, code string }
 
-// codeSet is an ordered set of codings.
+// codeSet is an ordered set of codings. Its index is built on first need: a whole code
+// system's codes are distinct already, and a 10,000-entry map per request is most of an
+// $expand's cost.
 type codeSet struct {
 	list []Coding
-	idx  map[codeKey]struct{}
+	idx  map[codeKey]struct{} // nil until needed
 }
 
-func newCodeSet() *codeSet { return &codeSet{idx: map[codeKey]struct{}{}} }
+func newCodeSet() *codeSet { return &codeSet{} }
+
+func (s *codeSet) index() {
+	if s.idx != nil {
+		return
+	}
+	s.idx = make(map[codeKey]struct{}, len(s.list))
+	for _, c := range s.list {
+		s.idx[codeKey{c.System, c.Code}] = struct{}{}
+	}
+}
 
 func (s *codeSet) add(c Coding) error {
+	s.index()
 	k := codeKey{c.System, c.Code}
 	if _, ok := s.idx[k]; ok {
 		return nil
@@ -95,6 +108,7 @@ func (s *codeSet) add(c Coding) error {
 }
 
 func (s *codeSet) has(system, code string) bool {
+	s.index()
 	_, ok := s.idx[codeKey{system, code}]
 	return ok
 }
@@ -137,6 +151,9 @@ func (r *Resolver) expand(ctx context.Context, vs *ValueSet, depth int) (*codeSe
 }
 
 func (r *Resolver) compose(ctx context.Context, c *Compose, depth int) (*codeSet, error) {
+	if len(c.Include) == 1 && len(c.Exclude) == 0 {
+		return r.conceptSet(ctx, c.Include[0], depth) // nothing to merge or remove
+	}
 	excl := newCodeSet()
 	for _, ex := range c.Exclude {
 		s, err := r.conceptSet(ctx, ex, depth)
@@ -250,22 +267,20 @@ func (r *Resolver) systemPart(ctx context.Context, in ConceptSet) (*codeSet, err
 			return !slices.ContainsFunc(in.Concepts, func(c Coding) bool { return c.Code == cs.Concepts[i].Code })
 		})
 	}
-	add := func(i int) error {
-		k := cs.Concepts[i]
-		return out.add(Coding{System: in.System, Version: cs.Version, Code: k.Code, Display: k.Display})
-	}
 	if picked == nil && len(in.Filters) == 0 {
-		for i := range cs.Concepts {
-			if err := add(i); err != nil {
-				return nil, err
-			}
+		all := cs.codings()
+		if len(all) > MaxExpansion {
+			return nil, fmt.Errorf("%w: more than %d codes", ErrTooLarge, MaxExpansion)
 		}
-		return out, nil
+		return &codeSet{list: all}, nil // distinct codes; shared, so clipped: an add copies
 	}
-	for _, i := range picked {
-		if err := add(i); err != nil {
-			return nil, err
-		}
+	if len(picked) > MaxExpansion {
+		return nil, fmt.Errorf("%w: more than %d codes", ErrTooLarge, MaxExpansion)
+	}
+	all := cs.codings()
+	out.list = make([]Coding, len(picked)) // distinct indexes: distinct codes
+	for n, i := range picked {
+		out.list[n] = all[i]
 	}
 	return out, nil
 }
@@ -332,7 +347,7 @@ func applyFilter(cs *CodeSystem, f Filter) ([]int, error) {
 // number of codes that match and the page.
 func Page(codes []Coding, filter string, offset, count int) (int, []Coding) {
 	matched := codes
-	if f := strings.TrimSpace(strings.ToLower(filter)); f != "" {
+	if f := strings.ToLower(strings.TrimSpace(filter)); f != "" {
 		words := strings.Fields(f)
 		matched = nil
 		for _, c := range codes {
@@ -353,10 +368,13 @@ func Page(codes []Coding, filter string, offset, count int) (int, []Coding) {
 }
 
 func matches(c Coding, f string, words []string) bool {
-	if strings.HasPrefix(strings.ToLower(c.Code), f) {
+	code, disp := c.lowerCode, c.lowerDisplay
+	if code == "" {
+		code, disp = strings.ToLower(c.Code), strings.ToLower(c.Display)
+	}
+	if strings.HasPrefix(code, f) {
 		return true
 	}
-	disp := strings.ToLower(c.Display)
 	for _, w := range words {
 		if !wordPrefix(disp, w) {
 			return false

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 )
 
 // ErrNotFound is returned (wrapped) when a code system, value set or code is not known.
@@ -24,7 +26,12 @@ type CodeSystem struct {
 	Content                   string // complete, fragment, example, not-present
 	Concepts                  []Concept
 	byCode                    map[string]int
+	all                       func() []Coding // every concept as a Coding, built once
 }
+
+// codings lists every concept as a Coding, in order; the slice is shared and clipped, so an
+// append by a caller copies it.
+func (cs *CodeSystem) codings() []Coding { return cs.all() }
 
 // Concept is one code of a CodeSystem, with its place in the is-a hierarchy (nested concepts).
 type Concept struct {
@@ -63,6 +70,8 @@ type Coding struct {
 	Version string `json:"version,omitempty"`
 	Code    string `json:"code"`
 	Display string `json:"display,omitempty"`
+	// lowered code and display, for text filters; set on a code system's own list
+	lowerCode, lowerDisplay string
 }
 
 // Lookup returns the concept with code, or false.
@@ -212,6 +221,14 @@ func buildCodeSystem(j *jsonCodeSystem) (*CodeSystem, error) {
 	if err := walk(j.Concept, -1, 0); err != nil {
 		return nil, err
 	}
+	cs.all = sync.OnceValue(func() []Coding {
+		out := make([]Coding, len(cs.Concepts))
+		for i, k := range cs.Concepts {
+			out[i] = Coding{System: cs.URL, Version: cs.Version, Code: k.Code, Display: k.Display,
+				lowerCode: strings.ToLower(k.Code), lowerDisplay: strings.ToLower(k.Display)}
+		}
+		return slices.Clip(out)
+	})
 	return cs, nil
 }
 
