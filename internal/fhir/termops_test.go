@@ -224,3 +224,15 @@ func TestValidateReportsBindings(t *testing.T) {
 		t.Errorf("Patient.gender bogus: %d %v", res.StatusCode, out)
 	}
 }
+
+// The capability statement lists the terminology operations.
+func TestCapabilityListsTerminologyOperations(t *testing.T) {
+	ts := restFixture(t, Config{})
+	_, out := call(t, ts, "GET", "/fhir/metadata", "")
+	s := mustJSON(out)
+	for _, op := range []string{"ValueSet-expand", "ValueSet-validate-code", "CodeSystem-lookup", "CodeSystem-validate-code", "CodeSystem-subsumes"} {
+		if !strings.Contains(s, "OperationDefinition/"+op) {
+			t.Errorf("metadata lacks %s", op)
+		}
+	}
+}
