@@ -87,15 +87,21 @@ func (cs *CodeSystem) Lookup(code string) (*Concept, bool) {
 // code it lacks is not one of its codes.
 func (cs *CodeSystem) Complete() bool { return cs.Content == "" || cs.Content == "complete" }
 
-// descendants appends to out the indexes of every concept below i (not i itself).
+// descendants appends to out the indexes of every concept below i (not i itself, unless the
+// hierarchy loops back to it). Iterative, and each concept once: a hostile code system's
+// repeated codes can make the hierarchy a deep graph with cycles.
 func (cs *CodeSystem) descendants(i int, seen map[int]bool, out []int) []int {
-	for _, k := range cs.Concepts[i].Children {
-		if seen[k] {
-			continue
+	stack := []int{i}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, k := range cs.Concepts[n].Children {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+				stack = append(stack, k)
+			}
 		}
-		seen[k] = true
-		out = append(out, k)
-		out = cs.descendants(k, seen, out)
 	}
 	return out
 }
@@ -208,7 +214,10 @@ func buildCodeSystem(j *jsonCodeSystem) (*CodeSystem, error) {
 				cs.byCode[c.Code] = i
 				cs.Concepts = append(cs.Concepts, Concept{Code: c.Code, Display: c.Display})
 			}
-			if parent >= 0 && parent != i && !cs.ancestor(i, parent) {
+			// A repeated code gains another parent. No cycle check: it would cost a walk per
+			// repeat (quadratic on hostile input), and every walk of the hierarchy keeps a
+			// seen set instead.
+			if parent >= 0 && parent != i {
 				cs.Concepts[i].Parents = append(cs.Concepts[i].Parents, parent)
 				cs.Concepts[parent].Children = append(cs.Concepts[parent].Children, i)
 			}
