@@ -260,12 +260,19 @@ func (r *Resolver) systemPart(ctx context.Context, in ConceptSet) (*codeSet, err
 			picked = got
 			continue
 		}
-		picked = slices.DeleteFunc(picked, func(i int) bool { return !slices.Contains(got, i) })
+		// Sets, not nested scans: two filters over a large code system would be quadratic.
+		keep := make(map[int]bool, len(got))
+		for _, i := range got {
+			keep[i] = true
+		}
+		picked = slices.DeleteFunc(picked, func(i int) bool { return !keep[i] })
 	}
 	if len(in.Concepts) > 0 {
-		picked = slices.DeleteFunc(picked, func(i int) bool {
-			return !slices.ContainsFunc(in.Concepts, func(c Coding) bool { return c.Code == cs.Concepts[i].Code })
-		})
+		listed := make(map[string]bool, len(in.Concepts))
+		for _, c := range in.Concepts {
+			listed[c.Code] = true
+		}
+		picked = slices.DeleteFunc(picked, func(i int) bool { return !listed[cs.Concepts[i].Code] })
 	}
 	if picked == nil && len(in.Filters) == 0 {
 		all := cs.codings()
