@@ -36,7 +36,14 @@ type Resolver struct {
 	// systems: they are a snapshot of, say, SNOMED CT in 2019, fine for $expand but not proof
 	// that a newer code is outside the value set.
 	exact bool
+	// memo holds the expansions of value sets this resolver has expanded by url, and steps
+	// counts expansions: a value set naming others many times over must not cost their product.
+	memo  map[string]*codeSet
+	steps int
 }
+
+// maxExpandSteps bounds the value sets one resolver expands.
+const maxExpandSteps = 1000
 
 // NewResolver returns a Resolver over core and src (nil for core only).
 func NewResolver(core *Core, src Source) *Resolver { return &Resolver{core: core, src: src} }
@@ -131,6 +138,9 @@ func (r *Resolver) expand(ctx context.Context, vs *ValueSet, depth int) (*codeSe
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if r.steps++; r.steps > maxExpandSteps {
+		return nil, fmt.Errorf("%w: expanding it takes more than %d value sets", ErrTooLarge, maxExpandSteps)
+	}
 	var s *codeSet
 	var err error
 	if vs.Compose != nil {
@@ -204,9 +214,15 @@ func (r *Resolver) conceptSet(ctx context.Context, cs ConceptSet, depth int) (*c
 		if err != nil {
 			return nil, err
 		}
-		sub, err := r.expand(ctx, vs, depth+1)
-		if err != nil {
-			return nil, err
+		sub, ok := r.memo[vs.URL]
+		if !ok {
+			if sub, err = r.expand(ctx, vs, depth+1); err != nil {
+				return nil, err
+			}
+			if r.memo == nil {
+				r.memo = map[string]*codeSet{}
+			}
+			r.memo[vs.URL] = sub
 		}
 		if result == nil {
 			result = sub
