@@ -175,6 +175,13 @@ func (h *Handler) valueSetFor(ctx context.Context, res *terminology.Resolver, pt
 	return vs, nil
 }
 
+// An $expand answers at most defaultExpandCount codes unless count says otherwise, and never
+// more than maxExpandCount: total tells the client how many there are to page through.
+const (
+	defaultExpandCount = 1000
+	maxExpandCount     = 10_000
+)
+
 // expandOp is ValueSet/$expand: filter (text), offset and count page the expansion.
 func (h *Handler) expandOp(w http.ResponseWriter, r *http.Request, p auth.Principal, id string) error {
 	tp, err := readTermParams(r)
@@ -185,9 +192,12 @@ func (h *Handler) expandOp(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err != nil {
 		return err
 	}
-	count, err := tp.intParam("count", -1)
+	count, err := tp.intParam("count", defaultExpandCount)
 	if err != nil {
 		return err
+	}
+	if count > maxExpandCount {
+		return fault.Invalid("count may be at most %d; page with offset", maxExpandCount)
 	}
 	ctx := r.Context()
 	pt, inst, err := h.svc.terms(ctx, p, "ValueSet", id)
@@ -220,10 +230,7 @@ func (h *Handler) expandOp(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if f := tp.get("filter"); f != "" {
 		exp.Parameter = append(exp.Parameter, param{Name: "filter", ValueString: f})
 	}
-	exp.Parameter = append(exp.Parameter, param{Name: "offset", ValueInteger: &offset})
-	if count >= 0 {
-		exp.Parameter = append(exp.Parameter, param{Name: "count", ValueInteger: &count})
-	}
+	exp.Parameter = append(exp.Parameter, param{Name: "offset", ValueInteger: &offset}, param{Name: "count", ValueInteger: &count})
 	out := map[string]any{"resourceType": "ValueSet", "status": "active", "expansion": exp}
 	if id != "" {
 		out["id"] = id

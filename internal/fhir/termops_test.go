@@ -149,6 +149,14 @@ func TestTerminologyOperations(t *testing.T) {
 				{"no value set", "GET", "/fhir/ValueSet/$expand", "", 400, nil},
 				{"unknown value set", "GET", "/fhir/ValueSet/$expand?url=http://example.org/none", "", 404, nil},
 				{"negative count", "GET", "/fhir/ValueSet/$expand?url=http://example.org/vs/cool&count=-1", "", 400, nil},
+				{"count too large", "GET", "/fhir/ValueSet/$expand?url=http://example.org/vs/cool&count=10001", "", 400, nil},
+				{"default page", "GET", "/fhir/ValueSet/$expand?url=http://terminology.hl7.org/ValueSet/v3-ActCode", "", 200, func(out map[string]any) string {
+					exp := out["expansion"].(map[string]any)
+					if n := len(exp["contains"].([]any)); n != 1000 || exp["total"].(float64) <= 1000 {
+						return "contains " + mustJSON(n) + ", total " + mustJSON(exp["total"])
+					}
+					return ""
+				}},
 				{"twice", "GET", "/fhir/ValueSet/$expand?url=http://example.org/vs/cool&url=http://example.org/vs/cool", "", 400, nil},
 				{"not parameters", "POST", "/fhir/ValueSet/$expand", `{"resourceType":"Patient"}`, 400, nil},
 				{"bad json", "POST", "/fhir/ValueSet/$expand", `{"resourceType":`, 400, nil},
