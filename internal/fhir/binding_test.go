@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/wardhealth/ward/internal/fhir/r4pkg"
 	"github.com/wardhealth/ward/internal/fhir/schema"
 	"github.com/wardhealth/ward/internal/fhir/terminology"
 	"github.com/wardhealth/ward/internal/store/storetest"
@@ -164,6 +167,7 @@ func TestRequiredBindingsOnEveryWrite(t *testing.T) {
 			t.Errorf("%s %s: %d %s", what, c.path, status, body)
 		}
 	}
+	examples := exampleResources(t)
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ts := bindingServer(t, b)
@@ -181,10 +185,17 @@ func TestRequiredBindingsOnEveryWrite(t *testing.T) {
 				if _, body := rawCall(t, ts, "POST", "/"+c.typ, "application/fhir+json", c.good); strings.Contains(body, `"code-invalid"`) {
 					t.Errorf("good code at %s: %s", c.path, body)
 				}
-				// Patch: on a resource of the type that needs nothing else.
+				// Patch: on a stored resource of the type, bare or, where the type needs more,
+				// an official example (when WARD_FHIR_EXAMPLES names the package).
 				st, body = rawCall(t, ts, "POST", "/"+c.typ, "application/fhir+json", map[string]any{"resourceType": c.typ})
 				if st != http.StatusCreated {
-					continue
+					ex, ok := examples[c.typ]
+					if !ok {
+						continue
+					}
+					if st, body = rawCall(t, ts, "POST", "/"+c.typ, "application/fhir+json", ex); st != http.StatusCreated {
+						continue
+					}
 				}
 				var created struct{ ID string }
 				_ = json.Unmarshal([]byte(body), &created)
@@ -209,8 +220,13 @@ func TestRequiredBindingsOnEveryWrite(t *testing.T) {
 				refused(t, "batch entry", cases[i], atoiPrefix(e.Response.Status), string(e.Response.Outcome))
 			}
 			// Patch runs the same validation as every write; it is tried on each type
-			// whose bare resource is valid (most need more, such as a status).
-			if patched < 30 {
+			// whose bare resource is valid (most need more, such as a status) or, with the
+			// examples package, on an official example.
+			want := 30
+			if len(examples) > 0 {
+				want = 300
+			}
+			if patched < want {
 				t.Errorf("only %d bindings tested by patch", patched)
 			}
 			t.Logf("%d bindings also tested by patch", patched)
@@ -258,4 +274,34 @@ func TestDatatypeBindingsOnWrite(t *testing.T) {
 			t.Errorf("%s: %d %s", good, st, body)
 		}
 	}
+}
+
+// exampleResources returns, by type, one official R4 example that Ward accepts as it is, when
+// WARD_FHIR_EXAMPLES names the package; none without it.
+func exampleResources(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	dir := os.Getenv(r4pkg.Env)
+	if dir == "" {
+		return out
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*-*.json"))
+	for _, f := range files {
+		typ, _, _ := strings.Cut(filepath.Base(f), "-")
+		if _, done := out[typ]; done || !schema.IsResourceType(typ) {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if json.Unmarshal(data, &m) != nil || m["resourceType"] != typ {
+			continue
+		}
+		delete(m, "id")
+		delete(m, "meta")
+		out[typ] = mustJSON(m)
+	}
+	return out
 }
