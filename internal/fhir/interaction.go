@@ -28,7 +28,7 @@ const (
 	kindUpdate
 	kindPatch
 	kindDelete
-	kindOperation // [base]/[type]/[id]/$op (GET or POST)
+	kindOperation // [base]/[type](/[id])/$op (GET or POST)
 	// GET [base]?params (POST [base]/_search): the whole system, or
 	// the types _type names.
 	kindSearchSystem
@@ -102,6 +102,8 @@ func parseInteraction(method, path, rawQuery string) interaction {
 			in.kind = kindSearchPost
 		case seg[1] == "$validate" && post:
 			in.kind = kindValidate
+		case strings.HasPrefix(seg[1], "$") && (get || post):
+			in.kind, in.op = kindOperation, seg[1] // a type-level operation: id ""
 		case seg[1] == "_history" && get:
 			in.kind = kindHistoryType
 		default:

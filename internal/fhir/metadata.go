@@ -27,8 +27,16 @@ func buildCapability() map[string]any {
 			params = append(params, map[string]string{"name": p.Name, "type": p.Type})
 		}
 		ops := []map[string]string{{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}}
-		if typ == "Patient" {
+		switch typ {
+		case "Patient":
 			ops = append(ops, map[string]string{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"})
+		case "ValueSet": // termops.go
+			ops = append(ops, map[string]string{"name": "expand", "definition": "http://hl7.org/fhir/OperationDefinition/ValueSet-expand"},
+				map[string]string{"name": "validate-code", "definition": "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code"})
+		case "CodeSystem":
+			ops = append(ops, map[string]string{"name": "lookup", "definition": "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup"},
+				map[string]string{"name": "validate-code", "definition": "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code"},
+				map[string]string{"name": "subsumes", "definition": "http://hl7.org/fhir/OperationDefinition/CodeSystem-subsumes"})
 		}
 		resources = append(resources, map[string]any{
 			"type": typ, "interaction": interactions, "versioning": "versioned", "readHistory": true,

@@ -46,6 +46,7 @@ func NewHandler(svc *Service, publicBase string, log *slog.Logger) *Handler {
 	u, _ := url.Parse(publicBase)
 	h := &Handler{svc: svc, base: strings.TrimSuffix(publicBase, "/"), path: strings.TrimSuffix(u.Path, "/"), log: log}
 	h.Operation("Patient", "$everything", h.everything)
+	h.registerTerminology()
 	return h
 }
 

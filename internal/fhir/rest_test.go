@@ -618,6 +618,10 @@ func TestSearchInValueSet(t *testing.T) {
 		"_filter=code+in+http://x.test/vs/vitals+or+code+eq+111":                   "111,8480-6,8867-4",
 		"_filter=code+ni+http://x.test/vs/loinc":                                   "111",
 		"code:not-in=http://x.test/vs/loinc&code:not-in=http://x.test/vs/expanded": "",
+		// R4 core value sets, when the project has none with the url
+		"status:in=http://hl7.org/fhir/ValueSet/observation-status":     "111,1234-5,8480-6,8867-4",
+		"status:not-in=http://hl7.org/fhir/ValueSet/observation-status": "",
+		"code:in=http://hl7.org/fhir/ValueSet/administrative-gender":    "",
 	} {
 		if got := codes(query); got != want {
 			t.Errorf("%s: codes %q, want %q", query, got, want)
@@ -628,9 +632,10 @@ func TestSearchInValueSet(t *testing.T) {
 		t.Errorf("self link lost the :in: %s", self)
 	}
 	for query, msg := range map[string]string{
-		"code:in=http://x.test/vs/none":               "no ValueSet with url",
-		"code:in=http://x.test/vs/filtered":           "by filter",
-		"code:below=http://snomed.info/sct|404684003": "hierarchy",
+		"code:in=http://x.test/vs/none":                  "no ValueSet with url",
+		"code:in=http://hl7.org/fhir/ValueSet/mimetypes": "cannot be expanded here",
+		"code:in=http://x.test/vs/filtered":              "by filter",
+		"code:below=http://snomed.info/sct|404684003":    "hierarchy",
 	} {
 		if res, out := call(t, ts, "GET", "/fhir/Observation?"+query, ""); res.StatusCode != 400 || !strings.Contains(mustJSON(out), msg) {
 			t.Errorf("%s: %d %v", query, res.StatusCode, out)

@@ -60,6 +60,8 @@ type Service struct {
 	// rows that job writes (BackfillIndex); shared by the copies bound to a
 	// transaction, never changed after New.
 	indexed map[string]*atomic.Bool
+	// termCache keeps parsed terminology resources (termcache.go); shared by copies.
+	termCache *termCache
 }
 
 // indexJobs are the one-time jobs that give resources written before Ward
@@ -245,7 +247,7 @@ func New(st *store.Store, authz Authorizer, cfg Config, now func() time.Time) *S
 	for _, j := range indexJobs {
 		indexed[j.name] = new(atomic.Bool)
 	}
-	return &Service{store: st, authz: authz, cfg: cfg, now: now, indexed: indexed}
+	return &Service{store: st, authz: authz, cfg: cfg, now: now, indexed: indexed, termCache: newTermCache()}
 }
 
 // Resource is a decoded resource plus its stored version data.

@@ -10,11 +10,14 @@ import (
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/fhir/search"
+	"github.com/wardhealth/ward/internal/fhir/terminology"
 )
 
 // Token :in and :not-in name a ValueSet by its canonical url
-// (code:in=http://example.org/fhir/ValueSet/vitals). Ward has no
-// terminology server: it expands the project's own ValueSet resources,
+// (code:in=http://example.org/fhir/ValueSet/vitals). A url no ValueSet of
+// the project has is looked up among the R4 core value sets (package
+// terminology, which expands their hierarchy filters too). Otherwise it
+// expands the project's own ValueSet resources,
 // found by url as the caller (FHIR:Search on ValueSet), from their
 // expansion.contains or, without one, their compose: included concepts,
 // whole code systems and other ValueSets, minus the excluded ones. A
@@ -177,7 +180,7 @@ func (s *Service) expand(ctx context.Context, p auth.Principal, canon string, de
 	}
 	switch len(page.Matches) {
 	case 0:
-		return nil, fault.Invalid("no ValueSet with url %s is stored in this project (Ward has no terminology server)", canon)
+		return coreValueSet(u, canon)
 	case 1:
 	default:
 		return nil, fault.Invalid("more than one ValueSet has url %s: name its version (url|version)", canon)
@@ -269,6 +272,30 @@ func (s *Service) expand(ctx context.Context, p auth.Principal, canon string, de
 				out = append(out, search.Cond{System: in.System, HasSystem: true})
 			}
 		}
+	}
+	return out, nil
+}
+
+// coreValueSet expands an R4 core value set for :in and :not-in.
+func coreValueSet(u, canon string) ([]search.Cond, error) {
+	core := terminology.R4()
+	vs, ok := core.ValueSet(u)
+	if !ok {
+		return nil, fault.Invalid("no ValueSet with url %s is stored in this project or is part of R4", canon)
+	}
+	codes, err := terminology.NewResolver(core, nil).Expand(context.Background(), vs)
+	if err != nil {
+		return nil, fault.Invalid("the R4 ValueSet %s cannot be expanded here: %s", canon, termMessage(err))
+	}
+	if len(codes) > maxExpansion {
+		return nil, fault.Invalid("the ValueSet %s holds more than %d codes", canon, maxExpansion)
+	}
+	// Each code also without a system (|code): an element of type code
+	// (Observation.status) is indexed without one, its system implied.
+	out := make([]search.Cond, 0, 2*len(codes))
+	for _, c := range codes {
+		out = append(out, search.Cond{System: c.System, Code: c.Code, HasSystem: c.System != "", Text: c.Code},
+			search.Cond{Code: c.Code, HasSystem: true, Text: c.Code})
 	}
 	return out, nil
 }

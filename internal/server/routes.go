@@ -62,6 +62,10 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/invite/{token}", public: true, handle: s.invitePage},
 		{method: "POST", path: "/invite/{token}", public: true, handle: s.acceptInvite},
 
+		// The SDK's terminology service (terminologyApiUrl = projectApiUrl).
+		{method: "GET", path: "/v1/cpt/search", action: "Terminology:SearchCodes", resource: fixed("Terminology:Code:*"), handle: s.searchCodes("cpt")},
+		{method: "GET", path: "/v1/hcpcs/search", action: "Terminology:SearchCodes", resource: fixed("Terminology:Code:*"), handle: s.searchCodes("hcpcs")},
+		{method: "GET", path: "/v1/icd-10/search", action: "Terminology:SearchCodes", resource: fixed("Terminology:Code:*"), handle: s.searchCodes("icd-10")},
 		{method: "GET", path: "/v1/project", action: "Project:GetProjectInfo", resource: fixed("Project:Settings"), handle: s.getProject},
 		{method: "PATCH", path: "/v1/project", action: "Project:UpdateProjectInfo", resource: fixed("Project:Settings"), handle: s.updateProject},
 

@@ -10,8 +10,11 @@
 //
 // Validate checks structure (known elements, cardinality, arrays versus single values, required
 // elements, nested and contained resources) and primitive values (JSON types and the spec's
-// formats). It does not evaluate invariants (FHIRPath constraints), terminology bindings,
-// reference targets or profiles: those need more than the base structure.
+// formats), and coded values against the elements' bindings (package terminology: a code outside
+// a required binding's value set is an error, outside an extensible or preferred one a
+// warning, when the value set can be expanded locally). It does not evaluate invariants
+// (FHIRPath constraints), reference targets or profiles: those need more than the base
+// structure.
 package schema
 
 //go:generate go run ./internal/gen -pkg=$WARD_FHIR_EXAMPLES

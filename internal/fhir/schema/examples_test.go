@@ -67,7 +67,7 @@ func TestAllOfficialExamples(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no examples in %s (%v)", dir, err)
 	}
-	pass, total := 0, 0
+	pass, total, warned := 0, 0, 0
 	for _, f := range files {
 		name := filepath.Base(f)
 		if name == "package.json" {
@@ -78,10 +78,20 @@ func TestAllOfficialExamples(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, issues, err := Validate(data)
+		_, all, err := Validate(data)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
+		}
+		// Warnings (codes outside an extensible or preferred binding) do not
+		// make an example invalid; they are counted.
+		var issues []Issue
+		for _, is := range all {
+			if is.Severity == "error" {
+				issues = append(issues, is)
+			} else {
+				warned++
+			}
 		}
 		known, isKnown := knownInvalidExamples[name]
 		switch {
@@ -97,6 +107,6 @@ func TestAllOfficialExamples(t *testing.T) {
 			t.Errorf("%s: first issue at %s, want %s (%s)", name, issues[0].Expression, known.expression, known.reason)
 		}
 	}
-	t.Logf("%d of %d official examples validate; %d accepted as invalid: %s",
-		pass, total, len(knownInvalidExamples), strings.Join(slices.Sorted(maps.Keys(knownInvalidExamples)), ", "))
+	t.Logf("%d of %d official examples validate (%d binding warnings); %d accepted as invalid: %s",
+		pass, total, warned, len(knownInvalidExamples), strings.Join(slices.Sorted(maps.Keys(knownInvalidExamples)), ", "))
 }

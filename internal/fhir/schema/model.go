@@ -76,6 +76,7 @@ type propInfo struct {
 
 type elemInfo struct {
 	name      string // without [x]
+	path      string // its definition's path without [x] ("Patient.contact.gender"): bindings are keyed by it
 	types     []string
 	min       int
 	max       int // -1 for "*"
@@ -164,6 +165,7 @@ func buildModel(gz []byte) (*model, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s.%s: %w", name, re.Path, err)
 			}
+			el.path = parentPath + "." + el.name
 			parent.byName[el.name] = el
 			if el.min > 0 {
 				parent.required = append(parent.required, el)

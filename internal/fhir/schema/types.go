@@ -54,3 +54,32 @@ func ElementTypes(typeName, path string) ([]string, bool) {
 	}
 	return nil, false
 }
+
+// Repeats reports whether the element at path below typeName (as ElementTypes reads it) may
+// repeat (maximum cardinality above 1), and false for ok when path names no element.
+func Repeats(typeName, path string) (repeats, ok bool) {
+	m := theModel()
+	t := m.types[typeName]
+	if t == nil || path == "" {
+		return false, false
+	}
+	parts := strings.Split(path, ".")
+	for i, part := range parts {
+		el := t.byName[strings.TrimSuffix(part, "[x]")]
+		if el == nil {
+			return false, false
+		}
+		if i == len(parts)-1 {
+			return el.max != 1, true
+		}
+		next := el.inline
+		if next == nil && len(el.types) == 1 {
+			next = m.types[el.types[0]]
+		}
+		if next == nil {
+			return false, false
+		}
+		t = next
+	}
+	return false, false
+}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/wardhealth/ward/internal/fhir/terminology"
 )
 
 // Issue is one problem found in a resource, shaped like an OperationOutcome.issue.
@@ -46,8 +48,11 @@ const maxDepth = 64
 // resource has none. err is non-nil, wrapping ErrNotJSON, only when resource is not one JSON
 // object. Safe for concurrent use.
 //
-// Not checked: invariants (FHIRPath constraints such as ext-1 or dom-2), terminology bindings,
-// reference targets, profiles, XHTML content of narratives, and duplicate property names
+// Coded values are judged against their elements' bindings (code "code-invalid": an error for
+// a required binding, a warning for extensible and preferred ones; package terminology).
+//
+// Not checked: invariants (FHIRPath constraints such as ext-1 or dom-2), bindings whose value
+// set cannot be expanded locally, reference targets, profiles, XHTML content of narratives, and duplicate property names
 // (encoding/json keeps the last one).
 func Validate(resource []byte) (resourceType string, issues []Issue, err error) {
 	dec := json.NewDecoder(bytes.NewReader(resource))
@@ -82,7 +87,7 @@ func Validate(resource []byte) (resourceType string, issues []Issue, err error) 
 func ValidateDecoded(resource []byte, obj map[string]any) (resourceType string, issues []Issue) {
 	m := theModel()
 	resourceType, _ = obj["resourceType"].(string)
-	w := walker{m: m}
+	w := walker{m: m, terms: terminology.R4()}
 	var root seg
 	w.resource(obj, &root, 1)
 	if len(w.found) == 0 {
@@ -139,6 +144,7 @@ type found struct {
 
 type walker struct {
 	m     *model
+	terms *terminology.Core // judges coded values against the elements' bindings
 	found []found
 }
 

@@ -84,6 +84,20 @@ func (w *walker) array(el *elemInfo, v any, arr []any, isArr bool, at *seg, dept
 
 // item checks one value of property p's type.
 func (w *walker) item(p propInfo, v any, at *seg, depth int) {
+	switch p.typ {
+	case "code", "Coding", "CodeableConcept":
+		// The binding is judged once the value has the right shape, so that
+		// a malformed code is reported once.
+		before := len(w.found)
+		defer func() {
+			if len(w.found) > before {
+				return
+			}
+			if f, bad := w.terms.CheckBinding(p.el.path, p.typ, v); bad {
+				w.report(f.Severity, "code-invalid", at, f.Message)
+			}
+		}()
+	}
 	if p.prim != nil {
 		w.primitive(p.prim, v, at)
 		return
