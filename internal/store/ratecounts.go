@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -11,7 +13,8 @@ import (
 // at window and returns every key's total after the addition (all
 // replicas' counts). One transaction for the batch; keys are locked in
 // sorted order, so two replicas adding the same keys cannot deadlock.
-// A count of 0 reads the total without adding.
+// A count of 0 reads the total without writing (an upsert of 0 would
+// still write a row version on PostgreSQL).
 func (s *Store) AddRateCounts(ctx context.Context, window time.Time, counts map[string]int64) (map[string]int64, error) {
 	keys := make([]string, 0, len(counts))
 	for k := range counts {
@@ -22,6 +25,14 @@ func (s *Store) AddRateCounts(ctx context.Context, window time.Time, counts map[
 	err := s.WithTx(ctx, func(tx *Tx) error {
 		for _, k := range keys {
 			var total int64
+			if counts[k] == 0 {
+				err := tx.queryRow(ctx, `SELECT count FROM rate_counts WHERE key = ? AND window_start = ?`, k, ms(window)).Scan(&total)
+				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return s.mapErr(err)
+				}
+				out[k] = total
+				continue
+			}
 			err := tx.queryRow(ctx, `INSERT INTO rate_counts (key, window_start, count) VALUES (?, ?, ?)
 				ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counts.count + excluded.count
 				RETURNING count`, k, ms(window), counts[k]).Scan(&total)
