@@ -18,6 +18,7 @@ import (
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/logsink"
+	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/replica"
 	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/server"
@@ -200,12 +201,20 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// One process on SQLite counts exactly in memory; replicas on
+	// PostgreSQL share their counts in batches.
+	var counts ratelimit.Shared
+	if svc.store.Dialect() == store.Postgres {
+		counts = svc.store
+	}
+	limiter := ratelimit.New(counts, ratelimit.Config{FlushEvery: c.RateLimitFlush, Log: log})
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TransferTimeout: c.TransferTimeout, Version: version,
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
-		CORSOrigins: c.CORSOrigins},
+		CORSOrigins: c.CORSOrigins, RateLimit: c.RateLimit},
 		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready})
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready,
+			Limiter: limiter})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.
@@ -224,6 +233,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	life.worker(func(stop, _ context.Context) { sweepZ3(stop, log, time.Hour, "orphaned blobs", z3Svc.SweepOrphans) })
 	life.worker(func(stop, _ context.Context) { svc.changes.Run(stop) })
+	life.worker(func(stop, _ context.Context) { limiter.Run(stop) })
 	life.worker(func(stop, _ context.Context) { background(stop, log, svc) })
 	life.worker(func(stop, _ context.Context) { backfillIndex(stop, log, fhirSvc) })
 	life.worker(subs.RunUntil)
