@@ -35,7 +35,7 @@ func (s *Server) rateLimit(w http.ResponseWriter, r *http.Request, p auth.Princi
 	}
 	// The project is part of the key: a developer's count in one project
 	// is not another's.
-	d := s.limiter.Take(p.ProjectID+"\x00"+string(p.Kind)+"\x00"+p.ID, limit)
+	d := s.limiter.Take(p.ProjectID+"/"+string(p.Kind)+"/"+p.ID, limit)
 	reset := int((d.Reset + time.Second - 1) / time.Second)
 	h := w.Header()
 	h.Set("RateLimit-Policy", `"principal";q=`+strconv.Itoa(d.Limit)+`;w=`+strconv.Itoa(int(d.Window/time.Second)))
