@@ -108,6 +108,9 @@ type config struct {
 	// replica adds its counts to the shared ones on PostgreSQL.
 	RateLimit      int
 	RateLimitFlush time.Duration
+	// ShutdownDrain is how long a stopping server keeps serving with
+	// /readyz at 503 before it stops accepting.
+	ShutdownDrain time.Duration
 }
 
 // envPrefix starts every setting's environment twin: --max-body-bytes is
@@ -166,6 +169,7 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	num(&c.SubMaxAttempts, "subscription-max-attempts", 30, "delivery attempts before a subscription goes to error")
 	dur(&c.SubRetryBase, "subscription-retry-base", time.Second, "first delay between subscription delivery attempts")
 	dur(&c.SubRetryMax, "subscription-retry-max", time.Hour, "longest delay between subscription delivery attempts")
+	dur(&c.ShutdownDrain, "shutdown-drain", 0, "on SIGTERM or SIGINT, how long to keep accepting requests with /readyz answering 503 (it does from the signal on), so load balancers stop sending first; e.g. twice the probe interval; at most half of --shutdown-grace")
 	dur(&c.Z3URLTTL, "z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs")
 	i64(&c.MaxObjectBytes, "max-object-bytes", 5<<30, "largest Z3 object in bytes")
 	dur(&c.TransferTimeout, "transfer-timeout", time.Hour, "deadline of one presigned upload or download")

@@ -153,6 +153,7 @@ func serve(ctx context.Context, args []string) error {
 		defer debugLn.Close()
 	}
 	life := newLifecycle(ctx, log, c.ShutdownGrace)
+	life.drain = c.ShutdownDrain
 	defer life.closeAll() // when building fails; after a stop, run has closed all
 
 	svc, err := open(ctx, c, log, true)
@@ -214,7 +215,7 @@ func serve(ctx context.Context, args []string) error {
 		CORSOrigins: c.CORSOrigins, RateLimit: c.RateLimit},
 		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,
 			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready,
-			Limiter: limiter})
+			Limiter: limiter, Draining: life.Draining})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.

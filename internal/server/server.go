@@ -74,6 +74,7 @@ type Server struct {
 	fresh        func(context.Context) error
 	ready        func(context.Context) error
 	limiter      *ratelimit.Limiter // nil: no rate limits
+	draining     func() bool
 }
 
 // Deps are the services the server calls.
@@ -99,6 +100,9 @@ type Deps struct {
 	// Ready answers /readyz: nil when the database answers, is migrated
 	// and its writer commits. nil: always ready.
 	Ready func(context.Context) error
+	// Draining reports a shutdown in progress: /readyz answers 503 at
+	// once, before the listener closes. nil: never.
+	Draining func() bool
 	// Limiter counts requests per principal (shared by replicas); nil:
 	// no rate limits.
 	Limiter *ratelimit.Limiter
@@ -115,6 +119,10 @@ func New(cfg Config, d Deps) *Server {
 	s.fresh = d.Fresh
 	s.ready = d.Ready
 	s.limiter = d.Limiter
+	s.draining = d.Draining
+	if s.draining == nil {
+		s.draining = func() bool { return false }
+	}
 	if s.fresh == nil {
 		s.fresh = func(context.Context) error { return nil }
 	}
