@@ -20,6 +20,7 @@ import (
 	"github.com/wardhealth/ward/internal/logsink"
 	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/replica"
+	"github.com/wardhealth/ward/internal/reqid"
 	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/server"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
@@ -129,8 +130,9 @@ func serve(ctx context.Context, args []string) error {
 	}
 	sink := logsink.New(os.Stderr)
 	defer sink.Close()
-	log := slog.New(slog.NewJSONHandler(sink.Direct(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	accessLog := slog.New(slog.NewJSONHandler(sink.Batched(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Lines logged with a request's context carry its id, in every package.
+	log := reqid.Logger(slog.NewJSONHandler(sink.Direct(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	accessLog := reqid.Logger(slog.NewJSONHandler(sink.Batched(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if os.Getenv("GOGC") == "" {
 		// The live heap is small (SQLite's page caches are outside it) and
 		// a request allocates its rows and response: at the default 100

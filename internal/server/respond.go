@@ -39,7 +39,7 @@ type apiError struct {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := fault.Public(err)
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path, "request_id", requestID(r.Context()))
+		s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")

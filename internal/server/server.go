@@ -12,6 +12,7 @@ import (
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/ratelimit"
+	"github.com/wardhealth/ward/internal/reqid"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
 	"github.com/wardhealth/ward/internal/smart/oauth"
 	"github.com/wardhealth/ward/internal/store"
@@ -133,6 +134,8 @@ func New(cfg Config, d Deps) *Server {
 	if s.access == nil {
 		s.access = d.Log
 	}
+	// Every line logged with a request's context names the request.
+	s.log, s.access = reqid.Logger(s.log.Handler()), reqid.Logger(s.access.Handler())
 	var loadOrigins func(context.Context) ([]store.ProjectOrigins, error)
 	if d.IAM != nil {
 		loadOrigins = d.IAM.CORSOrigins
