@@ -42,6 +42,9 @@ type lifecycle struct {
 	draining atomic.Bool
 }
 
+// errCut is the cause of work cut at the end of the grace period.
+var errCut = errors.New("shutdown: the grace period is over")
+
 type httpServer struct {
 	name     string
 	srv      *http.Server
@@ -56,7 +59,10 @@ type closer struct {
 
 func newLifecycle(ctx context.Context, log *slog.Logger, grace time.Duration) *lifecycle {
 	g, stop := errgroup.WithContext(ctx)
-	work, cut := context.WithCancel(context.WithoutCancel(ctx))
+	// The cut has a cause of its own: a request cut by the shutdown is
+	// the server's doing, unlike one whose client went away (fault.ClientGone).
+	work, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	cut := func() { cancel(errCut) }
 	return &lifecycle{log: log, grace: grace, g: g, stop: stop, work: work, cut: cut}
 }
 
