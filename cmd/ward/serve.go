@@ -223,7 +223,7 @@ func serve(ctx context.Context, args []string) error {
 	// and is joined before anything closes.
 	life.serve("http server", &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}, ln)
 	if debugLn != nil {
-		life.serve("debug server", debugServer(authz, svc.store, srv.ReadStats), debugLn)
+		life.serve("debug server", debugServer(authz, svc.store, srv.ReadStats, subs.Stats(), limiter), debugLn)
 		log.Info("debug listener (pprof, metrics)", "addr", debugLn.Addr().String())
 	}
 	switch b := blobs.(type) {

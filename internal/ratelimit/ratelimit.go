@@ -8,8 +8,11 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,6 +63,21 @@ type Limiter struct {
 	// flushMu keeps flushes in order: a slow batch must not overwrite the
 	// totals of a later one.
 	flushMu sync.Mutex
+
+	refused, flushFailures atomic.Int64
+}
+
+// WritePrometheus writes the limiter's counters in the Prometheus text
+// format.
+func (l *Limiter) WritePrometheus(w io.Writer) error {
+	_, err := fmt.Fprintf(w, `# HELP ward_rate_limited_total Requests refused with 429 over a principal's rate limit.
+# TYPE ward_rate_limited_total counter
+ward_rate_limited_total %d
+# HELP ward_rate_limit_flush_failures_total Failed additions of this replica's counts to the shared totals.
+# TYPE ward_rate_limit_flush_failures_total counter
+ward_rate_limit_flush_failures_total %d
+`, l.refused.Load(), l.flushFailures.Load())
+	return err
 }
 
 type entry struct {
@@ -116,6 +134,7 @@ func (l *Limiter) Take(key string, limit int) Decision {
 	d := Decision{Limit: limit, Reset: l.start.Add(l.window).Sub(now), Window: l.window}
 	used := e.shared + e.unflushed + e.inflight
 	if used >= int64(limit) {
+		l.refused.Add(1)
 		return d
 	}
 	e.unflushed++
@@ -189,6 +208,7 @@ func (l *Limiter) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		if err := l.Flush(ctx); err != nil && ctx.Err() == nil {
+			l.flushFailures.Add(1)
 			// One line per failing streak, not one per tick.
 			if failures == 0 {
 				l.log.WarnContext(ctx, "rate limits: add counts to the shared totals (limiting on this replica's counts until it works)", "err", err)

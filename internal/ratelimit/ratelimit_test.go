@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,6 +54,10 @@ func TestWindow(t *testing.T) {
 	}
 	if d := l.Take("z", 0); d.Allowed {
 		t.Fatalf("a limit of 0 let a request through: %+v", d)
+	}
+	var m strings.Builder
+	if err := l.WritePrometheus(&m); err != nil || !strings.Contains(m.String(), "ward_rate_limited_total 4\n") {
+		t.Fatalf("metrics (%v):\n%s", err, m.String())
 	}
 }
 
