@@ -2,10 +2,9 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,23 +15,19 @@ import (
 // A count of 0 reads the total without writing (an upsert of 0 would
 // still write a row version on PostgreSQL).
 func (s *Store) AddRateCounts(ctx context.Context, window time.Time, counts map[string]int64) (map[string]int64, error) {
-	keys := make([]string, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
+	var adds, reads []string
+	for k, n := range counts {
+		if n == 0 {
+			reads = append(reads, k)
+		} else {
+			adds = append(adds, k)
+		}
 	}
-	slices.Sort(keys)
-	out := make(map[string]int64, len(keys))
+	slices.Sort(adds)
+	out := make(map[string]int64, len(counts))
 	err := s.WithTx(ctx, func(tx *Tx) error {
-		for _, k := range keys {
+		for _, k := range adds {
 			var total int64
-			if counts[k] == 0 {
-				err := tx.queryRow(ctx, `SELECT count FROM rate_counts WHERE key = ? AND window_start = ?`, k, ms(window)).Scan(&total)
-				if err != nil && !errors.Is(err, sql.ErrNoRows) {
-					return s.mapErr(err)
-				}
-				out[k] = total
-				continue
-			}
 			err := tx.queryRow(ctx, `INSERT INTO rate_counts (key, window_start, count) VALUES (?, ?, ?)
 				ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counts.count + excluded.count
 				RETURNING count`, k, ms(window), counts[k]).Scan(&total)
@@ -40,6 +35,34 @@ func (s *Store) AddRateCounts(ctx context.Context, window time.Time, counts map[
 				return s.mapErr(err)
 			}
 			out[k] = total
+		}
+		// Reads go by the hundred: a replica may have seen many keys.
+		for chunk := range slices.Chunk(reads, 100) {
+			args := []any{ms(window)}
+			for _, k := range chunk {
+				args = append(args, k)
+				out[k] = 0
+			}
+			rows, err := tx.query(ctx, `SELECT key, count FROM rate_counts WHERE window_start = ? AND key IN (?`+
+				strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var k string
+				var n int64
+				if err := rows.Scan(&k, &n); err != nil {
+					rows.Close()
+					return err
+				}
+				out[k] = n
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

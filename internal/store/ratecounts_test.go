@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,14 @@ func testRateCounts(t *testing.T, s *store.Store) {
 	wg.Wait()
 	if got := add(w2, map[string]int64{"a": 0, "b": 0}); got["a"] != 81 || got["b"] != 8 {
 		t.Fatalf("after concurrent batches = %v", got)
+	}
+	// Reads of many keys at once (they go by chunks).
+	many := map[string]int64{"a": 0, "b": 0}
+	for i := range 250 {
+		many[fmt.Sprintf("idle-%d", i)] = 0
+	}
+	if got := add(w2, many); len(got) != 252 || got["a"] != 81 || got["b"] != 8 || got["idle-249"] != 0 {
+		t.Fatalf("reading 252 keys: %d totals, a %d, b %d", len(got), got["a"], got["b"])
 	}
 	if err := s.PruneRateCounts(ctx, w2); err != nil {
 		t.Fatal(err)
