@@ -13,8 +13,9 @@ import (
 	"github.com/wardhealth/ward/internal/smart/authorizer"
 )
 
-// projectAuthorizers caches each project's authorizer settings, so a
-// request with a cached token decision costs no database read. An entry
+// projectAuthorizers caches each project's authorizer settings (and its
+// rate limit), so a request with a cached token decision costs no
+// database read. An entry
 // holds while the project's IAM generation is the one it was read at: a
 // change here or on another replica (once applied) moves it.
 type projectAuthorizers struct {

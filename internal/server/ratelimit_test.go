@@ -75,7 +75,8 @@ func TestRateLimitPerPrincipal(t *testing.T) {
 		ResourceType string
 		Issue        []struct{ Code string }
 	}
-	if err := json.Unmarshal(body, &oo); err != nil || res.StatusCode != 429 || oo.ResourceType != "OperationOutcome" || len(oo.Issue) == 0 {
+	if err := json.Unmarshal(body, &oo); err != nil || res.StatusCode != 429 || oo.ResourceType != "OperationOutcome" || len(oo.Issue) == 0 ||
+		oo.Issue[0].Code != "throttled" {
 		t.Fatalf("FHIR over the limit: %d %s", res.StatusCode, body)
 	}
 	checkThrottleHeaders(t, res)
