@@ -94,3 +94,29 @@ func TestRedactURLs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRedactURLs: whatever surrounds it, a URL's query never reaches the
+// log, and redacting twice changes nothing more.
+func FuzzRedactURLs(f *testing.F) {
+	f.Add("hooks.example", "token=s3cret", `POST `, `: dial tcp: refused`)
+	f.Add("h", "a", `Post "`, `": EOF`)
+	f.Fuzz(func(t *testing.T, host, query, before, after string) {
+		out := redactURLs(before + "https://" + host + "/p?" + query + after)
+		if again := redactURLs(out); again != out {
+			t.Fatalf("not stable: %q then %q", out, again)
+		}
+		plain := func(s string) bool {
+			for _, r := range s {
+				if (r < 'a' || r > 'z') && (r < '0' || r > '9') {
+					return false
+				}
+			}
+			return s != ""
+		}
+		// A secret-looking query on a plain host, outside the text around it.
+		if plain(host) && plain(query) && len(query) >= 6 && !strings.Contains(host, query) && !strings.Contains(before+after, query) &&
+			strings.Contains(out, query) {
+			t.Fatalf("query %q in %q", query, out)
+		}
+	})
+}
