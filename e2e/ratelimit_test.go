@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -35,8 +36,12 @@ func TestRateLimitAcrossReplicas(t *testing.T) {
 		{DataDir: t.TempDir(), DB: dsn, URL: "http://" + freeAddr(t), log: &syncBuffer{}, env: env},
 		{DataDir: t.TempDir(), DB: dsn, URL: "http://" + freeAddr(t), log: &syncBuffer{}, env: env},
 	}
-	for _, r := range rs {
+	debug := freeAddr(t)
+	for i, r := range rs {
 		r.flags = []string{"--public-url", rs[0].URL, "--rate-limit", strconv.Itoa(limit)}
+		if i == 0 {
+			r.flags = append(r.flags, "--debug-addr", debug)
+		}
 		r.start(t)
 	}
 	for _, r := range rs {
@@ -108,6 +113,17 @@ func TestRateLimitAcrossReplicas(t *testing.T) {
 			t.Fatalf("%s FHIR over the limit: %d %s", r.URL, res.StatusCode, body)
 		}
 		checkRateHeaders(t, res, limit, true)
+	}
+	// The refusals are counted in the replica's /metrics.
+	res, err := http.Get("http://" + debug + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if want := fmt.Sprintf("ward_rate_limited_total %d\n", refusedOn[rs[0].URL]+1); !strings.Contains(string(metrics), want) ||
+		!strings.Contains(string(metrics), `ward_subscription_attempts_total{outcome="failed"} 0`) {
+		t.Fatalf("metrics lack %q or the subscription counters:\n%s", want, metrics)
 	}
 	// Another principal of the same project is not affected.
 	for _, r := range rs {
