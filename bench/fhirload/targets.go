@@ -156,7 +156,8 @@ type wardServer struct {
 // launch starts the server (again, after kill9: same data) and waits for
 // /healthz.
 func (w *wardServer) launch(ctx context.Context) (*proc, error) {
-	args := []string{"serve", "--addr", w.addr, "--data-dir", w.dataDir}
+	// Load comes from one principal: no per-principal rate limit.
+	args := []string{"serve", "--addr", w.addr, "--data-dir", w.dataDir, "--rate-limit", "0"}
 	if w.dsn != "" {
 		args = append(args, "--database", w.dsn)
 	}

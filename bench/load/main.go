@@ -139,7 +139,8 @@ func startWard(ctx context.Context, o options) (*ward, error) {
 	addr := freePort()
 	// The subscription suite's receivers are on loopback, which the egress
 	// policy refuses unless opened.
-	args := []string{"serve", "--addr", addr, "--data-dir", dir, "--egress-allow", "127.0.0.1/32"}
+	// Load comes from one principal: no per-principal rate limit.
+	args := []string{"serve", "--addr", addr, "--data-dir", dir, "--egress-allow", "127.0.0.1/32", "--rate-limit", "0"}
 	args = append(args, strings.Fields(o.serveFlags)...)
 	if d := os.Getenv("WARD_DEBUG_ADDR"); d != "" {
 		args = append(args, "--debug-addr", d)

@@ -103,6 +103,14 @@ type config struct {
 	// throttling counts; none by default, the TCP peer is the client.
 	TrustedProxies    clientaddr.Resolver
 	trustedProxiesRaw string
+	// RateLimit is requests per minute per principal where a project sets
+	// none (rateLimitPerMinute); 0: no limit. RateLimitFlush is how often a
+	// replica adds its counts to the shared ones on PostgreSQL.
+	RateLimit      int
+	RateLimitFlush time.Duration
+	// ShutdownDrain is how long a stopping server keeps serving with
+	// /readyz at 503 before it stops accepting.
+	ShutdownDrain time.Duration
 }
 
 // envPrefix starts every setting's environment twin: --max-body-bytes is
@@ -161,6 +169,7 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	num(&c.SubMaxAttempts, "subscription-max-attempts", 30, "delivery attempts before a subscription goes to error")
 	dur(&c.SubRetryBase, "subscription-retry-base", time.Second, "first delay between subscription delivery attempts")
 	dur(&c.SubRetryMax, "subscription-retry-max", time.Hour, "longest delay between subscription delivery attempts")
+	dur(&c.ShutdownDrain, "shutdown-drain", 0, "on SIGTERM or SIGINT, how long to keep accepting requests with /readyz answering 503 (it does from the signal on), so load balancers stop sending first; e.g. twice the probe interval; at most half of --shutdown-grace")
 	dur(&c.Z3URLTTL, "z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs")
 	i64(&c.MaxObjectBytes, "max-object-bytes", 5<<30, "largest Z3 object in bytes")
 	dur(&c.TransferTimeout, "transfer-timeout", time.Hour, "deadline of one presigned upload or download")
@@ -174,6 +183,8 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	str(&c.ZambdaSandbox, "zambda-sandbox", "auto", "zambda isolation: auto (bubblewrap; functions refused where it cannot run), on (bubblewrap or no start), off (none: trusted code only)")
 	num(&c.ZambdaMaxWorkers, "zambda-max-workers", 64, "zambda worker processes alive at once, across all functions and projects; at the bound an idle one stops, of the project holding the most")
 	num(&c.ZambdaProjectWorkers, "zambda-project-workers", 0, "zambda worker processes one project may hold at once, so one tenant's load leaves room for the others; past it its calls wait briefly, then get 429; 0: a quarter of --zambda-max-workers, at least 1")
+	num(&c.RateLimit, "rate-limit", 60000, "API requests per minute per principal (token holder) where the project sets no rateLimitPerMinute; over it a 429 with RateLimit headers; 0: no limit")
+	dur(&c.RateLimitFlush, "rate-limit-flush", 100*time.Millisecond, "on PostgreSQL, how often each replica adds its request counts to the shared ones (a replica limits on the shared total plus its own since then)")
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "usage: ward %s [flags]\n\nEvery flag may instead be set by the environment variable in brackets; a flag on the command line wins.\n\n", name)

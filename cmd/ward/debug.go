@@ -6,18 +6,21 @@ import (
 	"time"
 
 	"github.com/wardhealth/ward/internal/admit"
+	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
 	"github.com/wardhealth/ward/internal/store"
+	"github.com/wardhealth/ward/internal/subscription"
 )
 
 // debugServer serves pprof and metrics on their own listener, never on
 // the API's.
-func debugServer(authz *authorizer.Authorizer, st *store.Store, reads func() admit.Stats) *http.Server {
+func debugServer(authz *authorizer.Authorizer, st *store.Store, reads func() admit.Stats, subs *subscription.Stats, limits *ratelimit.Limiter) *http.Server {
 	mux := http.NewServeMux()
 	// Counters in the Prometheus text format: the authorizer function's
 	// decisions, calls and time in calls; on SQLite, the writer's
 	// transactions, shared commits and time in commit and fsync; FHIR
-	// reads waiting for a turn (--read-concurrency).
+	// reads waiting for a turn (--read-concurrency); subscription delivery
+	// attempts by outcome; requests refused over a rate limit.
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		_ = authz.Stats().WritePrometheus(w)
@@ -25,6 +28,8 @@ func debugServer(authz *authorizer.Authorizer, st *store.Store, reads func() adm
 			_ = st.GroupStats().WritePrometheus(w)
 		}
 		_ = reads().WritePrometheus(w, "ward_fhir_reads")
+		_ = subs.WritePrometheus(w)
+		_ = limits.WritePrometheus(w)
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -34,7 +34,16 @@ type lifecycle struct {
 
 	servers []*httpServer
 	closers []closer
+
+	// drain is how long the servers keep accepting after the stop while
+	// /readyz answers 503, so that load balancers take the replica out
+	// before its listener closes. draining is set at the stop.
+	drain    time.Duration
+	draining atomic.Bool
 }
+
+// errCut is the cause of work cut at the end of the grace period.
+var errCut = errors.New("shutdown: the grace period is over")
 
 type httpServer struct {
 	name     string
@@ -50,9 +59,15 @@ type closer struct {
 
 func newLifecycle(ctx context.Context, log *slog.Logger, grace time.Duration) *lifecycle {
 	g, stop := errgroup.WithContext(ctx)
-	work, cut := context.WithCancel(context.WithoutCancel(ctx))
+	// The cut has a cause of its own: a request cut by the shutdown is
+	// the server's doing, unlike one whose client went away (fault.ClientGone).
+	work, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	cut := func() { cancel(errCut) }
 	return &lifecycle{log: log, grace: grace, g: g, stop: stop, work: work, cut: cut}
 }
+
+// Draining reports whether a shutdown has begun (/readyz then says 503).
+func (l *lifecycle) Draining() bool { return l.draining.Load() }
 
 // onClose registers what the last step closes; the newest closes first.
 func (l *lifecycle) onClose(name string, close func() error) {
@@ -94,6 +109,8 @@ func reserve(grace time.Duration) time.Duration { return min(grace/4, 2*time.Sec
 // period. It returns the error that stopped a part, if one did.
 func (l *lifecycle) run() error {
 	<-l.stop.Done()
+	// Not ready from now on, while still accepting: probes see it first.
+	l.draining.Store(true)
 	start := time.Now()
 	deadline := start.Add(l.grace)
 	cutAt := deadline.Add(-reserve(l.grace))
@@ -102,6 +119,11 @@ func (l *lifecycle) run() error {
 	defer timer.Stop()
 	defer l.cut()
 
+	if d := min(l.drain, l.grace/2); d > 0 {
+		l.log.Info("shutdown: draining: /readyz answers 503, requests still served", "for", d.String())
+		t := time.NewTimer(d)
+		<-t.C
+	}
 	for _, s := range l.servers {
 		l.shutdownHTTP(s, cutAt, deadline)
 	}

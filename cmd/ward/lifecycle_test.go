@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wardhealth/ward/internal/server"
 )
 
 // TestLifecycleStop: on the stop, a request in flight is answered in full
@@ -105,5 +107,54 @@ func TestLifecycleStop(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReadyzDrains: from the stop on, the server's /readyz answers 503
+// while it still accepts new connections and serves (/healthz stays 200)
+// for --shutdown-drain; then it stops accepting.
+func TestReadyzDrains(t *testing.T) {
+	ctx, signal := context.WithCancel(t.Context())
+	life := newLifecycle(ctx, slog.New(slog.DiscardHandler), 10*time.Second)
+	life.drain = 2 * time.Second
+	srv := server.New(server.Config{PublicURL: "http://ward.test", MaxBodyBytes: 1 << 10, RequestTimeout: 5 * time.Second},
+		server.Deps{Log: slog.New(slog.DiscardHandler), Draining: life.Draining})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	life.serve("http server", &http.Server{Handler: srv.Handler()}, ln)
+	stopped := make(chan error, 1)
+	go func() { stopped <- life.run() }()
+	// A fresh connection each time: a kept-alive one would not show that
+	// the listener still accepts.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	status := func(path string) int {
+		res, err := client.Get(base + path)
+		if err != nil {
+			return -1
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if st := status("/readyz"); st != 200 {
+		t.Fatalf("/readyz before the stop: %d", st)
+	}
+	signal()
+	deadline := time.Now().Add(time.Second)
+	for status("/readyz") != 503 {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz did not turn 503 after the stop")
+		}
+	}
+	if st := status("/healthz"); st != 200 {
+		t.Fatalf("/healthz while draining: %d, want 200 (liveness)", st)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if st := status("/healthz"); st != -1 {
+		t.Fatalf("after the stop the listener still answers: %d", st)
 	}
 }

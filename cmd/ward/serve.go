@@ -18,7 +18,9 @@ import (
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/logsink"
+	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/replica"
+	"github.com/wardhealth/ward/internal/reqid"
 	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/server"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
@@ -128,8 +130,9 @@ func serve(ctx context.Context, args []string) error {
 	}
 	sink := logsink.New(os.Stderr)
 	defer sink.Close()
-	log := slog.New(slog.NewJSONHandler(sink.Direct(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	accessLog := slog.New(slog.NewJSONHandler(sink.Batched(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Lines logged with a request's context carry its id, in every package.
+	log := reqid.Logger(slog.NewJSONHandler(sink.Direct(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	accessLog := reqid.Logger(slog.NewJSONHandler(sink.Batched(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if os.Getenv("GOGC") == "" {
 		// The live heap is small (SQLite's page caches are outside it) and
 		// a request allocates its rows and response: at the default 100
@@ -152,6 +155,7 @@ func serve(ctx context.Context, args []string) error {
 		defer debugLn.Close()
 	}
 	life := newLifecycle(ctx, log, c.ShutdownGrace)
+	life.drain = c.ShutdownDrain
 	defer life.closeAll() // when building fails; after a stop, run has closed all
 
 	svc, err := open(ctx, c, log, true)
@@ -200,18 +204,26 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// One process on SQLite counts exactly in memory; replicas on
+	// PostgreSQL share their counts in batches.
+	var counts ratelimit.Shared
+	if svc.store.Dialect() == store.Postgres {
+		counts = svc.store
+	}
+	limiter := ratelimit.New(counts, ratelimit.Config{FlushEvery: c.RateLimitFlush, Log: log})
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TransferTimeout: c.TransferTimeout, Version: version,
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
-		CORSOrigins: c.CORSOrigins},
+		CORSOrigins: c.CORSOrigins, RateLimit: c.RateLimit},
 		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready})
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready,
+			Limiter: limiter, Draining: life.Draining})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.
 	life.serve("http server", &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}, ln)
 	if debugLn != nil {
-		life.serve("debug server", debugServer(authz, svc.store, srv.ReadStats), debugLn)
+		life.serve("debug server", debugServer(authz, svc.store, srv.ReadStats, subs.Stats(), limiter), debugLn)
 		log.Info("debug listener (pprof, metrics)", "addr", debugLn.Addr().String())
 	}
 	switch b := blobs.(type) {
@@ -224,6 +236,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	life.worker(func(stop, _ context.Context) { sweepZ3(stop, log, time.Hour, "orphaned blobs", z3Svc.SweepOrphans) })
 	life.worker(func(stop, _ context.Context) { svc.changes.Run(stop) })
+	life.worker(func(stop, _ context.Context) { limiter.Run(stop) })
 	life.worker(func(stop, _ context.Context) { background(stop, log, svc) })
 	life.worker(func(stop, _ context.Context) { backfillIndex(stop, log, fhirSvc) })
 	life.worker(subs.RunUntil)

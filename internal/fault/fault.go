@@ -4,6 +4,7 @@
 package fault
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -146,4 +147,18 @@ func Public(err error) (status int, msg string) {
 		return http.StatusServiceUnavailable, "the database is unavailable; retry shortly"
 	}
 	return http.StatusInternalServerError, "internal server error"
+}
+
+// StatusClientGone is the access log's status for a request whose client
+// went away before the answer (nginx's 499): neither a server error nor an
+// answer anyone read.
+const StatusClientGone = 499
+
+// ClientGone reports whether err ended the request because its client went
+// away: the request's context was canceled with no other cause (net/http
+// cancels it when the connection closes; a shutdown's cut and deadlines
+// have causes or errors of their own).
+func ClientGone(ctx context.Context, err error) bool {
+	return errors.Is(err, context.Canceled) && errors.Is(ctx.Err(), context.Canceled) &&
+		context.Cause(ctx) == context.Canceled
 }

@@ -59,7 +59,7 @@ func errorOutcome(ctx context.Context, log *slog.Logger, where string, err error
 	}
 	status, msg := fault.Public(err)
 	code := map[int]string{400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 409: "conflict",
-		412: "conflict", 413: "too-costly", 501: "not-supported", 503: "transient", 507: "no-store"}[status]
+		412: "conflict", 413: "too-costly", 429: "throttled", 501: "not-supported", 503: "transient", 507: "no-store"}[status]
 	if code == "" {
 		code = "exception"
 	}

@@ -60,6 +60,12 @@ func (h *Handler) Service() *Service { return h.svc }
 // Fail writes err as an OperationOutcome (for errors before ServeFHIR, such
 // as authentication).
 func (h *Handler) Fail(w http.ResponseWriter, r *http.Request, err error) {
+	if fault.ClientGone(r.Context(), err) {
+		// Nobody reads the answer and nothing failed here.
+		h.log.DebugContext(r.Context(), "client went away", "err", err, "where", r.Method+" "+r.URL.Path)
+		w.WriteHeader(fault.StatusClientGone)
+		return
+	}
 	status, oo := errorOutcome(r.Context(), h.log, r.Method+" "+r.URL.Path, err)
 	if secs := fault.RetryAfter(err); secs > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(secs))

@@ -24,6 +24,9 @@ type Project struct {
 	// limits it to JWTs of those issuers.
 	AuthorizerZambdaID string   `json:"authorizerZambdaId,omitempty"`
 	AuthorizerIssuers  []string `json:"authorizerIssuers,omitempty"`
+	// RateLimitPerMinute is requests per minute per principal (a Ward
+	// setting): 0 takes the server's default (--rate-limit), -1 is none.
+	RateLimitPerMinute int `json:"rateLimitPerMinute"`
 }
 
 // ProjectUpdate is the body of PATCH /project. A role id of null clears it.
@@ -36,11 +39,16 @@ type ProjectUpdate struct {
 	// AuthorizerZambdaID: a zambda id or name, or null to remove it.
 	AuthorizerZambdaID json.RawMessage `json:"authorizerZambdaId"`
 	AuthorizerIssuers  *[]string       `json:"authorizerIssuers"`
+	RateLimitPerMinute *int            `json:"rateLimitPerMinute"`
 }
+
+// MaxRateLimit bounds a project's rateLimitPerMinute (a million a minute
+// is past what one principal can send).
+const MaxRateLimit = 1_000_000
 
 func (s *Service) projectOut(ctx context.Context, st *store.Store, p store.Project) (Project, error) {
 	out := Project{ID: p.ID, Name: p.Name, Description: p.Description, SignupEnabled: p.SignupEnabled, Sandbox: p.Sandbox, FHIRVersion: "r4",
-		AuthorizerZambdaID: p.AuthorizerZambdaID, AuthorizerIssuers: strings.Fields(p.AuthorizerIssuers)}
+		AuthorizerZambdaID: p.AuthorizerZambdaID, AuthorizerIssuers: strings.Fields(p.AuthorizerIssuers), RateLimitPerMinute: p.RateLimit}
 	for _, r := range []struct {
 		id  string
 		dst **RoleStub
@@ -134,6 +142,12 @@ func (s *Service) UpdateProject(ctx context.Context, id string, in ProjectUpdate
 				}
 			}
 			p.AuthorizerIssuers = strings.Join(*in.AuthorizerIssuers, " ")
+		}
+		if n := in.RateLimitPerMinute; n != nil {
+			if *n < -1 || *n > MaxRateLimit {
+				return fault.Invalid("rateLimitPerMinute must be -1 (no limit), 0 (the server's default) or 1 to %d, not %d", MaxRateLimit, *n)
+			}
+			p.RateLimit = *n
 		}
 		if err := tx.UpdateProject(ctx, p); err != nil {
 			return err

@@ -74,7 +74,7 @@ func (s *Server) verify(ctx context.Context, token string) (auth.Principal, erro
 func (s *Server) audit(r *http.Request, p auth.Principal, action, resource, outcome, detail string) {
 	e := s.auditEvent(r, p, action, resource, outcome, detail)
 	if err := s.iam.RecordAudit(context.WithoutCancel(r.Context()), e); err != nil {
-		s.log.WarnContext(r.Context(), "audit write failed", "err", err, "request_id", e.RequestID)
+		s.log.WarnContext(r.Context(), "audit write failed", "err", err)
 	}
 }
 

@@ -13,8 +13,9 @@ import (
 	"github.com/wardhealth/ward/internal/smart/authorizer"
 )
 
-// projectAuthorizers caches each project's authorizer settings, so a
-// request with a cached token decision costs no database read. An entry
+// projectAuthorizers caches each project's authorizer settings (and its
+// rate limit), so a request with a cached token decision costs no
+// database read. An entry
 // holds while the project's IAM generation is the one it was read at: a
 // change here or on another replica (once applied) moves it.
 type projectAuthorizers struct {
@@ -25,7 +26,11 @@ type projectAuthorizers struct {
 type authorizerSetting struct {
 	zambdaID string
 	issuers  []string
-	gen      uint64
+	// rateLimit is the project's requests per minute per principal (0:
+	// the server's default, < 0: none); cached here with the authorizer
+	// so that limiting costs no read per request.
+	rateLimit int
+	gen       uint64
 }
 
 func (c *projectAuthorizers) forget(projectID string) {
@@ -47,7 +52,7 @@ func (s *Server) authorizerOf(ctx context.Context, projectID string) (authorizer
 	if err != nil {
 		return authorizerSetting{}, err
 	}
-	e = authorizerSetting{zambdaID: p.AuthorizerZambdaID, issuers: p.AuthorizerIssuers, gen: gen}
+	e = authorizerSetting{zambdaID: p.AuthorizerZambdaID, issuers: p.AuthorizerIssuers, rateLimit: p.RateLimitPerMinute, gen: gen}
 	c.mu.Lock()
 	if c.entries == nil {
 		c.entries = map[string]authorizerSetting{}

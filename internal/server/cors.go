@@ -31,6 +31,8 @@ const (
 	corsMissReload = 250 * time.Millisecond
 )
 
+type ctxKey int
+
 // corsKey holds the request's corsDecision in its context.
 const corsKey ctxKey = 100
 

@@ -35,6 +35,10 @@ func (s *Server) fhirGate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	corsProject(w, r, p.ProjectID)
+	if err := s.rateLimit(w, r, p); err != nil {
+		s.fhir.Fail(w, r, err)
+		return
+	}
 	action := "FHIR:" + r.Method
 	writes := r.Method != http.MethodGet && !strings.HasSuffix(r.URL.Path, "/_search")
 	var pending *store.PendingAudit

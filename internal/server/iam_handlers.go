@@ -125,8 +125,12 @@ const readyTimeout = 2 * time.Second
 // answers, is migrated, its writer commits), else 503 with Retry-After so
 // that a load balancer or Kubernetes sends traffic elsewhere. /healthz
 // stays liveness: the process answers (restarting it would not bring the
-// database back).
+// database back). From the start of a shutdown it is 503 at once, while
+// requests are still served, so that load balancers drain the replica.
 func (s *Server) readiness(w http.ResponseWriter, r *http.Request, _ call) error {
+	if s.draining() {
+		return fault.Unavailable("not ready: shutting down")
+	}
 	if s.ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()

@@ -13,18 +13,12 @@ import (
 
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/fhir"
+	"github.com/wardhealth/ward/internal/reqid"
 	"github.com/wardhealth/ward/internal/z3"
 )
 
-type ctxKey int
-
-const requestIDKey ctxKey = iota
-
-// requestID returns the id given to the request by withRequestID.
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
+// requestID returns the id outer gave the request.
+func requestID(ctx context.Context) string { return reqid.From(ctx) }
 
 // statusWriter remembers the status for logs and audit.
 type statusWriter struct {
@@ -70,7 +64,7 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		if transfer {
 			timeout = s.cfg.TransferTimeout
 		}
-		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), requestIDKey, id), timeout)
+		ctx, cancel := context.WithTimeout(reqid.With(r.Context(), id), timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 		if !unbounded {
@@ -85,13 +79,13 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		r, corsOK := s.cors(w, r)
 		defer func() {
 			if v := recover(); v != nil {
-				s.log.ErrorContext(ctx, "panic", "panic", v, "path", r.URL.Path, "request_id", id)
+				s.log.ErrorContext(ctx, "panic", "panic", v, "path", r.URL.Path)
 				if sw.status == 0 {
 					s.writeError(sw, r, fmt.Errorf("panic: %v", v))
 				}
 			}
 			s.access.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.Int("status", sw.status), slog.Duration("took", time.Since(start)), slog.String("request_id", id))
+				slog.Int("status", sw.status), slog.Duration("took", time.Since(start)))
 		}()
 		if !corsOK {
 			// A preflight from an origin no application lists: no CORS

@@ -37,9 +37,15 @@ type apiError struct {
 // writeError maps err to its status and client-safe message, in the one
 // place where that happens. Internal causes are logged, never sent.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if fault.ClientGone(r.Context(), err) {
+		// Nobody reads the answer and nothing failed here.
+		s.log.DebugContext(r.Context(), "client went away", "err", err, "path", r.URL.Path)
+		w.WriteHeader(fault.StatusClientGone)
+		return
+	}
 	status, msg := fault.Public(err)
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path, "request_id", requestID(r.Context()))
+		s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")

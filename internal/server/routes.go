@@ -121,6 +121,10 @@ func (s *Server) gate(rt route) http.Handler {
 			return
 		}
 		corsProject(w, r, p.ProjectID)
+		if err := s.rateLimit(w, r, p); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		action, resource := rt.action, ""
 		switch {
 		case rt.authz != nil:

@@ -11,6 +11,8 @@ import (
 	"github.com/wardhealth/ward/internal/admit"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/ratelimit"
+	"github.com/wardhealth/ward/internal/reqid"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
 	"github.com/wardhealth/ward/internal/smart/oauth"
 	"github.com/wardhealth/ward/internal/store"
@@ -38,6 +40,9 @@ type Config struct {
 	// CORSOrigins are origins allowed for every project (the operator's
 	// own front ends), besides those the projects' applications list.
 	CORSOrigins []string
+	// RateLimit is requests per minute per principal where the project
+	// sets none; <= 0: no limit.
+	RateLimit int
 }
 
 // DefaultReadMaxWait bounds a read's wait for a turn: requests that hold their
@@ -69,6 +74,8 @@ type Server struct {
 	publicOrigin string
 	fresh        func(context.Context) error
 	ready        func(context.Context) error
+	limiter      *ratelimit.Limiter // nil: no rate limits
+	draining     func() bool
 }
 
 // Deps are the services the server calls.
@@ -94,6 +101,12 @@ type Deps struct {
 	// Ready answers /readyz: nil when the database answers, is migrated
 	// and its writer commits. nil: always ready.
 	Ready func(context.Context) error
+	// Draining reports a shutdown in progress: /readyz answers 503 at
+	// once, before the listener closes. nil: never.
+	Draining func() bool
+	// Limiter counts requests per principal (shared by replicas); nil:
+	// no rate limits.
+	Limiter *ratelimit.Limiter
 }
 
 // New builds the server and its routes.
@@ -106,6 +119,11 @@ func New(cfg Config, d Deps) *Server {
 	s.access = d.AccessLog
 	s.fresh = d.Fresh
 	s.ready = d.Ready
+	s.limiter = d.Limiter
+	s.draining = d.Draining
+	if s.draining == nil {
+		s.draining = func() bool { return false }
+	}
 	if s.fresh == nil {
 		s.fresh = func(context.Context) error { return nil }
 	}
@@ -116,6 +134,8 @@ func New(cfg Config, d Deps) *Server {
 	if s.access == nil {
 		s.access = d.Log
 	}
+	// Every line logged with a request's context names the request.
+	s.log, s.access = reqid.Logger(s.log.Handler()), reqid.Logger(s.access.Handler())
 	var loadOrigins func(context.Context) ([]store.ProjectOrigins, error)
 	if d.IAM != nil {
 		loadOrigins = d.IAM.CORSOrigins

@@ -58,7 +58,7 @@ func newTestServerEgress(t *testing.T, pol *egress.Policy) *testServer {
 
 // newTestServerWith is newTestServerEgress with services added to the
 // server's dependencies by with (nil: none), e.g. Z3.
-func newTestServerWith(t *testing.T, pol *egress.Policy, with func(st *store.Store, sealer *seal.Sealer, d *Deps)) *testServer {
+func newTestServerWith(t testing.TB, pol *egress.Policy, with func(st *store.Store, sealer *seal.Sealer, d *Deps)) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	st := storetest.Open(t, storetest.Backends()[0])
@@ -93,7 +93,7 @@ func newTestServerWith(t *testing.T, pol *egress.Policy, with func(st *store.Sto
 }
 
 // newTestOAuth is the authorization server of a test server at testURL.
-func newTestOAuth(t *testing.T, st *store.Store, svc *iam.Service, keys *tokens.Keys, revoked *tokens.Revocations,
+func newTestOAuth(t testing.TB, st *store.Store, svc *iam.Service, keys *tokens.Keys, revoked *tokens.Revocations,
 	fhirSvc *fhir.Service, pol *egress.Policy) *oauth.Server {
 	t.Helper()
 	o, err := oauth.New(oauth.Config{PublicURL: testURL, FHIRBase: testURL + "/fhir", TokenTTL: time.Hour},
@@ -107,7 +107,7 @@ func newTestOAuth(t *testing.T, st *store.Store, svc *iam.Service, keys *tokens.
 	return o
 }
 
-func (ts *testServer) clientToken(t *testing.T, id, secret string) string {
+func (ts *testServer) clientToken(t testing.TB, id, secret string) string {
 	t.Helper()
 	res, err := http.PostForm(ts.URL+"/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}})
 	if err != nil {

@@ -22,16 +22,19 @@ type Project struct {
 	// issuers (empty: any foreign token).
 	AuthorizerZambdaID string
 	AuthorizerIssuers  string
-	CreatedAt          time.Time
+	// RateLimit is requests per minute per principal: 0 takes the
+	// server's default, -1 is no limit.
+	RateLimit int
+	CreatedAt time.Time
 }
 
-const projectCols = `id, name, description, signup_enabled, sandbox, default_patient_role_id, default_sso_user_role_id, authorizer_zambda_id, authorizer_issuers, created_at`
+const projectCols = `id, name, description, signup_enabled, sandbox, default_patient_role_id, default_sso_user_role_id, authorizer_zambda_id, authorizer_issuers, rate_limit, created_at`
 
 func scanProject(row interface{ Scan(...any) error }) (Project, error) {
 	var p Project
 	var patient, sso sql.NullString
 	var created int64
-	if err := row.Scan(&p.ID, &p.Name, &p.Description, &p.SignupEnabled, &p.Sandbox, &patient, &sso, &p.AuthorizerZambdaID, &p.AuthorizerIssuers, &created); err != nil {
+	if err := row.Scan(&p.ID, &p.Name, &p.Description, &p.SignupEnabled, &p.Sandbox, &patient, &sso, &p.AuthorizerZambdaID, &p.AuthorizerIssuers, &p.RateLimit, &created); err != nil {
 		return Project{}, err
 	}
 	p.DefaultPatientRoleID, p.DefaultSSOUserRoleID, p.CreatedAt = patient.String, sso.String, fromMS(created)
@@ -40,9 +43,9 @@ func scanProject(row interface{ Scan(...any) error }) (Project, error) {
 
 // CreateProject inserts p. Errors: ErrConflict if the id exists.
 func (s *Store) CreateProject(ctx context.Context, p Project) error {
-	_, err := s.exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.ID, p.Name, p.Description, p.SignupEnabled, p.Sandbox, nullString(p.DefaultPatientRoleID), nullString(p.DefaultSSOUserRoleID),
-		p.AuthorizerZambdaID, p.AuthorizerIssuers, ms(p.CreatedAt))
+		p.AuthorizerZambdaID, p.AuthorizerIssuers, p.RateLimit, ms(p.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create project: %w", err)
 	}
@@ -79,9 +82,9 @@ func (s *Store) ListProjects(ctx context.Context) ([]Project, error) {
 // UpdateProject overwrites the mutable fields of p. Errors: ErrNotFound.
 func (s *Store) UpdateProject(ctx context.Context, p Project) error {
 	res, err := s.exec(ctx, `UPDATE projects SET name = ?, description = ?, signup_enabled = ?, default_patient_role_id = ?, default_sso_user_role_id = ?,
-		authorizer_zambda_id = ?, authorizer_issuers = ? WHERE id = ?`,
+		authorizer_zambda_id = ?, authorizer_issuers = ?, rate_limit = ? WHERE id = ?`,
 		p.Name, p.Description, p.SignupEnabled, nullString(p.DefaultPatientRoleID), nullString(p.DefaultSSOUserRoleID),
-		p.AuthorizerZambdaID, p.AuthorizerIssuers, p.ID)
+		p.AuthorizerZambdaID, p.AuthorizerIssuers, p.RateLimit, p.ID)
 	return affectedOne(res, err, "update project")
 }
 

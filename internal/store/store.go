@@ -333,6 +333,11 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *Tx) error, replayable bo
 		return s.submit(ctx, fn)
 	}
 	sqlTx, err := s.write.BeginTx(ctx, nil)
+	if s.retryable(err) {
+		// BEGIN has no effect: on a connection the server closed while it
+		// was idle in the pool, it is safe to run again on a new one.
+		sqlTx, err = s.write.BeginTx(ctx, nil)
+	}
 	if err != nil {
 		return s.mapErr(fmt.Errorf("begin: %w", err))
 	}
@@ -405,6 +410,9 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result
 		s.wstmts.want(query)
 	}
 	res, err := s.writer().ExecContext(ctx, s.bind(query), args...)
+	if !s.InTx() && s.retryable(err) {
+		res, err = s.write.ExecContext(ctx, s.bind(query), args...)
+	}
 	return res, s.mapErr(err)
 }
 
@@ -415,6 +423,9 @@ func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows
 		return rows, s.mapErr(err)
 	}
 	rows, err := s.q.QueryContext(ctx, s.bind(query), args...)
+	if !s.InTx() && s.retryable(err) {
+		rows, err = s.q.QueryContext(ctx, s.bind(query), args...)
+	}
 	return rows, s.mapErr(err)
 }
 
@@ -423,7 +434,36 @@ func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Ro
 	if st := s.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return s.q.QueryRowContext(ctx, s.bind(query), args...)
+	row := s.q.QueryRowContext(ctx, s.bind(query), args...)
+	if !s.InTx() && s.retryable(row.Err()) {
+		row = s.q.QueryRowContext(ctx, s.bind(query), args...)
+	}
+	return row
+}
+
+// retryable reports whether err is a PostgreSQL session the server ended
+// before the statement ran (a restart, failover, idle timeout or
+// pg_terminate_backend while the connection sat in the pool: the FATAL was
+// waiting in the socket), or one pgx knows sent nothing. The statement
+// then never ran (a session ended during a statement rolls it back), so
+// one more try on a new connection is safe; the pool's other idle
+// connections are dropped first, as they most likely died with this one.
+// Inside a transaction nothing is retried: its earlier statements are
+// gone with the session.
+func (s *Store) retryable(err error) bool {
+	if err == nil || s.dialect != Postgres {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	dead := pgconn.SafeToRetry(err) ||
+		(errors.As(err, &pgErr) && pgErr.Severity == "FATAL" && (pgErr.Code == "57P01" || pgErr.Code == "57P02"))
+	if dead {
+		n := s.write.Stats().MaxOpenConnections
+		s.write.SetMaxIdleConns(0) // closes the idle ones
+		s.write.SetMaxIdleConns(n)
+		s.log.Info("postgres: the server closed a pooled connection; retrying on a new one", "err", err)
+	}
+	return dead
 }
 
 func (s *Store) stmtContext(ctx context.Context) context.Context {

@@ -30,6 +30,7 @@ var suite = []struct {
 	{"zambdas, secrets, logs and ticks", testZambdas},
 	{"oauth codes and refresh tokens", testOAuthGrants},
 	{"login failures", testLoginFailures},
+	{"rate counts", testRateCounts},
 	{"sign-in sessions and remembered consent", testSignIn},
 }
 
@@ -62,11 +63,11 @@ func testProjects(t *testing.T, s *store.Store) {
 	if err != nil || p.Name != "P p1" || !p.CreatedAt.Equal(t0) {
 		t.Fatalf("get project = %+v, %v", p, err)
 	}
-	p.SignupEnabled, p.DefaultPatientRoleID, p.Description = true, "r1", "d"
+	p.SignupEnabled, p.DefaultPatientRoleID, p.Description, p.RateLimit = true, "r1", "d", 120
 	if err := s.UpdateProject(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.GetProject(ctx, "p1"); !got.SignupEnabled || got.DefaultPatientRoleID != "r1" || got.Description != "d" {
+	if got, _ := s.GetProject(ctx, "p1"); !got.SignupEnabled || got.DefaultPatientRoleID != "r1" || got.Description != "d" || got.RateLimit != 120 {
 		t.Fatalf("updated project = %+v", got)
 	}
 	if _, err := s.GetProject(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {

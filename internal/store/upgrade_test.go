@@ -67,7 +67,7 @@ func TestUpgradeCompositeIndex(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			s := upgradeFrom(t, b, "0018_search_plans", func(old *store.Store, deleted string) {
-				if err := old.CreateProject(ctx, store.Project{ID: "p1", Name: "P", CreatedAt: time.Now()}); err != nil {
+				if err := old.Exec(ctx, `INSERT INTO projects (id, name, created_at) VALUES ('p1', 'P', ?)`, time.Now().UnixMilli()); err != nil {
 					t.Fatal(err)
 				}
 				obs := `{"resourceType":"Observation","id":"o1","status":"final",` +
@@ -126,7 +126,7 @@ func TestUpgradeIdentifierTypes(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			s := upgradeFrom(t, b, "0019_search_index", func(old *store.Store, deleted string) {
-				if err := old.CreateProject(ctx, store.Project{ID: "p1", Name: "P", CreatedAt: time.Now()}); err != nil {
+				if err := old.Exec(ctx, `INSERT INTO projects (id, name, created_at) VALUES ('p1', 'P', ?)`, time.Now().UnixMilli()); err != nil {
 					t.Fatal(err)
 				}
 				pat := `{"resourceType":"Patient","id":"a","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Jane <b>Doe</b></div>"},` +
@@ -173,7 +173,7 @@ func TestUpgradeTokenText(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			s := upgradeFrom(t, b, "0022_sealed_keys", func(old *store.Store, deleted string) {
-				if err := old.CreateProject(ctx, store.Project{ID: "p1", Name: "P", CreatedAt: time.Now()}); err != nil {
+				if err := old.Exec(ctx, `INSERT INTO projects (id, name, created_at) VALUES ('p1', 'P', ?)`, time.Now().UnixMilli()); err != nil {
 					t.Fatal(err)
 				}
 				obs := `{"resourceType":"Observation","id":"o","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"29463-7","display":"Body Wéight"}]}}`

@@ -69,6 +69,9 @@ type Config struct {
 	Timeout     time.Duration // one HTTP delivery; default 10 s
 	Workers     int           // deliveries in flight per replica; default 32
 	Poll        time.Duration // how often idle loops look for work (writes on this replica wake them at once); default 100 ms
+	// FailureLogEvery is how often a subscription's failed deliveries
+	// are logged at most (one line with the count of the others); default 1 min.
+	FailureLogEvery time.Duration
 }
 
 func (c *Config) defaults() {
@@ -89,6 +92,9 @@ func (c *Config) defaults() {
 	}
 	if c.Poll <= 0 {
 		c.Poll = 100 * time.Millisecond
+	}
+	if c.FailureLogEvery <= 0 {
+		c.FailureLogEvery = time.Minute
 	}
 }
 
@@ -111,6 +117,8 @@ type Service struct {
 	matchC  chan struct{} // a write committed: match now
 	sendC   chan struct{} // deliveries were queued: send now
 	rec     *recorder     // finished attempts, written in shared transactions
+	stats   Stats
+	fails   failureLog
 }
 
 // New builds the service and registers its checks on Subscription writes.
@@ -122,12 +130,16 @@ func New(cfg Config, fhirSvc *fhir.Service, zambdas ZambdaRunner, pol *egress.Po
 	t := client.Transport.(*http.Transport)
 	t.MaxIdleConnsPerHost, t.ResponseHeaderTimeout = cfg.Workers, cfg.Timeout
 	s := &Service{cfg: cfg, fhir: fhirSvc, st: fhirSvc.Store(), zambdas: zambdas, now: now, log: log, egress: pol,
-		client: client, matchC: make(chan struct{}, 1), sendC: make(chan struct{}, 1), rec: &recorder{st: fhirSvc.Store()}}
+		client: client, matchC: make(chan struct{}, 1), sendC: make(chan struct{}, 1), rec: &recorder{st: fhirSvc.Store()},
+		fails: failureLog{period: cfg.FailureLogEvery}}
 	fhirSvc.OnPrecheck("Subscription", s.checkEndpoint)
 	fhirSvc.OnWrite("Subscription", s.checkWrite)
 	fhirSvc.OnCommit(func() { kick(s.matchC) })
 	return s
 }
+
+// Stats returns the live delivery counters (metrics).
+func (s *Service) Stats() *Stats { return &s.stats }
 
 // sub is a parsed Subscription.
 type sub struct {
@@ -608,12 +620,18 @@ func (s *Service) deliverIn(ctx context.Context, d store.Delivery, rd *round, se
 	switch {
 	case skip != "":
 		status, a.Error = "skipped", skip
+		s.stats.Skipped.Add(1)
 	case err != nil:
 		a.Error = err.Error()
 		status, next = "pending", s.now().Add(s.backoff(d.Attempts+1))
 		if d.Attempts+1 >= s.cfg.MaxAttempts {
 			status = "failed"
+			s.stats.GaveUp.Add(1)
 		}
+		s.stats.Failed.Add(1)
+		s.fails.failed(ctx, s.log, s.now(), d.ProjectID, d.SubscriptionID, d.Attempts+1, code, a.Error)
+	default:
+		s.stats.Delivered.Add(1)
 	}
 	if err := s.rec.record(ctx, store.Finish{Delivery: d, Attempt: a, Status: status, Next: next}); err != nil {
 		s.log.WarnContext(ctx, "subscription: record attempt", "err", err, "delivery", d.ID)

@@ -65,7 +65,7 @@ func (p *Pool) Invoke(ctx context.Context, fn Function, inv Invocation) (Result,
 	res, err = p.run(ctx, w, c, invoked, res)
 	if err != nil {
 		w.kill(killReplaced)
-		p.log.Debug("zambda worker replaced after a failure", "zambda", fn.Name, "pid", w.pid, "err", err)
+		p.log.DebugContext(ctx, "zambda worker replaced after a failure", "zambda", fn.Name, "pid", w.pid, "err", err)
 		return res, err
 	}
 	// Nothing the function started outlives its invocation.

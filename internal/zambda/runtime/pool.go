@@ -341,7 +341,7 @@ func (p *Pool) getWorker(ctx context.Context, f *fnPool, fn Function, until time
 		w.kill(killClosed)
 		return nil, false, ErrClosed
 	}
-	p.log.Debug("zambda worker started", "zambda", fn.Name, "key", fn.Key, "pid", w.pid)
+	p.log.DebugContext(ctx, "zambda worker started", "zambda", fn.Name, "key", fn.Key, "pid", w.pid)
 	return w, true, nil
 }
 
