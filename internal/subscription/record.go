@@ -2,6 +2,7 @@ package subscription
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/wardhealth/ward/internal/store"
@@ -51,20 +52,31 @@ func (r *recorder) record(ctx context.Context, f store.Finish) error {
 	for i, b := range batch {
 		fs[i] = b.f
 	}
-	err := r.st.FinishAttempts(ctx, fs)
+	stale, err := r.st.FinishAttempts(ctx, fs)
+	refused := map[int64]bool{}
+	for _, id := range stale {
+		refused[id] = true
+	}
+	// outcome is one finisher's answer: a refused result is ErrLeaseLost.
+	outcome := func(b *finishing) error {
+		if err == nil && refused[b.f.Delivery.ID] {
+			return fmt.Errorf("delivery %d: %w", b.f.Delivery.ID, store.ErrLeaseLost)
+		}
+		return err
+	}
 	for _, b := range batch {
 		if b != me {
-			b.done <- recorded{err: err}
+			b.done <- recorded{err: outcome(b)}
 		}
 	}
 	r.mu.Lock()
 	if len(r.queue) == 0 {
 		r.busy = false
 		r.mu.Unlock()
-		return err
+		return outcome(me)
 	}
 	next := r.queue[0]
 	r.mu.Unlock()
 	next.done <- recorded{lead: true}
-	return err
+	return outcome(me)
 }

@@ -69,6 +69,11 @@ type Config struct {
 	Timeout     time.Duration // one HTTP delivery; default 10 s
 	Workers     int           // deliveries in flight per replica; default 32
 	Poll        time.Duration // how often idle loops look for work (writes on this replica wake them at once); default 100 ms
+	// Lease is how long a claimed delivery stays this replica's: a
+	// replica that dies or stalls holding it delays it that long, then
+	// another claims it (and the stalled one's result is refused). It
+	// must outlast one attempt; default Timeout + 30 s.
+	Lease time.Duration
 }
 
 func (c *Config) defaults() {
@@ -89,6 +94,9 @@ func (c *Config) defaults() {
 	}
 	if c.Poll <= 0 {
 		c.Poll = 100 * time.Millisecond
+	}
+	if c.Lease <= 0 {
+		c.Lease = c.Timeout + 30*time.Second
 	}
 }
 
@@ -407,7 +415,7 @@ func (s *Service) claimRound(ctx context.Context, limit int, probe bool) ([]stor
 			return nil, rd, err
 		}
 	}
-	ds, err := s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Timeout+30*time.Second, limit)
+	ds, err := s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Lease, limit)
 	if err != nil {
 		return nil, rd, err
 	}
@@ -595,7 +603,7 @@ func (s *Service) deliverIn(ctx context.Context, d store.Delivery, rd *round, se
 	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	if err != nil && ctx.Err() != nil {
-		if rerr := s.st.ReleaseDelivery(rec, d.ID); rerr != nil {
+		if rerr := s.st.ReleaseDelivery(rec, d); rerr != nil {
 			s.log.WarnContext(rec, "subscription: release a delivery cut by the stop", "err", rerr, "delivery", d.ID)
 			return // its lease runs out and it is retried then
 		}
@@ -616,6 +624,14 @@ func (s *Service) deliverIn(ctx context.Context, d store.Delivery, rd *round, se
 		}
 	}
 	if err := s.rec.record(ctx, store.Finish{Delivery: d, Attempt: a, Status: status, Next: next}); err != nil {
+		if errors.Is(err, store.ErrLeaseLost) {
+			// This replica stalled past its lease and another took the
+			// delivery over: the attempt is kept (marked stale), its
+			// result is not applied.
+			s.log.WarnContext(ctx, "subscription: result refused, the delivery's lease lapsed and another claim holds it",
+				"delivery", d.ID, "lease_token", d.LeaseToken, "result", status)
+			return
+		}
 		s.log.WarnContext(ctx, "subscription: record attempt", "err", err, "delivery", d.ID)
 		return
 	}
