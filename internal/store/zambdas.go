@@ -28,9 +28,9 @@ type Zambda struct {
 	FileChecksum    string
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
-	// ArmedAt is when the schedule took effect: creation, the last change
-	// of schedule or trigger, or activation (set by the store). No tick
-	// before it is claimed.
+	// ArmedAt is when the schedule took effect: creation or the last
+	// change of schedule or trigger (set by the store). No tick before it
+	// is claimed.
 	ArmedAt time.Time
 }
 
@@ -79,14 +79,15 @@ func (s *Store) CreateZambda(ctx context.Context, z Zambda) error {
 }
 
 // UpdateZambda writes every field of z but ArmedAt, which becomes
-// z.UpdatedAt when the schedule or trigger changes or the function becomes
-// Active (SET reads the row as it was). Errors: ErrNotFound, ErrConflict
+// z.UpdatedAt when the schedule or trigger changes (SET reads the row as
+// it was). Activation does not arm: a rate schedule's first tick is the
+// creation, run once the code is in. Errors: ErrNotFound, ErrConflict
 // (name).
 func (s *Store) UpdateZambda(ctx context.Context, z Zambda) error {
 	a := z.args()
-	armed := []any{a[5], a[4], a[9], a[18]} // schedule, trigger, status, updated_at
+	armed := []any{a[5], a[4], a[18]} // schedule, trigger, updated_at
 	res, err := s.exec(ctx, `UPDATE zambdas SET armed_at = CASE WHEN COALESCE(schedule, '') <> COALESCE(?, '') OR trigger_method <> ?
-			OR status <> 'Active' AND ? = 'Active' THEN ? ELSE armed_at END,
+			THEN ? ELSE armed_at END,
 		name = ?, runtime = ?, trigger_method = ?, schedule = ?, memory_size = ?, timeout_seconds = ?,
 		execution_role_id = ?, status = ?, status_reason = ?, upload_name = ?, code_path = ?, file_name = ?, file_size = ?, file_modified = ?,
 		file_checksum = ?, updated_at = ? WHERE project_id = ? AND id = ?`,

@@ -21,7 +21,7 @@ ALTER TABLE zambda_ticks ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE zambda_ticks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX zambda_ticks_lapsed ON zambda_ticks(lease_until) WHERE outcome = '' AND lease_until > 0;
 
--- When a function's schedule took effect (creation, a schedule or trigger
--- change, activation): no tick before it is ever claimed.
+-- When a function's schedule took effect (creation, or a change of
+-- schedule or trigger): no tick before it is ever claimed.
 ALTER TABLE zambdas ADD COLUMN armed_at BIGINT NOT NULL DEFAULT 0;
 UPDATE zambdas SET armed_at = created_at;
