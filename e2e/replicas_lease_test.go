@@ -147,6 +147,7 @@ func TestReplicasCronTakeOver(t *testing.T) {
 		return st == 200 && strings.Contains(fmt.Sprint(out["entry"]), "running cron-")
 	})
 	runner.kill9(t)
+	killed := time.Now()
 
 	var attempts int
 	var outcome, by string
@@ -154,6 +155,7 @@ func TestReplicasCronTakeOver(t *testing.T) {
 		err := c.db.QueryRow(`SELECT attempts, outcome, claimed_by FROM zambda_ticks WHERE zambda_id = $1`, id).Scan(&attempts, &outcome, &by)
 		return err == nil && outcome != ""
 	})
+	t.Logf("the retry finished %v after the kill (cron lease 3s)", time.Since(killed).Round(10*time.Millisecond))
 	if attempts != 2 || outcome != "status 200" {
 		t.Fatalf("tick: %d runs, outcome %q; want 2 runs, the retry answering 200", attempts, outcome)
 	}
@@ -210,6 +212,7 @@ func TestReplicasDeliveryFenced(t *testing.T) {
 		t.Fatal("the first replica did not send the delivery")
 	}
 	frozen.signal(t, syscall.SIGSTOP)
+	froze := time.Now()
 	defer frozen.signal(t, syscall.SIGCONT) // before the cleanup's kill, in case the test stops early
 
 	survivors := []*ward{c.replica(t), c.replica(t)}
@@ -223,6 +226,7 @@ func TestReplicasDeliveryFenced(t *testing.T) {
 		d := deliveryEvents(t, survivors[0], tok, subID)
 		return d.status == "delivered"
 	})
+	t.Logf("delivered by a survivor %v after the freeze (subscription lease 2s; survivors started meanwhile)", time.Since(froze).Round(10*time.Millisecond))
 	once.Do(func() { close(releaseFirst) }) // the frozen sender's answer waits in its socket
 	frozen.signal(t, syscall.SIGCONT)
 	waitFor(t, "the resumed replica to have its result refused", 30*time.Second, func() bool {

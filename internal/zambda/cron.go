@@ -92,7 +92,9 @@ func (c *Cron) check(ctx, inflight context.Context) {
 	}
 	now := s.now()
 	active := map[string]cronFn{}
+	validating := map[string]bool{}
 	for _, z := range zs {
+		validating[z.ID] = z.Status == "Validating"
 		if z.Status != "Active" || z.Schedule == nil {
 			continue
 		}
@@ -108,7 +110,7 @@ func (c *Cron) check(ctx, inflight context.Context) {
 		active[z.ID] = f
 		c.due(ctx, inflight, f, now)
 	}
-	c.takeOver(ctx, inflight, active, now)
+	c.takeOver(ctx, inflight, active, validating, now)
 }
 
 // due claims and starts f's ticks due by now that this replica has not
@@ -148,9 +150,10 @@ func (c *Cron) due(ctx, inflight context.Context, f cronFn, now time.Time) {
 
 // takeOver claims ticks whose lease lapsed without an outcome (their
 // replica died, stalled or was stopped) and runs them again as their
-// retry policy allows. A tick of a function no longer active is closed
-// with an outcome saying so.
-func (c *Cron) takeOver(ctx, inflight context.Context, active map[string]cronFn, now time.Time) {
+// retry policy allows. A tick of a function no longer an active cron
+// function is closed with an outcome saying so; one whose new code is
+// being checked waits for the check.
+func (c *Cron) takeOver(ctx, inflight context.Context, active map[string]cronFn, validating map[string]bool, now time.Time) {
 	s := c.svc
 	lapsed, err := s.st.LapsedTicks(ctx, now, 100)
 	if err != nil {
@@ -158,6 +161,9 @@ func (c *Cron) takeOver(ctx, inflight context.Context, active map[string]cronFn,
 		return
 	}
 	for _, t := range lapsed {
+		if validating[t.ZambdaID] {
+			continue
+		}
 		claim, won, err := s.st.ClaimTick(ctx, t.ProjectID, t.ZambdaID, t.At, s.cfg.ReplicaID, now, s.cfg.CronLease)
 		if err != nil {
 			s.log.WarnContext(ctx, "cron: take over a lapsed tick", "zambda", t.ZambdaID, "tick", t.At, "err", err)

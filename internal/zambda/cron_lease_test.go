@@ -263,3 +263,64 @@ func (s *syncBuf) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestCronTakeOverWaitsForCode: a lapsed tick of a function whose new code
+// is being checked is not closed as inactive: it is taken over once the
+// function is Active again; one of a function that stopped being a cron
+// function is closed with an outcome saying so.
+func TestCronTakeOverWaitsForCode(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			env := newTestEnv(t, b, false)
+			rec := &recorder{}
+			r := env.replica(t, "replica-s", rec)
+			ctx := t.Context()
+			tick := env.clock.now()
+			var ids []string
+			for _, name := range []string{"checking", "no-longer-cron"} {
+				f := r.deploy(t, `{"name":"`+name+`","runtime":"nodejs20.x","triggerMethod":"cron","schedule":{"expression":"rate(1 hour)"}}`)
+				ids = append(ids, f.ID)
+				if _, won, err := env.st.ClaimTick(ctx, env.project, f.ID, tick, "dead", tick, 30*time.Second); err != nil || !won {
+					t.Fatalf("dead claim: %v %v", won, err)
+				}
+			}
+			setStatus := func(id, status, trigger string) {
+				z, err := env.st.GetZambda(ctx, env.project, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				z.Status, z.TriggerMethod = status, trigger
+				if err := env.st.UpdateZambda(ctx, z); err != nil {
+					t.Fatal(err)
+				}
+			}
+			setStatus(ids[0], "Validating", "cron")
+			setStatus(ids[1], "Active", "http_auth")
+			env.clock.add(31 * time.Second)
+			check := func() {
+				c := r.NewCron()
+				c.Check(ctx)
+				c.running.Wait()
+			}
+			check()
+			outcome := func(id string) string {
+				ticks, err := env.st.Ticks(ctx, env.project, id)
+				if err != nil || len(ticks) != 1 {
+					t.Fatalf("ticks %+v %v", ticks, err)
+				}
+				return ticks[0].Outcome
+			}
+			if got := outcome(ids[0]); got != "" || len(rec.calls()) != 0 {
+				t.Fatalf("while its code was checked: outcome %q, runs %v; want neither", got, rec.calls())
+			}
+			if got := outcome(ids[1]); got != "error: not run again: the function is no longer an active cron function" {
+				t.Fatalf("a function no longer cron: outcome %q", got)
+			}
+			setStatus(ids[0], "Active", "cron")
+			check()
+			if got, want := rec.calls(), []string{requestID(ids[0], tick.Unix(), 0)}; !slices.Equal(got, want) || outcome(ids[0]) != "status 200" {
+				t.Fatalf("once Active again: runs %v, outcome %q; want %v and status 200", got, outcome(ids[0]), want)
+			}
+		})
+	}
+}
