@@ -252,6 +252,9 @@ func (c *Cron) runTick(ctx context.Context, z store.Zambda, tick time.Time, l re
 		// leaves the count for the one taking over.
 		n, held, err := s.st.TickAttempt(ctx, z.ProjectID, z.ID, tick, claim.Token, s.now().Add(s.cfg.CronLease))
 		if err != nil {
+			if ctx.Err() != nil {
+				break // a stop: released below
+			}
 			// Not counted, so not run: the lease lapses and a replica
 			// takes the tick over.
 			s.log.WarnContext(ctx, "cron: count a run", "zambda", z.ID, "tick", tick, "err", err)
