@@ -263,8 +263,8 @@ var ErrLeaseLost = errors.New("lease lost: another claim holds the delivery")
 // FinishAttempt records one attempt (see FinishAttempts). Errors:
 // ErrLeaseLost when the result was refused (the attempt is kept).
 func (s *Store) FinishAttempt(ctx context.Context, d Delivery, a Attempt, status string, next time.Time) error {
-	stale, err := s.FinishAttempts(ctx, []Finish{{Delivery: d, Attempt: a, Status: status, Next: next}})
-	if err == nil && len(stale) > 0 {
+	refused, err := s.FinishAttempts(ctx, []Finish{{Delivery: d, Attempt: a, Status: status, Next: next}})
+	if err == nil && refused[0] {
 		err = fmt.Errorf("finish delivery %d: %w", d.ID, ErrLeaseLost)
 	}
 	return err
@@ -272,21 +272,22 @@ func (s *Store) FinishAttempt(ctx context.Context, d Delivery, a Attempt, status
 
 // FinishAttempts records attempts and their deliveries' new states in one
 // transaction, a few statements for many (deliveries finish at hundreds a
-// second: one commit each would be the dispatcher's bottleneck). Each
-// delivery appears at most once.
+// second: one commit each would be the dispatcher's bottleneck). A
+// delivery appears at most once per claim (lease token).
 //
 // A new state is applied only if the attempt's claim still holds the
 // delivery (its LeaseToken is the latest and the delivery is pending):
 // a replica that stalled past its lease cannot overwrite the result of the
 // replica that took the delivery over. Every attempt is kept, numbered by
-// its claim's token; a refused one is marked stale. It returns the ids of
-// the deliveries whose new state was refused.
-func (s *Store) FinishAttempts(ctx context.Context, fs []Finish) (stale []int64, err error) {
+// its claim's token; a refused one is marked stale. refused[i] reports
+// whether fs[i]'s new state was refused.
+func (s *Store) FinishAttempts(ctx context.Context, fs []Finish) (refused []bool, err error) {
 	if len(fs) == 0 {
 		return nil, nil
 	}
+	type claim struct{ id, token int64 }
 	err = s.WithTx(ctx, func(tx *Tx) error {
-		stale = stale[:0]
+		refused = make([]bool, len(fs))
 		const per = 100 // rows a statement: 700 parameters
 		for start := 0; start < len(fs); start += per {
 			chunk := fs[start:min(start+per, len(fs))]
@@ -304,32 +305,32 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []Finish) (stale []int64,
 			rows, err := tx.query(ctx, `UPDATE sub_deliveries SET status = v.column2, attempts = v.column3, next_attempt_at = v.column4,
 				lease_until = 0, last_error = v.column5, delivered_at = v.column6 FROM (VALUES `+strings.TrimSuffix(strings.Repeat(row, len(chunk)), ",")+`) AS v
 				WHERE sub_deliveries.id = v.column1 AND sub_deliveries.lease_token = v.column7 AND sub_deliveries.status = 'pending'
-				RETURNING sub_deliveries.id`, states...)
+				RETURNING sub_deliveries.id, sub_deliveries.lease_token`, states...)
 			if err != nil {
 				return fmt.Errorf("finish deliveries: %w", err)
 			}
-			applied := map[int64]bool{}
+			applied := map[claim]bool{}
 			for rows.Next() {
-				var id int64
-				if err := rows.Scan(&id); err != nil {
+				var c claim
+				if err := rows.Scan(&c.id, &c.token); err != nil {
 					rows.Close()
 					return fmt.Errorf("finish deliveries: %w", err)
 				}
-				applied[id] = true
+				applied[c] = true
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
 				return fmt.Errorf("finish deliveries: %w", err)
 			}
 			attempts := make([]any, 0, 7*len(chunk))
-			for _, f := range chunk {
-				refused := 0
-				if !applied[f.Delivery.ID] {
-					refused = 1
-					stale = append(stale, f.Delivery.ID)
+			for i, f := range chunk {
+				stale := 0
+				if !applied[claim{f.Delivery.ID, f.Delivery.LeaseToken}] {
+					stale = 1
+					refused[start+i] = true
 				}
 				attempts = append(attempts, f.Delivery.ID, f.Delivery.LeaseToken, ms(f.Attempt.At), f.Attempt.StatusCode, clipText(f.Attempt.Error),
-					f.Attempt.Duration.Milliseconds(), refused)
+					f.Attempt.Duration.Milliseconds(), stale)
 			}
 			if _, err := tx.exec(ctx, `INSERT INTO sub_attempts (delivery_id, attempt, at, status_code, error, duration_ms, stale) VALUES `+
 				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?),", len(chunk)), ",")+` ON CONFLICT DO NOTHING`, attempts...); err != nil {
@@ -341,7 +342,7 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []Finish) (stale []int64,
 	if err != nil {
 		return nil, err
 	}
-	return stale, nil
+	return refused, nil
 }
 
 // ReleaseDelivery gives a claimed delivery back without recording an

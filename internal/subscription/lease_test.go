@@ -168,3 +168,36 @@ func TestReplayFences(t *testing.T) {
 		})
 	}
 }
+
+// TestDeliveryFencedInOneBatch: both claims of one delivery (a replica
+// that stalled past its own lease and claimed it again) finishing in one
+// shared commit: only the newer claim's result is applied, and both
+// attempts are kept, the older marked stale.
+func TestDeliveryFencedInOneBatch(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			d := newDispatch(t, b)
+			sub := d.subscribe("Patient?family=Batch")
+			d.create("Patient", `{"resourceType":"Patient","name":[{"family":"Batch"}]}`)
+			d.match()
+			t0 := d.clock.now()
+			older := d.claimOne()
+			d.clock.set(t0.Add(testConfig.Timeout + 30*time.Second))
+			newer := d.claimOne()
+			refused, err := d.f.st.FinishAttempts(t.Context(), []store.Finish{
+				{Delivery: older, Attempt: store.Attempt{At: t0, StatusCode: 500, Error: "older"}, Status: "pending", Next: d.clock.now().Add(time.Hour)},
+				{Delivery: newer, Attempt: store.Attempt{At: d.clock.now(), StatusCode: 200}, Status: "delivered", Next: d.clock.now()},
+			})
+			if err != nil || len(refused) != 2 || !refused[0] || refused[1] {
+				t.Fatalf("refused %v (%v), want the older claim's only", refused, err)
+			}
+			if x := d.delivery(sub, older.ID); x.Status != "delivered" {
+				t.Fatalf("status %s, want delivered", x.Status)
+			}
+			attempts, err := d.f.st.Attempts(t.Context(), []int64{older.ID})
+			if as := attempts[older.ID]; err != nil || len(as) != 2 || !as[0].Stale || as[1].Stale {
+				t.Fatalf("attempts %+v %v, want the older stale, then the newer", as, err)
+			}
+		})
+	}
+}

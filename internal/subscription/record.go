@@ -52,31 +52,30 @@ func (r *recorder) record(ctx context.Context, f store.Finish) error {
 	for i, b := range batch {
 		fs[i] = b.f
 	}
-	stale, err := r.st.FinishAttempts(ctx, fs)
-	refused := map[int64]bool{}
-	for _, id := range stale {
-		refused[id] = true
-	}
-	// outcome is one finisher's answer: a refused result is ErrLeaseLost.
-	outcome := func(b *finishing) error {
-		if err == nil && refused[b.f.Delivery.ID] {
-			return fmt.Errorf("delivery %d: %w", b.f.Delivery.ID, store.ErrLeaseLost)
+	refused, err := r.st.FinishAttempts(ctx, fs)
+	// outcome is the answer to batch[i]: a refused result is ErrLeaseLost.
+	outcome := func(i int) error {
+		if err == nil && refused[i] {
+			return fmt.Errorf("delivery %d: %w", batch[i].f.Delivery.ID, store.ErrLeaseLost)
 		}
 		return err
 	}
-	for _, b := range batch {
-		if b != me {
-			b.done <- recorded{err: outcome(b)}
+	mine := 0
+	for i, b := range batch {
+		if b == me {
+			mine = i
+		} else {
+			b.done <- recorded{err: outcome(i)}
 		}
 	}
 	r.mu.Lock()
 	if len(r.queue) == 0 {
 		r.busy = false
 		r.mu.Unlock()
-		return outcome(me)
+		return outcome(mine)
 	}
 	next := r.queue[0]
 	r.mu.Unlock()
 	next.done <- recorded{lead: true}
-	return outcome(me)
+	return outcome(mine)
 }
