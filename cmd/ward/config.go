@@ -67,6 +67,12 @@ type config struct {
 	SubMaxAttempts int
 	SubRetryBase   time.Duration
 	SubRetryMax    time.Duration
+	// Leases: how long a claimed subscription delivery, and a claimed cron
+	// tick between renewals, stays one replica's. A replica that dies or
+	// stalls holding one delays that work this long; its late result is
+	// refused (fenced) either way.
+	SubLease  time.Duration
+	CronLease time.Duration
 
 	// ZambdaMaxWorkers bounds the zambda worker processes alive at once;
 	// ZambdaProjectWorkers those of one project (0: the runtime's default,
@@ -170,6 +176,8 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	dur(&c.SubRetryBase, "subscription-retry-base", time.Second, "first delay between subscription delivery attempts")
 	dur(&c.SubRetryMax, "subscription-retry-max", time.Hour, "longest delay between subscription delivery attempts")
 	dur(&c.ShutdownDrain, "shutdown-drain", 0, "on SIGTERM or SIGINT, how long to keep accepting requests with /readyz answering 503 (it does from the signal on), so load balancers stop sending first; e.g. twice the probe interval; at most half of --shutdown-grace")
+	dur(&c.SubLease, "subscription-lease", 40*time.Second, "how long a claimed subscription delivery stays one replica's: one that dies or stalls holding it delays it that long, then another replica sends it (the stalled one's late result is refused); keep it above a delivery's 10 s timeout")
+	dur(&c.CronLease, "cron-lease", 30*time.Second, "how long a claimed cron tick stays one replica's without renewal (renewed every third of it while the run goes on): a replica that dies or stalls mid-run has the tick taken over and retried, within the function's retry policy, that long after its last renewal; at least 1s")
 	dur(&c.Z3URLTTL, "z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs")
 	i64(&c.MaxObjectBytes, "max-object-bytes", 5<<30, "largest Z3 object in bytes")
 	dur(&c.TransferTimeout, "transfer-timeout", time.Hour, "deadline of one presigned upload or download")
@@ -259,10 +267,13 @@ func parseConfig(name string, args []string) (config, error) {
 	}
 	for name, d := range map[string]time.Duration{"request-timeout": c.RequestTimeout, "token-ttl": c.TokenTTL, "shutdown-grace": c.ShutdownGrace,
 		"z3-url-ttl": c.Z3URLTTL, "transfer-timeout": c.TransferTimeout, "subscription-retry-base": c.SubRetryBase,
-		"subscription-retry-max": c.SubRetryMax, "authorizer-cache-ttl": c.AuthorizerCacheTTL} {
+		"subscription-retry-max": c.SubRetryMax, "authorizer-cache-ttl": c.AuthorizerCacheTTL, "subscription-lease": c.SubLease} {
 		if d <= 0 {
 			return c, fmt.Errorf("%s must be a positive duration such as 30s", from(name))
 		}
+	}
+	if c.CronLease < time.Second {
+		return c, fmt.Errorf("%s must be at least 1s (it is renewed every third of it)", from("cron-lease"))
 	}
 	if c.DatabaseMaxConns < 0 {
 		return c, fmt.Errorf("%s must be 0 (sized from the server's max_connections) or more", from("database-max-conns"))

@@ -57,6 +57,11 @@ func TestParseConfigLimits(t *testing.T) {
 		{"negative zambda project workers", map[string]string{"WARD_ZAMBDA_PROJECT_WORKERS": "-1"}, nil, nil, "WARD_ZAMBDA_PROJECT_WORKERS must be 0 (a quarter of --zambda-max-workers) or more"},
 		{"zero from the environment", map[string]string{"WARD_SEARCH_COUNT": "0"}, nil, nil, "WARD_SEARCH_COUNT must be a positive number"},
 		{"zero duration", nil, []string{"--request-timeout", "0s"}, nil, "--request-timeout must be a positive duration"},
+		{"leases: defaults", nil, nil, func(c config) bool { return c.SubLease == 40*time.Second && c.CronLease == 30*time.Second }, ""},
+		{"leases", map[string]string{"WARD_SUBSCRIPTION_LEASE": "2s", "WARD_CRON_LEASE": "3s"}, nil,
+			func(c config) bool { return c.SubLease == 2*time.Second && c.CronLease == 3*time.Second }, ""},
+		{"zero subscription lease", nil, []string{"--subscription-lease", "0s"}, nil, "--subscription-lease must be a positive duration"},
+		{"cron lease too short to renew", map[string]string{"WARD_CRON_LEASE": "500ms"}, nil, nil, "WARD_CRON_LEASE must be at least 1s"},
 		{"durations: flag > environment > default", map[string]string{"WARD_TOKEN_TTL": "5m", "WARD_REQUEST_TIMEOUT": "7s"}, []string{"--request-timeout=9s"},
 			func(c config) bool {
 				return c.TokenTTL == 5*time.Minute && c.RequestTimeout == 9*time.Second && c.ShutdownGrace == 20*time.Second

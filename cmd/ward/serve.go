@@ -184,10 +184,11 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	life.onClose("zambda workers", pool.Close)
-	zambdas := zambda.New(zambda.Config{WorkDir: c.WorkDir}, svc.store, svc.iam, z3Svc, issuer, pool, svc.sealer, time.Now, log)
+	zambdas := zambda.New(zambda.Config{WorkDir: c.WorkDir, CronLease: c.CronLease}, svc.store, svc.iam, z3Svc, issuer, pool, svc.sealer, time.Now, log)
 	life.onClose("zambda log writes", func() error { zambdas.Flush(); return nil }) // before the store closes
 	fhirHandler := fhir.NewHandler(fhirSvc, c.fhirURL(), log)
-	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
+	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax,
+		Lease: c.SubLease},
 		fhirSvc, zambdas, egressAll, time.Now, log)
 	subs.Register(fhirHandler)
 	authz := authorizer.New(func(ctx context.Context, projectID, zambdaID string, in authorizer.Input, timeout time.Duration) ([]byte, error) {

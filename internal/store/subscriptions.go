@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -79,16 +80,19 @@ type Delivery struct {
 	LastError      string
 	CreatedAt      time.Time
 	DeliveredAt    time.Time
+	// LeaseToken is the claim's fencing token: every claim adds one, and
+	// only the latest claim's result is applied (FinishAttempts).
+	LeaseToken int64
 }
 
 const deliveryCols = `id, project_id, subscription_id, event_seq, resource_type, resource_id, version_id, interaction, status, attempts,
-	next_attempt_at, last_error, created_at, delivered_at`
+	next_attempt_at, last_error, created_at, delivered_at, lease_token`
 
 func scanDelivery(row interface{ Scan(...any) error }) (Delivery, error) {
 	var d Delivery
 	var next, created, delivered int64
 	if err := row.Scan(&d.ID, &d.ProjectID, &d.SubscriptionID, &d.EventSeq, &d.Type, &d.ResID, &d.VersionID, &d.Interaction, &d.Status,
-		&d.Attempts, &next, &d.LastError, &created, &delivered); err != nil {
+		&d.Attempts, &next, &d.LastError, &created, &delivered, &d.LeaseToken); err != nil {
 		return Delivery{}, err
 	}
 	d.NextAttemptAt, d.CreatedAt = fromMS(next), fromMS(created)
@@ -199,7 +203,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 				return fmt.Errorf("claim deliveries: %w", err)
 			}
 		}
-		rows, err := tx.query(ctx, `UPDATE sub_deliveries SET lease_until = ? WHERE id IN (SELECT d.id FROM sub_deliveries d
+		rows, err := tx.query(ctx, `UPDATE sub_deliveries SET lease_until = ?, lease_token = lease_token + 1 WHERE id IN (SELECT d.id FROM sub_deliveries d
 			WHERE d.status = 'pending' AND d.next_attempt_at > 0 AND d.next_attempt_at <= ? AND d.lease_until <= ?
 			AND NOT EXISTS (SELECT 1 FROM sub_deliveries o WHERE o.subscription_id = d.subscription_id AND o.resource_type = d.resource_type
 				AND o.resource_id = d.resource_id AND o.status = 'pending' AND (o.version_id < d.version_id OR o.version_id = d.version_id AND o.id < d.id))
@@ -238,6 +242,9 @@ type Attempt struct {
 	StatusCode int // 0: no HTTP answer
 	Error      string
 	Duration   time.Duration
+	// Stale (set by the store) marks an attempt whose result was refused:
+	// its claim's lease had lapsed and another claim held the delivery.
+	Stale bool
 }
 
 // Finish is one attempt at a delivery and the delivery's new state: status
@@ -249,57 +256,101 @@ type Finish struct {
 	Next     time.Time
 }
 
-// FinishAttempt records one attempt (see FinishAttempts).
+// ErrLeaseLost is a result refused because its claim no longer held the
+// delivery (see FinishAttempts).
+var ErrLeaseLost = errors.New("lease lost: another claim holds the delivery")
+
+// FinishAttempt records one attempt (see FinishAttempts). Errors:
+// ErrLeaseLost when the result was refused (the attempt is kept).
 func (s *Store) FinishAttempt(ctx context.Context, d Delivery, a Attempt, status string, next time.Time) error {
-	return s.FinishAttempts(ctx, []Finish{{Delivery: d, Attempt: a, Status: status, Next: next}})
+	refused, err := s.FinishAttempts(ctx, []Finish{{Delivery: d, Attempt: a, Status: status, Next: next}})
+	if err == nil && refused[0] {
+		err = fmt.Errorf("finish delivery %d: %w", d.ID, ErrLeaseLost)
+	}
+	return err
 }
 
 // FinishAttempts records attempts and their deliveries' new states in one
 // transaction, a few statements for many (deliveries finish at hundreds a
-// second: one commit each would be the dispatcher's bottleneck). Each
-// delivery appears at most once.
-func (s *Store) FinishAttempts(ctx context.Context, fs []Finish) error {
+// second: one commit each would be the dispatcher's bottleneck). A
+// delivery appears at most once per claim (lease token).
+//
+// A new state is applied only if the attempt's claim still holds the
+// delivery (its LeaseToken is the latest and the delivery is pending):
+// a replica that stalled past its lease cannot overwrite the result of the
+// replica that took the delivery over. Every attempt is kept, numbered by
+// its claim's token; a refused one is marked stale. refused[i] reports
+// whether fs[i]'s new state was refused.
+func (s *Store) FinishAttempts(ctx context.Context, fs []Finish) (refused []bool, err error) {
 	if len(fs) == 0 {
-		return nil
+		return nil, nil
 	}
-	return s.WithTx(ctx, func(tx *Tx) error {
-		const per = 100 // rows a statement: 600 parameters
+	type claim struct{ id, token int64 }
+	err = s.WithTx(ctx, func(tx *Tx) error {
+		refused = make([]bool, len(fs))
+		const per = 100 // rows a statement: 700 parameters
 		for start := 0; start < len(fs); start += per {
 			chunk := fs[start:min(start+per, len(fs))]
-			attempts := make([]any, 0, 6*len(chunk))
-			states := make([]any, 0, 6*len(chunk))
+			states := make([]any, 0, 7*len(chunk))
 			for _, f := range chunk {
-				n := f.Delivery.Attempts + 1
 				delivered := int64(0)
 				if f.Status == "delivered" {
 					delivered = ms(f.Attempt.At)
 				}
-				msg := clipText(f.Attempt.Error)
-				attempts = append(attempts, f.Delivery.ID, n, ms(f.Attempt.At), f.Attempt.StatusCode, msg, f.Attempt.Duration.Milliseconds())
-				states = append(states, f.Delivery.ID, f.Status, n, ms(f.Next), msg, delivered)
-			}
-			if _, err := tx.exec(ctx, `INSERT INTO sub_attempts (delivery_id, attempt, at, status_code, error, duration_ms) VALUES `+
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?),", len(chunk)), ",")+` ON CONFLICT DO NOTHING`, attempts...); err != nil {
-				return fmt.Errorf("record attempts: %w", err)
+				states = append(states, f.Delivery.ID, f.Status, f.Delivery.Attempts+1, ms(f.Next), clipText(f.Attempt.Error), delivered, f.Delivery.LeaseToken)
 			}
 			// One UPDATE from a VALUES list (columns column1...: the name
 			// both dialects give them), typed for PostgreSQL.
-			row := "(CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT)),"
-			if _, err := tx.exec(ctx, `UPDATE sub_deliveries SET status = v.column2, attempts = v.column3, next_attempt_at = v.column4,
+			row := "(CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT)),"
+			rows, err := tx.query(ctx, `UPDATE sub_deliveries SET status = v.column2, attempts = v.column3, next_attempt_at = v.column4,
 				lease_until = 0, last_error = v.column5, delivered_at = v.column6 FROM (VALUES `+strings.TrimSuffix(strings.Repeat(row, len(chunk)), ",")+`) AS v
-				WHERE sub_deliveries.id = v.column1`, states...); err != nil {
+				WHERE sub_deliveries.id = v.column1 AND sub_deliveries.lease_token = v.column7 AND sub_deliveries.status = 'pending'
+				RETURNING sub_deliveries.id, sub_deliveries.lease_token`, states...)
+			if err != nil {
 				return fmt.Errorf("finish deliveries: %w", err)
+			}
+			applied := map[claim]bool{}
+			for rows.Next() {
+				var c claim
+				if err := rows.Scan(&c.id, &c.token); err != nil {
+					rows.Close()
+					return fmt.Errorf("finish deliveries: %w", err)
+				}
+				applied[c] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("finish deliveries: %w", err)
+			}
+			attempts := make([]any, 0, 7*len(chunk))
+			for i, f := range chunk {
+				stale := 0
+				if !applied[claim{f.Delivery.ID, f.Delivery.LeaseToken}] {
+					stale = 1
+					refused[start+i] = true
+				}
+				attempts = append(attempts, f.Delivery.ID, f.Delivery.LeaseToken, ms(f.Attempt.At), f.Attempt.StatusCode, clipText(f.Attempt.Error),
+					f.Attempt.Duration.Milliseconds(), stale)
+			}
+			if _, err := tx.exec(ctx, `INSERT INTO sub_attempts (delivery_id, attempt, at, status_code, error, duration_ms, stale) VALUES `+
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?),", len(chunk)), ",")+` ON CONFLICT DO NOTHING`, attempts...); err != nil {
+				return fmt.Errorf("record attempts: %w", err)
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return refused, nil
 }
 
 // ReleaseDelivery gives a claimed delivery back without recording an
 // attempt, for one cut by a shutdown: the endpoint did not fail, so it
-// costs no attempt and any replica may claim it again at once.
-func (s *Store) ReleaseDelivery(ctx context.Context, id int64) error {
-	if _, err := s.exec(ctx, `UPDATE sub_deliveries SET lease_until = 0 WHERE id = ? AND status = 'pending'`, id); err != nil {
+// costs no attempt and any replica may claim it again at once. Only the
+// claim that holds it releases it (a stalled one would free another's).
+func (s *Store) ReleaseDelivery(ctx context.Context, d Delivery) error {
+	if _, err := s.exec(ctx, `UPDATE sub_deliveries SET lease_until = 0 WHERE id = ? AND lease_token = ? AND status = 'pending'`, d.ID, d.LeaseToken); err != nil {
 		return fmt.Errorf("release delivery: %w", err)
 	}
 	return nil
@@ -341,19 +392,19 @@ func (s *Store) Attempts(ctx context.Context, ids []int64) (map[int64][]Attempt,
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := s.query(ctx, `SELECT delivery_id, at, status_code, error, duration_ms FROM sub_attempts WHERE delivery_id IN (`+
+	rows, err := s.query(ctx, `SELECT delivery_id, at, status_code, error, duration_ms, stale FROM sub_attempts WHERE delivery_id IN (`+
 		placeholders(len(ids))+`) ORDER BY delivery_id, attempt`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("attempts: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id, at, dur int64
+		var id, at, dur, stale int64
 		var a Attempt
-		if err := rows.Scan(&id, &at, &a.StatusCode, &a.Error, &dur); err != nil {
+		if err := rows.Scan(&id, &at, &a.StatusCode, &a.Error, &dur, &stale); err != nil {
 			return nil, fmt.Errorf("attempts: %w", err)
 		}
-		a.At, a.Duration = fromMS(at), time.Duration(dur)*time.Millisecond
+		a.At, a.Duration, a.Stale = fromMS(at), time.Duration(dur)*time.Millisecond, stale != 0
 		out[id] = append(out[id], a)
 	}
 	return out, rows.Err()
@@ -369,7 +420,12 @@ func (s *Store) Replay(ctx context.Context, projectID, subID string, fromSeq int
 		where = `project_id = ? AND subscription_id = ? AND event_seq >= ?`
 		args = append(args, fromSeq)
 	}
-	res, err := s.exec(ctx, `UPDATE sub_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_until = 0 WHERE `+where, args...)
+	// The token moves past the claim in flight, if any (its result is
+	// refused: the replay sends again), and past every recorded attempt,
+	// whose numbers are tokens (rows from before 0031 count from 1).
+	const maxAttempt = `(SELECT COALESCE(MAX(a.attempt), 0) FROM sub_attempts a WHERE a.delivery_id = sub_deliveries.id)`
+	res, err := s.exec(ctx, `UPDATE sub_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_until = 0,
+		lease_token = CASE WHEN lease_token >= `+maxAttempt+` THEN lease_token ELSE `+maxAttempt+` END + 1 WHERE `+where, args...)
 	if err != nil {
 		return 0, fmt.Errorf("replay: %w", err)
 	}

@@ -157,8 +157,8 @@ func testZambdas(t *testing.T, s *store.Store) {
 		t.Fatalf("log paging: %+v %+v", page, next)
 	}
 
-	ok1, err1 := s.ClaimTick(ctx, "p1", "z2", now, "a", now)
-	ok2, err2 := s.ClaimTick(ctx, "p1", "z2", now, "b", now)
+	_, ok1, err1 := s.ClaimTick(ctx, "p1", "z2", now, "a", now, time.Minute)
+	_, ok2, err2 := s.ClaimTick(ctx, "p1", "z2", now, "b", now, time.Minute)
 	if err1 != nil || err2 != nil || !ok1 || ok2 {
 		t.Fatalf("claims: %v %v %v %v", ok1, ok2, err1, err2)
 	}

@@ -28,17 +28,21 @@ type Zambda struct {
 	FileChecksum    string
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	// ArmedAt is when the schedule took effect: creation or the last
+	// change of schedule or trigger (set by the store). No tick before it
+	// is claimed.
+	ArmedAt time.Time
 }
 
 const zambdaCols = `project_id, id, name, runtime, trigger_method, schedule, memory_size, timeout_seconds, execution_role_id,
-	status, status_reason, upload_name, code_path, file_name, file_size, file_modified, file_checksum, created_at, updated_at`
+	status, status_reason, upload_name, code_path, file_name, file_size, file_modified, file_checksum, created_at, updated_at, armed_at`
 
 func scanZambda(row interface{ Scan(...any) error }) (Zambda, error) {
 	var z Zambda
 	var sched, role sql.NullString
-	var modified, created, updated int64
+	var modified, created, updated, armed int64
 	if err := row.Scan(&z.ProjectID, &z.ID, &z.Name, &z.Runtime, &z.TriggerMethod, &sched, &z.MemorySize, &z.TimeoutSeconds, &role,
-		&z.Status, &z.StatusReason, &z.UploadName, &z.CodePath, &z.FileName, &z.FileSize, &modified, &z.FileChecksum, &created, &updated); err != nil {
+		&z.Status, &z.StatusReason, &z.UploadName, &z.CodePath, &z.FileName, &z.FileSize, &modified, &z.FileChecksum, &created, &updated, &armed); err != nil {
 		return Zambda{}, err
 	}
 	if sched.Valid {
@@ -48,7 +52,7 @@ func scanZambda(row interface{ Scan(...any) error }) (Zambda, error) {
 	if modified != 0 {
 		z.FileModified = fromMS(modified)
 	}
-	z.CreatedAt, z.UpdatedAt = fromMS(created), fromMS(updated)
+	z.CreatedAt, z.UpdatedAt, z.ArmedAt = fromMS(created), fromMS(updated), fromMS(armed)
 	return z, nil
 }
 
@@ -62,24 +66,32 @@ func (z Zambda) args() []any {
 		modified = ms(z.FileModified)
 	}
 	return []any{z.ProjectID, z.ID, z.Name, z.Runtime, z.TriggerMethod, sched, z.MemorySize, z.TimeoutSeconds, nullString(z.ExecutionRoleID),
-		z.Status, z.StatusReason, z.UploadName, z.CodePath, z.FileName, z.FileSize, modified, z.FileChecksum, ms(z.CreatedAt), ms(z.UpdatedAt)}
+		z.Status, z.StatusReason, z.UploadName, z.CodePath, z.FileName, z.FileSize, modified, z.FileChecksum, ms(z.CreatedAt), ms(z.UpdatedAt),
+		ms(z.CreatedAt)}
 }
 
 // CreateZambda inserts z. Errors: ErrConflict if the name is taken.
 func (s *Store) CreateZambda(ctx context.Context, z Zambda) error {
-	if _, err := s.exec(ctx, `INSERT INTO zambdas (`+zambdaCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, z.args()...); err != nil {
+	if _, err := s.exec(ctx, `INSERT INTO zambdas (`+zambdaCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, z.args()...); err != nil {
 		return fmt.Errorf("create zambda: %w", err)
 	}
 	return nil
 }
 
-// UpdateZambda writes every field of z. Errors: ErrNotFound, ErrConflict (name).
+// UpdateZambda writes every field of z but ArmedAt, which becomes
+// z.UpdatedAt when the schedule or trigger changes (SET reads the row as
+// it was). Activation does not arm: a rate schedule's first tick is the
+// creation, run once the code is in. Errors: ErrNotFound, ErrConflict
+// (name).
 func (s *Store) UpdateZambda(ctx context.Context, z Zambda) error {
 	a := z.args()
-	res, err := s.exec(ctx, `UPDATE zambdas SET name = ?, runtime = ?, trigger_method = ?, schedule = ?, memory_size = ?, timeout_seconds = ?,
+	armed := []any{a[5], a[4], a[18]} // schedule, trigger, updated_at
+	res, err := s.exec(ctx, `UPDATE zambdas SET armed_at = CASE WHEN COALESCE(schedule, '') <> COALESCE(?, '') OR trigger_method <> ?
+			THEN ? ELSE armed_at END,
+		name = ?, runtime = ?, trigger_method = ?, schedule = ?, memory_size = ?, timeout_seconds = ?,
 		execution_role_id = ?, status = ?, status_reason = ?, upload_name = ?, code_path = ?, file_name = ?, file_size = ?, file_modified = ?,
 		file_checksum = ?, updated_at = ? WHERE project_id = ? AND id = ?`,
-		append(a[2:17:17], a[18], z.ProjectID, z.ID)...)
+		append(append(armed, a[2:17:17]...), a[18], z.ProjectID, z.ID)...)
 	if err != nil {
 		return fmt.Errorf("update zambda: %w", err)
 	}
@@ -329,49 +341,169 @@ func (s *Store) Logs(ctx context.Context, projectID, zambdaID string, lq LogQuer
 	return out, rows.Err()
 }
 
-// ClaimTick records that replica runs the function's tick at. It reports
-// false if another replica claimed it first.
-func (s *Store) ClaimTick(ctx context.Context, projectID, zambdaID string, at time.Time, replica string, now time.Time) (bool, error) {
-	res, err := s.exec(ctx, `INSERT INTO zambda_ticks (project_id, zambda_id, tick_at, claimed_by, claimed_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT DO NOTHING`, projectID, zambdaID, ms(at), replica, ms(now))
+// TickClaim is a claim on a cron tick: Token fences what the claimant
+// writes about the tick (a later claim makes it stale), and Attempts is how
+// many runs earlier claims started.
+type TickClaim struct {
+	Token    int64
+	Attempts int
+}
+
+// ClaimTick claims the function's tick at for replica, leased until
+// now+lease. It claims a new tick, or takes over one whose lease lapsed
+// without an outcome (its replica died or froze: the claim's Attempts say
+// how many runs it had started). It reports false when another replica
+// holds the tick, the tick has an outcome, or the tick is earlier than the
+// function's ArmedAt (creation or last schedule change), or the function
+// is gone: such a tick is never run.
+func (s *Store) ClaimTick(ctx context.Context, projectID, zambdaID string, at time.Time, replica string, now time.Time, lease time.Duration) (TickClaim, bool, error) {
+	var c TickClaim
+	won := false
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		rows, err := tx.query(ctx, `INSERT INTO zambda_ticks (project_id, zambda_id, tick_at, claimed_by, claimed_at, lease_until, lease_token)
+			SELECT project_id, id, ?, ?, ?, ?, 1 FROM zambdas WHERE project_id = ? AND id = ? AND armed_at <= ?
+			ON CONFLICT (project_id, zambda_id, tick_at) DO UPDATE SET claimed_by = excluded.claimed_by, claimed_at = excluded.claimed_at,
+				lease_until = excluded.lease_until, lease_token = zambda_ticks.lease_token + 1
+			WHERE zambda_ticks.outcome = '' AND zambda_ticks.lease_until > 0 AND zambda_ticks.lease_until <= ?
+			RETURNING lease_token, attempts`,
+			ms(at), replica, ms(now), ms(now.Add(lease)), projectID, zambdaID, ms(at), ms(now))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if rows.Next() {
+			won = true
+			if err := rows.Scan(&c.Token, &c.Attempts); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
 	if err != nil {
-		return false, fmt.Errorf("claim tick: %w", err)
+		return TickClaim{}, false, fmt.Errorf("claim tick: %w", err)
+	}
+	return c, won, nil
+}
+
+// LapsedTicks returns up to limit ticks whose lease ran out before now
+// without an outcome, oldest first: ClaimTick takes them over.
+func (s *Store) LapsedTicks(ctx context.Context, now time.Time, limit int) ([]Tick, error) {
+	rows, err := s.query(ctx, fmt.Sprintf(`SELECT project_id, zambda_id, `+tickCols+` FROM zambda_ticks
+		WHERE outcome = '' AND lease_until > 0 AND lease_until <= ? ORDER BY lease_until LIMIT %d`, limit), ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("lapsed ticks: %w", err)
+	}
+	defer rows.Close()
+	var out []Tick
+	for rows.Next() {
+		var t Tick
+		if err := scanTick(rows, &t, &t.ProjectID, &t.ZambdaID); err != nil {
+			return nil, fmt.Errorf("lapsed ticks: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RenewTick extends the claim's lease to until. It reports false when the
+// claim no longer holds the tick (another replica took it over).
+func (s *Store) RenewTick(ctx context.Context, projectID, zambdaID string, at time.Time, token int64, until time.Time) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE zambda_ticks SET lease_until = ? WHERE project_id = ? AND zambda_id = ? AND tick_at = ? AND lease_token = ? AND outcome = ''`,
+		ms(until), projectID, zambdaID, ms(at), token)
+	if err != nil {
+		return false, fmt.Errorf("renew tick: %w", err)
 	}
 	n, _ := res.RowsAffected()
 	return n == 1, nil
 }
 
-// ReleaseTick gives back a tick the replica claimed and did not finish (a
-// shutdown cut its run), so that a replica looking back over it (one
-// restarted within the cron's catch-up window) claims and runs it again.
-// A tick with an outcome stays claimed.
-func (s *Store) ReleaseTick(ctx context.Context, projectID, zambdaID string, at time.Time, replica string) error {
-	if _, err := s.exec(ctx, `DELETE FROM zambda_ticks WHERE project_id = ? AND zambda_id = ? AND tick_at = ? AND claimed_by = ? AND outcome = ''`,
-		projectID, zambdaID, ms(at), replica); err != nil {
+// TickAttempt counts a run the claim is about to start and extends its
+// lease to until. It returns the runs counted so far, this one included,
+// and false when the claim no longer holds the tick (then start no run).
+func (s *Store) TickAttempt(ctx context.Context, projectID, zambdaID string, at time.Time, token int64, until time.Time) (int, bool, error) {
+	n, held := 0, false
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		rows, err := tx.query(ctx, `UPDATE zambda_ticks SET attempts = attempts + 1, lease_until = ?
+			WHERE project_id = ? AND zambda_id = ? AND tick_at = ? AND lease_token = ? AND outcome = '' RETURNING attempts`,
+			ms(until), projectID, zambdaID, ms(at), token)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if rows.Next() {
+			held = true
+			if err := rows.Scan(&n); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("tick attempt: %w", err)
+	}
+	return n, held, nil
+}
+
+// ReleaseTick gives back a tick the claim holds and did not finish (a
+// shutdown cut it): its lease lapses at once, so any replica takes it over
+// on its next check. With uncount, the last run counted does not count (a
+// stop cut it, the function did not fail). A claim that no longer holds
+// the tick changes nothing.
+func (s *Store) ReleaseTick(ctx context.Context, projectID, zambdaID string, at time.Time, token int64, uncount bool) error {
+	n := 0
+	if uncount {
+		n = 1
+	}
+	if _, err := s.exec(ctx, `UPDATE zambda_ticks SET lease_until = 1, attempts = CASE WHEN attempts >= ? THEN attempts - ? ELSE 0 END
+		WHERE project_id = ? AND zambda_id = ? AND tick_at = ? AND lease_token = ? AND outcome = ''`,
+		n, n, projectID, zambdaID, ms(at), token); err != nil {
 		return fmt.Errorf("release tick: %w", err)
 	}
 	return nil
 }
 
-// TickOutcome records how a claimed tick ended.
-func (s *Store) TickOutcome(ctx context.Context, projectID, zambdaID string, at time.Time, outcome string) error {
-	if _, err := s.exec(ctx, `UPDATE zambda_ticks SET outcome = ? WHERE project_id = ? AND zambda_id = ? AND tick_at = ?`,
-		outcome, projectID, zambdaID, ms(at)); err != nil {
-		return fmt.Errorf("tick outcome: %w", err)
+// TickOutcome records how a claimed tick ended, if the claim still holds
+// it. It reports false, recording nothing, when another replica has taken
+// the tick over (this claim's lease lapsed) or it already has an outcome.
+func (s *Store) TickOutcome(ctx context.Context, projectID, zambdaID string, at time.Time, token int64, outcome string) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE zambda_ticks SET outcome = ?, lease_until = 0
+		WHERE project_id = ? AND zambda_id = ? AND tick_at = ? AND lease_token = ? AND outcome = ''`,
+		outcome, projectID, zambdaID, ms(at), token)
+	if err != nil {
+		return false, fmt.Errorf("tick outcome: %w", err)
 	}
-	return nil
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }
 
 // Tick is one claimed cron tick.
 type Tick struct {
-	At        time.Time
-	ClaimedBy string
-	Outcome   string
+	ProjectID, ZambdaID string // set by LapsedTicks
+	At                  time.Time
+	ClaimedBy           string
+	Outcome             string
+	LeaseUntil          time.Time // zero once it has an outcome
+	Token               int64     // claims so far
+	Attempts            int       // runs started
+}
+
+const tickCols = `tick_at, claimed_by, outcome, lease_until, lease_token, attempts`
+
+func scanTick(row interface{ Scan(...any) error }, t *Tick, prefix ...any) error {
+	var at, until int64
+	if err := row.Scan(append(prefix, &at, &t.ClaimedBy, &t.Outcome, &until, &t.Token, &t.Attempts)...); err != nil {
+		return err
+	}
+	t.At = fromMS(at)
+	if until > 0 {
+		t.LeaseUntil = fromMS(until)
+	}
+	return nil
 }
 
 // Ticks returns a function's claimed ticks, oldest first.
 func (s *Store) Ticks(ctx context.Context, projectID, zambdaID string) ([]Tick, error) {
-	rows, err := s.query(ctx, `SELECT tick_at, claimed_by, outcome FROM zambda_ticks WHERE project_id = ? AND zambda_id = ? ORDER BY tick_at`, projectID, zambdaID)
+	rows, err := s.query(ctx, `SELECT `+tickCols+` FROM zambda_ticks WHERE project_id = ? AND zambda_id = ? ORDER BY tick_at`, projectID, zambdaID)
 	if err != nil {
 		return nil, fmt.Errorf("ticks: %w", err)
 	}
@@ -379,11 +511,10 @@ func (s *Store) Ticks(ctx context.Context, projectID, zambdaID string) ([]Tick, 
 	var out []Tick
 	for rows.Next() {
 		var t Tick
-		var at int64
-		if err := rows.Scan(&at, &t.ClaimedBy, &t.Outcome); err != nil {
+		if err := scanTick(rows, &t); err != nil {
 			return nil, fmt.Errorf("ticks: %w", err)
 		}
-		t.At = fromMS(at)
+		t.ProjectID, t.ZambdaID = projectID, zambdaID
 		out = append(out, t)
 	}
 	return out, rows.Err()

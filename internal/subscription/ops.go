@@ -27,6 +27,7 @@ type param struct {
 	ValueCode    *string `json:"valueCode,omitempty"`
 	ValueInteger *int64  `json:"valueInteger,omitempty"`
 	ValueInstant *string `json:"valueInstant,omitempty"`
+	ValueBoolean *bool   `json:"valueBoolean,omitempty"`
 	ValueRef     *ref    `json:"valueReference,omitempty"`
 	Part         []param `json:"part,omitempty"`
 }
@@ -111,6 +112,12 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request, p auth.Principa
 			}
 			if a.Error != "" {
 				ap = append(ap, param{Name: "error", ValueString: sp(a.Error)})
+			}
+			if a.Stale {
+				// Sent by a replica that had lost the delivery (it stalled
+				// past its lease): its result was not applied.
+				stale := true
+				ap = append(ap, param{Name: "stale", ValueBoolean: &stale})
 			}
 			part = append(part, param{Name: "attempt", Part: ap})
 		}

@@ -2,6 +2,7 @@ package subscription
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/wardhealth/ward/internal/store"
@@ -51,20 +52,30 @@ func (r *recorder) record(ctx context.Context, f store.Finish) error {
 	for i, b := range batch {
 		fs[i] = b.f
 	}
-	err := r.st.FinishAttempts(ctx, fs)
-	for _, b := range batch {
-		if b != me {
-			b.done <- recorded{err: err}
+	refused, err := r.st.FinishAttempts(ctx, fs)
+	// outcome is the answer to batch[i]: a refused result is ErrLeaseLost.
+	outcome := func(i int) error {
+		if err == nil && refused[i] {
+			return fmt.Errorf("delivery %d: %w", batch[i].f.Delivery.ID, store.ErrLeaseLost)
+		}
+		return err
+	}
+	mine := 0
+	for i, b := range batch {
+		if b == me {
+			mine = i
+		} else {
+			b.done <- recorded{err: outcome(i)}
 		}
 	}
 	r.mu.Lock()
 	if len(r.queue) == 0 {
 		r.busy = false
 		r.mu.Unlock()
-		return err
+		return outcome(mine)
 	}
 	next := r.queue[0]
 	r.mu.Unlock()
 	next.done <- recorded{lead: true}
-	return err
+	return outcome(mine)
 }

@@ -72,6 +72,11 @@ type Config struct {
 	// FailureLogEvery is how often a subscription's failed deliveries
 	// are logged at most (one line with the count of the others); default 1 min.
 	FailureLogEvery time.Duration
+	// Lease is how long a claimed delivery stays this replica's: a
+	// replica that dies or stalls holding it delays it that long, then
+	// another claims it (and the stalled one's result is refused). It
+	// must outlast one attempt; default Timeout + 30 s.
+	Lease time.Duration
 }
 
 func (c *Config) defaults() {
@@ -95,6 +100,9 @@ func (c *Config) defaults() {
 	}
 	if c.FailureLogEvery <= 0 {
 		c.FailureLogEvery = time.Minute
+	}
+	if c.Lease <= 0 {
+		c.Lease = c.Timeout + 30*time.Second
 	}
 }
 
@@ -419,7 +427,7 @@ func (s *Service) claimRound(ctx context.Context, limit int, probe bool) ([]stor
 			return nil, rd, err
 		}
 	}
-	ds, err := s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Timeout+30*time.Second, limit)
+	ds, err := s.st.ClaimDeliveries(ctx, s.now(), s.cfg.Lease, limit)
 	if err != nil {
 		return nil, rd, err
 	}
@@ -607,7 +615,7 @@ func (s *Service) deliverIn(ctx context.Context, d store.Delivery, rd *round, se
 	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	if err != nil && ctx.Err() != nil {
-		if rerr := s.st.ReleaseDelivery(rec, d.ID); rerr != nil {
+		if rerr := s.st.ReleaseDelivery(rec, d); rerr != nil {
 			s.log.WarnContext(rec, "subscription: release a delivery cut by the stop", "err", rerr, "delivery", d.ID)
 			return // its lease runs out and it is retried then
 		}
@@ -634,6 +642,14 @@ func (s *Service) deliverIn(ctx context.Context, d store.Delivery, rd *round, se
 		s.stats.Delivered.Add(1)
 	}
 	if err := s.rec.record(ctx, store.Finish{Delivery: d, Attempt: a, Status: status, Next: next}); err != nil {
+		if errors.Is(err, store.ErrLeaseLost) {
+			// This replica stalled past its lease and another took the
+			// delivery over: the attempt is kept (marked stale), its
+			// result is not applied.
+			s.log.WarnContext(ctx, "subscription: result refused, the delivery's lease lapsed and another claim holds it",
+				"delivery", d.ID, "lease_token", d.LeaseToken, "result", status)
+			return
+		}
 		s.log.WarnContext(ctx, "subscription: record attempt", "err", err, "delivery", d.ID)
 		return
 	}

@@ -46,6 +46,11 @@ const (
 type Config struct {
 	WorkDir   string // unpacked code and scratch space of workers
 	ReplicaID string // names this server in cron claims and log streams
+	// CronLease is how long a claimed cron tick stays this replica's
+	// without renewal (renewed every third of it while the run goes on):
+	// a replica that dies or stalls mid-run has its tick taken over and
+	// retried that long after its last renewal. Default 30 s.
+	CronLease time.Duration
 }
 
 // Invoker runs one invocation; *runtime.Pool is the real one.
@@ -75,6 +80,9 @@ func (s *Service) Flush() { s.logsWG.Wait() }
 // New builds the service and registers for code uploads with Z3.
 func New(cfg Config, st *store.Store, iamSvc *iam.Service, z3Svc *z3.Service, issuer *auth.Issuer, run Invoker,
 	sealer *seal.Sealer, now func() time.Time, log *slog.Logger) *Service {
+	if cfg.CronLease <= 0 {
+		cfg.CronLease = 30 * time.Second
+	}
 	if cfg.ReplicaID == "" {
 		cfg.ReplicaID = strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
 	}
