@@ -65,8 +65,11 @@ type config struct {
 	// first and longest delay between attempts (defaults: 30, 1s, 1h: about
 	// a day of retries).
 	SubMaxAttempts int
-	SubRetryBase   time.Duration
-	SubRetryMax    time.Duration
+	// ExportFileResources is how many resources one bulk export NDJSON
+	// file holds at most (a job checkpoints after each file).
+	ExportFileResources int
+	SubRetryBase        time.Duration
+	SubRetryMax         time.Duration
 
 	// ZambdaMaxWorkers bounds the zambda worker processes alive at once;
 	// ZambdaProjectWorkers those of one project (0: the runtime's default,
@@ -159,6 +162,7 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	str(&c.WorkDir, "work-dir", "", "where zambda code is unpacked and run; default <data-dir>/functions")
 	str(&c.DebugAddr, "debug-addr", "", "address for pprof profiles and /metrics, e.g. 127.0.0.1:6060; empty: off")
 	num(&c.SubMaxAttempts, "subscription-max-attempts", 30, "delivery attempts before a subscription goes to error")
+	num(&c.ExportFileResources, "export-file-resources", 10000, "resources per FHIR bulk export ($export) NDJSON file at most; a job checkpoints after each file")
 	dur(&c.SubRetryBase, "subscription-retry-base", time.Second, "first delay between subscription delivery attempts")
 	dur(&c.SubRetryMax, "subscription-retry-max", time.Hour, "longest delay between subscription delivery attempts")
 	dur(&c.Z3URLTTL, "z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs")
@@ -241,7 +245,8 @@ func parseConfig(name string, args []string) (config, error) {
 	}
 	for name, v := range map[string]int64{"zambda-max-workers": int64(c.ZambdaMaxWorkers), "max-response-bytes": int64(c.MaxResponse),
 		"search-count": int64(c.SearchCount), "search-max-count": int64(c.SearchMaxCount), "subscription-max-attempts": int64(c.SubMaxAttempts),
-		"max-body-bytes": c.MaxBodyBytes, "max-object-bytes": c.MaxObjectBytes} {
+		"export-file-resources": int64(c.ExportFileResources),
+		"max-body-bytes":        c.MaxBodyBytes, "max-object-bytes": c.MaxObjectBytes} {
 		if v <= 0 {
 			return c, fmt.Errorf("%s must be a positive number", from(name))
 		}

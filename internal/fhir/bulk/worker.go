@@ -1,0 +1,225 @@
+package bulk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir"
+	"github.com/wardhealth/ward/internal/store"
+)
+
+// errLost means the job's lease is gone (cancelled, finished elsewhere, or
+// claimed by another replica after this one stalled): stop, write nothing.
+var errLost = errors.New("export job lease lost")
+
+// Run claims and runs jobs, one at a time, until ctx ends; a job cut by
+// the end is released at once for any replica to continue.
+func (s *Service) Run(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			ran, err := s.RunOnce(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "export runner", "err", err)
+			}
+			if !ran || err != nil {
+				break
+			}
+		}
+		t.Reset(s.cfg.Poll)
+	}
+}
+
+// RunOnce claims one job and runs it to its end (done, failed, lost or
+// ctx's end); ran reports whether there was one.
+func (s *Service) RunOnce(ctx context.Context) (ran bool, err error) {
+	owner := uuid.NewString()
+	sj, err := s.st.ClaimExportJob(ctx, owner, s.now(), s.cfg.Lease)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	j, err := decode(sj)
+	if err != nil {
+		return true, s.fail(ctx, sj, owner, fmt.Errorf("stored job: %w", err))
+	}
+	err = s.runJob(ctx, j, owner)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, errLost):
+		return true, nil
+	case ctx.Err() != nil:
+		// Stopping: another replica (or this one restarted) continues
+		// from the last checkpoint.
+		if rerr := s.st.ReleaseExportJob(context.WithoutCancel(ctx), j.ProjectID, j.ID, owner); rerr != nil {
+			s.log.WarnContext(ctx, "export: release a job", "job", j.ID, "err", rerr)
+		}
+		return true, nil
+	case errors.Is(err, fault.ErrForbidden), errors.Is(err, fault.ErrUnauthorized), errors.Is(err, fault.ErrInvalid), errors.Is(err, fault.ErrNotFound):
+		return true, s.fail(ctx, sj, owner, err)
+	default:
+		// The database's or the storage's failure: the lease runs out
+		// and the job is tried again from its checkpoint.
+		return true, err
+	}
+}
+
+// fail ends a job with a client-safe message and deletes what it wrote:
+// a principal whose access was taken away keeps no partial output.
+func (s *Service) fail(ctx context.Context, j store.ExportJob, owner string, cause error) error {
+	status, msg := fault.Public(cause)
+	if status < 400 {
+		status = http.StatusInternalServerError
+	}
+	if status >= 500 {
+		s.log.ErrorContext(ctx, "export job failed", "job", j.ID, "err", cause)
+	}
+	if err := s.st.FinishExportJob(ctx, j.ProjectID, j.ID, owner, s.now(), store.ExportFailed, status, msg); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil
+		}
+		return err
+	}
+	return s.files.DeleteExports(ctx, j.ProjectID, j.ID+"/")
+}
+
+// runJob writes the job's remaining types from its cursor.
+func (s *Service) runJob(ctx context.Context, j job, owner string) error {
+	p := j.who.auth(j.ProjectID)
+	cur := j.cur
+	written := j.Written
+	checkpoint := func(c cursor, f *store.ExportFile) error {
+		b, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		err = s.st.CheckpointExportJob(ctx, j.ProjectID, j.ID, owner, s.now(), s.cfg.Lease, store.Checkpoint{Cursor: b, Written: written, File: f})
+		if errors.Is(err, store.ErrConflict) {
+			return errLost
+		}
+		return err
+	}
+	for cur.Type < len(j.params.Types) {
+		sc := s.scope(j.params, j.params.Types[cur.Type])
+		for {
+			buf, n, last, done, err := s.fill(ctx, p, sc, cur.After, func() error { return checkpoint(cur, nil) })
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				// The path is this claim's own: a replica that lost the
+				// lease while writing never replaces a recorded file.
+				f := &store.ExportFile{Seq: cur.Files, Type: sc.Type, Path: fmt.Sprintf("%s/%d-%s.ndjson", j.ID, cur.Files, owner[:8]), Count: n}
+				if err := s.files.PutExport(ctx, j.ProjectID, f.Path, bytes.NewReader(buf)); err != nil {
+					return err
+				}
+				next := cursor{Type: cur.Type, After: last, Files: cur.Files + 1}
+				written += int64(n)
+				if err := checkpoint(next, f); err != nil {
+					written -= int64(n)
+					if derr := s.files.DeleteExports(context.WithoutCancel(ctx), j.ProjectID, f.Path); derr != nil {
+						s.log.WarnContext(ctx, "export: delete an unrecorded file", "job", j.ID, "err", derr)
+					}
+					return err
+				}
+				cur = next
+			}
+			if done {
+				break
+			}
+		}
+		cur = cursor{Type: cur.Type + 1, Files: cur.Files}
+		if err := checkpoint(cur, nil); err != nil {
+			return err
+		}
+	}
+	err := s.st.FinishExportJob(ctx, j.ProjectID, j.ID, owner, s.now(), store.ExportDone, 0, "")
+	if errors.Is(err, store.ErrConflict) {
+		return errLost
+	}
+	return err
+}
+
+// scope is what the job reads of typ.
+func (s *Service) scope(params Params, typ string) fhir.ExportScope {
+	sc := fhir.ExportScope{Type: typ, Since: params.Since}
+	for _, q := range params.Filters[typ] {
+		v, err := url.ParseQuery(q)
+		if err != nil {
+			v = url.Values{"_id": {"-"}} // checked at kick-off; never widen
+		}
+		sc.Filters = append(sc.Filters, v)
+	}
+	switch params.Level {
+	case LevelPatient:
+		sc.AllPatients = true
+	case LevelGroup:
+		sc.Patients = append([]string{}, params.Patients...) // never nil: an empty group holds nothing
+	}
+	return sc
+}
+
+// fill reads one file's worth of sc after the id after, as NDJSON: n
+// lines, the last id, and done when the type has nothing more. renew is
+// called when the lease needs renewing before the file is written.
+func (s *Service) fill(ctx context.Context, p auth.Principal, sc fhir.ExportScope, after string, renew func() error) (buf []byte, n int, last string, done bool, err error) {
+	var b bytes.Buffer
+	renewed := s.now()
+	for n < s.cfg.FileResources && b.Len() < s.cfg.FileBytes {
+		limit := min(s.cfg.Batch, s.cfg.FileResources-n)
+		rs, err := s.fhir.ExportBatch(ctx, p, sc, after, limit)
+		if err != nil {
+			return nil, 0, "", false, err
+		}
+		for _, r := range rs {
+			if err := appendLine(&b, r.Content); err != nil {
+				return nil, 0, "", false, fmt.Errorf("%s/%s: %w", r.Type, r.ID, err)
+			}
+			after = r.ID
+		}
+		n += len(rs)
+		if len(rs) < limit {
+			return b.Bytes(), n, after, true, nil
+		}
+		if s.now().Sub(renewed) > s.cfg.Lease/3 {
+			if err := renew(); err != nil {
+				return nil, 0, "", false, err
+			}
+			renewed = s.now()
+		}
+	}
+	return b.Bytes(), n, after, false, nil
+}
+
+// appendLine adds a resource as one NDJSON line (stored JSON is compact;
+// a newline inside would split the line, so compact any that has one).
+func appendLine(b *bytes.Buffer, content []byte) error {
+	if bytes.IndexByte(content, '\n') >= 0 {
+		if err := json.Compact(b, content); err != nil {
+			return err
+		}
+	} else {
+		b.Write(content)
+	}
+	b.WriteByte('\n')
+	return nil
+}

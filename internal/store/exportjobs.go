@@ -1,0 +1,237 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ExportJob is one FHIR Bulk Data export (package fhir/bulk). Principal,
+// Params and Cursor are the package's JSON; the store does not read them.
+type ExportJob struct {
+	ProjectID, ID   string
+	Principal       []byte
+	Request         string
+	Params          []byte
+	Status          string // ExportRunning, ExportDone or ExportFailed
+	TransactionTime time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	LeaseUntil      time.Time
+	LeaseOwner      string // the claim holding the lease, "" for none
+	Cursor          []byte
+	Written         int64
+	ErrorStatus     int
+	Error           string
+}
+
+// Export job states.
+const (
+	ExportRunning = "running"
+	ExportDone    = "done"
+	ExportFailed  = "failed"
+)
+
+// ExportFile is one NDJSON file a job wrote, in the order written.
+type ExportFile struct {
+	Seq   int
+	Type  string
+	Path  string // the object's path in the project's internal bucket
+	Count int
+}
+
+const exportJobCols = `project_id, id, principal, request, params, status, transaction_time, created_at, updated_at,
+	lease_until, lease_owner, cursor, written, error_status, error`
+
+func scanExportJob(sc interface{ Scan(...any) error }) (ExportJob, error) {
+	var j ExportJob
+	var principal, params, cursor string
+	var tt, created, updated, lease int64
+	err := sc.Scan(&j.ProjectID, &j.ID, &principal, &j.Request, &params, &j.Status, &tt, &created, &updated,
+		&lease, &j.LeaseOwner, &cursor, &j.Written, &j.ErrorStatus, &j.Error)
+	if err != nil {
+		return ExportJob{}, err
+	}
+	j.Principal, j.Params, j.Cursor = []byte(principal), []byte(params), []byte(cursor)
+	j.TransactionTime, j.CreatedAt, j.UpdatedAt, j.LeaseUntil = fromMS(tt), fromMS(created), fromMS(updated), fromMS(lease)
+	return j, nil
+}
+
+// CreateExportJob records a new running job. Errors: ErrConflict (the id
+// is taken).
+func (s *Store) CreateExportJob(ctx context.Context, j ExportJob) error {
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, `INSERT INTO export_jobs (project_id, id, principal, request, params, status, transaction_time,
+			created_at, updated_at, cursor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			j.ProjectID, j.ID, string(j.Principal), j.Request, string(j.Params), ExportRunning, ms(j.TransactionTime),
+			ms(j.CreatedAt), ms(j.CreatedAt), string(j.Cursor))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create export job: %w", s.mapErr(err))
+	}
+	return nil
+}
+
+// GetExportJob returns the project's job id. Errors: ErrNotFound (also for
+// another project's job).
+func (s *Store) GetExportJob(ctx context.Context, projectID, id string) (ExportJob, error) {
+	j, err := scanExportJob(s.queryRow(ctx, `SELECT `+exportJobCols+` FROM export_jobs WHERE project_id = ? AND id = ?`, projectID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return ExportJob{}, ErrNotFound
+	}
+	if err != nil {
+		return ExportJob{}, fmt.Errorf("get export job: %w", s.mapErr(err))
+	}
+	return j, nil
+}
+
+// ExportFiles lists the files job id has written, in order.
+func (s *Store) ExportFiles(ctx context.Context, projectID, id string) ([]ExportFile, error) {
+	rows, err := s.query(ctx, `SELECT seq, resource_type, object_path, count FROM export_files
+		WHERE project_id = ? AND job_id = ? ORDER BY seq`, projectID, id)
+	if err != nil {
+		return nil, fmt.Errorf("export files: %w", s.mapErr(err))
+	}
+	defer rows.Close()
+	var out []ExportFile
+	for rows.Next() {
+		var f ExportFile
+		if err := rows.Scan(&f.Seq, &f.Type, &f.Path, &f.Count); err != nil {
+			return nil, fmt.Errorf("export files: %w", err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("export files: %w", err)
+	}
+	return out, nil
+}
+
+// ClaimExportJob leases the oldest running job whose lease has run out to
+// owner (a token unique to this claim) until now+lease. Errors:
+// ErrNotFound (nothing to claim).
+func (s *Store) ClaimExportJob(ctx context.Context, owner string, now time.Time, lease time.Duration) (ExportJob, error) {
+	var j ExportJob
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		lock := ""
+		if s.dialect == Postgres {
+			// Replicas claiming at once each skip the row another holds.
+			lock = ` FOR UPDATE SKIP LOCKED`
+		}
+		var err error
+		j, err = scanExportJob(tx.queryRow(ctx, `UPDATE export_jobs SET lease_until = ?, lease_owner = ?, updated_at = ?
+			WHERE (project_id, id) IN (SELECT project_id, id FROM export_jobs WHERE status = 'running' AND lease_until <= ?
+			ORDER BY created_at, id LIMIT 1`+lock+`) RETURNING `+exportJobCols,
+			ms(now.Add(lease)), owner, ms(now), ms(now)))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return ExportJob{}, ErrNotFound
+	}
+	if err != nil {
+		return ExportJob{}, fmt.Errorf("claim export job: %w", s.mapErr(err))
+	}
+	return j, nil
+}
+
+// Checkpoint is a job's progress as one commit: the file just written (if
+// any), the cursor after it and the count so far.
+type Checkpoint struct {
+	Cursor  []byte
+	Written int64
+	File    *ExportFile
+}
+
+// CheckpointExportJob records c for the job owner holds and renews its
+// lease to now+lease. Errors: ErrConflict (the job is gone, finished, or
+// another claim holds it: the caller must stop and write nothing more).
+func (s *Store) CheckpointExportJob(ctx context.Context, projectID, id, owner string, now time.Time, lease time.Duration, c Checkpoint) error {
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE export_jobs SET cursor = ?, written = ?, lease_until = ?, updated_at = ?
+			WHERE project_id = ? AND id = ? AND lease_owner = ? AND status = 'running'`,
+			string(c.Cursor), c.Written, ms(now.Add(lease)), ms(now), projectID, id, owner)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errors.Join(ErrConflict, err)
+		}
+		if c.File == nil {
+			return nil
+		}
+		_, err = tx.exec(ctx, `INSERT INTO export_files (project_id, job_id, seq, resource_type, object_path, count) VALUES (?, ?, ?, ?, ?, ?)`,
+			projectID, id, c.File.Seq, c.File.Type, c.File.Path, c.File.Count)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint export job: %w", s.mapErr(err))
+	}
+	return nil
+}
+
+// FinishExportJob ends the job owner holds: ExportDone, or ExportFailed
+// with an HTTP status and a client-safe message. Errors: ErrConflict (as
+// CheckpointExportJob).
+func (s *Store) FinishExportJob(ctx context.Context, projectID, id, owner string, now time.Time, status string, errStatus int, msg string) error {
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE export_jobs SET status = ?, error_status = ?, error = ?, lease_until = 0, lease_owner = '', updated_at = ?
+			WHERE project_id = ? AND id = ? AND lease_owner = ? AND status = 'running'`,
+			status, errStatus, msg, ms(now), projectID, id, owner)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errors.Join(ErrConflict, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("finish export job: %w", s.mapErr(err))
+	}
+	return nil
+}
+
+// ReleaseExportJob gives up owner's lease at once (a graceful stop), so
+// any replica may continue the job from its last checkpoint. A lease
+// already lost is not an error.
+func (s *Store) ReleaseExportJob(ctx context.Context, projectID, id, owner string) error {
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, `UPDATE export_jobs SET lease_until = 0, lease_owner = '' WHERE project_id = ? AND id = ? AND lease_owner = ?`,
+			projectID, id, owner)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("release export job: %w", s.mapErr(err))
+	}
+	return nil
+}
+
+// DeleteExportJob removes the job and its file rows and returns the
+// files, whose objects the caller deletes. Errors: ErrNotFound.
+func (s *Store) DeleteExportJob(ctx context.Context, projectID, id string) ([]ExportFile, error) {
+	var files []ExportFile
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		var err error
+		if files, err = tx.ExportFiles(ctx, projectID, id); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM export_files WHERE project_id = ? AND job_id = ?`, projectID, id); err != nil {
+			return err
+		}
+		res, err := tx.exec(ctx, `DELETE FROM export_jobs WHERE project_id = ? AND id = ?`, projectID, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errors.Join(ErrNotFound, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete export job: %w", s.mapErr(err))
+	}
+	return files, nil
+}
