@@ -91,7 +91,10 @@ func (s *Service) ExportBatch(ctx context.Context, p auth.Principal, sc ExportSc
 	}
 	q := &search.Query{ResourceType: sc.Type}
 	if !sc.Since.IsZero() {
-		if q, err = search.ParseQuery(sc.Type, url.Values{"_lastUpdated": {"gt" + sc.Since.UTC().Format(time.RFC3339Nano)}}, false); err != nil {
+		// Times are kept to the millisecond: ge from the millisecond of
+		// _since keeps a change made in it (a few lines more, never fewer).
+		since := sc.Since.UTC().Truncate(time.Millisecond).Format("2006-01-02T15:04:05.000Z07:00")
+		if q, err = search.ParseQuery(sc.Type, url.Values{"_lastUpdated": {"ge" + since}}, false); err != nil {
 			return nil, err
 		}
 	}

@@ -87,6 +87,10 @@ func (s *Service) RunOnce(ctx context.Context) (ran bool, err error) {
 // a principal whose access was taken away keeps no partial output.
 func (s *Service) fail(ctx context.Context, j store.ExportJob, owner string, cause error) error {
 	status, msg := fault.Public(cause)
+	if errors.Is(cause, fault.ErrUnauthorized) {
+		// The principal is gone: the job may not read as them any more.
+		status = http.StatusForbidden
+	}
 	if status < 400 {
 		status = http.StatusInternalServerError
 	}
