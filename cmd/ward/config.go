@@ -68,8 +68,11 @@ type config struct {
 	// ExportFileResources is how many resources one bulk export NDJSON
 	// file holds at most (a job checkpoints after each file).
 	ExportFileResources int
-	SubRetryBase        time.Duration
-	SubRetryMax         time.Duration
+	// ExportLease is how long a replica holds a bulk export job between
+	// checkpoints: a job whose replica died waits this long to continue.
+	ExportLease  time.Duration
+	SubRetryBase time.Duration
+	SubRetryMax  time.Duration
 
 	// ZambdaMaxWorkers bounds the zambda worker processes alive at once;
 	// ZambdaProjectWorkers those of one project (0: the runtime's default,
@@ -163,6 +166,7 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	str(&c.DebugAddr, "debug-addr", "", "address for pprof profiles and /metrics, e.g. 127.0.0.1:6060; empty: off")
 	num(&c.SubMaxAttempts, "subscription-max-attempts", 30, "delivery attempts before a subscription goes to error")
 	num(&c.ExportFileResources, "export-file-resources", 10000, "resources per FHIR bulk export ($export) NDJSON file at most; a job checkpoints after each file")
+	dur(&c.ExportLease, "export-lease", 30*time.Second, "how long a replica holds a bulk export job between checkpoints; a job whose replica died continues elsewhere after it")
 	dur(&c.SubRetryBase, "subscription-retry-base", time.Second, "first delay between subscription delivery attempts")
 	dur(&c.SubRetryMax, "subscription-retry-max", time.Hour, "longest delay between subscription delivery attempts")
 	dur(&c.Z3URLTTL, "z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs")
@@ -252,7 +256,7 @@ func parseConfig(name string, args []string) (config, error) {
 		}
 	}
 	for name, d := range map[string]time.Duration{"request-timeout": c.RequestTimeout, "token-ttl": c.TokenTTL, "shutdown-grace": c.ShutdownGrace,
-		"z3-url-ttl": c.Z3URLTTL, "transfer-timeout": c.TransferTimeout, "subscription-retry-base": c.SubRetryBase,
+		"z3-url-ttl": c.Z3URLTTL, "transfer-timeout": c.TransferTimeout, "subscription-retry-base": c.SubRetryBase, "export-lease": c.ExportLease,
 		"subscription-retry-max": c.SubRetryMax, "authorizer-cache-ttl": c.AuthorizerCacheTTL} {
 		if d <= 0 {
 			return c, fmt.Errorf("%s must be a positive duration such as 30s", from(name))

@@ -187,7 +187,7 @@ func serve(ctx context.Context, args []string) error {
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax},
 		fhirSvc, zambdas, egressAll, time.Now, log)
 	subs.Register(fhirHandler)
-	exports := bulk.New(bulk.Config{FileResources: c.ExportFileResources}, svc.store, fhirSvc, z3Svc.Exports(), time.Now, log)
+	exports := bulk.New(bulk.Config{FileResources: c.ExportFileResources, Lease: c.ExportLease}, svc.store, fhirSvc, z3Svc.Exports(), time.Now, log)
 	exports.Register(fhirHandler)
 	authz := authorizer.New(func(ctx context.Context, projectID, zambdaID string, in authorizer.Input, timeout time.Duration) ([]byte, error) {
 		return zambdas.RunAuthorizer(ctx, projectID, zambdaID, zambda.AuthorizerEvent{DatastoreEndpoint: in.DatastoreEndpoint,
