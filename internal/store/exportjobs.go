@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -234,4 +235,31 @@ func (s *Store) DeleteExportJob(ctx context.Context, projectID, id string) ([]Ex
 		return nil, fmt.Errorf("delete export job: %w", s.mapErr(err))
 	}
 	return files, nil
+}
+
+// DumpResources writes every current resource of typ in the project to w
+// as NDJSON, in id order, and returns how many: a plain dump, with no
+// access filtering, that bulk export's benchmark measures itself against.
+func (s *Store) DumpResources(ctx context.Context, projectID, typ string, w io.Writer) (int, error) {
+	rows, err := s.query(ctx, `SELECT `+s.contentSQL("content")+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND NOT deleted ORDER BY id`,
+		projectID, typ)
+	if err != nil {
+		return 0, fmt.Errorf("dump %s: %w", typ, s.mapErr(err))
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var content []byte
+		if err := rows.Scan(contentDest{&content}); err != nil {
+			return n, fmt.Errorf("dump %s: %w", typ, err)
+		}
+		if _, err := w.Write(append(content, '\n')); err != nil {
+			return n, fmt.Errorf("dump %s: %w", typ, err)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("dump %s: %w", typ, err)
+	}
+	return n, nil
 }

@@ -31,7 +31,7 @@ const base = "http://ward.test/fhir"
 // fixture is a store on one backend with a project, the IAM and FHIR
 // services, real Z3 storage, and the export service on the FHIR handler.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	st     *store.Store
 	authz  *iam.Service
 	fsvc   *fhir.Service
@@ -65,7 +65,7 @@ func (f *hookFiles) PutExport(ctx context.Context, projectID, path string, r io.
 	return f.Exports.PutExport(ctx, projectID, path, r)
 }
 
-func newFixture(t *testing.T, b storetest.Backend, cfg Config) *fixture {
+func newFixture(t testing.TB, b storetest.Backend, cfg Config) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{t: t}

@@ -1,11 +1,13 @@
 package bulk
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -125,17 +127,15 @@ func (s *Service) runJob(ctx context.Context, j job, owner string) error {
 	for cur.Type < len(j.params.Types) {
 		sc := s.scope(j.params, j.params.Types[cur.Type])
 		for {
-			buf, n, last, done, err := s.fill(ctx, p, sc, cur.After, func() error { return checkpoint(cur, nil) })
+			// The path is this claim's own: a replica that lost the lease
+			// while writing never replaces a recorded file.
+			path := fmt.Sprintf("%s/%d-%s.ndjson", j.ID, cur.Files, owner[:8])
+			n, last, done, err := s.writeFile(ctx, p, j.ProjectID, path, sc, cur.After, func() error { return checkpoint(cur, nil) })
 			if err != nil {
 				return err
 			}
 			if n > 0 {
-				// The path is this claim's own: a replica that lost the
-				// lease while writing never replaces a recorded file.
-				f := &store.ExportFile{Seq: cur.Files, Type: sc.Type, Path: fmt.Sprintf("%s/%d-%s.ndjson", j.ID, cur.Files, owner[:8]), Count: n}
-				if err := s.files.PutExport(ctx, j.ProjectID, f.Path, bytes.NewReader(buf)); err != nil {
-					return err
-				}
+				f := &store.ExportFile{Seq: cur.Files, Type: sc.Type, Path: path, Count: n}
 				next := cursor{Type: cur.Type, After: last, Files: cur.Files + 1}
 				written += int64(n)
 				if err := checkpoint(next, f); err != nil {
@@ -182,48 +182,84 @@ func (s *Service) scope(params Params, typ string) fhir.ExportScope {
 	return sc
 }
 
-// fill reads one file's worth of sc after the id after, as NDJSON: n
-// lines, the last id, and done when the type has nothing more. renew is
-// called when the lease needs renewing before the file is written.
-func (s *Service) fill(ctx context.Context, p auth.Principal, sc fhir.ExportScope, after string, renew func() error) (buf []byte, n int, last string, done bool, err error) {
-	var b bytes.Buffer
-	renewed := s.now()
-	for n < s.cfg.FileResources && b.Len() < s.cfg.FileBytes {
-		limit := min(s.cfg.Batch, s.cfg.FileResources-n)
-		rs, err := s.fhir.ExportBatch(ctx, p, sc, after, limit)
-		if err != nil {
-			return nil, 0, "", false, err
-		}
-		for _, r := range rs {
-			if err := appendLine(&b, r.Content); err != nil {
-				return nil, 0, "", false, fmt.Errorf("%s/%s: %w", r.Type, r.ID, err)
+// writeFile writes one file's worth of sc after the id after to path,
+// streaming (the next batch is read while the last is written): n lines,
+// the last id, and done when the type has nothing more. Nothing is
+// stored when there is no line. renew is called when the lease needs
+// renewing before the file is recorded.
+func (s *Service) writeFile(ctx context.Context, p auth.Principal, projectID, path string, sc fhir.ExportScope, after string, renew func() error) (n int, last string, done bool, err error) {
+	batch, err := s.fhir.ExportBatch(ctx, p, sc, after, min(s.cfg.Batch, s.cfg.FileResources))
+	if err != nil || len(batch) == 0 {
+		return 0, after, true, err
+	}
+	pr, pw := io.Pipe()
+	stored := make(chan error, 1)
+	go func() {
+		err := s.files.PutExport(ctx, projectID, path, pr)
+		pr.CloseWithError(err) // a failed put stops the writer too
+		stored <- err
+	}()
+	bw := bufio.NewWriterSize(pw, 256<<10)
+	n, last, done, err = s.stream(ctx, p, sc, batch, after, bw, renew)
+	if err == nil {
+		err = bw.Flush()
+	}
+	pw.CloseWithError(err) // nil: the file ends here; else it is not stored
+	if perr := <-stored; err == nil {
+		err = perr
+	}
+	if err != nil {
+		return 0, "", false, err
+	}
+	return n, last, done, nil
+}
+
+// stream writes batch and the batches after it, up to the file's limits.
+func (s *Service) stream(ctx context.Context, p auth.Principal, sc fhir.ExportScope, batch []fhir.Resource, after string, w *bufio.Writer, renew func() error) (n int, last string, done bool, err error) {
+	renewed, size := s.now(), 0
+	limit := min(s.cfg.Batch, s.cfg.FileResources)
+	for {
+		for _, r := range batch {
+			k, err := writeLine(w, r.Content)
+			if err != nil {
+				return 0, "", false, fmt.Errorf("%s/%s: %w", r.Type, r.ID, err)
 			}
+			size += k
 			after = r.ID
 		}
-		n += len(rs)
-		if len(rs) < limit {
-			return b.Bytes(), n, after, true, nil
+		n += len(batch)
+		if len(batch) < limit {
+			return n, after, true, nil
+		}
+		if n >= s.cfg.FileResources || size >= s.cfg.FileBytes {
+			return n, after, false, nil
 		}
 		if s.now().Sub(renewed) > s.cfg.Lease/3 {
 			if err := renew(); err != nil {
-				return nil, 0, "", false, err
+				return 0, "", false, err
 			}
 			renewed = s.now()
 		}
+		limit = min(s.cfg.Batch, s.cfg.FileResources-n)
+		if batch, err = s.fhir.ExportBatch(ctx, p, sc, after, limit); err != nil {
+			return 0, "", false, err
+		}
 	}
-	return b.Bytes(), n, after, false, nil
 }
 
-// appendLine adds a resource as one NDJSON line (stored JSON is compact;
-// a newline inside would split the line, so compact any that has one).
-func appendLine(b *bytes.Buffer, content []byte) error {
+// writeLine writes a resource as one NDJSON line and returns its size
+// (stored JSON is compact; a newline inside would split the line, so one
+// that has any is compacted).
+func writeLine(w *bufio.Writer, content []byte) (int, error) {
 	if bytes.IndexByte(content, '\n') >= 0 {
-		if err := json.Compact(b, content); err != nil {
-			return err
+		var b bytes.Buffer
+		if err := json.Compact(&b, content); err != nil {
+			return 0, err
 		}
-	} else {
-		b.Write(content)
+		content = b.Bytes()
 	}
-	b.WriteByte('\n')
-	return nil
+	if _, err := w.Write(content); err != nil {
+		return 0, err
+	}
+	return len(content) + 1, w.WriteByte('\n')
 }
