@@ -165,7 +165,7 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	str(&c.WorkDir, "work-dir", "", "where zambda code is unpacked and run; default <data-dir>/functions")
 	str(&c.DebugAddr, "debug-addr", "", "address for pprof profiles and /metrics, e.g. 127.0.0.1:6060; empty: off")
 	num(&c.SubMaxAttempts, "subscription-max-attempts", 30, "delivery attempts before a subscription goes to error")
-	num(&c.ExportFileResources, "export-file-resources", 10000, "resources per FHIR bulk export ($export) NDJSON file at most; a job checkpoints after each file")
+	num(&c.ExportFileResources, "export-file-resources", 50000, "resources per FHIR bulk export ($export) NDJSON file at most; a job checkpoints after each file")
 	dur(&c.ExportLease, "export-lease", 30*time.Second, "how long a replica holds a bulk export job between checkpoints; a job whose replica died continues elsewhere after it")
 	dur(&c.SubRetryBase, "subscription-retry-base", time.Second, "first delay between subscription delivery attempts")
 	dur(&c.SubRetryMax, "subscription-retry-max", time.Hour, "longest delay between subscription delivery attempts")

@@ -33,7 +33,7 @@ type Files interface {
 
 // Config holds the export limits.
 type Config struct {
-	FileResources int           // resources per output file (default 10,000)
+	FileResources int           // resources per output file (default 50,000)
 	FileBytes     int           // bytes after which a file ends (default 32 MiB)
 	Batch         int           // resources read per query (default 1,000)
 	Lease         time.Duration // a claim's lease, renewed at each checkpoint (default 30 s)
@@ -42,7 +42,7 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.FileResources <= 0 {
-		c.FileResources = 10000
+		c.FileResources = 50000
 	}
 	if c.FileBytes <= 0 {
 		c.FileBytes = 32 << 20
