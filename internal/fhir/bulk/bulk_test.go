@@ -483,3 +483,27 @@ func TestExportHostile(t *testing.T) {
 		})
 	}
 }
+
+// A SMART token's scopes narrow the export as they narrow a search, and
+// the CapabilityStatement lists the operations.
+func TestExportScopesAndCapability(t *testing.T) {
+	f := newFixture(t, storetest.Backends()[0], Config{})
+	f.seed()
+	scoped := f.admin
+	scoped.Scopes = []string{"system/Condition.rs", "system/Patient.r"}
+	got, _ := f.export(scoped, "/$export")
+	sameCounts(t, "system/Condition.rs", got, map[string]int{"Condition": 10})
+	if rec := f.do(scoped, "GET", "/$export?_type=Observation", kickHeaders...); rec.Code != 403 {
+		t.Errorf("a type outside the scopes: %d %s", rec.Code, rec.Body)
+	}
+
+	rec := f.do(auth.Principal{}, "GET", "/metadata")
+	for _, want := range []string{"http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data",
+		"http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+		"http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+		"http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("the CapabilityStatement lacks %s", want)
+		}
+	}
+}
