@@ -263,3 +263,35 @@ func (s *Store) DumpResources(ctx context.Context, projectID, typ string, w io.W
 	}
 	return n, nil
 }
+
+// RunningExportJobs counts the project's running jobs.
+func (s *Store) RunningExportJobs(ctx context.Context, projectID string) (int, error) {
+	var n int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM export_jobs WHERE project_id = ? AND status = 'running'`, projectID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("running export jobs: %w", s.mapErr(err))
+	}
+	return n, nil
+}
+
+// ExpiredExportJobs lists up to limit jobs, of any project, that ended
+// (done or failed) before before.
+func (s *Store) ExpiredExportJobs(ctx context.Context, before time.Time, limit int) ([]ExportJob, error) {
+	rows, err := s.query(ctx, `SELECT `+exportJobCols+` FROM export_jobs WHERE status <> 'running' AND updated_at < ? ORDER BY updated_at LIMIT ?`,
+		ms(before), limit)
+	if err != nil {
+		return nil, fmt.Errorf("expired export jobs: %w", s.mapErr(err))
+	}
+	defer rows.Close()
+	var out []ExportJob
+	for rows.Next() {
+		j, err := scanExportJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("expired export jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("expired export jobs: %w", err)
+	}
+	return out, nil
+}

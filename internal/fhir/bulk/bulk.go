@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/store"
 )
@@ -38,6 +39,12 @@ type Config struct {
 	Batch         int           // resources read per query (default 1,000)
 	Lease         time.Duration // a claim's lease, renewed at each checkpoint (default 30 s)
 	Poll          time.Duration // how often idle replicas look for jobs (default 1 s)
+	// Keep is how long a finished job and its files are kept (default
+	// 24 h, the manifest's Expires).
+	Keep time.Duration
+	// MaxRunning bounds a project's running jobs (default 5): more
+	// kick-offs are 429 until one ends.
+	MaxRunning int
 }
 
 func (c *Config) defaults() {
@@ -56,6 +63,12 @@ func (c *Config) defaults() {
 	}
 	if c.Poll <= 0 {
 		c.Poll = time.Second
+	}
+	if c.Keep <= 0 {
+		c.Keep = 24 * time.Hour
+	}
+	if c.MaxRunning <= 0 {
+		c.MaxRunning = 5
 	}
 }
 
@@ -145,6 +158,15 @@ func (s *Service) start(ctx context.Context, p auth.Principal, request string, p
 	pj, err := json.Marshal(params)
 	if err != nil {
 		return "", err
+	}
+	// Counted before the insert: replicas racing may admit one or two
+	// more, which only bounds the load less tightly.
+	running, err := s.st.RunningExportJobs(ctx, p.ProjectID)
+	if err != nil {
+		return "", err
+	}
+	if running >= s.cfg.MaxRunning {
+		return "", fault.TooMany(30*time.Second, "this project has %d exports running, the most it may: wait for one to end or cancel one", running)
 	}
 	now := s.now()
 	id := uuid.NewString()

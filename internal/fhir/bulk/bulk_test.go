@@ -507,3 +507,37 @@ func TestExportScopesAndCapability(t *testing.T) {
 		}
 	}
 }
+
+// A project has at most MaxRunning exports running; finished ones are
+// deleted with their files after Keep.
+func TestExportLimitAndExpiry(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b, Config{MaxRunning: 2, Keep: time.Hour})
+			f.seed()
+			first := f.kick(f.admin, "/$export?_type=Patient")
+			f.kick(f.admin, "/$export?_type=Condition")
+			rec := f.do(f.admin, "GET", "/$export?_type=Patient", kickHeaders...)
+			if rec.Code != 429 || rec.Header().Get("Retry-After") == "" {
+				t.Fatalf("a third running export: %d %v %s", rec.Code, rec.Header(), rec.Body)
+			}
+			f.runAll()
+			f.kick(f.admin, "/$export?_type=Patient") // room again
+			f.runAll()
+			if n, err := f.svc.Expire(context.Background()); n != 0 || err != nil {
+				t.Fatalf("expire before Keep: %d %v", n, err)
+			}
+			f.offset.Store(int64(2 * time.Hour))
+			if n, err := f.svc.Expire(context.Background()); n != 3 || err != nil {
+				t.Fatalf("expire after Keep: %d %v", n, err)
+			}
+			if rec := f.do(f.admin, "GET", first); rec.Code != 404 {
+				t.Errorf("an expired job's status: %d", rec.Code)
+			}
+			objs, err := f.st.ListObjects(context.Background(), f.admin.ProjectID, "_fhir-export", "", 0)
+			if err != nil || len(objs) != 0 {
+				t.Errorf("files left after expiry: %d %v", len(objs), err)
+			}
+		})
+	}
+}

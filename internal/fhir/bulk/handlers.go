@@ -225,7 +225,7 @@ func (s *Service) status(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Expires", j.UpdatedAt.Add(24*time.Hour).UTC().Format(http.TimeFormat))
+	w.Header().Set("Expires", j.UpdatedAt.Add(s.cfg.Keep).UTC().Format(http.TimeFormat))
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(body)
 	return err

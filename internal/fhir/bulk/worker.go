@@ -24,11 +24,19 @@ import (
 var errLost = errors.New("export job lease lost")
 
 // Run claims and runs jobs, one at a time, until ctx ends; a job cut by
-// the end is released at once for any replica to continue.
+// the end is released at once for any replica to continue. It also
+// deletes finished jobs older than Config.Keep, with their files.
 func (s *Service) Run(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var swept time.Time
 	for {
+		if s.now().Sub(swept) > time.Minute {
+			swept = s.now()
+			if _, err := s.Expire(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "export: delete expired jobs", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -45,6 +53,27 @@ func (s *Service) Run(ctx context.Context) {
 			}
 		}
 		t.Reset(s.cfg.Poll)
+	}
+}
+
+// Expire deletes finished jobs older than Config.Keep and their files,
+// and returns how many.
+func (s *Service) Expire(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		jobs, err := s.st.ExpiredExportJobs(ctx, s.now().Add(-s.cfg.Keep), 100)
+		if err != nil || len(jobs) == 0 {
+			return n, err
+		}
+		for _, j := range jobs {
+			if _, err := s.st.DeleteExportJob(ctx, j.ProjectID, j.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return n, err
+			}
+			if err := s.files.DeleteExports(ctx, j.ProjectID, j.ID+"/"); err != nil {
+				return n, err
+			}
+			n++
+		}
 	}
 }
 
