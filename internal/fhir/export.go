@@ -129,6 +129,15 @@ func (s *Service) ExportBatch(ctx context.Context, p auth.Principal, sc ExportSc
 	if req.Within != nil && len(req.Within) == 0 {
 		return nil, nil // not in the compartment
 	}
+	if sc.AllPatients && sc.Type != "Patient" {
+		// In some patient's compartment: a reference to a Patient through
+		// one of the compartment's parameters (one indexed EXISTS; a chain
+		// to the Patient per parameter was 15-25x slower).
+		if !r4Compartments.holds("Patient", sc.Type) {
+			return nil, nil
+		}
+		req.RefersTo = &store.RefersTo{Params: r4Compartments["Patient"][sc.Type], Type: "Patient"}
+	}
 	rows, _, err := s.store.Search(ctx, req)
 	if err != nil {
 		return nil, err
@@ -157,13 +166,11 @@ func exportWithin(sc ExportScope) ([]*search.Query, error) {
 		}
 		alts = append(alts, url.Values{"_id": {strings.Join(sc.Patients, ",")}})
 	}
+	if sc.AllPatients {
+		return nil, nil // ExportBatch asks for a reference to any Patient instead
+	}
 	for _, param := range r4Compartments["Patient"][sc.Type] {
 		if param == "_id" {
-			continue
-		}
-		if sc.AllPatients {
-			// Any current Patient: the chain reaches only existing ones.
-			alts = append(alts, url.Values{param + ":Patient._lastUpdated": {"ge0001-01-01"}})
 			continue
 		}
 		refs := make([]string, len(sc.Patients))
