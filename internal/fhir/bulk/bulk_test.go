@@ -261,6 +261,8 @@ func TestExport(t *testing.T) {
 			got, _ = f.export(f.admin, "/$export")
 			sameCounts(t, "system, every type", got, map[string]int{"Patient": 5, "Observation": 35, "Condition": 10, "Organization": 3})
 
+			// An Observation about a device is in no patient's compartment.
+			f.create("Observation", `{"resourceType":"Observation","status":"final","code":{"text":"battery"},"subject":{"reference":"Device/d1"}}`)
 			got, _ = f.export(f.admin, "/Patient/$export")
 			sameCounts(t, "Patient level", got, map[string]int{"Patient": 5, "Observation": 35, "Condition": 10})
 
