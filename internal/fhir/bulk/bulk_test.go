@@ -543,3 +543,33 @@ func TestExportLimitAndExpiry(t *testing.T) {
 		})
 	}
 }
+
+// A graceful stop releases the job at once: any replica continues it
+// without waiting for the lease, from the last file recorded.
+func TestExportReleasedOnStop(t *testing.T) {
+	f := newFixture(t, storetest.Backends()[0], Config{FileResources: 4, Batch: 4, Lease: time.Hour})
+	f.seed()
+	status := f.kick(f.admin, "/$export?_type=Observation")
+	ctx, stop := context.WithCancel(context.Background())
+	f.files.before = func(n int) error {
+		if n == 3 {
+			stop()
+		}
+		return nil
+	}
+	if ran, err := f.svc.RunOnce(ctx); !ran || err != nil {
+		t.Fatalf("a stopped run: %v %v", ran, err)
+	}
+	f.files.before = nil
+	sj, err := f.st.GetExportJob(context.Background(), f.admin.ProjectID, status[strings.LastIndexByte(status, '/')+1:])
+	if err != nil || sj.Status != store.ExportRunning || sj.LeaseOwner != "" || sj.Written != 8 {
+		t.Fatalf("the stopped job: %+v %v", sj, err)
+	}
+	f.runAll() // no clock change: the lease was given back
+	rec := f.do(f.admin, "GET", status)
+	var m manifest
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &m) != nil {
+		t.Fatalf("status: %d %s", rec.Code, rec.Body)
+	}
+	sameCounts(t, "after a stop", f.lines(f.admin, m), map[string]int{"Observation": 35})
+}
