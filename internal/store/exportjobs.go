@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	"github.com/wardhealth/ward/internal/fhir/search"
 )
 
 // ExportJob is one FHIR Bulk Data export (package fhir/bulk). Principal,
@@ -292,6 +295,45 @@ func (s *Store) ExpiredExportJobs(ctx context.Context, before time.Time, limit i
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("expired export jobs: %w", err)
+	}
+	return out, nil
+}
+
+// Referring returns the ids of resources of typ in the id range (after,
+// last] that reference some resource of refType through one of params:
+// bulk export's test of membership in any patient's compartment, one
+// range scan of the reference index a batch (an id list made a seek each).
+func (s *Store) Referring(ctx context.Context, projectID, typ, after, last string, params []string, refType string) (map[string]bool, error) {
+	out := map[string]bool{}
+	p := &planner{dialect: s.dialect}
+	var alts []string
+	for _, name := range params {
+		names, only := search.IndexParams(typ, name)
+		if len(names) == 0 || only != "" && only != refType {
+			continue
+		}
+		alts = append(alts, paramIn("x", names, p.arg))
+	}
+	if len(alts) == 0 || last == "" {
+		return out, nil
+	}
+	q, args := p.finish(`SELECT x.id FROM fhir_idx_reference x WHERE x.project_id = ` + p.arg(projectID) +
+		` AND x.resource_type = ` + p.arg(typ) + ` AND x.id > ` + p.arg(after) + ` AND x.id <= ` + p.arg(last) +
+		` AND (` + strings.Join(alts, " OR ") + `) AND x.ref_type = ` + p.arg(refType))
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("referring %s: %w", typ, s.mapErr(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("referring %s: %w", typ, err)
+		}
+		out[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("referring %s: %w", typ, err)
 	}
 	return out, nil
 }

@@ -39,37 +39,10 @@ type SearchRequest struct {
 	// export checkpoints the last id written).
 	ByID    bool
 	AfterID string
-	// RefersTo, when set, also restricts results to resources that
-	// reference some resource of a type through one of some parameters
-	// (the Patient compartments of every patient: bulk export).
-	RefersTo *RefersTo
-	Count    int
-	Offset   int
-	Total    bool // also count every match
-	Now      time.Time
-}
-
-// RefersTo names references to any resource of Type through Params.
-type RefersTo struct {
-	Params []string
-	Type   string
-}
-
-// refersTo is the SQL, from " AND", of RefersTo on resource alias r of typ.
-func (p *planner) refersTo(r, typ string, rt RefersTo) string {
-	var alts []string
-	for _, name := range rt.Params {
-		names, only := search.IndexParams(typ, name)
-		if len(names) == 0 || only != "" && only != rt.Type {
-			continue
-		}
-		alts = append(alts, paramIn("x", names, p.arg))
-	}
-	if len(alts) == 0 {
-		return " AND 1=0"
-	}
-	return " AND EXISTS (SELECT 1 FROM fhir_idx_reference x WHERE x.project_id = " + r + ".project_id AND x.resource_type = " + r +
-		".resource_type AND x.id = " + r + ".id AND (" + strings.Join(alts, " OR ") + ") AND x.ref_type = " + p.arg(rt.Type) + ")"
+	Count   int
+	Offset  int
+	Total   bool // also count every match
+	Now     time.Time
 }
 
 // Restriction is the part of a type a caller may see: resources matching
@@ -90,9 +63,6 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 	}
 	if req.Filter != nil {
 		where += p.restriction("r", req.ProjectID, Restriction{Allowed: req.Filter})
-	}
-	if req.RefersTo != nil {
-		where += p.refersTo("r", req.Query.ResourceType, *req.RefersTo)
 	}
 	if req.ByID && req.AfterID != "" {
 		where += " AND r.id > " + p.arg(req.AfterID)

@@ -213,13 +213,27 @@ func (s *Service) scope(params Params, typ string) fhir.ExportScope {
 
 // writeFile writes one file's worth of sc after the id after to path,
 // streaming (the next batch is read while the last is written): n lines,
-// the last id, and done when the type has nothing more. Nothing is
+// the last id read, and done when the type has nothing more. Nothing is
 // stored when there is no line. renew is called when the lease needs
 // renewing before the file is recorded.
 func (s *Service) writeFile(ctx context.Context, p auth.Principal, projectID, path string, sc fhir.ExportScope, after string, renew func() error) (n int, last string, done bool, err error) {
-	batch, err := s.fhir.ExportBatch(ctx, p, sc, after, min(s.cfg.Batch, s.cfg.FileResources))
-	if err != nil || len(batch) == 0 {
-		return 0, after, true, err
+	limit := min(s.cfg.Batch, s.cfg.FileResources)
+	var page fhir.ExportPage
+	for {
+		// Batches may keep nothing (Patient level): read on to the first
+		// line before opening a file.
+		if page, err = s.fhir.ExportBatch(ctx, p, sc, after, limit); err != nil {
+			return 0, "", false, err
+		}
+		if page.Last != "" {
+			after = page.Last
+		}
+		if len(page.Resources) > 0 {
+			break
+		}
+		if !page.Full {
+			return 0, after, true, nil
+		}
 	}
 	pr, pw := io.Pipe()
 	stored := make(chan error, 1)
@@ -229,7 +243,7 @@ func (s *Service) writeFile(ctx context.Context, p auth.Principal, projectID, pa
 		stored <- err
 	}()
 	bw := bufio.NewWriterSize(pw, 256<<10)
-	n, last, done, err = s.stream(ctx, p, sc, batch, after, bw, renew)
+	n, last, done, err = s.stream(ctx, p, sc, page, bw, renew)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -243,25 +257,26 @@ func (s *Service) writeFile(ctx context.Context, p auth.Principal, projectID, pa
 	return n, last, done, nil
 }
 
-// stream writes batch and the batches after it, up to the file's limits.
-func (s *Service) stream(ctx context.Context, p auth.Principal, sc fhir.ExportScope, batch []fhir.Resource, after string, w *bufio.Writer, renew func() error) (n int, last string, done bool, err error) {
+// stream writes page and the pages after it, up to the file's limits.
+func (s *Service) stream(ctx context.Context, p auth.Principal, sc fhir.ExportScope, page fhir.ExportPage, w *bufio.Writer, renew func() error) (n int, last string, done bool, err error) {
 	renewed, size := s.now(), 0
-	limit := min(s.cfg.Batch, s.cfg.FileResources)
 	for {
-		for _, r := range batch {
+		for _, r := range page.Resources {
 			k, err := writeLine(w, r.Content)
 			if err != nil {
 				return 0, "", false, fmt.Errorf("%s/%s: %w", r.Type, r.ID, err)
 			}
 			size += k
-			after = r.ID
 		}
-		n += len(batch)
-		if len(batch) < limit {
-			return n, after, true, nil
+		n += len(page.Resources)
+		if page.Last != "" {
+			last = page.Last // an empty last page leaves the cursor where it was
+		}
+		if !page.Full {
+			return n, last, true, nil
 		}
 		if n >= s.cfg.FileResources || size >= s.cfg.FileBytes {
-			return n, after, false, nil
+			return n, last, false, nil
 		}
 		if s.now().Sub(renewed) > s.cfg.Lease/3 {
 			if err := renew(); err != nil {
@@ -269,8 +284,7 @@ func (s *Service) stream(ctx context.Context, p auth.Principal, sc fhir.ExportSc
 			}
 			renewed = s.now()
 		}
-		limit = min(s.cfg.Batch, s.cfg.FileResources-n)
-		if batch, err = s.fhir.ExportBatch(ctx, p, sc, after, limit); err != nil {
+		if page, err = s.fhir.ExportBatch(ctx, p, sc, last, min(s.cfg.Batch, s.cfg.FileResources-n)); err != nil {
 			return 0, "", false, err
 		}
 	}
