@@ -65,8 +65,14 @@ type config struct {
 	// first and longest delay between attempts (defaults: 30, 1s, 1h: about
 	// a day of retries).
 	SubMaxAttempts int
-	SubRetryBase   time.Duration
-	SubRetryMax    time.Duration
+	// ExportFileResources is how many resources one bulk export NDJSON
+	// file holds at most (a job checkpoints after each file).
+	ExportFileResources int
+	// ExportLease is how long a replica holds a bulk export job between
+	// checkpoints: a job whose replica died waits this long to continue.
+	ExportLease  time.Duration
+	SubRetryBase time.Duration
+	SubRetryMax  time.Duration
 	// Leases: how long a claimed subscription delivery, and a claimed cron
 	// tick between renewals, stays one replica's. A replica that dies or
 	// stalls holding one delays that work this long; its late result is
@@ -173,6 +179,8 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	str(&c.WorkDir, "work-dir", "", "where zambda code is unpacked and run; default <data-dir>/functions")
 	str(&c.DebugAddr, "debug-addr", "", "address for pprof profiles and /metrics, e.g. 127.0.0.1:6060; empty: off")
 	num(&c.SubMaxAttempts, "subscription-max-attempts", 30, "delivery attempts before a subscription goes to error")
+	num(&c.ExportFileResources, "export-file-resources", 50000, "resources per FHIR bulk export ($export) NDJSON file at most; a job checkpoints after each file")
+	dur(&c.ExportLease, "export-lease", 30*time.Second, "how long a replica holds a bulk export job between checkpoints; a job whose replica died continues elsewhere after it")
 	dur(&c.SubRetryBase, "subscription-retry-base", time.Second, "first delay between subscription delivery attempts")
 	dur(&c.SubRetryMax, "subscription-retry-max", time.Hour, "longest delay between subscription delivery attempts")
 	dur(&c.ShutdownDrain, "shutdown-drain", 0, "on SIGTERM or SIGINT, how long to keep accepting requests with /readyz answering 503 (it does from the signal on), so load balancers stop sending first; e.g. twice the probe interval; at most half of --shutdown-grace")
@@ -260,13 +268,14 @@ func parseConfig(name string, args []string) (config, error) {
 	}
 	for name, v := range map[string]int64{"zambda-max-workers": int64(c.ZambdaMaxWorkers), "max-response-bytes": int64(c.MaxResponse),
 		"search-count": int64(c.SearchCount), "search-max-count": int64(c.SearchMaxCount), "subscription-max-attempts": int64(c.SubMaxAttempts),
-		"max-body-bytes": c.MaxBodyBytes, "max-object-bytes": c.MaxObjectBytes} {
+		"export-file-resources": int64(c.ExportFileResources),
+		"max-body-bytes":        c.MaxBodyBytes, "max-object-bytes": c.MaxObjectBytes} {
 		if v <= 0 {
 			return c, fmt.Errorf("%s must be a positive number", from(name))
 		}
 	}
 	for name, d := range map[string]time.Duration{"request-timeout": c.RequestTimeout, "token-ttl": c.TokenTTL, "shutdown-grace": c.ShutdownGrace,
-		"z3-url-ttl": c.Z3URLTTL, "transfer-timeout": c.TransferTimeout, "subscription-retry-base": c.SubRetryBase,
+		"z3-url-ttl": c.Z3URLTTL, "transfer-timeout": c.TransferTimeout, "subscription-retry-base": c.SubRetryBase, "export-lease": c.ExportLease,
 		"subscription-retry-max": c.SubRetryMax, "authorizer-cache-ttl": c.AuthorizerCacheTTL, "subscription-lease": c.SubLease} {
 		if d <= 0 {
 			return c, fmt.Errorf("%s must be a positive duration such as 30s", from(name))

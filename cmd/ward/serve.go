@@ -16,6 +16,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fhir"
+	"github.com/wardhealth/ward/internal/fhir/bulk"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/logsink"
 	"github.com/wardhealth/ward/internal/ratelimit"
@@ -191,6 +192,8 @@ func serve(ctx context.Context, args []string) error {
 		Lease: c.SubLease},
 		fhirSvc, zambdas, egressAll, time.Now, log)
 	subs.Register(fhirHandler)
+	exports := bulk.New(bulk.Config{FileResources: c.ExportFileResources, Lease: c.ExportLease}, svc.store, fhirSvc, z3Svc.Exports(), time.Now, log)
+	exports.Register(fhirHandler)
 	authz := authorizer.New(func(ctx context.Context, projectID, zambdaID string, in authorizer.Input, timeout time.Duration) ([]byte, error) {
 		return zambdas.RunAuthorizer(ctx, projectID, zambdaID, zambda.AuthorizerEvent{DatastoreEndpoint: in.DatastoreEndpoint,
 			OperationName: in.OperationName, BearerToken: in.BearerToken}, timeout)
@@ -241,6 +244,7 @@ func serve(ctx context.Context, args []string) error {
 	life.worker(func(stop, _ context.Context) { background(stop, log, svc) })
 	life.worker(func(stop, _ context.Context) { backfillIndex(stop, log, fhirSvc) })
 	life.worker(subs.RunUntil)
+	life.worker(func(stop, _ context.Context) { exports.Run(stop) })
 	life.worker(zambdas.NewCron().RunUntil)
 	log.Info("ward listening", "addr", ln.Addr().String(), "public_url", c.PublicURL, "database", string(svc.store.Dialect()),
 		"shutdown_grace", c.ShutdownGrace.String())

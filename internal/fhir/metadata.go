@@ -29,7 +29,10 @@ func buildCapability() map[string]any {
 		ops := []map[string]string{{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}}
 		switch typ {
 		case "Patient":
-			ops = append(ops, map[string]string{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"})
+			ops = append(ops, map[string]string{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+				map[string]string{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"})
+		case "Group":
+			ops = append(ops, map[string]string{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"})
 		case "ValueSet": // termops.go
 			ops = append(ops, map[string]string{"name": "expand", "definition": "http://hl7.org/fhir/OperationDefinition/ValueSet-expand"},
 				map[string]string{"name": "validate-code", "definition": "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code"})
@@ -47,14 +50,17 @@ func buildCapability() map[string]any {
 	}
 	return map[string]any{
 		"resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-22", "kind": "instance",
-		"software":    map[string]string{"name": "Ward"},
-		"fhirVersion": "4.0.1", "format": []string{"json"}, "patchFormat": []string{"application/json-patch+json"},
+		"software": map[string]string{"name": "Ward"},
+		// Bulk Data Access (docs/bulk-export.md).
+		"instantiates": []string{"http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"},
+		"fhirVersion":  "4.0.1", "format": []string{"json"}, "patchFormat": []string{"application/json-patch+json"},
 		"rest": []map[string]any{{
 			"mode": "server", "resource": resources,
 			"interaction": []map[string]string{{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"},
 				{"code": "search-system", "documentation": "GET [base]?_type=... and POST [base]/_search: one counted query per type, at most _count resources read; no _sort"}},
 			// Compartment search: GET [base]/[Compartment]/[id]/[type or *].
 			"compartment": compartmentURLs(),
+			"operation":   []map[string]string{{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}},
 			// Parameters of every type beyond those the registry lists.
 			"searchParam": []map[string]string{{"name": "_list", "type": "special", "documentation": "resources a List (by id) holds"},
 				{"name": "_text", "type": "string", "documentation": "a phrase in the narrative"},

@@ -95,3 +95,9 @@ func writeFHIR(w http.ResponseWriter, status int, v any) {
 		_ = json.NewEncoder(w).Encode(v)
 	}
 }
+
+// WriteOutcome writes an OperationOutcome of one issue (for endpoints that
+// answer a failure they recorded, such as a failed bulk export).
+func WriteOutcome(w http.ResponseWriter, status int, severity, code, msg string) {
+	writeFHIR(w, status, outcome(severity, code, msg))
+}

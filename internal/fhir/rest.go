@@ -23,6 +23,37 @@ type Handler struct {
 	path string // base path, e.g. /fhir
 	log  *slog.Logger
 	ops  map[string]Operation // "Type/$name" -> instance operation
+	// endpoints serve whole paths: "$name" (system) or "Type/$name" (type
+	// level) and what follows them.
+	endpoints map[string]Endpoint
+}
+
+// Endpoint serves every request, any method, whose path under the base
+// starts with the name it was registered under ("$export",
+// "Patient/$export", "$export-poll"); rest is the path's segments after
+// it. It checks its own access and answers in its own formats.
+type Endpoint func(w http.ResponseWriter, r *http.Request, p auth.Principal, rest []string) error
+
+// Endpoint registers e at name: "$op" or "Type/$op".
+func (h *Handler) Endpoint(name string, e Endpoint) {
+	if h.endpoints == nil {
+		h.endpoints = map[string]Endpoint{}
+	}
+	h.endpoints[name] = e
+}
+
+// endpoint finds the endpoint a path belongs to.
+func (h *Handler) endpoint(path string) (Endpoint, []string) {
+	seg := strings.Split(strings.Trim(path, "/"), "/")
+	if e := h.endpoints[seg[0]]; e != nil && strings.HasPrefix(seg[0], "$") {
+		return e, seg[1:]
+	}
+	if len(seg) >= 2 && strings.HasPrefix(seg[1], "$") {
+		if e := h.endpoints[seg[0]+"/"+seg[1]]; e != nil {
+			return e, seg[2:]
+		}
+	}
+	return nil, nil
 }
 
 // Operation serves an instance-level operation, GET or POST
@@ -81,6 +112,9 @@ func (h *Handler) ServeFHIR(w http.ResponseWriter, r *http.Request, p auth.Princ
 }
 
 func (h *Handler) route(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if e, rest := h.endpoint(strings.TrimPrefix(r.URL.Path, h.path)); e != nil {
+		return e(w, r, p, rest)
+	}
 	in := parseInteraction(r.Method, strings.TrimPrefix(r.URL.Path, h.path), r.URL.RawQuery)
 	if err := negotiate(r, in); err != nil {
 		return err
