@@ -198,13 +198,12 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, data an
 type base struct {
 	Title   string
 	Nav     string // the current section: "project", "roles"
-	Account string // the signed-in developer, "" when signed out
 	Project string // the current project's name
 	CSRF    string
 }
 
 func (c *Console) base(sess session, title, nav string) base {
-	return base{Title: title, Nav: nav, Account: sess.DeveloperID, Project: sess.Project, CSRF: sess.CSRF}
+	return base{Title: title, Nav: nav, Project: sess.ProjectName, CSRF: sess.CSRF}
 }
 
 type messagePage struct {

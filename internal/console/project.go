@@ -69,6 +69,7 @@ func (c *Console) updateProject(w http.ResponseWriter, r *http.Request, sess ses
 	if err != nil {
 		return err
 	}
+	c.sessions.setProject(sess.key, sess.Project, name)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, "/console/project?saved=1", http.StatusSeeOther)
 	return nil
@@ -82,10 +83,11 @@ func (c *Console) switchProject(w http.ResponseWriter, r *http.Request, sess ses
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(projects, func(p iam.ProjectStub) bool { return p.ID == id }) {
+	i := slices.IndexFunc(projects, func(p iam.ProjectStub) bool { return p.ID == id })
+	if i < 0 {
 		return c.message(w, http.StatusForbidden, "Cannot switch", "You are not a member of that project.")
 	}
-	c.sessions.setProject(sess.key, id)
+	c.sessions.setProject(sess.key, id, projects[i].Name)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, "/console/project", http.StatusSeeOther)
 	return nil

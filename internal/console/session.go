@@ -22,7 +22,8 @@ type session struct {
 	key         string // the cookie token's hash
 	DeveloperID string
 	AccessToken string
-	Project     string
+	Project     string // the id of the project worked on
+	ProjectName string
 	CSRF        string
 	Expires     time.Time
 }
@@ -55,7 +56,7 @@ func hashToken(tok string) string {
 }
 
 // start keeps a new session and returns its cookie token.
-func (s *sessions) start(developerID, accessToken, project string, expires time.Time) (string, error) {
+func (s *sessions) start(developerID, accessToken, project, projectName string, expires time.Time) (string, error) {
 	tok, err := randomToken()
 	if err != nil {
 		return "", err
@@ -83,7 +84,7 @@ func (s *sessions) start(developerID, accessToken, project string, expires time.
 		}
 	}
 	key := hashToken(tok)
-	s.m[key] = session{key: key, DeveloperID: developerID, AccessToken: accessToken, Project: project, CSRF: csrf, Expires: expires}
+	s.m[key] = session{key: key, DeveloperID: developerID, AccessToken: accessToken, Project: project, ProjectName: projectName, CSRF: csrf, Expires: expires}
 	return tok, nil
 }
 
@@ -108,11 +109,11 @@ func (s *sessions) get(tok string) (session, bool) {
 }
 
 // setProject switches the session's project.
-func (s *sessions) setProject(key, project string) {
+func (s *sessions) setProject(key, project, name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sess, ok := s.m[key]; ok {
-		sess.Project = project
+		sess.Project, sess.ProjectName = project, name
 		s.m[key] = sess
 	}
 }

@@ -50,13 +50,10 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) error {
 func (c *Console) callback(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	q := r.URL.Query()
-	ck, err := r.Cookie(loginCookie)
-	state, verifier, _ := strings.Cut(func() string {
-		if err != nil {
-			return ""
-		}
-		return ck.Value
-	}(), ".")
+	var state, verifier string
+	if ck, err := r.Cookie(loginCookie); err == nil {
+		state, verifier, _ = parseLogin(ck.Value)
+	}
 	http.SetCookie(w, c.cookie(loginCookie, "", -1))
 	if state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(q.Get("state"))) != 1 {
 		return c.message(w, http.StatusBadRequest, "Cannot sign in", "This sign-in was not started here or has expired. Sign in again from the console.")
@@ -83,7 +80,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) error {
 	if len(projects) == 0 {
 		return c.message(w, http.StatusForbidden, "No project", "You are not a member of any project. Ask a project's admin to invite you.")
 	}
-	tok, err := c.sessions.start(p.ID, token, projects[0].ID, c.now().Add(time.Duration(expiresIn)*time.Second))
+	tok, err := c.sessions.start(p.ID, token, projects[0].ID, projects[0].Name, c.now().Add(time.Duration(expiresIn)*time.Second))
 	if err != nil {
 		return err
 	}
@@ -98,4 +95,14 @@ func (c *Console) signout(w http.ResponseWriter, r *http.Request, sess session) 
 	c.revoke(r.Context(), sess.AccessToken)
 	http.SetCookie(w, c.cookie(sessionCookie, "", -1))
 	return c.render(w, http.StatusOK, "welcome", welcomePage{base{Title: "Signed out"}})
+}
+
+// parseLogin reads the login cookie, "state.verifier": both are base64url
+// tokens (no dots); ok is false for anything else.
+func parseLogin(v string) (state, verifier string, ok bool) {
+	state, verifier, found := strings.Cut(v, ".")
+	if !found || state == "" || len(verifier) < 43 || len(verifier) > 128 || strings.Contains(verifier, ".") {
+		return "", "", false
+	}
+	return state, verifier, true
 }
