@@ -34,7 +34,8 @@ func (w *ward) inviteDeveloper(t *testing.T, admin, email, roleID, password stri
 
 // TestConsole runs browser/console.test.mjs against a real `ward serve`:
 // developer sign-in through Ward's own page, the project page and its
-// switcher, roles with inline policy errors and the explain box, a
+// switcher, roles with inline policy errors and the explain box, M2M
+// clients (create, rotate the secret shown once, which then works), a
 // read-only developer (no write controls, a forced POST is 403), CSRF
 // (a POST without the token is 403), sign-out, axe-core on every page and
 // a screenshot of each.
@@ -50,7 +51,8 @@ func TestConsole(t *testing.T) {
 	for name, pol := range map[string]string{
 		"console-admin": `{"rule":[{"resource":["*"],"action":["*"],"effect":"Allow"}]}`,
 		"console-reader": `{"rule":[{"resource":["Project:Settings"],"action":["Project:GetProjectInfo"],"effect":"Allow"},` +
-			`{"resource":["IAM:Role:*"],"action":["IAM:ListAllRoles","IAM:GetRole"],"effect":"Allow"}]}`,
+			`{"resource":["IAM:Role:*"],"action":["IAM:ListAllRoles","IAM:GetRole"],"effect":"Allow"},` +
+			`{"resource":["IAM:M2MClient:*"],"action":["IAM:ListAllM2MClients","IAM:GetM2MClient"],"effect":"Allow"}]}`,
 	} {
 		var role struct{ ID string }
 		if st := w.api(t, admin, "POST", "/iam/role", fmt.Sprintf(`{"name":%q,"accessPolicy":%s}`, name, pol), &role); st >= 300 {

@@ -153,6 +153,47 @@ test('an invalid policy shows the rule and the API message inline; fixed, it exp
   assert.match(await res2.text(), /id="explain-problem"[^>]*>Action and resource are required/);
 });
 
+let m2mURL;
+
+test('an M2M client is created and its secret rotated, shown once', async () => {
+  const { page } = adminSession;
+  await page.getByRole('link', { name: 'M2M clients' }).click();
+  await page.waitForURL(/\/console\/m2m$/);
+  await check(page, 'm2m-list');
+  await page.getByRole('link', { name: 'New M2M client' }).click();
+  await page.waitForURL(/\/console\/m2m\/new$/);
+  await check(page, 'm2m-new');
+  await page.fill('#name', 'billing-bot');
+  await page.getByLabel('nurse').check();
+  await page.getByRole('button', { name: 'Create client' }).click();
+  await page.waitForURL(/\/console\/m2m\/[^/]+\?created=1$/);
+  m2mURL = page.url().replace(/\?.*$/, '');
+  assert.match(await page.locator('dl.facts').textContent(), /nurse/);
+  const clientId = (await page.locator('#client-id').textContent()).trim();
+
+  const token = (secret) => page.request.post(WARD + '/oauth/token',
+    { data: { grant_type: 'client_credentials', client_id: clientId, client_secret: secret } });
+  await page.getByRole('button', { name: 'Rotate secret' }).click();
+  const first = (await page.locator('#secret').textContent()).trim();
+  assert.ok(first.length >= 32, first);
+  await check(page, 'm2m-secret');
+  assert.equal((await token(first)).status(), 200);
+  await page.getByRole('button', { name: 'Rotate secret' }).click();
+  const second = (await page.locator('#secret').textContent()).trim();
+  assert.notEqual(second, first);
+  assert.equal((await token(second)).status(), 200);
+  assert.equal((await token(first)).status(), 401, 'the old secret no longer works');
+  // Shown once: the page itself never shows it again.
+  await page.goto(m2mURL);
+  assert.equal(await page.locator('#secret').count(), 0);
+  assert.doesNotMatch(await page.content(), new RegExp(second));
+  // The filter.
+  await page.goto(WARD + '/console/m2m?q=billing');
+  assert.deepEqual(await page.locator('table.list tbody td:first-child').allTextContents(), ['billing-bot']);
+  await page.goto(WARD + '/console/m2m?q=nothing-like-it');
+  assert.equal(await page.locator('table.list').count(), 0);
+});
+
 test('a POST without the session CSRF token is 403 and changes nothing', async () => {
   const { page } = adminSession;
   const form = { name: 'csrf-victim', policy: '{"rule":[]}' };
@@ -178,6 +219,12 @@ test('a read-only developer sees no write controls and a forced POST is 403', as
   assert.equal(await page.locator('textarea').count(), 0);
   assert.equal(await page.getByRole('button', { name: 'Save role' }).count(), 0);
   await check(page, 'reader-role');
+  await page.goto(WARD + '/console/m2m');
+  assert.equal(await page.getByRole('link', { name: 'New M2M client' }).count(), 0);
+  await check(page, 'reader-m2m-list');
+  await page.goto(m2mURL);
+  assert.equal(await page.getByRole('button', { name: 'Rotate secret' }).count(), 0);
+  await check(page, 'reader-m2m');
   const csrf = await csrfOf(page);
   let res = await page.goto(WARD + '/console/roles/new');
   assert.equal(res.status(), 403);
@@ -186,10 +233,12 @@ test('a read-only developer sees no write controls and a forced POST is 403', as
     ['/console/roles/new', { csrf, name: 'forced', policy: '{"rule":[]}' }],
     ['/console/roles/' + role, { csrf, name: 'renamed', policy: '{"rule":[]}' }],
     ['/console/project', { csrf, name: 'renamed', description: '' }],
+    [new URL(m2mURL).pathname + '/rotate-secret', { csrf }],
+    ['/console/m2m/new', { csrf, name: 'forced' }],
   ]) {
     res = await page.request.post(WARD + path, { form, maxRedirects: 0 });
     assert.equal(res.status(), 403, path);
-    assert.match(await res.text(), /IAM:CreateRole|IAM:UpdateRole|Project:UpdateProjectInfo/, path);
+    assert.match(await res.text(), /IAM:CreateRole|IAM:UpdateRole|Project:UpdateProjectInfo|IAM:RotateM2MClientSecret|IAM:CreateM2MClient/, path);
   }
   // Another session's CSRF token does not work here either.
   const adminCSRF = await csrfOf(adminSession.page);

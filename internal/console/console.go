@@ -78,20 +78,25 @@ func New(cfg Config, d Deps) *Console {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	for path, h := range map[string]func(http.ResponseWriter, *http.Request) error{
-		"GET /console":                     c.home,
-		"GET /console/{$}":                 c.home,
-		"GET /console/signin":              c.signin,
-		"GET /console/callback":            c.callback,
-		"POST /console/signout":            c.signed(c.signout),
-		"GET /console/project":             c.signed(c.projectPage),
-		"POST /console/project":            c.signed(c.updateProject),
-		"POST /console/project/switch":     c.signed(c.switchProject),
-		"GET /console/roles":               c.signed(c.rolesPage),
-		"GET /console/roles/new":           c.signed(c.newRolePage),
-		"POST /console/roles/new":          c.signed(c.createRole),
-		"GET /console/roles/{id}":          c.signed(c.rolePage),
-		"POST /console/roles/{id}":         c.signed(c.updateRole),
-		"POST /console/roles/{id}/explain": c.signed(c.explainRole),
+		"GET /console":                         c.home,
+		"GET /console/{$}":                     c.home,
+		"GET /console/signin":                  c.signin,
+		"GET /console/callback":                c.callback,
+		"POST /console/signout":                c.signed(c.signout),
+		"GET /console/project":                 c.signed(c.projectPage),
+		"POST /console/project":                c.signed(c.updateProject),
+		"POST /console/project/switch":         c.signed(c.switchProject),
+		"GET /console/roles":                   c.signed(c.rolesPage),
+		"GET /console/roles/new":               c.signed(c.newRolePage),
+		"POST /console/roles/new":              c.signed(c.createRole),
+		"GET /console/roles/{id}":              c.signed(c.rolePage),
+		"POST /console/roles/{id}":             c.signed(c.updateRole),
+		"POST /console/roles/{id}/explain":     c.signed(c.explainRole),
+		"GET /console/m2m":                     c.signed(c.m2mList),
+		"GET /console/m2m/new":                 c.signed(c.newM2MPage),
+		"POST /console/m2m/new":                c.signed(c.createM2M),
+		"GET /console/m2m/{id}":                c.signed(c.m2mPage),
+		"POST /console/m2m/{id}/rotate-secret": c.signed(c.rotateM2M),
 	} {
 		c.mux.Handle(path, c.handle(h))
 	}
@@ -197,7 +202,7 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, data an
 // base is what every page's layout reads.
 type base struct {
 	Title   string
-	Nav     string // the current section: "project", "roles"
+	Nav     string // the current section: "project", "roles", "m2m"
 	Project string // the current project's name
 	CSRF    string
 }
