@@ -126,6 +126,16 @@ func (c *Console) handle(h func(http.ResponseWriter, *http.Request) error) http.
 			return
 		}
 		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+			// The developer's token no longer works (revoked, the account
+			// removed): the session is over.
+			if sess, ok := c.session(r); ok {
+				c.sessions.end(sess.key)
+			}
+			http.SetCookie(w, c.cookie(sessionCookie, "", -1))
+			_ = c.message(w, http.StatusUnauthorized, "Signed out", "Your sign-in is no longer valid. Sign in again.")
+			return
+		}
 		if errors.As(err, &ae) {
 			_ = c.message(w, ae.Status, "Cannot do that", sentence(ae.Message))
 			return

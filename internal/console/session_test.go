@@ -190,3 +190,30 @@ func FuzzParseLogin(f *testing.F) {
 		}
 	})
 }
+
+// A token the API no longer accepts (revoked, account removed) ends the
+// console session instead of leaving it half alive.
+func TestRefusedTokenEndsSession(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"message":"token revoked","code":401}`, http.StatusUnauthorized)
+	})
+	c := New(Config{PublicURL: "http://ward.test"}, Deps{API: api, Now: clk.now})
+	tok, err := c.sessions.start("dev-a", "access-a", "p1", "One", clk.t.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "http://ward.test/console/roles", nil)
+	r.AddCookie(&http.Cookie{Name: sessionCookie, Value: tok})
+	w := httptest.NewRecorder()
+	c.Handler().ServeHTTP(w, r)
+	if w.Code != http.StatusUnauthorized {
+		t.Fatalf("status %d", w.Code)
+	}
+	if _, ok := c.sessions.get(tok); ok {
+		t.Error("the session outlived its token")
+	}
+	if ck := w.Result().Cookies(); len(ck) != 1 || ck[0].Name != sessionCookie || ck[0].MaxAge >= 0 {
+		t.Errorf("cookies = %v, want the session cookie cleared", ck)
+	}
+}
