@@ -106,6 +106,12 @@ test('an invalid policy shows the rule and the API message inline; fixed, it exp
     { action: ['FHIR:Read'], resource: ['FHIR:Patient'], effect: 'Allow' },
     { action: ['FHIR:Nope'], resource: ['FHIR:Patient'], effect: 'Allow' },
   ] }, null, 2));
+  // Validated as you type, by the API's own validation.
+  const live = page.locator('#policy-live');
+  await live.filter({ hasText: 'Rule 2:' }).waitFor();
+  assert.match(await live.textContent(), /unknown action "FHIR:Nope"/);
+  assert.equal(await page.locator('#policy').getAttribute('aria-invalid'), 'true');
+  await screenshot(page, 'console-role-typing');
   const [res] = await Promise.all([page.waitForResponse((r) => r.url().endsWith('/console/roles/new')),
     page.getByRole('button', { name: 'Create role' }).click()]);
   assert.equal(res.status(), 400);
@@ -127,6 +133,7 @@ test('an invalid policy shows the rule and the API message inline; fixed, it exp
     { action: ['FHIR:Read'], resource: ['FHIR:Patient'], effect: 'Allow' },
     { action: ['FHIR:Delete'], resource: ['FHIR:*'], effect: 'Deny' },
   ] }, null, 2));
+  await live.filter({ hasText: 'Valid policy.' }).waitFor();
   await page.getByRole('button', { name: 'Create role' }).click();
   await page.waitForURL(/\/console\/roles\/[^/]+\?saved=1$/);
   await page.getByRole('heading', { name: 'Role nurse' }).waitFor();
@@ -200,6 +207,8 @@ test('a POST without the session CSRF token is 403 and changes nothing', async (
   let res = await page.request.post(WARD + '/console/roles/new', { form, maxRedirects: 0 });
   assert.equal(res.status(), 403);
   res = await page.request.post(WARD + '/console/roles/new', { form: { ...form, csrf: 'forged' }, maxRedirects: 0 });
+  assert.equal(res.status(), 403);
+  res = await page.request.post(WARD + '/console/roles/validate', { form: { policy: '{}' }, maxRedirects: 0 });
   assert.equal(res.status(), 403);
   await page.goto(WARD + '/console/roles?q=csrf-victim');
   assert.equal(await page.locator('table.list').count(), 0, 'no role was created');

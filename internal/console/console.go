@@ -1,6 +1,7 @@
 // Package console is Ward's web console at /console: html/template pages
-// embedded in the binary, the sign-in pages' stylesheet, no script and no
-// outside assets (so a strict Content-Security-Policy holds). A developer
+// embedded in the binary, the sign-in pages' stylesheet, one small script
+// of its own (pages work without it) and no outside assets, so a strict
+// Content-Security-Policy holds. A developer
 // signs in through Ward's own authorization server (the ward-console
 // client: authorization code + PKCE, the developer password check of
 // package oauth); every page then calls Ward's API in process with the
@@ -31,7 +32,7 @@ const (
 	loginTTL      = 10 * time.Minute
 )
 
-//go:embed pages/*.tmpl
+//go:embed pages/*.tmpl static/*.js
 var pageFiles embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{"inc": func(i int) int { return i + 1 }}).ParseFS(pageFiles, "pages/*.tmpl"))
@@ -92,6 +93,8 @@ func New(cfg Config, d Deps) *Console {
 		"GET /console/roles/{id}":              c.signed(c.rolePage),
 		"POST /console/roles/{id}":             c.signed(c.updateRole),
 		"POST /console/roles/{id}/explain":     c.signed(c.explainRole),
+		"POST /console/roles/validate":         c.signed(c.validatePolicy),
+		"GET /console/static/policy.js":        c.script,
 		"GET /console/m2m":                     c.signed(c.m2mList),
 		"GET /console/m2m/new":                 c.signed(c.newM2MPage),
 		"POST /console/m2m/new":                c.signed(c.createM2M),
@@ -187,9 +190,11 @@ func (c *Console) cookie(name, value string, maxAge int) *http.Cookie {
 		Secure: c.secure(), SameSite: http.SameSiteLaxMode}
 }
 
-// csp allows the stylesheet and form posts to the console, nothing else:
-// no script, no frames, no outside host.
-const csp = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// csp allows the stylesheet, the console's own scripts (and their calls
+// back to it) and form posts to the console, nothing else: no inline
+// script, no frames, no outside host.
+const csp = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // render writes a page with the console's headers.
 func (c *Console) render(w http.ResponseWriter, status int, name string, data any) error {
@@ -241,4 +246,17 @@ func sentence(msg string) string {
 		msg += "."
 	}
 	return msg
+}
+
+// script serves the console's one script (the policy editor's checks).
+func (c *Console) script(w http.ResponseWriter, r *http.Request) error {
+	b, err := pageFiles.ReadFile("static/policy.js")
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, err = w.Write(b)
+	return err
 }

@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/iam"
-	"github.com/wardhealth/ward/internal/policy"
 )
 
 // IAM roles: the list with a filter, create and edit with a policy editor
@@ -102,11 +102,7 @@ func roleInput(f url.Values) (map[string]any, string, error) {
 	text := f.Get("policy")
 	in := map[string]any{"name": f.Get("name"), "description": f.Get("description")}
 	if !json.Valid([]byte(text)) {
-		_, err := policy.Parse([]byte(text))
-		if err == nil {
-			err = errors.New("invalid JSON")
-		}
-		return nil, text, &apiError{Status: http.StatusBadRequest, Message: "accessPolicy: " + err.Error()}
+		return nil, text, policyError(text)
 	}
 	in["accessPolicy"] = json.RawMessage(text)
 	return in, text, nil
@@ -221,4 +217,37 @@ func indent(raw json.RawMessage) string {
 		return string(raw)
 	}
 	return buf.String()
+}
+
+// policyError is the API's refusal of a policy text (the same validation
+// iam runs on create); nil when it is valid.
+func policyError(text string) error {
+	if _, err := iam.ValidatePolicy(json.RawMessage(text)); err != nil {
+		status, msg := fault.Public(err)
+		return &apiError{Status: status, Message: msg}
+	}
+	return nil
+}
+
+// validatePolicy answers the editor's script: the API's message and the
+// rule it names, as JSON. It reads nothing of the project.
+func (c *Console) validatePolicy(w http.ResponseWriter, r *http.Request, sess session) error {
+	text := r.PostForm.Get("policy")
+	out := map[string]any{"ok": true}
+	if ws, err := iam.ValidatePolicy(json.RawMessage(text)); err != nil {
+		var page rolePage
+		failed(&page, policyError(text))
+		out = map[string]any{"ok": false, "message": page.Error, "rule": page.Rule}
+	} else if len(ws) > 0 {
+		out["warnings"] = ws
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, err = w.Write(b)
+	return err
 }
