@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"html/template"
 	"log/slog"
@@ -35,7 +36,10 @@ const (
 //go:embed pages/*.tmpl static/*.js
 var pageFiles embed.FS
 
-var pages = template.Must(template.New("").Funcs(template.FuncMap{"inc": func(i int) int { return i + 1 }}).ParseFS(pageFiles, "pages/*.tmpl"))
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"add":   func(a, b, c int) int { return a + b + c },
+	"rules": ruleCount,
+}).ParseFS(pageFiles, "pages/*.tmpl"))
 
 // Config is the console's tunables.
 type Config struct {
@@ -259,4 +263,13 @@ func (c *Console) script(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	_, err = w.Write(b)
 	return err
+}
+
+// ruleCount is how many rules a stored policy has.
+func ruleCount(raw json.RawMessage) int {
+	var p struct {
+		Rule []json.RawMessage `json:"rule"`
+	}
+	_ = json.Unmarshal(raw, &p) // a stored policy was validated
+	return len(p.Rule)
 }

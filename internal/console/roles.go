@@ -20,11 +20,17 @@ import (
 
 type rolesPage struct {
 	base
-	Filter    string
-	Roles     []iam.Role
-	Total     int
-	CanCreate bool
+	Filter     string
+	Roles      []iam.Role // this page's
+	Total      int        // all roles
+	Matching   int        // roles the filter matches
+	From       int        // 1-based index of this page's first role
+	Prev, Next string     // the other pages' URLs
+	CanCreate  bool
 }
+
+// rolesPerPage is how many roles a page of the list shows.
+const rolesPerPage = 50
 
 func (c *Console) rolesPage(w http.ResponseWriter, r *http.Request, sess session) error {
 	ctx := r.Context()
@@ -34,10 +40,30 @@ func (c *Console) rolesPage(w http.ResponseWriter, r *http.Request, sess session
 	}
 	page := rolesPage{base: c.base(sess, "Roles", "roles"), Filter: strings.TrimSpace(r.URL.Query().Get("q")), Total: len(roles)}
 	f := strings.ToLower(page.Filter)
+	var match []iam.Role
 	for _, ro := range roles {
 		if f == "" || strings.Contains(strings.ToLower(ro.Name), f) || strings.Contains(strings.ToLower(ro.Description), f) {
-			page.Roles = append(page.Roles, ro)
+			match = append(match, ro)
 		}
+	}
+	page.Matching = len(match)
+	n, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	n = max(1, min(n, (len(match)+rolesPerPage-1)/rolesPerPage))
+	start := (n - 1) * rolesPerPage
+	page.Roles = match[start:min(start+rolesPerPage, len(match))]
+	page.From = start + 1
+	link := func(p int) string {
+		q := url.Values{"page": {strconv.Itoa(p)}}
+		if page.Filter != "" {
+			q.Set("q", page.Filter)
+		}
+		return "/console/roles?" + q.Encode()
+	}
+	if n > 1 {
+		page.Prev = link(n - 1)
+	}
+	if start+rolesPerPage < len(match) {
+		page.Next = link(n + 1)
 	}
 	page.CanCreate = c.can(ctx, sess, "IAM:CreateRole", "IAM:Role:*")
 	return c.render(w, http.StatusOK, "roles", page)

@@ -41,7 +41,7 @@ type testServer struct {
 
 // newTestServer opens loopback to the egress policy: the key servers of
 // the tests are httptest servers.
-func newTestServer(t *testing.T) *testServer {
+func newTestServer(t testing.TB) *testServer {
 	t.Helper()
 	pol, err := egress.New(t.Context(), egress.Config{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	if err != nil {
@@ -51,14 +51,14 @@ func newTestServer(t *testing.T) *testServer {
 }
 
 // newTestServerEgress is newTestServer with the given egress policy.
-func newTestServerEgress(t *testing.T, pol *egress.Policy) *testServer {
+func newTestServerEgress(t testing.TB, pol *egress.Policy) *testServer {
 	t.Helper()
 	return newTestServerWith(t, pol, nil)
 }
 
 // newTestServerWith is newTestServerEgress with services added to the
 // server's dependencies by with (nil: none), e.g. Z3.
-func newTestServerWith(t *testing.T, pol *egress.Policy, with func(st *store.Store, sealer *seal.Sealer, d *Deps)) *testServer {
+func newTestServerWith(t testing.TB, pol *egress.Policy, with func(st *store.Store, sealer *seal.Sealer, d *Deps)) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	st := storetest.Open(t, storetest.Backends()[0])
@@ -93,7 +93,7 @@ func newTestServerWith(t *testing.T, pol *egress.Policy, with func(st *store.Sto
 }
 
 // newTestOAuth is the authorization server of a test server at testURL.
-func newTestOAuth(t *testing.T, st *store.Store, svc *iam.Service, keys *tokens.Keys, revoked *tokens.Revocations,
+func newTestOAuth(t testing.TB, st *store.Store, svc *iam.Service, keys *tokens.Keys, revoked *tokens.Revocations,
 	fhirSvc *fhir.Service, pol *egress.Policy) *oauth.Server {
 	t.Helper()
 	o, err := oauth.New(oauth.Config{PublicURL: testURL, FHIRBase: testURL + "/fhir", TokenTTL: time.Hour},
@@ -107,7 +107,7 @@ func newTestOAuth(t *testing.T, st *store.Store, svc *iam.Service, keys *tokens.
 	return o
 }
 
-func (ts *testServer) clientToken(t *testing.T, id, secret string) string {
+func (ts *testServer) clientToken(t testing.TB, id, secret string) string {
 	t.Helper()
 	res, err := http.PostForm(ts.URL+"/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}})
 	if err != nil {
@@ -123,7 +123,7 @@ func (ts *testServer) clientToken(t *testing.T, id, secret string) string {
 }
 
 // do sends a request and decodes a JSON answer.
-func (ts *testServer) do(t *testing.T, method, path, token, body string) (int, map[string]any) {
+func (ts *testServer) do(t testing.TB, method, path, token, body string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
