@@ -217,3 +217,45 @@ func BenchmarkConsoleRoles(b *testing.B) {
 	b.ReportMetric(float64(page[len(page)*99/100])/1e6, "console-p99-ms")
 	b.ReportMetric(mean(page)/mean(peer), "console/api")
 }
+
+// The roles list pages through long lists, the filter kept across pages.
+func TestConsoleRolesPages(t *testing.T) {
+	ts := newTestServer(t)
+	for i := range 60 {
+		name := fmt.Sprintf("bulk-%02d", i)
+		if _, err := ts.iam.CreateRole(t.Context(), ts.admin.ProjectID, iam.RoleInput{Name: &name, AccessPolicy: []byte(`{"rule":[]}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts.inviteConsoleDeveloper(t, "dev@example.org", `{"rule":[{"resource":["*"],"action":["*"],"effect":"Allow"}]}`)
+	b, _ := ts.consoleSignIn(t, "dev@example.org")
+	rows := regexp.MustCompile(`<tr><td><a href="/console/roles/[^"]+">([^<]+)</a>`)
+	names := func(body string) []string {
+		var out []string
+		for _, m := range rows.FindAllStringSubmatch(body, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	_, first := get(t, b, "/console/roles?q=bulk")
+	if got := names(first); len(got) != 50 || !strings.Contains(first, `href="/console/roles?page=2&amp;q=bulk"`) || strings.Contains(first, "Previous page") {
+		t.Fatalf("page 1: %d rows %v", len(got), got)
+	}
+	_, second := get(t, b, "/console/roles?page=2&q=bulk")
+	if got := names(second); len(got) != 10 || !strings.Contains(second, "Previous page") || strings.Contains(second, "Next page") {
+		t.Fatalf("page 2: %v", got)
+	}
+	seen := map[string]bool{}
+	for _, n := range append(names(first), names(second)...) {
+		seen[n] = true
+	}
+	if len(seen) != 60 {
+		t.Errorf("%d distinct roles over both pages, want 60", len(seen))
+	}
+	// Pages out of range show the nearest page, not an error.
+	for _, p := range []string{"0", "-3", "99", "x"} {
+		if status, body := get(t, b, "/console/roles?q=bulk&page="+p); status != 200 || len(names(body)) == 0 {
+			t.Errorf("page %s: %d, %d rows", p, status, len(names(body)))
+		}
+	}
+}
