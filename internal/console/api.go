@@ -46,9 +46,14 @@ func (r *recorder) Write(b []byte) (int, error) {
 
 // do sends one request to the API and returns its status and body.
 func (c *Console) do(ctx context.Context, method, path string, header http.Header, body io.Reader) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.cfg.PublicURL+path, body)
+	// The path alone: the API's routes are matched on it, whatever the
+	// public URL's own path is.
+	req, err := http.NewRequestWithContext(ctx, method, path, body)
 	if err != nil {
 		return 0, nil, fmt.Errorf("console request: %w", err)
+	}
+	if u, err := url.Parse(c.cfg.PublicURL); err == nil {
+		req.Host = u.Host
 	}
 	req.RemoteAddr = "127.0.0.1:0" // in process; never a sign-in's client address
 	for k, v := range header {

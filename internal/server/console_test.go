@@ -259,3 +259,36 @@ func TestConsoleRolesPages(t *testing.T) {
 		}
 	}
 }
+
+// Names and policies come from other developers: the pages print them as
+// text, never as markup.
+func TestConsoleEscapesHostileNames(t *testing.T) {
+	ts := newTestServer(t)
+	const evil = `<img src=x onerror=alert(1)>"'`
+	name, desc := evil, evil+" description"
+	ro, err := ts.iam.CreateRole(t.Context(), ts.admin.ProjectID, iam.RoleInput{Name: &name, Description: &desc,
+		AccessPolicy: []byte(`{"rule":[{"resource":["FHIR:Patient:</pre><script>alert(2)</script>"],"action":["FHIR:Read"],"effect":"Allow"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.inviteConsoleDeveloper(t, "dev@example.org", `{"rule":[{"resource":["*"],"action":["*"],"effect":"Allow"}]}`)
+	b, csrf := ts.consoleSignIn(t, "dev@example.org")
+	pages := map[string]string{}
+	_, pages["list"] = get(t, b, "/console/roles")
+	_, pages["role"] = get(t, b, "/console/roles/"+ro.ID)
+	_, pages["explain"] = post(t, b, "/console/roles/"+ro.ID+"/explain", url.Values{"csrf": {csrf}, "action": {"FHIR:Read"},
+		"resource": {"FHIR:Patient:</pre><script>alert(2)</script>"}})
+	for which, body := range pages {
+		for _, raw := range []string{"<img src=x", "<script>alert(2)", "</pre><script>"} {
+			if strings.Contains(body, raw) {
+				t.Errorf("%s page holds %q unescaped", which, raw)
+			}
+		}
+		if !strings.Contains(body, "&lt;img src=x onerror=alert(1)&gt;") {
+			t.Errorf("%s page does not show the name as text", which)
+		}
+	}
+	if !strings.Contains(pages["explain"], "Allowed") {
+		t.Errorf("explain: %s", pages["explain"])
+	}
+}
