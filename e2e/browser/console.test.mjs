@@ -46,6 +46,8 @@ async function signIn(email, shots = false) {
   await page.getByRole('link', { name: 'Sign in' }).click();
   await page.waitForURL(/\/oauth\/authorize/);
   if (shots) await screenshot(page, 'console-signin');
+  // No consent step follows, so the page promises none.
+  assert.doesNotMatch(await page.locator('main').textContent(), /can still say no/);
   await page.fill('#email', email);
   await page.fill('#password', PASSWORD);
   await page.click('button[value="signin"]');
@@ -267,6 +269,14 @@ test('sign-out ends the session', async () => {
   await page.goto(WARD + '/console/roles');
   assert.match(page.url(), /\/console$/);
   assert.equal(await page.getByRole('link', { name: 'Roles' }).count(), 0);
+  // Cancel on Ward's sign-in page comes back to the console, signed out.
+  await page.getByRole('link', { name: 'Sign in' }).click();
+  await page.waitForURL(/\/oauth\/authorize/);
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.waitForURL(/\/console\/callback/);
+  await page.getByText('You cancelled the sign-in.').waitFor();
+  await check(page, 'cancelled');
+  assert.equal((await context.cookies()).filter((c) => c.name === 'ward_console').length, 0);
   assert.deepEqual(errors, []);
   assert.deepEqual([...hosts], [new URL(WARD).host]);
   await context.close();

@@ -281,7 +281,7 @@ func (s *Server) authorizeDeveloper(w http.ResponseWriter, r *http.Request, q au
 		return nil
 	}
 	page := signinPageData{pageBase: pageBase{Title: "Developer sign-in", App: name, Host: host},
-		Request: q.fields()}
+		Request: q.fields(), FirstParty: q.ClientID == ConsoleClientID}
 	action := r.PostForm.Get("action")
 	switch action {
 	case "":
