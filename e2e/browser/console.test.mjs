@@ -82,12 +82,26 @@ test('a developer signs in, switches project and edits the settings', async () =
   await page.getByRole('button', { name: 'Switch' }).click();
   await page.waitForURL(/\/console\/project$/);
   assert.notEqual(await page.locator('#name').inputValue(), env('WARD_OTHER_PROJECT'));
-  // Edit the description.
+  // Edit the description, sign-up and its default patient role.
   await page.fill('#description', 'Edited in the console');
+  await page.check('#signup');
+  await page.selectOption('#patient-role', { label: 'console-reader' });
   await page.getByRole('button', { name: 'Save settings' }).click();
   await page.waitForURL(/saved=1/);
   await page.getByText('Saved.').waitFor();
   assert.equal(await page.locator('#description').inputValue(), 'Edited in the console');
+  assert.equal(await page.locator('#signup').isChecked(), true);
+  assert.equal(await page.locator('#patient-role').inputValue(), env('WARD_READER_ROLE'));
+  // A role that does not exist: the API's message next to the select.
+  const res = await page.request.post(WARD + '/console/project', { form: {
+    csrf: await csrfOf(page), name: 'x', description: '', defaultPatientRoleId: '00000000-0000-0000-0000-000000000000' } });
+  assert.ok(res.status() >= 400 && res.status() < 500, String(res.status()));
+  assert.match(await res.text(), /<select id="patient-role"[^>]*aria-invalid="true"/);
+  await page.selectOption('#patient-role', '');
+  await page.uncheck('#signup');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.waitForURL(/saved=1/);
+  assert.equal(await page.locator('#patient-role').inputValue(), '');
 });
 
 test('an invalid policy shows the rule and the API message inline; fixed, it explains a request', async () => {

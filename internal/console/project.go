@@ -16,6 +16,7 @@ type projectPage struct {
 	base
 	Settings iam.Project
 	Projects []iam.ProjectStub
+	Roles    []roleChoice // the default patient role's choices; nil: not listable
 	CanEdit  bool
 	Saved    bool
 	// Error is the API's message about ErrorIn ("name" or "form").
@@ -35,6 +36,15 @@ func (c *Console) projectData(r *http.Request, sess session) (projectPage, error
 	}
 	page.Project = page.Settings.Name
 	page.CanEdit = c.can(ctx, sess, "Project:UpdateProjectInfo", "Project:Settings")
+	if page.CanEdit {
+		var current []string
+		if r := page.Settings.DefaultPatientRole; r != nil {
+			current = []string{r.ID}
+		}
+		if page.Roles, err = c.roleChoices(r, sess, current); err != nil {
+			return page, err
+		}
+	}
 	return page, nil
 }
 
@@ -51,6 +61,13 @@ func (c *Console) updateProject(w http.ResponseWriter, r *http.Request, sess ses
 	f := r.PostForm
 	name, desc, signup := f.Get("name"), f.Get("description"), f.Get("signupEnabled") == "on"
 	in := map[string]any{"name": name, "description": desc, "signupEnabled": signup}
+	patientRole, setRole := f.Get("defaultPatientRoleId"), f.Has("defaultPatientRoleId")
+	if setRole {
+		in["defaultPatientRoleId"] = nil // none
+		if patientRole != "" {
+			in["defaultPatientRoleId"] = patientRole
+		}
+	}
 	err := c.call(r.Context(), sess, http.MethodPatch, "/v1/project", in, nil)
 	var ae *apiError
 	if errors.As(err, &ae) {
@@ -60,8 +77,16 @@ func (c *Console) updateProject(w http.ResponseWriter, r *http.Request, sess ses
 		}
 		// Show what was typed, with the API's message where it belongs.
 		page.Settings.Name, page.Settings.Description, page.Settings.SignupEnabled = name, desc, signup
+		if setRole {
+			for i := range page.Roles {
+				page.Roles[i].Checked = page.Roles[i].ID == patientRole
+			}
+		}
 		page.Error, page.ErrorIn = sentence(ae.Message), "form"
-		if strings.Contains(strings.ToLower(ae.Message), "name") {
+		switch msg := strings.ToLower(ae.Message); {
+		case strings.Contains(msg, "defaultpatientrole"):
+			page.ErrorIn = "patientRole"
+		case strings.Contains(msg, "name"):
 			page.ErrorIn = "name"
 		}
 		return c.render(w, ae.Status, "project", page)
