@@ -217,3 +217,38 @@ func TestRefusedTokenEndsSession(t *testing.T) {
 		t.Errorf("cookies = %v, want the session cookie cleared", ck)
 	}
 }
+
+// Sign-out forgets the session, clears the cookie and revokes the
+// developer's access token at Ward's revocation endpoint.
+func TestSignOutRevokes(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	var revoked []string
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" && r.URL.Path == "/oauth/revoke" && r.Header.Get("Authorization") == "Bearer "+r.PostFormValue("token") {
+			revoked = append(revoked, r.PostFormValue("token"))
+		}
+	})
+	c := New(Config{PublicURL: "http://ward.test"}, Deps{API: api, Now: clk.now})
+	tok, err := c.sessions.start("dev-a", "access-a", "p1", "One", clk.t.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _ := c.sessions.get(tok)
+	r := httptest.NewRequest("POST", "http://ward.test/console/signout", strings.NewReader(url.Values{"csrf": {sess.CSRF}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.AddCookie(&http.Cookie{Name: sessionCookie, Value: tok})
+	w := httptest.NewRecorder()
+	c.Handler().ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	if _, ok := c.sessions.get(tok); ok {
+		t.Error("the session outlived sign-out")
+	}
+	if len(revoked) != 1 || revoked[0] != "access-a" {
+		t.Errorf("revoked %v, want the session's access token", revoked)
+	}
+	if ck := w.Result().Cookies(); len(ck) != 1 || ck[0].MaxAge >= 0 {
+		t.Errorf("cookies = %v, want the session cookie cleared", ck)
+	}
+}
