@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/wardhealth/ward/internal/auth"
 )
 
 // Every console action is a request to Ward's own API, made in process
@@ -140,10 +142,15 @@ func (c *Console) revoke(ctx context.Context, token string) {
 }
 
 // can reports whether the session's developer may do action on resource
-// in its project, by asking the API's explain endpoint (itself behind the
-// gate): false when explaining is not allowed either. It only hides
-// controls; the API still decides each write.
+// in its project: the gate's own decision about the developer itself
+// (any error, a refusal or not, hides the control). It only hides
+// controls; the API still decides each write. Without Decide it asks the
+// API's explain endpoint, which itself needs IAM:ListAllRoles.
 func (c *Console) can(ctx context.Context, sess session, action, resource string) bool {
+	if c.decide != nil {
+		p := auth.Principal{ProjectID: sess.Project, Kind: auth.KindDeveloper, ID: sess.DeveloperID}
+		return c.decide(ctx, p, action, resource) == nil
+	}
 	var ex explanation
 	err := c.call(ctx, sess, http.MethodPost, "/v1/iam/explain",
 		map[string]string{"action": action, "resource": resource, "developerId": sess.DeveloperID}, &ex)

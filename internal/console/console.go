@@ -56,7 +56,11 @@ type Deps struct {
 	Verify func(ctx context.Context, token string) (auth.Principal, error)
 	// Projects lists the projects a developer belongs to (the switcher).
 	Projects func(ctx context.Context, developerID string) ([]iam.ProjectStub, error)
-	Now      func() time.Time
+	// Decide is the policy decision the API's gate makes (iam's), asked
+	// about the developer's own permissions only to hide controls it would
+	// refuse; nil: ask the API's explain endpoint instead.
+	Decide func(ctx context.Context, p auth.Principal, action, resource string) error
+	Now    func() time.Time
 }
 
 // Console serves /console. Construct with New.
@@ -66,6 +70,7 @@ type Console struct {
 	api      http.Handler
 	verify   func(ctx context.Context, token string) (auth.Principal, error)
 	projects func(ctx context.Context, developerID string) ([]iam.ProjectStub, error)
+	decide   func(ctx context.Context, p auth.Principal, action, resource string) error
 	now      func() time.Time
 	sessions *sessions
 	mux      *http.ServeMux
@@ -77,7 +82,7 @@ func New(cfg Config, d Deps) *Console {
 	if now == nil {
 		now = time.Now
 	}
-	c := &Console{cfg: cfg, log: d.Log, api: d.API, verify: d.Verify, projects: d.Projects, now: now,
+	c := &Console{cfg: cfg, log: d.Log, api: d.API, verify: d.Verify, projects: d.Projects, decide: d.Decide, now: now,
 		sessions: newSessions(now), mux: http.NewServeMux()}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

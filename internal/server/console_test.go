@@ -292,3 +292,22 @@ func TestConsoleEscapesHostileNames(t *testing.T) {
 		t.Errorf("explain: %s", pages["explain"])
 	}
 }
+
+// Write controls follow the gate's decision about the developer itself,
+// whatever else the policy allows (here: no IAM reads at all).
+func TestConsoleControlsFollowPolicy(t *testing.T) {
+	ts := newTestServer(t)
+	ts.inviteConsoleDeveloper(t, "editor@example.org",
+		`{"rule":[{"resource":["Project:Settings"],"action":["Project:GetProjectInfo","Project:UpdateProjectInfo"],"effect":"Allow"}]}`)
+	ts.inviteConsoleDeveloper(t, "viewer@example.org",
+		`{"rule":[{"resource":["Project:Settings"],"action":["Project:GetProjectInfo"],"effect":"Allow"}]}`)
+	ts.inviteConsoleDeveloper(t, "denied@example.org",
+		`{"rule":[{"resource":["Project:Settings"],"action":["*"],"effect":"Allow"},{"resource":["Project:Settings"],"action":["Project:UpdateProjectInfo"],"effect":"Deny"}]}`)
+	for email, want := range map[string]bool{"editor@example.org": true, "viewer@example.org": false, "denied@example.org": false} {
+		b, _ := ts.consoleSignIn(t, email)
+		status, body := get(t, b, "/console/project")
+		if status != 200 || strings.Contains(body, "Save settings") != want {
+			t.Errorf("%s: %d, Save settings shown = %v, want %v", email, status, !want, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wardhealth/ward/internal/admit"
+	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/console"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
@@ -138,7 +139,11 @@ func New(cfg Config, d Deps) *Server {
 		// The console calls the API through this mux (and so the same gate)
 		// with the signed-in developer's token.
 		s.console = console.New(console.Config{PublicURL: cfg.PublicURL}, console.Deps{Log: d.Log, API: s.mux,
-			Verify: d.OAuth.Verify, Projects: d.IAM.DeveloperProjects, Now: now})
+			Verify: d.OAuth.Verify, Projects: d.IAM.DeveloperProjects, Now: now,
+			Decide: func(ctx context.Context, p auth.Principal, action, resource string) error {
+				_, err := d.IAM.Authorize(ctx, p, action, resource)
+				return err
+			}})
 	}
 	all := append(append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...), s.consoleRoutes()...)
 	for _, rt := range all {
