@@ -27,7 +27,7 @@ if ! command -v bwrap >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1; t
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux >/dev/null
 fi
 
-# chromium (Debian's) for the browser tests (TestSMARTPagesAccessible),
+# chromium (Debian's) for the browser tests (TestSMARTPagesAccessible, TestConsole),
 # driven by playwright-core: never a browser Playwright downloads.
 if [ ! -x /usr/bin/chromium ]; then
   say "installing chromium"

@@ -344,6 +344,7 @@ func bootstrap(ctx context.Context, c config, svc *services) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	fmt.Printf("First start: created project and admin client (also saved to %s, mode 0600):\n%s\n", path, b)
+	fmt.Printf("Console: %s/console (developers sign in there; invite the first with POST %s/v1/developer/invite)\n", c.PublicURL, c.PublicURL)
 	return nil
 }
 

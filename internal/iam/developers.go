@@ -236,3 +236,21 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, password string) 
 	}
 	return s.GetDeveloper(ctx, d.ProjectID, d.ID)
 }
+
+// ProjectStub names a project.
+type ProjectStub struct{ ID, Name string }
+
+// DeveloperProjects lists the projects a developer account belongs to (the
+// console's project switcher). It reads membership only: what the
+// developer may do in each is still decided per request.
+func (s *Service) DeveloperProjects(ctx context.Context, developerID string) ([]ProjectStub, error) {
+	ps, err := s.store.DeveloperProjects(ctx, developerID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ProjectStub, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, ProjectStub{ID: p.ID, Name: p.Name})
+	}
+	return out, nil
+}

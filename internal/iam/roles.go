@@ -205,3 +205,14 @@ func describeHolder(ctx context.Context, st *store.Store, projectID string, h st
 	}
 	return h.Kind + " " + h.ID
 }
+
+// ValidatePolicy checks an access policy as creating a role does: the
+// same Invalid fault and message ("accessPolicy: ... rule[i]..."), and
+// the warnings a saved role would carry.
+func ValidatePolicy(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 {
+		return nil, fault.Invalid("accessPolicy is required")
+	}
+	_, warnings, err := parsePolicy(raw)
+	return warnings, err
+}

@@ -11,7 +11,7 @@ import (
 )
 
 // doWith sends a request with extra headers.
-func (ts *testServer) doWith(t *testing.T, method, path, token, body string, headers map[string]string) (int, map[string]any) {
+func (ts *testServer) doWith(t testing.TB, method, path, token, body string, headers map[string]string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")

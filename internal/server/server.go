@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/wardhealth/ward/internal/admit"
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/console"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/ratelimit"
@@ -63,8 +65,10 @@ type Server struct {
 	reads  *admit.Gate // turns for FHIR reads; nil: no limit
 	z3     *z3.Service
 	zambda *zambda.Service
-	now    func() time.Time
-	mux    *http.ServeMux
+	// console is the web console at /console; nil without IAM.
+	console *console.Console
+	now     func() time.Time
+	mux     *http.ServeMux
 	// authorizer validates foreign bearer tokens on the FHIR API; nil
 	// when zambdas are off.
 	authorizer  *authorizer.Authorizer
@@ -151,7 +155,17 @@ func New(cfg Config, d Deps) *Server {
 		s.origins.changes = d.IAM.Changes
 	}
 	s.publicOrigin, _ = normalOrigin(cfg.PublicURL)
-	all := append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...)
+	if d.IAM != nil && d.OAuth != nil {
+		// The console calls the API through this mux (and so the same gate)
+		// with the signed-in developer's token.
+		s.console = console.New(console.Config{PublicURL: cfg.PublicURL}, console.Deps{Log: d.Log, API: s.mux,
+			Verify: d.OAuth.Verify, Projects: d.IAM.DeveloperProjects, Now: now,
+			Decide: func(ctx context.Context, p auth.Principal, action, resource string) error {
+				_, err := d.IAM.Authorize(ctx, p, action, resource)
+				return err
+			}})
+	}
+	all := append(append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...), s.consoleRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
 	}

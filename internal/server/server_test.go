@@ -41,7 +41,7 @@ type testServer struct {
 
 // newTestServer opens loopback to the egress policy: the key servers of
 // the tests are httptest servers.
-func newTestServer(t *testing.T) *testServer {
+func newTestServer(t testing.TB) *testServer {
 	t.Helper()
 	pol, err := egress.New(t.Context(), egress.Config{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	if err != nil {
@@ -51,7 +51,7 @@ func newTestServer(t *testing.T) *testServer {
 }
 
 // newTestServerEgress is newTestServer with the given egress policy.
-func newTestServerEgress(t *testing.T, pol *egress.Policy) *testServer {
+func newTestServerEgress(t testing.TB, pol *egress.Policy) *testServer {
 	t.Helper()
 	return newTestServerWith(t, pol, nil)
 }
@@ -123,7 +123,7 @@ func (ts *testServer) clientToken(t testing.TB, id, secret string) string {
 }
 
 // do sends a request and decodes a JSON answer.
-func (ts *testServer) do(t *testing.T, method, path, token, body string) (int, map[string]any) {
+func (ts *testServer) do(t testing.TB, method, path, token, body string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -101,4 +102,33 @@ func affectedOne(res sql.Result, err error, what string) error {
 		return fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	return nil
+}
+
+// DeveloperProjects returns the projects a developer account belongs to,
+// by name.
+func (s *Store) DeveloperProjects(ctx context.Context, developerID string) ([]Project, error) {
+	rows, err := s.query(ctx, `SELECT `+prefixed("p.", projectCols)+` FROM projects p
+		JOIN project_developers pd ON pd.project_id = p.id WHERE pd.developer_id = ? ORDER BY p.name, p.id`, developerID)
+	if err != nil {
+		return nil, fmt.Errorf("developer projects: %w", err)
+	}
+	defer rows.Close()
+	var out []Project
+	for rows.Next() {
+		p, err := scanProject(rows)
+		if err != nil {
+			return nil, fmt.Errorf("developer projects: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// prefixed qualifies each of a comma-separated column list with prefix.
+func prefixed(prefix, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i, c := range parts {
+		parts[i] = prefix + c
+	}
+	return strings.Join(parts, ", ")
 }

@@ -165,7 +165,7 @@ func (s *Server) Authorize(w http.ResponseWriter, r *http.Request) error {
 		return s.continueAuthorize(w, r)
 	}
 	q := readAuthzRequest(r.Form)
-	if q.ClientID == DeveloperClientID {
+	if q.ClientID == DeveloperClientID || q.ClientID == ConsoleClientID {
 		return s.authorizeDeveloper(w, r, q)
 	}
 	app, projectID, err := s.iam.ApplicationByClientID(r.Context(), q.ClientID)
@@ -241,6 +241,15 @@ func (s *Server) Authorize(w http.ResponseWriter, r *http.Request) error {
 // x-oystehr-project-id), no scopes, the developer's policy per project.
 const DeveloperClientID = "ward-cli"
 
+// ConsoleClientID is Ward's web console (package console): a developer
+// sign-in like ward-cli's whose one redirect URI is the console's
+// callback on Ward's public URL. Ward's own first-party page: no consent
+// step.
+const ConsoleClientID = "ward-console"
+
+// ConsoleCallbackPath is the console's redirect URI, under the public URL.
+const ConsoleCallbackPath = "/console/callback"
+
 // developerRedirect accepts http://127.0.0.1|[::1]|localhost:<any port>/...
 func developerRedirect(uri string) bool {
 	u, err := url.Parse(uri)
@@ -252,7 +261,15 @@ func developerRedirect(uri string) bool {
 }
 
 func (s *Server) authorizeDeveloper(w http.ResponseWriter, r *http.Request, q authzRequest) error {
-	if !developerRedirect(q.RedirectURI) {
+	name := "Ward's command-line tool"
+	host := "this computer (" + redirectHost(q.RedirectURI) + ")"
+	if q.ClientID == ConsoleClientID {
+		// Exactly the console's callback: a code never leaves Ward.
+		if q.RedirectURI != s.cfg.PublicURL+ConsoleCallbackPath {
+			return errorPage(w, http.StatusBadRequest, "The console signs in only through "+s.cfg.PublicURL+ConsoleCallbackPath+".")
+		}
+		name, host = "Ward console", redirectHost(q.RedirectURI)
+	} else if !developerRedirect(q.RedirectURI) {
 		return errorPage(w, http.StatusBadRequest, "Developer sign-in redirects only to this machine (http://127.0.0.1:<port>/...).")
 	}
 	switch {
@@ -263,9 +280,8 @@ func (s *Server) authorizeDeveloper(w http.ResponseWriter, r *http.Request, q au
 		redirectError(w, r, q, "invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
 		return nil
 	}
-	const name = "Ward's command-line tool"
-	page := signinPageData{pageBase: pageBase{Title: "Developer sign-in", App: name, Host: "this computer (" + redirectHost(q.RedirectURI) + ")"},
-		Request: q.fields()}
+	page := signinPageData{pageBase: pageBase{Title: "Developer sign-in", App: name, Host: host},
+		Request: q.fields(), FirstParty: q.ClientID == ConsoleClientID}
 	action := r.PostForm.Get("action")
 	switch action {
 	case "":
@@ -281,7 +297,7 @@ func (s *Server) authorizeDeveloper(w http.ResponseWriter, r *http.Request, q au
 	if err != nil {
 		return s.loginFailed(w, r, err, page, action, q.RedirectURI)
 	}
-	g := smartGrant{Developer: true, UserID: id, ClientID: DeveloperClientID, RedirectURI: q.RedirectURI,
+	g := smartGrant{Developer: true, UserID: id, ClientID: q.ClientID, RedirectURI: q.RedirectURI,
 		Challenge: q.Challenge, Nonce: q.Nonce, AuthTime: s.now().Unix(), State: q.State}
 	if set, err := scope.Parse(q.Scope); err == nil && set.Has("openid") {
 		g.Scopes = []string{"openid"}

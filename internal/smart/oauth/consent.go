@@ -269,6 +269,10 @@ func describePatient(id string, content []byte) patientChoice {
 // showConsent shows what the application asks for, in words, naming the
 // chosen patient, with Deny first: the safe default.
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending) error {
+	if p.Grant.Developer && p.Grant.ClientID == ConsoleClientID {
+		// Ward's own console asks for nothing beyond the sign-in.
+		return s.finishAuthorize(w, r, p.Grant)
+	}
 	// The same application asking for no more than the user allowed it.
 	if ok, err := s.consented(r.Context(), p.Grant); err != nil || ok {
 		if err != nil {

@@ -42,8 +42,8 @@ func (s *Server) appClient(ctx context.Context, r *http.Request, form url.Values
 		}
 		return app, projectID, err
 	}
-	if id == DeveloperClientID {
-		return iam.Application{Name: "Ward CLI", ClientID: DeveloperClientID}, "", nil
+	if id == DeveloperClientID || id == ConsoleClientID {
+		return iam.Application{Name: "Ward CLI", ClientID: id}, "", nil
 	}
 	if id == "" {
 		return iam.Application{}, "", &oauthFailure{http.StatusUnauthorized, "invalid_client", "client_id is required"}

@@ -35,6 +35,7 @@ type signinPageData struct {
 	ErrorIn       string // "signin" or "signup": the form Error is about
 	Invalid       bool   // the credentials were wrong: mark the fields
 	Signup        bool   // the project lets patients register themselves
+	FirstParty    bool   // Ward's own console: no consent step follows
 	Min           int
 }
 

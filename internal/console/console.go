@@ -1,0 +1,280 @@
+// Package console is Ward's web console at /console: html/template pages
+// embedded in the binary, the sign-in pages' stylesheet, one small script
+// of its own (pages work without it) and no outside assets, so a strict
+// Content-Security-Policy holds. A developer
+// signs in through Ward's own authorization server (the ward-console
+// client: authorization code + PKCE, the developer password check of
+// package oauth); every page then calls Ward's API in process with the
+// developer's token, so the API's policy gate decides everything.
+package console
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/iam"
+)
+
+// ClientID is the console's OAuth client (oauth.ConsoleClientID).
+const ClientID = "ward-console"
+
+const (
+	sessionCookie = "ward_console"
+	loginCookie   = "ward_console_login" // state and PKCE verifier between sign-in and callback
+	loginTTL      = 10 * time.Minute
+)
+
+//go:embed pages/*.tmpl static/*.js
+var pageFiles embed.FS
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"add":   func(a, b, c int) int { return a + b + c },
+	"rules": ruleCount,
+}).ParseFS(pageFiles, "pages/*.tmpl"))
+
+// Config is the console's tunables.
+type Config struct {
+	PublicURL string // Ward's public URL, no trailing slash
+}
+
+// Deps are what the console calls.
+type Deps struct {
+	Log *slog.Logger
+	// API is Ward's HTTP API (its routes behind the policy gate, and the
+	// token endpoint): the console's every action is a request to it.
+	API http.Handler
+	// Verify checks one of Ward's access tokens (the developer's id).
+	Verify func(ctx context.Context, token string) (auth.Principal, error)
+	// Projects lists the projects a developer belongs to (the switcher).
+	Projects func(ctx context.Context, developerID string) ([]iam.ProjectStub, error)
+	// Decide is the policy decision the API's gate makes (iam's), asked
+	// about the developer's own permissions only to hide controls it would
+	// refuse; nil: ask the API's explain endpoint instead.
+	Decide func(ctx context.Context, p auth.Principal, action, resource string) error
+	Now    func() time.Time
+}
+
+// Console serves /console. Construct with New.
+type Console struct {
+	cfg      Config
+	log      *slog.Logger
+	api      http.Handler
+	verify   func(ctx context.Context, token string) (auth.Principal, error)
+	projects func(ctx context.Context, developerID string) ([]iam.ProjectStub, error)
+	decide   func(ctx context.Context, p auth.Principal, action, resource string) error
+	now      func() time.Time
+	sessions *sessions
+	mux      *http.ServeMux
+}
+
+// New builds the console.
+func New(cfg Config, d Deps) *Console {
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	c := &Console{cfg: cfg, log: d.Log, api: d.API, verify: d.Verify, projects: d.Projects, decide: d.Decide, now: now,
+		sessions: newSessions(now), mux: http.NewServeMux()}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	for path, h := range map[string]func(http.ResponseWriter, *http.Request) error{
+		"GET /console":                         c.home,
+		"GET /console/{$}":                     c.home,
+		"GET /console/signin":                  c.signin,
+		"GET /console/callback":                c.callback,
+		"POST /console/signout":                c.signed(c.signout),
+		"GET /console/project":                 c.signed(c.projectPage),
+		"POST /console/project":                c.signed(c.updateProject),
+		"POST /console/project/switch":         c.signed(c.switchProject),
+		"GET /console/roles":                   c.signed(c.rolesPage),
+		"GET /console/roles/new":               c.signed(c.newRolePage),
+		"POST /console/roles/new":              c.signed(c.createRole),
+		"GET /console/roles/{id}":              c.signed(c.rolePage),
+		"POST /console/roles/{id}":             c.signed(c.updateRole),
+		"POST /console/roles/{id}/explain":     c.signed(c.explainRole),
+		"POST /console/roles/validate":         c.signed(c.validatePolicy),
+		"GET /console/static/policy.js":        c.script,
+		"GET /console/m2m":                     c.signed(c.m2mList),
+		"GET /console/m2m/new":                 c.signed(c.newM2MPage),
+		"POST /console/m2m/new":                c.signed(c.createM2M),
+		"GET /console/m2m/{id}":                c.signed(c.m2mPage),
+		"POST /console/m2m/{id}/rotate-secret": c.signed(c.rotateM2M),
+	} {
+		c.mux.Handle(path, c.handle(h))
+	}
+	c.mux.Handle("/console/", c.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return c.message(w, http.StatusNotFound, "Not found", "There is no console page at "+r.URL.Path+".")
+	}))
+	return c
+}
+
+// Handler serves /console and everything under it.
+func (c *Console) Handler() http.Handler { return c.mux }
+
+// URL is where a developer opens the console.
+func (c *Console) URL() string { return c.cfg.PublicURL + "/console" }
+
+func (c *Console) callbackURL() string { return c.cfg.PublicURL + "/console/callback" }
+
+// secure reports whether cookies must be Secure (Ward is served over TLS).
+func (c *Console) secure() bool { return strings.HasPrefix(c.cfg.PublicURL, "https://") }
+
+// handle turns a handler's error into a page: an API refusal shows its
+// status and message, anything else is logged and a 500.
+func (c *Console) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+			// The developer's token no longer works (revoked, the account
+			// removed): the session is over.
+			if sess, ok := c.session(r); ok {
+				c.sessions.end(sess.key)
+			}
+			http.SetCookie(w, c.cookie(sessionCookie, "", -1))
+			_ = c.message(w, http.StatusUnauthorized, "Signed out", "Your sign-in is no longer valid. Sign in again.")
+			return
+		}
+		if errors.As(err, &ae) {
+			_ = c.message(w, ae.Status, "Cannot do that", sentence(ae.Message))
+			return
+		}
+		c.log.ErrorContext(r.Context(), "console request failed", "err", err, "path", r.URL.Path)
+		_ = c.message(w, http.StatusInternalServerError, "Something went wrong", "Ward could not show this page. Try again.")
+	})
+}
+
+// signed runs h for a signed-in developer; a POST must also carry the
+// session's CSRF token (403 otherwise, before anything is done). Without a
+// session a GET goes to the welcome page and a POST is refused.
+func (c *Console) signed(h func(http.ResponseWriter, *http.Request, session) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		sess, ok := c.session(r)
+		if !ok {
+			if r.Method == http.MethodGet {
+				w.Header().Set("Cache-Control", "no-store")
+				http.Redirect(w, r, "/console", http.StatusSeeOther)
+				return nil
+			}
+			return c.message(w, http.StatusForbidden, "Signed out", "Your console session has ended. Sign in again.")
+		}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+			if err := r.ParseForm(); err != nil {
+				return c.message(w, http.StatusBadRequest, "Cannot do that", "The form could not be read.")
+			}
+			if !validCSRF(sess, r.PostForm.Get("csrf")) {
+				return c.message(w, http.StatusForbidden, "This form has expired",
+					"The form was not sent from this console session. Open the page again and retry.")
+			}
+		}
+		return h(w, r, sess)
+	}
+}
+
+// session is the request's console session, if any.
+func (c *Console) session(r *http.Request) (session, bool) {
+	ck, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return session{}, false
+	}
+	return c.sessions.get(ck.Value)
+}
+
+func (c *Console) cookie(name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: "/console", MaxAge: maxAge, HttpOnly: true,
+		Secure: c.secure(), SameSite: http.SameSiteLaxMode}
+}
+
+// csp allows the stylesheet, the console's own scripts (and their calls
+// back to it) and form posts to the console, nothing else: no inline
+// script, no frames, no outside host.
+const csp = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// render writes a page with the console's headers.
+func (c *Console) render(w http.ResponseWriter, status int, name string, data any) error {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", csp)
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// base is what every page's layout reads.
+type base struct {
+	Title   string
+	Nav     string // the current section: "project", "roles", "m2m"
+	Project string // the current project's name
+	CSRF    string
+}
+
+func (c *Console) base(sess session, title, nav string) base {
+	return base{Title: title, Nav: nav, Project: sess.ProjectName, CSRF: sess.CSRF}
+}
+
+type messagePage struct {
+	base
+	Heading, Message string
+}
+
+func (c *Console) message(w http.ResponseWriter, status int, heading, msg string) error {
+	return c.render(w, status, "message", messagePage{base: base{Title: heading}, Heading: heading, Message: msg})
+}
+
+// sentence writes an API message as a sentence.
+func sentence(msg string) string {
+	msg = strings.TrimSpace(msg)
+	if msg == "" {
+		return msg
+	}
+	msg = strings.ToUpper(msg[:1]) + msg[1:]
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	return msg
+}
+
+// script serves the console's one script (the policy editor's checks).
+func (c *Console) script(w http.ResponseWriter, r *http.Request) error {
+	b, err := pageFiles.ReadFile("static/policy.js")
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, err = w.Write(b)
+	return err
+}
+
+// ruleCount is how many rules a stored policy has.
+func ruleCount(raw json.RawMessage) int {
+	var p struct {
+		Rule []json.RawMessage `json:"rule"`
+	}
+	_ = json.Unmarshal(raw, &p) // a stored policy was validated
+	return len(p.Rule)
+}
