@@ -283,3 +283,56 @@ func TestBinaryLimits(t *testing.T) {
 		t.Fatalf("over the store's limit: %d %s", res.StatusCode, out)
 	}
 }
+
+// TestExportBinaries: a system export of Binary leaves out those whose
+// securityContext the principal may not read and carries large ones
+// without data or blob name, as searches do.
+func TestExportBinaries(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			blobs := &memBlobs{blobs: map[string][]byte{}, limit: 1 << 20}
+			ts, f := binaryServer(t, b, blobs)
+			ctx := context.Background()
+			if _, _, err := f.svc.Update(ctx, f.admin, "DocumentReference", "dr-secret", []byte(`{"resourceType":"DocumentReference","id":"dr-secret","status":"current","content":[{"attachment":{"contentType":"text/plain"}}]}`), ""); err != nil {
+				t.Fatal(err)
+			}
+			ids := map[string]string{}
+			for name, hdr := range map[string][]string{
+				"secret": {"Content-Type", "text/plain", "X-Security-Context", "DocumentReference/dr-secret"},
+				"plain":  {"Content-Type", "text/plain"},
+				"large":  {"Content-Type", "application/octet-stream"},
+			} {
+				body := []byte("small")
+				if name == "large" {
+					body = bytes.Repeat([]byte{7}, 5000)
+				}
+				res, out := send(t, ts, "POST", "/fhir/Binary", body, hdr...)
+				var m struct{ ID string }
+				if err := json.Unmarshal(out, &m); err != nil || res.StatusCode != 201 {
+					t.Fatalf("create %s: %d %s", name, res.StatusCode, out)
+				}
+				ids[name] = m.ID
+			}
+			name := "binaries-only"
+			m, err := f.authz.CreateM2M(ctx, f.admin.ProjectID, iam.M2MInput{Name: &name, AccessPolicy: json.RawMessage(`{"rule":[{"resource":"FHIR:Binary","action":["FHIR:Read","FHIR:Search"],"effect":"Allow"}]}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := auth.Principal{ProjectID: f.admin.ProjectID, Kind: auth.KindM2M, ID: m.ID}
+			page, err := f.svc.ExportBatch(ctx, p, ExportScope{Type: "Binary"}, "", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]byte{}
+			for _, r := range page.Resources {
+				got[r.ID] = r.Content
+			}
+			if _, ok := got[ids["secret"]]; ok || got[ids["plain"]] == nil || got[ids["large"]] == nil {
+				t.Fatalf("exported %d Binaries: secret %v, plain %v, large %v", len(got), got[ids["secret"]] != nil, got[ids["plain"]] != nil, got[ids["large"]] != nil)
+			}
+			if c := string(got[ids["large"]]); strings.Contains(c, binaryBlobURL) || strings.Contains(c, `"data"`) {
+				t.Fatalf("large Binary exported as %s", c)
+			}
+		})
+	}
+}

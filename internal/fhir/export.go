@@ -159,8 +159,15 @@ func (s *Service) ExportBatch(ctx context.Context, p auth.Principal, sc ExportSc
 	}
 	for _, r := range rows {
 		if keep(r.ID) {
-			page.Resources = append(page.Resources, fromStore(r))
+			res := fromStore(r)
+			res.Content = bundled(res) // a large Binary: no data, no blob name
+			page.Resources = append(page.Resources, res)
 		}
+	}
+	// A Binary whose securityContext the caller may not read is left out,
+	// as from searches.
+	if page.Resources, err = s.readableBinaries(ctx, p, page.Resources); err != nil {
+		return ExportPage{}, err
 	}
 	return page, nil
 }
