@@ -3,9 +3,11 @@ package iam
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/provider"
 	"github.com/wardhealth/ward/internal/store"
 )
 
@@ -27,6 +29,10 @@ type Project struct {
 	// RateLimitPerMinute is requests per minute per principal (a Ward
 	// setting): 0 takes the server's default (--rate-limit), -1 is none.
 	RateLimitPerMinute int `json:"rateLimitPerMinute"`
+	// Providers names the provider of each outside service (a Ward
+	// setting, docs/providers.md), e.g. {"sms":"twilio"}; a service not
+	// named uses "local".
+	Providers map[string]string `json:"providers"`
 }
 
 // ProjectUpdate is the body of PATCH /project. A role id of null clears it.
@@ -40,6 +46,9 @@ type ProjectUpdate struct {
 	AuthorizerZambdaID json.RawMessage `json:"authorizerZambdaId"`
 	AuthorizerIssuers  *[]string       `json:"authorizerIssuers"`
 	RateLimitPerMinute *int            `json:"rateLimitPerMinute"`
+	// Providers sets the services it names; a null value returns one to
+	// its local provider.
+	Providers map[string]*string `json:"providers"`
 }
 
 // MaxRateLimit bounds a project's rateLimitPerMinute (a million a minute
@@ -48,7 +57,12 @@ const MaxRateLimit = 1_000_000
 
 func (s *Service) projectOut(ctx context.Context, st *store.Store, p store.Project) (Project, error) {
 	out := Project{ID: p.ID, Name: p.Name, Description: p.Description, SignupEnabled: p.SignupEnabled, Sandbox: p.Sandbox, FHIRVersion: "r4",
-		AuthorizerZambdaID: p.AuthorizerZambdaID, AuthorizerIssuers: strings.Fields(p.AuthorizerIssuers), RateLimitPerMinute: p.RateLimit}
+		AuthorizerZambdaID: p.AuthorizerZambdaID, AuthorizerIssuers: strings.Fields(p.AuthorizerIssuers), RateLimitPerMinute: p.RateLimit, Providers: map[string]string{}}
+	if p.Providers != "" {
+		if err := json.Unmarshal([]byte(p.Providers), &out.Providers); err != nil {
+			return Project{}, fmt.Errorf("project %s providers: %w", p.ID, err)
+		}
+	}
 	for _, r := range []struct {
 		id  string
 		dst **RoleStub
@@ -149,6 +163,13 @@ func (s *Service) UpdateProject(ctx context.Context, id string, in ProjectUpdate
 			}
 			p.RateLimit = *n
 		}
+		if len(in.Providers) > 0 {
+			prov, err := mergeProviders(p.Providers, in.Providers)
+			if err != nil {
+				return err
+			}
+			p.Providers = prov
+		}
 		if err := tx.UpdateProject(ctx, p); err != nil {
 			return err
 		}
@@ -156,4 +177,32 @@ func (s *Service) UpdateProject(ctx context.Context, id string, in ProjectUpdate
 		return err
 	})
 	return out, err
+}
+
+// mergeProviders applies a PATCH's providers to the stored JSON object.
+func mergeProviders(stored string, in map[string]*string) (string, error) {
+	m := map[string]string{}
+	if stored != "" {
+		if err := json.Unmarshal([]byte(stored), &m); err != nil {
+			return "", fmt.Errorf("stored providers: %w", err)
+		}
+	}
+	for svc, name := range in {
+		if name == nil {
+			if err := provider.Valid(svc, provider.Local); err != nil {
+				return "", fault.Invalid("%v", err)
+			}
+			delete(m, svc)
+			continue
+		}
+		if err := provider.Valid(svc, *name); err != nil {
+			return "", fault.Invalid("%v", err)
+		}
+		m[svc] = *name
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("providers: %w", err)
+	}
+	return string(b), nil
 }

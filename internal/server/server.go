@@ -13,6 +13,7 @@ import (
 	"github.com/wardhealth/ward/internal/console"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/reqid"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
@@ -80,6 +81,8 @@ type Server struct {
 	ready        func(context.Context) error
 	limiter      *ratelimit.Limiter // nil: no rate limits
 	draining     func() bool
+	sms          *sms.Service      // nil: no /v1/messaging endpoints
+	messaging    []MessagingConfig // what /v1/messaging/config reports
 }
 
 // Deps are the services the server calls.
@@ -111,6 +114,11 @@ type Deps struct {
 	// Limiter counts requests per principal (shared by replicas); nil:
 	// no rate limits.
 	Limiter *ratelimit.Limiter
+	// SMS sends transactional SMS; nil: no /v1/messaging endpoints.
+	SMS *sms.Service
+	// Messaging lists the services messaging.getMessagingConfig reports
+	// (SMS, and conversations when they land).
+	Messaging []MessagingConfig
 }
 
 // New builds the server and its routes.
@@ -125,6 +133,7 @@ func New(cfg Config, d Deps) *Server {
 	s.ready = d.Ready
 	s.limiter = d.Limiter
 	s.draining = d.Draining
+	s.sms, s.messaging = d.SMS, d.Messaging
 	if s.draining == nil {
 		s.draining = func() bool { return false }
 	}
@@ -166,6 +175,7 @@ func New(cfg Config, d Deps) *Server {
 			}})
 	}
 	all := append(append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...), s.consoleRoutes()...)
+	all = append(all, s.messagingRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
 	}

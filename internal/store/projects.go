@@ -26,16 +26,19 @@ type Project struct {
 	// RateLimit is requests per minute per principal: 0 takes the
 	// server's default, -1 is no limit.
 	RateLimit int
+	// Providers is a JSON object from service to provider name (e.g.
+	// {"sms":"twilio"}); "{}" means every service's local provider.
+	Providers string
 	CreatedAt time.Time
 }
 
-const projectCols = `id, name, description, signup_enabled, sandbox, default_patient_role_id, default_sso_user_role_id, authorizer_zambda_id, authorizer_issuers, rate_limit, created_at`
+const projectCols = `id, name, description, signup_enabled, sandbox, default_patient_role_id, default_sso_user_role_id, authorizer_zambda_id, authorizer_issuers, rate_limit, providers, created_at`
 
 func scanProject(row interface{ Scan(...any) error }) (Project, error) {
 	var p Project
 	var patient, sso sql.NullString
 	var created int64
-	if err := row.Scan(&p.ID, &p.Name, &p.Description, &p.SignupEnabled, &p.Sandbox, &patient, &sso, &p.AuthorizerZambdaID, &p.AuthorizerIssuers, &p.RateLimit, &created); err != nil {
+	if err := row.Scan(&p.ID, &p.Name, &p.Description, &p.SignupEnabled, &p.Sandbox, &patient, &sso, &p.AuthorizerZambdaID, &p.AuthorizerIssuers, &p.RateLimit, &p.Providers, &created); err != nil {
 		return Project{}, err
 	}
 	p.DefaultPatientRoleID, p.DefaultSSOUserRoleID, p.CreatedAt = patient.String, sso.String, fromMS(created)
@@ -44,9 +47,9 @@ func scanProject(row interface{ Scan(...any) error }) (Project, error) {
 
 // CreateProject inserts p. Errors: ErrConflict if the id exists.
 func (s *Store) CreateProject(ctx context.Context, p Project) error {
-	_, err := s.exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO projects (`+projectCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.ID, p.Name, p.Description, p.SignupEnabled, p.Sandbox, nullString(p.DefaultPatientRoleID), nullString(p.DefaultSSOUserRoleID),
-		p.AuthorizerZambdaID, p.AuthorizerIssuers, p.RateLimit, ms(p.CreatedAt))
+		p.AuthorizerZambdaID, p.AuthorizerIssuers, p.RateLimit, providersJSON(p.Providers), ms(p.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create project: %w", err)
 	}
@@ -83,10 +86,18 @@ func (s *Store) ListProjects(ctx context.Context) ([]Project, error) {
 // UpdateProject overwrites the mutable fields of p. Errors: ErrNotFound.
 func (s *Store) UpdateProject(ctx context.Context, p Project) error {
 	res, err := s.exec(ctx, `UPDATE projects SET name = ?, description = ?, signup_enabled = ?, default_patient_role_id = ?, default_sso_user_role_id = ?,
-		authorizer_zambda_id = ?, authorizer_issuers = ?, rate_limit = ? WHERE id = ?`,
+		authorizer_zambda_id = ?, authorizer_issuers = ?, rate_limit = ?, providers = ? WHERE id = ?`,
 		p.Name, p.Description, p.SignupEnabled, nullString(p.DefaultPatientRoleID), nullString(p.DefaultSSOUserRoleID),
-		p.AuthorizerZambdaID, p.AuthorizerIssuers, p.RateLimit, p.ID)
+		p.AuthorizerZambdaID, p.AuthorizerIssuers, p.RateLimit, providersJSON(p.Providers), p.ID)
 	return affectedOne(res, err, "update project")
+}
+
+// providersJSON stores an unset Providers as the empty object.
+func providersJSON(s string) string {
+	if s == "" {
+		return "{}"
+	}
+	return s
 }
 
 // affectedOne turns "no row changed" into ErrNotFound.
