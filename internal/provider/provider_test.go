@@ -21,4 +21,3 @@ func TestValid(t *testing.T) {
 		}
 	}
 }
-

@@ -126,7 +126,7 @@ func (s *Service) Send(ctx context.Context, p auth.Principal, resource, message 
 	for _, part := range Split(message) {
 		sent, err := sender.Send(ctx, Message{To: to, Body: part, StatusCallback: callback})
 		if err != nil {
-			s.settle(context.WithoutCancel(ctx), p.ProjectID, comm, ids, "failed", err.Error())
+			s.settle(context.WithoutCancel(ctx), p.ProjectID, comm, ids, StatusFailed, err.Error())
 			if errors.Is(err, ErrRefused) {
 				return "", fault.Invalid("Communication/%s failed: %v", comm, err)
 			}
@@ -228,14 +228,19 @@ func (s *Service) settle(ctx context.Context, projectID, comm string, ids []stri
 	return err
 }
 
+// StatusFailed is a send that did not reach the phone: R4's event-status
+// has no "failed"; "not-done" (with statusReason saying why) is the code for
+// an event that did not happen.
+const StatusFailed = "not-done"
+
 // setStatus applies a final status; failed is never undone, and completed
 // does not replace it (one failed part fails the message).
 func setStatus(m map[string]any, status, reason string) {
-	if m["status"] == "failed" {
+	if m["status"] == StatusFailed {
 		return
 	}
 	m["status"] = status
-	if status == "failed" && reason != "" {
+	if status == StatusFailed && reason != "" {
 		m["statusReason"] = map[string]any{"text": clip(reason)}
 	}
 }
@@ -284,7 +289,7 @@ func (s *Service) Callback(ctx context.Context, projectID, comm, signature strin
 		}
 		if final != "" {
 			reason := ""
-			if final == "failed" {
+			if final == StatusFailed {
 				reason = "twilio: " + cb.Status
 				if cb.ErrorCode != "" {
 					reason += " (error " + cb.ErrorCode + ")"

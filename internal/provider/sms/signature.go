@@ -79,13 +79,13 @@ func ParseCallback(body []byte) (Callback, url.Values, error) {
 }
 
 // Final maps a callback status to the Communication status it settles:
-// "completed", "failed" or "" (still under way).
+// "completed", StatusFailed or "" (still under way).
 func (c Callback) Final() string {
 	switch c.Status {
 	case "delivered", "read", "sent":
 		return "completed"
 	case "undelivered", "failed", "canceled":
-		return "failed"
+		return StatusFailed
 	}
 	return ""
 }
