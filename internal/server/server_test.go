@@ -18,6 +18,7 @@ import (
 	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/seal/sealtest"
 	"github.com/wardhealth/ward/internal/smart/oauth"
@@ -305,8 +306,8 @@ func TestTokenEndpointErrors(t *testing.T) {
 }
 
 func TestEveryRouteNamesItsAction(t *testing.T) {
-	s := &Server{}
-	for _, rt := range s.routes() {
+	s := &Server{sms: &sms.Service{}}
+	for _, rt := range append(s.routes(), s.messagingRoutes()...) {
 		if rt.public {
 			continue
 		}

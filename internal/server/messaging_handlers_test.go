@@ -1,0 +1,104 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wardhealth/ward/internal/provider/sms"
+	"github.com/wardhealth/ward/internal/seal"
+	"github.com/wardhealth/ward/internal/store"
+)
+
+// newSMSTestServer is a test server with transactional SMS on the local
+// provider (no secrets: a project choosing twilio is "not configured").
+func newSMSTestServer(t *testing.T) *testServer {
+	return newTestServerWith(t, nil, func(st *store.Store, _ *seal.Sealer, d *Deps) {
+		svc := sms.New(sms.Config{PublicURL: testURL}, sms.Deps{
+			FHIR: d.FHIR.Service(),
+			Providers: func(ctx context.Context, projectID string) (map[string]string, error) {
+				p, err := d.IAM.GetProject(ctx, projectID)
+				return p.Providers, err
+			},
+			Secret: func(context.Context, string, string) (string, bool, error) { return "", false, nil },
+			HTTP:   http.DefaultClient,
+			Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		d.SMS = svc
+		d.Messaging = []MessagingConfig{{Key: "transactionalSMSConfig", Info: svc.Info}}
+	})
+}
+
+// limitedToken is the token of an M2M client holding one role of rules.
+func (ts *testServer) limitedToken(t *testing.T, name, rules string) string {
+	t.Helper()
+	st, role := ts.do(t, "POST", "/v1/iam/role", ts.token, `{"name":"`+name+`","accessPolicy":{"rule":`+rules+`}}`)
+	if st != 201 && st != 200 {
+		t.Fatalf("role: %d %v", st, role)
+	}
+	st, m2m := ts.do(t, "POST", "/v1/m2m", ts.token, `{"name":"`+name+`","roles":["`+role["id"].(string)+`"]}`)
+	if st != 201 && st != 200 {
+		t.Fatalf("m2m: %d %v", st, m2m)
+	}
+	st, sec := ts.do(t, "POST", "/v1/m2m/"+m2m["id"].(string)+"/rotate-secret", ts.token, "")
+	if st != 200 {
+		t.Fatalf("rotate: %d %v", st, sec)
+	}
+	return ts.clientToken(t, m2m["clientId"].(string), sec["secret"].(string))
+}
+
+func TestMessagingAuthorization(t *testing.T) {
+	ts := newSMSTestServer(t)
+	ctx := t.Context()
+	_, pat := ts.do(t, "POST", "/fhir/Patient", ts.token, `{"resourceType":"Patient","telecom":[{"system":"phone","use":"mobile","value":"+15551234567"}]}`)
+	_, bare := ts.do(t, "POST", "/fhir/Patient", ts.token, `{"resourceType":"Patient"}`)
+	// A patient of another project, with a mobile number.
+	if err := ts.st.CreateProject(ctx, store.Project{ID: "other-project", Name: "other", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := ts.srv.fhir.Service().SystemCreate(ctx, "other-project", []byte(`{"resourceType":"Patient","telecom":[{"system":"sms","value":"+15551234567"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noSMS := ts.limitedToken(t, "no-sms", `[{"resource":"FHIR:*","action":["FHIR:*"],"effect":"Allow"}]`)
+	sender := ts.limitedToken(t, "sender", `[{"resource":"Messaging:TransactionalSMS","action":["Messaging:SendTransactionalSMS"],"effect":"Allow"},
+		{"resource":"FHIR:Communication:*","action":["FHIR:Create"],"effect":"Allow"}]`)
+	send := func(ref string) string { return `{"resource":"` + ref + `","message":"hello"}` }
+	for _, tc := range []struct {
+		name, method, path, token, body string
+		status                          int
+		msg                             string
+	}{
+		{"admin sends", "POST", "/v1/messaging/transactional-sms/send", ts.token, send("Patient/" + pat["id"].(string)), 200, ""},
+		{"no token", "POST", "/v1/messaging/transactional-sms/send", "", send("Patient/" + pat["id"].(string)), 401, ""},
+		{"without the action", "POST", "/v1/messaging/transactional-sms/send", noSMS, send("Patient/" + pat["id"].(string)), 403, "Messaging:SendTransactionalSMS on Messaging:TransactionalSMS"},
+		{"config without the action", "GET", "/v1/messaging/config", noSMS, "", 403, "Messaging:GetConfiguration on Messaging:Messaging"},
+		{"recipient not readable", "POST", "/v1/messaging/transactional-sms/send", sender, send("Patient/" + pat["id"].(string)), 403, "FHIR:Read"},
+		{"another project's patient", "POST", "/v1/messaging/transactional-sms/send", ts.token, send("Patient/" + foreign.ID), 404, ""},
+		{"no mobile", "POST", "/v1/messaging/transactional-sms/send", ts.token, send("Patient/" + bare["id"].(string)), 400, "no mobile number"},
+		{"not a recipient type", "POST", "/v1/messaging/transactional-sms/send", ts.token, send("Group/" + pat["id"].(string)), 400, "Patient/<id>"},
+		{"path in the id", "POST", "/v1/messaging/transactional-sms/send", ts.token, send("Patient/a/_history/1"), 400, "Patient/<id>"},
+		{"not JSON", "POST", "/v1/messaging/transactional-sms/send", ts.token, `{"resource":`, 400, ""},
+		{"callback unsigned", "POST", "/v1/messaging/transactional-sms/status/" + ts.admin.ProjectID + "/x", "", "MessageSid=SM1&MessageStatus=delivered", 403, "X-Twilio-Signature"},
+		{"config", "GET", "/v1/messaging/config", ts.token, "", 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, out := ts.do(t, tc.method, tc.path, tc.token, tc.body)
+			if st != tc.status {
+				t.Fatalf("status %d, want %d: %v", st, tc.status, out)
+			}
+			if tc.msg != "" && !strings.Contains(out["message"].(string), tc.msg) {
+				t.Fatalf("message %q, want it to name %q", out["message"], tc.msg)
+			}
+		})
+	}
+	// The foreign patient got no Communication in either project.
+	_, found := ts.do(t, "GET", "/fhir/Communication?recipient=Patient/"+foreign.ID, ts.token, "")
+	if n, _ := found["total"].(float64); n != 0 {
+		t.Fatalf("a Communication names the other project's patient: %v", found)
+	}
+}
