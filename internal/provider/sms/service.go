@@ -140,7 +140,8 @@ func (s *Service) Send(ctx context.Context, p auth.Principal, resource, message 
 	if delivered {
 		status = "completed"
 	}
-	if err := s.settle(ctx, p.ProjectID, comm, ids, status, ""); err != nil {
+	// Sent is sent: record it even if the caller has hung up meanwhile.
+	if err := s.settle(context.WithoutCancel(ctx), p.ProjectID, comm, ids, status, ""); err != nil {
 		return "", err
 	}
 	return comm, nil
