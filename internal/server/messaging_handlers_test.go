@@ -16,7 +16,7 @@ import (
 
 // newSMSTestServer is a test server with transactional SMS on the local
 // provider (no secrets: a project choosing twilio is "not configured").
-func newSMSTestServer(t *testing.T) *testServer {
+func newSMSTestServer(t testing.TB) *testServer {
 	return newTestServerWith(t, nil, func(st *store.Store, _ *seal.Sealer, d *Deps) {
 		svc := sms.New(sms.Config{PublicURL: testURL}, sms.Deps{
 			FHIR: d.FHIR.Service(),
@@ -101,4 +101,26 @@ func TestMessagingAuthorization(t *testing.T) {
 	if n, _ := found["total"].(float64); n != 0 {
 		t.Fatalf("a Communication names the other project's patient: %v", found)
 	}
+}
+
+// BenchmarkSMSSendLocal sends through the local provider next to its peer, a
+// plain FHIR create of the same Communication: the ratio is what the send
+// adds (the recipient's read and the second write that settles it).
+func BenchmarkSMSSendLocal(b *testing.B) {
+	ts := newSMSTestServer(b)
+	_, pat := ts.do(b, "POST", "/fhir/Patient", ts.token, `{"resourceType":"Patient","telecom":[{"system":"sms","value":"+15551234567"}]}`)
+	ref := "Patient/" + pat["id"].(string)
+	run := func(b *testing.B, path, body string) {
+		for b.Loop() {
+			if st, out := ts.do(b, "POST", path, ts.token, body); st != 200 && st != 201 {
+				b.Fatalf("%d %v", st, out)
+			}
+		}
+	}
+	b.Run("send", func(b *testing.B) {
+		run(b, "/v1/messaging/transactional-sms/send", `{"resource":"`+ref+`","message":"Your appointment is tomorrow at 9."}`)
+	})
+	b.Run("peer=fhir-create", func(b *testing.B) {
+		run(b, "/fhir/Communication", `{"resourceType":"Communication","status":"completed","recipient":[{"reference":"`+ref+`"}],"payload":[{"contentString":"Your appointment is tomorrow at 9."}]}`)
+	})
 }

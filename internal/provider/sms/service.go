@@ -113,14 +113,15 @@ func (s *Service) Send(ctx context.Context, p auth.Principal, resource, message 
 	if err != nil {
 		return "", err
 	}
-	comm, err := s.record(ctx, p, resource, message, name)
+	if name == provider.Local {
+		// Nothing leaves Ward: the record is the whole send, one write.
+		return s.record(ctx, p, resource, message, name, "completed")
+	}
+	comm, err := s.record(ctx, p, resource, message, name, "in-progress")
 	if err != nil {
 		return "", err
 	}
-	callback := ""
-	if name != provider.Local {
-		callback = s.CallbackURL(p.ProjectID, comm)
-	}
+	callback := s.CallbackURL(p.ProjectID, comm)
 	var ids []string
 	delivered := true
 	for _, part := range Split(message) {
@@ -188,10 +189,10 @@ func (s *Service) twilio(ctx context.Context, projectID string) (*Twilio, error)
 
 // record creates the Communication, as the caller, before anything is sent:
 // a message that leaves Ward is always on the record.
-func (s *Service) record(ctx context.Context, p auth.Principal, recipient, message, providerName string) (string, error) {
+func (s *Service) record(ctx context.Context, p auth.Principal, recipient, message, providerName, status string) (string, error) {
 	c := map[string]any{
 		"resourceType": "Communication",
-		"status":       "in-progress",
+		"status":       status,
 		"meta":         map[string]any{"tag": []any{map[string]any{"system": TagSystem, "code": providerName}}},
 		"medium": []any{map[string]any{"coding": []any{map[string]any{
 			"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode", "code": "SMSWRIT", "display": "SMS writing"}}}},
