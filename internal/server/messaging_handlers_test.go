@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,8 @@ import (
 )
 
 // newSMSTestServer is a test server with transactional SMS on the local
-// provider (no secrets: a project choosing twilio is "not configured").
+// provider; every project's secrets hold only a Twilio auth token
+// (testTwilioToken), enough to sign status callbacks.
 func newSMSTestServer(t testing.TB) *testServer {
 	return newTestServerWith(t, nil, func(st *store.Store, _ *seal.Sealer, d *Deps) {
 		svc := sms.New(sms.Config{PublicURL: testURL}, sms.Deps{
@@ -24,7 +26,9 @@ func newSMSTestServer(t testing.TB) *testServer {
 				p, err := d.IAM.GetProject(ctx, projectID)
 				return p.Providers, err
 			},
-			Secret: func(context.Context, string, string) (string, bool, error) { return "", false, nil },
+			Secret: func(_ context.Context, _, name string) (string, bool, error) {
+				return testTwilioToken, name == sms.SecretAuthToken, nil
+			},
 			HTTP:   http.DefaultClient,
 			Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
@@ -32,6 +36,8 @@ func newSMSTestServer(t testing.TB) *testServer {
 		d.Messaging = []MessagingConfig{{Key: "transactionalSMSConfig", Info: svc.Info}}
 	})
 }
+
+const testTwilioToken = "test-twilio-token"
 
 // limitedToken is the token of an M2M client holding one role of rules.
 func (ts *testServer) limitedToken(t *testing.T, name, rules string) string {
@@ -123,4 +129,78 @@ func BenchmarkSMSSendLocal(b *testing.B) {
 	b.Run("peer=fhir-create", func(b *testing.B) {
 		run(b, "/fhir/Communication", `{"resourceType":"Communication","status":"completed","recipient":[{"reference":"`+ref+`"}],"payload":[{"contentString":"Your appointment is tomorrow at 9."}]}`)
 	})
+}
+
+// TestSMSStatusCallbackHostile: only a callback signed with the project's
+// token, for an SMS Communication of that project sent through Twilio,
+// changes anything.
+func TestSMSStatusCallbackHostile(t *testing.T) {
+	ts := newSMSTestServer(t)
+	ctx := t.Context()
+	pid := ts.admin.ProjectID
+	_, ours := ts.do(t, "POST", "/fhir/Communication", ts.token, `{"resourceType":"Communication","status":"in-progress","meta":{"tag":[{"system":"urn:ward:sms","code":"twilio"}]}}`)
+	_, plain := ts.do(t, "POST", "/fhir/Communication", ts.token, `{"resourceType":"Communication","status":"in-progress"}`)
+	_, local := ts.do(t, "POST", "/fhir/Communication", ts.token, `{"resourceType":"Communication","status":"in-progress","meta":{"tag":[{"system":"urn:ward:sms","code":"local"}]}}`)
+	if err := ts.st.CreateProject(ctx, store.Project{ID: "other-project", Name: "other", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := ts.srv.fhir.Service().SystemCreate(ctx, "other-project", []byte(`{"resourceType":"Communication","status":"in-progress","meta":{"tag":[{"system":"urn:ward:sms","code":"twilio"}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(project, comm, body, sig string) (int, map[string]any) {
+		req, _ := http.NewRequest("POST", ts.URL+"/v1/messaging/transactional-sms/status/"+project+"/"+comm, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Twilio-Signature", sig)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		return res.StatusCode, decodeMap(res)
+	}
+	// sign signs as Twilio would, over the URL Ward gave it.
+	sign := func(project, comm, body string) string {
+		form, _ := url.ParseQuery(body)
+		return sms.Signature(testTwilioToken, testURL+"/v1/messaging/transactional-sms/status/"+project+"/"+comm, form)
+	}
+	delivered := "MessageSid=SM1&MessageStatus=undelivered&ErrorCode=30003"
+	id := ours["id"].(string)
+	for _, tc := range []struct {
+		name, project, comm, body, sig string
+		status                         int
+	}{
+		{"unsigned", pid, id, delivered, "", 403},
+		{"signed with another token", pid, id, delivered, sms.Signature("other", testURL+"/v1/messaging/transactional-sms/status/"+pid+"/"+id, url.Values{}), 403},
+		{"signature of another communication", pid, id, delivered, sign(pid, plain["id"].(string), delivered), 403},
+		{"body changed after signing", pid, id, "MessageSid=SM1&MessageStatus=delivered", sign(pid, id, delivered), 403},
+		{"not an SMS", pid, plain["id"].(string), delivered, sign(pid, plain["id"].(string), delivered), 404},
+		{"an SMS of the local provider", pid, local["id"].(string), delivered, sign(pid, local["id"].(string), delivered), 404},
+		{"another project's communication", pid, foreign.ID, delivered, sign(pid, foreign.ID, delivered), 404},
+		{"unknown status", pid, id, "MessageSid=SM1&MessageStatus=exploded", sign(pid, id, "MessageSid=SM1&MessageStatus=exploded"), 400},
+		{"no such communication", pid, "nope", delivered, sign(pid, "nope", delivered), 404},
+		{"signed", pid, id, delivered, sign(pid, id, delivered), 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if st, out := post(tc.project, tc.comm, tc.body, tc.sig); st != tc.status {
+				t.Fatalf("status %d, want %d: %v", st, tc.status, out)
+			}
+		})
+	}
+	for _, c := range []struct{ id, want string }{{id, "not-done"}, {plain["id"].(string), "in-progress"}, {local["id"].(string), "in-progress"}} {
+		if _, got := ts.do(t, "GET", "/fhir/Communication/"+c.id, ts.token, ""); got["status"] != c.want {
+			t.Errorf("Communication/%s status %v, want %s", c.id, got["status"], c.want)
+		}
+	}
+	// A later "delivered" does not undo the failure.
+	ok := "MessageSid=SM2&MessageStatus=delivered"
+	if st, _ := post(pid, id, ok, sign(pid, id, ok)); st != 200 {
+		t.Fatalf("delivered: %d", st)
+	}
+	if _, got := ts.do(t, "GET", "/fhir/Communication/"+id, ts.token, ""); got["status"] != "not-done" {
+		t.Fatalf("status %v after a late delivered", got["status"])
+	}
+	if r, _ := ts.srv.fhir.Service().Store().GetResource(ctx, "other-project", "Communication", foreign.ID); !strings.Contains(string(r.Content), `"in-progress"`) {
+		t.Fatalf("the other project's communication changed: %s", r.Content)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/provider"
+	"github.com/wardhealth/ward/internal/store"
 )
 
 // The project secrets a Twilio provider reads (docs/providers.md).
@@ -254,6 +255,9 @@ func (s *Service) update(ctx context.Context, projectID, comm string, mutate fun
 	for i := 0; i < 5; i++ {
 		var r fhir.Resource
 		r, err = s.d.FHIR.SystemUpdate(ctx, projectID, "Communication", comm, mutate)
+		if errors.Is(err, store.ErrNotFound) {
+			return r, fault.NotFound("Communication/%s is not known", comm)
+		}
 		if !errors.Is(err, fault.ErrPrecondition) && !errors.Is(err, fault.ErrConflict) {
 			return r, err
 		}
