@@ -29,8 +29,8 @@ func newSMSTestServer(t testing.TB) *testServer {
 			Secret: func(_ context.Context, _, name string) (string, bool, error) {
 				return testTwilioToken, name == sms.SecretAuthToken, nil
 			},
-			HTTP:   http.DefaultClient,
-			Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+			HTTP: http.DefaultClient,
+			Log:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
 		d.SMS = svc
 		d.Messaging = []MessagingConfig{{Key: "transactionalSMSConfig", Info: svc.Info}}
