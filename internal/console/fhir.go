@@ -77,8 +77,16 @@ func fhirErr(status int, b []byte) *apiError {
 // or more is returned with its body, not as an error, so callers can show
 // its issues (4xx) or turn it into a page (fhirErr).
 func (c *Console) fhir(ctx context.Context, sess session, method, path string, body []byte) (int, []byte, error) {
+	return c.fhirWith(ctx, sess, method, path, body, nil)
+}
+
+// fhirWith is fhir with extra request headers (If-Match).
+func (c *Console) fhirWith(ctx context.Context, sess session, method, path string, body []byte, extra http.Header) (int, []byte, error) {
 	h := http.Header{"Authorization": {"Bearer " + sess.AccessToken}, "X-Oystehr-Project-Id": {sess.Project},
 		"Accept": {"application/fhir+json"}}
+	for k, v := range extra {
+		h[k] = v
+	}
 	var rd io.Reader
 	if body != nil {
 		h.Set("Content-Type", "application/fhir+json")
@@ -300,11 +308,15 @@ func canonical(b []byte) string {
 	if json.Unmarshal(b, &v) != nil {
 		return string(b)
 	}
-	out, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	// The text as stored ("<" stays "<"): html/template escapes it.
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if enc.Encode(v) != nil {
 		return string(b)
 	}
-	return string(out)
+	return strings.TrimSuffix(out.String(), "\n")
 }
 
 func (c *Console) fhirResource(w http.ResponseWriter, r *http.Request, sess session) error {
@@ -388,7 +400,16 @@ func (c *Console) fhirUpdate(w http.ResponseWriter, r *http.Request, sess sessio
 	if err == nil && issues == nil {
 		var status int
 		var b []byte
-		status, b, err = c.fhir(ctx, sess, http.MethodPut, "/"+typ+"/"+id, []byte(draft))
+		// If-Match: the edit applies to the version the page showed (a
+		// newer one is a conflict to see, not to overwrite), and never
+		// creates a resource the way a PUT to a new id would.
+		var ifMatch http.Header
+		if v := r.PostForm.Get("version"); v != "" {
+			ifMatch = http.Header{"If-Match": {`W/"` + v + `"`}}
+		} else {
+			ifMatch = http.Header{"If-Match": {`W/"0"`}}
+		}
+		status, b, err = c.fhirWith(ctx, sess, http.MethodPut, "/"+typ+"/"+id, []byte(draft), ifMatch)
 		if err == nil && status < 300 {
 			return seeOther(w, r, "/console/fhir/"+typ+"/"+id+"?saved=1")
 		}
@@ -507,6 +528,10 @@ func (c *Console) fhirHistory(w http.ResponseWriter, r *http.Request, sess sessi
 	}
 	if err := c.fhirGet(ctx, sess, "/"+typ+"/"+id+"/_history?_count="+strconv.Itoa(maxHistory), &bundle); err != nil {
 		return err
+	}
+	if len(bundle.Entry) == 0 {
+		// The API's history of an id that was never here is empty.
+		return &apiError{Status: http.StatusNotFound, Message: fmt.Sprintf("no %s/%s in this project", typ, id)}
 	}
 	page := fhirHistoryPage{base: c.base(sess, "History of "+typ+"/"+id, "fhir"), Type: typ, ID: id}
 	for _, e := range bundle.Entry {

@@ -311,6 +311,9 @@ func (c *Console) updateZambda(w http.ResponseWriter, r *http.Request, sess sess
 	}
 	fn.ID, fn.Status, fn.FileInfo = page.Fn.ID, page.Fn.Status, page.Fn.FileInfo
 	page.Fn, page.Error, page.ErrorIn = fn, sentence(ae.Message), errorField(ae.Message)
+	if !page.CanEdit {
+		page.ErrorIn = "top" // the form is not shown: the refusal is
+	}
 	for i := range page.Roles {
 		page.Roles[i].Checked = page.Roles[i].ID == fn.RoleID()
 	}
@@ -336,6 +339,9 @@ func (c *Console) uploadZambda(w http.ResponseWriter, r *http.Request, sess sess
 		return lerr
 	}
 	page.Error, page.ErrorIn = sentence(ae.Message), "upload"
+	if !page.CanEdit {
+		page.ErrorIn = "top"
+	}
 	return c.render(w, ae.Status, "zambda", page)
 }
 
@@ -421,6 +427,9 @@ func (c *Console) invokeZambda(w http.ResponseWriter, r *http.Request, sess sess
 			return &apiError{Status: status, Message: msg}
 		}
 		page.Error, page.ErrorIn = sentence(msg), "invoke"
+		if !page.CanInvoke {
+			page.ErrorIn = "top"
+		}
 		return c.render(w, status, "zambda", page)
 	}
 	page.Invoked = &invocation{Status: *out.Status, Output: indent(out.Output), Duration: took.Round(time.Millisecond).String()}
