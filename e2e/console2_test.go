@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/wardhealth/ward/internal/store/storetest"
+)
+
+// consoleProbeJS logs a line and answers with the payload and whether the
+// execution role's token came with the event.
+const consoleProbeJS = `exports.index = async (event) => {
+  console.log('console-probe line ' + event.body);
+  return { statusCode: 200, body: JSON.stringify({ echo: JSON.parse(event.body || '{}'), hasToken: !!event.accessToken }) };
+};
+`
+
+// TestConsole2 runs browser/console2.test.mjs against a real ward serve:
+// zambdas (create with an execution role, upload a zip, invoke and see
+// the output, the log line), secrets, FHIR (a Patient with a validation
+// error shown, then valid; search; edit; the history diff), a read-only
+// developer (no write controls, forced POSTs 403), CSRF, axe-core on every
+// page and a screenshot of each.
+func TestConsole2(t *testing.T) {
+	requireChromium(t)
+	w := startWard(t, storetest.Backends()[0])
+	admin := w.token(t, w.Admin)
+	const password = "correct horse battery staple"
+	roles := map[string]string{}
+	for name, pol := range map[string]string{
+		"console-admin": `{"rule":[{"resource":["*"],"action":["*"],"effect":"Allow"}]}`,
+		"console-reader": `{"rule":[{"resource":["Project:Settings"],"action":["Project:GetProjectInfo"],"effect":"Allow"},` +
+			`{"resource":["Zambda:Function:*"],"action":["Zambda:ListAllFunctions","Zambda:GetFunction","Zambda:ReadLogs"],"effect":"Allow"},` +
+			`{"resource":["Zambda:Secret:*"],"action":["Zambda:ListAllSecrets"],"effect":"Allow"},` +
+			`{"resource":["FHIR:*"],"action":["FHIR:Read","FHIR:Search","FHIR:History"],"effect":"Allow"}]}`,
+		"fhir-reader": `{"rule":[{"resource":["FHIR:Patient:*"],"action":["FHIR:Read","FHIR:Search"],"effect":"Allow"}]}`,
+	} {
+		var role struct{ ID string }
+		if st := w.api(t, admin, "POST", "/iam/role", fmt.Sprintf(`{"name":%q,"accessPolicy":%s}`, name, pol), &role); st >= 300 {
+			t.Fatalf("create role %s: %d", name, st)
+		}
+		roles[name] = role.ID
+	}
+	w.inviteDeveloper(t, admin, "admin@example.org", roles["console-admin"], password)
+	w.inviteDeveloper(t, admin, "reader@example.org", roles["console-reader"], password)
+	zip := zipFiles(t, map[string]string{"index.js": "data:" + consoleProbeJS}, nil)
+
+	shots := os.Getenv("WARD_SCREENSHOTS")
+	if shots == "" {
+		shots = filepath.Join(t.TempDir(), "screenshots")
+	}
+	nodeTest(t, "browser/console2.test.mjs", map[string]string{
+		"WARD_URL": w.URL, "WARD_PASSWORD": password, "WARD_ADMIN_EMAIL": "admin@example.org",
+		"WARD_READER_EMAIL": "reader@example.org", "WARD_ZIP": zip, "WARD_SCREENSHOTS": shots,
+	})
+	// What the browser did, as the API sees it: the zambda runs with the
+	// role picked in the console.
+	var list []struct {
+		Name            string  `json:"name"`
+		Status          string  `json:"status"`
+		ExecutionRoleID *string `json:"executionRoleId"`
+	}
+	w.api(t, admin, "GET", "/zambda", "", &list)
+	if len(list) != 1 || list[0].Status != "Active" || list[0].ExecutionRoleID == nil || *list[0].ExecutionRoleID != roles["fhir-reader"] {
+		t.Errorf("zambdas after the console: %+v", list)
+	}
+	var secrets []map[string]any
+	w.api(t, admin, "GET", "/secret", "", &secrets)
+	if len(secrets) != 1 || secrets[0]["name"] != "KEPT" {
+		t.Errorf("secrets after the console: %v", secrets)
+	}
+	pngs, _ := filepath.Glob(filepath.Join(shots, "console2-*.png"))
+	if len(pngs) == 0 {
+		t.Errorf("no console screenshots in %s", shots)
+	}
+	for _, p := range pngs {
+		t.Logf("screenshot %s", p)
+	}
+}
