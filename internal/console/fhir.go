@@ -305,7 +305,9 @@ type fhirResourcePage struct {
 // same text for the same content: diffs show only changes).
 func canonical(b []byte) string {
 	var v any
-	if json.Unmarshal(b, &v) != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // numbers keep their text (no float rounding)
+	if dec.Decode(&v) != nil {
 		return string(b)
 	}
 	// The text as stored ("<" stays "<"): html/template escapes it.

@@ -331,12 +331,17 @@ func (c *Console) uploadZambda(w http.ResponseWriter, r *http.Request, sess sess
 	if err != nil && !errors.As(err, &ae) {
 		return err
 	}
-	if ae == nil {
-		return seeOther(w, r, "/console/zambdas/"+url.PathEscape(id)+"?uploaded=1")
-	}
 	page, lerr := c.loadZambda(r, sess, id)
 	if lerr != nil {
 		return lerr
+	}
+	if ae == nil && page.Fn.Status != "Failed" {
+		return seeOther(w, r, "/console/zambdas/"+url.PathEscape(id)+"?uploaded=1")
+	}
+	if ae == nil {
+		// Stored, then refused by the code check (not a zip, no handler):
+		// the reason next to the upload.
+		ae = &apiError{Status: http.StatusUnprocessableEntity, Message: page.Fn.StatusReason}
 	}
 	page.Error, page.ErrorIn = sentence(ae.Message), "upload"
 	if !page.CanEdit {
@@ -432,7 +437,7 @@ func (c *Console) invokeZambda(w http.ResponseWriter, r *http.Request, sess sess
 		}
 		return c.render(w, status, "zambda", page)
 	}
-	page.Invoked = &invocation{Status: *out.Status, Output: indent(out.Output), Duration: took.Round(time.Millisecond).String()}
+	page.Invoked = &invocation{Status: *out.Status, Output: canonical(out.Output), Duration: took.Round(time.Millisecond).String()}
 	return c.render(w, http.StatusOK, "zambda", page)
 }
 
