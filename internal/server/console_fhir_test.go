@@ -1,11 +1,15 @@
 package server
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 var savedPatient = regexp.MustCompile(`<h1>Patient/([A-Za-z0-9\-.]+)</h1>`)
@@ -181,4 +185,56 @@ func TestConsoleFHIRReadOnly(t *testing.T) {
 	if _, read := ts.do(t, "GET", "/fhir/Patient/"+id, ts.token, ""); strings.Join(names(read), "") != "Kept" {
 		t.Fatalf("forced update changed the patient: %v", read)
 	}
+}
+
+// BenchmarkConsoleFHIRSearch measures the console's Patient search page
+// (1,000 Patients in the project, one page of 20 rendered) against its
+// peer in the same run, the FHIR search the page makes (GET
+// /fhir/Patient?_count=20) over loopback HTTP: per-request time of each,
+// the console's p99 and the ratio console/API.
+// Run: go test -run X -bench BenchmarkConsoleFHIRSearch ./internal/server/
+func BenchmarkConsoleFHIRSearch(b *testing.B) {
+	ts := newTestServer(b)
+	for i := range 1000 {
+		if st, _ := ts.do(b, "POST", "/fhir/Patient", ts.token, fmt.Sprintf(`{"resourceType":"Patient","name":[{"family":"Bench%04d"}]}`, i)); st != 201 {
+			b.Fatalf("create: %d", st)
+		}
+	}
+	ts.inviteConsoleDeveloper(b, "dev@example.org", `{"rule":[{"resource":["*"],"action":["*"],"effect":"Allow"}]}`)
+	br, _ := ts.consoleSignIn(b, "dev@example.org")
+	api := ts.browser(b)
+	apiReq := func() {
+		req, _ := http.NewRequest("GET", testURL+"/fhir/Patient?_count=20", nil)
+		req.Header.Set("Authorization", "Bearer "+ts.token)
+		res, err := api.Do(req)
+		if err != nil || res.StatusCode != 200 {
+			b.Fatalf("api: %v", err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	var page, peer []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		t0 := time.Now()
+		if status, _ := get(b, br, "/console/fhir/Patient"); status != 200 {
+			b.Fatalf("console: %d", status)
+		}
+		t1 := time.Now()
+		apiReq()
+		page, peer = append(page, t1.Sub(t0)), append(peer, time.Since(t1))
+	}
+	slices.Sort(page)
+	slices.Sort(peer)
+	mean := func(d []time.Duration) float64 {
+		var s time.Duration
+		for _, x := range d {
+			s += x
+		}
+		return float64(s) / float64(len(d))
+	}
+	b.ReportMetric(mean(page)/1e6, "console-ms/op")
+	b.ReportMetric(mean(peer)/1e6, "api-ms/op")
+	b.ReportMetric(float64(page[len(page)*99/100])/1e6, "console-p99-ms")
+	b.ReportMetric(mean(page)/mean(peer), "console/api")
 }
