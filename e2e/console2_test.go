@@ -2,8 +2,12 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/wardhealth/ward/internal/store/storetest"
@@ -25,8 +29,22 @@ const consoleProbeJS = `exports.index = async (event) => {
 // page and a screenshot of each.
 func TestConsole2(t *testing.T) {
 	requireChromium(t)
-	w := startWard(t, storetest.Backends()[0])
+	// A webhook the project's subscription delivers to (on loopback,
+	// opened by --egress-allow).
+	var hits atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		hits.Add(1)
+	}))
+	defer hook.Close()
+	w := startWardWith(t, storetest.Backends()[0], "--egress-allow", "127.0.0.1/32")
 	admin := w.token(t, w.Admin)
+	st, sub := w.fhirDo(t, admin, "POST", "Subscription", map[string]any{"resourceType": "Subscription", "status": "requested",
+		"reason": "console", "criteria": "Patient",
+		"channel": map[string]any{"type": "rest-hook", "endpoint": hook.URL + "/hook", "payload": "application/fhir+json"}})
+	if st != 201 {
+		t.Fatalf("create subscription: %d %v", st, sub)
+	}
 	const password = "correct horse battery staple"
 	roles := map[string]string{}
 	for name, pol := range map[string]string{
@@ -54,6 +72,7 @@ func TestConsole2(t *testing.T) {
 	nodeTest(t, "browser/console2.test.mjs", map[string]string{
 		"WARD_URL": w.URL, "WARD_PASSWORD": password, "WARD_ADMIN_EMAIL": "admin@example.org",
 		"WARD_READER_EMAIL": "reader@example.org", "WARD_ZIP": zip, "WARD_SCREENSHOTS": shots,
+		"WARD_SUBSCRIPTION": sub["id"].(string),
 	})
 	// What the browser did, as the API sees it: the zambda runs with the
 	// role picked in the console.
@@ -70,6 +89,10 @@ func TestConsole2(t *testing.T) {
 	w.api(t, admin, "GET", "/secret", "", &secrets)
 	if len(secrets) != 1 || secrets[0]["name"] != "KEPT" {
 		t.Errorf("secrets after the console: %v", secrets)
+	}
+	// The Patient's create and update, then the replay: sent again.
+	if n := hits.Load(); n < 3 {
+		t.Errorf("the webhook got %d deliveries, want the create, the update and at least one replayed", n)
 	}
 	pngs, _ := filepath.Glob(filepath.Join(shots, "console2-*.png"))
 	if len(pngs) == 0 {

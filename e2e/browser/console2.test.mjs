@@ -3,11 +3,13 @@
 // its log line), secrets (names only), FHIR (a Patient with a validation
 // error shown inline, then valid; search; edit; the history diff); a
 // read-only developer sees no write controls and forced POSTs are 403; a
-// POST without the CSRF token is 403. axe-core on every page (no serious
+// POST without the CSRF token is 403; a subscription's delivery log and
+// replay. axe-core on every page (no serious
 // or critical violations), no CSP errors, no request to another host, a
 // screenshot of each page. Run by TestConsole2 (console2_test.go), which
 // sets WARD_URL, WARD_PASSWORD, WARD_ADMIN_EMAIL, WARD_READER_EMAIL and
-// WARD_ZIP (a Node zambda's zip).
+// WARD_ZIP (a Node zambda's zip) and WARD_SUBSCRIPTION (a Subscription
+// id, criteria "Patient", delivering to a webhook that answers 200).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, axe, screenshot, watchConsole } from './harness.mjs';
@@ -189,6 +191,36 @@ test('FHIR: a Patient with a validation error, then valid; search; edit; history
   assert.deepEqual([...admin.hosts], [new URL(WARD).host]);
 });
 
+test('a subscription: its deliveries with HTTP status, replayed', async () => {
+  const { page } = admin;
+  const subPath = '/console/subscriptions/' + env('WARD_SUBSCRIPTION');
+  await page.getByRole('link', { name: 'Subscriptions' }).click();
+  await page.waitForURL(/\/console\/subscriptions$/);
+  await check(page, 'subscriptions');
+  await page.locator(`a[href="${subPath}"]`).click();
+  await page.waitForURL(new RegExp(subPath + '$'));
+  // The Patient's create and update, each delivered (HTTP 200).
+  const delivered = async () => (await page.locator('#deliveries').textContent()).match(/HTTP 200/g)?.length ?? 0;
+  await until('two deliveries', async () => {
+    await page.reload();
+    return (await delivered()) >= 2;
+  });
+  await check(page, 'subscription');
+  const first = (await page.locator('#deliveries tbody tr td:first-child').allTextContents()).map(Number).sort((a, b) => a - b)[0];
+  // A bad event number: the API's message next to the field.
+  await page.fill('#from', 'soon');
+  await page.getByRole('button', { name: 'Replay' }).click();
+  await page.locator('#from[aria-invalid="true"]').waitFor();
+  await page.fill('#from', String(first));
+  await page.getByRole('button', { name: 'Replay' }).click();
+  await page.waitForURL(/requeued=/);
+  assert.match(await page.locator('[role="status"]').first().textContent(), /Requeued [1-9]\d* deliveries/);
+  await until('the replayed delivery', async () => {
+    await page.reload();
+    return (await delivered()) >= 3;
+  });
+});
+
 test('a POST without the session CSRF token is 403 and invokes nothing', async () => {
   const { page } = admin;
   const res = await page.request.post(WARD + zambdaPath + '/invoke', { form: { payload: '{}' }, maxRedirects: 0 });
@@ -219,8 +251,15 @@ test('a read-only developer sees no write controls and a forced POST is 403', as
   assert.equal(await page.locator('textarea').count(), 0);
   await check(page, 'reader-patient');
 
+  const subPath = '/console/subscriptions/' + env('WARD_SUBSCRIPTION');
+  await page.goto(WARD + subPath);
+  assert.equal(await page.getByRole('button', { name: 'Replay' }).count(), 0);
+  await check(page, 'reader-subscription');
+
   const csrf = await csrfOf(page);
   for (const [path, form] of [
+    [subPath + '/replay', {}],
+    [subPath + '/resume', {}],
     ['/console/zambdas/new', { name: 'forced', runtime: 'nodejs20.x', triggerMethod: 'http_auth' }],
     [zambdaPath, { name: 'forced', runtime: 'nodejs20.x', triggerMethod: 'http_auth' }],
     [zambdaPath + '/invoke', { payload: '{}' }],
