@@ -52,6 +52,7 @@ func TestConsole2(t *testing.T) {
 		"console-reader": `{"rule":[{"resource":["Project:Settings"],"action":["Project:GetProjectInfo"],"effect":"Allow"},` +
 			`{"resource":["Zambda:Function:*"],"action":["Zambda:ListAllFunctions","Zambda:GetFunction","Zambda:ReadLogs"],"effect":"Allow"},` +
 			`{"resource":["Zambda:Secret:*"],"action":["Zambda:ListAllSecrets"],"effect":"Allow"},` +
+			`{"resource":["Z3:*"],"action":["Z3:ListBuckets","Z3:ListObjects","Z3:GetObject"],"effect":"Allow"},` +
 			`{"resource":["FHIR:*"],"action":["FHIR:Read","FHIR:Search","FHIR:History"],"effect":"Allow"}]}`,
 		"fhir-reader": `{"rule":[{"resource":["FHIR:Patient:*"],"action":["FHIR:Read","FHIR:Search"],"effect":"Allow"}]}`,
 	} {
@@ -72,7 +73,7 @@ func TestConsole2(t *testing.T) {
 	nodeTest(t, "browser/console2.test.mjs", map[string]string{
 		"WARD_URL": w.URL, "WARD_PASSWORD": password, "WARD_ADMIN_EMAIL": "admin@example.org",
 		"WARD_READER_EMAIL": "reader@example.org", "WARD_ZIP": zip, "WARD_SCREENSHOTS": shots,
-		"WARD_SUBSCRIPTION": sub["id"].(string),
+		"WARD_SUBSCRIPTION": sub["id"].(string), "WARD_BUCKET": w.Admin.ProjectID + "-console",
 	})
 	// What the browser did, as the API sees it: the zambda runs with the
 	// role picked in the console.

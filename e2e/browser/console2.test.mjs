@@ -4,12 +4,13 @@
 // error shown inline, then valid; search; edit; the history diff); a
 // read-only developer sees no write controls and forced POSTs are 403; a
 // POST without the CSRF token is 403; a subscription's delivery log and
-// replay. axe-core on every page (no serious
+// replay; Z3 upload, download and delete. axe-core on every page (no serious
 // or critical violations), no CSP errors, no request to another host, a
 // screenshot of each page. Run by TestConsole2 (console2_test.go), which
 // sets WARD_URL, WARD_PASSWORD, WARD_ADMIN_EMAIL, WARD_READER_EMAIL and
 // WARD_ZIP (a Node zambda's zip) and WARD_SUBSCRIPTION (a Subscription
-// id, criteria "Patient", delivering to a webhook that answers 200).
+// id, criteria "Patient", delivering to a webhook that answers 200) and
+// WARD_BUCKET (a bucket name to create).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, axe, screenshot, watchConsole } from './harness.mjs';
@@ -221,6 +222,35 @@ test('a subscription: its deliveries with HTTP status, replayed', async () => {
   });
 });
 
+test('Z3: a bucket, upload into a folder, download the same bytes, delete', async () => {
+  const { page } = admin;
+  const bucket = env('WARD_BUCKET');
+  await page.getByRole('link', { name: 'Z3' }).click();
+  await page.waitForURL(/\/console\/z3$/);
+  await check(page, 'z3-empty');
+  await page.fill('#bucket-name', bucket);
+  await page.getByRole('button', { name: 'Create bucket' }).click();
+  await page.getByText(`Bucket ${bucket} created.`).waitFor();
+  await check(page, 'z3-buckets');
+  await page.goto(WARD + `/console/z3/${bucket}/reports/`);
+  await page.setInputFiles('#file', { name: 'hello.txt', mimeType: 'text/plain', buffer: Buffer.from('hello from the console\n') });
+  await page.getByRole('button', { name: 'Upload file' }).click();
+  await page.getByText('Uploaded.').waitFor();
+  await check(page, 'z3-folder');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'hello.txt' }).click()]);
+  const chunks = [];
+  for await (const c of await download.createReadStream()) chunks.push(c);
+  assert.equal(Buffer.concat(chunks).toString(), 'hello from the console\n');
+  assert.equal(download.suggestedFilename(), 'hello.txt');
+  // A second file to leave for the reader; then delete the first.
+  await page.setInputFiles('#file', { name: 'kept.txt', mimeType: 'text/plain', buffer: Buffer.from('kept') });
+  await page.getByRole('button', { name: 'Upload file' }).click();
+  await page.getByText('Uploaded.').waitFor();
+  await page.getByRole('button', { name: 'Delete hello.txt' }).click();
+  await page.getByText('Deleted reports/hello.txt.').waitFor();
+  assert.deepEqual(await page.locator('#objects tbody td:first-child').allTextContents(), ['kept.txt']);
+});
+
 test('a POST without the session CSRF token is 403 and invokes nothing', async () => {
   const { page } = admin;
   const res = await page.request.post(WARD + zambdaPath + '/invoke', { form: { payload: '{}' }, maxRedirects: 0 });
@@ -256,8 +286,24 @@ test('a read-only developer sees no write controls and a forced POST is 403', as
   assert.equal(await page.getByRole('button', { name: 'Replay' }).count(), 0);
   await check(page, 'reader-subscription');
 
+  const bucket = env('WARD_BUCKET');
+  await page.goto(WARD + `/console/z3/${bucket}/reports/`);
+  assert.equal(await page.getByRole('button', { name: 'Upload file' }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: /Delete/ }).count(), 0);
+  await page.getByRole('link', { name: 'kept.txt' }).waitFor();
+  await check(page, 'reader-z3-folder');
+  await page.goto(WARD + '/console/z3');
+  assert.equal(await page.getByRole('button', { name: 'Create bucket' }).count(), 0);
+  await check(page, 'reader-z3');
+
   const csrf = await csrfOf(page);
+  const upload = await page.request.post(WARD + `/console/z3-upload/${bucket}/reports/`, { multipart: {
+    csrf, file: { name: 'forced.txt', mimeType: 'text/plain', buffer: Buffer.from('x') } }, maxRedirects: 0 });
+  assert.equal(upload.status(), 403);
   for (const [path, form] of [
+    ['/console/z3', { name: bucket + '-forced' }],
+    [`/console/z3/${bucket}/delete-bucket`, {}],
+    [`/console/z3-delete/${bucket}/reports/kept.txt`, {}],
     [subPath + '/replay', {}],
     [subPath + '/resume', {}],
     ['/console/zambdas/new', { name: 'forced', runtime: 'nodejs20.x', triggerMethod: 'http_auth' }],
