@@ -116,6 +116,14 @@ test('a zambda: create with an execution role, upload its zip, invoke it, find i
     return lines.includes('console-probe line') && lines.includes('from the console');
   });
   await check(page, 'zambda-logs');
+  // Follow: a new invocation's line appears without a reload.
+  await page.getByRole('button', { name: 'Follow new lines' }).click();
+  assert.equal(await page.locator('#log-follow').getAttribute('aria-pressed'), 'true');
+  const res = await page.request.post(WARD + zambdaPath + '/invoke', { form: { csrf: await csrfOf(page), payload: '{"followed": "yes"}' } });
+  assert.equal(res.status(), 200);
+  await page.locator('#log-lines', { hasText: 'followed' }).waitFor({ timeout: 15000 });
+  await check(page, 'zambda-follow');
+  await page.getByRole('button', { name: 'Stop following' }).click();
 });
 
 test('secrets: set, names only, delete', async () => {

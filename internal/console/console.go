@@ -111,7 +111,7 @@ func New(cfg Config, d Deps) *Console {
 		"POST /console/roles/{id}":                    c.signed(c.updateRole),
 		"POST /console/roles/{id}/explain":            c.signed(c.explainRole),
 		"POST /console/roles/validate":                c.signed(c.validatePolicy),
-		"GET /console/static/policy.js":               c.script,
+		"GET /console/static/{name}":                  c.script,
 		"GET /console/m2m":                            c.signed(c.m2mList),
 		"GET /console/m2m/new":                        c.signed(c.newM2MPage),
 		"POST /console/m2m/new":                       c.signed(c.createM2M),
@@ -124,6 +124,7 @@ func New(cfg Config, d Deps) *Console {
 		"POST /console/zambdas/{id}":                  c.signed(c.updateZambda),
 		"POST /console/zambdas/{id}/upload":           c.signed(c.uploadZambda),
 		"POST /console/zambdas/{id}/invoke":           c.signed(c.invokeZambda),
+		"GET /console/zambdas/{id}/logs":              c.signed(c.zambdaLogTail),
 		"GET /console/secrets":                        c.signed(c.secretsPage),
 		"POST /console/secrets":                       c.signed(c.setSecret),
 		"POST /console/secrets/{name}/delete":         c.signed(c.deleteSecret),
@@ -304,9 +305,16 @@ func sentence(msg string) string {
 	return msg
 }
 
-// script serves the console's one script (the policy editor's checks).
+// scripts are the console's own scripts, each optional to its page.
+var scripts = map[string]bool{"policy.js": true, "logtail.js": true}
+
+// script serves one of the console's scripts.
 func (c *Console) script(w http.ResponseWriter, r *http.Request) error {
-	b, err := pageFiles.ReadFile("static/policy.js")
+	name := r.PathValue("name")
+	if !scripts[name] {
+		return c.message(w, http.StatusNotFound, "Not found", "There is no console script by that name.")
+	}
+	b, err := pageFiles.ReadFile("static/" + name)
 	if err != nil {
 		return err
 	}

@@ -129,6 +129,7 @@ type zambdaPage struct {
 	LogFilter          string
 	Logs               []logLine
 	LogsSearched       bool
+	LogsAfter          int64 // the newest line shown (ms), where following starts
 }
 
 type invocation struct {
@@ -138,8 +139,8 @@ type invocation struct {
 }
 
 type logLine struct {
-	Time    string
-	Message string
+	Time    string `json:"time"`
+	Message string `json:"message"`
 }
 
 func (c *Console) newZambdaPage(w http.ResponseWriter, r *http.Request, sess session) error {
@@ -259,6 +260,10 @@ func (c *Console) zambdaPage(w http.ResponseWriter, r *http.Request, sess sessio
 	}
 	q := r.URL.Query()
 	page.Saved, page.Uploaded = q.Get("saved") == "1", q.Get("uploaded") == "1"
+	// Following starts at the newest line shown, or a few seconds back: a
+	// line is stored shortly after its time (written after the answer),
+	// so one stamped just before the page may not be in its search yet.
+	page.LogsAfter = c.now().Add(-logLag).UnixMilli()
 	if _, ok := q["logs"]; ok && page.CanLogs {
 		page.LogsSearched, page.LogFilter = true, strings.TrimSpace(q.Get("logs"))
 		if err := c.searchLogs(r, sess, &page); err != nil {
@@ -272,14 +277,7 @@ func (c *Console) zambdaPage(w http.ResponseWriter, r *http.Request, sess sessio
 // lines last; a refusal shows next to the search box.
 func (c *Console) searchLogs(r *http.Request, sess session, page *zambdaPage) error {
 	now := c.now()
-	var out struct {
-		LogEvents []struct {
-			Message   string `json:"message"`
-			Timestamp int64  `json:"timestamp"`
-		} `json:"logEvents"`
-	}
-	in := map[string]any{"filter": page.LogFilter, "start": now.Add(-24 * time.Hour).UnixMilli(), "end": now.Add(time.Minute).UnixMilli()}
-	err := c.call(r.Context(), sess, http.MethodPost, "/v1/zambda/"+url.PathEscape(page.Fn.ID)+"/logStream/search", in, &out)
+	lines, last, err := c.logLines(r, sess, page.Fn.ID, page.LogFilter, now.Add(-24*time.Hour).UnixMilli())
 	var ae *apiError
 	if errors.As(err, &ae) {
 		page.Error, page.ErrorIn = sentence(ae.Message), "logs"
@@ -288,10 +286,54 @@ func (c *Console) searchLogs(r *http.Request, sess session, page *zambdaPage) er
 	if err != nil {
 		return err
 	}
-	for _, e := range out.LogEvents {
-		page.Logs = append(page.Logs, logLine{Time: time.UnixMilli(e.Timestamp).UTC().Format("2006-01-02 15:04:05.000"), Message: e.Message})
-	}
+	page.Logs, page.LogsAfter = lines, max(last, page.LogsAfter)
 	return nil
+}
+
+// logLines searches a zambda's log lines from start (ms) to now; last is
+// the newest line's time (0: none).
+func (c *Console) logLines(r *http.Request, sess session, id, filter string, start int64) ([]logLine, int64, error) {
+	now := c.now()
+	var out struct {
+		LogEvents []struct {
+			Message   string `json:"message"`
+			Timestamp int64  `json:"timestamp"`
+		} `json:"logEvents"`
+	}
+	in := map[string]any{"filter": filter, "start": start, "end": now.Add(time.Minute).UnixMilli()}
+	if err := c.call(r.Context(), sess, http.MethodPost, "/v1/zambda/"+url.PathEscape(id)+"/logStream/search", in, &out); err != nil {
+		return nil, 0, err
+	}
+	var lines []logLine
+	var last int64
+	for _, e := range out.LogEvents {
+		lines = append(lines, logLine{Time: time.UnixMilli(e.Timestamp).UTC().Format("2006-01-02 15:04:05.000"), Message: e.Message})
+		last = max(last, e.Timestamp)
+	}
+	return lines, last, nil
+}
+
+// zambdaLogTail answers the log follower (static/logtail.js): the lines
+// after ?after= (ms), as JSON. A refusal is the API's status and message.
+func (c *Console) zambdaLogTail(w http.ResponseWriter, r *http.Request, sess session) error {
+	after, err := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	if err != nil || after < 0 {
+		return writeConsoleJSON(w, http.StatusBadRequest, map[string]string{"message": "after must be a time in milliseconds"})
+	}
+	// Never further back than the page's own search (a day).
+	after = max(after, c.now().Add(-24*time.Hour).UnixMilli())
+	lines, last, err := c.logLines(r, sess, r.PathValue("id"), strings.TrimSpace(r.URL.Query().Get("logs")), after+1)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status != http.StatusUnauthorized {
+		return writeConsoleJSON(w, ae.Status, map[string]string{"message": sentence(ae.Message)})
+	}
+	if err != nil {
+		return err
+	}
+	if lines == nil {
+		lines = []logLine{}
+	}
+	return writeConsoleJSON(w, http.StatusOK, map[string]any{"lines": lines, "last": max(last, after)})
 }
 
 func (c *Console) updateZambda(w http.ResponseWriter, r *http.Request, sess session) error {
@@ -319,6 +361,9 @@ func (c *Console) updateZambda(w http.ResponseWriter, r *http.Request, sess sess
 	}
 	return c.render(w, ae.Status, "zambda", page)
 }
+
+// logLag is how long after its time a log line may be stored.
+const logLag = 5 * time.Second
 
 // maxUploadForm bounds a zip upload form the console reads (the server's
 // body limit is usually lower and applies first).
@@ -508,4 +553,18 @@ func (c *Console) secretAnswer(w http.ResponseWriter, r *http.Request, sess sess
 		}
 	}
 	return c.render(w, ae.Status, "secrets", page)
+}
+
+// writeConsoleJSON answers a console script.
+func writeConsoleJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, err = w.Write(b)
+	return err
 }

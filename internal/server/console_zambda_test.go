@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -11,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +162,27 @@ func TestConsoleZambdas(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling with a deadline
 	}
+	// The follower's JSON: the lines after a time, as data (not markup).
+	res, err := b.Get(testURL + page + "/logs?after=0&logs=worker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tail struct {
+		Lines []struct{ Time, Message string }
+		Last  int64
+	}
+	json.NewDecoder(res.Body).Decode(&tail)
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "application/json" || len(tail.Lines) == 0 ||
+		tail.Lines[0].Message != "worker says <img src=x onerror=alert(2)>" || tail.Last == 0 {
+		t.Fatalf("log tail: %d %+v", res.StatusCode, tail)
+	}
+	if status, body := get(t, b, page+"/logs?after="+strconv.FormatInt(tail.Last, 10)+"&logs=worker"); status != 200 || !strings.Contains(body, `"lines":[]`) {
+		t.Fatalf("log tail after the last line: %d %s", status, body)
+	}
+	if status, _ := get(t, b, page+"/logs?after=soon"); status != 400 {
+		t.Fatalf("log tail with a bad time: %d", status)
+	}
 	// Secrets: the value never comes back.
 	if status, body := post(t, b, "/console/secrets", url.Values{"csrf": {csrf}, "name": {"API_KEY"}, "value": {"hunter2-value"}}); status != 200 ||
 		!strings.Contains(body, "Secret API_KEY saved") || strings.Contains(body, "hunter2-value") {
@@ -185,6 +208,9 @@ func TestConsoleZambdas(t *testing.T) {
 	tp := "/console/zambdas/" + theirs["id"].(string)
 	if status, body := get(t, b, tp); status != 404 || strings.Contains(body, "theirs") {
 		t.Errorf("GET %s: %d", tp, status)
+	}
+	if status, body := get(t, b, tp+"/logs?after=0"); status != 404 || strings.Contains(body, "theirs") {
+		t.Errorf("log tail of another tenant's zambda: %d %s", status, body)
 	}
 	for _, p := range []string{tp, tp + "/invoke"} {
 		if status, _ := post(t, b, p, form("name", "mine", "payload", "{}")); status != 404 {
