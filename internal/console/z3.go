@@ -91,6 +91,7 @@ func (c *Console) bucketAnswer(w http.ResponseWriter, r *http.Request, sess sess
 
 type z3Entry struct {
 	Name, Link, Path string
+	DeleteAction     string // escaped here: a name may hold "?" or "#"
 	Folder           bool
 	Size             int64
 	Modified         string
@@ -99,6 +100,7 @@ type z3Entry struct {
 type z3FolderPage struct {
 	base
 	Bucket, Folder       string // Folder: "" or ending in "/"
+	UploadAction         string
 	Crumbs               []crumb
 	Entries              []z3Entry
 	CanUpload, CanDelete bool
@@ -146,6 +148,7 @@ func (c *Console) loadFolder(r *http.Request, sess session, bucket, folder strin
 	page := z3FolderPage{base: c.base(sess, "Z3 "+bucket+"/"+folder, "z3"), Bucket: bucket, Folder: folder,
 		CanUpload: c.can(ctx, sess, "Z3:PutObject", "Z3:"+bucket+"/"+folder+"*"),
 		CanDelete: c.can(ctx, sess, "Z3:DeleteObject", "Z3:"+bucket+"/"+folder+"*")}
+	page.UploadAction = "/console/z3-upload/" + url.PathEscape(bucket) + "/" + escapePath(folder)
 	page.Crumbs = append(page.Crumbs, crumb{bucket, folderLink(bucket, "")})
 	acc := ""
 	for _, seg := range strings.Split(strings.TrimSuffix(folder, "/"), "/") {
@@ -163,6 +166,7 @@ func (c *Console) loadFolder(r *http.Request, sess session, bucket, folder strin
 			ent.Folder, ent.Link = true, folderLink(bucket, p)
 		} else {
 			ent.Link = "/console/z3-download/" + url.PathEscape(bucket) + "/" + escapePath(p)
+			ent.DeleteAction = "/console/z3-delete/" + url.PathEscape(bucket) + "/" + escapePath(p)
 			ent.Modified = e.LastModified.UTC().Format("2006-01-02 15:04:05")
 		}
 		page.Entries = append(page.Entries, ent)

@@ -61,6 +61,18 @@ func TestConsoleZ3(t *testing.T) {
 	if status, body := get(t, b, "/console/z3/"+bucket+"/"); status != 200 || !strings.Contains(body, `href="/console/z3/`+bucket+`/docs/"`) {
 		t.Fatalf("bucket root: %d %s", status, body)
 	}
+	// A name with URL delimiters: its links and its delete form still
+	// name it.
+	if status, body := postFile(t, b, "/console/z3-upload/"+bucket+"/docs/", csrf, "a?b#c.txt", []byte("odd")); status != 200 ||
+		!strings.Contains(body, `action="/console/z3-delete/`+bucket+`/docs/a%3Fb%23c.txt"`) {
+		t.Fatalf("odd name: %d %s", status, body)
+	}
+	if status, body := get(t, b, "/console/z3-download/"+bucket+"/docs/a%3Fb%23c.txt"); status != 200 || body != "odd" {
+		t.Fatalf("download of the odd name: %d %q", status, body)
+	}
+	if status, _ := post(t, b, "/console/z3-delete/"+bucket+"/docs/a%3Fb%23c.txt", url.Values{"csrf": {csrf}}); status != 200 {
+		t.Fatalf("delete of the odd name: %d", status)
+	}
 	// Download: a redirect to the presigned URL, then the bytes.
 	dl := "/console/z3-download/" + bucket + "/docs/" + url.PathEscape(name)
 	res, err := b.Get(testURL + dl)
