@@ -182,6 +182,23 @@ func TestConsoleFHIRReadOnly(t *testing.T) {
 	if n := ts.patientCount(t, ts.token); n != 1 {
 		t.Fatalf("%d patients after forced writes", n)
 	}
+	// Pages: the API's own next link, followed.
+	for i := range 24 {
+		if st, _ := ts.do(t, "POST", "/fhir/Patient", ts.token, fmt.Sprintf(`{"resourceType":"Patient","name":[{"family":"Paged%02d"}]}`, i)); st != 201 {
+			t.Fatalf("create: %d", st)
+		}
+	}
+	rows := regexp.MustCompile(`<tr><td class="scope"><a href="/console/fhir/Patient/`)
+	next := regexp.MustCompile(`<a href="(/console/fhir/Patient\?q=[^"]+)" rel="next">`)
+	_, first := get(t, b, "/console/fhir/Patient?q="+url.QueryEscape("_sort=_lastUpdated"))
+	m := next.FindStringSubmatch(first)
+	if n := len(rows.FindAllString(first, -1)); n != 20 || m == nil {
+		t.Fatalf("page 1: %d rows, next %v", n, m)
+	}
+	_, second := get(t, b, strings.ReplaceAll(m[1], "&amp;", "&"))
+	if n := len(rows.FindAllString(second, -1)); n != 5 || !strings.Contains(second, "Paged23") || strings.Contains(second, "Kept") {
+		t.Fatalf("page 2: %d rows: %s", n, second)
+	}
 	if _, read := ts.do(t, "GET", "/fhir/Patient/"+id, ts.token, ""); strings.Join(names(read), "") != "Kept" {
 		t.Fatalf("forced update changed the patient: %v", read)
 	}
