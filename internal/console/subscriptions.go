@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/wardhealth/ward/internal/fhir/schema"
 )
 
 // Subscriptions: the project's Subscription resources (status, criteria,
@@ -81,6 +83,7 @@ func (c *Console) subscriptionsPage(w http.ResponseWriter, r *http.Request, sess
 
 type delivery struct {
 	ID, EventSeq, Resource, Interaction, Status, Created, Delivered, Next, LastError string
+	ResourceLink                                                                     string // its console page, "" when it names none
 	Attempts                                                                         []attempt
 }
 
@@ -174,6 +177,10 @@ func deliveryOf(parts []param) delivery {
 			d.EventSeq = p.text()
 		case "resource":
 			d.Resource = p.text()
+			// "Type/id/_history/n": the version's history page.
+			if parts := strings.Split(d.Resource, "/"); len(parts) == 4 && schema.IsResourceType(parts[0]) && fhirID.MatchString(parts[1]) {
+				d.ResourceLink = "/console/fhir/" + parts[0] + "/" + parts[1] + "/_history"
+			}
 		case "interaction":
 			d.Interaction = p.text()
 		case "status":

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -76,7 +77,8 @@ func TestConsoleSubscriptions(t *testing.T) {
 		}
 	}
 	body := waitFor(`id="sub-status">error`)
-	if !strings.Contains(body, "HTTP 500") || strings.Contains(body, "<b>down") || !strings.Contains(body, "Resume deliveries") {
+	if !strings.Contains(body, "HTTP 500") || strings.Contains(body, "<b>down") || !strings.Contains(body, "Resume deliveries") ||
+		!regexp.MustCompile(`<a href="/console/fhir/Patient/[^/"]+/_history">Patient/[^/"]+/_history/1</a> \(create\)`).MatchString(body) {
 		t.Fatalf("failed delivery: %s", body)
 	}
 	if status, body := post(t, b, page+"/replay", url.Values{"csrf": {csrf}, "from": {"<i>x</i>"}}); status != 400 ||
