@@ -50,6 +50,10 @@ func (r *recorder) Write(b []byte) (int, error) {
 func (c *Console) do(ctx context.Context, method, path string, header http.Header, body io.Reader) (int, []byte, error) {
 	// The path alone: the API's routes are matched on it, whatever the
 	// public URL's own path is.
+	if body == nil {
+		// As a server request has: handlers read r.Body without a nil check.
+		body = http.NoBody
+	}
 	req, err := http.NewRequestWithContext(ctx, method, path, body)
 	if err != nil {
 		return 0, nil, fmt.Errorf("console request: %w", err)

@@ -39,11 +39,19 @@ var pageFiles embed.FS
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"add":   func(a, b, c int) int { return a + b + c },
 	"rules": ruleCount,
+	"fieldError": func(in, field, msg string) fieldErr {
+		return fieldErr{In: in, Field: field, Error: msg}
+	},
 }).ParseFS(pageFiles, "pages/*.tmpl"))
+
+// fieldErr is what a form field's error line reads: the error shows when
+// In names Field.
+type fieldErr struct{ In, Field, Error string }
 
 // Config is the console's tunables.
 type Config struct {
 	PublicURL string // Ward's public URL, no trailing slash
+	FHIRPath  string // the FHIR API's path (e.g. /fhir); "": no FHIR pages
 }
 
 // Deps are what the console calls.
@@ -88,27 +96,56 @@ func New(cfg Config, d Deps) *Console {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	for path, h := range map[string]func(http.ResponseWriter, *http.Request) error{
-		"GET /console":                         c.home,
-		"GET /console/{$}":                     c.home,
-		"GET /console/signin":                  c.signin,
-		"GET /console/callback":                c.callback,
-		"POST /console/signout":                c.signed(c.signout),
-		"GET /console/project":                 c.signed(c.projectPage),
-		"POST /console/project":                c.signed(c.updateProject),
-		"POST /console/project/switch":         c.signed(c.switchProject),
-		"GET /console/roles":                   c.signed(c.rolesPage),
-		"GET /console/roles/new":               c.signed(c.newRolePage),
-		"POST /console/roles/new":              c.signed(c.createRole),
-		"GET /console/roles/{id}":              c.signed(c.rolePage),
-		"POST /console/roles/{id}":             c.signed(c.updateRole),
-		"POST /console/roles/{id}/explain":     c.signed(c.explainRole),
-		"POST /console/roles/validate":         c.signed(c.validatePolicy),
-		"GET /console/static/policy.js":        c.script,
-		"GET /console/m2m":                     c.signed(c.m2mList),
-		"GET /console/m2m/new":                 c.signed(c.newM2MPage),
-		"POST /console/m2m/new":                c.signed(c.createM2M),
-		"GET /console/m2m/{id}":                c.signed(c.m2mPage),
-		"POST /console/m2m/{id}/rotate-secret": c.signed(c.rotateM2M),
+		"GET /console":                                c.home,
+		"GET /console/{$}":                            c.home,
+		"GET /console/signin":                         c.signin,
+		"GET /console/callback":                       c.callback,
+		"POST /console/signout":                       c.signed(c.signout),
+		"GET /console/project":                        c.signed(c.projectPage),
+		"POST /console/project":                       c.signed(c.updateProject),
+		"POST /console/project/switch":                c.signed(c.switchProject),
+		"GET /console/roles":                          c.signed(c.rolesPage),
+		"GET /console/roles/new":                      c.signed(c.newRolePage),
+		"POST /console/roles/new":                     c.signed(c.createRole),
+		"GET /console/roles/{id}":                     c.signed(c.rolePage),
+		"POST /console/roles/{id}":                    c.signed(c.updateRole),
+		"POST /console/roles/{id}/explain":            c.signed(c.explainRole),
+		"POST /console/roles/validate":                c.signed(c.validatePolicy),
+		"GET /console/static/{name}":                  c.script,
+		"GET /console/m2m":                            c.signed(c.m2mList),
+		"GET /console/m2m/new":                        c.signed(c.newM2MPage),
+		"POST /console/m2m/new":                       c.signed(c.createM2M),
+		"GET /console/m2m/{id}":                       c.signed(c.m2mPage),
+		"POST /console/m2m/{id}/rotate-secret":        c.signed(c.rotateM2M),
+		"GET /console/zambdas":                        c.signed(c.zambdaList),
+		"GET /console/zambdas/new":                    c.signed(c.newZambdaPage),
+		"POST /console/zambdas/new":                   c.signed(c.createZambda),
+		"GET /console/zambdas/{id}":                   c.signed(c.zambdaPage),
+		"POST /console/zambdas/{id}":                  c.signed(c.updateZambda),
+		"POST /console/zambdas/{id}/upload":           c.signed(c.uploadZambda),
+		"POST /console/zambdas/{id}/invoke":           c.signed(c.invokeZambda),
+		"GET /console/zambdas/{id}/logs":              c.signed(c.zambdaLogTail),
+		"GET /console/secrets":                        c.signed(c.secretsPage),
+		"POST /console/secrets":                       c.signed(c.setSecret),
+		"POST /console/secrets/{name}/delete":         c.signed(c.deleteSecret),
+		"GET /console/subscriptions":                  c.signed(c.subscriptionsPage),
+		"GET /console/subscriptions/{id}":             c.signed(c.subscriptionPage),
+		"POST /console/subscriptions/{id}/replay":     c.signed(c.replaySubscription),
+		"POST /console/subscriptions/{id}/resume":     c.signed(c.resumeSubscription),
+		"GET /console/z3":                             c.signed(c.z3Buckets),
+		"POST /console/z3":                            c.signed(c.z3CreateBucket),
+		"POST /console/z3/{bucket}/delete-bucket":     c.signed(c.z3DeleteBucket),
+		"GET /console/z3/{bucket}/{path...}":          c.signed(c.z3Folder),
+		"POST /console/z3-upload/{bucket}/{path...}":  c.signed(c.z3Upload),
+		"POST /console/z3-delete/{bucket}/{path...}":  c.signed(c.z3DeleteObject),
+		"GET /console/z3-download/{bucket}/{path...}": c.signed(c.z3Download),
+		"GET /console/fhir":                           c.signed(c.fhirTypes),
+		"GET /console/fhir/{type}":                    c.signed(c.fhirSearch),
+		"GET /console/fhir/{type}/new":                c.signed(c.fhirNewPage),
+		"POST /console/fhir/{type}/new":               c.signed(c.fhirCreate),
+		"GET /console/fhir/{type}/{id}":               c.signed(c.fhirResource),
+		"POST /console/fhir/{type}/{id}":              c.signed(c.fhirUpdate),
+		"GET /console/fhir/{type}/{id}/_history":      c.signed(c.fhirHistory),
 	} {
 		c.mux.Handle(path, c.handle(h))
 	}
@@ -172,8 +209,19 @@ func (c *Console) signed(h func(http.ResponseWriter, *http.Request, session) err
 			return c.message(w, http.StatusForbidden, "Signed out", "Your console session has ended. Sign in again.")
 		}
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
-			if err := r.ParseForm(); err != nil {
+			var err error
+			if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "multipart/form-data") {
+				// A zip upload: files past 8 MiB wait on disk, not in memory.
+				r.Body = http.MaxBytesReader(w, r.Body, maxUploadForm)
+				err = r.ParseMultipartForm(8 << 20)
+				if r.MultipartForm != nil {
+					defer r.MultipartForm.RemoveAll()
+				}
+			} else {
+				r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+				err = r.ParseForm()
+			}
+			if err != nil {
 				return c.message(w, http.StatusBadRequest, "Cannot do that", "The form could not be read.")
 			}
 			if !validCSRF(sess, r.PostForm.Get("csrf")) {
@@ -226,7 +274,7 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, data an
 // base is what every page's layout reads.
 type base struct {
 	Title   string
-	Nav     string // the current section: "project", "roles", "m2m"
+	Nav     string // the current section: "project", "roles", "m2m", "zambdas", "secrets", "fhir", "subscriptions", "z3"
 	Project string // the current project's name
 	CSRF    string
 }
@@ -257,9 +305,16 @@ func sentence(msg string) string {
 	return msg
 }
 
-// script serves the console's one script (the policy editor's checks).
+// scripts are the console's own scripts, each optional to its page.
+var scripts = map[string]bool{"policy.js": true, "logtail.js": true}
+
+// script serves one of the console's scripts.
 func (c *Console) script(w http.ResponseWriter, r *http.Request) error {
-	b, err := pageFiles.ReadFile("static/policy.js")
+	name := r.PathValue("name")
+	if !scripts[name] {
+		return c.message(w, http.StatusNotFound, "Not found", "There is no console script by that name.")
+	}
+	b, err := pageFiles.ReadFile("static/" + name)
 	if err != nil {
 		return err
 	}

@@ -167,7 +167,11 @@ func New(cfg Config, d Deps) *Server {
 	if d.IAM != nil && d.OAuth != nil {
 		// The console calls the API through this mux (and so the same gate)
 		// with the signed-in developer's token.
-		s.console = console.New(console.Config{PublicURL: cfg.PublicURL}, console.Deps{Log: d.Log, API: s.mux,
+		ccfg := console.Config{PublicURL: cfg.PublicURL}
+		if d.FHIR != nil {
+			ccfg.FHIRPath = d.FHIR.Path()
+		}
+		s.console = console.New(ccfg, console.Deps{Log: d.Log, API: s.mux,
 			Verify: d.OAuth.Verify, Projects: d.IAM.DeveloperProjects, Now: now,
 			Decide: func(ctx context.Context, p auth.Principal, action, resource string) error {
 				_, err := d.IAM.Authorize(ctx, p, action, resource)
