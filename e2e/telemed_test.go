@@ -130,7 +130,9 @@ func TestTelemedLiveKit(t *testing.T) {
 	}
 }
 
-func testTelemedLiveKit(t *testing.T, b storetest.Backend) {
+// startTelemed starts livekit-server and a ward serve that uses it.
+func startTelemed(t *testing.T, b storetest.Backend) (*ward, string) {
+	t.Helper()
 	wardAddr := freeAddr(t)
 	lkURL := livekitServer(t, "http://"+wardAddr+"/v1/telemed/livekit/webhook")
 	w := &ward{DataDir: t.TempDir(), log: &syncBuffer{}, URL: "http://" + wardAddr,
@@ -150,6 +152,11 @@ func testTelemedLiveKit(t *testing.T, b storetest.Backend) {
 	if strings.Contains(w.log.String(), lkSecret) {
 		t.Fatal("the LiveKit secret is in Ward's log")
 	}
+	return w, lkURL
+}
+
+func testTelemedLiveKit(t *testing.T, b storetest.Backend) {
+	w, lkURL := startTelemed(t, b)
 	admin := w.token(t, w.Admin)
 
 	// A patient and a practitioner in the meeting, another practitioner not.
@@ -298,4 +305,13 @@ func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestTelemedSDK runs telemed.test.mjs: the SDK's createMeeting and
+// joinMeeting against ward serve and a real livekit-server.
+func TestTelemedSDK(t *testing.T) {
+	requireNode(t)
+	w, lkURL := startTelemed(t, storetest.Backends()[0])
+	nodeTest(t, "telemed.test.mjs", map[string]string{"WARD_URL": w.URL, "WARD_LIVEKIT_URL": lkURL,
+		"WARD_A_CLIENT_ID": w.Admin.ClientID, "WARD_A_CLIENT_SECRET": w.Admin.ClientSecret})
 }
