@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -314,4 +316,59 @@ func TestTelemedSDK(t *testing.T) {
 	w, lkURL := startTelemed(t, storetest.Backends()[0])
 	nodeTest(t, "telemed.test.mjs", map[string]string{"WARD_URL": w.URL, "WARD_LIVEKIT_URL": lkURL,
 		"WARD_A_CLIENT_ID": w.Admin.ClientID, "WARD_A_CLIENT_SECRET": w.Admin.ClientSecret})
+}
+
+// TestTelemedLatency measures meeting create + join (LiveKit room
+// creation included) against its peer in the same run, a FHIR Encounter
+// create + read, over loopback HTTP. A measurement, not a check: it runs
+// only with WARD_BENCH_TELEMED=<iterations> and logs the figures.
+func TestTelemedLatency(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("WARD_BENCH_TELEMED"))
+	if n <= 0 {
+		t.Skip("WARD_BENCH_TELEMED (iterations) is not set")
+	}
+	w, _ := startTelemed(t, storetest.Backends()[0])
+	admin := w.token(t, w.Admin)
+	enc := mustJSON(t, map[string]any{"encounter": map[string]any{"resourceType": "Encounter", "status": "planned",
+		"class": map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR"}}})
+	meeting := func() {
+		var c struct{ Encounter struct{ ID string } }
+		if st := w.api(t, admin, "POST", "/telemed/v2/meeting", enc, &c); st != 200 {
+			t.Fatalf("create meeting: %d", st)
+		}
+		if st := w.api(t, admin, "GET", "/telemed/v2/meeting/"+c.Encounter.ID+"/join", "", nil); st != 200 {
+			t.Fatalf("join: %d", st)
+		}
+	}
+	plain := func() {
+		st, e := w.fhirDo(t, admin, "POST", "Encounter", map[string]any{"resourceType": "Encounter", "status": "planned",
+			"class": map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR"}})
+		if st != 201 {
+			t.Fatalf("create encounter: %d", st)
+		}
+		if st, _ := w.fhirDo(t, admin, "GET", "Encounter/"+e["id"].(string), nil); st != 200 {
+			t.Fatalf("read encounter: %d", st)
+		}
+	}
+	measure := func(f func()) (p50, p99 time.Duration) {
+		for range 10 {
+			f() // warm up
+		}
+		d := make([]time.Duration, n)
+		for i := range d {
+			start := time.Now()
+			f()
+			d[i] = time.Since(start)
+		}
+		slices.Sort(d)
+		return d[n/2], d[min(n-1, n*99/100)]
+	}
+	// Interleaved halves, so load on the shared machine hits both alike.
+	m50, m99 := measure(meeting)
+	p50, p99 := measure(plain)
+	m50b, m99b := measure(meeting)
+	p50b, p99b := measure(plain)
+	t.Logf("meeting create+join: p50 %v / %v, p99 %v / %v", m50, m50b, m99, m99b)
+	t.Logf("peer FHIR Encounter create+read: p50 %v / %v, p99 %v / %v", p50, p50b, p99, p99b)
+	t.Logf("ratio meeting/peer: p50 %.2f, p99 %.2f", float64(m50+m50b)/float64(p50+p50b), float64(m99+m99b)/float64(p99+p99b))
 }
