@@ -251,6 +251,25 @@ func testTelemedLiveKit(t *testing.T, b storetest.Backend) {
 			r.Disconnect()
 		}
 	}()
+	// An Encounter edited to name another room gets no token for it.
+	st, other := w.fhirDo(t, admin, "GET", "Encounter/"+encID, nil)
+	if st != 200 {
+		t.Fatalf("read encounter: %d", st)
+	}
+	tampered := map[string]any{}
+	for k, v := range other {
+		tampered[k] = v
+	}
+	tampered["extension"] = []any{map[string]any{"url": "https://extensions.fhir.oystehr.com/encounter-virtual-service-pre-release",
+		"extension": []any{map[string]any{"url": "addressString", "valueString": "otherproject_" + encID}}}}
+	delete(tampered, "meta")
+	tampered["id"] = "tampered" + encID[:8]
+	if st, res := w.fhirDo(t, admin, "PUT", "Encounter/"+tampered["id"].(string), tampered); st >= 300 {
+		t.Fatalf("put tampered encounter: %d %v", st, res)
+	}
+	if st := w.api(t, tokens["alice"], "GET", "/telemed/v2/meeting/"+tampered["id"].(string)+"/join", "", nil); st != 409 {
+		t.Fatalf("join of an Encounter naming another room: %d, want 409", st)
+	}
 	// Each sees the other in the room.
 	poll(t, 20*time.Second, "both participants in the room", func() bool {
 		a := rooms["alice"].GetRemoteParticipants()
@@ -281,7 +300,7 @@ func testTelemedLiveKit(t *testing.T, b storetest.Backend) {
 	poll(t, 60*time.Second, "the Encounter finished by LiveKit's room_finished webhook", func() bool {
 		st, e := w.fhirDo(t, admin, "GET", "Encounter/"+encID, nil)
 		period, _ := e["period"].(map[string]any)
-		return st == 200 && e["status"] == "finished" && period["end"] != nil
+		return st == 200 && e["status"] == "finished" && period["end"] != nil && period["start"] != nil
 	})
 	if st, _ := join("alice", ""); st != 409 {
 		t.Fatalf("join after the end: %d, want 409", st)

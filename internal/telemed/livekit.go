@@ -149,5 +149,8 @@ func parseLiveKitEvent(body []byte) (Event, error) {
 	if ev.GetCreatedAt() > 0 {
 		e.At = time.Unix(ev.GetCreatedAt(), 0).UTC()
 	}
+	if c := ev.GetRoom().GetCreationTime(); c > 0 {
+		e.RoomCreated = time.Unix(c, 0).UTC()
+	}
 	return e, nil
 }

@@ -71,7 +71,7 @@ func signed(t *testing.T, key, secret string, body, shaOf []byte) *http.Request 
 
 func TestVerifyWebhook(t *testing.T) {
 	lk := testLiveKit(t)
-	body := []byte(`{"event":"room_finished","room":{"sid":"RM_x","name":"p1_e1"},"createdAt":"1700000000"}`)
+	body := []byte(`{"event":"room_finished","room":{"sid":"RM_x","name":"p1_e1","creationTime":"1699999000"},"createdAt":"1700000000"}`)
 	other := []byte(`{"event":"room_finished","room":{"name":"p2_e9"}}`)
 	secret := lk.cfg.APISecret
 	cases := []struct {
@@ -115,7 +115,7 @@ func TestVerifyWebhook(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if ev.Kind != EventRoomFinished || ev.Room != "p1_e1" || !ev.At.Equal(time.Unix(1700000000, 0)) {
+				if ev.Kind != EventRoomFinished || ev.Room != "p1_e1" || !ev.At.Equal(time.Unix(1700000000, 0)) || !ev.RoomCreated.Equal(time.Unix(1699999000, 0)) {
 					t.Fatalf("event %+v", ev)
 				}
 				return

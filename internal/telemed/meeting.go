@@ -278,7 +278,8 @@ func participants(enc map[string]any) map[string]bool {
 }
 
 // HandleEvent applies a verified provider event: a finished room finishes
-// its Encounter (status finished, period.end the event's time). Events of
+// its Encounter (status finished, period.end the event's time, period.start
+// the room's creation unless the Encounter has them). Events of
 // rooms Ward did not name, or of Encounters gone since, are ignored.
 func (s *Service) HandleEvent(ctx context.Context, ev Event) error {
 	if ev.Kind != EventRoomFinished {
@@ -301,6 +302,9 @@ func (s *Service) HandleEvent(ctx context.Context, ev Event) error {
 		period, _ := m["period"].(map[string]any)
 		if period == nil {
 			period = map[string]any{}
+		}
+		if _, ok := period["start"]; !ok && !ev.RoomCreated.IsZero() {
+			period["start"] = ev.RoomCreated.Format(time.RFC3339)
 		}
 		if _, ok := period["end"]; !ok {
 			period["end"] = at.UTC().Format(time.RFC3339)

@@ -35,6 +35,8 @@ type Event struct {
 	Kind string // EventRoomStarted, EventRoomFinished, or the provider's own name
 	Room string
 	At   time.Time
+	// RoomCreated is when the room began (zero if the provider does not say).
+	RoomCreated time.Time
 }
 
 // Event kinds Ward acts on.
