@@ -226,6 +226,11 @@ func testTelemedLiveKit(t *testing.T, b storetest.Backend) {
 	if st, _ := join("admin", "?anonymous=maybe"); st != 400 {
 		t.Fatalf("anonymous=maybe: %d, want 400", st)
 	}
+	// Another project's full admin does not see this meeting.
+	tokens["other"] = w.token(t, w.createProject(t, "other"))
+	if st, _ := join("other", ""); st != 404 {
+		t.Fatalf("another project's join: %d, want 404", st)
+	}
 	st, guest := join("admin", "?anonymous=true")
 	if st != 200 || !strings.HasPrefix(guest.Attendee.AttendeeId, "anonymous-") {
 		t.Fatalf("guest join: %d %+v", st, guest)

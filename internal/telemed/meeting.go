@@ -290,6 +290,14 @@ func (s *Service) HandleEvent(ctx context.Context, ev Event) error {
 		s.log.InfoContext(ctx, "telemed: webhook for a room Ward did not name", "room", ev.Room)
 		return nil
 	}
+	// A deleted Encounter stays deleted (SystemUpdate would write a new
+	// version over the deletion).
+	if cur, err := s.fhir.Store().GetResource(ctx, projectID, "Encounter", encounterID); errors.Is(err, store.ErrNotFound) || err == nil && cur.Deleted {
+		s.log.InfoContext(ctx, "telemed: room finished without its Encounter", "room", ev.Room)
+		return nil
+	} else if err != nil {
+		return err
+	}
 	at := ev.At
 	if at.IsZero() {
 		at = s.now()
