@@ -310,6 +310,23 @@ func testTelemedLiveKit(t *testing.T, b storetest.Backend) {
 	if st, _ := join("alice", ""); st != 409 {
 		t.Fatalf("join after the end: %d, want 409", st)
 	}
+
+	// The end of a room whose Encounter was deleted leaves it deleted
+	// (nobody joins, so LiveKit closes the room after its empty_timeout).
+	var gone struct{ Encounter map[string]any }
+	if st := w.api(t, admin, "POST", "/telemed/v2/meeting", mustJSON(t, map[string]any{"encounter": enc}), &gone); st != 200 {
+		t.Fatalf("create meeting: %d", st)
+	}
+	goneID := gone.Encounter["id"].(string)
+	if st, _ := w.fhirDo(t, admin, "DELETE", "Encounter/"+goneID, nil); st >= 300 {
+		t.Fatalf("delete: %d", st)
+	}
+	poll(t, 60*time.Second, "the webhook of the deleted Encounter's room", func() bool {
+		return strings.Contains(w.log.String(), "_"+goneID)
+	})
+	if st, _ := w.fhirDo(t, admin, "GET", "Encounter/"+goneID, nil); st != 410 {
+		t.Fatalf("the deleted Encounter after its room's end: %d, want 410", st)
+	}
 }
 
 func mustJSON(t *testing.T, v any) string {

@@ -17,7 +17,7 @@ func telemedService(c config, f *fhir.Service, eg *egress.Policy, log *slog.Logg
 		return telemed.New(f, nil, log, time.Now), nil
 	}
 	lk, err := telemed.NewLiveKit(telemed.LiveKitConfig{URL: c.LiveKitURL, APIKey: c.LiveKitAPIKey,
-		APISecret: c.LiveKitAPISecret, HTTP: eg.HTTPClient(10 * time.Second), EmptyTimeout: 10 * time.Minute})
+		APISecret: c.LiveKitAPISecret, HTTP: eg.HTTPClient(10 * time.Second)})
 	if err != nil {
 		return nil, fmt.Errorf("--livekit-url: %w", err)
 	}

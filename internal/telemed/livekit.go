@@ -26,7 +26,8 @@ type LiveKitConfig struct {
 	// policy's client (the URL is operator configuration, but every
 	// outbound request goes through the one policy).
 	HTTP *http.Client
-	// EmptyTimeout closes a room nobody joined (0: LiveKit's default).
+	// EmptyTimeout closes a room nobody joined (0: the LiveKit server's
+	// room.empty_timeout).
 	EmptyTimeout time.Duration
 }
 
