@@ -413,3 +413,22 @@ func TestTelemedLatency(t *testing.T) {
 	t.Logf("peer FHIR Encounter create+read: p50 %v / %v, p99 %v / %v", p50, p50b, p99, p99b)
 	t.Logf("ratio meeting/peer: p50 %.2f, p99 %.2f", float64(m50+m50b)/float64(p50+p50b), float64(m99+m99b)/float64(p99+p99b))
 }
+
+// TestTelemedUnconfigured: without a video provider the endpoints say so
+// (503), and the webhook accepts nothing.
+func TestTelemedUnconfigured(t *testing.T) {
+	w := startWard(t, storetest.Backends()[0])
+	admin := w.token(t, w.Admin)
+	body := `{"encounter":{"resourceType":"Encounter","status":"planned","class":{"code":"VR"}}}`
+	if st := w.api(t, admin, "POST", "/telemed/v2/meeting", body, nil); st != 503 {
+		t.Fatalf("create meeting without a provider: %d", st)
+	}
+	res, err := http.Post(w.URL+"/v1/telemed/livekit/webhook", "application/webhook+json", strings.NewReader(`{"event":"room_finished"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 503 {
+		t.Fatalf("webhook without a provider: %d", res.StatusCode)
+	}
+}
