@@ -50,6 +50,15 @@ if ! bash e2e/testdata/ric/build.sh >/dev/null; then
   if [ "${CI:-}" = true ]; then exit 1; fi
   echo "could not build it: TestAWSLambdaRIC will skip"
 fi
+# livekit-server for the telemed tests (TestTelemedLiveKit, TestTelemedSDK):
+# built from the Go module proxy (about 9 minutes the first time on 2 cores),
+# then cached in e2e/testdata/livekit/.cache. In CI a failed build fails the
+# run; elsewhere the tests skip, saying why.
+say "livekit-server (e2e/testdata/livekit)"
+if ! bash e2e/testdata/livekit/build.sh >/dev/null; then
+  if [ "${CI:-}" = true ]; then exit 1; fi
+  echo "could not build it: the telemed e2e tests will skip"
+fi
 # The R4 definitions and examples (hl7.fhir.r4.examples, CC0): the schema and
 # search models are regenerated from them and every example is validated
 # and indexed (package internal/fhir/r4pkg).

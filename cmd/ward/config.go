@@ -127,6 +127,9 @@ type config struct {
 	// ShutdownDrain is how long a stopping server keeps serving with
 	// /readyz at 503 before it stops accepting.
 	ShutdownDrain time.Duration
+	// LiveKit is the telemed video provider (docs/telemed.md); no URL:
+	// none, the telemed endpoints answer 503.
+	LiveKitURL, LiveKitAPIKey, LiveKitAPISecret string
 }
 
 // envPrefix starts every setting's environment twin: --max-body-bytes is
@@ -147,6 +150,7 @@ var envOnly = []struct {
 	{"WARD_SECRETS_KEY", "the 32-byte master key, base64 (default: <data-dir>/secrets.key)", func(c *config) *string { return &c.SecretsKey }},
 	{"WARD_NEW_SECRETS_KEY", "admin rotate-secrets-key: the key to rotate to", func(c *config) *string { return &c.NewSecretsKey }},
 	{"WARD_Z3_S3_ACCESS_KEY", "access key of the --z3-backend S3 store", func(c *config) *string { return &c.Z3AccessKey }},
+	{"WARD_LIVEKIT_API_SECRET", "secret of --livekit-api-key (telemed video)", func(c *config) *string { return &c.LiveKitAPISecret }},
 	{"WARD_Z3_S3_SECRET_KEY", "secret key of the --z3-backend S3 store", func(c *config) *string { return &c.Z3SecretKey }},
 }
 
@@ -206,6 +210,8 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	num(&c.ZambdaProjectWorkers, "zambda-project-workers", 0, "zambda worker processes one project may hold at once, so one tenant's load leaves room for the others; past it its calls wait briefly, then get 429; 0: a quarter of --zambda-max-workers, at least 1")
 	num(&c.RateLimit, "rate-limit", 60000, "API requests per minute per principal (token holder) where the project sets no rateLimitPerMinute; over it a 429 with RateLimit headers; 0: no limit")
 	dur(&c.RateLimitFlush, "rate-limit-flush", 100*time.Millisecond, "on PostgreSQL, how often each replica adds its request counts to the shared ones (a replica limits on the shared total plus its own since then)")
+	str(&c.LiveKitURL, "livekit-url", "", "LiveKit server for telemed video meetings, ws(s)://host:port as clients reach it (Ward calls its room service there, through the egress policy); empty: no video (docs/telemed.md)")
+	str(&c.LiveKitAPIKey, "livekit-api-key", "", "LiveKit API key (its secret: WARD_LIVEKIT_API_SECRET)")
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "usage: ward %s [flags]\n\nEvery flag may instead be set by the environment variable in brackets; a flag on the command line wins.\n\n", name)

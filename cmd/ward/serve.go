@@ -192,6 +192,10 @@ func serve(ctx context.Context, args []string) error {
 		Lease: c.SubLease},
 		fhirSvc, zambdas, egressAll, time.Now, log)
 	subs.Register(fhirHandler)
+	meetings, err := telemedService(c, fhirSvc, egressAll, log)
+	if err != nil {
+		return err
+	}
 	exports := bulk.New(bulk.Config{FileResources: c.ExportFileResources, Lease: c.ExportLease}, svc.store, fhirSvc, z3Svc.Exports(), time.Now, log)
 	exports.Register(fhirHandler)
 	authz := authorizer.New(func(ctx context.Context, projectID, zambdaID string, in authorizer.Input, timeout time.Duration) ([]byte, error) {
@@ -221,7 +225,7 @@ func serve(ctx context.Context, args []string) error {
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
 		CORSOrigins: c.CORSOrigins, RateLimit: c.RateLimit},
 		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready,
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Telemed: meetings, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready,
 			Limiter: limiter, Draining: life.Draining,
 			SMS: smsSvc, Messaging: []server.MessagingConfig{{Key: "transactionalSMSConfig", Info: smsSvc.Info}}})
 

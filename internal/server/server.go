@@ -19,6 +19,7 @@ import (
 	"github.com/wardhealth/ward/internal/smart/authorizer"
 	"github.com/wardhealth/ward/internal/smart/oauth"
 	"github.com/wardhealth/ward/internal/store"
+	"github.com/wardhealth/ward/internal/telemed"
 	"github.com/wardhealth/ward/internal/z3"
 	"github.com/wardhealth/ward/internal/zambda"
 )
@@ -66,6 +67,8 @@ type Server struct {
 	reads  *admit.Gate // turns for FHIR reads; nil: no limit
 	z3     *z3.Service
 	zambda *zambda.Service
+	// telemed is video meetings; nil without FHIR.
+	telemed *telemed.Service
 	// console is the web console at /console; nil without IAM.
 	console *console.Console
 	now     func() time.Time
@@ -97,6 +100,8 @@ type Deps struct {
 	FHIR   *fhir.Handler
 	Z3     *z3.Service     // nil: no /z3 endpoints
 	Zambda *zambda.Service // nil: no /zambda and /secret endpoints
+	// Telemed is video meetings; nil: no /telemed endpoints.
+	Telemed *telemed.Service
 	// Authorizer validates bearer tokens Ward did not issue with the
 	// project's authorizer function; nil: such tokens are refused.
 	Authorizer *authorizer.Authorizer
@@ -127,7 +132,7 @@ func New(cfg Config, d Deps) *Server {
 		cfg.TransferTimeout = time.Hour
 	}
 	s := &Server{cfg: cfg, log: d.Log, iam: d.IAM, oauth: d.OAuth,
-		fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
+		fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, telemed: d.Telemed, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
 	s.access = d.AccessLog
 	s.fresh = d.Fresh
 	s.ready = d.Ready
@@ -180,6 +185,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	all := append(append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...), s.consoleRoutes()...)
 	all = append(all, s.messagingRoutes()...)
+	all = append(all, s.telemedRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
 	}
