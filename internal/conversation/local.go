@@ -35,14 +35,15 @@ type Loader interface {
 // replica, each fed by the commits of its own process directly and by
 // those of the others through the Announcer.
 type Local struct {
-	hub    *Hub
-	ann    Announcer
-	load   Loader
-	origin string // this replica, so it skips its own announcements
-	issuer *auth.Issuer
-	verify *auth.Verifier
-	ttl    time.Duration
-	log    *slog.Logger
+	hub      *Hub
+	ann      Announcer
+	load     Loader
+	origin   string // this replica, so it skips its own announcements
+	issuer   *auth.Issuer
+	verify   *auth.Verifier
+	ttl      time.Duration
+	log      *slog.Logger
+	onListen func()
 }
 
 var _ Provider = (*Local)(nil)
@@ -54,6 +55,9 @@ func TokenAudience(publicURL string) string { return publicURL + "/v1/messaging/
 // LocalConfig tunes Local.
 type LocalConfig struct {
 	TokenTTL time.Duration // default 10 minutes
+	// Listening, if set, is called each time the replica listener is
+	// (re)connected: announcements from then on reach this process.
+	Listening func()
 }
 
 // NewLocal returns the local provider. ring signs the tokens (Ward's keys),
@@ -66,7 +70,7 @@ func NewLocal(cfg LocalConfig, hub *Hub, ann Announcer, load Loader, ring func()
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	aud := TokenAudience(publicURL)
-	return &Local{hub: hub, ann: ann, load: load, origin: hex.EncodeToString(b[:]), ttl: cfg.TokenTTL, log: log,
+	return &Local{hub: hub, ann: ann, load: load, origin: hex.EncodeToString(b[:]), ttl: cfg.TokenTTL, log: log, onListen: cfg.Listening,
 		issuer: auth.NewIssuer(ring, publicURL, aud, now),
 		verify: auth.NewVerifier(ring, publicURL, []string{aud}, revoked, now)}
 }
@@ -123,7 +127,12 @@ func (l *Local) announce(ctx context.Context, n notice, ref string) error {
 // reconnecting when the listener fails. On SQLite it returns at once.
 func (l *Local) Run(ctx context.Context) {
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
-		err := l.ann.ListenConversations(ctx, func() { wait = 100 * time.Millisecond }, func(p string) { l.heard(ctx, p) })
+		err := l.ann.ListenConversations(ctx, func() {
+			wait = 100 * time.Millisecond
+			if l.onListen != nil {
+				l.onListen()
+			}
+		}, func(p string) { l.heard(ctx, p) })
 		if errors.Is(err, store.ErrNoListen) || ctx.Err() != nil {
 			return
 		}
