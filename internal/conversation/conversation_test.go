@@ -31,7 +31,9 @@ type allowAll struct{}
 func (allowAll) Authorize(context.Context, auth.Principal, string, string) (policy.Decision, error) {
 	return policy.Decision{Allowed: true}, nil
 }
-func (allowAll) PolicySet(context.Context, auth.Principal) (*policy.Set, error) { return policy.Compile(), nil }
+func (allowAll) PolicySet(context.Context, auth.Principal) (*policy.Set, error) {
+	return policy.Compile(), nil
+}
 
 type rig struct {
 	st   *store.Store
