@@ -41,7 +41,7 @@ type rig struct {
 	fhir *fhir.Service
 }
 
-func newRig(t *testing.T, b storetest.Backend) *rig {
+func newRig(t testing.TB, b storetest.Backend) *rig {
 	t.Helper()
 	st := storetest.Open(t, b)
 	sealer := sealtest.Setup(t, st)
@@ -53,7 +53,7 @@ func newRig(t *testing.T, b storetest.Backend) *rig {
 }
 
 // replica is one process's conversation service over the rig's database.
-func (r *rig) replica(t *testing.T, now func() time.Time) (*Service, *Local) {
+func (r *rig) replica(t testing.TB, now func() time.Time) (*Service, *Local) {
 	t.Helper()
 	listening := make(chan struct{}, 1)
 	revoked, err := tokens.LoadRevocations(t.Context(), r.st, time.Now)
@@ -86,7 +86,7 @@ func caller(project, profile string) Caller {
 
 // createConv makes a conversation whose Encounter lists who (created as
 // resources first).
-func createConv(t *testing.T, s *Service, c Caller, who ...string) string {
+func createConv(t testing.TB, s *Service, c Caller, who ...string) string {
 	t.Helper()
 	var ps []string
 	for _, w := range who {
@@ -111,7 +111,7 @@ func createConv(t *testing.T, s *Service, c Caller, who ...string) string {
 	return id
 }
 
-func addChat(t *testing.T, s *Service, c Caller, conv string, who ...string) {
+func addChat(t testing.TB, s *Service, c Caller, conv string, who ...string) {
 	t.Helper()
 	var ps []string
 	for _, w := range who {
