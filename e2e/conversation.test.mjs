@@ -13,12 +13,14 @@ const doc = user('DOC');
 const pat = user('PAT');
 const other = user('OTHER');
 const nochat = user('NOCHAT');
+// With replicas, streams open on another replica than the API calls go to.
+const streamBase = process.env.WARD_STREAM_URL ? `${process.env.WARD_STREAM_URL}/v1` : projectApiUrl;
 
 // stream opens the live channel of conversation id with a conversation
 // token; next() resolves with the next event ({event, id, data}) or null
 // once the server ends the stream.
 async function stream(id, tok) {
-  const res = await fetch(`${projectApiUrl}/messaging/conversation/${id}/stream`, { headers: { authorization: `Bearer ${tok}` } });
+  const res = await fetch(`${streamBase}/messaging/conversation/${id}/stream`, { headers: { authorization: `Bearer ${tok}` } });
   if (res.status !== 200) return { status: res.status, body: await res.json() };
   assert.equal(res.headers.get('content-type'), 'text/event-stream');
   const reader = res.body.getReader();
@@ -45,7 +47,13 @@ async function stream(id, tok) {
       buf += decoder.decode(value, { stream: true });
     }
   };
-  return { status: 200, next, close: () => reader.cancel() };
+  // A missing event fails within 10 s rather than at the runner's timeout.
+  const nextOrTimeout = () => {
+    let timer;
+    const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('no event within 10 s')), 10_000); });
+    return Promise.race([next(), late]).finally(() => clearTimeout(timer));
+  };
+  return { status: 200, next: nextOrTimeout, close: () => reader.cancel() };
 }
 
 test('two users chat live, a third is refused, history is FHIR, removal stops delivery', async () => {

@@ -2,13 +2,54 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/oauth2"
 
+	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
+
+// TestConversationsAcrossReplicas runs the same SDK scenario with two
+// `ward serve` on one PostgreSQL: every API call goes to the first, every
+// live stream to the second, so each message and each removal reaches its
+// readers through the database's NOTIFY.
+func TestConversationsAcrossReplicas(t *testing.T) {
+	dsn := storetest.Backends()[1].DSN(t)
+	env := []string{"WARD_SECRETS_KEY=" + base64.StdEncoding.EncodeToString(seal.NewKey())}
+	rs := make([]*ward, 2)
+	for i := range rs {
+		rs[i] = &ward{DataDir: t.TempDir(), DB: dsn, URL: "http://" + freeAddr(t), log: &syncBuffer{}, env: env}
+	}
+	lb := newRRProxy(t, rs)
+	for _, r := range rs {
+		r.flags = []string{"--public-url", lb.URL, "--trusted-proxies", "127.0.0.1/32"}
+		r.start(t)
+	}
+	for _, r := range rs {
+		r.waitHealthy(t)
+	}
+	for _, r := range rs {
+		if raw, err := os.ReadFile(filepath.Join(r.DataDir, "admin-credentials.json")); err == nil {
+			if err := json.Unmarshal(raw, &rs[0].Admin); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	w := rs[0]
+	admin := w.token(t, w.Admin)
+	vars := map[string]string{"WARD_URL": w.URL, "WARD_STREAM_URL": rs[1].URL, "WARD_CLIENT_ID": w.Admin.ClientID,
+		"WARD_CLIENT_SECRET": w.Admin.ClientSecret, "WARD_PROJECT_ID": w.Admin.ProjectID}
+	for k, v := range chatUsers(t, w, lb.URL, admin) {
+		vars[k] = v
+	}
+	nodeTest(t, "conversation.test.mjs", vars)
+}
 
 // TestConversationsWithSDK runs e2e/conversation.test.mjs (the real
 // @oystehr/sdk's conversation.*, and the live stream) against a server on
@@ -20,7 +61,7 @@ func TestConversationsWithSDK(t *testing.T) {
 			admin := w.token(t, w.Admin)
 			env := map[string]string{"WARD_URL": w.URL, "WARD_CLIENT_ID": w.Admin.ClientID,
 				"WARD_CLIENT_SECRET": w.Admin.ClientSecret, "WARD_PROJECT_ID": w.Admin.ProjectID}
-			for k, v := range chatUsers(t, w, admin) {
+			for k, v := range chatUsers(t, w, w.URL, admin) {
 				env[k] = v
 			}
 			nodeTest(t, "conversation.test.mjs", env)
@@ -32,7 +73,7 @@ func TestConversationsWithSDK(t *testing.T) {
 // practitioner) who may chat and nothing else, signs each in and returns
 // their tokens and profiles as environment variables, and a fourth
 // user's who may not chat.
-func chatUsers(t *testing.T, w *ward, admin string) map[string]string {
+func chatUsers(t *testing.T, w *ward, public, admin string) map[string]string {
 	t.Helper()
 	var chat, none struct{ ID string }
 	if st := w.api(t, admin, "POST", "/iam/role", `{"name":"chat","accessPolicy":{"rule":[{"resource":["Messaging:Conversation:*"],"action":["Messaging:GetConversationToken","Messaging:ConversationSendMessage"],"effect":"Allow"}]}}`, &chat); st >= 300 {
@@ -50,7 +91,7 @@ func chatUsers(t *testing.T, w *ward, admin string) map[string]string {
 	}
 	const password = "correct horse battery staple"
 	conf := &oauth2.Config{ClientID: app.ClientID, RedirectURL: smartCallback, Scopes: []string{"openid"},
-		Endpoint: oauth2.Endpoint{AuthURL: w.URL + "/oauth/authorize", TokenURL: w.URL + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
+		Endpoint: oauth2.Endpoint{AuthURL: public + "/oauth/authorize", TokenURL: public + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
 	env := map[string]string{}
 	for i, u := range []struct{ key, typ, role string }{{"DOC", "Practitioner", chat.ID}, {"PAT", "Patient", chat.ID},
 		{"OTHER", "Practitioner", chat.ID}, {"NOCHAT", "Practitioner", none.ID}} {
@@ -63,7 +104,7 @@ func chatUsers(t *testing.T, w *ward, admin string) map[string]string {
 		w.inviteUser(t, admin, app.ID, u.role, email, profile, password)
 		verifier := oauth2.GenerateVerifier()
 		state := fmt.Sprintf("c%d", i)
-		authURL := conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", w.URL+"/fhir"))
+		authURL := conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", public+"/fhir"))
 		tok, err := conf.Exchange(context.Background(), login(t, authURL, email, password, state), oauth2.VerifierOption(verifier))
 		if err != nil {
 			t.Fatal(err)
