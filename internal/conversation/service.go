@@ -217,16 +217,18 @@ func (s *Service) RemoveParticipant(ctx context.Context, c Caller, conv string, 
 	if err != nil {
 		return err
 	}
-	list := members(enc)
-	if !slices.Contains(list, ref) {
+	if !slices.Contains(members(enc), ref) {
 		return fault.NotFound("%s is not in conversation %s", ref, conv)
 	}
-	list = slices.DeleteFunc(list, func(r string) bool { return r == ref })
+	// The members as this write leaves them (SystemUpdate re-reads the
+	// Encounter), so a concurrent add is not undone in the live state.
+	var list []string
 	if _, err := s.fhir.SystemUpdate(ctx, c.P.ProjectID, "Encounter", cur.ID, func(m map[string]any) error {
 		if conversationID(m) != conv {
 			return fault.Conflict("conversation %s changed meanwhile", conv)
 		}
-		setMembers(m, slices.DeleteFunc(members(m), func(r string) bool { return r == ref }))
+		list = slices.DeleteFunc(members(m), func(r string) bool { return r == ref })
+		setMembers(m, list)
 		return nil
 	}); err != nil {
 		return err
