@@ -21,7 +21,9 @@ const KindLocal = "ward-chat"
 // Announcer carries events between replicas: store.Store on PostgreSQL
 // (NOTIFY/LISTEN); on SQLite its methods say there is nothing to do.
 type Announcer interface {
-	NotifyConversation(ctx context.Context, payload string) error
+	// Announces reports whether there are other processes to tell.
+	Announces() bool
+	NotifyConversation(ctx context.Context, payloads ...string) error
 	ListenConversations(ctx context.Context, listening func(), heard func(payload string)) error
 }
 
@@ -44,6 +46,9 @@ type Local struct {
 	ttl      time.Duration
 	log      *slog.Logger
 	onListen func()
+	// out queues notices for Run's sender, which announces them in
+	// batches: one commit for many messages.
+	out chan string
 }
 
 var _ Provider = (*Local)(nil)
@@ -70,7 +75,7 @@ func NewLocal(cfg LocalConfig, hub *Hub, ann Announcer, load Loader, ring func()
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	aud := TokenAudience(publicURL)
-	return &Local{hub: hub, ann: ann, load: load, origin: hex.EncodeToString(b[:]), ttl: cfg.TokenTTL, log: log, onListen: cfg.Listening,
+	return &Local{hub: hub, ann: ann, load: load, origin: hex.EncodeToString(b[:]), ttl: cfg.TokenTTL, log: log, onListen: cfg.Listening, out: make(chan string, 1024),
 		issuer: auth.NewIssuer(ring, publicURL, aud, now),
 		verify: auth.NewVerifier(ring, publicURL, []string{aud}, revoked, now)}
 }
@@ -120,12 +125,59 @@ func (l *Local) announce(ctx context.Context, n notice, ref string) error {
 			return err
 		}
 	}
-	return l.ann.NotifyConversation(ctx, string(b))
+	if !l.ann.Announces() {
+		return nil
+	}
+	// Queued, not awaited: the message is committed (the history has
+	// it); a full queue holds the sender back rather than drop it.
+	select {
+	case l.out <- string(b):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
-// Run applies the other replicas' announcements until ctx ends,
-// reconnecting when the listener fails. On SQLite it returns at once.
+// maxBatch bounds the notices announced in one statement.
+const maxBatch = 256
+
+// send announces queued notices until ctx ends, as many per statement as
+// have queued meanwhile.
+func (l *Local) send(ctx context.Context) {
+	batch := make([]string, 0, maxBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-l.out:
+			batch = append(batch[:0], p)
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-l.out:
+				batch = append(batch, p)
+			default:
+				break more
+			}
+		}
+		if err := l.ann.NotifyConversation(ctx, batch...); err != nil && ctx.Err() == nil {
+			// Readers on other replicas miss these live; the history has them.
+			l.log.Warn("announce conversation events", "err", err, "count", len(batch))
+		}
+	}
+}
+
+// Run announces this replica's events and applies the other replicas'
+// until ctx ends, reconnecting when the listener fails. On SQLite it
+// returns at once.
 func (l *Local) Run(ctx context.Context) {
+	if !l.ann.Announces() {
+		return
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); l.send(ctx) }()
+	defer func() { <-done }()
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
 		err := l.ann.ListenConversations(ctx, func() {
 			wait = 100 * time.Millisecond

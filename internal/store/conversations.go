@@ -20,19 +20,27 @@ func (s *Store) conversationChannel() string {
 	return s.channel + "_conv"
 }
 
-// NotifyConversation announces payload (at most MaxConversationNotice
-// bytes) to every replica listening with ListenConversations. It is
-// PostgreSQL only: on SQLite the one process delivers in memory, so it
-// does nothing.
-func (s *Store) NotifyConversation(ctx context.Context, payload string) error {
-	if s.dialect != Postgres {
+// Announces reports whether NotifyConversation reaches other processes
+// (PostgreSQL); on SQLite the one process delivers in memory.
+func (s *Store) Announces() bool { return s.dialect == Postgres }
+
+// NotifyConversation announces payloads (each at most
+// MaxConversationNotice bytes), in order, to every replica listening with
+// ListenConversations: one statement and one commit for them all, since
+// PostgreSQL serialises the commits of notifying transactions. It does
+// nothing on SQLite.
+func (s *Store) NotifyConversation(ctx context.Context, payloads ...string) error {
+	if s.dialect != Postgres || len(payloads) == 0 {
 		return nil
 	}
-	if len(payload) > MaxConversationNotice {
-		return fmt.Errorf("conversation notice of %d bytes is over %d", len(payload), MaxConversationNotice)
+	for _, p := range payloads {
+		if len(p) > MaxConversationNotice {
+			return fmt.Errorf("conversation notice of %d bytes is over %d", len(p), MaxConversationNotice)
+		}
 	}
-	if _, err := s.exec(ctx, `SELECT pg_notify(?, ?)`, s.conversationChannel(), payload); err != nil {
-		return fmt.Errorf("announce conversation event: %w", err)
+	if _, err := s.exec(ctx, `SELECT pg_notify(?, p) FROM unnest(?::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n`,
+		s.conversationChannel(), payloads); err != nil {
+		return fmt.Errorf("announce conversation events: %w", err)
 	}
 	return nil
 }
