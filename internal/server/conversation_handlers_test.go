@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -122,5 +121,4 @@ func TestConversationHTTPHostile(t *testing.T) {
 	if s, _ := comm["sender"].(map[string]any)["reference"].(string); !strings.HasPrefix(s, "Device/") {
 		t.Fatalf("sender %v", comm["sender"])
 	}
-	_ = http.StatusOK
 }
