@@ -248,6 +248,8 @@ func serve(ctx context.Context, args []string) error {
 	life.worker(func(stop, _ context.Context) { svc.changes.Run(stop) })
 	life.worker(func(stop, _ context.Context) { limiter.Run(stop) })
 	life.worker(func(stop, _ context.Context) { chat.Run(stop) })
+	// Live streams end when the stop begins, not at the cut.
+	life.worker(func(stop, _ context.Context) { <-stop.Done(); chat.Hub().Close() })
 	life.worker(func(stop, _ context.Context) { background(stop, log, svc) })
 	life.worker(func(stop, _ context.Context) { backfillIndex(stop, log, fhirSvc) })
 	life.worker(subs.RunUntil)

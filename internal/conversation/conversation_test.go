@@ -403,3 +403,25 @@ func FuzzParseNotice(f *testing.F) {
 		}
 	})
 }
+
+// TestHubClose: at shutdown every stream ends and no new one opens.
+func TestHubClose(t *testing.T) {
+	r := newRig(t, storetest.Backends()[0])
+	s, l := r.replica(t, time.Now)
+	doc := caller("p1", "Practitioner/doc")
+	conv := createConv(t, s, doc, "Practitioner/doc")
+	addChat(t, s, doc, conv, "Practitioner/doc")
+	sub, err := open(t, s, doc, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Hub().Close()
+	select {
+	case <-sub.Done():
+	default:
+		t.Fatal("stream still open after Close")
+	}
+	if _, err := open(t, s, doc, conv); !errors.Is(err, fault.ErrUnavailable) {
+		t.Fatalf("open after Close: %v", err)
+	}
+}

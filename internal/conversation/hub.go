@@ -13,8 +13,9 @@ const subBuffer = 256
 // keeps, per conversation, the members last committed, so a removed
 // member's stream closes at once and never sees a later message.
 type Hub struct {
-	mu    sync.Mutex
-	rooms map[roomKey]*room
+	mu     sync.Mutex
+	rooms  map[roomKey]*room
+	closed bool // shutting down: no new streams
 }
 
 type roomKey struct{ project, conv string }
@@ -50,10 +51,14 @@ func NewHub() *Hub { return &Hub{rooms: map[roomKey]*room{}} }
 
 // subscribe registers a stream before its membership is checked, so a
 // removal committed meanwhile reaches it (and closes it).
+// It returns nil once the hub is closed.
 func (h *Hub) subscribe(project, conv, profile string) *Sub {
 	s := &Sub{key: roomKey{project, conv}, profile: profile, c: make(chan Event, subBuffer), done: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return nil
+	}
 	r := h.rooms[s.key]
 	if r == nil {
 		r = &room{subs: map[*Sub]struct{}{}}
@@ -123,4 +128,19 @@ func (h *Hub) deliver(m Message) int {
 		}
 	}
 	return n
+}
+
+// Close ends every stream and refuses new ones: at shutdown, so that open
+// streams do not hold the server past its drain (their clients reconnect
+// to another replica and page the history for the gap).
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for k, r := range h.rooms {
+		for s := range r.subs {
+			s.close("server shutting down")
+		}
+		delete(h.rooms, k)
+	}
 }

@@ -338,6 +338,9 @@ func (s *Service) Open(ctx context.Context, token, conv string) (*Sub, error) {
 	// Subscribe before reading the members: a removal committed after the
 	// read reaches the subscription and closes it.
 	sub := s.local.hub.subscribe(id.ProjectID, conv, id.Profile)
+	if sub == nil {
+		return nil, fault.Unavailable("this server is shutting down: reconnect")
+	}
 	_, enc, err := s.conversation(ctx, nil, id.ProjectID, conv)
 	if err != nil {
 		s.local.hub.Unsubscribe(sub)
