@@ -425,3 +425,27 @@ func TestHubClose(t *testing.T) {
 		t.Fatalf("open after Close: %v", err)
 	}
 }
+
+// TestStreamEndsWithToken: a stream closes when its token expires.
+func TestStreamEndsWithToken(t *testing.T) {
+	r := newRig(t, storetest.Backends()[0])
+	revoked, err := tokens.LoadRevocations(t.Context(), r.st, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewLocal(LocalConfig{TokenTTL: time.Second}, NewHub(), r.st, r.st, r.keys.Ring, testURL, revoked, time.Now,
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(r.fhir, l, time.Now)
+	doc := caller("p1", "Practitioner/doc")
+	conv := createConv(t, s, doc, "Practitioner/doc")
+	addChat(t, s, doc, conv, "Practitioner/doc")
+	sub, err := open(t, s, doc, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sub.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("stream outlived its 1 s token")
+	}
+}

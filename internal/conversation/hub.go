@@ -3,6 +3,7 @@ package conversation
 import (
 	"slices"
 	"sync"
+	"time"
 )
 
 // subBuffer is how many events a slow reader may fall behind before its
@@ -38,7 +39,8 @@ type Sub struct {
 	c       chan Event
 	done    chan struct{}
 	once    sync.Once
-	reason  string // why it closed, under Hub.mu
+	reason  string      // why it closed
+	expire  *time.Timer // ends the stream with its token
 }
 
 // Events carries the stream's events; Done closes when the stream must end.

@@ -294,5 +294,5 @@ func (l *Local) VerifyToken(ctx context.Context, token string) (Identity, error)
 	if p.FHIRUser == "" || p.ProjectID == "" || p.Kind != auth.KindUser || !ok {
 		return Identity{}, fmt.Errorf("%w: not a conversation token", auth.ErrInvalidToken)
 	}
-	return Identity{ProjectID: p.ProjectID, Profile: p.FHIRUser, PrincipalKind: kind, PrincipalID: id}, nil
+	return Identity{ProjectID: p.ProjectID, Profile: p.FHIRUser, PrincipalKind: kind, PrincipalID: id, ExpiresAt: p.ExpiresAt}, nil
 }

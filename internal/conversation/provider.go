@@ -35,6 +35,8 @@ type Identity struct {
 	Profile string
 	// Principal is the IAM principal (kind and id) the token was issued to.
 	PrincipalKind, PrincipalID string
+	// ExpiresAt is a verified token's expiry (zero when issuing).
+	ExpiresAt time.Time
 }
 
 // Message is one committed message, as the live channel carries it.

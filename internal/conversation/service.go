@@ -350,11 +350,18 @@ func (s *Service) Open(ctx context.Context, token, conv string) (*Sub, error) {
 		s.local.hub.Unsubscribe(sub)
 		return nil, fault.Forbidden("%s is not a member of conversation %s", id.Profile, conv)
 	}
+	// The stream lasts as long as its token.
+	sub.expire = time.AfterFunc(time.Until(id.ExpiresAt), func() { s.local.hub.Unsubscribe(sub) })
 	return sub, nil
 }
 
 // Close ends a stream.
-func (s *Service) Close(sub *Sub) { s.local.hub.Unsubscribe(sub) }
+func (s *Service) Close(sub *Sub) {
+	if sub.expire != nil {
+		sub.expire.Stop()
+	}
+	s.local.hub.Unsubscribe(sub)
+}
 
 // fromCommunication turns a stored message back into its live form.
 func fromCommunication(id string, content []byte) (Message, error) {
