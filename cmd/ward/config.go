@@ -34,6 +34,8 @@ type config struct {
 	SearchMaxCount int
 	RequestTimeout time.Duration
 	TokenTTL       time.Duration
+	// ConversationTokenTTL is the lifetime of conversation stream tokens.
+	ConversationTokenTTL time.Duration
 	// ShutdownGrace bounds a stop: in-flight requests, deliveries and cron
 	// runs get this long after SIGTERM before they are cut.
 	ShutdownGrace time.Duration
@@ -182,6 +184,7 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	num(&c.SearchMaxCount, "search-max-count", 1000, "largest FHIR _count honoured; a bigger one is cut to it")
 	dur(&c.RequestTimeout, "request-timeout", 30*time.Second, "per-request deadline")
 	dur(&c.TokenTTL, "token-ttl", time.Hour, "access token lifetime")
+	dur(&c.ConversationTokenTTL, "conversation-token-ttl", 10*time.Minute, "lifetime of conversation.getToken tokens (the live stream ends with it)")
 	dur(&c.ShutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM or SIGINT, how long in-flight requests, subscription deliveries and cron runs get to finish; what is still running then is cut (deliveries and runs released for a retry)")
 	str(&c.Z3Backend, "z3-backend", "", "Z3 bytes: empty for files in the data directory, or s3://bucket/prefix?endpoint=URL&region=R&path-style=true")
 	str(&c.WorkDir, "work-dir", "", "where zambda code is unpacked and run; default <data-dir>/functions")
@@ -285,7 +288,7 @@ func parseConfig(name string, args []string) (config, error) {
 			return c, fmt.Errorf("%s must be a positive number", from(name))
 		}
 	}
-	for name, d := range map[string]time.Duration{"request-timeout": c.RequestTimeout, "token-ttl": c.TokenTTL, "shutdown-grace": c.ShutdownGrace,
+	for name, d := range map[string]time.Duration{"request-timeout": c.RequestTimeout, "token-ttl": c.TokenTTL, "conversation-token-ttl": c.ConversationTokenTTL, "shutdown-grace": c.ShutdownGrace,
 		"z3-url-ttl": c.Z3URLTTL, "transfer-timeout": c.TransferTimeout, "subscription-retry-base": c.SubRetryBase, "export-lease": c.ExportLease,
 		"subscription-retry-max": c.SubRetryMax, "authorizer-cache-ttl": c.AuthorizerCacheTTL, "subscription-lease": c.SubLease} {
 		if d <= 0 {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/conversation"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/fhir/bulk"
 	"github.com/wardhealth/ward/internal/iam"
@@ -212,6 +213,11 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Conversations: each replica fans out its own commits in memory and
+	// hears the others' through PostgreSQL NOTIFY.
+	chat := conversation.NewLocal(conversation.LocalConfig{TokenTTL: c.ConversationTokenTTL}, conversation.NewHub(), svc.store, svc.store,
+		svc.keys.Ring, c.PublicURL, svc.revoked, time.Now, log)
+	convs := conversation.New(fhirSvc, chat, time.Now)
 	// One process on SQLite counts exactly in memory; replicas on
 	// PostgreSQL share their counts in batches.
 	var counts ratelimit.Shared
@@ -225,7 +231,7 @@ func serve(ctx context.Context, args []string) error {
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
 		CORSOrigins: c.CORSOrigins, RateLimit: c.RateLimit},
 		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,
-			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Telemed: meetings, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready,
+			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Telemed: meetings, Conversations: convs, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready,
 			Limiter: limiter, Draining: life.Draining,
 			SMS: smsSvc, Messaging: []server.MessagingConfig{{Key: "transactionalSMSConfig", Info: smsSvc.Info}}})
 
@@ -247,6 +253,9 @@ func serve(ctx context.Context, args []string) error {
 	life.worker(func(stop, _ context.Context) { sweepZ3(stop, log, time.Hour, "orphaned blobs", z3Svc.SweepOrphans) })
 	life.worker(func(stop, _ context.Context) { svc.changes.Run(stop) })
 	life.worker(func(stop, _ context.Context) { limiter.Run(stop) })
+	life.worker(func(stop, _ context.Context) { chat.Run(stop) })
+	// Live streams end when the stop begins, not at the cut.
+	life.worker(func(stop, _ context.Context) { <-stop.Done(); chat.Hub().Close() })
 	life.worker(func(stop, _ context.Context) { background(stop, log, svc) })
 	life.worker(func(stop, _ context.Context) { backfillIndex(stop, log, fhirSvc) })
 	life.worker(subs.RunUntil)

@@ -61,7 +61,8 @@ func (s *Server) outer(next http.Handler) http.Handler {
 				transfer, unbounded = fhir.BinaryTransfer(r.Method, rest, r.Header.Get("Content-Type"))
 			}
 		}
-		if transfer {
+		if transfer || isConversationStream(r) {
+			// A live conversation stream lasts until its token expires.
 			timeout = s.cfg.TransferTimeout
 		}
 		ctx, cancel := context.WithTimeout(reqid.With(r.Context(), id), timeout)

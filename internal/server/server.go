@@ -11,6 +11,7 @@ import (
 	"github.com/wardhealth/ward/internal/admit"
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/console"
+	"github.com/wardhealth/ward/internal/conversation"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/provider/sms"
@@ -69,6 +70,7 @@ type Server struct {
 	zambda *zambda.Service
 	// telemed is video meetings; nil without FHIR.
 	telemed *telemed.Service
+	conv    *conversation.Service // nil: no conversation endpoints
 	// console is the web console at /console; nil without IAM.
 	console *console.Console
 	now     func() time.Time
@@ -102,6 +104,8 @@ type Deps struct {
 	Zambda *zambda.Service // nil: no /zambda and /secret endpoints
 	// Telemed is video meetings; nil: no /telemed endpoints.
 	Telemed *telemed.Service
+	// Conversations runs conversation.* of the SDK; nil: none.
+	Conversations *conversation.Service
 	// Authorizer validates bearer tokens Ward did not issue with the
 	// project's authorizer function; nil: such tokens are refused.
 	Authorizer *authorizer.Authorizer
@@ -132,7 +136,7 @@ func New(cfg Config, d Deps) *Server {
 		cfg.TransferTimeout = time.Hour
 	}
 	s := &Server{cfg: cfg, log: d.Log, iam: d.IAM, oauth: d.OAuth,
-		fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, telemed: d.Telemed, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
+		fhir: d.FHIR, z3: d.Z3, zambda: d.Zambda, telemed: d.Telemed, conv: d.Conversations, now: d.Now, mux: http.NewServeMux(), authorizer: d.Authorizer}
 	s.access = d.AccessLog
 	s.fresh = d.Fresh
 	s.ready = d.Ready
@@ -186,6 +190,7 @@ func New(cfg Config, d Deps) *Server {
 	all := append(append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...), s.consoleRoutes()...)
 	all = append(all, s.messagingRoutes()...)
 	all = append(all, s.telemedRoutes()...)
+	all = append(all, s.conversationRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
 	}
