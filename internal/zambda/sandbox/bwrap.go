@@ -123,12 +123,30 @@ func NewBwrap(ctx context.Context, cfg Config) (*Bwrap, error) {
 		b.Close()
 		return nil, err
 	}
-	if err := b.probe(ctx); err != nil {
-		b.Close()
-		return nil, err
+	// A probe can fail once for a passing reason (many servers starting
+	// sandboxes at once has made bubblewrap exit before its info, without
+	// a word): a host that cannot run it fails every attempt.
+	for attempt := 1; ; attempt++ {
+		err := b.probe(ctx)
+		if err == nil {
+			break
+		}
+		if attempt == probeAttempts || ctx.Err() != nil {
+			b.Close()
+			return nil, err
+		}
+		b.cfg.Logger.Warn("zambda sandbox: test sandbox failed, trying again", "attempt", attempt, "err", err)
+		select {
+		case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+		case <-ctx.Done():
+		}
 	}
 	return b, nil
 }
+
+// probeAttempts bounds the test sandboxes NewBwrap starts before it calls
+// the host unable to run one.
+const probeAttempts = 3
 
 func (b *Bwrap) prepare() error {
 	dir := filepath.Join(b.cfg.WorkDir, "sandbox")
