@@ -95,7 +95,9 @@ func NewBwrap(ctx context.Context, cfg Config) (*Bwrap, error) {
 		cfg.CgroupRoot = "/sys/fs/cgroup"
 	}
 	b := &Bwrap{cfg: cfg, log: cfg.Logger, root: os.Geteuid() == 0, uids: map[int]bool{},
-		uidBase: 1_000_000 + rand.IntN(1000)*10_000}
+		// A random block of 10,000 host uids, one of 200,000: two Ward
+		// servers on one host (tests start dozens) rarely share uids.
+		uidBase: 1_000_000 + rand.IntN(200_000)*10_000}
 	path := cfg.Bwrap
 	if path == "" {
 		path = "bwrap"
