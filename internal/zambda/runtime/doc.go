@@ -104,8 +104,9 @@
 // out-of-memory message (any "out of memory" or "cannot allocate memory",
 // as V8, the Go runtime and C print them, std::bad_alloc, MemoryError), or when it was killed by a SIGKILL that Ward did not send
 // (the kernel's OOM killer), or when its peak resident memory had reached
-// 80% of MemoryMB (a runtime may crash at the limit without saying why: Go's
-// collector has faulted there). A Node "Array buffer allocation failed"
+// 80% of MemoryMB (a runtime may crash at the limit without saying why), or
+// when its stderr shows a memory fault (SIGSEGV/SIGBUS) inside Go's collector
+// (runtime/mgc*.go), which is how Go's collector has died at RLIMIT_DATA. A Node "Array buffer allocation failed"
 // error (Buffers live outside the JS heap) is KindOOM too.
 //
 // Output: a response over Config.MaxOutputBytes (6 MiB) is refused with 413

@@ -51,6 +51,7 @@ type capture struct {
 	size    int  // bytes kept for this invocation
 	cut     bool // the "[truncated]" line was added
 	oom     bool // a stderr line of this invocation said the process ran out of memory
+	fault   bool // a stderr line of this invocation reported a fatal memory fault
 }
 
 // newCapture takes the read ends of the worker's stdout and stderr, which
@@ -171,6 +172,14 @@ func (c *capture) add(i int, line []byte) {
 				break
 			}
 		}
+		// Go's collector faults (SIGSEGV at address 0 in runtime/mgc*.go)
+		// when an allocation of its own fails at RLIMIT_DATA, without
+		// saying "out of memory"; it faults nowhere else in practice.
+		if bytes.HasPrefix(line, []byte("SIGSEGV: ")) || bytes.HasPrefix(line, []byte("SIGBUS: ")) || bytes.HasPrefix(line, []byte("unexpected fault address")) {
+			c.fault = true
+		} else if c.fault && bytes.Contains(line, []byte("runtime/mgc")) {
+			c.oom = true
+		}
 	}
 	if c.size >= maxLogBytes {
 		if !c.cut {
@@ -194,7 +203,7 @@ func (c *capture) take() ([]LogLine, bool) {
 	c.flush(0)
 	c.flush(1)
 	lines, oom := c.lines, c.oom
-	c.lines, c.size, c.cut, c.oom = nil, 0, false, false
+	c.lines, c.size, c.cut, c.oom, c.fault = nil, 0, false, false, false
 	return lines, oom
 }
 
