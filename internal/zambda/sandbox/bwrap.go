@@ -146,6 +146,13 @@ func NewBwrap(ctx context.Context, cfg Config) (*Bwrap, error) {
 	return b, nil
 }
 
+// probeMemory is the test sandbox's memory limit: the init program is
+// Ward's own binary, whose Go runtime needs more than 128 MiB of data
+// segment at start since the LiveKit client joined it (64 MiB + Slack
+// failed most starts: "runtime: cannot allocate memory"); a function's
+// smallest memorySize (128 MB) plus Slack is enough.
+const probeMemory = 128 << 20
+
 // probeAttempts bounds the test sandboxes NewBwrap starts before it calls
 // the host unable to run one.
 const probeAttempts = 3
@@ -314,7 +321,7 @@ func (b *Bwrap) probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	p, err := b.Start(ctx, Spec{ID: "probe", Group: "probe", Argv: []string{"/usr/bin/true"}, Dir: TaskRoot, Code: empty,
-		Env: []string{"PATH=/usr/bin:/bin"}, Stdout: w, Stderr: w, Limits: Limits{Memory: 64 << 20}})
+		Env: []string{"PATH=/usr/bin:/bin"}, Stdout: w, Stderr: w, Limits: Limits{Memory: probeMemory}})
 	w.Close()
 	if err != nil {
 		out, _ := io.ReadAll(io.LimitReader(r, 4096))
