@@ -3,6 +3,7 @@
 // token, and a check of the SDK's error shape.
 import assert from 'node:assert/strict';
 import Oystehr from '@oystehr/sdk';
+import { readFileSync } from 'node:fs';
 
 export const env = (k) => {
   const v = process.env[k];
@@ -12,7 +13,30 @@ export const env = (k) => {
 export const base = env('WARD_URL');
 export const projectApiUrl = `${base}/v1`;
 export const fhirApiUrl = `${base}/fhir`;
-export const services = { projectApiUrl, fhirApiUrl };
+// services is every base URL the SDK calls, as admin-credentials.json gives
+// them (cmd/ward serve.go sdkServices): an SDK given fewer sends the rest of
+// its calls, with Ward's token, to Oystehr's public hosts.
+export const services = {
+  projectApiUrl,
+  fhirApiUrl,
+  terminologyApiUrl: `${base}/v1`,
+  erxApiUrl: `${base}/erx/v3`,
+  labApiUrl: `${base}/lab/v1`,
+  faxApiUrl: `${base}/fax/v1`,
+};
+
+// wardOnlyFetch is the SDK's fetch: it refuses (and records) any request to
+// a host other than Ward's, so a test fails if the SDK leaves Ward.
+export const foreignRequests = [];
+const wardHost = new URL(base).host;
+export const wardOnlyFetch = (input, init) => {
+  const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
+  if (url.host !== wardHost) {
+    foreignRequests.push(url.href);
+    return Promise.reject(new Error(`request to a host other than Ward: ${url.href}`));
+  }
+  return fetch(input, init);
+};
 
 // token asks for a client-credentials token with the Oystehr-style JSON
 // body, audience included.
@@ -29,7 +53,22 @@ export async function token(clientId, clientSecret) {
   return body.access_token;
 }
 
-export const sdk = (accessToken, projectId) => new Oystehr({ accessToken, projectId, services, retry: { retries: 0 } });
+export const sdk = (accessToken, projectId) =>
+  new Oystehr({ accessToken, projectId, services, fetch: wardOnlyFetch, retry: { retries: 0 } });
+
+// adminCredentials reads the server's admin-credentials.json, whose path the
+// Go test passes as WARD_ADMIN_CREDENTIALS.
+export const adminCredentials = () => JSON.parse(readFileSync(env('WARD_ADMIN_CREDENTIALS'), 'utf8'));
+
+// sdkFromCredentials configures the SDK from admin-credentials.json alone
+// (its `services`), as the README tells users to; its fetch refuses other hosts.
+export function sdkFromCredentials(creds, accessToken) {
+  assert.ok(creds.services, 'admin-credentials.json has no services');
+  for (const k of ['projectApiUrl', 'fhirApiUrl', 'terminologyApiUrl', 'erxApiUrl', 'labApiUrl', 'faxApiUrl']) {
+    assert.ok(creds.services[k]?.startsWith(base), `admin-credentials.json services.${k} = ${creds.services[k]}`);
+  }
+  return new Oystehr({ accessToken, projectId: creds.projectId, services: creds.services, fetch: wardOnlyFetch, retry: { retries: 0 } });
+}
 
 // rejects: the promise fails with the SDK's error of this code (and message).
 export async function rejects(promise, code, messagePart) {

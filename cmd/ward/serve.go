@@ -336,6 +336,34 @@ type credentialsFile struct {
 	TokenURL      string `json:"tokenUrl"`
 	ProjectAPIURL string `json:"projectApiUrl"`
 	FHIRAPIURL    string `json:"fhirApiUrl"`
+	// Services is the @oystehr/sdk's `services` option: every base URL the
+	// SDK calls. An SDK given only two URLs sends the others' calls, with
+	// Ward's token, to Oystehr's public hosts.
+	Services serviceURLs `json:"services"`
+}
+
+// serviceURLs names each SDK service's base URL on this server.
+type serviceURLs struct {
+	ProjectAPIURL     string `json:"projectApiUrl"`
+	FHIRAPIURL        string `json:"fhirApiUrl"`
+	TerminologyAPIURL string `json:"terminologyApiUrl"`
+	ERxAPIURL         string `json:"erxApiUrl"`
+	LabAPIURL         string `json:"labApiUrl"`
+	FaxAPIURL         string `json:"faxApiUrl"`
+}
+
+// sdkServices gives the SDK's base URLs: the Project API (which also serves
+// terminology, rcm, payments...), FHIR, and the erx, lab and fax services
+// under their own prefixes, as the SDK keeps them on their own hosts.
+func (c config) sdkServices() serviceURLs {
+	return serviceURLs{
+		ProjectAPIURL:     c.PublicURL + "/v1",
+		FHIRAPIURL:        c.fhirURL(),
+		TerminologyAPIURL: c.PublicURL + "/v1",
+		ERxAPIURL:         c.PublicURL + "/erx/v3",
+		LabAPIURL:         c.PublicURL + "/lab/v1",
+		FaxAPIURL:         c.PublicURL + "/fax/v1",
+	}
 }
 
 // bootstrap creates the first project and admin client on first start and
@@ -346,7 +374,7 @@ func bootstrap(ctx context.Context, c config, svc *services) error {
 		return err
 	}
 	out := credentialsFile{AdminCredentials: creds, TokenURL: c.PublicURL + "/oauth/token",
-		ProjectAPIURL: c.PublicURL + "/v1", FHIRAPIURL: c.fhirURL()}
+		ProjectAPIURL: c.PublicURL + "/v1", FHIRAPIURL: c.fhirURL(), Services: c.sdkServices()}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err
