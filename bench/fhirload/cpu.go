@@ -37,18 +37,22 @@ type cpuMeter struct {
 	pid     int
 	started bool
 	at      cpuSample
+	// pgDB, when set, counts only PostgreSQL's backends of this database:
+	// other agents' tests share the PostgreSQL server. Its background
+	// processes (WAL writer, checkpointer, autovacuum) count as other.
+	pgDB string
 }
 
-func (m *cpuMeter) start(p *proc) {
+func (m *cpuMeter) start(p *proc, pgDB string) {
 	if p == nil {
 		return
 	}
-	m.pid, m.started = p.pid(), true
+	m.pid, m.started, m.pgDB = p.pid(), true, pgDB
 	m.at = m.sample()
 }
 
 func (m *cpuMeter) sample() cpuSample {
-	return cpuSample{server: procCPU(strconv.Itoa(m.pid)), self: procCPU("self"), postgres: commCPU("postgres"), busy: machineBusy()}
+	return cpuSample{server: procCPU(strconv.Itoa(m.pid)), self: procCPU("self"), postgres: commCPU("postgres", m.pgDB), busy: machineBusy()}
 }
 
 // stop returns the shares since start over elapsed wall time.
@@ -91,8 +95,9 @@ func procCPU(pid string) float64 {
 }
 
 // commCPU is procCPU of every process named comm, by pid (PostgreSQL runs
-// one backend per connection).
-func commCPU(comm string) map[string]float64 {
+// one backend per connection); with db set, only those whose title names
+// it ("postgres: 15/main: user db 127.0.0.1(port) idle").
+func commCPU(comm, db string) map[string]float64 {
 	out := map[string]float64{}
 	dirs, err := os.ReadDir("/proc")
 	if err != nil {
@@ -105,6 +110,12 @@ func commCPU(comm string) map[string]float64 {
 		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "comm"))
 		if err != nil || strings.TrimSpace(string(b)) != comm {
 			continue
+		}
+		if db != "" {
+			title, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+			if err != nil || !strings.Contains(string(title), " "+db+" ") {
+				continue
+			}
 		}
 		out[d.Name()] = procCPU(d.Name())
 	}

@@ -201,7 +201,7 @@ func measure(ctx context.Context, t *target, ids []string, sc scenario, kind str
 	timer := time.NewTimer(time.Until(from))
 	select {
 	case <-timer.C:
-		cpu.start(t.proc)
+		cpu.start(t.proc, t.pgDB)
 	case <-ctx.Done():
 	}
 	wg.Wait()

@@ -132,6 +132,9 @@ type target struct {
 	base  string
 	token string
 	proc  *proc
+	// pgDB is the PostgreSQL database of a ward on PostgreSQL, whose
+	// backends' CPU the scenarios count.
+	pgDB string
 	// ward only: what restart needs, and the pprof listener.
 	ward *wardServer
 	// cleanup undoes what start made (temp dirs, the PostgreSQL database).
@@ -205,6 +208,9 @@ func startWard(ctx context.Context, name, bin, pgAdmin, pgParams string, profile
 			return nil, err
 		}
 		w.dsn = dsn
+		if u, err := url.Parse(dsn); err == nil {
+			t.pgDB = strings.TrimPrefix(u.Path, "/")
+		}
 		if !keep {
 			cleanups = append(cleanups, drop)
 		}

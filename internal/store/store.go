@@ -237,13 +237,19 @@ func openPostgres(ctx context.Context, dsn string, log *slog.Logger, maxConns in
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	// Prepared statements keep PostgreSQL's default plan_cache_mode: after
-	// five runs a statement may switch to its generic plan, and planning
-	// each run cost more than most searches (~1 ms: reads 4,600 vs 11,300/s,
-	// Observation?subject=&code= 1,100 vs 4,400/s). The generic plans are
-	// sound because the index tables carry dependency statistics (0018);
-	// the search suite runs as fast with every plan forced generic. A
+	// Prepared statements run their generic plan from the first run:
+	// planning each run cost more than most searches (~1 ms: reads 4,600 vs
+	// 11,300/s, Observation?subject=&code= 1,100 vs 4,400/s), and under
+	// the default (auto) a statement whose parameters vary, as a name
+	// prefix's range does, may never leave custom plans: Patient?name= spent
+	// 1.3 ms planning for 0.07 ms of execution, 3.6x the database's CPU per
+	// search (bench/RESULTS.md, issue 28). The generic plans are sound
+	// because the index tables carry dependency statistics (0018); the
+	// search suite runs as fast with every plan forced generic. A
 	// plan_cache_mode in the URL still wins.
+	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set {
+		cfg.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(1) // until the size is known
 	if err := db.PingContext(ctx); err != nil {
