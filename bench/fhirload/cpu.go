@@ -34,25 +34,39 @@ type cpuSample struct {
 }
 
 type cpuMeter struct {
-	pid     int
+	pids    []int // the server's processes (replicas: all of them)
 	started bool
 	at      cpuSample
-	// pgDB, when set, counts only PostgreSQL's backends of this database:
-	// other agents' tests share the PostgreSQL server. Its background
-	// processes (WAL writer, checkpointer, autovacuum) count as other.
+	// pgDB: PostgreSQL's CPU is that of the backends of this database only
+	// (other agents' tests share the PostgreSQL server; its background
+	// processes, WAL writer, checkpointer, autovacuum, count as other);
+	// empty: the target uses no PostgreSQL.
 	pgDB string
 }
 
-func (m *cpuMeter) start(p *proc, pgDB string) {
-	if p == nil {
+func (m *cpuMeter) start(ps []*proc, pgDB string) {
+	for _, p := range ps {
+		if p != nil {
+			m.pids = append(m.pids, p.pid())
+		}
+	}
+	if len(m.pids) == 0 {
 		return
 	}
-	m.pid, m.started, m.pgDB = p.pid(), true, pgDB
+	m.started, m.pgDB = true, pgDB
 	m.at = m.sample()
 }
 
 func (m *cpuMeter) sample() cpuSample {
-	return cpuSample{server: procCPU(strconv.Itoa(m.pid)), self: procCPU("self"), postgres: commCPU("postgres", m.pgDB), busy: machineBusy()}
+	server := 0.0
+	for _, pid := range m.pids {
+		server += procCPU(strconv.Itoa(pid))
+	}
+	var pg map[string]float64 // a target without a database of its own uses none
+	if m.pgDB != "" {
+		pg = commCPU("postgres", m.pgDB)
+	}
+	return cpuSample{server: server, self: procCPU("self"), postgres: pg, busy: machineBusy()}
 }
 
 // stop returns the shares since start over elapsed wall time.

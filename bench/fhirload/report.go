@@ -64,7 +64,7 @@ func newReport(ctx context.Context, c config) *report {
 			r.Machine.Node = strings.TrimSpace(string(out))
 		}
 	}
-	if slices.Contains(c.targets, "ward-postgres") {
+	if slices.Contains(c.targets, "ward-postgres") || slices.Contains(c.targets, "ward-postgres-x3") {
 		if db, err := sql.Open("pgx", c.postgres); err == nil {
 			var v, fsync, sync string
 			if err := db.QueryRowContext(ctx, "SELECT current_setting('server_version'), current_setting('fsync'), current_setting('synchronous_commit')").Scan(&v, &fsync, &sync); err == nil {
