@@ -164,6 +164,7 @@ func (t *target) close() {
 // wardServer is `ward serve` on one data directory and database.
 type wardServer struct {
 	bin, dataDir, dsn, addr, debugAddr, logDir string
+	publicURL                                  string // "": its own address
 	env                                        []string
 	starts                                     int
 }
@@ -175,6 +176,9 @@ func (w *wardServer) launch(ctx context.Context) (*proc, error) {
 	args := []string{"serve", "--addr", w.addr, "--data-dir", w.dataDir, "--rate-limit", "0"}
 	if w.dsn != "" {
 		args = append(args, "--database", w.dsn)
+	}
+	if w.publicURL != "" {
+		args = append(args, "--public-url", w.publicURL)
 	}
 	if w.debugAddr != "" {
 		args = append(args, "--debug-addr", w.debugAddr)
@@ -265,7 +269,8 @@ func (t *target) startReplicas(ctx context.Context, w *wardServer, dir string, n
 		return fmt.Errorf("replicas need the first one's secrets key: %w", err)
 	}
 	for i := range n {
-		r := &wardServer{bin: w.bin, dsn: w.dsn, dataDir: filepath.Join(dir, fmt.Sprintf("data-%d", i+2)),
+		// One public URL, the token issuer, as behind a load balancer.
+		r := &wardServer{bin: w.bin, dsn: w.dsn, publicURL: "http://" + w.addr, dataDir: filepath.Join(dir, fmt.Sprintf("data-%d", i+2)),
 			logDir: filepath.Join(dir, fmt.Sprintf("replica-%d", i+2)), env: []string{"WARD_SECRETS_KEY=" + strings.TrimSpace(string(key))}}
 		if err := os.MkdirAll(r.logDir, 0o700); err != nil {
 			return err
