@@ -2,8 +2,8 @@ package iam_test
 
 import (
 	"bytes"
-	"encoding/base32"
 	"context"
+	"encoding/base32"
 	"errors"
 	"strings"
 	"testing"
