@@ -58,10 +58,6 @@ func (s *Service) StartMFA(ctx context.Context, projectID, userID, account strin
 	if _, err := s.store.GetUser(ctx, projectID, userID); err != nil {
 		return MFAEnrolment{}, storeErr(err, "user "+userID)
 	}
-	issuer := "Ward"
-	if p, err := s.store.GetProject(ctx, projectID); err == nil && p.Name != "" {
-		issuer = p.Name
-	}
 	secret, err := totp.NewSecret()
 	if err != nil {
 		return MFAEnrolment{}, err
@@ -79,7 +75,38 @@ func (s *Service) StartMFA(ctx context.Context, projectID, userID, account strin
 	if err != nil {
 		return MFAEnrolment{}, err
 	}
-	return MFAEnrolment{Key: totp.Key(secret), URI: totp.URI(secret, issuer, account)}, nil
+	return MFAEnrolment{Key: totp.Key(secret), URI: totp.URI(secret, s.mfaIssuer(ctx, projectID), account)}, nil
+}
+
+// PendingMFA shows again the secret of the user's unconfirmed enrolment
+// (a page asking for its first code, after a wrong one). Errors: NotFound
+// (none, or already confirmed: a confirmed secret is never shown again).
+func (s *Service) PendingMFA(ctx context.Context, projectID, userID, account string) (MFAEnrolment, error) {
+	sealer, err := s.mfaSealer()
+	if err != nil {
+		return MFAEnrolment{}, err
+	}
+	gone := fault.NotFound("no two-step sign-in is being set up for this account")
+	m, err := s.store.GetUserMFA(ctx, projectID, userID)
+	if err != nil {
+		return MFAEnrolment{}, notFoundAs(err, gone)
+	}
+	if !m.Confirmed.IsZero() {
+		return MFAEnrolment{}, gone
+	}
+	secret, err := sealer.Open(seal.MFASecret(projectID, userID), m.Sealed)
+	if err != nil {
+		return MFAEnrolment{}, fmt.Errorf("mfa secret: %w", err)
+	}
+	return MFAEnrolment{Key: totp.Key(secret), URI: totp.URI(secret, s.mfaIssuer(ctx, projectID), account)}, nil
+}
+
+// mfaIssuer names the project in authenticator apps.
+func (s *Service) mfaIssuer(ctx context.Context, projectID string) string {
+	if p, err := s.store.GetProject(ctx, projectID); err == nil && p.Name != "" {
+		return p.Name
+	}
+	return "Ward"
 }
 
 // CheckMFA checks a code of the user's TOTP secret and, the first time,
