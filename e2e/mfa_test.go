@@ -3,6 +3,8 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/wardhealth/ward/internal/store/storetest"
@@ -27,4 +29,9 @@ func TestPasswordResetAndMFABrowser(t *testing.T) {
 		"WARD_B_CLIENT_SECRET":   other.ClientSecret,
 		"WARD_SCREENSHOTS":       shots,
 	})
+	// The link's token is a credential: the access log names the page only.
+	logs := w.log.String()
+	if !strings.Contains(logs, `"path":"/oauth/reset/REDACTED"`) || regexp.MustCompile(`/oauth/reset/[A-Za-z0-9_-]{20,}`).MatchString(logs) {
+		t.Errorf("the server log shows a reset token, or no reset page request:\n%s", logs)
+	}
 }
