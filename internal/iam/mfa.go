@@ -33,6 +33,9 @@ func (s *Service) mfaSealer() (*seal.Sealer, error) {
 	return s.sealer, nil
 }
 
+// MFAAvailable reports whether users can enrol (the server has a secrets key).
+func (s *Service) MFAAvailable() bool { return s.sealer != nil }
+
 // MFAEnrolled reports whether the user has a confirmed TOTP enrolment.
 func (s *Service) MFAEnrolled(ctx context.Context, projectID, userID string) (bool, error) {
 	m, err := s.store.GetUserMFA(ctx, projectID, userID)

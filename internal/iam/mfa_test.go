@@ -27,7 +27,7 @@ type mfaFixture struct {
 	user   string
 }
 
-func newMFAFixture(t *testing.T, b storetest.Backend) *mfaFixture {
+func newMFAFixture(t testing.TB, b storetest.Backend) *mfaFixture {
 	t.Helper()
 	f := newFixture(t, b)
 	sealer := sealtest.Setup(t, f.st)
@@ -50,7 +50,7 @@ func newMFAFixture(t *testing.T, b storetest.Backend) *mfaFixture {
 }
 
 // secretOf reads the enrolment's secret back from the key URI.
-func secretOf(t *testing.T, e iam.MFAEnrolment) []byte {
+func secretOf(t testing.TB, e iam.MFAEnrolment) []byte {
 	t.Helper()
 	i := strings.Index(e.URI, "secret=")
 	if i < 0 {

@@ -125,6 +125,7 @@ type appsPageData struct {
 	Form      string // the CSRF token of the forms
 	Apps      []grantedApp
 	MFA       bool // two-step sign-in is set up
+	NoMFA     bool // the server cannot offer it (no secrets key)
 }
 
 type grantedApp struct {
@@ -189,6 +190,7 @@ func (s *Server) Apps(w http.ResponseWriter, r *http.Request) error {
 	if u.Email != nil && *u.Email != "" {
 		page.Account = *u.Email
 	}
+	page.NoMFA = !s.iam.MFAAvailable()
 	if page.MFA, err = s.mfaState(r, sess.ProjectID, sess.UserID); err != nil {
 		return err
 	}
