@@ -22,6 +22,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/seal"
 )
 
 // ClientID is the console's OAuth client (oauth.ConsoleClientID).
@@ -69,6 +70,11 @@ type Deps struct {
 	// refuse; nil: ask the API's explain endpoint instead.
 	Decide func(ctx context.Context, p auth.Principal, action, resource string) error
 	Now    func() time.Time
+	// Sessions keeps console sessions (the database); nil: in memory.
+	Sessions SessionStore
+	// Sealer seals the access token a session keeps (the master key);
+	// nil: a key of this process only.
+	Sealer *seal.Sealer
 }
 
 // Console serves /console. Construct with New.
@@ -91,10 +97,18 @@ func New(cfg Config, d Deps) *Console {
 		now = time.Now
 	}
 	c := &Console{cfg: cfg, log: d.Log, api: d.API, verify: d.Verify, projects: d.Projects, decide: d.Decide, now: now,
-		sessions: newSessions(now), mux: http.NewServeMux()}
+		mux: http.NewServeMux()}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	st, sealer := d.Sessions, d.Sealer
+	if st == nil {
+		st = newMemSessions()
+	}
+	if sealer == nil {
+		sealer, _ = seal.New(seal.NewKey()) // a fresh key of the right size: no error
+	}
+	c.sessions = newSessions(st, sealer, now, c.log)
 	for path, h := range map[string]func(http.ResponseWriter, *http.Request) error{
 		"GET /console":                                c.home,
 		"GET /console/{$}":                            c.home,
@@ -175,11 +189,13 @@ func (c *Console) handle(h func(http.ResponseWriter, *http.Request) error) http.
 			return
 		}
 		var ae *apiError
-		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized || errors.Is(err, errNoSession) {
 			// The developer's token no longer works (revoked, the account
-			// removed): the session is over.
-			if sess, ok := c.session(r); ok {
-				c.sessions.end(sess.key)
+			// removed), or the session ended meanwhile: it is over.
+			if sess, err := c.session(r); err == nil {
+				if err := c.sessions.end(r.Context(), sess.key); err != nil {
+					c.log.ErrorContext(r.Context(), "console session not ended", "err", err)
+				}
 			}
 			http.SetCookie(w, c.cookie(sessionCookie, "", -1))
 			_ = c.message(w, http.StatusUnauthorized, "Signed out", "Your sign-in is no longer valid. Sign in again.")
@@ -199,8 +215,11 @@ func (c *Console) handle(h func(http.ResponseWriter, *http.Request) error) http.
 // session a GET goes to the welcome page and a POST is refused.
 func (c *Console) signed(h func(http.ResponseWriter, *http.Request, session) error) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		sess, ok := c.session(r)
-		if !ok {
+		sess, err := c.session(r)
+		if err != nil && !errors.Is(err, errNoSession) {
+			return err
+		}
+		if err != nil {
 			if r.Method == http.MethodGet {
 				w.Header().Set("Cache-Control", "no-store")
 				http.Redirect(w, r, "/console", http.StatusSeeOther)
@@ -233,13 +252,14 @@ func (c *Console) signed(h func(http.ResponseWriter, *http.Request, session) err
 	}
 }
 
-// session is the request's console session, if any.
-func (c *Console) session(r *http.Request) (session, bool) {
+// session is the request's console session. Errors: errNoSession, or
+// the database's.
+func (c *Console) session(r *http.Request) (session, error) {
 	ck, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return session{}, false
+		return session{}, errNoSession
 	}
-	return c.sessions.get(ck.Value)
+	return c.sessions.get(r.Context(), ck.Value)
 }
 
 func (c *Console) cookie(name, value string, maxAge int) *http.Cookie {

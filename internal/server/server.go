@@ -17,6 +17,7 @@ import (
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/reqid"
+	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
 	"github.com/wardhealth/ward/internal/smart/oauth"
 	"github.com/wardhealth/ward/internal/store"
@@ -128,6 +129,11 @@ type Deps struct {
 	// Messaging lists the services messaging.getMessagingConfig reports
 	// (SMS, and conversations when they land).
 	Messaging []MessagingConfig
+	// ConsoleSessions keeps the console's sessions (the database, so they
+	// survive a restart and every replica accepts them); nil: in memory.
+	ConsoleSessions console.SessionStore
+	// Sealer seals what a console session keeps (the master key).
+	Sealer *seal.Sealer
 }
 
 // New builds the server and its routes.
@@ -181,7 +187,7 @@ func New(cfg Config, d Deps) *Server {
 			ccfg.FHIRPath = d.FHIR.Path()
 		}
 		s.console = console.New(ccfg, console.Deps{Log: d.Log, API: s.mux,
-			Verify: d.OAuth.Verify, Projects: d.IAM.DeveloperProjects, Now: now,
+			Verify: d.OAuth.Verify, Projects: d.IAM.DeveloperProjects, Now: now, Sessions: d.ConsoleSessions, Sealer: d.Sealer,
 			Decide: func(ctx context.Context, p auth.Principal, action, resource string) error {
 				_, err := d.IAM.Authorize(ctx, p, action, resource)
 				return err

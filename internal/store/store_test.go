@@ -32,6 +32,7 @@ var suite = []struct {
 	{"login failures", testLoginFailures},
 	{"rate counts", testRateCounts},
 	{"sign-in sessions and remembered consent", testSignIn},
+	{"console sessions", testConsoleSessions},
 }
 
 func TestStore(t *testing.T) {
