@@ -38,8 +38,9 @@ const (
 var pageFiles embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"add":   func(a, b, c int) int { return a + b + c },
-	"rules": ruleCount,
+	"add":       func(a, b, c int) int { return a + b + c },
+	"rules":     ruleCount,
+	"folderURL": folderLink,
 	"fieldError": func(in, field, msg string) fieldErr {
 		return fieldErr{In: in, Field: field, Error: msg}
 	},
@@ -115,6 +116,7 @@ func New(cfg Config, d Deps) *Console {
 		"GET /console/signin":                         c.signin,
 		"GET /console/callback":                       c.callback,
 		"POST /console/signout":                       c.signed(c.signout),
+		"GET /console/dashboard":                      c.signed(c.dashboard),
 		"GET /console/project":                        c.signed(c.projectPage),
 		"POST /console/project":                       c.signed(c.updateProject),
 		"POST /console/project/switch":                c.signed(c.switchProject),
@@ -151,6 +153,7 @@ func New(cfg Config, d Deps) *Console {
 		"POST /console/z3/{bucket}/delete-bucket":     c.signed(c.z3DeleteBucket),
 		"GET /console/z3/{bucket}/{path...}":          c.signed(c.z3Folder),
 		"POST /console/z3-upload/{bucket}/{path...}":  c.signed(c.z3Upload),
+		"POST /console/z3-presign/{bucket}/{path...}": c.signed(c.z3Presign),
 		"POST /console/z3-delete/{bucket}/{path...}":  c.signed(c.z3DeleteObject),
 		"GET /console/z3-download/{bucket}/{path...}": c.signed(c.z3Download),
 		"GET /console/fhir":                           c.signed(c.fhirTypes),
@@ -294,7 +297,7 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, data an
 // base is what every page's layout reads.
 type base struct {
 	Title   string
-	Nav     string // the current section: "project", "roles", "m2m", "zambdas", "secrets", "fhir", "subscriptions", "z3"
+	Nav     string // the current section: "dashboard", "project", "roles", "m2m", "zambdas", "secrets", "fhir", "subscriptions", "z3"
 	Project string // the current project's name
 	CSRF    string
 }
@@ -326,7 +329,7 @@ func sentence(msg string) string {
 }
 
 // scripts are the console's own scripts, each optional to its page.
-var scripts = map[string]bool{"policy.js": true, "logtail.js": true}
+var scripts = map[string]bool{"policy.js": true, "logtail.js": true, "z3drop.js": true}
 
 // script serves one of the console's scripts.
 func (c *Console) script(w http.ResponseWriter, r *http.Request) error {

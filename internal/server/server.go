@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wardhealth/ward/internal/activity"
 	"github.com/wardhealth/ward/internal/admit"
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/console"
@@ -89,6 +90,8 @@ type Server struct {
 	draining     func() bool
 	sms          *sms.Service      // nil: no /v1/messaging endpoints
 	messaging    []MessagingConfig // what /v1/messaging/config reports
+	activity     *activity.Recorder
+	deliveries   func(ctx context.Context, projectID string, since time.Time) ([]store.DeliveryMinute, int64, error)
 }
 
 // Deps are the services the server calls.
@@ -134,6 +137,12 @@ type Deps struct {
 	ConsoleSessions console.SessionStore
 	// Sealer seals what a console session keeps (the master key).
 	Sealer *seal.Sealer
+	// Activity counts each project's requests for the dashboard
+	// (GET /v1/project/metrics); nil: not counted.
+	Activity *activity.Recorder
+	// Deliveries reads a project's subscription delivery attempts since a
+	// time and its backlog (the database's, every replica's); nil: none.
+	Deliveries func(ctx context.Context, projectID string, since time.Time) ([]store.DeliveryMinute, int64, error)
 }
 
 // New builds the server and its routes.
@@ -149,6 +158,7 @@ func New(cfg Config, d Deps) *Server {
 	s.limiter = d.Limiter
 	s.draining = d.Draining
 	s.sms, s.messaging = d.SMS, d.Messaging
+	s.activity, s.deliveries = d.Activity, d.Deliveries
 	if s.draining == nil {
 		s.draining = func() bool { return false }
 	}
@@ -197,6 +207,7 @@ func New(cfg Config, d Deps) *Server {
 	all = append(all, s.messagingRoutes()...)
 	all = append(all, s.telemedRoutes()...)
 	all = append(all, s.conversationRoutes()...)
+	all = append(all, s.metricsRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
 	}
