@@ -66,7 +66,7 @@ func TestConsoleZ3Drop(t *testing.T) {
 	}
 	// A name the API refuses: its reason, nothing presigned.
 	for _, bad := range []string{"..", ".", "tab\there.txt"} {
-		if st, out := presignDrop(t, b, "/console/z3-presign/"+bucket+"/in/", csrf, bad); st != 400 || out.URL != "" || !strings.Contains(out.Message, "object path") {
+		if st, out := presignDrop(t, b, "/console/z3-presign/"+bucket+"/in/", csrf, bad); st != 400 || out.URL != "" || !strings.Contains(out.Message, "Object path") {
 			t.Errorf("name %q: %d %+v", bad, st, out)
 		}
 	}
