@@ -135,7 +135,7 @@ func fillDashboard(page *dashboardPage, rep activity.Report) {
 			get(func(m activity.Figure) float64 { return float64(m.DeliveryFailures) })),
 	}
 	for i := range page.Charts {
-		page.Charts[i].Label = page.Charts[i].Title + ", project " + page.Project
+		page.Charts[i].Label = page.Charts[i].Title + ", project " + xmlText(page.Project)
 	}
 	for i := len(mins) - 1; i >= 0; i-- { // newest first
 		m := mins[i]
@@ -261,6 +261,18 @@ func lineChart(id, title, desc string, mins []activity.Figure, has []float64, na
 		ch.Series = append(ch.Series, s)
 	}
 	return ch
+}
+
+// xmlText drops what XML cannot hold (invalid UTF-8, control characters
+// but tab and newlines) from text put in an SVG: HTML tolerates them, an
+// SVG read as XML does not.
+func xmlText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE || r == 0xFFFF {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 }
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }

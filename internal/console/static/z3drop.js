@@ -37,7 +37,7 @@ if (zone && list && status && window.XMLHttpRequest && window.FormData) {
   // row adds a file's line: its name, a progress bar and a message.
   const row = (name) => {
     const li = document.createElement('li');
-    const label = document.createElement('span');
+    const label = document.createElement('strong');
     label.textContent = name;
     const bar = document.createElement('progress');
     bar.max = 100;
@@ -45,7 +45,7 @@ if (zone && list && status && window.XMLHttpRequest && window.FormData) {
     bar.setAttribute('aria-label', 'Upload of ' + name);
     const msg = document.createElement('span');
     msg.className = 'hint';
-    li.append(label, bar, msg);
+    li.append(label, ' ', bar, ' ', msg);
     list.append(li);
     return {
       progress: (p) => { bar.value = p; },
