@@ -1,11 +1,15 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,6 +21,10 @@ import (
 	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/store"
+	"github.com/wardhealth/ward/internal/z3"
+	"github.com/wardhealth/ward/internal/z3/blob"
+	"github.com/wardhealth/ward/internal/zambda"
+	"github.com/wardhealth/ward/internal/zambda/runtime"
 )
 
 // newDashboardTestServer counts activity as ward serve does, on the clock
@@ -238,4 +246,61 @@ func BenchmarkConsoleDashboard(b *testing.B) {
 	b.ReportMetric(float64(page[len(page)*99/100])/1e6, "console-p99-ms")
 	b.ReportMetric(mean(page)/mean(peer), "console/api")
 	b.ReportMetric(float64(size), "page-bytes")
+}
+
+// failingWorker answers 500 when the event's body asks it to, else 200.
+type failingWorker struct{}
+
+func (failingWorker) Invoke(_ context.Context, _ runtime.Function, inv runtime.Invocation) (runtime.Result, error) {
+	if bytes.Contains(inv.Payload, []byte(`fail`)) {
+		return runtime.Result{Payload: []byte(`{"statusCode":500,"body":"failed"}`)}, nil
+	}
+	return runtime.Result{Payload: []byte(`{"statusCode":200,"body":"ok"}`)}, nil
+}
+
+// Zambda invocations reach the dashboard, a 5xx answer as a failure,
+// whoever made them (here: the console's invoke, in process).
+func TestConsoleDashboardZambdas(t *testing.T) {
+	rec := activity.New(nil, 0)
+	ts := newTestServerWith(t, loopbackEgress(t), func(st *store.Store, sealer *seal.Sealer, d *Deps) {
+		blobs, err := blob.NewFS(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		z3Svc, err := z3.New(t.Context(), z3.Config{PublicURL: testURL}, st, sealer, blobs, time.Now, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zs := zambda.New(zambda.Config{WorkDir: t.TempDir(), Activity: rec}, st, d.IAM, z3Svc, nil, failingWorker{}, sealer, time.Now, log)
+		t.Cleanup(zs.Flush)
+		d.Z3, d.Zambda, d.Activity = z3Svc, zs, rec
+	})
+	ts.inviteConsoleDeveloper(t, "dev@example.org", `{"rule":[{"resource":["*"],"action":["*"],"effect":"Allow"}]}`)
+	b, csrf := ts.consoleSignIn(t, "dev@example.org")
+	status, body := post(t, b, "/console/zambdas/new", url.Values{"csrf": {csrf}, "name": {"counted"}, "runtime": {"nodejs20.x"},
+		"triggerMethod": {"http_auth"}, "memorySize": {"256"}, "timeoutInSeconds": {"5"}})
+	m := zambdaIDOnPage.FindStringSubmatch(body)
+	if status != 200 || m == nil {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	page := "/console/zambdas/" + m[1]
+	if status, _ := postZip(t, b, page+"/upload", csrf, nodeZip(t)); status != 200 {
+		t.Fatalf("upload: %d", status)
+	}
+	for _, payload := range []string{`{"a":1}`, `{"fail":true}`, `{"b":2}`} {
+		if status, body := post(t, b, page+"/invoke", url.Values{"csrf": {csrf}, "payload": {payload}}); status != 200 {
+			t.Fatalf("invoke %s: %d %s", payload, status, body)
+		}
+	}
+	_, body = get(t, b, "/console/dashboard")
+	if got := tiles(body); got["Zambda invocations"] != "3" {
+		t.Errorf("tiles = %v, want 3 invocations", got)
+	}
+	if !strings.Contains(body, `<span class="hint">1 failed</span>`) {
+		t.Errorf("no failure counted: %s", body)
+	}
+	if !strings.Contains(chartSVG.FindAllString(body, -1)[2], `<g class="s2" data-series="Failures"><rect `) {
+		t.Error("the zambda chart shows no failure bar")
+	}
 }
