@@ -95,7 +95,10 @@ func TestConsoleDashboardDeliveries(t *testing.T) {
 	if st, _ := ts.do(t, "POST", "/fhir/Patient", ts.token, `{"resourceType":"Patient"}`); st != 201 {
 		t.Fatal(st)
 	}
-	until("the backlog", func(got map[string]string, _ string) bool { n, _ := strconv.Atoi(got["Delivery backlog"]); return n >= 1 })
+	until("the backlog", func(got map[string]string, _ string) bool {
+		n, _ := strconv.Atoi(got["Delivery backlog"])
+		return n >= 1
+	})
 	close(release)
 	// Resuming may send the failed event again too: at least the second
 	// Patient's attempt more, and still the one failure.
