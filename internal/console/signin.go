@@ -18,7 +18,7 @@ import (
 
 type welcomePage struct{ base }
 
-// home is the welcome page (signed out) or the project page.
+// home is the welcome page (signed out) or the dashboard.
 func (c *Console) home(w http.ResponseWriter, r *http.Request) error {
 	if _, err := c.session(r); err == nil {
 		w.Header().Set("Cache-Control", "no-store")
