@@ -41,6 +41,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"add":       func(a, b, c int) int { return a + b + c },
 	"rules":     ruleCount,
 	"folderURL": folderLink,
+	"tableRows": tableRows,
 	"fieldError": func(in, field, msg string) fieldErr {
 		return fieldErr{In: in, Field: field, Error: msg}
 	},

@@ -3,6 +3,7 @@ package console
 import (
 	"errors"
 	"fmt"
+	"html"
 	"html/template"
 	"math"
 	"net/http"
@@ -80,6 +81,33 @@ type minuteRow struct {
 	P50, P99                             string
 	Invocations, Failures                int64
 	Deliveries, DeliveryFailures         int64
+}
+
+// tableRows writes the minute table's rows. Written here rather than by
+// the template (half the page's time for 600 escaped cells): every cell is
+// a number from strconv or text escaped here.
+func tableRows(rows []minuteRow) template.HTML {
+	var b strings.Builder
+	cell := func(s string) {
+		b.WriteString("<td>")
+		b.WriteString(html.EscapeString(s))
+		b.WriteString("</td>")
+	}
+	for _, r := range rows {
+		b.WriteString(`<tr><td class="scope">`)
+		b.WriteString(html.EscapeString(r.Time))
+		b.WriteString("</td>")
+		for _, n := range []int64{r.Requests, r.ClientErrors, r.ServerErrors} {
+			cell(countText(n))
+		}
+		cell(r.P50)
+		cell(r.P99)
+		for _, n := range []int64{r.Invocations, r.Failures, r.Deliveries, r.DeliveryFailures} {
+			cell(countText(n))
+		}
+		b.WriteString("</tr>\n")
+	}
+	return template.HTML(b.String()) //nolint:gosec // numbers and escaped text, see above
 }
 
 type dashboardPage struct {
