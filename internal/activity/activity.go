@@ -71,9 +71,10 @@ type Recorder struct {
 	projects    map[string]*ring
 }
 
-// DefaultMaxProjects bounds memory (about 15 KB a project): past it, a
-// project idle for an hour makes room, else the new one is not counted.
-const DefaultMaxProjects = 20000
+// DefaultMaxProjects bounds memory (about 17 KB a project, 70 MB in all):
+// past it, a project idle for an hour makes room, else the new one is not
+// counted. Only authenticated callers count, so only real projects.
+const DefaultMaxProjects = 4096
 
 // New builds a recorder; now nil: time.Now; maxProjects <= 0:
 // DefaultMaxProjects.
