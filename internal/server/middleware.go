@@ -20,10 +20,21 @@ import (
 // requestID returns the id outer gave the request.
 func requestID(ctx context.Context) string { return reqid.From(ctx) }
 
-// statusWriter remembers the status for logs and audit.
+// statusWriter remembers the status for logs and audit, and the project
+// of an authenticated request (the dashboard's counts).
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status  int
+	project string
+}
+
+// countFor names the project a request is counted for, once its caller
+// is known. A request Ward answers without knowing the project (401, a
+// public route, the console's in-process calls) is not counted.
+func countFor(w http.ResponseWriter, projectID string) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.project = projectID
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -85,8 +96,16 @@ func (s *Server) outer(next http.Handler) http.Handler {
 					s.writeError(sw, r, fmt.Errorf("panic: %v", v))
 				}
 			}
+			took := time.Since(start)
 			s.access.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("path", logPath(r.URL.Path)),
-				slog.Int("status", sw.status), slog.Duration("took", time.Since(start)))
+				slog.Int("status", sw.status), slog.Duration("took", took))
+			if s.activity != nil && sw.project != "" {
+				status := sw.status
+				if status == 0 {
+					status = http.StatusOK
+				}
+				s.activity.Request(sw.project, status, took)
+			}
 		}()
 		if !corsOK {
 			// A preflight from an origin no application lists: no CORS

@@ -33,6 +33,7 @@ var suite = []struct {
 	{"rate counts", testRateCounts},
 	{"sign-in sessions and remembered consent", testSignIn},
 	{"user mfa and password resets", testUserMFA},
+	{"console sessions", testConsoleSessions},
 }
 
 func TestStore(t *testing.T) {
