@@ -8,6 +8,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/provider/erx"
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/zambda"
 )
@@ -31,5 +32,18 @@ func newSMS(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy,
 		HTTP: eg.HTTPClient(30 * time.Second),
 		Log:  log,
 		Now:  time.Now,
+	})
+}
+
+// newERx builds e-prescribing: provider choices from the project's settings;
+// the local provider's directories are the project's FHIR resources.
+func newERx(c config, svc *services) *erx.Service {
+	return erx.New(erx.Deps{
+		FHIR: svc.fhir,
+		Providers: func(ctx context.Context, projectID string) (map[string]string, error) {
+			p, err := svc.iam.GetProject(ctx, projectID)
+			return p.Providers, err
+		},
+		Local: &erx.Local{Catalog: svc.fhir, PublicURL: c.PublicURL},
 	})
 }

@@ -233,7 +233,8 @@ func serve(ctx context.Context, args []string) error {
 		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,
 			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Telemed: meetings, Conversations: convs, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready,
 			Limiter: limiter, Draining: life.Draining,
-			SMS: smsSvc, Messaging: []server.MessagingConfig{{Key: "transactionalSMSConfig", Info: smsSvc.Info}}})
+			SMS: smsSvc, Messaging: []server.MessagingConfig{{Key: "transactionalSMSConfig", Info: smsSvc.Info}},
+			ERx: newERx(c, svc)})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.
