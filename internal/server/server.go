@@ -15,6 +15,7 @@ import (
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/provider/erx"
+	"github.com/wardhealth/ward/internal/provider/fax"
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/reqid"
@@ -90,6 +91,7 @@ type Server struct {
 	sms          *sms.Service      // nil: no /v1/messaging endpoints
 	messaging    []MessagingConfig // what /v1/messaging/config reports
 	erx          *erx.Service      // nil: no /erx/v3 endpoints
+	fax          *fax.Service      // nil: no /fax/v1 endpoints
 }
 
 // Deps are the services the server calls.
@@ -132,6 +134,8 @@ type Deps struct {
 	Messaging []MessagingConfig
 	// ERx answers the SDK's erx.*; nil: no /erx/v3 endpoints.
 	ERx *erx.Service
+	// Fax answers the SDK's fax.*; nil: no /fax/v1 endpoints.
+	Fax *fax.Service
 }
 
 // New builds the server and its routes.
@@ -147,7 +151,7 @@ func New(cfg Config, d Deps) *Server {
 	s.limiter = d.Limiter
 	s.draining = d.Draining
 	s.sms, s.messaging = d.SMS, d.Messaging
-	s.erx = d.ERx
+	s.erx, s.fax = d.ERx, d.Fax
 	if s.draining == nil {
 		s.draining = func() bool { return false }
 	}
@@ -197,6 +201,7 @@ func New(cfg Config, d Deps) *Server {
 	all = append(all, s.telemedRoutes()...)
 	all = append(all, s.conversationRoutes()...)
 	all = append(all, s.erxRoutes()...)
+	all = append(all, s.faxRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
 	}

@@ -1,0 +1,10 @@
+-- Fax numbers a project onboarded (issue 32): the number in E.164, the
+-- provider that holds it ("local", "phaxio") and when. Credentials are
+-- project secrets, never here.
+CREATE TABLE fax_numbers (
+  project_id TEXT NOT NULL,
+  number TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (project_id, number)
+);
