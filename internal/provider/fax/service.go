@@ -462,23 +462,9 @@ func (s *Service) media(ctx context.Context, p auth.Principal, ref string, withB
 // z3Document reads a Z3 URL: <public>/v1/z3/<bucket>/<path> (Oystehr's
 // form, on this server) or z3://<bucket>/<path>.
 func (s *Service) z3Document(ctx context.Context, p auth.Principal, u string, withBytes bool) (Document, map[string]any, error) {
-	rest, ok := strings.CutPrefix(u, s.cfg.PublicURL+"/v1/z3/")
-	if !ok {
-		rest, ok = strings.CutPrefix(u, "z3://")
-	}
-	if !ok {
-		return Document{}, nil, fault.Invalid("media must be a Z3 URL of this server (%s/v1/z3/<bucket>/<path>) or DocumentReference/<id>, not %q", s.cfg.PublicURL, clip(u))
-	}
-	bucket, objPath, _ := strings.Cut(rest, "/")
-	if err := z3.ValidBucket(bucket); err != nil {
-		return Document{}, nil, err
-	}
-	clean, folder, err := z3.CleanPath(objPath)
+	bucket, clean, err := ParseZ3URL(s.cfg.PublicURL, u)
 	if err != nil {
 		return Document{}, nil, err
-	}
-	if clean == "" || folder {
-		return Document{}, nil, fault.Invalid("media names a folder, not a document: %q", clip(u))
 	}
 	if err := s.d.Authorize(ctx, p, "Z3:GetObject", "Z3:"+bucket+"/"+clean); err != nil {
 		return Document{}, nil, err
@@ -515,4 +501,29 @@ func firstOf(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+// ParseZ3URL reads a Z3 URL of the server at public: public/v1/z3/<bucket>/<path>
+// (Oystehr's form) or z3://<bucket>/<path>. The path is one object's, cleaned
+// (never a folder, never "..").
+func ParseZ3URL(public, u string) (bucket, objPath string, err error) {
+	rest, ok := strings.CutPrefix(u, public+"/v1/z3/")
+	if !ok {
+		rest, ok = strings.CutPrefix(u, "z3://")
+	}
+	if !ok {
+		return "", "", fault.Invalid("media must be a Z3 URL of this server (%s/v1/z3/<bucket>/<path>) or DocumentReference/<id>, not %q", public, clip(u))
+	}
+	bucket, raw, _ := strings.Cut(rest, "/")
+	if err := z3.ValidBucket(bucket); err != nil {
+		return "", "", err
+	}
+	clean, folder, err := z3.CleanPath(raw)
+	if err != nil {
+		return "", "", err
+	}
+	if clean == "" || folder {
+		return "", "", fault.Invalid("media names a folder, not a document: %q", clip(u))
+	}
+	return bucket, clean, nil
 }
