@@ -32,6 +32,16 @@ async function clinicFaxes(number) {
   clinic = await admin.fhir.update({ ...clinic, telecom: [{ system: 'fax', value: number }] });
 }
 
+async function until(what, fn) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 async function clientWith(name, rule) {
   const role = await admin.role.create({ name, accessPolicy: { rule } });
   const m2m = await admin.m2m.create({ name, roles: [role.id] });
@@ -133,6 +143,7 @@ test('phaxio provider: numbers provisioned and released, the document uploaded, 
   await admin.secret.set({ name: 'PHAXIO_API_KEY', value: env('PHAXIO_KEY') });
   await admin.secret.set({ name: 'PHAXIO_API_SECRET', value: env('PHAXIO_SECRET') });
   await admin.secret.set({ name: 'PHAXIO_AREA_CODE', value: '847' });
+  await admin.secret.set({ name: 'PHAXIO_CALLBACK_TOKEN', value: env('PHAXIO_CALLBACK_TOKEN') });
   const { faxNumber } = await admin.fax.onboard();
   assert.equal(faxNumber, env('PHAXIO_NUMBER'));
   assert.deepEqual(await admin.fax.getConfiguration(), { configured: true, faxNumbers: [faxNumber], provider: 'phaxio' });
@@ -147,6 +158,25 @@ test('phaxio provider: numbers provisioned and released, the document uploaded, 
   const sent = log.find((e) => e.path === '/v2.1/faxes');
   assert.deepEqual(sent, { method: 'POST', path: '/v2.1/faxes', to: '+12175550142', caller_id: faxNumber, file: pdf, 'file.filename': 'referral.pdf', id: sent.id });
   assert.deepEqual(c.identifier, [{ system: 'urn:ward:fax:id', value: sent.id }], 'Phaxio\'s fax id is on the record');
+  // Phaxio's signed callback (the stand-in's) completes it.
+  const done = await until('completed', async () => {
+    const got = await admin.fhir.get({ resourceType: 'Communication', id: c.id });
+    return got.status === 'completed' && got;
+  });
+  assert.equal(done.extension.find((e) => e.url.endsWith('outbound-fax-status')).valueString, 'success');
+  // Forged callbacks: a wrong signature, none, another project's URL; nothing changes.
+  const me = await admin.project.get();
+  const pending = (await send(admin)).communicationResource;
+  const form = () => { const f = new FormData(); f.set('success', 'false'); f.set('fax', `{"id":${pending.identifier[0].value},"status":"failure"}`); return f; };
+  for (const [url, headers] of [
+    [`${base}/fax/v1/phaxio/callback/${me.id}/${c.id}`, { 'x-phaxio-signature': '0'.repeat(40) }],
+    [`${base}/fax/v1/phaxio/callback/${me.id}/${c.id}`, {}],
+    [`${base}/fax/v1/phaxio/callback/not-a-project/${c.id}`, { 'x-phaxio-signature': 'x' }],
+  ]) {
+    const res = await fetch(url, { method: 'POST', body: form(), headers });
+    assert.equal(res.status, 403, `${url}: ${await res.text()}`);
+  }
+  assert.equal((await admin.fhir.get({ resourceType: 'Communication', id: c.id })).status, 'completed');
 
   // Phaxio refuses a number: a 400 with its message, the Communication not-done.
   const err = await send(admin, { recipient: undefined, recipientNumber: '+15559999999' }).catch((e) => e);

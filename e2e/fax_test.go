@@ -1,16 +1,20 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/wardhealth/ward/internal/provider/fax"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
 
@@ -27,14 +31,16 @@ type phaxioStandIn struct {
 	srv         *httptest.Server
 	key, secret string
 	number      string
+	token       string // the account's callback token
 	mu          sync.Mutex
 	log         []map[string]string
+	callbacks   sync.WaitGroup
 }
 
 func newPhaxioStandIn(t *testing.T) *phaxioStandIn {
-	ph := &phaxioStandIn{t: t, key: "phx-key-e2e", secret: "phx-secret-e2e", number: "+18475551234"}
+	ph := &phaxioStandIn{t: t, key: "phx-key-e2e", secret: "phx-secret-e2e", number: "+18475551234", token: "phx-callback-token-e2e"}
 	ph.srv = httptest.NewServer(http.HandlerFunc(ph.serve))
-	t.Cleanup(ph.srv.Close)
+	t.Cleanup(func() { ph.callbacks.Wait(); ph.srv.Close() })
 	return ph
 }
 
@@ -110,10 +116,55 @@ func (ph *phaxioStandIn) serve(w http.ResponseWriter, r *http.Request) {
 		id := 1000 + len(ph.log)
 		ph.mu.Unlock()
 		entry["id"] = fmt.Sprint(id)
+		cb := entry["callback_url"]
+		delete(entry, "callback_url")
+		if !strings.HasPrefix(cb, "http://127.0.0.1:") || !strings.Contains(cb, "/fax/v1/phaxio/callback/") {
+			ph.bad(w, "callback_url "+cb+" is not Ward's")
+			return
+		}
 		ph.record(entry)
 		ph.answer(w, http.StatusOK, true, "Fax queued for sending", map[string]any{"id": id})
+		ph.callbacks.Add(1)
+		go ph.callback(cb, id)
 	default:
 		ph.bad(w, "no such endpoint "+r.Method+" "+r.URL.Path)
+	}
+}
+
+// callback posts Phaxio's send callback, as Phaxio does when the fax is
+// done: a multipart form (success, is_test, direction, the fax object as
+// JSON) signed with the callback token. Like Phaxio it retries a callback
+// that fails (the first may arrive before Ward has recorded the fax id),
+// here for up to 10 s.
+func (ph *phaxioStandIn) callback(cbURL string, id int) {
+	defer ph.callbacks.Done()
+	form := map[string]string{"success": "true", "is_test": "false", "direction": "sent",
+		"fax": fmt.Sprintf(`{"id":%d,"direction":"sent","num_pages":1,"status":"success","is_test":false}`, id)}
+	sig := fax.PhaxioSignature(ph.token, cbURL, fax.Callback{Values: map[string][]string{
+		"success": {form["success"]}, "is_test": {form["is_test"]}, "direction": {form["direction"]}, "fax": {form["fax"]}}})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		for k, v := range form {
+			_ = mw.WriteField(k, v)
+		}
+		_ = mw.Close()
+		req, _ := http.NewRequest(http.MethodPost, cbURL, &body)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		req.Header.Set("X-Phaxio-Signature", sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			ph.t.Errorf("phaxio callback to %s: %v %v", cbURL, err, resp)
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // Phaxio's retry backoff, shortened; bounded by the deadline
 	}
 }
 
@@ -143,6 +194,7 @@ func TestFaxWithSDK(t *testing.T) {
 				"PHAXIO_KEY":             ph.key,
 				"PHAXIO_SECRET":          ph.secret,
 				"PHAXIO_NUMBER":          ph.number,
+				"PHAXIO_CALLBACK_TOKEN":  ph.token,
 			})
 			ph.mu.Lock()
 			defer ph.mu.Unlock()

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 
+	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/provider/fax"
 )
 
@@ -18,6 +19,9 @@ func (s *Server) faxRoutes() []route {
 		{method: "POST", path: b + "/offboard", action: "Fax:Offboard", resource: fixed("Fax:Number"), handle: s.faxOffboard},
 		{method: "GET", path: b + "/config", action: "Fax:GetConfiguration", resource: fixed("Fax:Configuration"), handle: s.faxConfig},
 		{method: "POST", path: b + "/send", action: "Fax:Send", resource: fixed("Fax:Fax"), handle: s.faxSend},
+		// Phaxio's signature (X-Phaxio-Signature, with the project's
+		// callback token) is the credential.
+		{method: "POST", path: b + "/phaxio/callback/{project}/{id}", public: true, handle: s.phaxioCallback},
 	}
 }
 
@@ -45,5 +49,18 @@ func (s *Server) faxSend(w http.ResponseWriter, r *http.Request, c call) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"communicationResource": comm})
+	return nil
+}
+
+func (s *Server) phaxioCallback(w http.ResponseWriter, r *http.Request, _ call) error {
+	body, err := fault.ReadBody(r.Body)
+	if err != nil {
+		return err
+	}
+	if err := s.fax.PhaxioCallback(r.Context(), r.PathValue("project"), r.PathValue("id"), r.Header.Get("Content-Type"),
+		r.Header.Get("X-Phaxio-Signature"), body); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
 	return nil
 }

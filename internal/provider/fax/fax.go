@@ -25,6 +25,8 @@ type Fax struct {
 	From     string // the project's onboarded number
 	Quality  string // standard, fine, superfine
 	Document Document
+	// CallbackURL is where the provider reports delivery ("" for none).
+	CallbackURL string
 }
 
 // Sent is a provider's receipt.

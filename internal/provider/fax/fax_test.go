@@ -1,9 +1,14 @@
 package fax
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -105,6 +110,50 @@ func FuzzParseZ3URL(f *testing.F) {
 		}
 		if z3.ValidBucket(b) != nil || p == "" || strings.HasSuffix(p, "/") || strings.Contains("/"+p+"/", "/../") || strings.Contains("/"+p+"/", "/./") {
 			t.Fatalf("ParseZ3URL(%q) = %q, %q", u, b, p)
+		}
+	})
+}
+
+// TestPhaxioSignature: the documented construction (URL, then parameters
+// sorted by name, then file parts with their SHA-1), and a multipart body
+// parses to what signs the same.
+func TestPhaxioSignature(t *testing.T) {
+	const u = "https://ward.example/fax/v1/phaxio/callback/p/c"
+	cb := Callback{Values: map[string][]string{"success": {"true"}, "fax": {`{"id":1}`}}, Files: map[string][]string{"file": {"da39a3ee5e6b4b0d3255bfef95601890afd80709"}}}
+	m := hmac.New(sha1.New, []byte("tok"))
+	m.Write([]byte(u + `fax{"id":1}successtrue` + "file" + "da39a3ee5e6b4b0d3255bfef95601890afd80709"))
+	if got, want := PhaxioSignature("tok", u, cb), hex.EncodeToString(m.Sum(nil)); got != want {
+		t.Fatalf("signature %s, want %s", got, want)
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("success", "true")
+	_ = mw.WriteField("fax", `{"id":1}`)
+	fw, _ := mw.CreateFormFile("file", "empty.pdf")
+	_, _ = fw.Write(nil)
+	_ = mw.Close()
+	parsed, err := ParseCallback(mw.FormDataContentType(), body.Bytes())
+	if err != nil || PhaxioSignature("tok", u, parsed) != PhaxioSignature("tok", u, cb) {
+		t.Fatalf("parsed %+v, %v", parsed, err)
+	}
+	if _, err := ParseCallback("text/plain", nil); err == nil {
+		t.Fatal("a text/plain callback parsed")
+	}
+}
+
+// FuzzParseCallback: any body either fails to parse or parses to values
+// whose signature is stable (the same bytes sign the same twice).
+func FuzzParseCallback(f *testing.F) {
+	f.Add("application/x-www-form-urlencoded", []byte("success=true&fax=%7B%22id%22%3A1%7D"))
+	f.Add("multipart/form-data; boundary=b", []byte("--b\r\nContent-Disposition: form-data; name=\"fax\"\r\n\r\n{}\r\n--b--\r\n"))
+	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
+		a, err := ParseCallback(ctype, body)
+		if err != nil {
+			return
+		}
+		b, err := ParseCallback(ctype, body)
+		if err != nil || PhaxioSignature("k", "u", a) != PhaxioSignature("k", "u", b) {
+			t.Fatalf("unstable parse of %q", body)
 		}
 	})
 }

@@ -63,6 +63,9 @@ func (p *Phaxio) Send(ctx context.Context, f Fax) (Sent, error) {
 	if f.From != "" {
 		fields["caller_id"] = f.From
 	}
+	if f.CallbackURL != "" {
+		fields["callback_url"] = f.CallbackURL
+	}
 	var data struct {
 		ID json.Number `json:"id"`
 	}

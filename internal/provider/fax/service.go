@@ -347,7 +347,7 @@ func (s *Service) Send(ctx context.Context, p auth.Principal, in SendInput) (jso
 	if name == provider.Local {
 		return res.Content, nil
 	}
-	sent, sendErr := pr.Send(ctx, Fax{To: to, From: from, Quality: in.Quality, Document: doc})
+	sent, sendErr := pr.Send(ctx, Fax{To: to, From: from, Quality: in.Quality, Document: doc, CallbackURL: s.CallbackURL(p.ProjectID, res.ID)})
 	// What the provider said is recorded even if the caller has gone.
 	final, err := s.settle(context.WithoutCancel(ctx), p.ProjectID, res.ID, sent, sendErr)
 	if sendErr != nil {
