@@ -14,8 +14,8 @@ type FaxNumber struct {
 	CreatedAt time.Time
 }
 
-// AddFaxNumber records an onboarded number. Errors: ErrConflict when the
-// project has it already.
+// AddFaxNumber records a project's onboarded number. Errors: ErrConflict
+// when the project has one already (one per project).
 func (s *Store) AddFaxNumber(ctx context.Context, n FaxNumber) error {
 	_, err := s.exec(ctx, `INSERT INTO fax_numbers (project_id, number, provider, created_at) VALUES (?, ?, ?, ?)`,
 		n.ProjectID, n.Number, n.Provider, ms(n.CreatedAt))

@@ -8,12 +8,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/wardhealth/ward/internal/store/storetest"
 	"github.com/wardhealth/ward/internal/z3"
 )
 
@@ -156,4 +159,38 @@ func FuzzParseCallback(f *testing.F) {
 			t.Fatalf("unstable parse of %q", body)
 		}
 	})
+}
+
+// TestOnboardRace: onboards at once end with one number, the same for
+// every caller, on both backends (the losers give theirs back).
+func TestOnboardRace(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			st := storetest.Open(t, b)
+			s := New(Config{PublicURL: "http://ward.test"}, Deps{Numbers: st,
+				Providers: func(context.Context, string) (map[string]string, error) { return nil, nil },
+				Log:       slog.New(slog.NewTextHandler(io.Discard, nil))})
+			got := make([]string, 8)
+			var wg sync.WaitGroup
+			for i := range got {
+				wg.Go(func() {
+					n, err := s.Onboard(context.Background(), "p1")
+					if err != nil {
+						t.Error(err)
+					}
+					got[i] = n
+				})
+			}
+			wg.Wait()
+			have, err := st.FaxNumbers(context.Background(), "p1")
+			if err != nil || len(have) != 1 {
+				t.Fatalf("numbers after the race = %+v, %v", have, err)
+			}
+			for _, n := range got {
+				if n != have[0].Number {
+					t.Fatalf("onboards answered %v; the project has %s", got, have[0].Number)
+				}
+			}
+		})
+	}
 }

@@ -162,7 +162,20 @@ func (s *Service) Onboard(ctx context.Context, projectID string) (string, error)
 		return "", s.providerErr(ctx, name, "provisioning a fax number", err)
 	}
 	// The number is the project's now: record it even if the caller left.
-	if err := s.d.Numbers.AddFaxNumber(context.WithoutCancel(ctx), store.FaxNumber{ProjectID: projectID, Number: number, Provider: name, CreatedAt: s.d.Now()}); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	err = s.d.Numbers.AddFaxNumber(ctx, store.FaxNumber{ProjectID: projectID, Number: number, Provider: name, CreatedAt: s.d.Now()})
+	if errors.Is(err, store.ErrConflict) {
+		// Another onboard won the race: give this number back, answer theirs.
+		if rerr := pr.Release(ctx, number); rerr != nil {
+			s.d.Log.WarnContext(ctx, "fax number bought twice, release failed", "provider", name, "number", number, "err", rerr)
+		}
+		have, err := s.d.Numbers.FaxNumbers(ctx, projectID)
+		if err != nil || len(have) == 0 {
+			return "", fault.Conflict("the project's fax number changed during onboarding; try again")
+		}
+		return have[0].Number, nil
+	}
+	if err != nil {
 		return "", err
 	}
 	return number, nil

@@ -1,4 +1,5 @@
--- Fax numbers a project onboarded (issue 32): the number in E.164, the
+-- The fax number a project onboarded (issue 32; one per project, so two
+-- onboards at once cannot both keep one): the number in E.164, the
 -- provider that holds it ("local", "phaxio") and when. Credentials are
 -- project secrets, never here.
 CREATE TABLE fax_numbers (
@@ -6,5 +7,5 @@ CREATE TABLE fax_numbers (
   number TEXT NOT NULL,
   provider TEXT NOT NULL,
   created_at INTEGER NOT NULL,
-  PRIMARY KEY (project_id, number)
+  PRIMARY KEY (project_id)
 );
