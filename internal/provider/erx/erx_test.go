@@ -182,3 +182,41 @@ func BenchmarkSearchMedications(b *testing.B) {
 		})
 	}
 }
+
+// TestConnectAsPractitioner: a user whose profile is a Practitioner gets a
+// link only once enrolled; enrollment is one PractitionerRole, updated.
+func TestConnectAsPractitioner(t *testing.T) {
+	s, f := newService(t, storetest.Backends()[0])
+	ctx := context.Background()
+	res, err := f.SystemCreate(ctx, "p1", []byte(`{"resourceType":"Practitioner"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := auth.Principal{ProjectID: "p1", Kind: auth.KindUser, ID: "u1", FHIRUser: "Practitioner/" + res.ID}
+	if _, err := s.Connect(ctx, doc, "", ""); err == nil || !strings.Contains(err.Error(), "not enrolled") {
+		t.Fatalf("connect before enrollment: %v", err)
+	}
+	for _, prescribing := range []bool{true, false, true} {
+		if err := s.Enroll(ctx, doc, res.ID, prescribing); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := s.CheckEnrollment(ctx, doc, res.ID)
+	if err != nil || !e.Active || !e.IsPrescribing || e.IdentityVerified {
+		t.Fatalf("enrollment = %+v, %v", e, err)
+	}
+	roles, err := s.search(ctx, doc, "PractitionerRole", url.Values{})
+	if err != nil || len(roles) != 1 {
+		t.Fatalf("%d enrollment roles, %v", len(roles), err)
+	}
+	link, err := s.Connect(ctx, doc, "", "")
+	if err != nil || link != "http://ward.test/console/fhir/MedicationRequest/new" {
+		t.Fatalf("connect = %q, %v", link, err)
+	}
+	if err := s.Unenroll(ctx, doc, res.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Connect(ctx, doc, "", ""); err == nil {
+		t.Fatal("connect after unenrolling")
+	}
+}
