@@ -238,7 +238,8 @@ func serve(ctx context.Context, args []string) error {
 			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Telemed: meetings, Conversations: convs, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready,
 			Limiter: limiter, Draining: life.Draining,
 			SMS: smsSvc, Messaging: []server.MessagingConfig{{Key: "transactionalSMSConfig", Info: smsSvc.Info}},
-			ConsoleSessions: svc.store, Sealer: svc.sealer, Activity: projectActivity, Deliveries: svc.store.DeliveryActivity})
+			ConsoleSessions: svc.store, Sealer: svc.sealer, Activity: projectActivity, Deliveries: svc.store.DeliveryActivity,
+			ERx: newERx(c, svc), Fax: newFax(c, svc, zambdas, egressAll, log)})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.

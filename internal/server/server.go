@@ -15,6 +15,8 @@ import (
 	"github.com/wardhealth/ward/internal/conversation"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/provider/erx"
+	"github.com/wardhealth/ward/internal/provider/fax"
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/reqid"
@@ -92,6 +94,8 @@ type Server struct {
 	messaging    []MessagingConfig // what /v1/messaging/config reports
 	activity     *activity.Recorder
 	deliveries   func(ctx context.Context, projectID string, since time.Time) ([]store.DeliveryMinute, int64, error)
+	erx          *erx.Service // nil: no /erx/v3 endpoints
+	fax          *fax.Service // nil: no /fax/v1 endpoints
 }
 
 // Deps are the services the server calls.
@@ -143,6 +147,10 @@ type Deps struct {
 	// Deliveries reads a project's subscription delivery attempts since a
 	// time and its backlog (the database's, every replica's); nil: none.
 	Deliveries func(ctx context.Context, projectID string, since time.Time) ([]store.DeliveryMinute, int64, error)
+	// ERx answers the SDK's erx.*; nil: no /erx/v3 endpoints.
+	ERx *erx.Service
+	// Fax answers the SDK's fax.*; nil: no /fax/v1 endpoints.
+	Fax *fax.Service
 }
 
 // New builds the server and its routes.
@@ -159,6 +167,7 @@ func New(cfg Config, d Deps) *Server {
 	s.draining = d.Draining
 	s.sms, s.messaging = d.SMS, d.Messaging
 	s.activity, s.deliveries = d.Activity, d.Deliveries
+	s.erx, s.fax = d.ERx, d.Fax
 	if s.draining == nil {
 		s.draining = func() bool { return false }
 	}
@@ -208,6 +217,8 @@ func New(cfg Config, d Deps) *Server {
 	all = append(all, s.telemedRoutes()...)
 	all = append(all, s.conversationRoutes()...)
 	all = append(all, s.metricsRoutes()...)
+	all = append(all, s.erxRoutes()...)
+	all = append(all, s.faxRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
 	}
