@@ -205,11 +205,11 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*Store, err
 	// Readers map the file (mmap_size): a page read is then a memory read,
 	// not a pread system call (searches +25% over HTTP). Only this process
 	// writes the file and it never shrinks it under a map (no VACUUM). The
-	// map covers the whole file up to SQLite's 2 GiB cap: at 256 MiB a
-	// database of 10,000 patients (~180k resources) read its far pages
-	// with pread again, and searches cost 1.8-2x the CPU they cost at 1,000
-	// (issue 29). The map is address space, not memory: pages come from
-	// the OS page cache as before.
+	// map covers the whole file up to SQLite's 2 GiB cap: with 256 MiB a
+	// database of 10,000 patients (~180k resources, past the map) read
+	// its far pages with pread again (searches ~15% more CPU at that size,
+	// bench/RESULTS.md). The map is address space, not memory: pages come
+	// from the OS page cache as before.
 	read, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)&_pragma=cache_size(-16384)&_pragma=mmap_size(2147418112)")
 	if err != nil {
 		write.Close()
