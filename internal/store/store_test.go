@@ -31,6 +31,7 @@ var suite = []struct {
 	{"oauth codes and refresh tokens", testOAuthGrants},
 	{"login failures", testLoginFailures},
 	{"rate counts", testRateCounts},
+	{"payment charges and local cards", testPayments},
 	{"sign-in sessions and remembered consent", testSignIn},
 }
 
