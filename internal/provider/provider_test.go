@@ -13,6 +13,8 @@ func TestValid(t *testing.T) {
 		{"sms", "twilio", ""},
 		{"sms", "Twilio", `no provider "Twilio"`},
 		{"sms", "", `no provider ""`},
+		{"payment", "stripe", ""},
+		{"payment", "twilio", `no provider "twilio"`},
 		{"fax", "local", `no service "fax"`},
 	} {
 		err := Valid(tc.service, tc.name)

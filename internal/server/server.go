@@ -14,6 +14,7 @@ import (
 	"github.com/wardhealth/ward/internal/conversation"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/provider/payment"
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/reqid"
@@ -88,6 +89,7 @@ type Server struct {
 	draining     func() bool
 	sms          *sms.Service      // nil: no /v1/messaging endpoints
 	messaging    []MessagingConfig // what /v1/messaging/config reports
+	payment      *payment.Service  // nil: no /v1/payment endpoints
 }
 
 // Deps are the services the server calls.
@@ -128,6 +130,8 @@ type Deps struct {
 	// Messaging lists the services messaging.getMessagingConfig reports
 	// (SMS, and conversations when they land).
 	Messaging []MessagingConfig
+	// Payment runs paymentMethod.* and charge.*; nil: none.
+	Payment *payment.Service
 }
 
 // New builds the server and its routes.
@@ -143,6 +147,7 @@ func New(cfg Config, d Deps) *Server {
 	s.limiter = d.Limiter
 	s.draining = d.Draining
 	s.sms, s.messaging = d.SMS, d.Messaging
+	s.payment = d.Payment
 	if s.draining == nil {
 		s.draining = func() bool { return false }
 	}
@@ -189,6 +194,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	all := append(append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...), s.consoleRoutes()...)
 	all = append(all, s.messagingRoutes()...)
+	all = append(all, s.paymentRoutes()...)
 	all = append(all, s.telemedRoutes()...)
 	all = append(all, s.conversationRoutes()...)
 	for _, rt := range all {

@@ -220,3 +220,13 @@ func (s *Store) DeleteLocalMethod(ctx context.Context, projectID, customerID, id
 	}
 	return nil
 }
+
+// ReleaseCharge deletes a pending charge whose request failed before it
+// reached the provider (so a retry claims the key afresh). A charge that
+// is no longer pending stays.
+func (s *Store) ReleaseCharge(ctx context.Context, projectID, key string) error {
+	if _, err := s.exec(ctx, `DELETE FROM payment_charges WHERE project_id = ? AND idem_key = ? AND status = ?`, projectID, key, ChargePending); err != nil {
+		return fmt.Errorf("release charge: %w", err)
+	}
+	return nil
+}
