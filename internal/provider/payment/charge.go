@@ -185,6 +185,11 @@ func (s *Service) Issue(ctx context.Context, p auth.Principal, encounterID strin
 	if err != nil {
 		return s.providerErr(ctx, name, err)
 	}
+	// A payor with one card and no default set (Stripe leaves
+	// default_payment_method empty until told) is charged on that card.
+	if def == "" && len(cards) == 1 {
+		def = cards[0].ID
+	}
 	var card *Card
 	for i := range cards {
 		if cards[i].ID == def {

@@ -135,15 +135,30 @@ func (s *Stripe) Charge(ctx context.Context, c ChargeRequest) (Result, error) {
 	return Result{ID: pi.ID, Status: intentStatus(string(pi.Status))}, nil
 }
 
-// intentStatus maps a PaymentIntent's status to a charge's.
+// intentStatus maps a PaymentIntent's status, as the create call answers
+// it, to a charge's. A decline comes as a card error, not a status; other
+// unsettled states (processing, requires_action, requires_payment_method)
+// wait for the webhook that says how the payment ended.
 func intentStatus(s string) string {
 	switch s {
 	case "succeeded":
 		return StatusSucceeded
-	case "canceled", "requires_payment_method":
+	case "canceled":
 		return StatusFailed
 	}
-	// processing, requires_capture, requires_action, requires_confirmation:
-	// not settled yet; a webhook says how it ends.
 	return StatusProcessing
+}
+
+// eventStatus maps a payment_intent event's type to a charge's status ("":
+// not one that settles anything).
+func eventStatus(typ string) string {
+	switch typ {
+	case "payment_intent.succeeded":
+		return StatusSucceeded
+	case "payment_intent.payment_failed", "payment_intent.canceled":
+		return StatusFailed
+	case "payment_intent.processing":
+		return StatusProcessing
+	}
+	return ""
 }

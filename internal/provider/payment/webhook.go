@@ -49,7 +49,10 @@ func (s *Service) Webhook(ctx context.Context, projectID, signature string, body
 	if err != nil {
 		return err
 	}
-	status, reason := intentStatus(pi.Status), ""
+	status, reason := eventStatus(string(ev.Type)), ""
+	if status == "" {
+		return nil
+	}
 	if pi.LastPaymentError != nil {
 		reason = pi.LastPaymentError.Message
 	}
