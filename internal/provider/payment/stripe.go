@@ -17,7 +17,8 @@ const DefaultStripeURL = "https://api.stripe.com"
 // Stripe is the Stripe provider, through stripe-go: Customers,
 // SetupIntents, PaymentMethods and PaymentIntents.
 type Stripe struct {
-	c *stripe.Client
+	c   *stripe.Client
+	key string // only to scrub it from Stripe's messages
 }
 
 var _ Provider = (*Stripe)(nil)
@@ -28,17 +29,29 @@ var _ Provider = (*Stripe)(nil)
 func NewStripe(baseURL, key string, hc *http.Client) *Stripe {
 	cfg := &stripe.BackendConfig{HTTPClient: hc, URL: stripe.String(strings.TrimRight(baseURL, "/")),
 		MaxNetworkRetries: stripe.Int64(2), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}}
-	return &Stripe{c: stripe.NewClient(key, stripe.WithBackends(stripe.NewBackendsWithConfig(cfg)))}
+	return &Stripe{c: stripe.NewClient(key, stripe.WithBackends(stripe.NewBackendsWithConfig(cfg))), key: key}
 }
 
-// stripeErr sorts Stripe's answer: a 4xx other than 409 and 429 is final
-// (ErrRefused with Stripe's message, which holds no secret).
-func stripeErr(what string, err error) error {
+// err sorts Stripe's answer: a 4xx other than 409 and 429 is final
+// (ErrRefused with Stripe's message). A 401 or 403 is about the key: its
+// message is not passed on (a stand-in may echo the key), and no message
+// ever carries the key.
+func (s *Stripe) err(what string, err error) error {
 	var se *stripe.Error
-	if errors.As(err, &se) && se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.HTTPStatusCode != 409 && se.HTTPStatusCode != 429 {
-		return fmt.Errorf("%w: stripe %s: %d %s", ErrRefused, what, se.HTTPStatusCode, se.Msg)
+	if errors.As(err, &se) && (se.HTTPStatusCode == 401 || se.HTTPStatusCode == 403) {
+		return fmt.Errorf("%w: stripe %s: %d: Stripe refused the project's %s", ErrRefused, what, se.HTTPStatusCode, SecretStripeKey)
 	}
-	return fmt.Errorf("stripe %s: %w", what, err)
+	if errors.As(err, &se) && se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.HTTPStatusCode != 409 && se.HTTPStatusCode != 429 {
+		return fmt.Errorf("%w: stripe %s: %d %s", ErrRefused, what, se.HTTPStatusCode, s.scrub(se.Msg))
+	}
+	return fmt.Errorf("stripe %s: %s", what, s.scrub(err.Error()))
+}
+
+func (s *Stripe) scrub(msg string) string {
+	if len(s.key) >= 8 {
+		msg = strings.ReplaceAll(msg, s.key, "[the secret key]")
+	}
+	return msg
 }
 
 func (s *Stripe) Customer(ctx context.Context, key, payor, name string) (string, error) {
@@ -49,7 +62,7 @@ func (s *Stripe) Customer(ctx context.Context, key, payor, name string) (string,
 	p.SetIdempotencyKey(key)
 	c, err := s.c.V1Customers.Create(ctx, p)
 	if err != nil {
-		return "", stripeErr("create customer", err)
+		return "", s.err("create customer", err)
 	}
 	return c.ID, nil
 }
@@ -60,7 +73,7 @@ func (s *Stripe) SetupIntent(ctx context.Context, customer, key string) (string,
 	p.SetIdempotencyKey(key)
 	si, err := s.c.V1SetupIntents.Create(ctx, p)
 	if err != nil {
-		return "", stripeErr("create setup intent", err)
+		return "", s.err("create setup intent", err)
 	}
 	return si.ClientSecret, nil
 }
@@ -68,7 +81,7 @@ func (s *Stripe) SetupIntent(ctx context.Context, customer, key string) (string,
 func (s *Stripe) Methods(ctx context.Context, customer string) ([]Card, string, error) {
 	cu, err := s.c.V1Customers.Retrieve(ctx, customer, nil)
 	if err != nil {
-		return nil, "", stripeErr("retrieve customer", err)
+		return nil, "", s.err("retrieve customer", err)
 	}
 	def := ""
 	if cu.InvoiceSettings != nil && cu.InvoiceSettings.DefaultPaymentMethod != nil {
@@ -78,7 +91,7 @@ func (s *Stripe) Methods(ctx context.Context, customer string) ([]Card, string, 
 	lp := &stripe.PaymentMethodListParams{Customer: stripe.String(customer), Type: stripe.String("card")}
 	for pm, err := range s.c.V1PaymentMethods.List(ctx, lp) {
 		if err != nil {
-			return nil, "", stripeErr("list payment methods", err)
+			return nil, "", s.err("list payment methods", err)
 		}
 		cards = append(cards, stripeCard(pm))
 		if len(cards) >= 100 {
@@ -100,14 +113,14 @@ func (s *Stripe) SetDefault(ctx context.Context, customer, method string) error 
 	_, err := s.c.V1Customers.Update(ctx, customer, &stripe.CustomerUpdateParams{
 		InvoiceSettings: &stripe.CustomerUpdateInvoiceSettingsParams{DefaultPaymentMethod: stripe.String(method)}})
 	if err != nil {
-		return stripeErr("set default payment method", err)
+		return s.err("set default payment method", err)
 	}
 	return nil
 }
 
 func (s *Stripe) Detach(ctx context.Context, customer, method string) error {
 	if _, err := s.c.V1PaymentMethods.Detach(ctx, method, nil); err != nil {
-		return stripeErr("detach payment method", err)
+		return s.err("detach payment method", err)
 	}
 	return nil
 }
@@ -123,14 +136,14 @@ func (s *Stripe) Charge(ctx context.Context, c ChargeRequest) (Result, error) {
 	pi, err := s.c.V1PaymentIntents.Create(ctx, p)
 	var se *stripe.Error
 	if errors.As(err, &se) && se.Type == stripe.ErrorTypeCard {
-		r := Result{Status: StatusFailed, Reason: "stripe: " + se.Msg}
+		r := Result{Status: StatusFailed, Reason: "stripe: " + s.scrub(se.Msg)}
 		if se.PaymentIntent != nil {
 			r.ID = se.PaymentIntent.ID
 		}
 		return r, nil
 	}
 	if err != nil {
-		return Result{}, stripeErr("create payment intent", err)
+		return Result{}, s.err("create payment intent", err)
 	}
 	return Result{ID: pi.ID, Status: intentStatus(string(pi.Status))}, nil
 }
