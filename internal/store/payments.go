@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -38,15 +39,18 @@ func scanCharge(r rowScanner) (Charge, error) {
 	return c, err
 }
 
-// ClaimCharge inserts c unless its key is taken, and returns the row that
-// holds the key and whether this call inserted it. Of concurrent claims of
-// one key exactly one gets true.
+// ClaimCharge inserts c unless its key is taken, or its encounter has
+// another charge that has not failed, and returns the row that holds the
+// key (or that other charge: its Key differs from c's) and whether this
+// call inserted c. Of concurrent claims exactly one gets true.
 func (s *Store) ClaimCharge(ctx context.Context, c Charge) (Charge, bool, error) {
 	var out Charge
 	var claimed bool
 	err := s.WithTx(ctx, func(tx *Tx) error {
+		// No conflict target: the key and the one-live-charge index both
+		// turn the INSERT into nothing.
 		res, err := tx.exec(ctx, `INSERT INTO payment_charges (`+chargeCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (project_id, idem_key) DO NOTHING`, c.ProjectID, c.Key, c.EncounterID, c.Provider, c.Status, c.Amount,
+			ON CONFLICT DO NOTHING`, c.ProjectID, c.Key, c.EncounterID, c.Provider, c.Status, c.Amount,
 			c.Currency, c.IntentID, c.ReconciliationID, c.Card, ms(c.CreatedAt), ms(c.UpdatedAt))
 		if err != nil {
 			return err
@@ -57,6 +61,10 @@ func (s *Store) ClaimCharge(ctx context.Context, c Charge) (Charge, bool, error)
 		}
 		claimed = n == 1
 		out, err = scanCharge(tx.queryRow(ctx, `SELECT `+chargeCols+` FROM payment_charges WHERE project_id = ? AND idem_key = ?`, c.ProjectID, c.Key))
+		if errors.Is(s.mapErr(err), ErrNotFound) {
+			out, err = scanCharge(tx.queryRow(ctx, `SELECT `+chargeCols+` FROM payment_charges
+				WHERE project_id = ? AND encounter_id = ? AND status <> 'failed'`, c.ProjectID, c.EncounterID))
+		}
 		return s.mapErr(err)
 	})
 	if err != nil {

@@ -74,6 +74,13 @@ func testPayments(t *testing.T, s *store.Store) {
 		Currency: "usd", CreatedAt: t0.Add(time.Minute), UpdatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
+	// One live charge per encounter: another key is refused while k1 has
+	// not failed, and the answer is k1.
+	k3 := store.Charge{ProjectID: "p1", Key: "k3", EncounterID: "e1", Provider: "stripe", Status: store.ChargePending,
+		Currency: "usd", CreatedAt: t0.Add(time.Minute), UpdatedAt: t0}
+	if got, claimed, err := s.ClaimCharge(ctx, k3); err != nil || claimed || got.Key != "k1" {
+		t.Fatalf("second live charge of e1: %+v, %v, %v; want k1, not claimed", got, claimed, err)
+	}
 	if l, err := s.LatestCharge(ctx, "p1", "e1"); err != nil || l.Key != "k2" {
 		t.Fatalf("latest = %+v, %v", l, err)
 	}
@@ -87,6 +94,13 @@ func testPayments(t *testing.T, s *store.Store) {
 		if _, err := s.ChargeByIntent(ctx, tc.project, tc.intent); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("by intent %q in %s: %v", tc.intent, tc.project, err)
 		}
+	}
+
+	if err := s.UpdateCharge(ctx, store.Charge{ProjectID: "p1", Key: "k1", Status: "failed", UpdatedAt: later}); err != nil {
+		t.Fatal(err)
+	}
+	if got, claimed, err := s.ClaimCharge(ctx, k3); err != nil || !claimed || got.Key != "k3" {
+		t.Fatalf("after k1 failed: %+v, %v, %v; want k3 claimed", got, claimed, err)
 	}
 
 	// Local cards.

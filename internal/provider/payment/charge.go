@@ -200,6 +200,7 @@ func (s *Service) Issue(ctx context.Context, p auth.Principal, encounterID strin
 		return fault.Invalid("the payor of Encounter/%s has no default payment method (paymentMethod.setDefault)", encounterID)
 	}
 	key := idemKey("charge", p.ProjectID, encounterID, strconv.FormatInt(t.Amount, 10), t.Currency, name, cust, card.ID)
+	// Fast path; the claim below is what holds under concurrency.
 	if prev, err := s.d.Store.LatestCharge(ctx, p.ProjectID, encounterID); err == nil && prev.Key != key && prev.Status != StatusFailed {
 		return fault.Conflict("Encounter/%s was charged already (PaymentReconciliation/%s, %s); a new total is not charged again",
 			encounterID, prev.ReconciliationID, prev.Status)
@@ -212,6 +213,10 @@ func (s *Service) Issue(ctx context.Context, p auth.Principal, encounterID strin
 		Status: store.ChargePending, Amount: t.Amount, Currency: t.Currency, Card: string(cardJSON), CreatedAt: now, UpdatedAt: now})
 	if err != nil {
 		return err
+	}
+	if !claimed && c.Key != key {
+		return fault.Conflict("Encounter/%s was charged already (PaymentReconciliation/%s, %s); a new total is not charged again",
+			encounterID, c.ReconciliationID, c.Status)
 	}
 	if !claimed {
 		if c, err = s.await(ctx, p.ProjectID, key); err != nil {

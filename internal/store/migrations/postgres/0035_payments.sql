@@ -20,6 +20,9 @@ CREATE TABLE payment_charges (
   PRIMARY KEY (project_id, idem_key)
 );
 CREATE INDEX payment_charges_encounter ON payment_charges(project_id, encounter_id, created_at);
+-- An Encounter has at most one charge that has not failed: two requests
+-- with different totals cannot both charge it, replicas included.
+CREATE UNIQUE INDEX payment_charges_one_live ON payment_charges(project_id, encounter_id) WHERE status <> 'failed';
 CREATE INDEX payment_charges_intent ON payment_charges(project_id, intent_id);
 
 -- The local payment provider's cards (development: no payment network).
