@@ -97,7 +97,7 @@ func open(ctx context.Context, c config, log *slog.Logger, withZ3 bool) (*servic
 	}
 	policies := iam.NewPolicies(st, log)
 	svc.fhir = fhir.New(st, policies, fcfg, time.Now)
-	svc.iam = iam.New(st, c.PublicURL+"/invite/", time.Now, iam.Deps{Policies: policies, Profiles: profileWriter{svc.fhir}, Log: log})
+	svc.iam = iam.New(st, c.PublicURL+"/invite/", time.Now, iam.Deps{Policies: policies, Profiles: profileWriter{svc.fhir}, Sealer: sealer, Log: log})
 	reloadKeys := func(ctx context.Context) error {
 		err := keys.Reload(ctx)
 		if errors.Is(err, seal.ErrWrongKey) {

@@ -65,6 +65,11 @@ func Secret(projectID, name string) Label {
 		what: fmt.Sprintf("secret %q of project %s", name, projectID)}
 }
 
+// MFASecret labels a user's TOTP secret.
+func MFASecret(projectID, userID string) Label {
+	return Label{ad: "mfa-secret\x00" + projectID + "\x00" + userID, what: fmt.Sprintf("MFA secret of user %s of project %s", userID, projectID)}
+}
+
 // String names the value for messages (never its content).
 func (l Label) String() string { return l.what }
 

@@ -80,12 +80,12 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		r, corsOK := s.cors(w, r)
 		defer func() {
 			if v := recover(); v != nil {
-				s.log.ErrorContext(ctx, "panic", "panic", v, "path", r.URL.Path)
+				s.log.ErrorContext(ctx, "panic", "panic", v, "path", logPath(r.URL.Path))
 				if sw.status == 0 {
 					s.writeError(sw, r, fmt.Errorf("panic: %v", v))
 				}
 			}
-			s.access.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			s.access.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("path", logPath(r.URL.Path)),
 				slog.Int("status", sw.status), slog.Duration("took", time.Since(start)))
 		}()
 		if !corsOK {

@@ -33,6 +33,7 @@ var suite = []struct {
 	{"rate counts", testRateCounts},
 	{"payment charges and local cards", testPayments},
 	{"sign-in sessions and remembered consent", testSignIn},
+	{"user mfa and password resets", testUserMFA},
 }
 
 func TestStore(t *testing.T) {
