@@ -11,9 +11,39 @@ import (
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/provider/erx"
 	"github.com/wardhealth/ward/internal/provider/fax"
+	"github.com/wardhealth/ward/internal/provider/payment"
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/zambda"
 )
+
+// projectSecret reads a project secret for a provider; ok false when unset.
+func projectSecret(zambdas *zambda.Service) func(ctx context.Context, projectID, name string) (string, bool, error) {
+	return func(ctx context.Context, projectID, name string) (string, bool, error) {
+		s, err := zambdas.GetSecret(ctx, projectID, name)
+		if errors.Is(err, fault.ErrNotFound) {
+			return "", false, nil
+		}
+		return s.Value, err == nil, err
+	}
+}
+
+// newPayment builds paymentMethod.* and charge.*: provider choices from the
+// project's settings, Stripe's keys from its secrets, requests through the
+// egress policy.
+func newPayment(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy, log *slog.Logger) *payment.Service {
+	return payment.New(payment.Config{StripeURL: c.StripeURL}, payment.Deps{
+		FHIR:  svc.fhir,
+		Store: svc.store,
+		Providers: func(ctx context.Context, projectID string) (map[string]string, error) {
+			p, err := svc.iam.GetProject(ctx, projectID)
+			return p.Providers, err
+		},
+		Secret: projectSecret(zambdas),
+		HTTP:   eg.HTTPClient(30 * time.Second),
+		Log:    log,
+		Now:    time.Now,
+	})
+}
 
 // newSMS builds transactional SMS: provider choices from the project's
 // settings, credentials from its secrets, requests through the egress policy.
@@ -64,15 +94,4 @@ func newFax(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy,
 		Log:    log,
 		Now:    time.Now,
 	})
-}
-
-// projectSecret reads a project secret for a provider's credentials.
-func projectSecret(zambdas *zambda.Service) func(ctx context.Context, projectID, name string) (string, bool, error) {
-	return func(ctx context.Context, projectID, name string) (string, bool, error) {
-		s, err := zambdas.GetSecret(ctx, projectID, name)
-		if errors.Is(err, fault.ErrNotFound) {
-			return "", false, nil
-		}
-		return s.Value, err == nil, err
-	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/provider/erx"
 	"github.com/wardhealth/ward/internal/provider/fax"
+	"github.com/wardhealth/ward/internal/provider/payment"
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/reqid"
@@ -94,8 +95,9 @@ type Server struct {
 	messaging    []MessagingConfig // what /v1/messaging/config reports
 	activity     *activity.Recorder
 	deliveries   func(ctx context.Context, projectID string, since time.Time) ([]store.DeliveryMinute, int64, error)
-	erx          *erx.Service // nil: no /erx/v3 endpoints
-	fax          *fax.Service // nil: no /fax/v1 endpoints
+	erx          *erx.Service     // nil: no /erx/v3 endpoints
+	fax          *fax.Service     // nil: no /fax/v1 endpoints
+	payment      *payment.Service // nil: no /v1/payment endpoints
 }
 
 // Deps are the services the server calls.
@@ -151,6 +153,8 @@ type Deps struct {
 	ERx *erx.Service
 	// Fax answers the SDK's fax.*; nil: no /fax/v1 endpoints.
 	Fax *fax.Service
+	// Payment runs paymentMethod.* and charge.*; nil: none.
+	Payment *payment.Service
 }
 
 // New builds the server and its routes.
@@ -168,6 +172,7 @@ func New(cfg Config, d Deps) *Server {
 	s.sms, s.messaging = d.SMS, d.Messaging
 	s.activity, s.deliveries = d.Activity, d.Deliveries
 	s.erx, s.fax = d.ERx, d.Fax
+	s.payment = d.Payment
 	if s.draining == nil {
 		s.draining = func() bool { return false }
 	}
@@ -214,6 +219,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	all := append(append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...), s.consoleRoutes()...)
 	all = append(all, s.messagingRoutes()...)
+	all = append(all, s.paymentRoutes()...)
 	all = append(all, s.telemedRoutes()...)
 	all = append(all, s.conversationRoutes()...)
 	all = append(all, s.metricsRoutes()...)
