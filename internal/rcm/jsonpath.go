@@ -3,6 +3,7 @@ package rcm
 import (
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"strconv"
 	"strings"
 )
@@ -105,3 +106,7 @@ func decode(b []byte) (map[string]any, error) {
 	}
 	return m, nil
 }
+
+func ratOf(s string) (*big.Rat, bool) { return new(big.Rat).SetString(s) }
+
+func ratInt(n int64) *big.Rat { return big.NewRat(n, 1) }
