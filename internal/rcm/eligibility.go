@@ -72,8 +72,8 @@ func FromEligibilityRequest(ctx context.Context, req []byte, resolve Resolve) (I
 		return q, err
 	}
 	q.Subscriber.MemberID = cov.str("subscriberId")
-	if q.Subscriber.MemberID.Val == "" {
-		q.Subscriber.MemberID = cov.str("identifier[0].value")
+	if id := cov.str("identifier[0].value"); q.Subscriber.MemberID.Val == "" && id.Val != "" {
+		q.Subscriber.MemberID = id
 	}
 	q.Date = ccyymmdd(c.str("servicedDate"))
 	if q.Date.Val == "" {

@@ -62,12 +62,6 @@ func exampleClaim(t testing.TB) (map[string]any, map[string]map[string]any) {
 	}
 }
 
-func coding(system, code string) map[string]any {
-	return map[string]any{"coding": []any{map[string]any{"system": system, "code": code}}}
-}
-func ident(system, value string) map[string]any {
-	return map[string]any{"system": system, "value": value}
-}
 func addr(line, city, state, zip string) map[string]any {
 	return map[string]any{"line": []any{line}, "city": city, "state": state, "postalCode": zip}
 }

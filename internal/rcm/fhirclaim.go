@@ -133,8 +133,8 @@ func FromFHIR(ctx context.Context, claim []byte, resolve Resolve) (Professional,
 	}
 	p.Subscriber = person(subscriber)
 	p.Subscriber.MemberID = cov.str("subscriberId")
-	if p.Subscriber.MemberID.Val == "" {
-		p.Subscriber.MemberID = cov.str("identifier[0].value")
+	if id := cov.str("identifier[0].value"); p.Subscriber.MemberID.Val == "" && id.Val != "" {
+		p.Subscriber.MemberID = id
 	}
 	rel := cov.str("relationship.coding[0].code")
 	p.Relationship = V{Val: map[string]string{"self": "18", "spouse": "01", "child": "19", "other": "G8", "injured": "G8", "common": "01", "parent": "G8"}[rel.Val], Src: rel.Src}

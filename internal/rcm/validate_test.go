@@ -44,7 +44,7 @@ func TestBrokenClaims(t *testing.T) {
 			delete(r["Coverage/9876B1"], "subscriberId")
 			delete(r["Coverage/9876B1"], "identifier")
 		},
-			"2010BA", "NM109", "Coverage/9876B1.identifier[0].value", "required"},
+			"2010BA", "NM109", "Coverage/9876B1.subscriberId", "required"},
 		{"no payer id", func(c map[string]any, r res) { delete(r["Organization/2"], "identifier") }, "2010BB", "NM109", "Organization/2.identifier[0].value", "required"},
 		{"total is not the sum", func(c map[string]any, r res) { c["total"] = map[string]any{"value": 80, "currency": "USD"} },
 			"2300", "CLM02", "Claim.total.value", "total"},
