@@ -12,6 +12,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/clientaddr"
 	"github.com/wardhealth/ward/internal/egress"
+	"github.com/wardhealth/ward/internal/provider/clearinghouse"
 	"github.com/wardhealth/ward/internal/provider/sms"
 )
 
@@ -50,6 +51,9 @@ type config struct {
 	Z3URLTTL        time.Duration
 	MaxObjectBytes  int64
 	TransferTimeout time.Duration
+	// StediURL is Stedi's healthcare API base (projects whose
+	// clearinghouse is stedi); a stand-in in tests.
+	StediURL string
 	// TwilioURL is Twilio's REST API base (projects whose SMS provider is
 	// twilio); a test points it at a stand-in.
 	TwilioURL string
@@ -200,6 +204,7 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	dur(&c.Z3URLTTL, "z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs")
 	i64(&c.MaxObjectBytes, "max-object-bytes", 5<<30, "largest Z3 object in bytes")
 	dur(&c.TransferTimeout, "transfer-timeout", time.Hour, "deadline of one presigned upload or download")
+	str(&c.StediURL, "stedi-api-url", clearinghouse.DefaultStediURL, "base URL of Stedi's healthcare API, for projects whose clearinghouse is stedi (a stand-in in tests); reached through the egress policy")
 	str(&c.TwilioURL, "twilio-api-url", sms.DefaultTwilioURL, "base URL of Twilio's REST API, for projects whose SMS provider is twilio (a regional edge; a stand-in in tests); reached through the egress policy")
 	str(&c.corsOriginsRaw, "cors-origins", "", "browser origins, comma-separated, that may call every project's API (an operator's own front end); a project's applications add theirs with allowedCORSOriginsUrls")
 	str(&c.trustedProxiesRaw, "trusted-proxies", "", "CIDR ranges or addresses, comma-separated, of the reverse proxies or load balancers in front of Ward: from them X-Forwarded-For and Forwarded name the client (sign-in throttling counts per client address); empty: the TCP peer is the client, headers ignored")

@@ -226,6 +226,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	limiter := ratelimit.New(counts, ratelimit.Config{FlushEvery: c.RateLimitFlush, Log: log})
 	smsSvc := newSMS(c, svc, zambdas, egressAll, log)
+	rcmSvc := newRCM(c, svc, zambdas, egressAll, log)
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TransferTimeout: c.TransferTimeout, Version: version,
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
@@ -233,7 +234,7 @@ func serve(ctx context.Context, args []string) error {
 		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,
 			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Telemed: meetings, Conversations: convs, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready,
 			Limiter: limiter, Draining: life.Draining,
-			SMS: smsSvc, Messaging: []server.MessagingConfig{{Key: "transactionalSMSConfig", Info: smsSvc.Info}}})
+			SMS: smsSvc, Messaging: []server.MessagingConfig{{Key: "transactionalSMSConfig", Info: smsSvc.Info}}, RCM: rcmSvc})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.

@@ -23,7 +23,8 @@ const Local = "local"
 // known lists, per service, the providers this build has. A service's
 // package adds its row here when it lands.
 var known = map[string][]string{
-	"sms": {Local, "twilio"},
+	"sms":           {Local, "twilio"},
+	"clearinghouse": {Local, "stedi"},
 }
 
 // Valid reports an error naming the choices when service or name is not

@@ -357,4 +357,6 @@ func coding(system, code string) map[string]any {
 	return map[string]any{"coding": []any{map[string]any{"system": system, "code": code}}}
 }
 
-func ident(system, value string) map[string]any { return map[string]any{"system": system, "value": value} }
+func ident(system, value string) map[string]any {
+	return map[string]any{"system": system, "value": value}
+}

@@ -12,7 +12,9 @@ import (
 	"github.com/wardhealth/ward/internal/x12"
 )
 
-var noResolve Resolve = func(context.Context, string) ([]byte, error) { return nil, errors.New("no references outside the claim") }
+var noResolve Resolve = func(context.Context, string) ([]byte, error) {
+	return nil, errors.New("no references outside the claim")
+}
 
 func form(t testing.TB) CMS1500 {
 	b, err := os.ReadFile("testdata/cms1500.json")

@@ -372,3 +372,13 @@ func payerID(o obj) V {
 	}
 	return o.str("identifier[0].value")
 }
+
+// PayerIDOf is an Organization's payer id (JSON): its identifier of type
+// NIIP, else its first.
+func PayerIDOf(org []byte) string {
+	m, err := decode(org)
+	if err != nil {
+		return ""
+	}
+	return payerID(obj{m: m}).Val
+}

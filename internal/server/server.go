@@ -14,6 +14,7 @@ import (
 	"github.com/wardhealth/ward/internal/conversation"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/provider/clearinghouse"
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/reqid"
@@ -86,8 +87,9 @@ type Server struct {
 	ready        func(context.Context) error
 	limiter      *ratelimit.Limiter // nil: no rate limits
 	draining     func() bool
-	sms          *sms.Service      // nil: no /v1/messaging endpoints
-	messaging    []MessagingConfig // what /v1/messaging/config reports
+	sms          *sms.Service       // nil: no /v1/messaging endpoints
+	messaging    []MessagingConfig  // what /v1/messaging/config reports
+	rcm          *clearinghouse.RCM // nil: no /v1/rcm endpoints
 }
 
 // Deps are the services the server calls.
@@ -128,6 +130,9 @@ type Deps struct {
 	// Messaging lists the services messaging.getMessagingConfig reports
 	// (SMS, and conversations when they land).
 	Messaging []MessagingConfig
+	// RCM is the SDK's rcm service (eligibility, claims, payers); nil:
+	// no /v1/rcm endpoints.
+	RCM *clearinghouse.RCM
 }
 
 // New builds the server and its routes.
@@ -143,6 +148,7 @@ func New(cfg Config, d Deps) *Server {
 	s.limiter = d.Limiter
 	s.draining = d.Draining
 	s.sms, s.messaging = d.SMS, d.Messaging
+	s.rcm = d.RCM
 	if s.draining == nil {
 		s.draining = func() bool { return false }
 	}
@@ -190,6 +196,7 @@ func New(cfg Config, d Deps) *Server {
 	all := append(append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...), s.consoleRoutes()...)
 	all = append(all, s.messagingRoutes()...)
 	all = append(all, s.telemedRoutes()...)
+	all = append(all, s.rcmRoutes()...)
 	all = append(all, s.conversationRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
