@@ -19,9 +19,9 @@ var now = func() time.Time { return time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC
 
 func inquiry(t *testing.T, member string) []byte {
 	q := rcm.Inquiry{Trace: "T1", Payer: rcm.Provider{Name: rcm.Name{Last: rcm.V{Val: "XYZ"}}, NPI: rcm.V{Val: "XYZ01"}},
-		Provider: rcm.Provider{Name: rcm.Name{Last: rcm.V{Val: "Clinic"}}, NPI: rcm.V{Val: "1234567893"}},
+		Provider:   rcm.Provider{Name: rcm.Name{Last: rcm.V{Val: "Clinic"}}, NPI: rcm.V{Val: "1234567893"}},
 		Subscriber: rcm.Person{Name: rcm.Name{Last: rcm.V{Val: "Doe"}, First: rcm.V{Val: "Jane"}}, MemberID: rcm.V{Val: member}},
-		Date: rcm.V{Val: "20261201"}, ServiceType: "30"}
+		Date:       rcm.V{Val: "20261201"}, ServiceType: "30"}
 	b, err := rcm.Interchange(rcm.Segments270(q, "20261207", "1200"), x12.Envelope{SenderQual: "ZZ", SenderID: "WARD", ReceiverQual: "ZZ",
 		ReceiverID: "XYZ01", Control: 77, Time: now(), FunctionalID: "HS", Version: rcm.Version270}, "270").Bytes()
 	if err != nil {
