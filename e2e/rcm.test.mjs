@@ -1,0 +1,176 @@
+// Revenue cycle end to end: the published @oystehr/sdk's rcm.eligibilityCheck,
+// rcm.validateProfessionalClaim and rcm.submitProfessionalClaim, configured from
+// admin-credentials.json alone, against a real `ward serve` (started by e2e/rcm_test.go)
+// whose projects use the local clearinghouse (270/271 answered from the project's
+// Coverage, 837P acknowledged with a 277CA). Payers (SDK 4.3's getPayer/listPayers;
+// the installed 4.2.6 has neither) are called with fetch at the same paths.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { env, token, sdk, rejects, adminCredentials, sdkFromCredentials, foreignRequests, services } from './sdklib.mjs';
+
+const creds = adminCredentials();
+const adminToken = await token(creds.clientId, creds.clientSecret);
+const admin = sdkFromCredentials(creds, adminToken);
+const otherToken = await token(env('WARD_B_CLIENT_ID'), env('WARD_B_CLIENT_SECRET'));
+const other = sdk(otherToken);
+const form = JSON.parse(readFileSync(new URL('../internal/rcm/testdata/cms1500.json', import.meta.url), 'utf8'));
+const today = new Date().toISOString().slice(0, 10);
+
+after(() => assert.deepEqual(foreignRequests, [], 'the SDK called a host other than Ward'));
+
+const npi = (v) => ({ system: 'http://hl7.org/fhir/sid/us-npi', value: v });
+const payer = await admin.fhir.create({ resourceType: 'Organization', name: 'XYZ Insurance',
+  type: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/organization-type', code: 'pay' }] }],
+  identifier: [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'NIIP' }] }, value: 'XYZ01' }] });
+const clinic = await admin.fhir.create({ resourceType: 'Organization', name: 'Springfield Clinic', identifier: [npi('1234567893')],
+  type: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/organization-type', code: 'prov' }] }] });
+const patient = await admin.fhir.create({ resourceType: 'Patient', name: [{ family: 'Doe', given: ['Jane'] }], birthDate: '1985-04-15', gender: 'female' });
+const coverage = await admin.fhir.create({ resourceType: 'Coverage', status: 'active', subscriberId: 'W123456789',
+  beneficiary: { reference: `Patient/${patient.id}` }, payor: [{ reference: `Organization/${payer.id}` }],
+  period: { start: '2026-01-01', end: '2027-12-31' },
+  class: [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/coverage-class', code: 'plan' }] }, value: 'GOLD', name: 'Gold PPO' }],
+  costToBeneficiary: [
+    { type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/coverage-copay-type', code: 'gpvisit' }] }, valueMoney: { value: 25, currency: 'USD' } },
+    { type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/coverage-copay-type', code: 'deductible' }] }, valueMoney: { value: 1500, currency: 'USD' } },
+  ] });
+const request = (cov, pat = patient) => admin.fhir.create({ resourceType: 'CoverageEligibilityRequest', status: 'active', purpose: ['validation'],
+  patient: { reference: `Patient/${pat.id}` }, created: today, servicedDate: today, provider: { reference: `Organization/${clinic.id}` },
+  insurer: { reference: `Organization/${payer.id}` }, insurance: [{ focal: true, coverage: { reference: `Coverage/${cov.id}` } }] });
+
+test('eligibility: a 270 answered from the project\'s Coverage, stored as a CoverageEligibilityResponse', async () => {
+  const req = await request(coverage);
+  const res = await admin.rcm.eligibilityCheck({ eligibilityRequestId: req.id });
+  assert.equal(res.resourceType, 'CoverageEligibilityResponse');
+  assert.equal(res.outcome, 'complete');
+  assert.equal(res.request.reference, `CoverageEligibilityRequest/${req.id}`);
+  assert.equal(res.insurance[0].coverage.reference, `Coverage/${coverage.id}`);
+  assert.equal(res.insurance[0].inforce, true);
+  const items = res.insurance[0].item;
+  assert.ok(items.some((i) => i.name === 'Gold PPO'));
+  const benefits = items.flatMap((i) => i.benefit ?? []);
+  assert.ok(benefits.some((b) => b.type.coding[0].code === 'copay' && b.allowedMoney.value === 25), JSON.stringify(items));
+  assert.ok(benefits.some((b) => b.type.coding[0].code === 'deductible' && b.allowedMoney.value === 1500));
+  // Stored, as the caller.
+  const stored = await admin.fhir.get({ resourceType: 'CoverageEligibilityResponse', id: res.id });
+  assert.equal(stored.insurance[0].inforce, true);
+});
+
+test('eligibility: lapsed coverage is not in force; an unknown member is the payer\'s error', async () => {
+  const lapsed = await admin.fhir.create({ ...coverage, id: undefined, meta: undefined, subscriberId: 'W000000001', period: { start: '2020-01-01', end: '2020-12-31' } });
+  const res = await admin.rcm.eligibilityCheck({ eligibilityRequestId: (await request(lapsed)).id });
+  assert.equal(res.outcome, 'complete');
+  assert.equal(res.insurance[0].inforce, false);
+  // The member id with someone else's name and birth date: the local payer finds coverage by
+  // identifier or by the subscriber's demographics (R4 cannot search subscriberId), so not here.
+  const stranger = await admin.fhir.create({ resourceType: 'Patient', name: [{ family: 'Nobody' }], birthDate: '1990-01-01' });
+  const req = await admin.fhir.create({ resourceType: 'CoverageEligibilityRequest', status: 'active', purpose: ['validation'],
+    patient: { reference: `Patient/${stranger.id}` }, created: today, provider: { reference: `Organization/${clinic.id}` },
+    insurer: { reference: `Organization/${payer.id}` }, insurance: [{ coverage: { reference: `Coverage/${lapsed.id}` } }] });
+  const unknown = await admin.rcm.eligibilityCheck({ eligibilityRequestId: req.id });
+  assert.equal(unknown.outcome, 'error');
+  assert.equal(unknown.error[0].code.coding[0].code, '75'); // AAA03: subscriber not found
+  assert.equal(unknown.insurance, undefined);
+});
+
+test('eligibility: bad input is a clear 4xx', async () => {
+  await rejects(admin.rcm.eligibilityCheck({ eligibilityRequestId: 'no-such-request' }), 404);
+  await rejects(admin.rcm.eligibilityCheck({}), 400, /eligibilityRequestId/);
+  const noNPI = await admin.fhir.create({ resourceType: 'Organization', name: 'No NPI' });
+  const req = await admin.fhir.create({ resourceType: 'CoverageEligibilityRequest', status: 'active', purpose: ['validation'],
+    patient: { reference: `Patient/${patient.id}` }, created: today, provider: { reference: `Organization/${noNPI.id}` },
+    insurer: { reference: `Organization/${payer.id}` }, insurance: [{ coverage: { reference: `Coverage/${coverage.id}` } }] });
+  await rejects(admin.rcm.eligibilityCheck({ eligibilityRequestId: req.id }), 400, /2100B NM109 \(Organization\/.*identifier\)/);
+});
+
+test('validate: a good claim has no errors; a broken one names loop, element and FHIR element', async () => {
+  const ok = await admin.rcm.validateProfessionalClaim({ cms1500: form, submitterOrganizationName: 'Springfield Clinic', payerId: 'XYZ01' });
+  assert.deepEqual(ok.errors, []);
+  const broken = structuredClone(form);
+  broken._33_billingProviderInfoAndPhone._a_npiId = '1234567890';
+  broken._28_totalCharge = 999;
+  broken._24_services[1]._e_diagnosisPointer = 'D';
+  const res = await admin.rcm.validateProfessionalClaim({ cms1500: broken, submitterOrganizationName: 'Springfield Clinic', payerId: 'XYZ01' });
+  const by = (loc) => res.errors.find((e) => e.location === loc);
+  assert.equal(by('Loop 2010AA NM109')?.field, 'Claim.contained[billing].identifier[0].value', JSON.stringify(res.errors));
+  assert.equal(by('Loop 2010AA NM109').code, 'npi');
+  assert.equal(by('Loop 2300 CLM02')?.field, 'Claim.total.value');
+  assert.equal(by('Loop 2400 SV107-1')?.field, 'Claim.item[1].diagnosisSequence[0]');
+  // A payer id the project does not have.
+  const unknown = await admin.rcm.validateProfessionalClaim({ cms1500: form, submitterOrganizationName: 'Springfield Clinic', payerId: 'NOPE' });
+  assert.ok(unknown.errors.some((e) => e.field === 'payerId' && e.location === 'Loop 2010BB NM103'));
+  await rejects(admin.rcm.validateProfessionalClaim({ submitterOrganizationName: 'x', payerId: 'XYZ01' }), 400, /cms1500/);
+});
+
+test('submit: the Claim is stored, sent, and its 277CA stored as a ClaimResponse', async () => {
+  const claim = await admin.rcm.submitProfessionalClaim({ cms1500: form, submitterOrganizationName: 'Springfield Clinic', payerId: 'XYZ01' });
+  assert.equal(claim.resourceType, 'Claim');
+  assert.equal(claim.total.value, 155.5);
+  assert.ok(claim.identifier.some((i) => i.system === 'urn:ward:clearinghouse:local'));
+  const link = claim.extension.find((e) => e.url === 'urn:ward:claim-response');
+  const cr = await admin.fhir.get({ resourceType: 'ClaimResponse', id: link.valueReference.reference.split('/')[1] });
+  assert.equal(cr.outcome, 'queued');
+  assert.equal(cr.request.reference, `Claim/${claim.id}`);
+  assert.ok(cr.identifier.some((i) => i.value === 'ACCT-1001'));
+  // testMode: stored, nothing sent.
+  const dry = await admin.rcm.submitProfessionalClaim({ testMode: true, cms1500: form, submitterOrganizationName: 'Springfield Clinic', payerId: 'XYZ01' });
+  assert.equal(dry.extension, undefined);
+  // An invalid claim is refused, and nothing is stored.
+  const before = (await admin.fhir.search({ resourceType: 'Claim', params: [{ name: '_summary', value: 'count' }] })).total;
+  const bad = structuredClone(form);
+  bad._3_patientBirthDate = { day: '31', month: '2', year: '1985' };
+  await rejects(admin.rcm.submitProfessionalClaim({ cms1500: bad, submitterOrganizationName: 'Springfield Clinic', payerId: 'XYZ01' }), 400,
+    /loop 2010BA DMG02 \(Claim\.contained\[patient\]\.birthDate\)/);
+  assert.equal((await admin.fhir.search({ resourceType: 'Claim', params: [{ name: '_summary', value: 'count' }] })).total, before);
+});
+
+async function call(tok, path) {
+  const res = await fetch(`${services.projectApiUrl}${path}`, { headers: { authorization: `Bearer ${tok}` } });
+  return { status: res.status, body: await res.json() };
+}
+
+test('payers: Organizations of type pay, read and searched', async () => {
+  const one = await call(adminToken, `/rcm/payer/${payer.id}`);
+  assert.equal(one.status, 200);
+  assert.equal(one.body.name, 'XYZ Insurance');
+  assert.equal((await call(adminToken, `/rcm/payer/${clinic.id}`)).status, 404); // not a payer
+  const list = await call(adminToken, '/rcm/payer?name=xyz');
+  assert.equal(list.body.resourceType, 'Bundle');
+  assert.deepEqual(list.body.entry.map((e) => e.resource.id), [payer.id]);
+  assert.equal((await call(adminToken, '/rcm/payer?payerId=XYZ01')).body.entry.length, 1);
+  assert.equal((await call(adminToken, '/rcm/payer?payerId=NOPE')).body.entry.length, 0);
+  assert.equal((await call(adminToken, '/rcm/payer?_count=x')).status, 400);
+});
+
+async function clientWith(name, rule) {
+  const role = await admin.role.create({ name, accessPolicy: { rule } });
+  const m2m = await admin.m2m.create({ name, roles: [role.id] });
+  const { secret } = await admin.m2m.rotateSecret({ id: m2m.id });
+  const tok = await token(m2m.clientId, secret);
+  return { client: sdk(tok), tok };
+}
+
+test('authorization: the seed\'s actions, FHIR as the caller, projects apart', async () => {
+  const { client: fhirOnly, tok: fhirTok } = await clientWith('rcm-none', [{ resource: 'FHIR:*', action: ['FHIR:*'], effect: 'Allow' }]);
+  const req = await request(coverage);
+  await rejects(fhirOnly.rcm.eligibilityCheck({ eligibilityRequestId: req.id }), 403, /RCM:CheckInsuranceEligibility on RCM:InsuranceEligibility/);
+  await rejects(fhirOnly.rcm.validateProfessionalClaim({ cms1500: form, submitterOrganizationName: 'x', payerId: 'XYZ01' }), 403, /RCM:ValidateProfessionalClaim/);
+  await rejects(fhirOnly.rcm.submitProfessionalClaim({ cms1500: form, submitterOrganizationName: 'x', payerId: 'XYZ01' }), 403, /RCM:SubmitProfessionalClaim/);
+  assert.equal((await call(fhirTok, `/rcm/payer/${payer.id}`)).status, 403);
+  assert.equal((await call(fhirTok, '/rcm/payer')).status, 403);
+  // The RCM action alone: the FHIR reads and the write are the caller's too.
+  const { client: rcmOnly } = await clientWith('rcm-only', [{ resource: 'RCM:*', action: ['RCM:*'], effect: 'Allow' }]);
+  await rejects(rcmOnly.rcm.eligibilityCheck({ eligibilityRequestId: req.id }), 403, /FHIR:Read/);
+  const { client: checker } = await clientWith('rcm-checker', [
+    { resource: 'RCM:InsuranceEligibility', action: ['RCM:CheckInsuranceEligibility'], effect: 'Allow' },
+    { resource: 'FHIR:*', action: ['FHIR:Read', 'FHIR:Search'], effect: 'Allow' },
+    { resource: 'FHIR:CoverageEligibilityResponse:*', action: ['FHIR:Create'], effect: 'Allow' },
+  ]);
+  assert.equal((await checker.rcm.eligibilityCheck({ eligibilityRequestId: req.id })).insurance[0].inforce, true);
+  // Another project sees none of this project's resources.
+  await rejects(other.rcm.eligibilityCheck({ eligibilityRequestId: req.id }), 404);
+  assert.equal((await call(otherToken, `/rcm/payer/${payer.id}`)).status, 404);
+  assert.equal((await call(otherToken, '/rcm/payer?payerId=XYZ01')).body.entry.length, 0);
+  const theirs = await other.rcm.validateProfessionalClaim({ cms1500: form, submitterOrganizationName: 'x', payerId: 'XYZ01' });
+  assert.ok(theirs.errors.some((e) => e.field === 'payerId'), 'another project found this project\'s payer');
+});
