@@ -1,6 +1,7 @@
 package rcm
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -98,7 +99,7 @@ func (o obj) list(key string) []obj {
 
 // decode reads JSON keeping numbers as written (amounts stay exact).
 func decode(b []byte) (map[string]any, error) {
-	d := json.NewDecoder(strings.NewReader(string(b)))
+	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var m map[string]any
 	if err := d.Decode(&m); err != nil {
