@@ -174,3 +174,25 @@ test('authorization: the seed\'s actions, FHIR as the caller, projects apart', a
   const theirs = await other.rcm.validateProfessionalClaim({ cms1500: form, submitterOrganizationName: 'x', payerId: 'XYZ01' });
   assert.ok(theirs.errors.some((e) => e.field === 'payerId'), 'another project found this project\'s payer');
 });
+
+// Last: switches this project to Stedi (the Go test's stand-in).
+test('stedi clearinghouse: raw X12 through the egress policy, credentials in secrets', async () => {
+  const p = await admin.project.update({ providers: { clearinghouse: 'stedi' } });
+  assert.equal(p.providers.clearinghouse, 'stedi');
+  const req = await request(coverage);
+  await rejects(admin.rcm.eligibilityCheck({ eligibilityRequestId: req.id }), 400, /CLEARINGHOUSE_API_KEY is not set/);
+  await admin.secret.set({ name: 'CLEARINGHOUSE_API_KEY', value: 'wrong' });
+  await rejects(admin.rcm.eligibilityCheck({ eligibilityRequestId: req.id }), 400, /refused.*Unauthorized/);
+  await admin.secret.set({ name: 'CLEARINGHOUSE_API_KEY', value: env('STEDI_KEY') });
+  const silver = await admin.fhir.create({ resourceType: 'Coverage', status: 'active', subscriberId: 'SILVER1',
+    beneficiary: { reference: `Patient/${patient.id}` }, payor: [{ reference: `Organization/${payer.id}` }] });
+  const res = await admin.rcm.eligibilityCheck({ eligibilityRequestId: (await request(silver)).id });
+  assert.equal(res.insurance[0].inforce, true);
+  assert.ok(res.insurance[0].item.some((i) => i.name === 'Stand-in Silver'), 'the answer is not the stand-in\'s');
+  const notFound = await admin.rcm.eligibilityCheck({ eligibilityRequestId: req.id }); // W123456789: the stand-in knows only SILVER1
+  assert.equal(notFound.outcome, 'error');
+  const claim = await admin.rcm.submitProfessionalClaim({ cms1500: form, submitterOrganizationName: 'Springfield Clinic', payerId: 'XYZ01' });
+  assert.ok(claim.identifier.some((i) => i.system === 'urn:ward:clearinghouse:stedi' && i.value === 'STEDI-CORR-1'));
+  assert.equal(claim.extension, undefined); // Stedi's 277CA comes later
+  assert.equal(claim.meta.tag.find((t) => t.system === 'urn:ward:clearinghouse').code, 'stedi');
+});
