@@ -393,14 +393,12 @@ func (s *RCM) acknowledge(ctx context.Context, p auth.Principal, claimID string,
 			return err
 		}
 		for _, a := range acks {
-			body, _ := json.Marshal(rcm.ClaimResponse(a, "Claim/"+claimID, "Patient/unknown", "Organization/unknown", "", s.d.Now()))
-			// The claim's patient and payer are contained: the response
-			// names the claim; its patient and insurer say so.
-			var cr map[string]any
-			_ = json.Unmarshal(body, &cr)
+			// The claim's patient and payer are contained in it: the
+			// response names them by display and the claim by reference.
+			cr := rcm.ClaimResponse(a, "Claim/"+claimID, "", "", "", s.d.Now())
 			cr["patient"] = map[string]any{"display": "the patient of Claim/" + claimID}
 			cr["insurer"] = map[string]any{"display": "the payer of Claim/" + claimID}
-			body, _ = json.Marshal(cr)
+			body, _ := json.Marshal(cr)
 			res, _, err := s.d.FHIR.Create(ctx, p, "ClaimResponse", body, "")
 			if err != nil {
 				return err
