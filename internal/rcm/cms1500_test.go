@@ -158,3 +158,33 @@ func Fuzz271(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTransactions: whatever interchange a clearinghouse or a caller sends,
+// the 837P, 270, 271 and 277CA readers and the validator answer without
+// panicking.
+func FuzzTransactions(f *testing.F) {
+	claim, res := exampleClaim(f)
+	p, err := FromFHIR(context.Background(), mustJSON(f, claim), resolver(res))
+	if err != nil {
+		f.Fatal(err)
+	}
+	submitter(&p)
+	for _, segs := range [][]Seg{Segments837P(p, "R", "20261207", "1200"), Segments277CA(p, true, "P1", "20261207", "1200"),
+		Segments277CA(p, false, "", "20261207", "1200")} {
+		b, _ := Interchange(segs, env, "837").Bytes()
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ix, err := x12.Parse(data)
+		if err != nil {
+			return
+		}
+		for _, s := range ix.Sets() {
+			segs := Loops837P(s.Segments)
+			_ = Validate(segs)
+			_, _ = Read837P(segs)
+			_, _ = ReadInquiry(s.Segments)
+			_, _ = Read277CA(s.Segments)
+		}
+	})
+}
