@@ -108,6 +108,13 @@ var rules = map[ruleKey][]check{
 	{"2420A", "NM1", 9, ""}:  {required, npi},
 }
 
+// requiredSegments are the segments a loop cannot go without (the
+// subscriber's address and demographics only when the subscriber is the
+// patient).
+var requiredSegments = []string{"1000A/NM1", "1000A/PER", "1000B/NM1", "2010AA/NM1", "2010AA/N3", "2010AA/N4", "2010AA/REF",
+	"2000B/SBR", "2010BA/NM1", "2010BA/N3", "2010BA/N4", "2010BA/DMG", "2010BB/NM1", "2000C/PAT", "2010CA/N3", "2010CA/N4", "2010CA/DMG",
+	"2300/CLM", "2300/HI", "2310C/N3", "2310C/N4", "2400/SV1", "2400/DTP"}
+
 var filingCodes = []string{"11", "12", "13", "14", "15", "16", "17", "AM", "BL", "CH", "CI", "DS", "FI", "HM", "LM", "MA", "MB", "MC", "OF", "TV", "VA", "WC", "ZZ"}
 
 // Validate checks the claim's 837P against the guide: required loops,
@@ -127,12 +134,14 @@ func Validate(segs []Seg) []Issue {
 		out = append(out, Issue{Loop: s.Loop, Segment: s.ID, Element: el, Src: src, Value: clip(val.Val), Code: code, Message: msg})
 	}
 	loops := map[string]bool{}
+	seen := map[string]bool{} // loop/segment
 	var clm *Seg
 	var sum big.Rat
 	var diags int
 	for i := range segs {
 		s := segs[i]
 		loops[s.Loop] = true
+		seen[s.Loop+"/"+s.ID] = true
 		qual := ""
 		if len(s.Vals) > 0 {
 			qual = s.Vals[0].Val
@@ -226,6 +235,12 @@ func Validate(segs []Seg) []Issue {
 	for _, l := range []string{"1000A", "1000B", "2000A", "2010AA", "2000B", "2010BA", "2010BB", "2300", "2400"} {
 		if !loops[l] {
 			out = append(out, Issue{Loop: l, Segment: "", Element: l, Code: "required", Message: "loop " + l + " is required"})
+		}
+	}
+	for _, req := range requiredSegments {
+		loop, seg, _ := strings.Cut(req, "/")
+		if loops[loop] && !seen[req] && !(loop == "2010BA" && loops["2010CA"]) {
+			out = append(out, Issue{Loop: loop, Segment: seg, Element: seg, Code: "required", Message: "segment " + seg + " is required in loop " + loop})
 		}
 	}
 	if clm != nil {

@@ -94,3 +94,28 @@ func TestBrokenClaims(t *testing.T) {
 		})
 	}
 }
+
+// A received 837P that lacks a required segment says which and where.
+func TestMissingSegments(t *testing.T) {
+	claim, r := exampleClaim(t)
+	p, err := FromFHIR(context.Background(), mustJSON(t, claim), resolver(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	submitter(&p)
+	for _, drop := range []string{"2010AA/N3", "2010AA/REF", "2010BA/DMG", "2300/HI", "2400/DTP", "1000A/PER"} {
+		var segs []Seg
+		for _, s := range Segments837P(p, "R", "20261207", "1200") {
+			if s.Loop+"/"+s.ID != drop {
+				segs = append(segs, s)
+			}
+		}
+		found := false
+		for _, i := range Validate(segs) {
+			found = found || i.Loop+"/"+i.Segment == drop && i.Code == "required"
+		}
+		if !found {
+			t.Errorf("no issue for the missing %s: %v", drop, Validate(segs))
+		}
+	}
+}
