@@ -124,6 +124,41 @@ test('submit: the Claim is stored, sent, and its 277CA stored as a ClaimResponse
   assert.equal((await admin.fhir.search({ resourceType: 'Claim', params: [{ name: '_summary', value: 'count' }] })).total, before);
 });
 
+test('a stored FHIR Claim (claimId, Ward\'s addition) validates and submits by reference', async () => {
+  const billing = await admin.fhir.create({ resourceType: 'Organization', name: 'Springfield Clinic',
+    identifier: [npi('1234567893'), { system: 'urn:oid:2.16.840.1.113883.4.4', value: '12-3456789' }],
+    telecom: [{ system: 'phone', value: '+1 (217) 555-0199' }],
+    address: [{ line: ['100 Main St'], city: 'Springfield', state: 'IL', postalCode: '62701-1234' }] });
+  const pat = await admin.fhir.create({ resourceType: 'Patient', name: [{ family: 'Roe', given: ['Rita'] }], birthDate: '1970-01-31', gender: 'female',
+    address: [{ line: ['12 Elm St'], city: 'Springfield', state: 'IL', postalCode: '62704' }] });
+  const cov = await admin.fhir.create({ resourceType: 'Coverage', status: 'active', subscriberId: 'R100', beneficiary: { reference: `Patient/${pat.id}` },
+    payor: [{ reference: `Organization/${payer.id}` }] });
+  const claim = await admin.fhir.create({ resourceType: 'Claim', status: 'active', use: 'claim', created: today,
+    type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/claim-type', code: 'professional' }] },
+    patient: { reference: `Patient/${pat.id}` }, provider: { reference: `Organization/${billing.id}` }, insurer: { reference: `Organization/${payer.id}` },
+    priority: { coding: [{ code: 'normal' }] }, identifier: [{ value: 'PCN-77' }],
+    diagnosis: [{ sequence: 1, diagnosisCodeableConcept: { coding: [{ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'Z00.00' }] } }],
+    insurance: [{ sequence: 1, focal: true, coverage: { reference: `Coverage/${cov.id}` } }],
+    item: [{ sequence: 1, diagnosisSequence: [1], productOrService: { coding: [{ system: 'http://www.ama-assn.org/go/cpt', code: '99396' }] },
+      servicedDate: '2026-11-20', locationCodeableConcept: { coding: [{ code: '11' }] }, net: { value: 210, currency: 'USD' } }] });
+  const ok = await admin.rcm.validateProfessionalClaim({ claimId: claim.id, submitterOrganizationName: 'Springfield Clinic' });
+  assert.deepEqual(ok.errors, []);
+  // The errors name the referenced resource's element.
+  await admin.fhir.update({ ...billing, address: [{ line: ['PO Box 9'], city: 'Springfield', state: 'IL', postalCode: '62701' }] });
+  const bad = await admin.rcm.validateProfessionalClaim({ claimId: claim.id, submitterOrganizationName: 'Springfield Clinic' });
+  assert.ok(bad.errors.some((e) => e.location === 'Loop 2010AA N301' && e.field === `Organization/${billing.id}.address[0].line[0]`), JSON.stringify(bad.errors));
+  assert.ok(bad.errors.some((e) => e.location === 'Loop 2010AA N403' && e.field === `Organization/${billing.id}.address[0].postalCode`));
+  await admin.fhir.update({ ...billing, meta: undefined });
+  const sent = await admin.rcm.submitProfessionalClaim({ claimId: claim.id, submitterOrganizationName: 'Springfield Clinic' });
+  assert.equal(sent.id, claim.id, 'the stored Claim is the one submitted');
+  const link = sent.extension.find((e) => e.url === 'urn:ward:claim-response');
+  const cr = await admin.fhir.get({ resourceType: 'ClaimResponse', id: link.valueReference.reference.split('/')[1] });
+  assert.equal(cr.outcome, 'queued');
+  assert.ok(cr.identifier.some((i) => i.value === 'PCN-77'));
+  await rejects(other.rcm.validateProfessionalClaim({ claimId: claim.id, submitterOrganizationName: 'x' }), 404);
+  await rejects(admin.rcm.validateProfessionalClaim({ claimId: claim.id, cms1500: form, submitterOrganizationName: 'x' }), 400, /not both/);
+});
+
 async function call(tok, path) {
   const res = await fetch(`${services.projectApiUrl}${path}`, { headers: { authorization: `Bearer ${tok}` } });
   return { status: res.status, body: await res.json() };

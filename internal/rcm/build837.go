@@ -110,6 +110,9 @@ func Segments837P(c Professional, refID, date, hhmm string) []Seg {
 	b.address(c.Billing.Address)
 	b.add("REF", fixed(c.Billing.TaxType.Val), c.Billing.TaxID)
 	b.segs[len(b.segs)-1].Vals[0].Src = c.Billing.TaxType.Src
+	if c.Billing.Phone.Val != "" {
+		b.add("PER", fixed("IC"), V{}, fixed("TE"), c.Billing.Phone)
+	}
 
 	b.loop = "2000B"
 	child := "0"

@@ -356,6 +356,14 @@ func provider(o obj) Provider {
 		}
 	}
 	p.TaxID.Val = strings.ReplaceAll(p.TaxID.Val, "-", "")
+	p.Phone = V{Src: o.path + ".telecom"}
+	for i, t := range o.list("telecom") {
+		if t.str("system").Val == "phone" {
+			p.Phone = o.str(fmt.Sprintf("telecom[%d].value", i))
+			p.Phone.Val = phoneDigits(p.Phone.Val)
+			break
+		}
+	}
 	if p.TaxType.Val == "" {
 		p.TaxType = V{Val: "EI", Src: o.path + ".identifier"}
 		p.TaxID.Src = o.path + ".identifier"
@@ -381,4 +389,22 @@ func PayerIDOf(org []byte) string {
 		return ""
 	}
 	return payerID(obj{m: m}).Val
+}
+
+// phoneDigits keeps a US number's ten digits (+1 and punctuation go).
+func phoneDigits(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if c >= '0' && c <= '9' {
+			b.WriteRune(c)
+		}
+	}
+	d := b.String()
+	if len(d) == 11 && d[0] == '1' {
+		d = d[1:]
+	}
+	if d == "" {
+		return s
+	}
+	return d
 }

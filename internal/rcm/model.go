@@ -45,8 +45,8 @@ type Provider struct {
 	TaxID   V // billing only
 	TaxType V // EI (EIN) or SY (SSN)
 	Address Address
-	Contact V // submitters only: PER02 and PER04
-	Phone   V
+	Contact V // submitters only: PER02
+	Phone   V // ten digits: the billing provider's becomes the submitter's PER04
 }
 
 // Line is one service line (loop 2400).

@@ -151,6 +151,8 @@ func Read837P(segs []Seg) (Professional, error) {
 			if per != nil {
 				per.Birth, per.Sex = val(s, 2), val(s, 3)
 			}
+		case "2010AA/PER":
+			p.Billing.Phone = val(s, 4)
 		case "2010AA/REF":
 			p.Billing.TaxType, p.Billing.TaxID = val(s, 1), val(s, 2)
 		case "2000B/SBR":

@@ -64,6 +64,7 @@ var rules = map[ruleKey][]check{
 	{"2010AA", "N4", 2, ""}:  {required, state},
 	{"2010AA", "N4", 3, ""}:  {required, zip9},
 	{"2010AA", "REF", 1, ""}: {oneOf("tax id type", "EI", "SY")},
+	{"2010AA", "PER", 4, ""}: {phone},
 	{"2010AA", "REF", 2, ""}: {required, taxID},
 	{"2000B", "SBR", 9, ""}:  {required, oneOf("claim filing indicator", filingCodes...)},
 	{"2010BA", "NM1", 3, ""}: {required, maxLen(60)},

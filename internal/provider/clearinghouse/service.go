@@ -227,10 +227,13 @@ func (s *RCM) Eligibility(ctx context.Context, p auth.Principal, requestID strin
 
 // ClaimInput is the SDK's validate and submit parameters.
 type ClaimInput struct {
-	CMS1500   *rcm.CMS1500 `json:"cms1500"`
-	Submitter string       `json:"submitterOrganizationName"`
-	PayerID   string       `json:"payerId"`
-	TestMode  bool         `json:"testMode"`
+	CMS1500 *rcm.CMS1500 `json:"cms1500"`
+	// ClaimID names a stored FHIR Claim to use instead of the form (Ward's
+	// addition: the SDK sends cms1500).
+	ClaimID   string `json:"claimId"`
+	Submitter string `json:"submitterOrganizationName"`
+	PayerID   string `json:"payerId"`
+	TestMode  bool   `json:"testMode"`
 }
 
 // ValidationError is one entry of the SDK's errors: field (the FHIR
@@ -255,6 +258,7 @@ type Validation struct {
 
 type built struct {
 	claim  []byte // the FHIR Claim, contained resources and all
+	stored string // the Claim's id when it was given by claimId
 	prof   rcm.Professional
 	segs   []rcm.Seg
 	issues []rcm.Issue
@@ -262,43 +266,57 @@ type built struct {
 
 // build turns the form into the FHIR Claim, the 837P's data and its issues.
 func (s *RCM) build(ctx context.Context, p auth.Principal, in ClaimInput, submitter string) (built, error) {
-	if in.CMS1500 == nil {
-		return built{}, fault.Invalid("cms1500 is required")
-	}
-	if strings.TrimSpace(in.PayerID) == "" {
-		return built{}, fault.Invalid("payerId is required")
-	}
 	if strings.TrimSpace(in.Submitter) == "" {
 		return built{}, fault.Invalid("submitterOrganizationName is required")
 	}
-	payer, found, err := s.payerByID(ctx, p, in.PayerID)
-	if err != nil {
-		return built{}, err
-	}
+	var b built
+	found := true
 	now := s.d.Now()
-	claim, err := rcm.ClaimFromCMS1500(*in.CMS1500, in.PayerID, payer, now)
-	if err != nil {
-		return built{}, fault.Invalid("%v", err)
+	switch {
+	case in.CMS1500 != nil && in.ClaimID != "":
+		return built{}, fault.Invalid("give cms1500 or claimId, not both")
+	case in.ClaimID != "":
+		// A FHIR Claim already stored: its references are read as the
+		// caller; its insurer is the payer.
+		r, err := s.d.FHIR.Read(ctx, p, "Claim", in.ClaimID)
+		if err != nil {
+			return built{}, err
+		}
+		b.claim, b.stored = r.Content, r.ID
+	case in.CMS1500 != nil:
+		if strings.TrimSpace(in.PayerID) == "" {
+			return built{}, fault.Invalid("payerId is required")
+		}
+		payer, ok, err := s.payerByID(ctx, p, in.PayerID)
+		if err != nil {
+			return built{}, err
+		}
+		found = ok
+		if b.claim, err = rcm.ClaimFromCMS1500(*in.CMS1500, in.PayerID, payer, now); err != nil {
+			return built{}, fault.Invalid("%v", err)
+		}
+	default:
+		return built{}, fault.Invalid("cms1500 is required (or claimId, the id of a stored FHIR Claim)")
 	}
-	prof, err := rcm.FromFHIR(ctx, claim, s.resolver(p))
+	prof, err := rcm.FromFHIR(ctx, b.claim, s.resolver(p))
 	if err != nil {
 		return built{}, referenceErr(err)
 	}
-	phone := ""
-	if t := in.CMS1500.Billing.Address.Telephone; t != nil {
-		phone = *t
+	if prof.Payer.NPI.Val == "" && in.PayerID != "" {
+		prof.Payer.NPI = rcm.V{Val: in.PayerID, Src: "payerId"}
 	}
 	prof.Submitter = rcm.Provider{Name: rcm.Name{Last: rcm.V{Val: in.Submitter, Src: "submitterOrganizationName"}},
 		NPI: rcm.V{Val: submitter, Src: "secret " + SecretSubmitterID}, Contact: rcm.V{Val: in.Submitter, Src: "submitterOrganizationName"},
-		Phone: rcm.V{Val: phone, Src: "Claim.contained[billing].telecom[0].value"}}
-	prof.Receiver = rcm.Provider{Name: rcm.Name{Last: prof.Payer.Name.Last}, NPI: rcm.V{Val: in.PayerID, Src: "payerId"}}
-	segs := rcm.Segments837P(prof, fmt.Sprintf("%d", now.UnixNano()%1000000000), now.Format("20060102"), now.Format("1504"))
-	issues := rcm.Validate(segs)
+		Phone: prof.Billing.Phone}
+	prof.Receiver = rcm.Provider{Name: rcm.Name{Last: prof.Payer.Name.Last}, NPI: prof.Payer.NPI}
+	b.prof = prof
+	b.segs = rcm.Segments837P(prof, fmt.Sprintf("%d", now.UnixNano()%1000000000), now.Format("20060102"), now.Format("1504"))
+	b.issues = rcm.Validate(b.segs)
 	if !found {
-		issues = append(issues, rcm.Issue{Loop: "2010BB", Segment: "NM1", Element: "NM103", Src: "payerId", Value: in.PayerID, Code: "payer",
+		b.issues = append(b.issues, rcm.Issue{Loop: "2010BB", Segment: "NM1", Element: "NM103", Src: "payerId", Value: in.PayerID, Code: "payer",
 			Message: "no payer Organization (type pay) with this id in the project; create it, or see rcm.listPayers"})
 	}
-	return built{claim: claim, prof: prof, segs: segs, issues: issues}, nil
+	return b, nil
 }
 
 // Validate runs rcm.validateProfessionalClaim.
@@ -339,7 +357,7 @@ func (s *RCM) Submit(ctx context.Context, p auth.Principal, in ClaimInput) ([]by
 	if len(b.issues) > 0 {
 		return nil, fault.Invalid("the claim is not a valid 837P: %s", summary(b.issues))
 	}
-	env := s.envelope(submitter, in.PayerID, in.TestMode)
+	env := s.envelope(submitter, b.prof.Payer.NPI.Val, in.TestMode)
 	x837, err := rcm.Interchange837P(b.segs, env).Bytes()
 	if err != nil {
 		return nil, fault.Invalid("%v", err)
@@ -347,9 +365,21 @@ func (s *RCM) Submit(ctx context.Context, p auth.Principal, in ClaimInput) ([]by
 	m, _ := readJSON(b.claim)
 	ids, _ := m["identifier"].([]any)
 	m["identifier"] = append(ids, map[string]any{"system": "urn:ward:x12:isa13", "value": fmt.Sprintf("%09d", env.Control)})
-	m["meta"] = map[string]any{"tag": []any{map[string]any{"system": "urn:ward:clearinghouse", "code": name}}}
+	meta, _ := m["meta"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	tags, _ := meta["tag"].([]any)
+	meta["tag"] = append(tags, map[string]any{"system": "urn:ward:clearinghouse", "code": name})
+	m["meta"] = meta
 	body, _ := json.Marshal(m)
-	claim, _, err := s.d.FHIR.Create(ctx, p, "Claim", body, "")
+	// The claim is on the record before anything leaves Ward.
+	var claim fhir.Resource
+	if b.stored != "" {
+		claim, _, err = s.d.FHIR.Update(ctx, p, "Claim", b.stored, body, "")
+	} else {
+		claim, _, err = s.d.FHIR.Create(ctx, p, "Claim", body, "")
+	}
 	if err != nil {
 		return nil, err
 	}
