@@ -230,4 +230,17 @@ test('stedi clearinghouse: raw X12 through the egress policy, credentials in sec
   assert.ok(claim.identifier.some((i) => i.system === 'urn:ward:clearinghouse:stedi' && i.value === 'STEDI-CORR-1'));
   assert.equal(claim.extension, undefined); // Stedi's 277CA comes later
   assert.equal(claim.meta.tag.find((t) => t.system === 'urn:ward:clearinghouse').code, 'stedi');
+  // An outage: the claim is kept, the 503 names it, and it is sent again by claimId (no duplicate).
+  const unlucky = { ...structuredClone(form), _26_patientAccountNumber: 'FAIL-503-1' };
+  let kept;
+  await assert.rejects(admin.rcm.submitProfessionalClaim({ cms1500: unlucky, submitterOrganizationName: 'Springfield Clinic', payerId: 'XYZ01' }), (e) => {
+    assert.equal(e.code, 503, e.message);
+    kept = /Claim\/(\S+) is stored/.exec(e.message)?.[1];
+    return Boolean(kept);
+  });
+  const stored = await admin.fhir.get({ resourceType: 'Claim', id: kept });
+  assert.ok(stored.identifier.some((i) => i.value === 'FAIL-503-1'));
+  const resent = await admin.rcm.submitProfessionalClaim({ claimId: kept, submitterOrganizationName: 'Springfield Clinic' });
+  assert.equal(resent.id, kept);
+  assert.ok(resent.identifier.some((i) => i.system === 'urn:ward:clearinghouse:stedi'));
 });

@@ -29,10 +29,11 @@ type stediStandIn struct {
 	key      string
 	mu       sync.Mutex
 	requests map[string]int
+	failed   map[string]bool // CLM01s already answered 503 once
 }
 
 func newStediStandIn(t *testing.T) *stediStandIn {
-	s := &stediStandIn{t: t, key: "stedi-test-key-e2e", requests: map[string]int{}}
+	s := &stediStandIn{t: t, key: "stedi-test-key-e2e", requests: map[string]int{}, failed: map[string]bool{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.srv.Close)
 	return s
@@ -80,6 +81,21 @@ func (s *stediStandIn) serve(w http.ResponseWriter, r *http.Request) {
 	case "/2024-04-01/change/medicalnetwork/professionalclaims/v3/raw-x12-submission":
 		if set.GS.E(8) != rcm.Version837P || len(rcm.Validate(rcm.Loops837P(set.Segments))) > 0 {
 			s.t.Errorf("stedi stand-in: 837P invalid: %v", rcm.Validate(rcm.Loops837P(set.Segments)))
+		}
+		// A claim whose patient control number starts FAIL-503 meets an
+		// outage the first time.
+		for _, seg := range set.Segments {
+			if clm := seg.E(1); seg.ID == "CLM" && strings.HasPrefix(clm, "FAIL-503") {
+				s.mu.Lock()
+				first := !s.failed[clm]
+				s.failed[clm] = true
+				s.mu.Unlock()
+				if first {
+					w.WriteHeader(http.StatusServiceUnavailable)
+					io.WriteString(w, `{"message":"payer connection unavailable"}`)
+					return
+				}
+			}
 		}
 		io.WriteString(w, `{"status":"SUCCESS","controlNumber":"1","claimReference":{"correlationId":"STEDI-CORR-1"}}`)
 	default:

@@ -370,7 +370,14 @@ func (s *RCM) Submit(ctx context.Context, p auth.Principal, in ClaimInput) ([]by
 		meta = map[string]any{}
 	}
 	tags, _ := meta["tag"].([]any)
-	meta["tag"] = append(tags, map[string]any{"system": "urn:ward:clearinghouse", "code": name})
+	tagged := false
+	for _, t := range tags {
+		tm, _ := t.(map[string]any)
+		tagged = tagged || tm["system"] == "urn:ward:clearinghouse" && tm["code"] == name
+	}
+	if !tagged {
+		meta["tag"] = append(tags, map[string]any{"system": "urn:ward:clearinghouse", "code": name})
+	}
 	m["meta"] = meta
 	body, _ := json.Marshal(m)
 	// The claim is on the record before anything leaves Ward.
@@ -390,7 +397,11 @@ func (s *RCM) Submit(ctx context.Context, p auth.Principal, in ClaimInput) ([]by
 	ctx = context.WithoutCancel(ctx)
 	ack, ref, err := ch.Submit(ctx, x837)
 	if err != nil {
-		return nil, s.providerErr(ctx, name, fmt.Errorf("Claim/%s: %w", claim.ID, err))
+		if errors.Is(err, ErrRefused) {
+			return nil, fault.Invalid("Claim/%s is stored; the clearinghouse (%s) refused it: %v", claim.ID, name, err)
+		}
+		s.d.Log.WarnContext(ctx, "clearinghouse failed", "provider", name, "claim", claim.ID, "err", err)
+		return nil, fault.Unavailable("Claim/%s is stored but the clearinghouse (%s) did not answer; submit it again with claimId %q", claim.ID, name, claim.ID)
 	}
 	m, _ = readJSON(claim.Content)
 	if ref != "" {
