@@ -210,6 +210,41 @@ test('authorization: the seed\'s actions, FHIR as the caller, projects apart', a
   assert.ok(theirs.errors.some((e) => e.field === 'payerId'), 'another project found this project\'s payer');
 });
 
+async function post(tok, path, body) {
+  const res = await fetch(`${services.projectApiUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, body: await res.json() };
+}
+
+// An 835 paying ACCT-1001 (the form's account number) 100 of 155.50, and a claim nobody here has.
+const era = ['ISA*00*          *00*          *ZZ*XYZ01          *ZZ*WARD           *261210*1200*^*00501*000000009*0*P*:',
+  'GS*HP*XYZ01*WARD*20261210*1200*9*X*005010X221A1', 'ST*835*0001*005010X221A1',
+  'BPR*I*100*C*ACH*CCP*01*999999999*DA*123456*1512345678**01*999988880*DA*98765*20261210', 'TRN*1*EFT12345*1512345678',
+  'N1*PR*XYZ Insurance', 'N1*PE*Springfield Clinic*XX*1234567893', 'LX*1',
+  'CLP*ACCT-1001*1*155.5*100*25*12*PAYER-77', 'CAS*CO*45*30.5', 'SVC*HC:99213*120.5*80', 'CAS*PR*3*25', 'SVC*HC:87880*35*20',
+  'CLP*UNKNOWN-1*4*50*0**12*PAYER-78',
+  'SE*13*0001', 'GE*1*9', 'IEA*1*000000009'].join('~') + '~';
+
+test('an 835 (POST /v1/rcm/era, Ward\'s addition) becomes ClaimResponses of the project\'s Claims', async () => {
+  const res = await post(adminToken, '/rcm/era', { x12: era });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.deepEqual(res.body.unmatched, ['UNKNOWN-1']);
+  assert.equal(res.body.claimResponses.length, 1);
+  const cr = await admin.fhir.get({ resourceType: 'ClaimResponse', id: res.body.claimResponses[0].split('/')[1] });
+  assert.equal(cr.outcome, 'complete');
+  assert.equal(cr.payment.amount.value, 100);
+  assert.equal(cr.payment.date, '2026-12-10');
+  assert.ok(cr.item[0].adjudication.some((a) => a.category.coding[0].code === 'copay' && a.amount.value === 25));
+  const paid = await admin.fhir.get({ resourceType: 'Claim', id: cr.request.reference.split('/')[1] });
+  assert.ok(paid.identifier.some((i) => i.value === 'ACCT-1001'));
+  // Another project has no such Claim; garbage is a 400; the action is needed.
+  assert.deepEqual((await post(otherToken, '/rcm/era', { x12: era })).body.unmatched, ['ACCT-1001', 'UNKNOWN-1']);
+  assert.equal((await post(adminToken, '/rcm/era', { x12: 'ISA*garbage' })).status, 400);
+  const { tok } = await clientWith('era-none', [{ resource: 'FHIR:*', action: ['FHIR:*'], effect: 'Allow' }]);
+  const denied = await post(tok, '/rcm/era', { x12: era });
+  assert.equal(denied.status, 403);
+  assert.match(denied.body.message, /RCM:ProcessEra on RCM:Era/);
+});
+
 // Last: switches this project to Stedi (the Go test's stand-in).
 test('stedi clearinghouse: raw X12 through the egress policy, credentials in secrets', async () => {
   const p = await admin.project.update({ providers: { clearinghouse: 'stedi' } });

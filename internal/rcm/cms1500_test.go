@@ -174,12 +174,20 @@ func FuzzTransactions(f *testing.F) {
 		b, _ := Interchange(segs, env, "837").Bytes()
 		f.Add(b)
 	}
+	f.Add([]byte(era))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ix, err := x12.Parse(data)
 		if err != nil {
 			return
 		}
 		for _, s := range ix.Sets() {
+			if remits, err := Read835(s.Segments); err == nil {
+				for _, r := range remits {
+					if _, err := json.Marshal(RemitClaimResponse(r, "Claim/c", time.Now())); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
 			segs := Loops837P(s.Segments)
 			_ = Validate(segs)
 			_, _ = Read837P(segs)

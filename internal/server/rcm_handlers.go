@@ -24,6 +24,9 @@ func (s *Server) rcmRoutes() []route {
 			resource: fixed("RCM:Claim"), handle: s.validateClaim},
 		{method: "POST", path: "/v1/rcm/professional-claim/submit", action: "RCM:SubmitProfessionalClaim",
 			resource: fixed("RCM:Claim"), handle: s.submitClaim},
+		// Ward's own route (the SDK has none): an 835 the project received,
+		// recorded as ClaimResponses.
+		{method: "POST", path: "/v1/rcm/era", action: "RCM:ProcessEra", resource: fixed("RCM:Era"), handle: s.processERA},
 		{method: "GET", path: "/v1/rcm/payer", action: "RCM:SearchPayer", resource: fixed("RCM:Payer:*"), handle: s.listPayers},
 		{method: "GET", path: "/v1/rcm/payer/{id}", action: "RCM:GetPayer", resource: withID("RCM:Payer:"), handle: s.getPayer},
 	}
@@ -67,6 +70,21 @@ func (s *Server) submitClaim(w http.ResponseWriter, r *http.Request, c call) err
 		return err
 	}
 	writeRaw(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) processERA(w http.ResponseWriter, r *http.Request, c call) error {
+	var in struct {
+		X12 string `json:"x12"`
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	out, err := s.rcm.ProcessERA(r.Context(), c.p, in.X12)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

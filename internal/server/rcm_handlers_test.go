@@ -17,6 +17,7 @@ func TestRCMRoutesNameTheirActions(t *testing.T) {
 		"POST /v1/rcm/professional-claim/validate": {"RCM:ValidateProfessionalClaim", "RCM:Claim"},
 		"POST /v1/rcm/professional-claim/submit":   {"RCM:SubmitProfessionalClaim", "RCM:Claim"},
 		"GET /v1/rcm/payer":                        {"RCM:SearchPayer", "RCM:Payer:*"},
+		"POST /v1/rcm/era":                         {"RCM:ProcessEra", "RCM:Era"},
 		"GET /v1/rcm/payer/{id}":                   {"RCM:GetPayer", "RCM:Payer:p1"},
 	}
 	req := httptest.NewRequest("GET", "/v1/rcm/payer/p1", nil)
