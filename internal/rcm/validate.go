@@ -228,7 +228,9 @@ func Validate(segs []Seg) []Issue {
 				}
 			}
 		case "LX":
-			if n, _ := strconv.Atoi(s.Vals[0].Val); n > MaxLines {
+			if len(s.Vals) == 0 {
+				add(s, 1, "", V{}, "required", "is required")
+			} else if n, _ := strconv.Atoi(s.Vals[0].Val); n > MaxLines {
 				add(s, 1, "", s.Vals[0], "repeat", fmt.Sprintf("more than %d service lines", MaxLines))
 			}
 		}
