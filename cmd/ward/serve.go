@@ -231,6 +231,7 @@ func serve(ctx context.Context, args []string) error {
 	limiter := ratelimit.New(counts, ratelimit.Config{FlushEvery: c.RateLimitFlush, Log: log})
 	smsSvc := newSMS(c, svc, zambdas, egressAll, log)
 	payments := newPayment(c, svc, zambdas, egressAll, log)
+	rcmSvc := newRCM(c, svc, zambdas, egressAll, log)
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TransferTimeout: c.TransferTimeout, Version: version,
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
@@ -240,7 +241,7 @@ func serve(ctx context.Context, args []string) error {
 			Limiter: limiter, Draining: life.Draining,
 			SMS: smsSvc, Messaging: []server.MessagingConfig{{Key: "transactionalSMSConfig", Info: smsSvc.Info}},
 			ConsoleSessions: svc.store, Sealer: svc.sealer, Activity: projectActivity, Deliveries: svc.store.DeliveryActivity,
-			ERx: newERx(c, svc), Fax: newFax(c, svc, zambdas, egressAll, log), Payment: payments})
+			ERx: newERx(c, svc), Fax: newFax(c, svc, zambdas, egressAll, log), Payment: payments, RCM: rcmSvc})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.

@@ -23,10 +23,11 @@ const Local = "local"
 // known lists, per service, the providers this build has. A service's
 // package adds its row here when it lands.
 var known = map[string][]string{
-	"sms":     {Local, "twilio"},
-	"erx":     {Local},
-	"fax":     {Local, "phaxio"},
-	"payment": {Local, "stripe"},
+	"sms":           {Local, "twilio"},
+	"erx":           {Local},
+	"fax":           {Local, "phaxio"},
+	"payment":       {Local, "stripe"},
+	"clearinghouse": {Local, "stedi"},
 }
 
 // Valid reports an error naming the choices when service or name is not

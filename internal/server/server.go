@@ -15,6 +15,7 @@ import (
 	"github.com/wardhealth/ward/internal/conversation"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/provider/clearinghouse"
 	"github.com/wardhealth/ward/internal/provider/erx"
 	"github.com/wardhealth/ward/internal/provider/fax"
 	"github.com/wardhealth/ward/internal/provider/payment"
@@ -95,9 +96,10 @@ type Server struct {
 	messaging    []MessagingConfig // what /v1/messaging/config reports
 	activity     *activity.Recorder
 	deliveries   func(ctx context.Context, projectID string, since time.Time) ([]store.DeliveryMinute, int64, error)
-	erx          *erx.Service     // nil: no /erx/v3 endpoints
-	fax          *fax.Service     // nil: no /fax/v1 endpoints
-	payment      *payment.Service // nil: no /v1/payment endpoints
+	erx          *erx.Service       // nil: no /erx/v3 endpoints
+	fax          *fax.Service       // nil: no /fax/v1 endpoints
+	payment      *payment.Service   // nil: no /v1/payment endpoints
+	rcm          *clearinghouse.RCM // nil: no /v1/rcm endpoints
 }
 
 // Deps are the services the server calls.
@@ -138,6 +140,9 @@ type Deps struct {
 	// Messaging lists the services messaging.getMessagingConfig reports
 	// (SMS, and conversations when they land).
 	Messaging []MessagingConfig
+	// RCM is the SDK's rcm service (eligibility, claims, payers); nil:
+	// no /v1/rcm endpoints.
+	RCM *clearinghouse.RCM
 	// ConsoleSessions keeps the console's sessions (the database, so they
 	// survive a restart and every replica accepts them); nil: in memory.
 	ConsoleSessions console.SessionStore
@@ -170,6 +175,7 @@ func New(cfg Config, d Deps) *Server {
 	s.limiter = d.Limiter
 	s.draining = d.Draining
 	s.sms, s.messaging = d.SMS, d.Messaging
+	s.rcm = d.RCM
 	s.activity, s.deliveries = d.Activity, d.Deliveries
 	s.erx, s.fax = d.ERx, d.Fax
 	s.payment = d.Payment
@@ -221,6 +227,7 @@ func New(cfg Config, d Deps) *Server {
 	all = append(all, s.messagingRoutes()...)
 	all = append(all, s.paymentRoutes()...)
 	all = append(all, s.telemedRoutes()...)
+	all = append(all, s.rcmRoutes()...)
 	all = append(all, s.conversationRoutes()...)
 	all = append(all, s.metricsRoutes()...)
 	all = append(all, s.erxRoutes()...)
