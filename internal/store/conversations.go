@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -69,4 +72,139 @@ func (s *Store) ListenConversations(ctx context.Context, listening func(), heard
 		}
 		heard(n.Payload)
 	}
+}
+
+// CreateResources writes new resources (version 1 each, of one project,
+// at ids no resource has) with their index rows and outbox rows: one
+// statement per table for all of them, in the caller's transaction.
+// index[i] is rs[i]'s. Errors: ErrConflict when an id is taken.
+func (tx *Tx) CreateResources(ctx context.Context, rs []Resource, index [][]IndexRow) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	if len(index) != len(rs) {
+		return fmt.Errorf("create resources: %d resources but %d index lists", len(rs), len(index))
+	}
+	projectID := rs[0].ProjectID
+	items := make([]indexed, len(rs))
+	for i, r := range rs {
+		if r.ProjectID != projectID || r.VersionID != 1 {
+			return fmt.Errorf("create resources: %s/%s is not version 1 of project %s", r.Type, r.ID, projectID)
+		}
+		items[i] = indexed{r.Type, r.ID, index[i]}
+	}
+	// Bound parameters stay well under SQLite's limit per statement.
+	const per = 100
+	for start := 0; start < len(rs); start += per {
+		chunk := rs[start:min(start+per, len(rs))]
+		args := make([]any, 0, 8*len(chunk))
+		outbox := make([]any, 0, 6*len(chunk))
+		for _, r := range chunk {
+			upd := ms(r.LastUpdated)
+			args = append(args, r.ProjectID, r.Type, r.ID, r.VersionID, upd, r.Deleted, string(r.Content), r.Method)
+			outbox = append(outbox, r.ProjectID, r.Type, r.ID, r.VersionID, "create", upd)
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO fhir_resources (`+resourceCols+`, method) VALUES `+rowsOf(8, len(chunk)), args...); err != nil {
+			return fmt.Errorf("insert resources: %w", err)
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO outbox (project_id, resource_type, id, version_id, interaction, created_at) VALUES `+rowsOf(6, len(chunk)), outbox...); err != nil {
+			return fmt.Errorf("insert outbox: %w", err)
+		}
+	}
+	return tx.insertIndexMany(ctx, projectID, items)
+}
+
+// rowsOf is n rows of cols placeholders for a multi-row VALUES.
+func rowsOf(cols, n int) string {
+	row := "(" + placeholders(cols) + ")"
+	return strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+}
+
+// NextConversationSeq reserves n message numbers of a conversation and
+// returns the last (the first is last-n+1). The counter row stays locked
+// until the transaction ends, so numbers follow commit order.
+func (tx *Tx) NextConversationSeq(ctx context.Context, projectID, conv string, n int) (int64, error) {
+	var last int64
+	err := tx.queryRow(ctx, `INSERT INTO conversation_seq (project_id, conversation_id, last_seq) VALUES (?, ?, ?)
+		ON CONFLICT (project_id, conversation_id) DO UPDATE SET last_seq = conversation_seq.last_seq + excluded.last_seq
+		RETURNING last_seq`, projectID, conv, n).Scan(&last)
+	if err != nil {
+		return 0, fmt.Errorf("number conversation messages: %w", tx.mapErr(err))
+	}
+	return last, nil
+}
+
+// ConversationMessage is a message's place in its conversation.
+type ConversationMessage struct {
+	Seq int64
+	ID  string // the Communication's id
+}
+
+// AddConversationMessages records messages' numbers, in the caller's
+// transaction.
+func (tx *Tx) AddConversationMessages(ctx context.Context, projectID, conv string, msgs []ConversationMessage) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	const per = 200
+	for start := 0; start < len(msgs); start += per {
+		chunk := msgs[start:min(start+per, len(msgs))]
+		args := make([]any, 0, 4*len(chunk))
+		for _, m := range chunk {
+			args = append(args, projectID, conv, m.Seq, m.ID)
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO conversation_messages (project_id, conversation_id, seq, message_id) VALUES `+rowsOf(4, len(chunk)), args...); err != nil {
+			return fmt.Errorf("record conversation messages: %w", err)
+		}
+	}
+	return nil
+}
+
+// ConversationMessagesAfter lists up to limit messages of a conversation
+// numbered after seq, in order.
+func (s *Store) ConversationMessagesAfter(ctx context.Context, projectID, conv string, after int64, limit int) ([]ConversationMessage, error) {
+	rows, err := s.query(ctx, `SELECT seq, message_id FROM conversation_messages WHERE project_id = ? AND conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+		projectID, conv, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("conversation messages: %w", err)
+	}
+	defer rows.Close()
+	var out []ConversationMessage
+	for rows.Next() {
+		var m ConversationMessage
+		if err := rows.Scan(&m.Seq, &m.ID); err != nil {
+			return nil, fmt.Errorf("conversation messages: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// WritePendingAudit writes the audit event ctx carries, if not yet
+// written, in tx; call the returned func once tx has committed. For work
+// that writes for many requests in one transaction (each request's own
+// context is not the transaction's).
+func (tx *Tx) WritePendingAudit(ctx context.Context) (committed func(), err error) {
+	a, ok := ctx.Value(auditKey{}).(*PendingAudit)
+	if !ok || a.Written() {
+		return func() {}, nil
+	}
+	if err := tx.InsertAudit(ctx, a.Event); err != nil {
+		return nil, err
+	}
+	return func() { a.written.Store(true) }, nil
+}
+
+// ConversationLastSeq is the number of a conversation's latest message (0
+// before the first).
+func (s *Store) ConversationLastSeq(ctx context.Context, projectID, conv string) (int64, error) {
+	var last int64
+	err := s.queryRow(ctx, `SELECT last_seq FROM conversation_seq WHERE project_id = ? AND conversation_id = ?`, projectID, conv).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("conversation position: %w", s.mapErr(err))
+	}
+	return last, nil
 }

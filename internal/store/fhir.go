@@ -240,12 +240,25 @@ func (tx *Tx) replaceIndex(ctx context.Context, projectID, typ, id string, rows 
 
 // insertIndex adds a resource's index rows.
 func (tx *Tx) insertIndex(ctx context.Context, projectID, typ, id string, rows []IndexRow) error {
+	return tx.insertIndexMany(ctx, projectID, []indexed{{typ, id, rows}})
+}
+
+// indexed is one resource's index rows.
+type indexed struct {
+	typ, id string
+	rows    []IndexRow
+}
+
+// insertIndexMany adds the index rows of several resources of a project:
+// one statement per table for all of them.
+func (tx *Tx) insertIndexMany(ctx context.Context, projectID string, items []indexed) error {
 	type batch struct {
 		cols string
 		n    int
 		args []any
 	}
 	batches := map[string]*batch{}
+	var typ, id string
 	add := func(table, cols string, n int, vals ...any) {
 		b := batches[table]
 		if b == nil {
@@ -255,30 +268,33 @@ func (tx *Tx) insertIndex(ctx context.Context, projectID, typ, id string, rows [
 		b.args = append(b.args, projectID, typ, id)
 		b.args = append(b.args, vals...)
 	}
-	var seq map[string]int // composite rows numbered per parameter
-	for _, r := range rows {
-		switch r.Kind {
-		case "token":
-			add("fhir_idx_token", "param, system, code, display", 7, r.Param, r.System, r.Code, r.Display)
-		case "string":
-			add("fhir_idx_string", "param, value, exact", 6, r.Param, r.Value, r.Exact)
-		case "reference":
-			add("fhir_idx_reference", "param, ref_type, ref_id, url", 7, r.Param, r.RefType, r.RefID, r.URL)
-		case "date":
-			add("fhir_idx_date", "param, low, high", 6, r.Param, r.Low, r.High)
-		case "number", "quantity":
-			add("fhir_idx_number", "param, value, system, code", 7, r.Param, r.Number, r.System, r.Code)
-		case "uri":
-			add("fhir_idx_uri", "param, uri", 5, r.Param, r.URI)
-		case "composite":
-			if len(r.Components) == 0 || len(r.Components) > 3 {
-				continue
+	for _, it := range items {
+		typ, id = it.typ, it.id
+		var seq map[string]int // composite rows numbered per parameter
+		for _, r := range it.rows {
+			switch r.Kind {
+			case "token":
+				add("fhir_idx_token", "param, system, code, display", 7, r.Param, r.System, r.Code, r.Display)
+			case "string":
+				add("fhir_idx_string", "param, value, exact", 6, r.Param, r.Value, r.Exact)
+			case "reference":
+				add("fhir_idx_reference", "param, ref_type, ref_id, url", 7, r.Param, r.RefType, r.RefID, r.URL)
+			case "date":
+				add("fhir_idx_date", "param, low, high", 6, r.Param, r.Low, r.High)
+			case "number", "quantity":
+				add("fhir_idx_number", "param, value, system, code", 7, r.Param, r.Number, r.System, r.Code)
+			case "uri":
+				add("fhir_idx_uri", "param, uri", 5, r.Param, r.URI)
+			case "composite":
+				if len(r.Components) == 0 || len(r.Components) > 3 {
+					continue
+				}
+				if seq == nil {
+					seq = map[string]int{}
+				}
+				seq[r.Param]++
+				add("fhir_idx_composite", compositeCols, 5+7*3, append([]any{r.Param, seq[r.Param]}, compositeValues(r.Components)...)...)
 			}
-			if seq == nil {
-				seq = map[string]int{}
-			}
-			seq[r.Param]++
-			add("fhir_idx_composite", compositeCols, 5+7*3, append([]any{r.Param, seq[r.Param]}, compositeValues(r.Components)...)...)
 		}
 	}
 	// On SQLite a row is its own key (0015_index_clustered): a value a
