@@ -197,7 +197,8 @@ func (s *Service) flush(batch []*pending) {
 	}
 	var written []*pending
 	var audits []func()
-	err := s.fhir.Store().WithTx(ctx, func(tx *store.Tx) error {
+	// Replayable: the function sets again everything it sets outside tx.
+	err := s.fhir.Store().WithReplayableTx(ctx, func(tx *store.Tx) error {
 		written, audits = written[:0], audits[:0]
 		for _, p := range batch {
 			p.err = nil

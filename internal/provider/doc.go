@@ -24,6 +24,9 @@ const Local = "local"
 // package adds its row here when it lands.
 var known = map[string][]string{
 	"sms": {Local, "twilio"},
+	// video: local is the server's LiveKit (its flags); livekit a
+	// project's own (its secrets).
+	"video": {Local, "livekit"},
 }
 
 // Valid reports an error naming the choices when service or name is not

@@ -93,10 +93,10 @@ func (tx *Tx) CreateResources(ctx context.Context, rs []Resource, index [][]Inde
 		}
 		items[i] = indexed{r.Type, r.ID, index[i]}
 	}
-	// Bound parameters stay well under SQLite's limit per statement.
-	const per = 100
-	for start := 0; start < len(rs); start += per {
-		chunk := rs[start:min(start+per, len(rs))]
+	start := 0
+	for _, n := range chunkSizes(len(rs), 64) {
+		chunk := rs[start : start+n]
+		start += n
 		args := make([]any, 0, 8*len(chunk))
 		outbox := make([]any, 0, 6*len(chunk))
 		for _, r := range chunk {
@@ -112,6 +112,22 @@ func (tx *Tx) CreateResources(ctx context.Context, rs []Resource, index [][]Inde
 		}
 	}
 	return tx.insertIndexMany(ctx, projectID, items)
+}
+
+// chunkSizes splits n rows into chunks of a few fixed sizes (largest, 16, 4,
+// 1, largest first): a multi-row statement of each size is prepared once
+// and reused, where one per count would crowd the statement caches.
+func chunkSizes(n, largest int) []int {
+	var out []int
+	for _, size := range []int{largest, 16, 4, 1} {
+		if size > largest {
+			continue
+		}
+		for ; n >= size; n -= size {
+			out = append(out, size)
+		}
+	}
+	return out
 }
 
 // rowsOf is n rows of cols placeholders for a multi-row VALUES.
@@ -146,9 +162,10 @@ func (tx *Tx) AddConversationMessages(ctx context.Context, projectID, conv strin
 	if len(msgs) == 0 {
 		return nil
 	}
-	const per = 200
-	for start := 0; start < len(msgs); start += per {
-		chunk := msgs[start:min(start+per, len(msgs))]
+	start := 0
+	for _, n := range chunkSizes(len(msgs), 64) {
+		chunk := msgs[start : start+n]
+		start += n
 		args := make([]any, 0, 4*len(chunk))
 		for _, m := range chunk {
 			args = append(args, projectID, conv, m.Seq, m.ID)

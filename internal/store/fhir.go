@@ -306,9 +306,20 @@ func (tx *Tx) insertIndexMany(ctx context.Context, projectID string, items []ind
 	for table, b := range batches {
 		// Stay well under SQLite's 32766 bound parameters per statement.
 		per := 900 / b.n
-		for start := 0; start < len(b.args); start += per * b.n {
-			end := min(start+per*b.n, len(b.args))
+		sizes := []int{}
+		if len(items) > 1 {
+			// Several resources: rows in chunks of a few fixed sizes, so
+			// that the statements stay few (and prepared) whatever the count.
+			sizes = chunkSizes(len(b.args)/b.n, per)
+		}
+		for start := 0; start < len(b.args); {
+			n := per
+			if len(sizes) > 0 {
+				n, sizes = sizes[0], sizes[1:]
+			}
+			end := min(start+n*b.n, len(b.args))
 			chunk := b.args[start:end]
+			start = end
 			rowsN := len(chunk) / b.n
 			ph := "(" + placeholders(b.n) + ")"
 			values := strings.TrimSuffix(strings.Repeat(ph+",", rowsN), ",")
