@@ -54,6 +54,10 @@ func (s *Service) Start(ctx context.Context, sub *Sub, after int64, resume bool)
 	return s.missed(ctx, sub, MaxResume)
 }
 
+// Position is the number of the last message sub has passed, those its
+// holder was not a member for included.
+func (sub *Sub) Position() int64 { return sub.last }
+
 // Order places a live event in sub's order: nothing for a message it has
 // had, else the message preceded by those it missed. An error ends the
 // stream (the client reconnects from its last event).

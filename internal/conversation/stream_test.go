@@ -168,6 +168,15 @@ func TestResume(t *testing.T) {
 			if err != nil || len(evs) != 3 || evs[0].Message.Seq != 4 {
 				t.Fatalf("a late member's replay: %+v %v", evs, err)
 			}
+			// A replay of only messages before it joined still moves it on.
+			subLate2, err := open(t, s, late, conv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close(subLate2)
+			if evs, _, err := s.Start(t.Context(), subLate2, 0, true); err != nil || len(evs) != 3 || subLate2.Position() != 6 {
+				t.Fatalf("position after a replay: %d (%d events, %v), want 6", subLate2.Position(), len(evs), err)
+			}
 
 			// Far behind: one replay is bounded.
 			send(MaxResume + 10)

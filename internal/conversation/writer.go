@@ -240,17 +240,16 @@ func (s *Service) flush(batch []*pending) {
 			}
 			// Numbered last: the counter row is locked from here to the
 			// commit, which is all that concurrent batches wait for.
-			last, err := tx.NextConversationSeq(ctx, k.project, k.conv, len(ok))
+			ids := make([]string, len(ok))
+			for i, p := range ok {
+				ids[i] = p.res.ID
+			}
+			first, err := tx.NumberConversationMessages(ctx, k.project, k.conv, ids)
 			if err != nil {
 				return err
 			}
-			refs := make([]store.ConversationMessage, len(ok))
 			for i, p := range ok {
-				p.msg.Seq = last - int64(len(ok)) + int64(i) + 1
-				refs[i] = store.ConversationMessage{Seq: p.msg.Seq, ID: p.res.ID}
-			}
-			if err := tx.AddConversationMessages(ctx, k.project, k.conv, refs); err != nil {
-				return err
+				p.msg.Seq = first + int64(i)
 			}
 			written = append(written, ok...)
 		}

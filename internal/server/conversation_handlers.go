@@ -175,6 +175,14 @@ func (s *Server) conversationStream(w http.ResponseWriter, r *http.Request, _ ca
 			return nil
 		}
 	}
+	if resume && (len(missed) == 0 || missed[len(missed)-1].Message.Seq < sub.Position()) {
+		// Past messages the holder was not a member for: an id without
+		// an event moves the client's Last-Event-ID on (HTML's SSE
+		// rules), so its next reconnect does not ask for them again.
+		if _, err := fmt.Fprintf(w, "id: %d\n\n", sub.Position()); err != nil {
+			return nil
+		}
+	}
 	_ = rc.Flush()
 	if more {
 		return nil

@@ -225,3 +225,37 @@ func (s *Store) ConversationLastSeq(ctx context.Context, projectID, conv string)
 	}
 	return last, nil
 }
+
+// NumberConversationMessages gives messages (Communication ids, in order)
+// the next numbers of their conversation and records them; it returns the
+// first. The counter row stays locked until the transaction ends, so
+// numbers follow commit order: call it last. On PostgreSQL it is one
+// statement, as the lock is held from it to the commit.
+func (tx *Tx) NumberConversationMessages(ctx context.Context, projectID, conv string, ids []string) (int64, error) {
+	if tx.dialect != Postgres {
+		last, err := tx.NextConversationSeq(ctx, projectID, conv, len(ids))
+		if err != nil {
+			return 0, err
+		}
+		first := last - int64(len(ids)) + 1
+		msgs := make([]ConversationMessage, len(ids))
+		for i, id := range ids {
+			msgs[i] = ConversationMessage{Seq: first + int64(i), ID: id}
+		}
+		return first, tx.AddConversationMessages(ctx, projectID, conv, msgs)
+	}
+	var first int64
+	err := tx.queryRow(ctx, `WITH s AS (
+		INSERT INTO conversation_seq (project_id, conversation_id, last_seq) VALUES (?, ?, ?)
+		ON CONFLICT (project_id, conversation_id) DO UPDATE SET last_seq = conversation_seq.last_seq + excluded.last_seq
+		RETURNING last_seq - ? AS base
+	), ins AS (
+		INSERT INTO conversation_messages (project_id, conversation_id, seq, message_id)
+		SELECT ?, ?, s.base + t.n, t.id FROM s, unnest(?::text[]) WITH ORDINALITY AS t(id, n)
+	)
+	SELECT base + 1 FROM s`, projectID, conv, len(ids), len(ids), projectID, conv, ids).Scan(&first)
+	if err != nil {
+		return 0, fmt.Errorf("number conversation messages: %w", tx.mapErr(err))
+	}
+	return first, nil
+}
