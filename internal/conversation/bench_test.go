@@ -107,7 +107,10 @@ func BenchmarkFanout(b *testing.B) {
 						sent.Add(1)
 					}
 				})
+				// Committed (every call returned) vs received by every member.
+				sendRate := float64(sent.Load()) / time.Since(start).Seconds()
 				waitFor(want + sent.Load()*members)
+				b.ReportMetric(sendRate, "committed-msgs/s")
 				fanRate = float64(sent.Load()) / time.Since(start).Seconds()
 				b.ReportMetric(fanRate, "msgs/s")
 				b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(sent.Load()), "cpu-us/msg")
