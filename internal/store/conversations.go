@@ -93,6 +93,11 @@ func (tx *Tx) CreateResources(ctx context.Context, rs []Resource, index [][]Inde
 		}
 		items[i] = indexed{r.Type, r.ID, index[i]}
 	}
+	if tx.dialect == Postgres {
+		if done, err := tx.createResourcesOnce(ctx, rs, items); done || err != nil {
+			return err
+		}
+	}
 	start := 0
 	for _, n := range chunkSizes(len(rs), 64) {
 		chunk := rs[start : start+n]
@@ -112,6 +117,51 @@ func (tx *Tx) CreateResources(ctx context.Context, rs []Resource, index [][]Inde
 		}
 	}
 	return tx.insertIndexMany(ctx, projectID, items)
+}
+
+// maxPGParams stays under PostgreSQL's 65,535 bound parameters.
+const maxPGParams = 60000
+
+// createResourcesOnce is CreateResources on PostgreSQL in one statement
+// (resources, outbox and every index table as the parts of one WITH): one
+// round trip for the batch, where each is a wait when the database is
+// busy. done is false (nothing written) when the batch has too many
+// values for one statement.
+func (tx *Tx) createResourcesOnce(ctx context.Context, rs []Resource, items []indexed) (done bool, err error) {
+	var parts []string
+	var args []any
+	res := make([]any, 0, 8*len(rs))
+	outbox := make([]any, 0, 6*len(rs))
+	for _, r := range rs {
+		upd := ms(r.LastUpdated)
+		res = append(res, r.ProjectID, r.Type, r.ID, r.VersionID, upd, r.Deleted, string(r.Content), r.Method)
+		outbox = append(outbox, r.ProjectID, r.Type, r.ID, r.VersionID, "create", upd)
+	}
+	parts = append(parts, `INSERT INTO fhir_resources (`+resourceCols+`, method) VALUES `+rowsOf(8, len(rs)))
+	args = append(args, res...)
+	parts = append(parts, `INSERT INTO outbox (project_id, resource_type, id, version_id, interaction, created_at) VALUES `+rowsOf(6, len(rs)))
+	args = append(args, outbox...)
+	for _, b := range indexBatches(rs[0].ProjectID, items) {
+		parts = append(parts, `INSERT INTO `+b.table+` (project_id, resource_type, id, `+b.cols+`) VALUES `+rowsOf(b.n, len(b.args)/b.n))
+		args = append(args, b.args...)
+	}
+	if len(args) > maxPGParams {
+		return false, nil
+	}
+	var q strings.Builder
+	q.WriteString("WITH ")
+	for i, p := range parts[:len(parts)-1] {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "w%d AS (%s)", i, p)
+	}
+	q.WriteString(" ")
+	q.WriteString(parts[len(parts)-1])
+	if _, err := tx.exec(ctx, q.String(), args...); err != nil {
+		return false, fmt.Errorf("insert resources: %w", err)
+	}
+	return true, nil
 }
 
 // chunkSizes splits n rows into chunks of a few fixed sizes (largest, 16, 4,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -249,20 +250,23 @@ type indexed struct {
 	rows    []IndexRow
 }
 
-// insertIndexMany adds the index rows of several resources of a project:
-// one statement per table for all of them.
-func (tx *Tx) insertIndexMany(ctx context.Context, projectID string, items []indexed) error {
-	type batch struct {
-		cols string
-		n    int
-		args []any
-	}
-	batches := map[string]*batch{}
+// indexBatch is one index table's rows, n values each.
+type indexBatch struct {
+	table, cols string
+	n           int
+	args        []any
+}
+
+// indexBatches lays out the index rows of several resources of a project
+// per table, in table order (so statements built from them read the same
+// for the same shape).
+func indexBatches(projectID string, items []indexed) []*indexBatch {
+	batches := map[string]*indexBatch{}
 	var typ, id string
 	add := func(table, cols string, n int, vals ...any) {
 		b := batches[table]
 		if b == nil {
-			b = &batch{cols: cols, n: n}
+			b = &indexBatch{table: table, cols: cols, n: n}
 			batches[table] = b
 		}
 		b.args = append(b.args, projectID, typ, id)
@@ -297,13 +301,26 @@ func (tx *Tx) insertIndexMany(ctx context.Context, projectID string, items []ind
 			}
 		}
 	}
+	out := make([]*indexBatch, 0, len(batches))
+	for _, b := range batches {
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b *indexBatch) int { return strings.Compare(a.table, b.table) })
+	return out
+}
+
+// insertIndexMany adds the index rows of several resources of a project:
+// one statement per table for all of them.
+func (tx *Tx) insertIndexMany(ctx context.Context, projectID string, items []indexed) error {
+	batches := indexBatches(projectID, items)
 	// On SQLite a row is its own key (0015_index_clustered): a value a
 	// resource holds twice (a repeated coding) is stored once.
 	insert := "INSERT INTO "
 	if tx.dialect == SQLite {
 		insert = "INSERT OR IGNORE INTO "
 	}
-	for table, b := range batches {
+	for _, b := range batches {
+		table := b.table
 		// Stay well under SQLite's 32766 bound parameters per statement.
 		per := 900 / b.n
 		sizes := []int{}
