@@ -40,4 +40,3 @@ func telemedService(c config, svc *services, zambdas *zambda.Service, eg *egress
 		}}
 	return telemed.New(svc.fhir, projects.For, log, time.Now), nil
 }
-
