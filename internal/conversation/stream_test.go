@@ -2,6 +2,7 @@ package conversation
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -263,4 +264,44 @@ func FuzzParseLastEventID(f *testing.F) {
 			t.Fatalf("%q read as %d", s, n)
 		}
 	})
+}
+
+// TestRemovalOnAnotherReplica: a replica whose senders built messages from
+// the members it saw before another replica removed one writes them to
+// the members as they are at its commit: the removed one is no recipient
+// and its stream does not get them.
+func TestRemovalOnAnotherReplica(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			r := newRig(t, b)
+			a, _ := r.replica(t, time.Now)
+			other := a
+			if r.st.Dialect() == store.Postgres {
+				other, _ = r.replica(t, time.Now)
+			}
+			doc, pat, x := caller("p1", "Practitioner/doc"), caller("p1", "Patient/pat"), caller("p1", "Patient/x")
+			conv := createConv(t, a, doc, doc.Profile, pat.Profile, x.Profile)
+			addChat(t, a, doc, conv, doc.Profile, pat.Profile, x.Profile)
+			if _, err := a.Message(t.Context(), doc, conv, []byte(`{"message":"before"}`)); err != nil {
+				t.Fatal(err) // a now remembers the members, x included
+			}
+			if err := other.RemoveParticipant(t.Context(), doc, conv, []byte(`{"encounterReference":"Encounter/`+conv+`","participantReference":"Patient/x"}`)); err != nil {
+				t.Fatal(err)
+			}
+			m, err := a.Message(t.Context(), doc, conv, []byte(`{"message":"after"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := r.st.GetResource(t.Context(), "p1", "Communication", m.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(res.Content), "Patient/x") || !strings.Contains(string(res.Content), "Patient/pat") {
+				t.Fatalf("recipients after the removal: %s", res.Content)
+			}
+			if slices.Contains(m.audience, "Patient/x") {
+				t.Fatalf("audience after the removal: %v", m.audience)
+			}
+		})
+	}
 }

@@ -197,21 +197,74 @@ func (s *Service) flush(batch []*pending) {
 	}
 	var written []*pending
 	var audits []func()
+	// On PostgreSQL a batch built from the members last seen skips the
+	// Encounter's read: the numbering statement returns its version, and a
+	// change since (a removal, say) rolls the batch back for one more run
+	// that reads it. On SQLite a read costs no round trip.
+	read := s.fhir.Store().Dialect() != store.Postgres
+	var err error
+	for range 2 {
+		err = s.writeBatch(ctx, batch, keys, groups, read, &written, &audits)
+		if !errors.Is(err, errStale) {
+			break
+		}
+		read = true
+	}
+	if err != nil {
+		for _, p := range batch {
+			p.err = err
+			close(p.done)
+		}
+		return
+	}
+	s.fhir.Committed()
+	for _, a := range audits {
+		a()
+	}
+	// In order: each process's streams see a conversation's messages as
+	// numbered. A failed live delivery loses nothing (the history has it).
+	for _, p := range written {
+		_ = s.prov.Post(ctx, p.msg)
+	}
+	for _, p := range batch {
+		close(p.done)
+	}
+}
+
+// errStale is a batch built from members that changed before it committed.
+var errStale = errors.New("conversation members changed: rebuild")
+
+// writeBatch is one transaction of flush; read makes it read each
+// conversation's Encounter rather than trust the members the messages
+// were built from.
+func (s *Service) writeBatch(ctx context.Context, batch []*pending, keys []roomKey, groups map[roomKey][]*pending, read bool,
+	written *[]*pending, audits *[]func()) error {
 	// Replayable: the function sets again everything it sets outside tx.
-	err := s.fhir.Store().WithReplayableTx(ctx, func(tx *store.Tx) error {
-		written, audits = written[:0], audits[:0]
+	return s.fhir.Store().WithReplayableTx(ctx, func(tx *store.Tx) error {
+		*written, *audits = (*written)[:0], (*audits)[:0]
 		for _, p := range batch {
 			p.err = nil
 			a, err := tx.WritePendingAudit(p.ctx)
 			if err != nil {
 				return err
 			}
-			audits = append(audits, a)
+			*audits = append(*audits, a)
 		}
 		for _, k := range keys {
-			st, err := s.readConv(ctx, tx, k)
-			if err != nil {
-				return err
+			// The members the messages were built from, if all agree.
+			st, trusted := s.batch.cached(k)
+			trusted = trusted && st.isConv && !read
+			for _, p := range groups[k] {
+				trusted = trusted && p.ver == st.version
+			}
+			check := int64(0)
+			if trusted {
+				check = st.version
+			} else {
+				var err error
+				if st, err = s.readConv(ctx, tx, k); err != nil {
+					return err
+				}
 			}
 			var ok []*pending
 			for _, p := range groups[k] {
@@ -244,36 +297,20 @@ func (s *Service) flush(batch []*pending) {
 			for i, p := range ok {
 				ids[i] = p.res.ID
 			}
-			first, err := tx.NumberConversationMessages(ctx, k.project, k.conv, ids)
+			first, version, err := tx.NumberConversationMessages(ctx, k.project, k.conv, ids)
 			if err != nil {
 				return err
+			}
+			if check != 0 && version != check {
+				return errStale
 			}
 			for i, p := range ok {
 				p.msg.Seq = first + int64(i)
 			}
-			written = append(written, ok...)
+			*written = append(*written, ok...)
 		}
 		return nil
 	})
-	if err != nil {
-		for _, p := range batch {
-			p.err = err
-			close(p.done)
-		}
-		return
-	}
-	s.fhir.Committed()
-	for _, a := range audits {
-		a()
-	}
-	// In order: each process's streams see a conversation's messages as
-	// numbered. A failed live delivery loses nothing (the history has it).
-	for _, p := range written {
-		_ = s.prov.Post(ctx, p.msg)
-	}
-	for _, p := range batch {
-		close(p.done)
-	}
 }
 
 // newPending checks a message and builds it from the members last seen.

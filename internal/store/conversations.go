@@ -281,21 +281,28 @@ func (s *Store) ConversationLastSeq(ctx context.Context, projectID, conv string)
 // first. The counter row stays locked until the transaction ends, so
 // numbers follow commit order: call it last. On PostgreSQL it is one
 // statement, as the lock is held from it to the commit.
-func (tx *Tx) NumberConversationMessages(ctx context.Context, projectID, conv string, ids []string) (int64, error) {
+//
+// On PostgreSQL it also returns the current version of the conversation's
+// Encounter, as that statement saw it (0: none, or deleted): a batch built
+// from members it did not read in this transaction checks them with it,
+// at no extra round trip. On SQLite the version is 0.
+func (tx *Tx) NumberConversationMessages(ctx context.Context, projectID, conv string, ids []string) (first, encounterVersion int64, err error) {
 	if tx.dialect != Postgres {
 		last, err := tx.NextConversationSeq(ctx, projectID, conv, len(ids))
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		first := last - int64(len(ids)) + 1
 		msgs := make([]ConversationMessage, len(ids))
 		for i, id := range ids {
 			msgs[i] = ConversationMessage{Seq: first + int64(i), ID: id}
 		}
-		return first, tx.AddConversationMessages(ctx, projectID, conv, msgs)
+		// No version: on SQLite the caller reads the Encounter (no round
+		// trip there).
+		return first, 0, tx.AddConversationMessages(ctx, projectID, conv, msgs)
 	}
-	var first int64
-	err := tx.queryRow(ctx, `WITH s AS (
+	var version sql.NullInt64
+	err = tx.queryRow(ctx, `WITH s AS (
 		INSERT INTO conversation_seq (project_id, conversation_id, last_seq) VALUES (?, ?, ?)
 		ON CONFLICT (project_id, conversation_id) DO UPDATE SET last_seq = conversation_seq.last_seq + excluded.last_seq
 		RETURNING last_seq - ? AS base
@@ -303,9 +310,10 @@ func (tx *Tx) NumberConversationMessages(ctx context.Context, projectID, conv st
 		INSERT INTO conversation_messages (project_id, conversation_id, seq, message_id)
 		SELECT ?, ?, s.base + t.n, t.id FROM s, unnest(?::text[]) WITH ORDINALITY AS t(id, n)
 	)
-	SELECT base + 1 FROM s`, projectID, conv, len(ids), len(ids), projectID, conv, ids).Scan(&first)
+	SELECT base + 1, (SELECT version_id FROM fhir_resources WHERE project_id = ? AND resource_type = 'Encounter' AND id = ? AND NOT deleted) FROM s`,
+		projectID, conv, len(ids), len(ids), projectID, conv, ids, projectID, conv).Scan(&first, &version)
 	if err != nil {
-		return 0, fmt.Errorf("number conversation messages: %w", tx.mapErr(err))
+		return 0, 0, fmt.Errorf("number conversation messages: %w", tx.mapErr(err))
 	}
-	return first, nil
+	return first, version.Int64, nil
 }
