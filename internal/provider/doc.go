@@ -28,6 +28,9 @@ var known = map[string][]string{
 	"fax":           {Local, "phaxio"},
 	"payment":       {Local, "stripe"},
 	"clearinghouse": {Local, "stedi"},
+	// video: local is the server's LiveKit (its flags); livekit a
+	// project's own (its secrets).
+	"video": {Local, "livekit"},
 }
 
 // Valid reports an error naming the choices when service or name is not
