@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -409,4 +410,39 @@ func (s *Service) SystemCreate(ctx context.Context, projectID string, body []byt
 		return Resource{}, err
 	}
 	return s.write(ctx, auth.Principal{ProjectID: projectID, Kind: KindSystem}, head.ResourceType, newID(), m, "POST", 0, false, access{})
+}
+
+// SystemPut is one resource SystemPutAll writes: its type, id and content.
+type SystemPut struct {
+	Type, ID string
+	Body     []byte
+}
+
+// SystemPutAll writes each resource at its id (creating it, or replacing
+// the current version), without a caller's policy, in one transaction: for
+// what Ward receives on a project's behalf (lab results over HL7 v2), where
+// either all of a message is stored or none of it.
+func (s *Service) SystemPutAll(ctx context.Context, projectID string, puts []SystemPut) error {
+	ms := make([]map[string]any, len(puts))
+	for i, put := range puts {
+		if err := checkType(put.Type); err != nil {
+			return err
+		}
+		m, err := validate(put.Body, put.Type)
+		if err != nil {
+			return fmt.Errorf("%s/%s: %w", put.Type, put.ID, err)
+		}
+		ms[i] = m
+	}
+	p := auth.Principal{ProjectID: projectID, Kind: KindSystem}
+	return s.store.WithTx(ctx, func(tx *store.Tx) error {
+		txSvc := *s
+		txSvc.store = &tx.Store
+		for i, put := range puts {
+			if _, err := txSvc.write(ctx, p, put.Type, put.ID, ms[i], "PUT", 0, true, access{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
