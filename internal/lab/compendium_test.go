@@ -109,4 +109,3 @@ func TestOrderableItems(t *testing.T) {
 		t.Errorf("another project's questionnaire: %v, want a 404", err)
 	}
 }
-

@@ -377,10 +377,10 @@ func TestResults(t *testing.T) {
 				t.Errorf("report version %d after a repeated message, want 1", rep.VersionID)
 			}
 			var dr struct {
-				Status  string
-				BasedOn []struct{ Reference string }
-				Subject struct{ Reference string }
-				Result  []struct{ Reference string }
+				Status    string
+				BasedOn   []struct{ Reference string }
+				Subject   struct{ Reference string }
+				Result    []struct{ Reference string }
 				Effective string `json:"effectiveDateTime"`
 			}
 			_ = json.Unmarshal(rep.Content, &dr)
