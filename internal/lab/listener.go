@@ -76,7 +76,10 @@ func (s *Service) serveConn(ctx context.Context, conn net.Conn) {
 		if m, err := hl7v2.Parse(frame); err == nil {
 			in = m
 		}
-		out := s.Ingest(ctx, frame)
+		// A message being stored finishes even if the stop comes now: its
+		// ACK may be lost, and the sender then sends it again (found, not
+		// stored twice).
+		out := s.Ingest(context.WithoutCancel(ctx), frame)
 		if out.Code != AckAccept {
 			s.log.InfoContext(ctx, "lab result refused", "code", out.Code, "control_id", out.ControlID, "why", out.Text)
 		}

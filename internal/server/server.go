@@ -14,6 +14,7 @@ import (
 	"github.com/wardhealth/ward/internal/conversation"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/lab"
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/reqid"
@@ -88,6 +89,7 @@ type Server struct {
 	draining     func() bool
 	sms          *sms.Service      // nil: no /v1/messaging endpoints
 	messaging    []MessagingConfig // what /v1/messaging/config reports
+	lab          *lab.Service      // nil: no /lab/v1 endpoints
 }
 
 // Deps are the services the server calls.
@@ -128,6 +130,8 @@ type Deps struct {
 	// Messaging lists the services messaging.getMessagingConfig reports
 	// (SMS, and conversations when they land).
 	Messaging []MessagingConfig
+	// Lab is the SDK's lab service (HL7 v2 over MLLP); nil: none.
+	Lab *lab.Service
 }
 
 // New builds the server and its routes.
@@ -143,6 +147,7 @@ func New(cfg Config, d Deps) *Server {
 	s.limiter = d.Limiter
 	s.draining = d.Draining
 	s.sms, s.messaging = d.SMS, d.Messaging
+	s.lab = d.Lab
 	if s.draining == nil {
 		s.draining = func() bool { return false }
 	}
@@ -191,6 +196,7 @@ func New(cfg Config, d Deps) *Server {
 	all = append(all, s.messagingRoutes()...)
 	all = append(all, s.telemedRoutes()...)
 	all = append(all, s.conversationRoutes()...)
+	all = append(all, s.labRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
 	}
