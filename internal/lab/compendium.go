@@ -3,7 +3,6 @@ package lab
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
@@ -365,5 +364,3 @@ func (s *Service) findItem(ctx context.Context, projectID, labGUID, version, cod
 	}
 	return best, bestAD, nil
 }
-
-var _ = fmt.Sprint

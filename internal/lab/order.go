@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -411,4 +410,8 @@ func npi(m map[string]any) string {
 	return id
 }
 
-var _ = errors.New
+func decodeMap(raw []byte) (map[string]any, error) {
+	var m map[string]any
+	err := json.Unmarshal(raw, &m)
+	return m, err
+}

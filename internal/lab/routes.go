@@ -16,7 +16,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/store"
 )
@@ -192,5 +191,3 @@ func (s *Service) DeleteRoute(ctx context.Context, projectID, guid string, body 
 	}
 	return err
 }
-
-var _ = egress.ErrDenied

@@ -1,0 +1,135 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wardhealth/ward/internal/fhir"
+	"github.com/wardhealth/ward/internal/hl7v2"
+	"github.com/wardhealth/ward/internal/store/storetest"
+)
+
+// The ingest benchmarks store one ORU^R01 per operation (1 OBR, 2 OBX: a
+// DiagnosticReport and two Observations, on SQLite with fsync) and report
+// msgs/s. Their peer, in the same run, is BenchmarkTransactionPeer: the
+// same three resources as a plain FHIR transaction Bundle through Ward's
+// FHIR handler, as an API client would write them.
+
+func benchFixture(b *testing.B) (*fixture, Created, string) {
+	f := newFixture(b, storetest.Backend{Name: "sqlite", DSN: storetest.SQLiteDSN}, Config{})
+	rt := f.route(f.admin, "127.0.0.1:1")
+	return f, rt, f.order(f.admin)
+}
+
+func benchORU(rt Created, sr string, n int64) string {
+	return "MSH|^~\\&|LAB|ACME|WARD|" + rt.RouteGUID + "|20261207101500|" + rt.ResultSecret + "|ORU^R01^ORU_R01|B" + fmt.Sprint(n) + "|P|2.5.1\r" +
+		"PID|1||x^^^WARD||Doe^Jane\r" +
+		"OBR|1|" + sr + "||GLU^Glucose^L|||20261207093000+0000||||||||||||||||||F\r" +
+		"OBX|1|NM|2345-7^Glucose^LN||95.5|mg/dL|70-99|N|||F\r" +
+		"OBX|2|ST|8251-1^Comment^LN||fasting||||||F\r"
+}
+
+func reportRate(b *testing.B, start time.Time) {
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// BenchmarkIngest: Service.Ingest in process, 8 senders at once.
+func BenchmarkIngest(b *testing.B) {
+	f, rt, sr := benchFixture(b)
+	var seq atomic.Int64
+	b.SetParallelism(4)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if out := f.svc.Ingest(context.Background(), []byte(benchORU(rt, sr, seq.Add(1)))); out.Code != AckAccept {
+				b.Errorf("ingest: %s %s", out.Code, out.Text)
+				return
+			}
+		}
+	})
+	reportRate(b, start)
+}
+
+// BenchmarkIngestMLLP: the whole path over loopback TCP, 8 connections,
+// each sending a message and waiting for its ACK (as senders do).
+func BenchmarkIngestMLLP(b *testing.B) {
+	f, rt, sr := benchFixture(b)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.svc.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	var seq atomic.Int64
+	b.SetParallelism(4)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		for pb.Next() {
+			if err := hl7v2.WriteFrame(c, []byte(benchORU(rt, sr, seq.Add(1)))); err != nil {
+				b.Error(err)
+				return
+			}
+			fr, err := hl7v2.ReadFrame(r, 1<<20)
+			if err != nil || !strings.Contains(string(fr), "MSA|AA") {
+				b.Errorf("ack %q %v", fr, err)
+				return
+			}
+		}
+	})
+	reportRate(b, start)
+}
+
+// BenchmarkTransactionPeer: the same resources as one FHIR transaction per
+// message, 8 clients at once, through the FHIR handler as the project admin.
+func BenchmarkTransactionPeer(b *testing.B) {
+	f, _, sr := benchFixture(b)
+	h := fhir.NewHandler(f.fsvc, "http://ward.test/fhir", slog.New(slog.DiscardHandler))
+	ad, _ := f.fsvc.Read(context.Background(), f.admin, "ServiceRequest", sr)
+	subject := str(mustMap(ad.Content), "subject", "reference")
+	var seq atomic.Int64
+	b.SetParallelism(4)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			body := `{"resourceType":"Bundle","type":"transaction","entry":[
+{"fullUrl":"urn:uuid:00000000-0000-4000-8000-000000000001","resource":{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"2345-7","display":"Glucose"}]},"subject":{"reference":"` + subject + `"},"basedOn":[{"reference":"ServiceRequest/` + sr + `"}],"valueQuantity":{"value":95.5,"unit":"mg/dL","system":"http://unitsofmeasure.org","code":"mg/dL"},"referenceRange":[{"text":"70-99"}],"issued":"2026-12-07T10:15:00Z"},"request":{"method":"POST","url":"Observation"}},
+{"fullUrl":"urn:uuid:00000000-0000-4000-8000-000000000002","resource":{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8251-1","display":"Comment"}]},"subject":{"reference":"` + subject + `"},"basedOn":[{"reference":"ServiceRequest/` + sr + `"}],"valueString":"fasting","issued":"2026-12-07T10:15:00Z"},"request":{"method":"POST","url":"Observation"}},
+{"resource":{"resourceType":"DiagnosticReport","identifier":[{"system":"urn:peer","value":"` + fmt.Sprint(n) + `"}],"status":"final","code":{"coding":[{"system":"urn:ward:lab:lab-1","code":"GLU"}]},"subject":{"reference":"` + subject + `"},"basedOn":[{"reference":"ServiceRequest/` + sr + `"}],"issued":"2026-12-07T10:15:00Z","result":[{"reference":"urn:uuid:00000000-0000-4000-8000-000000000001"},{"reference":"urn:uuid:00000000-0000-4000-8000-000000000002"}]},"request":{"method":"POST","url":"DiagnosticReport"}}]}`
+			req := httptest.NewRequest("POST", "http://ward.test/fhir", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/fhir+json")
+			rec := httptest.NewRecorder()
+			h.ServeFHIR(rec, req, f.admin)
+			if rec.Code != 200 {
+				b.Errorf("transaction: %d %s", rec.Code, rec.Body)
+				return
+			}
+		}
+	})
+	reportRate(b, start)
+}
+
+func mustMap(raw []byte) map[string]any {
+	m, _ := decodeMap(raw)
+	return m
+}
