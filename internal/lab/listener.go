@@ -72,14 +72,14 @@ func (s *Service) serveConn(ctx context.Context, conn net.Conn) {
 			}
 			return
 		}
-		var in *hl7v2.Message
-		if m, err := hl7v2.Parse(frame); err == nil {
-			in = m
-		}
 		// A message being stored finishes even if the stop comes now: its
 		// ACK may be lost, and the sender then sends it again (found, not
 		// stored twice).
-		out := s.Ingest(context.WithoutCancel(ctx), frame)
+		in, err := hl7v2.Parse(frame)
+		out := reject("", "%v", err)
+		if err == nil {
+			out = s.ingest(context.WithoutCancel(ctx), in)
+		}
 		if out.Code != AckAccept {
 			s.log.InfoContext(ctx, "lab result refused", "code", out.Code, "control_id", out.ControlID, "why", out.Text)
 		}

@@ -53,6 +53,11 @@ func (s *Service) Ingest(ctx context.Context, raw []byte) Outcome {
 	if err != nil {
 		return reject("", "%v", err)
 	}
+	return s.ingest(ctx, m)
+}
+
+// ingest is Ingest of a parsed message.
+func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 	msh := m.Segments[0]
 	ctrl := msh.V(10)
 	if ctrl == "" || len(ctrl) > 199 {
