@@ -421,9 +421,13 @@ type SystemPut struct {
 // SystemPutAll writes each resource at its id (creating it, or replacing
 // the current version), without a caller's policy, in one transaction: for
 // what Ward receives on a project's behalf (lab results over HL7 v2), where
-// either all of a message is stored or none of it.
+// either all of a message is stored or none of it. As for single writes,
+// the JSON and index rows are prepared before the transaction (for new
+// ids, the usual case), so the single SQLite writer only writes.
 func (s *Service) SystemPutAll(ctx context.Context, projectID string, puts []SystemPut) error {
+	p := auth.Principal{ProjectID: projectID, Kind: KindSystem}
 	ms := make([]map[string]any, len(puts))
+	pres := make([]preparedWrite, len(puts))
 	for i, put := range puts {
 		if err := checkType(put.Type); err != nil {
 			return err
@@ -433,16 +437,29 @@ func (s *Service) SystemPutAll(ctx context.Context, projectID string, puts []Sys
 			return fmt.Errorf("%s/%s: %w", put.Type, put.ID, err)
 		}
 		ms[i] = m
+		if s.hooks[put.Type] == nil {
+			if pres[i], err = prepared(put.Type, put.ID, m, 1, s.now()); err != nil {
+				return err
+			}
+		}
 	}
-	p := auth.Principal{ProjectID: projectID, Kind: KindSystem}
-	return s.store.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.store.WithReplayableTx(ctx, func(tx *store.Tx) error {
 		txSvc := *s
 		txSvc.store = &tx.Store
 		for i, put := range puts {
-			if _, err := txSvc.write(ctx, p, put.Type, put.ID, ms[i], "PUT", 0, true, access{}); err != nil {
+			var out store.Resource
+			var created bool
+			if err := txSvc.writeOnce(ctx, p, put.Type, put.ID, ms[i], "PUT", 0, true, access{}, pres[i], &out, &created); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if s.committed != nil {
+		s.committed()
+	}
+	return nil
 }

@@ -98,24 +98,41 @@ func BenchmarkIngestMLLP(b *testing.B) {
 	reportRate(b, start)
 }
 
-// BenchmarkTransactionPeer: the same resources as one FHIR transaction per
-// message, 8 clients at once, through the FHIR handler as the project admin.
+// BenchmarkTransactionPeer: the very resources Ingest writes for a
+// message (built by the same code, before the timer starts), as one FHIR
+// transaction Bundle of PUTs per message, 8 clients at once, through the
+// FHIR handler as the project admin.
 func BenchmarkTransactionPeer(b *testing.B) {
-	f, _, sr := benchFixture(b)
+	f, rt, sr := benchFixture(b)
 	h := fhir.NewHandler(f.fsvc, "http://ward.test/fhir", slog.New(slog.DiscardHandler))
-	ad, _ := f.fsvc.Read(context.Background(), f.admin, "ServiceRequest", sr)
-	subject := str(mustMap(ad.Content), "subject", "reference")
+	route, err := f.st.FindLabRoute(context.Background(), rt.RouteGUID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bundles := make([]string, b.N)
+	for i := range bundles {
+		ctrl := fmt.Sprint("P", i)
+		m, err := hl7v2.Parse([]byte(benchORU(rt, sr, int64(i))))
+		if err != nil {
+			b.Fatal(err)
+		}
+		puts, _, err := f.svc.resultResources(context.Background(), route, m, ctrl)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var entries []string
+		for _, p := range puts {
+			entries = append(entries, `{"resource":`+string(p.Body)+`,"request":{"method":"PUT","url":"`+p.Type+"/"+p.ID+`"}}`)
+		}
+		bundles[i] = `{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`
+	}
 	var seq atomic.Int64
 	b.SetParallelism(4)
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			n := seq.Add(1)
-			body := `{"resourceType":"Bundle","type":"transaction","entry":[
-{"fullUrl":"urn:uuid:00000000-0000-4000-8000-000000000001","resource":{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"2345-7","display":"Glucose"}]},"subject":{"reference":"` + subject + `"},"basedOn":[{"reference":"ServiceRequest/` + sr + `"}],"valueQuantity":{"value":95.5,"unit":"mg/dL","system":"http://unitsofmeasure.org","code":"mg/dL"},"referenceRange":[{"text":"70-99"}],"issued":"2026-12-07T10:15:00Z"},"request":{"method":"POST","url":"Observation"}},
-{"fullUrl":"urn:uuid:00000000-0000-4000-8000-000000000002","resource":{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8251-1","display":"Comment"}]},"subject":{"reference":"` + subject + `"},"basedOn":[{"reference":"ServiceRequest/` + sr + `"}],"valueString":"fasting","issued":"2026-12-07T10:15:00Z"},"request":{"method":"POST","url":"Observation"}},
-{"resource":{"resourceType":"DiagnosticReport","identifier":[{"system":"urn:peer","value":"` + fmt.Sprint(n) + `"}],"status":"final","code":{"coding":[{"system":"urn:ward:lab:lab-1","code":"GLU"}]},"subject":{"reference":"` + subject + `"},"basedOn":[{"reference":"ServiceRequest/` + sr + `"}],"issued":"2026-12-07T10:15:00Z","result":[{"reference":"urn:uuid:00000000-0000-4000-8000-000000000001"},{"reference":"urn:uuid:00000000-0000-4000-8000-000000000002"}]},"request":{"method":"POST","url":"DiagnosticReport"}}]}`
+			body := bundles[seq.Add(1)-1]
 			req := httptest.NewRequest("POST", "http://ward.test/fhir", strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/fhir+json")
 			rec := httptest.NewRecorder()
@@ -127,9 +144,4 @@ func BenchmarkTransactionPeer(b *testing.B) {
 		}
 	})
 	reportRate(b, start)
-}
-
-func mustMap(raw []byte) map[string]any {
-	m, _ := decodeMap(raw)
-	return m
 }

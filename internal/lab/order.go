@@ -409,9 +409,3 @@ func npi(m map[string]any) string {
 	id, _ := m["id"].(string)
 	return id
 }
-
-func decodeMap(raw []byte) (map[string]any, error) {
-	var m map[string]any
-	err := json.Unmarshal(raw, &m)
-	return m, err
-}
