@@ -142,6 +142,9 @@ func (d Delimiters) parseSegment(line string, msh bool) (Segment, error) {
 	parts := strings.Split(line, string(d.Field))
 	name := parts[0]
 	if len(name) != 3 || !isAlnum(name[0]) || !isAlnum(name[1]) || !isAlnum(name[2]) {
+		if len(name) > 8 {
+			name = name[:8] + "..." // the error is logged and sent back: keep it short
+		}
 		return Segment{}, fmt.Errorf("segment name %q is not three letters or digits", name)
 	}
 	if msh != (name == "MSH") {

@@ -185,3 +185,12 @@ func TestFrameErrors(t *testing.T) {
 		t.Fatalf("a frame of exactly the limit: %v", err)
 	}
 }
+
+// A parse error is logged and sent back in the ACK: it never echoes a
+// long piece of the input.
+func TestParseErrorIsShort(t *testing.T) {
+	_, err := Parse([]byte("MSH|^~\\&|x\r" + strings.Repeat("a", 100000) + "\r"))
+	if err == nil || len(err.Error()) > 120 {
+		t.Fatalf("error of %d bytes: %.200v", len(err.Error()), err)
+	}
+}

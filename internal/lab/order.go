@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -316,7 +317,7 @@ func fhirSystem(hl7 string, labGUID string) string {
 	case "C4":
 		return "http://www.ama-assn.org/go/cpt"
 	}
-	return "urn:ward:hl7v2:coding-system:" + hl7
+	return "urn:ward:hl7v2:coding-system:" + url.PathEscape(hl7)
 }
 
 func hl7Gender(g string) string {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/hl7v2"
 	"github.com/wardhealth/ward/internal/store"
@@ -88,6 +89,11 @@ func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 	}
 	out.Reports = reports
 	if err := s.fhir.SystemPutAll(ctx, route.ProjectID, puts); err != nil {
+		if errors.Is(err, fault.ErrInvalid) {
+			// What the message says cannot be stored as FHIR: sending it
+			// again will not help.
+			return reject(ctrl, "the result is not valid FHIR: %v", err)
+		}
 		s.log.ErrorContext(ctx, "lab result not stored", "route", route.RouteGUID, "control_id", ctrl, "err", err)
 		return Outcome{Code: AckError, ControlID: ctrl, Text: "the result could not be stored now; send it again"}
 	}
