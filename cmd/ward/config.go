@@ -144,6 +144,11 @@ type config struct {
 	// LiveKit is the telemed video provider (docs/telemed.md); no URL:
 	// none, the telemed endpoints answer 503.
 	LiveKitURL, LiveKitAPIKey, LiveKitAPISecret string
+	// MLLPAddr is Ward's HL7 v2 MLLP listener for lab results
+	// (docs/labs.md); empty: off.
+	MLLPAddr string
+	// LabAckTimeout is how long a lab order waits for the lab's ACK.
+	LabAckTimeout time.Duration
 }
 
 // envPrefix starts every setting's environment twin: --max-body-bytes is
@@ -228,6 +233,8 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	num(&c.ZambdaProjectWorkers, "zambda-project-workers", 0, "zambda worker processes one project may hold at once, so one tenant's load leaves room for the others; past it its calls wait briefly, then get 429; 0: a quarter of --zambda-max-workers, at least 1")
 	num(&c.RateLimit, "rate-limit", 60000, "API requests per minute per principal (token holder) where the project sets no rateLimitPerMinute; over it a 429 with RateLimit headers; 0: no limit")
 	dur(&c.RateLimitFlush, "rate-limit-flush", 100*time.Millisecond, "on PostgreSQL, how often each replica adds its request counts to the shared ones (a replica limits on the shared total plus its own since then)")
+	str(&c.MLLPAddr, "mllp-addr", "", "address of Ward's HL7 v2 MLLP listener for lab results (ORU^R01), e.g. :2575; empty: off (docs/labs.md)")
+	dur(&c.LabAckTimeout, "lab-ack-timeout", 10*time.Second, "how long a lab order (ORM^O01 over MLLP) waits for the lab's ACK before it is sent again (3 attempts)")
 	str(&c.LiveKitURL, "livekit-url", "", "LiveKit server for telemed video meetings, ws(s)://host:port as clients reach it (Ward calls its room service there, through the egress policy); empty: no video (docs/telemed.md)")
 	str(&c.LiveKitAPIKey, "livekit-api-key", "", "LiveKit API key (its secret: WARD_LIVEKIT_API_SECRET)")
 	fs.Usage = func() {

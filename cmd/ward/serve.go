@@ -20,6 +20,7 @@ import (
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/fhir/bulk"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/lab"
 	"github.com/wardhealth/ward/internal/logsink"
 	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/replica"
@@ -150,6 +151,13 @@ func serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
+	var mllpLn net.Listener
+	if c.MLLPAddr != "" {
+		if mllpLn, err = net.Listen("tcp", c.MLLPAddr); err != nil {
+			return fmt.Errorf("mllp listener: %w", err)
+		}
+		defer mllpLn.Close()
+	}
 	var debugLn net.Listener
 	if c.DebugAddr != "" {
 		if debugLn, err = net.Listen("tcp", c.DebugAddr); err != nil {
@@ -232,6 +240,7 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	labs := lab.New(lab.Config{AckTimeout: c.LabAckTimeout}, svc.store, fhirSvc, egressAll, log, time.Now)
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TransferTimeout: c.TransferTimeout, Version: version,
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
@@ -241,11 +250,19 @@ func serve(ctx context.Context, args []string) error {
 			Limiter: limiter, Draining: life.Draining,
 			SMS: smsSvc, Messaging: []server.MessagingConfig{{Key: "transactionalSMSConfig", Info: smsSvc.Info}},
 			ConsoleSessions: svc.store, Sealer: svc.sealer, Activity: projectActivity, Deliveries: svc.store.DeliveryActivity,
-			ERx: newERx(c, svc), Fax: newFax(c, svc, zambdas, egressAll, log), Payment: payments, RCM: rcmSvc})
+			ERx: newERx(c, svc), Fax: newFax(c, svc, zambdas, egressAll, log), Payment: payments, RCM: rcmSvc, Lab: labs})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.
 	life.serve("http server", &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}, ln)
+	if mllpLn != nil {
+		life.worker(func(stop, _ context.Context) {
+			if err := labs.Serve(stop, mllpLn); err != nil {
+				log.Error("mllp listener stopped", "err", err)
+			}
+		})
+		log.Info("mllp listener (lab results)", "addr", mllpLn.Addr().String())
+	}
 	if debugLn != nil {
 		life.serve("debug server", debugServer(authz, svc.store, srv.ReadStats, subs.Stats(), limiter), debugLn)
 		log.Info("debug listener (pprof, metrics)", "addr", debugLn.Addr().String())

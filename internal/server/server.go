@@ -15,6 +15,7 @@ import (
 	"github.com/wardhealth/ward/internal/conversation"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/lab"
 	"github.com/wardhealth/ward/internal/provider/clearinghouse"
 	"github.com/wardhealth/ward/internal/provider/erx"
 	"github.com/wardhealth/ward/internal/provider/fax"
@@ -100,6 +101,7 @@ type Server struct {
 	fax          *fax.Service       // nil: no /fax/v1 endpoints
 	payment      *payment.Service   // nil: no /v1/payment endpoints
 	rcm          *clearinghouse.RCM // nil: no /v1/rcm endpoints
+	lab          *lab.Service       // nil: no /lab/v1 endpoints
 }
 
 // Deps are the services the server calls.
@@ -160,6 +162,8 @@ type Deps struct {
 	Fax *fax.Service
 	// Payment runs paymentMethod.* and charge.*; nil: none.
 	Payment *payment.Service
+	// Lab is the SDK's lab service (HL7 v2 over MLLP); nil: none.
+	Lab *lab.Service
 }
 
 // New builds the server and its routes.
@@ -179,6 +183,7 @@ func New(cfg Config, d Deps) *Server {
 	s.activity, s.deliveries = d.Activity, d.Deliveries
 	s.erx, s.fax = d.ERx, d.Fax
 	s.payment = d.Payment
+	s.lab = d.Lab
 	if s.draining == nil {
 		s.draining = func() bool { return false }
 	}
@@ -232,6 +237,7 @@ func New(cfg Config, d Deps) *Server {
 	all = append(all, s.metricsRoutes()...)
 	all = append(all, s.erxRoutes()...)
 	all = append(all, s.faxRoutes()...)
+	all = append(all, s.labRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
 	}

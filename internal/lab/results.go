@@ -1,0 +1,344 @@
+package lab
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir"
+	"github.com/wardhealth/ward/internal/hl7v2"
+	"github.com/wardhealth/ward/internal/store"
+)
+
+// Acknowledgment codes (original mode).
+const (
+	AckAccept = "AA"
+	AckError  = "AE" // could not be stored now: the sender may try again
+	AckReject = "AR" // never will be: wrong route or secret, malformed
+)
+
+// Outcome is what ingesting one message came to.
+type Outcome struct {
+	Code      string // AckAccept, AckError or AckReject
+	Text      string // why, for the ACK (never a secret)
+	ControlID string
+	Duplicate bool // accepted before: nothing stored this time
+	ProjectID string
+	Reports   []string // DiagnosticReport ids
+}
+
+func reject(ctrl, format string, args ...any) Outcome {
+	return Outcome{Code: AckReject, ControlID: ctrl, Text: fmt.Sprintf(format, args...)}
+}
+
+// ResultIdentifierSystem names a report's HL7 origin: the route; the value
+// is the message control id and the OBR's position.
+func ResultIdentifierSystem(routeGUID string) string { return "urn:ward:hl7v2:" + routeGUID }
+
+// Ingest stores an ORU^R01: one DiagnosticReport per OBR, based on the
+// ServiceRequest its placer order number (OBR-2) names, with an Observation
+// per OBX, all in one transaction. The route is MSH-6 (receiving
+// facility) and its secret MSH-8 (security): a result names its project
+// only by proving it knows the route's secret. Ids are derived from the
+// route, control id and positions, so a message sent again is found and
+// acknowledged without a second copy.
+func (s *Service) Ingest(ctx context.Context, raw []byte) Outcome {
+	m, err := hl7v2.Parse(raw)
+	if err != nil {
+		return reject("", "%v", err)
+	}
+	return s.ingest(ctx, m)
+}
+
+// ingest is Ingest of a parsed message.
+func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
+	msh := m.Segments[0]
+	ctrl := msh.V(10)
+	if ctrl == "" || len(ctrl) > 199 {
+		return reject(ctrl, "MSH-10 (message control id) must be 1 to 199 characters")
+	}
+	if msh.C(9, 1) != "ORU" || msh.C(9, 2) != "R01" {
+		return reject(ctrl, "only ORU^R01 is accepted, not %s^%s", msh.C(9, 1), msh.C(9, 2))
+	}
+	route, ok := s.authenticate(ctx, msh.V(6), msh.V(8))
+	if !ok {
+		return reject(ctrl, "unknown route or wrong secret (MSH-6, MSH-8)")
+	}
+	out := Outcome{ControlID: ctrl, ProjectID: route.ProjectID}
+	// The first report is written with the rest, in one transaction: if
+	// it is there, all of the message is.
+	if _, err := s.store.GetResource(ctx, route.ProjectID, "DiagnosticReport", derivedID(route.RouteGUID, ctrl, 1)); err == nil {
+		out.Code, out.Duplicate, out.Text = AckAccept, true, "already received"
+		return out
+	}
+	puts, reports, err := s.resultResources(ctx, route, m, ctrl)
+	if err != nil {
+		var bad badResult
+		if errors.As(err, &bad) {
+			return reject(ctrl, "%s", bad.msg)
+		}
+		s.log.ErrorContext(ctx, "lab result not stored", "route", route.RouteGUID, "control_id", ctrl, "err", err)
+		return Outcome{Code: AckError, ControlID: ctrl, Text: "the result could not be stored now; send it again"}
+	}
+	out.Reports = reports
+	if err := s.fhir.SystemPutAll(ctx, route.ProjectID, puts); err != nil {
+		if errors.Is(err, fault.ErrInvalid) {
+			// What the message says cannot be stored as FHIR: sending it
+			// again will not help.
+			return reject(ctrl, "the result is not valid FHIR: %v", err)
+		}
+		s.log.ErrorContext(ctx, "lab result not stored", "route", route.RouteGUID, "control_id", ctrl, "err", err)
+		return Outcome{Code: AckError, ControlID: ctrl, Text: "the result could not be stored now; send it again"}
+	}
+	out.Code = AckAccept
+	return out
+}
+
+// authenticate finds the route and checks the secret in constant time;
+// an unknown route costs the same hash and comparison.
+func (s *Service) authenticate(ctx context.Context, guid, secret string) (store.LabRoute, bool) {
+	r, err := s.store.FindLabRoute(ctx, guid)
+	want := r.SecretHash
+	if err != nil {
+		want = strings.Repeat("0", 64)
+	}
+	got := secretHash(secret)
+	ok := subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+	return r, ok && err == nil && secret != ""
+}
+
+// badResult is a message that will never be stored (AR).
+type badResult struct{ msg string }
+
+func (b badResult) Error() string { return b.msg }
+
+func bad(format string, args ...any) error { return badResult{fmt.Sprintf(format, args...)} }
+
+// derivedID is a FHIR id from the route, control id and position.
+func derivedID(route, ctrl string, pos ...int) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s", route, ctrl)
+	for _, p := range pos {
+		fmt.Fprintf(h, "\x00%d", p)
+	}
+	return "hl7-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// maxResults bounds the reports and observations of one message.
+const maxResults = 1000
+
+// resultResources builds the message's resources: Observations, then the
+// DiagnosticReport of each OBR.
+func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *hl7v2.Message, ctrl string) ([]fhir.SystemPut, []string, error) {
+	msh := m.Segments[0]
+	issued, ok := fhirTime(msh.V(7))
+	if !ok || len(issued) < 20 {
+		issued = s.now().UTC().Format("2006-01-02T15:04:05Z")
+	}
+	var puts []fhir.SystemPut
+	var reports []string
+	var report map[string]any
+	var results []any
+	nOBR, nOBX := 0, 0
+	var subject string
+	flush := func() error {
+		if report == nil {
+			return nil
+		}
+		report["result"] = results
+		body, err := json.Marshal(report)
+		if err != nil {
+			return err
+		}
+		id, _ := report["id"].(string)
+		puts = append(puts, fhir.SystemPut{Type: "DiagnosticReport", ID: id, Body: body})
+		reports = append(reports, id)
+		report, results = nil, nil
+		return nil
+	}
+	for i, seg := range m.Segments {
+		switch seg.Name {
+		case "OBR":
+			if err := flush(); err != nil {
+				return nil, nil, err
+			}
+			nOBR++
+			srID := seg.V(2)
+			if !validID(srID) {
+				return nil, nil, bad("OBR %d: OBR-2 (placer order number) must be the id of a ServiceRequest Ward sent", nOBR)
+			}
+			sr, err := s.store.GetResource(ctx, route.ProjectID, "ServiceRequest", srID)
+			if errors.Is(err, store.ErrNotFound) || err == nil && sr.Deleted {
+				return nil, nil, bad("OBR %d: ServiceRequest %s is not known", nOBR, srID)
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			var srm map[string]any
+			if err := json.Unmarshal(sr.Content, &srm); err != nil {
+				return nil, nil, fmt.Errorf("stored ServiceRequest/%s: %w", srID, err)
+			}
+			subject = str(srm, "subject", "reference")
+			report = map[string]any{
+				"resourceType": "DiagnosticReport",
+				"id":           derivedID(route.RouteGUID, ctrl, nOBR),
+				"identifier": []any{map[string]any{"system": ResultIdentifierSystem(route.RouteGUID),
+					"value": ctrl + "/" + strconv.Itoa(nOBR)}},
+				"basedOn":  []any{map[string]any{"reference": "ServiceRequest/" + srID}},
+				"status":   reportStatus(seg.V(25)),
+				"category": []any{labCategory()},
+				"code":     codeableConcept(seg, 4, route.LabGUID),
+				"issued":   issued,
+			}
+			if subject != "" {
+				report["subject"] = map[string]any{"reference": subject}
+			}
+			if t, ok := fhirTime(seg.V(7)); ok {
+				report["effectiveDateTime"] = t
+			}
+		case "OBX":
+			if report == nil {
+				return nil, nil, bad("segment %d: an OBX before any OBR", i+1)
+			}
+			nOBX++
+			if nOBX > maxResults {
+				return nil, nil, bad("more than %d OBX segments", maxResults)
+			}
+			obs, err := observation(seg, route, ctrl, nOBR, nOBX, subject, issued, srRef(report))
+			if err != nil {
+				return nil, nil, err
+			}
+			body, err := json.Marshal(obs)
+			if err != nil {
+				return nil, nil, err
+			}
+			id := obs["id"].(string)
+			puts = append(puts, fhir.SystemPut{Type: "Observation", ID: id, Body: body})
+			results = append(results, map[string]any{"reference": "Observation/" + id})
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, nil, err
+	}
+	if len(reports) == 0 {
+		return nil, nil, bad("no OBR segment: nothing to store")
+	}
+	return puts, reports, nil
+}
+
+func srRef(report map[string]any) any { return report["basedOn"] }
+
+func labCategory() map[string]any {
+	return map[string]any{"coding": []any{map[string]any{
+		"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "LAB", "display": "Laboratory"}}}
+}
+
+func codeableConcept(seg hl7v2.Segment, f int, labGUID string) map[string]any {
+	code, text, sys := seg.C(f, 1), seg.C(f, 2), seg.C(f, 3)
+	cc := map[string]any{}
+	if code != "" {
+		c := map[string]any{"system": fhirSystem(sys, labGUID), "code": code}
+		if text != "" {
+			c["display"] = text
+		}
+		cc["coding"] = []any{c}
+	}
+	if text != "" {
+		cc["text"] = text
+	}
+	if len(cc) == 0 {
+		cc["text"] = "unknown"
+	}
+	return cc
+}
+
+// reportStatus maps OBR-25 (HL7 table 0123) to DiagnosticReport.status.
+func reportStatus(v string) string {
+	switch v {
+	case "F":
+		return "final"
+	case "C":
+		return "corrected"
+	case "P", "R", "S", "I":
+		return "preliminary"
+	case "X":
+		return "cancelled"
+	case "A":
+		return "partial"
+	}
+	return "registered"
+}
+
+// observationStatus maps OBX-11 (HL7 table 0085).
+func observationStatus(v string) string {
+	switch v {
+	case "F":
+		return "final"
+	case "C":
+		return "corrected"
+	case "P", "R", "S", "I":
+		return "preliminary"
+	case "X", "D":
+		return "cancelled"
+	case "W":
+		return "entered-in-error"
+	}
+	return "registered"
+}
+
+func observation(seg hl7v2.Segment, route store.LabRoute, ctrl string, nOBR, nOBX int, subject, issued string, basedOn any) (map[string]any, error) {
+	obs := map[string]any{
+		"resourceType": "Observation",
+		"id":           derivedID(route.RouteGUID, ctrl, nOBR, nOBX),
+		"status":       observationStatus(seg.V(11)),
+		"category":     []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}}}},
+		"code":         codeableConcept(seg, 3, route.LabGUID),
+		"issued":       issued,
+		"basedOn":      basedOn,
+	}
+	if subject != "" {
+		obs["subject"] = map[string]any{"reference": subject}
+	}
+	if t, ok := fhirTime(seg.V(14)); ok {
+		obs["effectiveDateTime"] = t
+	}
+	val := seg.V(5)
+	switch typ := seg.V(2); typ {
+	case "NM", "SN":
+		if val == "" {
+			break
+		}
+		n, err := strconv.ParseFloat(val, 64)
+		if err != nil || strings.ContainsAny(val, "eEinfINFN") {
+			return nil, bad("OBX %d: OBX-5 %q is not a number (OBX-2 is %s)", nOBX, val, typ)
+		}
+		q := map[string]any{"value": json.Number(strconv.FormatFloat(n, 'f', -1, 64))}
+		if u := seg.C(6, 1); u != "" {
+			q["unit"] = u
+			q["system"] = "http://unitsofmeasure.org"
+			q["code"] = u
+		}
+		obs["valueQuantity"] = q
+	case "CE", "CWE", "CNE":
+		obs["valueCodeableConcept"] = codeableConcept(seg, 5, route.LabGUID)
+	default: // ST, TX, FT and the rest: as text
+		if val != "" {
+			obs["valueString"] = val
+		}
+	}
+	if r := seg.V(7); r != "" {
+		obs["referenceRange"] = []any{map[string]any{"text": r}}
+	}
+	if f := seg.V(8); f != "" {
+		obs["interpretation"] = []any{map[string]any{"coding": []any{map[string]any{
+			"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "code": f}}}}
+	}
+	return obs, nil
+}

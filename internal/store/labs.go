@@ -1,0 +1,163 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// LabRoute is a project's connection to a lab (package lab). Details is
+// the package's JSON; the store does not read it.
+type LabRoute struct {
+	ProjectID, RouteGUID string
+	LabGUID              string
+	AccountNumber        string
+	MLLPAddress          string // host:port orders are sent to
+	SecretHash           string // hex SHA-256 of the result secret
+	Details              []byte
+	CreatedAt            time.Time
+}
+
+// Lab order states.
+const (
+	LabOrderSending  = "sending"
+	LabOrderAccepted = "accepted"
+)
+
+const labRouteCols = `project_id, route_guid, lab_guid, account_number, mllp_address, secret_hash, details, created_at`
+
+func scanLabRoute(sc interface{ Scan(...any) error }) (LabRoute, error) {
+	var r LabRoute
+	var details string
+	var created int64
+	if err := sc.Scan(&r.ProjectID, &r.RouteGUID, &r.LabGUID, &r.AccountNumber, &r.MLLPAddress, &r.SecretHash, &details, &created); err != nil {
+		return LabRoute{}, err
+	}
+	r.Details, r.CreatedAt = []byte(details), fromMS(created)
+	return r, nil
+}
+
+// CreateLabRoute stores a new route. Errors: ErrConflict (the guid is
+// taken, in any project).
+func (s *Store) CreateLabRoute(ctx context.Context, r LabRoute) error {
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, `INSERT INTO lab_routes (`+labRouteCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.ProjectID, r.RouteGUID, r.LabGUID, r.AccountNumber, r.MLLPAddress, r.SecretHash, string(r.Details), ms(r.CreatedAt))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create lab route: %w", s.mapErr(err))
+	}
+	return nil
+}
+
+// GetLabRoute returns the project's route. Errors: ErrNotFound (also for
+// another project's route).
+func (s *Store) GetLabRoute(ctx context.Context, projectID, guid string) (LabRoute, error) {
+	r, err := scanLabRoute(s.queryRow(ctx, `SELECT `+labRouteCols+` FROM lab_routes WHERE project_id = ? AND route_guid = ?`, projectID, guid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return LabRoute{}, ErrNotFound
+	}
+	if err != nil {
+		return LabRoute{}, fmt.Errorf("get lab route: %w", s.mapErr(err))
+	}
+	return r, nil
+}
+
+// FindLabRoute returns the route guid names, whichever its project: for
+// results arriving over MLLP, whose secret the caller then checks.
+// Errors: ErrNotFound.
+func (s *Store) FindLabRoute(ctx context.Context, guid string) (LabRoute, error) {
+	r, err := scanLabRoute(s.queryRow(ctx, `SELECT `+labRouteCols+` FROM lab_routes WHERE route_guid = ?`, guid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return LabRoute{}, ErrNotFound
+	}
+	if err != nil {
+		return LabRoute{}, fmt.Errorf("find lab route: %w", s.mapErr(err))
+	}
+	return r, nil
+}
+
+// ListLabRoutes lists the project's routes, oldest first.
+func (s *Store) ListLabRoutes(ctx context.Context, projectID string) ([]LabRoute, error) {
+	rows, err := s.query(ctx, `SELECT `+labRouteCols+` FROM lab_routes WHERE project_id = ? ORDER BY created_at, route_guid`, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("list lab routes: %w", s.mapErr(err))
+	}
+	defer rows.Close()
+	var out []LabRoute
+	for rows.Next() {
+		r, err := scanLabRoute(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list lab routes: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list lab routes: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteLabRoute removes the project's route. Errors: ErrNotFound.
+func (s *Store) DeleteLabRoute(ctx context.Context, projectID, guid string) error {
+	var n int64
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `DELETE FROM lab_routes WHERE project_id = ? AND route_guid = ?`, projectID, guid)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete lab route: %w", s.mapErr(err))
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// BeginLabOrder records that the order controlID is being sent on route
+// and returns its state: LabOrderSending for a new order or one whose
+// earlier sending never heard an accept (send it again, same control id),
+// LabOrderAccepted when the lab already accepted it (do not send).
+func (s *Store) BeginLabOrder(ctx context.Context, projectID, controlID, route string, now time.Time) (string, error) {
+	var status string
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		if _, err := tx.exec(ctx, `INSERT INTO lab_orders (project_id, control_id, route_guid, status, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, control_id) DO NOTHING`,
+			projectID, controlID, route, LabOrderSending, ms(now), ms(now)); err != nil {
+			return err
+		}
+		return tx.queryRow(ctx, `SELECT status FROM lab_orders WHERE project_id = ? AND control_id = ?`, projectID, controlID).Scan(&status)
+	})
+	if err != nil {
+		return "", fmt.Errorf("begin lab order: %w", s.mapErr(err))
+	}
+	return status, nil
+}
+
+// AcceptLabOrder marks the order accepted by the lab. Errors: ErrNotFound.
+func (s *Store) AcceptLabOrder(ctx context.Context, projectID, controlID string, now time.Time) error {
+	var n int64
+	err := s.WithTx(ctx, func(tx *Tx) error {
+		res, err := tx.exec(ctx, `UPDATE lab_orders SET status = ?, updated_at = ? WHERE project_id = ? AND control_id = ?`,
+			LabOrderAccepted, ms(now), projectID, controlID)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("accept lab order: %w", s.mapErr(err))
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wardhealth/ward/internal/store"
+	"github.com/wardhealth/ward/internal/store/storetest"
+)
+
+func TestLabRoutes(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := storetest.Open(t, b)
+			t0 := time.UnixMilli(1_800_000_000_000).UTC()
+			r := store.LabRoute{ProjectID: "p1", RouteGUID: "r1", LabGUID: "lab", AccountNumber: "acct",
+				MLLPAddress: "127.0.0.1:2575", SecretHash: "h", Details: []byte(`{"primaryName":"x"}`), CreatedAt: t0}
+			if err := st.CreateLabRoute(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			// The guid is unique across projects: results find their route by it.
+			other := r
+			other.ProjectID = "p2"
+			if err := st.CreateLabRoute(ctx, other); !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("same guid in another project: %v, want ErrConflict", err)
+			}
+			got, err := st.GetLabRoute(ctx, "p1", "r1")
+			if err != nil || got.MLLPAddress != r.MLLPAddress || string(got.Details) != string(r.Details) || !got.CreatedAt.Equal(t0) {
+				t.Fatalf("get: %+v, %v", got, err)
+			}
+			if _, err := st.GetLabRoute(ctx, "p2", "r1"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("another project's route: %v, want ErrNotFound", err)
+			}
+			if f, err := st.FindLabRoute(ctx, "r1"); err != nil || f.ProjectID != "p1" {
+				t.Fatalf("find: %+v, %v", f, err)
+			}
+			r2 := r
+			r2.RouteGUID, r2.CreatedAt = "r2", t0.Add(time.Second)
+			if err := st.CreateLabRoute(ctx, r2); err != nil {
+				t.Fatal(err)
+			}
+			list, err := st.ListLabRoutes(ctx, "p1")
+			if err != nil || len(list) != 2 || list[0].RouteGUID != "r1" || list[1].RouteGUID != "r2" {
+				t.Fatalf("list: %+v, %v", list, err)
+			}
+			if list, _ := st.ListLabRoutes(ctx, "p2"); len(list) != 0 {
+				t.Fatalf("p2 sees %d routes", len(list))
+			}
+			if err := st.DeleteLabRoute(ctx, "p2", "r1"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("delete from another project: %v", err)
+			}
+			if err := st.DeleteLabRoute(ctx, "p1", "r1"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.FindLabRoute(ctx, "r1"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("deleted route found: %v", err)
+			}
+		})
+	}
+}
+
+func TestLabOrders(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := storetest.Open(t, b)
+			t0 := time.UnixMilli(1_800_000_000_000).UTC()
+			for i := 0; i < 2; i++ {
+				if s, err := st.BeginLabOrder(ctx, "p1", "c1", "r1", t0); err != nil || s != store.LabOrderSending {
+					t.Fatalf("begin %d: %q, %v", i, s, err)
+				}
+			}
+			if err := st.AcceptLabOrder(ctx, "p1", "c1", t0); err != nil {
+				t.Fatal(err)
+			}
+			if s, err := st.BeginLabOrder(ctx, "p1", "c1", "r1", t0); err != nil || s != store.LabOrderAccepted {
+				t.Fatalf("begin after accept: %q, %v", s, err)
+			}
+			// Another project's order of the same control id is its own.
+			if s, err := st.BeginLabOrder(ctx, "p2", "c1", "r9", t0); err != nil || s != store.LabOrderSending {
+				t.Fatalf("p2: %q, %v", s, err)
+			}
+			if err := st.AcceptLabOrder(ctx, "p1", "nope", t0); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("accept unknown: %v", err)
+			}
+		})
+	}
+}
