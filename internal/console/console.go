@@ -39,6 +39,7 @@ var pageFiles embed.FS
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"add":   func(a, b, c int) int { return a + b + c },
 	"rules": ruleCount,
+	"json":  highlightJSON,
 	"fieldError": func(in, field, msg string) fieldErr {
 		return fieldErr{In: in, Field: field, Error: msg}
 	},
@@ -96,56 +97,80 @@ func New(cfg Config, d Deps) *Console {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	for path, h := range map[string]func(http.ResponseWriter, *http.Request) error{
-		"GET /console":                                c.home,
-		"GET /console/{$}":                            c.home,
-		"GET /console/signin":                         c.signin,
-		"GET /console/callback":                       c.callback,
-		"POST /console/signout":                       c.signed(c.signout),
-		"GET /console/project":                        c.signed(c.projectPage),
-		"POST /console/project":                       c.signed(c.updateProject),
-		"POST /console/project/switch":                c.signed(c.switchProject),
-		"GET /console/roles":                          c.signed(c.rolesPage),
-		"GET /console/roles/new":                      c.signed(c.newRolePage),
-		"POST /console/roles/new":                     c.signed(c.createRole),
-		"GET /console/roles/{id}":                     c.signed(c.rolePage),
-		"POST /console/roles/{id}":                    c.signed(c.updateRole),
-		"POST /console/roles/{id}/explain":            c.signed(c.explainRole),
-		"POST /console/roles/validate":                c.signed(c.validatePolicy),
-		"GET /console/static/{name}":                  c.script,
-		"GET /console/m2m":                            c.signed(c.m2mList),
-		"GET /console/m2m/new":                        c.signed(c.newM2MPage),
-		"POST /console/m2m/new":                       c.signed(c.createM2M),
-		"GET /console/m2m/{id}":                       c.signed(c.m2mPage),
-		"POST /console/m2m/{id}/rotate-secret":        c.signed(c.rotateM2M),
-		"GET /console/zambdas":                        c.signed(c.zambdaList),
-		"GET /console/zambdas/new":                    c.signed(c.newZambdaPage),
-		"POST /console/zambdas/new":                   c.signed(c.createZambda),
-		"GET /console/zambdas/{id}":                   c.signed(c.zambdaPage),
-		"POST /console/zambdas/{id}":                  c.signed(c.updateZambda),
-		"POST /console/zambdas/{id}/upload":           c.signed(c.uploadZambda),
-		"POST /console/zambdas/{id}/invoke":           c.signed(c.invokeZambda),
-		"GET /console/zambdas/{id}/logs":              c.signed(c.zambdaLogTail),
-		"GET /console/secrets":                        c.signed(c.secretsPage),
-		"POST /console/secrets":                       c.signed(c.setSecret),
-		"POST /console/secrets/{name}/delete":         c.signed(c.deleteSecret),
-		"GET /console/subscriptions":                  c.signed(c.subscriptionsPage),
-		"GET /console/subscriptions/{id}":             c.signed(c.subscriptionPage),
-		"POST /console/subscriptions/{id}/replay":     c.signed(c.replaySubscription),
-		"POST /console/subscriptions/{id}/resume":     c.signed(c.resumeSubscription),
-		"GET /console/z3":                             c.signed(c.z3Buckets),
-		"POST /console/z3":                            c.signed(c.z3CreateBucket),
-		"POST /console/z3/{bucket}/delete-bucket":     c.signed(c.z3DeleteBucket),
-		"GET /console/z3/{bucket}/{path...}":          c.signed(c.z3Folder),
-		"POST /console/z3-upload/{bucket}/{path...}":  c.signed(c.z3Upload),
-		"POST /console/z3-delete/{bucket}/{path...}":  c.signed(c.z3DeleteObject),
-		"GET /console/z3-download/{bucket}/{path...}": c.signed(c.z3Download),
-		"GET /console/fhir":                           c.signed(c.fhirTypes),
-		"GET /console/fhir/{type}":                    c.signed(c.fhirSearch),
-		"GET /console/fhir/{type}/new":                c.signed(c.fhirNewPage),
-		"POST /console/fhir/{type}/new":               c.signed(c.fhirCreate),
-		"GET /console/fhir/{type}/{id}":               c.signed(c.fhirResource),
-		"POST /console/fhir/{type}/{id}":              c.signed(c.fhirUpdate),
-		"GET /console/fhir/{type}/{id}/_history":      c.signed(c.fhirHistory),
+		"GET /console":                                  c.home,
+		"GET /console/{$}":                              c.home,
+		"GET /console/signin":                           c.signin,
+		"GET /console/callback":                         c.callback,
+		"POST /console/signout":                         c.signed(c.signout),
+		"GET /console/project":                          c.signed(c.projectPage),
+		"POST /console/project":                         c.signed(c.updateProject),
+		"POST /console/project/switch":                  c.signed(c.switchProject),
+		"GET /console/roles":                            c.signed(c.rolesPage),
+		"GET /console/roles/new":                        c.signed(c.newRolePage),
+		"POST /console/roles/new":                       c.signed(c.createRole),
+		"GET /console/roles/{id}":                       c.signed(c.rolePage),
+		"POST /console/roles/{id}":                      c.signed(c.updateRole),
+		"POST /console/roles/{id}/explain":              c.signed(c.explainRole),
+		"POST /console/roles/validate":                  c.signed(c.validatePolicy),
+		"GET /console/static/{name}":                    c.script,
+		"GET /console/m2m":                              c.signed(c.m2mList),
+		"GET /console/m2m/new":                          c.signed(c.newM2MPage),
+		"POST /console/m2m/new":                         c.signed(c.createM2M),
+		"GET /console/m2m/{id}":                         c.signed(c.m2mPage),
+		"POST /console/m2m/{id}/rotate-secret":          c.signed(c.rotateM2M),
+		"GET /console/zambdas":                          c.signed(c.zambdaList),
+		"GET /console/zambdas/new":                      c.signed(c.newZambdaPage),
+		"POST /console/zambdas/new":                     c.signed(c.createZambda),
+		"GET /console/zambdas/{id}":                     c.signed(c.zambdaPage),
+		"POST /console/zambdas/{id}":                    c.signed(c.updateZambda),
+		"POST /console/zambdas/{id}/upload":             c.signed(c.uploadZambda),
+		"POST /console/zambdas/{id}/invoke":             c.signed(c.invokeZambda),
+		"GET /console/zambdas/{id}/logs":                c.signed(c.zambdaLogTail),
+		"GET /console/secrets":                          c.signed(c.secretsPage),
+		"POST /console/secrets":                         c.signed(c.setSecret),
+		"POST /console/secrets/{name}/delete":           c.signed(c.deleteSecret),
+		"GET /console/subscriptions":                    c.signed(c.subscriptionsPage),
+		"GET /console/subscriptions/{id}":               c.signed(c.subscriptionPage),
+		"POST /console/subscriptions/{id}/replay":       c.signed(c.replaySubscription),
+		"POST /console/subscriptions/{id}/resume":       c.signed(c.resumeSubscription),
+		"GET /console/z3":                               c.signed(c.z3Buckets),
+		"POST /console/z3":                              c.signed(c.z3CreateBucket),
+		"POST /console/z3/{bucket}/delete-bucket":       c.signed(c.z3DeleteBucket),
+		"GET /console/z3/{bucket}/{path...}":            c.signed(c.z3Folder),
+		"POST /console/z3-upload/{bucket}/{path...}":    c.signed(c.z3Upload),
+		"POST /console/z3-delete/{bucket}/{path...}":    c.signed(c.z3DeleteObject),
+		"GET /console/z3-download/{bucket}/{path...}":   c.signed(c.z3Download),
+		"GET /console/fhir":                             c.signed(c.fhirTypes),
+		"GET /console/fhir/{type}":                      c.signed(c.fhirSearch),
+		"GET /console/fhir/{type}/new":                  c.signed(c.fhirNewPage),
+		"POST /console/fhir/{type}/new":                 c.signed(c.fhirCreate),
+		"GET /console/fhir/{type}/{id}":                 c.signed(c.fhirResource),
+		"POST /console/fhir/{type}/{id}":                c.signed(c.fhirUpdate),
+		"GET /console/fhir/{type}/{id}/_history":        c.signed(c.fhirHistory),
+		"GET /console/developers":                       c.signed(c.developersList),
+		"GET /console/developers/invite":                c.signed(c.inviteDeveloperPage),
+		"POST /console/developers/invite":               c.signed(c.inviteDeveloper),
+		"GET /console/developers/{id}":                  c.signed(c.developerPage),
+		"POST /console/developers/{id}/roles":           c.signed(c.developerRoles),
+		"POST /console/developers/{id}/remove":          c.signed(c.removeDeveloper),
+		"GET /console/users":                            c.signed(c.usersList),
+		"GET /console/users/invite":                     c.signed(c.inviteUserPage),
+		"POST /console/users/invite":                    c.signed(c.inviteUser),
+		"GET /console/users/{id}":                       c.signed(c.userPage),
+		"POST /console/users/{id}/roles":                c.signed(c.userRoles),
+		"POST /console/users/{id}/remove":               c.signed(c.removeUser),
+		"GET /console/applications":                     c.signed(c.applicationsList),
+		"GET /console/applications/new":                 c.signed(c.newApplicationPage),
+		"POST /console/applications/new":                c.signed(c.createApplication),
+		"GET /console/applications/{id}":                c.signed(c.applicationPage),
+		"POST /console/applications/{id}":               c.signed(c.updateApplication),
+		"POST /console/applications/{id}/rotate-secret": c.signed(c.rotateApplication),
+		"POST /console/applications/{id}/delete":        c.signed(c.deleteApplication),
+		"GET /console/exports":                          c.signed(c.exportsPage),
+		"POST /console/exports":                         c.signed(c.startExport),
+		"GET /console/exports/{job}":                    c.signed(c.exportPage),
+		"POST /console/exports/{job}/cancel":            c.signed(c.cancelExport),
+		"GET /console/exports/{job}/file/{n}":           c.signed(c.exportFile),
 	} {
 		c.mux.Handle(path, c.handle(h))
 	}
@@ -277,10 +302,11 @@ type base struct {
 	Nav     string // the current section: "project", "roles", "m2m", "zambdas", "secrets", "fhir", "subscriptions", "z3"
 	Project string // the current project's name
 	CSRF    string
+	Exports bool // the exports page is there (Ward has a FHIR API)
 }
 
 func (c *Console) base(sess session, title, nav string) base {
-	return base{Title: title, Nav: nav, Project: sess.ProjectName, CSRF: sess.CSRF}
+	return base{Title: title, Nav: nav, Project: sess.ProjectName, CSRF: sess.CSRF, Exports: c.cfg.FHIRPath != ""}
 }
 
 type messagePage struct {
@@ -306,7 +332,7 @@ func sentence(msg string) string {
 }
 
 // scripts are the console's own scripts, each optional to its page.
-var scripts = map[string]bool{"policy.js": true, "logtail.js": true}
+var scripts = map[string]bool{"policy.js": true, "logtail.js": true, "exports.js": true}
 
 // script serves one of the console's scripts.
 func (c *Console) script(w http.ResponseWriter, r *http.Request) error {

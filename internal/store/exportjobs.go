@@ -337,3 +337,26 @@ func (s *Store) Referring(ctx context.Context, projectID, typ, after, last strin
 	}
 	return out, nil
 }
+
+// ListExportJobs returns up to limit of the project's jobs, newest first
+// (by creation, then id), of any principal: the caller keeps its own.
+func (s *Store) ListExportJobs(ctx context.Context, projectID string, limit int) ([]ExportJob, error) {
+	rows, err := s.query(ctx, `SELECT `+exportJobCols+` FROM export_jobs WHERE project_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
+		projectID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list export jobs: %w", s.mapErr(err))
+	}
+	defer rows.Close()
+	out := []ExportJob{}
+	for rows.Next() {
+		j, err := scanExportJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list export jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list export jobs: %w", err)
+	}
+	return out, nil
+}

@@ -152,3 +152,39 @@ func TestExportJobClaimRace(t *testing.T) {
 		})
 	}
 }
+
+// A project's jobs list newest first, bounded, and never another
+// project's.
+func TestListExportJobs(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := storetest.Open(t, b)
+			t0 := time.UnixMilli(1_800_000_000_000).UTC()
+			for i, p := range []string{"p1", "p1", "p2", "p1"} {
+				at := t0.Add(time.Duration(i) * time.Second)
+				if err := st.CreateExportJob(ctx, store.ExportJob{ProjectID: p, ID: fmt.Sprintf("j%d", i), Principal: []byte(`{}`), Request: "r",
+					Params: []byte(`{}`), TransactionTime: at, CreatedAt: at, Cursor: []byte(`{}`)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := st.ListExportJobs(ctx, "p1", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, j := range got {
+				ids = append(ids, j.ID)
+			}
+			if fmt.Sprint(ids) != "[j3 j1 j0]" || got[0].Status != store.ExportRunning || got[0].ProjectID != "p1" {
+				t.Fatalf("p1's jobs: %v", ids)
+			}
+			if got, err := st.ListExportJobs(ctx, "p1", 2); err != nil || len(got) != 2 {
+				t.Fatalf("limit 2: %d jobs, %v", len(got), err)
+			}
+			if got, err := st.ListExportJobs(ctx, "p3", 10); err != nil || len(got) != 0 {
+				t.Fatalf("a project without jobs: %v %v", got, err)
+			}
+		})
+	}
+}

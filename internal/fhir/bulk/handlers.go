@@ -49,6 +49,9 @@ func (s *Service) Register(h *fhir.Handler) {
 		return s.kickoff(w, r, p, base, LevelGroup, id)
 	})
 	h.Endpoint(pollPath, func(w http.ResponseWriter, r *http.Request, p auth.Principal, rest []string) error {
+		if len(rest) == 0 && r.Method == http.MethodGet {
+			return s.list(w, r, p, base)
+		}
 		if len(rest) != 1 {
 			return errNoJob
 		}
@@ -194,12 +197,7 @@ func (s *Service) status(w http.ResponseWriter, r *http.Request, p auth.Principa
 	}
 	switch j.Status {
 	case store.ExportRunning:
-		typ := "finishing"
-		if j.cur.Type < len(j.params.Types) {
-			typ = "exporting " + j.params.Types[j.cur.Type]
-		}
-		w.Header().Set("X-Progress", fmt.Sprintf("%s: %d resources in %d files (type %d of %d)", typ, j.Written, j.cur.Files,
-			min(j.cur.Type+1, len(j.params.Types)), len(j.params.Types)))
+		w.Header().Set("X-Progress", progress(j))
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusAccepted)
 		return nil
@@ -226,6 +224,70 @@ func (s *Service) status(w http.ResponseWriter, r *http.Request, p auth.Principa
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Expires", j.UpdatedAt.Add(s.cfg.Keep).UTC().Format(http.TimeFormat))
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(body)
+	return err
+}
+
+// progress is a running job's X-Progress.
+func progress(j job) string {
+	typ := "finishing"
+	if j.cur.Type < len(j.params.Types) {
+		typ = "exporting " + j.params.Types[j.cur.Type]
+	}
+	return fmt.Sprintf("%s: %d resources in %d files (type %d of %d)", typ, j.Written, j.cur.Files,
+		min(j.cur.Type+1, len(j.params.Types)), len(j.params.Types))
+}
+
+// listLimit bounds how many of a project's newest jobs a list reads.
+const listLimit = 1000
+
+// jobItem is a job in the list.
+type jobItem struct {
+	ID              string `json:"id"`
+	Status          string `json:"status"` // running, done, failed
+	Request         string `json:"request"`
+	TransactionTime string `json:"transactionTime"`
+	StatusURL       string `json:"statusUrl"`
+	Progress        string `json:"progress,omitempty"`
+	Written         int64  `json:"written"`
+	Error           string `json:"error,omitempty"`
+}
+
+// list answers GET $export-poll (a Ward extension, not in the IG): the
+// caller's own jobs among the project's newest, newest first, as JSON.
+// Another principal's jobs are left out, as the status URL hides them.
+func (s *Service) list(w http.ResponseWriter, r *http.Request, p auth.Principal, base string) error {
+	all, err := s.st.ListExportJobs(r.Context(), p.ProjectID, listLimit)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Jobs []jobItem `json:"jobs"`
+	}{Jobs: []jobItem{}}
+	for _, sj := range all {
+		j, err := decode(sj)
+		if err != nil {
+			return err
+		}
+		if !j.who.same(p) {
+			continue
+		}
+		it := jobItem{ID: j.ID, Status: j.Status, Request: j.Request, TransactionTime: j.TransactionTime.UTC().Format(time.RFC3339Nano),
+			StatusURL: base + "/" + pollPath + "/" + j.ID, Written: j.Written}
+		switch j.Status {
+		case store.ExportRunning:
+			it.Progress = progress(j)
+		case store.ExportFailed:
+			it.Error = j.Error
+		}
+		out.Jobs = append(out.Jobs, it)
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(body)
 	return err
