@@ -65,7 +65,7 @@ func BenchmarkConsoleIAMPages(b *testing.B) {
 		}
 	}
 	devToken, _, err := auth.NewIssuer(ts.keys.Ring, testURL, testURL, time.Now).Issue(ctx,
-		auth.Principal{ProjectID: project, Kind: auth.KindDeveloper, ID: dev}, time.Hour)
+		auth.Principal{Kind: auth.KindDeveloper, ID: dev}, time.Hour)
 	if err != nil {
 		b.Fatal(err)
 	}
