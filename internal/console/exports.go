@@ -65,17 +65,53 @@ func (c *Console) loadExports(r *http.Request, sess session) (exportsPage, error
 	if c.cfg.FHIRPath == "" {
 		return exportsPage{}, &apiError{Status: http.StatusNotFound, Message: "this Ward has no FHIR API"}
 	}
-	var out struct {
-		Jobs []exportJob `json:"jobs"`
+	page := exportsPage{base: c.base(sess, "Exports", "exports"), Level: "system",
+		CanStart: c.can(r.Context(), sess, "FHIR:Search", "FHIR:Patient:*")}
+	q := r.URL.Query()
+	var err error
+	if strings.TrimSpace(q.Get("q")) != "" {
+		// A filter reads the newest 1,000 and pages what matches.
+		var out exportList
+		if err = c.fhirGet(r.Context(), sess, "/$export-poll", &out); err == nil {
+			page.listPage = pageList(out.Jobs, q, "/console/exports", func(j exportJob, f string) bool {
+				return has(f, j.Status, j.Request, j.ID)
+			})
+		}
+	} else {
+		page.listPage, err = c.exportJobsPage(r, sess)
 	}
-	if err := c.fhirGet(r.Context(), sess, "/$export-poll", &out); err != nil {
-		return exportsPage{}, err
+	return page, err
+}
+
+type exportList struct {
+	Total int         `json:"total"`
+	Jobs  []exportJob `json:"jobs"`
+}
+
+// exportJobsPage reads one page of the developer's jobs (the API's
+// _count and _offset); a page past the end shows the last.
+func (c *Console) exportJobsPage(r *http.Request, sess session) (listPage[exportJob], error) {
+	n, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	n = max(n, 1)
+	var out exportList
+	for {
+		q := url.Values{"_count": {strconv.Itoa(perPage)}, "_offset": {strconv.Itoa((n - 1) * perPage)}}
+		if err := c.fhirGet(r.Context(), sess, "/$export-poll?"+q.Encode(), &out); err != nil {
+			return listPage[exportJob]{}, err
+		}
+		if len(out.Jobs) > 0 || n == 1 || out.Total == 0 {
+			break
+		}
+		n = (out.Total + perPage - 1) / perPage
 	}
-	return exportsPage{base: c.base(sess, "Exports", "exports"), Level: "system",
-		listPage: pageList(out.Jobs, r.URL.Query(), "/console/exports", func(j exportJob, f string) bool {
-			return has(f, j.Status, j.Request, j.ID)
-		}),
-		CanStart: c.can(r.Context(), sess, "FHIR:Search", "FHIR:Patient:*")}, nil
+	p := listPage[exportJob]{Items: out.Jobs, Total: out.Total, Matching: out.Total, From: (n-1)*perPage + 1}
+	if n > 1 {
+		p.Prev = "/console/exports?page=" + strconv.Itoa(n-1)
+	}
+	if n*perPage < out.Total {
+		p.Next = "/console/exports?page=" + strconv.Itoa(n+1)
+	}
+	return p, nil
 }
 
 func (c *Console) exportsPage(w http.ResponseWriter, r *http.Request, sess session) error {

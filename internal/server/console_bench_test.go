@@ -58,7 +58,7 @@ func BenchmarkConsoleIAMPages(b *testing.B) {
 			b.Fatal(err)
 		}
 		at := t0.Add(time.Duration(i) * time.Millisecond)
-		if err := ts.st.CreateExportJob(ctx, store.ExportJob{ProjectID: project, ID: uuid.NewString(), Principal: who,
+		if err := ts.st.CreateExportJob(ctx, store.ExportJob{ProjectID: project, ID: uuid.NewString(), Principal: who, Owner: "developer/" + dev + "/",
 			Request: testURL + "/fhir/$export?_type=Patient", Params: []byte(`{"level":"system","types":["Patient"]}`),
 			TransactionTime: at, CreatedAt: at, Cursor: []byte(`{}`)}); err != nil {
 			b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fhir/bulk"
 	"github.com/wardhealth/ward/internal/seal"
@@ -187,6 +188,40 @@ func TestConsoleExports(t *testing.T) {
 	}
 	if status, _ := get(t, b, "/console/exports/"+second[1]); status != 404 {
 		t.Errorf("cancelled job's page: %d", status)
+	}
+
+	// Pages of 50 over the API's pages; a page past the end shows the last;
+	// a filter over the newest 1,000.
+	devs, err := ts.iam.ListDevelopers(t.Context(), ts.admin.ProjectID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dev string
+	for _, d := range devs {
+		if d.Email == "admin@example.org" {
+			dev = d.ID
+		}
+	}
+	t0 := time.Now().Add(-time.Hour)
+	for i := range 120 {
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		if err := ts.st.CreateExportJob(t.Context(), store.ExportJob{ProjectID: ts.admin.ProjectID, ID: uuid.NewString(),
+			Principal: []byte(`{"kind":"developer","id":"` + dev + `"}`), Owner: "developer/" + dev + "/", Request: testURL + "/fhir/$export?_type=Observation",
+			Params: []byte(`{"level":"system","types":["Observation"]}`), TransactionTime: at, CreatedAt: at, Cursor: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := regexp.MustCompile(`<tr><td><a href="/console/exports/[0-9a-f-]{36}">`)
+	for _, tc := range []struct {
+		query      string
+		rows       int
+		prev, next bool
+	}{{"", 50, false, true}, {"?page=2", 50, true, true}, {"?page=3", 21, true, false}, {"?page=99", 21, true, false}, {"?q=patient", 1, false, false}} {
+		status, body := get(t, b, "/console/exports"+tc.query)
+		if n := len(rows.FindAllString(body, -1)); status != 200 || n != tc.rows || strings.Contains(body, "Previous page") != tc.prev ||
+			strings.Contains(body, "Next page") != tc.next || !strings.Contains(body, "121 exports") && tc.query != "?q=patient" {
+			t.Errorf("exports%s: %d, %d rows, prev/next %v/%v", tc.query, status, n, strings.Contains(body, "Previous page"), strings.Contains(body, "Next page"))
+		}
 	}
 
 	// No right to search: no start form, a forced start 403.

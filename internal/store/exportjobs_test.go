@@ -153,37 +153,44 @@ func TestExportJobClaimRace(t *testing.T) {
 	}
 }
 
-// A project's jobs list newest first, bounded, and never another
-// project's.
+// A principal's jobs list newest first, in pages, with their total, and
+// never another project's or another owner's.
 func TestListExportJobs(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			st := storetest.Open(t, b)
 			t0 := time.UnixMilli(1_800_000_000_000).UTC()
-			for i, p := range []string{"p1", "p1", "p2", "p1"} {
+			for i, j := range []struct{ project, owner string }{{"p1", "a"}, {"p1", "a"}, {"p2", "a"}, {"p1", "b"}, {"p1", "a"}} {
 				at := t0.Add(time.Duration(i) * time.Second)
-				if err := st.CreateExportJob(ctx, store.ExportJob{ProjectID: p, ID: fmt.Sprintf("j%d", i), Principal: []byte(`{}`), Request: "r",
-					Params: []byte(`{}`), TransactionTime: at, CreatedAt: at, Cursor: []byte(`{}`)}); err != nil {
+				if err := st.CreateExportJob(ctx, store.ExportJob{ProjectID: j.project, ID: fmt.Sprintf("j%d", i), Principal: []byte(`{}`), Owner: j.owner,
+					Request: "r", Params: []byte(`{}`), TransactionTime: at, CreatedAt: at, Cursor: []byte(`{}`)}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			got, err := st.ListExportJobs(ctx, "p1", 10)
-			if err != nil {
-				t.Fatal(err)
+			ids := func(owner string, limit, offset int) string {
+				t.Helper()
+				got, total, err := st.ListExportJobs(ctx, "p1", owner, limit, offset)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := fmt.Sprint(total)
+				for _, j := range got {
+					if j.ProjectID != "p1" || j.Status != store.ExportRunning {
+						t.Errorf("job %+v", j)
+					}
+					out += " " + j.ID
+				}
+				return out
 			}
-			var ids []string
-			for _, j := range got {
-				ids = append(ids, j.ID)
-			}
-			if fmt.Sprint(ids) != "[j3 j1 j0]" || got[0].Status != store.ExportRunning || got[0].ProjectID != "p1" {
-				t.Fatalf("p1's jobs: %v", ids)
-			}
-			if got, err := st.ListExportJobs(ctx, "p1", 2); err != nil || len(got) != 2 {
-				t.Fatalf("limit 2: %d jobs, %v", len(got), err)
-			}
-			if got, err := st.ListExportJobs(ctx, "p3", 10); err != nil || len(got) != 0 {
-				t.Fatalf("a project without jobs: %v %v", got, err)
+			for _, tc := range []struct {
+				owner         string
+				limit, offset int
+				want          string
+			}{{"a", 10, 0, "3 j4 j1 j0"}, {"a", 2, 0, "3 j4 j1"}, {"a", 2, 2, "3 j0"}, {"a", 2, 5, "3"}, {"b", 10, 0, "1 j3"}, {"c", 10, 0, "0"}} {
+				if got := ids(tc.owner, tc.limit, tc.offset); got != tc.want {
+					t.Errorf("owner %s, limit %d, offset %d: %s, want %s", tc.owner, tc.limit, tc.offset, got, tc.want)
+				}
 			}
 		})
 	}

@@ -605,6 +605,20 @@ func TestExportList(t *testing.T) {
 			if got := list(other); len(got) != 1 || got[0].StatusURL != theirs {
 				t.Errorf("other's jobs: %+v, want only %s", got, theirs)
 			}
+			// Pages: _count and _offset, the total in each.
+			rec := f.do(f.admin, "GET", base+"/$export-poll?_count=1&_offset=1")
+			var page struct {
+				Total int
+				Jobs  []jobItem
+			}
+			if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &page) != nil || page.Total != 2 || len(page.Jobs) != 1 || page.Jobs[0].StatusURL != first {
+				t.Errorf("second page of one: %d %s", rec.Code, rec.Body)
+			}
+			for _, q := range []string{"_count=0", "_count=1001", "_count=x", "_offset=-1"} {
+				if rec := f.do(f.admin, "GET", base+"/$export-poll?"+q); rec.Code != 400 {
+					t.Errorf("%s: %d %s", q, rec.Code, rec.Body)
+				}
+			}
 		})
 	}
 }

@@ -239,8 +239,8 @@ func progress(j job) string {
 		min(j.cur.Type+1, len(j.params.Types)), len(j.params.Types))
 }
 
-// listLimit bounds how many of a project's newest jobs a list reads.
-const listLimit = 1000
+// maxListCount bounds a page of the job list.
+const maxListCount = 1000
 
 // jobItem is a job in the list.
 type jobItem struct {
@@ -254,17 +254,31 @@ type jobItem struct {
 	Error           string `json:"error,omitempty"`
 }
 
-// list answers GET $export-poll (a Ward extension, not in the IG): the
-// caller's own jobs among the project's newest, newest first, as JSON.
-// Another principal's jobs are left out, as the status URL hides them.
+// list answers GET $export-poll (a Ward extension, not in the IG): a page
+// of the caller's own jobs, newest first, as JSON with their total;
+// _count (1 to 1,000, default 1,000) and _offset choose the page. Another
+// principal's jobs are never in it, as the status URL hides them.
 func (s *Service) list(w http.ResponseWriter, r *http.Request, p auth.Principal, base string) error {
-	all, err := s.st.ListExportJobs(r.Context(), p.ProjectID, listLimit)
+	count, offset := maxListCount, 0
+	for name, dst := range map[string]*int{"_count": &count, "_offset": &offset} {
+		v := r.URL.Query().Get(name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || (name == "_count" && (n < 1 || n > maxListCount)) {
+			return fault.Invalid("%s must be a whole number (_count 1 to %d, _offset 0 or more)", name, maxListCount)
+		}
+		*dst = n
+	}
+	all, total, err := s.st.ListExportJobs(r.Context(), p.ProjectID, owner(p), count, offset)
 	if err != nil {
 		return err
 	}
 	out := struct {
-		Jobs []jobItem `json:"jobs"`
-	}{Jobs: []jobItem{}}
+		Total int       `json:"total"`
+		Jobs  []jobItem `json:"jobs"`
+	}{Total: total, Jobs: []jobItem{}}
 	for _, sj := range all {
 		j, err := decode(sj)
 		if err != nil {
