@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,70 +8,55 @@ import (
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
 
-// TestConsole3 runs browser/console3.test.mjs against a real ward serve:
-// the developers, users and applications pages (invite a developer and a
-// user, list and filter them, create an application and rotate its
-// secret), exports (start one, see it complete, download a file, cancel
-// another), the highlighted JSON of a resource, a read-only developer (no
-// write controls, forced POSTs 403); axe-core on every new page, no CSP
-// errors, no other host, a screenshot of each.
+// TestConsole3 runs browser/console3.test.mjs against a real ward serve,
+// twice around a restart: the dashboard after some API traffic (non-zero
+// requests, an error, its charts), a Z3 upload by dropping a file on the
+// folder (a synthetic drop event with a DataTransfer) and its download;
+// then ward serve is killed and started again, and the same browser
+// session (its saved cookies) still opens the console and its forms still
+// pass the CSRF check. axe-core on every page, no CSP errors, no request
+// to another host, screenshots console3-*.png.
 func TestConsole3(t *testing.T) {
 	requireChromium(t)
-	w := startWardWith(t, storetest.Backends()[0])
+	w := startWard(t, storetest.Backends()[0])
 	admin := w.token(t, w.Admin)
 	const password = "correct horse battery staple"
-	roles := map[string]string{}
-	for name, pol := range map[string]string{
-		"console-admin": `{"rule":[{"resource":["*"],"action":["*"],"effect":"Allow"}]}`,
-		"console-reader": `{"rule":[{"resource":["Project:Settings"],"action":["Project:GetProjectInfo"],"effect":"Allow"},` +
-			`{"resource":["IAM:*"],"action":["IAM:ListAllDevelopers","IAM:GetDeveloper","IAM:ListAllRoles"],"effect":"Allow"},` +
-			`{"resource":["App:*"],"action":["App:ListAllUsers","App:GetUser","App:ListAllApplications","App:GetApplication"],"effect":"Allow"}]}`,
-	} {
-		var role struct{ ID string }
-		if st := w.api(t, admin, "POST", "/iam/role", fmt.Sprintf(`{"name":%q,"accessPolicy":%s}`, name, pol), &role); st >= 300 {
-			t.Fatalf("create role %s: %d", name, st)
-		}
-		roles[name] = role.ID
+	var role struct{ ID string }
+	if st := w.api(t, admin, "POST", "/iam/role", `{"name":"console-admin","accessPolicy":{"rule":[{"resource":["*"],"action":["*"],"effect":"Allow"}]}}`, &role); st >= 300 {
+		t.Fatalf("create role: %d", st)
 	}
-	w.inviteDeveloper(t, admin, "admin@example.org", roles["console-admin"], password)
-	w.inviteDeveloper(t, admin, "reader@example.org", roles["console-reader"], password)
-	var patient string
-	for i := range 5 {
-		st, p := w.fhirDo(t, admin, "POST", "Patient", map[string]any{"resourceType": "Patient", "active": true,
-			"name": []map[string]any{{"family": fmt.Sprintf("Export%d", i), "given": []string{"Ada"}}}, "birthDate": "1990-01-02"})
-		if st != 201 {
-			t.Fatalf("create patient: %d %v", st, p)
+	w.inviteDeveloper(t, admin, "admin@example.org", role.ID, password)
+	// Traffic the dashboard shows: five reads and one 404.
+	for range 5 {
+		if st := w.api(t, admin, "GET", "/project", "", nil); st != 200 {
+			t.Fatalf("project: %d", st)
 		}
-		patient = p["id"].(string)
 	}
-
+	if st, _ := w.fhirDo(t, admin, "GET", "Patient/no-such-patient", nil); st != 404 {
+		t.Fatalf("missing patient: %d", st)
+	}
+	bucket := w.Admin.ProjectID + "-drop"
+	if st := w.api(t, admin, "PUT", "/z3/"+bucket, "", nil); st != 200 {
+		t.Fatalf("bucket: %d", st)
+	}
 	shots := os.Getenv("WARD_SCREENSHOTS")
 	if shots == "" {
 		shots = filepath.Join(t.TempDir(), "screenshots")
 	}
-	nodeTest(t, "browser/console3.test.mjs", map[string]string{
-		"WARD_URL": w.URL, "WARD_PASSWORD": password, "WARD_ADMIN_EMAIL": "admin@example.org",
-		"WARD_READER_EMAIL": "reader@example.org", "WARD_SCREENSHOTS": shots, "WARD_PATIENT": patient,
-		"WARD_ROLE": "console-admin",
-	})
-	// What the browser did, as the API sees it.
-	var devs []struct{ Email string }
-	w.api(t, admin, "GET", "/developer", "", &devs)
-	invited := false
-	for _, d := range devs {
-		invited = invited || d.Email == "invited@example.org"
-	}
-	if !invited {
-		t.Errorf("developers after the console: %+v", devs)
-	}
-	var apps []struct{ Name string }
-	w.api(t, admin, "GET", "/application", "", &apps)
-	if len(apps) != 1 || apps[0].Name != "Patient portal" {
-		t.Errorf("applications after the console: %+v", apps)
-	}
+	env := map[string]string{"WARD_URL": w.URL, "WARD_PASSWORD": password, "WARD_ADMIN_EMAIL": "admin@example.org",
+		"WARD_BUCKET": bucket, "WARD_SCREENSHOTS": shots, "WARD_STATE": filepath.Join(t.TempDir(), "browser-state.json"),
+		"WARD_PHASE": "before"}
+	nodeTest(t, "browser/console3.test.mjs", env)
+
+	// A restart as a crash does it: nothing of the old process's memory
+	// survives, only the database (and the master key file).
+	w.kill9(t)
+	w.launch(t)
+	env["WARD_PHASE"] = "after"
+	nodeTest(t, "browser/console3.test.mjs", env)
 	pngs, _ := filepath.Glob(filepath.Join(shots, "console3-*.png"))
-	if len(pngs) == 0 {
-		t.Errorf("no console screenshots in %s", shots)
+	if len(pngs) < 3 {
+		t.Errorf("%d console3 screenshots in %s", len(pngs), shots)
 	}
 	for _, p := range pngs {
 		t.Logf("screenshot %s", p)

@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wardhealth/ward/internal/store/storetest"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,25 +19,6 @@ import (
 
 	_ "modernc.org/sqlite"
 )
-
-// smallDisk mounts a tmpfs of size bytes on a fresh directory until the
-// test ends (after the servers on it are killed: cleanups run last first).
-func smallDisk(t *testing.T, size int) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		needRoot(t, "it mounts a small tmpfs")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // fillDisk writes path until the disk refuses more.
 func fillDisk(t *testing.T, path string) {
@@ -131,7 +112,7 @@ func do(req *http.Request) (int, []byte, error) {
 // and a clean restart; the database passes PRAGMA integrity_check; and a
 // start on a full disk exits naming the cause and the directory.
 func TestDiskFull(t *testing.T) {
-	disk := smallDisk(t, 64<<20)
+	disk := storetest.SmallDisk(t, 64<<20)
 	w := &ward{DataDir: filepath.Join(disk, "data"), log: &syncBuffer{}}
 	w.URL = "http://" + freeAddr(t)
 	w.launch(t)

@@ -3,7 +3,7 @@
 // server and passes its URL and two projects' admin credentials.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { base, env, rejects, sdk, token } from './sdklib.mjs';
+import { base, env, foreignRequests, rejects, sdk, token } from './sdklib.mjs';
 
 
 const admin = sdk(await token(env('WARD_A_CLIENT_ID'), env('WARD_A_CLIENT_SECRET')));
@@ -169,10 +169,51 @@ test('a client without the App actions gets 403 naming the action', async () => 
   await rejects(ro.user.get({ id: 'someone' }), 403, /App:GetUser on App:User:someone/);
   await rejects(ro.user.update({ id: 'someone', roles: [] }), 403, /App:UpdateUser/);
   await rejects(ro.user.delete({ id: 'someone' }), 403, /App:DeleteUser/);
+  await rejects(ro.user.resetMfa({ id: 'someone' }), 403, /App:ResetUserMFA on App:User:someone/);
+  await rejects(ro.user.resetPasswordLink({ id: 'someone', redirectUrl: 'https://portal.example.com/callback' }), 403, /App:GetUserPasswordResetLink/);
   // The listing still works for what the role does allow.
   assert.ok((await ro.role.list()).some((r) => r.id === role.id));
 
   await admin.m2m.delete({ id: client.id });
   await admin.role.delete({ roleId: role.id });
   await admin.application.delete({ id: app.id });
+});
+
+test('users: resetPasswordLink (the page, once) and resetMfa, across projects', async () => {
+  const cb = 'https://portal.example.com/callback';
+  const app = await admin.application.create({ name: `reset-app-${suffix}`, allowedCallbackUrls: [cb] });
+  const role = await admin.role.create({ name: `reset-role-${suffix}`, accessPolicy: { rule: [] } });
+  const user = await admin.user.invite({ applicationId: app.id, email: `reset-${suffix}@example.org`, profile: 'Patient/reset', roles: [role.id] });
+
+  const first = await admin.user.resetPasswordLink({ id: user.id, redirectUrl: cb });
+  const { link, expiresAt } = await admin.user.resetPasswordLink({ id: user.id, redirectUrl: cb });
+  assert.ok(link.startsWith(`${base}/oauth/reset/`), link);
+  assert.ok(Date.parse(expiresAt) > Date.now() + 23 * 3600e3, expiresAt);
+  assert.equal((await fetch(first.link)).status, 404, 'a newer link replaces the older');
+  await rejects(admin.user.resetPasswordLink({ id: user.id, redirectUrl: 'https://evil.example/' }), 400, /redirectUrl/);
+  await rejects(adminB.user.resetPasswordLink({ id: user.id, redirectUrl: cb }), 404);
+  await rejects(adminB.user.resetMfa({ id: user.id }), 404);
+
+  // Follow the link as a browser does: the page sets a cookie its form needs.
+  const page = await fetch(link);
+  assert.equal(page.status, 200);
+  const cookie = page.headers.get('set-cookie').split(';')[0];
+  const form = (await page.text()).match(/name="form" value="([^"]+)"/)[1];
+  const post = (headers) => fetch(link, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams({ form, password: 'a fresh long password' }) });
+  assert.equal((await post({})).status, 403, 'no cookie: CSRF refused');
+  const done = await post({ cookie });
+  assert.equal(done.status, 200);
+  assert.match(await done.text(), /Your password is changed/);
+  assert.equal((await fetch(link)).status, 404, 'the link works once');
+
+  assert.equal(await admin.user.resetMfa({ id: user.id }), null);
+  await admin.user.delete({ id: user.id });
+  await rejects(admin.user.resetMfa({ id: user.id }), 404);
+  await admin.role.delete({ roleId: role.id });
+  await admin.application.delete({ id: app.id });
+});
+
+test('no SDK request left Ward', () => {
+  assert.deepEqual(foreignRequests, []);
 });

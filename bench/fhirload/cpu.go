@@ -34,21 +34,39 @@ type cpuSample struct {
 }
 
 type cpuMeter struct {
-	pid     int
+	pids    []int // the server's processes (replicas: all of them)
 	started bool
 	at      cpuSample
+	// pgDB: PostgreSQL's CPU is that of the backends of this database only
+	// (other agents' tests share the PostgreSQL server; its background
+	// processes, WAL writer, checkpointer, autovacuum, count as other);
+	// empty: the target uses no PostgreSQL.
+	pgDB string
 }
 
-func (m *cpuMeter) start(p *proc) {
-	if p == nil {
+func (m *cpuMeter) start(ps []*proc, pgDB string) {
+	for _, p := range ps {
+		if p != nil {
+			m.pids = append(m.pids, p.pid())
+		}
+	}
+	if len(m.pids) == 0 {
 		return
 	}
-	m.pid, m.started = p.pid(), true
+	m.started, m.pgDB = true, pgDB
 	m.at = m.sample()
 }
 
 func (m *cpuMeter) sample() cpuSample {
-	return cpuSample{server: procCPU(strconv.Itoa(m.pid)), self: procCPU("self"), postgres: commCPU("postgres"), busy: machineBusy()}
+	server := 0.0
+	for _, pid := range m.pids {
+		server += procCPU(strconv.Itoa(pid))
+	}
+	var pg map[string]float64 // a target without a database of its own uses none
+	if m.pgDB != "" {
+		pg = commCPU("postgres", m.pgDB)
+	}
+	return cpuSample{server: server, self: procCPU("self"), postgres: pg, busy: machineBusy()}
 }
 
 // stop returns the shares since start over elapsed wall time.
@@ -91,8 +109,9 @@ func procCPU(pid string) float64 {
 }
 
 // commCPU is procCPU of every process named comm, by pid (PostgreSQL runs
-// one backend per connection).
-func commCPU(comm string) map[string]float64 {
+// one backend per connection); with db set, only those whose title names
+// it ("postgres: 15/main: user db 127.0.0.1(port) idle").
+func commCPU(comm, db string) map[string]float64 {
 	out := map[string]float64{}
 	dirs, err := os.ReadDir("/proc")
 	if err != nil {
@@ -105,6 +124,12 @@ func commCPU(comm string) map[string]float64 {
 		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "comm"))
 		if err != nil || strings.TrimSpace(string(b)) != comm {
 			continue
+		}
+		if db != "" {
+			title, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+			if err != nil || !strings.Contains(string(title), " "+db+" ") {
+				continue
+			}
 		}
 		out[d.Name()] = procCPU(d.Name())
 	}

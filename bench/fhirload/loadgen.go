@@ -122,8 +122,12 @@ func measure(ctx context.Context, t *target, ids []string, sc scenario, kind str
 	cs := make([]*client, clients)
 	for i := range cs {
 		c := &client{rng: rand.New(rand.NewPCG(seed, uint64(i))), perSec: make([]int, int(duration/time.Second)+1)}
+		base := t.base
+		if len(t.bases) > 0 {
+			base = t.bases[i%len(t.bases)] // replicas share the clients round robin
+		}
 		if kind == "raw" {
-			rc, err := newRawConn(t.base, auth, 30*time.Second, func(ctx context.Context, addr string) (net.Conn, error) {
+			rc, err := newRawConn(base, auth, 30*time.Second, func(ctx context.Context, addr string) (net.Conn, error) {
 				dials.Add(1)
 				return dialer.DialContext(ctx, "tcp", addr)
 			})
@@ -142,7 +146,7 @@ func measure(ctx context.Context, t *target, ids []string, sc scenario, kind str
 				IdleConnTimeout:     time.Minute,
 			}
 			hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-			c.do = func(ctx context.Context, cl call) (int64, string) { return send(ctx, hc, t.base, auth, cl) }
+			c.do = func(ctx context.Context, cl call) (int64, string) { return send(ctx, hc, base, auth, cl) }
 			c.done = hc.CloseIdleConnections
 		}
 		cs[i] = c
@@ -201,7 +205,7 @@ func measure(ctx context.Context, t *target, ids []string, sc scenario, kind str
 	timer := time.NewTimer(time.Until(from))
 	select {
 	case <-timer.C:
-		cpu.start(t.proc)
+		cpu.start(append([]*proc{t.proc}, t.replicas...), t.pgDB)
 	case <-ctx.Done():
 	}
 	wg.Wait()

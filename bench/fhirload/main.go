@@ -61,7 +61,7 @@ func main() {
 	}
 	var c config
 	var targets, scens, profScens string
-	flag.StringVar(&targets, "targets", "bare,ward-sqlite,ward-postgres,medplum", "targets to run, in order: ward-sqlite, ward-postgres, bare, medplum")
+	flag.StringVar(&targets, "targets", "bare,ward-sqlite,ward-postgres,medplum", "targets to run, in order: ward-sqlite, ward-postgres, ward-postgres-x3 (three replicas on one database, clients round robin), bare, medplum")
 	flag.StringVar(&scens, "scenarios", "read,search-obs,search-name,create", "scenarios to run (create always runs last)")
 	flag.IntVar(&c.clients, "clients", 32, "concurrent keep-alive clients")
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "measured time per scenario")
@@ -107,7 +107,7 @@ func runAll(ctx context.Context, c config) error {
 		return fmt.Errorf("unknown -client %q (raw or net/http)", c.client)
 	}
 	for _, t := range c.targets {
-		if !slices.Contains([]string{"ward-sqlite", "ward-postgres", "bare", "medplum"}, t) {
+		if !slices.Contains([]string{"ward-sqlite", "ward-postgres", "ward-postgres-x3", "bare", "medplum"}, t) {
 			return fmt.Errorf("unknown target %q", t)
 		}
 	}
@@ -198,7 +198,7 @@ func runTarget(ctx context.Context, c config, name string, ds *dataset, scs []sc
 		err error
 	)
 	switch name {
-	case "ward-sqlite", "ward-postgres":
+	case "ward-sqlite", "ward-postgres", "ward-postgres-x3":
 		t, err = startWard(ctx, name, c.wardBin, c.postgres, c.pgParams, c.profileDir != "", c.keep)
 	case "bare":
 		t, err = startBare(ctx)
@@ -278,7 +278,7 @@ func runTarget(ctx context.Context, c config, name string, ds *dataset, scs []sc
 		if sc.name == "create" {
 			acked, failed = acked+r.Acked, failed+r.Failed
 		}
-		if sc.name == "create" && st.round == c.repeat-1 && t.ward != nil && c.durability {
+		if sc.name == "create" && st.round == c.repeat-1 && t.ward != nil && len(t.replicas) == 0 && c.durability {
 			if r.Durable, err = checkDurable(ctx, t, ds.counts["Observation"], acked, acked+failed); err != nil {
 				return fmt.Errorf("durability check: %w", err)
 			}

@@ -28,13 +28,16 @@ type proc struct {
 	err  error // set before done closes
 }
 
-func startProc(name string, args []string, logPath string) (*proc, error) {
+func startProc(name string, args []string, logPath string, env ...string) (*proc, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("log file: %w", err)
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -132,6 +135,14 @@ type target struct {
 	base  string
 	token string
 	proc  *proc
+	// replicas are the other `ward serve` of ward-postgres-x3 (same
+	// database), bases every replica's FHIR base: client i talks to
+	// bases[i%len(bases)].
+	replicas []*proc
+	bases    []string
+	// pgDB is the PostgreSQL database of a ward on PostgreSQL, whose
+	// backends' CPU the scenarios count.
+	pgDB string
 	// ward only: what restart needs, and the pprof listener.
 	ward *wardServer
 	// cleanup undoes what start made (temp dirs, the PostgreSQL database).
@@ -139,6 +150,9 @@ type target struct {
 }
 
 func (t *target) close() {
+	for _, p := range t.replicas {
+		p.stop()
+	}
 	if t.proc != nil {
 		t.proc.stop()
 	}
@@ -150,6 +164,8 @@ func (t *target) close() {
 // wardServer is `ward serve` on one data directory and database.
 type wardServer struct {
 	bin, dataDir, dsn, addr, debugAddr, logDir string
+	publicURL                                  string // "": its own address
+	env                                        []string
 	starts                                     int
 }
 
@@ -161,12 +177,15 @@ func (w *wardServer) launch(ctx context.Context) (*proc, error) {
 	if w.dsn != "" {
 		args = append(args, "--database", w.dsn)
 	}
+	if w.publicURL != "" {
+		args = append(args, "--public-url", w.publicURL)
+	}
 	if w.debugAddr != "" {
 		args = append(args, "--debug-addr", w.debugAddr)
 	}
 	w.starts++
 	logPath := filepath.Join(w.logDir, fmt.Sprintf("ward-%d.log", w.starts))
-	p, err := startProc(w.bin, args, logPath)
+	p, err := startProc(w.bin, args, logPath, w.env...)
 	if err != nil {
 		return nil, err
 	}
@@ -198,13 +217,16 @@ func startWard(ctx context.Context, name, bin, pgAdmin, pgParams string, profile
 		cleanups = append(cleanups, func() { fmt.Fprintf(os.Stderr, "fhirload: %s data kept in %s\n", name, dir) })
 	}
 	w := &wardServer{bin: bin, dataDir: filepath.Join(dir, "data"), logDir: dir}
-	if strings.HasSuffix(name, "postgres") {
+	if strings.Contains(name, "postgres") {
 		dsn, drop, err := freshPostgres(ctx, pgAdmin, pgParams)
 		if err != nil {
 			t.cleanup()
 			return nil, err
 		}
 		w.dsn = dsn
+		if u, err := url.Parse(dsn); err == nil {
+			t.pgDB = strings.TrimPrefix(u.Path, "/")
+		}
 		if !keep {
 			cleanups = append(cleanups, drop)
 		}
@@ -224,11 +246,46 @@ func startWard(ctx context.Context, name, bin, pgAdmin, pgParams string, profile
 		return nil, err
 	}
 	t.ward, t.base = w, "http://"+w.addr+"/fhir"
+	t.bases = []string{t.base}
 	if t.token, err = wardToken(ctx, w); err != nil {
 		t.close()
 		return nil, err
 	}
+	if strings.HasSuffix(name, "-x3") {
+		if err := t.startReplicas(ctx, w, dir, 2); err != nil {
+			t.close()
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// startReplicas starts n more `ward serve` on w's database, each with a
+// data directory of its own and w's secrets key, as a deployment of
+// replicas behind a load balancer runs them.
+func (t *target) startReplicas(ctx context.Context, w *wardServer, dir string, n int) error {
+	key, err := os.ReadFile(filepath.Join(w.dataDir, "secrets.key"))
+	if err != nil {
+		return fmt.Errorf("replicas need the first one's secrets key: %w", err)
+	}
+	for i := range n {
+		// One public URL, the token issuer, as behind a load balancer.
+		r := &wardServer{bin: w.bin, dsn: w.dsn, publicURL: "http://" + w.addr, dataDir: filepath.Join(dir, fmt.Sprintf("data-%d", i+2)),
+			logDir: filepath.Join(dir, fmt.Sprintf("replica-%d", i+2)), env: []string{"WARD_SECRETS_KEY=" + strings.TrimSpace(string(key))}}
+		if err := os.MkdirAll(r.logDir, 0o700); err != nil {
+			return err
+		}
+		if r.addr, err = freeAddr(); err != nil {
+			return err
+		}
+		p, err := r.launch(ctx)
+		if err != nil {
+			return fmt.Errorf("replica %d: %w", i+2, err)
+		}
+		t.replicas = append(t.replicas, p)
+		t.bases = append(t.bases, "http://"+r.addr+"/fhir")
+	}
+	return nil
 }
 
 // wardToken gets an access token with the admin M2M client's credentials

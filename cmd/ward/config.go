@@ -12,6 +12,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/clientaddr"
 	"github.com/wardhealth/ward/internal/egress"
+	"github.com/wardhealth/ward/internal/provider/fax"
 	"github.com/wardhealth/ward/internal/provider/sms"
 )
 
@@ -53,6 +54,9 @@ type config struct {
 	// TwilioURL is Twilio's REST API base (projects whose SMS provider is
 	// twilio); a test points it at a stand-in.
 	TwilioURL string
+	// PhaxioURL is Phaxio's REST API base (projects whose fax provider is
+	// phaxio); a test points it at a stand-in.
+	PhaxioURL string
 
 	// The 32-byte master key that seals signing keys, the Z3 URL key and
 	// zambda secrets at rest (base64; empty: the key file in the data
@@ -201,6 +205,7 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	i64(&c.MaxObjectBytes, "max-object-bytes", 5<<30, "largest Z3 object in bytes")
 	dur(&c.TransferTimeout, "transfer-timeout", time.Hour, "deadline of one presigned upload or download")
 	str(&c.TwilioURL, "twilio-api-url", sms.DefaultTwilioURL, "base URL of Twilio's REST API, for projects whose SMS provider is twilio (a regional edge; a stand-in in tests); reached through the egress policy")
+	str(&c.PhaxioURL, "phaxio-api-url", fax.DefaultPhaxioURL, "base URL of Phaxio's REST API, for projects whose fax provider is phaxio (a stand-in in tests); reached through the egress policy")
 	str(&c.corsOriginsRaw, "cors-origins", "", "browser origins, comma-separated, that may call every project's API (an operator's own front end); a project's applications add theirs with allowedCORSOriginsUrls")
 	str(&c.trustedProxiesRaw, "trusted-proxies", "", "CIDR ranges or addresses, comma-separated, of the reverse proxies or load balancers in front of Ward: from them X-Forwarded-For and Forwarded name the client (sign-in throttling counts per client address); empty: the TCP peer is the client, headers ignored")
 	str(egressAllow, "egress-allow", "", "CIDR ranges or addresses, comma-separated, that outbound requests (subscription deliveries, JWKS fetches) may reach beyond public addresses, e.g. 10.0.0.0/8 or 127.0.0.1/32; Ward's database and debug addresses stay refused")

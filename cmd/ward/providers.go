@@ -6,8 +6,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/provider/erx"
+	"github.com/wardhealth/ward/internal/provider/fax"
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/zambda"
 )
@@ -21,15 +24,55 @@ func newSMS(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy,
 			p, err := svc.iam.GetProject(ctx, projectID)
 			return p.Providers, err
 		},
-		Secret: func(ctx context.Context, projectID, name string) (string, bool, error) {
-			s, err := zambdas.GetSecret(ctx, projectID, name)
-			if errors.Is(err, fault.ErrNotFound) {
-				return "", false, nil
-			}
-			return s.Value, err == nil, err
-		},
-		HTTP: eg.HTTPClient(30 * time.Second),
-		Log:  log,
-		Now:  time.Now,
+		Secret: projectSecret(zambdas),
+		HTTP:   eg.HTTPClient(30 * time.Second),
+		Log:    log,
+		Now:    time.Now,
 	})
+}
+
+// newERx builds e-prescribing: provider choices from the project's settings;
+// the local provider's directories are the project's FHIR resources.
+func newERx(c config, svc *services) *erx.Service {
+	return erx.New(erx.Deps{
+		FHIR: svc.fhir,
+		Providers: func(ctx context.Context, projectID string) (map[string]string, error) {
+			p, err := svc.iam.GetProject(ctx, projectID)
+			return p.Providers, err
+		},
+		Local: &erx.Local{Catalog: svc.fhir, PublicURL: c.PublicURL},
+	})
+}
+
+// newFax builds fax: numbers in the store, documents from Z3 as the
+// caller may read them, the provider's requests through the egress policy.
+func newFax(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy, log *slog.Logger) *fax.Service {
+	return fax.New(fax.Config{PublicURL: c.PublicURL, PhaxioURL: c.PhaxioURL}, fax.Deps{
+		FHIR:    svc.fhir,
+		Numbers: svc.store,
+		Objects: svc.z3,
+		Authorize: func(ctx context.Context, p auth.Principal, action, resource string) error {
+			_, err := svc.iam.Authorize(ctx, p, action, resource)
+			return err
+		},
+		Providers: func(ctx context.Context, projectID string) (map[string]string, error) {
+			p, err := svc.iam.GetProject(ctx, projectID)
+			return p.Providers, err
+		},
+		Secret: projectSecret(zambdas),
+		HTTP:   eg.HTTPClient(60 * time.Second),
+		Log:    log,
+		Now:    time.Now,
+	})
+}
+
+// projectSecret reads a project secret for a provider's credentials.
+func projectSecret(zambdas *zambda.Service) func(ctx context.Context, projectID, name string) (string, bool, error) {
+	return func(ctx context.Context, projectID, name string) (string, bool, error) {
+		s, err := zambdas.GetSecret(ctx, projectID, name)
+		if errors.Is(err, fault.ErrNotFound) {
+			return "", false, nil
+		}
+		return s.Value, err == nil, err
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/wardhealth/ward/internal/activity"
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/conversation"
 	"github.com/wardhealth/ward/internal/fhir"
@@ -97,7 +98,7 @@ func open(ctx context.Context, c config, log *slog.Logger, withZ3 bool) (*servic
 	}
 	policies := iam.NewPolicies(st, log)
 	svc.fhir = fhir.New(st, policies, fcfg, time.Now)
-	svc.iam = iam.New(st, c.PublicURL+"/invite/", time.Now, iam.Deps{Policies: policies, Profiles: profileWriter{svc.fhir}, Log: log})
+	svc.iam = iam.New(st, c.PublicURL+"/invite/", time.Now, iam.Deps{Policies: policies, Profiles: profileWriter{svc.fhir}, Sealer: sealer, Log: log})
 	reloadKeys := func(ctx context.Context) error {
 		err := keys.Reload(ctx)
 		if errors.Is(err, seal.ErrWrongKey) {
@@ -186,7 +187,10 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	life.onClose("zambda workers", pool.Close)
-	zambdas := zambda.New(zambda.Config{WorkDir: c.WorkDir, CronLease: c.CronLease}, svc.store, svc.iam, z3Svc, issuer, pool, svc.sealer, time.Now, log)
+	// Each project's requests and invocations of the last hour, this
+	// replica's, for the console's dashboard.
+	projectActivity := activity.New(time.Now, 0)
+	zambdas := zambda.New(zambda.Config{WorkDir: c.WorkDir, CronLease: c.CronLease, Activity: projectActivity}, svc.store, svc.iam, z3Svc, issuer, pool, svc.sealer, time.Now, log)
 	life.onClose("zambda log writes", func() error { zambdas.Flush(); return nil }) // before the store closes
 	fhirHandler := fhir.NewHandler(fhirSvc, c.fhirURL(), log)
 	subs := subscription.New(subscription.Config{MaxAttempts: c.SubMaxAttempts, RetryBase: c.SubRetryBase, RetryMax: c.SubRetryMax,
@@ -233,7 +237,9 @@ func serve(ctx context.Context, args []string) error {
 		server.Deps{Log: log, AccessLog: accessLog, IAM: svc.iam, OAuth: authServer, Now: time.Now,
 			FHIR: fhirHandler, Z3: z3Svc, Zambda: zambdas, Telemed: meetings, Conversations: convs, Authorizer: authz, Fresh: svc.changes.Fresh, Ready: svc.store.Ready,
 			Limiter: limiter, Draining: life.Draining,
-			SMS: smsSvc, Messaging: []server.MessagingConfig{{Key: "transactionalSMSConfig", Info: smsSvc.Info}}})
+			SMS: smsSvc, Messaging: []server.MessagingConfig{{Key: "transactionalSMSConfig", Info: smsSvc.Info}},
+			ConsoleSessions: svc.store, Sealer: svc.sealer, Activity: projectActivity, Deliveries: svc.store.DeliveryActivity,
+			ERx: newERx(c, svc), Fax: newFax(c, svc, zambdas, egressAll, log)})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.

@@ -51,6 +51,8 @@ async function signIn(email, shots = false) {
   await page.fill('#email', email);
   await page.fill('#password', PASSWORD);
   await page.click('button[value="signin"]');
+  await page.waitForURL(/\/console\/dashboard$/); // the landing page
+  await page.getByRole('link', { name: 'Project', exact: true }).click();
   await page.waitForURL(/\/console\/project$/);
   await page.getByRole('heading', { name: 'Project settings' }).waitFor();
   const cookie = (await context.cookies()).find((c) => c.name === 'ward_console');

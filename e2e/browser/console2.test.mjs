@@ -43,7 +43,7 @@ async function signIn(email) {
   await page.fill('#email', email);
   await page.fill('#password', env('WARD_PASSWORD'));
   await page.click('button[value="signin"]');
-  await page.waitForURL(/\/console\/project$/);
+  await page.waitForURL(/\/console\/dashboard$/);
   return { context, page, errors, hosts };
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/seal"
 )
 
 // ClientID is the console's OAuth client (oauth.ConsoleClientID).
@@ -37,9 +38,11 @@ const (
 var pageFiles embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"add":   func(a, b, c int) int { return a + b + c },
-	"rules": ruleCount,
-	"json":  highlightJSON,
+	"add":       func(a, b, c int) int { return a + b + c },
+	"rules":     ruleCount,
+	"folderURL": folderLink,
+	"tableRows": tableRows,
+	"json":      highlightJSON,
 	"fieldError": func(in, field, msg string) fieldErr {
 		return fieldErr{In: in, Field: field, Error: msg}
 	},
@@ -70,6 +73,11 @@ type Deps struct {
 	// refuse; nil: ask the API's explain endpoint instead.
 	Decide func(ctx context.Context, p auth.Principal, action, resource string) error
 	Now    func() time.Time
+	// Sessions keeps console sessions (the database); nil: in memory.
+	Sessions SessionStore
+	// Sealer seals the access token a session keeps (the master key);
+	// nil: a key of this process only.
+	Sealer *seal.Sealer
 }
 
 // Console serves /console. Construct with New.
@@ -92,16 +100,25 @@ func New(cfg Config, d Deps) *Console {
 		now = time.Now
 	}
 	c := &Console{cfg: cfg, log: d.Log, api: d.API, verify: d.Verify, projects: d.Projects, decide: d.Decide, now: now,
-		sessions: newSessions(now), mux: http.NewServeMux()}
+		mux: http.NewServeMux()}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	st, sealer := d.Sessions, d.Sealer
+	if st == nil {
+		st = newMemSessions()
+	}
+	if sealer == nil {
+		sealer, _ = seal.New(seal.NewKey()) // a fresh key of the right size: no error
+	}
+	c.sessions = newSessions(st, sealer, now, c.log)
 	for path, h := range map[string]func(http.ResponseWriter, *http.Request) error{
 		"GET /console":                                  c.home,
 		"GET /console/{$}":                              c.home,
 		"GET /console/signin":                           c.signin,
 		"GET /console/callback":                         c.callback,
 		"POST /console/signout":                         c.signed(c.signout),
+		"GET /console/dashboard":                        c.signed(c.dashboard),
 		"GET /console/project":                          c.signed(c.projectPage),
 		"POST /console/project":                         c.signed(c.updateProject),
 		"POST /console/project/switch":                  c.signed(c.switchProject),
@@ -138,6 +155,7 @@ func New(cfg Config, d Deps) *Console {
 		"POST /console/z3/{bucket}/delete-bucket":       c.signed(c.z3DeleteBucket),
 		"GET /console/z3/{bucket}/{path...}":            c.signed(c.z3Folder),
 		"POST /console/z3-upload/{bucket}/{path...}":    c.signed(c.z3Upload),
+		"POST /console/z3-presign/{bucket}/{path...}":   c.signed(c.z3Presign),
 		"POST /console/z3-delete/{bucket}/{path...}":    c.signed(c.z3DeleteObject),
 		"GET /console/z3-download/{bucket}/{path...}":   c.signed(c.z3Download),
 		"GET /console/fhir":                             c.signed(c.fhirTypes),
@@ -158,6 +176,8 @@ func New(cfg Config, d Deps) *Console {
 		"POST /console/users/invite":                    c.signed(c.inviteUser),
 		"GET /console/users/{id}":                       c.signed(c.userPage),
 		"POST /console/users/{id}/roles":                c.signed(c.userRoles),
+		"POST /console/users/{id}/reset-password-link":  c.signed(c.userResetLink),
+		"POST /console/users/{id}/reset-mfa":            c.signed(c.userResetMFA),
 		"POST /console/users/{id}/remove":               c.signed(c.removeUser),
 		"GET /console/applications":                     c.signed(c.applicationsList),
 		"GET /console/applications/new":                 c.signed(c.newApplicationPage),
@@ -200,11 +220,13 @@ func (c *Console) handle(h func(http.ResponseWriter, *http.Request) error) http.
 			return
 		}
 		var ae *apiError
-		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized || errors.Is(err, errNoSession) {
 			// The developer's token no longer works (revoked, the account
-			// removed): the session is over.
-			if sess, ok := c.session(r); ok {
-				c.sessions.end(sess.key)
+			// removed), or the session ended meanwhile: it is over.
+			if sess, err := c.session(r); err == nil {
+				if err := c.sessions.end(r.Context(), sess.key); err != nil {
+					c.log.ErrorContext(r.Context(), "console session not ended", "err", err)
+				}
 			}
 			http.SetCookie(w, c.cookie(sessionCookie, "", -1))
 			_ = c.message(w, http.StatusUnauthorized, "Signed out", "Your sign-in is no longer valid. Sign in again.")
@@ -224,8 +246,11 @@ func (c *Console) handle(h func(http.ResponseWriter, *http.Request) error) http.
 // session a GET goes to the welcome page and a POST is refused.
 func (c *Console) signed(h func(http.ResponseWriter, *http.Request, session) error) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		sess, ok := c.session(r)
-		if !ok {
+		sess, err := c.session(r)
+		if err != nil && !errors.Is(err, errNoSession) {
+			return err
+		}
+		if err != nil {
 			if r.Method == http.MethodGet {
 				w.Header().Set("Cache-Control", "no-store")
 				http.Redirect(w, r, "/console", http.StatusSeeOther)
@@ -258,13 +283,14 @@ func (c *Console) signed(h func(http.ResponseWriter, *http.Request, session) err
 	}
 }
 
-// session is the request's console session, if any.
-func (c *Console) session(r *http.Request) (session, bool) {
+// session is the request's console session. Errors: errNoSession, or
+// the database's.
+func (c *Console) session(r *http.Request) (session, error) {
 	ck, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return session{}, false
+		return session{}, errNoSession
 	}
-	return c.sessions.get(ck.Value)
+	return c.sessions.get(r.Context(), ck.Value)
 }
 
 func (c *Console) cookie(name, value string, maxAge int) *http.Cookie {
@@ -299,7 +325,7 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, data an
 // base is what every page's layout reads.
 type base struct {
 	Title   string
-	Nav     string // the current section: "project", "roles", "m2m", "zambdas", "secrets", "fhir", "subscriptions", "z3"
+	Nav     string // the current section: "dashboard", "project", "roles", "m2m", "zambdas", "secrets", "fhir", "subscriptions", "z3"
 	Project string // the current project's name
 	CSRF    string
 	Exports bool // the exports page is there (Ward has a FHIR API)
@@ -332,7 +358,7 @@ func sentence(msg string) string {
 }
 
 // scripts are the console's own scripts, each optional to its page.
-var scripts = map[string]bool{"policy.js": true, "logtail.js": true, "exports.js": true}
+var scripts = map[string]bool{"policy.js": true, "logtail.js": true, "z3drop.js": true, "exports.js": true}
 
 // script serves one of the console's scripts.
 func (c *Console) script(w http.ResponseWriter, r *http.Request) error {

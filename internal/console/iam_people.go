@@ -54,10 +54,14 @@ type personPage struct {
 	Roles      []roleChoice
 	CanEdit    bool
 	CanRemove  bool
+	CanReset   bool   // a user's password reset link
+	CanMFA     bool   // a user's two-step sign-in reset
+	ResetLink  string // just made: the password reset link, shown this once
 	Invitation string // just invited: the link, shown this once
 	Saved      bool
+	Done       string
 	Error      string
-	ErrorIn    string // "email", "roles", "app", "form", "remove"
+	ErrorIn    string // "email", "roles", "app", "form", "remove", "reset", "mfa"
 }
 
 type appChoice struct {
@@ -348,7 +352,9 @@ func (c *Console) loadUser(r *http.Request, sess session, id string) (personPage
 	page := personPage{base: c.base(sess, "User "+u.Name, "users"), Kind: "user", ID: u.ID, Name: u.Name,
 		Method: u.AuthenticationMethod, Profile: u.Profile, ProfileURL: profileURL(u.Profile),
 		CanEdit:   c.can(r.Context(), sess, "App:UpdateUser", "App:User:"+u.ID),
-		CanRemove: c.can(r.Context(), sess, "App:DeleteUser", "App:User:"+u.ID)}
+		CanRemove: c.can(r.Context(), sess, "App:DeleteUser", "App:User:"+u.ID),
+		CanReset:  c.can(r.Context(), sess, "App:GetUserPasswordResetLink", "App:User:"+u.ID),
+		CanMFA:    c.can(r.Context(), sess, "App:ResetUserMFA", "App:User:"+u.ID)}
 	if u.Email != nil {
 		page.Email = *u.Email
 	}
@@ -364,7 +370,40 @@ func (c *Console) userPage(w http.ResponseWriter, r *http.Request, sess session)
 		return err
 	}
 	page.Saved = r.URL.Query().Get("saved") == "1"
+	page.Done = r.URL.Query().Get("done")
 	return c.render(w, http.StatusOK, "person", page)
+}
+
+// userResetLink makes a password reset link for the user (Ward sends no
+// email): shown once, on the answer to the form.
+func (c *Console) userResetLink(w http.ResponseWriter, r *http.Request, sess session) error {
+	id := r.PathValue("id")
+	var out struct {
+		Link string `json:"link"`
+	}
+	err := c.call(r.Context(), sess, http.MethodPost, "/v1/user/"+url.PathEscape(id)+"/reset-password-link", map[string]any{}, &out)
+	var ae *apiError
+	if err != nil && (!errors.As(err, &ae) || ae.Status == http.StatusNotFound) {
+		return err
+	}
+	page, lerr := c.loadUser(r, sess, id)
+	if lerr != nil {
+		return lerr
+	}
+	if ae != nil {
+		page.Error, page.ErrorIn = sentence(ae.Message), "reset"
+		return c.render(w, ae.Status, "person", page)
+	}
+	page.ResetLink = out.Link
+	return c.render(w, http.StatusOK, "person", page)
+}
+
+// userResetMFA removes the user's two-step sign-in enrolment.
+func (c *Console) userResetMFA(w http.ResponseWriter, r *http.Request, sess session) error {
+	id := r.PathValue("id")
+	err := c.call(r.Context(), sess, http.MethodPost, "/v1/user/"+url.PathEscape(id)+"/reset-mfa", map[string]any{}, nil)
+	return c.personAnswer(w, r, sess, err, "mfa", "/console/users/"+url.PathEscape(id)+"?"+url.Values{"done": {"Two-step sign-in reset: the user signs in with the password alone and may enrol again."}}.Encode(),
+		func() (personPage, error) { return c.loadUser(r, sess, id) })
 }
 
 func (c *Console) userRoles(w http.ResponseWriter, r *http.Request, sess session) error {

@@ -94,7 +94,9 @@ func (c *Console) updateProject(w http.ResponseWriter, r *http.Request, sess ses
 	if err != nil {
 		return err
 	}
-	c.sessions.setProject(sess.key, sess.Project, name)
+	if err := c.sessions.setProject(r.Context(), sess.key, sess.Project, name); err != nil {
+		return err
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, "/console/project?saved=1", http.StatusSeeOther)
 	return nil
@@ -112,7 +114,9 @@ func (c *Console) switchProject(w http.ResponseWriter, r *http.Request, sess ses
 	if i < 0 {
 		return c.message(w, http.StatusForbidden, "Cannot switch", "You are not a member of that project.")
 	}
-	c.sessions.setProject(sess.key, id, projects[i].Name)
+	if err := c.sessions.setProject(r.Context(), sess.key, id, projects[i].Name); err != nil {
+		return err
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, "/console/project", http.StatusSeeOther)
 	return nil

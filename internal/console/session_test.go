@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/seal"
 )
 
 // clock is a settable time for session expiry.
@@ -40,21 +41,21 @@ func newTestConsole(t *testing.T, publicURL string) (*Console, *clock, *int) {
 func TestSessionAndCSRF(t *testing.T) {
 	c, clk, apiCalls := newTestConsole(t, "http://ward.test")
 	exp := clk.t.Add(time.Hour)
-	tokA, err := c.sessions.start("dev-a", "access-a", "p1", "One", exp)
+	tokA, err := c.sessions.start(bg, "dev-a", "access-a", "p1", "One", exp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokB, err := c.sessions.start("dev-b", "access-b", "p3", "Three", exp)
+	tokB, err := c.sessions.start(bg, "dev-b", "access-b", "p3", "Three", exp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sessA, _ := c.sessions.get(tokA)
-	sessB, _ := c.sessions.get(tokB)
-	tokEnded, _ := c.sessions.start("dev-a", "access-c", "p1", "One", exp)
-	ended, _ := c.sessions.get(tokEnded)
-	c.sessions.end(ended.key)
-	tokExpired, _ := c.sessions.start("dev-a", "access-d", "p1", "One", clk.t.Add(time.Second))
-	expired, _ := c.sessions.get(tokExpired)
+	sessA, _ := getSession(c, tokA)
+	sessB, _ := getSession(c, tokB)
+	tokEnded, _ := c.sessions.start(bg, "dev-a", "access-c", "p1", "One", exp)
+	ended, _ := getSession(c, tokEnded)
+	c.sessions.end(bg, ended.key)
+	tokExpired, _ := c.sessions.start(bg, "dev-a", "access-d", "p1", "One", clk.t.Add(time.Second))
+	expired, _ := getSession(c, tokExpired)
 	clk.t = clk.t.Add(2 * time.Second)
 
 	cases := []struct {
@@ -82,7 +83,7 @@ func TestSessionAndCSRF(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c.sessions.setProject(sessA.key, "p1", "One")
+			c.sessions.setProject(bg, sessA.key, "p1", "One")
 			var body *strings.Reader
 			target := "/console/project/switch"
 			if tc.name == "the CSRF token in the query string" {
@@ -102,7 +103,7 @@ func TestSessionAndCSRF(t *testing.T) {
 			if w.Code != tc.wantStatus {
 				t.Fatalf("status %d, want %d: %s", w.Code, tc.wantStatus, w.Body)
 			}
-			got, _ := c.sessions.get(tokA)
+			got, _ := getSession(c, tokA)
 			want := tc.wantProject
 			if want == "" {
 				want = "p1"
@@ -161,15 +162,25 @@ func TestCallbackRefusesForeignState(t *testing.T) {
 
 func TestSessionsBounded(t *testing.T) {
 	clk := &clock{t: time.Unix(0, 0)}
-	s := newSessions(clk.now)
-	for i := 0; i < maxSessions+5; i++ {
-		if _, err := s.start("d", "a", "p", "P", clk.t.Add(time.Duration(i+1)*time.Minute)); err != nil {
+	m := newMemSessions()
+	s := newSessions(m, nil, clk.now, nil)
+	s.seal, _ = seal.New(seal.NewKey())
+	for i := 0; i < maxMemSessions+5; i++ {
+		if _, err := s.start(bg, "d", "a", "p", "P", clk.t.Add(time.Duration(i+1)*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(s.m) != maxSessions {
-		t.Errorf("%d sessions kept, want %d", len(s.m), maxSessions)
+	if len(m.m) != maxMemSessions {
+		t.Errorf("%d sessions kept, want %d", len(m.m), maxMemSessions)
 	}
+}
+
+var bg = context.Background()
+
+// getSession is the session of a cookie token, if there is one.
+func getSession(c *Console, tok string) (session, bool) {
+	s, err := c.sessions.get(bg, tok)
+	return s, err == nil
 }
 
 func FuzzParseLogin(f *testing.F) {
@@ -199,7 +210,7 @@ func TestRefusedTokenEndsSession(t *testing.T) {
 		http.Error(w, `{"message":"token revoked","code":401}`, http.StatusUnauthorized)
 	})
 	c := New(Config{PublicURL: "http://ward.test"}, Deps{API: api, Now: clk.now})
-	tok, err := c.sessions.start("dev-a", "access-a", "p1", "One", clk.t.Add(time.Hour))
+	tok, err := c.sessions.start(bg, "dev-a", "access-a", "p1", "One", clk.t.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +221,7 @@ func TestRefusedTokenEndsSession(t *testing.T) {
 	if w.Code != http.StatusUnauthorized {
 		t.Fatalf("status %d", w.Code)
 	}
-	if _, ok := c.sessions.get(tok); ok {
+	if _, ok := getSession(c, tok); ok {
 		t.Error("the session outlived its token")
 	}
 	if ck := w.Result().Cookies(); len(ck) != 1 || ck[0].Name != sessionCookie || ck[0].MaxAge >= 0 {
@@ -229,11 +240,11 @@ func TestSignOutRevokes(t *testing.T) {
 		}
 	})
 	c := New(Config{PublicURL: "http://ward.test"}, Deps{API: api, Now: clk.now})
-	tok, err := c.sessions.start("dev-a", "access-a", "p1", "One", clk.t.Add(time.Hour))
+	tok, err := c.sessions.start(bg, "dev-a", "access-a", "p1", "One", clk.t.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, _ := c.sessions.get(tok)
+	sess, _ := getSession(c, tok)
 	r := httptest.NewRequest("POST", "http://ward.test/console/signout", strings.NewReader(url.Values{"csrf": {sess.CSRF}}.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	r.AddCookie(&http.Cookie{Name: sessionCookie, Value: tok})
@@ -242,7 +253,7 @@ func TestSignOutRevokes(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
-	if _, ok := c.sessions.get(tok); ok {
+	if _, ok := getSession(c, tok); ok {
 		t.Error("the session outlived sign-out")
 	}
 	if len(revoked) != 1 || revoked[0] != "access-a" {

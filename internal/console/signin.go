@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,12 +18,14 @@ import (
 
 type welcomePage struct{ base }
 
-// home is the welcome page (signed out) or the project page.
+// home is the welcome page (signed out) or the dashboard.
 func (c *Console) home(w http.ResponseWriter, r *http.Request) error {
-	if _, ok := c.session(r); ok {
+	if _, err := c.session(r); err == nil {
 		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, "/console/project", http.StatusSeeOther)
+		http.Redirect(w, r, "/console/dashboard", http.StatusSeeOther)
 		return nil
+	} else if !errors.Is(err, errNoSession) {
+		return err
 	}
 	return c.render(w, http.StatusOK, "welcome", welcomePage{base{Title: "Console"}})
 }
@@ -80,18 +83,20 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) error {
 	if len(projects) == 0 {
 		return c.message(w, http.StatusForbidden, "No project", "You are not a member of any project. Ask a project's admin to invite you.")
 	}
-	tok, err := c.sessions.start(p.ID, token, projects[0].ID, projects[0].Name, c.now().Add(time.Duration(expiresIn)*time.Second))
+	tok, err := c.sessions.start(ctx, p.ID, token, projects[0].ID, projects[0].Name, c.now().Add(time.Duration(expiresIn)*time.Second))
 	if err != nil {
 		return err
 	}
 	http.SetCookie(w, c.cookie(sessionCookie, tok, expiresIn))
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, "/console/project", http.StatusSeeOther)
+	http.Redirect(w, r, "/console/dashboard", http.StatusSeeOther)
 	return nil
 }
 
 func (c *Console) signout(w http.ResponseWriter, r *http.Request, sess session) error {
-	c.sessions.end(sess.key)
+	if err := c.sessions.end(r.Context(), sess.key); err != nil {
+		return err
+	}
 	c.revoke(r.Context(), sess.AccessToken)
 	http.SetCookie(w, c.cookie(sessionCookie, "", -1))
 	return c.render(w, http.StatusOK, "welcome", welcomePage{base{Title: "Signed out"}})

@@ -101,6 +101,7 @@ type z3FolderPage struct {
 	base
 	Bucket, Folder       string // Folder: "" or ending in "/"
 	UploadAction         string
+	PresignAction        string // z3drop.js asks it for each dropped file's upload URL
 	Crumbs               []crumb
 	Entries              []z3Entry
 	CanUpload, CanDelete bool
@@ -149,6 +150,7 @@ func (c *Console) loadFolder(r *http.Request, sess session, bucket, folder strin
 		CanUpload: c.can(ctx, sess, "Z3:PutObject", "Z3:"+bucket+"/"+folder+"*"),
 		CanDelete: c.can(ctx, sess, "Z3:DeleteObject", "Z3:"+bucket+"/"+folder+"*")}
 	page.UploadAction = "/console/z3-upload/" + url.PathEscape(bucket) + "/" + escapePath(folder)
+	page.PresignAction = "/console/z3-presign/" + url.PathEscape(bucket) + "/" + escapePath(folder)
 	page.Crumbs = append(page.Crumbs, crumb{bucket, folderLink(bucket, "")})
 	acc := ""
 	for _, seg := range strings.Split(strings.TrimSuffix(folder, "/"), "/") {

@@ -301,23 +301,47 @@ func codeSystemFor(ctx context.Context, res *terminology.Resolver, pt *projectTe
 	return cs, nil
 }
 
-// codeSystemValidateOp is CodeSystem/$validate-code: is code a code of the system?
-func (h *Handler) codeSystemValidateOp(w http.ResponseWriter, r *http.Request, p auth.Principal, id string) error {
+// codeSystemRequest is what every CodeSystem operation starts from: its
+// parameters, the project's terminology (with the instance the URL names,
+// if any) and a resolver over them.
+type codeSystemRequest struct {
+	tp   termParams
+	pt   *projectTerms
+	inst []byte
+	res  *terminology.Resolver
+}
+
+func (h *Handler) codeSystemRequest(r *http.Request, p auth.Principal, id string) (*codeSystemRequest, error) {
 	tp, err := readTermParams(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ctx := r.Context()
-	pt, inst, err := h.svc.terms(ctx, p, "CodeSystem", id)
+	pt, inst, err := h.svc.terms(r.Context(), p, "CodeSystem", id)
+	if err != nil {
+		return nil, err
+	}
+	q := &codeSystemRequest{tp: tp, pt: &pt, inst: inst}
+	q.res = terminology.NewResolver(terminology.R4(), q.pt)
+	return q, nil
+}
+
+// codeSystem is the system the operation works on (codeSystemFor).
+func (q *codeSystemRequest) codeSystem(ctx context.Context, system string) (*terminology.CodeSystem, error) {
+	return codeSystemFor(ctx, q.res, q.pt, q.inst, system)
+}
+
+// codeSystemValidateOp is CodeSystem/$validate-code: is code a code of the system?
+func (h *Handler) codeSystemValidateOp(w http.ResponseWriter, r *http.Request, p auth.Principal, id string) error {
+	q, err := h.codeSystemRequest(r, p, id)
 	if err != nil {
 		return err
 	}
-	res := terminology.NewResolver(terminology.R4(), &pt)
+	ctx, tp, res := r.Context(), q.tp, q.res
 	system, code, display := codeParams(tp, "code", "coding")
 	if system == "" {
 		system = tp.get("url")
 	}
-	cs, err := codeSystemFor(ctx, res, &pt, inst, system)
+	cs, err := q.codeSystem(ctx, system)
 	if err != nil {
 		return err
 	}
@@ -334,18 +358,13 @@ func (h *Handler) codeSystemValidateOp(w http.ResponseWriter, r *http.Request, p
 
 // lookupOp is CodeSystem/$lookup: the display and the neighbours of system|code.
 func (h *Handler) lookupOp(w http.ResponseWriter, r *http.Request, p auth.Principal, id string) error {
-	tp, err := readTermParams(r)
+	q, err := h.codeSystemRequest(r, p, id)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	pt, inst, err := h.svc.terms(ctx, p, "CodeSystem", id)
-	if err != nil {
-		return err
-	}
-	res := terminology.NewResolver(terminology.R4(), &pt)
+	ctx, tp, res := r.Context(), q.tp, q.res
 	system, code, _ := codeParams(tp, "code", "coding")
-	cs, err := codeSystemFor(ctx, res, &pt, inst, system)
+	cs, err := q.codeSystem(ctx, system)
 	if err != nil {
 		return err
 	}
@@ -380,16 +399,11 @@ func (h *Handler) lookupOp(w http.ResponseWriter, r *http.Request, p auth.Princi
 
 // subsumesOp is CodeSystem/$subsumes: how codeA relates to codeB in the is-a hierarchy.
 func (h *Handler) subsumesOp(w http.ResponseWriter, r *http.Request, p auth.Principal, id string) error {
-	tp, err := readTermParams(r)
+	q, err := h.codeSystemRequest(r, p, id)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	pt, inst, err := h.svc.terms(ctx, p, "CodeSystem", id)
-	if err != nil {
-		return err
-	}
-	res := terminology.NewResolver(terminology.R4(), &pt)
+	ctx, tp, res := r.Context(), q.tp, q.res
 	sysA, a, _ := codeParams(tp, "codeA", "codingA")
 	sysB, b, _ := codeParams(tp, "codeB", "codingB")
 	system := tp.get("system")
@@ -401,7 +415,7 @@ func (h *Handler) subsumesOp(w http.ResponseWriter, r *http.Request, p auth.Prin
 			system = s
 		}
 	}
-	cs, err := codeSystemFor(ctx, res, &pt, inst, system)
+	cs, err := q.codeSystem(ctx, system)
 	if err != nil {
 		return err
 	}

@@ -161,7 +161,11 @@ func checkOrigins(field string, l []string) ([]string, error) {
 }
 
 // applyApplication copies the set fields of in onto a, validating each.
-func applyApplication(a *store.Application, in ApplicationInput) error {
+func applyApplication(a *store.Application, in ApplicationInput, mfa bool) error {
+	if in.MFAEnabled != nil && *in.MFAEnabled && !mfa {
+		// Accepting it without enforcing it would be a silent security gap.
+		return fault.NotSupported("mfaEnabled: multi-factor sign-in needs the server's secrets key, which this server was not given")
+	}
 	var err error
 	if in.Name != nil {
 		if a.Name, err = validName(in.Name, "application"); err != nil {
@@ -204,10 +208,6 @@ func applyApplication(a *store.Application, in ApplicationInput) error {
 			return err
 		}
 	}
-	if in.MFAEnabled != nil && *in.MFAEnabled {
-		// Accepting it without enforcing it would be a silent security gap.
-		return fault.NotSupported("mfaEnabled: multi-factor login is not supported by this server")
-	}
 	for _, f := range []struct {
 		in  *bool
 		dst *bool
@@ -221,7 +221,7 @@ func applyApplication(a *store.Application, in ApplicationInput) error {
 }
 
 // CreateApplication adds a public application (no secret until
-// RotateApplicationSecret). Errors: Invalid (name, URLs), NotSupported (MFA).
+// RotateApplicationSecret). Errors: Invalid (name, URLs), NotSupported (mfaEnabled without a secrets key).
 func (s *Service) CreateApplication(ctx context.Context, projectID string, in ApplicationInput) (Application, error) {
 	if in.AllowedCallbackURLs == nil {
 		return Application{}, fault.Invalid("allowedCallbackUrls is required (it may be an empty array)")
@@ -230,7 +230,7 @@ func (s *Service) CreateApplication(ctx context.Context, projectID string, in Ap
 		return Application{}, err
 	}
 	a := store.Application{ProjectID: projectID, ID: newID(), ClientID: newClientID(), LoginWithEmailEnabled: true, CreatedAt: s.now()}
-	if err := applyApplication(&a, in); err != nil {
+	if err := applyApplication(&a, in, s.sealer != nil); err != nil {
 		return Application{}, err
 	}
 	if err := s.write(ctx, projectID, func(tx *store.Tx) error { return tx.CreateApplication(ctx, a) }); err != nil {
@@ -269,7 +269,7 @@ func (s *Service) UpdateApplication(ctx context.Context, projectID, id string, i
 		if err != nil {
 			return storeErr(err, "application "+id)
 		}
-		if err := applyApplication(&a, in); err != nil {
+		if err := applyApplication(&a, in, s.sealer != nil); err != nil {
 			return err
 		}
 		if err := tx.UpdateApplication(ctx, a); err != nil {

@@ -73,7 +73,7 @@ type fixture struct {
 	profiles *fakeProfiles
 }
 
-func newFixture(t *testing.T, b storetest.Backend) *fixture {
+func newFixture(t testing.TB, b storetest.Backend) *fixture {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)}
 	st := storetest.Open(t, b)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/policy"
+	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/store"
 )
 
@@ -29,6 +30,8 @@ type Service struct {
 	// acct holds the hooks and login state of users and applications
 	// (login.go); its zero value works.
 	acct accounts
+	// sealer seals users' TOTP secrets; nil: no multi-factor sign-in.
+	sealer *seal.Sealer
 }
 
 // Deps are what a Service calls besides its store, given at construction.
@@ -39,6 +42,9 @@ type Deps struct {
 	// Profiles creates users' FHIR profile resources; nil: an invitation
 	// must name an existing profile and patients cannot sign up.
 	Profiles ProfileWriter
+	// Sealer seals users' TOTP secrets with the master key; nil: users
+	// cannot enrol in multi-factor sign-in (nor applications require it).
+	Sealer *seal.Sealer
 	// Log hears of best-effort work that failed after the caller's change
 	// committed; nil discards it.
 	Log *slog.Logger
@@ -54,7 +60,7 @@ func New(st *store.Store, invitationBase string, now func() time.Time, d Deps) *
 		d.Policies = NewPolicies(st, d.Log)
 	}
 	return &Service{Policies: d.Policies, store: st, now: now, log: d.Log, invitationBase: invitationBase,
-		acct: accounts{profiles: d.Profiles}}
+		acct: accounts{profiles: d.Profiles}, sealer: d.Sealer}
 }
 
 // RoleStub is how a principal's roles are listed.

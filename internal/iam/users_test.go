@@ -18,7 +18,7 @@ import (
 const patientJSON = `{"resourceType":"Patient","name":[{"given":["Grace"],"family":"Hopper"}]}`
 
 // mkApp creates an application and returns its id.
-func (f *fixture) mkApp(t *testing.T) string {
+func (f *fixture) mkApp(t testing.TB) string {
 	t.Helper()
 	a, err := f.svc.CreateApplication(context.Background(), f.project, iam.ApplicationInput{Name: ptr("app"), AllowedCallbackURLs: &[]string{}})
 	if err != nil {
@@ -28,7 +28,7 @@ func (f *fixture) mkApp(t *testing.T) string {
 }
 
 // mkRole creates a role with a policy and returns its id.
-func (f *fixture) mkRole(t *testing.T, name, policy string) string {
+func (f *fixture) mkRole(t testing.TB, name, policy string) string {
 	t.Helper()
 	r, err := f.svc.CreateRole(context.Background(), f.project, iam.RoleInput{Name: ptr(name), AccessPolicy: json.RawMessage(policy)})
 	if err != nil {

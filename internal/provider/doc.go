@@ -24,6 +24,8 @@ const Local = "local"
 // package adds its row here when it lands.
 var known = map[string][]string{
 	"sms": {Local, "twilio"},
+	"erx": {Local},
+	"fax": {Local, "phaxio"},
 }
 
 // Valid reports an error naming the choices when service or name is not

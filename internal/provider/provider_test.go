@@ -13,7 +13,12 @@ func TestValid(t *testing.T) {
 		{"sms", "twilio", ""},
 		{"sms", "Twilio", `no provider "Twilio"`},
 		{"sms", "", `no provider ""`},
-		{"fax", "local", `no service "fax"`},
+		{"erx", "local", ""},
+		{"erx", "dosespot", `no provider "dosespot"`},
+		{"fax", "local", ""},
+		{"fax", "phaxio", ""},
+		{"fax", "sinch", `no provider "sinch"`},
+		{"pager", "local", `no service "pager"`},
 	} {
 		err := Valid(tc.service, tc.name)
 		if (tc.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.err) {

@@ -208,6 +208,8 @@ func label(v store.AtRest) Label {
 		return SigningKey(v.Name)
 	case store.SealedZambdaSecret:
 		return Secret(v.ProjectID, v.Name)
+	case store.SealedMFASecret:
+		return MFASecret(v.ProjectID, v.Name)
 	}
 	return ServerSecret(v.Name)
 }

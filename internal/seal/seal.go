@@ -65,6 +65,17 @@ func Secret(projectID, name string) Label {
 		what: fmt.Sprintf("secret %q of project %s", name, projectID)}
 }
 
+// MFASecret labels a user's TOTP secret.
+func MFASecret(projectID, userID string) Label {
+	return Label{ad: "mfa-secret\x00" + projectID + "\x00" + userID, what: fmt.Sprintf("MFA secret of user %s of project %s", userID, projectID)}
+}
+
+// ConsoleSession labels the developer's access token kept by the console
+// session whose cookie token hashes to hash.
+func ConsoleSession(hash string) Label {
+	return Label{ad: "console-session\x00" + hash, what: "a console session's access token"}
+}
+
 // String names the value for messages (never its content).
 func (l Label) String() string { return l.what }
 

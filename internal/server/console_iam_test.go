@@ -208,6 +208,21 @@ func TestConsoleUsers(t *testing.T) {
 		t.Fatalf("user page: %d %s", status, page)
 	}
 	noMarkup(t, "user page", page)
+	// A password reset link, shown once; a two-step sign-in reset.
+	if !strings.Contains(page, "Make a password reset link") || !strings.Contains(page, "Reset two-step sign-in") {
+		t.Fatalf("user page without the reset buttons: %s", page)
+	}
+	status, body = post(t, b, "/console/users/"+id[1]+"/reset-password-link", url.Values{"csrf": {csrf}})
+	link := regexp.MustCompile(`<pre class="code" id="reset-link">([^<]+)</pre>`).FindStringSubmatch(body)
+	if status != 200 || link == nil || !strings.Contains(link[1], "/oauth/reset/") {
+		t.Fatalf("reset link: %d %s", status, body)
+	}
+	if _, again := get(t, b, "/console/users/"+id[1]); strings.Contains(again, link[1]) {
+		t.Error("the reset link shows again on a later page")
+	}
+	if status, body := post(t, b, "/console/users/"+id[1]+"/reset-mfa", url.Values{"csrf": {csrf}}); status != 200 || !strings.Contains(body, "Two-step sign-in reset") {
+		t.Fatalf("reset MFA: %d %s", status, body)
+	}
 	if status, _ := post(t, b, "/console/users/"+id[1]+"/roles", url.Values{"csrf": {csrf}}); status != 200 {
 		t.Fatalf("save roles: %d", status)
 	}
@@ -233,7 +248,7 @@ func TestConsoleUsers(t *testing.T) {
 	if status, _ := get(t, b, "/console/users/"+theirs.ID); status != 404 {
 		t.Errorf("another tenant's user page: %d", status)
 	}
-	for _, action := range []string{"roles", "remove"} {
+	for _, action := range []string{"roles", "remove", "reset-password-link", "reset-mfa"} {
 		if status, _ := post(t, b, "/console/users/"+theirs.ID+"/"+action, url.Values{"csrf": {csrf}}); status != 404 {
 			t.Errorf("another tenant's user %s: %d", action, status)
 		}
@@ -247,14 +262,16 @@ func TestConsoleUsers(t *testing.T) {
 	}
 
 	rb, rcsrf := ts.consoleSignIn(t, "reader@example.org")
-	if status, body := get(t, rb, "/console/users/"+id[1]); status != 200 || strings.Contains(body, "Save roles") || strings.Contains(body, "Remove user") {
+	if status, body := get(t, rb, "/console/users/"+id[1]); status != 200 || strings.Contains(body, "Save roles") || strings.Contains(body, "Remove user") ||
+		strings.Contains(body, "password reset") || strings.Contains(body, "Reset two-step") {
 		t.Errorf("reader's user page: %d %s", status, body)
 	}
 	if _, body := get(t, rb, "/console/users"); strings.Contains(body, "Invite a user") {
 		t.Error("reader's list offers invites")
 	}
 	for path, action := range map[string]string{"/console/users/invite": "App:CreateUser",
-		"/console/users/" + id[1] + "/roles": "App:UpdateUser", "/console/users/" + id[1] + "/remove": "App:DeleteUser"} {
+		"/console/users/" + id[1] + "/roles": "App:UpdateUser", "/console/users/" + id[1] + "/remove": "App:DeleteUser",
+		"/console/users/" + id[1] + "/reset-password-link": "App:GetUserPasswordResetLink", "/console/users/" + id[1] + "/reset-mfa": "App:ResetUserMFA"} {
 		status, body := post(t, rb, path, url.Values{"csrf": {rcsrf}, "app": {app.ID}, "email": {"forced@example.org"}, "role": {roles[0].ID}})
 		if status != 403 || !strings.Contains(body, action) {
 			t.Errorf("reader's forced %s: %d %s", path, status, body)

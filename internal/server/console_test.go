@@ -78,12 +78,12 @@ func (ts *testServer) consoleSignIn(t testing.TB, email string) (*http.Client, s
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != 200 || res.Request.URL.Path != "/console/project" {
+	if res.StatusCode != 200 || res.Request.URL.Path != "/console/dashboard" {
 		t.Fatalf("after sign-in: %d at %s: %s", res.StatusCode, res.Request.URL, body)
 	}
 	m := csrfField.FindSubmatch(body)
 	if m == nil {
-		t.Fatalf("no CSRF token on the project page: %s", body)
+		t.Fatalf("no CSRF token on the dashboard: %s", body)
 	}
 	return b, string(m[1])
 }

@@ -35,6 +35,7 @@ func (s *Server) fhirGate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	corsProject(w, r, p.ProjectID)
+	countFor(w, p.ProjectID)
 	if err := s.rateLimit(w, r, p); err != nil {
 		s.fhir.Fail(w, r, err)
 		return

@@ -84,7 +84,7 @@ func (s *Server) acceptWithPassword(w http.ResponseWriter, r *http.Request, kind
 	if err != nil {
 		status, msg := fault.Public(err)
 		if status >= 500 {
-			s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)
+			s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", logPath(r.URL.Path))
 		}
 		w.WriteHeader(status)
 		return invitePage.Execute(w, invitePageData{Kind: kind, Error: msg, Min: iam.MinPasswordLength})

@@ -20,10 +20,21 @@ import (
 // requestID returns the id outer gave the request.
 func requestID(ctx context.Context) string { return reqid.From(ctx) }
 
-// statusWriter remembers the status for logs and audit.
+// statusWriter remembers the status for logs and audit, and the project
+// of an authenticated request (the dashboard's counts).
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status  int
+	project string
+}
+
+// countFor names the project a request is counted for, once its caller
+// is known. A request Ward answers without knowing the project (401, a
+// public route, the console's in-process calls) is not counted.
+func countFor(w http.ResponseWriter, projectID string) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.project = projectID
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -80,13 +91,21 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		r, corsOK := s.cors(w, r)
 		defer func() {
 			if v := recover(); v != nil {
-				s.log.ErrorContext(ctx, "panic", "panic", v, "path", r.URL.Path)
+				s.log.ErrorContext(ctx, "panic", "panic", v, "path", logPath(r.URL.Path))
 				if sw.status == 0 {
 					s.writeError(sw, r, fmt.Errorf("panic: %v", v))
 				}
 			}
-			s.access.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.Int("status", sw.status), slog.Duration("took", time.Since(start)))
+			took := time.Since(start)
+			s.access.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("path", logPath(r.URL.Path)),
+				slog.Int("status", sw.status), slog.Duration("took", took))
+			if s.activity != nil && sw.project != "" {
+				status := sw.status
+				if status == 0 {
+					status = http.StatusOK
+				}
+				s.activity.Request(sw.project, status, took)
+			}
 		}()
 		if !corsOK {
 			// A preflight from an origin no application lists: no CORS

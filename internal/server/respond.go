@@ -39,13 +39,13 @@ type apiError struct {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if fault.ClientGone(r.Context(), err) {
 		// Nobody reads the answer and nothing failed here.
-		s.log.DebugContext(r.Context(), "client went away", "err", err, "path", r.URL.Path)
+		s.log.DebugContext(r.Context(), "client went away", "err", err, "path", logPath(r.URL.Path))
 		w.WriteHeader(fault.StatusClientGone)
 		return
 	}
 	status, msg := fault.Public(err)
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)
+		s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", logPath(r.URL.Path))
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")

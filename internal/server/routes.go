@@ -121,6 +121,7 @@ func (s *Server) gate(rt route) http.Handler {
 			return
 		}
 		corsProject(w, r, p.ProjectID)
+		countFor(w, p.ProjectID)
 		if err := s.rateLimit(w, r, p); err != nil {
 			s.writeError(w, r, err)
 			return

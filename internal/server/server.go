@@ -8,15 +8,19 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wardhealth/ward/internal/activity"
 	"github.com/wardhealth/ward/internal/admit"
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/console"
 	"github.com/wardhealth/ward/internal/conversation"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/provider/erx"
+	"github.com/wardhealth/ward/internal/provider/fax"
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/reqid"
+	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/smart/authorizer"
 	"github.com/wardhealth/ward/internal/smart/oauth"
 	"github.com/wardhealth/ward/internal/store"
@@ -88,6 +92,10 @@ type Server struct {
 	draining     func() bool
 	sms          *sms.Service      // nil: no /v1/messaging endpoints
 	messaging    []MessagingConfig // what /v1/messaging/config reports
+	activity     *activity.Recorder
+	deliveries   func(ctx context.Context, projectID string, since time.Time) ([]store.DeliveryMinute, int64, error)
+	erx          *erx.Service // nil: no /erx/v3 endpoints
+	fax          *fax.Service // nil: no /fax/v1 endpoints
 }
 
 // Deps are the services the server calls.
@@ -128,6 +136,21 @@ type Deps struct {
 	// Messaging lists the services messaging.getMessagingConfig reports
 	// (SMS, and conversations when they land).
 	Messaging []MessagingConfig
+	// ConsoleSessions keeps the console's sessions (the database, so they
+	// survive a restart and every replica accepts them); nil: in memory.
+	ConsoleSessions console.SessionStore
+	// Sealer seals what a console session keeps (the master key).
+	Sealer *seal.Sealer
+	// Activity counts each project's requests for the dashboard
+	// (GET /v1/project/metrics); nil: not counted.
+	Activity *activity.Recorder
+	// Deliveries reads a project's subscription delivery attempts since a
+	// time and its backlog (the database's, every replica's); nil: none.
+	Deliveries func(ctx context.Context, projectID string, since time.Time) ([]store.DeliveryMinute, int64, error)
+	// ERx answers the SDK's erx.*; nil: no /erx/v3 endpoints.
+	ERx *erx.Service
+	// Fax answers the SDK's fax.*; nil: no /fax/v1 endpoints.
+	Fax *fax.Service
 }
 
 // New builds the server and its routes.
@@ -143,6 +166,8 @@ func New(cfg Config, d Deps) *Server {
 	s.limiter = d.Limiter
 	s.draining = d.Draining
 	s.sms, s.messaging = d.SMS, d.Messaging
+	s.activity, s.deliveries = d.Activity, d.Deliveries
+	s.erx, s.fax = d.ERx, d.Fax
 	if s.draining == nil {
 		s.draining = func() bool { return false }
 	}
@@ -181,7 +206,7 @@ func New(cfg Config, d Deps) *Server {
 			ccfg.FHIRPath = d.FHIR.Path()
 		}
 		s.console = console.New(ccfg, console.Deps{Log: d.Log, API: s.mux,
-			Verify: d.OAuth.Verify, Projects: d.IAM.DeveloperProjects, Now: now,
+			Verify: d.OAuth.Verify, Projects: d.IAM.DeveloperProjects, Now: now, Sessions: d.ConsoleSessions, Sealer: d.Sealer,
 			Decide: func(ctx context.Context, p auth.Principal, action, resource string) error {
 				_, err := d.IAM.Authorize(ctx, p, action, resource)
 				return err
@@ -191,6 +216,9 @@ func New(cfg Config, d Deps) *Server {
 	all = append(all, s.messagingRoutes()...)
 	all = append(all, s.telemedRoutes()...)
 	all = append(all, s.conversationRoutes()...)
+	all = append(all, s.metricsRoutes()...)
+	all = append(all, s.erxRoutes()...)
+	all = append(all, s.faxRoutes()...)
 	for _, rt := range all {
 		s.mux.Handle(rt.method+" "+rt.path, s.gate(rt))
 	}

@@ -72,7 +72,7 @@ func newTestServerWith(t testing.TB, pol *egress.Policy, with func(st *store.Sto
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := iam.New(st, testURL+"/invite/", time.Now, iam.Deps{})
+	svc := iam.New(st, testURL+"/invite/", time.Now, iam.Deps{Sealer: sealer})
 	admin, _, err := svc.Bootstrap(ctx)
 	if err != nil {
 		t.Fatal(err)

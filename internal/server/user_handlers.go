@@ -35,10 +35,16 @@ func (s *Server) userRoutes() []route {
 		{method: "GET", path: "/v1/user/{id}", action: "App:GetUser", resource: user, handle: s.getUser},
 		{method: "PATCH", path: "/v1/user/{id}", action: "App:UpdateUser", resource: user, handle: s.updateUser},
 		{method: "DELETE", path: "/v1/user/{id}", action: "App:DeleteUser", resource: user, handle: s.deleteUser},
+		{method: "POST", path: "/v1/user/{id}/reset-mfa", action: "App:ResetUserMFA", resource: user, handle: s.resetUserMFA},
+		{method: "POST", path: "/v1/user/{id}/reset-password-link", action: "App:GetUserPasswordResetLink", resource: user, handle: s.userPasswordResetLink},
 
 		// The one-time token in the path is the credential.
 		{method: "GET", path: "/user-invite/{token}", public: true, handle: s.userInvitePage},
 		{method: "POST", path: "/user-invite/{token}", public: true, handle: s.acceptUserInvite},
+		// A password reset link's page: the one-time token is the
+		// credential, the form carries a token tied to a cookie (CSRF).
+		{method: "GET", path: "/oauth/reset/{token}", public: true, handle: s.passwordResetPage},
+		{method: "POST", path: "/oauth/reset/{token}", public: true, handle: s.passwordResetPage},
 	}
 }
 
@@ -263,4 +269,38 @@ func (s *Server) acceptUserInvite(w http.ResponseWriter, r *http.Request, _ call
 	return s.acceptWithPassword(w, r, userInvite, func(ctx context.Context, token, password string) (any, error) {
 		return s.iam.AcceptUserInvitation(ctx, token, password)
 	})
+}
+
+// resetUserMFA removes the user's two-step sign-in enrolment (recovery:
+// the user signs in with the password alone, and may enrol again).
+func (s *Server) resetUserMFA(w http.ResponseWriter, r *http.Request, c call) error {
+	if err := decodeJSON(r, &struct{}{}); err != nil {
+		return err
+	}
+	if err := s.iam.ResetMFA(r.Context(), c.p.ProjectID, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// userPasswordResetLink returns a one-time link to Ward's page where the
+// user chooses a new password (Ward sends no email: the caller delivers it).
+func (s *Server) userPasswordResetLink(w http.ResponseWriter, r *http.Request, c call) error {
+	var in struct {
+		RedirectURL string `json:"redirectUrl"`
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	link, err := s.iam.CreatePasswordResetLink(r.Context(), c.p.ProjectID, r.PathValue("id"), in.RedirectURL)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, link)
+	return nil
+}
+
+func (s *Server) passwordResetPage(w http.ResponseWriter, r *http.Request, _ call) error {
+	return s.oauth.ResetPassword(w, r)
 }

@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wardhealth/ward/internal/store/storetest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -14,29 +14,6 @@ import (
 
 	"github.com/wardhealth/ward/internal/store"
 )
-
-// smallDisk mounts a tmpfs of size bytes on a fresh directory until the
-// test ends: a disk that fills. Root only: in CI (root) it must run,
-// elsewhere a non-root run skips and says so.
-func smallDisk(t *testing.T, size int) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI runs as root, but this test runs as uid %d: it mounts a tmpfs", os.Geteuid())
-		}
-		t.Skip("mounting a small tmpfs needs root (not CI, so skipping)")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // fill writes a file at path until the disk has no room left.
 func fill(t *testing.T, path string) {
@@ -67,7 +44,7 @@ func fill(t *testing.T, path string) {
 // is intact.
 func TestDiskFull(t *testing.T) {
 	ctx := context.Background()
-	dir := smallDisk(t, 24<<20)
+	dir := storetest.SmallDisk(t, 24<<20)
 	dsn := filepath.Join(dir, "ward.db")
 	s, err := store.Open(ctx, dsn, nil)
 	if err != nil {

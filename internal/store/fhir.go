@@ -183,6 +183,13 @@ func (s *Store) GetVersion(ctx context.Context, projectID, typ, id string, versi
 // interaction (POST, PUT, PATCH, DELETE).
 func (tx *Tx) PutResource(ctx context.Context, r Resource, index []IndexRow) error {
 	upd := ms(r.LastUpdated)
+	interaction := map[string]string{"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}[r.Method]
+	if r.VersionID == 1 && r.Method == "PUT" {
+		interaction = "create"
+	}
+	if tx.dialect == Postgres && r.VersionID == 1 {
+		return tx.pgCreate(ctx, r, index, interaction)
+	}
 	if r.VersionID == 1 {
 		if _, err := tx.exec(ctx, `INSERT INTO fhir_resources (`+resourceCols+`, method) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ProjectID, r.Type, r.ID, r.VersionID, upd, r.Deleted, string(r.Content), r.Method); err != nil {
@@ -190,6 +197,9 @@ func (tx *Tx) PutResource(ctx context.Context, r Resource, index []IndexRow) err
 		}
 	} else {
 		stale := fmt.Errorf("%w: version %d of %s/%s is no longer current", ErrConflict, r.VersionID-1, r.Type, r.ID)
+		if tx.dialect == Postgres {
+			return tx.pgUpdate(ctx, r, index, interaction, stale)
+		}
 		res, err := tx.exec(ctx, `INSERT INTO fhir_history (`+historyCols+`) SELECT `+historyCols+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND id = ? AND version_id = ?`,
 			r.ProjectID, r.Type, r.ID, r.VersionID-1)
 		if err != nil && errors.Is(tx.mapErr(err), ErrConflict) {
@@ -210,10 +220,6 @@ func (tx *Tx) PutResource(ctx context.Context, r Resource, index []IndexRow) err
 	// the id new): skip the six DELETEs.
 	if err := tx.replaceIndex(ctx, r.ProjectID, r.Type, r.ID, index, r.VersionID == 1); err != nil {
 		return err
-	}
-	interaction := map[string]string{"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}[r.Method]
-	if r.VersionID == 1 && r.Method == "PUT" {
-		interaction = "create"
 	}
 	if _, err := tx.exec(ctx, `INSERT INTO outbox (project_id, resource_type, id, version_id, interaction, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		r.ProjectID, r.Type, r.ID, r.VersionID, interaction, upd); err != nil {

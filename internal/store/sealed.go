@@ -13,6 +13,7 @@ const (
 	SealedSigningKey   SealedKind = "signing key"   // signing_keys, by kid
 	SealedServerSecret SealedKind = "server secret" // server_secrets, by name
 	SealedZambdaSecret SealedKind = "zambda secret" // zambda_secrets, by project and name
+	SealedMFASecret    SealedKind = "mfa secret"    // user_mfa, by project and user (in Name)
 )
 
 // AtRest is one value the master key protects, as stored.
@@ -61,11 +62,12 @@ func (s *Store) ValuesAtRest(ctx context.Context, plainOnly bool) ([]AtRest, err
 		{SealedSigningKey, `SELECT '', kid, private_pem, private_sealed FROM signing_keys`},
 		{SealedServerSecret, `SELECT '', name, value, sealed FROM server_secrets`},
 		{SealedZambdaSecret, `SELECT project_id, name, NULL, value FROM zambda_secrets`},
+		{SealedMFASecret, `SELECT project_id, user_id, NULL, secret_sealed FROM user_mfa`},
 	}
 	for _, qq := range queries {
 		q := qq.q + ` ORDER BY 1, 2`
 		if plainOnly {
-			if qq.kind == SealedZambdaSecret {
+			if qq.kind == SealedZambdaSecret || qq.kind == SealedMFASecret {
 				continue // always sealed
 			}
 			q = qq.q + ` WHERE ` + map[SealedKind]string{SealedSigningKey: "private_sealed", SealedServerSecret: "sealed"}[qq.kind] + ` IS NULL ORDER BY 1, 2`
@@ -107,6 +109,9 @@ func (s *Store) PutSealed(ctx context.Context, v AtRest) error {
 	case SealedZambdaSecret:
 		q = `UPDATE zambda_secrets SET value = ? WHERE name = ? AND project_id = ?`
 		args = append(args, v.ProjectID)
+	case SealedMFASecret:
+		q = `UPDATE user_mfa SET secret_sealed = ? WHERE user_id = ? AND project_id = ?`
+		args = append(args, v.ProjectID)
 	default:
 		return fmt.Errorf("put sealed: unknown kind %q", v.Kind)
 	}
@@ -136,7 +141,8 @@ func (s *Store) HoldsSealed(ctx context.Context) (bool, error) {
 	var n int
 	err := s.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM server_secrets WHERE sealed IS NOT NULL LIMIT 1) a)
 		+ (SELECT COUNT(*) FROM (SELECT 1 FROM signing_keys WHERE private_sealed IS NOT NULL LIMIT 1) b)
-		+ (SELECT COUNT(*) FROM (SELECT 1 FROM zambda_secrets LIMIT 1) c)`).Scan(&n)
+		+ (SELECT COUNT(*) FROM (SELECT 1 FROM zambda_secrets LIMIT 1) c)
+		+ (SELECT COUNT(*) FROM (SELECT 1 FROM user_mfa LIMIT 1) d)`).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("holds sealed values: %w", s.mapErr(err))
 	}

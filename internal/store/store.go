@@ -204,8 +204,13 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*Store, err
 	write.SetMaxOpenConns(1) // SQLite has one writer; queue in Go rather than on the file lock
 	// Readers map the file (mmap_size): a page read is then a memory read,
 	// not a pread system call (searches +25% over HTTP). Only this process
-	// writes the file and it never shrinks it under a map (no VACUUM).
-	read, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)&_pragma=cache_size(-16384)&_pragma=mmap_size(268435456)")
+	// writes the file and it never shrinks it under a map (no VACUUM). The
+	// map covers the whole file up to SQLite's 2 GiB cap: with 256 MiB a
+	// database of 10,000 patients (~180k resources, past the map) read
+	// its far pages with pread again (searches ~15% more CPU at that size,
+	// bench/RESULTS.md). The map is address space, not memory: pages come
+	// from the OS page cache as before.
+	read, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)&_pragma=cache_size(-16384)&_pragma=mmap_size(2147418112)")
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -237,13 +242,19 @@ func openPostgres(ctx context.Context, dsn string, log *slog.Logger, maxConns in
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	// Prepared statements keep PostgreSQL's default plan_cache_mode: after
-	// five runs a statement may switch to its generic plan, and planning
-	// each run cost more than most searches (~1 ms: reads 4,600 vs 11,300/s,
-	// Observation?subject=&code= 1,100 vs 4,400/s). The generic plans are
-	// sound because the index tables carry dependency statistics (0018);
-	// the search suite runs as fast with every plan forced generic. A
+	// Prepared statements run their generic plan from the first run:
+	// planning each run cost more than most searches (~1 ms: reads 4,600 vs
+	// 11,300/s, Observation?subject=&code= 1,100 vs 4,400/s), and under
+	// the default (auto) a statement whose parameters vary, as a name
+	// prefix's range does, may never leave custom plans: Patient?name= spent
+	// 1.3 ms planning for 0.07 ms of execution, 3.6x the database's CPU per
+	// search (bench/RESULTS.md, issue 28). The generic plans are sound
+	// because the index tables carry dependency statistics (0018); the
+	// search suite runs as fast with every plan forced generic. A
 	// plan_cache_mode in the URL still wins.
+	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set {
+		cfg.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(1) // until the size is known
 	if err := db.PingContext(ctx); err != nil {

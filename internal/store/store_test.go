@@ -31,7 +31,10 @@ var suite = []struct {
 	{"oauth codes and refresh tokens", testOAuthGrants},
 	{"login failures", testLoginFailures},
 	{"rate counts", testRateCounts},
+	{"fax numbers", testFaxNumbers},
 	{"sign-in sessions and remembered consent", testSignIn},
+	{"user mfa and password resets", testUserMFA},
+	{"console sessions", testConsoleSessions},
 }
 
 func TestStore(t *testing.T) {

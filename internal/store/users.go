@@ -225,6 +225,12 @@ func (s *Store) DeleteUser(ctx context.Context, projectID, id string) error {
 	if _, err := s.exec(ctx, `DELETE FROM role_holders WHERE project_id = ? AND holder_kind = 'user' AND holder_id = ?`, projectID, id); err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
+	for _, q := range []string{`DELETE FROM user_mfa WHERE project_id = ? AND user_id = ?`,
+		`DELETE FROM user_password_resets WHERE project_id = ? AND user_id = ?`} {
+		if _, err := s.exec(ctx, q, projectID, id); err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+	}
 	res, err := s.exec(ctx, `DELETE FROM users WHERE project_id = ? AND id = ?`, projectID, id)
 	return affectedOne(res, err, "delete user")
 }

@@ -153,6 +153,11 @@ func (s *Service) invoke(ctx context.Context, z store.Zambda, dir, requestID str
 	start := s.now()
 	res, runErr := s.run.Invoke(ctx, fn, runtime.Invocation{RequestID: requestID, Payload: payload, Deadline: start.Add(timeout)})
 	out := s.outcome(z, res, runErr)
+	var re *runtime.Error
+	if s.cfg.Activity != nil && !(errors.As(runErr, &re) && re.Kind == runtime.KindBusy) {
+		// A run refused for lack of a worker never ran: not counted.
+		s.cfg.Activity.Invocation(z.ProjectID, runErr != nil || out.Status >= 500)
+	}
 	// Logs are stored after the answer: the caller does not wait for their
 	// commit (a durable write), and a crash may lose the last lines.
 	s.logsWG.Add(1)

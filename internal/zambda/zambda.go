@@ -51,6 +51,11 @@ type Config struct {
 	// a replica that dies or stalls mid-run has its tick taken over and
 	// retried that long after its last renewal. Default 30 s.
 	CronLease time.Duration
+	// Activity counts each invocation for the console's dashboard
+	// (*activity.Recorder); nil: not counted.
+	Activity interface {
+		Invocation(projectID string, failed bool)
+	}
 }
 
 // Invoker runs one invocation; *runtime.Pool is the real one.

@@ -217,11 +217,6 @@ func (s *Server) Authorize(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errorPage(w, http.StatusBadRequest, "Unknown action.")
 	}
-	if action != "" {
-		if err := s.startSession(r.Context(), w, projectID, u.ID); err != nil {
-			return err
-		}
-	}
 	g := smartGrant{ProjectID: projectID, UserID: u.ID, ClientID: app.ClientID, RedirectURI: q.RedirectURI,
 		Challenge: q.Challenge, Nonce: q.Nonce, AuthTime: authTime.Unix(), FHIRUser: u.Profile, State: q.State}
 	g.Scopes = grantedScopes(set, app, u.Profile != "")
@@ -231,7 +226,21 @@ func (s *Server) Authorize(w http.ResponseWriter, r *http.Request) error {
 	if u.Email != nil && *u.Email != "" {
 		account = *u.Email
 	}
-	return s.afterSignIn(w, r, pending{Grant: g, App: app.Name, Account: account, Request: &q}, needPatient)
+	p := pending{Grant: g, App: app.Name, Account: account, Request: &q, NeedPatient: needPatient}
+	// The second step, if any, comes before the session: a password
+	// alone never signs an enrolled user in.
+	if p.Step, err = s.secondStep(r, projectID, u.ID, app.MFAEnabled, action != ""); err != nil {
+		return err
+	}
+	if p.Step != "" {
+		return s.askCode(w, r, http.StatusOK, p, "")
+	}
+	if action != "" {
+		if err := s.startSession(r.Context(), w, projectID, u.ID); err != nil {
+			return err
+		}
+	}
+	return s.afterSignIn(w, r, p, needPatient)
 }
 
 // DeveloperClientID is the built-in public client developers sign in with

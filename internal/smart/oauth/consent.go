@@ -32,6 +32,8 @@ type pending struct {
 	// Request is the authorization request, made again after "Not you?
 	// Sign out" (a user's sign-in, not a developer's).
 	Request *authzRequest `json:"request,omitempty"`
+	// NeedPatient: the grant needs a patient in context (after a code).
+	NeedPatient bool `json:"needPatient,omitempty"`
 }
 
 const (
@@ -113,6 +115,8 @@ func (s *Server) continueAuthorize(w http.ResponseWriter, r *http.Request) error
 		return s.showPicker(w, r, http.StatusOK, p, r.PostForm.Get("q"), "")
 	case p.Step == stepPick && (action == "choose" || action == ""):
 		return s.choosePatient(w, r, p)
+	case (p.Step == stepCode || p.Step == stepEnrol) && action == "verify":
+		return s.checkCode(w, r, p)
 	case p.Step == stepConsent && action == "allow":
 		if err := s.rememberConsent(r.Context(), p.Grant); err != nil {
 			return err

@@ -124,6 +124,8 @@ type appsPageData struct {
 	SignedOut bool
 	Form      string // the CSRF token of the forms
 	Apps      []grantedApp
+	MFA       bool // two-step sign-in is set up
+	NoMFA     bool // the server cannot offer it (no secrets key)
 }
 
 type grantedApp struct {
@@ -168,6 +170,12 @@ func (s *Server) Apps(w http.ResponseWriter, r *http.Request) error {
 			w.Header().Set("Cache-Control", "no-store")
 			http.Redirect(w, r, "/oauth/apps", http.StatusSeeOther)
 			return nil
+		case "mfa-start", "mfa-verify":
+			account := u.ID
+			if u.Email != nil && *u.Email != "" {
+				account = *u.Email
+			}
+			return s.enrolFromApps(w, r, sess.ProjectID, sess.UserID, account, formToken(tok))
 		case "signout":
 			if err := s.endSession(ctx, w, r); err != nil {
 				return err
@@ -181,6 +189,10 @@ func (s *Server) Apps(w http.ResponseWriter, r *http.Request) error {
 	page.Account, page.Form = u.ID, formToken(tok)
 	if u.Email != nil && *u.Email != "" {
 		page.Account = *u.Email
+	}
+	page.NoMFA = !s.iam.MFAAvailable()
+	if page.MFA, err = s.mfaState(r, sess.ProjectID, sess.UserID); err != nil {
+		return err
 	}
 	list, err := s.store.ListConsents(ctx, sess.ProjectID, sess.UserID)
 	if err != nil {

@@ -4,36 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
+	"github.com/wardhealth/ward/internal/store/storetest"
 	"io"
-	"os"
-	"os/exec"
 	"syscall"
 	"testing"
 )
-
-// smallDisk mounts a tmpfs of size bytes on a fresh directory until the
-// test ends. Root only: in CI (root) it must run; elsewhere a non-root run
-// skips and says so.
-func smallDisk(t *testing.T, size int) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI runs as root, but this test runs as uid %d: it mounts a tmpfs", os.Geteuid())
-		}
-		t.Skip("mounting a small tmpfs needs root (not CI, so skipping)")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 func freeBytes(t *testing.T, dir string) int64 {
 	t.Helper()
@@ -49,7 +24,7 @@ func freeBytes(t *testing.T, dir string) int64 {
 // read, and once space is freed a Put succeeds again.
 func TestFSDiskFull(t *testing.T) {
 	ctx := context.Background()
-	root := smallDisk(t, 4<<20)
+	root := storetest.SmallDisk(t, 4<<20)
 	b, err := NewFS(root)
 	if err != nil {
 		t.Fatal(err)
