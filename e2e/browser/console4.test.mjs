@@ -41,7 +41,7 @@ async function signIn(email) {
   await page.fill('#email', email);
   await page.fill('#password', env('WARD_PASSWORD'));
   await page.click('button[value="signin"]');
-  await page.waitForURL(/\/console\/project$/);
+  await page.waitForURL(/\/console\/dashboard$/);
   return { context, page, errors, hosts };
 }
 
@@ -136,6 +136,12 @@ test('users: invite through the application, list and filter, the profile link',
   await page.waitForURL(/\/console\/users\/[^/]+$/);
   userPath = new URL(page.url()).pathname;
   await check(page, 'user');
+  // A password reset link, shown once.
+  await page.getByRole('button', { name: 'Make a password reset link' }).click();
+  assert.match(await page.locator('#reset-link').textContent(), /\/oauth\/reset\/\S+$/);
+  await check(page, 'user-reset-link');
+  await page.goto(WARD + userPath);
+  assert.equal(await page.locator('#reset-link').count(), 0);
   // The profile Ward created for the invitation, in the FHIR pages.
   await page.locator('#profile-link').click();
   await page.waitForURL(/\/console\/fhir\/Patient\/[^/]+$/);
@@ -217,6 +223,7 @@ test('a read-only developer sees no write controls and a forced POST is 403', as
   assert.equal(await page.getByRole('link', { name: 'Invite a user' }).count(), 0);
   await page.goto(WARD + userPath);
   assert.equal(await page.getByRole('button', { name: 'Remove user' }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: 'Make a password reset link' }).count(), 0);
   await check(page, 'reader-user');
   await page.goto(WARD + appPath);
   assert.equal(await page.locator('form[method="post"] button').filter({ hasNotText: 'Sign out' }).count(), 0);
@@ -227,6 +234,7 @@ test('a read-only developer sees no write controls and a forced POST is 403', as
     [developerPath + '/remove', {}, 'IAM:RemoveDeveloper'],
     ['/console/users/invite', { email: 'forced@example.org' }, 'App:CreateUser'],
     [userPath + '/roles', {}, 'App:UpdateUser'],
+    [userPath + '/reset-password-link', {}, 'App:GetUserPasswordResetLink'],
     ['/console/applications/new', { name: 'forced', callbacks: '' }, 'App:CreateApplication'],
     [appPath + '/rotate-secret', {}, 'App:RotateApplicationSecret'],
     [appPath + '/delete', {}, 'App:DeleteApplication'],
