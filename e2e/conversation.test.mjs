@@ -19,8 +19,10 @@ const streamBase = process.env.WARD_STREAM_URL ? `${process.env.WARD_STREAM_URL}
 // stream opens the live channel of conversation id with a conversation
 // token; next() resolves with the next event ({event, id, data}) or null
 // once the server ends the stream.
-async function stream(id, tok) {
-  const res = await fetch(`${streamBase}/messaging/conversation/${id}/stream`, { headers: { authorization: `Bearer ${tok}` } });
+async function stream(id, tok, lastEventId) {
+  const headers = { authorization: `Bearer ${tok}` };
+  if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
+  const res = await fetch(`${streamBase}/messaging/conversation/${id}/stream`, { headers });
   if (res.status !== 200) return { status: res.status, body: await res.json() };
   assert.equal(res.headers.get('content-type'), 'text/event-stream');
   const reader = res.body.getReader();
@@ -116,13 +118,32 @@ test('two users chat live, a third is refused, history is FHIR, removal stops de
   assert.equal((await patS.next()).event, 'removed');
   assert.equal(await patS.next(), null, 'the removed member\'s stream ends');
   await doc.sdk.conversation.message({ conversationId: id, message: 'still there?' });
-  assert.equal((await docS.next()).data.body, 'still there?');
+  const still = await docS.next();
+  assert.equal(still.data.body, 'still there?');
+  assert.equal(still.id, String(still.data.seq), 'the event id is the message number');
+  assert.equal(still.data.seq, 3);
   assert.equal((await stream(id, tokens.pat)).status, 403);
+
+  // A reconnect with Last-Event-ID gets what it missed, in order, then live.
+  docS.close();
+  await doc.sdk.conversation.message({ conversationId: id, message: 'missed 1' });
+  await doc.sdk.conversation.message({ conversationId: id, message: 'missed 2' });
+  const again = await stream(id, tokens.doc, still.id);
+  assert.equal(again.status, 200);
+  for (const [seq, body] of [[4, 'missed 1'], [5, 'missed 2']]) {
+    const ev = await again.next();
+    assert.deepEqual([ev.id, ev.data.body], [String(seq), body]);
+  }
+  await doc.sdk.conversation.message({ conversationId: id, message: 'live again' });
+  assert.deepEqual(await again.next().then((ev) => [ev.id, ev.data.body]), ['6', 'live again']);
+  const bad = await stream(id, tokens.doc, 'not-a-number');
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.message, /Last-Event-ID/);
 
   // Hostile bodies.
   await rejects(doc.sdk.conversation.message({ conversationId: id, message: 'x'.repeat(1601) }), 400, /limit is 1600/);
   await rejects(doc.sdk.conversation.message({ conversationId: 'no-such', message: 'x' }), 404);
   await rejects(admin.conversation.addParticipant({ conversationId: id, encounterReference: `Encounter/${id}`,
     participants: [{ participantReference: 'Patient/unknown', channel: 'chat' }] }), 400, /Encounter.participant/);
-  docS.close();
+  again.close();
 });

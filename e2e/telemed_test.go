@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	lkauth "github.com/livekit/protocol/auth"
+	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"golang.org/x/oauth2"
 
+	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
 
@@ -32,6 +37,13 @@ const (
 // --dev mode on loopback, sending its webhooks to webhookURL. In CI a
 // failed build fails the test; elsewhere it skips, saying why.
 func livekitServer(t *testing.T, webhookURL string) string {
+	t.Helper()
+	return livekitServerKeyed(t, webhookURL, lkKey, lkSecret)
+}
+
+// livekitServerKeyed is livekitServer with its own key pair (which also
+// signs its webhooks).
+func livekitServerKeyed(t *testing.T, webhookURL, lkKey, lkSecret string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -281,6 +293,13 @@ func testTelemedLiveKit(t *testing.T, b storetest.Backend) {
 		d := rooms["drwho"].GetRemoteParticipants()
 		return len(a) == 1 && a[0].Identity() == ref["drwho"] && len(d) == 1 && d[0].Identity() == ref["alice"]
 	})
+	// LiveKit's webhook of the first join started the Encounter (its
+	// room_started came at creation, before the Encounter was stored).
+	poll(t, 30*time.Second, "the Encounter in progress by LiveKit's webhook", func() bool {
+		st, e := w.fhirDo(t, admin, "GET", "Encounter/"+encID, nil)
+		period, _ := e["period"].(map[string]any)
+		return st == 200 && e["status"] == "in-progress" && period["start"] != nil && period["end"] == nil
+	})
 	// A token for this room does not open another.
 	_, j2 := join("alice", "")
 	if r, err := lksdk.ConnectToRoomWithToken(lkURL, j2.Token, lksdk.NewRoomCallback(), lksdk.WithAutoSubscribe(false)); err != nil || r.Name() != j2.Meeting.MeetingId {
@@ -414,6 +433,127 @@ func TestTelemedLatency(t *testing.T) {
 	t.Logf("ratio meeting/peer: p50 %.2f, p99 %.2f", float64(m50+m50b)/float64(p50+p50b), float64(m99+m99b)/float64(p99+p99b))
 }
 
+// TestTelemedProjectLiveKit: a project with its own LiveKit (its settings
+// and secrets) gets its rooms there and tokens signed with its key, the
+// others stay on the server's; each project's webhooks are verified with
+// its own secret, so the server's LiveKit (or anyone with its key) cannot
+// start or end another project's meetings.
+func TestTelemedProjectLiveKit(t *testing.T) {
+	const ownKey, ownSecret = "ownproject", "own-project-livekit-secret-0123456789abcdef"
+	wardAddr := freeAddr(t)
+	hook := "http://" + wardAddr + "/v1/telemed/livekit/webhook"
+	serverLK := livekitServer(t, hook)
+	ownLK := livekitServerKeyed(t, hook, ownKey, ownSecret)
+	w := &ward{DataDir: t.TempDir(), log: &syncBuffer{}, URL: "http://" + wardAddr,
+		env:   []string{"WARD_LIVEKIT_API_SECRET=" + lkSecret, "WARD_SECRETS_KEY=" + base64.StdEncoding.EncodeToString(seal.NewKey())},
+		flags: []string{"--livekit-url", serverLK, "--livekit-api-key", lkKey, "--egress-allow", "127.0.0.1/32"}}
+	w.launch(t)
+	raw, err := os.ReadFile(filepath.Join(w.DataDir, "admin-credentials.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &w.Admin); err != nil {
+		t.Fatal(err)
+	}
+	admin := w.token(t, w.Admin)
+	own := w.token(t, w.createProject(t, "own-livekit"))
+
+	// Half a configuration is refused, not half used.
+	if st := w.api(t, own, "PATCH", "/project", `{"providers":{"video":"livekit"}}`, nil); st != 200 {
+		t.Fatalf("choose livekit: %d", st)
+	}
+	if st := w.api(t, own, "POST", "/secret", fmt.Sprintf(`{"name":"LIVEKIT_URL","value":%q}`, ownLK), nil); st != 200 {
+		t.Fatalf("secret: %d", st)
+	}
+	enc := mustJSON(t, map[string]any{"encounter": map[string]any{"resourceType": "Encounter", "status": "planned",
+		"class": map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR"}}})
+	if st := w.api(t, own, "POST", "/telemed/v2/meeting", enc, nil); st != 400 {
+		t.Fatalf("a meeting with only LIVEKIT_URL set: %d, want 400", st)
+	}
+	for name, v := range map[string]string{"LIVEKIT_API_KEY": ownKey, "LIVEKIT_API_SECRET": ownSecret} {
+		if st := w.api(t, own, "POST", "/secret", fmt.Sprintf(`{"name":%q,"value":%q}`, name, v), nil); st != 200 {
+			t.Fatalf("secret %s: %d", name, st)
+		}
+	}
+
+	meeting := func(tok string) (string, meetingJoin) {
+		var c struct{ Encounter struct{ ID string } }
+		if st := w.api(t, tok, "POST", "/telemed/v2/meeting", enc, &c); st != 200 {
+			t.Fatalf("create meeting: %d", st)
+		}
+		var j meetingJoin
+		if st := w.api(t, tok, "GET", "/telemed/v2/meeting/"+c.Encounter.ID+"/join", "", &j); st != 200 {
+			t.Fatalf("join: %d", st)
+		}
+		return c.Encounter.ID, j
+	}
+	ownEnc, ownJoin := meeting(own)
+	_, srvJoin := meeting(admin)
+	if ownJoin.URL != ownLK || srvJoin.URL != serverLK {
+		t.Fatalf("join URLs: own project %s (want %s), default %s (want %s)", ownJoin.URL, ownLK, srvJoin.URL, serverLK)
+	}
+	// Each room is on its project's LiveKit only.
+	rooms := func(url, key, secret string) []string {
+		var names []string
+		list, err := lksdk.NewRoomServiceClient(url, key, secret).ListRooms(context.Background(), &livekit.ListRoomsRequest{})
+		if err != nil {
+			t.Fatalf("list rooms of %s: %v", url, err)
+		}
+		for _, r := range list.Rooms {
+			names = append(names, r.Name)
+		}
+		return names
+	}
+	if own, srv := rooms(ownLK, ownKey, ownSecret), rooms(serverLK, lkKey, lkSecret); !slices.Contains(own, ownJoin.Meeting.MeetingId) ||
+		slices.Contains(srv, ownJoin.Meeting.MeetingId) || !slices.Contains(srv, srvJoin.Meeting.MeetingId) {
+		t.Fatalf("rooms: own LiveKit %v, server's %v", own, srv)
+	}
+	// The project's token is its key's: the server's LiveKit refuses it.
+	if r, err := lksdk.ConnectToRoomWithToken(serverLK, ownJoin.Token, lksdk.NewRoomCallback(), lksdk.WithAutoSubscribe(false)); err == nil {
+		r.Disconnect()
+		t.Fatal("the server's LiveKit took the project's token")
+	}
+	// A webhook about the project's room signed with the server's key (a
+	// valid LiveKit signature, the wrong project) changes nothing.
+	forged := fmt.Sprintf(`{"event":"room_finished","room":{"name":%q},"createdAt":"%d"}`, ownJoin.Meeting.MeetingId, time.Now().Unix())
+	sum := sha256.Sum256([]byte(forged))
+	sig, err := lkauth.NewAccessToken(lkKey, lkSecret).SetValidFor(time.Minute).SetSha256(base64.StdEncoding.EncodeToString(sum[:])).ToJWT()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", w.URL+"/v1/telemed/livekit/webhook", strings.NewReader(forged))
+	req.Header.Set("Authorization", sig)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 401 {
+		t.Fatalf("webhook for the project's room signed with the server's key: %v %v", err, res)
+	}
+
+	room, err := lksdk.ConnectToRoomWithToken(ownJoin.URL, ownJoin.Token, lksdk.NewRoomCallback(), lksdk.WithAutoSubscribe(false))
+	if err != nil {
+		t.Fatalf("connect to the project's LiveKit: %v", err)
+	}
+	encounter := func() (string, map[string]any) {
+		st, e := w.fhirDo(t, own, "GET", "Encounter/"+ownEnc, nil)
+		if st != 200 {
+			t.Fatalf("read encounter: %d", st)
+		}
+		period, _ := e["period"].(map[string]any)
+		status, _ := e["status"].(string)
+		return status, period
+	}
+	poll(t, 30*time.Second, "the project's Encounter started by its LiveKit's webhook", func() bool {
+		status, period := encounter()
+		return status == "in-progress" && period["start"] != nil
+	})
+	room.Disconnect()
+	poll(t, 60*time.Second, "the project's Encounter finished by its LiveKit's webhook", func() bool {
+		status, period := encounter()
+		return status == "finished" && period["end"] != nil
+	})
+	if strings.Contains(w.log.String(), ownSecret) {
+		t.Fatal("the project's LiveKit secret is in Ward's log")
+	}
+}
+
 // TestTelemedUnconfigured: without a video provider the endpoints say so
 // (503), and the webhook accepts nothing.
 func TestTelemedUnconfigured(t *testing.T) {
@@ -428,7 +568,7 @@ func TestTelemedUnconfigured(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	if res.StatusCode != 503 {
-		t.Fatalf("webhook without a provider: %d", res.StatusCode)
+	if res.StatusCode != 401 {
+		t.Fatalf("webhook without a provider: %d, want 401", res.StatusCode)
 	}
 }

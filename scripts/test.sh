@@ -59,6 +59,14 @@ if ! bash e2e/testdata/livekit/build.sh >/dev/null; then
   if [ "${CI:-}" = true ]; then exit 1; fi
   echo "could not build it: the telemed e2e tests will skip"
 fi
+# stripe-mock for the payment tests (TestPaymentsWithSDK): built from the Go
+# module proxy (about 10 s), cached in e2e/testdata/stripemock/.cache. In CI
+# a failed build fails the run; elsewhere the test skips, saying why.
+say "stripe-mock (e2e/testdata/stripemock)"
+if ! bash e2e/testdata/stripemock/build.sh >/dev/null; then
+  if [ "${CI:-}" = true ]; then exit 1; fi
+  echo "could not build it: TestPaymentsWithSDK will skip"
+fi
 # The R4 definitions and examples (hl7.fhir.r4.examples, CC0): the schema and
 # search models are regenerated from them and every example is validated
 # and indexed (package internal/fhir/r4pkg).

@@ -12,7 +12,9 @@ import (
 
 	"github.com/wardhealth/ward/internal/clientaddr"
 	"github.com/wardhealth/ward/internal/egress"
+	"github.com/wardhealth/ward/internal/provider/clearinghouse"
 	"github.com/wardhealth/ward/internal/provider/fax"
+	"github.com/wardhealth/ward/internal/provider/payment"
 	"github.com/wardhealth/ward/internal/provider/sms"
 )
 
@@ -51,12 +53,18 @@ type config struct {
 	Z3URLTTL        time.Duration
 	MaxObjectBytes  int64
 	TransferTimeout time.Duration
+	// StediURL is Stedi's healthcare API base (projects whose
+	// clearinghouse is stedi); a stand-in in tests.
+	StediURL string
 	// TwilioURL is Twilio's REST API base (projects whose SMS provider is
 	// twilio); a test points it at a stand-in.
 	TwilioURL string
 	// PhaxioURL is Phaxio's REST API base (projects whose fax provider is
 	// phaxio); a test points it at a stand-in.
 	PhaxioURL string
+	// StripeURL is Stripe's API base (projects whose payment provider is
+	// stripe); a test points it at stripe-mock.
+	StripeURL string
 
 	// The 32-byte master key that seals signing keys, the Z3 URL key and
 	// zambda secrets at rest (base64; empty: the key file in the data
@@ -204,8 +212,10 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	dur(&c.Z3URLTTL, "z3-url-ttl", 15*time.Minute, "lifetime of presigned Z3 URLs")
 	i64(&c.MaxObjectBytes, "max-object-bytes", 5<<30, "largest Z3 object in bytes")
 	dur(&c.TransferTimeout, "transfer-timeout", time.Hour, "deadline of one presigned upload or download")
+	str(&c.StediURL, "stedi-api-url", clearinghouse.DefaultStediURL, "base URL of Stedi's healthcare API, for projects whose clearinghouse is stedi (a stand-in in tests); reached through the egress policy")
 	str(&c.TwilioURL, "twilio-api-url", sms.DefaultTwilioURL, "base URL of Twilio's REST API, for projects whose SMS provider is twilio (a regional edge; a stand-in in tests); reached through the egress policy")
 	str(&c.PhaxioURL, "phaxio-api-url", fax.DefaultPhaxioURL, "base URL of Phaxio's REST API, for projects whose fax provider is phaxio (a stand-in in tests); reached through the egress policy")
+	str(&c.StripeURL, "stripe-api-url", payment.DefaultStripeURL, "base URL of Stripe's API, for projects whose payment provider is stripe (a stand-in such as stripe-mock in tests); reached through the egress policy")
 	str(&c.corsOriginsRaw, "cors-origins", "", "browser origins, comma-separated, that may call every project's API (an operator's own front end); a project's applications add theirs with allowedCORSOriginsUrls")
 	str(&c.trustedProxiesRaw, "trusted-proxies", "", "CIDR ranges or addresses, comma-separated, of the reverse proxies or load balancers in front of Ward: from them X-Forwarded-For and Forwarded name the client (sign-in throttling counts per client address); empty: the TCP peer is the client, headers ignored")
 	str(egressAllow, "egress-allow", "", "CIDR ranges or addresses, comma-separated, that outbound requests (subscription deliveries, JWKS fetches) may reach beyond public addresses, e.g. 10.0.0.0/8 or 127.0.0.1/32; Ward's database and debug addresses stay refused")

@@ -9,11 +9,42 @@ import (
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/provider/clearinghouse"
 	"github.com/wardhealth/ward/internal/provider/erx"
 	"github.com/wardhealth/ward/internal/provider/fax"
+	"github.com/wardhealth/ward/internal/provider/payment"
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/zambda"
 )
+
+// projectSecret reads a project secret for a provider; ok false when unset.
+func projectSecret(zambdas *zambda.Service) func(ctx context.Context, projectID, name string) (string, bool, error) {
+	return func(ctx context.Context, projectID, name string) (string, bool, error) {
+		s, err := zambdas.GetSecret(ctx, projectID, name)
+		if errors.Is(err, fault.ErrNotFound) {
+			return "", false, nil
+		}
+		return s.Value, err == nil, err
+	}
+}
+
+// newPayment builds paymentMethod.* and charge.*: provider choices from the
+// project's settings, Stripe's keys from its secrets, requests through the
+// egress policy.
+func newPayment(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy, log *slog.Logger) *payment.Service {
+	return payment.New(payment.Config{StripeURL: c.StripeURL}, payment.Deps{
+		FHIR:  svc.fhir,
+		Store: svc.store,
+		Providers: func(ctx context.Context, projectID string) (map[string]string, error) {
+			p, err := svc.iam.GetProject(ctx, projectID)
+			return p.Providers, err
+		},
+		Secret: projectSecret(zambdas),
+		HTTP:   eg.HTTPClient(30 * time.Second),
+		Log:    log,
+		Now:    time.Now,
+	})
+}
 
 // newSMS builds transactional SMS: provider choices from the project's
 // settings, credentials from its secrets, requests through the egress policy.
@@ -66,13 +97,25 @@ func newFax(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy,
 	})
 }
 
-// projectSecret reads a project secret for a provider's credentials.
-func projectSecret(zambdas *zambda.Service) func(ctx context.Context, projectID, name string) (string, bool, error) {
-	return func(ctx context.Context, projectID, name string) (string, bool, error) {
-		s, err := zambdas.GetSecret(ctx, projectID, name)
-		if errors.Is(err, fault.ErrNotFound) {
-			return "", false, nil
-		}
-		return s.Value, err == nil, err
-	}
+// newRCM builds the SDK's rcm service: the clearinghouse from the project's
+// settings, its credentials from the project's secrets, requests through
+// the egress policy.
+func newRCM(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy, log *slog.Logger) *clearinghouse.RCM {
+	return clearinghouse.New(clearinghouse.Config{StediURL: c.StediURL}, clearinghouse.Deps{
+		FHIR: svc.fhir,
+		Providers: func(ctx context.Context, projectID string) (map[string]string, error) {
+			p, err := svc.iam.GetProject(ctx, projectID)
+			return p.Providers, err
+		},
+		Secret: func(ctx context.Context, projectID, name string) (string, bool, error) {
+			s, err := zambdas.GetSecret(ctx, projectID, name)
+			if errors.Is(err, fault.ErrNotFound) {
+				return "", false, nil
+			}
+			return s.Value, err == nil, err
+		},
+		HTTP: eg.HTTPClient(90 * time.Second),
+		Log:  log,
+		Now:  time.Now,
+	})
 }

@@ -197,10 +197,6 @@ func serve(ctx context.Context, args []string) error {
 		Lease: c.SubLease},
 		fhirSvc, zambdas, egressAll, time.Now, log)
 	subs.Register(fhirHandler)
-	meetings, err := telemedService(c, fhirSvc, egressAll, log)
-	if err != nil {
-		return err
-	}
 	exports := bulk.New(bulk.Config{FileResources: c.ExportFileResources, Lease: c.ExportLease}, svc.store, fhirSvc, z3Svc.Exports(), time.Now, log)
 	exports.Register(fhirHandler)
 	authz := authorizer.New(func(ctx context.Context, projectID, zambdaID string, in authorizer.Input, timeout time.Duration) ([]byte, error) {
@@ -230,6 +226,12 @@ func serve(ctx context.Context, args []string) error {
 	}
 	limiter := ratelimit.New(counts, ratelimit.Config{FlushEvery: c.RateLimitFlush, Log: log})
 	smsSvc := newSMS(c, svc, zambdas, egressAll, log)
+	payments := newPayment(c, svc, zambdas, egressAll, log)
+	rcmSvc := newRCM(c, svc, zambdas, egressAll, log)
+	meetings, err := telemedService(c, svc, zambdas, egressAll, log)
+	if err != nil {
+		return err
+	}
 	srv := server.New(server.Config{PublicURL: c.PublicURL, MaxBodyBytes: c.MaxBodyBytes, RequestTimeout: c.RequestTimeout,
 		TransferTimeout: c.TransferTimeout, Version: version,
 		ReadConcurrency: readConcurrency(c.ReadConcurrency, svc.store.Dialect()), ZambdaSandbox: sb.Info().Mode,
@@ -239,7 +241,7 @@ func serve(ctx context.Context, args []string) error {
 			Limiter: limiter, Draining: life.Draining,
 			SMS: smsSvc, Messaging: []server.MessagingConfig{{Key: "transactionalSMSConfig", Info: smsSvc.Info}},
 			ConsoleSessions: svc.store, Sealer: svc.sealer, Activity: projectActivity, Deliveries: svc.store.DeliveryActivity,
-			ERx: newERx(c, svc), Fax: newFax(c, svc, zambdas, egressAll, log)})
+			ERx: newERx(c, svc), Fax: newFax(c, svc, zambdas, egressAll, log), Payment: payments, RCM: rcmSvc})
 
 	// Everything is built: start the parts. Each ends its loop at the stop
 	// and is joined before anything closes.

@@ -1,26 +1,42 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/wardhealth/ward/internal/egress"
-	"github.com/wardhealth/ward/internal/fhir"
+	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/telemed"
+	"github.com/wardhealth/ward/internal/zambda"
 )
 
-// telemedService builds video meetings on the configured LiveKit, or
-// without a provider (the endpoints then say none is configured).
-func telemedService(c config, f *fhir.Service, eg *egress.Policy, log *slog.Logger) (*telemed.Service, error) {
-	if c.LiveKitURL == "" {
-		return telemed.New(f, nil, log, time.Now), nil
+// telemedService builds video meetings: each project on the server's
+// LiveKit (the flags), or on its own when its settings say
+// providers.video = "livekit" and its secrets hold the key pair.
+func telemedService(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy, log *slog.Logger) (*telemed.Service, error) {
+	server := telemed.LiveKitConfig{URL: c.LiveKitURL, APIKey: c.LiveKitAPIKey, APISecret: c.LiveKitAPISecret,
+		HTTP: eg.HTTPClient(10 * time.Second)}
+	if c.LiveKitURL != "" {
+		// Checked at start: a bad flag fails the server, not each call.
+		if _, err := telemed.NewLiveKit(server); err != nil {
+			return nil, fmt.Errorf("--livekit-url: %w", err)
+		}
+		log.Info("telemed video on LiveKit", "url", c.LiveKitURL)
 	}
-	lk, err := telemed.NewLiveKit(telemed.LiveKitConfig{URL: c.LiveKitURL, APIKey: c.LiveKitAPIKey,
-		APISecret: c.LiveKitAPISecret, HTTP: eg.HTTPClient(10 * time.Second)})
-	if err != nil {
-		return nil, fmt.Errorf("--livekit-url: %w", err)
-	}
-	log.Info("telemed video on LiveKit", "url", c.LiveKitURL)
-	return telemed.New(f, lk, log, time.Now), nil
+	projects := &telemed.Projects{Server: server, HTTP: server.HTTP,
+		Choice: func(ctx context.Context, projectID string) (string, error) {
+			p, err := svc.iam.GetProject(ctx, projectID)
+			return p.Providers["video"], err
+		},
+		Secret: func(ctx context.Context, projectID, name string) (string, bool, error) {
+			s, err := zambdas.GetSecret(ctx, projectID, name)
+			if errors.Is(err, fault.ErrNotFound) {
+				return "", false, nil
+			}
+			return s.Value, err == nil, err
+		}}
+	return telemed.New(svc.fhir, projects.For, log, time.Now), nil
 }

@@ -41,6 +41,9 @@ type Sub struct {
 	once    sync.Once
 	reason  string      // why it closed
 	expire  *time.Timer // ends the stream with its token
+	// last is the number of the last message the stream has passed
+	// (stream.go); only its reader touches it.
+	last int64
 }
 
 // Events carries the stream's events; Done closes when the stream must end.
@@ -120,6 +123,11 @@ func (h *Hub) deliver(m Message) int {
 		case <-s.done:
 			continue
 		default:
+		}
+		// A member removed before the message was committed does not get
+		// it, even if the removal has not reached this replica yet.
+		if m.audience != nil && !slices.Contains(m.audience, s.profile) {
+			continue
 		}
 		select {
 		case s.c <- Event{Kind: "message", Message: m}:

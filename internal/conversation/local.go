@@ -99,6 +99,7 @@ type notice struct {
 	Message *Message `json:"m,omitempty"`
 	Members []string `json:"mb,omitempty"`
 	Ref     string   `json:"r,omitempty"`
+	Seq     int64    `json:"s,omitempty"` // a message's number, for Ref
 }
 
 func (l *Local) Members(ctx context.Context, projectID, conv string, list []string) error {
@@ -108,7 +109,7 @@ func (l *Local) Members(ctx context.Context, projectID, conv string, list []stri
 
 func (l *Local) Post(ctx context.Context, m Message) error {
 	l.hub.deliver(m)
-	return l.announce(ctx, notice{Kind: "m", Project: m.ProjectID, Conv: m.ConversationID, Message: &m}, "Communication/"+m.ID)
+	return l.announce(ctx, notice{Kind: "m", Project: m.ProjectID, Conv: m.ConversationID, Message: &m, Members: m.audience, Seq: m.Seq}, "Communication/"+m.ID)
 }
 
 // announce tells the other replicas; an event too large for one notice
@@ -224,10 +225,14 @@ func (l *Local) heard(ctx context.Context, payload string) {
 				l.log.Warn("conversation message", "err", err)
 				return
 			}
+			m.Seq = n.Seq
 			n.Message = &m
 		}
 		n.Message.ProjectID = n.Project
 		n.Message.ConversationID = n.Conv
+		if n.Ref == "" {
+			n.Message.audience = n.Members
+		}
 		l.hub.deliver(*n.Message)
 	}
 }

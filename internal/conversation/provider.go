@@ -48,4 +48,10 @@ type Message struct {
 	Body           string         `json:"body"`
 	Attributes     map[string]any `json:"attributes,omitempty"`
 	Sent           string         `json:"sent"`
+	// Seq is the message's number in its conversation (1, 2, ...): the
+	// stream's event id.
+	Seq int64 `json:"seq,omitempty"`
+	// audience is the members when it was committed: only their streams
+	// get it (nil: whoever is subscribed).
+	audience []string
 }

@@ -37,6 +37,7 @@ type Service struct {
 	// provider delivers.
 	local *Local
 	now   func() time.Time
+	batch batcher
 }
 
 // New returns a Service delivering through prov.
@@ -267,51 +268,20 @@ func ParseMessage(body []byte) (MessageBody, map[string]any, error) {
 }
 
 // Message posts a message as the caller: a Communication part of the
-// Encounter, from the caller's profile to the other members, then live.
-// Only Messaging:ConversationSendMessage is needed, so Ward writes it.
+// Encounter, from the caller's profile to the other members, numbered in
+// its conversation, then live. Only Messaging:ConversationSendMessage is
+// needed, so Ward writes it. Concurrent messages share a transaction
+// (writer.go).
 func (s *Service) Message(ctx context.Context, c Caller, conv string, body []byte) (Message, error) {
-	in, attrs, err := ParseMessage(body)
+	p, err := s.newPending(ctx, c, conv, body)
 	if err != nil {
 		return Message{}, err
 	}
-	_, enc, err := s.conversation(ctx, nil, c.P.ProjectID, conv)
-	if err != nil {
-		return Message{}, err
+	s.write(p)
+	if p.err != nil {
+		return Message{}, p.err
 	}
-	sent := s.now().UTC().Format(time.RFC3339Nano)
-	comm := map[string]any{"resourceType": "Communication", "status": "completed",
-		"partOf":    []any{map[string]any{"reference": "Encounter/" + conv}},
-		"encounter": map[string]any{"reference": "Encounter/" + conv},
-		"sent":      sent, "payload": []any{map[string]any{"contentString": in.Message}}}
-	if c.Profile != "" {
-		comm["sender"] = map[string]any{"reference": c.Profile}
-	}
-	var to []any
-	for _, m := range members(enc) {
-		if m != c.Profile {
-			to = append(to, map[string]any{"reference": m})
-		}
-	}
-	if len(to) > 0 {
-		comm["recipient"] = to
-	}
-	if attrs != nil {
-		comm["extension"] = []any{map[string]any{"url": attributesExtension, "valueString": string(in.Attributes)}}
-	}
-	b, err := json.Marshal(comm)
-	if err != nil {
-		return Message{}, err
-	}
-	r, err := s.fhir.SystemCreate(ctx, c.P.ProjectID, b)
-	if err != nil {
-		return Message{}, err
-	}
-	m := Message{ProjectID: c.P.ProjectID, ConversationID: conv, ID: r.ID, Author: c.Profile, Body: in.Message,
-		Attributes: attrs, Sent: sent}
-	// The message is committed: a failed live delivery loses nothing
-	// (the history has it), so it is not the caller's error.
-	_ = s.prov.Post(ctx, m)
-	return m, nil
+	return p.msg, nil
 }
 
 // Token returns a live-channel token for the caller.
@@ -366,9 +336,10 @@ func (s *Service) Close(sub *Sub) {
 // fromCommunication turns a stored message back into its live form.
 func fromCommunication(id string, content []byte) (Message, error) {
 	var c struct {
-		Sent    string                     `json:"sent"`
-		Sender  struct{ Reference string } `json:"sender"`
-		Payload []struct {
+		Sent      string                       `json:"sent"`
+		Sender    struct{ Reference string }   `json:"sender"`
+		Recipient []struct{ Reference string } `json:"recipient"`
+		Payload   []struct {
 			ContentString string `json:"contentString"`
 		} `json:"payload"`
 		Extension []struct {
@@ -380,6 +351,14 @@ func fromCommunication(id string, content []byte) (Message, error) {
 		return Message{}, fmt.Errorf("communication %s: %w", id, err)
 	}
 	m := Message{ID: id, Author: c.Sender.Reference, Sent: c.Sent}
+	// Its audience: the members when it was written (the sender, if one).
+	m.audience = []string{}
+	if c.Sender.Reference != "" {
+		m.audience = append(m.audience, c.Sender.Reference)
+	}
+	for _, r := range c.Recipient {
+		m.audience = append(m.audience, r.Reference)
+	}
 	if len(c.Payload) > 0 {
 		m.Body = c.Payload[0].ContentString
 	}

@@ -410,3 +410,48 @@ func (s *Service) SystemCreate(ctx context.Context, projectID string, body []byt
 	}
 	return s.write(ctx, auth.Principal{ProjectID: projectID, Kind: KindSystem}, head.ResourceType, newID(), m, "POST", 0, false, access{})
 }
+
+// ErrHooked is PrepareSystemCreate's answer for a type whose writes run a
+// hook inside their transaction: write those one at a time.
+var ErrHooked = errors.New("fhir: this type's writes run a hook")
+
+// PrepareSystemCreate validates a resource Ward creates on its own behalf
+// and returns its stored form (version 1 at a new id, stamped now) and
+// index rows, for a caller that writes many in one transaction
+// (store.Tx.CreateResources) and then calls Committed. Errors: Invalid,
+// ErrHooked.
+func (s *Service) PrepareSystemCreate(projectID string, body []byte) (store.Resource, []store.IndexRow, error) {
+	var head struct {
+		ResourceType string `json:"resourceType"`
+	}
+	if err := json.Unmarshal(body, &head); err != nil || head.ResourceType == "" {
+		return store.Resource{}, nil, fault.Invalid("the resource must be a JSON object with a resourceType")
+	}
+	if err := checkType(head.ResourceType); err != nil {
+		return store.Resource{}, nil, err
+	}
+	if s.hooks[head.ResourceType] != nil || head.ResourceType == "Binary" {
+		return store.Resource{}, nil, ErrHooked
+	}
+	m, err := validate(body, head.ResourceType)
+	if err != nil {
+		return store.Resource{}, nil, err
+	}
+	id := newID()
+	w, err := prepared(head.ResourceType, id, m, 1, s.now())
+	if err != nil {
+		return store.Resource{}, nil, err
+	}
+	return store.Resource{ProjectID: projectID, Type: head.ResourceType, ID: id, VersionID: 1, LastUpdated: w.at, Method: "POST", Content: w.content}, w.rows, nil
+}
+
+// Committed tells the service that writes made outside it (with
+// PrepareSystemCreate) have committed: it wakes what reacts to changes.
+func (s *Service) Committed() {
+	if s.committed != nil {
+		s.committed()
+	}
+}
+
+// FromStore is the API form of a stored resource.
+func FromStore(r store.Resource) Resource { return fromStore(r) }

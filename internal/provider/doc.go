@@ -23,9 +23,14 @@ const Local = "local"
 // known lists, per service, the providers this build has. A service's
 // package adds its row here when it lands.
 var known = map[string][]string{
-	"sms": {Local, "twilio"},
-	"erx": {Local},
-	"fax": {Local, "phaxio"},
+	"sms":           {Local, "twilio"},
+	"erx":           {Local},
+	"fax":           {Local, "phaxio"},
+	"payment":       {Local, "stripe"},
+	"clearinghouse": {Local, "stedi"},
+	// video: local is the server's LiveKit (its flags); livekit a
+	// project's own (its secrets).
+	"video": {Local, "livekit"},
 }
 
 // Valid reports an error naming the choices when service or name is not

@@ -19,6 +19,8 @@ func TestValid(t *testing.T) {
 		{"fax", "phaxio", ""},
 		{"fax", "sinch", `no provider "sinch"`},
 		{"pager", "local", `no service "pager"`},
+		{"payment", "stripe", ""},
+		{"payment", "twilio", `no provider "twilio"`},
 	} {
 		err := Valid(tc.service, tc.name)
 		if (tc.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.err) {

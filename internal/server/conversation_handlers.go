@@ -133,7 +133,8 @@ func (s *Server) conversationMessage(w http.ResponseWriter, r *http.Request, c c
 }
 
 // conversationStream is the live channel: Server-Sent Events, one
-// "message" event per committed message (id: the Communication's id), a
+// "message" event per committed message (id: its number in the
+// conversation; a reconnect's Last-Event-ID replays what it missed), a
 // "removed" event before the stream ends when the holder is removed. The
 // token comes in the Authorization header or, for browsers' EventSource
 // (which cannot set headers), the token query parameter.
@@ -146,11 +147,19 @@ func (s *Server) conversationStream(w http.ResponseWriter, r *http.Request, _ ca
 		w.Header().Set("WWW-Authenticate", `Bearer`)
 		return fault.Unauthorized("a conversation token is required")
 	}
+	after, resume, err := conversation.ParseLastEventID(r.Header.Get("Last-Event-ID"))
+	if err != nil {
+		return err
+	}
 	sub, err := s.conv.Open(r.Context(), tok, r.PathValue("conversationId"))
 	if err != nil {
 		return err
 	}
 	defer s.conv.Close(sub)
+	missed, more, err := s.conv.Start(r.Context(), sub, after, resume)
+	if err != nil {
+		return err
+	}
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -159,7 +168,38 @@ func (s *Server) conversationStream(w http.ResponseWriter, r *http.Request, _ ca
 	if _, err := fmt.Fprint(w, ": open\n\n"); err != nil {
 		return nil
 	}
+	// What a reconnect missed, then live; a client further behind than one
+	// replay reconnects from the last of these.
+	for _, ev := range missed {
+		if err := writeEvent(w, ev); err != nil {
+			return nil
+		}
+	}
+	if resume && (len(missed) == 0 || missed[len(missed)-1].Message.Seq < sub.Position()) {
+		// Past messages the holder was not a member for: an id without
+		// an event moves the client's Last-Event-ID on (HTML's SSE
+		// rules), so its next reconnect does not ask for them again.
+		if _, err := fmt.Fprintf(w, "id: %d\n\n", sub.Position()); err != nil {
+			return nil
+		}
+	}
 	_ = rc.Flush()
+	if more {
+		return nil
+	}
+	// send writes a live event in the stream's order (with any it missed).
+	send := func(ev conversation.Event) error {
+		evs, err := s.conv.Order(r.Context(), sub, ev)
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			if err := writeEvent(w, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	keepalive := time.NewTicker(25 * time.Second)
 	defer keepalive.Stop()
 	for {
@@ -172,14 +212,14 @@ func (s *Server) conversationStream(w http.ResponseWriter, r *http.Request, _ ca
 			for {
 				select {
 				case ev := <-sub.Events():
-					_ = writeEvent(w, ev)
+					_ = send(ev)
 				default:
 					_ = rc.Flush()
 					return nil
 				}
 			}
 		case ev := <-sub.Events():
-			err = writeEvent(w, ev)
+			err = send(ev)
 		case <-keepalive.C:
 			_, err = fmt.Fprint(w, ": keepalive\n\n")
 		}
@@ -198,7 +238,8 @@ func writeEvent(w http.ResponseWriter, ev conversation.Event) error {
 		return err
 	}
 	if ev.Kind == "message" {
-		_, err = fmt.Fprintf(w, "id: %s\nevent: message\ndata: %s\n\n", ev.Message.ID, b)
+		// The id is the message's number: a reconnect's Last-Event-ID.
+		_, err = fmt.Fprintf(w, "id: %d\nevent: message\ndata: %s\n\n", ev.Message.Seq, b)
 	} else {
 		_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Kind, b)
 	}

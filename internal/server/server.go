@@ -15,8 +15,10 @@ import (
 	"github.com/wardhealth/ward/internal/conversation"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/provider/clearinghouse"
 	"github.com/wardhealth/ward/internal/provider/erx"
 	"github.com/wardhealth/ward/internal/provider/fax"
+	"github.com/wardhealth/ward/internal/provider/payment"
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/ratelimit"
 	"github.com/wardhealth/ward/internal/reqid"
@@ -94,8 +96,10 @@ type Server struct {
 	messaging    []MessagingConfig // what /v1/messaging/config reports
 	activity     *activity.Recorder
 	deliveries   func(ctx context.Context, projectID string, since time.Time) ([]store.DeliveryMinute, int64, error)
-	erx          *erx.Service // nil: no /erx/v3 endpoints
-	fax          *fax.Service // nil: no /fax/v1 endpoints
+	erx          *erx.Service       // nil: no /erx/v3 endpoints
+	fax          *fax.Service       // nil: no /fax/v1 endpoints
+	payment      *payment.Service   // nil: no /v1/payment endpoints
+	rcm          *clearinghouse.RCM // nil: no /v1/rcm endpoints
 }
 
 // Deps are the services the server calls.
@@ -136,6 +140,9 @@ type Deps struct {
 	// Messaging lists the services messaging.getMessagingConfig reports
 	// (SMS, and conversations when they land).
 	Messaging []MessagingConfig
+	// RCM is the SDK's rcm service (eligibility, claims, payers); nil:
+	// no /v1/rcm endpoints.
+	RCM *clearinghouse.RCM
 	// ConsoleSessions keeps the console's sessions (the database, so they
 	// survive a restart and every replica accepts them); nil: in memory.
 	ConsoleSessions console.SessionStore
@@ -151,6 +158,8 @@ type Deps struct {
 	ERx *erx.Service
 	// Fax answers the SDK's fax.*; nil: no /fax/v1 endpoints.
 	Fax *fax.Service
+	// Payment runs paymentMethod.* and charge.*; nil: none.
+	Payment *payment.Service
 }
 
 // New builds the server and its routes.
@@ -166,8 +175,10 @@ func New(cfg Config, d Deps) *Server {
 	s.limiter = d.Limiter
 	s.draining = d.Draining
 	s.sms, s.messaging = d.SMS, d.Messaging
+	s.rcm = d.RCM
 	s.activity, s.deliveries = d.Activity, d.Deliveries
 	s.erx, s.fax = d.ERx, d.Fax
+	s.payment = d.Payment
 	if s.draining == nil {
 		s.draining = func() bool { return false }
 	}
@@ -214,7 +225,9 @@ func New(cfg Config, d Deps) *Server {
 	}
 	all := append(append(append(s.routes(), s.z3Routes()...), s.zambdaRoutes()...), s.consoleRoutes()...)
 	all = append(all, s.messagingRoutes()...)
+	all = append(all, s.paymentRoutes()...)
 	all = append(all, s.telemedRoutes()...)
+	all = append(all, s.rcmRoutes()...)
 	all = append(all, s.conversationRoutes()...)
 	all = append(all, s.metricsRoutes()...)
 	all = append(all, s.erxRoutes()...)

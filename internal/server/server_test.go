@@ -18,6 +18,7 @@ import (
 	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/provider/clearinghouse"
 	"github.com/wardhealth/ward/internal/provider/sms"
 	"github.com/wardhealth/ward/internal/seal"
 	"github.com/wardhealth/ward/internal/seal/sealtest"
@@ -306,8 +307,8 @@ func TestTokenEndpointErrors(t *testing.T) {
 }
 
 func TestEveryRouteNamesItsAction(t *testing.T) {
-	s := &Server{sms: &sms.Service{}}
-	for _, rt := range append(s.routes(), s.messagingRoutes()...) {
+	s := &Server{sms: &sms.Service{}, rcm: &clearinghouse.RCM{}}
+	for _, rt := range append(append(s.routes(), s.messagingRoutes()...), s.rcmRoutes()...) {
 		if rt.public {
 			continue
 		}

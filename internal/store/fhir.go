@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -246,59 +247,102 @@ func (tx *Tx) replaceIndex(ctx context.Context, projectID, typ, id string, rows 
 
 // insertIndex adds a resource's index rows.
 func (tx *Tx) insertIndex(ctx context.Context, projectID, typ, id string, rows []IndexRow) error {
-	type batch struct {
-		cols string
-		n    int
-		args []any
-	}
-	batches := map[string]*batch{}
+	return tx.insertIndexMany(ctx, projectID, []indexed{{typ, id, rows}})
+}
+
+// indexed is one resource's index rows.
+type indexed struct {
+	typ, id string
+	rows    []IndexRow
+}
+
+// indexBatch is one index table's rows, n values each.
+type indexBatch struct {
+	table, cols string
+	n           int
+	args        []any
+}
+
+// indexBatches lays out the index rows of several resources of a project
+// per table, in table order (so statements built from them read the same
+// for the same shape).
+func indexBatches(projectID string, items []indexed) []*indexBatch {
+	batches := map[string]*indexBatch{}
+	var typ, id string
 	add := func(table, cols string, n int, vals ...any) {
 		b := batches[table]
 		if b == nil {
-			b = &batch{cols: cols, n: n}
+			b = &indexBatch{table: table, cols: cols, n: n}
 			batches[table] = b
 		}
 		b.args = append(b.args, projectID, typ, id)
 		b.args = append(b.args, vals...)
 	}
-	var seq map[string]int // composite rows numbered per parameter
-	for _, r := range rows {
-		switch r.Kind {
-		case "token":
-			add("fhir_idx_token", "param, system, code, display", 7, r.Param, r.System, r.Code, r.Display)
-		case "string":
-			add("fhir_idx_string", "param, value, exact", 6, r.Param, r.Value, r.Exact)
-		case "reference":
-			add("fhir_idx_reference", "param, ref_type, ref_id, url", 7, r.Param, r.RefType, r.RefID, r.URL)
-		case "date":
-			add("fhir_idx_date", "param, low, high", 6, r.Param, r.Low, r.High)
-		case "number", "quantity":
-			add("fhir_idx_number", "param, value, system, code", 7, r.Param, r.Number, r.System, r.Code)
-		case "uri":
-			add("fhir_idx_uri", "param, uri", 5, r.Param, r.URI)
-		case "composite":
-			if len(r.Components) == 0 || len(r.Components) > 3 {
-				continue
+	for _, it := range items {
+		typ, id = it.typ, it.id
+		var seq map[string]int // composite rows numbered per parameter
+		for _, r := range it.rows {
+			switch r.Kind {
+			case "token":
+				add("fhir_idx_token", "param, system, code, display", 7, r.Param, r.System, r.Code, r.Display)
+			case "string":
+				add("fhir_idx_string", "param, value, exact", 6, r.Param, r.Value, r.Exact)
+			case "reference":
+				add("fhir_idx_reference", "param, ref_type, ref_id, url", 7, r.Param, r.RefType, r.RefID, r.URL)
+			case "date":
+				add("fhir_idx_date", "param, low, high", 6, r.Param, r.Low, r.High)
+			case "number", "quantity":
+				add("fhir_idx_number", "param, value, system, code", 7, r.Param, r.Number, r.System, r.Code)
+			case "uri":
+				add("fhir_idx_uri", "param, uri", 5, r.Param, r.URI)
+			case "composite":
+				if len(r.Components) == 0 || len(r.Components) > 3 {
+					continue
+				}
+				if seq == nil {
+					seq = map[string]int{}
+				}
+				seq[r.Param]++
+				add("fhir_idx_composite", compositeCols, 5+7*3, append([]any{r.Param, seq[r.Param]}, compositeValues(r.Components)...)...)
 			}
-			if seq == nil {
-				seq = map[string]int{}
-			}
-			seq[r.Param]++
-			add("fhir_idx_composite", compositeCols, 5+7*3, append([]any{r.Param, seq[r.Param]}, compositeValues(r.Components)...)...)
 		}
 	}
+	out := make([]*indexBatch, 0, len(batches))
+	for _, b := range batches {
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b *indexBatch) int { return strings.Compare(a.table, b.table) })
+	return out
+}
+
+// insertIndexMany adds the index rows of several resources of a project:
+// one statement per table for all of them.
+func (tx *Tx) insertIndexMany(ctx context.Context, projectID string, items []indexed) error {
+	batches := indexBatches(projectID, items)
 	// On SQLite a row is its own key (0015_index_clustered): a value a
 	// resource holds twice (a repeated coding) is stored once.
 	insert := "INSERT INTO "
 	if tx.dialect == SQLite {
 		insert = "INSERT OR IGNORE INTO "
 	}
-	for table, b := range batches {
+	for _, b := range batches {
+		table := b.table
 		// Stay well under SQLite's 32766 bound parameters per statement.
 		per := 900 / b.n
-		for start := 0; start < len(b.args); start += per * b.n {
-			end := min(start+per*b.n, len(b.args))
+		sizes := []int{}
+		if len(items) > 1 {
+			// Several resources: rows in chunks of a few fixed sizes, so
+			// that the statements stay few (and prepared) whatever the count.
+			sizes = chunkSizes(len(b.args)/b.n, per)
+		}
+		for start := 0; start < len(b.args); {
+			n := per
+			if len(sizes) > 0 {
+				n, sizes = sizes[0], sizes[1:]
+			}
+			end := min(start+n*b.n, len(b.args))
 			chunk := b.args[start:end]
+			start = end
 			rowsN := len(chunk) / b.n
 			ph := "(" + placeholders(b.n) + ")"
 			values := strings.TrimSuffix(strings.Repeat(ph+",", rowsN), ",")

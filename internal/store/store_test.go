@@ -32,6 +32,7 @@ var suite = []struct {
 	{"login failures", testLoginFailures},
 	{"rate counts", testRateCounts},
 	{"fax numbers", testFaxNumbers},
+	{"payment charges and local cards", testPayments},
 	{"sign-in sessions and remembered consent", testSignIn},
 	{"user mfa and password resets", testUserMFA},
 	{"console sessions", testConsoleSessions},

@@ -1,10 +1,12 @@
 package telemed
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -30,29 +32,19 @@ const TokenTTL = 2 * time.Hour
 
 // Service creates and joins meetings.
 type Service struct {
-	fhir  *fhir.Service
-	video Video
-	log   *slog.Logger
-	now   func() time.Time
+	fhir   *fhir.Service
+	videos VideoFor
+	log    *slog.Logger
+	now    func() time.Time
 }
 
-// New builds the service; video nil means no provider is configured (every
-// call is a 503 saying so).
-func New(f *fhir.Service, video Video, log *slog.Logger, now func() time.Time) *Service {
+// New builds the service; videos picks each project's provider (Fixed(nil):
+// none, every call is a 503 saying so).
+func New(f *fhir.Service, videos VideoFor, log *slog.Logger, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{fhir: f, video: video, log: log, now: now}
-}
-
-// Configured reports whether a video provider is set.
-func (s *Service) Configured() bool { return s.video != nil }
-
-func (s *Service) provider() (Video, error) {
-	if s.video == nil {
-		return nil, fault.Unavailable("no video provider is configured (docs/telemed.md)")
-	}
-	return s.video, nil
+	return &Service{fhir: f, videos: videos, log: log, now: now}
 }
 
 // RoomName is the provider room of an Encounter: the project is part of
@@ -76,7 +68,7 @@ func SplitRoom(room string) (projectID, encounterID string, ok bool) {
 // The caller needs FHIR:Create and FHIR:Update on the Encounter (the SDK's
 // contract) besides Telemed:CreateMeeting, which the route checks.
 func (s *Service) CreateMeeting(ctx context.Context, p auth.Principal, body []byte) (json.RawMessage, error) {
-	video, err := s.provider()
+	video, err := s.videos(ctx, p.ProjectID)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +157,7 @@ type JoinAttendee struct {
 // a user (someone with a FHIR profile) must moreover be a participant of
 // the Encounter. An anonymous guest gets a fresh identity of its own.
 func (s *Service) JoinMeeting(ctx context.Context, p auth.Principal, encounterID string, anonymous bool) (Join, error) {
-	video, err := s.provider()
+	video, err := s.videos(ctx, p.ProjectID)
 	if err != nil {
 		return Join{}, err
 	}
@@ -277,12 +269,18 @@ func participants(enc map[string]any) map[string]bool {
 	return out
 }
 
-// HandleEvent applies a verified provider event: a finished room finishes
-// its Encounter (status finished, period.end the event's time, period.start
-// the room's creation unless the Encounter has them). Events of
+// HandleEvent applies a verified provider event. The meeting starts when
+// its room does with the Encounter there (room_started: LiveKit opened the
+// room) or when someone joins (participant_joined: Ward creates the room
+// with the meeting, before the Encounter is stored, so that room_started
+// finds none): status in-progress, period.start the room's creation or the
+// join. A finished room finishes it (status finished, period.end the
+// event's time, period.start the room's creation unless the Encounter has
+// them). A start that arrives after the end changes nothing. Events of
 // rooms Ward did not name, or of Encounters gone since, are ignored.
 func (s *Service) HandleEvent(ctx context.Context, ev Event) error {
-	if ev.Kind != EventRoomFinished {
+	start := ev.Kind == EventRoomStarted || ev.Kind == EventParticipantJoined
+	if ev.Kind != EventRoomFinished && !start {
 		return nil
 	}
 	projectID, encounterID, ok := SplitRoom(ev.Room)
@@ -293,7 +291,7 @@ func (s *Service) HandleEvent(ctx context.Context, ev Event) error {
 	// A deleted Encounter stays deleted (SystemUpdate would write a new
 	// version over the deletion).
 	if cur, err := s.fhir.Store().GetResource(ctx, projectID, "Encounter", encounterID); errors.Is(err, store.ErrNotFound) || err == nil && cur.Deleted {
-		s.log.InfoContext(ctx, "telemed: room finished without its Encounter", "room", ev.Room)
+		s.log.InfoContext(ctx, "telemed: room event without its Encounter", "room", ev.Room, "event", ev.Kind)
 		return nil
 	} else if err != nil {
 		return err
@@ -302,41 +300,83 @@ func (s *Service) HandleEvent(ctx context.Context, ev Event) error {
 	if at.IsZero() {
 		at = s.now()
 	}
+	started := ev.RoomCreated
+	if ev.Kind == EventParticipantJoined || started.IsZero() && start {
+		started = at
+	}
 	_, err := s.fhir.SystemUpdate(ctx, projectID, "Encounter", encounterID, func(m map[string]any) error {
 		if meetingRoom(m) != ev.Room {
 			return errNotThisMeeting
 		}
-		m["status"] = "finished"
+		status, _ := m["status"].(string)
 		period, _ := m["period"].(map[string]any)
 		if period == nil {
 			period = map[string]any{}
 		}
-		if _, ok := period["start"]; !ok && !ev.RoomCreated.IsZero() {
-			period["start"] = ev.RoomCreated.Format(time.RFC3339)
+		if start {
+			if status == "finished" || status == "cancelled" || status == "in-progress" && period["start"] != nil {
+				return errNothingToDo
+			}
+			m["status"] = "in-progress"
+		} else {
+			m["status"] = "finished"
+			if _, ok := period["end"]; !ok {
+				period["end"] = at.UTC().Format(time.RFC3339)
+			}
 		}
-		if _, ok := period["end"]; !ok {
-			period["end"] = at.UTC().Format(time.RFC3339)
+		if _, ok := period["start"]; !ok && !started.IsZero() {
+			period["start"] = started.UTC().Format(time.RFC3339)
 		}
 		m["period"] = period
 		return nil
 	})
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errNotThisMeeting) {
-		s.log.InfoContext(ctx, "telemed: room finished without its Encounter", "room", ev.Room)
+	switch {
+	case errors.Is(err, errNothingToDo):
+		return nil
+	case errors.Is(err, store.ErrNotFound) || errors.Is(err, errNotThisMeeting):
+		s.log.InfoContext(ctx, "telemed: room event without its Encounter", "room", ev.Room, "event", ev.Kind)
 		return nil
 	}
 	return err
 }
 
-var errNotThisMeeting = errors.New("the Encounter no longer names this meeting")
+var (
+	errNotThisMeeting = errors.New("the Encounter no longer names this meeting")
+	errNothingToDo    = errors.New("the Encounter is already past this event")
+)
 
-// VerifyWebhook authenticates a provider notification (503 without a
-// provider). Errors wrap ErrBadSignature for requests not the provider's.
+// VerifyWebhook authenticates a provider notification with the key of the
+// project whose room it names (rooms are named per project), so one
+// project's provider cannot speak for another's meetings. Errors wrap
+// ErrBadSignature for requests not the provider's, a room Ward did not
+// name, or a project without a provider (which a 401 does not tell apart).
 func (s *Service) VerifyWebhook(r *http.Request) (Event, error) {
-	video, err := s.provider()
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxWebhookBytes+1))
 	if err != nil {
+		return Event{}, fault.Invalid("webhook: %v", err)
+	}
+	if len(body) > MaxWebhookBytes {
+		return Event{}, fmt.Errorf("%w: body over %d bytes", ErrBadSignature, MaxWebhookBytes)
+	}
+	// Unverified: only to pick whose key verifies it.
+	peek, err := parseLiveKitEvent(body)
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: %w", ErrBadSignature, err)
+	}
+	projectID, _, ok := SplitRoom(peek.Room)
+	if !ok {
+		return Event{}, fmt.Errorf("%w: room %q is not one of Ward's", ErrBadSignature, peek.Room)
+	}
+	video, err := s.videos(r.Context(), projectID)
+	if err != nil {
+		if errors.Is(err, fault.ErrUnavailable) || errors.Is(err, fault.ErrInvalid) || errors.Is(err, fault.ErrNotFound) || errors.Is(err, store.ErrNotFound) {
+			return Event{}, fmt.Errorf("%w: the room's project has no video provider", ErrBadSignature)
+		}
 		return Event{}, err
 	}
-	ev, err := video.VerifyWebhook(r)
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	ev, err := video.VerifyWebhook(r2)
 	if err != nil && !errors.Is(err, ErrBadSignature) {
 		return Event{}, fault.Invalid("webhook: %v", err)
 	}

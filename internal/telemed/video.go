@@ -41,8 +41,9 @@ type Event struct {
 
 // Event kinds Ward acts on.
 const (
-	EventRoomStarted  = "room_started"
-	EventRoomFinished = "room_finished"
+	EventRoomStarted       = "room_started"
+	EventParticipantJoined = "participant_joined"
+	EventRoomFinished      = "room_finished"
 )
 
 var (
