@@ -48,6 +48,15 @@ func (r *recorder) Write(b []byte) (int, error) {
 
 // do sends one request to the API and returns its status and body.
 func (c *Console) do(ctx context.Context, method, path string, header http.Header, body io.Reader) (int, []byte, error) {
+	rec, err := c.send(ctx, method, path, header, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	return rec.status, rec.body.Bytes(), nil
+}
+
+// send is do with the answer's headers.
+func (c *Console) send(ctx context.Context, method, path string, header http.Header, body io.Reader) (*recorder, error) {
 	// The path alone: the API's routes are matched on it, whatever the
 	// public URL's own path is.
 	if body == nil {
@@ -56,7 +65,7 @@ func (c *Console) do(ctx context.Context, method, path string, header http.Heade
 	}
 	req, err := http.NewRequestWithContext(ctx, method, path, body)
 	if err != nil {
-		return 0, nil, fmt.Errorf("console request: %w", err)
+		return nil, fmt.Errorf("console request: %w", err)
 	}
 	if u, err := url.Parse(c.cfg.PublicURL); err == nil {
 		req.Host = u.Host
@@ -70,7 +79,7 @@ func (c *Console) do(ctx context.Context, method, path string, header http.Heade
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
-	return rec.status, rec.body.Bytes(), nil
+	return rec, nil
 }
 
 // call sends a Project API request as the session's developer in its

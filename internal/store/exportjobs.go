@@ -17,6 +17,7 @@ import (
 type ExportJob struct {
 	ProjectID, ID   string
 	Principal       []byte
+	Owner           string // the principal as one key (bulk's), for ListExportJobs
 	Request         string
 	Params          []byte
 	Status          string // ExportRunning, ExportDone or ExportFailed
@@ -67,9 +68,9 @@ func scanExportJob(sc interface{ Scan(...any) error }) (ExportJob, error) {
 // is taken).
 func (s *Store) CreateExportJob(ctx context.Context, j ExportJob) error {
 	err := s.WithTx(ctx, func(tx *Tx) error {
-		_, err := tx.exec(ctx, `INSERT INTO export_jobs (project_id, id, principal, request, params, status, transaction_time,
-			created_at, updated_at, cursor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			j.ProjectID, j.ID, string(j.Principal), j.Request, string(j.Params), ExportRunning, ms(j.TransactionTime),
+		_, err := tx.exec(ctx, `INSERT INTO export_jobs (project_id, id, principal, owner, request, params, status, transaction_time,
+			created_at, updated_at, cursor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			j.ProjectID, j.ID, string(j.Principal), j.Owner, j.Request, string(j.Params), ExportRunning, ms(j.TransactionTime),
 			ms(j.CreatedAt), ms(j.CreatedAt), string(j.Cursor))
 		return err
 	})
@@ -334,6 +335,39 @@ func (s *Store) Referring(ctx context.Context, projectID, typ, after, last strin
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("referring %s: %w", typ, err)
+	}
+	return out, nil
+}
+
+// ListExportJobs returns a page of owner's jobs in the project, newest
+// first (by creation, then id): up to limit after skipping offset, and how
+// many owner has in all.
+func (s *Store) ListExportJobs(ctx context.Context, projectID, owner string, limit, offset int) ([]ExportJob, int, error) {
+	var total int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM export_jobs WHERE project_id = ? AND owner = ?`, projectID, owner).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count export jobs: %w", s.mapErr(err))
+	}
+	jobs, err := s.listExportJobs(ctx, projectID, owner, limit, offset)
+	return jobs, total, err
+}
+
+func (s *Store) listExportJobs(ctx context.Context, projectID, owner string, limit, offset int) ([]ExportJob, error) {
+	rows, err := s.query(ctx, `SELECT `+exportJobCols+` FROM export_jobs WHERE project_id = ? AND owner = ?
+		ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, projectID, owner, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("list export jobs: %w", s.mapErr(err))
+	}
+	defer rows.Close()
+	out := []ExportJob{}
+	for rows.Next() {
+		j, err := scanExportJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list export jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list export jobs: %w", err)
 	}
 	return out, nil
 }

@@ -152,3 +152,46 @@ func TestExportJobClaimRace(t *testing.T) {
 		})
 	}
 }
+
+// A principal's jobs list newest first, in pages, with their total, and
+// never another project's or another owner's.
+func TestListExportJobs(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := storetest.Open(t, b)
+			t0 := time.UnixMilli(1_800_000_000_000).UTC()
+			for i, j := range []struct{ project, owner string }{{"p1", "a"}, {"p1", "a"}, {"p2", "a"}, {"p1", "b"}, {"p1", "a"}} {
+				at := t0.Add(time.Duration(i) * time.Second)
+				if err := st.CreateExportJob(ctx, store.ExportJob{ProjectID: j.project, ID: fmt.Sprintf("j%d", i), Principal: []byte(`{}`), Owner: j.owner,
+					Request: "r", Params: []byte(`{}`), TransactionTime: at, CreatedAt: at, Cursor: []byte(`{}`)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ids := func(owner string, limit, offset int) string {
+				t.Helper()
+				got, total, err := st.ListExportJobs(ctx, "p1", owner, limit, offset)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := fmt.Sprint(total)
+				for _, j := range got {
+					if j.ProjectID != "p1" || j.Status != store.ExportRunning {
+						t.Errorf("job %+v", j)
+					}
+					out += " " + j.ID
+				}
+				return out
+			}
+			for _, tc := range []struct {
+				owner         string
+				limit, offset int
+				want          string
+			}{{"a", 10, 0, "3 j4 j1 j0"}, {"a", 2, 0, "3 j4 j1"}, {"a", 2, 2, "3 j0"}, {"a", 2, 5, "3"}, {"b", 10, 0, "1 j3"}, {"c", 10, 0, "0"}} {
+				if got := ids(tc.owner, tc.limit, tc.offset); got != tc.want {
+					t.Errorf("owner %s, limit %d, offset %d: %s, want %s", tc.owner, tc.limit, tc.offset, got, tc.want)
+				}
+			}
+		})
+	}
+}

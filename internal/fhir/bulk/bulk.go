@@ -111,6 +111,11 @@ func (pr principal) auth(projectID string) auth.Principal {
 		Patient: pr.Patient, FHIRUser: pr.FHIRUser}
 }
 
+// owner is p as the store's job owner key: what same compares.
+func owner(p auth.Principal) string {
+	return string(p.Kind) + "/" + p.ID + "/" + p.Patient
+}
+
 // same reports whether p is the principal that started the job (the
 // files' access token must be that principal's, IG requiresAccessToken).
 func (pr principal) same(p auth.Principal) bool {
@@ -170,7 +175,7 @@ func (s *Service) start(ctx context.Context, p auth.Principal, request string, p
 	}
 	now := s.now()
 	id := uuid.NewString()
-	err = s.st.CreateExportJob(ctx, store.ExportJob{ProjectID: p.ProjectID, ID: id, Principal: who, Request: request,
+	err = s.st.CreateExportJob(ctx, store.ExportJob{ProjectID: p.ProjectID, ID: id, Principal: who, Owner: owner(p), Request: request,
 		Params: pj, TransactionTime: now, CreatedAt: now, Cursor: []byte(`{}`)})
 	if err != nil {
 		return "", err

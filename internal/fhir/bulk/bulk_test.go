@@ -573,3 +573,52 @@ func TestExportReleasedOnStop(t *testing.T) {
 	}
 	sameCounts(t, "after a stop", f.lines(f.admin, m), map[string]int{"Observation": 35})
 }
+
+// GET $export-poll lists the caller's own jobs, newest first, with
+// progress or error; another principal's jobs are not in it.
+func TestExportList(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b, Config{FileResources: 4, Batch: 4})
+			f.seed()
+			first := f.kick(f.admin, "/$export?_type=Patient")
+			f.runAll()
+			second := f.kick(f.admin, "/$export?_type=Observation")
+			other := f.m2m("other", `{"resource":["FHIR:*"],"action":["FHIR:Search","FHIR:Read"],"effect":"Allow"}`)
+			theirs := f.kick(other, "/$export?_type=Patient")
+			list := func(p auth.Principal) []jobItem {
+				t.Helper()
+				rec := f.do(p, "GET", base+"/$export-poll")
+				var out struct{ Jobs []jobItem }
+				if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &out) != nil {
+					t.Fatalf("list: %d %s", rec.Code, rec.Body)
+				}
+				return out.Jobs
+			}
+			jobs := list(f.admin)
+			if len(jobs) != 2 || jobs[0].StatusURL != second || jobs[1].StatusURL != first {
+				t.Fatalf("admin's jobs: %+v (want %s, %s)", jobs, second, first)
+			}
+			if jobs[0].Status != "running" || !strings.Contains(jobs[0].Progress, "Observation") || jobs[1].Status != "done" || jobs[1].Written == 0 {
+				t.Errorf("admin's jobs: %+v", jobs)
+			}
+			if got := list(other); len(got) != 1 || got[0].StatusURL != theirs {
+				t.Errorf("other's jobs: %+v, want only %s", got, theirs)
+			}
+			// Pages: _count and _offset, the total in each.
+			rec := f.do(f.admin, "GET", base+"/$export-poll?_count=1&_offset=1")
+			var page struct {
+				Total int
+				Jobs  []jobItem
+			}
+			if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &page) != nil || page.Total != 2 || len(page.Jobs) != 1 || page.Jobs[0].StatusURL != first {
+				t.Errorf("second page of one: %d %s", rec.Code, rec.Body)
+			}
+			for _, q := range []string{"_count=0", "_count=1001", "_count=x", "_offset=-1"} {
+				if rec := f.do(f.admin, "GET", base+"/$export-poll?"+q); rec.Code != 400 {
+					t.Errorf("%s: %d %s", q, rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}

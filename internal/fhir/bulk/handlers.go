@@ -49,6 +49,9 @@ func (s *Service) Register(h *fhir.Handler) {
 		return s.kickoff(w, r, p, base, LevelGroup, id)
 	})
 	h.Endpoint(pollPath, func(w http.ResponseWriter, r *http.Request, p auth.Principal, rest []string) error {
+		if len(rest) == 0 && r.Method == http.MethodGet {
+			return s.list(w, r, p, base)
+		}
 		if len(rest) != 1 {
 			return errNoJob
 		}
@@ -194,12 +197,7 @@ func (s *Service) status(w http.ResponseWriter, r *http.Request, p auth.Principa
 	}
 	switch j.Status {
 	case store.ExportRunning:
-		typ := "finishing"
-		if j.cur.Type < len(j.params.Types) {
-			typ = "exporting " + j.params.Types[j.cur.Type]
-		}
-		w.Header().Set("X-Progress", fmt.Sprintf("%s: %d resources in %d files (type %d of %d)", typ, j.Written, j.cur.Files,
-			min(j.cur.Type+1, len(j.params.Types)), len(j.params.Types)))
+		w.Header().Set("X-Progress", progress(j))
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusAccepted)
 		return nil
@@ -226,6 +224,84 @@ func (s *Service) status(w http.ResponseWriter, r *http.Request, p auth.Principa
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Expires", j.UpdatedAt.Add(s.cfg.Keep).UTC().Format(http.TimeFormat))
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(body)
+	return err
+}
+
+// progress is a running job's X-Progress.
+func progress(j job) string {
+	typ := "finishing"
+	if j.cur.Type < len(j.params.Types) {
+		typ = "exporting " + j.params.Types[j.cur.Type]
+	}
+	return fmt.Sprintf("%s: %d resources in %d files (type %d of %d)", typ, j.Written, j.cur.Files,
+		min(j.cur.Type+1, len(j.params.Types)), len(j.params.Types))
+}
+
+// maxListCount bounds a page of the job list.
+const maxListCount = 1000
+
+// jobItem is a job in the list.
+type jobItem struct {
+	ID              string `json:"id"`
+	Status          string `json:"status"` // running, done, failed
+	Request         string `json:"request"`
+	TransactionTime string `json:"transactionTime"`
+	StatusURL       string `json:"statusUrl"`
+	Progress        string `json:"progress,omitempty"`
+	Written         int64  `json:"written"`
+	Error           string `json:"error,omitempty"`
+}
+
+// list answers GET $export-poll (a Ward extension, not in the IG): a page
+// of the caller's own jobs, newest first, as JSON with their total;
+// _count (1 to 1,000, default 1,000) and _offset choose the page. Another
+// principal's jobs are never in it, as the status URL hides them.
+func (s *Service) list(w http.ResponseWriter, r *http.Request, p auth.Principal, base string) error {
+	count, offset := maxListCount, 0
+	for name, dst := range map[string]*int{"_count": &count, "_offset": &offset} {
+		v := r.URL.Query().Get(name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || (name == "_count" && (n < 1 || n > maxListCount)) {
+			return fault.Invalid("%s must be a whole number (_count 1 to %d, _offset 0 or more)", name, maxListCount)
+		}
+		*dst = n
+	}
+	all, total, err := s.st.ListExportJobs(r.Context(), p.ProjectID, owner(p), count, offset)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Total int       `json:"total"`
+		Jobs  []jobItem `json:"jobs"`
+	}{Total: total, Jobs: []jobItem{}}
+	for _, sj := range all {
+		j, err := decode(sj)
+		if err != nil {
+			return err
+		}
+		if !j.who.same(p) {
+			continue
+		}
+		it := jobItem{ID: j.ID, Status: j.Status, Request: j.Request, TransactionTime: j.TransactionTime.UTC().Format(time.RFC3339Nano),
+			StatusURL: base + "/" + pollPath + "/" + j.ID, Written: j.Written}
+		switch j.Status {
+		case store.ExportRunning:
+			it.Progress = progress(j)
+		case store.ExportFailed:
+			it.Error = j.Error
+		}
+		out.Jobs = append(out.Jobs, it)
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(body)
 	return err

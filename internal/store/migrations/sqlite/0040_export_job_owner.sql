@@ -1,0 +1,8 @@
+-- The principal that started an export job as one indexed key
+-- ("kind/id/patient", package fhir/bulk), so GET $export-poll reads a page
+-- of that principal's jobs without reading the project's others. Jobs
+-- from before are keyed from their principal JSON.
+ALTER TABLE export_jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+UPDATE export_jobs SET owner = coalesce(json_extract(principal, '$.kind'), '') || '/' || coalesce(json_extract(principal, '$.id'), '') || '/' ||
+  coalesce(json_extract(principal, '$.patient'), '');
+CREATE INDEX export_jobs_owner ON export_jobs(project_id, owner, created_at, id);
