@@ -17,7 +17,10 @@ type projectPage struct {
 	Settings iam.Project
 	Projects []iam.ProjectStub
 	Roles    []roleChoice // the default patient role's choices; nil: not listable
-	CanEdit  bool
+	// Authorizers are the authorizer zambda's choices (the project's
+	// zambdas); nil: not listable, or zambdas not enabled.
+	Authorizers []roleChoice
+	CanEdit     bool
 	Saved    bool
 	// Error is the API's message about ErrorIn ("name" or "form").
 	Error, ErrorIn string
@@ -44,8 +47,32 @@ func (c *Console) projectData(r *http.Request, sess session) (projectPage, error
 		if page.Roles, err = c.roleChoices(r, sess, current); err != nil {
 			return page, err
 		}
+		if page.Authorizers, err = c.authorizerChoices(r, sess, page.Settings.AuthorizerZambdaID); err != nil {
+			return page, err
+		}
 	}
 	return page, nil
+}
+
+// authorizerChoices are the project's zambdas, for the authorizer
+// function (seed 001): the one whose id is current is checked. A developer
+// who may not list zambdas, or a server without them, gets none (the
+// current id is still shown).
+func (c *Console) authorizerChoices(r *http.Request, sess session, current string) ([]roleChoice, error) {
+	var fns []zambdaFn
+	err := c.call(r.Context(), sess, http.MethodGet, "/v1/zambda", nil, &fns)
+	var ae *apiError
+	if errors.As(err, &ae) && (ae.Status == http.StatusForbidden || ae.Status == http.StatusNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]roleChoice, 0, len(fns))
+	for _, z := range fns {
+		out = append(out, roleChoice{ID: z.ID, Name: z.Name, Checked: z.ID == current})
+	}
+	return out, nil
 }
 
 func (c *Console) projectPage(w http.ResponseWriter, r *http.Request, sess session) error {
@@ -68,6 +95,13 @@ func (c *Console) updateProject(w http.ResponseWriter, r *http.Request, sess ses
 			in["defaultPatientRoleId"] = patientRole
 		}
 	}
+	authorizer, setAuthorizer := f.Get("authorizerZambdaId"), f.Has("authorizerZambdaId")
+	if setAuthorizer {
+		in["authorizerZambdaId"] = nil // none
+		if authorizer != "" {
+			in["authorizerZambdaId"] = authorizer
+		}
+	}
 	err := c.call(r.Context(), sess, http.MethodPatch, "/v1/project", in, nil)
 	var ae *apiError
 	if errors.As(err, &ae) {
@@ -82,10 +116,17 @@ func (c *Console) updateProject(w http.ResponseWriter, r *http.Request, sess ses
 				page.Roles[i].Checked = page.Roles[i].ID == patientRole
 			}
 		}
+		if setAuthorizer {
+			for i := range page.Authorizers {
+				page.Authorizers[i].Checked = page.Authorizers[i].ID == authorizer
+			}
+		}
 		page.Error, page.ErrorIn = sentence(ae.Message), "form"
 		switch msg := strings.ToLower(ae.Message); {
 		case strings.Contains(msg, "defaultpatientrole"):
 			page.ErrorIn = "patientRole"
+		case strings.Contains(msg, "authorizerzambda"):
+			page.ErrorIn = "authorizer"
 		case strings.Contains(msg, "name"):
 			page.ErrorIn = "name"
 		}

@@ -224,3 +224,38 @@ func TestConsoleZambdas(t *testing.T) {
 		t.Errorf("the other tenant's zambda changed: %v", got)
 	}
 }
+
+// The project page picks the authorizer zambda among the project's
+// zambdas (seed 001), and shows the API's refusal of an unknown one at
+// its field.
+func TestConsoleAuthorizerZambda(t *testing.T) {
+	ts := newZambdaConsoleServer(t)
+	ts.inviteConsoleDeveloper(t, "dev@example.org", `{"rule":[{"resource":["*"],"action":["*"],"effect":"Allow"}]}`)
+	b, csrf := ts.consoleSignIn(t, "dev@example.org")
+	status, body := post(t, b, "/console/zambdas/new", url.Values{"csrf": {csrf}, "name": {"checker"}, "runtime": {"nodejs20.x"},
+		"triggerMethod": {"http_auth"}, "memorySize": {"256"}, "timeoutInSeconds": {"5"}})
+	m := zambdaIDOnPage.FindStringSubmatch(body)
+	if status != 200 || m == nil {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	id := m[1]
+	if status, body := get(t, b, "/console/project"); status != 200 || !strings.Contains(body, `<option value="`+id+`">checker</option>`) {
+		t.Fatalf("project page offers no authorizer: %d %s", status, body)
+	}
+	settings := url.Values{"csrf": {csrf}, "name": {"Main"}, "authorizerZambdaId": {id}}
+	if status, body := post(t, b, "/console/project", settings); status != 200 || !strings.Contains(body, "Saved.") {
+		t.Fatalf("save: %d %s", status, body)
+	}
+	if status, body := get(t, b, "/console/project"); status != 200 || !strings.Contains(body, `<option value="`+id+`" selected>checker</option>`) {
+		t.Fatalf("authorizer not kept: %d %s", status, body)
+	}
+	settings.Set("authorizerZambdaId", "00000000-0000-0000-0000-000000000000")
+	status, body = post(t, b, "/console/project", settings)
+	if status != 400 || !regexp.MustCompile(`id="authorizer"[^>]*aria-invalid="true"`).MatchString(body) {
+		t.Fatalf("unknown zambda: %d %s", status, body)
+	}
+	settings.Set("authorizerZambdaId", "")
+	if status, body := post(t, b, "/console/project", settings); status != 200 || strings.Contains(body, `" selected>checker`) {
+		t.Fatalf("clear: %d %s", status, body)
+	}
+}
