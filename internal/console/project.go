@@ -21,7 +21,7 @@ type projectPage struct {
 	// zambdas); nil: not listable, or zambdas not enabled.
 	Authorizers []roleChoice
 	CanEdit     bool
-	Saved    bool
+	Saved       bool
 	// Error is the API's message about ErrorIn ("name" or "form").
 	Error, ErrorIn string
 }
