@@ -70,7 +70,7 @@ func FuzzValidate(f *testing.F) {
 		if err != nil {
 			t.Fatalf("encode what was kept: %v", err)
 		}
-		if _, issues4, err := Validate(kept); err != nil || len(issues4) != 0 {
+		if _, issues4, err := Validate(kept); err != nil || hasErrors(issues4) { // warnings (extensible bindings) may stay
 			t.Fatalf("what was kept has issues: %v %v\ninput: %s\nkept: %s", err, issues4, data, kept)
 		}
 		// _summary=true of a valid resource: a fixed point, and a subset.
