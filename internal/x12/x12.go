@@ -89,6 +89,13 @@ func Parse(data []byte) (*Interchange, error) {
 }
 
 func (d Delims) valid() error {
+	// Line breaks after terminators are ignored (and written), so neither
+	// may separate elements, components or repetitions.
+	for _, c := range []byte{d.Element, d.Component, d.Repetition} {
+		if c == '\r' || c == '\n' {
+			return fmt.Errorf("%w: a line break separates segments at most, not elements, components or repetitions", ErrSyntax)
+		}
+	}
 	all := []byte{d.Element, d.Component, d.Repetition, d.Segment}
 	for i, c := range all {
 		if c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == ' ' {
@@ -215,7 +222,11 @@ type Set struct {
 }
 
 // Bytes writes the interchange with its delimiters, one segment per line.
-// It fails when a value holds a separator (X12 cannot escape it).
+// It fails when a value holds the element separator or the segment
+// terminator (X12 cannot escape them). A value's components and
+// repetitions are its own structure, written as they are (what Parse
+// read, e.g. a 271's repeated EB03, writes back); text from elsewhere that
+// must not carry them is refused before it gets here (rcm's validator).
 func (ix *Interchange) Bytes() ([]byte, error) {
 	var b bytes.Buffer
 	d := ix.Delims
@@ -223,8 +234,13 @@ func (ix *Interchange) Bytes() ([]byte, error) {
 		b.WriteString(s.ID)
 		for j, e := range s.Elements {
 			if s.ID != "ISA" || (j != 10 && j != 15) { // ISA11 and ISA16 are separators themselves
-				if k := strings.IndexAny(e, string([]byte{d.Element, d.Segment, d.Repetition})); k >= 0 {
-					return nil, fmt.Errorf("x12: segment %d %s%02d holds the separator %q", i+1, s.ID, j+1, e[k])
+				// Bytes, not runes: a separator may be any byte, and
+				// strings.IndexAny would match every invalid UTF-8 byte
+				// to one that is not valid UTF-8 either.
+				for _, sep := range []byte{d.Element, d.Segment} {
+					if strings.IndexByte(e, sep) >= 0 {
+						return nil, fmt.Errorf("x12: segment %d %s%02d holds the separator %q", i+1, s.ID, j+1, sep)
+					}
 				}
 			}
 			b.WriteByte(d.Element)
