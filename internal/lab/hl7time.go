@@ -32,6 +32,11 @@ func fhirTime(v string) (string, bool) {
 		if len(zone) != 5 || !digits(zone[1:]) {
 			return "", false
 		}
+		// An offset is hours (up to 14) and minutes (under 60): "+2700"
+		// would be stored as a dateTime nothing can read.
+		if h, m := atoi2(zone[1:3]), atoi2(zone[3:5]); h > 14 || m > 59 || h == 14 && m > 0 {
+			return "", false
+		}
 	}
 	frac := ""
 	if i := strings.IndexByte(v, '.'); i >= 0 {
@@ -86,3 +91,6 @@ func digits(s string) bool {
 	}
 	return s != ""
 }
+
+// atoi2 reads two ASCII digits.
+func atoi2(s string) int { return int(s[0]-'0')*10 + int(s[1]-'0') }
