@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -241,17 +240,5 @@ func BenchmarkConsoleFHIRSearch(b *testing.B) {
 		apiReq()
 		page, peer = append(page, t1.Sub(t0)), append(peer, time.Since(t1))
 	}
-	slices.Sort(page)
-	slices.Sort(peer)
-	mean := func(d []time.Duration) float64 {
-		var s time.Duration
-		for _, x := range d {
-			s += x
-		}
-		return float64(s) / float64(len(d))
-	}
-	b.ReportMetric(mean(page)/1e6, "console-ms/op")
-	b.ReportMetric(mean(peer)/1e6, "api-ms/op")
-	b.ReportMetric(float64(page[len(page)*99/100])/1e6, "console-p99-ms")
-	b.ReportMetric(mean(page)/mean(peer), "console/api")
+	reportConsoleBench(b, page, peer)
 }
