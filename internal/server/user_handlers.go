@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/wardhealth/ward/internal/fault"
-	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/store"
 )
 
@@ -19,22 +18,22 @@ func (s *Server) userRoutes() []route {
 	user, users := withID("App:User:"), fixed("App:User:*")
 	return []route{
 		{method: "GET", path: "/v1/application", action: "App:ListAllApplications", resource: apps, handle: s.listApplications},
-		{method: "POST", path: "/v1/application", action: "App:CreateApplication", resource: apps, handle: s.createApplication},
-		{method: "GET", path: "/v1/application/{id}", action: "App:GetApplication", resource: app, handle: s.getApplication},
-		{method: "PATCH", path: "/v1/application/{id}", action: "App:UpdateApplication", resource: app, handle: s.updateApplication},
-		{method: "DELETE", path: "/v1/application/{id}", action: "App:DeleteApplication", resource: app, handle: s.deleteApplication},
-		{method: "POST", path: "/v1/application/{id}/rotate-secret", action: "App:RotateApplicationSecret", resource: app, handle: s.rotateApplication},
+		{method: "POST", path: "/v1/application", action: "App:CreateApplication", resource: apps, handle: withBody(s.iam.CreateApplication)},
+		{method: "GET", path: "/v1/application/{id}", action: "App:GetApplication", resource: app, handle: byID(s.iam.GetApplication)},
+		{method: "PATCH", path: "/v1/application/{id}", action: "App:UpdateApplication", resource: app, handle: byIDWithBody(s.iam.UpdateApplication)},
+		{method: "DELETE", path: "/v1/application/{id}", action: "App:DeleteApplication", resource: app, handle: deleteByID(s.iam.DeleteApplication)},
+		{method: "POST", path: "/v1/application/{id}/rotate-secret", action: "App:RotateApplicationSecret", resource: app, handle: rotateByID(s.iam.RotateApplicationSecret)},
 		{method: "POST", path: "/v1/application/{id}/revoke-refresh-token", action: "App:RevokeRefreshToken", resource: app, handle: s.revokeApplicationToken(true)},
 		{method: "POST", path: "/v1/application/{id}/revoke-access-token", action: "App:RevokeAccessToken", resource: app, handle: s.revokeApplicationToken(false)},
 
 		{method: "GET", path: "/v1/user", action: "App:ListAllUsers", resource: users, handle: s.listUsers},
 		{method: "GET", path: "/v1/user/v2/list", action: "App:ListAllUsers", resource: users, handle: s.listUsersV2},
-		{method: "POST", path: "/v1/user/invite", action: "App:CreateUser", resource: users, handle: s.inviteUser},
+		{method: "POST", path: "/v1/user/invite", action: "App:CreateUser", resource: users, handle: withBody(s.iam.InviteUser)},
 		// Any user may read itself; the action names what it amounts to.
 		{method: "GET", path: "/v1/user/me", action: "App:GetUser", authOnly: true, handle: s.userMe},
-		{method: "GET", path: "/v1/user/{id}", action: "App:GetUser", resource: user, handle: s.getUser},
-		{method: "PATCH", path: "/v1/user/{id}", action: "App:UpdateUser", resource: user, handle: s.updateUser},
-		{method: "DELETE", path: "/v1/user/{id}", action: "App:DeleteUser", resource: user, handle: s.deleteUser},
+		{method: "GET", path: "/v1/user/{id}", action: "App:GetUser", resource: user, handle: byID(s.iam.GetUser)},
+		{method: "PATCH", path: "/v1/user/{id}", action: "App:UpdateUser", resource: user, handle: byIDWithBody(s.iam.UpdateUser)},
+		{method: "DELETE", path: "/v1/user/{id}", action: "App:DeleteUser", resource: user, handle: deleteByID(s.iam.DeleteUser)},
 		{method: "POST", path: "/v1/user/{id}/reset-mfa", action: "App:ResetUserMFA", resource: user, handle: s.resetUserMFA},
 		{method: "POST", path: "/v1/user/{id}/reset-password-link", action: "App:GetUserPasswordResetLink", resource: user, handle: s.userPasswordResetLink},
 
@@ -64,58 +63,6 @@ func (s *Server) listApplications(w http.ResponseWriter, r *http.Request, c call
 		out = append(out, item{ID: a.ID, Name: a.Name, ClientID: a.ClientID, Description: a.Description})
 	}
 	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-func (s *Server) createApplication(w http.ResponseWriter, r *http.Request, c call) error {
-	var in iam.ApplicationInput
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	a, err := s.iam.CreateApplication(r.Context(), c.p.ProjectID, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, a)
-	return nil
-}
-
-func (s *Server) getApplication(w http.ResponseWriter, r *http.Request, c call) error {
-	a, err := s.iam.GetApplication(r.Context(), c.p.ProjectID, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, a)
-	return nil
-}
-
-func (s *Server) updateApplication(w http.ResponseWriter, r *http.Request, c call) error {
-	var in iam.ApplicationInput
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	a, err := s.iam.UpdateApplication(r.Context(), c.p.ProjectID, r.PathValue("id"), in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, a)
-	return nil
-}
-
-func (s *Server) deleteApplication(w http.ResponseWriter, r *http.Request, c call) error {
-	if err := s.iam.DeleteApplication(r.Context(), c.p.ProjectID, r.PathValue("id")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (s *Server) rotateApplication(w http.ResponseWriter, r *http.Request, c call) error {
-	secret, err := s.iam.RotateApplicationSecret(r.Context(), c.p.ProjectID, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"secret": secret})
 	return nil
 }
 
@@ -157,40 +104,18 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c call) error
 }
 
 func (s *Server) listUsersV2(w http.ResponseWriter, r *http.Request, c call) error {
+	l, err := parseListV2(r, "id", "name", "email", "phoneNumber", "createdAt")
+	if err != nil {
+		return err
+	}
 	f := store.UserFilter{Name: query(r, "name"), Email: query(r, "email"), ID: query(r, "id"), Profile: query(r, "profile"),
-		RoleID: query(r, "roleId"), Limit: 20}
-	switch sort := store.UserSort(query(r, "sort")); sort {
-	case "":
-	case store.UserSortID, store.UserSortName, store.UserSortEmail, store.UserSortPhone, store.UserSortCreatedAt:
-		f.Sort = sort
-	default:
-		return fault.Invalid("sort must be id, name, email, phoneNumber or createdAt")
-	}
-	switch strings.ToLower(query(r, "sortOrder")) {
-	case "", "asc":
-	case "desc":
-		f.Descending = true
-	default:
-		return fault.Invalid("sortOrder must be asc or desc")
-	}
-	if v := query(r, "limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return fault.Invalid("limit must be a whole number from 1 to 100")
+		RoleID: query(r, "roleId"), Sort: store.UserSort(l.sort), Descending: l.descending, Limit: l.limit, After: l.cursor}
+	if l.cursor != "" {
+		// A cursor carries its sort's key: another sort's is refused.
+		key, _, found := strings.Cut(l.cursor, "\x00")
+		if _, err := strconv.ParseInt(key, 10, 64); !found || f.Sort == store.UserSortCreatedAt && err != nil {
+			return fault.Invalid("cursor is not one this server issued for this sort")
 		}
-		f.Limit = n
-	}
-	if v := query(r, "cursor"); v != "" {
-		bad := fault.Invalid("cursor is not one this server issued for this sort")
-		b, err := base64.RawURLEncoding.DecodeString(v)
-		key, _, found := strings.Cut(string(b), "\x00")
-		if err != nil || !found {
-			return bad
-		}
-		if _, err := strconv.ParseInt(key, 10, 64); f.Sort == store.UserSortCreatedAt && err != nil {
-			return bad
-		}
-		f.After = string(b)
 	}
 	users, next, err := s.iam.ListUsers(r.Context(), c.p.ProjectID, f)
 	if err != nil {
@@ -209,55 +134,12 @@ func (s *Server) listUsersV2(w http.ResponseWriter, r *http.Request, c call) err
 	return nil
 }
 
-func (s *Server) inviteUser(w http.ResponseWriter, r *http.Request, c call) error {
-	var in iam.UserInvite
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	inv, err := s.iam.InviteUser(r.Context(), c.p.ProjectID, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, inv)
-	return nil
-}
-
 func (s *Server) userMe(w http.ResponseWriter, r *http.Request, c call) error {
 	u, err := s.iam.UserMe(r.Context(), c.p)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, u)
-	return nil
-}
-
-func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c call) error {
-	u, err := s.iam.GetUser(r.Context(), c.p.ProjectID, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, u)
-	return nil
-}
-
-func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c call) error {
-	var in iam.UserUpdate
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	u, err := s.iam.UpdateUser(r.Context(), c.p.ProjectID, r.PathValue("id"), in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, u)
-	return nil
-}
-
-func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c call) error {
-	if err := s.iam.DeleteUser(r.Context(), c.p.ProjectID, r.PathValue("id")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -19,20 +19,20 @@ func (s *Server) zambdaRoutes() []route {
 	}
 	fn := withID("Zambda:Function:")
 	return []route{
-		{method: "GET", path: "/v1/zambda", action: "Zambda:ListAllFunctions", resource: fixed("Zambda:Function:*"), handle: s.listZambdas},
-		{method: "POST", path: "/v1/zambda", action: "Zambda:CreateFunction", resource: fixed("Zambda:Function:*"), handle: s.createZambda},
-		{method: "GET", path: "/v1/zambda/{id}", action: "Zambda:GetFunction", resource: fn, handle: s.getZambda},
-		{method: "PATCH", path: "/v1/zambda/{id}", action: "Zambda:UpdateFunction", resource: fn, handle: s.updateZambda},
-		{method: "DELETE", path: "/v1/zambda/{id}", action: "Zambda:DeleteFunction", resource: fn, handle: s.deleteZambda},
+		{method: "GET", path: "/v1/zambda", action: "Zambda:ListAllFunctions", resource: fixed("Zambda:Function:*"), handle: ofProject(s.zambda.List)},
+		{method: "POST", path: "/v1/zambda", action: "Zambda:CreateFunction", resource: fixed("Zambda:Function:*"), handle: withBody(s.zambda.Create)},
+		{method: "GET", path: "/v1/zambda/{id}", action: "Zambda:GetFunction", resource: fn, handle: byID(s.zambda.Get)},
+		{method: "PATCH", path: "/v1/zambda/{id}", action: "Zambda:UpdateFunction", resource: fn, handle: byIDWithBody(s.zambda.Update)},
+		{method: "DELETE", path: "/v1/zambda/{id}", action: "Zambda:DeleteFunction", resource: fn, handle: deleteByID(s.zambda.Delete)},
 		{method: "POST", path: "/v1/zambda/{id}/s3-upload", action: "Zambda:UpdateFunction", resource: fn, handle: s.zambdaUpload},
 		{method: "POST", path: "/v1/zambda/{id}/execute", action: "Zambda:InvokeFunction", resource: fn, handle: s.execute},
 		// Only http_open functions answer here (checked by the service).
 		{method: "POST", path: "/v1/zambda/{id}/execute-public", public: true, handle: s.executePublic},
-		{method: "POST", path: "/v1/zambda/{id}/logStream", action: "Zambda:ReadLogs", resource: fn, handle: s.logStreams},
-		{method: "POST", path: "/v1/zambda/{id}/logStream/search", action: "Zambda:ReadLogs", resource: fn, handle: s.searchLogs},
+		{method: "POST", path: "/v1/zambda/{id}/logStream", action: "Zambda:ReadLogs", resource: fn, handle: byIDWithBody(s.zambda.LogStreams)},
+		{method: "POST", path: "/v1/zambda/{id}/logStream/search", action: "Zambda:ReadLogs", resource: fn, handle: byIDWithBody(s.zambda.SearchLogs)},
 		{method: "POST", path: "/v1/zambda/{id}/logStream/{stream}", action: "Zambda:ReadLogs", resource: fn, handle: s.logStream},
 
-		{method: "GET", path: "/v1/secret", action: "Zambda:ListAllSecrets", resource: fixed("Zambda:Secret:*"), handle: s.listSecrets},
+		{method: "GET", path: "/v1/secret", action: "Zambda:ListAllSecrets", resource: fixed("Zambda:Secret:*"), handle: ofProject(s.zambda.ListSecrets)},
 		{method: "POST", path: "/v1/secret", action: "Zambda:CreateSecret", resource: fixed("Zambda:Secret:*"), handle: s.setSecret},
 		{method: "GET", path: "/v1/secret/{name}", action: "Zambda:GetSecret", resource: withName("Zambda:Secret:"), handle: s.getSecret},
 		{method: "DELETE", path: "/v1/secret/{name}", action: "Zambda:DeleteSecret", resource: withName("Zambda:Secret:"), handle: s.deleteSecret},
@@ -41,58 +41,6 @@ func (s *Server) zambdaRoutes() []route {
 
 func withName(prefix string) func(*http.Request) string {
 	return func(r *http.Request) string { return prefix + r.PathValue("name") }
-}
-
-func (s *Server) listZambdas(w http.ResponseWriter, r *http.Request, c call) error {
-	list, err := s.zambda.List(r.Context(), c.p.ProjectID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, list)
-	return nil
-}
-
-func (s *Server) createZambda(w http.ResponseWriter, r *http.Request, c call) error {
-	var in zambda.Input
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	f, err := s.zambda.Create(r.Context(), c.p.ProjectID, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, f)
-	return nil
-}
-
-func (s *Server) getZambda(w http.ResponseWriter, r *http.Request, c call) error {
-	f, err := s.zambda.Get(r.Context(), c.p.ProjectID, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, f)
-	return nil
-}
-
-func (s *Server) updateZambda(w http.ResponseWriter, r *http.Request, c call) error {
-	var in zambda.Input
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	f, err := s.zambda.Update(r.Context(), c.p.ProjectID, r.PathValue("id"), in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, f)
-	return nil
-}
-
-func (s *Server) deleteZambda(w http.ResponseWriter, r *http.Request, c call) error {
-	if err := s.zambda.Delete(r.Context(), c.p.ProjectID, r.PathValue("id")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
 }
 
 func (s *Server) zambdaUpload(w http.ResponseWriter, r *http.Request, c call) error {
@@ -174,32 +122,6 @@ func (s *Server) runZambda(w http.ResponseWriter, r *http.Request, projectID str
 	return nil
 }
 
-func (s *Server) logStreams(w http.ResponseWriter, r *http.Request, c call) error {
-	var in zambda.StreamsInput
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	res, err := s.zambda.LogStreams(r.Context(), c.p.ProjectID, r.PathValue("id"), in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
-}
-
-func (s *Server) searchLogs(w http.ResponseWriter, r *http.Request, c call) error {
-	var in zambda.SearchInput
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	res, err := s.zambda.SearchLogs(r.Context(), c.p.ProjectID, r.PathValue("id"), in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
-}
-
 func (s *Server) logStream(w http.ResponseWriter, r *http.Request, c call) error {
 	var in zambda.StreamInput
 	if err := decodeJSON(r, &in); err != nil {
@@ -210,15 +132,6 @@ func (s *Server) logStream(w http.ResponseWriter, r *http.Request, c call) error
 		return err
 	}
 	writeJSON(w, http.StatusOK, res)
-	return nil
-}
-
-func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request, c call) error {
-	list, err := s.zambda.ListSecrets(r.Context(), c.p.ProjectID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, list)
 	return nil
 }
 
