@@ -33,16 +33,13 @@ func projectSecret(zambdas *zambda.Service) func(ctx context.Context, projectID,
 // egress policy.
 func newPayment(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy, log *slog.Logger) *payment.Service {
 	return payment.New(payment.Config{StripeURL: c.StripeURL}, payment.Deps{
-		FHIR:  svc.fhir,
-		Store: svc.store,
-		Providers: func(ctx context.Context, projectID string) (map[string]string, error) {
-			p, err := svc.iam.GetProject(ctx, projectID)
-			return p.Providers, err
-		},
-		Secret: projectSecret(zambdas),
-		HTTP:   eg.HTTPClient(30 * time.Second),
-		Log:    log,
-		Now:    time.Now,
+		FHIR:      svc.fhir,
+		Store:     svc.store,
+		Providers: projectProviders(svc),
+		Secret:    projectSecret(zambdas),
+		HTTP:      eg.HTTPClient(30 * time.Second),
+		Log:       log,
+		Now:       time.Now,
 	})
 }
 
@@ -50,15 +47,12 @@ func newPayment(c config, svc *services, zambdas *zambda.Service, eg *egress.Pol
 // settings, credentials from its secrets, requests through the egress policy.
 func newSMS(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy, log *slog.Logger) *sms.Service {
 	return sms.New(sms.Config{PublicURL: c.PublicURL, TwilioURL: c.TwilioURL}, sms.Deps{
-		FHIR: svc.fhir,
-		Providers: func(ctx context.Context, projectID string) (map[string]string, error) {
-			p, err := svc.iam.GetProject(ctx, projectID)
-			return p.Providers, err
-		},
-		Secret: projectSecret(zambdas),
-		HTTP:   eg.HTTPClient(30 * time.Second),
-		Log:    log,
-		Now:    time.Now,
+		FHIR:      svc.fhir,
+		Providers: projectProviders(svc),
+		Secret:    projectSecret(zambdas),
+		HTTP:      eg.HTTPClient(30 * time.Second),
+		Log:       log,
+		Now:       time.Now,
 	})
 }
 
@@ -66,12 +60,9 @@ func newSMS(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy,
 // the local provider's directories are the project's FHIR resources.
 func newERx(c config, svc *services) *erx.Service {
 	return erx.New(erx.Deps{
-		FHIR: svc.fhir,
-		Providers: func(ctx context.Context, projectID string) (map[string]string, error) {
-			p, err := svc.iam.GetProject(ctx, projectID)
-			return p.Providers, err
-		},
-		Local: &erx.Local{Catalog: svc.fhir, PublicURL: c.PublicURL},
+		FHIR:      svc.fhir,
+		Providers: projectProviders(svc),
+		Local:     &erx.Local{Catalog: svc.fhir, PublicURL: c.PublicURL},
 	})
 }
 
@@ -86,14 +77,11 @@ func newFax(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy,
 			_, err := svc.iam.Authorize(ctx, p, action, resource)
 			return err
 		},
-		Providers: func(ctx context.Context, projectID string) (map[string]string, error) {
-			p, err := svc.iam.GetProject(ctx, projectID)
-			return p.Providers, err
-		},
-		Secret: projectSecret(zambdas),
-		HTTP:   eg.HTTPClient(60 * time.Second),
-		Log:    log,
-		Now:    time.Now,
+		Providers: projectProviders(svc),
+		Secret:    projectSecret(zambdas),
+		HTTP:      eg.HTTPClient(60 * time.Second),
+		Log:       log,
+		Now:       time.Now,
 	})
 }
 
@@ -102,11 +90,8 @@ func newFax(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy,
 // the egress policy.
 func newRCM(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy, log *slog.Logger) *clearinghouse.RCM {
 	return clearinghouse.New(clearinghouse.Config{StediURL: c.StediURL}, clearinghouse.Deps{
-		FHIR: svc.fhir,
-		Providers: func(ctx context.Context, projectID string) (map[string]string, error) {
-			p, err := svc.iam.GetProject(ctx, projectID)
-			return p.Providers, err
-		},
+		FHIR:      svc.fhir,
+		Providers: projectProviders(svc),
 		Secret: func(ctx context.Context, projectID, name string) (string, bool, error) {
 			s, err := zambdas.GetSecret(ctx, projectID, name)
 			if errors.Is(err, fault.ErrNotFound) {
@@ -118,4 +103,13 @@ func newRCM(c config, svc *services, zambdas *zambda.Service, eg *egress.Policy,
 		Log:  log,
 		Now:  time.Now,
 	})
+}
+
+// projectProviders reads a project's provider choices (its settings'
+// "providers"), which every outside service asks per request.
+func projectProviders(svc *services) func(ctx context.Context, projectID string) (map[string]string, error) {
+	return func(ctx context.Context, projectID string) (map[string]string, error) {
+		p, err := svc.iam.GetProject(ctx, projectID)
+		return p.Providers, err
+	}
 }

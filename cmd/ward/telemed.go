@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/wardhealth/ward/internal/egress"
-	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/telemed"
 	"github.com/wardhealth/ward/internal/zambda"
 )
@@ -31,12 +29,6 @@ func telemedService(c config, svc *services, zambdas *zambda.Service, eg *egress
 			p, err := svc.iam.GetProject(ctx, projectID)
 			return p.Providers["video"], err
 		},
-		Secret: func(ctx context.Context, projectID, name string) (string, bool, error) {
-			s, err := zambdas.GetSecret(ctx, projectID, name)
-			if errors.Is(err, fault.ErrNotFound) {
-				return "", false, nil
-			}
-			return s.Value, err == nil, err
-		}}
+		Secret: projectSecret(zambdas)}
 	return telemed.New(svc.fhir, projects.For, log, time.Now), nil
 }
