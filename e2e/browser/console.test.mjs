@@ -8,37 +8,16 @@
 // Run by TestConsole (console_test.go), which starts ward and sets
 // WARD_URL, WARD_PASSWORD, WARD_ADMIN_EMAIL, WARD_READER_EMAIL,
 // WARD_READER_ROLE (a role id) and WARD_OTHER_PROJECT (a project's name).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, axe, screenshot, watchConsole } from './harness.mjs';
+import { consoleSuite, screenshot } from './harness.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set: run this through go test -run TestConsole`);
-  return v;
-};
-const WARD = env('WARD_URL');
+const { env, WARD, open, check } = consoleSuite('console', 'TestConsole');
 const PASSWORD = env('WARD_PASSWORD');
-
-let browser;
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
-
-// check runs axe (serious and critical only, as the issue asks) and saves
-// a screenshot.
-async function check(page, name) {
-  const violations = await axe(page, { minImpact: 'serious' });
-  assert.deepEqual(violations, [], `${name}: ${violations.join('\n')}`);
-  await screenshot(page, 'console-' + name);
-}
 
 // signIn opens the console in a fresh context and signs in as email.
 async function signIn(email, shots = false) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  const errors = watchConsole(page);
-  const hosts = new Set();
-  page.on('request', (r) => hosts.add(new URL(r.url()).host));
+  const { context, page, errors, hosts } = await open();
   let res = await page.goto(WARD + '/console');
   assert.equal(res.status(), 200);
   assert.match(res.headers()['content-security-policy'], /default-src 'none'/);

@@ -11,41 +11,12 @@
 // WARD_ZIP (a Node zambda's zip) and WARD_SUBSCRIPTION (a Subscription
 // id, criteria "Patient", delivering to a webhook that answers 200) and
 // WARD_BUCKET (a bucket name to create).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, axe, screenshot, watchConsole } from './harness.mjs';
+import { consoleSuite } from './harness.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set: run this through go test -run TestConsole2`);
-  return v;
-};
-const WARD = env('WARD_URL');
+const { env, WARD, check, signIn } = consoleSuite('console2', 'TestConsole2');
 
-let browser;
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
-
-async function check(page, name) {
-  const violations = await axe(page, { minImpact: 'serious' });
-  assert.deepEqual(violations, [], `${name}: ${violations.join('\n')}`);
-  await screenshot(page, 'console2-' + name);
-}
-
-async function signIn(email) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  const errors = watchConsole(page);
-  const hosts = new Set();
-  page.on('request', (r) => hosts.add(new URL(r.url()).host));
-  await page.goto(WARD + '/console/signin');
-  await page.waitForURL(/\/oauth\/authorize/);
-  await page.fill('#email', email);
-  await page.fill('#password', env('WARD_PASSWORD'));
-  await page.click('button[value="signin"]');
-  await page.waitForURL(/\/console\/dashboard$/);
-  return { context, page, errors, hosts };
-}
 
 const csrfOf = (page) => page.locator('input[name="csrf"]').first().getAttribute('value');
 

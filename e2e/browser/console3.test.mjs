@@ -7,39 +7,15 @@
 // WARD_PHASE=after opens the console with those cookies: still signed in,
 // its forms still accepted. axe-core on every page (no serious or critical
 // violations), no CSP errors, no request to another host, screenshots.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, axe, screenshot, watchConsole } from './harness.mjs';
+import { consoleSuite } from './harness.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set: run this through go test -run TestConsole3`);
-  return v;
-};
-const WARD = env('WARD_URL');
+const { env, WARD, open, check } = consoleSuite('console3', 'TestConsole3');
 const PHASE = env('WARD_PHASE');
 const BUCKET = env('WARD_BUCKET');
 const DROPPED = 'dropped notes.txt';
 const CONTENT = 'dropped on the folder view\n';
-
-let browser;
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
-
-async function check(page, name) {
-  const violations = await axe(page, { minImpact: 'serious' });
-  assert.deepEqual(violations, [], `${name}: ${violations.join('\n')}`);
-  await screenshot(page, 'console3-' + name);
-}
-
-async function open(storageState) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, storageState });
-  const page = await context.newPage();
-  const errors = watchConsole(page);
-  const hosts = new Set();
-  page.on('request', (r) => hosts.add(new URL(r.url()).host));
-  return { context, page, errors, hosts };
-}
 
 const tile = async (page, label) => {
   const li = page.locator('ul.tiles li', { hasText: label }).first();
@@ -48,7 +24,7 @@ const tile = async (page, label) => {
 
 if (PHASE === 'before') {
   test('the dashboard shows the traffic; a dropped file is uploaded and downloads the same', async () => {
-    const { context, page, errors, hosts } = await open(undefined);
+    const { context, page, errors, hosts } = await open();
     await page.goto(WARD + '/console/signin');
     await page.waitForURL(/\/oauth\/authorize/);
     await page.fill('#email', env('WARD_ADMIN_EMAIL'));
@@ -122,7 +98,7 @@ if (PHASE === 'before') {
 
 if (PHASE === 'after') {
   test('after a restart the same browser session is still signed in and its forms pass', async () => {
-    const { context, page, errors, hosts } = await open(env('WARD_STATE'));
+    const { context, page, errors, hosts } = await open({ storageState: env('WARD_STATE') });
     const res = await page.goto(WARD + '/console/dashboard');
     assert.equal(res.status(), 200);
     assert.match(page.url(), /\/console\/dashboard$/);

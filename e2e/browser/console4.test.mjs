@@ -9,41 +9,12 @@
 // screenshot of each page. Run by TestConsole4 (console4_test.go), which
 // sets WARD_URL, WARD_PASSWORD, WARD_ADMIN_EMAIL, WARD_READER_EMAIL,
 // WARD_PATIENT (a Patient id) and WARD_ROLE (a role's name).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, axe, screenshot, watchConsole } from './harness.mjs';
+import { consoleSuite } from './harness.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set: run this through go test -run TestConsole4`);
-  return v;
-};
-const WARD = env('WARD_URL');
+const { env, WARD, check, signIn } = consoleSuite('console4', 'TestConsole4', { acceptDownloads: true });
 
-let browser;
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
-
-async function check(page, name) {
-  const violations = await axe(page, { minImpact: 'serious' });
-  assert.deepEqual(violations, [], `${name}: ${violations.join('\n')}`);
-  await screenshot(page, 'console4-' + name);
-}
-
-async function signIn(email) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-  const page = await context.newPage();
-  const errors = watchConsole(page);
-  const hosts = new Set();
-  page.on('request', (r) => hosts.add(new URL(r.url()).host));
-  await page.goto(WARD + '/console/signin');
-  await page.waitForURL(/\/oauth\/authorize/);
-  await page.fill('#email', email);
-  await page.fill('#password', env('WARD_PASSWORD'));
-  await page.click('button[value="signin"]');
-  await page.waitForURL(/\/console\/dashboard$/);
-  return { context, page, errors, hosts };
-}
 
 const csrfOf = (page) => page.locator('input[name="csrf"]').first().getAttribute('value');
 

@@ -4,6 +4,8 @@
 // screenshots. Used by pages.test.mjs and by tests of browser apps
 // (fhirclient) against a real `ward serve`.
 import { chromium } from 'playwright-core';
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -136,4 +138,47 @@ export function watchConsole(page) {
   });
   page.on('pageerror', (e) => errors.push(String(e)));
   return errors;
+}
+
+// consoleSuite is the prologue the console's browser tests share: env reads
+// a variable the Go test goTest sets, a browser is launched before the
+// file's tests and closed after them, open makes a page that records its
+// console errors and every host it requests, check runs axe-core (no
+// serious or critical violation) and saves a screenshot named after the
+// file, and signIn signs a developer in through /console/signin.
+// contextOptions apply to every page the suite opens.
+export function consoleSuite(name, goTest, contextOptions = {}) {
+  const env = (k) => {
+    const v = process.env[k];
+    if (!v) throw new Error(`${k} is not set: run this through go test -run ${goTest}`);
+    return v;
+  };
+  const WARD = env('WARD_URL');
+  let browser;
+  before(async () => { browser = await launch(); });
+  after(async () => { await browser?.close(); });
+  async function open(options = {}) {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...contextOptions, ...options });
+    const page = await context.newPage();
+    const errors = watchConsole(page);
+    const hosts = new Set();
+    page.on('request', (r) => hosts.add(new URL(r.url()).host));
+    return { context, page, errors, hosts };
+  }
+  async function check(page, shot) {
+    const violations = await axe(page, { minImpact: 'serious' });
+    assert.deepEqual(violations, [], `${shot}: ${violations.join('\n')}`);
+    await screenshot(page, name + '-' + shot);
+  }
+  async function signIn(email, options) {
+    const s = await open(options);
+    await s.page.goto(WARD + '/console/signin');
+    await s.page.waitForURL(/\/oauth\/authorize/);
+    await s.page.fill('#email', email);
+    await s.page.fill('#password', env('WARD_PASSWORD'));
+    await s.page.click('button[value="signin"]');
+    await s.page.waitForURL(/\/console\/dashboard$/);
+    return s;
+  }
+  return { env, WARD, open, check, signIn };
 }
