@@ -5,7 +5,7 @@
 // FHIR writes as the caller, and interaction checks say they were not done.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, base, token, sdk, rejects, adminCredentials, sdkFromCredentials, foreignRequests, services } from './sdklib.mjs';
+import { env, base, token, sdk, rejects, adminCredentials, sdkFromCredentials, foreignRequests, services, m2mToken } from './sdklib.mjs';
 
 const creds = adminCredentials();
 const adminToken = await token(creds.clientId, creds.clientSecret);
@@ -46,12 +46,7 @@ const sparse = await admin.fhir.create({ resourceType: 'Patient', name: [{ famil
 const practitioner = await admin.fhir.create({ resourceType: 'Practitioner', name: [{ family: 'Who', given: ['Doc'] }] });
 
 // A client holding only the rules given.
-async function clientWith(name, rule) {
-  const role = await admin.role.create({ name, accessPolicy: { rule } });
-  const m2m = await admin.m2m.create({ name, roles: [role.id] });
-  const { secret } = await admin.m2m.rotateSecret({ id: m2m.id });
-  return sdk(await token(m2m.clientId, secret));
-}
+const clientWith = async (name, rule) => sdk(await m2mToken(admin, name, rule));
 
 // erx.getPharmacy is SDK 4.3's; 4.2.6 has no method, so the same request by hand.
 async function getPharmacy(tok, id) {

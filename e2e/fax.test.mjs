@@ -4,7 +4,7 @@
 // Every send is a FHIR Communication holding the document and the delivery status.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, base, token, sdk, rejects, adminCredentials, sdkFromCredentials, foreignRequests, services } from './sdklib.mjs';
+import { env, base, token, sdk, rejects, adminCredentials, sdkFromCredentials, foreignRequests, services, until, m2mToken } from './sdklib.mjs';
 
 const creds = adminCredentials();
 const admin = sdkFromCredentials(creds, await token(creds.clientId, creds.clientSecret));
@@ -32,22 +32,9 @@ async function clinicFaxes(number) {
   clinic = await admin.fhir.update({ ...clinic, telecom: [{ system: 'fax', value: number }] });
 }
 
-async function until(what, fn) {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
-async function clientWith(name, rule) {
-  const role = await admin.role.create({ name, accessPolicy: { rule } });
-  const m2m = await admin.m2m.create({ name, roles: [role.id] });
-  const { secret } = await admin.m2m.rotateSecret({ id: m2m.id });
-  return sdk(await token(m2m.clientId, secret));
-}
+// A client holding only the rules given.
+const clientWith = async (name, rule) => sdk(await m2mToken(admin, name, rule));
 
 const send = (client, extra) => client.fax.send({ media, quality: 'fine', sender: `Organization/${clinic.id}`, recipient: `Practitioner/${doctor.id}`, ...extra });
 

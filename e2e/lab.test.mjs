@@ -6,7 +6,7 @@
 // the ServiceRequest.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, token, sdk, rejects, adminCredentials, sdkFromCredentials, foreignRequests } from './sdklib.mjs';
+import { env, token, sdk, rejects, adminCredentials, sdkFromCredentials, foreignRequests, until, m2mToken } from './sdklib.mjs';
 
 const creds = adminCredentials();
 const admin = sdkFromCredentials(creds, await token(creds.clientId, creds.clientSecret));
@@ -15,22 +15,9 @@ const labMLLP = env('LAB_MLLP');
 const labControl = env('LAB_CONTROL');
 const LAB = 'lab-e2e';
 
-async function until(what, fn) {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
-async function clientWith(name, rule) {
-  const role = await admin.role.create({ name, accessPolicy: { rule } });
-  const m2m = await admin.m2m.create({ name, roles: [role.id] });
-  const { secret } = await admin.m2m.rotateSecret({ id: m2m.id });
-  return sdk(await token(m2m.clientId, secret));
-}
+// A client holding only the rules given.
+const clientWith = async (name, rule) => sdk(await m2mToken(admin, name, rule));
 
 const item = (version, code, name, loinc, aoe) => ({
   resourceType: 'ActivityDefinition', status: 'active', kind: 'ServiceRequest', publisher: 'E2E Reference Lab',

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { env, base, token, sdk, rejects, adminCredentials, sdkFromCredentials, foreignRequests } from './sdklib.mjs';
+import { env, base, token, sdk, rejects, adminCredentials, sdkFromCredentials, foreignRequests, m2mToken } from './sdklib.mjs';
 
 const creds = adminCredentials();
 const admin = sdkFromCredentials(creds, await token(creds.clientId, creds.clientSecret));
@@ -27,12 +27,8 @@ async function visit(prices) {
   return { patient, encounter };
 }
 
-async function clientWith(name, rule) {
-  const role = await admin.role.create({ name, accessPolicy: { rule } });
-  const m2m = await admin.m2m.create({ name, roles: [role.id] });
-  const { secret } = await admin.m2m.rotateSecret({ id: m2m.id });
-  return sdk(await token(m2m.clientId, secret));
-}
+// A client holding only the rules given.
+const clientWith = async (name, rule) => sdk(await m2mToken(admin, name, rule));
 
 const reconciliations = async (id) => (await admin.fhir.search({ resourceType: 'PaymentReconciliation',
   params: [{ name: '_id', value: id }] })).unbundle();

@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { env, token, sdk, rejects, adminCredentials, sdkFromCredentials, foreignRequests, services } from './sdklib.mjs';
+import { env, token, sdk, rejects, adminCredentials, sdkFromCredentials, foreignRequests, services, m2mToken } from './sdklib.mjs';
 
 const creds = adminCredentials();
 const adminToken = await token(creds.clientId, creds.clientSecret);
@@ -177,11 +177,9 @@ test('payers: Organizations of type pay, read and searched', async () => {
   assert.equal((await call(adminToken, '/rcm/payer?_count=x')).status, 400);
 });
 
+// A client holding only the rules given, and its token.
 async function clientWith(name, rule) {
-  const role = await admin.role.create({ name, accessPolicy: { rule } });
-  const m2m = await admin.m2m.create({ name, roles: [role.id] });
-  const { secret } = await admin.m2m.rotateSecret({ id: m2m.id });
-  const tok = await token(m2m.clientId, secret);
+  const tok = await m2mToken(admin, name, rule);
   return { client: sdk(tok), tok };
 }
 

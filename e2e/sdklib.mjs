@@ -78,3 +78,24 @@ export async function rejects(promise, code, messagePart) {
     return true;
   });
 }
+
+// until polls fn every 25 ms until it returns something truthy, which it
+// returns, failing after ms.
+export async function until(what, fn, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+// m2mToken makes an M2M client that holds only the rules given (a role of
+// its own, made by admin's SDK) and returns its access token.
+export async function m2mToken(admin, name, rule) {
+  const role = await admin.role.create({ name, accessPolicy: { rule } });
+  const m2m = await admin.m2m.create({ name, roles: [role.id] });
+  const { secret } = await admin.m2m.rotateSecret({ id: m2m.id });
+  return token(m2m.clientId, secret);
+}

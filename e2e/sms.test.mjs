@@ -4,7 +4,7 @@
 // request and posts signed status callbacks, as Twilio does).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, base, token, sdk, rejects } from './sdklib.mjs';
+import { env, base, token, sdk, rejects, until, m2mToken } from './sdklib.mjs';
 
 const admin = sdk(await token(env('WARD_CLIENT_ID'), env('WARD_CLIENT_SECRET')));
 const adminB = sdk(await token(env('WARD_B_CLIENT_ID'), env('WARD_B_CLIENT_SECRET')));
@@ -17,23 +17,9 @@ const landline = await admin.fhir.create({ resourceType: 'Patient', telecom: [{ 
 const unlucky = await admin.fhir.create({ resourceType: 'Patient', telecom: [{ system: 'phone', use: 'mobile', value: '+15559999999' }] });
 const words = Array.from({ length: 70 }, (_, i) => `word${i}`).join(' '); // 409 characters: 3 parts
 
-async function until(what, fn) {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 // A client holding only the rules given.
-async function clientWith(name, rule) {
-  const role = await admin.role.create({ name, accessPolicy: { rule } });
-  const m2m = await admin.m2m.create({ name, roles: [role.id] });
-  const { secret } = await admin.m2m.rotateSecret({ id: m2m.id });
-  return sdk(await token(m2m.clientId, secret));
-}
+const clientWith = async (name, rule) => sdk(await m2mToken(admin, name, rule));
 
 test('local provider: every send is a completed Communication', async () => {
   assert.deepEqual(await admin.messaging.getMessagingConfig(), { transactionalSMSConfig: { provider: 'local', configured: true } });
