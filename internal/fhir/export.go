@@ -106,7 +106,11 @@ func (s *Service) ExportBatch(ctx context.Context, p auth.Principal, sc ExportSc
 			return ExportPage{}, err
 		}
 	}
-	req := store.SearchRequest{ProjectID: p.ProjectID, Query: q, Allowed: a.allowed, Hidden: hidden,
+	contexts, err := s.binaryContexts(ctx, p, sc.Type)
+	if err != nil {
+		return ExportPage{}, err
+	}
+	req := store.SearchRequest{ProjectID: p.ProjectID, Query: q, Allowed: a.allowed, Hidden: hidden, Contexts: contexts,
 		ByID: true, AfterID: after, Count: limit, Now: s.now()}
 	for _, v := range sc.Filters {
 		fq, err := exportFilter(sc.Type, v)
