@@ -269,6 +269,56 @@ func TestBulkExport(t *testing.T) {
 				t.Errorf("Group export: %v, searches count %d Observations, %d Conditions", got, wantObs, wantCond)
 			}
 
+			// POST kick-off (IG 2.0): a Parameters body, with the patient
+			// parameter narrowing a Patient export to two patients and a
+			// Group export to one member; counts as searches of the same
+			// scope.
+			kickPost := func(tok, path, body string) string {
+				t.Helper()
+				res, rb := w.bulkDo(t, tok, "POST", path, body, kickOff...)
+				if res.StatusCode != 202 || res.Header.Get("Content-Location") == "" {
+					t.Fatalf("POST kick-off %s: %d %s", path, res.StatusCode, rb)
+				}
+				return res.Header.Get("Content-Location")
+			}
+			ref := func(pid string) string {
+				return `{"name":"patient","valueReference":{"reference":"Patient/` + pid + `"}}`
+			}
+			pm := poll(tok, kickPost(tok, "/Patient/$export", `{"resourceType":"Parameters","parameter":[`+
+				`{"name":"_type","valueString":"Patient,Observation"},`+ref(pids[1])+`,`+ref(pids[4])+`]}`))
+			if pm.Request != w.URL+"/fhir/Patient/$export" {
+				t.Errorf("POST manifest request %q", pm.Request)
+			}
+			two := "Patient/" + pids[1] + ",Patient/" + pids[4]
+			got = download(tok, pm)
+			if wantObs := count(tok, "/Observation?subject="+two); got["Observation"] != wantObs || got["Patient"] != 2 || wantObs != 600 {
+				t.Errorf("POST Patient export of two patients: %v, a search counts %d Observations", got, wantObs)
+			}
+			got = download(tok, poll(tok, kickPost(tok, "/Group/"+g.ID+"/$export", `{"resourceType":"Parameters","parameter":[`+
+				`{"name":"_type","valueString":"Condition"},`+ref(pids[7])+`]}`)))
+			if wantCond := count(tok, "/Condition?subject=Patient/"+pids[7]); got["Condition"] != wantCond || len(got) != 1 {
+				t.Errorf("POST Group export of one member: %v, a search counts %d Conditions", got, wantCond)
+			}
+			for name, tc := range map[string]struct {
+				path, body, ct string
+				want           int
+			}{
+				"form body":          {"/$export", "_type=Patient", "application/x-www-form-urlencoded", 415},
+				"not Parameters":     {"/$export", `{"resourceType":"Patient"}`, "", 400},
+				"another's patient":  {"/Patient/$export", `{"resourceType":"Parameters","parameter":[` + ref("nope") + `]}`, "", 400},
+				"not a Group member": {"/Group/" + g.ID + "/$export", `{"resourceType":"Parameters","parameter":[` + ref(pids[0]) + `]}`, "", 400},
+				"huge body":          {"/$export", `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"` + strings.Repeat("Patient,", 200000) + `Patient"}]}`, "", 413},
+			} {
+				hdr := kickOff
+				if tc.ct != "" {
+					hdr = append(append([]string{}, kickOff...), "Content-Type", tc.ct)
+				}
+				res, body := w.bulkDo(t, tok, "POST", tc.path, tc.body, hdr...)
+				if res.StatusCode != tc.want || !strings.Contains(string(body), "OperationOutcome") {
+					t.Errorf("POST %s: %d %.300s, want %d", name, res.StatusCode, body, tc.want)
+				}
+			}
+
 			// Cancel: 202, then the status URL is gone.
 			status = kick(tok, "/$export?_type=Observation")
 			if res, body := w.bulkDo(t, tok, "DELETE", status, ""); res.StatusCode != 202 {

@@ -276,6 +276,9 @@ func serve(ctx context.Context, args []string) error {
 		life.worker(func(stop, _ context.Context) { sweepZ3(stop, log, 10*time.Minute, "partial uploads", b.SweepUploads) })
 	}
 	life.worker(func(stop, _ context.Context) { sweepZ3(stop, log, time.Hour, "orphaned blobs", z3Svc.SweepOrphans) })
+	life.worker(func(stop, _ context.Context) {
+		sweepZ3(stop, log, time.Hour, "Binary contents no version names", fhirSvc.SweepBinaries)
+	})
 	life.worker(func(stop, _ context.Context) { svc.changes.Run(stop) })
 	life.worker(func(stop, _ context.Context) { limiter.Run(stop) })
 	life.worker(func(stop, _ context.Context) { chat.Run(stop) })

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir/search"
 	"github.com/wardhealth/ward/internal/store"
 )
 
@@ -270,6 +271,7 @@ func (s *Service) binaryContextAllowed(ctx context.Context, p auth.Principal, m 
 		return nil
 	}
 	typ, id, ok := strings.Cut(ref, "/")
+	id, _, _ = strings.Cut(id, "/_history/") // a version's access is its resource's
 	if !ok || strings.Contains(id, "/") || checkType(typ) != nil || checkID(id) != nil {
 		return nil // an absolute or contained reference: nothing here to check
 	}
@@ -291,8 +293,63 @@ func (s *Service) binaryReadable(ctx context.Context, p auth.Principal, res Reso
 	return s.binaryContextAllowed(ctx, p, m)
 }
 
-// readableBinaries drops, from search results, the Binaries whose
-// securityContext the caller may not read (the total still counts them).
+// binaryContexts is what p may see of typ's resources by their
+// securityContext when typ is Binary (store.ContextAccess: the search's SQL
+// leaves the others out, so totals and pages are exact); nil for other
+// types, for the system principal, and until Binaries written before the
+// index are indexed (readableBinaries still filters each page then).
+func (s *Service) binaryContexts(ctx context.Context, p auth.Principal, typ string) (*store.ContextAccess, error) {
+	if typ != "Binary" || p.Kind == KindSystem {
+		return nil, nil
+	}
+	if err := s.backfilled(ctx, binaryContextJob); errors.Is(err, fault.ErrUnavailable) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	set, err := s.authz.PolicySet(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	ca := &store.ContextAccess{Param: search.SecurityContextParam, Types: map[string]store.Restriction{}}
+	for _, t := range search.ResourceTypes() {
+		a, err := s.decide(ctx, p, "FHIR:Read", t, "")
+		if errors.Is(err, fault.ErrForbidden) {
+			continue // no Binary of this context shows
+		}
+		if err != nil {
+			return nil, err
+		}
+		hidden := set.DeniedIDs("FHIR:Read", "FHIR:"+t)
+		if a.allowed == nil && len(hidden) == 0 {
+			ca.Open = append(ca.Open, t)
+		} else {
+			ca.Types[t] = store.Restriction{Allowed: a.allowed, Hidden: hidden}
+		}
+	}
+	if len(ca.Types) > maxContextTypes {
+		// A token limited to one patient makes every compartment type
+		// conditional: keep the SQL to the types Binaries name here.
+		named, err := s.store.ReferenceTargetTypes(ctx, p.ProjectID, "Binary", search.SecurityContextParam)
+		if err != nil {
+			return nil, err
+		}
+		for t := range ca.Types {
+			if !slices.Contains(named, t) {
+				delete(ca.Types, t)
+			}
+		}
+	}
+	return ca, nil
+}
+
+// maxContextTypes is how many conditionally readable types binaryContexts
+// puts in a search's SQL before it narrows them to those in use.
+const maxContextTypes = 8
+
+// readableBinaries drops, from results, the Binaries whose securityContext
+// the caller may not read: a second check of what binaryContexts left out
+// of the search (and the only one for history and includes).
 func (s *Service) readableBinaries(ctx context.Context, p auth.Principal, rs []Resource) ([]Resource, error) {
 	out := rs[:0]
 	for _, r := range rs {

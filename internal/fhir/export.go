@@ -106,7 +106,11 @@ func (s *Service) ExportBatch(ctx context.Context, p auth.Principal, sc ExportSc
 			return ExportPage{}, err
 		}
 	}
-	req := store.SearchRequest{ProjectID: p.ProjectID, Query: q, Allowed: a.allowed, Hidden: hidden,
+	contexts, err := s.binaryContexts(ctx, p, sc.Type)
+	if err != nil {
+		return ExportPage{}, err
+	}
+	req := store.SearchRequest{ProjectID: p.ProjectID, Query: q, Allowed: a.allowed, Hidden: hidden, Contexts: contexts,
 		ByID: true, AfterID: after, Count: limit, Now: s.now()}
 	for _, v := range sc.Filters {
 		fq, err := exportFilter(sc.Type, v)
@@ -210,6 +214,42 @@ func exportWithin(sc ExportScope) ([]*search.Query, error) {
 		within = append(within, q)
 	}
 	return within, nil
+}
+
+// ExportPatients checks the patients a POST $export names (ids): each
+// must be one p could find by searching Patient (FHIR:Search, the
+// policy's conditions, single-id Denies, SMART scopes). One that is not,
+// whether unknown, of another project or hidden from p, is the same 400,
+// so the answer tells nothing of what p may not see.
+func (s *Service) ExportPatients(ctx context.Context, p auth.Principal, ids []string) error {
+	a, err := s.decide(ctx, p, "FHIR:Search", "Patient", "")
+	if err != nil {
+		return err
+	}
+	hidden, err := s.hidden(ctx, p, "Patient")
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := checkID(id); err != nil {
+			return err
+		}
+	}
+	rows, _, err := s.store.Search(ctx, store.SearchRequest{ProjectID: p.ProjectID, Query: &search.Query{ResourceType: "Patient"},
+		Allowed: a.allowed, Hidden: hidden, IDs: ids, Count: len(ids), Now: s.now()})
+	if err != nil {
+		return err
+	}
+	found := make(map[string]bool, len(rows))
+	for _, r := range rows {
+		found[r.ID] = true
+	}
+	for _, id := range ids {
+		if !found[id] {
+			return fault.Invalid("patient Patient/%s is not known", id)
+		}
+	}
+	return nil
 }
 
 // GroupPatients checks that p may export Group/id (FHIR:Export on it,

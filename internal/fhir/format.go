@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"fmt"
 	"mime"
 	"net/http"
 	"strings"
@@ -104,4 +105,14 @@ func negotiate(r *http.Request, in interaction) error {
 		}
 	}
 	return acceptsJSON(r)
+}
+
+// JSONMediaType reports whether a Content-Type names FHIR JSON (or plain
+// JSON, as clients send it): the bodies Ward reads.
+func JSONMediaType(contentType string) bool { return jsonFormats[mediaType(contentType)] }
+
+// UnsupportedMediaType is a 415 OperationOutcome: a body in a format an
+// operation does not read.
+func UnsupportedMediaType(format string, args ...any) error {
+	return &formatError{http.StatusUnsupportedMediaType, fmt.Sprintf(format, args...)}
 }

@@ -147,8 +147,12 @@ func (s *Service) searchRequest(ctx context.Context, p auth.Principal, q *search
 	if err != nil {
 		return store.SearchRequest{}, err
 	}
+	contexts, err := s.binaryContexts(ctx, p, q.ResourceType)
+	if err != nil {
+		return store.SearchRequest{}, err
+	}
 	return store.SearchRequest{ProjectID: p.ProjectID, Query: sq, Allowed: a.allowed, Hidden: hidden, Inner: inner,
-		Within: within, Offset: q.Offset, Now: s.now()}, nil
+		Within: within, Contexts: contexts, Offset: q.Offset, Now: s.now()}, nil
 }
 
 // innerAccess is what p may see of each type that a chain

@@ -116,7 +116,14 @@ var indexJobs = []indexJob{
 			return params
 		},
 		types: search.ResourceTypes},
+	{name: binaryContextJob, what: "Binary security contexts",
+		tables: []string{"fhir_idx_reference"},
+		params: func() []string { return []string{search.SecurityContextParam} },
+		types:  func() []string { return []string{"Binary"} }},
 }
+
+// binaryContextJob indexes Binary.securityContext (binaryContexts).
+const binaryContextJob = "search-index-0045"
 
 // indexJob is one of indexJobs.
 type indexJob struct {
@@ -139,6 +146,8 @@ func jobFor(c *search.Clause) string {
 		return "search-index-0021"
 	case c.Modifier == "text":
 		return "search-index-0023"
+	case c.Param.Name == search.SecurityContextParam && c.Param.Base == "Binary":
+		return binaryContextJob
 	}
 	return ""
 }

@@ -31,6 +31,9 @@ type SearchRequest struct {
 	// may look at (the caller's access to that type), as Allowed and
 	// Hidden do the results.
 	Inner map[string]Restriction
+	// Contexts, when not nil, also restricts Binary results to those whose
+	// securityContext the caller may read (ContextAccess).
+	Contexts *ContextAccess
 	// Filter, when not nil, also restricts results to resources matching
 	// at least one of these queries (bulk export's _typeFilter).
 	Filter []*search.Query
@@ -63,6 +66,9 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 	}
 	if req.Filter != nil {
 		where += p.restriction("r", req.ProjectID, Restriction{Allowed: req.Filter})
+	}
+	if req.Contexts != nil {
+		where += p.contextRestriction("r", req.ProjectID, req.Contexts)
 	}
 	if req.ByID && req.AfterID != "" {
 		where += " AND r.id > " + p.arg(req.AfterID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -44,4 +45,27 @@ func (b Binaries) OpenBinary(ctx context.Context, projectID, key string) (io.Rea
 		return nil, 0, fmt.Errorf("binary %s: %w", key, err)
 	}
 	return rc, o.Size, nil
+}
+
+// ListBinaries returns the project's Binary contents last written before
+// before, by key.
+func (b Binaries) ListBinaries(ctx context.Context, projectID string, before time.Time) ([]string, error) {
+	objs, err := b.s.st.ListObjects(ctx, projectID, binaryBucket, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, o := range objs {
+		if o.UpdatedAt.Before(before) {
+			keys = append(keys, o.Path)
+		}
+	}
+	return keys, nil
+}
+
+// DeleteBinary removes the content key (its row now, its blob after the
+// commit; a blob left by a crash is SweepOrphans'). Errors:
+// fault.ErrNotFound.
+func (b Binaries) DeleteBinary(ctx context.Context, projectID, key string) error {
+	return b.s.Delete(ctx, projectID, binaryBucket, key)
 }

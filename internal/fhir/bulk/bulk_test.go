@@ -436,7 +436,7 @@ func TestExportHostile(t *testing.T) {
 				{"type outside the compartment", "/Patient/$export?_type=Organization", kickHeaders, 400},
 				{"unsupported parameter", "/$export?patient=Patient/1", kickHeaders, 400},
 				{"unsupported parameter, lenient", "/$export?patient=Patient/1", []string{"Prefer", "respond-async, handling=lenient", "Accept", "application/fhir+json"}, 202},
-				{"POST kick-off", "/$export", kickHeaders, 0},
+				{"PUT kick-off", "/$export", kickHeaders, 0},
 				{"unknown Group", "/Group/nope/$export", kickHeaders, 404},
 				{"malformed Group id", "/Group/..%2F..%2Fx/$export", kickHeaders, 404},
 				{"unknown job", "/$export-poll/00000000-0000-0000-0000-000000000000", nil, 404},
@@ -447,7 +447,7 @@ func TestExportHostile(t *testing.T) {
 			} {
 				method := "GET"
 				if tc.want == 0 {
-					method, tc.want = "POST", 501
+					method, tc.want = "PUT", 501
 				}
 				rec := f.do(f.admin, method, tc.target, tc.hdr...)
 				if rec.Code != tc.want {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,11 +72,16 @@ func (s *Service) Register(h *fhir.Handler) {
 	})
 }
 
-// kickoff starts an export (IG "Bulk Data Kick-off Request"): 202 and the
-// status URL in Content-Location.
+// maxKickoffBody bounds a POST kick-off's Parameters body: 1,000 patient
+// references and 50 filters fit with room to spare.
+const maxKickoffBody = 1 << 20
+
+// kickoff starts an export (IG "Bulk Data Kick-off Request"), by GET with
+// its parameters in the query or by POST with a Parameters body: 202 and
+// the status URL in Content-Location.
 func (s *Service) kickoff(w http.ResponseWriter, r *http.Request, p auth.Principal, base, level, group string) error {
-	if r.Method != http.MethodGet {
-		return fault.NotSupported("$export is started with GET (parameters in the URL)")
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		return fault.NotSupported("$export is started with GET (parameters in the URL) or POST (a Parameters body)")
 	}
 	if !strings.Contains(r.Header.Get("Prefer"), "respond-async") {
 		return fault.Invalid("$export needs the header Prefer: respond-async")
@@ -83,13 +89,25 @@ func (s *Service) kickoff(w http.ResponseWriter, r *http.Request, p auth.Princip
 	if !acceptsFHIRJSON(r.Header.Get("Accept")) {
 		return fault.Invalid("$export needs the header Accept: application/fhir+json")
 	}
-	params, err := ParseParams(level, group, r.URL.Query(), strings.Contains(r.Header.Get("Prefer"), "handling=lenient"))
+	lenient := strings.Contains(r.Header.Get("Prefer"), "handling=lenient")
+	q, patients, err := kickoffParams(w, r, lenient)
+	if err != nil {
+		return err
+	}
+	params, err := ParseParams(level, group, q, lenient)
 	if err != nil {
 		return err
 	}
 	if params, err = s.resolve(r.Context(), p, params); err != nil {
 		return err
 	}
+	if patients != nil {
+		if params, err = s.restrictPatients(r.Context(), p, params, patients); err != nil {
+			return err
+		}
+	}
+	// A POST's request URL is without its parameters (IG manifest
+	// "request").
 	id, err := s.start(r.Context(), p, base+strings.TrimPrefix(r.URL.RequestURI(), pathOf(base)), params)
 	if err != nil {
 		return err
@@ -97,6 +115,56 @@ func (s *Service) kickoff(w http.ResponseWriter, r *http.Request, p auth.Princip
 	w.Header().Set("Content-Location", base+"/"+pollPath+"/"+id)
 	fhir.WriteOutcome(w, http.StatusAccepted, "information", "informational", "the export has started; poll the Content-Location URL")
 	return nil
+}
+
+// kickoffParams reads a kick-off's parameters: a GET's query, or a POST's
+// Parameters body (FHIR JSON, at most maxKickoffBody bytes; query
+// parameters beside it are a 400 unless lenient, which ignores them) with
+// its patient references apart (nil when none).
+func kickoffParams(w http.ResponseWriter, r *http.Request, lenient bool) (url.Values, []string, error) {
+	if r.Method == http.MethodGet {
+		return r.URL.Query(), nil, nil
+	}
+	if ct := r.Header.Get("Content-Type"); !fhir.JSONMediaType(ct) {
+		return nil, nil, fhir.UnsupportedMediaType("a POST $export takes a FHIR Parameters resource as application/fhir+json, not %q", clip(ct))
+	}
+	if r.URL.RawQuery != "" && !lenient {
+		return nil, nil, fault.Invalid("a POST $export takes its parameters in the Parameters body, not the URL (Prefer: handling=lenient ignores the URL's)")
+	}
+	body, err := fault.ReadBody(http.MaxBytesReader(w, r.Body, maxKickoffBody))
+	if err != nil {
+		return nil, nil, err
+	}
+	q, patients, err := ParseParameters(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(patients) == 0 {
+		patients = nil
+	}
+	return q, patients, nil
+}
+
+// restrictPatients applies a POST kick-off's patient parameter: only
+// below system level; each patient must be one the caller could find by
+// searching Patient (unknown, another project's and unreadable ones alike
+// are a 400 naming it) and, at Group level, a member of the Group.
+func (s *Service) restrictPatients(ctx context.Context, p auth.Principal, params Params, patients []string) (Params, error) {
+	if params.Level == LevelSystem {
+		return Params{}, fault.Invalid("patient applies to Patient and Group exports only, not to a system-level $export")
+	}
+	if err := s.fhir.ExportPatients(ctx, p, patients); err != nil {
+		return Params{}, err
+	}
+	if params.Level == LevelGroup {
+		for _, id := range patients {
+			if !slices.Contains(params.Patients, id) {
+				return Params{}, fault.Invalid("patient Patient/%s is not an active member of Group/%s", id, params.Group)
+			}
+		}
+	}
+	params.Patients = slices.Sorted(slices.Values(patients))
+	return params, nil
 }
 
 // pathOf is the path part of the public base URL.

@@ -1,7 +1,10 @@
 package bulk
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -34,7 +37,9 @@ type Params struct {
 	Since time.Time `json:"since"`
 	// Filters are _typeFilter's searches by type, each a query string.
 	Filters map[string][]string `json:"filters,omitempty"`
-	// Patients are a Group export's members (fixed at kick-off).
+	// Patients are a Group export's members, or the patients a POST
+	// kick-off's patient parameter names (both fixed at kick-off): the
+	// export holds their compartments only.
 	Patients []string `json:"patients,omitempty"`
 }
 
@@ -139,4 +144,111 @@ func clip(s string) string {
 		return s[:64] + "..."
 	}
 	return s
+}
+
+// idPattern is FHIR's id (R4 datatypes.html#id).
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+// maxPatients bounds a POST kick-off's patient parameters (each is
+// checked against the caller's access at kick-off).
+const maxPatients = 1000
+
+// parameter is one entry of a Parameters resource: its name and value[x]
+// kept raw (which value[x] does not matter: every one Ward takes is a
+// string, or a Reference for patient).
+type parameter struct {
+	Name  string
+	Value json.RawMessage
+	Kind  string // the value[x] element's name
+}
+
+// ParseParameters reads a POST kick-off's body, a FHIR Parameters
+// resource (Bulk Data IG 2.0 "POST kick-off"), into the query form
+// ParseParams takes and the patient references apart ("Patient/[id]",
+// POST only in the IG). Values that are not primitives (a resource, parts)
+// and a patient that is not a relative Patient reference are a 400; a
+// name ParseParams does not know is left to it (400 unless lenient).
+func ParseParameters(body []byte) (url.Values, []string, error) {
+	var res struct {
+		ResourceType string                       `json:"resourceType"`
+		Parameter    []map[string]json.RawMessage `json:"parameter"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&res); err != nil {
+		return nil, nil, fault.Invalid("the $export body is not a FHIR Parameters resource in JSON: %v", clip(err.Error()))
+	}
+	if dec.More() {
+		return nil, nil, fault.Invalid("the $export body holds more than one JSON value")
+	}
+	if res.ResourceType != "Parameters" {
+		return nil, nil, fault.Invalid("the $export body is a %q, not a Parameters resource", clip(res.ResourceType))
+	}
+	q := url.Values{}
+	var patients []string
+	for i, raw := range res.Parameter {
+		p, err := readParameter(raw)
+		if err != nil {
+			return nil, nil, fault.Invalid("Parameters.parameter[%d]: %v", i, err)
+		}
+		if p.Name == "patient" {
+			id, err := patientRef(p)
+			if err != nil {
+				return nil, nil, fault.Invalid("Parameters.parameter[%d] (patient): %v", i, err)
+			}
+			if !slices.Contains(patients, id) {
+				patients = append(patients, id)
+			}
+			if len(patients) > maxPatients {
+				return nil, nil, fault.Invalid("patient is given more than %d times", maxPatients)
+			}
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(p.Value, &s); err != nil {
+			return nil, nil, fault.Invalid("Parameters.parameter[%d] (%s): %s is not a primitive value", i, clip(p.Name), p.Kind)
+		}
+		q.Add(p.Name, s)
+	}
+	return q, patients, nil
+}
+
+// readParameter reads one Parameters.parameter: a name and exactly one
+// value[x] (id and extension are ignored).
+func readParameter(raw map[string]json.RawMessage) (parameter, error) {
+	var p parameter
+	if err := json.Unmarshal(raw["name"], &p.Name); err != nil || p.Name == "" {
+		return p, fault.Invalid("a parameter needs a name")
+	}
+	for k, v := range raw {
+		switch {
+		case k == "name" || k == "id" || k == "extension" || k == "modifierExtension":
+		case strings.HasPrefix(k, "value") && len(k) > len("value"):
+			if p.Kind != "" {
+				return p, fault.Invalid("%s has two values (%s, %s)", clip(p.Name), p.Kind, clip(k))
+			}
+			p.Kind, p.Value = k, v
+		default:
+			return p, fault.Invalid("%s has %s, which $export does not take (a value[x] only)", clip(p.Name), clip(k))
+		}
+	}
+	if p.Kind == "" {
+		return p, fault.Invalid("%s has no value", clip(p.Name))
+	}
+	return p, nil
+}
+
+// patientRef reads a patient parameter: a valueReference to
+// "Patient/[id]" on this server.
+func patientRef(p parameter) (string, error) {
+	var ref struct {
+		Reference string `json:"reference"`
+	}
+	if p.Kind != "valueReference" || json.Unmarshal(p.Value, &ref) != nil {
+		return "", fault.Invalid("patient must be a valueReference")
+	}
+	id, ok := strings.CutPrefix(ref.Reference, "Patient/")
+	if !ok || !idPattern.MatchString(id) {
+		return "", fault.Invalid("patient %q is not a reference of the form Patient/[id]", clip(ref.Reference))
+	}
+	return id, nil
 }

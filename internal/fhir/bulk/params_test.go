@@ -61,3 +61,33 @@ func FuzzParseParams(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseParameters: any body either is refused or gives parameters
+// that are all primitives ParseParams then checks, and patients that are
+// distinct FHIR ids, at most maxPatients of them.
+func FuzzParseParameters(f *testing.F) {
+	for _, s := range []string{`{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient"}]}`,
+		`{"resourceType":"Parameters","parameter":[{"name":"patient","valueReference":{"reference":"Patient/1"}}]}`,
+		`{"resourceType":"Parameters","parameter":[{"name":"_since","valueInstant":"2026-01-01T00:00:00Z"},{"name":"x","valueInteger":1}]}`,
+		`{"resourceType":"Parameters","parameter":[{"name":"patient","valueReference":{"reference":"Patient/../1"}}]}`, `{}`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		q, patients, err := ParseParameters(body)
+		if err != nil {
+			return
+		}
+		if len(patients) > maxPatients {
+			t.Fatalf("%d patients", len(patients))
+		}
+		for i, id := range patients {
+			if !idPattern.MatchString(id) || slices.Contains(patients[:i], id) {
+				t.Fatalf("patient %q of %q", id, patients)
+			}
+		}
+		if _, ok := q["patient"]; ok {
+			t.Fatalf("patient left in the query: %v", q)
+		}
+		_, _ = ParseParams(LevelPatient, "", q, false)
+	})
+}

@@ -204,7 +204,11 @@ func (s *Service) scope(params Params, typ string) fhir.ExportScope {
 	}
 	switch params.Level {
 	case LevelPatient:
-		sc.AllPatients = true
+		if params.Patients == nil {
+			sc.AllPatients = true
+		} else {
+			sc.Patients = append([]string{}, params.Patients...) // a POST's patient parameter
+		}
 	case LevelGroup:
 		sc.Patients = append([]string{}, params.Patients...) // never nil: an empty group holds nothing
 	}

@@ -163,6 +163,22 @@ func buildRegistry(data []byte) (*registry, error) {
 			base[typ] = append(base[typ], p)
 		}
 	}
+	for typ, ps := range wardParams() {
+		for _, p := range ps {
+			if p.Targets == nil {
+				p.Targets = raw.Types
+			}
+			p.Modifiers = modifiersByType[p.Type]
+			var err error
+			if p.expr, err = fhirpath.Compile(p.Expression); err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", typ, p.Name, err)
+			}
+			if roots, ok := p.expr.Roots(); ok {
+				p.roots = roots
+			}
+			base[typ] = append(base[typ], p)
+		}
+	}
 	for _, t := range raw.Types {
 		m := map[string]*Param{}
 		for _, p := range base["Resource"] {
@@ -181,6 +197,20 @@ func buildRegistry(data []byte) (*registry, error) {
 		planStorage(list)
 	}
 	return r, nil
+}
+
+// SecurityContextParam is the name of Binary.securityContext as a search
+// parameter (wardParams).
+const SecurityContextParam = "securitycontext"
+
+// wardParams are search parameters Ward defines beyond R4's, by base type:
+// Binary.securityContext, a reference to any type, indexed so that a
+// search can leave out, inside the SQL, the Binaries whose context the
+// caller may not read (totals and pages stay exact).
+func wardParams() map[string][]*Param {
+	return map[string][]*Param{
+		"Binary": {{Name: SecurityContextParam, Type: "reference", Expression: "Binary.securityContext", Base: "Binary"}},
+	}
 }
 
 // Lookup returns the parameter name of resourceType, including the shared
