@@ -148,6 +148,7 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 	var results []any
 	nOBR, nOBX := 0, 0
 	var subject string
+	done := map[string]bool{} // ServiceRequests completed by this message
 	flush := func() error {
 		if report == nil {
 			return nil
@@ -186,6 +187,12 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 				return nil, nil, fmt.Errorf("stored ServiceRequest/%s: %w", srID, err)
 			}
 			subject = str(srm, "subject", "reference")
+			if put, ok := completeOrder(sr, srm, seg.V(25)); ok && !done[srID] {
+				// Written with the report (one transaction), only if
+				// the order has not changed since it was read here.
+				done[srID] = true
+				puts = append(puts, put)
+			}
 			report = map[string]any{
 				"resourceType": "DiagnosticReport",
 				"id":           derivedID(route.RouteGUID, ctrl, nOBR),
@@ -234,6 +241,26 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 }
 
 func srRef(report map[string]any) any { return report["basedOn"] }
+
+// completeOrder is the write that marks the ServiceRequest an OBR answers
+// completed, when OBR-25 says the result is final (F, or C: a corrected
+// final). A preliminary result leaves the order as it is (active); an order
+// that is already completed, revoked or entered-in-error is not touched.
+func completeOrder(sr store.Resource, srm map[string]any, resultStatus string) (fhir.SystemPut, bool) {
+	if resultStatus != "F" && resultStatus != "C" {
+		return fhir.SystemPut{}, false
+	}
+	switch srm["status"] {
+	case "completed", "revoked", "entered-in-error":
+		return fhir.SystemPut{}, false
+	}
+	srm["status"] = "completed"
+	body, err := json.Marshal(srm)
+	if err != nil {
+		return fhir.SystemPut{}, false
+	}
+	return fhir.SystemPut{Type: "ServiceRequest", ID: sr.ID, Body: body, IfVersion: sr.VersionID}, true
+}
 
 func labCategory() map[string]any {
 	return map[string]any{"coding": []any{map[string]any{
