@@ -3,7 +3,9 @@ package lab
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/wardhealth/ward/internal/fhir"
@@ -141,5 +143,34 @@ func TestCompleteOrderStale(t *testing.T) {
 	r, _ := f.fsvc.Read(ctx, f.admin, "ServiceRequest", sr)
 	if !strings.Contains(string(r.Content), `"priority":"stat"`) || !strings.Contains(string(r.Content), `"status":"active"`) {
 		t.Fatalf("order after a stale write: %s", r.Content)
+	}
+}
+
+// TestConcurrentFinalResults: final results of one order arriving at
+// once are all accepted (one completes the order, the others find it
+// completed when they read it again) and the order is written once.
+func TestConcurrentFinalResults(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b, Config{})
+			ctx := context.Background()
+			rt := f.route(f.admin, "127.0.0.1:1")
+			sr := f.order(f.admin)
+			before, _ := f.fsvc.Read(ctx, f.admin, "ServiceRequest", sr)
+			var wg sync.WaitGroup
+			for i := range 8 {
+				wg.Go(func() {
+					msg := withSecret(oru(rt.RouteGUID, "", "CC"+strconv.Itoa(i), sr), rt.ResultSecret)
+					if out := f.svc.Ingest(ctx, []byte(msg)); out.Code != AckAccept {
+						t.Errorf("message %d: %+v", i, out)
+					}
+				})
+			}
+			wg.Wait()
+			after, _ := f.fsvc.Read(ctx, f.admin, "ServiceRequest", sr)
+			if !strings.Contains(string(after.Content), `"status":"completed"`) || after.VersionID != before.VersionID+1 {
+				t.Fatalf("order at version %d (from %d): %s", after.VersionID, before.VersionID, after.Content)
+			}
+		})
 	}
 }

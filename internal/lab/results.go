@@ -78,17 +78,28 @@ func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 		out.Code, out.Duplicate, out.Text = AckAccept, true, "already received"
 		return out
 	}
-	puts, reports, err := s.resultResources(ctx, route, m, ctrl)
-	if err != nil {
-		var bad badResult
-		if errors.As(err, &bad) {
-			return reject(ctrl, "%s", bad.msg)
+	var puts []fhir.SystemPut
+	var reports []string
+	var err error
+	for attempt := 0; ; attempt++ {
+		puts, reports, err = s.resultResources(ctx, route, m, ctrl)
+		if err != nil {
+			var bad badResult
+			if errors.As(err, &bad) {
+				return reject(ctrl, "%s", bad.msg)
+			}
+			s.log.ErrorContext(ctx, "lab result not stored", "route", route.RouteGUID, "control_id", ctrl, "err", err)
+			return Outcome{Code: AckError, ControlID: ctrl, Text: "the result could not be stored now; send it again"}
 		}
-		s.log.ErrorContext(ctx, "lab result not stored", "route", route.RouteGUID, "control_id", ctrl, "err", err)
-		return Outcome{Code: AckError, ControlID: ctrl, Text: "the result could not be stored now; send it again"}
+		err = s.fhir.SystemPutAll(ctx, route.ProjectID, puts)
+		// An order completed or edited since it was read (another result
+		// of it, say): read it again rather than overwrite it.
+		if !errors.Is(err, fault.ErrPrecondition) || attempt == 3 {
+			break
+		}
 	}
 	out.Reports = reports
-	if err := s.fhir.SystemPutAll(ctx, route.ProjectID, puts); err != nil {
+	if err != nil {
 		if errors.Is(err, fault.ErrInvalid) {
 			// What the message says cannot be stored as FHIR: sending it
 			// again will not help.
