@@ -188,10 +188,11 @@ func first(v any, field string) any {
 	return m[field]
 }
 
-// Issue charges the default payment method of the Encounter's payor the
-// total of its ChargeItems, and records a PaymentReconciliation (as the
-// caller). The idempotency key is derived from the request (project,
-// encounter, amount, currency, customer, method): a retried or concurrent
+// Issue charges the default payment method of the Encounter's payor its
+// bill (its Invoice, else the total of its ChargeItems: see bill), and
+// records a PaymentReconciliation (as the caller). The idempotency key is
+// derived from the request (project, encounter, amount, currency,
+// customer, method, and the Invoice when there is one): a retried or concurrent
 // identical request charges once and answers as the first did. An
 // Encounter already charged (another total) is a 409.
 func (s *Service) Issue(ctx context.Context, p auth.Principal, encounterID string) error {
