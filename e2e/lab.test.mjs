@@ -108,6 +108,8 @@ test('submit: ORM^O01 to the lab, results back as a DiagnosticReport', async () 
   assert.equal(obs.valueQuantity.unit, 'mg/dL');
   assert.equal(obs.interpretation[0].coding[0].code, 'H');
   assert.deepEqual(obs.basedOn, [{ reference: `ServiceRequest/${serviceRequest.id}` }]);
+  // A final result (OBR-25 F) completes the order, with the report.
+  assert.equal((await admin.fhir.get({ resourceType: 'ServiceRequest', id: serviceRequest.id })).status, 'completed');
 });
 
 test('submit errors: bad input 400, other project 404, no route 404', async () => {

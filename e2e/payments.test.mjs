@@ -115,6 +115,97 @@ test('authorization: the seed\'s actions, projects apart', async () => {
   await rejects(adminB.charge.status({ encounterId: encounter.id }), 404);
 });
 
+// refund is Ward's POST /v1/payment/charge/refund (not in SDK 4.2.6): {status, body}.
+const adminToken = await token(creds.clientId, creds.clientSecret);
+async function refund(body, { key, tok = adminToken } = {}) {
+  const res = await fetch(`${base}/v1/payment/charge/refund`, { method: 'POST', body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${tok}`, ...(key ? { 'idempotency-key': key } : {}) } });
+  return { status: res.status, body: await res.json() };
+}
+
+const chargeItemsOf = async (encounter) => (await admin.fhir.search({ resourceType: 'ChargeItem',
+  params: [{ name: 'context', value: `Encounter/${encounter.id}` }] })).unbundle();
+
+async function invoiceFor(client, patient, encounter, status, components, extra = {}) {
+  const lineItem = (await chargeItemsOf(encounter)).map((ci, i) => ({ chargeItemReference: { reference: `ChargeItem/${ci.id}` },
+    priceComponent: i === 0 ? components : [] }));
+  return client.fhir.create({ resourceType: 'Invoice', status, subject: { reference: `Patient/${patient.id}` }, lineItem, ...extra });
+}
+
+test('local provider: the Invoice is the bill, balanced when paid; refunds never exceed the charge', async () => {
+  const { patient, encounter } = await visit([[60], [40]]);
+  await admin.paymentMethod.setUp({ beneficiaryPatientId: patient.id });
+  const usd = (value) => ({ value, currency: 'USD' });
+  await invoiceFor(admin, patient, encounter, 'cancelled', [{ type: 'base', amount: usd(1) }], { cancelledReason: 'wrong' });
+  const inv = await invoiceFor(admin, patient, encounter, 'issued', [{ type: 'base', amount: usd(100) }, { type: 'discount', amount: usd(20) }]);
+  await admin.charge.issue({ encounterId: encounter.id });
+  await admin.charge.issue({ encounterId: encounter.id }); // a retry
+  const st = await admin.charge.status({ encounterId: encounter.id });
+  assert.equal(st.amount, 80, 'the Invoice (100 - 20 discount), not the ChargeItems (100)');
+  assert.equal((await admin.fhir.get({ resourceType: 'Invoice', id: inv.id })).status, 'balanced');
+  const [rec] = await reconciliations(st.chargeUuid);
+  assert.deepEqual(rec.detail.map((d) => d.request.reference), [`Invoice/${inv.id}`]);
+
+  // Refunds: partial, retried, a second of the same amount with its own key, the rest.
+  const r1 = await refund({ encounterId: encounter.id, amount: 30 });
+  assert.equal(r1.status, 200, JSON.stringify(r1.body));
+  assert.deepEqual({ ...r1.body, refundUuid: undefined }, { refundUuid: undefined, chargeUuid: st.chargeUuid, amount: 30, currency: 'usd', status: 'succeeded' });
+  assert.deepEqual((await refund({ encounterId: encounter.id, amount: 30 })).body, r1.body, 'a retry is the same refund');
+  const r2 = await refund({ encounterId: encounter.id, amount: 30 }, { key: 'second-30' });
+  assert.notEqual(r2.body.refundUuid, r1.body.refundUuid);
+  const over = await refund({ encounterId: encounter.id, amount: 30 }, { key: 'third-30' });
+  assert.equal(over.status, 400);
+  assert.match(over.body.message, /more than is left/);
+  for (const amount of [-5, 0, 'ten', 1e12]) {
+    assert.equal((await refund({ encounterId: encounter.id, amount }, { key: `bad-${amount}` })).status, 400, `amount ${amount}`);
+  }
+  const rest = await refund({ encounterId: encounter.id });
+  assert.equal(rest.body.amount, 20);
+  const [negative] = await reconciliations(rest.body.refundUuid);
+  assert.deepEqual(negative.paymentAmount, { value: -20, currency: 'USD' });
+  assert.equal(negative.detail[0].request.reference, `PaymentReconciliation/${st.chargeUuid}`);
+  assert.equal(negative.outcome, 'complete');
+  assert.equal((await refund({ encounterId: encounter.id }, { key: 'more' })).status, 400, 'nothing left');
+
+  // Another project: the Encounter does not exist there; its Invoices are its own.
+  const tokB = await token(env('WARD_B_CLIENT_ID'), env('WARD_B_CLIENT_SECRET'));
+  assert.equal((await refund({ encounterId: encounter.id, amount: 1 }, { tok: tokB })).status, 404);
+  // Without Payment:Issue (the action refunds take): 403 naming it.
+  const role = await admin.role.create({ name: 'refund-none', accessPolicy: { rule: [{ resource: 'FHIR:*', action: ['FHIR:*'], effect: 'Allow' }] } });
+  const m2m = await admin.m2m.create({ name: 'refund-none', roles: [role.id] });
+  const { secret } = await admin.m2m.rotateSecret({ id: m2m.id });
+  const denied = await refund({ encounterId: encounter.id }, { tok: await token(m2m.clientId, secret) });
+  assert.equal(denied.status, 403);
+  assert.match(denied.body.message, /Payment:Issue on Payment:Charge/);
+});
+
+test('invoices: hostile and ambiguous bills are refused', async () => {
+  const usd = (value) => ({ value, currency: 'USD' });
+  // Another project's Invoice naming this project's ChargeItems is not seen.
+  const a = await visit([[10]]);
+  await admin.paymentMethod.setUp({ beneficiaryPatientId: a.patient.id });
+  const ci = await chargeItemsOf(a.encounter);
+  await adminB.fhir.create({ resourceType: 'Invoice', status: 'issued', subject: { reference: `Patient/${a.patient.id}` },
+    lineItem: [{ chargeItemReference: { reference: `ChargeItem/${ci[0].id}` } }], totalGross: usd(9999) }).catch(() => {});
+  await admin.charge.issue({ encounterId: a.encounter.id });
+  assert.equal((await admin.charge.status({ encounterId: a.encounter.id })).amount, 10);
+
+  const mixed = await visit([[10]]);
+  await admin.paymentMethod.setUp({ beneficiaryPatientId: mixed.patient.id });
+  await invoiceFor(admin, mixed.patient, mixed.encounter, 'issued', [{ type: 'base', amount: usd(10) }, { type: 'surcharge', amount: { value: 1, currency: 'EUR' } }]);
+  await rejects(admin.charge.issue({ encounterId: mixed.encounter.id }), 400, /one charge has one currency/);
+
+  const neg = await visit([[10]]);
+  await admin.paymentMethod.setUp({ beneficiaryPatientId: neg.patient.id });
+  await invoiceFor(admin, neg.patient, neg.encounter, 'issued', [{ type: 'base', amount: usd(10) }, { type: 'discount', amount: usd(-50) }]);
+  await rejects(admin.charge.issue({ encounterId: neg.encounter.id }), 400, /must be positive/);
+
+  const draft = await visit([[10]]);
+  await admin.paymentMethod.setUp({ beneficiaryPatientId: draft.patient.id });
+  await invoiceFor(admin, draft.patient, draft.encounter, 'draft', [{ type: 'base', amount: usd(10) }]);
+  await rejects(admin.charge.issue({ encounterId: draft.encounter.id }), 400, /draft/);
+});
+
 // sign makes a Stripe-Signature header as Stripe does (t=..., v1=HMAC-SHA256 of "t.payload").
 const sign = (secret, payload, t = Math.floor(Date.now() / 1000)) =>
   `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${payload}`).digest('hex')}`;
@@ -181,6 +272,37 @@ test('stripe provider: stripe-mock, one PaymentIntent per charge however retried
   assert.equal(ok.status, 200, await ok.text());
   assert.equal((await admin.charge.status({ encounterId: encounter.id })).status, 'succeeded');
   assert.equal((await reconciliations(st.chargeUuid))[0].outcome, 'complete');
+
+  // A refund goes to Stripe once however retried; more than is left never leaves Ward.
+  const rf = await refund({ encounterId: encounter.id, amount: 10 });
+  assert.equal(rf.status, 200, JSON.stringify(rf.body));
+  assert.equal(rf.body.status, 'succeeded', 'stripe-mock answers a succeeded Refund');
+  assert.deepEqual((await refund({ encounterId: encounter.id, amount: 10 })).body, rf.body);
+  assert.equal((await refund({ encounterId: encounter.id, amount: 40 }, { key: 'too-much' })).status, 400);
+  const refunds = (await (await fetch(`${counter}/_refunds`)).json()).keys;
+  assert.equal(refunds.length, 1, `Refunds created: ${refunds.length}`);
+  const [rrec] = await reconciliations(rf.body.refundUuid);
+  assert.deepEqual(rrec.paymentAmount, { value: -10, currency: 'USD' });
+  const reID = rrec.paymentIdentifier.value;
+  assert.match(reID, /^re_/);
+  // Stripe later says the refund failed: the record follows.
+  const refundFailed = JSON.stringify({ id: 'evt_r', object: 'event', type: 'refund.failed', api_version: '2024-06-20',
+    data: { object: { id: reID, object: 'refund', status: 'failed', failure_reason: 'expired_or_canceled_card' } } });
+  assert.equal((await post(hook, refundFailed, sign('whsec_ward_e2e', refundFailed))).status, 200);
+  assert.equal((await reconciliations(rf.body.refundUuid))[0].outcome, 'error');
+
+  // An Invoice charged on Stripe is balanced when the webhook says the PaymentIntent succeeded.
+  const billed = await visit([[30]]);
+  await admin.paymentMethod.setUp({ beneficiaryPatientId: billed.patient.id });
+  const inv = await invoiceFor(admin, billed.patient, billed.encounter, 'issued', [], { totalGross: { value: 25, currency: 'USD' } });
+  await admin.charge.issue({ encounterId: billed.encounter.id });
+  const bst = await admin.charge.status({ encounterId: billed.encounter.id });
+  assert.equal(bst.amount, 25);
+  assert.equal((await admin.fhir.get({ resourceType: 'Invoice', id: inv.id })).status, 'issued', 'not paid yet');
+  const billedEvent = JSON.stringify({ id: 'evt_3', object: 'event', type: 'payment_intent.succeeded', api_version: '2024-06-20',
+    data: { object: { id: (await reconciliations(bst.chargeUuid))[0].paymentIdentifier.value, object: 'payment_intent', status: 'succeeded' } } });
+  assert.equal((await post(hook, billedEvent, sign('whsec_ward_e2e', billedEvent))).status, 200);
+  assert.equal((await admin.fhir.get({ resourceType: 'Invoice', id: inv.id })).status, 'balanced');
 
   // Another encounter: a second PaymentIntent with its own key.
   const second = await visit([[9.99]]);

@@ -65,9 +65,10 @@ func stripeMock(t *testing.T) string {
 // PaymentIntent creation with its Idempotency-Key (stripe-mock cannot
 // tell how many it made). GET /_intents lists the keys.
 type stripeCounter struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	keys []string
+	srv     *httptest.Server
+	mu      sync.Mutex
+	keys    []string
+	refunds []string // Idempotency-Keys of POST /v1/refunds
 }
 
 func newStripeCounter(t *testing.T, target string) *stripeCounter {
@@ -84,12 +85,23 @@ func newStripeCounter(t *testing.T, target string) *stripeCounter {
 			_ = json.NewEncoder(w).Encode(map[string]any{"keys": append([]string{}, sc.keys...)})
 			return
 		}
+		if r.Method == http.MethodGet && r.URL.Path == "/_refunds" {
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			_ = json.NewEncoder(w).Encode(map[string]any{"keys": append([]string{}, sc.refunds...)})
+			return
+		}
 		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer sk_test_") {
 			t.Errorf("stripe request %s %s without the project's secret key", r.Method, r.URL.Path)
 		}
 		if r.Method == http.MethodPost && r.URL.Path == "/v1/payment_intents" {
 			sc.mu.Lock()
 			sc.keys = append(sc.keys, r.Header.Get("Idempotency-Key"))
+			sc.mu.Unlock()
+		}
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/refunds" {
+			sc.mu.Lock()
+			sc.refunds = append(sc.refunds, r.Header.Get("Idempotency-Key"))
 			sc.mu.Unlock()
 		}
 		proxy.ServeHTTP(w, r)
@@ -119,10 +131,14 @@ func TestPaymentsWithSDK(t *testing.T) {
 			})
 			sc.mu.Lock()
 			defer sc.mu.Unlock()
-			// Two Stripe encounters were charged (one of them five times
-			// over): two PaymentIntents, two keys.
-			if len(sc.keys) != 2 || sc.keys[0] == sc.keys[1] || !strings.HasPrefix(sc.keys[0], "ward-") {
-				t.Fatalf("PaymentIntent creations with keys %q, want two with distinct ward- keys", sc.keys)
+			// Three Stripe encounters were charged (one of them five times
+			// over, one on its Invoice): three PaymentIntents, three keys;
+			// one refund (asked twice, and once for too much).
+			if len(sc.keys) != 3 || sc.keys[0] == sc.keys[1] || sc.keys[1] == sc.keys[2] || !strings.HasPrefix(sc.keys[0], "ward-") {
+				t.Fatalf("PaymentIntent creations with keys %q, want three distinct ward- keys", sc.keys)
+			}
+			if len(sc.refunds) != 1 || !strings.HasPrefix(sc.refunds[0], "ward-") {
+				t.Fatalf("Refund creations with keys %q, want one with a ward- key", sc.refunds)
 			}
 		})
 	}

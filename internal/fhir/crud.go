@@ -475,6 +475,10 @@ func FromStore(r store.Resource) Resource { return fromStore(r) }
 type SystemPut struct {
 	Type, ID string
 	Body     []byte
+	// IfVersion, when not 0, is the version the write replaces: a
+	// resource read before the transaction is not overwritten if it
+	// changed meanwhile (ErrPrecondition).
+	IfVersion int64
 }
 
 // SystemPutAll writes each resource at its id (creating it, or replacing
@@ -508,7 +512,7 @@ func (s *Service) SystemPutAll(ctx context.Context, projectID string, puts []Sys
 		for i, put := range puts {
 			var out store.Resource
 			var created bool
-			if err := txSvc.writeOnce(ctx, p, put.Type, put.ID, ms[i], "PUT", 0, true, access{}, pres[i], &out, &created); err != nil {
+			if err := txSvc.writeOnce(ctx, p, put.Type, put.ID, ms[i], "PUT", put.IfVersion, true, access{}, pres[i], &out, &created); err != nil {
 				return err
 			}
 		}

@@ -78,17 +78,28 @@ func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 		out.Code, out.Duplicate, out.Text = AckAccept, true, "already received"
 		return out
 	}
-	puts, reports, err := s.resultResources(ctx, route, m, ctrl)
-	if err != nil {
-		var bad badResult
-		if errors.As(err, &bad) {
-			return reject(ctrl, "%s", bad.msg)
+	var puts []fhir.SystemPut
+	var reports []string
+	var err error
+	for attempt := 0; ; attempt++ {
+		puts, reports, err = s.resultResources(ctx, route, m, ctrl)
+		if err != nil {
+			var bad badResult
+			if errors.As(err, &bad) {
+				return reject(ctrl, "%s", bad.msg)
+			}
+			s.log.ErrorContext(ctx, "lab result not stored", "route", route.RouteGUID, "control_id", ctrl, "err", err)
+			return Outcome{Code: AckError, ControlID: ctrl, Text: "the result could not be stored now; send it again"}
 		}
-		s.log.ErrorContext(ctx, "lab result not stored", "route", route.RouteGUID, "control_id", ctrl, "err", err)
-		return Outcome{Code: AckError, ControlID: ctrl, Text: "the result could not be stored now; send it again"}
+		err = s.fhir.SystemPutAll(ctx, route.ProjectID, puts)
+		// An order completed or edited since it was read (another result
+		// of it, say): read it again rather than overwrite it.
+		if !errors.Is(err, fault.ErrPrecondition) || attempt == 3 {
+			break
+		}
 	}
 	out.Reports = reports
-	if err := s.fhir.SystemPutAll(ctx, route.ProjectID, puts); err != nil {
+	if err != nil {
 		if errors.Is(err, fault.ErrInvalid) {
 			// What the message says cannot be stored as FHIR: sending it
 			// again will not help.
@@ -148,6 +159,7 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 	var results []any
 	nOBR, nOBX := 0, 0
 	var subject string
+	done := map[string]bool{} // ServiceRequests completed by this message
 	flush := func() error {
 		if report == nil {
 			return nil
@@ -186,6 +198,12 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 				return nil, nil, fmt.Errorf("stored ServiceRequest/%s: %w", srID, err)
 			}
 			subject = str(srm, "subject", "reference")
+			if put, ok := completeOrder(sr, srm, seg.V(25)); ok && !done[srID] {
+				// Written with the report (one transaction), only if
+				// the order has not changed since it was read here.
+				done[srID] = true
+				puts = append(puts, put)
+			}
 			report = map[string]any{
 				"resourceType": "DiagnosticReport",
 				"id":           derivedID(route.RouteGUID, ctrl, nOBR),
@@ -234,6 +252,26 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 }
 
 func srRef(report map[string]any) any { return report["basedOn"] }
+
+// completeOrder is the write that marks the ServiceRequest an OBR answers
+// completed, when OBR-25 says the result is final (F, or C: a corrected
+// final). A preliminary result leaves the order as it is (active); an order
+// that is already completed, revoked or entered-in-error is not touched.
+func completeOrder(sr store.Resource, srm map[string]any, resultStatus string) (fhir.SystemPut, bool) {
+	if resultStatus != "F" && resultStatus != "C" {
+		return fhir.SystemPut{}, false
+	}
+	switch srm["status"] {
+	case "completed", "revoked", "entered-in-error":
+		return fhir.SystemPut{}, false
+	}
+	srm["status"] = "completed"
+	body, err := json.Marshal(srm)
+	if err != nil {
+		return fhir.SystemPut{}, false
+	}
+	return fhir.SystemPut{Type: "ServiceRequest", ID: sr.ID, Body: body, IfVersion: sr.VersionID}, true
+}
 
 func labCategory() map[string]any {
 	return map[string]any{"coding": []any{map[string]any{

@@ -23,6 +23,10 @@ func (s *Server) paymentRoutes() []route {
 		{method: "DELETE", path: "/v1/payment/payment-method", action: "Payment:Delete", resource: pm, handle: s.paymentDelete},
 		{method: "POST", path: "/v1/payment/charge/issue", action: "Payment:Issue", resource: ch, handle: s.chargeIssue},
 		{method: "POST", path: "/v1/payment/charge/status", action: "Payment:Status", resource: ch, handle: s.chargeStatus},
+		// Ward's addition (not in SDK 4.2.6). The seed has no refund
+		// action: a refund moves money on a charge, so it takes what
+		// issuing one does.
+		{method: "POST", path: "/v1/payment/charge/refund", action: "Payment:Issue", resource: ch, handle: s.chargeRefund},
 		// Stripe's signature (Stripe-Signature, with the project's webhook
 		// secret) is the credential.
 		{method: "POST", path: "/v1/payment/stripe/webhook/{project}", public: true, handle: s.stripeWebhook},
@@ -136,6 +140,25 @@ func (s *Server) chargeStatus(w http.ResponseWriter, r *http.Request, c call) er
 		return err
 	}
 	d, err := s.payment.Status(r.Context(), c.p, in.EncounterID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+// chargeRefund takes {encounterId, amount?}; the Idempotency-Key header
+// (optional) tells apart two refunds of one amount.
+func (s *Server) chargeRefund(w http.ResponseWriter, r *http.Request, c call) error {
+	var in struct {
+		EncounterID string   `json:"encounterId"`
+		Amount      *float64 `json:"amount"`
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	d, err := s.payment.Refund(r.Context(), c.p, payment.RefundParams{EncounterID: in.EncounterID, Amount: in.Amount,
+		Key: r.Header.Get("Idempotency-Key")})
 	if err != nil {
 		return err
 	}

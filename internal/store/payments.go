@@ -19,6 +19,7 @@ type Charge struct {
 	IntentID         string // the provider's payment id ("" before it answers)
 	ReconciliationID string // the PaymentReconciliation recording it
 	Card             string // JSON of the charged card
+	InvoiceID        string // the Invoice it pays ("": it totals ChargeItems)
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 }
@@ -26,7 +27,7 @@ type Charge struct {
 // ChargePending is a claimed charge whose provider has not answered yet.
 const ChargePending = "pending"
 
-const chargeCols = `project_id, idem_key, encounter_id, provider, status, amount, currency, intent_id, reconciliation_id, card, created_at, updated_at`
+const chargeCols = `project_id, idem_key, encounter_id, provider, status, amount, currency, intent_id, reconciliation_id, card, created_at, updated_at, invoice_id`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -34,13 +35,13 @@ func scanCharge(r rowScanner) (Charge, error) {
 	var c Charge
 	var created, updated int64
 	err := r.Scan(&c.ProjectID, &c.Key, &c.EncounterID, &c.Provider, &c.Status, &c.Amount, &c.Currency, &c.IntentID,
-		&c.ReconciliationID, &c.Card, &created, &updated)
+		&c.ReconciliationID, &c.Card, &created, &updated, &c.InvoiceID)
 	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
 	return c, err
 }
 
-// ClaimCharge inserts c unless its key is taken, or its encounter has
-// another charge that has not failed, and returns the row that holds the
+// ClaimCharge inserts c unless its key is taken, or its encounter (or
+// its Invoice) has another charge that has not failed, and returns the row that holds the
 // key (or that other charge: its Key differs from c's) and whether this
 // call inserted c. Of concurrent claims exactly one gets true.
 func (s *Store) ClaimCharge(ctx context.Context, c Charge) (Charge, bool, error) {
@@ -49,9 +50,9 @@ func (s *Store) ClaimCharge(ctx context.Context, c Charge) (Charge, bool, error)
 	err := s.WithTx(ctx, func(tx *Tx) error {
 		// No conflict target: the key and the one-live-charge index both
 		// turn the INSERT into nothing.
-		res, err := tx.exec(ctx, `INSERT INTO payment_charges (`+chargeCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		res, err := tx.exec(ctx, `INSERT INTO payment_charges (`+chargeCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING`, c.ProjectID, c.Key, c.EncounterID, c.Provider, c.Status, c.Amount,
-			c.Currency, c.IntentID, c.ReconciliationID, c.Card, ms(c.CreatedAt), ms(c.UpdatedAt))
+			c.Currency, c.IntentID, c.ReconciliationID, c.Card, ms(c.CreatedAt), ms(c.UpdatedAt), c.InvoiceID)
 		if err != nil {
 			return err
 		}
@@ -64,6 +65,11 @@ func (s *Store) ClaimCharge(ctx context.Context, c Charge) (Charge, bool, error)
 		if errors.Is(s.mapErr(err), ErrNotFound) {
 			out, err = scanCharge(tx.queryRow(ctx, `SELECT `+chargeCols+` FROM payment_charges
 				WHERE project_id = ? AND encounter_id = ? AND status <> 'failed'`, c.ProjectID, c.EncounterID))
+		}
+		if errors.Is(s.mapErr(err), ErrNotFound) && c.InvoiceID != "" {
+			// The Invoice's live charge, made for another Encounter.
+			out, err = scanCharge(tx.queryRow(ctx, `SELECT `+chargeCols+` FROM payment_charges
+				WHERE project_id = ? AND invoice_id = ? AND status <> 'failed'`, c.ProjectID, c.InvoiceID))
 		}
 		return s.mapErr(err)
 	})

@@ -33,6 +33,7 @@ var suite = []struct {
 	{"rate counts", testRateCounts},
 	{"fax numbers", testFaxNumbers},
 	{"payment charges and local cards", testPayments},
+	{"payment refunds", testRefunds},
 	{"sign-in sessions and remembered consent", testSignIn},
 	{"user mfa and password resets", testUserMFA},
 	{"console sessions", testConsoleSessions},

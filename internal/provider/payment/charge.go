@@ -12,6 +12,7 @@ import (
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/fhir/search"
 	"github.com/wardhealth/ward/internal/store"
 )
@@ -23,30 +24,45 @@ var billable = map[string]bool{"billable": true, "planned": true}
 // zeroDecimal currencies have no minor unit (Stripe's list, the common ones).
 var zeroDecimal = map[string]bool{"jpy": true, "krw": true, "vnd": true, "clp": true, "isk": true, "ugx": true, "xaf": true, "xof": true}
 
-// Total is what an Encounter's ChargeItems add up to.
+// Total is what an Encounter's bill adds up to: its Invoice's total, or
+// else its ChargeItems'.
 type Total struct {
 	Amount   int64 // minor units
 	Currency string
 	Items    []string // ChargeItem ids, sorted by the search
+	Invoice  string   // the Invoice charged ("": the ChargeItems were)
+}
+
+// chargeItems are the Encounter's ChargeItems, searched as the caller.
+func (s *Service) chargeItems(ctx context.Context, p auth.Principal, encounterID string) ([]fhir.Resource, error) {
+	q, err := search.ParseQuery("ChargeItem", url.Values{"context": {"Encounter/" + encounterID}, "_count": {"200"}}, false)
+	if err != nil {
+		return nil, err
+	}
+	page, err := s.d.FHIR.Search(ctx, p, q)
+	if err != nil {
+		return nil, err
+	}
+	if page.Total > len(page.Matches) {
+		return nil, fault.Invalid("Encounter/%s has more than %d ChargeItems", encounterID, len(page.Matches))
+	}
+	return page.Matches, nil
 }
 
 // total adds the priceOverride of the Encounter's billable ChargeItems,
 // searched as the caller. Errors: Invalid (nothing to charge, mixed
 // currencies, an item without a price).
 func (s *Service) total(ctx context.Context, p auth.Principal, encounterID string) (Total, error) {
-	q, err := search.ParseQuery("ChargeItem", url.Values{"context": {"Encounter/" + encounterID}, "_count": {"200"}}, false)
+	items, err := s.chargeItems(ctx, p, encounterID)
 	if err != nil {
 		return Total{}, err
 	}
-	page, err := s.d.FHIR.Search(ctx, p, q)
-	if err != nil {
-		return Total{}, err
-	}
-	if page.Total > len(page.Matches) {
-		return Total{}, fault.Invalid("Encounter/%s has more than %d ChargeItems", encounterID, len(page.Matches))
-	}
+	return itemsTotal(encounterID, items)
+}
+
+func itemsTotal(encounterID string, items []fhir.Resource) (Total, error) {
 	var t Total
-	for _, r := range page.Matches {
+	for _, r := range items {
 		var ci struct {
 			Status        string `json:"status"`
 			PriceOverride *struct {
@@ -69,20 +85,30 @@ func (s *Service) total(ctx context.Context, p auth.Principal, encounterID strin
 			return Total{}, fault.Invalid("the ChargeItems of Encounter/%s are in %s and %s; one charge has one currency", encounterID, t.Currency, cur)
 		}
 		t.Currency = cur
-		minor := *po.Value * 100
-		if zeroDecimal[cur] {
-			minor = *po.Value
-		}
-		if minor < 0 || minor > 1e11 || math.IsNaN(minor) {
+		minor, ok := toMinor(*po.Value, cur)
+		if !ok {
 			return Total{}, fault.Invalid("ChargeItem/%s has a price out of range", r.ID)
 		}
-		t.Amount += int64(math.Round(minor))
+		t.Amount += minor
 		t.Items = append(t.Items, r.ID)
 	}
 	if t.Amount <= 0 {
 		return Total{}, fault.Invalid("Encounter/%s has no billable ChargeItem with a price: nothing to charge", encounterID)
 	}
 	return t, nil
+}
+
+// toMinor converts a non-negative amount in major units to minor units;
+// false when it is negative, not a number or beyond a billion.
+func toMinor(v float64, currency string) (int64, bool) {
+	minor := v * 100
+	if zeroDecimal[currency] {
+		minor = v
+	}
+	if minor < 0 || minor > 1e11 || math.IsNaN(minor) {
+		return 0, false
+	}
+	return int64(math.Round(minor)), true
 }
 
 func toLower(s string) string {
@@ -162,10 +188,11 @@ func first(v any, field string) any {
 	return m[field]
 }
 
-// Issue charges the default payment method of the Encounter's payor the
-// total of its ChargeItems, and records a PaymentReconciliation (as the
-// caller). The idempotency key is derived from the request (project,
-// encounter, amount, currency, customer, method): a retried or concurrent
+// Issue charges the default payment method of the Encounter's payor its
+// bill (its Invoice, else the total of its ChargeItems: see bill), and
+// records a PaymentReconciliation (as the caller). The idempotency key is
+// derived from the request (project, encounter, amount, currency,
+// customer, method, and the Invoice when there is one): a retried or concurrent
 // identical request charges once and answers as the first did. An
 // Encounter already charged (another total) is a 409.
 func (s *Service) Issue(ctx context.Context, p auth.Principal, encounterID string) error {
@@ -173,7 +200,7 @@ func (s *Service) Issue(ctx context.Context, p auth.Principal, encounterID strin
 	if err != nil {
 		return err
 	}
-	t, err := s.total(ctx, p, encounterID)
+	t, err := s.bill(ctx, p, encounterID, patient, accounts)
 	if err != nil {
 		return err
 	}
@@ -199,7 +226,11 @@ func (s *Service) Issue(ctx context.Context, p auth.Principal, encounterID strin
 	if card == nil {
 		return fault.Invalid("the payor of Encounter/%s has no default payment method (paymentMethod.setDefault)", encounterID)
 	}
-	key := idemKey("charge", p.ProjectID, encounterID, strconv.FormatInt(t.Amount, 10), t.Currency, name, cust, card.ID)
+	parts := []string{"charge", p.ProjectID, encounterID, strconv.FormatInt(t.Amount, 10), t.Currency, name, cust, card.ID}
+	if t.Invoice != "" {
+		parts = append(parts, "Invoice/"+t.Invoice)
+	}
+	key := idemKey(parts...)
 	// Fast path; the claim below is what holds under concurrency.
 	if prev, err := s.d.Store.LatestCharge(ctx, p.ProjectID, encounterID); err == nil && prev.Key != key && prev.Status != StatusFailed {
 		return fault.Conflict("Encounter/%s was charged already (PaymentReconciliation/%s, %s); a new total is not charged again",
@@ -210,7 +241,7 @@ func (s *Service) Issue(ctx context.Context, p auth.Principal, encounterID strin
 	cardJSON, _ := json.Marshal(card)
 	now := s.d.Now()
 	c, claimed, err := s.d.Store.ClaimCharge(ctx, store.Charge{ProjectID: p.ProjectID, Key: key, EncounterID: encounterID, Provider: name,
-		Status: store.ChargePending, Amount: t.Amount, Currency: t.Currency, Card: string(cardJSON), CreatedAt: now, UpdatedAt: now})
+		Status: store.ChargePending, Amount: t.Amount, Currency: t.Currency, Card: string(cardJSON), InvoiceID: t.Invoice, CreatedAt: now, UpdatedAt: now})
 	if err != nil {
 		return err
 	}
@@ -295,6 +326,9 @@ func (s *Service) drive(ctx context.Context, p auth.Principal, prov Provider, na
 	if err := s.settle(ctx, p.ProjectID, recID, res.ID, res.Status, res.Reason); err != nil {
 		return err
 	}
+	if err := s.balance(ctx, p.ProjectID, c.InvoiceID, res.Status); err != nil {
+		return err
+	}
 	c.Status, c.ReconciliationID = res.Status, recID
 	return chargeOutcome(c)
 }
@@ -304,11 +338,18 @@ func (s *Service) drive(ctx context.Context, p auth.Principal, prov Provider, na
 func (s *Service) reconciliation(ctx context.Context, p auth.Principal, name string, c store.Charge, t Total) (string, error) {
 	now := s.d.Now().UTC()
 	money := map[string]any{"value": major(c.Amount, c.Currency), "currency": upper(c.Currency)}
-	details := make([]any, 0, len(t.Items))
+	refs := make([]string, 0, len(t.Items))
 	for _, id := range t.Items {
+		refs = append(refs, "ChargeItem/"+id)
+	}
+	if t.Invoice != "" {
+		refs = []string{"Invoice/" + t.Invoice}
+	}
+	details := make([]any, 0, len(refs))
+	for _, ref := range refs {
 		details = append(details, map[string]any{
 			"type":    map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/payment-type", "code": "payment"}}},
-			"request": map[string]any{"reference": "ChargeItem/" + id},
+			"request": map[string]any{"reference": ref},
 		})
 	}
 	m := map[string]any{

@@ -89,3 +89,8 @@ func short(key string) string {
 	h := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(h[:12])
 }
+
+// Refund succeeds at once, with an id derived from the key.
+func (l *Local) Refund(_ context.Context, r RefundRequest) (Result, error) {
+	return Result{ID: "re_local_" + short(r.Key), Status: StatusSucceeded}, nil
+}

@@ -60,6 +60,19 @@ type Provider interface {
 	// Charge charges a method; a declined card is a Result with
 	// StatusFailed, not an error.
 	Charge(ctx context.Context, c ChargeRequest) (Result, error)
+	// Refund returns part or all of a charge to its payor; a refund the
+	// network declined is a Result with StatusFailed.
+	Refund(ctx context.Context, r RefundRequest) (Result, error)
+}
+
+// RefundRequest is one refund of a charge.
+type RefundRequest struct {
+	Payment  string // the provider's payment id (a Stripe PaymentIntent)
+	Amount   int64  // minor units, positive
+	Currency string
+	// Key is the idempotency key, as for charges.
+	Key      string
+	Metadata map[string]string
 }
 
 // ErrRefused marks a request the provider will not take.

@@ -289,6 +289,8 @@ func FuzzParseIntentEvent(f *testing.F) {
 	f.Add([]byte(`{"object":"event","type":"payment_intent.payment_failed","data":{"object":{"id":"pi_1","object":"payment_intent","last_payment_error":{"message":"no"}}}}`))
 	f.Add([]byte(`{"object":"event","type":"charge.refunded","data":{"object":{"id":"ch_1","object":"charge"}}}`))
 	f.Add([]byte(`{"object":"event","data":null}`))
+	f.Add([]byte(`{"object":"event","type":"refund.updated","data":{"object":{"id":"re_1","object":"refund","status":"succeeded"}}}`))
+	f.Add([]byte(`{"object":"event","type":"refund.failed","data":{"object":{"id":"re_1","object":"refund","status":"failed","failure_reason":"expired_or_canceled_card"}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ev, err := parseIntentEvent(b)
 		if err != nil {
@@ -296,9 +298,12 @@ func FuzzParseIntentEvent(f *testing.F) {
 		}
 		switch ev.Status {
 		case "":
+			if ev.Refund {
+				t.Fatalf("a refund event that settles nothing: %q", b)
+			}
 		case StatusSucceeded, StatusFailed, StatusProcessing:
 			if ev.IntentID == "" {
-				t.Fatalf("settling event without a PaymentIntent: %q", b)
+				t.Fatalf("settling event without a PaymentIntent or Refund: %q", b)
 			}
 		default:
 			t.Fatalf("status %q from %q", ev.Status, b)

@@ -49,6 +49,12 @@ type Store interface {
 	GetCharge(ctx context.Context, projectID, key string) (store.Charge, error)
 	LatestCharge(ctx context.Context, projectID, encounterID string) (store.Charge, error)
 	ChargeByIntent(ctx context.Context, projectID, intentID string) (store.Charge, error)
+	ClaimRefund(ctx context.Context, f store.Refund) (store.Refund, bool, error)
+	UpdateRefund(ctx context.Context, f store.Refund) error
+	TakeOverRefund(ctx context.Context, projectID, key string, staleBefore, now time.Time) (bool, error)
+	ReleaseRefund(ctx context.Context, projectID, key string) error
+	GetRefund(ctx context.Context, projectID, key string) (store.Refund, error)
+	RefundByProviderID(ctx context.Context, projectID, refundID string) (store.Refund, error)
 }
 
 // Config is the service's tunables.

@@ -148,6 +148,35 @@ func (s *Stripe) Charge(ctx context.Context, c ChargeRequest) (Result, error) {
 	return Result{ID: pi.ID, Status: intentStatus(string(pi.Status))}, nil
 }
 
+// Refund creates a Refund of the PaymentIntent with the idempotency key.
+func (s *Stripe) Refund(ctx context.Context, r RefundRequest) (Result, error) {
+	p := &stripe.RefundCreateParams{PaymentIntent: stripe.String(r.Payment), Amount: stripe.Int64(r.Amount)}
+	p.Metadata = r.Metadata
+	p.SetIdempotencyKey(r.Key)
+	re, err := s.c.V1Refunds.Create(ctx, p)
+	if err != nil {
+		return Result{}, s.err("create refund", err)
+	}
+	res := Result{ID: re.ID, Status: refundStatus(string(re.Status))}
+	if re.FailureReason != "" {
+		res.Reason = "stripe: " + string(re.FailureReason)
+	}
+	return res, nil
+}
+
+// refundStatus maps a Refund's status (its create answer or a refund
+// event's object) to Ward's: pending and requires_action wait for the
+// webhook.
+func refundStatus(s string) string {
+	switch s {
+	case "succeeded":
+		return StatusSucceeded
+	case "failed", "canceled":
+		return StatusFailed
+	}
+	return StatusProcessing
+}
+
 // intentStatus maps a PaymentIntent's status, as the create call answers
 // it, to a charge's. A decline comes as a card error, not a status; other
 // unsettled states (processing, requires_action, requires_payment_method)

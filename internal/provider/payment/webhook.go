@@ -32,6 +32,9 @@ func (s *Service) Webhook(ctx context.Context, projectID, signature string, body
 	if ev.Status == "" {
 		return nil
 	}
+	if ev.Refund {
+		return s.refundEvent(ctx, projectID, ev)
+	}
 	c, err := s.d.Store.ChargeByIntent(ctx, projectID, ev.IntentID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -40,7 +43,7 @@ func (s *Service) Webhook(ctx context.Context, projectID, signature string, body
 		return err
 	}
 	// A settled charge does not go back to processing (events arrive out
-	// of order); refunds and disputes are not followed yet.
+	// of order); disputes are not followed yet.
 	if ev.Status == StatusProcessing && c.Status != store.ChargePending && c.Status != StatusProcessing {
 		return nil
 	}
@@ -50,14 +53,40 @@ func (s *Service) Webhook(ctx context.Context, projectID, signature string, body
 	if c.ReconciliationID == "" {
 		return nil
 	}
-	return s.settle(ctx, projectID, c.ReconciliationID, ev.IntentID, ev.Status, "stripe: "+ev.Reason)
+	if err := s.settle(ctx, projectID, c.ReconciliationID, ev.IntentID, ev.Status, "stripe: "+ev.Reason); err != nil {
+		return err
+	}
+	return s.balance(ctx, projectID, c.InvoiceID, ev.Status)
+}
+
+// refundEvent applies a refund's new status to the refund Ward made. A
+// settled refund does not go back to processing.
+func (s *Service) refundEvent(ctx context.Context, projectID string, ev intentEvent) error {
+	f, err := s.d.Store.RefundByProviderID(ctx, projectID, ev.IntentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if ev.Status == StatusProcessing && f.Status != store.ChargePending && f.Status != StatusProcessing {
+		return nil
+	}
+	if err := s.d.Store.UpdateRefund(ctx, store.Refund{ProjectID: projectID, Key: f.Key, Status: ev.Status, UpdatedAt: s.d.Now()}); err != nil {
+		return err
+	}
+	if f.ReconciliationID == "" {
+		return nil
+	}
+	return s.settleRefund(ctx, projectID, f.ReconciliationID, ev.IntentID, ev.Status, "stripe: "+ev.Reason)
 }
 
 // intentEvent is what Ward reads of a Stripe event.
 type intentEvent struct {
-	IntentID string
+	IntentID string // the PaymentIntent's id, or the Refund's when Refund
+	Refund   bool   // a refund event (refund.*, charge.refund.updated)
 	Status   string // a charge status; "" for an event that settles nothing
-	Reason   string // the last payment error's message
+	Reason   string // the last payment error's message, a refund's failure reason
 }
 
 // parseIntentEvent reads a (verified) Stripe event. An event that is not
@@ -70,6 +99,8 @@ func parseIntentEvent(payload []byte) (intentEvent, error) {
 			Object *struct {
 				ID               string `json:"id"`
 				Object           string `json:"object"`
+				Status           string `json:"status"`
+				FailureReason    string `json:"failure_reason"`
 				LastPaymentError *struct {
 					Message string `json:"message"`
 				} `json:"last_payment_error"`
@@ -86,6 +117,17 @@ func parseIntentEvent(payload []byte) (intentEvent, error) {
 	status := eventStatus(ev.Type)
 	if o.Object != "payment_intent" || o.ID == "" {
 		status = ""
+	}
+	if o.Object == "refund" && o.ID != "" {
+		switch ev.Type {
+		case "refund.created", "refund.updated", "refund.failed", "charge.refund.updated":
+			// A refund event carries the refund as it now is.
+			out := intentEvent{IntentID: o.ID, Refund: true, Status: refundStatus(o.Status), Reason: clip(o.FailureReason)}
+			if ev.Type == "refund.failed" {
+				out.Status = StatusFailed
+			}
+			return out, nil
+		}
 	}
 	out := intentEvent{IntentID: o.ID, Status: status}
 	if o.LastPaymentError != nil {
