@@ -41,8 +41,13 @@ type SearchRequest struct {
 	AfterID string
 	Count   int
 	Offset  int
-	Total   bool // also count every match
-	Now     time.Time
+	Total   bool // also count the matches
+	// TotalLimit, when above 0, bounds that count: past TotalLimit
+	// matches the total is not known (-1) rather than counted, so a page's
+	// cost does not grow with the matches (R4 _total=estimate and the
+	// default; _total=accurate counts them all: 0).
+	TotalLimit int
+	Now        time.Time
 }
 
 // Restriction is the part of a type a caller may see: resources matching
@@ -75,16 +80,12 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 	}
 	count := func() (int, error) {
 		total := 0
-		sql := `SELECT COUNT(*) FROM fhir_resources r WHERE ` + where
-		if sub, ok := idSubquery(where); ok {
-			// Index rows exist only for current, undeleted resources, so
-			// the driving subquery's distinct ids are the matches: counted
-			// on the index alone, without a lookup of each in the table.
-			sql = `SELECT COUNT(DISTINCT m.id) FROM (` + sub + `) m`
-		}
-		q, args := p.finish(sql)
+		q, args := p.finish(countSQL(where, req.TotalLimit))
 		if err := s.queryRow(ctx, q, args...).Scan(&total); err != nil {
 			return 0, fmt.Errorf("count search: %w", s.mapErr(err))
+		}
+		if req.TotalLimit > 0 && total > req.TotalLimit {
+			return -1, nil // more than the limit: not counted further
 		}
 		return total, nil
 	}
@@ -113,6 +114,27 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 	}
 	total, err := count()
 	return out, total, err
+}
+
+// countSQL counts the current resources matching where, at most limit+1
+// of them when limit is above 0 (the caller then knows only that there
+// are more than limit), on every match otherwise.
+func countSQL(where string, limit int) string {
+	if sub, ok := idSubquery(where); ok {
+		// Index rows exist only for current, undeleted resources, so the
+		// driving subquery's distinct ids are the matches: counted on the
+		// index alone, without a lookup of each in the table.
+		if limit > 0 {
+			// DISTINCT with a LIMIT stops at the limit's match: the index
+			// walk ends there instead of at the last match.
+			return `SELECT COUNT(*) FROM (SELECT DISTINCT m.id FROM (` + sub + `) m LIMIT ` + strconv.Itoa(limit+1) + `) c`
+		}
+		return `SELECT COUNT(DISTINCT m.id) FROM (` + sub + `) m`
+	}
+	if limit > 0 {
+		return `SELECT COUNT(*) FROM (SELECT 1 FROM fhir_resources r WHERE ` + where + ` LIMIT ` + strconv.Itoa(limit+1) + `) c`
+	}
+	return `SELECT COUNT(*) FROM fhir_resources r WHERE ` + where
 }
 
 // idSubquery returns sub when where is exactly "r.project_id = ? AND
