@@ -104,6 +104,16 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 	// matches are never deleted (each fetched column costs ~0.2 µs a row).
 	q, args := p.finish(`SELECT r.id, r.version_id, r.last_updated, ` + s.contentSQL("r.content") + ` FROM fhir_resources r WHERE ` + where + ` ORDER BY ` + order +
 		fmt.Sprintf(` LIMIT %d OFFSET %d`, req.Count, req.Offset))
+	if sub, ok := idSubquery(where); ok && s.dialect == SQLite && !req.ByID && len(req.Query.Sort) == 0 && idOrdered(req.Query) {
+		// The driving index walks its ids in order (see idOrdered): the
+		// page is read from there, LIMIT and all, and only its rows are
+		// looked up. Through IN (sub) SQLite would first gather and sort
+		// every match (10 ms for Observation?code= with 8,400 matches,
+		// 0.8 ms this way in the sqlite3 shell).
+		head := where[:len(where)-len(" AND r.id IN ("+sub+")")]
+		q, args = p.finish(`SELECT r.id, r.version_id, r.last_updated, ` + s.contentSQL("r.content") + ` FROM (SELECT DISTINCT m.id FROM (` + sub + `) m ORDER BY m.id` +
+			fmt.Sprintf(` LIMIT %d OFFSET %d`, req.Count, req.Offset) + `) k CROSS JOIN fhir_resources r ON ` + head + ` AND r.id = k.id ORDER BY k.id`)
+	}
 	out, err := s.matches(ctx, req, q, args...)
 	if err != nil || !req.Total {
 		return out, -1, err
@@ -135,6 +145,37 @@ func countSQL(where string, limit int) string {
 		return `SELECT COUNT(*) FROM (SELECT 1 FROM fhir_resources r WHERE ` + where + ` LIMIT ` + strconv.Itoa(limit+1) + `) c`
 	}
 	return `SELECT COUNT(*) FROM fhir_resources r WHERE ` + where
+}
+
+// idOrdered reports whether q's driving clause (clausesSQL's first) is one
+// value whose index rows are all equal up to the id: a token with system
+// and code, or a reference with type and id, of a parameter with rows of
+// its own. Its index (..., param, code, system, id or ..., param, ref_id,
+// ref_type, id) then yields the matching ids in id order.
+func idOrdered(q *search.Query) bool {
+	if len(q.Clauses) == 0 {
+		return false
+	}
+	c := q.Clauses[0]
+	for _, o := range q.Clauses[1:] {
+		if selectivity(o) < selectivity(c) {
+			c = o
+		}
+	}
+	if c.Reverse != nil || c.Chain != nil || c.Param == nil || c.Modifier != "" || len(c.Values) != 1 || c.Param.IsNear() || strings.HasPrefix(c.Param.Name, "_") {
+		return false
+	}
+	if names, refType := search.IndexParams(q.ResourceType, c.Param.Name); len(names) != 1 || refType != "" {
+		return false
+	}
+	v := c.Values[0]
+	switch c.Param.Type {
+	case "token":
+		return v.HasSystem && v.System != "" && v.Code != ""
+	case "reference":
+		return v.RefID != "" && firstNonEmpty(v.RefType, c.TargetType) != ""
+	}
+	return false
 }
 
 // idSubquery returns sub when where is exactly "r.project_id = ? AND
