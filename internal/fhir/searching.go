@@ -95,6 +95,9 @@ func (s *Service) searchWithin(ctx context.Context, p auth.Principal, q *search.
 		total = true
 	}
 	req.Count, req.Total = count, total
+	if q.Total != "accurate" && q.Summary != "count" {
+		req.TotalLimit = s.cfg.TotalLimit
+	}
 	rows, n, err := s.store.Search(ctx, req)
 	if err != nil {
 		return Page{}, err

@@ -35,6 +35,10 @@ type Authorizer interface {
 type Config struct {
 	DefaultCount int // _count when absent
 	MaxCount     int // largest _count honoured
+	// TotalLimit bounds the count behind Bundle.total when _total is
+	// absent or estimate: up to it the total is exact, past it left out
+	// (_total=accurate counts every match). 0: DefaultTotalLimit.
+	TotalLimit int
 	// MaxResponseBytes bounds a search response (0: no limit); Oystehr's is 6 MB.
 	MaxResponseBytes int
 	// Binaries holds the contents of Binary resources larger than
@@ -241,6 +245,11 @@ func (s *Service) OnPrecheck(typ string, h Precheck) {
 // Store is the service's store, for capabilities built on FHIR data.
 func (s *Service) Store() *store.Store { return s.store }
 
+// DefaultTotalLimit is Config.TotalLimit's default: the count of a
+// default search stops there, so a page costs about the same whether a
+// thousand or a million resources match (docs/search.md).
+const DefaultTotalLimit = 1000
+
 // New returns a Service.
 func New(st *store.Store, authz Authorizer, cfg Config, now func() time.Time) *Service {
 	if cfg.DefaultCount <= 0 {
@@ -248,6 +257,9 @@ func New(st *store.Store, authz Authorizer, cfg Config, now func() time.Time) *S
 	}
 	if cfg.MaxCount <= 0 {
 		cfg.MaxCount = 1000
+	}
+	if cfg.TotalLimit <= 0 {
+		cfg.TotalLimit = DefaultTotalLimit
 	}
 	if cfg.InlineBinaryBytes <= 0 {
 		cfg.InlineBinaryBytes = DefaultInlineBinaryBytes

@@ -44,8 +44,13 @@ type SearchRequest struct {
 	AfterID string
 	Count   int
 	Offset  int
-	Total   bool // also count every match
-	Now     time.Time
+	Total   bool // also count the matches
+	// TotalLimit, when above 0, bounds that count: past TotalLimit
+	// matches the total is not known (-1) rather than counted, so a page's
+	// cost does not grow with the matches (R4 _total=estimate and the
+	// default; _total=accurate counts them all: 0).
+	TotalLimit int
+	Now        time.Time
 }
 
 // Restriction is the part of a type a caller may see: resources matching
@@ -81,16 +86,12 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 	}
 	count := func() (int, error) {
 		total := 0
-		sql := `SELECT COUNT(*) FROM fhir_resources r WHERE ` + where
-		if sub, ok := idSubquery(where); ok {
-			// Index rows exist only for current, undeleted resources, so
-			// the driving subquery's distinct ids are the matches: counted
-			// on the index alone, without a lookup of each in the table.
-			sql = `SELECT COUNT(DISTINCT m.id) FROM (` + sub + `) m`
-		}
-		q, args := p.finish(sql)
+		q, args := p.finish(countSQL(where, req.TotalLimit))
 		if err := s.queryRow(ctx, q, args...).Scan(&total); err != nil {
 			return 0, fmt.Errorf("count search: %w", s.mapErr(err))
+		}
+		if req.TotalLimit > 0 && total > req.TotalLimit {
+			return -1, nil // more than the limit: not counted further
 		}
 		return total, nil
 	}
@@ -109,6 +110,16 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 	// matches are never deleted (each fetched column costs ~0.2 µs a row).
 	q, args := p.finish(`SELECT r.id, r.version_id, r.last_updated, ` + s.contentSQL("r.content") + ` FROM fhir_resources r WHERE ` + where + ` ORDER BY ` + order +
 		fmt.Sprintf(` LIMIT %d OFFSET %d`, req.Count, req.Offset))
+	if sub, ok := idSubquery(where); ok && s.dialect == SQLite && !req.ByID && len(req.Query.Sort) == 0 && idOrdered(req.Query) {
+		// The driving index walks its ids in order (see idOrdered): the
+		// page is read from there, LIMIT and all, and only its rows are
+		// looked up. Through IN (sub) SQLite would first gather and sort
+		// every match (10 ms for Observation?code= with 8,400 matches,
+		// 0.8 ms this way in the sqlite3 shell).
+		head := where[:len(where)-len(" AND r.id IN ("+sub+")")]
+		q, args = p.finish(`SELECT r.id, r.version_id, r.last_updated, ` + s.contentSQL("r.content") + ` FROM (SELECT DISTINCT m.id FROM (` + sub + `) m ORDER BY m.id` +
+			fmt.Sprintf(` LIMIT %d OFFSET %d`, req.Count, req.Offset) + `) k CROSS JOIN fhir_resources r ON ` + head + ` AND r.id = k.id ORDER BY k.id`)
+	}
 	out, err := s.matches(ctx, req, q, args...)
 	if err != nil || !req.Total {
 		return out, -1, err
@@ -119,6 +130,58 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 	}
 	total, err := count()
 	return out, total, err
+}
+
+// countSQL counts the current resources matching where, at most limit+1
+// of them when limit is above 0 (the caller then knows only that there
+// are more than limit), on every match otherwise.
+func countSQL(where string, limit int) string {
+	if sub, ok := idSubquery(where); ok {
+		// Index rows exist only for current, undeleted resources, so the
+		// driving subquery's distinct ids are the matches: counted on the
+		// index alone, without a lookup of each in the table.
+		if limit > 0 {
+			// DISTINCT with a LIMIT stops at the limit's match: the index
+			// walk ends there instead of at the last match.
+			return `SELECT COUNT(*) FROM (SELECT DISTINCT m.id FROM (` + sub + `) m LIMIT ` + strconv.Itoa(limit+1) + `) c`
+		}
+		return `SELECT COUNT(DISTINCT m.id) FROM (` + sub + `) m`
+	}
+	if limit > 0 {
+		return `SELECT COUNT(*) FROM (SELECT 1 FROM fhir_resources r WHERE ` + where + ` LIMIT ` + strconv.Itoa(limit+1) + `) c`
+	}
+	return `SELECT COUNT(*) FROM fhir_resources r WHERE ` + where
+}
+
+// idOrdered reports whether q's driving clause (clausesSQL's first) is one
+// value whose index rows are all equal up to the id: a token with system
+// and code, or a reference with type and id, of a parameter with rows of
+// its own. Its index (..., param, code, system, id or ..., param, ref_id,
+// ref_type, id) then yields the matching ids in id order.
+func idOrdered(q *search.Query) bool {
+	if len(q.Clauses) == 0 {
+		return false
+	}
+	c := q.Clauses[0]
+	for _, o := range q.Clauses[1:] {
+		if selectivity(o) < selectivity(c) {
+			c = o
+		}
+	}
+	if c.Reverse != nil || c.Chain != nil || c.Param == nil || c.Modifier != "" || len(c.Values) != 1 || c.Param.IsNear() || strings.HasPrefix(c.Param.Name, "_") {
+		return false
+	}
+	if names, refType := search.IndexParams(q.ResourceType, c.Param.Name); len(names) != 1 || refType != "" {
+		return false
+	}
+	v := c.Values[0]
+	switch c.Param.Type {
+	case "token":
+		return v.HasSystem && v.System != "" && v.Code != ""
+	case "reference":
+		return v.RefID != "" && firstNonEmpty(v.RefType, c.TargetType) != ""
+	}
+	return false
 }
 
 // idSubquery returns sub when where is exactly "r.project_id = ? AND
