@@ -119,10 +119,15 @@ func (b *batcher) flush(batch []*resultWrite) []error {
 			return errs
 		}
 	}
+	// At once, so that the store's group commit still shares the fsyncs.
+	var wg sync.WaitGroup
 	for i, w := range batch {
-		errs[i] = b.st.WithReplayableTx(w.ctx, func(tx *store.Tx) error {
-			return tx.CreateResources(w.ctx, w.rs, w.index)
+		wg.Go(func() {
+			errs[i] = b.st.WithReplayableTx(w.ctx, func(tx *store.Tx) error {
+				return tx.CreateResources(w.ctx, w.rs, w.index)
+			})
 		})
 	}
+	wg.Wait()
 	return errs
 }

@@ -3,11 +3,13 @@ package lab
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
@@ -81,6 +83,46 @@ func TestIngestConcurrent(t *testing.T) {
 					if _, err := f.st.GetResource(ctx, f.admin.ProjectID, "Observation", strings.TrimPrefix(ref.Reference, "Observation/")); err != nil {
 						t.Errorf("report %s: %s: %v", r.ID, ref.Reference, err)
 					}
+				}
+			}
+		})
+	}
+}
+
+// TestBatchFallback: a batch in which one message's id is taken is
+// written again message by message: the others are stored, that one alone
+// fails with ErrConflict and leaves nothing behind.
+func TestBatchFallback(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b, Config{})
+			ctx := context.Background()
+			pid := f.admin.ProjectID
+			obs := func(id string) fhir.SystemPut {
+				return fhir.SystemPut{Type: "Observation", ID: id, Body: []byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"}}`)}
+			}
+			write := func(ids ...string) *resultWrite {
+				w := &resultWrite{ctx: ctx}
+				for _, id := range ids {
+					r, idx, err := f.fsvc.PrepareSystemPut(pid, obs(id))
+					if err != nil {
+						t.Fatal(err)
+					}
+					w.rs, w.index = append(w.rs, r), append(w.index, idx)
+				}
+				return w
+			}
+			if errs := f.svc.batch.flush([]*resultWrite{write("taken")}); errs[0] != nil {
+				t.Fatal(errs[0])
+			}
+			errs := f.svc.batch.flush([]*resultWrite{write("a1", "a2"), write("b1", "taken"), write("c1")})
+			if errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], store.ErrConflict) {
+				t.Fatalf("errs %v, want nil, ErrConflict, nil", errs)
+			}
+			for id, want := range map[string]bool{"a1": true, "a2": true, "c1": true, "b1": false} {
+				_, err := f.st.GetResource(ctx, pid, "Observation", id)
+				if got := err == nil; got != want {
+					t.Errorf("Observation/%s stored %v, want %v (%v)", id, got, want, err)
 				}
 			}
 		})
