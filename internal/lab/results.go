@@ -110,8 +110,9 @@ func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 // storeResults writes a message's resources in one transaction, durable
 // on return. They are new (the duplicate check found the first report
 // absent), so they are written as creates, batched with other messages'
-// (batcher). dup: the message (its first report, firstReport) was stored meanwhile (the same message
-// arriving twice at once), and nothing was written this time.
+// (batcher). dup: the message (its first report, firstReport) was stored
+// meanwhile (the same message arriving twice at once); nothing was
+// written this time.
 func (s *Service) storeResults(ctx context.Context, projectID string, puts []fhir.SystemPut, firstReport string) (dup bool, err error) {
 	w := &resultWrite{ctx: ctx, rs: make([]store.Resource, len(puts)), index: make([][]store.IndexRow, len(puts))}
 	for i, p := range puts {
@@ -165,9 +166,10 @@ func bad(format string, args ...any) error { return badResult{fmt.Sprintf(format
 // derived from the route and control id: it is how a message sent again is
 // recognised, and its INSERT fails should the same message be stored
 // meanwhile. Every other resource of the message gets a new time-ordered
-// id (as Ward's creates do): the index rows, clustered by id, then land at
-// the end of their b-trees instead of at random pages, which wrote a page
-// of the log per row and most of the writer's time went to.
+// id (as Ward's creates do): its index rows, clustered by id, then append
+// to their b-trees instead of landing on random pages, each of which the
+// commit writes to the log and the checkpoint copies back (the writer's
+// largest cost with hashed ids).
 func reportID(route, ctrl string, n int) string {
 	if n == 1 {
 		return derivedID(route, ctrl, 1)
