@@ -460,6 +460,33 @@ func (s *Service) PrepareSystemCreate(projectID string, body []byte) (store.Reso
 	return store.Resource{ProjectID: projectID, Type: head.ResourceType, ID: id, VersionID: 1, LastUpdated: w.at, Method: "POST", Content: w.content}, w.rows, nil
 }
 
+// PrepareSystemPut validates a resource Ward writes on its own behalf at
+// a given id and returns its stored form as version 1 (stamped now, Method
+// PUT, so the outbox calls it a create) and its index rows, for a caller
+// that writes many at once (store.Tx.CreateResources, which fails with
+// ErrConflict should the id be taken) and then calls Committed. Errors:
+// Invalid, ErrHooked.
+func (s *Service) PrepareSystemPut(projectID string, put SystemPut) (store.Resource, []store.IndexRow, error) {
+	if err := checkType(put.Type); err != nil {
+		return store.Resource{}, nil, err
+	}
+	if s.hooks[put.Type] != nil || put.Type == "Binary" {
+		return store.Resource{}, nil, ErrHooked
+	}
+	m, err := validate(put.Body, put.Type)
+	if err != nil {
+		return store.Resource{}, nil, fmt.Errorf("%s/%s: %w", put.Type, put.ID, err)
+	}
+	// A put that replaces version IfVersion writes the next one; store's
+	// PutResource refuses it (ErrConflict) should that version be stale.
+	version := put.IfVersion + 1
+	w, err := prepared(put.Type, put.ID, m, version, s.now())
+	if err != nil {
+		return store.Resource{}, nil, err
+	}
+	return store.Resource{ProjectID: projectID, Type: put.Type, ID: put.ID, VersionID: version, LastUpdated: w.at, Method: "PUT", Content: w.content}, w.rows, nil
+}
+
 // Committed tells the service that writes made outside it (with
 // PrepareSystemCreate) have committed: it wakes what reacts to changes.
 func (s *Service) Committed() {

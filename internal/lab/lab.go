@@ -54,6 +54,7 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 	ackSeq atomic.Uint64 // numbers the ACKs' control ids
+	batch  *batcher      // writes results, several messages at once
 }
 
 // New builds the service. Orders are dialled through eg (nil: the default
@@ -83,5 +84,5 @@ func New(cfg Config, st *store.Store, f *fhir.Service, eg *egress.Policy, log *s
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{cfg: cfg, store: st, fhir: f, egress: eg, log: log, now: now}
+	return &Service{cfg: cfg, store: st, fhir: f, egress: eg, log: log, now: now, batch: &batcher{st: st}}
 }

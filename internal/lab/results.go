@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/hl7v2"
@@ -78,11 +79,8 @@ func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 		out.Code, out.Duplicate, out.Text = AckAccept, true, "already received"
 		return out
 	}
-	var puts []fhir.SystemPut
-	var reports []string
-	var err error
 	for attempt := 0; ; attempt++ {
-		puts, reports, err = s.resultResources(ctx, route, m, ctrl)
+		puts, reports, err := s.resultResources(ctx, route, m, ctrl)
 		if err != nil {
 			var bad badResult
 			if errors.As(err, &bad) {
@@ -91,14 +89,24 @@ func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 			s.log.ErrorContext(ctx, "lab result not stored", "route", route.RouteGUID, "control_id", ctrl, "err", err)
 			return Outcome{Code: AckError, ControlID: ctrl, Text: "the result could not be stored now; send it again"}
 		}
-		err = s.fhir.SystemPutAll(ctx, route.ProjectID, puts)
+		out.Reports = reports
+		dup, err := s.storeResults(ctx, route.ProjectID, puts, reports[0])
+		if dup {
+			out.Code, out.Duplicate, out.Text = AckAccept, true, "already received"
+			return out
+		}
 		// An order completed or edited since it was read (another result
 		// of it, say): read it again rather than overwrite it.
-		if !errors.Is(err, fault.ErrPrecondition) || attempt == 3 {
-			break
+		if errors.Is(err, fault.ErrPrecondition) && attempt < 3 {
+			continue
 		}
+		return s.stored(ctx, out, route, err)
 	}
-	out.Reports = reports
+}
+
+// stored is the outcome of a message whose write returned err.
+func (s *Service) stored(ctx context.Context, out Outcome, route store.LabRoute, err error) Outcome {
+	ctrl := out.ControlID
 	if err != nil {
 		if errors.Is(err, fault.ErrInvalid) {
 			// What the message says cannot be stored as FHIR: sending it
@@ -110,6 +118,48 @@ func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 	}
 	out.Code = AckAccept
 	return out
+}
+
+// storeResults writes a message's resources in one transaction, durable
+// on return. They are new (the duplicate check found the first report
+// absent), so they are written as creates, batched with other messages'
+// (batcher), with the new version of an order a final result completes
+// (refused, as a conflict, if the order changed since it was read). dup: the message (its first report, firstReport) was stored
+// meanwhile (the same message arriving twice at once); nothing was
+// written this time.
+func (s *Service) storeResults(ctx context.Context, projectID string, puts []fhir.SystemPut, firstReport string) (dup bool, err error) {
+	w := &resultWrite{ctx: ctx}
+	for _, p := range puts {
+		r, index, err := s.fhir.PrepareSystemPut(projectID, p)
+		if errors.Is(err, fhir.ErrHooked) {
+			// A type whose writes run a hook: one at a time, as PUTs.
+			return false, s.fhir.SystemPutAll(ctx, projectID, puts)
+		}
+		if err != nil {
+			return false, err
+		}
+		if p.IfVersion != 0 {
+			// The order a final result completes: a new version of it.
+			w.updates, w.updateIndex = append(w.updates, r), append(w.updateIndex, index)
+			continue
+		}
+		w.rs, w.index = append(w.rs, r), append(w.index, index)
+	}
+	err = s.batch.write(w)
+	if errors.Is(err, store.ErrConflict) {
+		// An id is taken: by this very message stored meanwhile, or (not
+		// by Ward) by a resource written at it; that one is replaced, as a
+		// PUT does.
+		if _, gerr := s.store.GetResource(ctx, projectID, "DiagnosticReport", firstReport); gerr == nil {
+			return true, nil
+		}
+		err = s.fhir.SystemPutAll(ctx, projectID, puts)
+	}
+	if err != nil {
+		return false, err
+	}
+	s.fhir.Committed()
+	return false, nil
 }
 
 // authenticate finds the route and checks the secret in constant time;
@@ -131,6 +181,30 @@ type badResult struct{ msg string }
 func (b badResult) Error() string { return b.msg }
 
 func bad(format string, args ...any) error { return badResult{fmt.Sprintf(format, args...)} }
+
+// reportID is the id of a message's nth report. The first one's is
+// derived from the route and control id: it is how a message sent again is
+// recognised, and its INSERT fails should the same message be stored
+// meanwhile. Every other resource of the message gets a new time-ordered
+// id (as Ward's creates do): its index rows, clustered by id, then append
+// to their b-trees instead of landing on random pages, each of which the
+// commit writes to the log and the checkpoint copies back (the writer's
+// largest cost with hashed ids).
+func reportID(route, ctrl string, n int) string {
+	if n == 1 {
+		return derivedID(route, ctrl, 1)
+	}
+	return resultID()
+}
+
+// resultID is a new time-ordered id (UUIDv7).
+func resultID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
 
 // derivedID is a FHIR id from the route, control id and position.
 func derivedID(route, ctrl string, pos ...int) string {
@@ -206,7 +280,7 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 			}
 			report = map[string]any{
 				"resourceType": "DiagnosticReport",
-				"id":           derivedID(route.RouteGUID, ctrl, nOBR),
+				"id":           reportID(route.RouteGUID, ctrl, nOBR),
 				"identifier": []any{map[string]any{"system": ResultIdentifierSystem(route.RouteGUID),
 					"value": ctrl + "/" + strconv.Itoa(nOBR)}},
 				"basedOn":  []any{map[string]any{"reference": "ServiceRequest/" + srID}},
@@ -229,7 +303,7 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 			if nOBX > maxResults {
 				return nil, nil, bad("more than %d OBX segments", maxResults)
 			}
-			obs, err := observation(seg, route, ctrl, nOBR, nOBX, subject, issued, srRef(report))
+			obs, err := observation(seg, route, nOBX, subject, issued, srRef(report))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -331,10 +405,10 @@ func observationStatus(v string) string {
 	return "registered"
 }
 
-func observation(seg hl7v2.Segment, route store.LabRoute, ctrl string, nOBR, nOBX int, subject, issued string, basedOn any) (map[string]any, error) {
+func observation(seg hl7v2.Segment, route store.LabRoute, nOBX int, subject, issued string, basedOn any) (map[string]any, error) {
 	obs := map[string]any{
 		"resourceType": "Observation",
-		"id":           derivedID(route.RouteGUID, ctrl, nOBR, nOBX),
+		"id":           resultID(),
 		"status":       observationStatus(seg.V(11)),
 		"category":     []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}}}},
 		"code":         codeableConcept(seg, 3, route.LabGUID),

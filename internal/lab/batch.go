@@ -1,0 +1,155 @@
+package lab
+
+import (
+	"context"
+	"sync"
+
+	"github.com/wardhealth/ward/internal/store"
+)
+
+// SQLite has one writer, and most of its time per message went to
+// statements: three resources each written on their own (a read for the
+// version, the row, an index statement per table, the outbox row). The
+// batcher writes the resources of the messages that arrive together with
+// one multi-row statement per table (store.Tx.CreateResources), in one
+// transaction, which the store's group commit then shares with other
+// writers. A message is still all or nothing: should a batch fail (an id
+// taken, say by the same message sent twice at once), each of its
+// messages is written again in a transaction of its own.
+
+// maxBatchWriters is how many batches may be in the store at once: two,
+// so that one is written while the one before waits for its fsync.
+const maxBatchWriters = 2
+
+// maxBatch bounds the messages written in one transaction.
+const maxBatch = 64
+
+// resultWrite is one message's resources, prepared (validated, with
+// their index rows) outside the writer.
+type resultWrite struct {
+	ctx   context.Context
+	rs    []store.Resource
+	index [][]store.IndexRow
+	// updates are new versions of resources read before (the orders the
+	// message completes), written in the same transaction.
+	updates     []store.Resource
+	updateIndex [][]store.IndexRow
+	done        chan batchTurn // buffered: one send, a result or the lead
+}
+
+// batchTurn answers a queued write: its result, or lead (it now writes
+// the queue itself).
+type batchTurn struct {
+	err  error
+	lead bool
+}
+
+// batcher queues writes while up to maxBatchWriters callers write what
+// was queued; it has no goroutine of its own (a caller leads).
+type batcher struct {
+	st      *store.Store
+	mu      sync.Mutex
+	queue   []*resultWrite
+	writers int
+}
+
+// write stores w's resources, in one transaction with those of other
+// messages when some are waiting, and returns once that transaction is
+// durable. Errors: store.ErrConflict when one of w's ids is taken.
+func (b *batcher) write(w *resultWrite) error {
+	w.done = make(chan batchTurn, 1)
+	b.mu.Lock()
+	if b.writers >= maxBatchWriters {
+		b.queue = append(b.queue, w)
+		b.mu.Unlock()
+		turn := <-w.done
+		if !turn.lead {
+			return turn.err
+		}
+		// Handed the lead, and taken off the queue by the one who handed
+		// it: w is answered by no one else.
+		b.mu.Lock()
+	} else {
+		b.writers++
+	}
+	n := min(len(b.queue), maxBatch-1)
+	batch := append([]*resultWrite{w}, b.queue[:n]...)
+	b.queue = b.queue[n:]
+	b.mu.Unlock()
+	errs := b.flush(batch)
+	for i, x := range batch[1:] {
+		x.done <- batchTurn{err: errs[i+1]}
+	}
+	// w is answered: pass the lead to the first queued meanwhile rather
+	// than keep w's sender from its ACK.
+	b.mu.Lock()
+	if len(b.queue) == 0 {
+		b.writers--
+		b.mu.Unlock()
+		return errs[0]
+	}
+	next := b.queue[0]
+	b.queue = b.queue[1:]
+	b.mu.Unlock()
+	next.done <- batchTurn{lead: true}
+	return errs[0]
+}
+
+// flush writes a batch in one transaction, or should that fail, each
+// message in one of its own. errs[i] is batch[i]'s outcome.
+func (b *batcher) flush(batch []*resultWrite) []error {
+	errs := make([]error, len(batch))
+	if len(batch) > 1 {
+		// Not the leader's context: its end must not fail the others.
+		ctx := context.WithoutCancel(batch[0].ctx)
+		err := b.st.WithReplayableTx(ctx, func(tx *store.Tx) error {
+			// CreateResources takes one project's resources at a time.
+			var rs []store.Resource
+			var index [][]store.IndexRow
+			for i, w := range batch {
+				rs = append(rs, w.rs...)
+				index = append(index, w.index...)
+				last := i == len(batch)-1
+				if last || batch[i+1].rs[0].ProjectID != w.rs[0].ProjectID {
+					if err := tx.CreateResources(ctx, rs, index); err != nil {
+						return err
+					}
+					rs, index = nil, nil
+				}
+			}
+			for _, w := range batch {
+				if err := w.writeUpdates(ctx, tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			return errs
+		}
+	}
+	// At once, so that the store's group commit still shares the fsyncs.
+	var wg sync.WaitGroup
+	for i, w := range batch {
+		wg.Go(func() {
+			errs[i] = b.st.WithReplayableTx(w.ctx, func(tx *store.Tx) error {
+				if err := tx.CreateResources(w.ctx, w.rs, w.index); err != nil {
+					return err
+				}
+				return w.writeUpdates(w.ctx, tx)
+			})
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// writeUpdates writes w's new versions in tx.
+func (w *resultWrite) writeUpdates(ctx context.Context, tx *store.Tx) error {
+	for i, u := range w.updates {
+		if err := tx.PutResource(ctx, u, w.updateIndex[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
