@@ -684,6 +684,11 @@ func (s *Service) deliverIn(ctx context.Context, d store.Delivery, rd *round, se
 		s.log.WarnContext(ctx, "subscription: record attempt", "err", err, "delivery", d.ID)
 		return
 	}
+	if status != "pending" {
+		// The next event of the same resource for this subscription waited
+		// for this one: claim it now, not after an idle wait.
+		kick(s.sendC)
+	}
 	if status == "failed" {
 		msg := fmt.Sprintf("delivery failed %d times; last error: %s. Pending events are kept: set status to requested to resume.", d.Attempts+1, clip(a.Error))
 		_, err := s.fhir.SystemUpdate(ctx, d.ProjectID, "Subscription", d.SubscriptionID, func(m map[string]any) error {
