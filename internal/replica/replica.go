@@ -54,13 +54,10 @@ const batch = 1000
 // serving a request that depends on the state it keeps.
 type Watcher struct {
 	store *store.Store
-	// versions reads the version on a connection of its own (Fresh makes
-	// nearly one read per request on a replica with few in flight).
-	versions *store.VersionReader
-	apply    Apply
-	log      *slog.Logger
-	cfg      Config
-	check    bool // confirm the version per request (PostgreSQL)
+	apply Apply
+	log   *slog.Logger
+	cfg   Config
+	check bool // confirm the version per request (PostgreSQL)
 
 	applied atomic.Int64 // the version whose changes are in memory
 	mu      sync.Mutex   // one catch-up at a time
@@ -96,7 +93,7 @@ func New(st *store.Store, version int64, apply Apply, cfg Config, log *slog.Logg
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	w := &Watcher{store: st, versions: st.VersionReader(), apply: apply, log: log, cfg: cfg, check: st.Dialect() == store.Postgres,
+	w := &Watcher{store: st, apply: apply, log: log, cfg: cfg, check: st.Dialect() == store.Postgres,
 		id: hex.EncodeToString(id[:]), base: time.Now()}
 	w.applied.Store(version)
 	return w
@@ -175,7 +172,7 @@ func (w *Watcher) run(ctx context.Context, r *round) {
 
 // CatchUp reads the current version and applies the changes up to it.
 func (w *Watcher) CatchUp(ctx context.Context) error {
-	v, err := w.versions.Read(ctx)
+	v, err := w.store.ChangeVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("check for changes: %w", err)
 	}
@@ -250,11 +247,8 @@ func (w *Watcher) ReloadAll(ctx context.Context) error {
 // Run applies changes as the database announces them until ctx ends. A
 // lost connection is retried with backoff; on reconnecting, everything is
 // reloaded (announcements made meanwhile are lost). Meanwhile Fresh keeps
-// requests correct. On SQLite it checks every Config.Poll instead. At
-// its end it closes the version reader's connection (later reads use the
-// pool).
+// requests correct. On SQLite it checks every Config.Poll instead.
 func (w *Watcher) Run(ctx context.Context) {
-	defer w.versions.Close()
 	if !w.check {
 		w.poll(ctx)
 		return

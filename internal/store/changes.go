@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -290,68 +289,4 @@ func (s *Store) awaitReplicas(ctx context.Context, v int64) {
 // SQLite).
 func (s *Store) ChangeChannel() string { return s.channel }
 
-// VersionReader reads the change version on a PostgreSQL connection of
-// its own, one read at a time. The per-request freshness check makes one
-// read at a time and, with several replicas, nearly one per request (each
-// process has fewer requests in flight to share it): outside the pool it
-// costs one prepared round trip, without the pool's bookkeeping or a
-// wait for a connection that busy requests hold. Construct with
-// Store.VersionReader; Close ends it.
-type VersionReader struct {
-	s      *Store
-	mu     sync.Mutex
-	conn   *pgx.Conn
-	closed bool
-}
-
-// VersionReader returns a reader of the change version (on SQLite it
-// reads through the store).
-func (s *Store) VersionReader() *VersionReader { return &VersionReader{s: s} }
-
 const changeVersionSQL = `SELECT version FROM change_version WHERE id = 1`
-
-// Read is Store.ChangeVersion. Should its connection fail, the read is
-// made through the pool and the next one connects again.
-func (r *VersionReader) Read(ctx context.Context) (int64, error) {
-	if r.s.dialect != Postgres {
-		return r.s.ChangeVersion(ctx)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return r.s.ChangeVersion(ctx)
-	}
-	if r.conn == nil {
-		conn, err := pgx.ConnectConfig(ctx, r.s.pg)
-		if err != nil {
-			r.s.log.DebugContext(ctx, "change version: own connection failed, reading through the pool", "err", err)
-			return r.s.ChangeVersion(ctx)
-		}
-		r.conn = conn
-	}
-	var v int64
-	if err := r.conn.QueryRow(ctx, changeVersionSQL).Scan(&v); err != nil {
-		// The connection's state is unknown after an error (a cut read
-		// leaves it mid-protocol): drop it.
-		_ = r.conn.Close(context.WithoutCancel(ctx))
-		r.conn = nil
-		if ctx.Err() != nil {
-			return 0, fmt.Errorf("change version: %w", err)
-		}
-		return r.s.ChangeVersion(ctx)
-	}
-	return v, nil
-}
-
-// Close closes the reader's connection; later reads go through the pool.
-func (r *VersionReader) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.closed = true
-	if r.conn == nil {
-		return nil
-	}
-	err := r.conn.Close(context.Background())
-	r.conn = nil
-	return err
-}
