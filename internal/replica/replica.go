@@ -14,6 +14,8 @@ package replica
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +67,13 @@ type Watcher struct {
 	next    *round // the read after it, for requests that came meanwhile
 
 	reads atomic.Int64 // version reads made by Fresh
+
+	// id names this replica's lease (store.ListenConfig); while the lease
+	// holds (leaseUntil, ns after base on the monotonic clock) writers wait
+	// for this replica to apply their changes, and Fresh reads nothing.
+	id         string
+	base       time.Time
+	leaseUntil atomic.Int64
 }
 
 // round is one version read shared by the requests waiting on it.
@@ -82,7 +91,10 @@ func New(st *store.Store, version int64, apply Apply, cfg Config, log *slog.Logg
 	if cfg.CheckTimeout <= 0 {
 		cfg.CheckTimeout = 5 * time.Second
 	}
-	w := &Watcher{store: st, apply: apply, log: log, cfg: cfg, check: st.Dialect() == store.Postgres}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	w := &Watcher{store: st, apply: apply, log: log, cfg: cfg, check: st.Dialect() == store.Postgres,
+		id: hex.EncodeToString(id[:]), base: time.Now()}
 	w.applied.Store(version)
 	return w
 }
@@ -99,7 +111,7 @@ func (w *Watcher) Reads() int64 { return w.reads.Load() }
 // and none runs for a replica of a database that only this process writes.
 // An error means freshness could not be confirmed: fail the request.
 func (w *Watcher) Fresh(ctx context.Context) error {
-	if !w.check {
+	if !w.check || w.leased() {
 		return nil
 	}
 	w.roundMu.Lock()
@@ -122,6 +134,23 @@ func (w *Watcher) Fresh(ctx context.Context) error {
 	w.run(ctx, r)
 	return r.err
 }
+
+// leased reports whether this replica's lease holds: every change
+// committed before now was applied before its writer answered.
+func (w *Watcher) leased() bool { return int64(time.Since(w.base)) < w.leaseUntil.Load() }
+
+// setLease records until when the lease holds (zero: it does not).
+func (w *Watcher) setLease(until time.Time) {
+	if until.IsZero() {
+		w.leaseUntil.Store(0)
+		return
+	}
+	w.leaseUntil.Store(int64(until.Sub(w.base)))
+}
+
+// Leased reports whether Fresh currently skips its read (a replica lease
+// holds).
+func (w *Watcher) Leased() bool { return w.leased() }
 
 // run makes round r's read, then starts the next round if requests wait.
 func (w *Watcher) run(ctx context.Context, r *round) {
@@ -227,20 +256,30 @@ func (w *Watcher) Run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	connected := false
 	for {
-		err := w.store.ListenChanges(ctx, func() {
-			catch := w.CatchUp
-			if connected {
-				catch = w.ReloadAll
-			}
-			if err := catch(ctx); err != nil && ctx.Err() == nil {
-				w.log.Warn("catch up with changes", "err", err)
-			}
-			connected = true
-			backoff = 100 * time.Millisecond
-		}, func(v int64) {
-			if err := w.advance(ctx, v); err != nil && ctx.Err() == nil {
-				w.log.Warn("apply changes", "err", err, "version", v)
-			}
+		err := w.store.Listen(ctx, store.ListenConfig{
+			Listening: func() {
+				catch := w.CatchUp
+				if connected {
+					catch = w.ReloadAll
+				}
+				if err := catch(ctx); err != nil && ctx.Err() == nil {
+					w.log.Warn("catch up with changes", "err", err)
+				}
+				connected = true
+				backoff = 100 * time.Millisecond
+			},
+			Heard: func(v int64) {
+				if err := w.advance(ctx, v); err != nil && ctx.Err() == nil {
+					// Not applied: requests read the version again until
+					// a renewal has caught up (writers wait meanwhile).
+					w.setLease(time.Time{})
+					w.log.Warn("apply changes", "err", err, "version", v)
+				}
+			},
+			ReplicaID: w.id,
+			Applied:   w.Applied,
+			CatchUp:   w.advance,
+			Leased:    w.setLease,
 		})
 		if ctx.Err() != nil {
 			return

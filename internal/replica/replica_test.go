@@ -120,7 +120,7 @@ func TestFreshWithoutListener(t *testing.T) {
 func TestListener(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dsn, st1, st2, w, rec := twoReplicas(t)
+	dsn, st1, _, w, rec := twoReplicas(t)
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
@@ -143,8 +143,9 @@ func TestListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	res, err := admin.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1`,
-		fmt.Sprintf(`LISTEN "%s"`, st2.ChangeChannel()))
+	// The listener holds the replica's lease on its own connection.
+	waitFor(t, "the replica's lease", w.Leased)
+	res, err := admin.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM replica_leases`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,4 +274,80 @@ func BenchmarkFresh(b *testing.B) {
 		})
 		b.ReportMetric(float64(w.Reads()-start)/float64(b.N), "reads/op")
 	})
+}
+
+// While a replica holds its lease, Fresh reads nothing, and a writer on
+// another store answers only once the replica has applied its change:
+// the change is there on the replica's very next request, with no wait.
+func TestLeaseWritersWait(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dsn, st1, _, w, rec := twoReplicas(t)
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	waitFor(t, "the replica's lease", w.Leased)
+	for i := range 20 {
+		jti := fmt.Sprintf("jti-%d", i)
+		if _, err := st1.RecordChange(ctx, store.Change{Kind: store.ChangeRevocation, Subject: jti}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Fresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(rec.seen(), "revoked "+jti) {
+			t.Fatalf("change %d committed and answered, not applied on the leased replica", i)
+		}
+	}
+	if w.Reads() != 0 {
+		t.Fatalf("Fresh made %d version reads under a lease, want 0", w.Reads())
+	}
+	// A clean stop gives the lease up: Fresh reads again, writers no
+	// longer wait for this replica.
+	cancel()
+	<-done
+	if w.Leased() {
+		t.Fatal("still leased after Run ended")
+	}
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var n int
+	if err := admin.QueryRow(`SELECT COUNT(*) FROM replica_leases`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("lease rows after a clean stop: %d (%v), want 0", n, err)
+	}
+	if err := w.Fresh(context.Background()); err != nil || w.Reads() != 1 {
+		t.Fatalf("Fresh after the lease: err %v, reads %d, want one read", err, w.Reads())
+	}
+}
+
+// A replica that holds a lease but applies nothing (frozen, cut off)
+// delays a writer until its lease runs out, not forever.
+func TestLeaseOfStalledReplicaRunsOut(t *testing.T) {
+	ctx := context.Background()
+	dsn, st1, _, _, _ := twoReplicas(t)
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	// A lease for 300 ms more, of a replica at version 0.
+	if _, err := admin.Exec(`INSERT INTO replica_leases (id, applied, lease_until) VALUES ('stalled', 0,
+		CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) + 300)`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := st1.RecordChange(ctx, store.Change{Kind: store.ChangeProject, ProjectID: "p"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second): // a deadline, far past the lease
+		t.Fatal("the writer still waits for a replica whose lease ran out")
+	}
 }

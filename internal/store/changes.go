@@ -75,6 +75,9 @@ func (tx *Tx) RecordChange(ctx context.Context, c Change) (int64, error) {
 		if _, err := tx.exec(ctx, `SELECT pg_notify(?, ?)`, tx.channel, strconv.FormatInt(v, 10)); err != nil {
 			return 0, fmt.Errorf("announce change: %w", err)
 		}
+		if tx.changed != nil {
+			*tx.changed = max(*tx.changed, v) // awaited after the commit (withTx)
+		}
 	}
 	return v, nil
 }
@@ -93,7 +96,7 @@ func (s *Store) RecordChange(ctx context.Context, c Change) (int64, error) {
 // ChangeVersion is the version of the latest committed change.
 func (s *Store) ChangeVersion(ctx context.Context) (int64, error) {
 	var v int64
-	if err := s.queryRow(ctx, `SELECT version FROM change_version WHERE id = 1`).Scan(&v); err != nil {
+	if err := s.queryRow(ctx, changeVersionSQL).Scan(&v); err != nil {
 		return 0, fmt.Errorf("change version: %w", s.mapErr(err))
 	}
 	return v, nil
@@ -129,6 +132,39 @@ func (s *Store) ChangesSince(ctx context.Context, v int64, limit int) ([]Change,
 // then heard with each announced version, until ctx ends or the
 // connection fails (the error says which). Errors: ErrNoListen on SQLite.
 func (s *Store) ListenChanges(ctx context.Context, listening func(), heard func(version int64)) error {
+	return s.Listen(ctx, ListenConfig{Listening: listening, Heard: heard})
+}
+
+// ReplicaLease is how long a replica's lease lasts from its renewal: the
+// longest a writer waits for a replica that stopped answering (killed,
+// frozen, cut off) before it answers its client.
+const ReplicaLease = 3 * time.Second
+
+// ListenConfig is what Listen calls. With ReplicaID set the listener also
+// holds a replica lease (table replica_leases): every ReplicaLease/3, on
+// the listening connection (so a lease is renewed only while
+// announcements can reach it), it records the version applied and a lease
+// until ReplicaLease from now by the database's clock, reads the version
+// again, has CatchUp apply up to it and only then tells Leased until when
+// the lease holds. While it holds, every commit of a change waits for
+// this replica to apply it (Tx.RecordChange), so the replica need not read
+// the version per request.
+type ListenConfig struct {
+	Listening func()
+	Heard     func(version int64)
+
+	ReplicaID string
+	Applied   func() int64                             // the version applied in memory
+	CatchUp   func(ctx context.Context, v int64) error // apply changes up to v
+	Leased    func(until time.Time)                    // zero: no lease (read per request)
+}
+
+// dbNowMS is the database's clock in ms, for leases: writers and replicas
+// compare lease ends on one clock.
+const dbNowMS = `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)`
+
+// Listen is ListenChanges with a replica lease (see ListenConfig).
+func (s *Store) Listen(ctx context.Context, lc ListenConfig) error {
 	if s.dialect != Postgres {
 		return ErrNoListen
 	}
@@ -140,20 +176,117 @@ func (s *Store) ListenChanges(ctx context.Context, listening func(), heard func(
 	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{s.channel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen for changes: %w", err)
 	}
-	listening()
+	lc.Listening()
+	leased := lc.ReplicaID != ""
+	if leased {
+		defer func() {
+			lc.Leased(time.Time{})
+			// A clean stop: writers no longer wait for this replica.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			_, _ = s.write.ExecContext(dctx, `DELETE FROM replica_leases WHERE id = $1`, lc.ReplicaID)
+		}()
+	}
+	recorded := int64(-1) // the applied version the lease row holds
+	setApplied := func() error {
+		if v := lc.Applied(); v > recorded {
+			if _, err := conn.Exec(ctx, `UPDATE replica_leases SET applied = $1 WHERE id = $2`, v, lc.ReplicaID); err != nil {
+				return fmt.Errorf("replica lease: %w", err)
+			}
+			recorded = v
+		}
+		return nil
+	}
+	var next time.Time // the next renewal
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		if leased && !time.Now().Before(next) {
+			start := time.Now()
+			next = start.Add(ReplicaLease / 3)
+			applied := lc.Applied()
+			if _, err := conn.Exec(ctx, `INSERT INTO replica_leases (id, applied, lease_until, pid) VALUES ($1, $2, `+dbNowMS+` + $3, pg_backend_pid())
+				ON CONFLICT (id) DO UPDATE SET applied = EXCLUDED.applied, lease_until = EXCLUDED.lease_until, pid = EXCLUDED.pid`,
+				lc.ReplicaID, applied, ReplicaLease.Milliseconds()); err != nil {
+				return fmt.Errorf("replica lease: %w", err)
+			}
+			recorded = applied
+			// Read after the renewal committed: a writer that did not see
+			// it committed its change before, and this read sees that.
+			var v int64
+			if err := conn.QueryRow(ctx, changeVersionSQL).Scan(&v); err != nil {
+				return fmt.Errorf("replica lease: %w", err)
+			}
+			if err := lc.CatchUp(ctx, v); err != nil {
+				lc.Leased(time.Time{})
+				s.log.WarnContext(ctx, "replica lease: catch up failed, reading the change version per request", "err", err)
+			} else {
+				if err := setApplied(); err != nil {
+					return err
+				}
+				// Local clock, from before the renewal was sent: the
+				// database's lease ends no earlier.
+				lc.Leased(start.Add(ReplicaLease - ReplicaLease/10))
+			}
+		}
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if leased {
+			wctx, cancel = context.WithDeadline(ctx, next)
+		}
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
 		if err != nil {
+			if leased && ctx.Err() == nil && wctx.Err() != nil {
+				continue // time to renew
+			}
 			return fmt.Errorf("listen for changes: %w", err)
 		}
 		v, err := strconv.ParseInt(n.Payload, 10, 64)
 		if err != nil {
 			continue // not ours: the channel name is all that ties it to us
 		}
-		heard(v)
+		lc.Heard(v)
+		if leased {
+			if err := setApplied(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// awaitReplicas waits, after the commit of change version v, until every
+// replica holding a lease has applied it or its lease ran out, so that
+// the change holds on every replica's next request once the writer
+// answers. Should the leases not be readable, it waits out the longest
+// lease instead.
+func (s *Store) awaitReplicas(ctx context.Context, v int64) {
+	wait := 500 * time.Microsecond
+	for {
+		var n int
+		err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM replica_leases WHERE applied < $1 AND lease_until > `+dbNowMS, v).Scan(&n)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.WarnContext(ctx, "replica leases unreadable: waiting out the lease after a change", "err", err, "version", v)
+			select {
+			case <-ctx.Done():
+			case <-time.After(ReplicaLease):
+			}
+			return
+		}
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 20*time.Millisecond)
 	}
 }
 
 // ChangeChannel is the NOTIFY channel changes are announced on ("" on
 // SQLite).
 func (s *Store) ChangeChannel() string { return s.channel }
+
+const changeVersionSQL = `SELECT version FROM change_version WHERE id = 1`

@@ -100,6 +100,10 @@ type Store struct {
 	// store's Tx copies).
 	dir  string
 	full *atomic.Bool
+	// changed is, in a PostgreSQL transaction (shared by its Tx copies),
+	// the highest change version it recorded: after the commit the writer
+	// waits for the leased replicas to apply it (awaitReplicas).
+	changed *int64
 }
 
 // Tx is a Store bound to one transaction.
@@ -354,12 +358,17 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *Tx) error, replayable bo
 	}
 	tx := &Tx{Store: *s}
 	tx.q = sqlTx
+	var changed int64
+	tx.changed = &changed
 	if err := fn(tx); err != nil {
 		_ = sqlTx.Rollback()
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return s.mapErr(fmt.Errorf("commit: %w", err))
+	}
+	if changed > 0 && s.dialect == Postgres {
+		s.awaitReplicas(ctx, changed)
 	}
 	return nil
 }

@@ -69,6 +69,9 @@ type Config struct {
 	Timeout     time.Duration // one HTTP delivery; default 10 s
 	Workers     int           // deliveries in flight per replica; default 32
 	Poll        time.Duration // how often idle loops look for work (writes on this replica wake them at once); default 100 ms
+	// IdlePoll is the longest an idle loop sleeps: after empty rounds in
+	// a row the wait doubles from Poll up to it; default 10 x Poll.
+	IdlePoll time.Duration
 	// FailureLogEvery is how often a subscription's failed deliveries
 	// are logged at most (one line with the count of the others); default 1 min.
 	FailureLogEvery time.Duration
@@ -97,6 +100,9 @@ func (c *Config) defaults() {
 	}
 	if c.Poll <= 0 {
 		c.Poll = 100 * time.Millisecond
+	}
+	if c.IdlePoll < c.Poll {
+		c.IdlePoll = 10 * c.Poll
 	}
 	if c.FailureLogEvery <= 0 {
 		c.FailureLogEvery = time.Minute
@@ -329,21 +335,32 @@ func kick(c chan struct{}) {
 }
 
 // idle waits for a wake-up or the poll interval (other replicas' writes
-// and retries that fall due are only seen by polling).
-func (s *Service) idle(ctx context.Context, wake chan struct{}) bool {
-	t := time.NewTimer(s.cfg.Poll)
+// and retries that fall due are only seen by polling). After empty rounds
+// in a row the wait doubles up to IdlePoll: a replica that serves nothing
+// then makes a few reads a second instead of twenty, while this replica's
+// own writes still wake it at once. It reports whether the loop goes on
+// and whether a wake-up (not the timer) ended the wait.
+func (s *Service) idle(ctx context.Context, wake chan struct{}, empty int) (more, woken bool) {
+	t := time.NewTimer(s.cfg.idleWait(empty))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false
+		return false, false
 	case <-wake:
-		return true
+		return true, true
 	case <-t.C:
-		return true
+		return true, false
 	}
 }
 
+// idleWait is the wait after empty rounds in a row: Poll, doubled each
+// round, at most IdlePoll.
+func (c Config) idleWait(empty int) time.Duration {
+	return min(c.Poll<<min(max(empty, 0), 20), c.IdlePoll)
+}
+
 func (s *Service) matchLoop(ctx context.Context) {
+	empty := 0 // rounds in a row that found nothing
 	for {
 		n, err := s.MatchOnce(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -351,10 +368,15 @@ func (s *Service) matchLoop(ctx context.Context) {
 		}
 		if n > 0 {
 			kick(s.sendC)
+			empty = 0
 		}
 		if n == 0 || err != nil {
-			if !s.idle(ctx, s.matchC) {
+			more, woken := s.idle(ctx, s.matchC, empty)
+			if !more {
 				return
+			}
+			if empty++; woken {
+				empty = 0
 			}
 		}
 	}
@@ -372,6 +394,7 @@ func (s *Service) deliverLoop(ctx, inflight context.Context) {
 	quorum := max(1, cap(sem)/4)
 	var last time.Time
 	busy := false
+	empty := 0 // idle waits in a row that no wake-up ended
 	for {
 		var batch []store.Delivery
 		var rd *round
@@ -401,9 +424,17 @@ func (s *Service) deliverLoop(ctx, inflight context.Context) {
 			}(d)
 		}
 		if len(batch) == 0 {
-			if !s.idle(ctx, s.sendC) {
+			// Waiting for a free slot is not idleness: only empty
+			// claims (or none possible) lengthen the wait.
+			more, woken := s.idle(ctx, s.sendC, empty)
+			if !more {
 				return
 			}
+			if empty++; woken || len(sem) > 0 {
+				empty = 0
+			}
+		} else {
+			empty = 0
 		}
 	}
 }
@@ -652,6 +683,11 @@ func (s *Service) deliverIn(ctx context.Context, d store.Delivery, rd *round, se
 		}
 		s.log.WarnContext(ctx, "subscription: record attempt", "err", err, "delivery", d.ID)
 		return
+	}
+	if status != "pending" {
+		// The next event of the same resource for this subscription waited
+		// for this one: claim it now, not after an idle wait.
+		kick(s.sendC)
 	}
 	if status == "failed" {
 		msg := fmt.Sprintf("delivery failed %d times; last error: %s. Pending events are kept: set status to requested to resume.", d.Attempts+1, clip(a.Error))

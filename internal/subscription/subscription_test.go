@@ -83,3 +83,33 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// An idle loop's wait grows from Poll to IdlePoll, so that a replica
+// that serves nothing barely reads the database.
+func TestIdleWait(t *testing.T) {
+	c := Config{}
+	c.defaults()
+	if c.IdlePoll != 10*c.Poll {
+		t.Fatalf("default IdlePoll %s, want 10 x Poll %s", c.IdlePoll, c.Poll)
+	}
+	for _, tc := range []struct {
+		empty int
+		want  time.Duration
+	}{
+		{0, 100 * time.Millisecond},
+		{1, 200 * time.Millisecond},
+		{3, 800 * time.Millisecond},
+		{4, time.Second},
+		{60, time.Second}, // no overflow past the cap
+		{-1, 100 * time.Millisecond},
+	} {
+		if got := c.idleWait(tc.empty); got != tc.want {
+			t.Errorf("idleWait(%d) = %s, want %s", tc.empty, got, tc.want)
+		}
+	}
+	short := Config{Poll: 10 * time.Millisecond, IdlePoll: 15 * time.Millisecond}
+	short.defaults()
+	if got := short.idleWait(5); got != 15*time.Millisecond {
+		t.Errorf("IdlePoll given: idleWait(5) = %s, want 15ms", got)
+	}
+}
