@@ -123,7 +123,9 @@ test('an invalid policy shows the rule and the API message inline; fixed, it exp
 
   // Not JSON at all: the API parser's message.
   await page.fill('#policy', '{"rule": [');
-  await page.getByRole('button', { name: 'Create role' }).click();
+  // The answer is a new page: its validation script (a module, run after
+  // parsing) listens only once loaded, so typing waits for the load.
+  await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: 'Create role' }).click()]);
   assert.match(await page.locator('#problem').textContent(), /invalid JSON/);
 
   await page.fill('#policy', JSON.stringify({ rule: [
