@@ -323,7 +323,7 @@ func (s *Service) drive(ctx context.Context, p auth.Principal, prov Provider, na
 		UpdatedAt: s.d.Now()}); err != nil {
 		return err
 	}
-	if err := s.settle(ctx, p.ProjectID, recID, res.ID, res.Status, res.Reason); err != nil {
+	if err := s.settle(ctx, chargeKind, p.ProjectID, recID, res.ID, res.Status, res.Reason); err != nil {
 		return err
 	}
 	if err := s.balance(ctx, p.ProjectID, c.InvoiceID, res.Status); err != nil {
@@ -333,11 +333,9 @@ func (s *Service) drive(ctx context.Context, p auth.Principal, prov Provider, na
 	return chargeOutcome(c)
 }
 
-// reconciliation creates the PaymentReconciliation (outcome queued) as
-// the caller.
+// reconciliation creates the charge's PaymentReconciliation (outcome
+// queued) as the caller.
 func (s *Service) reconciliation(ctx context.Context, p auth.Principal, name string, c store.Charge, t Total) (string, error) {
-	now := s.d.Now().UTC()
-	money := map[string]any{"value": major(c.Amount, c.Currency), "currency": upper(c.Currency)}
 	refs := make([]string, 0, len(t.Items))
 	for _, id := range t.Items {
 		refs = append(refs, "ChargeItem/"+id)
@@ -348,20 +346,36 @@ func (s *Service) reconciliation(ctx context.Context, p auth.Principal, name str
 	details := make([]any, 0, len(refs))
 	for _, ref := range refs {
 		details = append(details, map[string]any{
-			"type":    map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/payment-type", "code": "payment"}}},
+			"type":    paymentType("payment"),
 			"request": map[string]any{"reference": ref},
 		})
 	}
+	return s.createRecord(ctx, p, name, c.Key, moneyOf(c.Amount, c.Currency),
+		"Charge of Encounter/"+c.EncounterID+" sent to "+name, details)
+}
+
+func paymentType(code string) map[string]any {
+	return map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/payment-type", "code": code}}}
+}
+
+func moneyOf(amount int64, currency string) map[string]any {
+	return map[string]any{"value": major(amount, currency), "currency": upper(currency)}
+}
+
+// createRecord creates a PaymentReconciliation (outcome queued) as the
+// caller: the one shape charges and refunds are recorded in.
+func (s *Service) createRecord(ctx context.Context, p auth.Principal, provider, key string, amount map[string]any, disposition string, details []any) (string, error) {
+	now := s.d.Now().UTC()
 	m := map[string]any{
 		"resourceType":  "PaymentReconciliation",
-		"meta":          map[string]any{"tag": []any{map[string]any{"system": TagSystem, "code": name}}},
-		"identifier":    []any{map[string]any{"system": TagSystem + ":idempotency-key", "value": c.Key}},
+		"meta":          map[string]any{"tag": []any{map[string]any{"system": TagSystem, "code": provider}}},
+		"identifier":    []any{map[string]any{"system": TagSystem + ":idempotency-key", "value": key}},
 		"status":        "active",
 		"created":       now.Format(time.RFC3339),
 		"paymentDate":   now.Format("2006-01-02"),
-		"paymentAmount": money,
+		"paymentAmount": amount,
 		"outcome":       "queued",
-		"disposition":   "Charge of Encounter/" + c.EncounterID + " sent to " + name,
+		"disposition":   disposition,
 		"detail":        details,
 	}
 	body, err := json.Marshal(m)
@@ -375,21 +389,34 @@ func (s *Service) reconciliation(ctx context.Context, p auth.Principal, name str
 	return r.ID, nil
 }
 
-// settle records the provider's answer on the PaymentReconciliation.
-func (s *Service) settle(ctx context.Context, projectID, recID, intentID, status, reason string) error {
+// recordKind names what a PaymentReconciliation records, in its
+// paymentIdentifier and disposition.
+type recordKind struct {
+	idSystem string // TagSystem + this names the provider's id
+	noun     string // "Charge", "Refund"
+}
+
+var (
+	chargeKind = recordKind{idSystem: ":payment-id", noun: "Charge"}
+	refundKind = recordKind{idSystem: ":refund-id", noun: "Refund"}
+)
+
+// settle records the provider's answer (its id, status and reason) on a
+// PaymentReconciliation, retrying when a concurrent update won.
+func (s *Service) settle(ctx context.Context, k recordKind, projectID, recID, providerID, status, reason string) error {
 	var err error
 	for i := 0; i < 5; i++ {
 		_, err = s.d.FHIR.SystemUpdate(ctx, projectID, "PaymentReconciliation", recID, func(m map[string]any) error {
-			if intentID != "" {
-				m["paymentIdentifier"] = map[string]any{"system": TagSystem + ":payment-id", "value": intentID}
+			if providerID != "" {
+				m["paymentIdentifier"] = map[string]any{"system": TagSystem + k.idSystem, "value": providerID}
 			}
 			switch status {
 			case StatusSucceeded:
-				m["outcome"], m["disposition"] = "complete", "Charge succeeded"
+				m["outcome"], m["disposition"] = "complete", k.noun+" succeeded"
 			case StatusFailed:
-				m["outcome"], m["disposition"] = "error", clip("Charge failed: "+reason)
+				m["outcome"], m["disposition"] = "error", clip(k.noun+" failed: "+reason)
 			default:
-				m["outcome"], m["disposition"] = "queued", "Charge processing"
+				m["outcome"], m["disposition"] = "queued", k.noun+" processing"
 			}
 			return nil
 		})

@@ -49,15 +49,7 @@ func TestInvoiceTotal(t *testing.T) {
 			}
 			inv.ID = "i1"
 			got, err := invoiceTotal(&inv)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, fault.ErrInvalid) {
-					t.Fatalf("err = %v, want Invalid %q", err, tc.err)
-				}
-				return
-			}
-			if err != nil || got.Amount != tc.amount || got.Currency != tc.currency {
-				t.Fatalf("total = %+v, %v; want %d %s", got, err, tc.amount, tc.currency)
-			}
+			checkTotal(t, got, err, tc.err, tc.amount, tc.currency)
 		})
 	}
 }

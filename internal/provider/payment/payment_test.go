@@ -91,6 +91,31 @@ func (r *rig) visit(t testing.TB, items ...[3]any) (patient, encounter string) {
 	return patient, encounter
 }
 
+// payableVisit is a visit whose patient has a payment method set up.
+func (r *rig) payableVisit(t testing.TB, items ...[3]any) (patient, encounter string) {
+	t.Helper()
+	patient, encounter = r.visit(t, items...)
+	if _, err := r.svc.Setup(context.Background(), r.p, Payor{Beneficiary: patient}); err != nil {
+		t.Fatal(err)
+	}
+	return patient, encounter
+}
+
+// checkTotal fails t unless err is an Invalid naming wantErr, or (wantErr
+// empty) got is amount in currency.
+func checkTotal(t *testing.T, got Total, err error, wantErr string, amount int64, currency string) {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) || !errors.Is(err, fault.ErrInvalid) {
+			t.Fatalf("err = %v, want Invalid %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil || got.Amount != amount || got.Currency != currency {
+		t.Fatalf("total = %+v, %v; want %d %s", got, err, amount, currency)
+	}
+}
+
 func TestTotal(t *testing.T) {
 	r := newRig(t, storetest.Backend{Name: "sqlite", DSN: storetest.SQLiteDSN})
 	for _, tc := range []struct {
@@ -112,15 +137,7 @@ func TestTotal(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, enc := r.visit(t, tc.items...)
 			got, err := r.svc.total(context.Background(), r.p, enc)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, fault.ErrInvalid) {
-					t.Fatalf("err = %v, want Invalid %q", err, tc.err)
-				}
-				return
-			}
-			if err != nil || got.Amount != tc.amount || got.Currency != tc.currency {
-				t.Fatalf("total = %+v, %v; want %d %s", got, err, tc.amount, tc.currency)
-			}
+			checkTotal(t, got, err, tc.err, tc.amount, tc.currency)
 		})
 	}
 }
@@ -132,10 +149,7 @@ func TestIssueOnce(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			r := newRig(t, b)
 			ctx := context.Background()
-			pat, enc := r.visit(t, [3]any{10, "USD", "billable"})
-			if _, err := r.svc.Setup(ctx, r.p, Payor{Beneficiary: pat}); err != nil {
-				t.Fatal(err)
-			}
+			_, enc := r.payableVisit(t, [3]any{10, "USD", "billable"})
 			var wg sync.WaitGroup
 			errs := make(chan error, 8)
 			for range 8 {

@@ -2,7 +2,6 @@ package payment
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"strconv"
@@ -154,7 +153,7 @@ func (s *Service) driveRefund(ctx context.Context, p auth.Principal, prov Provid
 	if err := s.d.Store.UpdateRefund(ctx, store.Refund{ProjectID: p.ProjectID, Key: f.Key, Status: res.Status, RefundID: res.ID, UpdatedAt: s.d.Now()}); err != nil {
 		return RefundDetails{}, err
 	}
-	if err := s.settleRefund(ctx, p.ProjectID, f.ReconciliationID, res.ID, res.Status, res.Reason); err != nil {
+	if err := s.settle(ctx, refundKind, p.ProjectID, f.ReconciliationID, res.ID, res.Status, res.Reason); err != nil {
 		return RefundDetails{}, err
 	}
 	f.Status = res.Status
@@ -164,58 +163,13 @@ func (s *Service) driveRefund(ctx context.Context, p auth.Principal, prov Provid
 // refundRecord creates the refund's PaymentReconciliation: the negative
 // amount, a detail (type adjustment) naming the charge's record.
 func (s *Service) refundRecord(ctx context.Context, p auth.Principal, c store.Charge, f store.Refund) (string, error) {
-	now := s.d.Now().UTC()
-	neg := map[string]any{"value": -major(f.Amount, f.Currency), "currency": upper(f.Currency)}
-	m := map[string]any{
-		"resourceType":  "PaymentReconciliation",
-		"meta":          map[string]any{"tag": []any{map[string]any{"system": TagSystem, "code": f.Provider}}},
-		"identifier":    []any{map[string]any{"system": TagSystem + ":idempotency-key", "value": f.Key}},
-		"status":        "active",
-		"created":       now.Format(time.RFC3339),
-		"paymentDate":   now.Format("2006-01-02"),
-		"paymentAmount": neg,
-		"outcome":       "queued",
-		"disposition":   "Refund of the charge of Encounter/" + c.EncounterID + " sent to " + f.Provider,
-		"detail": []any{map[string]any{
-			"type":        map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/payment-type", "code": "adjustment"}}},
+	neg := moneyOf(-f.Amount, f.Currency)
+	return s.createRecord(ctx, p, f.Provider, f.Key, neg,
+		"Refund of the charge of Encounter/"+c.EncounterID+" sent to "+f.Provider,
+		[]any{map[string]any{
+			"type":        paymentType("adjustment"),
 			"predecessor": map[string]any{"system": TagSystem + ":idempotency-key", "value": c.Key},
 			"request":     map[string]any{"reference": "PaymentReconciliation/" + c.ReconciliationID},
 			"amount":      neg,
-		}},
-	}
-	body, err := json.Marshal(m)
-	if err != nil {
-		return "", err
-	}
-	r, _, err := s.d.FHIR.Create(ctx, p, "PaymentReconciliation", body, "")
-	if err != nil {
-		return "", err
-	}
-	return r.ID, nil
-}
-
-// settleRefund records the provider's answer on the refund's
-// PaymentReconciliation.
-func (s *Service) settleRefund(ctx context.Context, projectID, recID, refundID, status, reason string) error {
-	var err error
-	for i := 0; i < 5; i++ {
-		_, err = s.d.FHIR.SystemUpdate(ctx, projectID, "PaymentReconciliation", recID, func(m map[string]any) error {
-			if refundID != "" {
-				m["paymentIdentifier"] = map[string]any{"system": TagSystem + ":refund-id", "value": refundID}
-			}
-			switch status {
-			case StatusSucceeded:
-				m["outcome"], m["disposition"] = "complete", "Refund succeeded"
-			case StatusFailed:
-				m["outcome"], m["disposition"] = "error", clip("Refund failed: "+reason)
-			default:
-				m["outcome"], m["disposition"] = "queued", "Refund processing"
-			}
-			return nil
-		})
-		if !errors.Is(err, fault.ErrPrecondition) && !errors.Is(err, fault.ErrConflict) {
-			break
-		}
-	}
-	return err
+		}})
 }

@@ -25,10 +25,7 @@ func TestRefund(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			r := newRig(t, b)
 			ctx := context.Background()
-			pat, enc := r.visit(t, [3]any{10, "USD", "billable"})
-			if _, err := r.svc.Setup(ctx, r.p, Payor{Beneficiary: pat}); err != nil {
-				t.Fatal(err)
-			}
+			_, enc := r.payableVisit(t, [3]any{10, "USD", "billable"})
 			if _, err := r.svc.Refund(ctx, r.p, RefundParams{EncounterID: enc}); !errors.Is(err, fault.ErrNotFound) {
 				t.Fatalf("refund before any charge: %v", err)
 			}

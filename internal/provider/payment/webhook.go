@@ -53,7 +53,7 @@ func (s *Service) Webhook(ctx context.Context, projectID, signature string, body
 	if c.ReconciliationID == "" {
 		return nil
 	}
-	if err := s.settle(ctx, projectID, c.ReconciliationID, ev.IntentID, ev.Status, "stripe: "+ev.Reason); err != nil {
+	if err := s.settle(ctx, chargeKind, projectID, c.ReconciliationID, ev.IntentID, ev.Status, "stripe: "+ev.Reason); err != nil {
 		return err
 	}
 	return s.balance(ctx, projectID, c.InvoiceID, ev.Status)
@@ -78,7 +78,7 @@ func (s *Service) refundEvent(ctx context.Context, projectID string, ev intentEv
 	if f.ReconciliationID == "" {
 		return nil
 	}
-	return s.settleRefund(ctx, projectID, f.ReconciliationID, ev.IntentID, ev.Status, "stripe: "+ev.Reason)
+	return s.settle(ctx, refundKind, projectID, f.ReconciliationID, ev.IntentID, ev.Status, "stripe: "+ev.Reason)
 }
 
 // intentEvent is what Ward reads of a Stripe event.
