@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/iam/iamtest"
 	"github.com/wardhealth/ward/internal/seal/sealtest"
 	"github.com/wardhealth/ward/internal/store/storetest"
 	"github.com/wardhealth/ward/internal/z3"
@@ -33,15 +33,7 @@ func TestSweepBinaries(t *testing.T) {
 			now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 			st := storetest.Open(t, b)
 			authz := iam.New(st, "http://x/invite/", time.Now, iam.Deps{})
-			creds, err := authz.CreateProject(ctx, "test")
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := st.GetM2MByClientID(ctx, creds.ClientID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			admin := auth.Principal{ProjectID: creds.ProjectID, Kind: auth.KindM2M, ID: c.ID}
+			admin := iamtest.Project(t, authz, st, "test")
 			blobs, err := blob.NewFS(t.TempDir())
 			if err != nil {
 				t.Fatal(err)

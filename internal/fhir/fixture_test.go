@@ -1,12 +1,12 @@
 package fhir
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/iam/iamtest"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
 
@@ -20,17 +20,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, b storetest.Backend, cfg Config) fixture {
 	t.Helper()
-	ctx := context.Background()
 	st := storetest.Open(t, b)
 	authz := iam.New(st, "http://x/invite/", time.Now, iam.Deps{})
-	creds, err := authz.CreateProject(ctx, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := st.GetM2MByClientID(ctx, creds.ClientID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fixture{svc: New(st, authz, cfg, time.Now), authz: authz,
-		admin: auth.Principal{ProjectID: creds.ProjectID, Kind: auth.KindM2M, ID: c.ID}}
+	return fixture{svc: New(st, authz, cfg, time.Now), authz: authz, admin: iamtest.Project(t, authz, st, "test")}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/iam/iamtest"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
@@ -41,15 +42,7 @@ func newFixtureOn(t *testing.T, b storetest.Backend) fixture {
 	t.Helper()
 	st := storetest.Open(t, b)
 	authz := iam.New(st, "http://x/invite/", time.Now, iam.Deps{})
-	creds, err := authz.CreateProject(t.Context(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := st.GetM2MByClientID(t.Context(), creds.ClientID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fixture{st: st, authz: authz, admin: auth.Principal{ProjectID: creds.ProjectID, Kind: auth.KindM2M, ID: c.ID, ClientID: creds.ClientID}}
+	return fixture{st: st, authz: authz, admin: iamtest.Project(t, authz, st, "test")}
 }
 
 // service is a FHIR service with the subscription machinery on pol:

@@ -19,6 +19,7 @@ import (
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/iam"
+	"github.com/wardhealth/ward/internal/iam/iamtest"
 	"github.com/wardhealth/ward/internal/seal/sealtest"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
@@ -71,15 +72,7 @@ func newFixture(t testing.TB, b storetest.Backend, cfg Config) *fixture {
 	f := &fixture{t: t}
 	f.st = storetest.Open(t, b)
 	f.authz = iam.New(f.st, "http://x/invite/", time.Now, iam.Deps{})
-	creds, err := f.authz.CreateProject(ctx, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := f.st.GetM2MByClientID(ctx, creds.ClientID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.admin = auth.Principal{ProjectID: creds.ProjectID, Kind: auth.KindM2M, ID: c.ID}
+	f.admin = iamtest.Project(t, f.authz, f.st, "test")
 	blobs, err := blob.NewFS(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -461,16 +454,7 @@ func TestExportHostile(t *testing.T) {
 
 			// Another project never sees the job or its files, nor does
 			// another principal of the same project.
-			ctx := context.Background()
-			other, err := f.authz.CreateProject(ctx, "other")
-			if err != nil {
-				t.Fatal(err)
-			}
-			oc, err := f.st.GetM2MByClientID(ctx, other.ClientID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			stranger := auth.Principal{ProjectID: other.ProjectID, Kind: auth.KindM2M, ID: oc.ID}
+			stranger := iamtest.Project(t, f.authz, f.st, "other")
 			colleague := f.m2m("colleague", `{"resource":["FHIR:*"],"action":["FHIR:*"],"effect":"Allow"}`)
 			for _, p := range []auth.Principal{stranger, colleague} {
 				for _, req := range [][2]string{{"GET", status}, {"GET", file}, {"DELETE", status}} {

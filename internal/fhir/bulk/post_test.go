@@ -1,7 +1,6 @@
 package bulk
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/wardhealth/ward/internal/auth"
+	"github.com/wardhealth/ward/internal/iam/iamtest"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
 
@@ -108,16 +108,7 @@ func TestExportPost(t *testing.T) {
 				t.Errorf("a hidden patient and an unknown one answer alike: %d %s / %d %s", hidden.Code, hidden.Body, unknown.Code, unknown.Body)
 			}
 			// Another project's patient is unknown here.
-			ctx := context.Background()
-			other, err := f.authz.CreateProject(ctx, "other")
-			if err != nil {
-				t.Fatal(err)
-			}
-			oc, err := f.st.GetM2MByClientID(ctx, other.ClientID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			stranger := auth.Principal{ProjectID: other.ProjectID, Kind: auth.KindM2M, ID: oc.ID}
+			stranger := iamtest.Project(t, f.authz, f.st, "other")
 			if rec := f.post(stranger, "/Patient/$export", "application/fhir+json", params(patientParam(pids[0])...)); rec.Code != 400 {
 				t.Errorf("another project's patient: %d %s", rec.Code, rec.Body)
 			}
