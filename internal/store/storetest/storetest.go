@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,9 +51,11 @@ func PostgresDSN(t testing.TB) string {
 	base := PostgresURL()
 	admin, err := sql.Open("pgx", base)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = admin.PingContext(ctx)
-		cancel()
+		err = whileFull(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return admin.PingContext(ctx)
+		})
 	}
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -83,10 +86,32 @@ func PostgresDSN(t testing.TB) string {
 // Open returns a migrated store on a fresh database, closed at test end.
 func Open(t testing.TB, b Backend) *store.Store {
 	t.Helper()
-	s, err := store.Open(context.Background(), b.DSN(t), nil)
+	dsn := b.DSN(t)
+	var s *store.Store
+	err := whileFull(func() (err error) {
+		s, err = store.Open(context.Background(), dsn, nil)
+		return err
+	})
 	if err != nil {
 		t.Fatalf("open %s store: %v", b.Name, err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// whileFull runs open again, for up to a minute, while PostgreSQL refuses
+// connections because all its slots are taken (SQLSTATE 53300): test
+// packages run in parallel, each with pools of its own, and a moment
+// later some have closed theirs.
+func whileFull(open func() error) error {
+	deadline := time.Now().Add(time.Minute)
+	wait := 50 * time.Millisecond
+	for {
+		err := open()
+		if err == nil || !strings.Contains(err.Error(), "SQLSTATE 53300") || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait) // a backoff, not a synchronisation: nothing here can be waited on
+		wait = min(2*wait, time.Second)
+	}
 }
