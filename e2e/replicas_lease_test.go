@@ -237,9 +237,14 @@ func TestReplicasDeliveryFenced(t *testing.T) {
 		t.Fatalf("the receiver got %d sends, want 2 (the frozen one and the survivor's)", n)
 	}
 	d := deliveryEvents(t, survivors[1], tok, subID)
-	if d.status != "delivered" || len(d.attempts) != 2 || !d.attempts[0].stale || d.attempts[0].status != 500 ||
+	// The frozen attempt ends as the 500 its receiver answered or, when
+	// the survivors took longer than the delivery timeout (10 s) to start
+	// and deliver (a loaded machine), as that timeout, which fired on
+	// SIGCONT before the answer was read: no HTTP status then. Either way
+	// it is stale and the survivor's 200 stands.
+	if d.status != "delivered" || len(d.attempts) != 2 || !d.attempts[0].stale || d.attempts[0].status != 500 && d.attempts[0].status != 0 ||
 		d.attempts[1].stale || d.attempts[1].status != 200 {
-		t.Fatalf("$events: %+v; want delivered, the frozen attempt (500) stale, then the survivor's (200)", d)
+		t.Fatalf("$events: %+v; want delivered, the frozen attempt (500, or none if it timed out) stale, then the survivor's (200)", d)
 	}
 }
 

@@ -26,11 +26,18 @@ type cpuShare struct {
 	// ServerMicros is server CPU per measured request, filled by the
 	// report (it needs the request count).
 	ServerMicros float64 `json:"serverMicrosPerRequest"`
+	// Context switches a second (voluntary and not) of the server's
+	// threads and of the benchmark database's backends: three processes
+	// on two cores switch more, and each switch costs caches.
+	ServerSwitches   float64 `json:"serverSwitchesPerSecond"`
+	PostgresSwitches float64 `json:"postgresSwitchesPerSecond"`
 }
 
 type cpuSample struct {
 	server, self, busy float64            // seconds
 	postgres           map[string]float64 // seconds, by pid
+	serverSw           float64            // context switches
+	pgSw               map[string]float64 // context switches, by pid
 }
 
 type cpuMeter struct {
@@ -58,15 +65,20 @@ func (m *cpuMeter) start(ps []*proc, pgDB string) {
 }
 
 func (m *cpuMeter) sample() cpuSample {
-	server := 0.0
+	server, sw := 0.0, 0.0
 	for _, pid := range m.pids {
 		server += procCPU(strconv.Itoa(pid))
+		sw += threadSwitches(strconv.Itoa(pid))
 	}
-	var pg map[string]float64 // a target without a database of its own uses none
+	var pg, pgSw map[string]float64 // a target without a database of its own uses none
 	if m.pgDB != "" {
 		pg = commCPU("postgres", m.pgDB)
+		pgSw = map[string]float64{}
+		for pid := range pg {
+			pgSw[pid] = threadSwitches(pid)
+		}
 	}
-	return cpuSample{server: server, self: procCPU("self"), postgres: pg, busy: machineBusy()}
+	return cpuSample{server: server, self: procCPU("self"), postgres: pg, busy: machineBusy(), serverSw: sw, pgSw: pgSw}
 }
 
 // stop returns the shares since start over elapsed wall time.
@@ -81,6 +93,9 @@ func (m *cpuMeter) stop(elapsed time.Duration) cpuShare {
 		LoadGen:  (now.self - m.at.self) / sec,
 		Postgres: commDelta(m.at.postgres, now.postgres) / sec,
 		Busy:     (now.busy - m.at.busy) / sec,
+
+		ServerSwitches:   (now.serverSw - m.at.serverSw) / sec,
+		PostgresSwitches: commDelta(m.at.pgSw, now.pgSw) / sec,
 	}
 	s.Other = max(0, s.Busy-s.Server-s.LoadGen-s.Postgres)
 	return s
@@ -106,6 +121,29 @@ func procCPU(pid string) float64 {
 	u, _ := strconv.ParseFloat(f[11], 64)
 	k, _ := strconv.ParseFloat(f[12], 64)
 	return (u + k) / clockTicks
+}
+
+// threadSwitches is the context switches of all of a process's live
+// threads (/proc/PID/task/TID/status; those of exited threads are lost).
+func threadSwitches(pid string) float64 {
+	tasks, err := os.ReadDir(filepath.Join("/proc", pid, "task"))
+	if err != nil {
+		return 0
+	}
+	n := 0.0
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join("/proc", pid, "task", t.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				x, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				n += x
+			}
+		}
+	}
+	return n
 }
 
 // commCPU is procCPU of every process named comm, by pid (PostgreSQL runs

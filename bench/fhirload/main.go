@@ -49,6 +49,7 @@ type config struct {
 	traceSecs                            int
 	keep, durability, analyze            bool
 	client                               string // "raw" or "net/http"
+	x3Env                                []string
 }
 
 func main() {
@@ -60,7 +61,7 @@ func main() {
 		return
 	}
 	var c config
-	var targets, scens, profScens string
+	var targets, scens, profScens, x3Env string
 	flag.StringVar(&targets, "targets", "bare,ward-sqlite,ward-postgres,medplum", "targets to run, in order: ward-sqlite, ward-postgres, ward-postgres-x3 (three replicas on one database, clients round robin), bare, medplum")
 	flag.StringVar(&scens, "scenarios", "read,search-obs,search-name,create", "scenarios to run (create always runs last)")
 	flag.IntVar(&c.clients, "clients", 32, "concurrent keep-alive clients")
@@ -81,9 +82,11 @@ func main() {
 	flag.BoolVar(&c.durability, "durability", true, "after create on ward: kill -9, restart, and check every acknowledged create is there")
 	flag.BoolVar(&c.keep, "keep", false, "keep data directories and PostgreSQL databases")
 	flag.StringVar(&c.client, "client", "raw", "load generator's HTTP client: raw (lean HTTP/1.1, as wrk) or net/http (Go's client; ~5x the CPU per request)")
+	flag.StringVar(&x3Env, "x3-env", "", "environment for every `ward serve` of ward-postgres-x3, space-separated (e.g. GOMAXPROCS=1: three replicas sharing the machine's cores)")
 	flag.BoolVar(&c.analyze, "pg-analyze", true, "run ANALYZE on ward-postgres's database after the load, as autovacuum would on a server that has it on")
 	flag.Parse()
 	c.targets, c.scenarios, c.profileScenarios = splitList(targets), splitList(scens), splitList(profScens)
+	c.x3Env = strings.Fields(x3Env)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := runAll(ctx, c); err != nil {
@@ -199,7 +202,11 @@ func runTarget(ctx context.Context, c config, name string, ds *dataset, scs []sc
 	)
 	switch name {
 	case "ward-sqlite", "ward-postgres", "ward-postgres-x3":
-		t, err = startWard(ctx, name, c.wardBin, c.postgres, c.pgParams, c.profileDir != "", c.keep)
+		var env []string
+		if strings.HasSuffix(name, "-x3") {
+			env = c.x3Env
+		}
+		t, err = startWard(ctx, name, c.wardBin, c.postgres, c.pgParams, c.profileDir != "", c.keep, env)
 	case "bare":
 		t, err = startBare(ctx)
 	case "medplum":

@@ -173,8 +173,8 @@ func (r *report) markdown() string {
 	}
 	b.WriteString(".\n\n")
 
-	b.WriteString("| target | scenario | req/s | slowest run | p50 ms | p90 ms | p99 ms | max ms | errors | conns | server CPU µs/req | PostgreSQL CPU µs/req | cores: server / load gen / postgres / other |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| target | scenario | req/s | slowest run | p50 ms | p90 ms | p99 ms | max ms | errors | conns | server CPU µs/req | PostgreSQL CPU µs/req | context switches/req: server / postgres | cores: server / load gen / postgres / other |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	seen := map[string]bool{}
 	for _, y := range r.Runs {
 		if seen[y.Target+" "+y.Scenario] {
@@ -186,13 +186,14 @@ func (r *report) markdown() string {
 		if n > 1 {
 			spread = fmt.Sprintf("%s (of %d)", num(slowest), n)
 		}
-		pgMicros := 0.0 // the benchmark database's backends only (cpu.go)
+		pgMicros, srvSw, pgSw := 0.0, 0.0, 0.0 // the benchmark database's backends only (cpu.go)
 		if x.PerSecond > 0 {
 			pgMicros = x.CPU.Postgres * 1e6 / x.PerSecond
+			srvSw, pgSw = x.CPU.ServerSwitches/x.PerSecond, x.CPU.PostgresSwitches/x.PerSecond
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f | %.2f | %.2f | %.1f | %d | %d | %.0f | %.0f | %.2f / %.2f / %.2f / %.2f |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f | %.2f | %.2f | %.1f | %d | %d | %.0f | %.0f | %.1f / %.1f | %.2f / %.2f / %.2f / %.2f |\n",
 			x.Target, x.Scenario, num(x.PerSecond), spread, x.P50MS, x.P90MS, x.P99MS, x.MaxMS, x.Errors, x.Dials,
-			x.CPU.ServerMicros, pgMicros, x.CPU.Server, x.CPU.LoadGen, x.CPU.Postgres, x.CPU.Other)
+			x.CPU.ServerMicros, pgMicros, srvSw, pgSw, x.CPU.Server, x.CPU.LoadGen, x.CPU.Postgres, x.CPU.Other)
 	}
 
 	// Throughput ratios: each Ward target over each peer that ran.

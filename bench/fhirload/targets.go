@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -199,7 +200,8 @@ func (w *wardServer) launch(ctx context.Context) (*proc, error) {
 // startWard runs `ward serve` on a fresh SQLite data directory or a fresh
 // PostgreSQL database (pgAdmin is the server's maintenance URL) and gets an
 // admin token with the client credentials it wrote.
-func startWard(ctx context.Context, name, bin, pgAdmin, pgParams string, profile bool, keep bool) (*target, error) {
+// env is added to the server's environment (and its replicas').
+func startWard(ctx context.Context, name, bin, pgAdmin, pgParams string, profile bool, keep bool, env []string) (*target, error) {
 	dir, err := os.MkdirTemp("", "fhirload-"+name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -216,7 +218,7 @@ func startWard(ctx context.Context, name, bin, pgAdmin, pgParams string, profile
 	} else {
 		cleanups = append(cleanups, func() { fmt.Fprintf(os.Stderr, "fhirload: %s data kept in %s\n", name, dir) })
 	}
-	w := &wardServer{bin: bin, dataDir: filepath.Join(dir, "data"), logDir: dir}
+	w := &wardServer{bin: bin, dataDir: filepath.Join(dir, "data"), logDir: dir, env: env}
 	if strings.Contains(name, "postgres") {
 		dsn, drop, err := freshPostgres(ctx, pgAdmin, pgParams)
 		if err != nil {
@@ -271,7 +273,8 @@ func (t *target) startReplicas(ctx context.Context, w *wardServer, dir string, n
 	for i := range n {
 		// One public URL, the token issuer, as behind a load balancer.
 		r := &wardServer{bin: w.bin, dsn: w.dsn, publicURL: "http://" + w.addr, dataDir: filepath.Join(dir, fmt.Sprintf("data-%d", i+2)),
-			logDir: filepath.Join(dir, fmt.Sprintf("replica-%d", i+2)), env: []string{"WARD_SECRETS_KEY=" + strings.TrimSpace(string(key))}}
+			logDir: filepath.Join(dir, fmt.Sprintf("replica-%d", i+2)),
+			env:    append(slices.Clip(w.env), "WARD_SECRETS_KEY="+strings.TrimSpace(string(key)))}
 		if err := os.MkdirAll(r.logDir, 0o700); err != nil {
 			return err
 		}

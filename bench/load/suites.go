@@ -346,26 +346,36 @@ func subscriptionSuite(ctx context.Context, o options, w *ward) error {
 		}
 	}
 	const writes = 200
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), w.cpu()
 	var wg sync.WaitGroup
-	var next atomic.Int64
+	var next, failed atomic.Int64
 	for c := 0; c < min(o.clients, 8); c++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= writes {
-				create("Fanout")
+				if _, _, err := create("Fanout"); err != nil {
+					failed.Add(1) // e.g. a 503 when the shared PostgreSQL is out of connections: no event, no deliveries
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	want := int64(writes * 100)
+	if n := failed.Load(); n > 0 {
+		fmt.Printf("%d of %d writes failed: %d deliveries expected\n", n, writes, (writes-n)*100)
+	}
+	want := (writes - failed.Load()) * 100
 	deadline := time.Now().Add(5 * time.Minute)
 	for rc2.n.Load() < want && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	el := time.Since(t0)
+	wardCPU, pgCPU := w.cpu().since(cpu0)
+	n := float64(max(rc2.n.Load(), 1))
 	fmt.Printf("100 subscriptions x %d writes = %d deliveries received in %s: %.0f deliveries/s\n", writes, rc2.n.Load(), el.Round(time.Millisecond),
 		float64(rc2.n.Load())/el.Seconds())
+	// The writes are part of it: 200 creates against 20,000 deliveries.
+	fmt.Printf("CPU per delivery (writes included): ward %.0f µs, PostgreSQL backends %.0f µs; load average %s\n",
+		wardCPU/n*1e6, pgCPU/n*1e6, loadAvg())
 	return nil
 }

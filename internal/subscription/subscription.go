@@ -531,6 +531,7 @@ type subRead struct {
 	res       store.Resource
 	resErr    error
 	resRead   bool
+	parsed    *parsedSub // res parsed, once a round (nil: not yet)
 	owner     store.SubOwner
 	ownerErr  error
 	ownerRead bool
@@ -585,19 +586,50 @@ func (rd *round) load(ctx context.Context, projectID string, ids []string) error
 	return nil
 }
 
-// sub returns the subscription (ErrNotFound if it never existed). A
-// failed read is not kept: the next delivery tries again.
-func (rd *round) sub(ctx context.Context, projectID, subID string) (store.Resource, error) {
+// parsedSub is a subscription as its deliveries are sent: parsed, or the
+// reason they are skipped.
+type parsedSub struct {
+	sb   sub
+	skip string
+}
+
+// sub returns the subscription parsed, or a reason to skip its deliveries
+// (deleted, never there, no longer valid). It is read and parsed once a
+// round: a write fans out to every subscription, and parsing the criteria
+// for each delivery was a share of the dispatcher's CPU. A failed read is
+// not kept: the next delivery tries again.
+func (rd *round) sub(ctx context.Context, projectID, subID string) (sub, string, error) {
 	r := rd.entry(projectID, subID)
 	defer r.mu.Unlock()
+	if r.parsed != nil {
+		return r.parsed.sb, r.parsed.skip, nil
+	}
 	if !r.resRead {
 		res, err := rd.st.GetResource(ctx, projectID, "Subscription", subID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return res, err
+			return sub{}, "", err
 		}
 		r.res, r.resErr, r.resRead = res, err, true
 	}
-	return r.res, r.resErr
+	p := &parsedSub{}
+	switch {
+	case errors.Is(r.resErr, store.ErrNotFound), r.resErr == nil && r.res.Deleted:
+		p.skip = "the subscription was deleted"
+	case r.resErr != nil:
+		return sub{}, "", r.resErr
+	default:
+		var m map[string]any
+		if err := json.Unmarshal(r.res.Content, &m); err != nil {
+			return sub{}, "", err
+		}
+		sb, err := parse(m)
+		if err != nil {
+			p.skip = "the subscription is no longer valid: " + err.Error()
+		}
+		p.sb = sb
+	}
+	r.parsed = p
+	return p.sb, p.skip, nil
 }
 
 // owner returns the subscription's owner, likewise.
@@ -704,22 +736,12 @@ func (s *Service) deliverIn(ctx context.Context, d store.Delivery, rd *round, se
 // send delivers d once: the HTTP status (0 if none), a reason to skip it
 // for good, or an error to retry.
 func (s *Service) send(ctx context.Context, d store.Delivery, rd *round) (int, string, error) {
-	r, err := rd.sub(ctx, d.ProjectID, d.SubscriptionID)
+	sb, skip, err := rd.sub(ctx, d.ProjectID, d.SubscriptionID)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return 0, "the subscription was deleted", nil
 	case err != nil:
 		return 0, "", err // the database's failure, not the subscription's: retry
-	case r.Deleted:
-		return 0, "the subscription was deleted", nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal(r.Content, &m); err != nil {
-		return 0, "", err
-	}
-	sb, err := parse(m)
-	if err != nil {
-		return 0, "the subscription is no longer valid: " + err.Error(), nil
+	case skip != "":
+		return 0, skip, nil
 	}
 	owner, err := rd.owner(ctx, d.ProjectID, d.SubscriptionID)
 	if errors.Is(err, store.ErrNotFound) {
