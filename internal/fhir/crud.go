@@ -652,8 +652,10 @@ type SystemPut struct {
 // what Ward receives on a project's behalf (lab results over HL7 v2), where
 // either all of a message is stored or none of it. As for single writes,
 // the JSON and index rows are prepared before the transaction (for new
-// ids, the usual case), so the single SQLite writer only writes.
-func (s *Service) SystemPutAll(ctx context.Context, projectID string, puts []SystemPut) error {
+// ids, the usual case), so the single SQLite writer only writes. Each of
+// also runs in that transaction after the writes (the caller's own rows
+// that go with them).
+func (s *Service) SystemPutAll(ctx context.Context, projectID string, puts []SystemPut, also ...func(context.Context, *store.Tx) error) error {
 	p := auth.Principal{ProjectID: projectID, Kind: KindSystem}
 	ms := make([]map[string]any, len(puts))
 	pres := make([]preparedWrite, len(puts))
@@ -679,6 +681,11 @@ func (s *Service) SystemPutAll(ctx context.Context, projectID string, puts []Sys
 			var out store.Resource
 			var created bool
 			if err := txSvc.writeOnce(ctx, p, put.Type, put.ID, ms[i], "PUT", put.IfVersion, true, access{}, pres[i], &out, &created); err != nil {
+				return err
+			}
+		}
+		for _, f := range also {
+			if err := f(ctx, tx); err != nil {
 				return err
 			}
 		}

@@ -47,9 +47,9 @@ func ResultIdentifierSystem(routeGUID string) string { return "urn:ward:hl7v2:" 
 // ServiceRequest its placer order number (OBR-2) names, with an Observation
 // per OBX, all in one transaction. The route is MSH-6 (receiving
 // facility) and its secret MSH-8 (security): a result names its project
-// only by proving it knows the route's secret. Ids are derived from the
-// route, control id and positions, so a message sent again is found and
-// acknowledged without a second copy.
+// only by proving it knows the route's secret. The route and control id
+// are recorded with the resources (store.LabResultKey), so a message sent
+// again is found and acknowledged without a second copy.
 func (s *Service) Ingest(ctx context.Context, raw []byte) Outcome {
 	m, err := hl7v2.Parse(raw)
 	if err != nil {
@@ -71,7 +71,7 @@ func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 	// The route, whether the message is stored already (its first report
 	// is written with the rest, in one transaction: if it is there, all
 	// of the message is) and the first order: one query.
-	look, err := s.store.LookupLabResult(ctx, msh.V(6), derivedID(msh.V(6), ctrl, 1), firstOrder(m))
+	look, err := s.store.LookupLabResult(ctx, msh.V(6), ctrl, derivedID(msh.V(6), ctrl, 1), firstOrder(m))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.log.ErrorContext(ctx, "lab result not stored", "route", msh.V(6), "control_id", ctrl, "err", err)
 		return Outcome{Code: AckError, ControlID: ctrl, Text: "the result could not be stored now; send it again"}
@@ -100,7 +100,8 @@ func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 			return Outcome{Code: AckError, ControlID: ctrl, Text: "the result could not be stored now; send it again"}
 		}
 		out.Reports = reports
-		dup, err := s.storeResults(ctx, route.ProjectID, puts, reports[0])
+		key := store.LabResultKey{ProjectID: route.ProjectID, RouteGUID: route.RouteGUID, ControlID: ctrl, ReportID: reports[0]}
+		dup, err := s.storeResults(ctx, key, puts)
 		if dup {
 			out.Code, out.Duplicate, out.Text = AckAccept, true, "already received"
 			return out
@@ -149,16 +150,18 @@ func (s *Service) stored(ctx context.Context, out Outcome, route store.LabRoute,
 // on return. They are new (the duplicate check found the first report
 // absent), so they are written as creates, batched with other messages'
 // (batcher), with the new version of an order a final result completes
-// (refused, as a conflict, if the order changed since it was read). dup: the message (its first report, firstReport) was stored
+// (refused, as a conflict, if the order changed since it was read), and
+// key, which records the message as stored. dup: the message was stored
 // meanwhile (the same message arriving twice at once); nothing was
 // written this time.
-func (s *Service) storeResults(ctx context.Context, projectID string, puts []resultPut, firstReport string) (dup bool, err error) {
-	w := &resultWrite{ctx: ctx}
+func (s *Service) storeResults(ctx context.Context, key store.LabResultKey, puts []resultPut) (dup bool, err error) {
+	projectID := key.ProjectID
+	w := &resultWrite{ctx: ctx, key: &key}
 	for _, p := range puts {
 		r, index, err := s.fhir.PrepareSystemResource(projectID, p.typ, p.id, p.m, p.ifVersion)
 		if errors.Is(err, fhir.ErrHooked) {
 			// A type whose writes run a hook: one at a time, as PUTs.
-			return false, s.putAll(ctx, projectID, puts)
+			return false, s.putAll(ctx, key, puts)
 		}
 		if err != nil {
 			return false, err
@@ -172,13 +175,14 @@ func (s *Service) storeResults(ctx context.Context, projectID string, puts []res
 	}
 	err = s.batch.write(w)
 	if errors.Is(err, store.ErrConflict) {
-		// An id is taken: by this very message stored meanwhile, or (not
-		// by Ward) by a resource written at it; that one is replaced, as a
-		// PUT does.
-		if _, gerr := s.store.GetResource(ctx, projectID, "DiagnosticReport", firstReport); gerr == nil {
+		// The message was stored meanwhile (its key is taken), or (not by
+		// Ward) a resource was written at one of its new ids: that one is
+		// replaced, as a PUT does.
+		look, lerr := s.store.LookupLabResult(ctx, key.RouteGUID, key.ControlID, derivedID(key.RouteGUID, key.ControlID, 1), "")
+		if lerr == nil && look.Stored {
 			return true, nil
 		}
-		err = s.putAll(ctx, projectID, puts)
+		err = s.putAll(ctx, key, puts)
 	}
 	if err != nil {
 		return false, err
@@ -210,14 +214,16 @@ func systemPuts(puts []resultPut) ([]fhir.SystemPut, error) {
 	return out, nil
 }
 
-// putAll writes puts one by one as PUTs in one transaction
+// putAll writes puts one by one as PUTs, and key, in one transaction
 // (fhir.SystemPutAll): for what a batch cannot take.
-func (s *Service) putAll(ctx context.Context, projectID string, puts []resultPut) error {
+func (s *Service) putAll(ctx context.Context, key store.LabResultKey, puts []resultPut) error {
 	sp, err := systemPuts(puts)
 	if err != nil {
 		return err
 	}
-	return s.fhir.SystemPutAll(ctx, projectID, sp)
+	return s.fhir.SystemPutAll(ctx, key.ProjectID, sp, func(ctx context.Context, tx *store.Tx) error {
+		return tx.InsertLabResultKeys(ctx, []store.LabResultKey{key})
+	})
 }
 
 // authenticate checks the secret against the route's in constant time;
@@ -239,22 +245,12 @@ func (b badResult) Error() string { return b.msg }
 
 func bad(format string, args ...any) error { return badResult{fmt.Sprintf(format, args...)} }
 
-// reportID is the id of a message's nth report. The first one's is
-// derived from the route and control id: it is how a message sent again is
-// recognised, and its INSERT fails should the same message be stored
-// meanwhile. Every other resource of the message gets a new time-ordered
-// id (as Ward's creates do): its index rows, clustered by id, then append
-// to their b-trees instead of landing on random pages, each of which the
-// commit writes to the log and the checkpoint copies back (the writer's
-// largest cost with hashed ids).
-func reportID(route, ctrl string, n int) string {
-	if n == 1 {
-		return derivedID(route, ctrl, 1)
-	}
-	return resultID()
-}
-
-// resultID is a new time-ordered id (UUIDv7).
+// resultID is a new time-ordered id (UUIDv7), for every resource of a
+// result (as Ward's creates do): its index rows, clustered by id, then
+// append to their b-trees instead of landing on random pages, each of
+// which the commit writes to the log and the checkpoint copies back (the
+// writer's largest cost with hashed ids; 20-28% of the CPU per message
+// with the first report's id still hashed).
 func resultID() string {
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -263,7 +259,10 @@ func resultID() string {
 	return id.String()
 }
 
-// derivedID is a FHIR id from the route, control id and position.
+// derivedID is a FHIR id from the route, control id and position: the id
+// of a message's first report when Ward stored results before it kept
+// their keys (store.LabResultKey); such a message sent again is still
+// recognised by it.
 func derivedID(route, ctrl string, pos ...int) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s", route, ctrl)
@@ -338,7 +337,7 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 			}
 			report = map[string]any{
 				"resourceType": "DiagnosticReport",
-				"id":           reportID(route.RouteGUID, ctrl, nOBR),
+				"id":           resultID(),
 				"identifier": []any{map[string]any{"system": ResultIdentifierSystem(route.RouteGUID),
 					"value": ctrl + "/" + strconv.Itoa(nOBR)}},
 				"basedOn":  []any{map[string]any{"reference": "ServiceRequest/" + srID}},

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
 
@@ -99,4 +100,36 @@ func placeholders(s string) string {
 		return seen[id]
 	})
 	return timePattern.ReplaceAllString(s, `"lastUpdated":"T"`)
+}
+
+// TestLegacyDuplicate: a message stored before Ward kept result keys (its
+// first report at the id derived from the route and control id) is still
+// recognised when sent again, and nothing more is stored.
+func TestLegacyDuplicate(t *testing.T) {
+	f := newFixture(t, storetest.Backend{Name: "sqlite", DSN: storetest.SQLiteDSN}, Config{})
+	ctx := context.Background()
+	rt := f.route(f.admin, "127.0.0.1:1")
+	sr := f.order(f.admin)
+	old := `{"resourceType":"DiagnosticReport","status":"final","code":{"text":"Glucose"}}`
+	legacy := derivedID(rt.RouteGUID, "L1", 1)
+	if err := f.fsvc.SystemPutAll(ctx, f.admin.ProjectID, []fhir.SystemPut{{Type: "DiagnosticReport", ID: legacy, Body: []byte(old)}}); err != nil {
+		t.Fatal(err)
+	}
+	msg := withSecret(oru(rt.RouteGUID, "", "L1", sr), rt.ResultSecret)
+	if out := f.svc.Ingest(ctx, []byte(msg)); out.Code != AckAccept || !out.Duplicate {
+		t.Fatalf("legacy message sent again: %+v", out)
+	}
+	if n := f.count(t, f.admin.ProjectID, "DiagnosticReport"); n != 1 {
+		t.Fatalf("%d reports, want the legacy one alone", n)
+	}
+	// A new message is stored once, and is a duplicate the second time.
+	msg2 := withSecret(oru(rt.RouteGUID, "", "L2", sr), rt.ResultSecret)
+	for i, want := range []bool{false, true} {
+		if out := f.svc.Ingest(ctx, []byte(msg2)); out.Code != AckAccept || out.Duplicate != want {
+			t.Fatalf("send %d: %+v, want duplicate %v", i, out, want)
+		}
+	}
+	if n := f.count(t, f.admin.ProjectID, "DiagnosticReport"); n != 2 {
+		t.Fatalf("%d reports, want 2", n)
+	}
 }
