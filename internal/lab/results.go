@@ -68,8 +68,8 @@ func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 	if msh.C(9, 1) != "ORU" || msh.C(9, 2) != "R01" {
 		return reject(ctrl, "only ORU^R01 is accepted, not %s^%s", msh.C(9, 1), msh.C(9, 2))
 	}
-	// The route, whether the message is stored already (its first report
-	// is written with the rest, in one transaction: if it is there, all
+	// The route, whether the message is stored already (its key is
+	// written with the resources, in one transaction: if it is there, all
 	// of the message is) and the first order: one query.
 	look, err := s.store.LookupLabResult(ctx, msh.V(6), ctrl, derivedID(msh.V(6), ctrl, 1), firstOrder(m))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
