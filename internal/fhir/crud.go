@@ -1,18 +1,20 @@
 package fhir
 
 import (
-	"time"
-
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
+	"github.com/wardhealth/ward/internal/fhir/schema"
 	"github.com/wardhealth/ward/internal/fhir/search"
 	"github.com/wardhealth/ward/internal/store"
 )
@@ -487,6 +489,143 @@ func (s *Service) PrepareSystemPut(projectID string, put SystemPut) (store.Resou
 	return store.Resource{ProjectID: projectID, Type: put.Type, ID: put.ID, VersionID: version, LastUpdated: w.at, Method: "PUT", Content: w.content}, w.rows, nil
 }
 
+// PrepareSystemResource is PrepareSystemPut of json.Marshal(m), for a
+// resource Ward builds itself in decoded form (map[string]any, []any,
+// string, json.Number, bool, nil: what decoding with UseNumber gives):
+// the same checks, stored JSON and index rows, without encoding m,
+// decoding it again and encoding that (a fifth of the CPU of a lab
+// result). m must hold nothing else; the validation may drop its empty
+// objects and arrays, as it would from a decoded body, but m is not
+// stamped. A value the round trip would change or refuse (a string with
+// invalid UTF-8 or a control character, a float64, another type) and an
+// invalid resource take PrepareSystemPut's own path, so that what is
+// stored and the errors are the same. Errors: Invalid, ErrHooked.
+func (s *Service) PrepareSystemResource(projectID, typ, id string, m map[string]any, ifVersion int64) (store.Resource, []store.IndexRow, error) {
+	if err := checkType(typ); err != nil {
+		return store.Resource{}, nil, err
+	}
+	if s.hooks[typ] != nil || typ == "Binary" {
+		return store.Resource{}, nil, ErrHooked
+	}
+	slow := func() (store.Resource, []store.IndexRow, error) {
+		body, err := json.Marshal(m)
+		if err != nil {
+			return store.Resource{}, nil, fault.Invalid("%s/%s: %v", typ, id, err)
+		}
+		return s.PrepareSystemPut(projectID, SystemPut{Type: typ, ID: id, Body: body, IfVersion: ifVersion})
+	}
+	if rt, _ := m["resourceType"].(string); rt != typ || !roundTrips(m, 0) {
+		return slow()
+	}
+	_, issues := schema.ValidateDecoded(nil, m)
+	for _, is := range issues {
+		if is.Severity == "error" {
+			// Its errors as PrepareSystemPut words and orders them.
+			return slow()
+		}
+	}
+	// Stamped on a copy: the caller's m stays as it built it (for a
+	// fallback that writes it as a body).
+	c := maps.Clone(m)
+	if meta, ok := c["meta"].(map[string]any); ok {
+		c["meta"] = maps.Clone(meta)
+	}
+	version := ifVersion + 1
+	w, err := prepared(typ, id, c, version, s.now())
+	if err != nil {
+		return store.Resource{}, nil, err
+	}
+	return store.Resource{ProjectID: projectID, Type: typ, ID: id, VersionID: version, LastUpdated: w.at, Method: "PUT", Content: w.content}, w.rows, nil
+}
+
+// roundTrips reports whether v decodes from its JSON encoding (with
+// UseNumber) as itself, and that encoding passes checkJSONText: only the
+// decoded types, valid UTF-8 without control characters (but tab, line
+// feed and carriage return), valid numbers, and no deeper than the
+// validator's own bound.
+func roundTrips(v any, depth int) bool {
+	if depth > 64 {
+		return false
+	}
+	switch x := v.(type) {
+	case nil, bool:
+		return true
+	case string:
+		return plainText(x)
+	case json.Number:
+		return jsonNumber(string(x))
+	case map[string]any:
+		for k, e := range x {
+			if !plainText(k) || !roundTrips(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range x {
+			if !roundTrips(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// plainText: valid UTF-8 with no control character but \t, \n and \r (in
+// UTF-8 a byte below 0x20 is always that character).
+func plainText(s string) bool {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return false
+		}
+		if c >= utf8.RuneSelf {
+			ascii = false
+		}
+	}
+	return ascii || utf8.ValidString(s)
+}
+
+// jsonNumber reports whether s is a JSON number (RFC 8259's grammar), as
+// encoding/json requires of a json.Number it encodes.
+func jsonNumber(s string) bool {
+	i := 0
+	digits := func() bool {
+		start := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case !digits():
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
 // Committed tells the service that writes made outside it (with
 // PrepareSystemCreate) have committed: it wakes what reacts to changes.
 func (s *Service) Committed() {
@@ -513,8 +652,10 @@ type SystemPut struct {
 // what Ward receives on a project's behalf (lab results over HL7 v2), where
 // either all of a message is stored or none of it. As for single writes,
 // the JSON and index rows are prepared before the transaction (for new
-// ids, the usual case), so the single SQLite writer only writes.
-func (s *Service) SystemPutAll(ctx context.Context, projectID string, puts []SystemPut) error {
+// ids, the usual case), so the single SQLite writer only writes. Each of
+// also runs in that transaction after the writes (the caller's own rows
+// that go with them).
+func (s *Service) SystemPutAll(ctx context.Context, projectID string, puts []SystemPut, also ...func(context.Context, *store.Tx) error) error {
 	p := auth.Principal{ProjectID: projectID, Kind: KindSystem}
 	ms := make([]map[string]any, len(puts))
 	pres := make([]preparedWrite, len(puts))
@@ -540,6 +681,11 @@ func (s *Service) SystemPutAll(ctx context.Context, projectID string, puts []Sys
 			var out store.Resource
 			var created bool
 			if err := txSvc.writeOnce(ctx, p, put.Type, put.ID, ms[i], "PUT", put.IfVersion, true, access{}, pres[i], &out, &created); err != nil {
+				return err
+			}
+		}
+		for _, f := range also {
+			if err := f(ctx, tx); err != nil {
 				return err
 			}
 		}

@@ -34,7 +34,9 @@ type resultWrite struct {
 	// message completes), written in the same transaction.
 	updates     []store.Resource
 	updateIndex [][]store.IndexRow
-	done        chan batchTurn // buffered: one send, a result or the lead
+	// key records the message as stored (nil: nothing to record).
+	key  *store.LabResultKey
+	done chan batchTurn // buffered: one send, a result or the lead
 }
 
 // batchTurn answers a queued write: its result, or lead (it now writes
@@ -53,9 +55,10 @@ type batcher struct {
 	writers int
 }
 
-// write stores w's resources, in one transaction with those of other
-// messages when some are waiting, and returns once that transaction is
-// durable. Errors: store.ErrConflict when one of w's ids is taken.
+// write stores w's resources and key, in one transaction with those of
+// other messages when some are waiting, and returns once that transaction
+// is durable. Errors: store.ErrConflict when one of w's ids is taken or
+// its key recorded.
 func (b *batcher) write(w *resultWrite) error {
 	w.done = make(chan batchTurn, 1)
 	b.mu.Lock()
@@ -117,12 +120,16 @@ func (b *batcher) flush(batch []*resultWrite) []error {
 					rs, index = nil, nil
 				}
 			}
+			var keys []store.LabResultKey
 			for _, w := range batch {
 				if err := w.writeUpdates(ctx, tx); err != nil {
 					return err
 				}
+				if w.key != nil {
+					keys = append(keys, *w.key)
+				}
 			}
-			return nil
+			return tx.InsertLabResultKeys(ctx, keys)
 		})
 		if err == nil {
 			return errs
@@ -136,7 +143,13 @@ func (b *batcher) flush(batch []*resultWrite) []error {
 				if err := tx.CreateResources(w.ctx, w.rs, w.index); err != nil {
 					return err
 				}
-				return w.writeUpdates(w.ctx, tx)
+				if err := w.writeUpdates(w.ctx, tx); err != nil {
+					return err
+				}
+				if w.key == nil {
+					return nil
+				}
+				return tx.InsertLabResultKeys(w.ctx, []store.LabResultKey{*w.key})
 			})
 		})
 	}

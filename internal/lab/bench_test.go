@@ -160,7 +160,11 @@ func BenchmarkTransactionPeer(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		puts, _, err := f.svc.resultResources(context.Background(), route, m, ctrl)
+		rps, _, err := f.svc.resultResources(context.Background(), route, m, ctrl, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		puts, err := systemPuts(rps)
 		if err != nil {
 			b.Fatal(err)
 		}

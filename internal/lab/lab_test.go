@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/wardhealth/ward/internal/egress"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/fhir"
+	"github.com/wardhealth/ward/internal/fhir/search"
 	"github.com/wardhealth/ward/internal/hl7v2"
 	"github.com/wardhealth/ward/internal/iam"
 	"github.com/wardhealth/ward/internal/store"
@@ -368,11 +370,15 @@ func TestResults(t *testing.T) {
 					t.Fatalf("send %d: duplicate=%v, want %v", i, dup, want)
 				}
 			}
-			id := derivedID(rt.RouteGUID, "C1", 1)
-			rep, err := f.fsvc.Read(ctx, f.admin, "DiagnosticReport", id)
+			q, err := search.ParseQuery("DiagnosticReport", url.Values{"identifier": {ResultIdentifierSystem(rt.RouteGUID) + "|C1/1"}}, false)
 			if err != nil {
 				t.Fatal(err)
 			}
+			reps, _, err := f.st.Search(ctx, store.SearchRequest{ProjectID: f.admin.ProjectID, Query: q, Count: 10, Now: time.Now()})
+			if err != nil || len(reps) != 1 {
+				t.Fatalf("reports of C1: %d, %v", len(reps), err)
+			}
+			rep := fhir.FromStore(reps[0])
 			if rep.VersionID != 1 {
 				t.Errorf("report version %d after a repeated message, want 1", rep.VersionID)
 			}

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/wardhealth/ward/internal/fhir"
+	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
 
@@ -137,7 +137,7 @@ func TestCompleteOrderStale(t *testing.T) {
 	if _, _, err := f.fsvc.Update(ctx, f.admin, "ServiceRequest", sr, []byte(edited), ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.fsvc.SystemPutAll(ctx, f.admin.ProjectID, []fhir.SystemPut{put}); err == nil {
+	if err := f.svc.putAll(ctx, store.LabResultKey{ProjectID: f.admin.ProjectID, RouteGUID: "r", ControlID: "c", ReportID: "x"}, []resultPut{put}); err == nil {
 		t.Fatal("a stale order was overwritten")
 	}
 	r, _ := f.fsvc.Read(ctx, f.admin, "ServiceRequest", sr)

@@ -47,9 +47,9 @@ func ResultIdentifierSystem(routeGUID string) string { return "urn:ward:hl7v2:" 
 // ServiceRequest its placer order number (OBR-2) names, with an Observation
 // per OBX, all in one transaction. The route is MSH-6 (receiving
 // facility) and its secret MSH-8 (security): a result names its project
-// only by proving it knows the route's secret. Ids are derived from the
-// route, control id and positions, so a message sent again is found and
-// acknowledged without a second copy.
+// only by proving it knows the route's secret. The route and control id
+// are recorded with the resources (store.LabResultKey), so a message sent
+// again is found and acknowledged without a second copy.
 func (s *Service) Ingest(ctx context.Context, raw []byte) Outcome {
 	m, err := hl7v2.Parse(raw)
 	if err != nil {
@@ -68,19 +68,29 @@ func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 	if msh.C(9, 1) != "ORU" || msh.C(9, 2) != "R01" {
 		return reject(ctrl, "only ORU^R01 is accepted, not %s^%s", msh.C(9, 1), msh.C(9, 2))
 	}
-	route, ok := s.authenticate(ctx, msh.V(6), msh.V(8))
-	if !ok {
+	// The route, whether the message is stored already (its key is
+	// written with the resources, in one transaction: if it is there, all
+	// of the message is) and the first order: one query.
+	look, err := s.store.LookupLabResult(ctx, msh.V(6), ctrl, derivedID(msh.V(6), ctrl, 1), firstOrder(m))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.ErrorContext(ctx, "lab result not stored", "route", msh.V(6), "control_id", ctrl, "err", err)
+		return Outcome{Code: AckError, ControlID: ctrl, Text: "the result could not be stored now; send it again"}
+	}
+	route := look.Route
+	if !s.authenticate(route, err == nil, msh.V(8)) {
 		return reject(ctrl, "unknown route or wrong secret (MSH-6, MSH-8)")
 	}
 	out := Outcome{ControlID: ctrl, ProjectID: route.ProjectID}
-	// The first report is written with the rest, in one transaction: if
-	// it is there, all of the message is.
-	if _, err := s.store.GetResource(ctx, route.ProjectID, "DiagnosticReport", derivedID(route.RouteGUID, ctrl, 1)); err == nil {
+	if look.Stored {
 		out.Code, out.Duplicate, out.Text = AckAccept, true, "already received"
 		return out
 	}
+	orders := map[string]store.Resource{}
+	if look.OrderFound {
+		orders[look.Order.ID] = look.Order
+	}
 	for attempt := 0; ; attempt++ {
-		puts, reports, err := s.resultResources(ctx, route, m, ctrl)
+		puts, reports, err := s.resultResources(ctx, route, m, ctrl, orders)
 		if err != nil {
 			var bad badResult
 			if errors.As(err, &bad) {
@@ -90,7 +100,8 @@ func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 			return Outcome{Code: AckError, ControlID: ctrl, Text: "the result could not be stored now; send it again"}
 		}
 		out.Reports = reports
-		dup, err := s.storeResults(ctx, route.ProjectID, puts, reports[0])
+		key := store.LabResultKey{ProjectID: route.ProjectID, RouteGUID: route.RouteGUID, ControlID: ctrl, ReportID: reports[0]}
+		dup, err := s.storeResults(ctx, key, puts)
 		if dup {
 			out.Code, out.Duplicate, out.Text = AckAccept, true, "already received"
 			return out
@@ -98,10 +109,25 @@ func (s *Service) ingest(ctx context.Context, m *hl7v2.Message) Outcome {
 		// An order completed or edited since it was read (another result
 		// of it, say): read it again rather than overwrite it.
 		if errors.Is(err, fault.ErrPrecondition) && attempt < 3 {
+			clear(orders)
 			continue
 		}
 		return s.stored(ctx, out, route, err)
 	}
+}
+
+// firstOrder is the ServiceRequest id the message's first OBR names (""
+// when it names none that could be one): read with the route.
+func firstOrder(m *hl7v2.Message) string {
+	for _, seg := range m.Segments {
+		if seg.Name == "OBR" {
+			if id := seg.V(2); validID(id) {
+				return id
+			}
+			return ""
+		}
+	}
+	return ""
 }
 
 // stored is the outcome of a message whose write returned err.
@@ -124,21 +150,23 @@ func (s *Service) stored(ctx context.Context, out Outcome, route store.LabRoute,
 // on return. They are new (the duplicate check found the first report
 // absent), so they are written as creates, batched with other messages'
 // (batcher), with the new version of an order a final result completes
-// (refused, as a conflict, if the order changed since it was read). dup: the message (its first report, firstReport) was stored
+// (refused, as a conflict, if the order changed since it was read), and
+// key, which records the message as stored. dup: the message was stored
 // meanwhile (the same message arriving twice at once); nothing was
 // written this time.
-func (s *Service) storeResults(ctx context.Context, projectID string, puts []fhir.SystemPut, firstReport string) (dup bool, err error) {
-	w := &resultWrite{ctx: ctx}
+func (s *Service) storeResults(ctx context.Context, key store.LabResultKey, puts []resultPut) (dup bool, err error) {
+	projectID := key.ProjectID
+	w := &resultWrite{ctx: ctx, key: &key}
 	for _, p := range puts {
-		r, index, err := s.fhir.PrepareSystemPut(projectID, p)
+		r, index, err := s.fhir.PrepareSystemResource(projectID, p.typ, p.id, p.m, p.ifVersion)
 		if errors.Is(err, fhir.ErrHooked) {
 			// A type whose writes run a hook: one at a time, as PUTs.
-			return false, s.fhir.SystemPutAll(ctx, projectID, puts)
+			return false, s.putAll(ctx, key, puts)
 		}
 		if err != nil {
 			return false, err
 		}
-		if p.IfVersion != 0 {
+		if p.ifVersion != 0 {
 			// The order a final result completes: a new version of it.
 			w.updates, w.updateIndex = append(w.updates, r), append(w.updateIndex, index)
 			continue
@@ -147,13 +175,14 @@ func (s *Service) storeResults(ctx context.Context, projectID string, puts []fhi
 	}
 	err = s.batch.write(w)
 	if errors.Is(err, store.ErrConflict) {
-		// An id is taken: by this very message stored meanwhile, or (not
-		// by Ward) by a resource written at it; that one is replaced, as a
-		// PUT does.
-		if _, gerr := s.store.GetResource(ctx, projectID, "DiagnosticReport", firstReport); gerr == nil {
+		// The message was stored meanwhile (its key is taken), or (not by
+		// Ward) a resource was written at one of its new ids: that one is
+		// replaced, as a PUT does.
+		look, lerr := s.store.LookupLabResult(ctx, key.RouteGUID, key.ControlID, derivedID(key.RouteGUID, key.ControlID, 1), "")
+		if lerr == nil && look.Stored {
 			return true, nil
 		}
-		err = s.fhir.SystemPutAll(ctx, projectID, puts)
+		err = s.putAll(ctx, key, puts)
 	}
 	if err != nil {
 		return false, err
@@ -162,17 +191,51 @@ func (s *Service) storeResults(ctx context.Context, projectID string, puts []fhi
 	return false, nil
 }
 
-// authenticate finds the route and checks the secret in constant time;
-// an unknown route costs the same hash and comparison.
-func (s *Service) authenticate(ctx context.Context, guid, secret string) (store.LabRoute, bool) {
-	r, err := s.store.FindLabRoute(ctx, guid)
-	want := r.SecretHash
+// resultPut is one resource of a message, built as decoded JSON: handed to
+// fhir.PrepareSystemResource as it is, so that its JSON is encoded once.
+type resultPut struct {
+	typ, id string
+	m       map[string]any
+	// ifVersion, when not 0, is the version of the order this write
+	// completes (fhir.SystemPut.IfVersion).
+	ifVersion int64
+}
+
+// systemPuts is puts as JSON bodies.
+func systemPuts(puts []resultPut) ([]fhir.SystemPut, error) {
+	out := make([]fhir.SystemPut, len(puts))
+	for i, p := range puts {
+		body, err := json.Marshal(p.m)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", p.typ, p.id, err)
+		}
+		out[i] = fhir.SystemPut{Type: p.typ, ID: p.id, Body: body, IfVersion: p.ifVersion}
+	}
+	return out, nil
+}
+
+// putAll writes puts one by one as PUTs, and key, in one transaction
+// (fhir.SystemPutAll): for what a batch cannot take.
+func (s *Service) putAll(ctx context.Context, key store.LabResultKey, puts []resultPut) error {
+	sp, err := systemPuts(puts)
 	if err != nil {
+		return err
+	}
+	return s.fhir.SystemPutAll(ctx, key.ProjectID, sp, func(ctx context.Context, tx *store.Tx) error {
+		return tx.InsertLabResultKeys(ctx, []store.LabResultKey{key})
+	})
+}
+
+// authenticate checks the secret against the route's in constant time;
+// an unknown route (found false) costs the same hash and comparison.
+func (s *Service) authenticate(r store.LabRoute, found bool, secret string) bool {
+	want := r.SecretHash
+	if !found {
 		want = strings.Repeat("0", 64)
 	}
 	got := secretHash(secret)
 	ok := subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
-	return r, ok && err == nil && secret != ""
+	return ok && found && secret != ""
 }
 
 // badResult is a message that will never be stored (AR).
@@ -182,22 +245,12 @@ func (b badResult) Error() string { return b.msg }
 
 func bad(format string, args ...any) error { return badResult{fmt.Sprintf(format, args...)} }
 
-// reportID is the id of a message's nth report. The first one's is
-// derived from the route and control id: it is how a message sent again is
-// recognised, and its INSERT fails should the same message be stored
-// meanwhile. Every other resource of the message gets a new time-ordered
-// id (as Ward's creates do): its index rows, clustered by id, then append
-// to their b-trees instead of landing on random pages, each of which the
-// commit writes to the log and the checkpoint copies back (the writer's
-// largest cost with hashed ids).
-func reportID(route, ctrl string, n int) string {
-	if n == 1 {
-		return derivedID(route, ctrl, 1)
-	}
-	return resultID()
-}
-
-// resultID is a new time-ordered id (UUIDv7).
+// resultID is a new time-ordered id (UUIDv7), for every resource of a
+// result (as Ward's creates do): its index rows, clustered by id, then
+// append to their b-trees instead of landing on random pages, each of
+// which the commit writes to the log and the checkpoint copies back (the
+// writer's largest cost with hashed ids; 20-28% of the CPU per message
+// with the first report's id still hashed).
 func resultID() string {
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -206,7 +259,10 @@ func resultID() string {
 	return id.String()
 }
 
-// derivedID is a FHIR id from the route, control id and position.
+// derivedID is a FHIR id from the route, control id and position: the id
+// of a message's first report when Ward stored results before it kept
+// their keys (store.LabResultKey); such a message sent again is still
+// recognised by it.
 func derivedID(route, ctrl string, pos ...int) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s", route, ctrl)
@@ -220,14 +276,15 @@ func derivedID(route, ctrl string, pos ...int) string {
 const maxResults = 1000
 
 // resultResources builds the message's resources: Observations, then the
-// DiagnosticReport of each OBR.
-func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *hl7v2.Message, ctrl string) ([]fhir.SystemPut, []string, error) {
+// DiagnosticReport of each OBR. orders holds the ServiceRequests read
+// already (by id); the others are read here.
+func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *hl7v2.Message, ctrl string, orders map[string]store.Resource) ([]resultPut, []string, error) {
 	msh := m.Segments[0]
 	issued, ok := fhirTime(msh.V(7))
 	if !ok || len(issued) < 20 {
 		issued = s.now().UTC().Format("2006-01-02T15:04:05Z")
 	}
-	var puts []fhir.SystemPut
+	var puts []resultPut
 	var reports []string
 	var report map[string]any
 	var results []any
@@ -239,12 +296,8 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 			return nil
 		}
 		report["result"] = results
-		body, err := json.Marshal(report)
-		if err != nil {
-			return err
-		}
 		id, _ := report["id"].(string)
-		puts = append(puts, fhir.SystemPut{Type: "DiagnosticReport", ID: id, Body: body})
+		puts = append(puts, resultPut{typ: "DiagnosticReport", id: id, m: report})
 		reports = append(reports, id)
 		report, results = nil, nil
 		return nil
@@ -260,7 +313,11 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 			if !validID(srID) {
 				return nil, nil, bad("OBR %d: OBR-2 (placer order number) must be the id of a ServiceRequest Ward sent", nOBR)
 			}
-			sr, err := s.store.GetResource(ctx, route.ProjectID, "ServiceRequest", srID)
+			sr, ok := orders[srID]
+			var err error
+			if !ok {
+				sr, err = s.store.GetResource(ctx, route.ProjectID, "ServiceRequest", srID)
+			}
 			if errors.Is(err, store.ErrNotFound) || err == nil && sr.Deleted {
 				return nil, nil, bad("OBR %d: ServiceRequest %s is not known", nOBR, srID)
 			}
@@ -280,7 +337,7 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 			}
 			report = map[string]any{
 				"resourceType": "DiagnosticReport",
-				"id":           reportID(route.RouteGUID, ctrl, nOBR),
+				"id":           resultID(),
 				"identifier": []any{map[string]any{"system": ResultIdentifierSystem(route.RouteGUID),
 					"value": ctrl + "/" + strconv.Itoa(nOBR)}},
 				"basedOn":  []any{map[string]any{"reference": "ServiceRequest/" + srID}},
@@ -307,12 +364,8 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 			if err != nil {
 				return nil, nil, err
 			}
-			body, err := json.Marshal(obs)
-			if err != nil {
-				return nil, nil, err
-			}
 			id := obs["id"].(string)
-			puts = append(puts, fhir.SystemPut{Type: "Observation", ID: id, Body: body})
+			puts = append(puts, resultPut{typ: "Observation", id: id, m: obs})
 			results = append(results, map[string]any{"reference": "Observation/" + id})
 		}
 	}
@@ -325,26 +378,27 @@ func (s *Service) resultResources(ctx context.Context, route store.LabRoute, m *
 	return puts, reports, nil
 }
 
-func srRef(report map[string]any) any { return report["basedOn"] }
+// srRef is a new copy of the report's basedOn: resources share no maps
+// (validation may edit what it is given).
+func srRef(report map[string]any) any {
+	ref := report["basedOn"].([]any)[0].(map[string]any)["reference"]
+	return []any{map[string]any{"reference": ref}}
+}
 
 // completeOrder is the write that marks the ServiceRequest an OBR answers
 // completed, when OBR-25 says the result is final (F, or C: a corrected
 // final). A preliminary result leaves the order as it is (active); an order
 // that is already completed, revoked or entered-in-error is not touched.
-func completeOrder(sr store.Resource, srm map[string]any, resultStatus string) (fhir.SystemPut, bool) {
+func completeOrder(sr store.Resource, srm map[string]any, resultStatus string) (resultPut, bool) {
 	if resultStatus != "F" && resultStatus != "C" {
-		return fhir.SystemPut{}, false
+		return resultPut{}, false
 	}
 	switch srm["status"] {
 	case "completed", "revoked", "entered-in-error":
-		return fhir.SystemPut{}, false
+		return resultPut{}, false
 	}
 	srm["status"] = "completed"
-	body, err := json.Marshal(srm)
-	if err != nil {
-		return fhir.SystemPut{}, false
-	}
-	return fhir.SystemPut{Type: "ServiceRequest", ID: sr.ID, Body: body, IfVersion: sr.VersionID}, true
+	return resultPut{typ: "ServiceRequest", id: sr.ID, m: srm, ifVersion: sr.VersionID}, true
 }
 
 func labCategory() map[string]any {

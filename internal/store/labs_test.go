@@ -89,3 +89,77 @@ func TestLabOrders(t *testing.T) {
 		})
 	}
 }
+
+// TestLookupLabResult: one query finds the route, whether its project
+// holds the message (its key, or a legacy report id), and its order;
+// another project's rows at the same keys and ids are never read.
+func TestLookupLabResult(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := storetest.Open(t, b)
+			t0 := time.UnixMilli(1_800_000_000_000).UTC()
+			mkProject(t, st, "p1")
+			mkProject(t, st, "p2")
+			if err := st.CreateLabRoute(ctx, store.LabRoute{ProjectID: "p1", RouteGUID: "r1", LabGUID: "lab", SecretHash: "h", Details: []byte(`{}`), CreatedAt: t0}); err != nil {
+				t.Fatal(err)
+			}
+			create := func(project, typ, id, content string) {
+				t.Helper()
+				r := store.Resource{ProjectID: project, Type: typ, ID: id, VersionID: 1, LastUpdated: t0, Method: "PUT", Content: []byte(content)}
+				if err := st.CreateResource(ctx, r, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			record := func(keys ...store.LabResultKey) error {
+				return st.WithTx(ctx, func(tx *store.Tx) error { return tx.InsertLabResultKeys(ctx, keys) })
+			}
+			// p2 holds a report, an order and a key at the ids and control
+			// id p1's lookups name.
+			create("p2", "DiagnosticReport", "dr1", `{"resourceType":"DiagnosticReport"}`)
+			create("p2", "ServiceRequest", "sr1", `{"resourceType":"ServiceRequest","status":"p2"}`)
+			if err := record(store.LabResultKey{ProjectID: "p2", RouteGUID: "r1", ControlID: "c1", ReportID: "dr1"}); err != nil {
+				t.Fatal(err)
+			}
+			l, err := st.LookupLabResult(ctx, "r1", "c1", "dr1", "sr1")
+			if err != nil || l.Route.ProjectID != "p1" || l.Route.SecretHash != "h" || !l.Route.CreatedAt.Equal(t0) || l.Stored || l.OrderFound {
+				t.Fatalf("p1 before its own: %+v, %v", l, err)
+			}
+			create("p1", "ServiceRequest", "sr1", `{"resourceType":"ServiceRequest","status":"active"}`)
+			l, err = st.LookupLabResult(ctx, "r1", "c1", "dr1", "sr1")
+			if err != nil || l.Stored || !l.OrderFound || l.Order.ProjectID != "p1" || l.Order.Type != "ServiceRequest" || l.Order.ID != "sr1" ||
+				l.Order.VersionID != 1 || l.Order.Deleted || !l.Order.LastUpdated.Equal(t0) || string(l.Order.Content) != `{"resourceType":"ServiceRequest","status":"active"}` {
+				t.Fatalf("with the order: %+v, %v", l, err)
+			}
+			// Stored by its key, and by a legacy report id.
+			if err := record(store.LabResultKey{ProjectID: "p1", RouteGUID: "r1", ControlID: "c1", ReportID: "x"},
+				store.LabResultKey{ProjectID: "p1", RouteGUID: "r1", ControlID: "c2", ReportID: "y"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, ctrl := range []string{"c1", "c2"} {
+				if l, err := st.LookupLabResult(ctx, "r1", ctrl, "nope", "nope"); err != nil || !l.Stored || l.OrderFound {
+					t.Fatalf("%s recorded: %+v, %v", ctrl, l, err)
+				}
+			}
+			create("p1", "DiagnosticReport", "dr1", `{"resourceType":"DiagnosticReport"}`)
+			if l, err := st.LookupLabResult(ctx, "r1", "c3", "dr1", ""); err != nil || !l.Stored {
+				t.Fatalf("legacy report: %+v, %v", l, err)
+			}
+			if l, err := st.LookupLabResult(ctx, "r1", "c3", "dr2", ""); err != nil || l.Stored {
+				t.Fatalf("c3 unrecorded: %+v, %v", l, err)
+			}
+			// A key recorded twice fails the whole transaction.
+			err = record(store.LabResultKey{ProjectID: "p1", RouteGUID: "r1", ControlID: "c3", ReportID: "z"},
+				store.LabResultKey{ProjectID: "p1", RouteGUID: "r1", ControlID: "c2", ReportID: "z"})
+			if !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("recorded twice: %v, want ErrConflict", err)
+			}
+			if l, err := st.LookupLabResult(ctx, "r1", "c3", "dr2", ""); err != nil || l.Stored {
+				t.Fatalf("c3 after the failed transaction: %+v, %v", l, err)
+			}
+			if _, err := st.LookupLabResult(ctx, "r9", "c1", "dr1", "sr1"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("unknown route: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
