@@ -120,6 +120,20 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 		q, args = p.finish(`SELECT r.id, r.version_id, r.last_updated, ` + s.contentSQL("r.content") + ` FROM (SELECT DISTINCT m.id FROM (` + sub + `) m ORDER BY m.id` +
 			fmt.Sprintf(` LIMIT %d OFFSET %d`, req.Count, req.Offset) + `) k CROSS JOIN fhir_resources r ON ` + head + ` AND r.id = k.id ORDER BY k.id`)
 	}
+	if sub, ok := idSubquery(where); ok && s.dialect == SQLite && !req.ByID && len(req.Query.Sort) == 0 {
+		if lo, ok := prefixDriven(req.Query); ok {
+			if ordered, ok := p.valueOrdered(sub, lo, req.Count, req.Offset); ok {
+				// A string prefix's index rows come in (value, id) order,
+				// not id order: paged in that order, the page is read
+				// from the index's first offset+count entries instead of
+				// gathering and sorting every match (R4 leaves the order
+				// without _sort to the server; offsets stay stable).
+				head := where[:len(where)-len(" AND r.id IN ("+sub+")")]
+				q, args = p.finish(`SELECT r.id, r.version_id, r.last_updated, ` + s.contentSQL("r.content") + ` FROM (` + ordered +
+					`) k CROSS JOIN fhir_resources r ON ` + head + ` AND r.id = k.id ORDER BY k.value, k.id`)
+			}
+		}
+	}
 	out, err := s.matches(ctx, req, q, args...)
 	if err != nil || !req.Total {
 		return out, -1, err
@@ -159,16 +173,8 @@ func countSQL(where string, limit int) string {
 // its own. Its index (..., param, code, system, id or ..., param, ref_id,
 // ref_type, id) then yields the matching ids in id order.
 func idOrdered(q *search.Query) bool {
-	if len(q.Clauses) == 0 {
-		return false
-	}
-	c := q.Clauses[0]
-	for _, o := range q.Clauses[1:] {
-		if selectivity(o) < selectivity(c) {
-			c = o
-		}
-	}
-	if c.Reverse != nil || c.Chain != nil || c.Param == nil || c.Modifier != "" || len(c.Values) != 1 || c.Param.IsNear() || strings.HasPrefix(c.Param.Name, "_") {
+	c := drivingClause(q)
+	if c == nil || c.Reverse != nil || c.Chain != nil || c.Param == nil || c.Modifier != "" || len(c.Values) != 1 || c.Param.IsNear() || strings.HasPrefix(c.Param.Name, "_") {
 		return false
 	}
 	if names, refType := search.IndexParams(q.ResourceType, c.Param.Name); len(names) != 1 || refType != "" {
@@ -182,6 +188,59 @@ func idOrdered(q *search.Query) bool {
 		return v.RefID != "" && firstNonEmpty(v.RefType, c.TargetType) != ""
 	}
 	return false
+}
+
+// prefixDriven returns the prefix when q's driving clause (clausesSQL's
+// first) is one string value searched as a prefix (no modifier) on a
+// parameter with rows of its own: its index (..., param, value, id) then
+// yields the matching rows in (value, id) order.
+func prefixDriven(q *search.Query) (string, bool) {
+	c := drivingClause(q)
+	if c == nil || c.Reverse != nil || c.Chain != nil || c.Param == nil || c.Param.Type != "string" || c.Modifier != "" || len(c.Values) != 1 || strings.HasPrefix(c.Param.Name, "_") {
+		return "", false
+	}
+	if names, refType := search.IndexParams(q.ResourceType, c.Param.Name); len(names) != 1 || refType != "" {
+		return "", false
+	}
+	if v := c.Values[0]; v.Op == "" {
+		return v.String, true
+	}
+	return "", false
+}
+
+// drivingClause is the clause clausesSQL drives with: the first of the
+// most selective-looking.
+func drivingClause(q *search.Query) *search.Clause {
+	if len(q.Clauses) == 0 {
+		return nil
+	}
+	c := q.Clauses[0]
+	for _, o := range q.Clauses[1:] {
+		if selectivity(o) < selectivity(c) {
+			c = o
+		}
+	}
+	return c
+}
+
+// valueOrdered rewrites sub, the driving subquery "SELECT a.id FROM
+// fhir_idx_string a WHERE ..." of a prefix search (lo its prefix), into
+// the page's (value, id) pairs in that order, count of them from offset.
+// A resource with several matching values is taken at its least (the
+// NOT EXISTS, one primary-key probe per entry walked); one value stored
+// twice (two exact spellings) is one entry (DISTINCT, on adjacent rows of
+// the index).
+func (p *planner) valueOrdered(sub, lo string, count, offset int) (string, bool) {
+	a, rest, ok := strings.Cut(strings.TrimPrefix(sub, "SELECT "), ".id FROM fhir_idx_string ")
+	if !ok || a == "" || strings.ContainsAny(a, " .(") || !strings.HasPrefix(rest, a+" WHERE ") {
+		return "", false
+	}
+	e := p.alias("e")
+	return "SELECT DISTINCT " + a + ".value, " + a + ".id FROM fhir_idx_string " + rest +
+		" AND NOT EXISTS (SELECT 1 FROM fhir_idx_string " + e + " WHERE " + e + ".project_id = " + a + ".project_id AND " +
+		e + ".resource_type = " + a + ".resource_type AND " + e + ".id = " + a + ".id AND " + e + ".param = " + a + ".param AND " +
+		e + ".value >= " + p.arg(lo) + " AND " + e + ".value < " + a + ".value)" +
+		" ORDER BY " + a + ".value, " + a + ".id" + fmt.Sprintf(" LIMIT %d OFFSET %d", count, offset), true
 }
 
 // idSubquery returns sub when where is exactly "r.project_id = ? AND
