@@ -120,21 +120,37 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 		q, args = p.finish(`SELECT r.id, r.version_id, r.last_updated, ` + s.contentSQL("r.content") + ` FROM (SELECT DISTINCT m.id FROM (` + sub + `) m ORDER BY m.id` +
 			fmt.Sprintf(` LIMIT %d OFFSET %d`, req.Count, req.Offset) + `) k CROSS JOIN fhir_resources r ON ` + head + ` AND r.id = k.id ORDER BY k.id`)
 	}
+	distinct := false // the page's rows may repeat a resource: keep its first
 	if sub, ok := idSubquery(where); ok && s.dialect == SQLite && !req.ByID && len(req.Query.Sort) == 0 {
 		if lo, ok := prefixDriven(req.Query); ok {
-			if ordered, ok := p.valueOrdered(sub, lo, req.Count, req.Offset); ok {
+			if a, cond, ok := stringSubquery(sub); ok {
 				// A string prefix's index rows come in (value, id) order,
-				// not id order: paged in that order, the page is read
-				// from the index's first offset+count entries instead of
-				// gathering and sorting every match (R4 leaves the order
-				// without _sort to the server; offsets stay stable).
+				// not id order: paged in that order (a resource at its
+				// least matching value), a page is read from the index's
+				// first entries instead of gathering and sorting every
+				// match (R4 leaves the order without _sort to the server;
+				// offsets stay stable).
 				head := where[:len(where)-len(" AND r.id IN ("+sub+")")]
-				q, args = p.finish(`SELECT r.id, r.version_id, r.last_updated, ` + s.contentSQL("r.content") + ` FROM (` + ordered +
-					`) k CROSS JOIN fhir_resources r ON ` + head + ` AND r.id = k.id ORDER BY k.value, k.id`)
+				cols := `SELECT r.id, r.version_id, r.last_updated, ` + s.contentSQL("r.content")
+				if req.Offset == 0 {
+					// The first page walks the index joined to the
+					// resources and stops at its count-th resource: a
+					// resource met again (another matching value, or one
+					// value in two spellings) is skipped as it comes.
+					q, args = p.finish(cols + ` FROM fhir_idx_string ` + a + ` CROSS JOIN fhir_resources r ON ` + head + ` AND r.id = ` + a + `.id WHERE ` +
+						cond + ` ORDER BY ` + a + `.value, ` + a + `.id`)
+					distinct = true
+				} else {
+					// Past it, the entries before the page are skipped on
+					// the index alone (no resource read for them), each
+					// resource taken at its least value (valueOrdered).
+					q, args = p.finish(cols + ` FROM (` + p.valueOrdered(a, cond, lo, req.Count, req.Offset) +
+						`) k CROSS JOIN fhir_resources r ON ` + head + ` AND r.id = k.id ORDER BY k.value, k.id`)
+				}
 			}
 		}
 	}
-	out, err := s.matches(ctx, req, q, args...)
+	out, err := s.matches(ctx, req, distinct, q, args...)
 	if err != nil || !req.Total {
 		return out, -1, err
 	}
@@ -223,24 +239,29 @@ func drivingClause(q *search.Query) *search.Clause {
 	return c
 }
 
-// valueOrdered rewrites sub, the driving subquery "SELECT a.id FROM
-// fhir_idx_string a WHERE ..." of a prefix search (lo its prefix), into
-// the page's (value, id) pairs in that order, count of them from offset.
-// A resource with several matching values is taken at its least (the
-// NOT EXISTS, one primary-key probe per entry walked); one value stored
-// twice (two exact spellings) is one entry (DISTINCT, on adjacent rows of
-// the index).
-func (p *planner) valueOrdered(sub, lo string, count, offset int) (string, bool) {
+// stringSubquery splits sub, the driving subquery "SELECT a.id FROM
+// fhir_idx_string a WHERE cond" of a string search, into a and cond.
+func stringSubquery(sub string) (a, cond string, ok bool) {
 	a, rest, ok := strings.Cut(strings.TrimPrefix(sub, "SELECT "), ".id FROM fhir_idx_string ")
 	if !ok || a == "" || strings.ContainsAny(a, " .(") || !strings.HasPrefix(rest, a+" WHERE ") {
-		return "", false
+		return "", "", false
 	}
+	return a, rest[len(a+" WHERE "):], true
+}
+
+// valueOrdered selects the (value, id) entries of fhir_idx_string a
+// matching cond (a prefix search, lo its prefix) in that order, count of
+// them from offset. A resource with several matching values is taken at
+// its least (the NOT EXISTS, one primary-key probe per entry walked); one
+// value stored twice (two exact spellings) is one entry (DISTINCT, on
+// adjacent rows of the index).
+func (p *planner) valueOrdered(a, cond, lo string, count, offset int) string {
 	e := p.alias("e")
-	return "SELECT DISTINCT " + a + ".value, " + a + ".id FROM fhir_idx_string " + rest +
+	return "SELECT DISTINCT " + a + ".value, " + a + ".id FROM fhir_idx_string " + a + " WHERE " + cond +
 		" AND NOT EXISTS (SELECT 1 FROM fhir_idx_string " + e + " WHERE " + e + ".project_id = " + a + ".project_id AND " +
 		e + ".resource_type = " + a + ".resource_type AND " + e + ".id = " + a + ".id AND " + e + ".param = " + a + ".param AND " +
 		e + ".value >= " + p.arg(lo) + " AND " + e + ".value < " + a + ".value)" +
-		" ORDER BY " + a + ".value, " + a + ".id" + fmt.Sprintf(" LIMIT %d OFFSET %d", count, offset), true
+		" ORDER BY " + a + ".value, " + a + ".id" + fmt.Sprintf(" LIMIT %d OFFSET %d", count, offset)
 }
 
 // idSubquery returns sub when where is exactly "r.project_id = ? AND
@@ -279,19 +300,31 @@ func isIdentByte(b byte) bool {
 	return b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
 }
 
-// matches reads a search's page (see Search's columns).
-func (s *Store) matches(ctx context.Context, req SearchRequest, q string, args ...any) ([]Resource, error) {
+// matches reads a search's page (see Search's columns). With distinct,
+// q's rows may repeat a resource and are not limited: the first row of
+// each resource is kept, up to req.Count of them, and the rest not read.
+func (s *Store) matches(ctx context.Context, req SearchRequest, distinct bool, q string, args ...any) ([]Resource, error) {
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
 	defer rows.Close()
 	out := make([]Resource, 0, min(req.Count, 100))
-	for rows.Next() {
+	var seen map[string]bool
+	if distinct {
+		seen = make(map[string]bool, min(req.Count, 100))
+	}
+	for (!distinct || len(out) < req.Count) && rows.Next() {
 		r := Resource{ProjectID: req.ProjectID, Type: req.Query.ResourceType}
 		var updated int64
 		if err := rows.Scan(&r.ID, &r.VersionID, &updated, contentDest{&r.Content}); err != nil {
 			return nil, fmt.Errorf("search: %w", err)
+		}
+		if distinct {
+			if seen[r.ID] {
+				continue
+			}
+			seen[r.ID] = true
 		}
 		r.LastUpdated = fromMS(updated)
 		out = append(out, r)
