@@ -15,6 +15,14 @@
 //
 //	go run ./fhirload -targets ward-sqlite,ward-postgres,bare,medplum -clients 32 -duration 10s
 //	go run ./fhirload -targets ward-sqlite -scenarios read,create -profile /tmp/prof
+//
+// Big data sets load once: -keep leaves the loaded directory (with
+// patient-ids.json), -from starts later runs on a copy of it, and
+// multiply.sh makes 10x of a kept directory without loading it:
+//
+//	go run ./fhirload -targets ward-sqlite -patients 10000 -keep -scenarios read
+//	bash fhirload/multiply.sh /tmp/fhirload-ward-sqlite-NNN /tmp/kept-100k 10
+//	go run ./fhirload -targets ward-sqlite -patients 100000 -from /tmp/kept-100k
 package main
 
 import (
