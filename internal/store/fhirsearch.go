@@ -122,31 +122,21 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 	}
 	distinct := false // the page's rows may repeat a resource: keep its first
 	if sub, ok := idSubquery(where); ok && s.dialect == SQLite && !req.ByID && len(req.Query.Sort) == 0 {
-		if lo, ok := prefixDriven(req.Query); ok {
+		if prefixDriven(req.Query) {
 			if a, cond, ok := stringSubquery(sub); ok {
 				// A string prefix's index rows come in (value, id) order,
-				// not id order: paged in that order (a resource at its
-				// least matching value), a page is read from the index's
-				// first entries instead of gathering and sorting every
-				// match (R4 leaves the order without _sort to the server;
-				// offsets stay stable).
+				// not id order. Paged in that order (each resource at its
+				// least matching value; R4 leaves the order without _sort
+				// to the server, and offsets stay stable), a page walks
+				// the index joined to the resources from its first entry
+				// to the page's last resource instead of gathering and
+				// sorting every match: a resource met again (another
+				// matching value, or one value in two spellings) is
+				// skipped as it comes, and so are the offset's resources.
 				head := where[:len(where)-len(" AND r.id IN ("+sub+")")]
-				cols := `SELECT r.id, r.version_id, r.last_updated, ` + s.contentSQL("r.content")
-				if req.Offset == 0 {
-					// The first page walks the index joined to the
-					// resources and stops at its count-th resource: a
-					// resource met again (another matching value, or one
-					// value in two spellings) is skipped as it comes.
-					q, args = p.finish(cols + ` FROM fhir_idx_string ` + a + ` CROSS JOIN fhir_resources r ON ` + head + ` AND r.id = ` + a + `.id WHERE ` +
-						cond + ` ORDER BY ` + a + `.value, ` + a + `.id`)
-					distinct = true
-				} else {
-					// Past it, the entries before the page are skipped on
-					// the index alone (no resource read for them), each
-					// resource taken at its least value (valueOrdered).
-					q, args = p.finish(cols + ` FROM (` + p.valueOrdered(a, cond, lo, req.Count, req.Offset) +
-						`) k CROSS JOIN fhir_resources r ON ` + head + ` AND r.id = k.id ORDER BY k.value, k.id`)
-				}
+				q, args = p.finish(`SELECT r.id, r.version_id, r.last_updated, ` + s.contentSQL("r.content") + ` FROM fhir_idx_string ` + a +
+					` CROSS JOIN fhir_resources r ON ` + head + ` AND r.id = ` + a + `.id WHERE ` + cond + ` ORDER BY ` + a + `.value, ` + a + `.id`)
+				distinct = true
 			}
 		}
 	}
@@ -206,22 +196,19 @@ func idOrdered(q *search.Query) bool {
 	return false
 }
 
-// prefixDriven returns the prefix when q's driving clause (clausesSQL's
+// prefixDriven reports whether q's driving clause (clausesSQL's
 // first) is one string value searched as a prefix (no modifier) on a
 // parameter with rows of its own: its index (..., param, value, id) then
 // yields the matching rows in (value, id) order.
-func prefixDriven(q *search.Query) (string, bool) {
+func prefixDriven(q *search.Query) bool {
 	c := drivingClause(q)
 	if c == nil || c.Reverse != nil || c.Chain != nil || c.Param == nil || c.Param.Type != "string" || c.Modifier != "" || len(c.Values) != 1 || strings.HasPrefix(c.Param.Name, "_") {
-		return "", false
+		return false
 	}
 	if names, refType := search.IndexParams(q.ResourceType, c.Param.Name); len(names) != 1 || refType != "" {
-		return "", false
+		return false
 	}
-	if v := c.Values[0]; v.Op == "" {
-		return v.String, true
-	}
-	return "", false
+	return c.Values[0].Op == ""
 }
 
 // drivingClause is the clause clausesSQL drives with: the first of the
@@ -247,21 +234,6 @@ func stringSubquery(sub string) (a, cond string, ok bool) {
 		return "", "", false
 	}
 	return a, rest[len(a+" WHERE "):], true
-}
-
-// valueOrdered selects the (value, id) entries of fhir_idx_string a
-// matching cond (a prefix search, lo its prefix) in that order, count of
-// them from offset. A resource with several matching values is taken at
-// its least (the NOT EXISTS, one primary-key probe per entry walked); one
-// value stored twice (two exact spellings) is one entry (DISTINCT, on
-// adjacent rows of the index).
-func (p *planner) valueOrdered(a, cond, lo string, count, offset int) string {
-	e := p.alias("e")
-	return "SELECT DISTINCT " + a + ".value, " + a + ".id FROM fhir_idx_string " + a + " WHERE " + cond +
-		" AND NOT EXISTS (SELECT 1 FROM fhir_idx_string " + e + " WHERE " + e + ".project_id = " + a + ".project_id AND " +
-		e + ".resource_type = " + a + ".resource_type AND " + e + ".id = " + a + ".id AND " + e + ".param = " + a + ".param AND " +
-		e + ".value >= " + p.arg(lo) + " AND " + e + ".value < " + a + ".value)" +
-		" ORDER BY " + a + ".value, " + a + ".id" + fmt.Sprintf(" LIMIT %d OFFSET %d", count, offset)
 }
 
 // idSubquery returns sub when where is exactly "r.project_id = ? AND
@@ -301,8 +273,9 @@ func isIdentByte(b byte) bool {
 }
 
 // matches reads a search's page (see Search's columns). With distinct,
-// q's rows may repeat a resource and are not limited: the first row of
-// each resource is kept, up to req.Count of them, and the rest not read.
+// q's rows may repeat a resource and are neither limited nor offset: the
+// first row of each resource counts, the first req.Offset resources are
+// skipped, req.Count kept, and the rest not read.
 func (s *Store) matches(ctx context.Context, req SearchRequest, distinct bool, q string, args ...any) ([]Resource, error) {
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {
@@ -311,8 +284,9 @@ func (s *Store) matches(ctx context.Context, req SearchRequest, distinct bool, q
 	defer rows.Close()
 	out := make([]Resource, 0, min(req.Count, 100))
 	var seen map[string]bool
+	skip := 0
 	if distinct {
-		seen = make(map[string]bool, min(req.Count, 100))
+		seen, skip = make(map[string]bool, min(req.Offset+req.Count, 100)), req.Offset
 	}
 	for (!distinct || len(out) < req.Count) && rows.Next() {
 		r := Resource{ProjectID: req.ProjectID, Type: req.Query.ResourceType}
@@ -324,7 +298,10 @@ func (s *Store) matches(ctx context.Context, req SearchRequest, distinct bool, q
 			if seen[r.ID] {
 				continue
 			}
-			seen[r.ID] = true
+			if seen[r.ID] = true; skip > 0 {
+				skip--
+				continue
+			}
 		}
 		r.LastUpdated = fromMS(updated)
 		out = append(out, r)
