@@ -15,6 +15,14 @@
 //
 //	go run ./fhirload -targets ward-sqlite,ward-postgres,bare,medplum -clients 32 -duration 10s
 //	go run ./fhirload -targets ward-sqlite -scenarios read,create -profile /tmp/prof
+//
+// Big data sets load once: -keep leaves the loaded directory (with
+// patient-ids.json), -from starts later runs on a copy of it, and
+// multiply.sh makes 10x of a kept directory without loading it:
+//
+//	go run ./fhirload -targets ward-sqlite -patients 10000 -keep -scenarios read
+//	bash fhirload/multiply.sh /tmp/fhirload-ward-sqlite-NNN /tmp/kept-100k 10
+//	go run ./fhirload -targets ward-sqlite -patients 100000 -from /tmp/kept-100k
 package main
 
 import (
@@ -44,6 +52,7 @@ type config struct {
 	duration, warmup                     time.Duration
 	seed                                 uint64
 	wardBin, repo, postgres, node, out   string
+	from                                 string // a kept ward-sqlite directory to start from (no load)
 	pgParams                             string
 	profileDir                           string
 	traceSecs                            int
@@ -80,7 +89,8 @@ func main() {
 	flag.IntVar(&c.traceSecs, "trace", 0, "with -profile: also fetch an execution trace of this many seconds (go tool trace) beside each CPU profile")
 	flag.StringVar(&profScens, "profile-scenarios", "read,create", "scenarios to profile when -profile is set")
 	flag.BoolVar(&c.durability, "durability", true, "after create on ward: kill -9, restart, and check every acknowledged create is there")
-	flag.BoolVar(&c.keep, "keep", false, "keep data directories and PostgreSQL databases")
+	flag.BoolVar(&c.keep, "keep", false, "keep data directories and PostgreSQL databases (a kept ward-sqlite directory also holds patient-ids.json, for -from)")
+	flag.StringVar(&c.from, "from", "", "ward-sqlite only: start on a copy of this directory kept by an earlier -keep run with the same -patients and -seed, instead of loading the data set (loading 100,000 patients takes hours; the copy seconds)")
 	flag.StringVar(&c.client, "client", "raw", "load generator's HTTP client: raw (lean HTTP/1.1, as wrk) or net/http (Go's client; ~5x the CPU per request)")
 	flag.StringVar(&x3Env, "x3-env", "", "environment for every `ward serve` of ward-postgres-x3, space-separated (e.g. GOMAXPROCS=1: three replicas sharing the machine's cores)")
 	flag.BoolVar(&c.analyze, "pg-analyze", true, "run ANALYZE on ward-postgres's database after the load, as autovacuum would on a server that has it on")
@@ -108,6 +118,9 @@ func splitList(s string) []string {
 func runAll(ctx context.Context, c config) error {
 	if c.client != "raw" && c.client != "net/http" {
 		return fmt.Errorf("unknown -client %q (raw or net/http)", c.client)
+	}
+	if c.from != "" && !slices.Equal(c.targets, []string{"ward-sqlite"}) {
+		return fmt.Errorf("-from works with -targets ward-sqlite alone")
 	}
 	for _, t := range c.targets {
 		if !slices.Contains([]string{"ward-sqlite", "ward-postgres", "ward-postgres-x3", "bare", "medplum"}, t) {
@@ -206,7 +219,7 @@ func runTarget(ctx context.Context, c config, name string, ds *dataset, scs []sc
 		if strings.HasSuffix(name, "-x3") {
 			env = c.x3Env
 		}
-		t, err = startWard(ctx, name, c.wardBin, c.postgres, c.pgParams, c.profileDir != "", c.keep, env)
+		t, err = startWard(ctx, name, c.wardBin, c.postgres, c.pgParams, c.profileDir != "", c.keep, env, c.from)
 	case "bare":
 		t, err = startBare(ctx)
 	case "medplum":
@@ -222,6 +235,14 @@ func runTarget(ctx context.Context, c config, name string, ds *dataset, scs []sc
 		for i := range ids {
 			ids[i] = fmt.Sprintf("01a20368-fad3-7de4-8e92-%012d", i)
 		}
+	} else if c.from != "" {
+		if ids, err = readIDs(c.from, ds.patients); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "started on a copy of %s (%d patients, not loaded again)\n", c.from, len(ids))
+		if info.Probes, err = probe(ctx, t, ids, ds, c.seed); err != nil {
+			return fmt.Errorf("probe answers: %w", err)
+		}
 	} else {
 		t0 := time.Now()
 		if ids, err = load(ctx, t, ds); err != nil {
@@ -229,6 +250,11 @@ func runTarget(ctx context.Context, c config, name string, ds *dataset, scs []sc
 		}
 		info.LoadSeconds = time.Since(t0).Seconds()
 		fmt.Fprintf(os.Stderr, "loaded %d resources in %.1fs (%.0f resources/s)\n", sum(ds.counts), info.LoadSeconds, float64(sum(ds.counts))/info.LoadSeconds)
+		if c.keep && t.ward != nil {
+			if err := writeIDs(t.ward.logDir, ids); err != nil {
+				return err
+			}
+		}
 		if t.ward != nil && t.ward.dsn != "" && c.analyze {
 			if err := analyze(ctx, t.ward.dsn); err != nil {
 				return err
@@ -437,6 +463,36 @@ func postBundle(ctx context.Context, hc *http.Client, t *target, b loadBundle, i
 		}
 	}
 	return nil
+}
+
+// writeIDs records the server's patient ids (by data set index) in a kept
+// directory, so that -from can start on a copy without loading again.
+func writeIDs(dir string, ids []string) error {
+	b, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "patient-ids.json"), b, 0o644); err != nil {
+		return fmt.Errorf("patient ids: %w", err)
+	}
+	return nil
+}
+
+// readIDs reads what writeIDs wrote, checking it holds the data set's
+// patients.
+func readIDs(dir string, patients int) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "patient-ids.json"))
+	if err != nil {
+		return nil, fmt.Errorf("-from: %w", err)
+	}
+	var ids []string
+	if err := json.Unmarshal(b, &ids); err != nil {
+		return nil, fmt.Errorf("-from: patient ids: %w", err)
+	}
+	if len(ids) != patients {
+		return nil, fmt.Errorf("-from: %s holds %d patients, the data set %d (same -patients and -seed?)", dir, len(ids), patients)
+	}
+	return ids, nil
 }
 
 // probeResult is one search's answer on one target: the peers must agree

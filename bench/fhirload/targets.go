@@ -199,9 +199,10 @@ func (w *wardServer) launch(ctx context.Context) (*proc, error) {
 
 // startWard runs `ward serve` on a fresh SQLite data directory or a fresh
 // PostgreSQL database (pgAdmin is the server's maintenance URL) and gets an
-// admin token with the client credentials it wrote.
-// env is added to the server's environment (and its replicas').
-func startWard(ctx context.Context, name, bin, pgAdmin, pgParams string, profile bool, keep bool, env []string) (*target, error) {
+// admin token with the client credentials it wrote. env is added to the
+// server's environment (and its replicas'). With from (SQLite only), the
+// data directory is a copy of from's, kept by an earlier run.
+func startWard(ctx context.Context, name, bin, pgAdmin, pgParams string, profile bool, keep bool, env []string, from string) (*target, error) {
 	dir, err := os.MkdirTemp("", "fhirload-"+name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -219,6 +220,13 @@ func startWard(ctx context.Context, name, bin, pgAdmin, pgParams string, profile
 		cleanups = append(cleanups, func() { fmt.Fprintf(os.Stderr, "fhirload: %s data kept in %s\n", name, dir) })
 	}
 	w := &wardServer{bin: bin, dataDir: filepath.Join(dir, "data"), logDir: dir, env: env}
+	if from != "" {
+		// A copy: the create scenario and the durability check change it.
+		if out, err := exec.CommandContext(ctx, "cp", "-a", filepath.Join(from, "data"), w.dataDir).CombinedOutput(); err != nil {
+			t.cleanup()
+			return nil, fmt.Errorf("copy %s: %v: %s", from, err, out)
+		}
+	}
 	if strings.Contains(name, "postgres") {
 		dsn, drop, err := freshPostgres(ctx, pgAdmin, pgParams)
 		if err != nil {

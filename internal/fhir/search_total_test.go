@@ -118,3 +118,87 @@ func TestSearchPagesInIDOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestSearchPagesByPrefix pages through string prefix searches with many
+// matches (SQLite reads them in the index's (value, id) order): every
+// match comes exactly once over the pages, many sharing one value, a
+// resource with several matching names once (at its least), one whose
+// name changed or that was deleted never, and the total agrees.
+func TestSearchPagesByPrefix(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b, Config{DefaultCount: 20, MaxCount: 1000})
+			ctx := context.Background()
+			// want[query] is the expected set of ids.
+			want := map[string]map[string]bool{"name=smi": {}, "name=smith": {}, "name=smi&gender=female": {}, "family=smithson": {}}
+			for i := range 40 {
+				var names, gender string
+				switch i % 5 {
+				case 0, 1: // one value shared by many
+					names, gender = `{"family":"Smith","given":["A"]}`, "female"
+				case 2: // two matching names, and one value in two spellings
+					names, gender = `{"family":"Smithson"},{"family":"SMITH"},{"family":"smith"}`, "male"
+				case 3:
+					names, gender = fmt.Sprintf(`{"family":"Smi%02d"}`, 40-i), "female"
+				case 4:
+					names, gender = `{"family":"Jones","given":["Smiley"]}`, "male"
+				}
+				body := fmt.Sprintf(`{"resourceType":"Patient","gender":%q,"name":[%s]}`, gender, names)
+				res, _, err := f.svc.Create(ctx, f.admin, "Patient", []byte(body), "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch {
+				case i == 10: // renamed: its old rows must be gone
+					if _, _, err := f.svc.Update(ctx, f.admin, "Patient", res.ID, []byte(`{"resourceType":"Patient","id":"`+res.ID+`","name":[{"family":"Brown"}]}`), ""); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				case i == 11:
+					if err := f.svc.Delete(ctx, f.admin, "Patient", res.ID); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want["name=smi"][res.ID] = true
+				if i%5 <= 2 {
+					want["name=smith"][res.ID] = true
+				}
+				if gender == "female" {
+					want["name=smi&gender=female"][res.ID] = true
+				}
+				if i%5 == 2 {
+					want["family=smithson"][res.ID] = true
+				}
+			}
+			for query, ids := range want {
+				t.Run(query, func(t *testing.T) {
+					all := searchIDs(t, f.svc, f.admin, "Patient", query+"&_count=1000")
+					if len(all) != len(ids) {
+						t.Fatalf("one page: %d ids, want %d", len(all), len(ids))
+					}
+					for _, size := range []int{1, 3, 7} {
+						seen := map[string]bool{}
+						var paged []string
+						for off := 0; off < len(ids)+size; off += size {
+							page := searchPage(t, f.svc, f.admin, "Patient", fmt.Sprintf("%s&_count=%d&_offset=%d&_total=accurate", query, size, off))
+							if page.Total != len(ids) {
+								t.Fatalf("_count=%d offset %d: total %d, want %d", size, off, page.Total, len(ids))
+							}
+							for _, r := range page.Matches {
+								if seen[r.ID] || !ids[r.ID] {
+									t.Fatalf("_count=%d offset %d: %s again or not a match", size, off, r.ID)
+								}
+								seen[r.ID] = true
+								paged = append(paged, r.ID)
+							}
+						}
+						if !slices.Equal(paged, all) {
+							t.Fatalf("_count=%d: pages %v, want the one page's order %v", size, paged, all)
+						}
+					}
+				})
+			}
+		})
+	}
+}

@@ -120,7 +120,27 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) ([]Resource, int,
 		q, args = p.finish(`SELECT r.id, r.version_id, r.last_updated, ` + s.contentSQL("r.content") + ` FROM (SELECT DISTINCT m.id FROM (` + sub + `) m ORDER BY m.id` +
 			fmt.Sprintf(` LIMIT %d OFFSET %d`, req.Count, req.Offset) + `) k CROSS JOIN fhir_resources r ON ` + head + ` AND r.id = k.id ORDER BY k.id`)
 	}
-	out, err := s.matches(ctx, req, q, args...)
+	distinct := false // the page's rows may repeat a resource: keep its first
+	if sub, ok := idSubquery(where); ok && s.dialect == SQLite && !req.ByID && len(req.Query.Sort) == 0 {
+		if prefixDriven(req.Query) {
+			if a, cond, ok := stringSubquery(sub); ok {
+				// A string prefix's index rows come in (value, id) order,
+				// not id order. Paged in that order (each resource at its
+				// least matching value; R4 leaves the order without _sort
+				// to the server, and offsets stay stable), a page walks
+				// the index joined to the resources from its first entry
+				// to the page's last resource instead of gathering and
+				// sorting every match: a resource met again (another
+				// matching value, or one value in two spellings) is
+				// skipped as it comes, and so are the offset's resources.
+				head := where[:len(where)-len(" AND r.id IN ("+sub+")")]
+				q, args = p.finish(`SELECT r.id, r.version_id, r.last_updated, ` + s.contentSQL("r.content") + ` FROM fhir_idx_string ` + a +
+					` CROSS JOIN fhir_resources r ON ` + head + ` AND r.id = ` + a + `.id WHERE ` + cond + ` ORDER BY ` + a + `.value, ` + a + `.id`)
+				distinct = true
+			}
+		}
+	}
+	out, err := s.matches(ctx, req, distinct, q, args...)
 	if err != nil || !req.Total {
 		return out, -1, err
 	}
@@ -159,16 +179,8 @@ func countSQL(where string, limit int) string {
 // its own. Its index (..., param, code, system, id or ..., param, ref_id,
 // ref_type, id) then yields the matching ids in id order.
 func idOrdered(q *search.Query) bool {
-	if len(q.Clauses) == 0 {
-		return false
-	}
-	c := q.Clauses[0]
-	for _, o := range q.Clauses[1:] {
-		if selectivity(o) < selectivity(c) {
-			c = o
-		}
-	}
-	if c.Reverse != nil || c.Chain != nil || c.Param == nil || c.Modifier != "" || len(c.Values) != 1 || c.Param.IsNear() || strings.HasPrefix(c.Param.Name, "_") {
+	c := drivingClause(q)
+	if c == nil || c.Reverse != nil || c.Chain != nil || c.Param == nil || c.Modifier != "" || len(c.Values) != 1 || c.Param.IsNear() || strings.HasPrefix(c.Param.Name, "_") {
 		return false
 	}
 	if names, refType := search.IndexParams(q.ResourceType, c.Param.Name); len(names) != 1 || refType != "" {
@@ -182,6 +194,46 @@ func idOrdered(q *search.Query) bool {
 		return v.RefID != "" && firstNonEmpty(v.RefType, c.TargetType) != ""
 	}
 	return false
+}
+
+// prefixDriven reports whether q's driving clause (clausesSQL's
+// first) is one string value searched as a prefix (no modifier) on a
+// parameter with rows of its own: its index (..., param, value, id) then
+// yields the matching rows in (value, id) order.
+func prefixDriven(q *search.Query) bool {
+	c := drivingClause(q)
+	if c == nil || c.Reverse != nil || c.Chain != nil || c.Param == nil || c.Param.Type != "string" || c.Modifier != "" || len(c.Values) != 1 || strings.HasPrefix(c.Param.Name, "_") {
+		return false
+	}
+	if names, refType := search.IndexParams(q.ResourceType, c.Param.Name); len(names) != 1 || refType != "" {
+		return false
+	}
+	return c.Values[0].Op == ""
+}
+
+// drivingClause is the clause clausesSQL drives with: the first of the
+// most selective-looking.
+func drivingClause(q *search.Query) *search.Clause {
+	if len(q.Clauses) == 0 {
+		return nil
+	}
+	c := q.Clauses[0]
+	for _, o := range q.Clauses[1:] {
+		if selectivity(o) < selectivity(c) {
+			c = o
+		}
+	}
+	return c
+}
+
+// stringSubquery splits sub, the driving subquery "SELECT a.id FROM
+// fhir_idx_string a WHERE cond" of a string search, into a and cond.
+func stringSubquery(sub string) (a, cond string, ok bool) {
+	a, rest, ok := strings.Cut(strings.TrimPrefix(sub, "SELECT "), ".id FROM fhir_idx_string ")
+	if !ok || a == "" || strings.ContainsAny(a, " .(") || !strings.HasPrefix(rest, a+" WHERE ") {
+		return "", "", false
+	}
+	return a, rest[len(a+" WHERE "):], true
 }
 
 // idSubquery returns sub when where is exactly "r.project_id = ? AND
@@ -220,19 +272,36 @@ func isIdentByte(b byte) bool {
 	return b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
 }
 
-// matches reads a search's page (see Search's columns).
-func (s *Store) matches(ctx context.Context, req SearchRequest, q string, args ...any) ([]Resource, error) {
+// matches reads a search's page (see Search's columns). With distinct,
+// q's rows may repeat a resource and are neither limited nor offset: the
+// first row of each resource counts, the first req.Offset resources are
+// skipped, req.Count kept, and the rest not read.
+func (s *Store) matches(ctx context.Context, req SearchRequest, distinct bool, q string, args ...any) ([]Resource, error) {
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
 	defer rows.Close()
 	out := make([]Resource, 0, min(req.Count, 100))
-	for rows.Next() {
+	var seen map[string]bool
+	skip := 0
+	if distinct {
+		seen, skip = make(map[string]bool, min(req.Offset+req.Count, 100)), req.Offset
+	}
+	for (!distinct || len(out) < req.Count) && rows.Next() {
 		r := Resource{ProjectID: req.ProjectID, Type: req.Query.ResourceType}
 		var updated int64
 		if err := rows.Scan(&r.ID, &r.VersionID, &updated, contentDest{&r.Content}); err != nil {
 			return nil, fmt.Errorf("search: %w", err)
+		}
+		if distinct {
+			if seen[r.ID] {
+				continue
+			}
+			if seen[r.ID] = true; skip > 0 {
+				skip--
+				continue
+			}
 		}
 		r.LastUpdated = fromMS(updated)
 		out = append(out, r)
