@@ -12,7 +12,7 @@ func OpenUpTo(ctx context.Context, dsn, last string) (*Store, error) {
 	var s *Store
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		s, err = openPostgres(ctx, dsn, slog.New(slog.DiscardHandler), 0)
+		s, err = openPostgres(ctx, dsn, slog.New(slog.DiscardHandler), Options{})
 	} else {
 		s, err = openSQLite(ctx, dsn, slog.New(slog.DiscardHandler))
 	}
