@@ -196,7 +196,7 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	str(&c.DataDir, "data-dir", "ward-data", "data directory")
 	str(&c.Database, "database", "", "postgres://... URL; empty means SQLite in the data directory")
 	num(&c.DatabaseMaxConns, "database-max-conns", 0, "PostgreSQL connections this process opens at most (one more listens for changes); 0: a quarter of the server's max_connections, between 4 and 32")
-	num(&c.ResourceCacheMB, "resource-cache-mb", 64, "MiB of current resource versions each replica keeps for reads by id (PostgreSQL only; valid while the replica's lease holds, see docs/deploy.md); 0: none")
+	num(&c.ResourceCacheMB, "resource-cache-mb", 64, "MiB of current resource versions each replica keeps for reads by id (PostgreSQL only; replicas still agree at once: docs/replicas.md); 0: none")
 	str(&c.PublicURL, "public-url", "", "URL clients reach Ward at; default http://<addr>")
 	str(&c.FHIRPath, "fhir-path", "/fhir", "path of the FHIR API under the public URL, e.g. /fhir/r4")
 	i64(&c.MaxBodyBytes, "max-body-bytes", 6<<20, "request body limit in bytes")
