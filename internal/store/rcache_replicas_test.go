@@ -235,7 +235,12 @@ func TestResourceCacheLease(t *testing.T) {
 		t.Fatalf("a write of a replica alone took marks %d..%d: it waits for nobody", m, got)
 	}
 
-	read(one) // cached again after the write
+	// Cached again after the write (a read that raced the write's own
+	// announcement coming back is not cached: read until one is).
+	waitUntil(t, "the resource cached again", func() bool {
+		read(one)
+		return one.ResourceCacheStats().Entries == 1
+	})
 	hits := one.ResourceCacheStats().Hits
 	one.ExpireCacheLease() // as if frozen past its lease
 	// Unleased, reads go to the database; should the listener take the
