@@ -82,6 +82,10 @@ type run struct {
 	CPU         cpuShare  `json:"cpu"`
 	Durable     *durable  `json:"durability,omitempty"`
 	Profile     string    `json:"profile,omitempty"`
+	// CacheHits and CacheMisses are the resource cache's counts over the
+	// scenario (warm-up included), summed over replicas (PostgreSQL).
+	CacheHits   int64 `json:"cacheHits,omitempty"`
+	CacheMisses int64 `json:"cacheMisses,omitempty"`
 }
 
 // durable is the result of the kill -9 check after the create scenario.

@@ -294,8 +294,11 @@ func runTarget(ctx context.Context, c config, name string, ds *dataset, scs []sc
 		if c.profileDir != "" && t.ward != nil && st.round == 0 && slices.Contains(c.profileScenarios, sc.name) {
 			prof = startProfile(ctx, t, sc.name, c)
 		}
+		h0, m0 := cacheCounts(ctx, t)
 		// Each round draws other patients and codes.
 		r := measure(ctx, t, ids, sc, c.client, c.clients, c.warmup, c.duration, c.seed+uint64(st.round)<<32)
+		h1, m1 := cacheCounts(ctx, t)
+		r.CacheHits, r.CacheMisses = h1-h0, m1-m0
 		r.Round = st.round
 		if prof != nil {
 			r.Profile = prof.wait()
@@ -305,6 +308,10 @@ func runTarget(ctx context.Context, c config, name string, ds *dataset, scs []sc
 		}
 		fmt.Fprintf(os.Stderr, "%-12s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms  errors %d  conns %d  cpu server %.2f loadgen %.2f pg %.2f other %.2f\n",
 			sc.name, r.PerSecond, r.P50MS, r.P99MS, r.MaxMS, r.Errors, r.Dials, r.CPU.Server, r.CPU.LoadGen, r.CPU.Postgres, r.CPU.Other)
+		if r.CacheHits+r.CacheMisses > 0 {
+			fmt.Fprintf(os.Stderr, "             resource cache: %d hits, %d misses (%.1f%% hits)\n",
+				r.CacheHits, r.CacheMisses, 100*float64(r.CacheHits)/float64(r.CacheHits+r.CacheMisses))
+		}
 		for _, e := range r.FirstErrors {
 			fmt.Fprintln(os.Stderr, "   error:", e)
 		}

@@ -146,6 +146,8 @@ type target struct {
 	pgDB string
 	// ward only: what restart needs, and the pprof listener.
 	ward *wardServer
+	// debugAddrs are the other replicas' debug listeners (/metrics).
+	debugAddrs []string
 	// cleanup undoes what start made (temp dirs, the PostgreSQL database).
 	cleanup func()
 }
@@ -245,11 +247,11 @@ func startWard(ctx context.Context, name, bin, pgAdmin, pgParams string, profile
 		t.cleanup()
 		return nil, err
 	}
-	if profile {
-		if w.debugAddr, err = freeAddr(); err != nil {
-			t.cleanup()
-			return nil, err
-		}
+	// Always: /metrics counts the resource cache's hits (and pprof
+	// serves -profile).
+	if w.debugAddr, err = freeAddr(); err != nil {
+		t.cleanup()
+		return nil, err
 	}
 	if t.proc, err = w.launch(ctx); err != nil {
 		t.cleanup()
@@ -289,12 +291,16 @@ func (t *target) startReplicas(ctx context.Context, w *wardServer, dir string, n
 		if r.addr, err = freeAddr(); err != nil {
 			return err
 		}
+		if r.debugAddr, err = freeAddr(); err != nil {
+			return err
+		}
 		p, err := r.launch(ctx)
 		if err != nil {
 			return fmt.Errorf("replica %d: %w", i+2, err)
 		}
 		t.replicas = append(t.replicas, p)
 		t.bases = append(t.bases, "http://"+r.addr+"/fhir")
+		t.debugAddrs = append(t.debugAddrs, r.debugAddr)
 	}
 	return nil
 }
@@ -493,4 +499,36 @@ func nodeMajor(ctx context.Context, node string) (int, error) {
 		return 0, fmt.Errorf("node version %q: %w", v, err)
 	}
 	return n, nil
+}
+
+// cacheCounts sums the resource cache's hits and misses over a ward
+// target's replicas (zero where /metrics has none).
+func cacheCounts(ctx context.Context, t *target) (hits, misses int64) {
+	if t.ward == nil {
+		return 0, 0
+	}
+	for _, addr := range append([]string{t.ward.debugAddr}, t.debugAddrs...) {
+		if addr == "" {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/metrics", nil)
+		if err != nil {
+			continue
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			var n int64
+			if _, err := fmt.Sscanf(line, "ward_resource_cache_hits_total %d", &n); err == nil {
+				hits += n
+			} else if _, err := fmt.Sscanf(line, "ward_resource_cache_misses_total %d", &n); err == nil {
+				misses += n
+			}
+		}
+	}
+	return hits, misses
 }

@@ -27,10 +27,13 @@ type config struct {
 	// DatabaseMaxConns bounds each replica's PostgreSQL pool; 0 sizes it
 	// from the server's max_connections (store.DefaultMaxConns).
 	DatabaseMaxConns int
-	PublicURL        string
-	FHIRPath         string // where the FHIR API is served, "/fhir" by default
-	MaxBodyBytes     int64
-	MaxResponse      int
+	// ResourceCacheMB sizes each replica's cache of current resource
+	// versions on PostgreSQL; 0 turns it off.
+	ResourceCacheMB int
+	PublicURL       string
+	FHIRPath        string // where the FHIR API is served, "/fhir" by default
+	MaxBodyBytes    int64
+	MaxResponse     int
 	// SearchCount is a FHIR search page's size when _count is absent;
 	// SearchMaxCount the largest _count honoured (a bigger one is cut).
 	SearchCount    int
@@ -193,6 +196,7 @@ func configFlags(name string, c *config, egressAllow *string) *flag.FlagSet {
 	str(&c.DataDir, "data-dir", "ward-data", "data directory")
 	str(&c.Database, "database", "", "postgres://... URL; empty means SQLite in the data directory")
 	num(&c.DatabaseMaxConns, "database-max-conns", 0, "PostgreSQL connections this process opens at most (one more listens for changes); 0: a quarter of the server's max_connections, between 4 and 32")
+	num(&c.ResourceCacheMB, "resource-cache-mb", 64, "MiB of current resource versions each replica keeps for reads by id (PostgreSQL only; replicas still agree at once: docs/replicas.md); 0: none")
 	str(&c.PublicURL, "public-url", "", "URL clients reach Ward at; default http://<addr>")
 	str(&c.FHIRPath, "fhir-path", "/fhir", "path of the FHIR API under the public URL, e.g. /fhir/r4")
 	i64(&c.MaxBodyBytes, "max-body-bytes", 6<<20, "request body limit in bytes")
@@ -322,6 +326,9 @@ func parseConfig(name string, args []string) (config, error) {
 	}
 	if c.DatabaseMaxConns < 0 {
 		return c, fmt.Errorf("%s must be 0 (sized from the server's max_connections) or more", from("database-max-conns"))
+	}
+	if c.ResourceCacheMB < 0 {
+		return c, fmt.Errorf("%s must be 0 (no cache) or more", from("resource-cache-mb"))
 	}
 	if c.ZambdaProjectWorkers < 0 {
 		return c, fmt.Errorf("%s must be 0 (a quarter of --zambda-max-workers) or more", from("zambda-project-workers"))

@@ -20,12 +20,15 @@ func debugServer(authz *authorizer.Authorizer, st *store.Store, reads func() adm
 	// decisions, calls and time in calls; on SQLite, the writer's
 	// transactions, shared commits and time in commit and fsync; FHIR
 	// reads waiting for a turn (--read-concurrency); subscription delivery
-	// attempts by outcome; requests refused over a rate limit.
+	// attempts by outcome; requests refused over a rate limit; on
+	// PostgreSQL, the resource cache's hits and misses.
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		_ = authz.Stats().WritePrometheus(w)
 		if st.Dialect() == store.SQLite {
 			_ = st.GroupStats().WritePrometheus(w)
+		} else {
+			_ = st.ResourceCacheStats().WritePrometheus(w)
 		}
 		_ = reads().WritePrometheus(w, "ward_fhir_reads")
 		_ = subs.WritePrometheus(w)

@@ -54,7 +54,11 @@ type services struct {
 // open opens the store and the services on it; withZ3 also opens Z3's byte
 // store, which holds large Binary contents for the FHIR service.
 func open(ctx context.Context, c config, log *slog.Logger, withZ3 bool) (*services, error) {
-	st, err := store.OpenWith(ctx, c.dsn(), log, store.Options{MaxConns: c.DatabaseMaxConns})
+	cache := int64(c.ResourceCacheMB) << 20
+	if cache == 0 {
+		cache = -1 // none
+	}
+	st, err := store.OpenWith(ctx, c.dsn(), log, store.Options{MaxConns: c.DatabaseMaxConns, ResourceCacheBytes: cache})
 	if err != nil {
 		return nil, err
 	}

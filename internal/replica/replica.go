@@ -9,7 +9,10 @@
 // an announcement may reach it after the client that made the change has
 // already sent its next request here, each request first confirms the
 // counter (Fresh): one cheap read, shared by the requests that arrive
-// while it runs.
+// while it runs. While the replica's lease holds (store.Listen), writers
+// wait for it instead and Fresh reads nothing; the same lease keeps the
+// store's resource cache current (internal/store/rcache.go says why,
+// docs/replicas.md for operators).
 package replica
 
 import (

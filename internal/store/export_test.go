@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"time"
 )
 
 // OpenUpTo opens dsn and runs the migrations up to version last only: the
@@ -12,7 +13,7 @@ func OpenUpTo(ctx context.Context, dsn, last string) (*Store, error) {
 	var s *Store
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		s, err = openPostgres(ctx, dsn, slog.New(slog.DiscardHandler), 0)
+		s, err = openPostgres(ctx, dsn, slog.New(slog.DiscardHandler), Options{})
 	} else {
 		s, err = openSQLite(ctx, dsn, slog.New(slog.DiscardHandler))
 	}
@@ -44,4 +45,21 @@ func (s *Store) QueryString(ctx context.Context, q string, args ...any) (string,
 	var v string
 	err := s.queryRow(ctx, q, args...).Scan(&v)
 	return v, err
+}
+
+// CacheLeased reports whether the resource cache may serve reads (this
+// replica's lease holds).
+func (s *Store) CacheLeased() bool { return s.rs != nil && s.rs.leased() }
+
+// ExpireCacheLease ends the lease on this replica's clock, as a freeze
+// past it would.
+func (s *Store) ExpireCacheLease() { s.rs.setLease(time.Time{}) }
+
+// CacheAlone reports whether this replica's writes skip the wait for
+// other replicas' caches.
+func (s *Store) CacheAlone() bool { return s.rs != nil && s.rs.alone() }
+
+// QueryRowScan runs a one-row query (? placeholders) into dest.
+func (s *Store) QueryRowScan(ctx context.Context, q string, dest ...any) error {
+	return s.queryRow(ctx, q).Scan(dest...)
 }

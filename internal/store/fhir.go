@@ -108,11 +108,22 @@ func scanResource(row interface{ Scan(...any) error }) (Resource, error) {
 	return r, nil
 }
 
-// GetResource returns the current version, deleted or not. Errors: ErrNotFound.
+// GetResource returns the current version, deleted or not. On PostgreSQL
+// outside a transaction it comes from this replica's resource cache while
+// the replica's lease holds (rcache.go says why that is current). Errors:
+// ErrNotFound.
 func (s *Store) GetResource(ctx context.Context, projectID, typ, id string) (Resource, error) {
+	k := rkey{projectID, typ, id}
+	cached, hit, t, put := s.cachedResource(k)
+	if hit {
+		return cached, nil
+	}
 	r, err := scanResource(s.queryRow(ctx, `SELECT `+s.selectCols(false)+` FROM fhir_resources WHERE project_id = ? AND resource_type = ? AND id = ?`, projectID, typ, id))
 	if err != nil {
 		return Resource{}, fmt.Errorf("get resource: %w", s.mapErr(err))
+	}
+	if put {
+		s.rs.cache.put(t, r)
 	}
 	return r, nil
 }

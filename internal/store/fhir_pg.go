@@ -213,7 +213,12 @@ var pgUpdateSQL = `WITH h AS (INSERT INTO fhir_history (` + historyCols + `) SEL
 	` WHERE project_id = $1 AND resource_type = $2 AND id = $3 AND version_id = $4 - 1 RETURNING 1)` +
 	pgIndexDeletes() + pgIndexCTEs(10) +
 	`, o AS (INSERT INTO outbox (project_id, resource_type, id, version_id, interaction, created_at) VALUES ($1, $2, $3, $4, $9, $5))` +
-	` SELECT (SELECT count(*) FROM h), (SELECT count(*) FROM u)`
+	fmt.Sprintf(` SELECT (SELECT count(*) FROM h), (SELECT count(*) FROM u) FROM pg_notify($%d, $%d)`, pgUpdateNotify, pgUpdateNotify+1)
+
+// pgUpdateNotify numbers pgUpdateSQL's announcement of the write (the
+// channel, then the payload) to the replicas' resource caches: after
+// the index arrays. Sent at commit, not at all on rollback.
+var pgUpdateNotify = 10 + len(newPGIndexArrays(nil).args())
 
 // pgIndexDeletes are CTEs deleting a resource's index rows ($1-$3).
 func pgIndexDeletes() string {
@@ -228,6 +233,7 @@ func pgIndexDeletes() string {
 func (tx *Tx) pgUpdate(ctx context.Context, r Resource, index []IndexRow, interaction string, stale error) error {
 	args := append([]any{r.ProjectID, r.Type, r.ID, r.VersionID, ms(r.LastUpdated), r.Deleted, string(r.Content), r.Method, interaction},
 		newPGIndexArrays(index).args()...)
+	args = append(args, tx.rchannel, evictPayload(rkey{r.ProjectID, r.Type, r.ID}))
 	var moved, updated int
 	err := tx.writer().QueryRowContext(tx.stmtContext(ctx), pgUpdateSQL, args...).Scan(&moved, &updated)
 	if err != nil {
@@ -238,6 +244,9 @@ func (tx *Tx) pgUpdate(ctx context.Context, r Resource, index []IndexRow, intera
 	}
 	if moved != 1 || updated != 1 {
 		return stale
+	}
+	if tx.evicted != nil {
+		*tx.evicted = append(*tx.evicted, rkey{r.ProjectID, r.Type, r.ID})
 	}
 	return nil
 }

@@ -104,6 +104,13 @@ type Store struct {
 	// the highest change version it recorded: after the commit the writer
 	// waits for the leased replicas to apply it (awaitReplicas).
 	changed *int64
+	// rs is this replica's lease and resource cache (PostgreSQL; shared
+	// by the copies); rchannel is where resource writes are announced.
+	rs       *replicaState
+	rchannel string
+	// evicted is, in a PostgreSQL transaction, the resources it updated
+	// or deleted: after the commit they leave the caches (afterCommit).
+	evicted *[]rkey
 }
 
 // Tx is a Store bound to one transaction.
@@ -125,6 +132,11 @@ type Options struct {
 	// holds one more). 0: DefaultMaxConns of the server's max_connections.
 	// SQLite ignores it (one writer, a fixed reader pool).
 	MaxConns int
+	// ResourceCacheBytes sizes each replica's cache of current resource
+	// versions on PostgreSQL (reads by id served without a query while
+	// the replica's lease holds); 0: DefaultResourceCacheBytes, negative:
+	// no cache. SQLite ignores it.
+	ResourceCacheBytes int64
 }
 
 // DefaultMaxConns is the pool size for a PostgreSQL server that accepts
@@ -144,7 +156,7 @@ func OpenWith(ctx context.Context, dsn string, log *slog.Logger, opt Options) (*
 	var s *Store
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		s, err = openPostgres(ctx, dsn, log, opt.MaxConns)
+		s, err = openPostgres(ctx, dsn, log, opt)
 	} else {
 		s, err = openSQLite(ctx, dsn, log)
 		if err != nil {
@@ -241,7 +253,8 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*Store, err
 	return s, nil
 }
 
-func openPostgres(ctx context.Context, dsn string, log *slog.Logger, maxConns int) (*Store, error) {
+func openPostgres(ctx context.Context, dsn string, log *slog.Logger, opt Options) (*Store, error) {
+	maxConns := opt.MaxConns
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
@@ -281,7 +294,12 @@ func openPostgres(ctx context.Context, dsn string, log *slog.Logger, maxConns in
 		db.Close()
 		return nil, fmt.Errorf("connect postgres: %w", err)
 	}
-	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now, pg: cfg, channel: changeChannel(schema.String), log: log, full: new(atomic.Bool)}, nil
+	cacheBytes := opt.ResourceCacheBytes
+	if cacheBytes == 0 {
+		cacheBytes = DefaultResourceCacheBytes
+	}
+	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now, pg: cfg, channel: changeChannel(schema.String),
+		rchannel: resourceChannel(schema.String), rs: newReplicaState(cacheBytes), log: log, full: new(atomic.Bool)}, nil
 }
 
 // MaxConns is the most connections the store's pool opens.
@@ -359,7 +377,8 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *Tx) error, replayable bo
 	tx := &Tx{Store: *s}
 	tx.q = sqlTx
 	var changed int64
-	tx.changed = &changed
+	var evicted []rkey
+	tx.changed, tx.evicted = &changed, &evicted
 	if err := fn(tx); err != nil {
 		_ = sqlTx.Rollback()
 		return err
@@ -367,8 +386,8 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *Tx) error, replayable bo
 	if err := sqlTx.Commit(); err != nil {
 		return s.mapErr(fmt.Errorf("commit: %w", err))
 	}
-	if changed > 0 && s.dialect == Postgres {
-		s.awaitReplicas(ctx, changed)
+	if (changed > 0 || len(evicted) > 0) && s.dialect == Postgres {
+		s.afterCommit(ctx, changed, evicted)
 	}
 	return nil
 }
