@@ -45,3 +45,14 @@ func (s *Store) QueryString(ctx context.Context, q string, args ...any) (string,
 	err := s.queryRow(ctx, q, args...).Scan(&v)
 	return v, err
 }
+
+// FlushCreates writes rs as one batch of creates (PostgreSQL), each with
+// its index rows and pending audit event (nil: none), and returns each
+// create's outcome.
+func (s *Store) FlushCreates(ctx context.Context, rs []Resource, index [][]IndexRow, audits []*PendingAudit) []error {
+	batch := make([]*queuedCreate, len(rs))
+	for i, r := range rs {
+		batch[i] = &queuedCreate{ctx: ctx, r: r, index: index[i], audit: audits[i]}
+	}
+	return s.flushCreates(batch)
+}

@@ -104,6 +104,9 @@ type Store struct {
 	// the highest change version it recorded: after the commit the writer
 	// waits for the leased replicas to apply it (awaitReplicas).
 	changed *int64
+	// creates shares statements and commits between concurrent creates
+	// (PostgreSQL; shared by the store's copies).
+	creates *createBatcher
 }
 
 // Tx is a Store bound to one transaction.
@@ -281,7 +284,8 @@ func openPostgres(ctx context.Context, dsn string, log *slog.Logger, maxConns in
 		db.Close()
 		return nil, fmt.Errorf("connect postgres: %w", err)
 	}
-	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now, pg: cfg, channel: changeChannel(schema.String), log: log, full: new(atomic.Bool)}, nil
+	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now, pg: cfg, channel: changeChannel(schema.String), log: log, full: new(atomic.Bool),
+		creates: &createBatcher{}}, nil
 }
 
 // MaxConns is the most connections the store's pool opens.
