@@ -226,3 +226,54 @@ func TestFlushCreates(t *testing.T) {
 		})
 	}
 }
+
+// TestFlushCreatesTenants: a batch may hold several projects' creates,
+// even of one id; each row lands under its own project.
+func TestFlushCreatesTenants(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		if b.Name != "postgres" {
+			continue // SQLite shares commits in its writer (group commit) instead
+		}
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := storetest.Open(t, b)
+			mkProject(t, s, "p")
+			mkProject(t, s, "q")
+			inQ := func(r store.Resource) store.Resource {
+				r.ProjectID = "q"
+				r.Content = []byte(`{"resourceType":"Observation","id":"` + r.ID + `","note":"q"}`)
+				return r
+			}
+			qIndex := batchIndex("x1")
+			qIndex[1].Code = "q-x1"
+			qAudit := batchAudit("x1")
+			qAudit.Event.ProjectID = "q"
+			rs := []store.Resource{batchResource("x1"), inQ(batchResource("x1")), batchResource("x2")}
+			errs := s.FlushCreates(ctx, rs, [][]store.IndexRow{batchIndex("x1"), qIndex, batchIndex("x2")},
+				[]*store.PendingAudit{batchAudit("x1"), qAudit, batchAudit("x2")})
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("create %d: %v", i, err)
+				}
+			}
+			checkStoredOnce(t, s, []string{"x2"}, 2)
+			for _, c := range []struct {
+				q    string
+				want int64
+			}{
+				{`SELECT count(*) FROM fhir_resources WHERE project_id = 'q' AND id = 'x1' AND content LIKE '%"q"%'`, 1},
+				{`SELECT count(*) FROM fhir_resources WHERE project_id = 'p' AND id = 'x1' AND content NOT LIKE '%"q"%'`, 1},
+				{`SELECT count(*) FROM fhir_idx_token WHERE project_id = 'q' AND param = 'identifier' AND code = 'q-x1'`, 1},
+				{`SELECT count(*) FROM fhir_idx_token WHERE project_id = 'p' AND param = 'identifier' AND code = 'x1'`, 1},
+				{`SELECT count(*) FROM fhir_idx_token WHERE code = 'q-x1' AND project_id <> 'q'`, 0},
+				{`SELECT count(*) FROM outbox WHERE project_id = 'q'`, 1},
+				{`SELECT count(*) FROM audit_events WHERE project_id = 'q' AND request_id = 'req-x1'`, 1},
+				{`SELECT count(DISTINCT xmin::text) FROM fhir_resources WHERE project_id IN ('p', 'q')`, 1},
+			} {
+				if n, err := s.QueryInt(ctx, c.q); err != nil || n != c.want {
+					t.Errorf("%s: %d, %v; want %d", c.q, n, err, c.want)
+				}
+			}
+		})
+	}
+}
