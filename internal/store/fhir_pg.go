@@ -172,12 +172,13 @@ func indexCTEs(first int, keyed bool) string {
 		if keyed {
 			ord := p("int4")
 			ps := make([]string, len(types))
+			cs := make([]string, len(types)) // u's columns after o
 			us := make([]string, len(types))
 			for i, t := range types {
-				ps[i], us[i] = p(t), fmt.Sprintf("u.c%d", i)
+				ps[i], cs[i], us[i] = p(t), fmt.Sprintf("c%d", i), fmt.Sprintf("u.c%d", i)
 			}
 			fmt.Fprintf(&b, ", %s AS (INSERT INTO %s (project_id, resource_type, id, %s) SELECT ($1::text[])[u.o], ($2::text[])[u.o], ($3::text[])[u.o], %s FROM unnest(%s, %s) AS u(o, %s))",
-				name, table, cols, strings.Join(us, ", "), ord, strings.Join(ps, ", "), strings.ReplaceAll(strings.Join(us, ", "), "u.", ""))
+				name, table, cols, strings.Join(us, ", "), ord, strings.Join(ps, ", "), strings.Join(cs, ", "))
 			return
 		}
 		ps := make([]string, len(types))
