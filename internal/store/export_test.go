@@ -63,3 +63,14 @@ func (s *Store) CacheAlone() bool { return s.rs != nil && s.rs.alone() }
 func (s *Store) QueryRowScan(ctx context.Context, q string, dest ...any) error {
 	return s.queryRow(ctx, q).Scan(dest...)
 }
+
+// FlushCreates writes rs as one batch of creates (PostgreSQL), each with
+// its index rows and pending audit event (nil: none), and returns each
+// create's outcome.
+func (s *Store) FlushCreates(ctx context.Context, rs []Resource, index [][]IndexRow, audits []*PendingAudit) []error {
+	batch := make([]*queuedCreate, len(rs))
+	for i, r := range rs {
+		batch[i] = &queuedCreate{ctx: ctx, r: r, index: index[i], audit: audits[i]}
+	}
+	return s.flushCreates(batch)
+}

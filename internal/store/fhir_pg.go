@@ -36,9 +36,18 @@ type pgIndexArrays struct {
 	compN     [3][]float64
 	compLo    [3][]int64
 	compHi    [3][]int64
+	// ord is, in a batch of creates (fhir_pg_batch.go), each row's
+	// resource (1-based), per table in pgIndexCTEs' order.
+	ord [7][]int32
 }
 
 func newPGIndexArrays(rows []IndexRow) *pgIndexArrays {
+	a := emptyPGIndexArrays()
+	a.add(rows, 0)
+	return a
+}
+
+func emptyPGIndexArrays() *pgIndexArrays {
 	a := &pgIndexArrays{}
 	// Non-nil empty slices: pgx sends nil as NULL, and unnest(NULL) would
 	// need a cast per column; an empty array is simply no rows.
@@ -51,25 +60,41 @@ func newPGIndexArrays(rows []IndexRow) *pgIndexArrays {
 		a.compS[i], a.compC[i], a.compT[i], a.compX[i] = []string{}, []string{}, []string{}, []string{}
 		a.compN[i], a.compLo[i], a.compHi[i] = []float64{}, []int64{}, []int64{}
 	}
+	for i := range a.ord {
+		a.ord[i] = []int32{}
+	}
+	return a
+}
+
+// add appends one resource's rows; ord is its place in a batch (0 alone).
+func (a *pgIndexArrays) add(rows []IndexRow, ord int32) {
 	var seq map[string]int32
 	for _, r := range rows {
+		t := -1 // the table, in pgIndexCTEs' order
 		switch r.Kind {
 		case "token":
+			t = 0
 			a.tokParam, a.tokSystem, a.tokCode, a.tokDisplay = append(a.tokParam, r.Param), append(a.tokSystem, r.System), append(a.tokCode, r.Code), append(a.tokDisplay, r.Display)
 		case "string":
+			t = 1
 			a.strParam, a.strValue, a.strExact = append(a.strParam, r.Param), append(a.strValue, r.Value), append(a.strExact, r.Exact)
 		case "reference":
+			t = 2
 			a.refParam, a.refType, a.refID, a.refURL = append(a.refParam, r.Param), append(a.refType, r.RefType), append(a.refID, r.RefID), append(a.refURL, r.URL)
 		case "date":
+			t = 3
 			a.dateParam, a.dateLow, a.dateHigh = append(a.dateParam, r.Param), append(a.dateLow, r.Low), append(a.dateHigh, r.High)
 		case "number", "quantity":
+			t = 4
 			a.numParam, a.numValue, a.numSystem, a.numCode = append(a.numParam, r.Param), append(a.numValue, r.Number), append(a.numSystem, r.System), append(a.numCode, r.Code)
 		case "uri":
+			t = 5
 			a.uriParam, a.uriURI = append(a.uriParam, r.Param), append(a.uriURI, r.URI)
 		case "composite":
 			if len(r.Components) == 0 || len(r.Components) > 3 {
 				continue
 			}
+			t = 6
 			if seq == nil {
 				seq = map[string]int32{}
 			}
@@ -89,8 +114,10 @@ func newPGIndexArrays(rows []IndexRow) *pgIndexArrays {
 				a.compHi[i] = append(a.compHi[i], o[6].(int64))
 			}
 		}
+		if t >= 0 {
+			a.ord[t] = append(a.ord[t], ord)
+		}
 	}
-	return a
 }
 
 // args are the arrays in pgIndexCTEs' parameter order.
@@ -108,9 +135,32 @@ func (a *pgIndexArrays) args() []any {
 	return out
 }
 
+// keyedArgs are the arrays in pgBatchIndexCTEs' parameter order: each
+// table's resource ordinals, then its arrays as in args.
+func (a *pgIndexArrays) keyedArgs() []any {
+	flat := a.args()
+	out := make([]any, 0, len(flat)+len(a.ord))
+	for t, n := range pgIndexTableArrays {
+		out = append(out, a.ord[t])
+		out = append(out, flat[:n]...)
+		flat = flat[n:]
+	}
+	return out
+}
+
+// pgIndexTableArrays is how many arrays args holds per table.
+var pgIndexTableArrays = [7]int{4, 3, 4, 3, 4, 2, 23}
+
 // pgIndexCTEs are the CTEs inserting every index table's rows from the
 // arrays, whose parameters start at $first; the resource key is $1-$3.
-func pgIndexCTEs(first int) string {
+func pgIndexCTEs(first int) string { return indexCTEs(first, false) }
+
+// pgBatchIndexCTEs are pgIndexCTEs for a batch of resources whose keys
+// are the arrays $1-$3: each table's rows come with an array of their
+// resource's place in them (keyedArgs).
+func pgBatchIndexCTEs(first int) string { return indexCTEs(first, true) }
+
+func indexCTEs(first int, keyed bool) string {
 	n := first
 	p := func(typ string) string {
 		s := fmt.Sprintf("$%d::%s[]", n, typ)
@@ -119,6 +169,18 @@ func pgIndexCTEs(first int) string {
 	}
 	var b strings.Builder
 	cte := func(name, table, cols string, types ...string) {
+		if keyed {
+			ord := p("int4")
+			ps := make([]string, len(types))
+			cs := make([]string, len(types)) // u's columns after o
+			us := make([]string, len(types))
+			for i, t := range types {
+				ps[i], cs[i], us[i] = p(t), fmt.Sprintf("c%d", i), fmt.Sprintf("u.c%d", i)
+			}
+			fmt.Fprintf(&b, ", %s AS (INSERT INTO %s (project_id, resource_type, id, %s) SELECT ($1::text[])[u.o], ($2::text[])[u.o], ($3::text[])[u.o], %s FROM unnest(%s, %s) AS u(o, %s))",
+				name, table, cols, strings.Join(us, ", "), ord, strings.Join(ps, ", "), strings.Join(cs, ", "))
+			return
+		}
 		ps := make([]string, len(types))
 		for i, t := range types {
 			ps[i] = p(t)
@@ -161,16 +223,30 @@ var pgCreateAuditSQL = `WITH r AS (INSERT INTO fhir_resources (` + resourceCols 
 // INSERT and COMMIT were each a round trip and a command for the server,
 // ~50-70 µs of PostgreSQL's CPU apiece on a 2 vCPU machine, a quarter of
 // what the create statement itself costs (bench/RESULTS.md, issue 28).
-// Errors: ErrConflict if the id exists.
+// Concurrent creates share that statement and its commit (createBatcher).
+// It returns once a commit holds r. Errors: ErrConflict if the id exists.
 func (s *Store) CreateResource(ctx context.Context, r Resource, index []IndexRow) error {
 	if s.dialect != Postgres || s.InTx() || r.VersionID != 1 {
 		return s.WithReplayableTx(ctx, func(tx *Tx) error { return tx.PutResource(ctx, r, index) })
 	}
+	c := &queuedCreate{ctx: ctx, r: r, index: index}
+	if a, ok := ctx.Value(auditKey{}).(*PendingAudit); ok && !a.Written() {
+		c.audit = a
+	}
+	if s.creates == nil {
+		return s.createOne(c)
+	}
+	return s.creates.create(s, c)
+}
+
+// createOne is CreateResource on PostgreSQL for one resource alone.
+func (s *Store) createOne(c *queuedCreate) error {
+	ctx, r, index := c.ctx, c.r, c.index
 	interaction := "create"
 	query := pgCreateSQL
 	args := []any{r.ProjectID, r.Type, r.ID, r.VersionID, ms(r.LastUpdated), r.Deleted, string(r.Content), r.Method, interaction}
-	a, audited := ctx.Value(auditKey{}).(*PendingAudit)
-	if audited && !a.Written() {
+	a := c.audit
+	if a != nil {
 		e := a.Event
 		query = pgCreateAuditSQL
 		args = append(args, e.ProjectID, ms(e.At), e.RequestID, e.PrincipalKind, e.PrincipalID, e.Action, e.Resource, e.Outcome, e.Detail)
@@ -184,7 +260,7 @@ func (s *Store) CreateResource(ctx context.Context, r Resource, index []IndexRow
 	if err != nil {
 		return fmt.Errorf("insert resource: %w", s.mapErr(err))
 	}
-	if audited {
+	if a != nil {
 		a.written.Store(true)
 	}
 	return nil

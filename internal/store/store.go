@@ -111,6 +111,9 @@ type Store struct {
 	// evicted is, in a PostgreSQL transaction, the resources it updated
 	// or deleted: after the commit they leave the caches (afterCommit).
 	evicted *[]rkey
+	// creates shares statements and commits between concurrent creates
+	// (PostgreSQL; shared by the store's copies).
+	creates *createBatcher
 }
 
 // Tx is a Store bound to one transaction.
@@ -299,7 +302,8 @@ func openPostgres(ctx context.Context, dsn string, log *slog.Logger, opt Options
 		cacheBytes = DefaultResourceCacheBytes
 	}
 	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now, pg: cfg, channel: changeChannel(schema.String),
-		rchannel: resourceChannel(schema.String), rs: newReplicaState(cacheBytes), log: log, full: new(atomic.Bool)}, nil
+		rchannel: resourceChannel(schema.String), rs: newReplicaState(cacheBytes), log: log, full: new(atomic.Bool),
+		creates: &createBatcher{}}, nil
 }
 
 // MaxConns is the most connections the store's pool opens.
