@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/wardhealth/ward/internal/batch"
 	"github.com/wardhealth/ward/internal/store"
 )
 
@@ -35,68 +36,26 @@ type resultWrite struct {
 	updates     []store.Resource
 	updateIndex [][]store.IndexRow
 	// key records the message as stored (nil: nothing to record).
-	key  *store.LabResultKey
-	done chan batchTurn // buffered: one send, a result or the lead
+	key *store.LabResultKey
 }
 
-// batchTurn answers a queued write: its result, or lead (it now writes
-// the queue itself).
-type batchTurn struct {
-	err  error
-	lead bool
-}
-
-// batcher queues writes while up to maxBatchWriters callers write what
-// was queued; it has no goroutine of its own (a caller leads).
+// batcher writes results in shared transactions (internal/batch).
 type batcher struct {
-	st      *store.Store
-	mu      sync.Mutex
-	queue   []*resultWrite
-	writers int
+	st *store.Store
+	b  batch.Batcher[*resultWrite]
+}
+
+func newBatcher(st *store.Store) *batcher {
+	w := &batcher{st: st}
+	w.b = batch.Batcher[*resultWrite]{Writers: maxBatchWriters, Max: maxBatch, Flush: w.flush}
+	return w
 }
 
 // write stores w's resources and key, in one transaction with those of
 // other messages when some are waiting, and returns once that transaction
 // is durable. Errors: store.ErrConflict when one of w's ids is taken or
 // its key recorded.
-func (b *batcher) write(w *resultWrite) error {
-	w.done = make(chan batchTurn, 1)
-	b.mu.Lock()
-	if b.writers >= maxBatchWriters {
-		b.queue = append(b.queue, w)
-		b.mu.Unlock()
-		turn := <-w.done
-		if !turn.lead {
-			return turn.err
-		}
-		// Handed the lead, and taken off the queue by the one who handed
-		// it: w is answered by no one else.
-		b.mu.Lock()
-	} else {
-		b.writers++
-	}
-	n := min(len(b.queue), maxBatch-1)
-	batch := append([]*resultWrite{w}, b.queue[:n]...)
-	b.queue = b.queue[n:]
-	b.mu.Unlock()
-	errs := b.flush(batch)
-	for i, x := range batch[1:] {
-		x.done <- batchTurn{err: errs[i+1]}
-	}
-	// w is answered: pass the lead to the first queued meanwhile rather
-	// than keep w's sender from its ACK.
-	b.mu.Lock()
-	if len(b.queue) == 0 {
-		b.writers--
-		b.mu.Unlock()
-		return errs[0]
-	}
-	next := b.queue[0]
-	b.queue = b.queue[1:]
-	b.mu.Unlock()
-	next.done <- batchTurn{lead: true}
-	return errs[0]
-}
+func (b *batcher) write(w *resultWrite) error { return b.b.Do(w) }
 
 // flush writes a batch in one transaction, or should that fail, each
 // message in one of its own. errs[i] is batch[i]'s outcome.

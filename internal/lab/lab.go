@@ -84,5 +84,5 @@ func New(cfg Config, st *store.Store, f *fhir.Service, eg *egress.Policy, log *s
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{cfg: cfg, store: st, fhir: f, egress: eg, log: log, now: now, batch: &batcher{st: st}}
+	return &Service{cfg: cfg, store: st, fhir: f, egress: eg, log: log, now: now, batch: newBatcher(st)}
 }

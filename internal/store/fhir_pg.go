@@ -223,20 +223,20 @@ var pgCreateAuditSQL = `WITH r AS (INSERT INTO fhir_resources (` + resourceCols 
 // INSERT and COMMIT were each a round trip and a command for the server,
 // ~50-70 µs of PostgreSQL's CPU apiece on a 2 vCPU machine, a quarter of
 // what the create statement itself costs (bench/RESULTS.md, issue 28).
-// Concurrent creates share that statement and its commit (createBatcher).
+// Concurrent creates share that statement and its commit (newCreateBatcher).
 // It returns once a commit holds r. Errors: ErrConflict if the id exists.
 func (s *Store) CreateResource(ctx context.Context, r Resource, index []IndexRow) error {
 	if s.dialect != Postgres || s.InTx() || r.VersionID != 1 {
 		return s.WithReplayableTx(ctx, func(tx *Tx) error { return tx.PutResource(ctx, r, index) })
 	}
-	c := &queuedCreate{ctx: ctx, r: r, index: index}
+	c := &queuedCreate{ctx: ctx, s: s, r: r, index: index}
 	if a, ok := ctx.Value(auditKey{}).(*PendingAudit); ok && !a.Written() {
 		c.audit = a
 	}
 	if s.creates == nil {
 		return s.createOne(c)
 	}
-	return s.creates.create(s, c)
+	return s.creates.Do(c)
 }
 
 // createOne is CreateResource on PostgreSQL for one resource alone.

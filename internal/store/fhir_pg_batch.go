@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/wardhealth/ward/internal/batch"
 )
 
 // A create on PostgreSQL is one statement (createOne), yet most of its
@@ -14,7 +16,7 @@ import (
 // commit's WAL flush, which each create paid alone (bench/RESULTS.md,
 // issue 28). createBatcher writes the creates that arrive while others
 // are being written as one statement of fixed text (the rows as column
-// arrays), in one commit, the shape internal/lab's batcher has. A caller
+// arrays), in one commit, with internal/batch (as lab results do). A caller
 // is answered only after the commit that holds its row (synchronous_commit
 // is untouched), and a create stays all or nothing: should a batch's
 // statement fail, each of its creates is written again on its own, so one
@@ -30,66 +32,16 @@ const maxCreateBatch = 64
 // queuedCreate is one CreateResource waiting for its turn.
 type queuedCreate struct {
 	ctx   context.Context
+	s     *Store // the caller's; a batch is written by its leader's
 	r     Resource
 	index []IndexRow
 	audit *PendingAudit // the request's audit event, nil if written already
-	done  chan createTurn
 }
 
-// createTurn answers a queued create: its result, or lead (it now writes
-// the queue itself).
-type createTurn struct {
-	err  error
-	lead bool
-}
-
-// createBatcher queues creates while up to maxCreateWriters callers write
-// what was queued; it has no goroutine of its own (a caller leads).
-type createBatcher struct {
-	mu      sync.Mutex
-	queue   []*queuedCreate
-	writers int
-}
-
-// create writes c, in one statement with other creates when some are
-// waiting, and returns once that statement's commit is durable.
-func (b *createBatcher) create(s *Store, c *queuedCreate) error {
-	c.done = make(chan createTurn, 1)
-	b.mu.Lock()
-	if b.writers >= maxCreateWriters {
-		b.queue = append(b.queue, c)
-		b.mu.Unlock()
-		turn := <-c.done
-		if !turn.lead {
-			return turn.err
-		}
-		// Handed the lead, and taken off the queue by the one who handed
-		// it: c is answered by no one else.
-		b.mu.Lock()
-	} else {
-		b.writers++
-	}
-	n := min(len(b.queue), maxCreateBatch-1)
-	batch := append([]*queuedCreate{c}, b.queue[:n]...)
-	b.queue = b.queue[n:]
-	b.mu.Unlock()
-	errs := s.flushCreates(batch)
-	for i, x := range batch[1:] {
-		x.done <- createTurn{err: errs[i+1]}
-	}
-	// c is answered: pass the lead to the first queued meanwhile rather
-	// than keep c's caller from its answer.
-	b.mu.Lock()
-	if len(b.queue) == 0 {
-		b.writers--
-		b.mu.Unlock()
-		return errs[0]
-	}
-	next := b.queue[0]
-	b.queue = b.queue[1:]
-	b.mu.Unlock()
-	next.done <- createTurn{lead: true}
-	return errs[0]
+// newCreateBatcher is a store's batcher of creates.
+func newCreateBatcher() *batch.Batcher[*queuedCreate] {
+	return &batch.Batcher[*queuedCreate]{Writers: maxCreateWriters, Max: maxCreateBatch,
+		Flush: func(cs []*queuedCreate) []error { return cs[0].s.flushCreates(cs) }}
 }
 
 // flushCreates writes a batch in one statement or, should PostgreSQL

@@ -8,7 +8,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"github.com/wardhealth/ward/internal/store/walvfs"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +18,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/wardhealth/ward/internal/batch"
+	"github.com/wardhealth/ward/internal/store/walvfs"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -113,7 +115,7 @@ type Store struct {
 	evicted *[]rkey
 	// creates shares statements and commits between concurrent creates
 	// (PostgreSQL; shared by the store's copies).
-	creates *createBatcher
+	creates *batch.Batcher[*queuedCreate]
 }
 
 // Tx is a Store bound to one transaction.
@@ -303,7 +305,7 @@ func openPostgres(ctx context.Context, dsn string, log *slog.Logger, opt Options
 	}
 	return &Store{dialect: Postgres, write: db, read: db, q: db, now: time.Now, pg: cfg, channel: changeChannel(schema.String),
 		rchannel: resourceChannel(schema.String), rs: newReplicaState(cacheBytes), log: log, full: new(atomic.Bool),
-		creates: &createBatcher{}}, nil
+		creates: newCreateBatcher()}, nil
 }
 
 // MaxConns is the most connections the store's pool opens.

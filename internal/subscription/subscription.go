@@ -144,7 +144,7 @@ func New(cfg Config, fhirSvc *fhir.Service, zambdas ZambdaRunner, pol *egress.Po
 	t := client.Transport.(*http.Transport)
 	t.MaxIdleConnsPerHost, t.ResponseHeaderTimeout = cfg.Workers, cfg.Timeout
 	s := &Service{cfg: cfg, fhir: fhirSvc, st: fhirSvc.Store(), zambdas: zambdas, now: now, log: log, egress: pol,
-		client: client, matchC: make(chan struct{}, 1), sendC: make(chan struct{}, 1), rec: &recorder{st: fhirSvc.Store()},
+		client: client, matchC: make(chan struct{}, 1), sendC: make(chan struct{}, 1), rec: newRecorder(fhirSvc.Store()),
 		fails: failureLog{period: cfg.FailureLogEvery}}
 	fhirSvc.OnPrecheck("Subscription", s.checkEndpoint)
 	fhirSvc.OnWrite("Subscription", s.checkWrite)
