@@ -15,7 +15,7 @@ import (
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/fhir/search"
-	"github.com/wardhealth/ward/internal/policy"
+	"github.com/wardhealth/ward/internal/policy/policytest"
 	"github.com/wardhealth/ward/internal/seal/sealtest"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
@@ -23,17 +23,6 @@ import (
 )
 
 const testURL = "http://ward.test"
-
-// allowAll stands in for IAM: these tests are about conversations; the
-// policy on each endpoint is tested through the server and e2e.
-type allowAll struct{}
-
-func (allowAll) Authorize(context.Context, auth.Principal, string, string) (policy.Decision, error) {
-	return policy.Decision{Allowed: true}, nil
-}
-func (allowAll) PolicySet(context.Context, auth.Principal) (*policy.Set, error) {
-	return policy.Compile(), nil
-}
 
 type rig struct {
 	st   *store.Store
@@ -49,7 +38,7 @@ func newRig(t testing.TB, b storetest.Backend) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{st: st, keys: keys, fhir: fhir.New(st, allowAll{}, fhir.Config{}, time.Now)}
+	return &rig{st: st, keys: keys, fhir: fhir.New(st, policytest.AllowAll{}, fhir.Config{}, time.Now)}
 }
 
 // replica is one process's conversation service over the rig's database.

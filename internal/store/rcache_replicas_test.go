@@ -10,21 +10,11 @@ import (
 
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fhir"
-	"github.com/wardhealth/ward/internal/policy"
+	"github.com/wardhealth/ward/internal/policy/policytest"
 	"github.com/wardhealth/ward/internal/replica"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
-
-type allowAll struct{}
-
-func (allowAll) Authorize(context.Context, auth.Principal, string, string) (policy.Decision, error) {
-	return policy.Decision{Allowed: true}, nil
-}
-
-func (allowAll) PolicySet(context.Context, auth.Principal) (*policy.Set, error) {
-	return policy.Compile(), nil
-}
 
 // cacheReplicas opens n stores on one database, each running a replica
 // watcher (on PostgreSQL: a listener with a lease, so its resource cache
@@ -139,7 +129,7 @@ func TestResourceCacheWritePaths(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			rs := cacheReplicas(t, b.Name, b.DSN(t), 2)
 			one, two := rs[0], rs[len(rs)-1]
-			f1 := fhir.New(one, allowAll{}, fhir.Config{}, time.Now)
+			f1 := fhir.New(one, policytest.AllowAll{}, fhir.Config{}, time.Now)
 			for i, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
 					created, _, err := f1.Create(ctx, p, "Patient", patient(fmt.Sprintf("c%d", i)), "")
@@ -193,7 +183,7 @@ func TestResourceCacheLease(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	rs := cacheReplicas(t, "postgres", dsn, 1)
 	one := rs[0]
-	f := fhir.New(one, allowAll{}, fhir.Config{}, time.Now)
+	f := fhir.New(one, policytest.AllowAll{}, fhir.Config{}, time.Now)
 	p := auth.Principal{ProjectID: "p1", Kind: auth.KindDeveloper, ID: "d"}
 	created, _, err := f.Create(ctx, p, "Patient", []byte(`{"resourceType":"Patient"}`), "")
 	if err != nil {

@@ -13,18 +13,9 @@ import (
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/fhir"
-	"github.com/wardhealth/ward/internal/policy"
+	"github.com/wardhealth/ward/internal/policy/policytest"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
-
-type allowAll struct{}
-
-func (allowAll) Authorize(context.Context, auth.Principal, string, string) (policy.Decision, error) {
-	return policy.Decision{Allowed: true}, nil
-}
-func (allowAll) PolicySet(context.Context, auth.Principal) (*policy.Set, error) {
-	return policy.Compile(), nil
-}
 
 // TestHandleEvent: the meeting's Encounter follows LiveKit's events in any
 // order: a join (or a room started with its Encounter there) starts it, the
@@ -34,7 +25,7 @@ func TestHandleEvent(t *testing.T) {
 	for _, b := range storetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			st := storetest.Open(t, b)
-			f := fhir.New(st, allowAll{}, fhir.Config{}, time.Now)
+			f := fhir.New(st, policytest.AllowAll{}, fhir.Config{}, time.Now)
 			s := New(f, Fixed(nil), slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
 			p := auth.Principal{ProjectID: "p1", Kind: auth.KindDeveloper, ID: "d"}
 			enc := func(id string) {

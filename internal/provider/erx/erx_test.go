@@ -13,24 +13,13 @@ import (
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fhir"
 	"github.com/wardhealth/ward/internal/fhir/search"
-	"github.com/wardhealth/ward/internal/policy"
+	"github.com/wardhealth/ward/internal/policy/policytest"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
 
-// allowAll stands in for IAM: the policy on each endpoint is tested through
-// the server and e2e (e2e/erx.test.mjs).
-type allowAll struct{}
-
-func (allowAll) Authorize(context.Context, auth.Principal, string, string) (policy.Decision, error) {
-	return policy.Decision{Allowed: true}, nil
-}
-func (allowAll) PolicySet(context.Context, auth.Principal) (*policy.Set, error) {
-	return policy.Compile(), nil
-}
-
 func newService(t testing.TB, b storetest.Backend) (*Service, *fhir.Service) {
 	t.Helper()
-	f := fhir.New(storetest.Open(t, b), allowAll{}, fhir.Config{}, time.Now)
+	f := fhir.New(storetest.Open(t, b), policytest.AllowAll{}, fhir.Config{}, time.Now)
 	return New(Deps{FHIR: f, Local: &Local{Catalog: f, PublicURL: "http://ward.test"},
 		Providers: func(context.Context, string) (map[string]string, error) { return nil, nil }}), f
 }

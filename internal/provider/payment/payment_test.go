@@ -16,21 +16,10 @@ import (
 	"github.com/wardhealth/ward/internal/auth"
 	"github.com/wardhealth/ward/internal/fault"
 	"github.com/wardhealth/ward/internal/fhir"
-	"github.com/wardhealth/ward/internal/policy"
+	"github.com/wardhealth/ward/internal/policy/policytest"
 	"github.com/wardhealth/ward/internal/store"
 	"github.com/wardhealth/ward/internal/store/storetest"
 )
-
-// allowAll stands in for IAM: the policy on each endpoint is tested
-// through the server in e2e/payments.test.mjs.
-type allowAll struct{}
-
-func (allowAll) Authorize(context.Context, auth.Principal, string, string) (policy.Decision, error) {
-	return policy.Decision{Allowed: true}, nil
-}
-func (allowAll) PolicySet(context.Context, auth.Principal) (*policy.Set, error) {
-	return policy.Compile(), nil
-}
 
 type rig struct {
 	st      *store.Store
@@ -44,7 +33,7 @@ type rig struct {
 func newRig(t testing.TB, b storetest.Backend) *rig {
 	t.Helper()
 	st := storetest.Open(t, b)
-	r := &rig{st: st, fhir: fhir.New(st, allowAll{}, fhir.Config{}, time.Now),
+	r := &rig{st: st, fhir: fhir.New(st, policytest.AllowAll{}, fhir.Config{}, time.Now),
 		p:       auth.Principal{ProjectID: "p1", Kind: auth.KindM2M, ID: "m2m"},
 		secrets: map[string]string{}, chosen: map[string]string{}}
 	var mu sync.Mutex
