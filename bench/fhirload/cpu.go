@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wardhealth/ward/bench/internal/proccpu"
 )
 
 // The machine is shared (other agents build and test on the same two
@@ -67,18 +69,18 @@ func (m *cpuMeter) start(ps []*proc, pgDB string) {
 func (m *cpuMeter) sample() cpuSample {
 	server, sw := 0.0, 0.0
 	for _, pid := range m.pids {
-		server += procCPU(strconv.Itoa(pid))
+		server += proccpu.Proc(strconv.Itoa(pid))
 		sw += threadSwitches(strconv.Itoa(pid))
 	}
 	var pg, pgSw map[string]float64 // a target without a database of its own uses none
 	if m.pgDB != "" {
-		pg = commCPU("postgres", m.pgDB)
+		pg = proccpu.Comm("postgres", m.pgDB)
 		pgSw = map[string]float64{}
 		for pid := range pg {
 			pgSw[pid] = threadSwitches(pid)
 		}
 	}
-	return cpuSample{server: server, self: procCPU("self"), postgres: pg, busy: machineBusy(), serverSw: sw, pgSw: pgSw}
+	return cpuSample{server: server, self: proccpu.Proc("self"), postgres: pg, busy: machineBusy(), serverSw: sw, pgSw: pgSw}
 }
 
 // stop returns the shares since start over elapsed wall time.
@@ -91,36 +93,14 @@ func (m *cpuMeter) stop(elapsed time.Duration) cpuShare {
 	s := cpuShare{
 		Server:   (now.server - m.at.server) / sec,
 		LoadGen:  (now.self - m.at.self) / sec,
-		Postgres: commDelta(m.at.postgres, now.postgres) / sec,
+		Postgres: proccpu.Delta(m.at.postgres, now.postgres) / sec,
 		Busy:     (now.busy - m.at.busy) / sec,
 
 		ServerSwitches:   (now.serverSw - m.at.serverSw) / sec,
-		PostgresSwitches: commDelta(m.at.pgSw, now.pgSw) / sec,
+		PostgresSwitches: proccpu.Delta(m.at.pgSw, now.pgSw) / sec,
 	}
 	s.Other = max(0, s.Busy-s.Server-s.LoadGen-s.Postgres)
 	return s
-}
-
-// procCPU is a process's user+system CPU seconds, all threads included.
-func procCPU(pid string) float64 {
-	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which may hold spaces: state is
-	// [0], utime [11], stime [12].
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	k, _ := strconv.ParseFloat(f[12], 64)
-	return (u + k) / clockTicks
 }
 
 // threadSwitches is the context switches of all of a process's live
@@ -146,45 +126,6 @@ func threadSwitches(pid string) float64 {
 	return n
 }
 
-// commCPU is procCPU of every process named comm, by pid (PostgreSQL runs
-// one backend per connection); with db set, only those whose title names
-// it ("postgres: 15/main: user db 127.0.0.1(port) idle").
-func commCPU(comm, db string) map[string]float64 {
-	out := map[string]float64{}
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		return out
-	}
-	for _, d := range dirs {
-		if _, err := strconv.Atoi(d.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "comm"))
-		if err != nil || strings.TrimSpace(string(b)) != comm {
-			continue
-		}
-		if db != "" {
-			title, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-			if err != nil || !strings.Contains(string(title), " "+db+" ") {
-				continue
-			}
-		}
-		out[d.Name()] = procCPU(d.Name())
-	}
-	return out
-}
-
-// commDelta is the CPU the processes alive at the end used since the
-// start (all of it for those that started in between). A process that
-// exited in between is lost, so this is a lower bound.
-func commDelta(start, end map[string]float64) float64 {
-	total := 0.0
-	for pid, t := range end {
-		total += max(0, t-start[pid])
-	}
-	return total
-}
-
 // machineBusy is the CPU seconds all cores spent not idle since boot.
 func machineBusy() float64 {
 	b, err := os.ReadFile("/proc/stat")
@@ -208,17 +149,4 @@ func machineBusy() float64 {
 		}
 	}
 	return (total - idle) / clockTicks
-}
-
-// loadAvg is /proc/loadavg's first three fields.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -44,6 +44,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wardhealth/ward/bench/internal/proccpu"
 )
 
 type config struct {
@@ -186,12 +188,12 @@ func runAll(ctx context.Context, c config) error {
 		}
 		if err := runTarget(ctx, c, name, ds, scs, rep); err != nil {
 			// Keep what the other targets measured.
-			rep.LoadAvgEnd = loadAvg()
+			rep.LoadAvgEnd = proccpu.LoadAvg()
 			_ = rep.write(c.out)
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	rep.LoadAvgEnd = loadAvg()
+	rep.LoadAvgEnd = proccpu.LoadAvg()
 	return rep.write(c.out)
 }
 
@@ -207,7 +209,7 @@ func sum(m map[string]int) int {
 // search answers, runs the scenarios and stops it, so targets never run
 // at the same time.
 func runTarget(ctx context.Context, c config, name string, ds *dataset, scs []scenario, rep *report) error {
-	info := targetInfo{Name: name, LoadAvgBefore: loadAvg()}
+	info := targetInfo{Name: name, LoadAvgBefore: proccpu.LoadAvg()}
 	fmt.Fprintf(os.Stderr, "\n== %s (load average %s)\n", name, info.LoadAvgBefore)
 	var (
 		t   *target
@@ -328,7 +330,7 @@ func runTarget(ctx context.Context, c config, name string, ds *dataset, scs []sc
 		}
 		rep.Runs = append(rep.Runs, r)
 	}
-	info.LoadAvgAfter = loadAvg()
+	info.LoadAvgAfter = proccpu.LoadAvg()
 	rep.Targets = append(rep.Targets, info)
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wardhealth/ward/bench/internal/proccpu"
 )
 
 // report is everything a run measured, written as results.json and
@@ -54,7 +56,7 @@ type targetInfo struct {
 
 func newReport(ctx context.Context, c config) *report {
 	r := &report{Date: time.Now().Format("2006-01-02 15:04 MST"), Command: strings.Join(os.Args, " "), Clients: c.clients, Client: c.client,
-		Warmup: c.warmup.String(), Duration: c.duration.String(), Patients: c.patients, Seed: c.seed, LoadAvg: loadAvg()}
+		Warmup: c.warmup.String(), Duration: c.duration.String(), Patients: c.patients, Seed: c.seed, LoadAvg: proccpu.LoadAvg()}
 	r.Machine = machineInfo{CPUs: runtime.NumCPU(), Model: cpuModel(), Go: goVersion()}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		r.Machine.Kernel = strings.TrimSpace(string(b))

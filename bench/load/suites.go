@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wardhealth/ward/bench/internal/proccpu"
 )
 
 // api calls the Project API and decodes the answer into out.
@@ -376,6 +378,6 @@ func subscriptionSuite(ctx context.Context, o options, w *ward) error {
 		float64(rc2.n.Load())/el.Seconds())
 	// The writes are part of it: 200 creates against 20,000 deliveries.
 	fmt.Printf("CPU per delivery (writes included): ward %.0f µs, PostgreSQL backends %.0f µs; load average %s\n",
-		wardCPU/n*1e6, pgCPU/n*1e6, loadAvg())
+		wardCPU/n*1e6, pgCPU/n*1e6, proccpu.LoadAvg())
 	return nil
 }
